@@ -1,0 +1,84 @@
+#pragma once
+/// Input checks shared by every estimator: shapes, NaN/Inf, sample weights.
+
+#include <cmath>
+#include <limits>
+
+#include "mixtura/core/errors.hpp"
+#include "mixtura/core/matrix_view.hpp"
+#include "mixtura/core/parallel.hpp"
+
+namespace mixtura {
+namespace detail {
+
+/// First (lowest-index) row and column holding a non-finite value, or row = -1.
+struct FirstNonFinite {
+  Index row = -1, col = -1;
+  void merge(const FirstNonFinite& o) {
+    if (row < 0 || (o.row >= 0 && o.row < row)) *this = o;
+  }
+};
+
+template <class T>
+FirstNonFinite find_non_finite(MatrixView<T> X, int n_threads) {
+  return fold_rows(
+      X.rows, 4096, n_threads, [] { return FirstNonFinite{}; }, [] { return NoScratch{}; },
+      [&](FirstNonFinite& s, NoScratch&, Index begin, Index end) {
+        if (s.row >= 0) return;  // an earlier row of this group already failed
+        for (Index i = begin; i < end; ++i) {
+          const T* x = X.row(i);
+          bool ok = true;
+          for (Index j = 0; j < X.cols; ++j) ok &= std::isfinite(x[j]);
+          if (ok) continue;
+          for (Index j = 0; j < X.cols; ++j)
+            if (!std::isfinite(x[j])) {
+              s.row = i;
+              s.col = j;
+              return;
+            }
+        }
+      });
+}
+
+/// Checks a data matrix: non-empty, at least min_rows rows, finite.
+template <class T>
+void check_data(const char* where, MatrixView<T> X, int n_threads) {
+  MIXTURA_EXPECTS(X.data != nullptr && X.rows > 0, "%s: X is empty (n_samples = %lld); need at least one row",
+                  where, static_cast<long long>(X.rows));
+  MIXTURA_EXPECTS(X.cols > 0, "%s: X has n_features = %lld; need at least one column", where,
+                  static_cast<long long>(X.cols));
+  MIXTURA_EXPECTS(X.stride >= X.cols, "%s: row stride (%lld) < n_features (%lld)", where,
+                  static_cast<long long>(X.stride), static_cast<long long>(X.cols));
+  const auto bad = find_non_finite(X, n_threads);
+  MIXTURA_EXPECTS(bad.row < 0, "%s: X contains a non-finite value (%g) at row %lld, column %lld", where,
+                  bad.row < 0 ? 0.0 : static_cast<double>(X.row(bad.row)[bad.col]),
+                  static_cast<long long>(bad.row), static_cast<long long>(bad.col));
+}
+
+/// Checks sample weights (if given): one per row, finite, >= 0, positive sum. Returns the sum.
+template <class T>
+double check_weights(const char* where, VectorView<T> w, Index n_rows) {
+  if (w.empty()) return static_cast<double>(n_rows);
+  MIXTURA_EXPECTS(w.size == n_rows, "%s: sample_weight has %lld entries but X has %lld rows", where,
+                  static_cast<long long>(w.size), static_cast<long long>(n_rows));
+  double total = 0.0;
+  for (Index i = 0; i < w.size; ++i) {
+    MIXTURA_EXPECTS(std::isfinite(w[i]), "%s: sample_weight[%lld] = %g is not finite", where,
+                    static_cast<long long>(i), static_cast<double>(w[i]));
+    MIXTURA_EXPECTS(w[i] >= 0, "%s: sample_weight[%lld] = %g is negative", where, static_cast<long long>(i),
+                    static_cast<double>(w[i]));
+    total += static_cast<double>(w[i]);
+  }
+  MIXTURA_EXPECTS(total > 0.0 && std::isfinite(total), "%s: sample_weight sums to %g; need a positive finite sum",
+                  where, total);
+  return total;
+}
+
+/// Checks that X has the feature count the model was fitted with.
+inline void check_features(const char* where, Index got, Index fitted) {
+  MIXTURA_EXPECTS(got == fitted, "%s: X has %lld features, but the model was fitted with %lld", where,
+                  static_cast<long long>(got), static_cast<long long>(fitted));
+}
+
+}  // namespace detail
+}  // namespace mixtura

@@ -1,0 +1,195 @@
+#pragma once
+/// mixtura::KMeans: Lloyd's algorithm as coordinate descent on the distortion, with a trace.
+
+#include <algorithm>
+#include <cmath>
+#include <type_traits>
+#include <cstdint>
+#include <limits>
+#include <utility>
+#include <vector>
+
+#include "mixtura/backend/cpu.hpp"
+#include "mixtura/core/errors.hpp"
+#include "mixtura/core/matrix_view.hpp"
+#include "mixtura/core/rng.hpp"
+#include "mixtura/core/timer.hpp"
+#include "mixtura/core/validate.hpp"
+#include "mixtura/kmeans/cpu_pass.hpp"
+#include "mixtura/kmeans/init.hpp"
+#include "mixtura/kmeans/lloyd.hpp"
+#include "mixtura/kmeans/params.hpp"
+
+namespace mixtura {
+
+/// K-means clustering of n_samples rows of n_features values (T = float or double).
+///
+/// fit() has the strong guarantee: if it throws, the model keeps its previous state.
+/// Results are bit-identical for any number of threads (see core/parallel.hpp).
+template <class T>
+class KMeans {
+  static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
+                "mixtura::KMeans<T>: T must be float or double");
+
+ public:
+  using Scalar = T;
+  using Callback = detail::KMeansCallback;
+
+  explicit KMeans(KMeansParams params = {}) : params_(params) {}
+
+  const KMeansParams& params() const { return params_; }
+  /// Replaces the parameters; the fitted state (if any) is kept until the next fit.
+  void set_params(const KMeansParams& params) { params_ = params; }
+  /// Called after every iteration of every restart; return false to stop the fit (throws Interrupted).
+  void set_callback(Callback callback) { callback_ = std::move(callback); }
+
+  /// Fits on X (n_samples x n_features) with optional sample weights (n_samples, >= 0).
+  KMeans& fit(MatrixView<T> X, VectorView<T> sample_weight = {}) {
+    return fit_on(CpuBackend{params_.n_threads}, X, sample_weight, MatrixView<T>{});
+  }
+  /// Fits from caller-given initial centres (n_clusters x n_features); implies init = given.
+  KMeans& fit(MatrixView<T> X, VectorView<T> sample_weight, MatrixView<T> initial_centers) {
+    return fit_on(CpuBackend{params_.n_threads}, X, sample_weight, initial_centers);
+  }
+
+  /// The fit on a given backend (the loop is the same; only the data passes differ).
+  template <class Backend>
+  KMeans& fit_on(const Backend& be, MatrixView<T> X, VectorView<T> w, MatrixView<T> initial_centers) {
+    const char* where = "KMeans::fit";
+    const KMeansParams& p = params_;
+    const bool given = initial_centers.data != nullptr || p.init == KMeansInit::given;
+    MIXTURA_EXPECTS(p.n_clusters >= 1, "%s: n_clusters must be >= 1, got %d", where, p.n_clusters);
+    MIXTURA_EXPECTS(p.max_iter >= 1, "%s: max_iter must be >= 1, got %d", where, p.max_iter);
+    MIXTURA_EXPECTS(p.n_init >= 1, "%s: n_init must be >= 1, got %d", where, p.n_init);
+    MIXTURA_EXPECTS(std::isfinite(p.tol) && p.tol >= 0, "%s: tol must be finite and >= 0, got %g", where, p.tol);
+    MIXTURA_EXPECTS(p.n_local_trials >= 0, "%s: n_local_trials must be >= 0, got %d", where, p.n_local_trials);
+    MIXTURA_EXPECTS(p.n_threads >= 0, "%s: n_threads must be >= 0, got %d", where, p.n_threads);
+    detail::check_data(where, X, be.n_threads);
+    MIXTURA_EXPECTS(X.rows >= p.n_clusters, "%s: n_samples (%lld) < n_clusters (%d)", where,
+                    static_cast<long long>(X.rows), p.n_clusters);
+    detail::check_weights(where, w, X.rows);
+    if (given) {
+      MIXTURA_EXPECTS(initial_centers.data != nullptr,
+                      "%s: init = given but no initial centres were passed (use fit(X, sample_weight, centers))",
+                      where);
+      MIXTURA_EXPECTS(initial_centers.rows == p.n_clusters && initial_centers.cols == X.cols,
+                      "%s: initial centres have shape (%lld, %lld), expected (n_clusters, n_features) = (%d, %lld)",
+                      where, static_cast<long long>(initial_centers.rows),
+                      static_cast<long long>(initial_centers.cols), p.n_clusters, static_cast<long long>(X.cols));
+      MIXTURA_EXPECTS(p.n_init == 1, "%s: n_init must be 1 with given initial centres, got %d", where, p.n_init);
+      detail::check_data("KMeans::fit (initial centres)", initial_centers, be.n_threads);
+    }
+    if (p.init == KMeansInit::random && !given) {
+      Index positive = w.empty() ? X.rows : 0;
+      for (Index i = 0; i < w.size; ++i) positive += w[i] > 0;
+      MIXTURA_EXPECTS(positive >= p.n_clusters,
+                      "%s: init = random needs n_clusters (%d) rows of positive weight, found %lld", where,
+                      p.n_clusters, static_cast<long long>(positive));
+    }
+
+    const double tol_abs = p.tol == 0 ? 0.0 : p.tol * mean_feature_variance(be, X);
+    State next;
+    next.n_features = X.cols;
+    std::vector<std::int32_t> labels;
+    for (int r = 0; r < p.n_init; ++r) {
+      detail::Stopwatch clock;
+      RowMatrix<T> centers(p.n_clusters, X.cols);
+      if (given) {
+        for (Index k = 0; k < p.n_clusters; ++k)
+          std::copy_n(initial_centers.row(k), X.cols, centers.row(k).data());
+      } else {
+        const CounterRng rng(p.seed, static_cast<std::uint64_t>(r));
+        const auto rows = p.init == KMeansInit::random
+                              ? random_rows(X, w, p.n_clusters, rng, be.n_threads)
+                              : kmeans_plusplus_rows(be, X, w, p.n_clusters, p.n_local_trials, rng);
+        for (Index k = 0; k < p.n_clusters; ++k) std::copy_n(X.row(rows[k]), X.cols, centers.row(k).data());
+      }
+      const double init_seconds = clock.seconds();
+      KMeansRun run = detail::lloyd(be, X, w, centers, labels, p.max_iter, tol_abs, r, next.events, callback_);
+      run.init_seconds = init_seconds;
+      run.seconds = clock.seconds();
+      if (r == 0 || run.inertia < next.runs[next.best].inertia) {
+        next.best = r;
+        next.centers = std::move(centers);
+        next.labels.swap(labels);
+      }
+      next.runs.push_back(std::move(run));
+    }
+    state_ = std::move(next);
+    fitted_ = true;
+    return *this;
+  }
+
+  /// Nearest centre of each row of X.
+  std::vector<std::int32_t> predict(MatrixView<T> X) const {
+    check_input("KMeans::predict", X);
+    std::vector<std::int32_t> labels(static_cast<std::size_t>(X.rows));
+    kmeans_predict(CpuBackend{params_.n_threads}, X, VectorView<T>{}, state_.centers, labels.data());
+    return labels;
+  }
+  /// Fits, then returns the labels of the training rows.
+  std::vector<std::int32_t> fit_predict(MatrixView<T> X, VectorView<T> sample_weight = {}) {
+    fit(X, sample_weight);
+    return state_.labels;
+  }
+  /// Euclidean distance of each row to each centre, n_samples x n_clusters.
+  RowMatrix<T> transform(MatrixView<T> X) const {
+    check_input("KMeans::transform", X);
+    return kmeans_transform(CpuBackend{params_.n_threads}, X, state_.centers);
+  }
+  /// Minus the (weighted) distortion of X under the fitted centres (higher is better).
+  double score(MatrixView<T> X, VectorView<T> sample_weight = {}) const {
+    check_input("KMeans::score", X);
+    detail::check_weights("KMeans::score", sample_weight, X.rows);
+    return -kmeans_predict(CpuBackend{params_.n_threads}, X, sample_weight, state_.centers, nullptr);
+  }
+
+  bool is_fitted() const { return fitted_; }
+  /// n_clusters x n_features.
+  const RowMatrix<T>& cluster_centers() const { return fitted("cluster_centers").centers; }
+  /// Labels of the training rows under the kept restart.
+  const std::vector<std::int32_t>& labels() const { return fitted("labels").labels; }
+  /// Weighted distortion of the training rows under the final centres.
+  double inertia() const { return best_run().inertia; }
+  int n_iter() const { return best_run().n_iter; }
+  bool converged() const { return best_run().converged; }
+  Index n_features_in() const { return fitted("n_features_in").n_features; }
+  /// Index of the kept restart.
+  int best_restart() const { return fitted("best_restart").best; }
+  /// Every restart, in order, with its trace.
+  const std::vector<KMeansRun>& runs() const { return fitted("runs").runs; }
+  /// The trace of the kept restart.
+  const std::vector<KMeansIteration>& trace() const { return best_run().trace; }
+  /// Empty-cluster events of all restarts.
+  const std::vector<KMeansEvent>& events() const { return fitted("events").events; }
+
+ private:
+  struct State {
+    RowMatrix<T> centers;
+    std::vector<std::int32_t> labels;
+    std::vector<KMeansRun> runs;
+    std::vector<KMeansEvent> events;
+    int best = 0;
+    Index n_features = 0;
+  };
+
+  const State& fitted(const char* what) const {
+    if (!fitted_)
+      throw NotFittedError(detail::format("KMeans::%s: this KMeans instance is not fitted yet; call fit() first", what));
+    return state_;
+  }
+  const KMeansRun& best_run() const { return fitted("trace").runs[static_cast<std::size_t>(state_.best)]; }
+  void check_input(const char* where, MatrixView<T> X) const {
+    if (!fitted_)
+      throw NotFittedError(detail::format("%s: this KMeans instance is not fitted yet; call fit() first", where));
+    detail::check_data(where, X, params_.n_threads);
+    detail::check_features(where, X.cols, state_.n_features);
+  }
+
+  KMeansParams params_;
+  Callback callback_;
+  State state_;
+  bool fitted_ = false;
+};
+
+}  // namespace mixtura

@@ -1,0 +1,4 @@
+#pragma once
+/// Everything in mixtura's CPU library.
+#include "mixtura/core.hpp"
+#include "mixtura/kmeans.hpp"

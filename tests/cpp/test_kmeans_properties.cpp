@@ -1,0 +1,183 @@
+// Properties every K-means fit must have, whatever the data: the trace never rises, J after the
+// update equals the exact distortion, results do not depend on the number of threads.
+#include <cstring>
+#include <limits>
+
+#include "test_util.hpp"
+
+using namespace mixtura;
+using namespace mixtura_test;
+
+template <class T>
+class KMeansProperties : public ::testing::Test {};
+TYPED_TEST_SUITE(KMeansProperties, Scalars);
+
+// Coordinate descent: each half-step minimises J over one block of variables, so neither can raise
+// it. Allow the round-off of the float argmin (expanded distance) and of the sums.
+TYPED_TEST(KMeansProperties, TraceNeverRises) {
+  using T = TypeParam;
+  const double slack = std::is_same<T, float>::value ? 1e-5 : 1e-12;
+  for (std::uint32_t seed : {1u, 2u, 3u}) {
+    RowMatrix<T> x = uniform<T>(4000, 6, seed);
+    KMeansParams p;
+    p.n_clusters = 20;
+    p.tol = 0;
+    p.n_init = 2;
+    p.seed = seed;
+    KMeans<T> km(p);
+    km.fit(x);
+    ASSERT_EQ(km.runs().size(), 2u);
+    for (const auto& run : km.runs()) {
+      ASSERT_GE(run.trace.size(), 2u);
+      double prev = std::numeric_limits<double>::infinity();
+      for (const auto& it : run.trace) {
+        EXPECT_LE(it.distortion_assign, prev * (1 + slack));
+        EXPECT_LE(it.distortion_update, it.distortion_assign * (1 + slack));
+        EXPECT_GE(it.distortion_update, 0.0);
+        EXPECT_GE(it.seconds, 0.0);
+        prev = it.distortion_update;
+      }
+      EXPECT_LE(run.inertia, prev * (1 + slack));
+    }
+  }
+}
+
+// The J recorded after the update comes from the statistics alone (no pass over the data); it must
+// equal the distortion recomputed directly. Fit A stops after t iterations: its final labels are
+// c_t (assigned by the centres mu_t). Fit B runs t + 1: its last iteration assigns the same c_t and
+// moves the centres to mu_{t+1}, so B's last J_update must be J(c_t, mu_{t+1}) and its last J_assign
+// must be A's inertia J(c_t, mu_t).
+TYPED_TEST(KMeansProperties, UpdateDistortionEqualsDirectComputation) {
+  using T = TypeParam;
+  RowMatrix<T> x = blobs<T>(3000, 4, 5, 9, /*offset=*/100.0, /*spread=*/30.0);
+  std::vector<double> w(3000);
+  Eigen::Matrix<T, Eigen::Dynamic, 1> wt(3000);
+  for (Index i = 0; i < 3000; ++i) wt(i) = static_cast<T>(w[i] = 0.5 + (i % 3));
+  const double eps = std::is_same<T, float>::value ? 1e-5 : 1e-11;
+  int checked = 0;
+  for (int t = 1; t <= 4; ++t) {
+    KMeansParams p;
+    p.n_clusters = 8;
+    p.tol = 0;
+    p.seed = 4;
+    p.max_iter = t;
+    KMeans<T> a(p);
+    a.fit(x, wt);
+    p.max_iter = t + 1;
+    KMeans<T> b(p);
+    b.fit(x, wt);
+    if (b.n_iter() < t + 1) break;  // converged: nothing left to check
+    const auto& last = b.trace().back();
+    EXPECT_NEAR(last.distortion_assign, a.inertia(), eps * a.inertia());
+    const double direct = distortion(x, w, b.cluster_centers(), a.labels());
+    EXPECT_NEAR(last.distortion_update, direct, eps * direct);
+    EXPECT_NEAR(b.inertia(), distortion(x, w, b.cluster_centers(), b.labels()), eps * direct);
+    ++checked;
+  }
+  EXPECT_GE(checked, 2);
+}
+
+TYPED_TEST(KMeansProperties, BitIdenticalForOneAndTwoThreads) {
+  using T = TypeParam;
+  RowMatrix<T> x = uniform<T>(20000, 7, 21);  // several blocks and reduction groups
+  auto fit = [&](int threads, KMeansInit init) {
+    KMeansParams p;
+    p.n_clusters = 13;
+    p.n_init = 2;
+    p.seed = 77;
+    p.init = init;
+    p.n_threads = threads;
+    KMeans<T> km(p);
+    km.fit(x);
+    return km;
+  };
+  for (KMeansInit init : {KMeansInit::kmeans_plusplus, KMeansInit::random}) {
+    const auto a = fit(1, init), b = fit(2, init);
+    ASSERT_EQ(a.n_iter(), b.n_iter());
+    EXPECT_EQ(a.labels(), b.labels());
+    EXPECT_EQ(std::memcmp(a.cluster_centers().data(), b.cluster_centers().data(),
+                          sizeof(T) * a.cluster_centers().size()),
+              0);
+    EXPECT_EQ(a.inertia(), b.inertia());  // bitwise, not approximately
+    for (std::size_t r = 0; r < a.runs().size(); ++r)
+      for (std::size_t i = 0; i < a.runs()[r].trace.size(); ++i) {
+        EXPECT_EQ(a.runs()[r].trace[i].distortion_assign, b.runs()[r].trace[i].distortion_assign);
+        EXPECT_EQ(a.runs()[r].trace[i].distortion_update, b.runs()[r].trace[i].distortion_update);
+      }
+  }
+}
+
+TYPED_TEST(KMeansProperties, SameSeedSameFitOtherSeedOtherStart) {
+  using T = TypeParam;
+  RowMatrix<T> x = uniform<T>(2000, 3, 8);
+  auto fit = [&](std::uint64_t seed) {
+    KMeansParams p;
+    p.n_clusters = 10;
+    p.seed = seed;
+    p.max_iter = 1;
+    KMeans<T> km(p);
+    km.fit(x);
+    return km;
+  };
+  EXPECT_EQ(fit(5).cluster_centers(), fit(5).cluster_centers());
+  EXPECT_NE(fit(5).cluster_centers(), fit(6).cluster_centers());
+}
+
+// The kept restart is the one with the lowest inertia, and every restart keeps its trace.
+TYPED_TEST(KMeansProperties, RestartsKeepTheBest) {
+  using T = TypeParam;
+  RowMatrix<T> x = uniform<T>(3000, 2, 12);
+  KMeansParams p;
+  p.n_clusters = 15;
+  p.n_init = 5;
+  p.init = KMeansInit::random;
+  KMeans<T> km(p);
+  km.fit(x);
+  ASSERT_EQ(km.runs().size(), 5u);
+  double best = std::numeric_limits<double>::infinity();
+  for (const auto& r : km.runs()) {
+    best = std::min(best, r.inertia);
+    EXPECT_EQ(static_cast<int>(r.trace.size()), r.n_iter);
+  }
+  EXPECT_EQ(km.inertia(), best);
+  EXPECT_EQ(km.runs()[km.best_restart()].inertia, best);
+}
+
+// Integer sample weights are the same as repeating rows.
+TYPED_TEST(KMeansProperties, IntegerWeightsEqualRepeatedRows) {
+  using T = TypeParam;
+  RowMatrix<T> x = blobs<T>(300, 3, 4, 2);
+  Eigen::Matrix<T, Eigen::Dynamic, 1> w(300);
+  Index total = 0;
+  for (Index i = 0; i < 300; ++i) total += static_cast<Index>(w(i) = static_cast<T>(i % 3));
+  RowMatrix<T> rep(total, 3);
+  for (Index i = 0, r = 0; i < 300; ++i)
+    for (int c = 0; c < static_cast<int>(w(i)); ++c) rep.row(r++) = x.row(i);
+  RowMatrix<T> init(4, 3);
+  for (Index c = 0; c < 4; ++c) init.row(c) = x.row(3 * c + 1);
+  KMeansParams p;
+  p.n_clusters = 4;
+  p.tol = 0;
+  KMeans<T> a(p), b(p);
+  a.fit(x, w, init);
+  b.fit(rep, {}, init);
+  const double eps = std::is_same<T, float>::value ? 1e-5 : 1e-12;
+  EXPECT_NEAR(a.inertia(), b.inertia(), eps * b.inertia());
+  EXPECT_LE((a.cluster_centers() - b.cluster_centers()).cwiseAbs().maxCoeff(), eps * 100);
+}
+
+// Sensor-like float32 data far from the origin (readings ~1e4, unit noise), 10^6 rows: the reported
+// inertia must match a long-double recomputation, which the expanded formula alone would not give.
+TEST(KMeansLarge, Float32MillionRowsWithLargeOffset) {
+  const Index n = 1000000, d = 4;
+  RowMatrix<float> x = blobs<float>(n, d, 3, 31, /*offset=*/1e4, /*spread=*/1.0);
+  KMeansParams p;
+  p.n_clusters = 3;
+  p.max_iter = 20;
+  KMeans<float> km(p);
+  km.fit(x);
+  const double direct = distortion(x, {}, km.cluster_centers(), km.labels());
+  EXPECT_NEAR(km.inertia(), direct, 1e-6 * direct);
+  // Unit-variance noise in 4 dimensions: about 4 per row once the blobs are found.
+  EXPECT_NEAR(km.inertia() / n, 4.0, 0.1);
+}
