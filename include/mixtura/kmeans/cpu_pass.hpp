@@ -5,11 +5,13 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "mixtura/backend/cpu.hpp"
 #include "mixtura/core/matrix_view.hpp"
 #include "mixtura/core/parallel.hpp"
+#include "mixtura/core/simd.hpp"
 #include "mixtura/kmeans/stats.hpp"
 
 namespace mixtura {
@@ -19,55 +21,265 @@ namespace detail {
 /// do not depend on it; 256 rows keep a block and its K distances in L2 for K up to a few hundred.
 inline constexpr Index kKMeansBlock = 256;
 
-/// Exact squared distance, accumulated in double (no cancellation of the expanded form).
+/// Exact squared distance, accumulated in double (no cancellation of the expanded form). Eight
+/// partial sums in a fixed order: vectorisable without -ffast-math, and the same bits every run.
 template <class T>
 inline double sq_dist(const T* x, const T* c, Index d) {
-  double acc = 0.0;
-  for (Index j = 0; j < d; ++j) {
+  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  Index j = 0;
+  for (; j + 8 <= d; j += 8)
+    for (int l = 0; l < 8; ++l) {
+      const double t = static_cast<double>(x[j + l]) - static_cast<double>(c[j + l]);
+      acc[l] += t * t;
+    }
+  for (int l = 0; j < d; ++j, ++l) {
     const double t = static_cast<double>(x[j]) - static_cast<double>(c[j]);
-    acc += t * t;
+    acc[l] += t * t;
   }
-  return acc;
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
+
+/// Calls f(std::integral_constant<int, D>{}) for 1 <= d <= 16 and f(std::integral_constant<int, 0>{})
+/// otherwise, so that per-row loops over the features of low-dimensional (sensor) data are unrolled.
+template <class F>
+inline void dispatch_dim(Index d, F&& f) {
+  switch (d) {
+#define MIXTURA_DIM_CASE(n) \
+  case n: return f(std::integral_constant<int, n>{});
+    MIXTURA_DIM_CASE(1) MIXTURA_DIM_CASE(2) MIXTURA_DIM_CASE(3) MIXTURA_DIM_CASE(4)
+    MIXTURA_DIM_CASE(5) MIXTURA_DIM_CASE(6) MIXTURA_DIM_CASE(7) MIXTURA_DIM_CASE(8)
+    MIXTURA_DIM_CASE(9) MIXTURA_DIM_CASE(10) MIXTURA_DIM_CASE(11) MIXTURA_DIM_CASE(12)
+    MIXTURA_DIM_CASE(13) MIXTURA_DIM_CASE(14) MIXTURA_DIM_CASE(15) MIXTURA_DIM_CASE(16)
+#undef MIXTURA_DIM_CASE
+    default: return f(std::integral_constant<int, 0>{});
+  }
+}
+
+/// The per-row tail of the assignment pass, in double whatever T is: adds w * (x - c)^2 to the
+/// distortion lanes (summed over rows lane-wise, so no per-row horizontal sum; reduce() adds the lanes
+/// in a fixed order) and w * x to the cluster's sum. Four features at a time in 256-bit vectors.
+struct RowAccumulator {
+#if MIXTURA_HAS_VECTOR_EXT && !defined(MIXTURA_DISABLE_SIMD)
+  typedef double D4 __attribute__((vector_size(32)));
+  D4 lanes[2] = {D4{}, D4{}};
+
+  template <class T>
+  static D4 load4(const T* p) {
+    typedef T T4 __attribute__((vector_size(4 * sizeof(T))));
+    T4 v;
+    std::memcpy(&v, p, sizeof v);
+    return __builtin_convertvector(v, D4);
+  }
+#endif
+  double rest[4] = {0, 0, 0, 0};
+
+  template <class T>
+  void add(const T* x, const T* c, double* sum, Index d, double w) {
+    Index j = 0;
+#if MIXTURA_HAS_VECTOR_EXT && !defined(MIXTURA_DISABLE_SIMD)
+    const D4 wv = w - D4{};
+    D4 l0 = lanes[0], l1 = lanes[1];  // in registers: an indexed lanes[] would live in memory
+    auto chunk = [&](Index at, D4& lane) {
+      const D4 xv = load4(x + at);
+      const D4 t = xv - load4(c + at);
+      lane += wv * (t * t);
+      D4 s;
+      std::memcpy(&s, sum + at, sizeof s);
+      s += wv * xv;
+      std::memcpy(sum + at, &s, sizeof s);
+    };
+    for (; j + 8 <= d; j += 8) {
+      chunk(j, l0);
+      chunk(j + 4, l1);
+    }
+    if (j + 4 <= d) {
+      chunk(j, l0);
+      j += 4;
+    }
+    lanes[0] = l0;
+    lanes[1] = l1;
+#endif
+    for (; j < d; ++j) {  // the last d % 4 features (all of them on the scalar path)
+      const double xj = static_cast<double>(x[j]);
+      const double t = xj - static_cast<double>(c[j]);
+      rest[j & 3] += w * (t * t);
+      sum[j] += w * xj;
+    }
+  }
+  double reduce() const {
+    double total = (rest[0] + rest[1]) + (rest[2] + rest[3]);
+#if MIXTURA_HAS_VECTOR_EXT && !defined(MIXTURA_DISABLE_SIMD)
+    const D4 v = lanes[0] + lanes[1];
+    total += (v[0] + v[1]) + (v[2] + v[3]);
+#endif
+    return total;
+  }
+};
+
+/// Distortion only (prediction, scoring): RowAccumulator without the sums.
+struct DistortionLanes {
+  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  template <class T>
+  void add(const T* x, const T* c, Index d, double w) {
+    Index j = 0;
+    for (; j + 8 <= d; j += 8)
+      for (int l = 0; l < 8; ++l) {
+        const double t = static_cast<double>(x[j + l]) - static_cast<double>(c[j + l]);
+        acc[l] += w * (t * t);
+      }
+    for (int l = 0; j < d; ++j, ++l) {
+      const double t = static_cast<double>(x[j]) - static_cast<double>(c[j]);
+      acc[l] += w * (t * t);
+    }
+  }
+  double reduce() const { return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])); }
+};
 
 template <class T>
 inline double row_weight(VectorView<T> w, Index i) {
   return w.empty() ? 1.0 : static_cast<double>(w[i]);
 }
 
-/// Centres prepared for the GEMM form of the distance: -2 C^T (D x K) and ||c_k||^2.
+/// Centres prepared for the expanded distance ||c||^2 - 2 x.c (used for the argmin only):
+/// -2 C^T stored D x K row-major, and ||c_k||^2.
 template <class T>
 struct PreparedCenters {
-  Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic> minus_two_ct;
-  Eigen::Matrix<T, Eigen::Dynamic, 1> sq_norms;
+  Index n_clusters, n_features;
+  std::vector<T> minus_two_ct;  ///< [d * K + k] = -2 c_k[d]
+  std::vector<T> sq_norms;      ///< [k] = ||c_k||^2
   explicit PreparedCenters(const RowMatrix<T>& C)
-      : minus_two_ct((T(-2) * C).transpose()), sq_norms(C.rowwise().squaredNorm()) {}
+      : n_clusters(C.rows()), n_features(C.cols()),
+        minus_two_ct(static_cast<std::size_t>(C.size())), sq_norms(static_cast<std::size_t>(C.rows())) {
+    for (Index k = 0; k < n_clusters; ++k) {
+      T norm = 0;
+      for (Index d = 0; d < n_features; ++d) {
+        minus_two_ct[d * n_clusters + k] = T(-2) * C(k, d);
+        norm += C(k, d) * C(k, d);
+      }
+      sq_norms[k] = norm;
+    }
+  }
 };
 
-/// For rows [begin, end): nearest centre of each row, by ||c||^2 - 2 x.c from one GEMM of the block
-/// against all centres. `fn(i, best)` is called per row in order.
-template <class T, class Fn>
-inline void nearest_centers_block(MatrixView<T> X, const PreparedCenters<T>& pc, RowMatrix<T>& dots, Index begin,
-                                  Index end, Fn&& fn) {
-  const Index rows = end - begin;
-  const Index K = pc.sq_norms.size();
-  auto block = dots.topRows(rows);
-  block.noalias() = X.slice(begin, end).map() * pc.minus_two_ct;
-  const T* norms = pc.sq_norms.data();
+#if MIXTURA_HAS_VECTOR_EXT && !defined(MIXTURA_DISABLE_SIMD)
+
+/// Row vectors per tile and centres per tile of the fused distance-argmin kernel: 2 x 12
+/// accumulators fill AVX-512's 32 registers; 1 x 12 fit the 16 of AVX2/SSE.
+inline constexpr int kRowVecs = MIXTURA_SIMD_BYTES == 64 ? 2 : 1;
+inline constexpr int kCenterTile = 12;
+
+/// Working memory of the nearest-centre search: the block transposed (D x rows, padded to whole
+/// tiles with zeros) and the winning index per row.
+template <class T>
+struct NearestScratch {
+  static constexpr Index kTileRows = kRowVecs * Simd<T>::kLanes;
+  Index ld;
+  std::vector<T> xt;
+  std::vector<std::int32_t> arg;
+  NearestScratch(Index block, Index n_features)
+      : ld((block + kTileRows - 1) / kTileRows * kTileRows),
+        xt(static_cast<std::size_t>(ld * n_features), T(0)), arg(static_cast<std::size_t>(ld)) {}
+};
+
+/// Distances of one tile of rows to centres [k0, k0 + KT), folded into the running argmin.
+/// Centres are visited in increasing order with a strict '<': ties go to the lowest index.
+template <class T, int KT>
+inline void nearest_tile(const T* xt, Index ld, Index D, const PreparedCenters<T>& pc, Index k0,
+                         typename Simd<T>::Vec* best, typename Simd<T>::IVec* arg) {
+  using S = Simd<T>;
+  using Vec = typename S::Vec;
+  constexpr int L = S::kLanes;
+  const Index K = pc.n_clusters;
+  Vec acc[kRowVecs][KT];
+  for (int v = 0; v < kRowVecs; ++v)
+    for (int j = 0; j < KT; ++j) acc[v][j] = Vec{};
+  for (Index d = 0; d < D; ++d) {
+    Vec x[kRowVecs];
+    for (int v = 0; v < kRowVecs; ++v) x[v] = S::load(xt + d * ld + v * L);
+    const T* c = pc.minus_two_ct.data() + d * K + k0;
+    for (int j = 0; j < KT; ++j) {
+      const Vec cj = S::broadcast(c[j]);
+      for (int v = 0; v < kRowVecs; ++v) acc[v][j] += x[v] * cj;
+    }
+  }
+  for (int j = 0; j < KT; ++j) {
+    const Vec norm = S::broadcast(pc.sq_norms[k0 + j]);
+    const auto idx = S::ibroadcast(static_cast<typename S::Int>(k0 + j));
+    for (int v = 0; v < kRowVecs; ++v) {
+      const Vec dist = acc[v][j] + norm;
+      const auto closer = dist < best[v];
+      best[v] = closer ? dist : best[v];
+      arg[v] = closer ? idx : arg[v];
+    }
+  }
+}
+
+template <class T, int KT = kCenterTile>
+inline void nearest_tail(int kt, const T* xt, Index ld, Index D, const PreparedCenters<T>& pc, Index k0,
+                         typename Simd<T>::Vec* best, typename Simd<T>::IVec* arg) {
+  if constexpr (KT > 1) {
+    if (kt < KT) return nearest_tail<T, KT - 1>(kt, xt, ld, D, pc, k0, best, arg);
+  }
+  nearest_tile<T, KT>(xt, ld, D, pc, k0, best, arg);
+}
+
+/// For rows [begin, end): index of the nearest centre of each row (expanded distance, vectorised
+/// across rows, centres streamed from L1), returned in s.arg[0 .. end - begin).
+template <class T>
+inline const std::int32_t* nearest_centers_block(MatrixView<T> X, const PreparedCenters<T>& pc, NearestScratch<T>& s,
+                                                 Index begin, Index end) {
+  using S = Simd<T>;
+  constexpr int L = S::kLanes;
+  const Index rows = end - begin, D = X.cols, K = pc.n_clusters, ld = s.ld;
+  transpose_rows(X.row(begin), X.stride, rows, D, s.xt.data(), ld);
+  for (Index r0 = 0; r0 < rows; r0 += NearestScratch<T>::kTileRows) {
+    typename S::Vec best[kRowVecs];
+    typename S::IVec arg[kRowVecs];
+    for (int v = 0; v < kRowVecs; ++v) {
+      best[v] = S::broadcast(std::numeric_limits<T>::infinity());
+      arg[v] = S::ibroadcast(0);
+    }
+    const T* xt = s.xt.data() + r0;
+    for (Index k0 = 0; k0 < K; k0 += kCenterTile)
+      nearest_tail<T>(static_cast<int>(std::min<Index>(kCenterTile, K - k0)), xt, ld, D, pc, k0, best, arg);
+    for (int v = 0; v < kRowVecs; ++v)
+      for (int l = 0; l < L; ++l) s.arg[r0 + v * L + l] = static_cast<std::int32_t>(arg[v][l]);
+  }
+  return s.arg.data();
+}
+
+#else  // scalar path: Eigen GEMM of the block against all centres, then a per-row argmin
+
+template <class T>
+struct NearestScratch {
+  RowMatrix<T> dots;
+  std::vector<std::int32_t> arg;
+  NearestScratch(Index block, Index) : dots(block, 0), arg(static_cast<std::size_t>(block)) {}
+};
+
+template <class T>
+inline const std::int32_t* nearest_centers_block(MatrixView<T> X, const PreparedCenters<T>& pc, NearestScratch<T>& s,
+                                                 Index begin, Index end) {
+  const Index rows = end - begin, K = pc.n_clusters;
+  if (s.dots.cols() != K) s.dots.resize(s.dots.rows(), K);
+  const Eigen::Map<const RowMatrix<T>> ct(pc.minus_two_ct.data(), pc.n_features, K);
+  s.dots.topRows(rows).noalias() = X.slice(begin, end).map() * ct;
   for (Index r = 0; r < rows; ++r) {
-    const T* dr = block.row(r).data();
     Index best = 0;
-    T best_v = norms[0] + dr[0];
-    for (Index k = 1; k < K; ++k) {
-      const T v = norms[k] + dr[k];
-      if (v < best_v) {  // strict: ties go to the lowest index
+    T best_v = std::numeric_limits<T>::infinity();
+    for (Index k = 0; k < K; ++k) {
+      const T v = pc.sq_norms[k] + s.dots(r, k);
+      if (v < best_v) {
         best_v = v;
         best = k;
       }
     }
-    fn(begin + r, best);
+    s.arg[r] = static_cast<std::int32_t>(best);
   }
+  return s.arg.data();
 }
+
+#endif
 
 }  // namespace detail
 
@@ -81,18 +293,24 @@ KMeansStats kmeans_assign(const CpuBackend& be, MatrixView<T> X, VectorView<T> w
   const detail::PreparedCenters<T> pc(C);
   return detail::fold_rows(
       X.rows, detail::kKMeansBlock, be.n_threads, [&] { return KMeansStats(K, D); },
-      [&] { return RowMatrix<T>(detail::kKMeansBlock, K); },
-      [&](KMeansStats& s, RowMatrix<T>& dots, Index begin, Index end) {
-        detail::nearest_centers_block(X, pc, dots, begin, end, [&](Index i, Index k) {
-          const T* x = X.row(i);
-          const double wi = detail::row_weight(w, i);
-          s.n_changed += labels[i] != static_cast<std::int32_t>(k);
-          labels[i] = static_cast<std::int32_t>(k);
-          s.weight[k] += wi;
-          ++s.count[k];
-          s.distortion += wi * detail::sq_dist(x, C.row(k).data(), D);
-          double* sum = s.sums.data() + k * D;
-          for (Index j = 0; j < D; ++j) sum[j] += wi * static_cast<double>(x[j]);
+      [&] { return detail::NearestScratch<T>(detail::kKMeansBlock, D); },
+      [&](KMeansStats& s, detail::NearestScratch<T>& scratch, Index begin, Index end) {
+        const std::int32_t* arg = detail::nearest_centers_block(X, pc, scratch, begin, end);
+        detail::dispatch_dim(D, [&](auto dim) {
+          const Index nd = decltype(dim)::value > 0 ? Index{decltype(dim)::value} : D;
+          detail::RowAccumulator acc;
+          std::int64_t changed = 0;
+          for (Index i = begin; i < end; ++i) {
+            const std::int32_t k = arg[i - begin];
+            const double wi = detail::row_weight(w, i);
+            changed += labels[i] != k;
+            labels[i] = k;
+            s.weight[k] += wi;
+            ++s.count[k];
+            acc.add(X.row(i), C.data() + k * nd, s.sums.data() + k * nd, nd, wi);
+          }
+          s.n_changed += changed;
+          s.distortion += acc.reduce();
         });
       });
 }
@@ -101,16 +319,19 @@ KMeansStats kmeans_assign(const CpuBackend& be, MatrixView<T> X, VectorView<T> w
 template <class T>
 double kmeans_predict(const CpuBackend& be, MatrixView<T> X, VectorView<T> w, const RowMatrix<T>& C,
                       std::int32_t* labels) {
-  const Index K = C.rows(), D = C.cols();
+  const Index D = C.cols();
   const detail::PreparedCenters<T> pc(C);
   return detail::fold_rows(
              X.rows, detail::kKMeansBlock, be.n_threads, [] { return detail::SumStat{}; },
-             [&] { return RowMatrix<T>(detail::kKMeansBlock, K); },
-             [&](detail::SumStat& s, RowMatrix<T>& dots, Index begin, Index end) {
-               detail::nearest_centers_block(X, pc, dots, begin, end, [&](Index i, Index k) {
-                 if (labels) labels[i] = static_cast<std::int32_t>(k);
-                 s.value += detail::row_weight(w, i) * detail::sq_dist(X.row(i), C.row(k).data(), D);
-               });
+             [&] { return detail::NearestScratch<T>(detail::kKMeansBlock, D); },
+             [&](detail::SumStat& s, detail::NearestScratch<T>& scratch, Index begin, Index end) {
+               const std::int32_t* arg = detail::nearest_centers_block(X, pc, scratch, begin, end);
+               detail::DistortionLanes dist;
+               for (Index i = begin; i < end; ++i) {
+                 if (labels) labels[i] = arg[i - begin];
+                 dist.add(X.row(i), C.row(arg[i - begin]).data(), D, detail::row_weight(w, i));
+               }
+               s.value += dist.reduce();
              })
       .value;
 }

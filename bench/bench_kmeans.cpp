@@ -1,0 +1,101 @@
+// Google Benchmark suite for K-means: the shapes of shared/BENCHMARKS.md, float32, per Lloyd
+// iteration, with the machine's GEMM rate measured in the same run for the "% of GEMM" column.
+//
+//   bench_kmeans [--benchmark_filter=...]   (threads: OMP_NUM_THREADS, default all cores)
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <random>
+#include <vector>
+
+#include "mixtura/mixtura.hpp"
+
+namespace {
+
+using mixtura::Index;
+using mixtura::RowMatrix;
+
+double g_gemm_gflops = 0;  // measured once in main(), before the benchmarks
+
+/// SGEMM rate of Eigen's kernel on all threads: C = A B with 1024^3, row blocks split over threads.
+double measure_gemm_gflops() {
+  const Index n = 1024;
+  const RowMatrix<float> a = RowMatrix<float>::Random(n, n), b = RowMatrix<float>::Random(n, n);
+  RowMatrix<float> c(n, n);
+  const int threads = mixtura::default_threads();
+  const Index rows = (n + threads - 1) / threads;
+  double best = 1e30;
+  for (int rep = 0; rep < 5; ++rep) {
+    mixtura::detail::Stopwatch clock;
+    mixtura::detail::parallel_for(threads, threads, [&](Index t) {
+      const Index r0 = t * rows, r1 = std::min(n, r0 + rows);
+      if (r0 < r1) c.middleRows(r0, r1 - r0).noalias() = a.middleRows(r0, r1 - r0) * b;
+    });
+    best = std::min(best, clock.seconds());
+  }
+  benchmark::DoNotOptimize(c.data());
+  return 2.0 * n * n * n / best / 1e9;
+}
+
+RowMatrix<float> normal_rows(Index n, Index d, unsigned seed) {
+  std::mt19937 gen(seed);
+  std::normal_distribution<float> z;
+  RowMatrix<float> x(n, d);
+  for (Index i = 0; i < x.size(); ++i) x.data()[i] = z(gen);
+  return x;
+}
+
+/// One benchmark iteration = a fit of 6 Lloyd iterations from the first K rows (tol = 0); the time
+/// reported is the median Lloyd iteration of the trace (manual time).
+void BM_KMeansLloyd(benchmark::State& state) {
+  const Index n = state.range(0), d = state.range(1), k = state.range(2);
+  const RowMatrix<float> x = normal_rows(n, d, 1);
+  const RowMatrix<float> init = x.topRows(k);
+  mixtura::KMeansParams p;
+  p.n_clusters = static_cast<int>(k);
+  p.max_iter = 6;
+  p.tol = 0;
+  double median = 0;
+  for (auto _ : state) {
+    mixtura::KMeans<float> km(p);
+    km.fit(x, {}, init);
+    std::vector<double> t;
+    for (const auto& it : km.trace()) t.push_back(it.seconds);
+    std::sort(t.begin(), t.end());
+    median = t[t.size() / 2];
+    state.SetIterationTime(median);
+  }
+  const double gflop = 2.0 * n * k * d / 1e9;  // the distance GEMM; argmin and sums are O(N K + N D)
+  state.counters["ms_per_iter"] = median * 1e3;
+  state.counters["GFLOPs"] = gflop / median;
+  state.counters["pct_gemm"] = 100.0 * gflop / median / g_gemm_gflops;
+  state.counters["GB_read_per_s"] = n * d * sizeof(float) / median / 1e9;
+}
+
+void BM_GemmRate(benchmark::State& state) {
+  for (auto _ : state) state.SetIterationTime(1.0);
+  state.counters["GFLOPs"] = g_gemm_gflops;
+}
+
+}  // namespace
+
+BENCHMARK(BM_GemmRate)->UseManualTime()->Iterations(1);
+BENCHMARK(BM_KMeansLloyd)
+    ->Args({10000, 3, 8})
+    ->Args({1000000, 8, 16})
+    ->Args({200000, 32, 64})
+    ->Args({1000000, 16, 16})
+    ->Args({1000000, 64, 256})
+    ->ArgNames({"N", "D", "K"})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(3);
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  g_gemm_gflops = measure_gemm_gflops();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

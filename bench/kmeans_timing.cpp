@@ -1,0 +1,94 @@
+// Times mixtura's K-means on raw row-major data files, for side-by-side comparisons driven by
+// bench/compare_sklearn.py (same data and initial centres given to both libraries).
+//
+//   kmeans_timing --data X.bin --centers C.bin --n N --d D --k K --dtype f32|f64
+//                 --max-iter M [--threads T] [--repeat R]
+// Prints one JSON object per repetition: wall time of the whole fit, the per-iteration times of the
+// trace, n_iter and inertia.
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "mixtura/mixtura.hpp"
+
+namespace {
+
+struct Args {
+  std::string data, centers, dtype = "f32";
+  long long n = 0, d = 0, k = 0;
+  int max_iter = 20, threads = 0, repeat = 1;
+};
+
+Args parse(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    const std::string key = argv[i];
+    if (i + 1 >= argc) throw std::invalid_argument("missing value after " + key);
+    const std::string v = argv[++i];
+    if (key == "--data") a.data = v;
+    else if (key == "--centers") a.centers = v;
+    else if (key == "--dtype") a.dtype = v;
+    else if (key == "--n") a.n = std::stoll(v);
+    else if (key == "--d") a.d = std::stoll(v);
+    else if (key == "--k") a.k = std::stoll(v);
+    else if (key == "--max-iter") a.max_iter = std::stoi(v);
+    else if (key == "--threads") a.threads = std::stoi(v);
+    else if (key == "--repeat") a.repeat = std::stoi(v);
+    else throw std::invalid_argument("unknown option " + key);
+  }
+  if (a.data.empty() || a.centers.empty() || a.n <= 0 || a.d <= 0 || a.k <= 0)
+    throw std::invalid_argument("need --data, --centers, --n, --d, --k");
+  return a;
+}
+
+template <class T>
+std::vector<T> read_raw(const std::string& path, long long count) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot open " + path);
+  std::vector<T> v(static_cast<std::size_t>(count));
+  in.read(reinterpret_cast<char*>(v.data()), static_cast<std::streamsize>(sizeof(T) * v.size()));
+  if (in.gcount() != static_cast<std::streamsize>(sizeof(T) * v.size()))
+    throw std::runtime_error(path + " is shorter than " + std::to_string(count) + " values");
+  return v;
+}
+
+template <class T>
+void run(const Args& a) {
+  const auto x = read_raw<T>(a.data, a.n * a.d);
+  const auto c = read_raw<T>(a.centers, a.k * a.d);
+  mixtura::KMeansParams p;
+  p.n_clusters = static_cast<int>(a.k);
+  p.max_iter = a.max_iter;
+  p.tol = 0;
+  p.n_threads = a.threads;
+  for (int r = 0; r < a.repeat; ++r) {
+    mixtura::KMeans<T> km(p);
+    mixtura::detail::Stopwatch clock;
+    km.fit(mixtura::MatrixView<T>(x.data(), a.n, a.d), {}, mixtura::MatrixView<T>(c.data(), a.k, a.d));
+    const double total = clock.seconds();
+    std::printf("{\"fit_seconds\": %.6f, \"n_iter\": %d, \"inertia\": %.17g, \"iter_seconds\": [", total,
+                km.n_iter(), km.inertia());
+    for (std::size_t i = 0; i < km.trace().size(); ++i)
+      std::printf("%s%.6f", i ? ", " : "", km.trace()[i].seconds);
+    std::printf("]}\n");
+    std::fflush(stdout);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const Args a = parse(argc, argv);
+    if (a.dtype == "f32") run<float>(a);
+    else if (a.dtype == "f64") run<double>(a);
+    else throw std::invalid_argument("--dtype must be f32 or f64, got " + a.dtype);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "kmeans_timing: %s\n", e.what());
+    return 2;
+  }
+  return 0;
+}
