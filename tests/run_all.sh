@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds everything (CUDA too when nvcc is found: compiled and linked,
+# its tests skip without a GPU) and runs every test: the GoogleTest suite through ctest, then a
+# separate CMake project built against the installed package (find_package(mixtura)).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash .ci/install-deps
+source .ci/env.sh
+cmake -S . -B "$MIXTURA_BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DMIXTURA_BUILD_TESTS=ON \
+  -DMIXTURA_BUILD_BENCHMARKS=ON -DMIXTURA_BUILD_EXAMPLES=ON
+cmake --build "$MIXTURA_BUILD_DIR" -j "$MIXTURA_JOBS"
+
+echo "== C++ package: install, then build and run examples/consumer against it"
+prefix="$PWD/$MIXTURA_BUILD_DIR/_install"
+cmake --install "$MIXTURA_BUILD_DIR" --prefix "$prefix" >/dev/null
+cmake -S examples/consumer -B "$MIXTURA_BUILD_DIR/consumer" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$MIXTURA_BUILD_DIR/consumer" -j "$MIXTURA_JOBS" >/dev/null
+"$MIXTURA_BUILD_DIR/consumer/consumer"
+
+echo "== C++ tests"
+cd "$MIXTURA_BUILD_DIR"
+ctest --output-on-failure -j "$MIXTURA_JOBS"
