@@ -57,18 +57,19 @@ inline void dispatch_dim(Index d, F&& f) {
 
 /// The per-row tail of the assignment pass, in double whatever T is: adds w * (x - c)^2 to the
 /// distortion lanes (summed over rows lane-wise, so no per-row horizontal sum; reduce() adds the lanes
-/// in a fixed order) and w * x to the cluster's sum. Four features at a time in 256-bit vectors.
+/// in a fixed order) and w * x to the cluster's sum. kN features at a time (4 with AVX, else 2).
 struct RowAccumulator {
 #if MIXTURA_HAS_VECTOR_EXT && !defined(MIXTURA_DISABLE_SIMD)
-  typedef double D4 __attribute__((vector_size(32)));
-  D4 lanes[2] = {D4{}, D4{}};
+  static constexpr int kN = MIXTURA_SIMD_BYTES >= 32 ? 4 : 2;
+  typedef double DV __attribute__((vector_size(kN * sizeof(double))));
+  DV lanes[2] = {DV{}, DV{}};
 
   template <class T>
-  static D4 load4(const T* p) {
-    typedef T T4 __attribute__((vector_size(4 * sizeof(T))));
-    T4 v;
+  static DV load(const T* p) {
+    typedef T TV __attribute__((vector_size(kN * sizeof(T))));
+    TV v;
     std::memcpy(&v, p, sizeof v);
-    return __builtin_convertvector(v, D4);
+    return __builtin_convertvector(v, DV);
   }
 #endif
   double rest[4] = {0, 0, 0, 0};
@@ -77,29 +78,29 @@ struct RowAccumulator {
   void add(const T* x, const T* c, double* sum, Index d, double w) {
     Index j = 0;
 #if MIXTURA_HAS_VECTOR_EXT && !defined(MIXTURA_DISABLE_SIMD)
-    const D4 wv = w - D4{};
-    D4 l0 = lanes[0], l1 = lanes[1];  // in registers: an indexed lanes[] would live in memory
-    auto chunk = [&](Index at, D4& lane) {
-      const D4 xv = load4(x + at);
-      const D4 t = xv - load4(c + at);
+    const DV wv = w - DV{};
+    DV l0 = lanes[0], l1 = lanes[1];  // in registers: an indexed lanes[] would live in memory
+    auto chunk = [&](Index at, DV& lane) {
+      const DV xv = load(x + at);
+      const DV t = xv - load(c + at);
       lane += wv * (t * t);
-      D4 s;
+      DV s;
       std::memcpy(&s, sum + at, sizeof s);
       s += wv * xv;
       std::memcpy(sum + at, &s, sizeof s);
     };
-    for (; j + 8 <= d; j += 8) {
+    for (; j + 2 * kN <= d; j += 2 * kN) {
       chunk(j, l0);
-      chunk(j + 4, l1);
+      chunk(j + kN, l1);
     }
-    if (j + 4 <= d) {
+    if (j + kN <= d) {
       chunk(j, l0);
-      j += 4;
+      j += kN;
     }
     lanes[0] = l0;
     lanes[1] = l1;
 #endif
-    for (; j < d; ++j) {  // the last d % 4 features (all of them on the scalar path)
+    for (; j < d; ++j) {  // the last features (all of them on the scalar path)
       const double xj = static_cast<double>(x[j]);
       const double t = xj - static_cast<double>(c[j]);
       rest[j & 3] += w * (t * t);
@@ -109,8 +110,8 @@ struct RowAccumulator {
   double reduce() const {
     double total = (rest[0] + rest[1]) + (rest[2] + rest[3]);
 #if MIXTURA_HAS_VECTOR_EXT && !defined(MIXTURA_DISABLE_SIMD)
-    const D4 v = lanes[0] + lanes[1];
-    total += (v[0] + v[1]) + (v[2] + v[3]);
+    const DV v = lanes[0] + lanes[1];
+    for (int l = 0; l < kN; ++l) total += v[l];
 #endif
     return total;
   }
@@ -226,7 +227,7 @@ inline void nearest_tail(int kt, const T* xt, Index ld, Index D, const PreparedC
 /// For rows [begin, end): index of the nearest centre of each row (expanded distance, vectorised
 /// across rows, centres streamed from L1), returned in s.arg[0 .. end - begin).
 template <class T>
-inline const std::int32_t* nearest_centers_block(MatrixView<T> X, const PreparedCenters<T>& pc, NearestScratch<T>& s,
+MIXTURA_NOINLINE const std::int32_t* nearest_centers_block(MatrixView<T> X, const PreparedCenters<T>& pc, NearestScratch<T>& s,
                                                  Index begin, Index end) {
   using S = Simd<T>;
   constexpr int L = S::kLanes;
@@ -258,7 +259,7 @@ struct NearestScratch {
 };
 
 template <class T>
-inline const std::int32_t* nearest_centers_block(MatrixView<T> X, const PreparedCenters<T>& pc, NearestScratch<T>& s,
+MIXTURA_NOINLINE const std::int32_t* nearest_centers_block(MatrixView<T> X, const PreparedCenters<T>& pc, NearestScratch<T>& s,
                                                  Index begin, Index end) {
   const Index rows = end - begin, K = pc.n_clusters;
   if (s.dots.cols() != K) s.dots.resize(s.dots.rows(), K);
@@ -281,6 +282,32 @@ inline const std::int32_t* nearest_centers_block(MatrixView<T> X, const Prepared
 
 #endif
 
+/// Folds rows whose nearest centre is known into the K-means statistics. Raw pointers and local
+/// copies only: nothing a store could alias, so the loop keeps everything in registers.
+/// DC > 0: the feature count as a compile-time constant. w == nullptr: unit weights (the cluster
+/// weights are then filled in from the counts by the caller).
+template <int DC, class T>
+MIXTURA_NOINLINE void fold_assigned_rows(const T* x, Index stride, const T* w, const std::int32_t* arg, Index rows,
+                               const T* centers, Index d_runtime, std::int32_t* labels, KMeansStats& s) {
+  const Index d = DC > 0 ? Index{DC} : d_runtime;
+  double* const weight = s.weight.data();
+  Index* const count = s.count.data();
+  double* const sums = s.sums.data();
+  RowAccumulator acc;
+  std::int64_t changed = 0;
+  for (Index r = 0; r < rows; ++r) {
+    const std::int32_t k = arg[r];
+    const double wr = w ? static_cast<double>(w[r]) : 1.0;
+    changed += labels[r] != k;
+    labels[r] = k;
+    if (w) weight[k] += wr;
+    ++count[k];
+    acc.add(x + r * stride, centers + k * d, sums + k * d, d, wr);
+  }
+  s.n_changed += changed;
+  s.distortion += acc.reduce();
+}
+
 }  // namespace detail
 
 /// Assignment half-step fused with the statistics of the update half-step.
@@ -291,28 +318,19 @@ KMeansStats kmeans_assign(const CpuBackend& be, MatrixView<T> X, VectorView<T> w
                           std::int32_t* labels) {
   const Index K = C.rows(), D = C.cols();
   const detail::PreparedCenters<T> pc(C);
-  return detail::fold_rows(
+  KMeansStats stats = detail::fold_rows(
       X.rows, detail::kKMeansBlock, be.n_threads, [&] { return KMeansStats(K, D); },
       [&] { return detail::NearestScratch<T>(detail::kKMeansBlock, D); },
       [&](KMeansStats& s, detail::NearestScratch<T>& scratch, Index begin, Index end) {
         const std::int32_t* arg = detail::nearest_centers_block(X, pc, scratch, begin, end);
         detail::dispatch_dim(D, [&](auto dim) {
-          const Index nd = decltype(dim)::value > 0 ? Index{decltype(dim)::value} : D;
-          detail::RowAccumulator acc;
-          std::int64_t changed = 0;
-          for (Index i = begin; i < end; ++i) {
-            const std::int32_t k = arg[i - begin];
-            const double wi = detail::row_weight(w, i);
-            changed += labels[i] != k;
-            labels[i] = k;
-            s.weight[k] += wi;
-            ++s.count[k];
-            acc.add(X.row(i), C.data() + k * nd, s.sums.data() + k * nd, nd, wi);
-          }
-          s.n_changed += changed;
-          s.distortion += acc.reduce();
+          detail::fold_assigned_rows<decltype(dim)::value>(X.row(begin), X.stride, w.empty() ? nullptr : w.data + begin,
+                                                           arg, end - begin, C.data(), D, labels + begin, s);
         });
       });
+  if (w.empty())  // unit weights: the weight of a cluster is its row count (exact in double)
+    for (Index k = 0; k < K; ++k) stats.weight[k] = static_cast<double>(stats.count[k]);
+  return stats;
 }
 
 /// Labels only (prediction), plus the exact weighted distortion they give.
