@@ -2,3 +2,4 @@
 /// Everything in mixtura's CPU library.
 #include "mixtura/core.hpp"
 #include "mixtura/kmeans.hpp"
+#include "mixtura/gmm.hpp"

@@ -59,4 +59,12 @@ struct VectorView {
   T operator[](Index i) const { return data[i]; }
 };
 
+namespace detail {
+/// w_i, or 1 when no weights were given.
+template <class T>
+inline double row_weight(VectorView<T> w, Index i) {
+  return w.empty() ? 1.0 : static_cast<double>(w[i]);
+}
+}  // namespace detail
+
 }  // namespace mixtura

@@ -136,10 +136,6 @@ struct DistortionLanes {
   double reduce() const { return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])); }
 };
 
-template <class T>
-inline double row_weight(VectorView<T> w, Index i) {
-  return w.empty() ? 1.0 : static_cast<double>(w[i]);
-}
 
 /// Centres prepared for the expanded distance ||c||^2 - 2 x.c (used for the argmin only):
 /// -2 C^T stored D x K row-major, and ||c_k||^2.

@@ -1,0 +1,417 @@
+#pragma once
+/// mixtura::GaussianMixture: Gaussian mixtures fitted by EM, with the ELBO staircase recorded.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <Eigen/Cholesky>
+#include <Eigen/Core>
+
+#include "mixtura/backend/cpu.hpp"
+#include "mixtura/core/errors.hpp"
+#include "mixtura/core/matrix_view.hpp"
+#include "mixtura/core/rng.hpp"
+#include "mixtura/core/timer.hpp"
+#include "mixtura/core/validate.hpp"
+#include "mixtura/gmm/cpu_pass.hpp"
+#include "mixtura/gmm/init.hpp"
+#include "mixtura/gmm/m_step.hpp"
+#include "mixtura/gmm/model.hpp"
+#include "mixtura/gmm/params.hpp"
+#include "mixtura/kmeans/kmeans.hpp"
+
+namespace mixtura {
+
+/// Caller-given starting parameters, any subset (scikit-learn's weights_init, means_init,
+/// precisions_init). Shapes: weights [K] summing to 1; means K x D; precisions: full -> K matrices
+/// D x D, tied -> 1 matrix D x D, diag -> 1 matrix K x D, spherical -> 1 matrix K x 1, all positive
+/// definite (positive).
+struct GmmInitialParams {
+  Eigen::VectorXd weights;
+  RowMatrix<double> means;
+  std::vector<Eigen::MatrixXd> precisions;
+  bool empty() const { return weights.size() == 0 && means.size() == 0 && precisions.empty(); }
+  bool complete() const { return weights.size() && means.size() && !precisions.empty(); }
+};
+
+/// Gaussian mixture of n_components components over n_features, fitted by EM (T = float or double;
+/// parameters are held in double). Each iteration records L(theta_t), the mean log-likelihood at the
+/// parameters before its M-step (scikit-learn's lower_bounds_), and ELBO(q_t, theta_{t+1}) after it,
+/// computed from the statistics alone: the staircase L(theta_t) <= ELBO(q_t, theta_{t+1}) <= L(theta_{t+1})
+/// holds up to round-off when reg_covar = 0 (what holds for reg_covar > 0: README, "The ELBO staircase").
+///
+/// fit() has the strong guarantee: if it throws, the model keeps its previous state.
+template <class T>
+class GaussianMixture {
+  static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
+                "mixtura::GaussianMixture<T>: T must be float or double");
+
+ public:
+  using Scalar = T;
+  using Callback = std::function<bool(int restart, int iteration, const GmmIteration&)>;
+
+  explicit GaussianMixture(GmmParams params = {}) : params_(params) {}
+
+  const GmmParams& params() const { return params_; }
+  void set_params(const GmmParams& params) { params_ = params; }
+  /// Starting parameters used by the next fits (cleared by passing an empty struct).
+  void set_initial_params(GmmInitialParams init) { initial_ = std::move(init); }
+  /// Called after every iteration of every restart; return false to stop the fit (throws Interrupted).
+  void set_callback(Callback callback) { callback_ = std::move(callback); }
+
+  /// Fits on X (n_samples x n_features) with optional sample weights (n_samples, >= 0).
+  GaussianMixture& fit(MatrixView<T> X, VectorView<T> sample_weight = {}) {
+    const char* where = "GaussianMixture::fit";
+    const GmmParams& p = params_;
+    const CpuBackend be{p.n_threads};
+    MIXTURA_EXPECTS(p.n_components >= 1, "%s: n_components must be >= 1, got %d", where, p.n_components);
+    MIXTURA_EXPECTS(p.max_iter >= 1, "%s: max_iter must be >= 1, got %d", where, p.max_iter);
+    MIXTURA_EXPECTS(p.n_init >= 1, "%s: n_init must be >= 1, got %d", where, p.n_init);
+    MIXTURA_EXPECTS(std::isfinite(p.tol) && p.tol >= 0, "%s: tol must be finite and >= 0, got %g", where, p.tol);
+    MIXTURA_EXPECTS(std::isfinite(p.reg_covar) && p.reg_covar >= 0, "%s: reg_covar must be finite and >= 0, got %g",
+                    where, p.reg_covar);
+    MIXTURA_EXPECTS(p.n_threads >= 0, "%s: n_threads must be >= 0, got %d", where, p.n_threads);
+    detail::check_data(where, X, p.n_threads);
+    MIXTURA_EXPECTS(X.rows >= p.n_components, "%s: n_components (%d) > n_samples (%lld)", where, p.n_components,
+                    static_cast<long long>(X.rows));
+    const double total_weight = detail::check_weights(where, sample_weight, X.rows);
+    (void)total_weight;
+    check_initial(where, X.cols);
+    const bool warm = p.warm_start && fitted_;
+    if (warm) detail::check_features(where, X.cols, state_.n_features);
+
+    detail::MStepContext ctx;
+    ctx.reg_covar = p.reg_covar;
+    ctx.data_variance = detail::feature_variances(be, X);
+    const std::size_t n_worst = static_cast<std::size_t>(p.n_components);
+    auto row_of = [&](Index i) {
+      Eigen::VectorXd v(X.cols);
+      for (Index j = 0; j < X.cols; ++j) v[j] = static_cast<double>(X.row(i)[j]);
+      return v;
+    };
+
+    State next;
+    next.n_features = X.cols;
+    const int restarts = warm ? 1 : p.n_init;
+    for (int r = 0; r < restarts; ++r) {
+      detail::Stopwatch clock;
+      ctx.restart = r;
+      ctx.iteration = -1;
+      ctx.events = &next.events;
+      GmmModel model = warm ? state_.model : initial_model(be, X, sample_weight, r, ctx);
+      GmmRun run;
+      run.init_seconds = clock.seconds();
+      double lower_bound = warm ? state_.runs[static_cast<std::size_t>(state_.best)].lower_bound
+                                : -std::numeric_limits<double>::infinity();
+      for (int it = 0; it < p.max_iter; ++it) {
+        detail::Stopwatch iter_clock;
+        ctx.iteration = it;
+        const GmmStats stats = gmm_e_step(be, X, sample_weight, model, n_worst);
+        GmmIteration rec;
+        rec.lower_bound = stats.log_likelihood / stats.weight;
+        rec.entropy = stats.entropy / stats.weight;
+        GmmModel updated = detail::m_step(stats, model, ctx, stats.worst.rows, row_of);
+        rec.elbo_after_m = detail::elbo_from_stats(stats, updated, model);
+        model = std::move(updated);
+        rec.seconds = iter_clock.seconds();
+        run.trace.push_back(rec);
+        run.n_iter = it + 1;
+        const double previous = lower_bound;
+        lower_bound = rec.lower_bound;
+        if (callback_ && !callback_(r, it, rec))
+          throw Interrupted(detail::format("GaussianMixture::fit: interrupted by the caller at restart %d, iteration %d", r, it));
+        if (std::abs(lower_bound - previous) < p.tol) {
+          run.converged = true;
+          break;
+        }
+      }
+      run.lower_bound = lower_bound;
+      run.seconds = clock.seconds();
+      if (r == 0 || run.lower_bound > next.runs[static_cast<std::size_t>(next.best)].lower_bound) {
+        next.best = r;
+        next.model = std::move(model);
+      }
+      next.runs.push_back(std::move(run));
+    }
+    state_ = std::move(next);
+    fitted_ = true;
+    return *this;
+  }
+
+  /// log p(x) of each row (higher = more typical).
+  Eigen::VectorXd score_samples(MatrixView<T> X) const {
+    check_input("GaussianMixture::score_samples", X);
+    Eigen::VectorXd out(X.rows);
+    const Index K = state_.model.n_components;
+    gmm_weighted_log_prob(CpuBackend{params_.n_threads}, X, state_.model, [&](Index begin, Index rows, auto& lp) {
+      for (Index r = 0; r < rows; ++r) {
+        double log_p, h;
+        detail::normalise_row(lp.row(r).data(), K, log_p, h);
+        out[begin + r] = log_p;
+      }
+    });
+    return out;
+  }
+  /// Weighted mean of score_samples.
+  double score(MatrixView<T> X, VectorView<T> sample_weight = {}) const {
+    const Eigen::VectorXd s = score_samples(X);
+    const double total = detail::check_weights("GaussianMixture::score", sample_weight, X.rows);
+    double acc = 0;
+    for (Index i = 0; i < X.rows; ++i) acc += detail::row_weight(sample_weight, i) * s[i];
+    return acc / total;
+  }
+  /// Posterior probability of each component for each row, n_samples x n_components.
+  RowMatrix<double> predict_proba(MatrixView<T> X) const {
+    check_input("GaussianMixture::predict_proba", X);
+    const Index K = state_.model.n_components;
+    RowMatrix<double> out(X.rows, K);
+    gmm_weighted_log_prob(CpuBackend{params_.n_threads}, X, state_.model, [&](Index begin, Index rows, auto& lp) {
+      for (Index r = 0; r < rows; ++r) {
+        double log_p, h;
+        detail::normalise_row(lp.row(r).data(), K, log_p, h);
+        out.row(begin + r) = lp.row(r);
+      }
+    });
+    return out;
+  }
+  /// Most probable component of each row.
+  std::vector<std::int32_t> predict(MatrixView<T> X) const {
+    check_input("GaussianMixture::predict", X);
+    std::vector<std::int32_t> out(static_cast<std::size_t>(X.rows));
+    gmm_weighted_log_prob(CpuBackend{params_.n_threads}, X, state_.model, [&](Index begin, Index rows, auto& lp) {
+      for (Index r = 0; r < rows; ++r) {
+        Index best;
+        lp.row(r).maxCoeff(&best);
+        out[static_cast<std::size_t>(begin + r)] = static_cast<std::int32_t>(best);
+      }
+    });
+    return out;
+  }
+  /// log N(x | mu_k, Sigma_k) of each row under each component (without the mixing weight).
+  RowMatrix<double> component_log_density(MatrixView<T> X) const {
+    check_input("GaussianMixture::component_log_density", X);
+    const Index K = state_.model.n_components;
+    RowMatrix<double> out(X.rows, K);
+    const Eigen::RowVectorXd log_w = state_.model.weights.array().log().matrix().transpose();
+    gmm_weighted_log_prob(CpuBackend{params_.n_threads}, X, state_.model, [&](Index begin, Index rows, auto& lp) {
+      for (Index r = 0; r < rows; ++r) out.row(begin + r) = lp.row(r) - log_w;
+    });
+    return out;
+  }
+  /// Bayesian information criterion on X (lower is better).
+  double bic(MatrixView<T> X) const {
+    const double n = static_cast<double>(X.rows);
+    return -2 * score(X) * n + fitted("bic").model.n_parameters() * std::log(n);
+  }
+  /// Akaike information criterion on X (lower is better).
+  double aic(MatrixView<T> X) const { return -2 * score(X) * static_cast<double>(X.rows) + 2 * fitted("aic").model.n_parameters(); }
+
+  /// n_samples rows drawn from the fitted mixture, reproducibly from `seed`, with their components.
+  std::pair<RowMatrix<T>, std::vector<std::int32_t>> sample(Index n_samples, std::uint64_t seed = 0) const {
+    const GmmModel& m = fitted("sample").model;
+    MIXTURA_EXPECTS(n_samples >= 1, "GaussianMixture::sample: n_samples must be >= 1, got %lld",
+                    static_cast<long long>(n_samples));
+    const Index K = m.n_components, D = m.n_features;
+    const CounterRng rng(seed, 0);
+    RowMatrix<T> x(n_samples, D);
+    std::vector<std::int32_t> labels(static_cast<std::size_t>(n_samples));
+    std::vector<Eigen::MatrixXd> chol(static_cast<std::size_t>(K));  // covariance = A A^T
+    for (Index k = 0; k < K; ++k) chol[k] = Eigen::LLT<Eigen::MatrixXd>(m.covariance(k)).matrixL();
+    // Row i reads counters i (2D + 1) .. i (2D + 1) + 2D: one uniform for the component, a pair
+    // per feature for a Box-Muller normal.
+    const std::uint64_t per_row = 2 * static_cast<std::uint64_t>(D) + 1;
+    for (Index i = 0; i < n_samples; ++i) {
+      const std::uint64_t base = static_cast<std::uint64_t>(i) * per_row;
+      const double u = rng.uniform_at(base);
+      double acc = 0;
+      Index k = 0;
+      for (; k < K - 1; ++k) {
+        acc += m.weights[k];
+        if (u < acc) break;
+      }
+      Eigen::VectorXd z(D);
+      for (Index j = 0; j < D; ++j) {
+        const double u1 = rng.uniform_open_at(base + 1 + 2 * static_cast<std::uint64_t>(j));
+        const double u2 = rng.uniform_at(base + 2 + 2 * static_cast<std::uint64_t>(j));
+        z[j] = std::sqrt(-2 * std::log(u1)) * std::cos(2 * 3.14159265358979323846 * u2);
+      }
+      const Eigen::VectorXd v = m.means.row(k).transpose() + chol[k] * z;
+      for (Index j = 0; j < D; ++j) x(i, j) = static_cast<T>(v[j]);
+      labels[static_cast<std::size_t>(i)] = static_cast<std::int32_t>(k);
+    }
+    return {std::move(x), std::move(labels)};
+  }
+
+  bool is_fitted() const { return fitted_; }
+  const GmmModel& model() const { return fitted("model").model; }
+  const Eigen::VectorXd& weights() const { return model().weights; }
+  const RowMatrix<double>& means() const { return model().means; }
+  double lower_bound() const { return best_run().lower_bound; }
+  int n_iter() const { return best_run().n_iter; }
+  bool converged() const { return best_run().converged; }
+  Index n_features_in() const { return fitted("n_features_in").n_features; }
+  int best_restart() const { return fitted("best_restart").best; }
+  const std::vector<GmmRun>& runs() const { return fitted("runs").runs; }
+  const std::vector<GmmIteration>& trace() const { return best_run().trace; }
+  const std::vector<GmmEvent>& events() const { return fitted("events").events; }
+
+  /// Replaces the fitted state by a given model (for loading a saved model).
+  void set_model(GmmModel model) {
+    MIXTURA_EXPECTS(model.n_components >= 1 && model.n_features >= 1,
+                    "GaussianMixture::set_model: empty model (%lld components, %lld features)",
+                    static_cast<long long>(model.n_components), static_cast<long long>(model.n_features));
+    State s;
+    s.n_features = model.n_features;
+    s.model = std::move(model);
+    s.runs.emplace_back();
+    state_ = std::move(s);
+    fitted_ = true;
+  }
+
+ private:
+  struct State {
+    GmmModel model;
+    std::vector<GmmRun> runs;
+    std::vector<GmmEvent> events;
+    int best = 0;
+    Index n_features = 0;
+  };
+
+  const State& fitted(const char* what) const {
+    if (!fitted_)
+      throw NotFittedError(detail::format(
+          "GaussianMixture::%s: this GaussianMixture instance is not fitted yet; call fit() first", what));
+    return state_;
+  }
+  const GmmRun& best_run() const { return fitted("trace").runs[static_cast<std::size_t>(state_.best)]; }
+  void check_input(const char* where, MatrixView<T> X) const {
+    if (!fitted_)
+      throw NotFittedError(detail::format("%s: this GaussianMixture instance is not fitted yet; call fit() first", where));
+    detail::check_data(where, X, params_.n_threads);
+    detail::check_features(where, X.cols, state_.n_features);
+  }
+
+  void check_initial(const char* where, Index D) const {
+    const Index K = params_.n_components;
+    const GmmInitialParams& in = initial_;
+    if (in.weights.size()) {
+      MIXTURA_EXPECTS(in.weights.size() == K, "%s: weights_init has %lld entries, expected n_components = %lld", where,
+                      static_cast<long long>(in.weights.size()), static_cast<long long>(K));
+      for (Index k = 0; k < K; ++k)
+        MIXTURA_EXPECTS(std::isfinite(in.weights[k]) && in.weights[k] >= 0,
+                        "%s: weights_init[%lld] = %g must be finite and >= 0", where, static_cast<long long>(k), in.weights[k]);
+      MIXTURA_EXPECTS(std::abs(in.weights.sum() - 1.0) <= 1e-8, "%s: weights_init sums to %.12g, expected 1", where,
+                      in.weights.sum());
+    }
+    if (in.means.size()) {
+      MIXTURA_EXPECTS(in.means.rows() == K && in.means.cols() == D,
+                      "%s: means_init has shape (%lld, %lld), expected (n_components, n_features) = (%lld, %lld)", where,
+                      static_cast<long long>(in.means.rows()), static_cast<long long>(in.means.cols()),
+                      static_cast<long long>(K), static_cast<long long>(D));
+      MIXTURA_EXPECTS(in.means.allFinite(), "%s: means_init contains a non-finite value", where);
+    }
+    if (in.precisions.empty()) return;
+    const CovarianceType t = params_.covariance_type;
+    const Index want_n = t == CovarianceType::full ? K : 1;
+    MIXTURA_EXPECTS(static_cast<Index>(in.precisions.size()) == want_n,
+                    "%s: precisions_init has %lld matrices, expected %lld for covariance_type %s", where,
+                    static_cast<long long>(in.precisions.size()), static_cast<long long>(want_n), to_string(t));
+    for (std::size_t k = 0; k < in.precisions.size(); ++k) {
+      const Eigen::MatrixXd& p = in.precisions[k];
+      if (t == CovarianceType::full || t == CovarianceType::tied) {
+        MIXTURA_EXPECTS(p.rows() == D && p.cols() == D, "%s: precisions_init[%zu] has shape (%lld, %lld), expected (%lld, %lld)",
+                        where, k, static_cast<long long>(p.rows()), static_cast<long long>(p.cols()),
+                        static_cast<long long>(D), static_cast<long long>(D));
+        MIXTURA_EXPECTS(p.allFinite() && p.isApprox(p.transpose(), 1e-10),
+                        "%s: precisions_init[%zu] is not symmetric", where, k);
+        Eigen::LLT<Eigen::MatrixXd> llt(p);
+        MIXTURA_EXPECTS(llt.info() == Eigen::Success && (Eigen::MatrixXd(llt.matrixL()).diagonal().array() > 0).all(),
+                        "%s: precisions_init[%zu] is not positive definite", where, k);
+      } else {
+        const Index cols = t == CovarianceType::diag ? D : 1;
+        MIXTURA_EXPECTS(p.rows() == K && p.cols() == cols,
+                        "%s: precisions_init has shape (%lld, %lld), expected (%lld, %lld) for covariance_type %s", where,
+                        static_cast<long long>(p.rows()), static_cast<long long>(p.cols()), static_cast<long long>(K),
+                        static_cast<long long>(cols), to_string(t));
+        MIXTURA_EXPECTS(p.allFinite() && (p.array() > 0).all(), "%s: precisions_init must be positive (and finite)", where);
+      }
+    }
+  }
+
+  GmmModel initial_model(const CpuBackend& be, MatrixView<T> X, VectorView<T> w, int restart,
+                         const detail::MStepContext& ctx) const {
+    const GmmParams& p = params_;
+    const Index K = p.n_components, D = X.cols;
+    GmmModel m;
+    if (!initial_.complete()) {
+      const CounterRng rng(p.seed, static_cast<std::uint64_t>(restart));
+      switch (p.init) {
+        case GmmInit::kmeans: {
+          KMeansParams kp;
+          kp.n_clusters = p.n_components;
+          kp.n_init = 1;
+          kp.seed = rng.bits_at(0);
+          kp.n_threads = p.n_threads;
+          KMeans<T> km(kp);
+          km.fit(X, w);
+          GmmModel shift(p.covariance_type, K, D);
+          shift.means = km.cluster_centers().template cast<double>();
+          const GmmStats st = gmm_label_stats(be, X, w, km.labels().data(), p.covariance_type, shift.means);
+          m = detail::m_step(st, shift, ctx, {}, {});
+          break;
+        }
+        case GmmInit::random: {
+          GmmModel shift(p.covariance_type, K, D);
+          Eigen::RowVectorXd mean = Eigen::RowVectorXd::Zero(D);
+          for (Index i = 0; i < X.rows; ++i)
+            for (Index j = 0; j < D; ++j) mean[j] += static_cast<double>(X.row(i)[j]);
+          shift.means.rowwise() = mean / static_cast<double>(X.rows);
+          const GmmStats st = detail::random_resp_stats(be, X, w, p.covariance_type, K, rng, shift.means);
+          m = detail::m_step(st, shift, ctx, {}, {});
+          break;
+        }
+        case GmmInit::kmeans_plusplus:
+          m = detail::model_on_rows(X, kmeans_plusplus_rows(be, X, w, p.n_components, 0, rng), p.covariance_type, ctx);
+          break;
+        case GmmInit::random_from_data: {
+          Index positive = w.empty() ? X.rows : 0;
+          for (Index i = 0; i < w.size; ++i) positive += w[i] > 0;
+          MIXTURA_EXPECTS(positive >= K, "GaussianMixture::fit: init = random_from_data needs n_components (%lld) rows "
+                          "of positive weight, found %lld", static_cast<long long>(K), static_cast<long long>(positive));
+          m = detail::model_on_rows(X, random_rows(X, w, p.n_components, rng, p.n_threads), p.covariance_type, ctx);
+          break;
+        }
+      }
+    } else {
+      m = GmmModel(p.covariance_type, K, D);
+    }
+    if (initial_.weights.size()) m.weights = initial_.weights;
+    if (initial_.means.size()) m.means = initial_.means;
+    if (!initial_.precisions.empty()) {
+      switch (p.covariance_type) {
+        case CovarianceType::full:
+        case CovarianceType::tied:
+          for (std::size_t k = 0; k < initial_.precisions.size(); ++k)
+            m.factor[k] = Eigen::LLT<Eigen::MatrixXd>(initial_.precisions[k]).matrixL();  // P = L L^T
+          break;
+        case CovarianceType::diag:
+        case CovarianceType::spherical: m.diag_factor = initial_.precisions[0].array().sqrt(); break;
+      }
+    }
+    return m;
+  }
+
+  GmmParams params_;
+  GmmInitialParams initial_;
+  Callback callback_;
+  State state_;
+  bool fitted_ = false;
+};
+
+}  // namespace mixtura

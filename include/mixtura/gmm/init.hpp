@@ -1,0 +1,97 @@
+#pragma once
+/// Starting points of EM: parameters from K-means labels, from chosen rows, or from random
+/// responsibilities (scikit-learn's init_params), all driven by the counter-based generator.
+
+#include <cstdint>
+#include <vector>
+
+#include "mixtura/backend/cpu.hpp"
+#include "mixtura/core/parallel.hpp"
+#include "mixtura/core/rng.hpp"
+#include "mixtura/gmm/cpu_pass.hpp"
+#include "mixtura/gmm/m_step.hpp"
+#include "mixtura/kmeans/kmeans.hpp"
+
+namespace mixtura {
+namespace detail {
+
+/// Per-feature variance of the data (unweighted), around the first row.
+template <class T>
+Eigen::VectorXd feature_variances(const CpuBackend& be, MatrixView<T> X) {
+  struct Moments {
+    Eigen::VectorXd s1, s2;
+    void merge(const Moments& o) {
+      s1 += o.s1;
+      s2 += o.s2;
+    }
+  };
+  const Index D = X.cols;
+  const auto m = fold_rows(
+      X.rows, 4096, be.n_threads, [&] { return Moments{Eigen::VectorXd::Zero(D), Eigen::VectorXd::Zero(D)}; },
+      [] { return NoScratch{}; },
+      [&](Moments& s, NoScratch&, Index begin, Index end) {
+        for (Index i = begin; i < end; ++i)
+          for (Index j = 0; j < D; ++j) {
+            const double t = static_cast<double>(X.row(i)[j]) - static_cast<double>(X.row(0)[j]);
+            s.s1[j] += t;
+            s.s2[j] += t * t;
+          }
+      });
+  const double n = static_cast<double>(X.rows);
+  return (m.s2 / n - (m.s1 / n).array().square().matrix()).cwiseMax(0.0);
+}
+
+/// Statistics of uniform random responsibilities (init = random), around the data mean.
+template <class T>
+GmmStats random_resp_stats(const CpuBackend& be, MatrixView<T> X, VectorView<T> w, CovarianceType type, Index K,
+                           const CounterRng& rng, const RowMatrix<double>& shift) {
+  const Index D = X.cols;
+  return fold_rows(
+      X.rows, kGmmBlock, be.n_threads, [&] { return GmmStats(type, K, D, 0); },
+      [&] { return std::make_pair(Eigen::VectorXd(K), Eigen::VectorXd(D)); },
+      [&](GmmStats& st, std::pair<Eigen::VectorXd, Eigen::VectorXd>& s, Index begin, Index end) {
+        auto& r = s.first;
+        auto& diff = s.second;
+        for (Index i = begin; i < end; ++i) {
+          for (Index k = 0; k < K; ++k) r[k] = rng.uniform_at(static_cast<std::uint64_t>(i * K + k));
+          r /= r.sum();
+          const double wi = row_weight(w, i);
+          st.weight += wi;
+          for (Index k = 0; k < K; ++k) {
+            const double wr = wi * r[k];
+            for (Index j = 0; j < D; ++j) diff[j] = static_cast<double>(X.row(i)[j]) - shift(k, j);
+            st.nk[k] += wr;
+            st.s1.row(k) += wr * diff.transpose();
+            if (st.full_moments()) st.s2[k].selfadjointView<Eigen::Lower>().rankUpdate(diff, wr);
+            else st.s2_diag.row(k) += wr * diff.array().square().matrix().transpose();
+          }
+        }
+      });
+}
+
+/// Parameters with each component on one row (init = k-means++ / random_from_data): equal
+/// weights, the row as mean, covariance reg_covar * I (scikit-learn's M-step on one-hot rows).
+template <class T>
+GmmModel model_on_rows(MatrixView<T> X, const std::vector<Index>& rows, CovarianceType type, const MStepContext& c) {
+  const Index K = static_cast<Index>(rows.size()), D = X.cols;
+  GmmModel m(type, K, D);
+  m.weights.setConstant(1.0 / static_cast<double>(K));
+  for (Index k = 0; k < K; ++k)
+    for (Index j = 0; j < D; ++j) m.means(k, j) = static_cast<double>(X.row(rows[k])[j]);
+  const Eigen::MatrixXd cov = Eigen::MatrixXd::Identity(D, D) * c.reg_covar;
+  switch (type) {
+    case CovarianceType::full:
+      for (Index k = 0; k < K; ++k) set_factor(cov, m.factor[k], static_cast<int>(k), c);
+      break;
+    case CovarianceType::tied: set_factor(cov, m.factor[0], -1, c); break;
+    case CovarianceType::diag:
+    case CovarianceType::spherical:
+      for (Index k = 0; k < K; ++k)
+        m.diag_factor.row(k).setConstant(1.0 / std::sqrt(checked_variance(c.reg_covar, static_cast<int>(k), c)));
+      break;
+  }
+  return m;
+}
+
+}  // namespace detail
+}  // namespace mixtura

@@ -1,0 +1,101 @@
+#pragma once
+/// Gaussian-mixture parameters and the records a fit leaves behind (the ELBO trace, events).
+
+#include <cstdint>
+#include <vector>
+
+#include "mixtura/core/matrix_view.hpp"
+
+namespace mixtura {
+
+/// Shape of the component covariances (scikit-learn's covariance_type).
+enum class CovarianceType {
+  full,       ///< each component has its own general covariance matrix
+  tied,       ///< all components share one general covariance matrix
+  diag,       ///< each component has its own diagonal covariance
+  spherical,  ///< each component has its own single variance
+};
+
+/// How the responsibilities that start EM are made (scikit-learn's init_params).
+enum class GmmInit {
+  kmeans,            ///< hard labels of mixtura::KMeans (one restart, same seed)
+  kmeans_plusplus,   ///< each component on one row chosen by greedy k-means++; covariance reg_covar * I
+  random,            ///< uniform random responsibilities
+  random_from_data,  ///< each component on one row drawn at random; covariance reg_covar * I
+};
+
+inline const char* to_string(CovarianceType t) {
+  switch (t) {
+    case CovarianceType::full: return "full";
+    case CovarianceType::tied: return "tied";
+    case CovarianceType::diag: return "diag";
+    case CovarianceType::spherical: return "spherical";
+  }
+  return "unknown";
+}
+
+inline const char* to_string(GmmInit i) {
+  switch (i) {
+    case GmmInit::kmeans: return "kmeans";
+    case GmmInit::kmeans_plusplus: return "k-means++";
+    case GmmInit::random: return "random";
+    case GmmInit::random_from_data: return "random_from_data";
+  }
+  return "unknown";
+}
+
+/// Parameters of GaussianMixture; names and meanings follow scikit-learn.
+struct GmmParams {
+  int n_components = 1;                                  ///< K (>= 1)
+  CovarianceType covariance_type = CovarianceType::full; ///< covariance shape
+  double tol = 1e-3;          ///< stop when the per-sample lower bound changes by less than tol
+  double reg_covar = 1e-6;    ///< added to the diagonal of every covariance (>= 0)
+  int max_iter = 100;         ///< EM iterations per restart (>= 1)
+  int n_init = 1;             ///< restarts; the one with the highest lower bound is kept
+  GmmInit init = GmmInit::kmeans;
+  bool warm_start = false;    ///< start from the fitted model (one restart) instead of init
+  std::uint64_t seed = 0;     ///< key of the counter-based random numbers
+  int n_threads = 0;          ///< OpenMP threads for data passes; 0 = OpenMP's default
+};
+
+/// One EM iteration: the two steps of the ELBO staircase, per sample (scikit-learn's scale).
+struct GmmIteration {
+  double lower_bound = 0;  ///< L(theta_t) = ELBO(q_t, theta_t): mean log-likelihood before the M-step
+  double elbo_after_m = 0; ///< ELBO(q_t, theta_{t+1}): after the M-step, from the statistics alone
+  double entropy = 0;      ///< H(q_t) per sample (the ELBO's entropy term)
+  double seconds = 0;      ///< wall time of the iteration
+};
+
+/// Something the fit did to keep going on degenerate data, recorded rather than thrown.
+struct GmmEvent {
+  enum class Kind {
+    component_reseeded,   ///< component had (almost) no weight: moved to a worst-explained row
+    covariance_floored,   ///< covariance not positive definite: `value` added to its diagonal
+  };
+  Kind kind = Kind::component_reseeded;
+  int restart = 0;
+  int iteration = 0;   ///< -1: during initialisation
+  int component = 0;
+  Index row = -1;      ///< re-seeded at this row (component_reseeded)
+  double value = 0;    ///< what was added to the diagonal (covariance_floored)
+};
+
+inline const char* to_string(GmmEvent::Kind k) {
+  switch (k) {
+    case GmmEvent::Kind::component_reseeded: return "component_reseeded";
+    case GmmEvent::Kind::covariance_floored: return "covariance_floored";
+  }
+  return "unknown";
+}
+
+/// What one restart did.
+struct GmmRun {
+  std::vector<GmmIteration> trace;
+  double lower_bound = 0;  ///< the last L(theta_t)
+  int n_iter = 0;
+  bool converged = false;
+  double init_seconds = 0;
+  double seconds = 0;
+};
+
+}  // namespace mixtura

@@ -1,0 +1,66 @@
+#pragma once
+/// Model selection: fit a range of component counts and covariance types, tabulate BIC and AIC.
+
+#include <limits>
+#include <vector>
+
+#include "mixtura/gmm/gaussian_mixture.hpp"
+
+namespace mixtura {
+
+/// One candidate of a model selection.
+struct GmmCandidate {
+  int n_components = 0;
+  CovarianceType covariance_type = CovarianceType::full;
+  double bic = 0, aic = 0;
+  double lower_bound = 0;  ///< per-sample log-likelihood of the kept restart
+  int n_iter = 0;
+  bool converged = false;
+};
+
+/// The table of candidates, in the order fitted, and the model with the lowest BIC.
+template <class T>
+struct GmmSelection {
+  std::vector<GmmCandidate> table;
+  std::size_t best = 0;  ///< index into table (lowest BIC; ties to the first)
+  GaussianMixture<T> model;
+};
+
+/// Fits GaussianMixture(base with n_components = k, covariance_type = t) for every k in
+/// n_components and t in covariance_types, and keeps the one with the lowest BIC. Each candidate is
+/// fitted from its own initialisation (no work is shared between counts yet).
+template <class T>
+GmmSelection<T> select_gaussian_mixture(MatrixView<T> X, const std::vector<int>& n_components,
+                                        const std::vector<CovarianceType>& covariance_types, GmmParams base = {},
+                                        VectorView<T> sample_weight = {}) {
+  MIXTURA_EXPECTS(!n_components.empty() && !covariance_types.empty(),
+                  "select_gaussian_mixture: need at least one component count and one covariance type (got %zu, %zu)",
+                  n_components.size(), covariance_types.size());
+  GmmSelection<T> out;
+  double best_bic = std::numeric_limits<double>::infinity();
+  for (CovarianceType t : covariance_types)
+    for (int k : n_components) {
+      GmmParams p = base;
+      p.n_components = k;
+      p.covariance_type = t;
+      GaussianMixture<T> gm(p);
+      gm.fit(X, sample_weight);
+      GmmCandidate c;
+      c.n_components = k;
+      c.covariance_type = t;
+      c.bic = gm.bic(X);
+      c.aic = gm.aic(X);
+      c.lower_bound = gm.lower_bound();
+      c.n_iter = gm.n_iter();
+      c.converged = gm.converged();
+      out.table.push_back(c);
+      if (c.bic < best_bic) {
+        best_bic = c.bic;
+        out.best = out.table.size() - 1;
+        out.model = std::move(gm);
+      }
+    }
+  return out;
+}
+
+}  // namespace mixtura

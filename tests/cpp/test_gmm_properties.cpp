@@ -1,0 +1,234 @@
+// Properties of EM: the ELBO staircase, Jensen's inequality, exact log-densities, determinism,
+// float32 stability on offset sensor-like data, sampling and model selection.
+#include "gmm_util.hpp"
+
+using namespace mixtura;
+using namespace mixtura_test;
+
+namespace {
+const CovarianceType kTypes[] = {CovarianceType::full, CovarianceType::tied, CovarianceType::diag,
+                                 CovarianceType::spherical};
+}
+
+template <class T>
+class GmmProperties : public ::testing::Test {};
+TYPED_TEST_SUITE(GmmProperties, Scalars);
+
+// With reg_covar = 0 the M-step maximises ELBO(q_t, .) exactly and the E-step makes the bound
+// tight, so L(theta_t) <= ELBO(q_t, theta_{t+1}) <= L(theta_{t+1}) (to round-off).
+TYPED_TEST(GmmProperties, ElboStaircaseWithoutRegularisation) {
+  using T = TypeParam;
+  const RowMatrix<T> x = gmm_blobs<T>(3000, 3, 5);
+  for (CovarianceType t : kTypes) {
+    for (GmmInit init : {GmmInit::kmeans, GmmInit::random}) {
+      GmmParams p;
+      p.n_components = 4;
+      p.covariance_type = t;
+      p.reg_covar = 0;
+      p.tol = 0;
+      p.max_iter = 30;
+      p.init = init;
+      GaussianMixture<T> gm(p);
+      gm.fit(x);
+      const auto& tr = gm.trace();
+      ASSERT_EQ(tr.size(), 30u);
+      for (std::size_t i = 0; i < tr.size(); ++i) {
+        const double slack = 1e-11 * std::abs(tr[i].lower_bound);
+        EXPECT_LE(tr[i].lower_bound, tr[i].elbo_after_m + slack) << to_string(t) << " it " << i;
+        if (i + 1 < tr.size()) EXPECT_LE(tr[i].elbo_after_m, tr[i + 1].lower_bound + slack) << to_string(t) << " it " << i;
+        EXPECT_GE(tr[i].entropy, 0.0);
+      }
+      EXPECT_TRUE(gm.events().empty());
+    }
+  }
+}
+
+// The middle value is computed from the statistics alone; at theta_t itself the same formula
+// must give back the log-likelihood of the E-step (the bound is tight at the posterior).
+TEST(GmmElbo, FromStatisticsIsTightAtTheEStepParameters) {
+  const RowMatrix<double> x = gmm_blobs<double>(2000, 4, 9);
+  for (CovarianceType t : kTypes) {
+    GmmParams p;
+    p.n_components = 3;
+    p.covariance_type = t;
+    p.max_iter = 5;
+    GaussianMixture<double> gm(p);
+    gm.fit(x);
+    const GmmStats st = gmm_e_step(CpuBackend{}, MatrixView<double>(x), VectorView<double>(), gm.model(), 0);
+    EXPECT_NEAR(detail::elbo_from_stats(st, gm.model(), gm.model()), st.log_likelihood / st.weight, 1e-10)
+        << to_string(t);
+    EXPECT_NEAR(st.log_likelihood / st.weight, gm.score(x), 1e-12);
+  }
+}
+
+// Jensen: for any q, E_q[log p(x, z)] + H(q) <= log p(x), with equality at the posterior.
+TEST(GmmElbo, JensenForRandomResponsibilities) {
+  const RowMatrix<double> x = gmm_blobs<double>(500, 2, 3);
+  GmmParams p;
+  p.n_components = 3;
+  GaussianMixture<double> gm(p);
+  gm.fit(x);
+  const RowMatrix<double> log_n = gm.component_log_density(x);
+  const Eigen::VectorXd log_p = gm.score_samples(x);
+  const RowMatrix<double> post = gm.predict_proba(x);
+  std::mt19937 gen(1);
+  std::uniform_real_distribution<double> u(0.01, 1.0);
+  for (Index i = 0; i < x.rows(); ++i) {
+    auto elbo = [&](const Eigen::RowVectorXd& q) {
+      double e = 0;
+      for (Index k = 0; k < 3; ++k)
+        if (q[k] > 0) e += q[k] * (std::log(gm.weights()[k]) + log_n(i, k) - std::log(q[k]));
+      return e;
+    };
+    for (int trial = 0; trial < 5; ++trial) {
+      Eigen::RowVectorXd q(3);
+      for (Index k = 0; k < 3; ++k) q[k] = u(gen);
+      q /= q.sum();
+      EXPECT_LE(elbo(q), log_p[i] + 1e-12);
+    }
+    EXPECT_NEAR(elbo(post.row(i)), log_p[i], 1e-10);
+  }
+}
+
+TYPED_TEST(GmmProperties, ScoreSamplesEqualBruteForceDensity) {
+  using T = TypeParam;
+  const RowMatrix<T> x = gmm_blobs<T>(600, 3, 4);
+  for (CovarianceType t : kTypes) {
+    GmmParams p;
+    p.n_components = 3;
+    p.covariance_type = t;
+    GaussianMixture<T> gm(p);
+    gm.fit(x);
+    const Eigen::VectorXd s = gm.score_samples(x);
+    for (Index i = 0; i < 50; ++i) {
+      const double want = brute_log_density(gm.model(), x.row(i).template cast<double>().transpose());
+      EXPECT_NEAR(s[i], want, 1e-10 * std::abs(want)) << to_string(t);
+    }
+    const RowMatrix<double> proba = gm.predict_proba(x);
+    EXPECT_LE((proba.rowwise().sum().array() - 1).abs().maxCoeff(), 1e-12);
+    const auto labels = gm.predict(x);
+    for (Index i = 0; i < x.rows(); ++i) {
+      Index best;
+      proba.row(i).maxCoeff(&best);
+      EXPECT_EQ(labels[i], best);
+    }
+  }
+}
+
+TYPED_TEST(GmmProperties, BitIdenticalForOneAndTwoThreads) {
+  using T = TypeParam;
+  const RowMatrix<T> x = gmm_blobs<T>(20000, 5, 8);  // many blocks and reduction groups
+  auto fit = [&](int threads) {
+    GmmParams p;
+    p.n_components = 4;
+    p.n_init = 2;
+    p.max_iter = 8;
+    p.n_threads = threads;
+    GaussianMixture<T> gm(p);
+    gm.fit(x);
+    return gm;
+  };
+  const auto a = fit(1), b = fit(2);
+  ASSERT_EQ(a.n_iter(), b.n_iter());
+  EXPECT_EQ(a.means(), b.means());
+  EXPECT_EQ(a.weights(), b.weights());
+  for (std::size_t r = 0; r < a.runs().size(); ++r)
+    for (std::size_t i = 0; i < a.runs()[r].trace.size(); ++i) {
+      EXPECT_EQ(a.runs()[r].trace[i].lower_bound, b.runs()[r].trace[i].lower_bound);
+      EXPECT_EQ(a.runs()[r].trace[i].elbo_after_m, b.runs()[r].trace[i].elbo_after_m);
+    }
+}
+
+// Readings around 1e4 with unit noise in float32: statistics around the current means, in double,
+// keep the float fit on the double one (raw float moments would lose everything below 1e-3).
+TEST(GmmFloat32, StableOnLargeOffsets) {
+  const RowMatrix<double> xd = gmm_blobs<double>(20000, 3, 12, /*offset=*/1e4);
+  const RowMatrix<float> xf = xd.cast<float>();
+  const RowMatrix<double> xr = xf.cast<double>();  // the same rounded readings in double
+  for (CovarianceType t : kTypes) {
+    GmmParams p;
+    p.n_components = 3;
+    p.covariance_type = t;
+    p.tol = 0;
+    p.max_iter = 20;
+    GaussianMixture<float> gf(p);
+    GaussianMixture<double> gd(p);
+    GmmInitialParams init;  // the same start for both (K-means on float and double data may differ)
+    init.weights = Eigen::VectorXd::Constant(3, 1.0 / 3);
+    init.means = xr.topRows(3);
+    const Index n_prec = t == CovarianceType::full ? 3 : 1;
+    for (Index k = 0; k < n_prec; ++k)
+      init.precisions.push_back(t == CovarianceType::diag        ? Eigen::MatrixXd(Eigen::MatrixXd::Ones(3, 3))
+                                : t == CovarianceType::spherical ? Eigen::MatrixXd(Eigen::MatrixXd::Ones(3, 1))
+                                                                 : Eigen::MatrixXd(Eigen::MatrixXd::Identity(3, 3)));
+    gf.set_initial_params(init);
+    gd.set_initial_params(init);
+    gf.fit(xf);
+    gd.fit(xr);
+    ASSERT_EQ(gf.trace().size(), gd.trace().size());
+    for (std::size_t i = 0; i < gf.trace().size(); ++i) {
+      ASSERT_TRUE(std::isfinite(gf.trace()[i].lower_bound));
+      EXPECT_NEAR(gf.trace()[i].lower_bound, gd.trace()[i].lower_bound, 1e-6 * std::abs(gd.trace()[i].lower_bound))
+          << to_string(t) << " it " << i;
+    }
+    // Unit-scale noise: about -1.4 per feature and sample, not the -inf or NaN of a broken float fit.
+    EXPECT_GT(gf.lower_bound(), -3.0 * 3);
+  }
+}
+
+TEST(GmmSample, ReproducibleAndFaithful) {
+  const RowMatrix<double> x = gmm_blobs<double>(3000, 2, 2);
+  GmmParams p;
+  p.n_components = 3;
+  GaussianMixture<double> gm(p);
+  gm.fit(x);
+  const auto a = gm.sample(20000, 5), b = gm.sample(20000, 5), c = gm.sample(20000, 6);
+  EXPECT_EQ(a.first, b.first);
+  EXPECT_NE(a.first, c.first);
+  // Refitting on the samples from the same start recovers the weights.
+  GaussianMixture<double> refit(p);
+  GmmInitialParams init;
+  init.weights = gm.weights();
+  init.means = gm.means();
+  for (Index k = 0; k < 3; ++k) init.precisions.push_back(gm.model().precision(k));
+  refit.set_initial_params(init);
+  refit.fit(a.first);
+  EXPECT_LE((refit.weights() - gm.weights()).cwiseAbs().maxCoeff(), 0.02);
+  EXPECT_LE((refit.means() - gm.means()).cwiseAbs().maxCoeff(), 0.1);
+}
+
+TEST(GmmSelect, BicFindsThreeComponents) {
+  const RowMatrix<double> x = gmm_blobs<double>(3000, 2, 21, 0.0, /*sep=*/8.0);
+  GmmParams base;
+  base.n_init = 2;
+  const auto sel = select_gaussian_mixture<double>(x, {1, 2, 3, 4, 5}, {CovarianceType::full, CovarianceType::diag}, base);
+  ASSERT_EQ(sel.table.size(), 10u);
+  EXPECT_EQ(sel.table[sel.best].n_components, 3);
+  EXPECT_EQ(sel.model.params().n_components, 3);
+  for (const auto& c : sel.table) EXPECT_GE(c.bic, sel.table[sel.best].bic);
+  // BIC and AIC as scikit-learn defines them: -2 n score + penalty.
+  EXPECT_NEAR(sel.model.bic(x) - sel.model.aic(x),
+              sel.model.model().n_parameters() * (std::log(3000.0) - 2), 1e-6);
+}
+
+TYPED_TEST(GmmProperties, WarmStartContinuesFromTheFittedModel) {
+  using T = TypeParam;
+  const RowMatrix<T> x = gmm_blobs<T>(2000, 2, 6);
+  GmmParams p;
+  p.n_components = 3;
+  p.tol = 0;
+  p.max_iter = 10;
+  GaussianMixture<T> once(p);
+  p.max_iter = 5;
+  GaussianMixture<T> twice(p);
+  twice.fit(x);
+  p.warm_start = true;
+  twice.set_params(p);
+  twice.fit(x);
+  p.max_iter = 10;
+  p.warm_start = false;
+  once.set_params(p);
+  once.fit(x);
+  // 5 + 5 iterations from the same start = 10 iterations.
+  EXPECT_LE((twice.means() - once.means()).cwiseAbs().maxCoeff(), 1e-9);
+}
