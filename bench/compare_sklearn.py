@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
-"""Side-by-side K-means timing: mixtura vs scikit-learn, same data, same initial centres.
+"""Side-by-side timing, mixtura vs scikit-learn: K-means (float32) and full-covariance Gaussian
+mixtures (float64), same data, same initial centres / parameters.
 
-Both run Lloyd's algorithm with tol = 0 from the same initial centres, on the same number of
-threads, alternating run by run. The time per iteration is (t(M_hi) - t(M_lo)) / (M_hi - M_lo)
+Both run with tol = 0 from the same starting point, on the same number of threads, alternating run
+by run. The time per iteration is (t(M_hi) - t(M_lo)) / (M_hi - M_lo)
 for whole fits of M_hi and M_lo iterations, which removes the fixed costs (input checks, copies,
 the final assignment) from both sides alike. The script also checks that both libraries ran the
 same number of iterations and reached the same inertia.
 
-    python3 bench/compare_sklearn.py --timing-bin build/bench/kmeans_timing --threads 2 --runs 5
+    python3 bench/compare_sklearn.py --build build --threads 2 --runs 5 [--what kmeans|gmm|all]
 """
 import argparse
 import json
@@ -21,9 +22,11 @@ import time
 import numpy as np
 import sklearn
 from sklearn.cluster import KMeans
+from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_info, threadpool_limits
 
 SHAPES = [(200_000, 32, 64), (1_000_000, 8, 16)]
+GMM_SHAPES = [(100_000, 16, 16, 1, 4), (200_000, 32, 8, 1, 3)]  # N, D, K, short and long fit iterations
 
 
 def ours(binary, xfile, cfile, n, d, k, iters, threads):
@@ -43,20 +46,89 @@ def theirs(x, c, iters):
     return time.perf_counter() - t, km.n_iter_, km.inertia_
 
 
+def gmm_ours(binary, files, n, d, k, iters, threads):
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    out = subprocess.run(
+        [binary, "--data", files["x"], "--means", files["m"], "--weights", files["w"], "--precisions", files["p"],
+         "--n", str(n), "--d", str(d), "--k", str(k), "--max-iter", str(iters), "--threads", str(threads)],
+        check=True, capture_output=True, text=True, env=env).stdout
+    r = json.loads(out.strip().splitlines()[-1])
+    return r["fit_seconds"], r["n_iter"], r["lower_bounds"], r["iter_seconds"]
+
+
+def gmm_theirs(x, w, m, p, iters):
+    gm = GaussianMixture(n_components=len(w), covariance_type="full", tol=0.0, max_iter=iters, reg_covar=1e-6,
+                         weights_init=w, means_init=m, precisions_init=p)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning: tol = 0 on purpose
+        t = time.perf_counter()
+        gm.fit(x)
+        elapsed = time.perf_counter() - t
+    return elapsed, gm.n_iter_, list(gm.lower_bounds_)
+
+
+def compare_gmm(args):
+    print(f"Gaussian mixture, full covariance, float64: per-iteration time = (t(long) - t(short)) / (long - short)")
+    rows = []
+    binary = os.path.join(args.build, "bench", "gmm_timing")
+    with tempfile.TemporaryDirectory() as tmp, threadpool_limits(limits=args.threads):
+        for n, d, k, lo, hi in GMM_SHAPES:
+            rng = np.random.default_rng(0)
+            x = rng.standard_normal((n, d))
+            w = np.full(k, 1.0 / k)
+            m = x[rng.choice(n, k, replace=False)].copy()
+            p = np.stack([np.eye(d)] * k)
+            files = {name: os.path.join(tmp, name + ".bin") for name in "xwmp"}
+            for name, arr in zip("xwmp", (x, w, m, p)):
+                arr.astype(np.float64).tofile(files[name])
+            per = {"mixtura": [], "sklearn": []}
+            trace_median = []
+            for _ in range(args.runs):
+                lo_o, _, _, _ = gmm_ours(binary, files, n, d, k, lo, args.threads)
+                hi_o, it_o, lb_o, trace = gmm_ours(binary, files, n, d, k, hi, args.threads)
+                lo_s, _, _ = gmm_theirs(x, w, m, p, lo)
+                hi_s, it_s, lb_s = gmm_theirs(x, w, m, p, hi)
+                per["mixtura"].append((hi_o - lo_o) / (hi - lo))
+                per["sklearn"].append((hi_s - lo_s) / (hi - lo))
+                trace_median.append(statistics.median(trace))
+            if it_o != hi or it_s != hi:
+                sys.exit(f"GMM {n}x{d} K={k}: a fit stopped early (mixtura {it_o}, sklearn {it_s} iterations)")
+            diff = max(abs(a - b) / abs(b) for a, b in zip(lb_o, lb_s))
+            mo, so = statistics.median(per["mixtura"]), statistics.median(per["sklearn"])
+            rows.append((n, d, k, so * 1e3, mo * 1e3, statistics.median(trace_median) * 1e3, so / mo, diff))
+            print(f"{n}x{d} K={k}: sklearn {[round(v * 1e3, 1) for v in per['sklearn']]} ms, "
+                  f"mixtura {[round(v * 1e3, 1) for v in per['mixtura']]} ms", flush=True)
+    print("\n| shape (float64, full) | scikit-learn ms/iter | mixtura ms/iter | mixtura trace median | speed-up | max rel. diff of lower bounds |")
+    print("|---|---|---|---|---|---|")
+    for n, d, k, s, m, tm, ratio, diff in rows:
+        print(f"| {n:,} x {d}, K={k} | {s:.1f} | {m:.1f} | {tm:.1f} | {ratio:.2f}x | {diff:.1e} |")
+    print()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--timing-bin", required=True, help="path to the built bench/kmeans_timing")
+    ap.add_argument("--build", default="build", help="the CMake build folder (with bench/kmeans_timing, bench/gmm_timing)")
+    ap.add_argument("--what", choices=["kmeans", "gmm", "all"], default="all")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--lo", type=int, default=2, help="iterations of the short fit")
-    ap.add_argument("--hi", type=int, default=12, help="iterations of the long fit")
+    ap.add_argument("--lo", type=int, default=2, help="K-means: iterations of the short fit")
+    ap.add_argument("--hi", type=int, default=12, help="K-means: iterations of the long fit")
     args = ap.parse_args()
+    args.timing_bin = os.path.join(args.build, "bench", "kmeans_timing")
 
     blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
     print(f"scikit-learn {sklearn.__version__}, numpy {np.__version__}, BLAS: "
           + ", ".join(f"{i['internal_api']} {i.get('version')} ({i.get('architecture')})" for i in blas))
-    print(f"threads: {args.threads} each; {args.runs} alternating runs; per-iteration time = "
-          f"(t({args.hi} it) - t({args.lo} it)) / {args.hi - args.lo}\n")
+    print(f"threads: {args.threads} each; {args.runs} alternating runs\n")
+    if args.what in ("gmm", "all"):
+        compare_gmm(args)
+    if args.what in ("kmeans", "all"):
+        compare_kmeans(args)
+
+
+def compare_kmeans(args):
+    print(f"K-means, float32: per-iteration time = (t({args.hi} it) - t({args.lo} it)) / {args.hi - args.lo}")
     rows = []
     with tempfile.TemporaryDirectory() as tmp, threadpool_limits(limits=args.threads):
         for n, d, k in SHAPES:

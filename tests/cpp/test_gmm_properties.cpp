@@ -43,6 +43,26 @@ TYPED_TEST(GmmProperties, ElboStaircaseWithoutRegularisation) {
   }
 }
 
+// With reg_covar > 0 the middle step may fall below L(theta_t), but only by the second-order amount
+// documented in the README (about D r^2 / 4 per sample for unit variances): 1e-12 here.
+TEST(GmmElbo, StaircaseWithDefaultRegularisationWithinTheDocumentedBound) {
+  const RowMatrix<double> x = gmm_blobs<double>(3000, 3, 15);
+  for (CovarianceType t : kTypes) {
+    GmmParams p;
+    p.n_components = 3;
+    p.covariance_type = t;
+    p.tol = 0;
+    p.max_iter = 20;
+    GaussianMixture<double> gm(p);
+    gm.fit(x);
+    const auto& tr = gm.trace();
+    for (std::size_t i = 0; i < tr.size(); ++i) {
+      EXPECT_LE(tr[i].lower_bound, tr[i].elbo_after_m + 1e-12) << to_string(t) << " it " << i;
+      if (i + 1 < tr.size()) EXPECT_LE(tr[i].elbo_after_m, tr[i + 1].lower_bound + 1e-12) << to_string(t) << " it " << i;
+    }
+  }
+}
+
 // The middle value is computed from the statistics alone; at theta_t itself the same formula
 // must give back the log-likelihood of the E-step (the bound is tight at the posterior).
 TEST(GmmElbo, FromStatisticsIsTightAtTheEStepParameters) {

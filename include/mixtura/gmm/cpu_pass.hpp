@@ -25,8 +25,9 @@ inline constexpr double kLog2Pi = 1.8378770664093454835606594728112;
 /// Working memory of one thread for one block.
 struct GmmScratch {
   Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> x, diff, y, lp;
-  Eigen::VectorXd col;
-  GmmScratch(Index block, Index d, Index k) : x(block, d), diff(block, d), y(block, d), lp(block, k), col(block) {}
+  Eigen::VectorXd col, log_p, entropy;
+  GmmScratch(Index block, Index d, Index k)
+      : x(block, d), diff(block, d), y(block, d), lp(block, k), col(block), log_p(block), entropy(block) {}
 };
 
 /// lp(r, k) = log pi_k + log N(x_r | mu_k, Sigma_k) for the rows of s.x (first `rows` rows), in double.
@@ -74,6 +75,24 @@ inline void normalise_row(double* lp, Index K, double& log_p, double& entropy) {
   entropy = h;
 }
 
+/// normalise_row for the first `rows` rows of lp at once, with Eigen's vectorised exp and log.
+/// H(q_r) = log s_r - sum_k r_rk (lp_rk - m_r) with m_r the row maximum and s_r = sum_k exp(lp_rk - m_r).
+inline void normalise_block(Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>& lp, Index rows,
+                            Eigen::VectorXd& log_p, Eigen::VectorXd& entropy) {
+  auto a = lp.topRows(rows).array();
+  const Eigen::ArrayXd mx = a.rowwise().maxCoeff();
+  a.colwise() -= mx;                                  // lp - m (<= 0, -inf for zero weights)
+  Eigen::ArrayXXd e = a.exp();
+  const Eigen::ArrayXd sum = e.rowwise().sum();
+  e.colwise() /= sum;                                 // responsibilities
+  const Eigen::ArrayXd log_sum = sum.log();
+  // r * (lp - m), with 0 where r == 0 (so that 0 * -inf counts as 0)
+  const Eigen::ArrayXd r_dot = (e > 0).select(e * a, 0.0).rowwise().sum();
+  log_p.head(rows) = (mx + log_sum).matrix();
+  entropy.head(rows) = (log_sum - r_dot).matrix();
+  a = e;
+}
+
 template <class T>
 inline void load_block(MatrixView<T> X, Index begin, Index end, GmmScratch& s) {
   s.x.topRows(end - begin) = X.slice(begin, end).map().template cast<double>();
@@ -94,15 +113,14 @@ GmmStats gmm_e_step(const CpuBackend& be, MatrixView<T> X, VectorView<T> w, cons
         const Index rows = end - begin;
         detail::load_block(X, begin, end, s);
         detail::weighted_log_prob_block(m, rows, s);
+        detail::normalise_block(s.lp, rows, s.log_p, s.entropy);
         for (Index r = 0; r < rows; ++r) {
-          double log_p, h;
-          detail::normalise_row(s.lp.row(r).data(), K, log_p, h);
           const double wr = detail::row_weight(w, begin + r);
-          st.log_likelihood += wr * log_p;
-          st.entropy += wr * h;
+          st.log_likelihood += wr * s.log_p[r];
+          st.entropy += wr * s.entropy[r];
           st.weight += wr;
-          if (wr > 0) st.worst.offer(log_p, begin + r);
-          s.lp.row(r) *= wr;  // now w_r r_rk
+          if (wr > 0) st.worst.offer(s.log_p[r], begin + r);
+          if (!w.empty()) s.lp.row(r) *= wr;  // now w_r r_rk
         }
         auto x = s.x.topRows(rows);
         auto diff = s.diff.topRows(rows);
