@@ -116,8 +116,8 @@ class GaussianMixture {
         GmmIteration rec;
         rec.lower_bound = stats.log_likelihood / stats.weight;
         rec.entropy = stats.entropy / stats.weight;
-        GmmModel updated = detail::m_step(stats, model, ctx, stats.worst.rows, row_of);
-        rec.elbo_after_m = detail::elbo_from_stats(stats, updated, model);
+        GmmModel updated = detail::m_step(stats, ctx, stats.worst.rows, row_of);
+        rec.elbo_after_m = detail::elbo_from_stats(stats, updated);
         model = std::move(updated);
         rec.seconds = iter_clock.seconds();
         run.trace.push_back(rec);
@@ -360,20 +360,18 @@ class GaussianMixture {
           kp.n_threads = p.n_threads;
           KMeans<T> km(kp);
           km.fit(X, w);
-          GmmModel shift(p.covariance_type, K, D);
-          shift.means = km.cluster_centers().template cast<double>();
-          const GmmStats st = gmm_label_stats(be, X, w, km.labels().data(), p.covariance_type, shift.means);
-          m = detail::m_step(st, shift, ctx, {}, {});
+          const RowMatrix<double> shift = km.cluster_centers().template cast<double>();
+          const GmmStats st = gmm_label_stats(be, X, w, km.labels().data(), p.covariance_type, shift);
+          m = detail::m_step(st, ctx, {}, {});
           break;
         }
         case GmmInit::random: {
-          GmmModel shift(p.covariance_type, K, D);
           Eigen::RowVectorXd mean = Eigen::RowVectorXd::Zero(D);
           for (Index i = 0; i < X.rows; ++i)
             for (Index j = 0; j < D; ++j) mean[j] += static_cast<double>(X.row(i)[j]);
-          shift.means.rowwise() = mean / static_cast<double>(X.rows);
-          const GmmStats st = detail::random_resp_stats(be, X, w, p.covariance_type, K, rng, shift.means);
-          m = detail::m_step(st, shift, ctx, {}, {});
+          const RowMatrix<double> shift = (mean / static_cast<double>(X.rows)).replicate(K, 1);
+          const GmmStats st = detail::random_resp_stats(be, X, w, p.covariance_type, K, rng, shift);
+          m = detail::m_step(st, ctx, {}, {});
           break;
         }
         case GmmInit::kmeans_plusplus:

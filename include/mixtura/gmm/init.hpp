@@ -46,7 +46,7 @@ template <class T>
 GmmStats random_resp_stats(const CpuBackend& be, MatrixView<T> X, VectorView<T> w, CovarianceType type, Index K,
                            const CounterRng& rng, const RowMatrix<double>& shift) {
   const Index D = X.cols;
-  return fold_rows(
+  GmmStats out = fold_rows(
       X.rows, kGmmBlock, be.n_threads, [&] { return GmmStats(type, K, D, 0); },
       [&] { return std::make_pair(Eigen::VectorXd(K), Eigen::VectorXd(D)); },
       [&](GmmStats& st, std::pair<Eigen::VectorXd, Eigen::VectorXd>& s, Index begin, Index end) {
@@ -67,6 +67,8 @@ GmmStats random_resp_stats(const CpuBackend& be, MatrixView<T> X, VectorView<T> 
           }
         }
       });
+  out.shift = shift;
+  return out;
 }
 
 /// Parameters with each component on one row (init = k-means++ / random_from_data): equal

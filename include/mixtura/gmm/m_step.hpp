@@ -71,12 +71,12 @@ inline double checked_variance(double v, int component, const MStepContext& c) {
   return f;
 }
 
-/// New parameters from statistics accumulated around `shift`'s means, as scikit-learn's M-step
+/// New parameters from statistics (accumulated around s.shift), as scikit-learn's M-step
 /// computes them (N_k + 10 eps in the denominators, reg_covar on the diagonal).
 /// Degenerate data: a component with no weight left (N_k <= 10 eps W) is re-seeded on a
 /// worst-explained row, with the data's diagonal covariance; a covariance that is not positive
 /// definite gets diagonal jitter. Both are recorded as events.
-inline GmmModel m_step(const GmmStats& s, const GmmModel& shift, const MStepContext& c,
+inline GmmModel m_step(const GmmStats& s, const MStepContext& c,
                        const std::vector<std::pair<double, Index>>& worst_rows,
                        const std::function<Eigen::VectorXd(Index)>& row_of) {
   const Index K = s.n_components, D = s.n_features;
@@ -99,7 +99,7 @@ inline GmmModel m_step(const GmmStats& s, const GmmModel& shift, const MStepCont
     }
     nk[k] = s.nk[k] + eps10;
     const Eigen::VectorXd d = s.s1.row(k).transpose() / nk[k];
-    m.means.row(k) = shift.means.row(k) + d.transpose();
+    m.means.row(k) = s.shift.row(k) + d.transpose();
     cov[k] = scatter_around(s, k, d) / nk[k];
   }
   m.weights = nk / nk.sum();
@@ -137,16 +137,16 @@ inline GmmModel m_step(const GmmStats& s, const GmmModel& shift, const MStepCont
   return m;
 }
 
-/// ELBO(q, theta) per unit weight, where q is the E-step that produced `s` (around `shift`'s means):
+/// ELBO(q, theta) per unit weight, where q is the E-step that produced `s`:
 ///   [ sum_k N_k (log pi_k - D/2 log 2 pi + log det C_k) - 1/2 sum_k tr(P_k Scatter_k) + H(q) ] / W,
 /// with Scatter_k the weighted scatter of component k's responsibilities around theta's mean.
-/// With theta = shift it equals the mean log-likelihood (the E-step makes the bound tight).
-inline double elbo_from_stats(const GmmStats& s, const GmmModel& theta, const GmmModel& shift) {
+/// With theta = the E-step's parameters it equals the mean log-likelihood (the bound is tight there).
+inline double elbo_from_stats(const GmmStats& s, const GmmModel& theta) {
   const Index K = s.n_components, D = s.n_features;
   double total = s.entropy;
   for (Index k = 0; k < K; ++k) {
     if (!(s.nk[k] > 0)) continue;  // no responsibility: contributes nothing (0 log 0 = 0)
-    const Eigen::VectorXd d = (theta.means.row(k) - shift.means.row(k)).transpose();
+    const Eigen::VectorXd d = (theta.means.row(k) - s.shift.row(k)).transpose();
     const Eigen::MatrixXd scatter = scatter_around(s, k, d);
     double trace;
     switch (theta.type) {

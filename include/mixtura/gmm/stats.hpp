@@ -1,8 +1,9 @@
 #pragma once
 /// The sufficient statistics of a Gaussian-mixture E-step: additive, mergeable, in double.
 ///
-/// Moments are accumulated around a per-component shift a_k (the component's current mean), never
-/// as raw uncentred moments: S1_k = sum_i w_i r_ik (x_i - a_k), S2_k = sum_i w_i r_ik (x_i - a_k)(x_i - a_k)^T.
+/// Moments are accumulated around a shift a_k carried with them (the component's current mean, or
+/// the mixture's mean for all components), never as raw uncentred moments:
+/// S1_k = sum_i w_i r_ik (x_i - a_k), S2_k = sum_i w_i r_ik (x_i - a_k)(x_i - a_k)^T.
 
 #include <algorithm>
 #include <utility>
@@ -37,7 +38,9 @@ struct GmmStats {
   Index n_components = 0, n_features = 0;
   std::vector<double> nk;               ///< [K] sum_i w_i r_ik
   RowMatrix<double> s1;                 ///< K x D
+  RowMatrix<double> shift;              ///< K x D, the a_k the moments are taken around
   std::vector<Eigen::MatrixXd> s2;      ///< full/tied: K matrices D x D (lower triangle)
+  RowMatrix<double> s2_packed;          ///< batched E-step: K x D(D+1)/2, upper triangles row by row; see unpack()
   RowMatrix<double> s2_diag;            ///< diag/spherical: K x D
   double log_likelihood = 0;            ///< sum_i w_i log p(x_i)
   double entropy = 0;                   ///< sum_i w_i H(q_i) = -sum_i w_i sum_k r_ik log r_ik
@@ -47,7 +50,7 @@ struct GmmStats {
   GmmStats() = default;
   GmmStats(CovarianceType t, Index k, Index d, std::size_t n_worst)
       : type(t), n_components(k), n_features(d), nk(static_cast<std::size_t>(k), 0.0),
-        s1(RowMatrix<double>::Zero(k, d)) {
+        s1(RowMatrix<double>::Zero(k, d)), shift(RowMatrix<double>::Zero(k, d)) {
     if (full_moments()) s2.assign(static_cast<std::size_t>(k), Eigen::MatrixXd::Zero(d, d));
     else s2_diag = RowMatrix<double>::Zero(k, d);
     worst.capacity = n_worst;
@@ -58,11 +61,23 @@ struct GmmStats {
     for (std::size_t k = 0; k < nk.size(); ++k) nk[k] += o.nk[k];
     s1 += o.s1;
     for (std::size_t k = 0; k < s2.size(); ++k) s2[k] += o.s2[k];
+    if (s2_packed.size()) s2_packed += o.s2_packed;
     if (s2_diag.size()) s2_diag += o.s2_diag;
     log_likelihood += o.log_likelihood;
     entropy += o.entropy;
     weight += o.weight;
     worst.merge(o.worst);
+  }
+
+  /// Moves packed second moments into s2 (lower triangles).
+  void unpack() {
+    if (!s2_packed.size()) return;
+    for (Index k = 0; k < n_components; ++k) {
+      Index idx = 0;
+      for (Index i = 0; i < n_features; ++i)
+        for (Index j = i; j < n_features; ++j) s2[k](j, i) += s2_packed(k, idx++);
+    }
+    s2_packed.resize(0, 0);
   }
 
   /// S2_k as a full symmetric matrix (the pass fills the lower triangle).
