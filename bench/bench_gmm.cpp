@@ -6,6 +6,7 @@
 #include <random>
 #include <vector>
 
+#include "bench_util.hpp"
 #include "mixtura/gmm.hpp"
 
 namespace {
@@ -14,25 +15,6 @@ using mixtura::Index;
 using mixtura::RowMatrix;
 
 double g_dgemm_gflops = 0;
-
-double measure_dgemm_gflops() {
-  const Index n = 1024;
-  const RowMatrix<double> a = RowMatrix<double>::Random(n, n), b = RowMatrix<double>::Random(n, n);
-  RowMatrix<double> c(n, n);
-  const int threads = mixtura::default_threads();
-  const Index rows = (n + threads - 1) / threads;
-  double best = 1e30;
-  for (int rep = 0; rep < 3; ++rep) {
-    mixtura::detail::Stopwatch clock;
-    mixtura::detail::parallel_for(threads, threads, [&](Index t) {
-      const Index r0 = t * rows, r1 = std::min(n, r0 + rows);
-      if (r0 < r1) c.middleRows(r0, r1 - r0).noalias() = a.middleRows(r0, r1 - r0) * b;
-    });
-    best = std::min(best, clock.seconds());
-  }
-  benchmark::DoNotOptimize(c.data());
-  return 2.0 * n * n * n / best / 1e9;
-}
 
 /// One benchmark iteration = a 4-iteration full-covariance fit (k-means++ start, tol = 0); the time
 /// reported is the median EM iteration of the trace.
@@ -87,7 +69,7 @@ BENCHMARK(BM_GmmFullEm)
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  g_dgemm_gflops = measure_dgemm_gflops();
+  g_dgemm_gflops = mixtura_bench::measure_gemm_gflops<double>();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

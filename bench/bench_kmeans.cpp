@@ -8,7 +8,8 @@
 #include <random>
 #include <vector>
 
-#include "mixtura/mixtura.hpp"
+#include "bench_util.hpp"
+#include "mixtura/kmeans.hpp"
 
 namespace {
 
@@ -16,26 +17,6 @@ using mixtura::Index;
 using mixtura::RowMatrix;
 
 double g_gemm_gflops = 0;  // measured once in main(), before the benchmarks
-
-/// SGEMM rate of Eigen's kernel on all threads: C = A B with 1024^3, row blocks split over threads.
-double measure_gemm_gflops() {
-  const Index n = 1024;
-  const RowMatrix<float> a = RowMatrix<float>::Random(n, n), b = RowMatrix<float>::Random(n, n);
-  RowMatrix<float> c(n, n);
-  const int threads = mixtura::default_threads();
-  const Index rows = (n + threads - 1) / threads;
-  double best = 1e30;
-  for (int rep = 0; rep < 5; ++rep) {
-    mixtura::detail::Stopwatch clock;
-    mixtura::detail::parallel_for(threads, threads, [&](Index t) {
-      const Index r0 = t * rows, r1 = std::min(n, r0 + rows);
-      if (r0 < r1) c.middleRows(r0, r1 - r0).noalias() = a.middleRows(r0, r1 - r0) * b;
-    });
-    best = std::min(best, clock.seconds());
-  }
-  benchmark::DoNotOptimize(c.data());
-  return 2.0 * n * n * n / best / 1e9;
-}
 
 RowMatrix<float> normal_rows(Index n, Index d, unsigned seed) {
   std::mt19937 gen(seed);
@@ -94,7 +75,7 @@ BENCHMARK(BM_KMeansLloyd)
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  g_gemm_gflops = measure_gemm_gflops();
+  g_gemm_gflops = mixtura_bench::measure_gemm_gflops<float>();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

@@ -10,21 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.hpp"
 #include "mixtura/gmm.hpp"
-
-namespace {
-
-std::vector<double> read_raw(const std::string& path, long long count) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot open " + path);
-  std::vector<double> v(static_cast<std::size_t>(count));
-  in.read(reinterpret_cast<char*>(v.data()), static_cast<std::streamsize>(sizeof(double) * v.size()));
-  if (in.gcount() != static_cast<std::streamsize>(sizeof(double) * v.size()))
-    throw std::runtime_error(path + " is shorter than " + std::to_string(count) + " values");
-  return v;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   try {
@@ -46,9 +33,9 @@ int main(int argc, char** argv) {
     }
     if (data.empty() || means.empty() || weights.empty() || precisions.empty() || n <= 0 || d <= 0 || k <= 0)
       throw std::invalid_argument("need --data --means --weights --precisions --n --d --k");
-    const auto x = read_raw(data, n * d);
+    const auto x = mixtura_bench::read_raw<double>(data, n * d);
     mixtura::GmmInitialParams init;
-    const auto w = read_raw(weights, k), m = read_raw(means, k * d), p = read_raw(precisions, k * d * d);
+    const auto w = mixtura_bench::read_raw<double>(weights, k), m = mixtura_bench::read_raw<double>(means, k * d), p = mixtura_bench::read_raw<double>(precisions, k * d * d);
     init.weights = Eigen::Map<const Eigen::VectorXd>(w.data(), k);
     init.means = Eigen::Map<const mixtura::RowMatrix<double>>(m.data(), k, d);
     for (long long c = 0; c < k; ++c)

@@ -12,7 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "mixtura/mixtura.hpp"
+#include "bench_util.hpp"
+#include "mixtura/kmeans.hpp"
 
 namespace {
 
@@ -45,20 +46,9 @@ Args parse(int argc, char** argv) {
 }
 
 template <class T>
-std::vector<T> read_raw(const std::string& path, long long count) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot open " + path);
-  std::vector<T> v(static_cast<std::size_t>(count));
-  in.read(reinterpret_cast<char*>(v.data()), static_cast<std::streamsize>(sizeof(T) * v.size()));
-  if (in.gcount() != static_cast<std::streamsize>(sizeof(T) * v.size()))
-    throw std::runtime_error(path + " is shorter than " + std::to_string(count) + " values");
-  return v;
-}
-
-template <class T>
 void run(const Args& a) {
-  const auto x = read_raw<T>(a.data, a.n * a.d);
-  const auto c = read_raw<T>(a.centers, a.k * a.d);
+  const auto x = mixtura_bench::read_raw<T>(a.data, a.n * a.d);
+  const auto c = mixtura_bench::read_raw<T>(a.centers, a.k * a.d);
   mixtura::KMeansParams p;
   p.n_clusters = static_cast<int>(a.k);
   p.max_iter = a.max_iter;

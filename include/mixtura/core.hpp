@@ -2,6 +2,7 @@
 /// mixtura core: views, errors, counter-based random numbers, deterministic parallel folds.
 #include "mixtura/core/errors.hpp"
 #include "mixtura/core/matrix_view.hpp"
+#include "mixtura/core/moments.hpp"
 #include "mixtura/core/parallel.hpp"
 #include "mixtura/core/rng.hpp"
 #include "mixtura/core/timer.hpp"

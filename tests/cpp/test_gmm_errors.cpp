@@ -4,12 +4,6 @@
 using namespace mixtura;
 using namespace mixtura_test;
 
-#define EXPECT_INVALID(expr, ...)                                                                 \
-  do {                                                                                           \
-    const std::string msg = invalid_argument_message([&] { expr; });                             \
-    EXPECT_FALSE(msg.empty()) << #expr " did not throw InvalidArgument";                          \
-    for (const char* part : {__VA_ARGS__}) EXPECT_NE(msg.find(part), std::string::npos) << msg;  \
-  } while (0)
 
 template <class T>
 class GmmErrors : public ::testing::Test {};

@@ -11,12 +11,6 @@ template <class T>
 class KMeansErrors : public ::testing::Test {};
 TYPED_TEST_SUITE(KMeansErrors, Scalars);
 
-#define EXPECT_INVALID(expr, ...)                                                     \
-  do {                                                                               \
-    const std::string msg = invalid_argument_message([&] { expr; });                 \
-    EXPECT_FALSE(msg.empty()) << #expr " did not throw InvalidArgument";              \
-    for (const char* part : {__VA_ARGS__}) EXPECT_NE(msg.find(part), std::string::npos) << msg; \
-  } while (0)
 
 TYPED_TEST(KMeansErrors, BadData) {
   using T = TypeParam;

@@ -122,3 +122,11 @@ std::string invalid_argument_message(F&& f) {
 }
 
 }  // namespace mixtura_test
+
+/// Expects `expr` to throw mixtura::InvalidArgument whose message contains every given part.
+#define EXPECT_INVALID(expr, ...)                                                                 \
+  do {                                                                                           \
+    const std::string msg = ::mixtura_test::invalid_argument_message([&] { expr; });             \
+    EXPECT_FALSE(msg.empty()) << #expr " did not throw InvalidArgument";                          \
+    for (const char* part : {__VA_ARGS__}) EXPECT_NE(msg.find(part), std::string::npos) << msg;  \
+  } while (0)

@@ -74,6 +74,15 @@ double check_weights(const char* where, VectorView<T> w, Index n_rows) {
   return total;
 }
 
+/// Rows of positive weight (all rows when no weights are given).
+template <class T>
+Index count_positive(VectorView<T> w, Index n_rows) {
+  if (w.empty()) return n_rows;
+  Index positive = 0;
+  for (Index i = 0; i < w.size; ++i) positive += w[i] > 0;
+  return positive;
+}
+
 /// Checks that X has the feature count the model was fitted with.
 inline void check_features(const char* where, Index got, Index fitted) {
   MIXTURA_EXPECTS(got == fitted, "%s: X has %lld features, but the model was fitted with %lld", where,

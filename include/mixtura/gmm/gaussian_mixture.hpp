@@ -16,6 +16,7 @@
 #include "mixtura/backend/cpu.hpp"
 #include "mixtura/core/errors.hpp"
 #include "mixtura/core/matrix_view.hpp"
+#include "mixtura/core/moments.hpp"
 #include "mixtura/core/rng.hpp"
 #include "mixtura/core/timer.hpp"
 #include "mixtura/core/validate.hpp"
@@ -88,7 +89,7 @@ class GaussianMixture {
 
     detail::MStepContext ctx;
     ctx.reg_covar = p.reg_covar;
-    ctx.data_variance = detail::feature_variances(be, X);
+    ctx.data_variance = detail::feature_variances(X, p.n_threads);
     const std::size_t n_worst = static_cast<std::size_t>(p.n_components);
     auto row_of = [&](Index i) {
       Eigen::VectorXd v(X.cols);
@@ -378,8 +379,7 @@ class GaussianMixture {
           m = detail::model_on_rows(X, kmeans_plusplus_rows(be, X, w, p.n_components, 0, rng), p.covariance_type, ctx);
           break;
         case GmmInit::random_from_data: {
-          Index positive = w.empty() ? X.rows : 0;
-          for (Index i = 0; i < w.size; ++i) positive += w[i] > 0;
+          const Index positive = detail::count_positive(w, X.rows);
           MIXTURA_EXPECTS(positive >= K, "GaussianMixture::fit: init = random_from_data needs n_components (%lld) rows "
                           "of positive weight, found %lld", static_cast<long long>(K), static_cast<long long>(positive));
           m = detail::model_on_rows(X, random_rows(X, w, p.n_components, rng, p.n_threads), p.covariance_type, ctx);

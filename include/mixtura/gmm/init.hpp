@@ -15,32 +15,6 @@
 namespace mixtura {
 namespace detail {
 
-/// Per-feature variance of the data (unweighted), around the first row.
-template <class T>
-Eigen::VectorXd feature_variances(const CpuBackend& be, MatrixView<T> X) {
-  struct Moments {
-    Eigen::VectorXd s1, s2;
-    void merge(const Moments& o) {
-      s1 += o.s1;
-      s2 += o.s2;
-    }
-  };
-  const Index D = X.cols;
-  const auto m = fold_rows(
-      X.rows, 4096, be.n_threads, [&] { return Moments{Eigen::VectorXd::Zero(D), Eigen::VectorXd::Zero(D)}; },
-      [] { return NoScratch{}; },
-      [&](Moments& s, NoScratch&, Index begin, Index end) {
-        for (Index i = begin; i < end; ++i)
-          for (Index j = 0; j < D; ++j) {
-            const double t = static_cast<double>(X.row(i)[j]) - static_cast<double>(X.row(0)[j]);
-            s.s1[j] += t;
-            s.s2[j] += t * t;
-          }
-      });
-  const double n = static_cast<double>(X.rows);
-  return (m.s2 / n - (m.s1 / n).array().square().matrix()).cwiseMax(0.0);
-}
-
 /// Statistics of uniform random responsibilities (init = random), around the data mean.
 template <class T>
 GmmStats random_resp_stats(const CpuBackend& be, MatrixView<T> X, VectorView<T> w, CovarianceType type, Index K,

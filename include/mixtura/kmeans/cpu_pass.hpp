@@ -10,6 +10,7 @@
 
 #include "mixtura/backend/cpu.hpp"
 #include "mixtura/core/matrix_view.hpp"
+#include "mixtura/core/moments.hpp"
 #include "mixtura/core/parallel.hpp"
 #include "mixtura/core/simd.hpp"
 #include "mixtura/kmeans/stats.hpp"
@@ -419,38 +420,7 @@ std::vector<double> kmeans_candidate_potentials(const CpuBackend& be, MatrixView
 /// Mean over features of the (unweighted, population) variance: the scale of scikit-learn's tol.
 template <class T>
 double mean_feature_variance(const CpuBackend& be, MatrixView<T> X) {
-  struct Moments {
-    std::vector<double> s1, s2;
-    void merge(const Moments& o) {
-      for (std::size_t j = 0; j < s1.size(); ++j) {
-        s1[j] += o.s1[j];
-        s2[j] += o.s2[j];
-      }
-    }
-  };
-  const Index D = X.cols;
-  const T* shift = X.row(0);  // moments around the first row: no cancellation for offset data
-  const auto m = detail::fold_rows(
-      X.rows, 4096, be.n_threads,
-      [&] { return Moments{std::vector<double>(D, 0.0), std::vector<double>(D, 0.0)}; },
-      [] { return detail::NoScratch{}; },
-      [&](Moments& s, detail::NoScratch&, Index begin, Index end) {
-        for (Index i = begin; i < end; ++i) {
-          const T* x = X.row(i);
-          for (Index j = 0; j < D; ++j) {
-            const double t = static_cast<double>(x[j]) - static_cast<double>(shift[j]);
-            s.s1[j] += t;
-            s.s2[j] += t * t;
-          }
-        }
-      });
-  const double n = static_cast<double>(X.rows);
-  double total = 0.0;
-  for (Index j = 0; j < D; ++j) {
-    const double mean = m.s1[j] / n;
-    total += std::max(0.0, m.s2[j] / n - mean * mean);
-  }
-  return total / static_cast<double>(D);
+  return detail::feature_variances(X, be.n_threads).mean();
 }
 
 }  // namespace mixtura

@@ -80,8 +80,7 @@ class KMeans {
       detail::check_data("KMeans::fit (initial centres)", initial_centers, be.n_threads);
     }
     if (p.init == KMeansInit::random && !given) {
-      Index positive = w.empty() ? X.rows : 0;
-      for (Index i = 0; i < w.size; ++i) positive += w[i] > 0;
+      const Index positive = detail::count_positive(w, X.rows);
       MIXTURA_EXPECTS(positive >= p.n_clusters,
                       "%s: init = random needs n_clusters (%d) rows of positive weight, found %lld", where,
                       p.n_clusters, static_cast<long long>(positive));
