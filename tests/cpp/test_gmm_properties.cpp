@@ -231,6 +231,36 @@ TEST(GmmSelect, BicFindsThreeComponents) {
               sel.model.model().n_parameters() * (std::log(3000.0) - 2), 1e-6);
 }
 
+// Sharing one K-means per count across covariance types must not change any result.
+TEST(GmmSelect, SharedKMeansGivesTheResultsOfIndependentFits) {
+  const RowMatrix<double> x = gmm_blobs<double>(2000, 3, 5);
+  const std::vector<CovarianceType> types = {CovarianceType::full, CovarianceType::spherical};
+  const auto sel = select_gaussian_mixture<double>(x, {2, 3}, types);
+  std::size_t row = 0;
+  for (int k : {2, 3})
+    for (CovarianceType t : types) {
+      GmmParams p;
+      p.n_components = k;
+      p.covariance_type = t;
+      GaussianMixture<double> gm(p);
+      gm.fit(x);
+      EXPECT_EQ(sel.table[row].bic, gm.bic(x)) << k << " " << to_string(t);
+      EXPECT_EQ(sel.table[row].n_iter, gm.n_iter());
+      ++row;
+    }
+}
+
+TEST(GmmInitialLabels, BadLabelsAreRejected) {
+  const RowMatrix<double> x = gmm_blobs<double>(10, 2, 5);
+  GmmParams p;
+  p.n_components = 2;
+  GaussianMixture<double> gm(p);
+  gm.set_initial_labels({0, 1, 0});
+  EXPECT_INVALID(gm.fit(x), "GaussianMixture::fit: 3 initial labels for 10 rows");
+  gm.set_initial_labels({0, 1, 0, 1, 0, 1, 0, 1, 2, 0});
+  EXPECT_INVALID(gm.fit(x), "initial label 2 of row 8 is outside [0, n_components = 2)");
+}
+
 TYPED_TEST(GmmProperties, WarmStartContinuesFromTheFittedModel) {
   using T = TypeParam;
   const RowMatrix<T> x = gmm_blobs<T>(2000, 2, 6);

@@ -41,6 +41,19 @@ struct GmmInitialParams {
   bool complete() const { return weights.size() && means.size() && !precisions.empty(); }
 };
 
+namespace detail {
+/// The K-means run behind init = kmeans for restart `restart` (shared with model selection, which
+/// runs it once per component count for all covariance types).
+inline KMeansParams kmeans_init_params(const GmmParams& p, int restart) {
+  KMeansParams kp;
+  kp.n_clusters = p.n_components;
+  kp.n_init = 1;
+  kp.seed = CounterRng(p.seed, static_cast<std::uint64_t>(restart)).bits_at(0);
+  kp.n_threads = p.n_threads;
+  return kp;
+}
+}  // namespace detail
+
 /// Gaussian mixture of n_components components over n_features, fitted by EM (T = float or double;
 /// parameters are held in double). Each iteration records L(theta_t), the mean log-likelihood at the
 /// parameters before its M-step (scikit-learn's lower_bounds_), and ELBO(q_t, theta_{t+1}) after it,
@@ -63,6 +76,10 @@ class GaussianMixture {
   void set_params(const GmmParams& params) { params_ = params; }
   /// Starting parameters used by the next fits (cleared by passing an empty struct).
   void set_initial_params(GmmInitialParams init) { initial_ = std::move(init); }
+  /// Hard labels (one per row of the next fit's X, each in [0, n_components)) that start EM in place
+  /// of `init`, as K-means labels do; an empty vector clears them. Caller-given weights, means and
+  /// precisions still take precedence.
+  void set_initial_labels(std::vector<std::int32_t> labels) { initial_labels_ = std::move(labels); }
   /// Called after every iteration of every restart; return false to stop the fit (throws Interrupted).
   void set_callback(Callback callback) { callback_ = std::move(callback); }
 
@@ -84,6 +101,15 @@ class GaussianMixture {
     const double total_weight = detail::check_weights(where, sample_weight, X.rows);
     (void)total_weight;
     check_initial(where, X.cols);
+    if (!initial_labels_.empty()) {
+      MIXTURA_EXPECTS(static_cast<Index>(initial_labels_.size()) == X.rows,
+                      "%s: %zu initial labels for %lld rows", where, initial_labels_.size(),
+                      static_cast<long long>(X.rows));
+      for (std::size_t i = 0; i < initial_labels_.size(); ++i)
+        MIXTURA_EXPECTS(initial_labels_[i] >= 0 && initial_labels_[i] < p.n_components,
+                        "%s: initial label %d of row %zu is outside [0, n_components = %d)", where, initial_labels_[i],
+                        i, p.n_components);
+    }
     const bool warm = p.warm_start && fitted_;
     if (warm) detail::check_features(where, X.cols, state_.n_features);
 
@@ -345,25 +371,35 @@ class GaussianMixture {
     }
   }
 
+  /// scikit-learn's M-step on one-hot responsibilities, around each label's mean.
+  GmmModel model_from_labels(const CpuBackend& be, MatrixView<T> X, VectorView<T> w,
+                             const std::vector<std::int32_t>& labels, const detail::MStepContext& ctx) const {
+    const Index K = params_.n_components, D = X.cols;
+    RowMatrix<double> shift = RowMatrix<double>::Zero(K, D);  // first row of each label: a point near its mean
+    std::vector<bool> seen(static_cast<std::size_t>(K), false);
+    for (Index i = 0; i < X.rows; ++i)
+      if (!seen[labels[i]]) {
+        seen[labels[i]] = true;
+        for (Index j = 0; j < D; ++j) shift(labels[i], j) = static_cast<double>(X.row(i)[j]);
+      }
+    const GmmStats st = gmm_label_stats(be, X, w, labels.data(), params_.covariance_type, shift);
+    return detail::m_step(st, ctx, {}, {});
+  }
+
   GmmModel initial_model(const CpuBackend& be, MatrixView<T> X, VectorView<T> w, int restart,
                          const detail::MStepContext& ctx) const {
     const GmmParams& p = params_;
     const Index K = p.n_components, D = X.cols;
     GmmModel m;
-    if (!initial_.complete()) {
+    if (!initial_.complete() && !initial_labels_.empty()) {
+      m = model_from_labels(be, X, w, initial_labels_, ctx);
+    } else if (!initial_.complete()) {
       const CounterRng rng(p.seed, static_cast<std::uint64_t>(restart));
       switch (p.init) {
         case GmmInit::kmeans: {
-          KMeansParams kp;
-          kp.n_clusters = p.n_components;
-          kp.n_init = 1;
-          kp.seed = rng.bits_at(0);
-          kp.n_threads = p.n_threads;
-          KMeans<T> km(kp);
+          KMeans<T> km(detail::kmeans_init_params(p, restart));
           km.fit(X, w);
-          const RowMatrix<double> shift = km.cluster_centers().template cast<double>();
-          const GmmStats st = gmm_label_stats(be, X, w, km.labels().data(), p.covariance_type, shift);
-          m = detail::m_step(st, ctx, {}, {});
+          m = model_from_labels(be, X, w, km.labels(), ctx);
           break;
         }
         case GmmInit::random: {
@@ -407,6 +443,7 @@ class GaussianMixture {
 
   GmmParams params_;
   GmmInitialParams initial_;
+  std::vector<std::int32_t> initial_labels_;
   Callback callback_;
   State state_;
   bool fitted_ = false;

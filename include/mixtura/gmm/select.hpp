@@ -18,7 +18,7 @@ struct GmmCandidate {
   bool converged = false;
 };
 
-/// The table of candidates, in the order fitted, and the model with the lowest BIC.
+/// The table of candidates (count by count, covariance types within a count), and the model with the lowest BIC.
 template <class T>
 struct GmmSelection {
   std::vector<GmmCandidate> table;
@@ -27,8 +27,9 @@ struct GmmSelection {
 };
 
 /// Fits GaussianMixture(base with n_components = k, covariance_type = t) for every k in
-/// n_components and t in covariance_types, and keeps the one with the lowest BIC. Each candidate is
-/// fitted from its own initialisation (no work is shared between counts yet).
+/// n_components and t in covariance_types, and keeps the one with the lowest BIC. With
+/// init = kmeans and one restart, the K-means behind the initialisation runs once per count and its
+/// labels start every covariance type (the results are those of independent fits, bit for bit).
 template <class T>
 GmmSelection<T> select_gaussian_mixture(MatrixView<T> X, const std::vector<int>& n_components,
                                         const std::vector<CovarianceType>& covariance_types, GmmParams base = {},
@@ -38,12 +39,23 @@ GmmSelection<T> select_gaussian_mixture(MatrixView<T> X, const std::vector<int>&
                   n_components.size(), covariance_types.size());
   GmmSelection<T> out;
   double best_bic = std::numeric_limits<double>::infinity();
-  for (CovarianceType t : covariance_types)
-    for (int k : n_components) {
+  const bool share_kmeans = base.init == GmmInit::kmeans && base.n_init == 1;
+  for (int k : n_components) {
+    std::vector<std::int32_t> labels;
+    if (share_kmeans) {
+      GmmParams p = base;
+      p.n_components = k;
+      MIXTURA_EXPECTS(k >= 1, "select_gaussian_mixture: n_components must be >= 1, got %d", k);
+      KMeans<T> km(detail::kmeans_init_params(p, 0));
+      km.fit(X, sample_weight);
+      labels = km.labels();
+    }
+    for (CovarianceType t : covariance_types) {
       GmmParams p = base;
       p.n_components = k;
       p.covariance_type = t;
       GaussianMixture<T> gm(p);
+      gm.set_initial_labels(labels);
       gm.fit(X, sample_weight);
       GmmCandidate c;
       c.n_components = k;
@@ -60,6 +72,7 @@ GmmSelection<T> select_gaussian_mixture(MatrixView<T> X, const std::vector<int>&
         out.model = std::move(gm);
       }
     }
+  }
   return out;
 }
 
