@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds everything (CUDA too when nvcc is found: compiled and linked,
-# its tests skip without a GPU) and runs every test: the GoogleTest suite through ctest, then a
-# separate CMake project built against the installed package (find_package(mixtura)).
+# its tests skip without a GPU) and runs every test: a separate CMake project built against the
+# installed package (find_package(mixtura)), the GoogleTest suite through ctest, then the Python
+# package, installed with `pip install .` into a fresh virtual environment, through pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash .ci/install-deps
@@ -18,5 +19,12 @@ cmake --build "$MIXTURA_BUILD_DIR/consumer" -j "$MIXTURA_JOBS" >/dev/null
 "$MIXTURA_BUILD_DIR/consumer/consumer"
 
 echo "== C++ tests"
-cd "$MIXTURA_BUILD_DIR"
-ctest --output-on-failure -j "$MIXTURA_JOBS"
+(cd "$MIXTURA_BUILD_DIR" && ctest --output-on-failure -j "$MIXTURA_JOBS")
+
+echo "== Python package: pip install . into a fresh virtual environment, then pytest"
+venv="$MIXTURA_BUILD_DIR/venv"
+rm -rf "$venv"
+python3 -m venv "$venv"
+"$venv/bin/python" -m pip install -q --upgrade pip
+"$venv/bin/python" -m pip install -q ".[test]"
+"$venv/bin/python" -m pytest -q tests/python

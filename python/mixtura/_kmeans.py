@@ -1,0 +1,157 @@
+"""scikit-learn compatible K-means on mixtura's C++ core."""
+import numbers
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data, _check_sample_weight
+
+from . import _core
+
+
+def _seed(random_state):
+    """A 64-bit key for the counter-based generator from scikit-learn's random_state."""
+    if isinstance(random_state, numbers.Integral):
+        return int(random_state) & 0xFFFFFFFFFFFFFFFF
+    return int(check_random_state(random_state).randint(0, 2**31 - 1))
+
+
+class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
+    """K-means clustering by Lloyd's algorithm, recorded as coordinate descent on the distortion.
+
+    Parameters
+    ----------
+    n_clusters : int, default=8
+        Number of centres K.
+    init : {"k-means++", "random"} or array of shape (n_clusters, n_features), default="k-means++"
+        Greedy k-means++, weighted random rows, or the initial centres themselves.
+    n_init : int or "auto", default="auto"
+        Restarts; the one with the lowest inertia is kept. "auto": 1 (as scikit-learn for k-means++
+        and given centres), 10 for "random".
+    max_iter : int, default=300
+        Lloyd iterations per restart.
+    tol : float, default=1e-4
+        Stop when the squared centre shift is at most tol times the mean feature variance.
+    verbose : int, default=0
+        Print each iteration's distortions, centre shift and time.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the counter-based random numbers (an integer gives reproducible fits).
+    n_threads : int, default=0
+        OpenMP threads of the C++ passes; 0 uses OpenMP's default. Results do not depend on it.
+
+    Attributes
+    ----------
+    cluster_centers_ : ndarray of shape (n_clusters, n_features)
+    labels_ : ndarray of shape (n_samples,)
+    inertia_ : float
+        Weighted sum of squared distances to the nearest centre, computed without cancellation.
+    n_iter_ : int
+    distortion_trace_ : ndarray of shape (n_iter_, 2)
+        J after the assignment half-step and after the update half-step, per iteration of the kept
+        restart (both never increase).
+    distortion_traces_ : list of ndarray
+        The same for every restart.
+    events_ : list of dict
+        Empty clusters re-seeded (restart, iteration, cluster, row).
+    n_features_in_ : int
+    """
+
+    def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto", max_iter=300, tol=1e-4, verbose=0,
+                 random_state=None, n_threads=0):
+        self.n_clusters = n_clusters
+        self.init = init
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.verbose = verbose
+        self.random_state = random_state
+        self.n_threads = n_threads
+
+    def _check_params(self, X):
+        if not isinstance(self.n_clusters, numbers.Integral) or self.n_clusters < 1:
+            raise ValueError(f"n_clusters must be an integer >= 1, got {self.n_clusters!r}.")
+        if X.shape[0] < self.n_clusters:
+            raise ValueError(f"n_samples={X.shape[0]} should be >= n_clusters={self.n_clusters}.")
+        given = not isinstance(self.init, str)
+        if self.n_init == "auto":
+            n_init = 10 if (isinstance(self.init, str) and self.init == "random") else 1
+        elif isinstance(self.n_init, numbers.Integral) and self.n_init >= 1:
+            n_init = int(self.n_init)
+        else:
+            raise ValueError(f"n_init must be 'auto' or an integer >= 1, got {self.n_init!r}.")
+        if given and n_init != 1:
+            warnings.warn("Explicit initial center position passed: performing only one init in KMeans "
+                          f"instead of n_init={n_init}.", RuntimeWarning)
+            n_init = 1
+        return n_init
+
+    def fit(self, X, y=None, sample_weight=None):
+        """Compute the clustering.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            float32 and float64 C-contiguous arrays are used without a copy; anything else is
+            converted once to float64.
+        y : ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self
+        """
+        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", accept_large_sparse=False)
+        n_init = self._check_params(X)
+        w = None if sample_weight is None else np.ascontiguousarray(_check_sample_weight(sample_weight, X, dtype=X.dtype))
+        init_centers = None
+        init = "k-means++"
+        if isinstance(self.init, str):
+            init = self.init
+        else:
+            init_centers = np.ascontiguousarray(np.asarray(self.init, dtype=X.dtype))
+            if init_centers.shape != (self.n_clusters, X.shape[1]):
+                raise ValueError(f"The shape of the initial centers {init_centers.shape} does not match the number "
+                                 f"of clusters {self.n_clusters} and features {X.shape[1]}.")
+        r = _core.kmeans_fit(X, w, init_centers, int(self.n_clusters), init, n_init, int(self.max_iter),
+                             float(self.tol), _seed(self.random_state), int(self.n_threads), int(self.verbose))
+        self.cluster_centers_ = r["cluster_centers"]
+        self.labels_ = r["labels"]
+        self.inertia_ = r["inertia"]
+        self.n_iter_ = r["n_iter"]
+        self.distortion_traces_ = r["traces"]
+        self.distortion_trace_ = r["traces"][r["best_restart"]]
+        self.events_ = r["events"]
+        if not r["converged"]:
+            warnings.warn(f"KMeans did not converge in max_iter={self.max_iter} iterations; increase max_iter or "
+                          "tol.", ConvergenceWarning)
+        return self
+
+    def _checked(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
+        return X, self.cluster_centers_.astype(X.dtype, copy=False)
+
+    def predict(self, X):
+        """Index of the nearest centre of each row."""
+        X, c = self._checked(X)
+        return _core.kmeans_predict(X, np.ascontiguousarray(c), int(self.n_threads))
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit, then return the training labels."""
+        return self.fit(X, sample_weight=sample_weight).labels_
+
+    def transform(self, X):
+        """Euclidean distance of each row to each centre, shape (n_samples, n_clusters)."""
+        X, c = self._checked(X)
+        return _core.kmeans_transform(X, np.ascontiguousarray(c), int(self.n_threads))
+
+    def fit_transform(self, X, y=None, sample_weight=None):
+        return self.fit(X, sample_weight=sample_weight).transform(X)
+
+    def score(self, X, y=None, sample_weight=None):
+        """Opposite of the (weighted) distortion of X under the fitted centres."""
+        X, c = self._checked(X)
+        w = None if sample_weight is None else np.ascontiguousarray(_check_sample_weight(sample_weight, X, dtype=X.dtype))
+        return -_core.kmeans_distortion(X, w, np.ascontiguousarray(c), int(self.n_threads))

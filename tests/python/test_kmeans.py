@@ -1,0 +1,131 @@
+"""mixtura.KMeans from Python: scikit-learn's estimator checks, agreement with scikit-learn on the
+same initial centres, no needless copies, dtypes, errors, traces."""
+import numpy as np
+import pytest
+import sklearn.cluster
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import mixtura
+from mixtura import _core
+
+
+# scikit-learn's own KMeans fails this check too (k-means++ draws rows by index, so repeating a row
+# is not the same as doubling its weight); with given centres the equivalence holds (C++ tests).
+XFAIL = {"check_sample_weight_equivalence_on_dense_data":
+         "k-means++ samples by row index: repeated rows are not doubled weights (as in scikit-learn)"}
+
+
+@parametrize_with_checks([mixtura.KMeans(n_clusters=3, random_state=0)], expected_failed_checks=lambda est: XFAIL)
+def test_scikit_learn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("tol", [0.0, 1e-4])
+def test_same_result_as_scikit_learn_from_the_same_centres(blobs, dtype, tol):
+    X = blobs.astype(dtype)
+    init = X[[0, 1, 2, 3, 4]]
+    ours = mixtura.KMeans(5, init=init, tol=tol, max_iter=100).fit(X)
+    theirs = sklearn.cluster.KMeans(5, init=init, n_init=1, tol=tol, max_iter=100).fit(X)
+    assert ours.n_iter_ == theirs.n_iter_
+    np.testing.assert_array_equal(ours.labels_, theirs.labels_)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(ours.cluster_centers_, theirs.cluster_centers_, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(ours.inertia_, theirs.inertia_, rtol=rtol)
+
+
+def test_trace_columns_never_rise_and_match_n_iter(blobs):
+    km = mixtura.KMeans(6, n_init=3, random_state=1, tol=0).fit(blobs)
+    assert km.distortion_trace_.shape == (km.n_iter_, 2)
+    assert len(km.distortion_traces_) == 3
+    for t in km.distortion_traces_:
+        assert np.all(t[:, 1] <= t[:, 0] * (1 + 1e-12))
+        assert np.all(t[1:, 0] <= t[:-1, 1] * (1 + 1e-12))
+    assert km.inertia_ <= km.distortion_trace_[-1, 1] * (1 + 1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_contiguous_input_reaches_cpp_without_a_copy(blobs, dtype, monkeypatch):
+    seen = {}
+    real_fit, real_predict = _core.kmeans_fit, _core.kmeans_predict
+
+    def spy_fit(X, *args):
+        seen["fit"] = X
+        return real_fit(X, *args)
+
+    def spy_predict(X, *args):
+        seen["predict"] = X
+        return real_predict(X, *args)
+
+    monkeypatch.setattr(_core, "kmeans_fit", spy_fit)
+    monkeypatch.setattr(_core, "kmeans_predict", spy_predict)
+    X = np.ascontiguousarray(blobs, dtype=dtype)
+    km = mixtura.KMeans(3, random_state=0).fit(X)
+    km.predict(X)
+    assert seen["fit"] is X and seen["predict"] is X
+    assert km.cluster_centers_.dtype == dtype and km.transform(X).dtype == dtype
+    # Other input is converted once, to float64.
+    km.fit(np.asfortranarray(X.astype(np.float64)))
+    assert seen["fit"].flags.c_contiguous and seen["fit"].dtype == np.float64
+
+
+def test_integer_input_is_converted_to_float64(blobs):
+    km = mixtura.KMeans(3, random_state=0).fit((blobs * 10).astype(np.int64))
+    assert km.cluster_centers_.dtype == np.float64
+
+
+def test_bad_input_raises_value_error_with_the_cpp_message(blobs):
+    with pytest.raises(ValueError, match=r"KMeans::fit: tol must be finite and >= 0, got -1"):
+        mixtura.KMeans(3, tol=-1.0).fit(blobs)
+    with pytest.raises(ValueError, match=r"KMeans::fit: max_iter must be >= 1, got 0"):
+        mixtura.KMeans(3, max_iter=0).fit(blobs)
+    with pytest.raises(ValueError, match=r"sample_weight\[4\] = -1 is negative"):
+        w = np.ones(len(blobs))
+        w[4] = -1
+        mixtura.KMeans(3).fit(blobs, sample_weight=w)
+    with pytest.raises(ValueError, match="n_samples=2 should be >= n_clusters=3"):
+        mixtura.KMeans(3).fit(blobs[:2])
+    with pytest.raises(ValueError, match="init must be 'k-means\\+\\+', 'random'"):
+        mixtura.KMeans(3, init="bogus").fit(blobs)
+    with pytest.raises(NotFittedError):
+        mixtura.KMeans(3).predict(blobs)
+    km = mixtura.KMeans(3, random_state=0).fit(blobs)
+    with pytest.raises(ValueError, match="X has 2 features"):
+        km.predict(blobs[:, :2])
+
+
+def test_works_in_pipelines_and_grid_search(blobs):
+    pipe = make_pipeline(StandardScaler(), mixtura.KMeans(3, random_state=0))
+    assert pipe.fit_predict(blobs).shape == (len(blobs),)
+    search = GridSearchCV(mixtura.KMeans(random_state=0), {"n_clusters": [2, 3, 4]}, cv=3).fit(blobs)
+    assert search.best_params_["n_clusters"] in (2, 3, 4)
+    assert clone(mixtura.KMeans(5, tol=0.5)).get_params()["tol"] == 0.5
+
+
+def test_verbose_prints_each_iteration(blobs, capsys):
+    km = mixtura.KMeans(3, random_state=0, verbose=1).fit(blobs)
+    out = capsys.readouterr().out
+    assert out.count("iteration") == km.n_iter_
+
+
+def test_ctrl_c_stops_a_long_fit_promptly():
+    import os
+    import signal
+    import threading
+    import time
+
+    X = np.random.default_rng(1).standard_normal((200_000, 8)).astype(np.float32)
+    km = mixtura.KMeans(64, init=X[:64], tol=0.0, max_iter=100_000)  # would run for minutes
+    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    start = time.perf_counter()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        km.fit(X)
+    timer.join()
+    assert time.perf_counter() - start < 10
+    assert not hasattr(km, "cluster_centers_")  # nothing half-fitted is left behind
