@@ -1,0 +1,82 @@
+from typing import Any, Literal, Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+__version__: str
+
+class KMeans:
+    n_clusters: int
+    init: Literal["k-means++", "random"] | ArrayLike
+    n_init: int | Literal["auto"]
+    max_iter: int
+    tol: float
+    verbose: int
+    random_state: Any
+    n_threads: int
+    cluster_centers_: NDArray[np.floating]
+    labels_: NDArray[np.int32]
+    inertia_: float
+    n_iter_: int
+    distortion_trace_: NDArray[np.float64]
+    distortion_traces_: list[NDArray[np.float64]]
+    events_: list[dict[str, Any]]
+    n_features_in_: int
+    def __init__(self, n_clusters: int = ..., *, init: Literal["k-means++", "random"] | ArrayLike = ...,
+                 n_init: int | Literal["auto"] = ..., max_iter: int = ..., tol: float = ..., verbose: int = ...,
+                 random_state: Any = ..., n_threads: int = ...) -> None: ...
+    def fit(self, X: ArrayLike, y: Any = ..., sample_weight: ArrayLike | None = ...) -> "KMeans": ...
+    def predict(self, X: ArrayLike) -> NDArray[np.int32]: ...
+    def fit_predict(self, X: ArrayLike, y: Any = ..., sample_weight: ArrayLike | None = ...) -> NDArray[np.int32]: ...
+    def transform(self, X: ArrayLike) -> NDArray[np.floating]: ...
+    def fit_transform(self, X: ArrayLike, y: Any = ..., sample_weight: ArrayLike | None = ...) -> NDArray[np.floating]: ...
+    def score(self, X: ArrayLike, y: Any = ..., sample_weight: ArrayLike | None = ...) -> float: ...
+    def get_params(self, deep: bool = ...) -> dict[str, Any]: ...
+    def set_params(self, **params: Any) -> "KMeans": ...
+
+class GaussianMixture:
+    n_components: int
+    covariance_type: Literal["full", "tied", "diag", "spherical"]
+    tol: float
+    reg_covar: float
+    max_iter: int
+    n_init: int
+    init_params: Literal["kmeans", "k-means++", "random", "random_from_data"]
+    weights_init: ArrayLike | None
+    means_init: ArrayLike | None
+    precisions_init: ArrayLike | None
+    random_state: Any
+    warm_start: bool
+    verbose: int
+    n_threads: int
+    weights_: NDArray[np.float64]
+    means_: NDArray[np.float64]
+    covariances_: NDArray[np.float64]
+    precisions_: NDArray[np.float64]
+    precisions_cholesky_: NDArray[np.float64]
+    converged_: bool
+    n_iter_: int
+    lower_bound_: float
+    lower_bounds_: list[float]
+    elbo_trace_: NDArray[np.float64]
+    elbo_traces_: list[NDArray[np.float64]]
+    events_: list[dict[str, Any]]
+    n_features_in_: int
+    def __init__(self, n_components: int = ..., *, covariance_type: Literal["full", "tied", "diag", "spherical"] = ...,
+                 tol: float = ..., reg_covar: float = ..., max_iter: int = ..., n_init: int = ...,
+                 init_params: Literal["kmeans", "k-means++", "random", "random_from_data"] = ...,
+                 weights_init: ArrayLike | None = ..., means_init: ArrayLike | None = ...,
+                 precisions_init: ArrayLike | None = ..., random_state: Any = ..., warm_start: bool = ...,
+                 verbose: int = ..., n_threads: int = ...) -> None: ...
+    def fit(self, X: ArrayLike, y: Any = ..., sample_weight: ArrayLike | None = ...) -> "GaussianMixture": ...
+    def score_samples(self, X: ArrayLike) -> NDArray[np.float64]: ...
+    def score(self, X: ArrayLike, y: Any = ..., sample_weight: ArrayLike | None = ...) -> float: ...
+    def predict_proba(self, X: ArrayLike) -> NDArray[np.float64]: ...
+    def predict(self, X: ArrayLike) -> NDArray[np.intp]: ...
+    def fit_predict(self, X: ArrayLike, y: Any = ..., sample_weight: ArrayLike | None = ...) -> NDArray[np.intp]: ...
+    def component_log_density(self, X: ArrayLike) -> NDArray[np.float64]: ...
+    def sample(self, n_samples: int = ...) -> tuple[NDArray[np.float64], NDArray[np.int32]]: ...
+    def bic(self, X: ArrayLike) -> float: ...
+    def aic(self, X: ArrayLike) -> float: ...
+    def get_params(self, deep: bool = ...) -> dict[str, Any]: ...
+    def set_params(self, **params: Any) -> "GaussianMixture": ...

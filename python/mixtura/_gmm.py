@@ -1,0 +1,180 @@
+"""scikit-learn compatible Gaussian mixture on mixtura's C++ core."""
+import numbers
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.validation import check_is_fitted, validate_data, _check_sample_weight
+
+from . import _core
+from ._kmeans import _seed
+
+
+class GaussianMixture(DensityMixin, BaseEstimator):
+    """Gaussian mixture fitted by EM, with the ELBO staircase recorded.
+
+    Parameters and attributes follow scikit-learn's ``GaussianMixture``; from the same initial
+    parameters the per-iteration lower bounds agree with scikit-learn's to round-off.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+    covariance_type : {"full", "tied", "diag", "spherical"}, default="full"
+    tol : float, default=1e-3
+        Stop when the per-sample lower bound changes by less than tol.
+    reg_covar : float, default=1e-6
+        Added to the diagonal of the covariances.
+    max_iter : int, default=100
+    n_init : int, default=1
+        Restarts; the one with the highest lower bound is kept.
+    init_params : {"kmeans", "k-means++", "random", "random_from_data"}, default="kmeans"
+    weights_init, means_init, precisions_init : array-like, default=None
+        Starting parameters, with scikit-learn's shapes and meanings.
+    random_state : int, RandomState instance or None, default=None
+    warm_start : bool, default=False
+        Start from the fitted parameters (one restart).
+    verbose : int, default=0
+        Print each iteration's lower bound, ELBO after the M-step and time.
+    n_threads : int, default=0
+        OpenMP threads of the C++ passes (results do not depend on it).
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_components,)
+    means_ : ndarray of shape (n_components, n_features)
+    covariances_, precisions_, precisions_cholesky_ : ndarray, shape as in scikit-learn
+    converged_ : bool
+    n_iter_ : int
+    lower_bound_ : float
+    lower_bounds_ : list of float
+        L(theta_t) per iteration of the kept restart (the mean log-likelihood before each M-step).
+    elbo_trace_ : ndarray of shape (n_iter_, 2)
+        L(theta_t) and ELBO(q_t, theta_{t+1}) per iteration (column 0 equals lower_bounds_).
+    elbo_traces_ : list of ndarray
+        The same for every restart.
+    events_ : list of dict
+        What the fit did on degenerate data (component re-seeded, covariance floored).
+    n_features_in_ : int
+    """
+
+    def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6, max_iter=100, n_init=1,
+                 init_params="kmeans", weights_init=None, means_init=None, precisions_init=None, random_state=None,
+                 warm_start=False, verbose=0, n_threads=0):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.n_threads = n_threads
+
+    @staticmethod
+    def _f64(a):
+        return None if a is None else np.ascontiguousarray(a, dtype=np.float64)
+
+    def fit(self, X, y=None, sample_weight=None):
+        """Estimate the parameters with EM.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            float32 and float64 C-contiguous arrays are used without a copy.
+        y : ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self
+        """
+        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", ensure_min_samples=2)
+        if not isinstance(self.n_components, numbers.Integral) or self.n_components < 1:
+            raise ValueError(f"n_components must be an integer >= 1, got {self.n_components!r}.")
+        if X.shape[0] < self.n_components:
+            raise ValueError(f"Expected n_samples >= n_components but got n_components = {self.n_components}, "
+                             f"n_samples = {X.shape[0]}")
+        w = None if sample_weight is None else np.ascontiguousarray(_check_sample_weight(sample_weight, X, dtype=X.dtype))
+        weights_init, means_init, precisions_init = self.weights_init, self.means_init, self.precisions_init
+        n_init = int(self.n_init)
+        if self.warm_start and hasattr(self, "means_"):
+            weights_init, means_init, precisions_init = self.weights_, self.means_, self.precisions_
+            n_init = 1
+        r = _core.gmm_fit(X, w, int(self.n_components), self.covariance_type, float(self.tol), float(self.reg_covar),
+                          int(self.max_iter), n_init, self.init_params, _seed(self.random_state), int(self.n_threads),
+                          int(self.verbose), self._f64(weights_init), self._f64(means_init), self._f64(precisions_init))
+        self.weights_ = r["weights"]
+        self.means_ = r["means"]
+        self.covariances_ = r["covariances"]
+        self.precisions_ = r["precisions"]
+        self.precisions_cholesky_ = r["precisions_cholesky"]
+        self.converged_ = r["converged"]
+        self.n_iter_ = r["n_iter"]
+        self.lower_bound_ = r["lower_bound"]
+        self.elbo_traces_ = r["traces"]
+        self.elbo_trace_ = r["traces"][r["best_restart"]]
+        self.lower_bounds_ = list(self.elbo_trace_[:, 0])
+        self.events_ = r["events"]
+        if not self.converged_:
+            warnings.warn("Best performing initialization did not converge. Try different init parameters, or "
+                          "increase max_iter, tol, or check for degenerate data.", ConvergenceWarning)
+        return self
+
+    def _eval(self, X, what):
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
+        return _core.gmm_eval(X, self.covariance_type, self.weights_, self.means_, self.precisions_cholesky_, what,
+                              int(self.n_threads))
+
+    def score_samples(self, X):
+        """Log-density log p(x) of each row (higher = more typical), shape (n_samples,)."""
+        return self._eval(X, 0)
+
+    def score(self, X, y=None, sample_weight=None):
+        """Weighted mean log-density."""
+        s = self.score_samples(X)
+        return float(np.average(s, weights=sample_weight))
+
+    def predict_proba(self, X):
+        """Posterior probability of each component, shape (n_samples, n_components)."""
+        return self._eval(X, 1)
+
+    def predict(self, X):
+        """Most probable component of each row."""
+        return self.predict_proba(X).argmax(axis=1)
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit, then label the training rows."""
+        return self.fit(X, sample_weight=sample_weight).predict(X)
+
+    def component_log_density(self, X):
+        """log N(x | mean_k, covariance_k) of each row under each component, shape (n_samples, n_components)."""
+        return self._eval(X, 2)
+
+    def sample(self, n_samples=1):
+        """Draw rows from the fitted mixture (reproducible for an integer random_state); returns (X, y)."""
+        check_is_fitted(self)
+        if n_samples < 1:
+            raise ValueError(f"Invalid value for 'n_samples': {n_samples}. The sampling requires at least one sample.")
+        return _core.gmm_sample(self.covariance_type, self.weights_, self.means_, self.precisions_cholesky_,
+                                int(n_samples), _seed(self.random_state))
+
+    def _n_parameters(self):
+        k, d = self.means_.shape
+        cov = {"full": k * d * (d + 1) / 2, "tied": d * (d + 1) / 2, "diag": k * d, "spherical": k}[self.covariance_type]
+        return int(cov + k * d + k - 1)
+
+    def bic(self, X):
+        """Bayesian information criterion on X (lower is better)."""
+        n = np.asarray(X).shape[0]
+        return -2 * self.score(X) * n + self._n_parameters() * np.log(n)
+
+    def aic(self, X):
+        """Akaike information criterion on X (lower is better)."""
+        return -2 * self.score(X) * np.asarray(X).shape[0] + 2 * self._n_parameters()

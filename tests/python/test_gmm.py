@@ -1,0 +1,108 @@
+"""mixtura.GaussianMixture from Python: scikit-learn's estimator checks, agreement with
+scikit-learn's GaussianMixture from the same initial parameters, the ELBO trace, errors."""
+import warnings
+
+import numpy as np
+import pytest
+import sklearn.mixture
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import mixtura
+from mixtura import _core
+
+XFAIL = {"check_sample_weight_equivalence_on_dense_data":
+         "the K-means start draws rows by index: repeated rows are not doubled weights"}
+
+
+@parametrize_with_checks([mixtura.GaussianMixture(n_components=2, random_state=0)],
+                         expected_failed_checks=lambda est: XFAIL)
+def test_scikit_learn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def _init(X, cov_type, k=3):
+    d = X.shape[1]
+    prec = {"full": np.stack([np.eye(d) * (1 + i) for i in range(k)]), "tied": np.eye(d) * 1.5,
+            "diag": np.ones((k, d)) * 0.8, "spherical": np.array([1.0, 0.5, 2.0])}[cov_type]
+    return dict(weights_init=np.array([0.2, 0.5, 0.3]), means_init=X[:k] + 0.5, precisions_init=prec)
+
+
+@pytest.mark.parametrize("cov_type", ["full", "tied", "diag", "spherical"])
+def test_same_lower_bounds_as_scikit_learn(blobs, cov_type):
+    init = _init(blobs, cov_type)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = mixtura.GaussianMixture(3, covariance_type=cov_type, tol=0, max_iter=20, **init).fit(blobs)
+        theirs = sklearn.mixture.GaussianMixture(3, covariance_type=cov_type, tol=0, max_iter=20, **init).fit(blobs)
+    np.testing.assert_allclose(ours.lower_bounds_, theirs.lower_bounds_, rtol=1e-8)
+    assert ours.n_iter_ == theirs.n_iter_ and ours.converged_ == theirs.converged_
+    for name in ["weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_"]:
+        assert getattr(ours, name).shape == getattr(theirs, name).shape, name
+        np.testing.assert_allclose(getattr(ours, name), getattr(theirs, name), rtol=1e-6, atol=1e-8, err_msg=name)
+    np.testing.assert_allclose(ours.score_samples(blobs), theirs.score_samples(blobs), rtol=1e-9)
+    np.testing.assert_allclose(ours.predict_proba(blobs), theirs.predict_proba(blobs), atol=1e-9)
+    np.testing.assert_allclose(ours.bic(blobs), theirs.bic(blobs), rtol=1e-9)
+    np.testing.assert_allclose(ours.aic(blobs), theirs.aic(blobs), rtol=1e-9)
+
+
+def test_elbo_trace_is_the_staircase(blobs):
+    gm = mixtura.GaussianMixture(3, reg_covar=0.0, tol=0, max_iter=15, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm.fit(blobs)
+    t = gm.elbo_trace_
+    assert t.shape == (gm.n_iter_, 2)
+    np.testing.assert_array_equal(t[:, 0], gm.lower_bounds_)
+    slack = 1e-12
+    assert np.all(t[:, 0] <= t[:, 1] + slack)       # the M-step raises the bound
+    assert np.all(t[:-1, 1] <= t[1:, 0] + slack)    # the E-step makes it tight again
+    assert gm.lower_bound_ == gm.lower_bounds_[-1]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_contiguous_input_reaches_cpp_without_a_copy(blobs, dtype, monkeypatch):
+    seen = {}
+    real = _core.gmm_fit
+
+    def spy(X, *args):
+        seen["X"] = X
+        return real(X, *args)
+
+    monkeypatch.setattr(_core, "gmm_fit", spy)
+    X = np.ascontiguousarray(blobs, dtype=dtype)
+    mixtura.GaussianMixture(2, random_state=0).fit(X)
+    assert seen["X"] is X
+
+
+def test_degenerate_data_is_recorded_not_fatal():
+    X = np.repeat(np.array([[0.0, 1.0], [2.0, 3.0], [5.0, 5.0]]), 20, axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm = mixtura.GaussianMixture(5, reg_covar=0.0, random_state=0).fit(X)
+    assert np.all(np.isfinite(gm.means_)) and np.all(np.isfinite(gm.score_samples(X)))
+    assert gm.events_ and {e["kind"] for e in gm.events_} <= {"covariance_floored", "component_reseeded"}
+
+
+def test_sampling_is_reproducible(blobs):
+    gm = mixtura.GaussianMixture(3, random_state=4).fit(blobs)
+    a, la = gm.sample(500)
+    b, lb = gm.sample(500)
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (500, 3) and la.shape == (500,)
+
+
+def test_bad_input_raises_value_error_with_the_cpp_message(blobs):
+    with pytest.raises(ValueError, match=r"GaussianMixture::fit: reg_covar must be finite and >= 0, got -1"):
+        mixtura.GaussianMixture(2, reg_covar=-1.0).fit(blobs)
+    with pytest.raises(ValueError, match="covariance_type must be 'full', 'tied', 'diag' or 'spherical'"):
+        mixtura.GaussianMixture(2, covariance_type="banana").fit(blobs)
+    with pytest.raises(ValueError, match=r"weights_init sums to 0.5, expected 1"):
+        mixtura.GaussianMixture(2, weights_init=[0.2, 0.3]).fit(blobs)
+    with pytest.raises(ValueError, match=r"precisions_init\[1\] is not positive definite"):
+        mixtura.GaussianMixture(2, precisions_init=np.stack([np.eye(3), -np.eye(3)])).fit(blobs)
+    with pytest.raises(NotFittedError):
+        mixtura.GaussianMixture(2).score_samples(blobs)
+    gm = mixtura.GaussianMixture(2, random_state=0).fit(blobs)
+    with pytest.raises(ValueError, match="X has 2 features"):
+        gm.predict(blobs[:, :2])
