@@ -58,24 +58,8 @@ inline void weighted_log_prob_block(const GmmModel& m, Index rows, GmmScratch& s
   }
 }
 
-/// Turns each row of lp into responsibilities in place; returns log p(x_r) and H(q_r) per row.
-inline void normalise_row(double* lp, Index K, double& log_p, double& entropy) {
-  double mx = -std::numeric_limits<double>::infinity();
-  for (Index k = 0; k < K; ++k) mx = std::max(mx, lp[k]);
-  double sum = 0;
-  for (Index k = 0; k < K; ++k) sum += std::exp(lp[k] - mx);
-  log_p = mx + std::log(sum);
-  double h = 0;
-  for (Index k = 0; k < K; ++k) {
-    const double log_r = lp[k] - log_p;
-    const double r = std::exp(log_r);
-    if (r > 0) h -= r * log_r;
-    lp[k] = r;
-  }
-  entropy = h;
-}
-
-/// normalise_row for the first `rows` rows of lp at once, with Eigen's vectorised exp and log.
+/// Turns the first `rows` rows of lp into responsibilities in place, with log p(x_r) and H(q_r) per
+/// row, using Eigen's vectorised exp and log.
 /// H(q_r) = log s_r - sum_k r_rk (lp_rk - m_r) with m_r the row maximum and s_r = sum_k exp(lp_rk - m_r).
 inline void normalise_block(Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>& lp, Index rows,
                             Eigen::VectorXd& log_p, Eigen::VectorXd& entropy) {
@@ -244,8 +228,9 @@ GmmStats gmm_label_stats(const CpuBackend& be, MatrixView<T> X, VectorView<T> w,
   return out;
 }
 
-/// For scoring: calls out(begin, rows, lp) for every block, lp(r, k) = log pi_k + log N_k(x_r)
-/// (before normalisation). Blocks may be visited in any order, from several threads.
+/// For scoring: calls out(begin, rows, s) for every block, with s.lp(r, k) = log pi_k + log N_k(x_r)
+/// (before normalisation; normalise_block(s.lp, rows, s.log_p, s.entropy) turns it into posteriors).
+/// Blocks may be visited in any order, from several threads.
 template <class T, class Out>
 void gmm_weighted_log_prob(const CpuBackend& be, MatrixView<T> X, const GmmModel& m, Out&& out) {
   detail::for_blocks(X.rows, detail::kGmmBlock, be.n_threads,
@@ -253,7 +238,7 @@ void gmm_weighted_log_prob(const CpuBackend& be, MatrixView<T> X, const GmmModel
                      [&](detail::GmmScratch& s, Index begin, Index end) {
                        detail::load_block(X, begin, end, s);
                        detail::weighted_log_prob_block(m, end - begin, s);
-                       out(begin, end - begin, s.lp);
+                       out(begin, end - begin, s);
                      });
 }
 

@@ -98,8 +98,7 @@ class GaussianMixture {
     detail::check_data(where, X, p.n_threads);
     MIXTURA_EXPECTS(X.rows >= p.n_components, "%s: n_components (%d) > n_samples (%lld)", where, p.n_components,
                     static_cast<long long>(X.rows));
-    const double total_weight = detail::check_weights(where, sample_weight, X.rows);
-    (void)total_weight;
+    detail::check_weights(where, sample_weight, X.rows);
     check_initial(where, X.cols);
     if (!initial_labels_.empty()) {
       MIXTURA_EXPECTS(static_cast<Index>(initial_labels_.size()) == X.rows,
@@ -175,13 +174,9 @@ class GaussianMixture {
   Eigen::VectorXd score_samples(MatrixView<T> X) const {
     check_input("GaussianMixture::score_samples", X);
     Eigen::VectorXd out(X.rows);
-    const Index K = state_.model.n_components;
-    gmm_weighted_log_prob(CpuBackend{params_.n_threads}, X, state_.model, [&](Index begin, Index rows, auto& lp) {
-      for (Index r = 0; r < rows; ++r) {
-        double log_p, h;
-        detail::normalise_row(lp.row(r).data(), K, log_p, h);
-        out[begin + r] = log_p;
-      }
+    gmm_weighted_log_prob(CpuBackend{params_.n_threads}, X, state_.model, [&](Index begin, Index rows, auto& s) {
+      detail::normalise_block(s.lp, rows, s.log_p, s.entropy);
+      out.segment(begin, rows) = s.log_p.head(rows);
     });
     return out;
   }
@@ -198,12 +193,9 @@ class GaussianMixture {
     check_input("GaussianMixture::predict_proba", X);
     const Index K = state_.model.n_components;
     RowMatrix<double> out(X.rows, K);
-    gmm_weighted_log_prob(CpuBackend{params_.n_threads}, X, state_.model, [&](Index begin, Index rows, auto& lp) {
-      for (Index r = 0; r < rows; ++r) {
-        double log_p, h;
-        detail::normalise_row(lp.row(r).data(), K, log_p, h);
-        out.row(begin + r) = lp.row(r);
-      }
+    gmm_weighted_log_prob(CpuBackend{params_.n_threads}, X, state_.model, [&](Index begin, Index rows, auto& s) {
+      detail::normalise_block(s.lp, rows, s.log_p, s.entropy);
+      out.middleRows(begin, rows) = s.lp.topRows(rows);
     });
     return out;
   }
@@ -211,10 +203,10 @@ class GaussianMixture {
   std::vector<std::int32_t> predict(MatrixView<T> X) const {
     check_input("GaussianMixture::predict", X);
     std::vector<std::int32_t> out(static_cast<std::size_t>(X.rows));
-    gmm_weighted_log_prob(CpuBackend{params_.n_threads}, X, state_.model, [&](Index begin, Index rows, auto& lp) {
+    gmm_weighted_log_prob(CpuBackend{params_.n_threads}, X, state_.model, [&](Index begin, Index rows, auto& s) {
       for (Index r = 0; r < rows; ++r) {
         Index best;
-        lp.row(r).maxCoeff(&best);
+        s.lp.row(r).maxCoeff(&best);
         out[static_cast<std::size_t>(begin + r)] = static_cast<std::int32_t>(best);
       }
     });
@@ -226,8 +218,8 @@ class GaussianMixture {
     const Index K = state_.model.n_components;
     RowMatrix<double> out(X.rows, K);
     const Eigen::RowVectorXd log_w = state_.model.weights.array().log().matrix().transpose();
-    gmm_weighted_log_prob(CpuBackend{params_.n_threads}, X, state_.model, [&](Index begin, Index rows, auto& lp) {
-      for (Index r = 0; r < rows; ++r) out.row(begin + r) = lp.row(r) - log_w;
+    gmm_weighted_log_prob(CpuBackend{params_.n_threads}, X, state_.model, [&](Index begin, Index rows, auto& s) {
+      out.middleRows(begin, rows) = s.lp.topRows(rows).rowwise() - log_w;
     });
     return out;
   }
