@@ -14,6 +14,7 @@ class KMeans:
     verbose: int
     random_state: Any
     n_threads: int
+    device: Literal["cpu", "cuda", "auto"]
     cluster_centers_: NDArray[np.floating]
     labels_: NDArray[np.int32]
     inertia_: float
@@ -24,7 +25,7 @@ class KMeans:
     n_features_in_: int
     def __init__(self, n_clusters: int = ..., *, init: Literal["k-means++", "random"] | ArrayLike = ...,
                  n_init: int | Literal["auto"] = ..., max_iter: int = ..., tol: float = ..., verbose: int = ...,
-                 random_state: Any = ..., n_threads: int = ...) -> None: ...
+                 random_state: Any = ..., n_threads: int = ..., device: Literal["cpu", "cuda", "auto"] = ...) -> None: ...
     def fit(self, X: ArrayLike, y: Any = ..., sample_weight: ArrayLike | None = ...) -> "KMeans": ...
     def predict(self, X: ArrayLike) -> NDArray[np.int32]: ...
     def fit_predict(self, X: ArrayLike, y: Any = ..., sample_weight: ArrayLike | None = ...) -> NDArray[np.int32]: ...
@@ -49,6 +50,7 @@ class GaussianMixture:
     warm_start: bool
     verbose: int
     n_threads: int
+    device: Literal["cpu", "cuda", "auto"]
     weights_: NDArray[np.float64]
     means_: NDArray[np.float64]
     covariances_: NDArray[np.float64]
@@ -67,7 +69,7 @@ class GaussianMixture:
                  init_params: Literal["kmeans", "k-means++", "random", "random_from_data"] = ...,
                  weights_init: ArrayLike | None = ..., means_init: ArrayLike | None = ...,
                  precisions_init: ArrayLike | None = ..., random_state: Any = ..., warm_start: bool = ...,
-                 verbose: int = ..., n_threads: int = ...) -> None: ...
+                 verbose: int = ..., n_threads: int = ..., device: Literal["cpu", "cuda", "auto"] = ...) -> None: ...
     def fit(self, X: ArrayLike, y: Any = ..., sample_weight: ArrayLike | None = ...) -> "GaussianMixture": ...
     def score_samples(self, X: ArrayLike) -> NDArray[np.float64]: ...
     def score(self, X: ArrayLike, y: Any = ..., sample_weight: ArrayLike | None = ...) -> float: ...

@@ -8,7 +8,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted, validate_data, _check_sample_weight
 
 from . import _core
-from ._kmeans import _seed
+from ._kmeans import _check_device, _seed
 
 
 class GaussianMixture(DensityMixin, BaseEstimator):
@@ -38,6 +38,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         Print each iteration's lower bound, ELBO after the M-step and time.
     n_threads : int, default=0
         OpenMP threads of the C++ passes (results do not depend on it).
+    device : {"cpu", "cuda", "auto"}, default="cpu"
+        As for KMeans: this build runs on the CPU ("auto"), and "cuda" is an error.
 
     Attributes
     ----------
@@ -60,7 +62,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6, max_iter=100, n_init=1,
                  init_params="kmeans", weights_init=None, means_init=None, precisions_init=None, random_state=None,
-                 warm_start=False, verbose=0, n_threads=0):
+                 warm_start=False, verbose=0, n_threads=0, device="cpu"):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -75,6 +77,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.warm_start = warm_start
         self.verbose = verbose
         self.n_threads = n_threads
+        self.device = device
 
     @staticmethod
     def _f64(a):
@@ -95,6 +98,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self
         """
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", ensure_min_samples=2)
+        _check_device(self.device, "GaussianMixture")
         if not isinstance(self.n_components, numbers.Integral) or self.n_components < 1:
             raise ValueError(f"n_components must be an integer >= 1, got {self.n_components!r}.")
         if X.shape[0] < self.n_components:

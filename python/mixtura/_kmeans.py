@@ -11,6 +11,16 @@ from sklearn.utils.validation import check_is_fitted, validate_data, _check_samp
 from . import _core
 
 
+def _check_device(device, who):
+    """The compute device of a fit. Only the CPU backend drives the estimators in this build."""
+    if device not in ("cpu", "cuda", "auto"):
+        raise ValueError(f"{who}: device must be 'cpu', 'cuda' or 'auto', got {device!r}.")
+    if device == "cuda":
+        raise ValueError(f"{who}: device='cuda' was requested, but this build of mixtura has no CUDA backend for "
+                         "its estimators (the GPU data passes are not implemented yet); use device='cpu' or 'auto'.")
+    return "cpu"
+
+
 def _seed(random_state):
     """A 64-bit key for the counter-based generator from scikit-learn's random_state."""
     if isinstance(random_state, numbers.Integral):
@@ -40,6 +50,9 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         Seed of the counter-based random numbers (an integer gives reproducible fits).
     n_threads : int, default=0
         OpenMP threads of the C++ passes; 0 uses OpenMP's default. Results do not depend on it.
+    device : {"cpu", "cuda", "auto"}, default="cpu"
+        Where the data passes run. "auto" takes the GPU when the build has a CUDA backend and a
+        device is present; this build has none, so "auto" runs on the CPU and "cuda" is an error.
 
     Attributes
     ----------
@@ -59,7 +72,7 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     """
 
     def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto", max_iter=300, tol=1e-4, verbose=0,
-                 random_state=None, n_threads=0):
+                 random_state=None, n_threads=0, device="cpu"):
         self.n_clusters = n_clusters
         self.init = init
         self.n_init = n_init
@@ -68,6 +81,7 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         self.verbose = verbose
         self.random_state = random_state
         self.n_threads = n_threads
+        self.device = device
 
     def _check_params(self, X):
         if not isinstance(self.n_clusters, numbers.Integral) or self.n_clusters < 1:
@@ -103,6 +117,7 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         self
         """
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", accept_large_sparse=False)
+        _check_device(self.device, "KMeans")
         n_init = self._check_params(X)
         w = None if sample_weight is None else np.ascontiguousarray(_check_sample_weight(sample_weight, X, dtype=X.dtype))
         init_centers = None

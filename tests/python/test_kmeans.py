@@ -129,3 +129,12 @@ def test_ctrl_c_stops_a_long_fit_promptly():
     timer.join()
     assert time.perf_counter() - start < 10
     assert not hasattr(km, "cluster_centers_")  # nothing half-fitted is left behind
+
+
+@pytest.mark.parametrize("Estimator", [mixtura.KMeans, mixtura.GaussianMixture])
+def test_device_parameter(blobs, Estimator):
+    Estimator(2, device="auto", random_state=0).fit(blobs)  # no CUDA backend in this build: the CPU
+    with pytest.raises(ValueError, match="device='cuda' was requested, but this build of mixtura has no CUDA backend"):
+        Estimator(2, device="cuda").fit(blobs)
+    with pytest.raises(ValueError, match="device must be 'cpu', 'cuda' or 'auto', got 'tpu'"):
+        Estimator(2, device="tpu").fit(blobs)
