@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "mixtura/gmm.hpp"
@@ -56,6 +57,23 @@ void run_interruptibly(F&& f) {
   }
 }
 
+/// One (n_iter, 2) float64 array per restart: the two values `columns` picks from each iteration.
+template <class Run, class Columns>
+py::list traces_of(const std::vector<Run>& runs, Columns&& columns) {
+  py::list traces;
+  for (const auto& run : runs) {
+    py::array_t<double> t({static_cast<py::ssize_t>(run.trace.size()), py::ssize_t{2}});
+    auto a = t.mutable_unchecked<2>();
+    for (std::size_t i = 0; i < run.trace.size(); ++i) {
+      const auto v = columns(run.trace[i]);
+      a(i, 0) = v.first;
+      a(i, 1) = v.second;
+    }
+    traces.append(t);
+  }
+  return traces;
+}
+
 template <class T>
 py::dict kmeans_fit(const Array<T>& X, const std::optional<Array<T>>& sample_weight,
                     const std::optional<Array<T>>& init_centers, int n_clusters, const std::string& init, int n_init,
@@ -96,17 +114,9 @@ py::dict kmeans_fit(const Array<T>& X, const std::optional<Array<T>>& sample_wei
   out["n_iter"] = km.n_iter();
   out["converged"] = km.converged();
   out["best_restart"] = km.best_restart();
-  py::list traces;
-  for (const auto& run : km.runs()) {
-    py::array_t<double> t({static_cast<py::ssize_t>(run.trace.size()), py::ssize_t{2}});
-    auto m = t.mutable_unchecked<2>();
-    for (std::size_t i = 0; i < run.trace.size(); ++i) {
-      m(i, 0) = run.trace[i].distortion_assign;
-      m(i, 1) = run.trace[i].distortion_update;
-    }
-    traces.append(t);
-  }
-  out["traces"] = traces;
+  out["traces"] = traces_of(km.runs(), [](const mixtura::KMeansIteration& it) {
+    return std::make_pair(it.distortion_assign, it.distortion_update);
+  });
   py::list events;
   for (const auto& e : km.events())
     events.append(py::dict(py::arg("kind") = mixtura::to_string(e.kind), py::arg("restart") = e.restart,
@@ -334,17 +344,9 @@ py::dict gmm_fit(const Array<T>& X, const std::optional<Array<T>>& sample_weight
   out["n_iter"] = gm.n_iter();
   out["converged"] = gm.converged();
   out["best_restart"] = gm.best_restart();
-  py::list traces;
-  for (const auto& run : gm.runs()) {
-    DArray t({static_cast<py::ssize_t>(run.trace.size()), py::ssize_t{2}});
-    auto a = t.mutable_unchecked<2>();
-    for (std::size_t i = 0; i < run.trace.size(); ++i) {
-      a(i, 0) = run.trace[i].lower_bound;
-      a(i, 1) = run.trace[i].elbo_after_m;
-    }
-    traces.append(t);
-  }
-  out["traces"] = traces;
+  out["traces"] = traces_of(gm.runs(), [](const mixtura::GmmIteration& it) {
+    return std::make_pair(it.lower_bound, it.elbo_after_m);
+  });
   py::list events;
   for (const auto& e : gm.events())
     events.append(py::dict(py::arg("kind") = mixtura::to_string(e.kind), py::arg("restart") = e.restart,

@@ -10,6 +10,9 @@
 
 namespace mixtura_test {
 
+inline constexpr mixtura::CovarianceType kTypes[] = {mixtura::CovarianceType::full, mixtura::CovarianceType::tied,
+                                                     mixtura::CovarianceType::diag, mixtura::CovarianceType::spherical};
+
 /// Blocks "name rows cols" followed by rows of numbers, as written by tests/fixtures/gmm/make_fixtures.py.
 inline std::map<std::string, mixtura::RowMatrix<double>> read_fixture(const std::string& path) {
   std::ifstream in(path);

@@ -6,8 +6,6 @@ using namespace mixtura;
 using namespace mixtura_test;
 
 namespace {
-const CovarianceType kTypes[] = {CovarianceType::full, CovarianceType::tied, CovarianceType::diag,
-                                 CovarianceType::spherical};
 
 template <class T>
 void expect_sane(const GaussianMixture<T>& gm, const RowMatrix<T>& x) {

@@ -5,11 +5,6 @@
 using namespace mixtura;
 using namespace mixtura_test;
 
-namespace {
-const CovarianceType kTypes[] = {CovarianceType::full, CovarianceType::tied, CovarianceType::diag,
-                                 CovarianceType::spherical};
-}
-
 template <class T>
 class GmmProperties : public ::testing::Test {};
 TYPED_TEST_SUITE(GmmProperties, Scalars);
