@@ -79,6 +79,17 @@ inline void normalise_block(Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic
   a = e;
 }
 
+/// Adds row x with responsibility weight wr to component k's N, S1, S2 (around shift row k), one
+/// row at a time (initialisations; the E-step folds whole blocks with GEMMs).
+template <class T>
+inline void add_row(GmmStats& st, Index k, const T* x, double wr, const RowMatrix<double>& shift, Eigen::VectorXd& diff) {
+  for (Index j = 0; j < st.n_features; ++j) diff[j] = static_cast<double>(x[j]) - shift(k, j);
+  st.nk[k] += wr;
+  st.s1.row(k) += wr * diff.transpose();
+  if (st.full_moments()) st.s2[k].selfadjointView<Eigen::Lower>().rankUpdate(diff, wr);
+  else st.s2_diag.row(k) += wr * diff.array().square().matrix().transpose();
+}
+
 template <class T>
 inline void load_block(MatrixView<T> X, Index begin, Index end, GmmScratch& s) {
   s.x.topRows(end - begin) = X.slice(begin, end).map().template cast<double>();
@@ -214,14 +225,9 @@ GmmStats gmm_label_stats(const CpuBackend& be, MatrixView<T> X, VectorView<T> w,
       [&] { return Eigen::VectorXd(D); },
       [&](GmmStats& st, Eigen::VectorXd& diff, Index begin, Index end) {
         for (Index i = begin; i < end; ++i) {
-          const Index k = labels[i];
           const double wi = detail::row_weight(w, i);
-          for (Index j = 0; j < D; ++j) diff[j] = static_cast<double>(X.row(i)[j]) - shift(k, j);
-          st.nk[k] += wi;
           st.weight += wi;
-          st.s1.row(k) += wi * diff.transpose();
-          if (st.full_moments()) st.s2[k].selfadjointView<Eigen::Lower>().rankUpdate(diff, wi);
-          else st.s2_diag.row(k) += wi * diff.array().square().matrix().transpose();
+          detail::add_row(st, labels[i], X.row(i), wi, shift, diff);
         }
       });
   out.shift = shift;

@@ -31,14 +31,7 @@ GmmStats random_resp_stats(const CpuBackend& be, MatrixView<T> X, VectorView<T> 
           r /= r.sum();
           const double wi = row_weight(w, i);
           st.weight += wi;
-          for (Index k = 0; k < K; ++k) {
-            const double wr = wi * r[k];
-            for (Index j = 0; j < D; ++j) diff[j] = static_cast<double>(X.row(i)[j]) - shift(k, j);
-            st.nk[k] += wr;
-            st.s1.row(k) += wr * diff.transpose();
-            if (st.full_moments()) st.s2[k].selfadjointView<Eigen::Lower>().rankUpdate(diff, wr);
-            else st.s2_diag.row(k) += wr * diff.array().square().matrix().transpose();
-          }
+          for (Index k = 0; k < K; ++k) add_row(st, k, X.row(i), wi * r[k], shift, diff);
         }
       });
   out.shift = shift;

@@ -58,7 +58,9 @@ inline void dispatch_dim(Index d, F&& f) {
 
 /// The per-row tail of the assignment pass, in double whatever T is: adds w * (x - c)^2 to the
 /// distortion lanes (summed over rows lane-wise, so no per-row horizontal sum; reduce() adds the lanes
-/// in a fixed order) and w * x to the cluster's sum. kN features at a time (4 with AVX, else 2).
+/// in a fixed order) and, when `sum` is given, w * x to the cluster's sum (kSums = false: distortion
+/// only, for prediction and scoring). kN features at a time (4 with AVX, else 2).
+template <bool kSums = true>
 struct RowAccumulator {
 #if MIXTURA_HAS_VECTOR_EXT && !defined(MIXTURA_DISABLE_SIMD)
   static constexpr int kN = MIXTURA_SIMD_BYTES >= 32 ? 4 : 2;
@@ -85,10 +87,12 @@ struct RowAccumulator {
       const DV xv = load(x + at);
       const DV t = xv - load(c + at);
       lane += wv * (t * t);
-      DV s;
-      std::memcpy(&s, sum + at, sizeof s);
-      s += wv * xv;
-      std::memcpy(sum + at, &s, sizeof s);
+      if constexpr (kSums) {
+        DV s;
+        std::memcpy(&s, sum + at, sizeof s);
+        s += wv * xv;
+        std::memcpy(sum + at, &s, sizeof s);
+      }
     };
     for (; j + 2 * kN <= d; j += 2 * kN) {
       chunk(j, l0);
@@ -105,7 +109,7 @@ struct RowAccumulator {
       const double xj = static_cast<double>(x[j]);
       const double t = xj - static_cast<double>(c[j]);
       rest[j & 3] += w * (t * t);
-      sum[j] += w * xj;
+      if constexpr (kSums) sum[j] += w * xj;
     }
   }
   double reduce() const {
@@ -117,26 +121,6 @@ struct RowAccumulator {
     return total;
   }
 };
-
-/// Distortion only (prediction, scoring): RowAccumulator without the sums.
-struct DistortionLanes {
-  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  template <class T>
-  void add(const T* x, const T* c, Index d, double w) {
-    Index j = 0;
-    for (; j + 8 <= d; j += 8)
-      for (int l = 0; l < 8; ++l) {
-        const double t = static_cast<double>(x[j + l]) - static_cast<double>(c[j + l]);
-        acc[l] += w * (t * t);
-      }
-    for (int l = 0; j < d; ++j, ++l) {
-      const double t = static_cast<double>(x[j]) - static_cast<double>(c[j]);
-      acc[l] += w * (t * t);
-    }
-  }
-  double reduce() const { return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])); }
-};
-
 
 /// Centres prepared for the expanded distance ||c||^2 - 2 x.c (used for the argmin only):
 /// -2 C^T stored D x K row-major, and ||c_k||^2.
@@ -290,7 +274,7 @@ MIXTURA_NOINLINE void fold_assigned_rows(const T* x, Index stride, const T* w, c
   double* const weight = s.weight.data();
   Index* const count = s.count.data();
   double* const sums = s.sums.data();
-  RowAccumulator acc;
+  RowAccumulator<> acc;
   std::int64_t changed = 0;
   for (Index r = 0; r < rows; ++r) {
     const std::int32_t k = arg[r];
@@ -341,10 +325,10 @@ double kmeans_predict(const CpuBackend& be, MatrixView<T> X, VectorView<T> w, co
              [&] { return detail::NearestScratch<T>(detail::kKMeansBlock, D); },
              [&](detail::SumStat& s, detail::NearestScratch<T>& scratch, Index begin, Index end) {
                const std::int32_t* arg = detail::nearest_centers_block(X, pc, scratch, begin, end);
-               detail::DistortionLanes dist;
+               detail::RowAccumulator</*kSums=*/false> dist;
                for (Index i = begin; i < end; ++i) {
                  if (labels) labels[i] = arg[i - begin];
-                 dist.add(X.row(i), C.row(arg[i - begin]).data(), D, detail::row_weight(w, i));
+                 dist.add(X.row(i), C.row(arg[i - begin]).data(), nullptr, D, detail::row_weight(w, i));
                }
                s.value += dist.reduce();
              })

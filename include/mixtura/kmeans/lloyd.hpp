@@ -52,7 +52,6 @@ KMeansRun lloyd(const Backend& be, MatrixView<T> X, VectorView<T> w, RowMatrix<T
   KMeansRun run;
   labels.assign(static_cast<std::size_t>(X.rows), -1);
   RowMatrix<T> next(K, D);
-  std::vector<double> mean(static_cast<std::size_t>(D));
   bool strict = false;
   for (int it = 0; it < max_iter; ++it) {
     Stopwatch clock;
