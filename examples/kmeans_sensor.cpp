@@ -1,4 +1,4 @@
-// K-means on a real sensor stream: NAB's machine temperature (bundled in examples/data).
+// K-means on a real sensor stream: NAB's machine temperature (bundled in python/mixtura/data).
 //
 // Sliding windows of the (standardised) readings are clustered with mixtura::KMeans on the first
 // part of the series (NAB's probationary period); every window is then scored by its distance to
@@ -20,7 +20,7 @@
 #include "mixtura/kmeans.hpp"
 
 #ifndef MIXTURA_EXAMPLE_DATA_DIR
-#define MIXTURA_EXAMPLE_DATA_DIR "examples/data"
+#define MIXTURA_EXAMPLE_DATA_DIR "python/mixtura/data"
 #endif
 
 namespace {

@@ -27,4 +27,5 @@ rm -rf "$venv"
 python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
 "$venv/bin/python" -m pip install -q ".[test]"
-"$venv/bin/python" -m pytest -q tests/python
+# The C++ side of the cross-language model-file tests (built above with the tests).
+MIXTURA_MODEL_TOOL="$PWD/$MIXTURA_BUILD_DIR/tests/cpp/model_tool" "$venv/bin/python" -m pytest -q tests/python

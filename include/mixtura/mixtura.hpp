@@ -3,3 +3,5 @@
 #include "mixtura/core.hpp"
 #include "mixtura/kmeans.hpp"
 #include "mixtura/gmm.hpp"
+#include "mixtura/io.hpp"
+#include "mixtura/anomaly.hpp"

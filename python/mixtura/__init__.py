@@ -3,8 +3,13 @@
 The estimators follow scikit-learn's conventions (parameters in ``__init__``, ``fit`` returns
 ``self``, fitted attributes end in ``_``) and run mixtura's C++ core.
 """
+from ._anomaly import DensityAnomalyDetector, Explanation
 from ._core import __version__
 from ._gmm import GaussianMixture
+from ._io import load, loads
 from ._kmeans import KMeans
+from ._stream import StreamScorer, sliding_windows, window_end_index
+from . import datasets
 
-__all__ = ["GaussianMixture", "KMeans", "__version__"]
+__all__ = ["DensityAnomalyDetector", "Explanation", "GaussianMixture", "KMeans", "StreamScorer", "__version__",
+           "datasets", "load", "loads", "sliding_windows", "window_end_index"]

@@ -1,7 +1,12 @@
-from typing import Any, Literal, Sequence
+from typing import Any, Literal, NamedTuple, Sequence
+
+import os
+from typing import IO
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+from . import datasets as datasets
 
 __version__: str
 
@@ -22,6 +27,7 @@ class KMeans:
     distortion_trace_: NDArray[np.float64]
     distortion_traces_: list[NDArray[np.float64]]
     events_: list[dict[str, Any]]
+    converged_: bool
     n_features_in_: int
     def __init__(self, n_clusters: int = ..., *, init: Literal["k-means++", "random"] | ArrayLike = ...,
                  n_init: int | Literal["auto"] = ..., max_iter: int = ..., tol: float = ..., verbose: int = ...,
@@ -34,6 +40,7 @@ class KMeans:
     def score(self, X: ArrayLike, y: Any = ..., sample_weight: ArrayLike | None = ...) -> float: ...
     def get_params(self, deep: bool = ...) -> dict[str, Any]: ...
     def set_params(self, **params: Any) -> "KMeans": ...
+    def save(self, path: str | os.PathLike[str] | IO[bytes]) -> None: ...
 
 class GaussianMixture:
     n_components: int
@@ -82,3 +89,71 @@ class GaussianMixture:
     def aic(self, X: ArrayLike) -> float: ...
     def get_params(self, deep: bool = ...) -> dict[str, Any]: ...
     def set_params(self, **params: Any) -> "GaussianMixture": ...
+    def save(self, path: str | os.PathLike[str] | IO[bytes]) -> None: ...
+
+class Explanation(NamedTuple):
+    contributions: NDArray[np.float64]
+    component: NDArray[np.int32]
+
+class DensityAnomalyDetector:
+    method: Literal["gmm", "kmeans"]
+    n_components: int | Literal["bic"]
+    max_components: int
+    covariance_type: Literal["full", "tied", "diag", "spherical"]
+    reg_covar: float
+    scaling: Literal["robust", "standard"] | None
+    contamination: float | Literal["auto"]
+    threshold: Literal["calibrate", "model-tail"]
+    false_alarm_rate: float
+    calibration_fraction: float
+    n_init: int
+    max_iter: int
+    tol: float
+    random_state: Any
+    n_threads: int
+    device: Literal["cpu", "cuda", "auto"]
+    offset_: float
+    center_: NDArray[np.float64]
+    scale_: NDArray[np.float64]
+    n_components_: int
+    bic_: NDArray[np.float64]
+    model_: GaussianMixture | KMeans
+    density_weights_: NDArray[np.float64]
+    density_means_: NDArray[np.float64]
+    density_precisions_cholesky_: NDArray[np.float64]
+    density_covariance_type_: str
+    n_iter_: int
+    n_features_in_: int
+    def __init__(self, method: Literal["gmm", "kmeans"] = ..., *, n_components: int | Literal["bic"] = ...,
+                 max_components: int = ..., covariance_type: Literal["full", "tied", "diag", "spherical"] = ...,
+                 reg_covar: float = ..., scaling: Literal["robust", "standard"] | None = ...,
+                 contamination: float | Literal["auto"] = ..., threshold: Literal["calibrate", "model-tail"] = ...,
+                 false_alarm_rate: float = ..., calibration_fraction: float = ..., n_init: int = ...,
+                 max_iter: int = ..., tol: float = ..., random_state: Any = ..., n_threads: int = ...,
+                 device: Literal["cpu", "cuda", "auto"] = ...) -> None: ...
+    def fit(self, X: ArrayLike, y: Any = ...) -> "DensityAnomalyDetector": ...
+    def score_samples(self, X: ArrayLike) -> NDArray[np.float64]: ...
+    def decision_function(self, X: ArrayLike) -> NDArray[np.float64]: ...
+    def predict(self, X: ArrayLike) -> NDArray[np.int_]: ...
+    def fit_predict(self, X: ArrayLike, y: Any = ...) -> NDArray[np.int_]: ...
+    def explain(self, X: ArrayLike) -> Explanation: ...
+    def get_params(self, deep: bool = ...) -> dict[str, Any]: ...
+    def set_params(self, **params: Any) -> "DensityAnomalyDetector": ...
+    def save(self, path: str | os.PathLike[str] | IO[bytes]) -> None: ...
+
+def load(path: str | os.PathLike[str] | IO[bytes]) -> Any: ...
+def loads(data: bytes, *, where: str = ..., cls: type | None = ..., side: dict[str, Any] | None = ...) -> Any: ...
+
+def sliding_windows(X: ArrayLike, width: int, step: int = ..., differences: bool = ...) -> NDArray[np.floating]: ...
+def window_end_index(n_times: int, width: int, step: int = ...) -> NDArray[np.intp]: ...
+
+class StreamScorer:
+    estimator: Any
+    width: int
+    step: int
+    differences: bool
+    n_seen_: int
+    n_windows_: int
+    def __init__(self, estimator: Any, width: int, step: int = ..., differences: bool = ...) -> None: ...
+    def score_chunk(self, chunk: ArrayLike) -> NDArray[np.float64]: ...
+    def reset(self) -> "StreamScorer": ...

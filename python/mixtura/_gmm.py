@@ -7,11 +7,11 @@ from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted, validate_data, _check_sample_weight
 
-from . import _core
+from . import _core, _io
 from ._kmeans import _check_device, _seed
 
 
-class GaussianMixture(DensityMixin, BaseEstimator):
+class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
     """Gaussian mixture fitted by EM, with the ELBO staircase recorded.
 
     Parameters and attributes follow scikit-learn's ``GaussianMixture``; from the same initial
@@ -58,7 +58,20 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     events_ : list of dict
         What the fit did on degenerate data (component re-seeded, covariance floored).
     n_features_in_ : int
+
+    Notes
+    -----
+    ``save(path)`` writes a portable model file that ``mixtura.load`` and the C++ API
+    (``mixtura::load_gaussian_mixture``) read; pickling goes through the same bytes
+    (docs/model-format.md).
     """
+
+    _model_kind = "GaussianMixture"
+    _score_block = _core.SCORE_BLOCK  # a row scores the same wherever its index has this remainder
+    _event_kinds = ["component_reseeded", "covariance_floored"]
+    # Sections the C++ fit records and Python keeps only to write them back.
+    _extra_sections = ["restart_lower_bound_", "restart_converged_", "restart_seconds_", "trace_entropy_",
+                       "trace_seconds_"]
 
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6, max_iter=100, n_init=1,
                  init_params="kmeans", weights_init=None, means_init=None, precisions_init=None, random_state=None,
@@ -113,6 +126,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         r = _core.gmm_fit(X, w, int(self.n_components), self.covariance_type, float(self.tol), float(self.reg_covar),
                           int(self.max_iter), n_init, self.init_params, _seed(self.random_state), int(self.n_threads),
                           int(self.verbose), self._f64(weights_init), self._f64(means_init), self._f64(precisions_init))
+        self._set_fitted(r)
+        if not self.converged_:
+            warnings.warn("Best performing initialization did not converge. Try different init parameters, or "
+                          "increase max_iter, tol, or check for degenerate data.", ConvergenceWarning)
+        return self
+
+    def _set_fitted(self, r):
+        """Stores the fitted attributes from the C++ fit's result."""
         self.weights_ = r["weights"]
         self.means_ = r["means"]
         self.covariances_ = r["covariances"]
@@ -125,9 +146,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.elbo_trace_ = r["traces"][r["best_restart"]]
         self.lower_bounds_ = list(self.elbo_trace_[:, 0])
         self.events_ = r["events"]
-        if not self.converged_:
-            warnings.warn("Best performing initialization did not converge. Try different init parameters, or "
-                          "increase max_iter, tol, or check for degenerate data.", ConvergenceWarning)
+        self.n_features_in_ = self.means_.shape[1]
         return self
 
     def _eval(self, X, what):
@@ -182,3 +201,46 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def aic(self, X):
         """Akaike information criterion on X (lower is better)."""
         return -2 * self.score(X) * np.asarray(X).shape[0] + 2 * self._n_parameters()
+
+    def _to_sections(self, prefix="", side=None):
+        """Model-file sections (scikit-learn attribute names; docs/model-format.md)."""
+        s = _io.params_to_sections(self, prefix, side)
+        if not hasattr(self, "means_"):
+            return s
+        s.update(_io.features_to_sections(self, prefix))
+        s[prefix + "covariance_type"] = str(self.covariance_type)
+        s[prefix + "weights_"] = np.ascontiguousarray(self.weights_, dtype=np.float64)
+        s[prefix + "means_"] = np.ascontiguousarray(self.means_, dtype=np.float64)
+        s[prefix + "precisions_cholesky_"] = np.ascontiguousarray(self.precisions_cholesky_, dtype=np.float64)
+        s[prefix + "lower_bound_"] = _io.scalar(self.lower_bound_, np.float64)
+        s[prefix + "n_iter_"] = _io.scalar(self.n_iter_, np.int64)
+        s[prefix + "converged_"] = _io.scalar(self.converged_, np.int32)
+        traces = _io.traces_to_sections(self.elbo_traces_, self.elbo_trace_, "elbo_traces_", prefix)
+        s[prefix + "best_restart_"] = traces.pop(prefix + "best_restart_")
+        s.update(traces)
+        s.update(_io.events_to_sections(self.events_, self._event_kinds, "component", prefix, with_value=True))
+        s.update(_io.extras_to_sections(self, prefix, self.means_))
+        return s
+
+    @classmethod
+    def _from_sections(cls, sections, prefix="", side=None):
+        """The estimator held by model-file sections, checked as the C++ loader checks them."""
+        est = cls(**_io.params_from_sections(cls, sections, prefix, side))
+        if prefix + "means_" not in sections:
+            return est
+        derived = _core.model_file_check(cls._model_kind, cls._model_kind, sections, prefix, f"{cls.__name__} model")
+        _io.features_from_sections(est, sections, prefix)
+        est.weights_ = sections[prefix + "weights_"]
+        est.means_ = sections[prefix + "means_"]
+        est.precisions_cholesky_ = sections[prefix + "precisions_cholesky_"]
+        est.covariances_ = derived["covariances_"]
+        est.precisions_ = derived["precisions_"]
+        est.converged_ = bool(sections[prefix + "converged_"])
+        est.n_iter_ = int(sections[prefix + "n_iter_"])
+        est.lower_bound_ = float(sections[prefix + "lower_bound_"])
+        est.elbo_traces_, best = _io.traces_from_sections(sections, "elbo_traces_", prefix)
+        est.elbo_trace_ = est.elbo_traces_[best]
+        est.lower_bounds_ = list(est.elbo_trace_[:, 0])
+        est.events_ = _io.events_from_sections(sections, cls._event_kinds, "component", prefix, with_value=True)
+        _io.keep_extras(est, sections, prefix, cls._extra_sections, est.means_)
+        return est

@@ -8,7 +8,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data, _check_sample_weight
 
-from . import _core
+from . import _core, _io
 
 
 def _check_device(device, who):
@@ -28,7 +28,7 @@ def _seed(random_state):
     return int(check_random_state(random_state).randint(0, 2**31 - 1))
 
 
-class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
+class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
     """K-means clustering by Lloyd's algorithm, recorded as coordinate descent on the distortion.
 
     Parameters
@@ -68,8 +68,21 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         The same for every restart.
     events_ : list of dict
         Empty clusters re-seeded (restart, iteration, cluster, row).
+    converged_ : bool
+        Whether the kept restart converged.
     n_features_in_ : int
+
+    Notes
+    -----
+    ``save(path)`` writes a portable model file that ``mixtura.load`` and the C++ API
+    (``mixtura::load_kmeans``) read; pickling goes through the same bytes (docs/model-format.md).
     """
+
+    _model_kind = "KMeans"
+    _event_kinds = ["empty_cluster_reseeded", "empty_cluster_kept"]
+    # Sections the C++ fit records and Python keeps only to write them back.
+    _extra_sections = ["restart_inertia_", "restart_converged_", "restart_seconds_", "trace_center_shift_",
+                       "trace_n_changed_", "trace_seconds_"]
 
     def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto", max_iter=300, tol=1e-4, verbose=0,
                  random_state=None, n_threads=0, device="cpu"):
@@ -131,6 +144,14 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
                                  f"of clusters {self.n_clusters} and features {X.shape[1]}.")
         r = _core.kmeans_fit(X, w, init_centers, int(self.n_clusters), init, n_init, int(self.max_iter),
                              float(self.tol), _seed(self.random_state), int(self.n_threads), int(self.verbose))
+        self._set_fitted(r)
+        if not r["converged"]:
+            warnings.warn(f"KMeans did not converge in max_iter={self.max_iter} iterations; increase max_iter or "
+                          "tol.", ConvergenceWarning)
+        return self
+
+    def _set_fitted(self, r):
+        """Stores the fitted attributes from the C++ fit's result."""
         self.cluster_centers_ = r["cluster_centers"]
         self.labels_ = r["labels"]
         self.inertia_ = r["inertia"]
@@ -138,9 +159,8 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         self.distortion_traces_ = r["traces"]
         self.distortion_trace_ = r["traces"][r["best_restart"]]
         self.events_ = r["events"]
-        if not r["converged"]:
-            warnings.warn(f"KMeans did not converge in max_iter={self.max_iter} iterations; increase max_iter or "
-                          "tol.", ConvergenceWarning)
+        self.converged_ = r["converged"]
+        self.n_features_in_ = self.cluster_centers_.shape[1]
         return self
 
     def _checked(self, X):
@@ -170,3 +190,42 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         X, c = self._checked(X)
         w = None if sample_weight is None else np.ascontiguousarray(_check_sample_weight(sample_weight, X, dtype=X.dtype))
         return -_core.kmeans_distortion(X, w, np.ascontiguousarray(c), int(self.n_threads))
+
+    def _to_sections(self, prefix="", side=None):
+        """Model-file sections (scikit-learn attribute names; docs/model-format.md)."""
+        s = _io.params_to_sections(self, prefix, side)
+        if not hasattr(self, "cluster_centers_"):
+            return s
+        s.update(_io.features_to_sections(self, prefix))
+        s[prefix + "cluster_centers_"] = np.ascontiguousarray(self.cluster_centers_)
+        if getattr(self, "labels_", None) is not None:
+            s[prefix + "labels_"] = np.ascontiguousarray(self.labels_, dtype=np.int32)
+        s[prefix + "inertia_"] = _io.scalar(self.inertia_, np.float64)
+        s[prefix + "n_iter_"] = _io.scalar(self.n_iter_, np.int64)
+        s[prefix + "converged_"] = _io.scalar(getattr(self, "converged_", self.n_iter_ < self.max_iter), np.int32)
+        traces = _io.traces_to_sections(self.distortion_traces_, self.distortion_trace_, "distortion_traces_", prefix)
+        s[prefix + "best_restart_"] = traces.pop(prefix + "best_restart_")
+        s.update(traces)
+        s.update(_io.events_to_sections(self.events_, self._event_kinds, "cluster", prefix))
+        s.update(_io.extras_to_sections(self, prefix, self.cluster_centers_))
+        return s
+
+    @classmethod
+    def _from_sections(cls, sections, prefix="", side=None):
+        """The estimator held by model-file sections, checked as the C++ loader checks them."""
+        est = cls(**_io.params_from_sections(cls, sections, prefix, side))
+        if prefix + "cluster_centers_" not in sections:
+            return est
+        _core.model_file_check(cls._model_kind, cls._model_kind, sections, prefix, f"{cls.__name__} model")
+        _io.features_from_sections(est, sections, prefix)
+        est.cluster_centers_ = sections[prefix + "cluster_centers_"]
+        if prefix + "labels_" in sections:
+            est.labels_ = sections[prefix + "labels_"]
+        est.inertia_ = float(sections[prefix + "inertia_"])
+        est.n_iter_ = int(sections[prefix + "n_iter_"])
+        est.converged_ = bool(sections[prefix + "converged_"])
+        est.distortion_traces_, best = _io.traces_from_sections(sections, "distortion_traces_", prefix)
+        est.distortion_trace_ = est.distortion_traces_[best]
+        est.events_ = _io.events_from_sections(sections, cls._event_kinds, "cluster", prefix)
+        _io.keep_extras(est, sections, prefix, cls._extra_sections, est.cluster_centers_)
+        return est

@@ -11,10 +11,13 @@
 #include <utility>
 #include <vector>
 
+#include "mixtura/anomaly.hpp"
 #include "mixtura/gmm.hpp"
 #include "mixtura/kmeans.hpp"
 
 namespace py = pybind11;
+
+void bind_model_io(py::module_& m);  // model_io.cpp
 
 namespace {
 
@@ -74,6 +77,32 @@ py::list traces_of(const std::vector<Run>& runs, Columns&& columns) {
   return traces;
 }
 
+/// The fitted attributes of a K-means fit (what KMeans.fit stores).
+template <class T>
+py::dict kmeans_result(const mixtura::KMeans<T>& km) {
+  py::dict out;
+  const auto& c = km.cluster_centers();
+  Array<T> centers({c.rows(), c.cols()});
+  std::copy(c.data(), c.data() + c.size(), centers.mutable_data());
+  out["cluster_centers"] = centers;
+  py::array_t<std::int32_t> labels(static_cast<py::ssize_t>(km.labels().size()));
+  std::copy(km.labels().begin(), km.labels().end(), labels.mutable_data());
+  out["labels"] = labels;
+  out["inertia"] = km.inertia();
+  out["n_iter"] = km.n_iter();
+  out["converged"] = km.converged();
+  out["best_restart"] = km.best_restart();
+  out["traces"] = traces_of(km.runs(), [](const mixtura::KMeansIteration& it) {
+    return std::make_pair(it.distortion_assign, it.distortion_update);
+  });
+  py::list events;
+  for (const auto& e : km.events())
+    events.append(py::dict(py::arg("kind") = mixtura::to_string(e.kind), py::arg("restart") = e.restart,
+                           py::arg("iteration") = e.iteration, py::arg("cluster") = e.cluster, py::arg("row") = e.row));
+  out["events"] = events;
+  return out;
+}
+
 template <class T>
 py::dict kmeans_fit(const Array<T>& X, const std::optional<Array<T>>& sample_weight,
                     const std::optional<Array<T>>& init_centers, int n_clusters, const std::string& init, int n_init,
@@ -102,27 +131,7 @@ py::dict kmeans_fit(const Array<T>& X, const std::optional<Array<T>>& sample_wei
     else km.fit(Xv, wv);
   });
 
-  py::dict out;
-  const auto& c = km.cluster_centers();
-  Array<T> centers({c.rows(), c.cols()});
-  std::copy(c.data(), c.data() + c.size(), centers.mutable_data());
-  out["cluster_centers"] = centers;
-  py::array_t<std::int32_t> labels(static_cast<py::ssize_t>(km.labels().size()));
-  std::copy(km.labels().begin(), km.labels().end(), labels.mutable_data());
-  out["labels"] = labels;
-  out["inertia"] = km.inertia();
-  out["n_iter"] = km.n_iter();
-  out["converged"] = km.converged();
-  out["best_restart"] = km.best_restart();
-  out["traces"] = traces_of(km.runs(), [](const mixtura::KMeansIteration& it) {
-    return std::make_pair(it.distortion_assign, it.distortion_update);
-  });
-  py::list events;
-  for (const auto& e : km.events())
-    events.append(py::dict(py::arg("kind") = mixtura::to_string(e.kind), py::arg("restart") = e.restart,
-                           py::arg("iteration") = e.iteration, py::arg("cluster") = e.cluster, py::arg("row") = e.row));
-  out["events"] = events;
-  return out;
+  return kmeans_result(km);
 }
 
 template <class T>
@@ -270,6 +279,36 @@ mixtura::GmmModel model_from(const std::string& type, const DArray& weights, con
   return m;
 }
 
+/// The fitted attributes of a Gaussian-mixture fit (what GaussianMixture.fit stores).
+template <class T>
+py::dict gmm_result(const mixtura::GaussianMixture<T>& gm) {
+  const mixtura::GmmModel& m = gm.model();
+  py::dict out;
+  DArray weights(m.n_components);
+  std::copy(m.weights.data(), m.weights.data() + m.n_components, weights.mutable_data());
+  DArray means({m.n_components, m.n_features});
+  std::copy(m.means.data(), m.means.data() + m.means.size(), means.mutable_data());
+  out["weights"] = weights;
+  out["means"] = means;
+  out["precisions_cholesky"] = factors_of(m);
+  out["covariances"] = matrices_of(m, false);
+  out["precisions"] = matrices_of(m, true);
+  out["lower_bound"] = gm.lower_bound();
+  out["n_iter"] = gm.n_iter();
+  out["converged"] = gm.converged();
+  out["best_restart"] = gm.best_restart();
+  out["traces"] = traces_of(gm.runs(), [](const mixtura::GmmIteration& it) {
+    return std::make_pair(it.lower_bound, it.elbo_after_m);
+  });
+  py::list events;
+  for (const auto& e : gm.events())
+    events.append(py::dict(py::arg("kind") = mixtura::to_string(e.kind), py::arg("restart") = e.restart,
+                           py::arg("iteration") = e.iteration, py::arg("component") = e.component,
+                           py::arg("row") = e.row, py::arg("value") = e.value));
+  out["events"] = events;
+  return out;
+}
+
 template <class T>
 py::dict gmm_fit(const Array<T>& X, const std::optional<Array<T>>& sample_weight, int n_components,
                  const std::string& covariance_type, double tol, double reg_covar, int max_iter, int n_init,
@@ -329,31 +368,7 @@ py::dict gmm_fit(const Array<T>& X, const std::optional<Array<T>>& sample_weight
   const auto wv = weights_view(sample_weight);
   run_interruptibly([&] { gm.fit(Xv, wv); });
 
-  const mixtura::GmmModel& m = gm.model();
-  py::dict out;
-  DArray weights(m.n_components);
-  std::copy(m.weights.data(), m.weights.data() + m.n_components, weights.mutable_data());
-  DArray means({m.n_components, m.n_features});
-  std::copy(m.means.data(), m.means.data() + m.means.size(), means.mutable_data());
-  out["weights"] = weights;
-  out["means"] = means;
-  out["precisions_cholesky"] = factors_of(m);
-  out["covariances"] = matrices_of(m, false);
-  out["precisions"] = matrices_of(m, true);
-  out["lower_bound"] = gm.lower_bound();
-  out["n_iter"] = gm.n_iter();
-  out["converged"] = gm.converged();
-  out["best_restart"] = gm.best_restart();
-  out["traces"] = traces_of(gm.runs(), [](const mixtura::GmmIteration& it) {
-    return std::make_pair(it.lower_bound, it.elbo_after_m);
-  });
-  py::list events;
-  for (const auto& e : gm.events())
-    events.append(py::dict(py::arg("kind") = mixtura::to_string(e.kind), py::arg("restart") = e.restart,
-                           py::arg("iteration") = e.iteration, py::arg("component") = e.component,
-                           py::arg("row") = e.row, py::arg("value") = e.value));
-  out["events"] = events;
-  return out;
+  return gmm_result(gm);
 }
 
 /// what: 0 = log p(x), 1 = posterior probabilities, 2 = per-component log-densities.
@@ -407,16 +422,139 @@ void bind_gmm(py::module_& m) {
         py::arg("means"), py::arg("precisions_cholesky"), py::arg("what"), py::arg("n_threads"));
 }
 
+// ---- Density-based anomaly detection ------------------------------------------------------
+
+mixtura::DetectorParams detector_params(const std::string& method, int n_components, int max_components,
+                                        const std::string& covariance_type, double reg_covar,
+                                        const std::string& scaling, double contamination, const std::string& threshold,
+                                        double false_alarm_rate, double calibration_fraction, int n_init, int max_iter,
+                                        double tol, std::uint64_t seed, int n_threads) {
+  const char* where = "DensityAnomalyDetector";
+  mixtura::DetectorParams p;
+  if (method == "gmm") p.method = mixtura::AnomalyMethod::gmm;
+  else if (method == "kmeans") p.method = mixtura::AnomalyMethod::kmeans;
+  else throw mixtura::InvalidArgument(std::string(where) + ": method must be 'gmm' or 'kmeans', got '" + method + "'");
+  if (scaling == "standard") p.scaling = mixtura::FeatureScaling::standard;
+  else if (scaling == "robust") p.scaling = mixtura::FeatureScaling::robust;
+  else if (scaling == "none") p.scaling = mixtura::FeatureScaling::none;
+  else throw mixtura::InvalidArgument(std::string(where) + ": scaling must be 'standard', 'robust' or None, got '" + scaling + "'");
+  if (threshold == "calibrate") p.threshold = mixtura::ThresholdMethod::calibrate;
+  else if (threshold == "model-tail") p.threshold = mixtura::ThresholdMethod::model_tail;
+  else throw mixtura::InvalidArgument(std::string(where) + ": threshold must be 'calibrate' or 'model-tail', got '" + threshold + "'");
+  p.n_components = n_components;
+  p.max_components = max_components;
+  p.covariance_type = parse_covariance(covariance_type);
+  p.reg_covar = reg_covar;
+  p.contamination = contamination;
+  p.false_alarm_rate = false_alarm_rate;
+  p.calibration_fraction = calibration_fraction;
+  p.n_init = n_init;
+  p.max_iter = max_iter;
+  p.tol = tol;
+  p.seed = seed;
+  p.n_threads = n_threads;
+  return p;
+}
+
+DArray vector_array(const Eigen::VectorXd& v) {
+  DArray out(v.size());
+  std::copy(v.data(), v.data() + v.size(), out.mutable_data());
+  return out;
+}
+
+template <class T>
+py::dict detector_fit(const Array<T>& X, const std::string& method, int n_components, int max_components,
+                      const std::string& covariance_type, double reg_covar, const std::string& scaling,
+                      double contamination, const std::string& threshold, double false_alarm_rate,
+                      double calibration_fraction, int n_init, int max_iter, double tol, std::uint64_t seed,
+                      int n_threads) {
+  mixtura::DensityAnomalyDetector<T> det(detector_params(method, n_components, max_components, covariance_type,
+                                                         reg_covar, scaling, contamination, threshold, false_alarm_rate,
+                                                         calibration_fraction, n_init, max_iter, tol, seed, n_threads));
+  const auto Xv = view(X, "X");
+  {
+    py::gil_scoped_release release;
+    det.fit(Xv);
+  }
+  py::dict out;
+  out["center"] = vector_array(det.scaling().center);
+  out["scale"] = vector_array(det.scaling().scale);
+  out["offset"] = det.offset();
+  out["n_components"] = det.n_components();
+  py::list selection;
+  for (const auto& c : det.selection()) selection.append(py::make_tuple(c.n_components, c.bic));
+  out["selection"] = selection;
+  // The density in scaled units (kmeans: spherical components at the centres).
+  const mixtura::GmmModel& m = det.model();
+  out["weights"] = vector_array(m.weights);
+  DArray means({m.n_components, m.n_features});
+  std::copy(m.means.data(), m.means.data() + m.means.size(), means.mutable_data());
+  out["means"] = means;
+  out["precisions_cholesky"] = factors_of(m);
+  out["covariance_type"] = mixtura::to_string(m.type);
+  out["model"] = method == "gmm" ? gmm_result(det.mixture()) : kmeans_result(det.kmeans());
+  return out;
+}
+
+/// what: 0 = score_samples; 1 = explain (contributions, component).
+template <class T>
+py::object detector_eval(const Array<T>& X, const std::string& method, const DArray& center, const DArray& scale,
+                         const std::string& covariance_type, const DArray& weights, const DArray& means,
+                         const DArray& factors, double offset, int what, int n_threads) {
+  mixtura::DetectorParams p = detector_params(method, 1, 1, covariance_type, 0, "standard", 0, "calibrate", 0.5, 0.5,
+                                              1, 1, 0, 0, n_threads);
+  mixtura::DensityAnomalyDetector<T> det(p);
+  mixtura::ScalingFit sc{Eigen::Map<const Eigen::VectorXd>(center.data(), center.size()),
+                         Eigen::Map<const Eigen::VectorXd>(scale.data(), scale.size())};
+  det.set_fitted(std::move(sc), model_from(covariance_type, weights, means, factors), offset);
+  const auto Xv = view(X, "X");
+  if (what == 0) {
+    Eigen::VectorXd s;
+    {
+      py::gil_scoped_release release;
+      s = det.score_samples(Xv);
+    }
+    return vector_array(s);
+  }
+  mixtura::AnomalyExplanation e;
+  {
+    py::gil_scoped_release release;
+    e = det.explain(Xv);
+  }
+  DArray contributions({e.contributions.rows(), e.contributions.cols()});
+  std::copy(e.contributions.data(), e.contributions.data() + e.contributions.size(), contributions.mutable_data());
+  py::array_t<std::int32_t> component(static_cast<py::ssize_t>(e.component.size()));
+  std::copy(e.component.begin(), e.component.end(), component.mutable_data());
+  return py::make_tuple(contributions, component);
+}
+
+template <class T>
+void bind_detector(py::module_& m) {
+  m.def("detector_fit", &detector_fit<T>, py::arg("X").noconvert(), py::arg("method"), py::arg("n_components"),
+        py::arg("max_components"), py::arg("covariance_type"), py::arg("reg_covar"), py::arg("scaling"),
+        py::arg("contamination"), py::arg("threshold"), py::arg("false_alarm_rate"), py::arg("calibration_fraction"),
+        py::arg("n_init"), py::arg("max_iter"), py::arg("tol"), py::arg("seed"), py::arg("n_threads"));
+  m.def("detector_eval", &detector_eval<T>, py::arg("X").noconvert(), py::arg("method"), py::arg("center"),
+        py::arg("scale"), py::arg("covariance_type"), py::arg("weights"), py::arg("means"),
+        py::arg("precisions_cholesky"), py::arg("offset"), py::arg("what"), py::arg("n_threads"));
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "mixtura's C++ core (use the estimators in the mixtura package)";
   m.attr("__version__") = mixtura::version();
+  // Rows are scored in blocks of this many: a row's log-density depends only on its values and on
+  // its index modulo SCORE_BLOCK (mixtura.StreamScorer aligns chunks on it).
+  m.attr("SCORE_BLOCK") = static_cast<int>(mixtura::detail::kGmmBlock);
   py::register_exception<mixtura::NotFittedError>(m, "CoreNotFittedError", PyExc_RuntimeError);
   bind_kmeans<float>(m);
   bind_kmeans<double>(m);
   bind_gmm<float>(m);
   bind_gmm<double>(m);
+  bind_model_io(m);
+  bind_detector<float>(m);
+  bind_detector<double>(m);
   m.def("gmm_sample", &gmm_sample, py::arg("covariance_type"), py::arg("weights"), py::arg("means"),
         py::arg("precisions_cholesky"), py::arg("n_samples"), py::arg("seed"));
 }

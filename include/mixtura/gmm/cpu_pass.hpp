@@ -235,15 +235,21 @@ GmmStats gmm_label_stats(const CpuBackend& be, MatrixView<T> X, VectorView<T> w,
 }
 
 /// For scoring: calls out(begin, rows, s) for every block, with s.lp(r, k) = log pi_k + log N_k(x_r)
-/// (before normalisation; normalise_block(s.lp, rows, s.log_p, s.entropy) turns it into posteriors).
-/// Blocks may be visited in any order, from several threads.
+/// (before normalisation; normalise_block(s.lp, s.lp.rows(), s.log_p, s.entropy) turns it into
+/// posteriors). Blocks may be visited in any order, from several threads.
+///
+/// Every block is computed at its full kGmmBlock rows, a short last block padded with zero rows, so
+/// that the same operations (GEMM kernel paths, vector tails) reach every row: a row's results depend
+/// only on its values and on its index modulo kGmmBlock, not on how many rows were scored with it.
+/// (This is what lets a stream be scored chunk by chunk with the scores of the whole.)
 template <class T, class Out>
 void gmm_weighted_log_prob(const CpuBackend& be, MatrixView<T> X, const GmmModel& m, Out&& out) {
   detail::for_blocks(X.rows, detail::kGmmBlock, be.n_threads,
                      [&] { return detail::GmmScratch(detail::kGmmBlock, m.n_features, m.n_components); },
                      [&](detail::GmmScratch& s, Index begin, Index end) {
                        detail::load_block(X, begin, end, s);
-                       detail::weighted_log_prob_block(m, end - begin, s);
+                       if (end - begin < detail::kGmmBlock) s.x.bottomRows(detail::kGmmBlock - (end - begin)).setZero();
+                       detail::weighted_log_prob_block(m, detail::kGmmBlock, s);
                        out(begin, end - begin, s);
                      });
 }

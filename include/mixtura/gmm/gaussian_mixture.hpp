@@ -175,7 +175,7 @@ class GaussianMixture {
     check_input("GaussianMixture::score_samples", X);
     Eigen::VectorXd out(X.rows);
     gmm_weighted_log_prob(CpuBackend{params_.n_threads}, X, state_.model, [&](Index begin, Index rows, auto& s) {
-      detail::normalise_block(s.lp, rows, s.log_p, s.entropy);
+      detail::normalise_block(s.lp, s.lp.rows(), s.log_p, s.entropy);
       out.segment(begin, rows) = s.log_p.head(rows);
     });
     return out;
@@ -194,7 +194,7 @@ class GaussianMixture {
     const Index K = state_.model.n_components;
     RowMatrix<double> out(X.rows, K);
     gmm_weighted_log_prob(CpuBackend{params_.n_threads}, X, state_.model, [&](Index begin, Index rows, auto& s) {
-      detail::normalise_block(s.lp, rows, s.log_p, s.entropy);
+      detail::normalise_block(s.lp, s.lp.rows(), s.log_p, s.entropy);
       out.middleRows(begin, rows) = s.lp.topRows(rows);
     });
     return out;
@@ -291,6 +291,17 @@ class GaussianMixture {
     s.runs.emplace_back();
     state_ = std::move(s);
     fitted_ = true;
+  }
+  /// The same, keeping what the fit left: every restart (non-empty), its events and the kept restart.
+  void set_model(GmmModel model, std::vector<GmmRun> runs, std::vector<GmmEvent> events, int best_restart) {
+    const int n_runs = static_cast<int>(runs.size());
+    MIXTURA_EXPECTS(n_runs >= 1, "GaussianMixture::set_model: no restarts given");
+    MIXTURA_EXPECTS(best_restart >= 0 && best_restart < n_runs,
+                    "GaussianMixture::set_model: best_restart %d is outside [0, %d)", best_restart, n_runs);
+    set_model(std::move(model));
+    state_.runs = std::move(runs);
+    state_.events = std::move(events);
+    state_.best = best_restart;
   }
 
  private:

@@ -22,6 +22,15 @@
 
 namespace mixtura {
 
+/// What a fit leaves besides the centres, for restoring a saved model (KMeans::set_centers); every
+/// part may be empty.
+struct KMeansFitRecord {
+  std::vector<std::int32_t> labels;  ///< labels of the training rows, each in [0, n_clusters)
+  std::vector<KMeansRun> runs;       ///< every restart; empty: one run with no trace
+  std::vector<KMeansEvent> events;
+  int best_restart = 0;              ///< index into runs of the kept restart
+};
+
 /// K-means clustering of n_samples rows of n_features values (T = float or double).
 ///
 /// fit() has the strong guarantee: if it throws, the model keeps its previous state.
@@ -161,6 +170,36 @@ class KMeans {
   const std::vector<KMeansIteration>& trace() const { return best_run().trace; }
   /// Empty-cluster events of all restarts.
   const std::vector<KMeansEvent>& events() const { return fitted("events").events; }
+
+  /// Replaces the fitted state by given centres (n_clusters x n_features, finite), e.g. a loaded
+  /// model, with what else its fit left (labels, restarts, events). Parameters are left unchanged.
+  void set_centers(RowMatrix<T> centers, KMeansFitRecord record = {}) {
+    const char* where = "KMeans::set_centers";
+    const Index K = centers.rows();
+    MIXTURA_EXPECTS(K >= 1 && centers.cols() >= 1, "%s: empty centres (%lld x %lld)", where,
+                    static_cast<long long>(K), static_cast<long long>(centers.cols()));
+    MIXTURA_EXPECTS(centers.allFinite(), "%s: the centres contain a non-finite value", where);
+    for (std::size_t i = 0; i < record.labels.size(); ++i)
+      MIXTURA_EXPECTS(record.labels[i] >= 0 && record.labels[i] < K, "%s: label %d of row %zu is outside [0, %lld)",
+                      where, record.labels[i], i, static_cast<long long>(K));
+    if (record.runs.empty()) record.runs.emplace_back();
+    const int n_runs = static_cast<int>(record.runs.size());
+    MIXTURA_EXPECTS(record.best_restart >= 0 && record.best_restart < n_runs,
+                    "%s: best_restart %d is outside [0, %d)", where, record.best_restart, n_runs);
+    for (const KMeansEvent& e : record.events)
+      MIXTURA_EXPECTS(e.restart >= 0 && e.restart < n_runs && e.cluster >= 0 && e.cluster < K,
+                      "%s: event of restart %d, cluster %d is outside %d restarts, %lld clusters", where, e.restart,
+                      e.cluster, n_runs, static_cast<long long>(K));
+    State s;
+    s.n_features = centers.cols();
+    s.centers = std::move(centers);
+    s.labels = std::move(record.labels);
+    s.runs = std::move(record.runs);
+    s.events = std::move(record.events);
+    s.best = record.best_restart;
+    state_ = std::move(s);
+    fitted_ = true;
+  }
 
  private:
   struct State {

@@ -1,0 +1,421 @@
+#pragma once
+/// mixtura::DensityAnomalyDetector: fit a density on (mostly) normal rows, score new rows by their
+/// log-density, threshold without guessing, explain which features are off.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <numeric>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "mixtura/anomaly/params.hpp"
+#include "mixtura/anomaly/scaling.hpp"
+#include "mixtura/backend/cpu.hpp"
+#include "mixtura/core/errors.hpp"
+#include "mixtura/core/matrix_view.hpp"
+#include "mixtura/core/parallel.hpp"
+#include "mixtura/core/rng.hpp"
+#include "mixtura/core/validate.hpp"
+#include "mixtura/gmm/gaussian_mixture.hpp"
+#include "mixtura/gmm/select.hpp"
+#include "mixtura/kmeans/kmeans.hpp"
+
+namespace mixtura {
+
+/// Density-based anomaly detector (T = float or double). Features are scaled (DetectorParams::scaling),
+/// a density is fitted in scaled units (a Gaussian mixture, or K-means centres with a variance per
+/// cluster), and a row's score is its log-density in the ORIGINAL units (the scaling's Jacobian is
+/// included), higher = more normal. decision_function = score - offset; predict gives +1 / -1.
+///
+/// With n_components = 0 the count is chosen by BIC among 1..max_components on the rows the
+/// density is fitted on. The offset: contamination > 0 flags that fraction of the training rows
+/// (scikit-learn's meaning); otherwise ThresholdMethod::calibrate holds out calibration_fraction of
+/// the training rows (chosen by the seed), fits on the rest and puts the offset at the
+/// false_alarm_rate quantile of the held-out scores; ThresholdMethod::model_tail fits on all rows
+/// and takes the same quantile of the scores of rows drawn from the fitted density (for one
+/// component: the chi-square tail of the squared Mahalanobis distance).
+template <class T>
+class DensityAnomalyDetector {
+  static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
+                "mixtura::DensityAnomalyDetector<T>: T must be float or double");
+
+ public:
+  using Scalar = T;
+
+  explicit DensityAnomalyDetector(DetectorParams params = {}) : params_(params) {}
+
+  const DetectorParams& params() const { return params_; }
+  void set_params(const DetectorParams& params) { params_ = params; }
+
+  /// Fits on X (n_samples x n_features, at least 2 rows). Strong guarantee: on a throw the
+  /// detector keeps its previous state.
+  DensityAnomalyDetector& fit(MatrixView<T> X) {
+    const char* where = "DensityAnomalyDetector::fit";
+    const DetectorParams& p = params_;
+    check_params(where);
+    detail::check_data(where, X, p.n_threads);
+    MIXTURA_EXPECTS(X.rows >= 2, "%s: need n_samples >= 2, got n_samples = %lld", where,
+                    static_cast<long long>(X.rows));
+    State s;
+    s.n_features = X.cols;
+    s.scaling = fit_scaling(X, p.scaling, p.n_threads);
+    RowMatrix<T> Z(X.rows, X.cols);
+    scale_rows(X, s.scaling, 0, Z);
+
+    // Rows the density is fitted on, and the held-out rows of the calibration.
+    const bool calibrate = p.contamination == 0 && p.threshold == ThresholdMethod::calibrate;
+    RowMatrix<T> fit_rows, held_rows;
+    if (calibrate) {
+      split_rows(where, Z, fit_rows, held_rows);
+    }
+    const RowMatrix<T>& F = calibrate ? fit_rows : Z;
+    fit_density(s, MatrixView<T>{F.data(), F.rows(), F.cols()});
+
+    const double log_jacobian = s.scaling.log_jacobian();
+    std::vector<double> scores;
+    double q = p.false_alarm_rate;
+    if (p.contamination > 0) {
+      q = p.contamination;
+      scores = to_vector(z_scores(s, view_of(Z)), log_jacobian);
+    } else if (calibrate) {
+      scores = to_vector(z_scores(s, view_of(held_rows)), log_jacobian);
+    } else {
+      scores = tail_scores(s, log_jacobian);
+    }
+    s.offset = detail::quantile(scores, q);
+    state_ = std::move(s);
+    fitted_ = true;
+    return *this;
+  }
+
+  /// Log-density of each row in the original units (higher = more normal), n_samples.
+  Eigen::VectorXd score_samples(MatrixView<T> X) const {
+    const State& s = fitted("score_samples");
+    check_input("DensityAnomalyDetector::score_samples", X);
+    Eigen::VectorXd out(X.rows);
+    const double log_jacobian = s.scaling.log_jacobian();
+    for_scaled_blocks(s, X, [&](Index begin, MatrixView<T> Z) {
+      out.segment(begin, Z.rows) = z_scores(s, Z).array() - log_jacobian;
+    });
+    return out;
+  }
+  /// score_samples - offset: negative for rows flagged as anomalous.
+  Eigen::VectorXd decision_function(MatrixView<T> X) const {
+    return score_samples(X).array() - fitted("decision_function").offset;
+  }
+  /// +1 (normal) or -1 (anomalous) per row.
+  std::vector<std::int32_t> predict(MatrixView<T> X) const {
+    const Eigen::VectorXd d = decision_function(X);
+    std::vector<std::int32_t> out(static_cast<std::size_t>(d.size()));
+    for (Index i = 0; i < d.size(); ++i) out[static_cast<std::size_t>(i)] = d[i] < 0 ? -1 : 1;
+    return out;
+  }
+  /// Per-row, per-feature contributions under the responsible component (see AnomalyExplanation).
+  AnomalyExplanation explain(MatrixView<T> X) const {
+    const State& s = fitted("explain");
+    check_input("DensityAnomalyDetector::explain", X);
+    const GmmModel& m = s.density.model();
+    const Index K = m.n_components, D = m.n_features;
+    std::vector<Eigen::MatrixXd> precision(static_cast<std::size_t>(K));
+    std::vector<Eigen::VectorXd> inv_sd(static_cast<std::size_t>(K));
+    for (Index k = 0; k < K; ++k) {
+      precision[k] = m.precision(k);
+      inv_sd[k] = precision[k].diagonal().cwiseSqrt().cwiseInverse();
+    }
+    AnomalyExplanation out;
+    out.contributions.resize(X.rows, D);
+    out.component.resize(static_cast<std::size_t>(X.rows));
+    for_scaled_blocks(s, X, [&](Index begin, MatrixView<T> Z) {
+      const std::vector<std::int32_t> comp = s.density.predict(Z);
+      detail::for_blocks(Z.rows, 256, params_.n_threads, [] { return Eigen::VectorXd(); },
+                         [&](Eigen::VectorXd& d, Index b, Index e) {
+                           for (Index r = b; r < e; ++r) {
+                             const Index k = comp[static_cast<std::size_t>(r)];
+                             d = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>(Z.row(r), D).template cast<double>() -
+                                 m.means.row(k).transpose();
+                             out.contributions.row(begin + r) = (precision[k] * d).cwiseProduct(inv_sd[k]).transpose();
+                             out.component[static_cast<std::size_t>(begin + r)] = static_cast<std::int32_t>(k);
+                           }
+                         });
+    });
+    return out;
+  }
+
+  bool is_fitted() const { return fitted_; }
+  double offset() const { return fitted("offset").offset; }
+  const ScalingFit& scaling() const { return fitted("scaling").scaling; }
+  /// The density in scaled units (kmeans: spherical components at the centres, weights = cluster shares).
+  const GmmModel& model() const { return fitted("model").density.model(); }
+  /// The Gaussian mixture behind the scores (method gmm: the fitted one, with its ELBO trace).
+  const GaussianMixture<T>& mixture() const { return fitted("mixture").density; }
+  /// The K-means fit (method kmeans only).
+  const KMeans<T>& kmeans() const {
+    const State& s = fitted("kmeans");
+    if (!s.kmeans.is_fitted())
+      throw InvalidArgument("DensityAnomalyDetector::kmeans: the detector was not fitted with method kmeans");
+    return s.kmeans;
+  }
+  int n_components() const { return static_cast<int>(model().n_components); }
+  Index n_features_in() const { return fitted("n_features_in").n_features; }
+  /// BIC of every count tried (empty when n_components was given).
+  const std::vector<DetectorCandidate>& selection() const { return fitted("selection").selection; }
+
+  /// Replaces the fitted state (for loading a saved detector): the scaling, the density in scaled
+  /// units (kmeans: spherical), the offset. params().method must match how `model` scores.
+  void set_fitted(ScalingFit scaling, GmmModel model, double offset) {
+    GaussianMixture<T> density(density_params(static_cast<int>(model.n_components)));
+    density.set_model(std::move(model));
+    set_fitted(std::move(scaling), std::move(density), offset);
+  }
+  /// The same with the fitted estimators themselves: `density` (method gmm: the fitted mixture,
+  /// with its trace), the BIC table and, for method kmeans, the K-means fit.
+  void set_fitted(ScalingFit scaling, GaussianMixture<T> density, double offset,
+                  std::vector<DetectorCandidate> selection = {}, KMeans<T> kmeans = KMeans<T>()) {
+    const char* where = "DensityAnomalyDetector::set_fitted";
+    const GmmModel& model = density.model();
+    MIXTURA_EXPECTS(scaling.center.size() == model.n_features && scaling.scale.size() == model.n_features,
+                    "%s: scaling has %lld / %lld entries but the model has %lld features", where,
+                    static_cast<long long>(scaling.center.size()), static_cast<long long>(scaling.scale.size()),
+                    static_cast<long long>(model.n_features));
+    MIXTURA_EXPECTS((scaling.scale.array() > 0).all() && scaling.scale.allFinite() && scaling.center.allFinite(),
+                    "%s: scales must be finite and positive, centres finite", where);
+    MIXTURA_EXPECTS(std::isfinite(offset), "%s: offset must be finite, got %g", where, offset);
+    MIXTURA_EXPECTS(params_.method == AnomalyMethod::gmm || model.type == CovarianceType::spherical,
+                    "%s: method kmeans scores with a spherical model, got covariance type '%s'", where,
+                    to_string(model.type));
+    MIXTURA_EXPECTS(!kmeans.is_fitted() || (params_.method == AnomalyMethod::kmeans &&
+                                            kmeans.cluster_centers().rows() == model.n_components &&
+                                            kmeans.cluster_centers().cols() == model.n_features),
+                    "%s: the K-means fit must belong to method kmeans and match the model's %lld x %lld", where,
+                    static_cast<long long>(model.n_components), static_cast<long long>(model.n_features));
+    State s;
+    s.n_features = model.n_features;
+    s.scaling = std::move(scaling);
+    s.density = std::move(density);
+    s.kmeans = std::move(kmeans);
+    s.selection = std::move(selection);
+    s.offset = offset;
+    state_ = std::move(s);
+    fitted_ = true;
+  }
+
+ private:
+  struct State {
+    ScalingFit scaling;
+    GaussianMixture<T> density;
+    KMeans<T> kmeans;
+    std::vector<DetectorCandidate> selection;
+    double offset = 0;
+    Index n_features = 0;
+  };
+
+  static MatrixView<T> view_of(const RowMatrix<T>& a) { return {a.data(), a.rows(), a.cols()}; }
+  static std::vector<double> to_vector(const Eigen::VectorXd& v, double minus) {
+    std::vector<double> out(static_cast<std::size_t>(v.size()));
+    for (Index i = 0; i < v.size(); ++i) out[static_cast<std::size_t>(i)] = v[i] - minus;
+    return out;
+  }
+
+  void check_params(const char* where) const {
+    const DetectorParams& p = params_;
+    MIXTURA_EXPECTS(p.n_components >= 0, "%s: n_components must be >= 0 (0 = chosen by BIC), got %d", where,
+                    p.n_components);
+    MIXTURA_EXPECTS(p.max_components >= 1, "%s: max_components must be >= 1, got %d", where, p.max_components);
+    MIXTURA_EXPECTS(std::isfinite(p.reg_covar) && p.reg_covar >= 0, "%s: reg_covar must be finite and >= 0, got %g",
+                    where, p.reg_covar);
+    MIXTURA_EXPECTS(p.contamination >= 0 && p.contamination <= 0.5,
+                    "%s: contamination must be in [0, 0.5] (0 = use the threshold method), got %g", where,
+                    p.contamination);
+    MIXTURA_EXPECTS(p.false_alarm_rate > 0 && p.false_alarm_rate < 1, "%s: false_alarm_rate must be in (0, 1), got %g",
+                    where, p.false_alarm_rate);
+    MIXTURA_EXPECTS(p.calibration_fraction > 0 && p.calibration_fraction < 1,
+                    "%s: calibration_fraction must be in (0, 1), got %g", where, p.calibration_fraction);
+    MIXTURA_EXPECTS(p.n_init >= 1, "%s: n_init must be >= 1, got %d", where, p.n_init);
+    MIXTURA_EXPECTS(p.max_iter >= 1, "%s: max_iter must be >= 1, got %d", where, p.max_iter);
+    MIXTURA_EXPECTS(std::isfinite(p.tol) && p.tol >= 0, "%s: tol must be finite and >= 0, got %g", where, p.tol);
+    MIXTURA_EXPECTS(p.n_threads >= 0, "%s: n_threads must be >= 0, got %d", where, p.n_threads);
+  }
+
+  void check_input(const char* where, MatrixView<T> X) const {
+    detail::check_data(where, X, params_.n_threads);
+    detail::check_features(where, X.cols, state_.n_features);
+  }
+
+  const State& fitted(const char* what) const {
+    if (!fitted_)
+      throw NotFittedError(detail::format(
+          "DensityAnomalyDetector::%s: this DensityAnomalyDetector instance is not fitted yet; call fit() first",
+          what));
+    return state_;
+  }
+
+  GmmParams density_params(int n_components) const {
+    GmmParams g;
+    g.n_components = n_components;
+    g.covariance_type = params_.covariance_type;
+    g.tol = params_.tol;
+    g.reg_covar = params_.reg_covar;
+    g.max_iter = params_.max_iter;
+    g.n_init = params_.n_init;
+    g.seed = params_.seed;
+    g.n_threads = params_.n_threads;
+    return g;
+  }
+
+  /// The held-out rows: round(calibration_fraction * n) rows with the smallest random keys.
+  void split_rows(const char* where, const RowMatrix<T>& Z, RowMatrix<T>& fit_rows, RowMatrix<T>& held_rows) const {
+    const Index n = Z.rows();
+    const Index m = static_cast<Index>(std::llround(params_.calibration_fraction * static_cast<double>(n)));
+    MIXTURA_EXPECTS(m >= 1 && n - m >= 2,
+                    "%s: calibration needs at least 1 held-out and 2 fitting rows; calibration_fraction %g of "
+                    "n_samples = %lld holds out %lld (use more rows, another fraction, contamination, or "
+                    "threshold model-tail)",
+                    where, params_.calibration_fraction, static_cast<long long>(n), static_cast<long long>(m));
+    const CounterRng rng(params_.seed, 0x63616c6962ull);  // "calib"
+    std::vector<std::pair<std::uint64_t, Index>> keys(static_cast<std::size_t>(n));
+    for (Index i = 0; i < n; ++i) keys[static_cast<std::size_t>(i)] = {rng.bits_at(static_cast<std::uint64_t>(i)), i};
+    std::nth_element(keys.begin(), keys.begin() + m, keys.end());
+    std::vector<char> held(static_cast<std::size_t>(n), 0);
+    for (Index i = 0; i < m; ++i) held[static_cast<std::size_t>(keys[static_cast<std::size_t>(i)].second)] = 1;
+    fit_rows.resize(n - m, Z.cols());
+    held_rows.resize(m, Z.cols());
+    Index f = 0, h = 0;
+    for (Index i = 0; i < n; ++i) {
+      if (held[static_cast<std::size_t>(i)]) held_rows.row(h++) = Z.row(i);
+      else fit_rows.row(f++) = Z.row(i);
+    }
+  }
+
+  std::vector<int> candidate_counts(Index n_rows) const {
+    if (params_.n_components > 0) return {params_.n_components};
+    std::vector<int> counts;
+    const Index top = std::min<Index>(params_.max_components, n_rows);
+    for (int k = 1; k <= top; ++k) counts.push_back(k);
+    return counts;
+  }
+
+  void fit_density(State& s, MatrixView<T> F) const {
+    const DetectorParams& p = params_;
+    const std::vector<int> counts = candidate_counts(F.rows);
+    MIXTURA_EXPECTS(counts.back() <= F.rows, "DensityAnomalyDetector::fit: n_components (%d) > rows to fit (%lld)",
+                    counts.back(), static_cast<long long>(F.rows));
+    if (p.method == AnomalyMethod::gmm) {
+      if (counts.size() == 1) {
+        s.density = GaussianMixture<T>(density_params(counts[0]));
+        s.density.fit(F);
+        return;
+      }
+      GmmSelection<T> sel = select_gaussian_mixture(F, counts, {p.covariance_type}, density_params(1));
+      for (const GmmCandidate& c : sel.table) s.selection.push_back({c.n_components, c.bic});
+      s.density = std::move(sel.model);
+      return;
+    }
+    double best_bic = std::numeric_limits<double>::infinity();
+    for (int k : counts) {
+      KMeansParams kp;
+      kp.n_clusters = k;
+      kp.n_init = p.n_init;
+      kp.max_iter = std::max(p.max_iter, 300);
+      kp.seed = p.seed;
+      kp.n_threads = p.n_threads;
+      KMeans<T> km(kp);
+      km.fit(F);
+      GaussianMixture<T> density(density_params(k));
+      density.set_model(cluster_model(F, km));
+      // BIC of the hard-assignment density: every row counted under its best component.
+      const Eigen::VectorXd ll = hard_scores(density.model(), F);
+      const double n = static_cast<double>(F.rows);
+      const double bic = -2 * ll.sum() + density.model().n_parameters() * std::log(n);
+      if (counts.size() > 1) s.selection.push_back({k, bic});
+      if (bic < best_bic) {
+        best_bic = bic;
+        s.density = std::move(density);
+        s.kmeans = std::move(km);
+      }
+    }
+  }
+
+  /// Spherical components at the K-means centres: variance s_k = mean squared distance per
+  /// feature of the cluster's rows + reg_covar, weight = the cluster's share of the rows.
+  GmmModel cluster_model(MatrixView<T> F, const KMeans<T>& km) const {
+    const RowMatrix<T>& c = km.cluster_centers();
+    const Index K = c.rows(), D = c.cols();
+    GmmModel m(CovarianceType::spherical, K, D);
+    m.means = c.template cast<double>();
+    Eigen::VectorXd count = Eigen::VectorXd::Zero(K), ss = Eigen::VectorXd::Zero(K);
+    const auto& labels = km.labels();
+    for (Index i = 0; i < F.rows; ++i) {
+      const Index k = labels[static_cast<std::size_t>(i)];
+      double d2 = 0;
+      for (Index j = 0; j < D; ++j) {
+        const double d = static_cast<double>(F.row(i)[j]) - m.means(k, j);
+        d2 += d * d;
+      }
+      count[k] += 1;
+      ss[k] += d2;
+    }
+    for (Index k = 0; k < K; ++k) {
+      const double var = (count[k] > 0 ? ss[k] / (count[k] * static_cast<double>(D)) : 0) + params_.reg_covar;
+      MIXTURA_EXPECTS(var > 0, "DensityAnomalyDetector::fit: cluster %lld has zero spread and reg_covar = 0; "
+                      "set reg_covar > 0", static_cast<long long>(k));
+      m.diag_factor(k, 0) = 1 / std::sqrt(var);
+    }
+    m.weights = count / static_cast<double>(F.rows);
+    return m;
+  }
+
+  /// max_k log(pi_k N(z | component k)) per row.
+  Eigen::VectorXd hard_scores(const GmmModel& m, MatrixView<T> Z) const {
+    Eigen::VectorXd out(Z.rows);
+    gmm_weighted_log_prob(CpuBackend{params_.n_threads}, Z, m, [&](Index begin, Index rows, auto& s) {
+      out.segment(begin, rows) = s.lp.topRows(rows).rowwise().maxCoeff();
+    });
+    return out;
+  }
+
+  /// Log-density of scaled rows under the fitted density (scaled units).
+  Eigen::VectorXd z_scores(const State& s, MatrixView<T> Z) const {
+    if (params_.method == AnomalyMethod::gmm) return s.density.score_samples(Z);
+    return hard_scores(s.density.model(), Z);
+  }
+
+  /// Scores (original units) of rows drawn from the fitted density: enough for the quantile to
+  /// rest on >= 100 rows below it.
+  std::vector<double> tail_scores(const State& s, double log_jacobian) const {
+    const Index total = std::max<Index>(100000, static_cast<Index>(std::ceil(100 / params_.false_alarm_rate)));
+    const Index chunk = 20000;
+    const CounterRng keys(params_.seed, 0x7461696cull);  // "tail"
+    std::vector<double> out;
+    out.reserve(static_cast<std::size_t>(total));
+    for (Index begin = 0, c = 0; begin < total; begin += chunk, ++c) {
+      const Index rows = std::min(chunk, total - begin);
+      const auto drawn = s.density.sample(rows, keys.bits_at(static_cast<std::uint64_t>(c)));
+      const Eigen::VectorXd z = z_scores(s, view_of(drawn.first));
+      for (Index i = 0; i < rows; ++i) out.push_back(z[i] - log_jacobian);
+    }
+    return out;
+  }
+
+  /// Calls f(begin, scaled rows) for blocks of X, so that no full scaled copy is held.
+  template <class F>
+  void for_scaled_blocks(const State& s, MatrixView<T> X, F&& f) const {
+    const Index block = 65536;
+    RowMatrix<T> Z;
+    for (Index begin = 0; begin < X.rows; begin += block) {
+      Z.resize(std::min(block, X.rows - begin), X.cols);
+      scale_rows(X, s.scaling, begin, Z);
+      f(begin, view_of(Z));
+    }
+  }
+
+  DetectorParams params_;
+  State state_;
+  bool fitted_ = false;
+};
+
+}  // namespace mixtura

@@ -1,0 +1,277 @@
+"""Density-based anomaly detection on mixtura's C++ core (scikit-learn's outlier conventions)."""
+import numbers
+import warnings
+from collections import namedtuple
+
+import numpy as np
+from sklearn.base import BaseEstimator, OutlierMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import _core, _io
+from ._gmm import GaussianMixture
+from ._kmeans import KMeans, _check_device, _seed
+
+Explanation = namedtuple("Explanation", ["contributions", "component"])
+Explanation.__doc__ = """Why rows scored as they did.
+
+contributions : ndarray of shape (n_samples, n_features)
+    Under the responsible component k with precision P, (P (x - mu_k))_j / sqrt(P_jj): the
+    standardised residual of feature j given all the other features. Large |value| = feature j
+    is off. The same whatever the units of the features.
+component : ndarray of shape (n_samples,)
+    The responsible component (cluster) of each row.
+"""
+
+
+class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
+    """Fit a density on (mostly) normal rows; score new rows by their log-density.
+
+    The default works on raw sensor channels without tuning: features are scaled robustly (constant
+    channels keep unit scale), a full-covariance Gaussian mixture is fitted with the number of
+    components chosen by BIC among 1..max_components and a covariance floor ``reg_covar`` in
+    standardised units, and the threshold is calibrated on held-out training rows to the target
+    ``false_alarm_rate``. docs/anomaly-detection.md says why each default is what it is.
+
+    Parameters
+    ----------
+    method : {"gmm", "kmeans"}, default="gmm"
+        "gmm": log p(x) under a Gaussian mixture. "kmeans": K-means centres, each with the mean
+        squared distance of its rows as a spherical variance; a row scores
+        max_k log(pi_k N(x | c_k, s_k I)) -- its distance to the nearest centre scaled per cluster.
+    n_components : int or "bic", default="bic"
+        Components (clusters); "bic" picks the count with the lowest BIC among 1..max_components.
+    max_components : int, default=8
+    covariance_type : {"full", "tied", "diag", "spherical"}, default="full"
+        Of the Gaussian mixture (method "gmm").
+    reg_covar : float, default=1e-3
+        Added to every variance, in scaled units: a floor for channels that barely move.
+    scaling : {"robust", "standard"} or None, default="robust"
+        "robust": (x - median) / (IQR / 1.349), falling back to the standard deviation where the
+        IQR is 0 (and to 1 for a constant channel), so that outliers among the training rows do not
+        inflate the scale; "standard": (x - mean) / std; None: raw features.
+    contamination : "auto" or float in (0, 0.5], default="auto"
+        A float flags that fraction of the training rows (scikit-learn's meaning). "auto" puts the
+        threshold where ``threshold`` says.
+    threshold : {"calibrate", "model-tail"}, default="calibrate"
+        With contamination="auto": "calibrate" holds out ``calibration_fraction`` of the training
+        rows (chosen by random_state), fits on the rest and sets ``offset_`` at the
+        ``false_alarm_rate`` quantile of the held-out scores; "model-tail" fits on all rows and takes
+        the same quantile of the scores of rows drawn from the fitted density itself (for one
+        component, the chi-square tail of the squared Mahalanobis distance).
+    false_alarm_rate : float in (0, 1), default=0.01
+        Target fraction of normal rows flagged.
+    calibration_fraction : float in (0, 1), default=0.2
+    n_init : int, default=1
+    max_iter : int, default=100
+    tol : float, default=1e-3
+        EM tolerance.
+    random_state : int, RandomState instance or None, default=None
+    n_threads : int, default=0
+        OpenMP threads of the C++ passes (results do not depend on it).
+    device : {"cpu", "cuda", "auto"}, default="cpu"
+
+    Attributes
+    ----------
+    offset_ : float
+        decision_function = score_samples - offset_.
+    center_, scale_ : ndarray of shape (n_features,)
+        The scaling z = (x - center_) / scale_.
+    n_components_ : int
+    bic_ : ndarray of shape (n_tried, 2)
+        (count, BIC) of every count tried (empty when n_components was given).
+    model_ : GaussianMixture or KMeans
+        The fitted estimator, in scaled units (its traces: ``model_.elbo_trace_`` or
+        ``model_.distortion_trace_``).
+    density_weights_, density_means_, density_precisions_cholesky_ : ndarray
+        The density that scores (scaled units; for "kmeans" spherical components at the centres).
+    density_covariance_type_ : str
+    n_iter_ : int
+        Iterations of the kept fit (EM, or Lloyd for "kmeans").
+    n_features_in_ : int
+    """
+
+    _model_kind = "DensityAnomalyDetector"
+    _score_block = _core.SCORE_BLOCK  # a row scores the same wherever its index has this remainder
+
+    def __init__(self, method="gmm", *, n_components="bic", max_components=8, covariance_type="full",
+                 reg_covar=1e-3, scaling="robust", contamination="auto", threshold="calibrate",
+                 false_alarm_rate=0.01, calibration_fraction=0.2, n_init=1, max_iter=100, tol=1e-3,
+                 random_state=None, n_threads=0, device="cpu"):
+        self.method = method
+        self.n_components = n_components
+        self.max_components = max_components
+        self.covariance_type = covariance_type
+        self.reg_covar = reg_covar
+        self.scaling = scaling
+        self.contamination = contamination
+        self.threshold = threshold
+        self.false_alarm_rate = false_alarm_rate
+        self.calibration_fraction = calibration_fraction
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+        self.n_threads = n_threads
+        self.device = device
+
+    def _checked_params(self):
+        who = "DensityAnomalyDetector"
+        if self.n_components == "bic":
+            n_components = 0
+        elif isinstance(self.n_components, numbers.Integral) and self.n_components >= 1:
+            n_components = int(self.n_components)
+        else:
+            raise ValueError(f"{who}: n_components must be 'bic' or an integer >= 1, got {self.n_components!r}.")
+        if self.contamination == "auto":
+            contamination = 0.0
+        elif isinstance(self.contamination, numbers.Real) and 0 < self.contamination <= 0.5:
+            contamination = float(self.contamination)
+        else:
+            raise ValueError(f"{who}: contamination must be 'auto' or a float in (0, 0.5], got "
+                             f"{self.contamination!r}.")
+        scaling = "none" if self.scaling is None else self.scaling
+        if scaling not in ("standard", "robust", "none"):
+            raise ValueError(f"{who}: scaling must be 'standard', 'robust' or None, got {self.scaling!r}.")
+        return n_components, contamination, scaling
+
+    def fit(self, X, y=None):
+        """Fit the density and the threshold on X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training rows, (mostly) normal. float32 and float64 C-contiguous arrays are used
+            without a copy.
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", ensure_min_samples=2)
+        _check_device(self.device, "DensityAnomalyDetector")
+        n_components, contamination, scaling = self._checked_params()
+        held_out = round(float(self.calibration_fraction) * X.shape[0])
+        if contamination == 0 and self.threshold == "calibrate" and held_out * float(self.false_alarm_rate) < 1:
+            warnings.warn(f"DensityAnomalyDetector: only {held_out} training rows are held out for calibration, so "
+                          f"the false_alarm_rate={self.false_alarm_rate} quantile rests on less than one row and the "
+                          "threshold is about the lowest held-out score; fit on more rows or raise "
+                          "calibration_fraction for the false-alarm rate to hold.", UserWarning)
+        r = _core.detector_fit(X, self.method, n_components, int(self.max_components), self.covariance_type,
+                               float(self.reg_covar), scaling, contamination, self.threshold,
+                               float(self.false_alarm_rate), float(self.calibration_fraction), int(self.n_init),
+                               int(self.max_iter), float(self.tol), _seed(self.random_state), int(self.n_threads))
+        self.center_ = r["center"]
+        self.scale_ = r["scale"]
+        self.offset_ = float(r["offset"])
+        self.n_components_ = int(r["n_components"])
+        self.bic_ = np.array(r["selection"], dtype=np.float64).reshape(-1, 2)
+        self.density_weights_ = r["weights"]
+        self.density_means_ = r["means"]
+        self.density_precisions_cholesky_ = r["precisions_cholesky"]
+        self.density_covariance_type_ = r["covariance_type"]
+        if self.method == "gmm":
+            self.model_ = GaussianMixture(self.n_components_, covariance_type=self.covariance_type,
+                                          tol=self.tol, reg_covar=self.reg_covar, max_iter=self.max_iter,
+                                          n_init=self.n_init, random_state=self.random_state,
+                                          n_threads=self.n_threads)._set_fitted(r["model"])
+        else:
+            self.model_ = KMeans(self.n_components_, n_init=self.n_init, max_iter=max(self.max_iter, 300),
+                                 random_state=self.random_state, n_threads=self.n_threads)._set_fitted(r["model"])
+        self.n_iter_ = self.model_.n_iter_
+        return self
+
+    def _eval(self, X, what):
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
+        return _core.detector_eval(X, self.method, self.center_, self.scale_, self.density_covariance_type_,
+                                   self.density_weights_, self.density_means_, self.density_precisions_cholesky_,
+                                   self.offset_, what, int(self.n_threads))
+
+    def score_samples(self, X):
+        """Log-density of each row in the original units (higher = more normal).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        return self._eval(X, 0)
+
+    def decision_function(self, X):
+        """score_samples(X) - offset_: negative for rows flagged as anomalous, shape (n_samples,)."""
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X):
+        """+1 for normal rows, -1 for anomalies, shape (n_samples,)."""
+        return np.where(self.decision_function(X) < 0, -1, 1)
+
+    def explain(self, X):
+        """Per-feature contributions and the responsible component of each row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        Explanation
+            ``contributions`` (n_samples, n_features) and ``component`` (n_samples,); see
+            :class:`mixtura.Explanation`.
+        """
+        contributions, component = self._eval(X, 1)
+        return Explanation(contributions, component)
+
+    def _to_sections(self, prefix="", side=None):
+        """Model-file sections: the scaling and threshold, and model_ under "model." (docs/model-format.md)."""
+        s = _io.params_to_sections(self, prefix, side)
+        if not hasattr(self, "offset_"):
+            return s
+        s.update(_io.features_to_sections(self, prefix))
+        s[prefix + "method"] = str(self.method)
+        s[prefix + "center_"] = np.ascontiguousarray(self.center_, dtype=np.float64)
+        s[prefix + "scale_"] = np.ascontiguousarray(self.scale_, dtype=np.float64)
+        s[prefix + "offset_"] = _io.scalar(self.offset_, np.float64)
+        s[prefix + "bic_"] = np.ascontiguousarray(self.bic_, dtype=np.float64).reshape(-1, 2)
+        if self.method == "kmeans":  # the spherical density that scores; a gmm's is model_ itself
+            s[prefix + "density_weights_"] = np.ascontiguousarray(self.density_weights_, dtype=np.float64)
+            s[prefix + "density_means_"] = np.ascontiguousarray(self.density_means_, dtype=np.float64)
+            s[prefix + "density_precisions_cholesky_"] = np.ascontiguousarray(self.density_precisions_cholesky_,
+                                                                              dtype=np.float64)
+        s.update(self.model_._to_sections(prefix + "model.", side))
+        return s
+
+    @classmethod
+    def _from_sections(cls, sections, prefix="", side=None):
+        """The detector held by model-file sections, checked as the C++ loader checks them."""
+        est = cls(**_io.params_from_sections(cls, sections, prefix, side))
+        if prefix + "offset_" not in sections:
+            return est
+        _core.model_file_check(cls._model_kind, cls._model_kind, sections, prefix, f"{cls.__name__} model")
+        if sections[prefix + "method"] != est.method:
+            raise ValueError(f"section {prefix + 'method'!r} is {sections[prefix + 'method']!r} but the parameters "
+                             f"say method={est.method!r}")
+        _io.features_from_sections(est, sections, prefix)
+        est.center_ = sections[prefix + "center_"]
+        est.scale_ = sections[prefix + "scale_"]
+        est.offset_ = float(sections[prefix + "offset_"])
+        est.bic_ = sections[prefix + "bic_"]
+        if est.method == "gmm":
+            est.model_ = GaussianMixture._from_sections(sections, prefix + "model.", side)
+            est.n_components_ = int(est.model_.means_.shape[0])
+            est.density_weights_ = est.model_.weights_
+            est.density_means_ = est.model_.means_
+            est.density_precisions_cholesky_ = est.model_.precisions_cholesky_
+            est.density_covariance_type_ = est.model_.covariance_type
+        else:
+            est.model_ = KMeans._from_sections(sections, prefix + "model.", side)
+            est.n_components_ = int(est.model_.cluster_centers_.shape[0])
+            est.density_weights_ = sections[prefix + "density_weights_"]
+            est.density_means_ = sections[prefix + "density_means_"]
+            est.density_precisions_cholesky_ = sections[prefix + "density_precisions_cholesky_"]
+            est.density_covariance_type_ = "spherical"
+        est.n_iter_ = est.model_.n_iter_
+        return est

@@ -1,0 +1,215 @@
+"""Sliding-window features of a time series, and scoring a stream chunk by chunk.
+
+A window of ``width`` consecutive rows of an (n_times, n_channels) series becomes one feature row:
+
+* the readings, oldest first, channel by channel within each time step: feature ``t * n_channels + c``
+  is channel ``c`` at the window's ``t``-th row (t = 0 .. width - 1);
+* with ``differences=True``, then the first differences within the window: feature
+  ``width * n_channels + t * n_channels + c`` is ``x[t + 1, c] - x[t, c]`` (t = 0 .. width - 2).
+
+Window ``i`` covers rows ``i * step`` .. ``i * step + width - 1``; it belongs to the time of its last row
+(:func:`window_end_index`), so a score never uses readings from after the time it is reported at.
+"""
+import numbers
+
+import numpy as np
+
+__all__ = ["sliding_windows", "window_end_index", "window_channel_index", "StreamScorer"]
+
+
+def _check_window(where, width, step):
+    if not isinstance(width, numbers.Integral) or isinstance(width, bool) or width < 1:
+        raise ValueError(f"{where}: width must be an integer >= 1, got {width!r}")
+    if not isinstance(step, numbers.Integral) or isinstance(step, bool) or step < 1:
+        raise ValueError(f"{where}: step must be an integer >= 1, got {step!r}")
+
+
+def _as_series(where, X, name="X", dtype=None):
+    """(n_times, n_channels) float array (float32 kept, everything else float64)."""
+    X = np.asarray(X)
+    if X.ndim == 1:
+        X = X[:, None]
+    if X.ndim != 2:
+        raise ValueError(f"{where}: {name} must be 1-D (n_times,) or 2-D (n_times, n_channels), got shape {X.shape}")
+    if dtype is None:
+        dtype = np.float32 if X.dtype == np.float32 else np.float64
+    if not np.issubdtype(X.dtype, np.number) and X.dtype != bool:
+        raise ValueError(f"{where}: {name} must be numeric, got dtype {X.dtype}")
+    return np.ascontiguousarray(X, dtype=dtype)
+
+
+def _check_finite(where, X, name, row_offset=0):
+    bad = ~np.isfinite(X)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise ValueError(f"{where}: {name} contains a non-finite value ({X[row, col]}) at row {row + row_offset}, "
+                         f"column {col}; fill or drop the row before windowing")
+
+
+def n_windows(n_times, width, step=1):
+    """Number of complete windows of ``width`` rows, every ``step`` rows, in ``n_times`` rows."""
+    _check_window("n_windows", width, step)
+    return 0 if n_times < width else (n_times - width) // step + 1
+
+
+def window_end_index(n_times, width, step=1):
+    """Row index of the last row of each window: ``i * step + width - 1`` for i = 0 .. n_windows - 1.
+
+    Use it to give each window's score the time of its last reading: ``time[window_end_index(...)]``.
+    """
+    return np.arange(n_windows(n_times, width, step), dtype=np.intp) * step + (width - 1)
+
+
+def window_channel_index(n_channels, width, differences=False):
+    """Channel of each feature of :func:`sliding_windows` (length n_features), to fold features back to channels."""
+    _check_window("window_channel_index", width, 1)
+    n_time_steps = width + (width - 1 if differences else 0)
+    return np.tile(np.arange(n_channels, dtype=np.intp), n_time_steps)
+
+
+def sliding_windows(X, width, step=1, differences=False):
+    """Sliding-window features of a time series.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_times,) or (n_times, n_channels)
+        Readings in time order. float32 stays float32; other numeric types become float64.
+    width : int
+        Rows per window.
+    step : int, default=1
+        Rows between the starts of consecutive windows.
+    differences : bool, default=False
+        Append the first differences within each window (see the module documentation for the order).
+
+    Returns
+    -------
+    ndarray of shape (n_windows, n_features)
+        n_windows = (n_times - width) // step + 1 (0 when n_times < width);
+        n_features = width * n_channels, plus (width - 1) * n_channels with differences.
+
+    Raises
+    ------
+    ValueError
+        A NaN or infinite reading (the message names the row and column), or bad width/step.
+    """
+    _check_window("sliding_windows", width, step)
+    X = _as_series("sliding_windows", X)
+    _check_finite("sliding_windows", X, "X")
+    return _windows(X, width, step, differences)
+
+
+def _windows(X, width, step, differences):
+    n_times, n_channels = X.shape
+    count = 0 if n_times < width else (n_times - width) // step + 1
+    n_features = (2 * width - 1 if differences else width) * n_channels
+    if count == 0:
+        return np.empty((0, n_features), dtype=X.dtype)
+    # view of shape (count, n_channels, width) -> rows (count, width * n_channels), time-major
+    view = np.lib.stride_tricks.sliding_window_view(X, width, axis=0)[::step]
+    values = view.transpose(0, 2, 1)
+    out = np.empty((count, n_features), dtype=X.dtype)
+    out[:, : width * n_channels] = values.reshape(count, width * n_channels)
+    if differences and width > 1:
+        out[:, width * n_channels:] = (values[:, 1:, :] - values[:, :-1, :]).reshape(count, -1)
+    return out
+
+
+class StreamScorer:
+    """Scores a stream in chunks with exactly the result of scoring the whole series at once.
+
+    Each call to :meth:`score_chunk` appends readings and returns ``estimator.score_samples`` of the
+    windows completed by them; the rows a later window still needs are carried over. Concatenating the
+    results of any chunking equals ``estimator.score_samples(sliding_windows(whole, width, step,
+    differences))``, bit for bit: each window's features are computed from the same readings by the
+    same operations, and each window is scored at the same index modulo the estimator's scoring block
+    as in the whole (mixtura's estimators give a row the same score wherever its index has the same
+    remainder; an estimator without ``_score_block`` must score rows independently).
+
+    Parameters
+    ----------
+    estimator : fitted estimator with ``score_samples``
+        Fitted on ``sliding_windows(..., width, step, differences)`` features.
+    width, step, differences
+        As in :func:`sliding_windows`.
+
+    Attributes
+    ----------
+    n_seen_ : int
+        Readings consumed so far (rows of the stream).
+    n_windows_ : int
+        Windows scored so far; window i ends at stream row ``i * step + width - 1``.
+    """
+
+    def __init__(self, estimator, width, step=1, differences=False):
+        _check_window("StreamScorer", width, step)
+        if not hasattr(estimator, "score_samples"):
+            raise ValueError(f"StreamScorer: the estimator {type(estimator).__name__} has no score_samples")
+        self.estimator = estimator
+        self.width = width
+        self.step = step
+        self.differences = differences
+        self.reset()
+
+    def reset(self):
+        """Forget the stream: the next chunk starts a new one at row 0. Returns self."""
+        self._buffer = None       # rows [_buffer_start, n_seen_) still needed by a later window
+        self._buffer_start = 0
+        self._next_start = 0      # stream row where the next window starts
+        self._dtype = None
+        self.n_seen_ = 0
+        self.n_windows_ = 0
+        return self
+
+    def _score(self, windows):
+        """score_samples of the new windows, each at the index it has in the whole stream modulo the
+        estimator's scoring block (mixtura's estimators score a row identically wherever its index
+        has the same remainder; padding rows in front put the first new window there)."""
+        if not len(windows):
+            return np.empty(0, dtype=np.float64)
+        block = getattr(self.estimator, "_score_block", None)
+        lead = self.n_windows_ % block if block else 0
+        if lead:
+            windows = np.concatenate([np.repeat(windows[:1], lead, axis=0), windows])
+        return np.asarray(self.estimator.score_samples(windows), dtype=np.float64)[lead:]
+
+    def score_chunk(self, chunk):
+        """Append readings and score the windows they complete.
+
+        Parameters
+        ----------
+        chunk : array-like of shape (n_rows,) or (n_rows, n_channels)
+            The next readings; a 1-D chunk is n_rows readings of a single channel. n_rows may be 0,
+            or shorter than the window.
+
+        Returns
+        -------
+        ndarray of shape (n_completed,)
+            score_samples of the windows whose last row is in this chunk (possibly none).
+
+        Raises
+        ------
+        ValueError
+            A NaN or infinite reading (naming its row in the stream, counted from 0 since the last
+            reset), or a channel count that differs from the earlier chunks. The stream is unchanged.
+        """
+        chunk = _as_series("StreamScorer.score_chunk", chunk, "chunk", self._dtype)
+        if self._buffer is not None and chunk.shape[1] != self._buffer.shape[1]:
+            raise ValueError(f"StreamScorer.score_chunk: chunk has {chunk.shape[1]} channels, the stream has "
+                             f"{self._buffer.shape[1]}")
+        _check_finite("StreamScorer.score_chunk", chunk, "the stream", row_offset=self.n_seen_)
+        if self._buffer is None:
+            self._dtype = chunk.dtype
+            self._buffer = chunk[:0]
+        rows = np.concatenate([self._buffer, chunk]) if len(self._buffer) else chunk
+        total = self.n_seen_ + len(chunk)
+        start = self._next_start - self._buffer_start
+        windows = _windows(rows[start:], self.width, self.step, self.differences)
+        scores = self._score(windows)
+        # Commit only after scoring succeeded, so a failure leaves the stream as it was.
+        self._next_start += len(windows) * self.step
+        keep_from = min(self._next_start, total)
+        self._buffer = rows[keep_from - self._buffer_start:].copy()
+        self._buffer_start = keep_from
+        self.n_seen_ = total
+        self.n_windows_ += len(windows)
+        return scores

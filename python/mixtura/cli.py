@@ -1,0 +1,591 @@
+"""The ``mixtura`` command line: density-based anomaly detection on sensor CSV files.
+
+    mixtura detect [FILE.csv] [--time-column NAME] [--train-fraction F] [--window W] [--step S]
+                   [--differences] [--contamination C] [--out DIR] [--no-plot]
+    mixtura fit    [FILE.csv] ...same options...      writes DIR/model.mixtura and DIR/model.json
+    mixtura score  MODEL [FILE.csv] [--time-column NAME] [--out DIR] [--no-plot]
+
+Without FILE the bundled NAB machine-temperature series is used (with NAB's labelled windows).
+Windows of W rows are fitted with ``DensityAnomalyDetector`` on the first F of the rows; every window
+is scored (log-density, higher = more normal) and flagged when ``predict`` says -1. Exit status: 0,
+1 for a file or model that cannot be used (the message names the file and line), 2 for bad options.
+"""
+import argparse
+import json
+import pathlib
+import sys
+import threading
+import time
+import types
+import warnings
+
+import numpy as np
+
+from . import datasets
+from ._csv import DataError, read_table
+from ._stream import sliding_windows, window_channel_index, window_end_index
+
+DEFAULT_WINDOW = 12          # 1 hour of the bundled 5-minute readings (best ROC-AUC of 12/24/36/48 there)
+DEFAULT_TRAIN_FRACTION = 0.15  # NAB's probationary period
+DEFAULT_OUT = "mixtura-out"
+SCORE_CHUNK = 4096           # windows per scoring call, for the progress bar (fit+score and detect use the same)
+SIDECAR_FORMAT = "mixtura-cli-windows"
+MAX_RANGES_SHOWN = 15
+
+
+class Progress:
+    """A one-line progress display on a terminal's stderr; silent when the stream is not a terminal.
+
+    ``total=None`` shows the elapsed time (for one long call such as a fit); otherwise a bar that
+    :meth:`update` advances. Redrawn from a thread, so it moves while C++ code holds the CPU.
+    """
+
+    def __init__(self, label, total=None, stream=None, enabled=None, interval=0.2):
+        self.label = label
+        self.total = total
+        self.stream = sys.stderr if stream is None else stream
+        if enabled is None:
+            isatty = getattr(self.stream, "isatty", None)
+            enabled = bool(isatty and isatty())
+        self.enabled = enabled
+        self.interval = interval
+        self.done = 0
+        self._stop = threading.Event()
+        self._thread = None
+        self._start = None
+        self._drawn = False  # steps shorter than one interval leave no trace
+
+    def __enter__(self):
+        self._start = time.perf_counter()
+        if self.enabled:
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+        return self
+
+    def update(self, n=1):
+        self.done += n
+
+    def _line(self):
+        elapsed = time.perf_counter() - self._start
+        if self.total:
+            frac = min(1.0, self.done / self.total)
+            bar = "#" * int(30 * frac) + "." * (30 - int(30 * frac))
+            return f"{self.label} [{bar}] {100 * frac:3.0f} % {elapsed:6.1f} s"
+        return f"{self.label} ... {elapsed:6.1f} s"
+
+    def _run(self):
+        while not self._stop.wait(self.interval):
+            self.stream.write("\r" + self._line())
+            self.stream.flush()
+            self._drawn = True
+
+    def __exit__(self, exc_type, exc, tb):
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            if not self._drawn:
+                return False
+            if exc_type is None and self.total:
+                self.done = self.total
+            self.stream.write("\r" + self._line() + (" done\n" if exc_type is None else " failed\n"))
+            self.stream.flush()
+        return False
+
+
+# ---------------------------------------------------------------------------------------------- input
+
+class _Input:
+    """The table to analyse and where it came from."""
+
+    def __init__(self, table, source):
+        self.table = table
+        self.source = source
+
+
+def _read_input(file, time_column):
+    if file is not None:
+        table = read_table(file, time_column)
+        labels = f", labels from column '{table.label_column}'" if table.label_column else ""
+        return _Input(table, f"{file}{labels}")
+    path = datasets.data_path(datasets.MACHINE_TEMPERATURE)
+    table = read_table(path, time_column, display_name=path.name)
+    windows = datasets.read_windows(datasets.data_path(datasets.MACHINE_TEMPERATURE_WINDOWS))
+    table.labels = datasets.window_labels(table.time, windows)
+    table.label_column = "NAB anomaly windows"
+    return _Input(table, f"{path.name} (bundled NAB sample, MIT licence; labels from NAB's anomaly windows)")
+
+
+def _check_rows(table, width):
+    if table.n_rows < width:
+        raise DataError(f"{table.path}: {table.n_rows} data rows, fewer than the window of {width} rows; "
+                        f"use a smaller --window")
+
+
+# -------------------------------------------------------------------------------------------- scoring
+
+def _score_all(detector, X, progress):
+    """score_samples and predict == -1 of every window, in chunks of SCORE_CHUNK windows."""
+    scores = np.empty(len(X), dtype=np.float64)
+    flagged = np.empty(len(X), dtype=bool)
+    for s in range(0, len(X), SCORE_CHUNK):
+        e = min(s + SCORE_CHUNK, len(X))
+        scores[s:e] = detector.score_samples(X[s:e])
+        flagged[s:e] = np.asarray(detector.predict(X[s:e])) == -1
+        progress.update(e - s)
+    return scores, flagged
+
+
+def flagged_ranges(flagged):
+    """(first, last) window indices of each run of consecutive flagged windows, in order."""
+    flagged = np.asarray(flagged, dtype=bool)
+    edges = np.diff(np.concatenate([[False], flagged, [False]]).astype(np.int8))
+    starts = np.flatnonzero(edges == 1)
+    ends = np.flatnonzero(edges == -1) - 1
+    return list(zip(starts.tolist(), ends.tolist()))
+
+
+def channel_contributions(contributions, n_channels, width, differences):
+    """Per-channel contribution of each window: the largest |z| over the channel's features
+    (its readings and, with differences, its first differences). Shape (n_windows, n_channels)."""
+    contributions = np.abs(np.asarray(contributions, dtype=np.float64))
+    channel = window_channel_index(n_channels, width, differences)
+    if contributions.shape[1] != len(channel):
+        raise ValueError(f"explain returned {contributions.shape[1]} features, the windows have {len(channel)}")
+    out = np.zeros((contributions.shape[0], n_channels))
+    for c in range(n_channels):
+        out[:, c] = contributions[:, channel == c].max(axis=1, initial=0.0)
+    return out
+
+
+def _analyse(detector, table, settings, train_rows, stream):
+    """Scores, flags, ranges with their top channels, and the label metrics of one table."""
+    width, step, differences = settings["window"], settings["step"], settings["differences"]
+    X = sliding_windows(table.values, width, step, differences)
+    r = types.SimpleNamespace()
+    r.ends = window_end_index(table.n_rows, width, step)
+    with Progress("scoring", total=len(X), stream=stream) as p:
+        r.scores, r.flagged = _score_all(detector, X, p)
+    r.threshold = float(detector.offset_)
+    r.ranges = flagged_ranges(r.flagged)
+    r.range_channels = []
+    if r.ranges:
+        idx = np.flatnonzero(r.flagged)
+        explanation = detector.explain(X[idx])
+        per_channel = channel_contributions(explanation.contributions, len(table.channels), width, differences)
+        position = {w: k for k, w in enumerate(idx.tolist())}
+        for first, last in r.ranges:
+            peak = per_channel[position[first]:position[last] + 1].max(axis=0)
+            order = np.argsort(-peak, kind="stable")[:3]
+            r.range_channels.append([(table.channels[c], float(peak[c])) for c in order])
+    r.labels = table.labels[r.ends] if table.labels is not None else None
+    r.metrics = None
+    if r.labels is not None:
+        evaluate = r.ends >= train_rows if train_rows is not None and np.any(r.ends >= train_rows) else \
+            np.ones(len(r.ends), dtype=bool)
+        y, s = r.labels[evaluate], -r.scores[evaluate]
+        r.metrics = {"part": "windows after the training rows" if not evaluate.all() else "all windows",
+                     "n": int(evaluate.sum()), "n_positive": int(y.sum())}
+        if 0 < y.sum() < len(y):
+            from sklearn.metrics import average_precision_score, roc_auc_score
+            r.metrics["roc_auc"] = float(roc_auc_score(y, s))
+            r.metrics["average_precision"] = float(average_precision_score(y, s))
+    return r
+
+
+# -------------------------------------------------------------------------------------------- output
+
+def _fmt(v):
+    return repr(float(v))
+
+
+def _write_scores(path, table, r):
+    import csv
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow([table.time_column or "row", "score", "threshold", "flagged"]
+                   + (["label"] if r.labels is not None else []))
+        for k, end in enumerate(r.ends):
+            row = [table.time[end] if table.time is not None else int(end), _fmt(r.scores[k]), _fmt(r.threshold),
+                   int(r.flagged[k])]
+            if r.labels is not None:
+                row.append(int(r.labels[k]))
+            w.writerow(row)
+
+
+def _plot(path, table, r, elbo_trace, train_rows, title):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = table.time_axis()
+    te = t[r.ends]
+    n_panels = 3 if elbo_trace is not None else 2
+    heights = [3, 2, 2][:n_panels]
+    fig, axes = plt.subplots(n_panels, 1, figsize=(12, 2.6 * n_panels + 1), gridspec_kw={"height_ratios": heights})
+    ax_x, ax_s = axes[0], axes[1]
+    values = table.values
+    if values.shape[1] == 1:
+        ax_x.plot(t, values[:, 0], lw=0.6, color="C0")
+        ax_x.set_ylabel(table.channels[0])
+    else:
+        sd = values.std(axis=0)
+        z = (values - values.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+        for c in range(min(values.shape[1], 10)):
+            ax_x.plot(t, z[:, c], lw=0.6, label=table.channels[c])
+        ax_x.set_ylabel("channels (standardised)")
+    if r.labels is not None:
+        for k, (first, last) in enumerate(flagged_ranges(r.labels == 1)):
+            ax_x.axvspan(te[first], te[last], color="gold", alpha=0.4, lw=0, label=None if k else "labelled anomaly")
+    ax_s.plot(te, r.scores, lw=0.6, color="0.25", label="score (log-density)")
+    ax_s.axhline(r.threshold, color="C3", lw=1, ls="--", label="threshold")
+    low = min(r.threshold, np.percentile(r.scores, 0.2)) if len(r.scores) else r.threshold
+    high = r.scores.max() if len(r.scores) else r.threshold
+    pad = 0.1 * (high - low) + 1e-9
+    ax_s.set_ylim(low - pad, high + pad)  # the deepest 0.2 % of scores may be cut off, the threshold never
+    for k, (first, last) in enumerate(r.ranges):
+        for ax in (ax_x, ax_s):  # the edge keeps 1-window ranges visible
+            ax.axvspan(te[first], te[last], color="C3", alpha=0.25, lw=0.6,
+                       label="flagged" if k == 0 and ax is ax_s else None)
+    if train_rows is not None and 0 < train_rows < table.n_rows:
+        for ax in (ax_x, ax_s):
+            ax.axvline(t[train_rows - 1], color="0.5", lw=0.8, ls=":")
+        ax_s.text(t[train_rows - 1], 1.0, " end of training", transform=ax_s.get_xaxis_transform(), va="top",
+                  fontsize=7, color="0.4")
+    if values.shape[1] > 1 or r.labels is not None:
+        ax_x.legend(loc="upper left", fontsize=7, ncol=6)
+    ax_s.set_ylabel("score")
+    ax_s.legend(loc="lower left", fontsize=7)
+    ax_x.set_title(title, fontsize=9)
+    if elbo_trace is not None:
+        ax_e = axes[2]
+        trace = np.asarray(elbo_trace, dtype=np.float64)
+        xs = np.repeat(np.arange(len(trace)), 2) + np.tile([0.0, 0.5], len(trace))
+        ax_e.plot(xs, trace.reshape(-1), drawstyle="steps-post", color="0.3", lw=1)
+        ax_e.plot(np.arange(len(trace)), trace[:, 0], "o", ms=3, label="L(θ_t) after the E-step")
+        ax_e.plot(np.arange(len(trace)) + 0.5, trace[:, 1], "s", ms=3, label="ELBO(q_t, θ_t+1) after the M-step")
+        ax_e.set_xlabel("EM iteration of the fit")
+        ax_e.set_ylabel("lower bound per window\n(scaled features)")
+        ax_e.legend(loc="lower right", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _model_description(detector):
+    model = getattr(detector, "model_", None)
+    parts = [type(model).__name__ if model is not None else type(detector).__name__]
+    k = getattr(detector, "n_components_", None)
+    if k is not None:
+        parts.append(f"{k} component{'s' if k != 1 else ''}")
+    cov = getattr(model, "covariance_type", None)
+    if cov is not None:
+        parts.append(f"{cov} covariance")
+    n_iter = getattr(model, "n_iter_", None)
+    if n_iter is not None:
+        conv = getattr(model, "converged_", None)
+        state = "" if conv is None else (", converged" if conv else ", not converged")
+        parts.append(f"{n_iter} EM iterations{state}")
+    return ", ".join(parts)
+
+
+def _elbo_trace(detector):
+    trace = getattr(getattr(detector, "model_", None), "elbo_trace_", None)
+    if trace is None:
+        return None
+    trace = np.asarray(trace)
+    return trace if trace.ndim == 2 and trace.shape[1] == 2 and len(trace) else None
+
+
+def _print_table_summary(out, inp, settings):
+    table = inp.table
+    span = f" ({table.time[0]} .. {table.time[-1]})" if table.time is not None else ""
+    n_features = len(window_channel_index(len(table.channels), settings["window"], settings["differences"]))
+    print(f"  data        {inp.source}", file=out)
+    print(f"  rows        {table.n_rows}{span}", file=out)
+    print(f"  channels    {len(table.channels)}: {', '.join(table.channels)}", file=out)
+    print(f"  windows     {settings['window']} rows, step {settings['step']}"
+          f"{', with first differences' if settings['differences'] else ''} -> {n_features} features", file=out)
+
+
+def _print_results(out, table, r):
+    n_flagged = int(r.flagged.sum())
+    print(f"  threshold   {r.threshold:.6g} (log-density; windows scoring below it are flagged)", file=out)
+    share = 100.0 * n_flagged / max(1, len(r.flagged))
+    print(f"  anomalies   {len(r.ranges)} time range{'s' if len(r.ranges) != 1 else ''}, "
+          f"{n_flagged} of {len(r.flagged)} windows flagged ({share:.2f} %)", file=out)
+    lowest = np.array([r.scores[first:last + 1].min() for first, last in r.ranges])
+    shown = np.sort(np.argsort(lowest, kind="stable")[:MAX_RANGES_SHOWN])  # the strongest, in time order
+    if len(shown) < len(r.ranges):
+        print(f"    the {len(shown)} with the lowest scores:", file=out)
+    for i in shown:
+        (first, last), top = r.ranges[i], r.range_channels[i]
+        channels = ", ".join(f"{name} |z| {z:.1f}" for name, z in top)
+        print(f"    {table.time_label(r.ends[first])} .. {table.time_label(r.ends[last])}  "
+              f"{last - first + 1} window{'s' if last > first else ''}, lowest score "
+              f"{lowest[i]:.4g}; top channels: {channels}", file=out)
+    if len(shown) < len(r.ranges):
+        print(f"    ... and {len(r.ranges) - len(shown)} weaker ranges (every window is in scores.csv)", file=out)
+    if r.metrics is not None:
+        m = r.metrics
+        if "roc_auc" in m:
+            print(f"  ROC-AUC     {m['roc_auc']:.3f}, average precision {m['average_precision']:.3f} "
+                  f"({m['part']}: {m['n']}, {m['n_positive']} labelled anomalous)", file=out)
+        else:
+            print(f"  ROC-AUC     n/a: the labels of the {m['part']} hold one class only", file=out)
+
+
+def _write_outputs(out_dir, table, r, elbo_trace, train_rows, title, plot):
+    written = [out_dir / "scores.csv"]
+    _write_scores(written[0], table, r)
+    if plot:
+        written.append(out_dir / "plot.png")
+        _plot(written[-1], table, r, elbo_trace, train_rows, title)
+    return written
+
+
+# ----------------------------------------------------------------------------------------- commands
+
+def _settings(args):
+    return {"window": args.window, "step": args.step, "differences": args.differences}
+
+
+def _fit(args, inp, stream):
+    from . import DensityAnomalyDetector
+
+    table = inp.table
+    settings = _settings(args)
+    _check_rows(table, args.window)
+    train_rows = max(args.window, int(args.train_fraction * table.n_rows))
+    X_train = sliding_windows(table.values[:train_rows], args.window, args.step, args.differences)
+    if len(X_train) < 2:
+        raise DataError(f"{table.path}: the first {train_rows} rows (--train-fraction {args.train_fraction}) hold "
+                        f"{len(X_train)} window(s) of {args.window} rows; at least 2 are needed: raise "
+                        f"--train-fraction or lower --window")
+    detector = DensityAnomalyDetector(contamination=args.contamination, random_state=0)
+    try:
+        with Progress(f"fitting on {len(X_train)} windows", stream=stream):
+            detector.fit(X_train)
+    except ValueError as e:  # the detector's message names the condition and the values
+        raise DataError(f"{table.path}: the fit failed: {e}") from None
+    return detector, settings, train_rows, len(X_train)
+
+
+def _save_model(out_dir, detector, table, settings, train_rows, source):
+    model_path = out_dir / "model.mixtura"
+    detector.save(model_path)
+    sidecar = {"format": SIDECAR_FORMAT, "version": 1, **settings, "channels": table.channels,
+               "time_column": table.time_column, "train_rows": train_rows, "fitted_on": source}
+    model_path.with_suffix(".json").write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
+    return [model_path, model_path.with_suffix(".json")]
+
+
+def _prepare_out(path):
+    out_dir = pathlib.Path(path)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"{out_dir}: cannot create the output folder: {e.strerror}") from None
+    return out_dir
+
+
+def _print_fit(out, detector, train_rows, n_train, args):
+    print(f"  training    first {train_rows} rows ({100 * args.train_fraction:g} %), {n_train} windows", file=out)
+    print(f"  model       {_model_description(detector)}", file=out)
+
+
+def cmd_detect(args, out, err):
+    inp = _read_input(args.file, args.time_column)
+    out_dir = _prepare_out(args.out)
+    print("mixtura detect", file=out)
+    _print_table_summary(out, inp, _settings(args))
+    detector, settings, train_rows, n_train = _fit(args, inp, err)
+    _print_fit(out, detector, train_rows, n_train, args)
+    r = _analyse(detector, inp.table, settings, train_rows, err)
+    _print_results(out, inp.table, r)
+    written = _write_outputs(out_dir, inp.table, r, _elbo_trace(detector), train_rows,
+                             f"mixtura detect: {inp.source}", args.plot)
+    written += _save_model(out_dir, detector, inp.table, settings, train_rows, inp.source)
+    print(f"  wrote       {', '.join(str(p) for p in written)}", file=out)
+    return 0
+
+
+def cmd_fit(args, out, err):
+    inp = _read_input(args.file, args.time_column)
+    out_dir = _prepare_out(args.out)
+    print("mixtura fit", file=out)
+    _print_table_summary(out, inp, _settings(args))
+    detector, settings, train_rows, n_train = _fit(args, inp, err)
+    _print_fit(out, detector, train_rows, n_train, args)
+    print(f"  threshold   {float(detector.offset_):.6g} (log-density)", file=out)
+    written = _save_model(out_dir, detector, inp.table, settings, train_rows, inp.source)
+    print(f"  wrote       {', '.join(str(p) for p in written)}", file=out)
+    return 0
+
+
+def _load_model(path):
+    from . import load
+
+    model_path = pathlib.Path(path)
+    if not model_path.is_file():
+        raise DataError(f"{model_path}: no such model file")
+    sidecar_path = model_path.with_suffix(".json")
+    try:
+        sidecar = json.loads(sidecar_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{sidecar_path}: not found; `mixtura fit` writes it beside {model_path.name} with the window "
+                        f"settings the model needs") from None
+    except json.JSONDecodeError as e:
+        raise DataError(f"{sidecar_path}: line {e.lineno}: not valid JSON ({e.msg})") from None
+    keys = ("window", "step", "differences", "channels", "time_column", "train_rows")
+    if sidecar.get("format") != SIDECAR_FORMAT or any(k not in sidecar for k in keys):
+        raise DataError(f"{sidecar_path}: not a window description written by `mixtura fit`")
+    try:
+        detector = load(model_path)
+    except (OSError, ValueError) as e:
+        raise DataError(f"{model_path}: cannot load the model: {e}") from None
+    return detector, sidecar
+
+
+def cmd_score(args, out, err):
+    detector, sidecar = _load_model(args.model)
+    time_column = args.time_column if args.time_column is not None else sidecar["time_column"]
+    inp = _read_input(args.file, time_column)
+    table = inp.table
+    missing = [c for c in sidecar["channels"] if c not in table.channels]
+    if missing:
+        raise DataError(f"{table.path}: the model needs the column{'s' if len(missing) > 1 else ''} "
+                        f"{', '.join(repr(c) for c in missing)}; the file's numeric columns are "
+                        f"{', '.join(table.channels)}")
+    if table.channels != sidecar["channels"]:
+        order = [table.channels.index(c) for c in sidecar["channels"]]
+        table.values = np.ascontiguousarray(table.values[:, order])
+        table.channels = list(sidecar["channels"])
+    settings = {k: sidecar[k] for k in ("window", "step", "differences")}
+    _check_rows(table, settings["window"])
+    out_dir = _prepare_out(args.out)
+    print(f"mixtura score {args.model}", file=out)
+    _print_table_summary(out, inp, settings)
+    print(f"  model       {_model_description(detector)}", file=out)
+    same_file = sidecar.get("fitted_on") == inp.source
+    train_rows = sidecar["train_rows"] if same_file else None
+    r = _analyse(detector, table, settings, train_rows, err)
+    _print_results(out, table, r)
+    written = _write_outputs(out_dir, table, r, _elbo_trace(detector), train_rows,
+                             f"mixtura score: {inp.source}", args.plot)
+    print(f"  wrote       {', '.join(str(p) for p in written)}", file=out)
+    return 0
+
+
+def _fraction(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not 0 < v <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not in (0, 1]")
+    return v
+
+
+def _contamination(text):
+    if text == "auto":
+        return "auto"
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is neither 'auto' nor a number") from None
+    if not 0 < v <= 0.5:
+        raise argparse.ArgumentTypeError(f"{text} is not in (0, 0.5]")
+    return v
+
+
+def _positive_int(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not >= 1")
+    return v
+
+
+def build_parser():
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="mixtura", description="Density-based anomaly detection on sensor time series (CSV files).",
+        epilog="Without FILE the bundled NAB machine-temperature series is used. CSV: a header row, separator "
+               "',', ';' or tab, time column by --time-column or the first column when it is not numeric, an "
+               "optional 0/1 'label' or 'anomaly' column (used only for ROC-AUC); every other column is a "
+               "channel. scores.csv: score = log-density of the window ending at that time (higher = more "
+               "normal), flagged = 1 when it is below the threshold.")
+    parser.add_argument("--version", action="version", version=f"mixtura {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="{detect,fit,score}")
+    sub.required = True
+
+    def data_options(p):
+        p.add_argument("--time-column", metavar="NAME", help="column holding the time (default: the first "
+                       "column when it is not numeric)")
+        p.add_argument("--out", metavar="DIR", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT}/)")
+
+    def fit_options(p):
+        p.add_argument("file", metavar="FILE.csv", nargs="?", help="sensor table (default: bundled NAB data)")
+        data_options(p)
+        p.add_argument("--train-fraction", metavar="F", type=_fraction, default=DEFAULT_TRAIN_FRACTION,
+                       help=f"fit on the first F of the rows (default {DEFAULT_TRAIN_FRACTION})")
+        p.add_argument("--window", metavar="W", type=_positive_int, default=DEFAULT_WINDOW,
+                       help=f"rows per sliding window (default {DEFAULT_WINDOW})")
+        p.add_argument("--step", metavar="S", type=_positive_int, default=1, help="rows between windows (default 1)")
+        p.add_argument("--differences", action="store_true", help="add the first differences within each window")
+        p.add_argument("--contamination", metavar="C", type=_contamination, default="auto",
+                       help="share of training windows flagged, in (0, 0.5], or 'auto' (default: the detector's "
+                            "own threshold)")
+
+    def plot_option(p):
+        p.add_argument("--no-plot", dest="plot", action="store_false", help="do not write plot.png")
+
+    p = sub.add_parser("detect", help="fit on the first rows, score all, report and plot the anomalies",
+                       description="Fit on the first --train-fraction of the rows, score every window, print the "
+                                   "flagged time ranges; write scores.csv, plot.png, model.mixtura and model.json.")
+    fit_options(p)
+    plot_option(p)
+    p.set_defaults(run=cmd_detect)
+    p = sub.add_parser("fit", help="fit and write model.mixtura (+ model.json, the window settings)",
+                       description="Fit on the first --train-fraction of the rows; write model.mixtura and "
+                                   "model.json (window settings and columns) to --out.")
+    fit_options(p)
+    p.set_defaults(run=cmd_fit)
+    p = sub.add_parser("score", help="score a file with a model written by fit or detect",
+                       description="Score every window of FILE with MODEL (model.json beside it gives the window "
+                                   "settings); write scores.csv and plot.png.")
+    p.add_argument("model", metavar="MODEL", help="model.mixtura written by `mixtura fit` or `mixtura detect`")
+    p.add_argument("file", metavar="FILE.csv", nargs="?", help="sensor table (default: bundled NAB data)")
+    data_options(p)
+    plot_option(p)
+    p.set_defaults(run=cmd_score)
+    return parser
+
+
+def main(argv=None, stdout=None, stderr=None):
+    """Run the command line; returns the exit status (0 ok, 1 unusable file or model, 2 bad options)."""
+    out = sys.stdout if stdout is None else stdout
+    err = sys.stderr if stderr is None else stderr
+    args = build_parser().parse_args(argv)
+
+    def show_warning(message, category, filename, lineno, file=None, line=None):
+        print(f"mixtura {args.command}: warning: {message}", file=err)
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            warnings.showwarning = show_warning
+            return args.run(args, out, err)
+    except DataError as e:
+        print(f"mixtura {args.command}: error: {e}", file=err)
+        return 1
+    except KeyboardInterrupt:
+        print(f"mixtura {args.command}: interrupted", file=err)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,219 @@
+// model_tool: the C++ side of the cross-language model-file tests (tests/python/test_model_files.py).
+//
+//   model_tool fit kmeans|gmm|detector DATA.csv MODEL [--dtype float32|float64] [--k K] [--covariance TYPE]
+//                                           [--seed S] [--n-init N] [--method gmm|kmeans] [--with-test-data]
+//   model_tool score MODEL DATA.csv OUT.csv [--dtype float32|float64]
+//   model_tool resave MODEL OUT
+//   model_tool info MODEL
+//
+// Data files are CSV, one row per line, numbers written with 17 significant digits so that they
+// round-trip exactly. `score` writes, per row: KMeans "label,distance_0,...", GaussianMixture
+// "log_density,label,proba_0,...", DensityAnomalyDetector
+// "score,prediction,component,contribution_0,...", with 17 significant digits (detector --k 0:
+// components by BIC). --with-test-data adds the data and
+// the fitted model's own outputs as sections test.X, test.labels / test.score_samples (a loader
+// ignores sections it does not know), which the fixture tests read back.
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "mixtura/anomaly.hpp"
+#include "mixtura/gmm.hpp"
+#include "mixtura/io.hpp"
+#include "mixtura/kmeans.hpp"
+
+namespace {
+
+using mixtura::Index;
+using mixtura::RowMatrix;
+
+template <class T>
+RowMatrix<T> read_csv(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot open " + path);
+  std::vector<double> values;
+  Index rows = 0, cols = -1;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    std::stringstream ss(line);
+    std::string cell;
+    Index c = 0;
+    while (std::getline(ss, cell, ',')) {
+      char* end = nullptr;
+      values.push_back(std::strtod(cell.c_str(), &end));
+      if (end == cell.c_str()) throw std::runtime_error("not a number: '" + cell + "' in " + path);
+      ++c;
+    }
+    if (cols >= 0 && c != cols) throw std::runtime_error("ragged rows in " + path);
+    cols = c;
+    ++rows;
+  }
+  if (rows == 0) throw std::runtime_error("no rows in " + path);
+  RowMatrix<T> x(rows, cols);
+  for (Index i = 0; i < x.size(); ++i) x.data()[i] = static_cast<T>(values[static_cast<std::size_t>(i)]);
+  return x;
+}
+
+std::string arg(const std::vector<std::string>& a, const std::string& flag, const std::string& fallback) {
+  for (std::size_t i = 0; i + 1 < a.size(); ++i)
+    if (a[i] == flag) return a[i + 1];
+  return fallback;
+}
+bool has_flag(const std::vector<std::string>& a, const std::string& flag) {
+  for (const auto& s : a)
+    if (s == flag) return true;
+  return false;
+}
+
+template <class T>
+void add_test_data(mixtura::ModelFile& mf, const RowMatrix<T>& x) {
+  mf.add_array("test.X", x.data(), {static_cast<std::uint64_t>(x.rows()), static_cast<std::uint64_t>(x.cols())});
+}
+
+template <class T>
+int fit(const std::vector<std::string>& a) {
+  const std::string what = a[2], data = a[3], out = a[4];
+  const RowMatrix<T> x = read_csv<T>(data);
+  const int k = std::atoi(arg(a, "--k", "3").c_str());
+  const std::uint64_t seed = std::strtoull(arg(a, "--seed", "0").c_str(), nullptr, 10);
+  const int n_init = std::atoi(arg(a, "--n-init", "1").c_str());
+  mixtura::ModelFile mf;
+  if (what == "kmeans") {
+    mixtura::KMeansParams p;
+    p.n_clusters = k;
+    p.seed = seed;
+    p.n_init = n_init;
+    mixtura::KMeans<T> km(p);
+    km.fit(x);
+    mf = mixtura::to_model_file(km);
+    if (has_flag(a, "--with-test-data")) {
+      add_test_data(mf, x);
+      mf.add_vector("test.labels", km.predict(x));
+    }
+  } else if (what == "gmm") {
+    mixtura::GmmParams p;
+    p.n_components = k;
+    p.seed = seed;
+    p.n_init = n_init;
+    p.covariance_type = mixtura::detail::parse_covariance_type(arg(a, "--covariance", "full"), "model_tool");
+    mixtura::GaussianMixture<T> gm(p);
+    gm.fit(x);
+    mf = mixtura::to_model_file(gm);
+    if (has_flag(a, "--with-test-data")) {
+      add_test_data(mf, x);
+      const Eigen::VectorXd s = gm.score_samples(x);
+      mf.add_array("test.score_samples", s.data(), {static_cast<std::uint64_t>(s.size())});
+    }
+  } else if (what == "detector") {
+    mixtura::DetectorParams p;
+    p.n_components = k;
+    p.seed = seed;
+    p.n_init = n_init;
+    p.method = arg(a, "--method", "gmm") == "kmeans" ? mixtura::AnomalyMethod::kmeans : mixtura::AnomalyMethod::gmm;
+    mixtura::DensityAnomalyDetector<T> det(p);
+    det.fit(x);
+    mf = mixtura::to_model_file(det);
+    if (has_flag(a, "--with-test-data")) {
+      add_test_data(mf, x);
+      const Eigen::VectorXd s = det.score_samples(x);
+      mf.add_array("test.score_samples", s.data(), {static_cast<std::uint64_t>(s.size())});
+    }
+  } else {
+    throw std::runtime_error("fit: unknown model '" + what + "' (kmeans, gmm or detector)");
+  }
+  mixtura::write_model_file(out, mf);
+  return 0;
+}
+
+template <class T>
+int score(const mixtura::ModelFile& mf, const std::string& data, const std::string& out_path) {
+  const RowMatrix<T> x = read_csv<T>(data);
+  std::FILE* out = std::fopen(out_path.c_str(), "w");
+  if (!out) throw std::runtime_error("cannot create " + out_path);
+  if (mf.kind == mixtura::kKMeansKind) {
+    const auto km = mixtura::kmeans_from_sections<T>(mf, "", "model_tool score");
+    const auto labels = km.predict(x);
+    const RowMatrix<T> d = km.transform(x);
+    for (Index i = 0; i < x.rows(); ++i) {
+      std::fprintf(out, "%d", labels[static_cast<std::size_t>(i)]);
+      for (Index j = 0; j < d.cols(); ++j) std::fprintf(out, ",%.17g", static_cast<double>(d(i, j)));
+      std::fprintf(out, "\n");
+    }
+  } else if (mf.kind == mixtura::kDetectorKind) {
+    const auto det = mixtura::detector_from_sections<T>(mf, "", "model_tool score");
+    const Eigen::VectorXd s = det.score_samples(x);
+    const auto flags = det.predict(x);
+    const mixtura::AnomalyExplanation e = det.explain(x);
+    for (Index i = 0; i < x.rows(); ++i) {
+      std::fprintf(out, "%.17g,%d,%d", s[i], flags[static_cast<std::size_t>(i)], e.component[static_cast<std::size_t>(i)]);
+      for (Index j = 0; j < e.contributions.cols(); ++j) std::fprintf(out, ",%.17g", e.contributions(i, j));
+      std::fprintf(out, "\n");
+    }
+  } else {
+    const auto gm = mixtura::gaussian_mixture_from_sections<T>(mf, "", "model_tool score");
+    const Eigen::VectorXd s = gm.score_samples(x);
+    const auto labels = gm.predict(x);
+    const RowMatrix<double> p = gm.predict_proba(x);
+    for (Index i = 0; i < x.rows(); ++i) {
+      std::fprintf(out, "%.17g,%d", s[i], labels[static_cast<std::size_t>(i)]);
+      for (Index j = 0; j < p.cols(); ++j) std::fprintf(out, ",%.17g", p(i, j));
+      std::fprintf(out, "\n");
+    }
+  }
+  std::fclose(out);
+  return 0;
+}
+
+int run(const std::vector<std::string>& a) {
+  if (a.size() >= 5 && a[1] == "fit")
+    return arg(a, "--dtype", "float64") == "float32" ? fit<float>(a) : fit<double>(a);
+  if (a.size() >= 5 && a[1] == "score") {
+    const mixtura::ModelFile mf = mixtura::read_model_file(a[2]);
+    const bool detector = mf.kind == mixtura::kDetectorKind;
+    const mixtura::ModelFileInfo info = mixtura::model_file_info(mf, detector ? "model." : "");
+    // KMeans (and a kmeans detector) scores in the dtype of its centres; a mixture in the dtype asked for.
+    const bool centres = mf.kind == mixtura::kKMeansKind || (detector && mf.has("model.cluster_centers_"));
+    const std::string dtype = centres ? info.dtype : arg(a, "--dtype", "float64");
+    return dtype == "float32" ? score<float>(mf, a[3], a[4]) : score<double>(mf, a[3], a[4]);
+  }
+  if (a.size() >= 4 && a[1] == "resave") {
+    // Through the estimator, not the container: what C++ keeps of a model is what it writes back.
+    const mixtura::ModelFile mf = mixtura::read_model_file(a[2]);
+    const mixtura::ModelFileInfo info = mixtura::model_file_info(mf);
+    if (mf.kind == mixtura::kDetectorKind) {
+      if (mixtura::model_file_info(mf, "model.").dtype == "float32")
+        mixtura::save_model(a[3], mixtura::detector_from_sections<float>(mf));
+      else mixtura::save_model(a[3], mixtura::detector_from_sections<double>(mf));
+    } else if (mf.kind == mixtura::kKMeansKind) {
+      if (info.dtype == "float32") mixtura::save_model(a[3], mixtura::kmeans_from_sections<float>(mf));
+      else mixtura::save_model(a[3], mixtura::kmeans_from_sections<double>(mf));
+    } else {
+      mixtura::save_model(a[3], mixtura::gaussian_mixture_from_sections<double>(mf));
+    }
+    return 0;
+  }
+  if (a.size() >= 3 && a[1] == "info") {
+    const mixtura::ModelFileInfo info = mixtura::model_file_info(a[2]);
+    std::printf("%s %s %lld\n", info.kind.c_str(), info.dtype.c_str(), static_cast<long long>(info.n_features));
+    return 0;
+  }
+  std::fprintf(stderr, "usage: model_tool fit kmeans|gmm|detector DATA.csv MODEL [options] | score MODEL DATA.csv OUT.csv | "
+                       "resave MODEL OUT | info MODEL\n");
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(std::vector<std::string>(argv, argv + argc));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "model_tool: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,316 @@
+// DensityAnomalyDetector: scores are log-densities in the original units, thresholds hit their
+// false-alarm rates, explanations point at the feature that is off, bad input is refused.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include <Eigen/LU>
+
+#include "gmm_util.hpp"
+#include "mixtura/io.hpp"
+#include "test_util.hpp"
+
+namespace {
+
+using mixtura::AnomalyMethod;
+using mixtura::DensityAnomalyDetector;
+using mixtura::DetectorParams;
+using mixtura::Index;
+using mixtura::MatrixView;
+using mixtura::RowMatrix;
+using mixtura::ThresholdMethod;
+using mixtura_test::Scalars;
+
+template <class T>
+MatrixView<T> view(const RowMatrix<T>& a) {
+  return {a.data(), a.rows(), a.cols()};
+}
+
+/// n rows of a correlated Gaussian in 3 features with very different units: x1 ~ 1000 x0 + noise,
+/// x2 in thousandths; deterministic in seed.
+template <class T>
+RowMatrix<T> sensors(Index n, std::uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::normal_distribution<double> z;
+  RowMatrix<T> x(n, 3);
+  for (Index i = 0; i < n; ++i) {
+    const double a = z(gen), b = z(gen), c = z(gen);
+    x(i, 0) = static_cast<T>(20 + a);
+    x(i, 1) = static_cast<T>(5000 + 1000 * (0.9 * a + 0.44 * b));
+    x(i, 2) = static_cast<T>(0.001 * c);
+  }
+  return x;
+}
+
+/// A detector of `method` fitted on X, with the parameters `edit` sets.
+template <class T, class Edit>
+DensityAnomalyDetector<T> fitted(const RowMatrix<T>& X, AnomalyMethod method, Edit edit) {
+  DetectorParams p;
+  p.method = method;
+  edit(p);
+  DensityAnomalyDetector<T> det(p);
+  det.fit(view(X));
+  return det;
+}
+
+template <class T>
+class AnomalyTyped : public ::testing::Test {};
+TYPED_TEST_SUITE(AnomalyTyped, Scalars);
+
+// The score is the log-density of x: log N(z | model) - sum_j log scale_j, checked against a
+// brute-force density of the fitted model (its parameters are in scaled units).
+TYPED_TEST(AnomalyTyped, ScoreIsLogDensityInOriginalUnits) {
+  using T = TypeParam;
+  const auto X = mixtura_test::gmm_blobs<T>(600, 3, 1, 50.0);
+  for (AnomalyMethod method : {AnomalyMethod::gmm, AnomalyMethod::kmeans}) {
+    const auto det = fitted(X, method, [](DetectorParams& p) { p.n_components = 3; });
+    const Eigen::VectorXd s = det.score_samples(view(X));
+    const auto& sc = det.scaling();
+    const mixtura::GmmModel& m = det.model();
+    for (Index i = 0; i < X.rows(); i += 37) {
+      const Eigen::VectorXd z =
+          (X.row(i).transpose().template cast<double>() - sc.center).cwiseQuotient(sc.scale);
+      double expect;
+      if (method == AnomalyMethod::gmm) {
+        expect = mixtura_test::brute_log_density(m, z);
+      } else {  // the best single component, weight included
+        expect = -std::numeric_limits<double>::infinity();
+        for (Index k = 0; k < m.n_components; ++k) {
+          const double v = (z - m.means.row(k).transpose()).squaredNorm() / m.covariance(k)(0, 0);
+          expect = std::max(expect, std::log(m.weights[k]) - 0.5 * (3 * std::log(2 * M_PI * m.covariance(k)(0, 0)) + v));
+        }
+      }
+      expect -= sc.scale.array().log().sum();
+      const double tol = std::is_same<T, float>::value ? 1e-4 : 1e-9;
+      EXPECT_NEAR(s[i], expect, tol) << "row " << i;
+    }
+  }
+}
+
+// Changing the units of a feature (x -> a x + b) shifts every score by -log a and changes neither
+// the flags nor the explanations: the detector needs no tuning for units.
+TYPED_TEST(AnomalyTyped, UnitsDoNotMatter) {
+  using T = TypeParam;
+  const auto X = sensors<T>(2000, 2);
+  RowMatrix<T> Y = X;
+  Y.col(0) = (X.col(0).template cast<double>().array() * 1e3 - 7).template cast<T>();
+  DetectorParams p;
+  p.seed = 3;
+  DensityAnomalyDetector<T> a(p), b(p);
+  a.fit(view(X));
+  b.fit(view(Y));
+  const double tol = std::is_same<T, float>::value ? 2e-3 : 1e-7;
+  EXPECT_EQ(a.n_components(), b.n_components());
+  const Eigen::VectorXd sa = a.score_samples(view(X)), sb = b.score_samples(view(Y));
+  EXPECT_NEAR(b.offset() - a.offset(), -std::log(1e3), tol);
+  for (Index i = 0; i < X.rows(); ++i) ASSERT_NEAR(sb[i] - sa[i], -std::log(1e3), tol) << i;
+  const auto ea = a.explain(view(X)), eb = b.explain(view(Y));
+  EXPECT_EQ(ea.component, eb.component);
+  EXPECT_LT((ea.contributions - eb.contributions).cwiseAbs().maxCoeff(), 50 * tol);
+}
+
+// Explanations: z_j = (P (z - mu))_j / sqrt(P_jj) under the responsible component, checked
+// against the covariance inverted by brute force; a reading pushed off in one sensor, while the
+// sensor it correlates with stays put, is blamed on that sensor.
+TYPED_TEST(AnomalyTyped, ExplainPointsAtTheOffFeature) {
+  using T = TypeParam;
+  const auto X = sensors<T>(3000, 4);
+  DetectorParams p;
+  p.n_components = 1;
+  DensityAnomalyDetector<T> det(p);
+  det.fit(view(X));
+  RowMatrix<T> odd = X.topRows(3);
+  odd(0, 1) += static_cast<T>(4000);  // sensor 1 far from what sensor 0 implies
+  odd(1, 0) += static_cast<T>(4);     // sensor 0 off (and so off its correlation with sensor 1)
+  odd(2, 2) += static_cast<T>(0.006);
+  const auto e = det.explain(view(odd));
+  const auto& sc = det.scaling();
+  const Eigen::MatrixXd P = det.model().covariance(0).inverse();
+  for (Index i = 0; i < 3; ++i) {
+    const Eigen::VectorXd z = (odd.row(i).transpose().template cast<double>() - sc.center).cwiseQuotient(sc.scale) -
+                              det.model().means.row(0).transpose();
+    const Eigen::VectorXd expect = (P * z).cwiseQuotient(P.diagonal().cwiseSqrt());
+    for (Index j = 0; j < 3; ++j) EXPECT_NEAR(e.contributions(i, j), expect[j], 1e-3 * (1 + std::abs(expect[j])));
+    Index worst;
+    e.contributions.row(i).cwiseAbs().maxCoeff(&worst);
+    EXPECT_EQ(worst, i == 0 ? 1 : i == 1 ? 0 : 2) << "row " << i;
+    EXPECT_EQ(e.component[static_cast<std::size_t>(i)], 0);
+  }
+  EXPECT_EQ(det.predict(view(odd)), (std::vector<std::int32_t>{-1, -1, -1}));
+}
+
+// On Gaussian data the false-alarm rate on fresh normal rows is the one asked for, with a
+// calibrated threshold and with the model's own tail.
+TYPED_TEST(AnomalyTyped, ThresholdsHitTheFalseAlarmRate) {
+  using T = TypeParam;
+  const auto train = sensors<T>(20000, 5), fresh = sensors<T>(40000, 6);
+  for (ThresholdMethod t : {ThresholdMethod::calibrate, ThresholdMethod::model_tail}) {
+    DetectorParams p;
+    p.n_components = 1;
+    p.threshold = t;
+    p.false_alarm_rate = 0.05;
+    DensityAnomalyDetector<T> det(p);
+    det.fit(view(train));
+    const auto flags = det.predict(view(fresh));
+    const double rate = std::count(flags.begin(), flags.end(), -1) / static_cast<double>(flags.size());
+    // Calibration on 4000 held-out rows: the quantile's own spread is ~0.0035.
+    EXPECT_NEAR(rate, 0.05, 0.012) << mixtura::to_string(t);
+  }
+}
+
+// One component in 2 features: the model's tail is the chi-square tail, whose 1 - a quantile is
+// -2 ln a in two dimensions, so the offset is log N at Mahalanobis^2 = -2 ln a.
+TYPED_TEST(AnomalyTyped, ModelTailIsTheChiSquareTail) {
+  using T = TypeParam;
+  const auto X = sensors<T>(5000, 7);
+  RowMatrix<T> X2 = X.leftCols(2);
+  DetectorParams p;
+  p.n_components = 1;
+  p.threshold = ThresholdMethod::model_tail;
+  p.false_alarm_rate = 0.01;
+  DensityAnomalyDetector<T> det(p);
+  det.fit(view(X2));
+  const auto& m = det.model();
+  const double log_det = std::log(m.covariance(0).determinant());
+  const double expect = -std::log(2 * M_PI) - 0.5 * log_det + std::log(0.01) - det.scaling().scale.array().log().sum();
+  EXPECT_NEAR(det.offset(), expect, 0.05);
+}
+
+TYPED_TEST(AnomalyTyped, ContaminationFlagsThatShareOfTheTrainingRows) {
+  using T = TypeParam;
+  const auto X = sensors<T>(1000, 8);
+  DetectorParams p;
+  p.contamination = 0.1;
+  DensityAnomalyDetector<T> det(p);
+  det.fit(view(X));
+  const auto flags = det.predict(view(X));
+  EXPECT_NEAR(std::count(flags.begin(), flags.end(), -1), 100, 1);
+}
+
+// BIC finds the three blobs for both methods, and records what it tried.
+TYPED_TEST(AnomalyTyped, BicChoosesTheCount) {
+  using T = TypeParam;
+  const auto X = mixtura_test::blobs<T>(1500, 4, 3, 9);
+  for (AnomalyMethod method : {AnomalyMethod::gmm, AnomalyMethod::kmeans}) {
+    const auto det = fitted(X, method, [](DetectorParams& p) { p.max_components = 6; });
+    EXPECT_EQ(det.n_components(), 3) << mixtura::to_string(method);
+    ASSERT_EQ(det.selection().size(), 6u);
+    for (const auto& c : det.selection()) EXPECT_GE(c.bic, det.selection()[2].bic);
+  }
+}
+
+// A channel that never moved keeps unit scale; a reading where it moves is the least normal.
+TYPED_TEST(AnomalyTyped, ConstantChannel) {
+  using T = TypeParam;
+  RowMatrix<T> X = sensors<T>(500, 10);
+  X.col(2).setConstant(static_cast<T>(3.5));
+  DensityAnomalyDetector<T> det;
+  det.fit(view(X));
+  EXPECT_EQ(det.scaling().scale[2], 1.0);
+  RowMatrix<T> test = X.topRows(2);
+  test(1, 2) = static_cast<T>(4.5);
+  const Eigen::VectorXd s = det.score_samples(view(test));
+  EXPECT_TRUE(s.allFinite());
+  EXPECT_LT(s[1], s[0] - 10);
+}
+
+TYPED_TEST(AnomalyTyped, SameForAnyThreadCount) {
+  using T = TypeParam;
+  const auto X = mixtura_test::gmm_blobs<T>(5000, 4, 11);
+  DetectorParams p;
+  p.max_components = 4;
+  p.n_threads = 1;
+  DensityAnomalyDetector<T> one(p);
+  p.n_threads = 2;
+  DensityAnomalyDetector<T> two(p);
+  one.fit(view(X));
+  two.fit(view(X));
+  EXPECT_EQ(one.offset(), two.offset());
+  EXPECT_EQ(one.score_samples(view(X)), two.score_samples(view(X)));
+  EXPECT_EQ(one.explain(view(X)).contributions, two.explain(view(X)).contributions);
+}
+
+// A row's score depends on its values and its index modulo the scoring block only, not on the rows
+// scored with it: a slice that starts on a block boundary scores exactly as within the whole (what
+// lets a stream be scored chunk by chunk).
+TYPED_TEST(AnomalyTyped, ScoresDoNotDependOnTheOtherRows) {
+  using T = TypeParam;
+  const auto X = mixtura_test::gmm_blobs<T>(1000, 5, 15);
+  for (AnomalyMethod method : {AnomalyMethod::gmm, AnomalyMethod::kmeans}) {
+    const auto det = fitted(X, method, [](DetectorParams&) {});
+    const Eigen::VectorXd whole = det.score_samples(view(X));
+    for (Index begin : {Index{0}, Index{256}, Index{512}})
+      for (Index rows : {Index{1}, Index{37}, Index{256}, Index{300}}) {
+        const RowMatrix<T> part = X.middleRows(begin, rows);
+        EXPECT_EQ(det.score_samples(view(part)), whole.segment(begin, rows)) << begin << " " << rows;
+      }
+  }
+}
+
+// A detector rebuilt from its parts (how a saved one is loaded) scores bit for bit the same.
+TYPED_TEST(AnomalyTyped, SetFittedReproducesTheScores) {
+  using T = TypeParam;
+  const auto X = mixtura_test::gmm_blobs<T>(800, 3, 12);
+  for (AnomalyMethod method : {AnomalyMethod::gmm, AnomalyMethod::kmeans}) {
+    DetectorParams p;
+    p.method = method;
+    DensityAnomalyDetector<T> det(p), copy(p);
+    det.fit(view(X));
+    copy.set_fitted(det.scaling(), det.model(), det.offset());
+    EXPECT_EQ(det.score_samples(view(X)), copy.score_samples(view(X)));
+    EXPECT_EQ(det.predict(view(X)), copy.predict(view(X)));
+  }
+}
+
+// Saved and loaded through a model file (bytes), the detector scores and explains bit for bit the
+// same, and keeps its BIC table and the fitted estimator behind it.
+TYPED_TEST(AnomalyTyped, ModelFileRoundTrip) {
+  using T = TypeParam;
+  const auto X = mixtura_test::gmm_blobs<T>(900, 3, 14);
+  for (AnomalyMethod method : {AnomalyMethod::gmm, AnomalyMethod::kmeans}) {
+    const auto det = fitted(X, method, [](DetectorParams& p) { p.max_components = 4; });
+    const auto bytes = mixtura::to_bytes(mixtura::to_model_file(det));
+    const auto mf = mixtura::from_bytes(bytes.data(), bytes.size());
+    const auto back = mixtura::detector_from_sections<T>(mf);
+    EXPECT_EQ(back.params().method, method);
+    EXPECT_EQ(det.score_samples(view(X)), back.score_samples(view(X)));
+    EXPECT_EQ(det.explain(view(X)).contributions, back.explain(view(X)).contributions);
+    EXPECT_EQ(det.offset(), back.offset());
+    ASSERT_EQ(back.selection().size(), 4u);
+    EXPECT_EQ(back.selection()[2].bic, det.selection()[2].bic);
+    if (method == AnomalyMethod::gmm) EXPECT_EQ(back.mixture().trace().size(), det.mixture().trace().size());
+    else EXPECT_EQ(back.kmeans().cluster_centers(), det.kmeans().cluster_centers());
+  }
+}
+
+TYPED_TEST(AnomalyTyped, BadInput) {
+  using T = TypeParam;
+  const auto X = sensors<T>(50, 13);
+  DensityAnomalyDetector<T> det;
+  EXPECT_THROW(det.score_samples(view(X)), mixtura::NotFittedError);
+  const auto bad = [&](auto edit, const char* part) {
+    DetectorParams p;
+    edit(p);
+    DensityAnomalyDetector<T> d(p);
+    EXPECT_INVALID(d.fit(view(X)), part);
+  };
+  bad([](DetectorParams& p) { p.n_components = -1; }, "n_components must be >= 0");
+  bad([](DetectorParams& p) { p.max_components = 0; }, "max_components must be >= 1");
+  bad([](DetectorParams& p) { p.contamination = 0.7; }, "contamination must be in [0, 0.5]");
+  bad([](DetectorParams& p) { p.false_alarm_rate = 0; }, "false_alarm_rate must be in (0, 1)");
+  bad([](DetectorParams& p) { p.calibration_fraction = 1; }, "calibration_fraction must be in (0, 1)");
+  bad([](DetectorParams& p) { p.reg_covar = -1; }, "reg_covar must be finite and >= 0");
+  bad([](DetectorParams& p) { p.n_components = 60; }, "n_components (60) > rows to fit (40)");
+  RowMatrix<T> nan = X;
+  nan(17, 1) = std::numeric_limits<T>::quiet_NaN();
+  EXPECT_INVALID(det.fit(view(nan)), "non-finite", "row 17");
+  EXPECT_INVALID(det.fit(MatrixView<T>{X.data(), 1, 3}), "n_samples = 1");
+  det.fit(view(X));
+  const RowMatrix<T> two = X.leftCols(2);
+  EXPECT_INVALID(det.score_samples(view(two)), "X has 2 features, but the model was fitted with 3");
+  EXPECT_INVALID(det.explain(view(nan)), "row 17");
+  EXPECT_INVALID(det.kmeans(), "not fitted with method kmeans");
+}
+
+}  // namespace

@@ -1,0 +1,121 @@
+"""mixtura.DensityAnomalyDetector from Python: scikit-learn's estimator checks, the score against
+scikit-learn's GaussianMixture, thresholds, explanations, errors."""
+import numpy as np
+import pytest
+import sklearn.mixture
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import mixtura
+
+
+@parametrize_with_checks([mixtura.DensityAnomalyDetector(random_state=0),
+                          mixtura.DensityAnomalyDetector("kmeans", random_state=0)])
+def test_scikit_learn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def sensors(n, seed):
+    """Three correlated channels in very different units."""
+    rng = np.random.default_rng(seed)
+    a, b, c = rng.standard_normal((3, n))
+    return np.column_stack([20 + a, 5000 + 1000 * (0.9 * a + 0.44 * b), 0.001 * c])
+
+
+def test_one_component_score_is_scikit_learns_log_density():
+    # With one component the EM fit is the sample mean and covariance (+ reg_covar); model-tail
+    # fits on all rows, so scikit-learn's GaussianMixture on the same scaled rows is an oracle.
+    X = sensors(2000, 0)
+    det = mixtura.DensityAnomalyDetector(n_components=1, scaling="standard", threshold="model-tail",
+                                         random_state=0).fit(X)
+    Z = (X - X.mean(axis=0)) / X.std(axis=0)
+    np.testing.assert_allclose(det.center_, X.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(det.scale_, X.std(axis=0), rtol=1e-9)
+    ref = sklearn.mixture.GaussianMixture(1, reg_covar=1e-3).fit(Z)
+    Xt = sensors(500, 1)
+    Zt = (Xt - X.mean(axis=0)) / X.std(axis=0)
+    expect = ref.score_samples(Zt) - np.log(X.std(axis=0)).sum()
+    np.testing.assert_allclose(det.score_samples(Xt), expect, rtol=1e-9)
+    np.testing.assert_allclose(det.decision_function(Xt), expect - det.offset_, rtol=1e-9, atol=1e-9)
+
+
+def test_contamination_flags_that_share_of_training_rows():
+    X = sensors(1000, 2)
+    det = mixtura.DensityAnomalyDetector(contamination=0.05, random_state=0)
+    assert (det.fit_predict(X) == -1).sum() == 50
+
+
+def test_calibrated_false_alarm_rate_on_fresh_normal_rows():
+    det = mixtura.DensityAnomalyDetector(false_alarm_rate=0.05, random_state=1).fit(sensors(20000, 3))
+    rate = np.mean(det.predict(sensors(40000, 4)) == -1)
+    assert abs(rate - 0.05) < 0.012, rate
+
+
+def test_explain_blames_the_channel_that_is_off():
+    X = sensors(3000, 5)
+    det = mixtura.DensityAnomalyDetector(random_state=0).fit(X)
+    odd = X[:3].copy()
+    odd[0, 1] += 4000    # channel 1 far from what channel 0 implies
+    odd[1, 0] += 4       # channel 0 off
+    odd[2, 2] += 0.006
+    e = det.explain(odd)
+    assert e.contributions.shape == (3, 3) and e.component.shape == (3,)
+    np.testing.assert_array_equal(np.abs(e.contributions).argmax(axis=1), [1, 0, 2])
+    np.testing.assert_array_equal(det.predict(odd), [-1, -1, -1])
+
+
+def test_bic_table_and_the_fitted_mixture(blobs):
+    det = mixtura.DensityAnomalyDetector(max_components=5, random_state=0).fit(blobs)
+    assert det.n_components_ == 3
+    np.testing.assert_array_equal(det.bic_[:, 0], [1, 2, 3, 4, 5])
+    assert det.bic_[:, 1].argmin() == 2
+    gm = det.model_
+    assert isinstance(gm, mixtura.GaussianMixture) and gm.n_components == 3
+    assert gm.elbo_trace_.shape == (gm.n_iter_, 2)
+    np.testing.assert_array_equal(gm.weights_, det.density_weights_)
+
+
+def test_kmeans_method_scores_by_scaled_distance(blobs):
+    det = mixtura.DensityAnomalyDetector("kmeans", n_components=3, random_state=0).fit(blobs)
+    assert isinstance(det.model_, mixtura.KMeans) and det.density_covariance_type_ == "spherical"
+    far = blobs[:1] + 30
+    assert det.predict(far)[0] == -1
+    assert det.score_samples(far)[0] < det.score_samples(blobs).min()
+
+
+def test_float32_stays_float32_and_agrees(blobs):
+    det64 = mixtura.DensityAnomalyDetector(n_components=3, random_state=0).fit(blobs)
+    det32 = mixtura.DensityAnomalyDetector(n_components=3, random_state=0).fit(blobs.astype(np.float32))
+    np.testing.assert_allclose(det32.score_samples(blobs.astype(np.float32)), det64.score_samples(blobs), rtol=1e-4)
+
+
+def test_grid_search_over_the_detector(blobs):
+    # Unsupervised: the score is the mean log-density (higher = better fit), as for GaussianMixture.
+    class Scored(mixtura.DensityAnomalyDetector):
+        def score(self, X, y=None):
+            return float(np.mean(self.score_samples(X)))
+    gs = GridSearchCV(Scored(random_state=0), {"n_components": [1, 3]}, cv=3).fit(blobs)
+    assert gs.best_params_ == {"n_components": 3}
+
+
+def test_errors_name_the_problem(blobs):
+    with pytest.raises(NotFittedError):
+        mixtura.DensityAnomalyDetector().score_samples(blobs)
+    with pytest.raises(ValueError, match="n_components must be 'bic' or an integer >= 1"):
+        mixtura.DensityAnomalyDetector(n_components=0).fit(blobs)
+    with pytest.raises(ValueError, match="contamination must be 'auto' or a float in"):
+        mixtura.DensityAnomalyDetector(contamination=0.9).fit(blobs)
+    with pytest.raises(ValueError, match="method must be 'gmm' or 'kmeans'"):
+        mixtura.DensityAnomalyDetector("svm").fit(blobs)
+    with pytest.raises(ValueError, match="threshold must be 'calibrate' or 'model-tail'"):
+        mixtura.DensityAnomalyDetector(threshold="guess").fit(blobs)
+    with pytest.raises(ValueError, match="false_alarm_rate must be in"):
+        mixtura.DensityAnomalyDetector(false_alarm_rate=1.5).fit(blobs)
+    det = mixtura.DensityAnomalyDetector(random_state=0).fit(blobs)
+    with pytest.raises(ValueError, match="features"):
+        det.predict(blobs[:, :2])
+    bad = blobs.copy()
+    bad[7, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        det.score_samples(bad)

@@ -1,0 +1,394 @@
+"""The `mixtura` command line: the bundled data end to end, CSV reading and its errors, fit + score."""
+import csv
+import io
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import mixtura
+from mixtura import cli, datasets
+from mixtura._csv import DataError, read_table
+
+N_ROWS = 22695  # readings in NAB's machine_temperature_system_failure.csv
+
+
+def run_main(*argv):
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(list(argv), stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def read_scores(path):
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    return rows[0], rows[1:]
+
+
+# ------------------------------------------------------------------------------------ bundled data
+
+def test_bundled_data_is_installed_with_its_licence():
+    folder = datasets.data_path().parent
+    # the installed package, not the checkout: the wheel must carry the files
+    assert folder == pathlib.Path(mixtura.__file__).resolve().parent / "data"
+    for name in ("machine_temperature_system_failure.csv", "machine_temperature_system_failure.windows.csv",
+                 "LICENSE-NAB.txt", "README.md"):
+        assert (folder / name).is_file(), name
+    assert "Copyright 2014-2024 Numenta" in (folder / "LICENSE-NAB.txt").read_text()
+
+
+def test_load_machine_temperature():
+    d = datasets.load_machine_temperature()
+    assert d.timestamps.shape == d.values.shape == d.labels.shape == (N_ROWS,)
+    assert d.timestamps.dtype == np.dtype("datetime64[s]")
+    # every 5 minutes, except one step back by 55 minutes in NAB's file (kept as it is)
+    step = np.diff(d.timestamps).astype(int)
+    assert np.flatnonzero(step != 300).tolist() == [10148] and step[10148] == -3300
+    assert str(d.timestamps[0]) == "2013-12-02T21:15:00" and d.values[0] == 73.96732207
+    assert len(d.windows) == 4 and set(np.unique(d.labels)) == {0, 1}
+    # every labelled reading lies inside a window, and both ends of each window are labelled
+    for start, end in d.windows:
+        inside = (d.timestamps >= start) & (d.timestamps <= end)
+        assert d.labels[inside].all()
+        assert d.labels[d.timestamps == start].all() and d.labels[d.timestamps == end].all()
+    outside = np.ones(N_ROWS, dtype=bool)
+    for start, end in d.windows:
+        outside &= ~((d.timestamps >= start) & (d.timestamps <= end))
+    assert not d.labels[outside].any()
+
+
+def test_unknown_bundled_file():
+    with pytest.raises(FileNotFoundError, match="no bundled data file 'nope.csv'"):
+        datasets.data_path("nope.csv")
+
+
+@pytest.fixture(scope="module")
+def detect_run(tmp_path_factory):
+    """`python -m mixtura detect` on the bundled data (the README's first command), in a fresh folder."""
+    out_dir = tmp_path_factory.mktemp("detect") / "out"
+    proc = subprocess.run([sys.executable, "-m", "mixtura", "detect", "--out", str(out_dir)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return proc, out_dir
+
+
+def test_detect_summary(detect_run):
+    proc, out_dir = detect_run
+    s = proc.stdout
+    assert "machine_temperature_system_failure.csv (bundled NAB sample, MIT licence" in s
+    assert f"rows        {N_ROWS} (2013-12-02 21:15:00 .. 2014-02-19 15:25:00)" in s
+    assert "channels    1: value" in s
+    assert f"windows     {cli.DEFAULT_WINDOW} rows, step 1" in s
+    assert re.search(r"model       GaussianMixture, \d+ components?, full covariance", s), s
+    assert re.search(r"threshold   -?\d", s)
+    m = re.search(r"anomalies   (\d+) time ranges?, (\d+) of (\d+) windows flagged", s)
+    assert m, s
+    assert int(m.group(3)) == N_ROWS - cli.DEFAULT_WINDOW + 1
+    assert int(m.group(1)) >= 1
+    # every range line names its top channel
+    range_line = r"\n    \d{4}-\S+ \S+ \.\. \S+ \S+  \d+ windows?, lowest score .*top channels: value \|z\| \d"
+    assert re.search(range_line, s), s
+    auc = re.search(r"ROC-AUC     (0\.\d+), average precision (0\.\d+) \(windows after the training rows", s)
+    assert auc, s
+    # a density fitted on the first 15 % ranks NAB's failure windows above chance
+    assert float(auc.group(1)) > 0.6
+    assert proc.stderr == ""  # stderr is not a terminal: no progress display
+
+
+def test_detect_outputs(detect_run):
+    proc, out_dir = detect_run
+    header, rows = read_scores(out_dir / "scores.csv")
+    assert header == ["timestamp", "score", "threshold", "flagged", "label"]
+    assert len(rows) == N_ROWS - cli.DEFAULT_WINDOW + 1
+    d = datasets.load_machine_temperature()
+    ends = np.arange(cli.DEFAULT_WINDOW - 1, N_ROWS)
+    # each window carries the time and label of its last reading
+    assert [r[0] for r in rows[:3]] == [str(t).replace("T", " ") for t in d.timestamps[ends[:3]]]
+    np.testing.assert_array_equal([int(r[4]) for r in rows], d.labels[ends])
+    score = np.array([float(r[1]) for r in rows])
+    threshold = {r[2] for r in rows}
+    assert len(threshold) == 1
+    flagged = np.array([int(r[3]) for r in rows])
+    # predict == -1 exactly when the score is below the threshold (decision_function < 0)
+    np.testing.assert_array_equal(flagged, (score < float(threshold.pop())).astype(int))
+    assert 0 < flagged.sum() < len(flagged)
+    png = (out_dir / "plot.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+    assert (out_dir / "model.mixtura").stat().st_size > 0
+    sidecar = (out_dir / "model.json").read_text()
+    assert f'"window": {cli.DEFAULT_WINDOW}' in sidecar and '"channels": [\n    "value"\n  ]' in sidecar
+
+
+def test_fit_then_score_reproduces_detect(detect_run, tmp_path):
+    _, detect_dir = detect_run
+    code, out, err = run_main("fit", "--out", str(tmp_path / "m"))
+    assert code == 0, err
+    assert "wrote" in out and (tmp_path / "m" / "model.mixtura").is_file()
+    code, out, err = run_main("score", str(tmp_path / "m" / "model.mixtura"), "--out", str(tmp_path / "s"),
+                              "--no-plot")
+    assert code == 0, err
+    assert (tmp_path / "s" / "scores.csv").read_bytes() == (detect_dir / "scores.csv").read_bytes()
+    assert not (tmp_path / "s" / "plot.png").exists()
+    # detect's own model file scores the same way
+    code, out, err = run_main("score", str(detect_dir / "model.mixtura"), "--out", str(tmp_path / "d"), "--no-plot")
+    assert code == 0, err
+    assert (tmp_path / "d" / "scores.csv").read_bytes() == (detect_dir / "scores.csv").read_bytes()
+
+
+def test_console_script_is_declared():
+    # the installed console script runs the same main (pip writes it beside the interpreter)
+    script = pathlib.Path(sys.executable).parent / ("mixtura.exe" if os.name == "nt" else "mixtura")
+    assert script.exists(), f"no console script {script}"
+    proc = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"mixtura {mixtura.__version__}"
+
+
+# ------------------------------------------------------------------------ a multi-channel table
+
+@pytest.fixture
+def three_channels(tmp_path):
+    """Three noisy channels for 1500 rows; channel 'pressure' jumps for 20 rows near the end."""
+    rng = np.random.default_rng(0)
+    n = 1500
+    base = np.stack([np.sin(np.arange(n) / 20), np.cos(np.arange(n) / 30), np.sin(np.arange(n) / 50)], axis=1)
+    X = base + 0.05 * rng.standard_normal((n, 3))
+    X[1300:1320, 1] += 3.0
+    label = np.zeros(n, dtype=int)
+    label[1300:1320] = 1
+    path = tmp_path / "plant.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f, delimiter=";")
+        w.writerow(["time", "temperature", "pressure", "flow", "anomaly"])
+        for i in range(n):
+            w.writerow([f"2024-01-01 {i // 60 % 24:02d}:{i % 60:02d}:00", *(f"{v:.6f}" for v in X[i]), label[i]])
+    return path
+
+
+def test_detect_multichannel_names_the_channel(three_channels, tmp_path):
+    code, out, err = run_main("detect", str(three_channels), "--window", "5", "--train-fraction", "0.5",
+                              "--out", str(tmp_path / "o"), "--no-plot")
+    assert code == 0, err
+    assert "channels    3: temperature, pressure, flow" in out
+    assert "labels from column 'anomaly'" in out
+    assert "windows     5 rows, step 1 -> 15 features" in out
+    lines = [line for line in out.splitlines() if "top channels:" in line]
+    assert lines
+    # the range with the lowest score is the injected jump, explained by 'pressure' first
+    worst = min(lines, key=lambda line: float(re.search(r"lowest score (\S+);", line).group(1)))
+    assert re.search(r"top channels: pressure \|z\|", worst), out
+    auc = float(re.search(r"ROC-AUC     (\S+),", out).group(1))
+    assert auc > 0.9
+    header, rows = read_scores(tmp_path / "o" / "scores.csv")
+    assert header == ["time", "score", "threshold", "flagged", "label"]
+    assert len(rows) == 1500 - 4
+
+
+def test_detect_with_differences_and_step(three_channels, tmp_path):
+    code, out, err = run_main("detect", str(three_channels), "--window", "6", "--step", "2", "--differences",
+                              "--train-fraction", "0.5", "--out", str(tmp_path / "o"))
+    assert code == 0, err
+    assert "windows     6 rows, step 2, with first differences -> 33 features" in out
+    # the detector's warnings reach the user as one line each, without a Python traceback location
+    assert re.fullmatch(r"(mixtura detect: warning: DensityAnomalyDetector: only \d+ training rows are held out"
+                        r"[^\n]*\n)+", err), err
+    _, rows = read_scores(tmp_path / "o" / "scores.csv")
+    assert len(rows) == (1500 - 6) // 2 + 1
+    assert (tmp_path / "o" / "plot.png").stat().st_size > 10_000
+    sidecar = (tmp_path / "o" / "model.json").read_text()
+    assert '"differences": true' in sidecar and '"step": 2' in sidecar
+
+
+def test_score_needs_the_model_columns(three_channels, tmp_path):
+    code, _, err = run_main("fit", str(three_channels), "--window", "4", "--out", str(tmp_path / "m"))
+    assert code == 0, err
+    other = tmp_path / "other.csv"
+    other.write_text("time,temperature,flow\n" + "".join(f"t{i},{i % 7},{i % 5}\n" for i in range(50)))
+    code, _, err = run_main("score", str(tmp_path / "m" / "model.mixtura"), str(other), "--out", str(tmp_path / "s"))
+    assert code == 1
+    assert "other.csv: the model needs the column 'pressure'" in err
+    (tmp_path / "m" / "model.json").unlink()
+    code, _, err = run_main("score", str(tmp_path / "m" / "model.mixtura"), str(other))
+    assert code == 1 and "model.json: not found" in err
+
+
+# ---------------------------------------------------------------------------------- bad files
+
+BAD_FILES = [
+    # (file content or None for a missing file, expected message after "FILE: ")
+    (None, r"no such file"),
+    ("", r"the file is empty"),
+    ("\n  \n", r"the file is empty"),
+    ("timestamp,value\n", r"no data rows after the header \(line 1\)"),
+    ("time,x\n" + "".join(f"t{i},{i}.5\n" for i in range(15)) + "t15,abc\n",
+     r"line 17, column 'x': 'abc' is not a number"),
+    ("time,x,y\nt0,1,2\nt1,1,2\nt2,1\nt3,1,2\n", r"line 4: 2 fields, but the header has 3"),
+    ("time,x\nt0,1\nt1;2\n", r"line 3: 1 field, but the header has 2 \(the row contains ';': mixed separators\?\)"),
+    ("timestamp|value\n2024-01-01|1.0\n2024-01-02|2.0\n", r"line 1: one column only, and 'timestamp\|value' looks "
+     r"separated by '\|'; mixtura reads files separated by ',', ';' or tabs"),
+    ("time value\nt0 1.0\nt1 2.0\n", r"line 1: one column only, and 'time value' looks separated by spaces"),
+    ("time,x\nt0,1\nt1,nan\n", r"line 3, column 'x': 'nan' is not a finite number"),
+    ("time,x\nt0,1\nt1,inf\n", r"line 3, column 'x': 'inf' is not a finite number"),
+    ("time,x\nt0,1\nt1,\n", r"line 3, column 'x': empty value"),
+    ("time;x\nt0;1,5\n",
+     r"line 2, column 'x': '1,5' is not a number \(a decimal comma\? write the decimal point as '.'\)"),
+    ("timestamp\n2024-01-01\n2024-01-02\n", r"no numeric columns to analyse \(the header has only the time column "
+     r"'timestamp'\)"),
+    ("timestamp,label\n2024-01-01,0\n", r"no numeric columns to analyse \(the header has only the time column "
+     r"'timestamp' and the label column 'label'\)"),
+    ("1.0,2.0\n3.0,4.0\n", r"line 1: '1.0,2.0' looks like data, not a header"),
+    ("time,x,x\nt0,1,2\n", r"line 1: the header names column 'x' twice"),
+    ("time,,y\nt0,1,2\n", r"line 1: column 2 has no name in the header"),
+    ("time,x,label\nt0,1,0\nt1,2,2\n", r"line 3, column 'label': '2' is not a label \(0 or 1\)"),
+]
+
+
+@pytest.mark.parametrize("content,message", BAD_FILES, ids=[m[:40] for _, m in BAD_FILES])
+@pytest.mark.parametrize("command", ["detect", "fit"])
+def test_bad_files_name_the_file_and_line(tmp_path, content, message, command):
+    path = tmp_path / "data.csv"
+    if content is not None:
+        path.write_text(content)
+    code, out, err = run_main(command, str(path), "--window", "1", "--out", str(tmp_path / "out"))
+    assert code == 1
+    assert re.fullmatch(rf"mixtura {command}: error: {re.escape(str(path))}: {message}.*\n", err, re.S), err
+    with pytest.raises(DataError, match=message):
+        read_table(path)
+
+
+def test_bad_file_for_score(tmp_path):
+    code, _, err = run_main("score", str(tmp_path / "none.mixtura"))
+    assert code == 1 and f"{tmp_path / 'none.mixtura'}: no such model file" in err
+
+
+def test_unknown_time_column(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_text("t,x,y\n1,2,3\n")
+    code, _, err = run_main("detect", str(path), "--time-column", "when")
+    assert code == 1 and "no column 'when' for --time-column; the columns are t, x, y" in err
+
+
+def test_fewer_rows_than_the_window(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_text("t,x\n" + "".join(f"{i},{i % 3}\n" for i in range(10)))
+    code, _, err = run_main("detect", str(path), "--window", "24", "--out", str(tmp_path / "o"))
+    assert code == 1 and "10 data rows, fewer than the window of 24 rows" in err
+    code, _, err = run_main("detect", str(path), "--window", "5", "--train-fraction", "0.2",
+                            "--out", str(tmp_path / "o"))
+    assert code == 1 and "hold 1 window(s) of 5 rows; at least 2 are needed" in err
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["detect", "--train-fraction", "0"], "0 is not in (0, 1]"),
+    (["detect", "--train-fraction", "x"], "'x' is not a number"),
+    (["detect", "--contamination", "0.7"], "0.7 is not in (0, 0.5]"),
+    (["detect", "--window", "0"], "0 is not >= 1"),
+    ([], "the following arguments are required"),
+])
+def test_bad_options_exit_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(argv)
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------- CSV reading
+
+def test_separators_time_and_labels(tmp_path):
+    rows = ["2024-01-01 00:00:00", "2024-01-01 00:05:00"]
+    for sep in (",", ";", "\t"):
+        path = tmp_path / "t.csv"
+        path.write_text(f"time{sep}a{sep}b{sep}Label\n" + "".join(f"{t}{sep}{i}.5{sep}-{i}{sep}{i}\n"
+                                                                    for i, t in enumerate(rows)))
+        t = read_table(path)
+        assert t.separator == sep and t.channels == ["a", "b"] and t.time == rows
+        assert t.label_column == "Label" and t.labels.tolist() == [0, 1]
+        np.testing.assert_array_equal(t.values, [[0.5, 0.0], [1.5, -1.0]])
+        assert t.time_axis().dtype == np.dtype("datetime64[s]")
+
+
+def test_numeric_first_column_is_a_channel_unless_named(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("epoch,x\n100,1\n200,2\n300,4\n")
+    t = read_table(path)
+    assert t.time is None and t.channels == ["epoch", "x"] and t.time_label(2) == "row 2"
+    t = read_table(path, time_column="epoch")
+    assert t.channels == ["x"] and t.time == ["100", "200", "300"]
+    np.testing.assert_array_equal(t.time_axis(), [100.0, 200.0, 300.0])
+
+
+def test_quotes_bom_crlf_blank_lines(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_bytes(b'\xef\xbb\xbf"time","x, y"\r\n"a",1\r\n\r\n"b", 2 \r\n\r\n')
+    t = read_table(path)
+    assert t.channels == ["x, y"] and t.time == ["a", "b"] and t.values[:, 0].tolist() == [1.0, 2.0]
+    assert t.lines.tolist() == [2, 4]
+
+
+def test_line_numbers_count_leading_blank_lines(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("\n\ntime,x\nt0,1\nt1,oops\n")
+    with pytest.raises(DataError, match=r"line 5, column 'x': 'oops' is not a number"):
+        read_table(path)
+
+
+def test_single_column_file(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("value\n1\n2\n3\n")
+    t = read_table(path)
+    assert t.channels == ["value"] and t.time is None and t.values.shape == (3, 1)
+
+
+# ---------------------------------------------------------------------------- helpers of the CLI
+
+def test_flagged_ranges():
+    assert cli.flagged_ranges([0, 1, 1, 0, 1, 0, 0, 1]) == [(1, 2), (4, 4), (7, 7)]
+    assert cli.flagged_ranges([1, 1]) == [(0, 1)]
+    assert cli.flagged_ranges([0, 0]) == []
+    assert cli.flagged_ranges([]) == []
+
+
+def test_channel_contributions_take_the_largest_abs_z():
+    # 2 channels, width 2, differences: features [x0c0, x0c1, x1c0, x1c1, d0c0, d0c1]
+    z = np.array([[0.5, -1.0, 2.0, 0.1, -3.0, 0.2],
+                  [0.0, -4.0, 1.0, 0.1, 0.5, 0.2]])
+    got = cli.channel_contributions(z, 2, 2, True)
+    np.testing.assert_array_equal(got, [[3.0, 1.0], [1.0, 4.0]])
+    with pytest.raises(ValueError, match="6 features, the windows have 4"):
+        cli.channel_contributions(z, 2, 2, False)
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_only_on_a_terminal():
+    quiet = io.StringIO()
+    with cli.Progress("scoring", total=10, stream=quiet, interval=0.01) as p:
+        p.update(10)
+    assert quiet.getvalue() == ""
+    tty = FakeTerminal()
+    with cli.Progress("scoring", total=10, stream=tty, interval=0.01) as p:
+        p.update(4)
+        time.sleep(0.05)
+    text = tty.getvalue()
+    # redrawn in place at 40 % while working, then a last line at 100 % with a newline
+    assert "\rscoring [############..................]  40 %" in text
+    last = text.split("\r")[-1]
+    assert last.startswith("scoring [##############################] 100 %") and last.endswith(" done\n")
+    spinner = FakeTerminal()
+    with pytest.raises(RuntimeError):
+        with cli.Progress("fitting", stream=spinner, interval=0.01):
+            time.sleep(0.05)
+            raise RuntimeError("boom")
+    assert spinner.getvalue().startswith("\rfitting ... ") and spinner.getvalue().endswith(" failed\n")
+    # a step shorter than one redraw interval writes nothing
+    quick = FakeTerminal()
+    with cli.Progress("scoring", total=3, stream=quick, interval=5):
+        pass
+    assert quick.getvalue() == ""

@@ -1,0 +1,418 @@
+"""Model files from Python: save/load and pickle round trips, hostile files, and the C++ API both
+ways (tests/cpp/model_tool, found through MIXTURA_MODEL_TOOL or in build/)."""
+import io
+import os
+import pathlib
+import pickle
+import struct
+import subprocess
+import warnings
+import zlib
+
+import numpy as np
+import pytest
+from sklearn.exceptions import NotFittedError
+
+import mixtura
+from mixtura import _core, _io
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures" / "models"
+TYPES = ["full", "tied", "diag", "spherical"]
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(3)
+    centres = np.array([[0.0, 0.0, 0.0, 0.0], [6.0, 1.0, -2.0, 3.0], [-4.0, 5.0, 2.0, -1.0]])
+    return np.vstack([c + rng.standard_normal((120, 4)) for c in centres])
+
+
+def assert_same_kmeans(a, b, X):
+    np.testing.assert_array_equal(a.predict(X), b.predict(X))
+    np.testing.assert_array_equal(a.transform(X), b.transform(X))
+    assert a.score(X) == b.score(X)
+    assert a.cluster_centers_.dtype == b.cluster_centers_.dtype
+    np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    assert (a.inertia_, a.n_iter_, a.converged_, a.n_features_in_) == (b.inertia_, b.n_iter_, b.converged_,
+                                                                      b.n_features_in_)
+    assert len(a.distortion_traces_) == len(b.distortion_traces_)
+    for s, t in zip(a.distortion_traces_, b.distortion_traces_):
+        np.testing.assert_array_equal(s, t)
+    np.testing.assert_array_equal(a.distortion_trace_, b.distortion_trace_)
+    assert a.events_ == b.events_
+
+
+def assert_same_gmm(a, b, X):
+    np.testing.assert_array_equal(a.score_samples(X), b.score_samples(X))
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    for name in ["weights_", "means_", "precisions_cholesky_", "covariances_", "precisions_"]:
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    assert (a.lower_bound_, a.n_iter_, a.converged_, a.n_features_in_) == (b.lower_bound_, b.n_iter_, b.converged_,
+                                                                          b.n_features_in_)
+    assert a.lower_bounds_ == b.lower_bounds_
+    for s, t in zip(a.elbo_traces_, b.elbo_traces_, strict=True):
+        np.testing.assert_array_equal(s, t)
+    assert a.events_ == b.events_
+
+
+# ---- Python round trips ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kmeans_save_load_round_trip(data, dtype, tmp_path):
+    X = data.astype(dtype)
+    km = mixtura.KMeans(4, n_init=3, random_state=5, tol=0).fit(X)
+    path = tmp_path / "km.mxt"
+    km.save(path)
+    back = mixtura.load(path)
+    assert type(back) is mixtura.KMeans
+    assert back.get_params() == km.get_params()
+    assert_same_kmeans(km, back, X)
+    # A file object works as well as a path, and gives the same bytes.
+    buf = io.BytesIO()
+    back.save(buf)
+    assert buf.getvalue() == path.read_bytes()
+
+
+@pytest.mark.parametrize("cov", TYPES)
+def test_gmm_save_load_round_trip(data, cov, tmp_path):
+    X = data.copy()
+    X[:, 3] = 2.0  # a constant column: floored covariances, recorded as events
+    gm = mixtura.GaussianMixture(3, covariance_type=cov, n_init=2, reg_covar=0, random_state=1).fit(X)
+    if cov != "spherical":
+        assert gm.events_
+    gm.save(tmp_path / "gm.mxt")
+    back = mixtura.load(tmp_path / "gm.mxt")
+    assert type(back) is mixtura.GaussianMixture
+    assert back.get_params() == gm.get_params()
+    assert_same_gmm(gm, back, X)
+    assert back.bic(X) == gm.bic(X)
+
+
+def test_array_parameters_and_feature_names_survive(data, tmp_path):
+    X = data[:, :3]
+    init = X[:3].copy()
+    km = mixtura.KMeans(3, init=init).fit(X)
+    km.feature_names_in_ = np.array(["a", "b", "température"], dtype=object)
+    km.save(tmp_path / "km.mxt")
+    back = mixtura.load(tmp_path / "km.mxt")
+    np.testing.assert_array_equal(back.init, init)
+    np.testing.assert_array_equal(back.feature_names_in_, km.feature_names_in_)
+    gm = mixtura.GaussianMixture(3, means_init=X[:3], weights_init=[0.2, 0.3, 0.5]).fit(X)
+    back = mixtura.loads(_io.dumps(gm))
+    np.testing.assert_array_equal(back.means_init, X[:3])
+    np.testing.assert_array_equal(back.weights_init, [0.2, 0.3, 0.5])
+
+
+def test_refitting_a_loaded_model_gives_the_same_fit(data, tmp_path):
+    km = mixtura.KMeans(3, random_state=7).fit(data)
+    km.save(tmp_path / "km.mxt")
+    again = mixtura.load(tmp_path / "km.mxt").fit(data)
+    np.testing.assert_array_equal(again.cluster_centers_, km.cluster_centers_)
+
+
+def test_save_needs_a_fitted_estimator(tmp_path):
+    with pytest.raises(NotFittedError):
+        mixtura.KMeans().save(tmp_path / "x.mxt")
+    assert not (tmp_path / "x.mxt").exists()
+
+
+def test_a_random_state_instance_is_not_written_to_the_file(data, tmp_path):
+    km = mixtura.KMeans(3, random_state=np.random.RandomState(0)).fit(data)
+    with pytest.warns(UserWarning, match="random_state=RandomState.*cannot be stored in a model file"):
+        km.save(tmp_path / "km.mxt")
+    back = mixtura.load(tmp_path / "km.mxt")
+    assert back.random_state is None
+    np.testing.assert_array_equal(back.predict(data), km.predict(data))
+
+
+# ---- Pickling -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("make", [lambda: mixtura.KMeans(3, n_init=2, random_state=0),
+                                  lambda: mixtura.GaussianMixture(3, covariance_type="diag", random_state=0)])
+def test_pickle_goes_through_the_model_file(data, make):
+    est = make().fit(data.astype(np.float32))
+    blob = pickle.dumps(est)
+    assert b"MIXTURA\x00" in blob
+    back = pickle.loads(blob)
+    assert type(back) is type(est)
+    if isinstance(est, mixtura.KMeans):
+        assert_same_kmeans(est, back, data.astype(np.float32))
+    else:
+        assert_same_gmm(est, back, data)
+    # The file inside the pickle is exactly what save() writes.
+    state = est.__getstate__()
+    assert state["mixtura_model_file"] == _io.dumps(est)
+    assert state["side_params"] == {}
+
+
+def test_unfitted_estimators_and_unstorable_parameters_pickle():
+    rs = np.random.RandomState(4)
+    est = mixtura.KMeans(5, init=np.zeros((5, 2)), random_state=rs, tol=0.5)
+    back = pickle.loads(pickle.dumps(est))
+    assert not hasattr(back, "cluster_centers_")
+    assert back.n_clusters == 5 and back.tol == 0.5
+    np.testing.assert_array_equal(back.init, np.zeros((5, 2)))
+    # The RandomState travels beside the file bytes, with its state.
+    assert isinstance(back.random_state, np.random.RandomState)
+    assert back.random_state.randint(1 << 30) == np.random.RandomState(4).randint(1 << 30)
+
+
+def test_loaded_extras_are_kept_until_a_refit(data):
+    km = mixtura.KMeans(3, random_state=0).fit(data)
+    sections = km._to_sections()
+    sections["trace_seconds_"] = np.full(km.n_iter_, 0.25)  # as the C++ API writes
+    back = mixtura.loads(_core.model_file_to_bytes("KMeans", sections))
+    assert "trace_seconds_" in _core.model_file_from_bytes(_io.dumps(back))[1]
+    back.fit(data)
+    assert "trace_seconds_" not in _core.model_file_from_bytes(_io.dumps(back))[1]
+
+
+# ---- Hostile files --------------------------------------------------------------------------------
+
+@pytest.fixture
+def saved(data, tmp_path):
+    path = tmp_path / "gm.mxt"
+    mixtura.GaussianMixture(2, random_state=0).fit(data).save(path)
+    return path
+
+
+def test_the_trailer_is_zlib_crc32_and_the_header_is_as_documented(saved):
+    b = saved.read_bytes()
+    assert b[:8] == b"MIXTURA\x00"
+    version, flags, total, n_sections, kind_len = struct.unpack_from("<IIQII", b, 8)
+    assert (version, flags, total) == (1, 0, len(b))
+    assert b[32:32 + kind_len] == b"GaussianMixture"
+    assert struct.unpack_from("<I", b, len(b) - 4)[0] == zlib.crc32(b[:-4])
+    assert n_sections == len(_core.model_file_from_bytes(b)[1])
+
+
+def test_a_corrupted_file_is_a_clear_value_error(saved):
+    b = bytearray(saved.read_bytes())
+    b[len(b) // 2] ^= 0x10
+    saved.write_bytes(bytes(b))
+    with pytest.raises(ValueError, match=r"mixtura.load\('.*gm.mxt'\): checksum mismatch \(stored 0x[0-9a-f]{8}, "
+                                         r"computed 0x[0-9a-f]{8}\): the file is corrupted"):
+        mixtura.load(saved)
+
+
+def test_every_truncation_is_a_clear_value_error(saved):
+    b = saved.read_bytes()
+    for n in range(len(b)):
+        with pytest.raises(ValueError, match="truncated|empty") as e:
+            mixtura.loads(b[:n])
+        assert "mixtura.loads" in str(e.value)
+
+
+def test_not_a_model_file_future_version_and_unknown_kind(saved, tmp_path):
+    with pytest.raises(ValueError, match="not a mixtura model file"):
+        mixtura.loads(pickle.dumps({"a": 1}))
+    b = bytearray(saved.read_bytes())
+    struct.pack_into("<I", b, 8, 2)
+    struct.pack_into("<I", b, len(b) - 4, zlib.crc32(bytes(b[:-4])))
+    with pytest.raises(ValueError, match="format version 2 is newer than this build of mixtura reads"):
+        mixtura.loads(bytes(b))
+    with pytest.raises(ValueError, match="unknown model kind 'Forest'"):
+        mixtura.loads(_core.model_file_to_bytes("Forest", {"x": np.zeros(2)}))
+    with pytest.raises(FileNotFoundError):
+        mixtura.load(tmp_path / "missing.mxt")
+
+
+def test_a_valid_checksum_does_not_make_contents_valid(data):
+    gm = mixtura.GaussianMixture(3, random_state=0).fit(data)
+    s = gm._to_sections()
+    s["weights_"] = s["weights_"] * 0.5
+    with pytest.raises(ValueError, match=r"GaussianMixture model: weights_ sum to 0.5, expected 1"):
+        mixtura.loads(_core.model_file_to_bytes("GaussianMixture", s))
+    s = gm._to_sections()
+    s["precisions_cholesky_"] = s["precisions_cholesky_"][:, :2, :2].copy()
+    with pytest.raises(ValueError, match=r"section 'precisions_cholesky_' has shape \(3, 2, 2\), expected \(3, 4, 4\)"):
+        mixtura.loads(_core.model_file_to_bytes("GaussianMixture", s))
+    s = gm._to_sections()
+    s["params"] = "[1, 2"
+    with pytest.raises(ValueError, match="section 'params' is not valid JSON text"):
+        mixtura.loads(_core.model_file_to_bytes("GaussianMixture", s))
+    s = gm._to_sections()
+    s["means_"] = s["means_"].astype(np.float32)
+    with pytest.raises(ValueError, match="section 'means_' has dtype f32, expected f64"):
+        mixtura.loads(_core.model_file_to_bytes("GaussianMixture", s))
+    km = mixtura.KMeans(3, random_state=0).fit(data)
+    s = km._to_sections()
+    s["labels_"] = s["labels_"] + 5
+    with pytest.raises(ValueError, match=r"labels_\[0\] = \d+ is outside \[0, n_clusters = 3\)"):
+        mixtura.loads(_core.model_file_to_bytes("KMeans", s))
+    with pytest.raises(ValueError, match="has dtype bool"):
+        _core.model_file_to_bytes("KMeans", {"x": np.zeros(3, dtype=bool)})
+
+
+# ---- The C++ API, both ways -----------------------------------------------------------------------
+
+def model_tool():
+    """The C++ model tool: MIXTURA_MODEL_TOOL, else build/tests/cpp/model_tool. Missing in CI is a failure."""
+    path = os.environ.get("MIXTURA_MODEL_TOOL") or str(ROOT / "build" / "tests" / "cpp" / "model_tool")
+    if os.access(path, os.X_OK):
+        return path
+    message = f"the C++ model tool is not built ({path}); build the target model_tool or set MIXTURA_MODEL_TOOL"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def run_tool(*args):
+    r = subprocess.run([model_tool(), *map(str, args)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def to_csv(path, X):
+    np.savetxt(path, X, fmt="%.17g", delimiter=",")  # 17 digits: every float64 (and float32) round-trips
+    return path
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kmeans_trained_in_python_predicts_the_same_in_cpp(data, dtype, tmp_path):
+    X = data.astype(dtype)
+    km = mixtura.KMeans(4, n_init=2, random_state=2).fit(X)
+    km.save(tmp_path / "km.mxt")
+    assert run_tool("info", tmp_path / "km.mxt").split() == ["KMeans", np.dtype(dtype).name, "4"]
+    run_tool("score", tmp_path / "km.mxt", to_csv(tmp_path / "X.csv", X), tmp_path / "out.csv")
+    out = np.loadtxt(tmp_path / "out.csv", delimiter=",", ndmin=2)
+    np.testing.assert_array_equal(out[:, 0], km.predict(X))
+    # Same centres, same code, same build flags: the distances agree to the last bit or close to it.
+    np.testing.assert_allclose(out[:, 1:], km.transform(X), rtol=1e-6 if dtype == np.float32 else 1e-12)
+    # C++ keeps everything it loaded: resaving through a C++ KMeans loses no fitted state.
+    run_tool("resave", tmp_path / "km.mxt", tmp_path / "again.mxt")
+    assert_same_kmeans(km, mixtura.load(tmp_path / "again.mxt"), X)
+
+
+@pytest.mark.parametrize("cov", TYPES)
+def test_gmm_trained_in_python_scores_the_same_in_cpp(data, cov, tmp_path):
+    gm = mixtura.GaussianMixture(3, covariance_type=cov, n_init=2, random_state=4).fit(data)
+    gm.save(tmp_path / "gm.mxt")
+    run_tool("score", tmp_path / "gm.mxt", to_csv(tmp_path / "X.csv", data), tmp_path / "out.csv")
+    out = np.loadtxt(tmp_path / "out.csv", delimiter=",", ndmin=2)
+    np.testing.assert_allclose(out[:, 0], gm.score_samples(data), rtol=1e-12)
+    np.testing.assert_array_equal(out[:, 1], gm.predict(data))
+    np.testing.assert_allclose(out[:, 2:], gm.predict_proba(data), rtol=1e-10, atol=1e-15)
+    run_tool("resave", tmp_path / "gm.mxt", tmp_path / "again.mxt")
+    assert_same_gmm(gm, mixtura.load(tmp_path / "again.mxt"), data)
+
+
+@pytest.mark.parametrize("what,extra", [("kmeans", []), ("gmm", ["--covariance", "full"]),
+                                        ("gmm", ["--covariance", "tied"]), ("gmm", ["--covariance", "diag"]),
+                                        ("gmm", ["--covariance", "spherical"])])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_model_trained_in_cpp_scores_the_same_in_python(data, what, extra, dtype, tmp_path):
+    X = data.astype(dtype)
+    csv = to_csv(tmp_path / "X.csv", X)
+    run_tool("fit", what, csv, tmp_path / "m.mxt", "--k", 3, "--n-init", 2, "--seed", 9, "--dtype", dtype, *extra)
+    run_tool("score", tmp_path / "m.mxt", csv, tmp_path / "out.csv", "--dtype", dtype)
+    out = np.loadtxt(tmp_path / "out.csv", delimiter=",", ndmin=2)
+    est = mixtura.load(tmp_path / "m.mxt")
+    assert len(est.lower_bounds_ if what == "gmm" else est.distortion_traces_) >= 1
+    if what == "kmeans":
+        assert type(est) is mixtura.KMeans and est.cluster_centers_.dtype == np.dtype(dtype)
+        assert est.get_params()["n_clusters"] == 3 and est.get_params()["random_state"] == 9
+        assert len(est.distortion_traces_) == 2 and len(est.labels_) == len(X)
+        np.testing.assert_array_equal(est.predict(X), out[:, 0])
+        np.testing.assert_allclose(est.transform(X), out[:, 1:], rtol=1e-6 if dtype == "float32" else 1e-12)
+    else:
+        assert type(est) is mixtura.GaussianMixture and est.covariance_type == extra[1]
+        assert len(est.elbo_traces_) == 2
+        np.testing.assert_allclose(est.score_samples(X), out[:, 0], rtol=1e-12)
+        np.testing.assert_array_equal(est.predict(X), out[:, 1])
+    # Python keeps what only C++ records (timings, per-restart values) and writes it back.
+    again = _core.model_file_from_bytes(_io.dumps(est))[1]
+    original = _core.model_file_from_bytes((tmp_path / "m.mxt").read_bytes())[1]
+    for name in original:
+        if name != "params":
+            np.testing.assert_array_equal(again[name], original[name], err_msg=name)
+
+
+# ---- Committed fixtures (format version 1, written by tests/fixtures/models/make_models.py) ----------
+
+def test_files_written_by_the_cpp_api_are_read_by_python():
+    km = mixtura.load(FIXTURES / "cpp_kmeans_float64.mxt")
+    sections = _core.model_file_from_bytes((FIXTURES / "cpp_kmeans_float64.mxt").read_bytes())[1]
+    np.testing.assert_array_equal(km.predict(sections["test.X"]), sections["test.labels"])
+    np.testing.assert_array_equal(km.labels_, sections["test.labels"])
+    gm = mixtura.load(FIXTURES / "cpp_gmm_full.mxt")
+    sections = _core.model_file_from_bytes((FIXTURES / "cpp_gmm_full.mxt").read_bytes())[1]
+    np.testing.assert_allclose(gm.score_samples(sections["test.X"]), sections["test.score_samples"], rtol=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore:X does not have valid feature names")
+def test_files_written_by_python_still_load():
+    km = mixtura.load(FIXTURES / "python_kmeans_float32.mxt")
+    assert list(km.feature_names_in_) == ["temperature", "pressure", "flow"]
+    sections = _core.model_file_from_bytes((FIXTURES / "python_kmeans_float32.mxt").read_bytes())[1]
+    np.testing.assert_array_equal(km.predict(sections["test.X"]), sections["test.labels"])
+    for cov in TYPES:
+        gm = mixtura.load(FIXTURES / f"python_gmm_{cov}.mxt")
+        s = _core.model_file_from_bytes((FIXTURES / f"python_gmm_{cov}.mxt").read_bytes())[1]
+        np.testing.assert_allclose(gm.score_samples(s["test.X"]), s["test.score_samples"], rtol=1e-12)
+
+
+# ---- DensityAnomalyDetector: a composite file (scaling, threshold, the model under "model.") -------
+
+def assert_same_detector(a, b, X):
+    np.testing.assert_array_equal(a.score_samples(X), b.score_samples(X))
+    np.testing.assert_array_equal(a.predict(X), b.predict(X))
+    ea, eb = a.explain(X), b.explain(X)
+    np.testing.assert_array_equal(ea.contributions, eb.contributions)
+    np.testing.assert_array_equal(ea.component, eb.component)
+    assert (a.offset_, a.n_components_, a.n_iter_, a.n_features_in_) == (b.offset_, b.n_components_, b.n_iter_,
+                                                                        b.n_features_in_)
+    for name in ["center_", "scale_", "bic_", "density_weights_", "density_means_", "density_precisions_cholesky_"]:
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+
+
+@pytest.mark.parametrize("method", ["gmm", "kmeans"])
+def test_detector_save_load_and_pickle(data, method, tmp_path):
+    det = mixtura.DensityAnomalyDetector(method, max_components=4, random_state=1).fit(data)
+    det.save(tmp_path / "det.mxt")
+    back = mixtura.load(tmp_path / "det.mxt")
+    assert type(back) is mixtura.DensityAnomalyDetector and back.get_params() == det.get_params()
+    assert type(back.model_) is type(det.model_)
+    assert_same_detector(det, back, data)
+    assert_same_detector(det, pickle.loads(pickle.dumps(det)), data)
+
+
+@pytest.mark.parametrize("method", ["gmm", "kmeans"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_detector_crosses_languages_both_ways(data, method, dtype, tmp_path):
+    X = data.astype(dtype)
+    csv = to_csv(tmp_path / "X.csv", X)
+    # Python -> C++: same scores, flags, components and contributions.
+    det = mixtura.DensityAnomalyDetector(method, max_components=4, random_state=3).fit(X)
+    det.save(tmp_path / "py.mxt")
+    run_tool("score", tmp_path / "py.mxt", csv, tmp_path / "out.csv", "--dtype", dtype)
+    out = np.loadtxt(tmp_path / "out.csv", delimiter=",", ndmin=2)
+    np.testing.assert_allclose(out[:, 0], det.score_samples(X), rtol=1e-12)
+    np.testing.assert_array_equal(out[:, 1], det.predict(X))
+    e = det.explain(X)
+    np.testing.assert_array_equal(out[:, 2], e.component)
+    np.testing.assert_allclose(out[:, 3:], e.contributions, rtol=1e-9, atol=1e-12)
+    run_tool("resave", tmp_path / "py.mxt", tmp_path / "again.mxt")
+    assert_same_detector(det, mixtura.load(tmp_path / "again.mxt"), X)
+    # C++ -> Python.
+    run_tool("fit", "detector", csv, tmp_path / "cpp.mxt", "--k", 0, "--seed", 5, "--dtype", dtype, "--method", method)
+    run_tool("score", tmp_path / "cpp.mxt", csv, tmp_path / "out2.csv", "--dtype", dtype)
+    out = np.loadtxt(tmp_path / "out2.csv", delimiter=",", ndmin=2)
+    est = mixtura.load(tmp_path / "cpp.mxt")
+    assert est.method == method and est.n_components == "bic" and len(est.bic_) == 8
+    np.testing.assert_allclose(est.score_samples(X), out[:, 0], rtol=1e-12)
+    np.testing.assert_array_equal(est.predict(X), out[:, 1])
+
+
+def test_detector_file_with_a_bad_scale_is_refused(data):
+    det = mixtura.DensityAnomalyDetector(random_state=0).fit(data)
+    s = det._to_sections()
+    s["scale_"] = s["scale_"] * np.array([1, -1, 1, 1])
+    with pytest.raises(ValueError, match=r"scale_\[1\] = -[0-9.e+-]+, expected > 0"):
+        mixtura.loads(_core.model_file_to_bytes("DensityAnomalyDetector", s))
+    s = det._to_sections()
+    s["method"] = "svm"
+    with pytest.raises(ValueError, match="expected 'gmm' or 'kmeans'"):
+        mixtura.loads(_core.model_file_to_bytes("DensityAnomalyDetector", s))
