@@ -39,7 +39,9 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
         squared distance of its rows as a spherical variance; a row scores
         max_k log(pi_k N(x | c_k, s_k I)) -- its distance to the nearest centre scaled per cluster.
     n_components : int or "bic", default="bic"
-        Components (clusters); "bic" picks the count with the lowest BIC among 1..max_components.
+        Components (clusters); "bic" picks the count with the lowest BIC among 1..max_components
+        (a count whose density has at least as many free parameters as there are rows to fit is
+        not tried).
     max_components : int, default=8
     covariance_type : {"full", "tied", "diag", "spherical"}, default="full"
         Of the Gaussian mixture (method "gmm").

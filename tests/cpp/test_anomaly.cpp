@@ -200,6 +200,16 @@ TYPED_TEST(AnomalyTyped, BicChoosesTheCount) {
   }
 }
 
+// The BIC search stops before a count with as many free parameters as rows: 200 fitting rows in
+// 10 features hold 1, 2 and 3 full-covariance components (65, 131, 197 parameters), not 4 (263).
+TYPED_TEST(AnomalyTyped, BicSearchStopsWhereParametersOutnumberRows) {
+  using T = TypeParam;
+  const auto X = mixtura_test::gmm_blobs<T>(250, 10, 16);  // 200 rows fitted, 50 held out
+  const auto det = fitted(X, AnomalyMethod::gmm, [](DetectorParams&) {});
+  ASSERT_EQ(det.selection().size(), 3u);
+  EXPECT_EQ(det.selection()[2].n_components, 3);
+}
+
 // A channel that never moved keeps unit scale; a reading where it moves is the least normal.
 TYPED_TEST(AnomalyTyped, ConstantChannel) {
   using T = TypeParam;

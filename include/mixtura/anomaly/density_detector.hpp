@@ -33,7 +33,8 @@ namespace mixtura {
 /// included), higher = more normal. decision_function = score - offset; predict gives +1 / -1.
 ///
 /// With n_components = 0 the count is chosen by BIC among 1..max_components on the rows the
-/// density is fitted on. The offset: contamination > 0 flags that fraction of the training rows
+/// density is fitted on (counts whose density has as many free parameters as there are rows are
+/// not tried). The offset: contamination > 0 flags that fraction of the training rows
 /// (scikit-learn's meaning); otherwise ThresholdMethod::calibrate holds out calibration_fraction of
 /// the training rows (chosen by the seed), fits on the rest and puts the offset at the
 /// false_alarm_rate quantile of the held-out scores; ThresholdMethod::model_tail fits on all rows
@@ -291,17 +292,23 @@ class DensityAnomalyDetector {
     }
   }
 
-  std::vector<int> candidate_counts(Index n_rows) const {
+  /// 1..max_components, stopping before the first count whose density has at least as many free
+  /// parameters as there are rows to fit (its BIC would rest on nothing).
+  std::vector<int> candidate_counts(Index n_rows, Index n_features) const {
     if (params_.n_components > 0) return {params_.n_components};
-    std::vector<int> counts;
-    const Index top = std::min<Index>(params_.max_components, n_rows);
-    for (int k = 1; k <= top; ++k) counts.push_back(k);
+    const CovarianceType type =
+        params_.method == AnomalyMethod::gmm ? params_.covariance_type : CovarianceType::spherical;
+    std::vector<int> counts{1};
+    for (int k = 2; k <= std::min<Index>(params_.max_components, n_rows); ++k) {
+      if (GmmModel(type, k, n_features).n_parameters() >= static_cast<double>(n_rows)) break;
+      counts.push_back(k);
+    }
     return counts;
   }
 
   void fit_density(State& s, MatrixView<T> F) const {
     const DetectorParams& p = params_;
-    const std::vector<int> counts = candidate_counts(F.rows);
+    const std::vector<int> counts = candidate_counts(F.rows, F.cols);
     MIXTURA_EXPECTS(counts.back() <= F.rows, "DensityAnomalyDetector::fit: n_components (%d) > rows to fit (%lld)",
                     counts.back(), static_cast<long long>(F.rows));
     if (p.method == AnomalyMethod::gmm) {
