@@ -10,6 +10,10 @@
 
 #include "mixtura/core/matrix_view.hpp"
 
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__AVX__) || defined(__AVX512F__))
+#include <immintrin.h>
+#endif
+
 #if defined(__GNUC__) || defined(__clang__)
 #define MIXTURA_HAS_VECTOR_EXT 1
 #else
@@ -54,6 +58,39 @@ struct Simd {
   static Vec broadcast(T x) { return x - Vec{}; }  // x - 0 folds to a plain broadcast (x + 0 would not: -0)
   static IVec ibroadcast(Int x) { return IVec{} + x; }
 };
+
+/// N = sizeof(DV) / sizeof(double) values of T at p (unaligned), widened to a vector of N doubles.
+/// The one place with intrinsics: GCC 12 compiles __builtin_convertvector from float to double as
+/// 2-lane conversions and shuffles (4 instructions for 8 lanes); the target's own conversion is one.
+template <class DV, class T>
+inline DV load_widened(const T* p) {
+  constexpr int kN = static_cast<int>(sizeof(DV) / sizeof(double));
+  DV out;
+  if constexpr (std::is_same<T, double>::value) {
+    std::memcpy(&out, p, sizeof out);
+    return out;
+  }
+#if defined(__AVX512F__)
+  else if constexpr (kN == 8) {
+    const __m512d v = _mm512_cvtps_pd(_mm256_loadu_ps(p));
+    std::memcpy(&out, &v, sizeof out);
+    return out;
+  }
+#endif
+#if defined(__AVX__)
+  else if constexpr (kN == 4) {
+    const __m256d v = _mm256_cvtps_pd(_mm_loadu_ps(p));
+    std::memcpy(&out, &v, sizeof out);
+    return out;
+  }
+#endif
+  else {
+    typedef T TV __attribute__((vector_size(kN * sizeof(T))));
+    TV v;
+    std::memcpy(&v, p, sizeof v);
+    return __builtin_convertvector(v, DV);
+  }
+}
 #endif
 
 /// xt[d * ld + r] = x[r * stride + d] for r < rows, d < cols: a block of rows transposed, 8 x 8

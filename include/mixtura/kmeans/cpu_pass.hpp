@@ -69,10 +69,7 @@ struct RowAccumulator {
 
   template <class T>
   static DV load(const T* p) {
-    typedef T TV __attribute__((vector_size(kN * sizeof(T))));
-    TV v;
-    std::memcpy(&v, p, sizeof v);
-    return __builtin_convertvector(v, DV);
+    return load_widened<DV>(p);
   }
 #endif
   double rest[4] = {0, 0, 0, 0};
@@ -263,30 +260,91 @@ MIXTURA_NOINLINE const std::int32_t* nearest_centers_block(MatrixView<T> X, cons
 
 #endif
 
-/// Folds rows whose nearest centre is known into the K-means statistics. Raw pointers and local
-/// copies only: nothing a store could alias, so the loop keeps everything in registers.
-/// DC > 0: the feature count as a compile-time constant. w == nullptr: unit weights (the cluster
-/// weights are then filled in from the counts by the caller).
+/// Folds rows whose nearest centre is known into the K-means statistics, row by row: each cluster's
+/// sums receive its rows in row order. The distortion goes to four sets of lanes by row index mod 4,
+/// so that consecutive rows do not wait on each other's addition (a fixed order: the same bits for
+/// any thread count). Raw pointers and local copies only: nothing a store could alias.
+/// DC > 0: the feature count as a compile-time constant. centers_d: the centres in double (K x D).
+/// w == nullptr: unit weights (the cluster weights are then filled in from the counts by the caller).
 template <int DC, class T>
 MIXTURA_NOINLINE void fold_assigned_rows(const T* x, Index stride, const T* w, const std::int32_t* arg, Index rows,
-                               const T* centers, Index d_runtime, std::int32_t* labels, KMeansStats& s) {
+                                     const double* centers_d, Index d_runtime, std::int32_t* labels, KMeansStats& s,
+                                     Index prefetch_rows) {
   const Index d = DC > 0 ? Index{DC} : d_runtime;
   double* const weight = s.weight.data();
   Index* const count = s.count.data();
   double* const sums = s.sums.data();
-  RowAccumulator<> acc;
-  std::int64_t changed = 0;
+
+  std::int32_t changed = 0;  // vectorisable: no branch, no per-row store to the statistics
   for (Index r = 0; r < rows; ++r) {
-    const std::int32_t k = arg[r];
-    const double wr = w ? static_cast<double>(w[r]) : 1.0;
-    changed += labels[r] != k;
-    labels[r] = k;
-    if (w) weight[k] += wr;
-    ++count[k];
-    acc.add(x + r * stride, centers + k * d, sums + k * d, d, wr);
+    changed += labels[r] != arg[r];
+    labels[r] = arg[r];
   }
   s.n_changed += changed;
-  s.distortion += acc.reduce();
+
+#if MIXTURA_HAS_VECTOR_EXT && !defined(MIXTURA_DISABLE_SIMD)
+  constexpr int kN = MIXTURA_SIMD_BYTES / static_cast<int>(sizeof(double));
+  typedef double DV __attribute__((vector_size(kN * sizeof(double))));
+#else
+  constexpr int kN = 1;
+  typedef double DV;
+#endif
+  auto load_d = [](const double* p) {
+    DV v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+  };
+  auto load_x = [](const T* p) {
+#if MIXTURA_HAS_VECTOR_EXT && !defined(MIXTURA_DISABLE_SIMD)
+    return load_widened<DV>(p);
+#else
+    return static_cast<double>(*p);
+#endif
+  };
+  constexpr int kSets = 4;
+  DV dist[kSets] = {};
+  double rest[kSets] = {};
+  auto row = [&](Index r, DV& dl, double& rl) {
+    const std::int32_t k = arg[r];
+    const double wr = w ? static_cast<double>(w[r]) : 1.0;
+    if (w) weight[k] += wr;
+    ++count[k];
+    const T* xr = x + r * stride;
+    if (r < prefetch_rows)
+      for (Index j = 0; j < d; j += 64 / Index{sizeof(T)}) __builtin_prefetch(xr + rows * stride + j);
+    const double* ck = centers_d + k * d;
+    double* sk = sums + k * d;
+    const DV wv = wr - DV{};
+    Index j = 0;
+    for (; j + kN <= d; j += kN) {
+      const DV xv = load_x(xr + j);
+      const DV t = xv - load_d(ck + j);
+      dl += wv * (t * t);
+      DV sv = load_d(sk + j);
+      sv += wv * xv;
+      std::memcpy(sk + j, &sv, sizeof sv);
+    }
+    for (; j < d; ++j) {
+      const double xj = static_cast<double>(xr[j]);
+      const double t = xj - ck[j];
+      rl += wr * (t * t);
+      sk[j] += wr * xj;
+    }
+  };
+  Index r = 0;
+  for (; r + kSets <= rows; r += kSets)
+    for (int q = 0; q < kSets; ++q) row(r + q, dist[q], rest[q]);
+  for (int q = 0; r < rows; ++r, ++q) row(r, dist[q], rest[q]);
+  double total = 0;
+  for (int q = 0; q < kSets; ++q) {
+    total += rest[q];
+#if MIXTURA_HAS_VECTOR_EXT && !defined(MIXTURA_DISABLE_SIMD)
+    for (int l = 0; l < kN; ++l) total += dist[q][l];
+#else
+    total += dist[q];
+#endif
+  }
+  s.distortion += total;
 }
 
 }  // namespace detail
@@ -299,6 +357,7 @@ KMeansStats kmeans_assign(const CpuBackend& be, MatrixView<T> X, VectorView<T> w
                           std::int32_t* labels) {
   const Index K = C.rows(), D = C.cols();
   const detail::PreparedCenters<T> pc(C);
+  const RowMatrix<double> centers_d = C.template cast<double>();
   KMeansStats stats = detail::fold_rows(
       X.rows, detail::kKMeansBlock, be.n_threads, [&] { return KMeansStats(K, D); },
       [&] { return detail::NearestScratch<T>(detail::kKMeansBlock, D); },
@@ -306,7 +365,8 @@ KMeansStats kmeans_assign(const CpuBackend& be, MatrixView<T> X, VectorView<T> w
         const std::int32_t* arg = detail::nearest_centers_block(X, pc, scratch, begin, end);
         detail::dispatch_dim(D, [&](auto dim) {
           detail::fold_assigned_rows<decltype(dim)::value>(X.row(begin), X.stride, w.empty() ? nullptr : w.data + begin,
-                                                           arg, end - begin, C.data(), D, labels + begin, s);
+                                                       arg, end - begin, centers_d.data(), D, labels + begin, s,
+                                                       std::min(end - begin, X.rows - end));
         });
       });
   if (w.empty())  // unit weights: the weight of a cluster is its row count (exact in double)
