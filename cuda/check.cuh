@@ -12,9 +12,11 @@ namespace cuda {
 namespace detail {
 
 inline void check(cudaError_t status, const char* call, const char* file, int line) {
-  if (status != cudaSuccess)
+  if (status != cudaSuccess) {
+    cudaGetLastError();  // clear a non-sticky error (a failed allocation), so later launch checks stay true
     throw CudaError(std::string(call) + " failed at " + file + ":" + std::to_string(line) + ": " +
                     cudaGetErrorName(status) + " (" + cudaGetErrorString(status) + ")");
+  }
 }
 
 }  // namespace detail

@@ -71,6 +71,8 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
     n_threads : int, default=0
         OpenMP threads of the C++ passes (results do not depend on it).
     device : {"cpu", "cuda", "auto"}, default="cpu"
+        The detector's passes run on the CPU in this version: "auto" means the CPU and "cuda" is a
+        ValueError (KMeans and GaussianMixture take ``device="cuda"``).
 
     Attributes
     ----------
@@ -151,7 +153,7 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
         self
         """
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", ensure_min_samples=2)
-        _check_device(self.device, "DensityAnomalyDetector")
+        _check_device(self.device, "DensityAnomalyDetector", supported=False)
         n_components, contamination, scaling = self._checked_params()
         held_out = round(float(self.calibration_fraction) * X.shape[0])
         if contamination == 0 and self.threshold == "calibrate" and held_out * float(self.false_alarm_rate) < 1:

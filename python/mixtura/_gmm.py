@@ -39,7 +39,8 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
     n_threads : int, default=0
         OpenMP threads of the C++ passes (results do not depend on it).
     device : {"cpu", "cuda", "auto"}, default="cpu"
-        As for KMeans: this build runs on the CPU ("auto"), and "cuda" is an error.
+        As for KMeans: where the data passes of the fit run (the E-step on the GPU, the M-step on
+        the host); scoring runs on the CPU.
 
     Attributes
     ----------
@@ -111,7 +112,7 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         self
         """
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", ensure_min_samples=2)
-        _check_device(self.device, "GaussianMixture")
+        device = _check_device(self.device, "GaussianMixture")
         if not isinstance(self.n_components, numbers.Integral) or self.n_components < 1:
             raise ValueError(f"n_components must be an integer >= 1, got {self.n_components!r}.")
         if X.shape[0] < self.n_components:
@@ -125,7 +126,8 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
             n_init = 1
         r = _core.gmm_fit(X, w, int(self.n_components), self.covariance_type, float(self.tol), float(self.reg_covar),
                           int(self.max_iter), n_init, self.init_params, _seed(self.random_state), int(self.n_threads),
-                          int(self.verbose), self._f64(weights_init), self._f64(means_init), self._f64(precisions_init))
+                          int(self.verbose), self._f64(weights_init), self._f64(means_init), self._f64(precisions_init),
+                          device)
         self._set_fitted(r)
         if not self.converged_:
             warnings.warn("Best performing initialization did not converge. Try different init parameters, or "

@@ -11,14 +11,27 @@ from sklearn.utils.validation import check_is_fitted, validate_data, _check_samp
 from . import _core, _io
 
 
-def _check_device(device, who):
-    """The compute device of a fit. Only the CPU backend drives the estimators in this build."""
+def _check_device(device, who, supported=True):
+    """The backend of a fit: "cpu" or "cuda". "auto" takes the GPU when this build has the CUDA
+    backend and a device is present (and `supported`: the estimator runs its passes there), else the CPU.
+    "cuda" without a CUDA build or without a device is a ValueError saying which."""
     if device not in ("cpu", "cuda", "auto"):
         raise ValueError(f"{who}: device must be 'cpu', 'cuda' or 'auto', got {device!r}.")
-    if device == "cuda":
-        raise ValueError(f"{who}: device='cuda' was requested, but this build of mixtura has no CUDA backend for "
-                         "its estimators (the GPU data passes are not implemented yet); use device='cpu' or 'auto'.")
-    return "cpu"
+    if device == "cpu":
+        return "cpu"
+    if device == "auto":
+        return "cuda" if supported and _core.HAS_CUDA and _core.cuda_device_count() > 0 else "cpu"
+    if not supported:
+        raise ValueError(f"{who}: device='cuda' is not supported by this estimator yet (its passes run on the CPU "
+                         "only); use device='cpu' or 'auto'.")
+    if not _core.HAS_CUDA:
+        raise ValueError(f"{who}: device='cuda' was requested, but this build of mixtura has no CUDA backend "
+                         "(reinstall with `pip install . -C cmake.define.MIXTURA_WITH_CUDA=ON` on a machine with "
+                         "nvcc); use device='cpu' or 'auto'.")
+    if _core.cuda_device_count() == 0:
+        raise ValueError(f"{who}: device='cuda' was requested, but no CUDA device is visible to this process; use "
+                         "device='cpu' or 'auto'.")
+    return "cuda"
 
 
 def _seed(random_state):
@@ -51,8 +64,11 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
     n_threads : int, default=0
         OpenMP threads of the C++ passes; 0 uses OpenMP's default. Results do not depend on it.
     device : {"cpu", "cuda", "auto"}, default="cpu"
-        Where the data passes run. "auto" takes the GPU when the build has a CUDA backend and a
-        device is present; this build has none, so "auto" runs on the CPU and "cuda" is an error.
+        Where the data passes of the fit run (prediction and transform run on the CPU). "auto" takes
+        the GPU when the build has the CUDA backend (``mixtura._core.HAS_CUDA``; ``pip install .`` builds
+        without it, ``pip install . -C cmake.define.MIXTURA_WITH_CUDA=ON`` with it) and a device is
+        present, else the CPU. "cuda" without either is a ValueError. Same loop and traces on both
+        (see docs/cuda.md); arrays must be in host memory.
 
     Attributes
     ----------
@@ -130,7 +146,7 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         self
         """
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", accept_large_sparse=False)
-        _check_device(self.device, "KMeans")
+        device = _check_device(self.device, "KMeans")
         n_init = self._check_params(X)
         w = None if sample_weight is None else np.ascontiguousarray(_check_sample_weight(sample_weight, X, dtype=X.dtype))
         init_centers = None
@@ -143,7 +159,8 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
                 raise ValueError(f"The shape of the initial centers {init_centers.shape} does not match the number "
                                  f"of clusters {self.n_clusters} and features {X.shape[1]}.")
         r = _core.kmeans_fit(X, w, init_centers, int(self.n_clusters), init, n_init, int(self.max_iter),
-                             float(self.tol), _seed(self.random_state), int(self.n_threads), int(self.verbose))
+                             float(self.tol), _seed(self.random_state), int(self.n_threads), int(self.verbose),
+                             device)
         self._set_fitted(r)
         if not r["converged"]:
             warnings.warn(f"KMeans did not converge in max_iter={self.max_iter} iterations; increase max_iter or "

@@ -14,6 +14,9 @@
 #include "mixtura/anomaly.hpp"
 #include "mixtura/gmm.hpp"
 #include "mixtura/kmeans.hpp"
+#if MIXTURA_HAS_CUDA
+#include "mixtura/cuda.hpp"
+#endif
 
 namespace py = pybind11;
 
@@ -58,6 +61,22 @@ void run_interruptibly(F&& f) {
     if (PyErr_Occurred()) throw py::error_already_set();
     throw py::value_error("fit interrupted");
   }
+}
+
+/// Calls f(backend) with the backend `device` names: "cpu", or "cuda" (device 0) in a build with the
+/// CUDA backend. The Python layer resolves "auto" and checks for a device first; this is the last word.
+template <class F>
+void on_device(const std::string& device, int n_threads, F&& f) {
+  if (device == "cpu") return f(mixtura::CpuBackend{n_threads});
+#if MIXTURA_HAS_CUDA
+  if (device == "cuda") return f(mixtura::make_cuda_backend(0, n_threads));
+  throw mixtura::InvalidArgument("device must be 'cpu' or 'cuda', got '" + device + "'");
+#else
+  if (device == "cuda")
+    throw mixtura::InvalidArgument("device='cuda': this build of mixtura has no CUDA backend (reinstall with "
+                                   "pip install . -C cmake.define.MIXTURA_WITH_CUDA=ON on a machine with nvcc)");
+  throw mixtura::InvalidArgument("device must be 'cpu', got '" + device + "'");
+#endif
 }
 
 /// One (n_iter, 2) float64 array per restart: the two values `columns` picks from each iteration.
@@ -106,7 +125,8 @@ py::dict kmeans_result(const mixtura::KMeans<T>& km) {
 template <class T>
 py::dict kmeans_fit(const Array<T>& X, const std::optional<Array<T>>& sample_weight,
                     const std::optional<Array<T>>& init_centers, int n_clusters, const std::string& init, int n_init,
-                    int max_iter, double tol, std::uint64_t seed, int n_threads, int verbose) {
+                    int max_iter, double tol, std::uint64_t seed, int n_threads, int verbose,
+                    const std::string& device) {
   mixtura::KMeansParams p;
   p.n_clusters = n_clusters;
   p.init = init_centers ? mixtura::KMeansInit::given : parse_init(init);
@@ -126,10 +146,8 @@ py::dict kmeans_fit(const Array<T>& X, const std::optional<Array<T>>& sample_wei
   });
   const auto Xv = view(X, "X");
   const auto wv = weights_view(sample_weight);
-  run_interruptibly([&] {
-    if (init_centers) km.fit(Xv, wv, view(*init_centers, "init"));
-    else km.fit(Xv, wv);
-  });
+  const auto Cv = init_centers ? view(*init_centers, "init") : mixtura::MatrixView<T>{};
+  run_interruptibly([&] { on_device(device, n_threads, [&](const auto& be) { km.fit_on(be, Xv, wv, Cv); }); });
 
   return kmeans_result(km);
 }
@@ -175,7 +193,8 @@ template <class T>
 void bind_kmeans(py::module_& m) {
   m.def("kmeans_fit", &kmeans_fit<T>, py::arg("X").noconvert(), py::arg("sample_weight").noconvert(),
         py::arg("init_centers").noconvert(), py::arg("n_clusters"), py::arg("init"), py::arg("n_init"),
-        py::arg("max_iter"), py::arg("tol"), py::arg("seed"), py::arg("n_threads"), py::arg("verbose"));
+        py::arg("max_iter"), py::arg("tol"), py::arg("seed"), py::arg("n_threads"), py::arg("verbose"),
+        py::arg("device") = "cpu");
   m.def("kmeans_predict", &kmeans_predict<T>, py::arg("X").noconvert(), py::arg("centers").noconvert(),
         py::arg("n_threads"));
   m.def("kmeans_transform", &kmeans_transform<T>, py::arg("X").noconvert(), py::arg("centers").noconvert(),
@@ -314,7 +333,7 @@ py::dict gmm_fit(const Array<T>& X, const std::optional<Array<T>>& sample_weight
                  const std::string& covariance_type, double tol, double reg_covar, int max_iter, int n_init,
                  const std::string& init_params, std::uint64_t seed, int n_threads, int verbose,
                  const std::optional<DArray>& weights_init, const std::optional<DArray>& means_init,
-                 const std::optional<DArray>& precisions_init) {
+                 const std::optional<DArray>& precisions_init, const std::string& device) {
   mixtura::GmmParams p;
   p.n_components = n_components;
   p.covariance_type = parse_covariance(covariance_type);
@@ -366,7 +385,7 @@ py::dict gmm_fit(const Array<T>& X, const std::optional<Array<T>>& sample_weight
   });
   const auto Xv = view(X, "X");
   const auto wv = weights_view(sample_weight);
-  run_interruptibly([&] { gm.fit(Xv, wv); });
+  run_interruptibly([&] { on_device(device, n_threads, [&](const auto& be) { gm.fit_on(be, Xv, wv); }); });
 
   return gmm_result(gm);
 }
@@ -417,7 +436,7 @@ void bind_gmm(py::module_& m) {
   m.def("gmm_fit", &gmm_fit<T>, py::arg("X").noconvert(), py::arg("sample_weight").noconvert(), py::arg("n_components"),
         py::arg("covariance_type"), py::arg("tol"), py::arg("reg_covar"), py::arg("max_iter"), py::arg("n_init"),
         py::arg("init_params"), py::arg("seed"), py::arg("n_threads"), py::arg("verbose"), py::arg("weights_init"),
-        py::arg("means_init"), py::arg("precisions_init"));
+        py::arg("means_init"), py::arg("precisions_init"), py::arg("device") = "cpu");
   m.def("gmm_eval", &gmm_eval<T>, py::arg("X").noconvert(), py::arg("covariance_type"), py::arg("weights"),
         py::arg("means"), py::arg("precisions_cholesky"), py::arg("what"), py::arg("n_threads"));
 }
@@ -547,6 +566,14 @@ PYBIND11_MODULE(_core, m) {
   // Rows are scored in blocks of this many: a row's log-density depends only on its values and on
   // its index modulo SCORE_BLOCK (mixtura.StreamScorer aligns chunks on it).
   m.attr("SCORE_BLOCK") = static_cast<int>(mixtura::detail::kGmmBlock);
+#if MIXTURA_HAS_CUDA
+  m.attr("HAS_CUDA") = true;
+  m.def("cuda_device_count", [] { return mixtura::cuda::device_count(); },
+        "Number of usable CUDA devices (0 without a device or driver).");
+#else
+  m.attr("HAS_CUDA") = false;
+  m.def("cuda_device_count", [] { return 0; }, "Number of usable CUDA devices: 0, this build has no CUDA backend.");
+#endif
   py::register_exception<mixtura::NotFittedError>(m, "CoreNotFittedError", PyExc_RuntimeError);
   bind_kmeans<float>(m);
   bind_kmeans<double>(m);

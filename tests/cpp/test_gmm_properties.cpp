@@ -30,7 +30,9 @@ TYPED_TEST(GmmProperties, ElboStaircaseWithoutRegularisation) {
       for (std::size_t i = 0; i < tr.size(); ++i) {
         const double slack = 1e-11 * std::abs(tr[i].lower_bound);
         EXPECT_LE(tr[i].lower_bound, tr[i].elbo_after_m + slack) << to_string(t) << " it " << i;
-        if (i + 1 < tr.size()) EXPECT_LE(tr[i].elbo_after_m, tr[i + 1].lower_bound + slack) << to_string(t) << " it " << i;
+        if (i + 1 < tr.size()) {
+          EXPECT_LE(tr[i].elbo_after_m, tr[i + 1].lower_bound + slack) << to_string(t) << " it " << i;
+        }
         EXPECT_GE(tr[i].entropy, 0.0);
       }
       EXPECT_TRUE(gm.events().empty());
@@ -53,7 +55,9 @@ TEST(GmmElbo, StaircaseWithDefaultRegularisationWithinTheDocumentedBound) {
     const auto& tr = gm.trace();
     for (std::size_t i = 0; i < tr.size(); ++i) {
       EXPECT_LE(tr[i].lower_bound, tr[i].elbo_after_m + 1e-12) << to_string(t) << " it " << i;
-      if (i + 1 < tr.size()) EXPECT_LE(tr[i].elbo_after_m, tr[i + 1].lower_bound + 1e-12) << to_string(t) << " it " << i;
+      if (i + 1 < tr.size()) {
+        EXPECT_LE(tr[i].elbo_after_m, tr[i + 1].lower_bound + 1e-12) << to_string(t) << " it " << i;
+      }
     }
   }
 }

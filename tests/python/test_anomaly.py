@@ -119,3 +119,9 @@ def test_errors_name_the_problem(blobs):
     bad[7, 1] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         det.score_samples(bad)
+
+
+def test_device(blobs):
+    mixtura.DensityAnomalyDetector(device="auto", random_state=0).fit(blobs)  # the CPU
+    with pytest.raises(ValueError, match="device='cuda' is not supported by this estimator yet"):
+        mixtura.DensityAnomalyDetector(device="cuda").fit(blobs)

@@ -133,8 +133,43 @@ def test_ctrl_c_stops_a_long_fit_promptly():
 
 @pytest.mark.parametrize("Estimator", [mixtura.KMeans, mixtura.GaussianMixture])
 def test_device_parameter(blobs, Estimator):
-    Estimator(2, device="auto", random_state=0).fit(blobs)  # no CUDA backend in this build: the CPU
-    with pytest.raises(ValueError, match="device='cuda' was requested, but this build of mixtura has no CUDA backend"):
-        Estimator(2, device="cuda").fit(blobs)
+    from mixtura import _core
+
+    has_gpu = _core.HAS_CUDA and _core.cuda_device_count() > 0
+    Estimator(2, device="auto", random_state=0).fit(blobs)  # the GPU where there is one, else the CPU
+    if not _core.HAS_CUDA:
+        with pytest.raises(ValueError, match="device='cuda' was requested, but this build of mixtura has no CUDA"):
+            Estimator(2, device="cuda").fit(blobs)
+    elif not has_gpu:
+        with pytest.raises(ValueError, match="no CUDA device is visible"):
+            Estimator(2, device="cuda").fit(blobs)
     with pytest.raises(ValueError, match="device must be 'cpu', 'cuda' or 'auto', got 'tpu'"):
         Estimator(2, device="tpu").fit(blobs)
+
+
+def test_kmeans_on_the_gpu_matches_the_cpu():
+    from mixtura import _core
+
+    if not (_core.HAS_CUDA and _core.cuda_device_count() > 0):
+        pytest.skip("no CUDA backend or no CUDA device")
+    X = np.random.default_rng(3).standard_normal((20_000, 8)).astype(np.float32)
+    for dtype, rtol in ((np.float32, 1e-5), (np.float64, 1e-10)):
+        Xd = X.astype(dtype)
+        cpu = mixtura.KMeans(16, init=Xd[:16], tol=0.0, max_iter=10, device="cpu").fit(Xd)
+        gpu = mixtura.KMeans(16, init=Xd[:16], tol=0.0, max_iter=10, device="cuda").fit(Xd)
+        np.testing.assert_allclose(gpu.distortion_trace_, cpu.distortion_trace_, rtol=rtol)
+        np.testing.assert_array_equal(gpu.labels_, cpu.labels_)
+
+
+def test_gaussian_mixture_on_the_gpu_matches_the_cpu():
+    from mixtura import _core
+
+    if not (_core.HAS_CUDA and _core.cuda_device_count() > 0):
+        pytest.skip("no CUDA backend or no CUDA device")
+    X = np.random.default_rng(4).standard_normal((20_000, 6))
+    for dtype, rtol in ((np.float32, 1e-5), (np.float64, 1e-10)):
+        Xd = X.astype(dtype)
+        kw = dict(n_components=4, covariance_type="full", tol=0.0, max_iter=8, random_state=0)
+        cpu = mixtura.GaussianMixture(device="cpu", **kw).fit(Xd)
+        gpu = mixtura.GaussianMixture(device="cuda", **kw).fit(Xd)
+        np.testing.assert_allclose(gpu.elbo_trace_, cpu.elbo_trace_, rtol=rtol)

@@ -9,4 +9,11 @@ struct CpuBackend {
   int n_threads = 0;  ///< threads for data passes; 0 = OpenMP's default
 };
 
+/// What a fit holds on its backend while it runs (`const auto scope = data_scope(be);`): nothing on
+/// the CPU; on CUDA the device copy of the data (backend/cuda.hpp).
+struct NoDataScope {
+  ~NoDataScope() {}  // user-provided, like the CUDA scope's: holding one is not an "unused variable"
+};
+inline NoDataScope data_scope(const CpuBackend&) { return {}; }
+
 }  // namespace mixtura

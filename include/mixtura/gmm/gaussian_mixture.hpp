@@ -85,9 +85,15 @@ class GaussianMixture {
 
   /// Fits on X (n_samples x n_features) with optional sample weights (n_samples, >= 0).
   GaussianMixture& fit(MatrixView<T> X, VectorView<T> sample_weight = {}) {
+    return fit_on(CpuBackend{params_.n_threads}, X, sample_weight);
+  }
+
+  /// The fit on a given backend (CpuBackend, CudaBackend): the loop is the same, only the data
+  /// passes differ. X stays in host memory; a device backend holds its copy for the whole fit.
+  template <class Backend>
+  GaussianMixture& fit_on(const Backend& be, MatrixView<T> X, VectorView<T> sample_weight = {}) {
     const char* where = "GaussianMixture::fit";
     const GmmParams& p = params_;
-    const CpuBackend be{p.n_threads};
     MIXTURA_EXPECTS(p.n_components >= 1, "%s: n_components must be >= 1, got %d", where, p.n_components);
     MIXTURA_EXPECTS(p.max_iter >= 1, "%s: max_iter must be >= 1, got %d", where, p.max_iter);
     MIXTURA_EXPECTS(p.n_init >= 1, "%s: n_init must be >= 1, got %d", where, p.n_init);
@@ -111,6 +117,7 @@ class GaussianMixture {
     }
     const bool warm = p.warm_start && fitted_;
     if (warm) detail::check_features(where, X.cols, state_.n_features);
+    [[maybe_unused]] const auto scope = data_scope(be);
 
     detail::MStepContext ctx;
     ctx.reg_covar = p.reg_covar;
@@ -171,15 +178,7 @@ class GaussianMixture {
   }
 
   /// log p(x) of each row (higher = more typical).
-  Eigen::VectorXd score_samples(MatrixView<T> X) const {
-    check_input("GaussianMixture::score_samples", X);
-    Eigen::VectorXd out(X.rows);
-    gmm_weighted_log_prob(CpuBackend{params_.n_threads}, X, state_.model, [&](Index begin, Index rows, auto& s) {
-      detail::normalise_block(s.lp, s.lp.rows(), s.log_p, s.entropy);
-      out.segment(begin, rows) = s.log_p.head(rows);
-    });
-    return out;
-  }
+  Eigen::VectorXd score_samples(MatrixView<T> X) const { return score_samples_on(CpuBackend{params_.n_threads}, X); }
   /// Weighted mean of score_samples.
   double score(MatrixView<T> X, VectorView<T> sample_weight = {}) const {
     const Eigen::VectorXd s = score_samples(X);
@@ -189,21 +188,42 @@ class GaussianMixture {
     return acc / total;
   }
   /// Posterior probability of each component for each row, n_samples x n_components.
-  RowMatrix<double> predict_proba(MatrixView<T> X) const {
+  RowMatrix<double> predict_proba(MatrixView<T> X) const { return predict_proba_on(CpuBackend{params_.n_threads}, X); }
+  /// Most probable component of each row.
+  std::vector<std::int32_t> predict(MatrixView<T> X) const { return predict_on(CpuBackend{params_.n_threads}, X); }
+  /// log N(x | mu_k, Sigma_k) of each row under each component (without the mixing weight).
+  RowMatrix<double> component_log_density(MatrixView<T> X) const {
+    return component_log_density_on(CpuBackend{params_.n_threads}, X);
+  }
+
+  /// The scoring functions above on a given backend. Each row's result depends only on that row
+  /// (and on its index modulo the backend's block), not on the rows scored with it.
+  template <class Backend>
+  Eigen::VectorXd score_samples_on(const Backend& be, MatrixView<T> X) const {
+    check_input("GaussianMixture::score_samples", X);
+    Eigen::VectorXd out(X.rows);
+    gmm_weighted_log_prob(be, X, state_.model, [&](Index begin, Index rows, auto& s) {
+      detail::normalise_block(s.lp, s.lp.rows(), s.log_p, s.entropy);
+      out.segment(begin, rows) = s.log_p.head(rows);
+    });
+    return out;
+  }
+  template <class Backend>
+  RowMatrix<double> predict_proba_on(const Backend& be, MatrixView<T> X) const {
     check_input("GaussianMixture::predict_proba", X);
     const Index K = state_.model.n_components;
     RowMatrix<double> out(X.rows, K);
-    gmm_weighted_log_prob(CpuBackend{params_.n_threads}, X, state_.model, [&](Index begin, Index rows, auto& s) {
+    gmm_weighted_log_prob(be, X, state_.model, [&](Index begin, Index rows, auto& s) {
       detail::normalise_block(s.lp, s.lp.rows(), s.log_p, s.entropy);
       out.middleRows(begin, rows) = s.lp.topRows(rows);
     });
     return out;
   }
-  /// Most probable component of each row.
-  std::vector<std::int32_t> predict(MatrixView<T> X) const {
+  template <class Backend>
+  std::vector<std::int32_t> predict_on(const Backend& be, MatrixView<T> X) const {
     check_input("GaussianMixture::predict", X);
     std::vector<std::int32_t> out(static_cast<std::size_t>(X.rows));
-    gmm_weighted_log_prob(CpuBackend{params_.n_threads}, X, state_.model, [&](Index begin, Index rows, auto& s) {
+    gmm_weighted_log_prob(be, X, state_.model, [&](Index begin, Index rows, auto& s) {
       for (Index r = 0; r < rows; ++r) {
         Index best;
         s.lp.row(r).maxCoeff(&best);
@@ -212,13 +232,13 @@ class GaussianMixture {
     });
     return out;
   }
-  /// log N(x | mu_k, Sigma_k) of each row under each component (without the mixing weight).
-  RowMatrix<double> component_log_density(MatrixView<T> X) const {
+  template <class Backend>
+  RowMatrix<double> component_log_density_on(const Backend& be, MatrixView<T> X) const {
     check_input("GaussianMixture::component_log_density", X);
     const Index K = state_.model.n_components;
     RowMatrix<double> out(X.rows, K);
     const Eigen::RowVectorXd log_w = state_.model.weights.array().log().matrix().transpose();
-    gmm_weighted_log_prob(CpuBackend{params_.n_threads}, X, state_.model, [&](Index begin, Index rows, auto& s) {
+    gmm_weighted_log_prob(be, X, state_.model, [&](Index begin, Index rows, auto& s) {
       out.middleRows(begin, rows) = s.lp.topRows(rows).rowwise() - log_w;
     });
     return out;
@@ -375,7 +395,8 @@ class GaussianMixture {
   }
 
   /// scikit-learn's M-step on one-hot responsibilities, around each label's mean.
-  GmmModel model_from_labels(const CpuBackend& be, MatrixView<T> X, VectorView<T> w,
+  template <class Backend>
+  GmmModel model_from_labels(const Backend& be, MatrixView<T> X, VectorView<T> w,
                              const std::vector<std::int32_t>& labels, const detail::MStepContext& ctx) const {
     const Index K = params_.n_components, D = X.cols;
     RowMatrix<double> shift = RowMatrix<double>::Zero(K, D);  // first row of each label: a point near its mean
@@ -389,7 +410,8 @@ class GaussianMixture {
     return detail::m_step(st, ctx, {}, {});
   }
 
-  GmmModel initial_model(const CpuBackend& be, MatrixView<T> X, VectorView<T> w, int restart,
+  template <class Backend>
+  GmmModel initial_model(const Backend& be, MatrixView<T> X, VectorView<T> w, int restart,
                          const detail::MStepContext& ctx) const {
     const GmmParams& p = params_;
     const Index K = p.n_components, D = X.cols;
@@ -401,7 +423,7 @@ class GaussianMixture {
       switch (p.init) {
         case GmmInit::kmeans: {
           KMeans<T> km(detail::kmeans_init_params(p, restart));
-          km.fit(X, w);
+          km.fit_on(be, X, w, MatrixView<T>{});
           m = model_from_labels(be, X, w, km.labels(), ctx);
           break;
         }
@@ -410,7 +432,7 @@ class GaussianMixture {
           for (Index i = 0; i < X.rows; ++i)
             for (Index j = 0; j < D; ++j) mean[j] += static_cast<double>(X.row(i)[j]);
           const RowMatrix<double> shift = (mean / static_cast<double>(X.rows)).replicate(K, 1);
-          const GmmStats st = detail::random_resp_stats(be, X, w, p.covariance_type, K, rng, shift);
+          const GmmStats st = random_resp_stats(be, X, w, p.covariance_type, K, rng, shift);
           m = detail::m_step(st, ctx, {}, {});
           break;
         }

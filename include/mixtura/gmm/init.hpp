@@ -13,15 +13,15 @@
 #include "mixtura/kmeans/kmeans.hpp"
 
 namespace mixtura {
-namespace detail {
 
-/// Statistics of uniform random responsibilities (init = random), around the data mean.
+/// Statistics of uniform random responsibilities (init = random), around the data mean: a data pass,
+/// overloaded per backend (r_ik from counter i K + k of `rng`, so the same on every backend).
 template <class T>
 GmmStats random_resp_stats(const CpuBackend& be, MatrixView<T> X, VectorView<T> w, CovarianceType type, Index K,
                            const CounterRng& rng, const RowMatrix<double>& shift) {
   const Index D = X.cols;
-  GmmStats out = fold_rows(
-      X.rows, kGmmBlock, be.n_threads, [&] { return GmmStats(type, K, D, 0); },
+  GmmStats out = detail::fold_rows(
+      X.rows, detail::kGmmBlock, be.n_threads, [&] { return GmmStats(type, K, D, 0); },
       [&] { return std::make_pair(Eigen::VectorXd(K), Eigen::VectorXd(D)); },
       [&](GmmStats& st, std::pair<Eigen::VectorXd, Eigen::VectorXd>& s, Index begin, Index end) {
         auto& r = s.first;
@@ -29,14 +29,16 @@ GmmStats random_resp_stats(const CpuBackend& be, MatrixView<T> X, VectorView<T> 
         for (Index i = begin; i < end; ++i) {
           for (Index k = 0; k < K; ++k) r[k] = rng.uniform_at(static_cast<std::uint64_t>(i * K + k));
           r /= r.sum();
-          const double wi = row_weight(w, i);
+          const double wi = detail::row_weight(w, i);
           st.weight += wi;
-          for (Index k = 0; k < K; ++k) add_row(st, k, X.row(i), wi * r[k], shift, diff);
+          for (Index k = 0; k < K; ++k) detail::add_row(st, k, X.row(i), wi * r[k], shift, diff);
         }
       });
   out.shift = shift;
   return out;
 }
+
+namespace detail {
 
 /// Parameters with each component on one row (init = k-means++ / random_from_data): equal
 /// weights, the row as mean, covariance reg_covar * I (scikit-learn's M-step on one-hot rows).

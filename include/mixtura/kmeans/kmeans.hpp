@@ -61,9 +61,10 @@ class KMeans {
     return fit_on(CpuBackend{params_.n_threads}, X, sample_weight, initial_centers);
   }
 
-  /// The fit on a given backend (the loop is the same; only the data passes differ).
+  /// The fit on a given backend (the loop is the same; only the data passes differ), e.g.
+  /// fit_on(make_cuda_backend(), X) with mixtura/cuda.hpp. initial_centers: as in fit().
   template <class Backend>
-  KMeans& fit_on(const Backend& be, MatrixView<T> X, VectorView<T> w, MatrixView<T> initial_centers) {
+  KMeans& fit_on(const Backend& be, MatrixView<T> X, VectorView<T> w = {}, MatrixView<T> initial_centers = {}) {
     const char* where = "KMeans::fit";
     const KMeansParams& p = params_;
     const bool given = initial_centers.data != nullptr || p.init == KMeansInit::given;
@@ -95,6 +96,7 @@ class KMeans {
                       p.n_clusters, static_cast<long long>(positive));
     }
 
+    const auto scope = data_scope(be);  // CUDA: X stays on the device until the fit returns
     const double tol_abs = p.tol == 0 ? 0.0 : p.tol * mean_feature_variance(be, X);
     State next;
     next.n_features = X.cols;
@@ -102,7 +104,7 @@ class KMeans {
     for (int r = 0; r < p.n_init; ++r) {
       detail::Stopwatch clock;
       RowMatrix<T> centers(p.n_clusters, X.cols);
-      if (given) {
+      if (given && initial_centers.data != nullptr) {  // (checked above; spelled out for GCC's -Wnonnull)
         for (Index k = 0; k < p.n_clusters; ++k)
           std::copy_n(initial_centers.row(k), X.cols, centers.row(k).data());
       } else {
@@ -129,10 +131,13 @@ class KMeans {
   }
 
   /// Nearest centre of each row of X.
-  std::vector<std::int32_t> predict(MatrixView<T> X) const {
-    check_input("KMeans::predict", X);
+  std::vector<std::int32_t> predict(MatrixView<T> X) const { return predict_on(CpuBackend{params_.n_threads}, X); }
+  /// predict() with the pass on a given backend.
+  template <class Backend>
+  std::vector<std::int32_t> predict_on(const Backend& be, MatrixView<T> X) const {
+    check_input("KMeans::predict", X, be.n_threads);
     std::vector<std::int32_t> labels(static_cast<std::size_t>(X.rows));
-    kmeans_predict(CpuBackend{params_.n_threads}, X, VectorView<T>{}, state_.centers, labels.data());
+    kmeans_predict(be, X, VectorView<T>{}, state_.centers, labels.data());
     return labels;
   }
   /// Fits, then returns the labels of the training rows.
@@ -141,15 +146,23 @@ class KMeans {
     return state_.labels;
   }
   /// Euclidean distance of each row to each centre, n_samples x n_clusters.
-  RowMatrix<T> transform(MatrixView<T> X) const {
-    check_input("KMeans::transform", X);
-    return kmeans_transform(CpuBackend{params_.n_threads}, X, state_.centers);
+  RowMatrix<T> transform(MatrixView<T> X) const { return transform_on(CpuBackend{params_.n_threads}, X); }
+  /// transform() with the pass on a given backend.
+  template <class Backend>
+  RowMatrix<T> transform_on(const Backend& be, MatrixView<T> X) const {
+    check_input("KMeans::transform", X, be.n_threads);
+    return kmeans_transform(be, X, state_.centers);
   }
   /// Minus the (weighted) distortion of X under the fitted centres (higher is better).
   double score(MatrixView<T> X, VectorView<T> sample_weight = {}) const {
-    check_input("KMeans::score", X);
+    return score_on(CpuBackend{params_.n_threads}, X, sample_weight);
+  }
+  /// score() with the pass on a given backend.
+  template <class Backend>
+  double score_on(const Backend& be, MatrixView<T> X, VectorView<T> sample_weight = {}) const {
+    check_input("KMeans::score", X, be.n_threads);
     detail::check_weights("KMeans::score", sample_weight, X.rows);
-    return -kmeans_predict(CpuBackend{params_.n_threads}, X, sample_weight, state_.centers, nullptr);
+    return -kmeans_predict(be, X, sample_weight, state_.centers, nullptr);
   }
 
   bool is_fitted() const { return fitted_; }
@@ -217,10 +230,10 @@ class KMeans {
     return state_;
   }
   const KMeansRun& best_run() const { return fitted("trace").runs[static_cast<std::size_t>(state_.best)]; }
-  void check_input(const char* where, MatrixView<T> X) const {
+  void check_input(const char* where, MatrixView<T> X, int n_threads) const {
     if (!fitted_)
       throw NotFittedError(detail::format("%s: this KMeans instance is not fitted yet; call fit() first", where));
-    detail::check_data(where, X, params_.n_threads);
+    detail::check_data(where, X, n_threads);
     detail::check_features(where, X.cols, state_.n_features);
   }
 

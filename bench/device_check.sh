@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Device check of the CUDA backend on a machine with an NVIDIA GPU (made for one H200, 16 cores, under
+# 8 minutes): builds for sm_90 only (the CUDA tests and timing programs, nothing else), runs every
+# CUDA test, the K-means and Gaussian-mixture benchmarks and their PyTorch counterparts, and prints
+# their tables.
+#
+#   bash bench/device_check.sh                  # on the GPU machine, from anywhere in the checkout
+#   bash bench/device_check.sh --prepare-deps   # HERE, before: see below
+#
+# The GPU machine may have no Eigen and no GoogleTest and no network. --prepare-deps copies this
+# machine's Eigen headers and GoogleTest source into .devdeps/ (ignored by git through
+# .git/info/exclude); carry .devdeps with the run and the check builds from it what the system lacks.
+# Environment: BUILD (build folder, default build-device), JOBS (default 16), CMAKE_ARGS (extra
+# configure arguments), KMEANS_BENCH_ARGS (--quick: smaller shapes for both K-means timings),
+# GMM_BENCH_ARGS (--quick: 100,000 rows for both Gaussian-mixture timings; --iters N).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+deps=$root/.devdeps
+
+if [ "${1:-}" = "--prepare-deps" ]; then
+  mkdir -p "$deps"
+  grep -qx '/.devdeps/' .git/info/exclude 2>/dev/null || echo '/.devdeps/' >>.git/info/exclude
+  rm -rf "$deps/eigen3" "$deps/googletest"
+  cp -r /usr/include/eigen3 "$deps/eigen3"
+  cp -r /usr/src/googletest "$deps/googletest"
+  echo "prepared $(du -sh "$deps" | cut -f1) in .devdeps: carry it with the device run"
+  exit 0
+fi
+
+export PATH=/usr/local/cuda/bin:$PATH
+BUILD=${BUILD:-build-device}
+JOBS=${JOBS:-16}
+step() { printf '\n==== %s (%ds)\n' "$1" "$SECONDS"; }
+
+step "device"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader || true
+nvcc --version | tail -1
+
+cmake_args=(-DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DMIXTURA_WITH_CUDA=ON
+            -DMIXTURA_BUILD_TESTS=ON -DMIXTURA_BUILD_BENCHMARKS=OFF -DMIXTURA_BUILD_CUDA_BENCHMARKS=ON
+            -DMIXTURA_BUILD_EXAMPLES=OFF -DMIXTURA_BUILD_PYTHON=OFF)
+if [ -d "$deps/eigen3" ] && [ ! -f /usr/include/eigen3/Eigen/Core ]; then
+  step "Eigen from .devdeps"
+  cat >"$deps/eigen3/Eigen3Config.cmake" <<EOF
+if(NOT TARGET Eigen3::Eigen)
+  add_library(Eigen3::Eigen INTERFACE IMPORTED)
+  set_target_properties(Eigen3::Eigen PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "$deps/eigen3")
+endif()
+EOF
+  cat >"$deps/eigen3/Eigen3ConfigVersion.cmake" <<'EOF'
+set(PACKAGE_VERSION 3.4.0)
+set(PACKAGE_VERSION_COMPATIBLE TRUE)
+EOF
+  cmake_args+=(-DEigen3_DIR="$deps/eigen3")
+fi
+if [ -d "$deps/googletest" ] && [ ! -f /usr/include/gtest/gtest.h ]; then
+  step "GoogleTest from .devdeps"
+  cmake -S "$deps/googletest" -B /tmp/mx-gtest-build -DCMAKE_BUILD_TYPE=Release -DBUILD_GMOCK=OFF \
+        -DCMAKE_INSTALL_PREFIX=/tmp/mx-gtest >/dev/null
+  cmake --build /tmp/mx-gtest-build -j"$JOBS" >/dev/null
+  cmake --install /tmp/mx-gtest-build >/dev/null
+  cmake_args+=(-DGTest_DIR=/tmp/mx-gtest/lib/cmake/GTest)
+fi
+
+step "configure"
+# shellcheck disable=SC2086
+cmake -S . -B "$BUILD" "${cmake_args[@]}" ${CMAKE_ARGS:-} >/dev/null
+# Every test program that uses the GPU (tests/cpp registers them as test_cuda_*), and the timing programs.
+mapfile -t targets < <(grep -o 'mixtura_test(test_cuda_[a-z_]*' tests/cpp/CMakeLists.txt | cut -d'(' -f2)
+targets+=(cuda_kmeans_bench cuda_gmm_bench)
+step "build: ${targets[*]}"
+cmake --build "$BUILD" -j"$JOBS" --target "${targets[@]}"
+
+step "CUDA tests"
+status=0
+(cd "$BUILD" && ctest -R '[Cc]uda' --output-on-failure -j4 --timeout 300) || status=$?
+
+read -r -a bench_args <<<"${KMEANS_BENCH_ARGS:-}"
+step "K-means benchmark"
+"$BUILD/bench/cuda_kmeans_bench" ${bench_args[@]+"${bench_args[@]}"} || status=$?
+
+step "K-means in PyTorch"
+if python3 -c 'import torch' 2>/dev/null; then
+  python3 bench/torch_kmeans.py ${bench_args[@]+"${bench_args[@]}"} || status=$?
+else
+  echo "torch_kmeans.py: skipped: python3 has no torch"
+fi
+
+read -r -a gmm_args <<<"${GMM_BENCH_ARGS:-}"
+step "Gaussian-mixture benchmark"
+"$BUILD/bench/cuda_gmm_bench" ${gmm_args[@]+"${gmm_args[@]}"} || status=$?
+
+step "Gaussian mixtures in PyTorch"
+if python3 -c 'import torch' 2>/dev/null; then
+  python3 bench/torch_gmm.py ${gmm_args[@]+"${gmm_args[@]}"} || status=$?
+else
+  echo "torch_gmm.py: skipped: python3 has no torch"
+fi
+
+step "done (exit status $status)"
+exit "$status"

@@ -1,0 +1,4 @@
+// Gaussian-mixture data passes on the GPU for double data (see gmm_passes.cuh).
+#include "gmm_passes.cuh"
+
+MIXTURA_INSTANTIATE_GMM_PASSES(double)

@@ -1,0 +1,345 @@
+#pragma once
+// The host side of the K-means passes (mixtura/cuda/kmeans_pass.hpp): centres to the device, the
+// data walked chunk by chunk (context.cuh), kernels enqueued on the context's stream, results back.
+// Included once per scalar type by kmeans_float.cu / kmeans_double.cu, which instantiate it.
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "context.cuh"
+#include "kmeans_kernels.cuh"
+#include "mixtura/core/errors.hpp"
+#include "mixtura/cuda/kmeans_pass.hpp"
+#include "mixtura/cuda/kmeans_reduce.hpp"
+
+namespace mixtura {
+namespace cuda {
+namespace detail {
+
+/// Device buffers of the K-means passes, kept by the context between calls (grow-only).
+template <class T>
+struct KMeansWorkspace {
+  DeviceBuffer<T> minus_two_ct, sq_norms, centers, rows_in;  // rows_in: candidates or one centre or a shift
+  DeviceBuffer<double> centers_d, partials, totals, row_values;
+  DeviceBuffer<std::int32_t> labels;
+  DeviceBuffer<T> out;
+  DeviceBuffer<unsigned long long> counter;
+  std::vector<T> host_ct, host_norms;
+  std::vector<double> host_cd, host_totals;
+};
+
+/// The centres as the argmin wants them: -2 C^T (D x K) and ||c_k||^2 accumulated in T in feature
+/// order (as the CPU backend's PreparedCenters).
+template <class T>
+void upload_argmin_centers(Context& ctx, KMeansWorkspace<T>& ws, const T* C, std::int64_t K, std::int64_t D) {
+  ws.host_ct.resize(static_cast<std::size_t>(K * D));
+  ws.host_norms.resize(static_cast<std::size_t>(K));
+  for (std::int64_t k = 0; k < K; ++k) {
+    T norm = 0;
+    for (std::int64_t d = 0; d < D; ++d) {
+      const T c = C[k * D + d];
+      ws.host_ct[static_cast<std::size_t>(d * K + k)] = T(-2) * c;
+      norm += c * c;
+    }
+    ws.host_norms[static_cast<std::size_t>(k)] = norm;
+  }
+  copy_to_device(ws.minus_two_ct.reserve(static_cast<std::size_t>(K * D)), ws.host_ct.data(), K * D, ctx.stream());
+  copy_to_device(ws.sq_norms.reserve(static_cast<std::size_t>(K)), ws.host_norms.data(), K, ctx.stream());
+}
+
+template <class T>
+void upload_centers(Context& ctx, KMeansWorkspace<T>& ws, const T* C, std::int64_t K, std::int64_t D) {
+  copy_to_device(ws.centers.reserve(static_cast<std::size_t>(K * D)), C, K * D, ctx.stream());
+}
+
+template <class T>
+void upload_double_centers(Context& ctx, KMeansWorkspace<T>& ws, const T* C, std::int64_t K, std::int64_t D) {
+  ws.host_cd.assign(C, C + K * D);
+  copy_to_device(ws.centers_d.reserve(static_cast<std::size_t>(K * D)), ws.host_cd.data(), K * D, ctx.stream());
+}
+
+/// Zeroed running totals of `width` doubles.
+template <class T>
+double* zero_totals(Context& ctx, KMeansWorkspace<T>& ws, std::int64_t width) {
+  double* t = ws.totals.reserve(static_cast<std::size_t>(width));
+  MIXTURA_CUDA_CHECK(cudaMemsetAsync(t, 0, static_cast<std::size_t>(width) * sizeof(double), ctx.stream()));
+  return t;
+}
+
+/// Runs row_reduce_kernel with `op` over a chunk (grid: segments x width) and adds its partials to totals.
+template <class T, class Op>
+void row_reduce(Context& ctx, KMeansWorkspace<T>& ws, const DeviceChunk<T>& c, Op op, int width, double* totals) {
+  const std::int64_t segs = segment_count(c.rows);
+  double* part = ws.partials.reserve(static_cast<std::size_t>(segs * width));
+  const dim3 grid(static_cast<unsigned>(segs), static_cast<unsigned>(width));
+  kernels::row_reduce_kernel<T, Op><<<grid, kReduceThreads, 0, ctx.stream()>>>(c.x, c.w, c.rows, static_cast<int>(c.cols),
+                                                                               op, part, width);
+  MIXTURA_CUDA_CHECK_LAUNCH("row_reduce_kernel");
+  accumulate_partials(part, segs, width, totals, ctx.stream());
+}
+
+template <class T>
+void launch_assign(Context& ctx, const KMeansWorkspace<T>& ws, const DeviceChunk<T>& c, std::int64_t K,
+                   std::int32_t* labels, bool count_changes, unsigned long long* changed) {
+  kernels::assign_kernel<T><<<grid_for(c.rows, kernels::kBM), kernels::kAssignThreads, 0, ctx.stream()>>>(
+      c.x, c.rows, static_cast<int>(c.cols), ws.minus_two_ct.data(), ws.sq_norms.data(), static_cast<int>(K), labels,
+      count_changes, changed);
+  MIXTURA_CUDA_CHECK_LAUNCH("assign_kernel");
+}
+
+/// The statistics plan of K clusters of D features: tiling of the blocks, layout of the partials.
+struct StatsPlan {
+  StatsTiling tiling;
+  StatsLayout layout;
+  StatsPlan(std::int64_t K, std::int64_t D) : tiling(stats_tiling(K, D)) {
+    MIXTURA_EXPECTS(tiling.n_ktiles <= 65535 && tiling.n_ftiles <= 65535,
+                    "kmeans_assign (CUDA): %lld clusters of %lld features need %d x %d statistics tiles; at most "
+                    "65535 each",
+                    static_cast<long long>(K), static_cast<long long>(D), tiling.n_ktiles, tiling.n_ftiles);
+    layout.K = K;
+    layout.D = D;
+    layout.n_pieces = static_cast<std::int64_t>(tiling.n_ktiles) * tiling.n_ftiles;
+  }
+};
+
+/// One chunk of the assignment pass on the stream: labels (chunk's, previous on entry, new on exit),
+/// changed-label count, then the chunk's statistics added to totals. The centres must be uploaded
+/// (upload_argmin_centers, upload_double_centers).
+template <class T>
+void enqueue_assign_chunk(Context& ctx, KMeansWorkspace<T>& ws, const DeviceChunk<T>& c, std::int64_t K,
+                          const StatsPlan& plan, std::int32_t* labels, unsigned long long* changed, double* totals) {
+  launch_assign(ctx, ws, c, K, labels, true, changed);
+  const StatsTiling& tl = plan.tiling;
+  const StatsLayout& lay = plan.layout;
+  const std::int64_t segs = segment_count(c.rows);
+  double* part = ws.partials.reserve(static_cast<std::size_t>(segs * lay.size()));
+  const dim3 grid(static_cast<unsigned>(segs), static_cast<unsigned>(tl.n_ktiles), static_cast<unsigned>(tl.n_ftiles));
+  kernels::stats_kernel<T><<<grid, kReduceThreads, tl.shared_bytes, ctx.stream()>>>(
+      c.x, c.w, labels, c.rows, static_cast<int>(c.cols), ws.centers_d.data(), static_cast<int>(K), tl, lay, part);
+  MIXTURA_CUDA_CHECK_LAUNCH("stats_kernel");
+  accumulate_partials(part, segs, lay.size(), totals, ctx.stream());
+}
+
+inline const CudaBackend& check_sizes(const CudaBackend& be, const char* where, std::int64_t K, std::int64_t D) {
+  MIXTURA_EXPECTS(K >= 1 && K <= 0x7fffffff && D >= 1 && D <= 0x7fffffff,
+                  "%s: n_clusters (%lld) and n_features (%lld) must be in [1, 2^31)", where, static_cast<long long>(K),
+                  static_cast<long long>(D));
+  return be;
+}
+
+/// What every K-means pass opens with: sizes checked (K centres or candidates of D features), the
+/// context held (PassGuard), its workspace and stream at hand.
+template <class T>
+struct KMeansPass {
+  PassGuard guard;
+  Context& ctx;
+  KMeansWorkspace<T>& ws;
+  cudaStream_t st;
+  KMeansPass(const CudaBackend& be, const char* where, std::int64_t K, std::int64_t D)
+      : guard(check_sizes(be, where, K, D), where), ctx(guard.ctx()), ws(ctx.extension<KMeansWorkspace<T>>()),
+        st(ctx.stream()) {}
+};
+
+}  // namespace detail
+
+template <class T>
+void kmeans_assign(const CudaBackend& be, HostMatrix<T> X, const T* w, const T* centers, std::int64_t K,
+                   std::int32_t* labels, double* weight, std::int64_t* count, double* sums, double* distortion,
+                   std::int64_t* n_changed) {
+  detail::KMeansPass<T> pass(be, "kmeans_assign (CUDA)", K, X.cols);
+  Context& ctx = pass.ctx;
+  auto& ws = pass.ws;
+  const cudaStream_t st = pass.st;
+  const std::int64_t n = X.rows, D = X.cols;
+  detail::upload_argmin_centers(ctx, ws, centers, K, D);
+  detail::upload_double_centers(ctx, ws, centers, K, D);
+  std::int32_t* dlabels = ws.labels.reserve(static_cast<std::size_t>(n));
+  copy_to_device(dlabels, labels, n, st);
+  unsigned long long* changed = ws.counter.reserve(1);
+  MIXTURA_CUDA_CHECK(cudaMemsetAsync(changed, 0, sizeof(unsigned long long), st));
+  const detail::StatsPlan plan(K, D);
+  const StatsLayout& lay = plan.layout;
+  double* totals = detail::zero_totals(ctx, ws, lay.size());
+  ctx.for_each_chunk(X, w, [&](const DeviceChunk<T>& c) {
+    detail::enqueue_assign_chunk(ctx, ws, c, K, plan, dlabels + c.first, changed, totals);
+  });
+
+  ws.host_totals.resize(static_cast<std::size_t>(lay.size()));
+  unsigned long long host_changed = 0;
+  copy_to_host(labels, dlabels, n, st);
+  copy_to_host(ws.host_totals.data(), totals, lay.size(), st);
+  copy_to_host(&host_changed, changed, 1, st);
+  ctx.synchronize();
+  const std::vector<double>& t = ws.host_totals;
+  for (std::int64_t k = 0; k < K; ++k) {
+    for (std::int64_t d = 0; d < D; ++d) sums[k * D + d] = t[static_cast<std::size_t>(lay.sum_at(k, d))];
+    weight[k] = t[static_cast<std::size_t>(lay.weight_at(k))];
+    count[k] = static_cast<std::int64_t>(t[static_cast<std::size_t>(lay.count_at(k))]);
+  }
+  double j = 0.0;
+  for (std::int64_t p = 0; p < lay.n_pieces; ++p) j += t[static_cast<std::size_t>(lay.distortion_at(p))];
+  *distortion = j;
+  *n_changed = static_cast<std::int64_t>(host_changed);
+}
+
+template <class T>
+double kmeans_predict(const CudaBackend& be, HostMatrix<T> X, const T* w, const T* centers, std::int64_t K,
+                      std::int32_t* labels) {
+  detail::KMeansPass<T> pass(be, "kmeans_predict (CUDA)", K, X.cols);
+  Context& ctx = pass.ctx;
+  auto& ws = pass.ws;
+  const cudaStream_t st = pass.st;
+  detail::upload_argmin_centers(ctx, ws, centers, K, X.cols);
+  detail::upload_centers(ctx, ws, centers, K, X.cols);
+  std::int32_t* dlabels = ws.labels.reserve(static_cast<std::size_t>(X.rows));
+  double* totals = detail::zero_totals(ctx, ws, 1);
+  ctx.for_each_chunk(X, w, [&](const DeviceChunk<T>& c) {
+    std::int32_t* lab = dlabels + c.first;
+    detail::launch_assign(ctx, ws, c, K, lab, false, nullptr);
+    detail::row_reduce(ctx, ws, c, kernels::AssignedDistance<T>{ws.centers.data(), lab, nullptr}, 1, totals);
+  });
+  double total = 0.0;
+  if (labels) copy_to_host(labels, dlabels, X.rows, st);
+  copy_to_host(&total, totals, 1, st);
+  ctx.synchronize();
+  return total;
+}
+
+template <class T>
+void kmeans_distances_to_assigned(const CudaBackend& be, HostMatrix<T> X, const T* centers, std::int64_t K,
+                                  const std::int32_t* labels, double* out) {
+  detail::KMeansPass<T> pass(be, "kmeans_distances_to_assigned (CUDA)", K, X.cols);
+  Context& ctx = pass.ctx;
+  auto& ws = pass.ws;
+  const cudaStream_t st = pass.st;
+  detail::upload_centers(ctx, ws, centers, K, X.cols);
+  std::int32_t* dlabels = ws.labels.reserve(static_cast<std::size_t>(X.rows));
+  copy_to_device(dlabels, labels, X.rows, st);
+  double* dout = ws.row_values.reserve(static_cast<std::size_t>(X.rows));
+  double* totals = detail::zero_totals(ctx, ws, 1);
+  ctx.for_each_chunk(X, static_cast<const T*>(nullptr), [&](const DeviceChunk<T>& c) {
+    detail::row_reduce(ctx, ws, c, kernels::AssignedDistance<T>{ws.centers.data(), dlabels + c.first, dout + c.first},
+                       1, totals);
+  });
+  copy_to_host(out, dout, X.rows, st);
+  ctx.synchronize();
+}
+
+template <class T>
+void kmeans_transform(const CudaBackend& be, HostMatrix<T> X, const T* centers, std::int64_t K, T* out) {
+  detail::KMeansPass<T> pass(be, "kmeans_transform (CUDA)", K, X.cols);
+  Context& ctx = pass.ctx;
+  auto& ws = pass.ws;
+  const cudaStream_t st = pass.st;
+  detail::upload_centers(ctx, ws, centers, K, X.cols);
+  // The n x K result goes back in pieces of at most 64 MiB of device memory.
+  const std::int64_t piece = std::max<std::int64_t>(1, (std::int64_t{64} << 20) / static_cast<std::int64_t>(K * sizeof(T)));
+  ctx.for_each_chunk(X, static_cast<const T*>(nullptr), [&](const DeviceChunk<T>& c) {
+    for (std::int64_t r0 = 0; r0 < c.rows; r0 += piece) {
+      const std::int64_t rows = std::min(piece, c.rows - r0);
+      T* dout = ws.out.reserve(static_cast<std::size_t>(rows * K));
+      kernels::transform_kernel<T><<<grid_for(rows * K, 256), 256, 0, st>>>(c.x + r0 * c.cols, rows, static_cast<int>(c.cols),
+                                                                         ws.centers.data(), static_cast<int>(K), dout);
+      MIXTURA_CUDA_CHECK_LAUNCH("transform_kernel");
+      copy_to_host(out + (c.first + r0) * K, dout, rows * K, st);
+      ctx.synchronize();  // the piece's buffer is reused by the next one
+    }
+  });
+}
+
+template <class T>
+double kmeans_update_closest(const CudaBackend& be, HostMatrix<T> X, const T* w, const T* c, double* closest,
+                             bool reset) {
+  detail::KMeansPass<T> pass(be, "kmeans_update_closest (CUDA)", 1, X.cols);
+  Context& ctx = pass.ctx;
+  auto& ws = pass.ws;
+  const cudaStream_t st = pass.st;
+  T* dc = ws.rows_in.reserve(static_cast<std::size_t>(X.cols));
+  copy_to_device(dc, c, X.cols, st);
+  double* dclosest = ws.row_values.reserve(static_cast<std::size_t>(X.rows));
+  if (!reset) copy_to_device(dclosest, closest, X.rows, st);
+  double* totals = detail::zero_totals(ctx, ws, 1);
+  ctx.for_each_chunk(X, w, [&](const DeviceChunk<T>& ch) {
+    detail::row_reduce(ctx, ws, ch, kernels::UpdateClosest<T>{dc, dclosest + ch.first, reset}, 1, totals);
+  });
+  double total = 0.0;
+  copy_to_host(closest, dclosest, X.rows, st);
+  copy_to_host(&total, totals, 1, st);
+  ctx.synchronize();
+  return total;
+}
+
+template <class T>
+void kmeans_candidate_potentials(const CudaBackend& be, HostMatrix<T> X, const T* w, const double* closest,
+                                 const T* candidates, std::int64_t m, double* out) {
+  if (m <= 0) return;
+  MIXTURA_EXPECTS(m <= 65535, "kmeans_candidate_potentials (CUDA): %lld candidates; at most 65535 a pass",
+                  static_cast<long long>(m));
+  detail::KMeansPass<T> pass(be, "kmeans_candidate_potentials (CUDA)", m, X.cols);
+  Context& ctx = pass.ctx;
+  auto& ws = pass.ws;
+  const cudaStream_t st = pass.st;
+  T* dcand = ws.rows_in.reserve(static_cast<std::size_t>(m * X.cols));
+  copy_to_device(dcand, candidates, m * X.cols, st);
+  double* dclosest = ws.row_values.reserve(static_cast<std::size_t>(X.rows));
+  copy_to_device(dclosest, closest, X.rows, st);
+  double* totals = detail::zero_totals(ctx, ws, m);
+  ctx.for_each_chunk(X, w, [&](const DeviceChunk<T>& ch) {
+    detail::row_reduce(ctx, ws, ch, kernels::CandidatePotential<T>{dcand, dclosest + ch.first}, static_cast<int>(m),
+                       totals);
+  });
+  copy_to_host(out, totals, m, st);
+  ctx.synchronize();
+}
+
+template <class T>
+double mean_feature_variance(const CudaBackend& be, HostMatrix<T> X) {
+  detail::KMeansPass<T> pass(be, "mean_feature_variance (CUDA)", 1, X.cols);
+  Context& ctx = pass.ctx;
+  auto& ws = pass.ws;
+  const cudaStream_t st = pass.st;
+  const std::int64_t D = X.cols;
+  T* shift = ws.rows_in.reserve(static_cast<std::size_t>(D));
+  copy_to_device(shift, X.row(0), D, st);  // moments around the first row, as on the CPU
+  double* totals = detail::zero_totals(ctx, ws, 2 * D);
+  ctx.for_each_chunk(X, static_cast<const T*>(nullptr), [&](const DeviceChunk<T>& c) {
+    const std::int64_t segs = segment_count(c.rows);
+    double* part = ws.partials.reserve(static_cast<std::size_t>(segs * 2 * D));
+    const dim3 grid(static_cast<unsigned>(segs), static_cast<unsigned>((D + 31) / 32));
+    kernels::moments_kernel<T><<<grid, kReduceThreads, 0, st>>>(c.x, c.rows, static_cast<int>(D), shift, part);
+    MIXTURA_CUDA_CHECK_LAUNCH("moments_kernel");
+    accumulate_partials(part, segs, 2 * D, totals, st);
+  });
+  ws.host_totals.resize(static_cast<std::size_t>(2 * D));
+  copy_to_host(ws.host_totals.data(), totals, 2 * D, st);
+  ctx.synchronize();
+  const double n = static_cast<double>(X.rows);
+  double total = 0.0;
+  for (std::int64_t d = 0; d < D; ++d) {
+    const double mean_shift = ws.host_totals[static_cast<std::size_t>(d)] / n;
+    const double var = ws.host_totals[static_cast<std::size_t>(D + d)] / n - mean_shift * mean_shift;
+    total += var > 0.0 ? var : 0.0;
+  }
+  return total / static_cast<double>(D);
+}
+
+}  // namespace cuda
+}  // namespace mixtura
+
+// Explicit instantiation of every pass for one scalar type (used by kmeans_float.cu, kmeans_double.cu).
+#define MIXTURA_INSTANTIATE_KMEANS_PASSES(T)                                                                          \
+  namespace mixtura {                                                                                                 \
+  namespace cuda {                                                                                                    \
+  template void kmeans_assign<T>(const CudaBackend&, HostMatrix<T>, const T*, const T*, std::int64_t, std::int32_t*, \
+                                 double*, std::int64_t*, double*, double*, std::int64_t*);                            \
+  template double kmeans_predict<T>(const CudaBackend&, HostMatrix<T>, const T*, const T*, std::int64_t,             \
+                                    std::int32_t*);                                                                   \
+  template void kmeans_distances_to_assigned<T>(const CudaBackend&, HostMatrix<T>, const T*, std::int64_t,           \
+                                                const std::int32_t*, double*);                                        \
+  template void kmeans_transform<T>(const CudaBackend&, HostMatrix<T>, const T*, std::int64_t, T*);                  \
+  template double kmeans_update_closest<T>(const CudaBackend&, HostMatrix<T>, const T*, const T*, double*, bool);    \
+  template void kmeans_candidate_potentials<T>(const CudaBackend&, HostMatrix<T>, const T*, const double*, const T*, \
+                                               std::int64_t, double*);                                                \
+  template double mean_feature_variance<T>(const CudaBackend&, HostMatrix<T>);                                        \
+  }                                                                                                                   \
+  }

@@ -1,0 +1,333 @@
+#pragma once
+/// What the CUDA Gaussian-mixture passes compute per thread and the order they add things up in,
+/// written once for the kernels (cuda/gmm_kernels.cuh) and for the host tests that check them on
+/// machines without a GPU (plain C++, no CUDA header, no Eigen).
+///
+/// The E-step pass cuts the rows into tiles of kGmmTileRows (counted from row 0 of the data, so that
+/// chunks, which are whole reduction segments, are whole tiles). Each tile yields one partial of
+/// `GmmPartialLayout::width()` doubles, written by plain stores in a fixed order; the partials are
+/// added to the running totals in tile order (accumulate_partials, context.cuh). No floating-point
+/// atomics: the same bits on every run, resident or streamed.
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+
+#include "mixtura/cuda/plan.hpp"
+
+namespace mixtura {
+namespace cuda {
+
+/// Rows per tile of the E-step's reductions (one block of the normalisation kernel).
+inline constexpr std::int64_t kGmmTileRows = 1024;
+static_assert(kSegmentRows % kGmmTileRows == 0, "a reduction segment must be whole tiles");
+
+/// Covariance shapes, in the order of mixtura::CovarianceType.
+enum class GmmShape : int { full = 0, tied = 1, diag = 2, spherical = 3 };
+
+/// Columns of one component's factor padded to a multiple of 4 (zeros past D).
+MIXTURA_HD inline int padded4(int d) { return (d + 3) / 4 * 4; }
+
+MIXTURA_HD inline float fused(float a, float b, float c) {
+#if defined(__CUDA_ARCH__)
+  return __fmaf_rn(a, b, c);
+#else
+  return std::fma(a, b, c);
+#endif
+}
+MIXTURA_HD inline double fused(double a, double b, double c) {
+#if defined(__CUDA_ARCH__)
+  return __fma_rn(a, b, c);
+#else
+  return std::fma(a, b, c);
+#endif
+}
+
+// ---- log-densities -----------------------------------------------------------------------------
+
+/// Full and tied covariances. With xc = x - c (c the centre, in T) and F_k = C_k padded to D4
+/// columns, y_kj = sum_a xc_a F_k(a, j) is one fused multiply-add chain in T over a = 0 .. D - 1 from
+/// 0, and the squared norm sums t_j = y_kj - offset_kj (in double) in groups of four columns:
+///   sq = ((0 + g_0) + g_1) + ...,  g = fma(t_3, t_3, fma(t_2, t_2, fma(t_1, t_1, fma(t_0, t_0, 0)))).
+/// log pi_k N(x | k) = constant_k - sq / 2. The kernel tiles this without changing the order; this
+/// is the reference the host tests compute. factors: D x (K D4) row-major; offset: K D4.
+template <class T>
+inline double full_log_density_reference(const T* x, const T* c, const T* factors, const double* offset,
+                                         double constant, int D, int K, int k) {
+  const int d4 = padded4(D);
+  const std::int64_t ld = static_cast<std::int64_t>(K) * d4;
+  double sq = 0;
+  for (int g = 0; g < d4; g += 4) {
+    double part = 0;
+    for (int q = 0; q < 4; ++q) {
+      const std::int64_t col = static_cast<std::int64_t>(k) * d4 + g + q;
+      T y = 0;
+      for (int a = 0; a < D; ++a) y = fused(static_cast<T>(x[a] - c[a]), factors[a * ld + col], y);
+      const double t = static_cast<double>(y) - offset[col];
+      part = fused(t, t, part);
+    }
+    sq += part;
+  }
+  return constant - 0.5 * sq;
+}
+
+/// Diagonal and spherical covariances, in double (cheap: D operations per component):
+/// diag: sq = sum_j ((x_j - mu_j) s_j)^2; spherical: sq = (sum_j (x_j - mu_j)^2) s^2, as the CPU.
+template <class T>
+MIXTURA_HD inline double diag_log_density(const T* x, const double* mean, const double* scale, bool spherical, int D,
+                                          double constant) {
+  double sq = 0;
+  if (spherical) {
+    for (int j = 0; j < D; ++j) {
+      const double d = static_cast<double>(x[j]) - mean[j];
+      sq += d * d;
+    }
+    sq *= scale[0] * scale[0];
+  } else {
+    for (int j = 0; j < D; ++j) {
+      const double t = (static_cast<double>(x[j]) - mean[j]) * scale[j];
+      sq += t * t;
+    }
+  }
+  return constant - 0.5 * sq;
+}
+
+// ---- one row: log-sum-exp, responsibilities, entropy ------------------------------------------
+
+/// Turns lp[0], lp[stride], ..., lp[(K - 1) stride] (log pi_k N(x | k)) into w r_k in place, as the
+/// CPU's normalise_block does: m = max_k lp_k, e_k = exp(lp_k - m) (0 below -700), s = sum_k e_k,
+/// r_k = e_k / s, log p(x) = m + log s, H(q) = log s - sum_{r_k > 0} r_k (lp_k - m).
+MIXTURA_HD inline void normalise_row(double* lp, std::int64_t stride, int K, double w, double* log_p, double* entropy) {
+  double m = lp[0];
+  for (int k = 1; k < K; ++k) m = lp[k * stride] > m ? lp[k * stride] : m;
+  double s = 0;
+  for (int k = 0; k < K; ++k) {
+    const double a = lp[k * stride] - m;
+    s += a < -700.0 ? 0.0 : ::exp(a);
+  }
+  double r_dot = 0;
+  for (int k = 0; k < K; ++k) {
+    const double a = lp[k * stride] - m;
+    const double r = (a < -700.0 ? 0.0 : ::exp(a)) / s;
+    if (r > 0) r_dot += r * a;
+    lp[k * stride] = r * w;
+  }
+  const double log_s = ::log(s);
+  *log_p = m + log_s;
+  *entropy = log_s - r_dot;
+}
+
+/// Ascending (key, index) order; the selection of the lowest log-likelihoods.
+MIXTURA_HD inline bool key_less(double ka, std::int64_t ia, double kb, std::int64_t ib) {
+  return ka < kb || (ka == kb && ia < ib);
+}
+
+/// One compare-exchange of the bitonic sorting network over n = 2^p entries, stage (k, j), by the
+/// thread of entry t (the others of the stage run concurrently; a barrier separates stages):
+/// for k = 2, 4, ..., n and j = k / 2, ..., 1. Ascending overall.
+MIXTURA_HD inline void bitonic_step(double* key, std::int64_t* idx, int t, int j, int k) {
+  const int u = t ^ j;
+  if (u <= t) return;
+  const bool up = (t & k) == 0;
+  const bool swap = up ? key_less(key[u], idx[u], key[t], idx[t]) : key_less(key[t], idx[t], key[u], idx[u]);
+  if (swap) {
+    const double kt = key[t];
+    key[t] = key[u];
+    key[u] = kt;
+    const std::int64_t it = idx[t];
+    idx[t] = idx[u];
+    idx[u] = it;
+  }
+}
+
+/// The fixed tree every block of the normalisation kernel adds its kGmmTileRows per-row values with:
+/// v[t] += v[t + s] for s = n / 2, ..., 1 (a barrier between steps); returns v[0].
+inline double tile_tree_sum(double* v, int n) {
+  for (int s = n / 2; s > 0; s /= 2)
+    for (int t = 0; t < s; ++t) v[t] += v[t + s];
+  return v[0];
+}
+
+// ---- moments: full and tied -------------------------------------------------------------------
+
+/// The weighted Gram matrices of the augmented centred rows z = (x - c, 1) (E = D + 1 entries):
+/// G_k = sum_i w_i r_ik z_i z_i^T holds S2_k (the D x D block), S1_k (the last column) and N_k (the
+/// corner), all around c. Threads own 4 x 4 blocks (ba, bb), ba <= bb, of one G_k: "items"
+/// k * n_pairs + p, p the row-major index of (ba, bb) in the upper triangle of blocks.
+struct GramLayout {
+  int K = 0, D = 0;
+  int E4 = 0;              ///< augmented width padded to 4
+  int nb = 0;              ///< 4-blocks per side
+  int n_pairs = 0;         ///< nb (nb + 1) / 2 block pairs per component
+  int pairs_per_block = 0; ///< block pairs one thread block covers for one component
+  int kb = 0;              ///< components per thread block
+  int pair_blocks = 0;     ///< thread blocks per component group
+  int row_chunk = 0;       ///< rows staged in shared memory at a time (the float runs: flushed to double after each)
+  std::size_t shared_bytes = 0;
+
+  static constexpr int kThreads = 256;
+
+  MIXTURA_HD std::int64_t n_items() const { return static_cast<std::int64_t>(K) * n_pairs; }
+  std::int64_t n_blocks() const { return static_cast<std::int64_t>((K + kb - 1) / kb) * pair_blocks; }
+  /// Block pair (ba, bb) of index p.
+  MIXTURA_HD void pair(int p, int* ba, int* bb) const {
+    int a = 0;
+    while (p >= nb - a) {
+      p -= nb - a;
+      ++a;
+    }
+    *ba = a;
+    *bb = a + p;
+  }
+  /// The item of thread t of thread block b (false if it has none).
+  MIXTURA_HD bool item_of(std::int64_t b, int t, int* k, int* kl, int* p) const {
+    const std::int64_t group = b / pair_blocks;
+    const int pb = static_cast<int>(b % pair_blocks);
+    *kl = t / pairs_per_block;
+    *p = pb * pairs_per_block + t % pairs_per_block;
+    *k = static_cast<int>(group * kb + *kl);
+    return *kl < kb && *k < K && *p < n_pairs;
+  }
+  /// First component of thread block b.
+  MIXTURA_HD int first_component(std::int64_t b) const { return static_cast<int>(b / pair_blocks) * kb; }
+};
+
+/// The layout for K components of D features, scalar size `scalar_bytes`, within `shared_limit`
+/// bytes of shared memory.
+inline GramLayout gram_layout(int K, int D, std::size_t scalar_bytes, std::size_t shared_limit = 32 * 1024) {
+  GramLayout g;
+  g.K = K;
+  g.D = D;
+  g.E4 = padded4(D + 1);
+  g.nb = g.E4 / 4;
+  g.n_pairs = g.nb * (g.nb + 1) / 2;
+  g.pairs_per_block = g.n_pairs < GramLayout::kThreads ? g.n_pairs : GramLayout::kThreads;
+  g.kb = GramLayout::kThreads / g.pairs_per_block;
+  if (g.kb > 32) g.kb = 32;
+  if (g.kb > K) g.kb = K;
+  g.pair_blocks = (g.n_pairs + g.pairs_per_block - 1) / g.pairs_per_block;
+  const std::size_t per_row = static_cast<std::size_t>(g.E4 + g.kb) * scalar_bytes;
+  std::size_t rows = shared_limit / per_row;
+  if (rows < 1) rows = 1;
+  if (rows > 32) rows = 32;
+  g.row_chunk = static_cast<int>(rows);
+  g.shared_bytes = per_row * rows;
+  return g;
+}
+
+/// Adds rows [0, rows) of a staged chunk to one thread's 4 x 4 block (ba, bb) of G_k:
+/// acc[4 i + j] = fma(r z_a, z_b, acc[4 i + j]) row by row, a = 4 ba + i, b = 4 bb + j.
+/// z: rows x E4 (row-major, ld E4); r: rows x kb (ld kb), column kl.
+template <class T>
+MIXTURA_HD inline void gram_accumulate(const T* z, int E4, const T* r, int kb, int kl, int rows, int ba, int bb,
+                                       T* acc) {
+  for (int row = 0; row < rows; ++row) {
+    const T rr = r[row * kb + kl];
+    const T* zr = z + row * E4;
+    T a[4], b[4];
+    for (int i = 0; i < 4; ++i) {
+      a[i] = rr * zr[4 * ba + i];
+      b[i] = zr[4 * bb + i];
+    }
+    for (int i = 0; i < 4; ++i)
+      for (int j = 0; j < 4; ++j) acc[4 * i + j] = fused(a[i], b[j], acc[4 * i + j]);
+  }
+}
+
+// ---- moments: diagonal and spherical ----------------------------------------------------------
+
+/// Over rows [0, rows) of a tile in order, in double: feature j < D of component k gives
+/// s1 = sum_i r_i (x_ij - mu_j) and s2 = sum_i r_i (x_ij - mu_j)^2; j = D gives s1 = N_k = sum_i r_i
+/// (r: the tile's w r_ik, stride r_stride).
+template <class T>
+MIXTURA_HD inline void diag_moments(const T* x, int D, const double* r, std::int64_t rows, int j, double mean,
+                                    double* s1, double* s2) {
+  double a = 0, b = 0;
+  if (j == D) {
+    for (std::int64_t i = 0; i < rows; ++i) a += r[i];
+  } else {
+    for (std::int64_t i = 0; i < rows; ++i) {
+      const double d = static_cast<double>(x[i * D + j]) - mean;
+      a += r[i] * d;
+      b += r[i] * (d * d);
+    }
+  }
+  *s1 = a;
+  *s2 = b;
+}
+
+// ---- where everything sits in a tile's partial -------------------------------------------------
+
+/// A tile's partial (and the running totals): the row sums, then the Gram blocks (full/tied: 16 per
+/// item) or s1 [K x D], s2 [K x D], N [K] (diag/spherical).
+struct GmmPartialLayout {
+  bool gram = true;
+  std::int64_t K = 0, D = 0, n_items = 0;
+  static constexpr int kLogLikelihood = 0, kEntropy = 1, kWeight = 2, kHead = 3;
+  MIXTURA_HD std::int64_t gram_at(std::int64_t item, int q) const { return kHead + item * 16 + q; }
+  MIXTURA_HD std::int64_t s1_at(std::int64_t k, std::int64_t j) const { return kHead + k * D + j; }
+  MIXTURA_HD std::int64_t s2_at(std::int64_t k, std::int64_t j) const { return kHead + K * D + k * D + j; }
+  MIXTURA_HD std::int64_t nk_at(std::int64_t k) const { return kHead + 2 * K * D + k; }
+  MIXTURA_HD std::int64_t width() const { return kHead + (gram ? n_items * 16 : 2 * K * D + K); }
+};
+
+inline GmmPartialLayout partial_layout(GmmShape shape, int K, int D, const GramLayout& g) {
+  GmmPartialLayout l;
+  l.gram = shape == GmmShape::full || shape == GmmShape::tied;
+  l.K = K;
+  l.D = D;
+  l.n_items = l.gram ? g.n_items() : 0;
+  return l;
+}
+
+/// Moves the totals into nk [K], s1 [K x D] and s2: full/tied K symmetric D x D matrices (row-major,
+/// both triangles), diag/spherical K x D.
+inline void unpack_totals(const double* totals, const GmmPartialLayout& l, const GramLayout& g, double* nk, double* s1,
+                          double* s2) {
+  const std::int64_t K = l.K, D = l.D;
+  if (!l.gram) {
+    for (std::int64_t k = 0; k < K; ++k) {
+      nk[k] = totals[l.nk_at(k)];
+      for (std::int64_t j = 0; j < D; ++j) {
+        s1[k * D + j] = totals[l.s1_at(k, j)];
+        s2[k * D + j] = totals[l.s2_at(k, j)];
+      }
+    }
+    return;
+  }
+  for (std::int64_t k = 0; k < K; ++k)
+    for (int p = 0; p < g.n_pairs; ++p) {
+      int ba, bb;
+      g.pair(p, &ba, &bb);
+      for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 4; ++j) {
+          const std::int64_t a = 4 * ba + i, b = 4 * bb + j;
+          if (a > b || b > D) continue;  // the lower half of diagonal blocks, and padding
+          const double v = totals[l.gram_at(k * g.n_pairs + p, 4 * i + j)];
+          if (b < D) {
+            s2[(k * D + a) * D + b] = v;
+            s2[(k * D + b) * D + a] = v;
+          } else if (a < D) {
+            s1[k * D + a] = v;
+          } else {
+            nk[k] = v;
+          }
+        }
+    }
+}
+
+/// Tiles per group: the rows a pass hands to its kernels at once (a chunk is cut into groups), so that
+/// the group's log-densities (K doubles per row) and partials (width doubles per tile) stay within
+/// `budget_bytes`. At least one tile.
+inline std::int64_t group_tiles(std::int64_t K, std::int64_t width, std::size_t budget_bytes) {
+  const std::size_t per_tile = static_cast<std::size_t>(kGmmTileRows * K + width) * sizeof(double);
+  const std::int64_t n = static_cast<std::int64_t>(budget_bytes / per_tile);
+  return n < 1 ? 1 : (n > 65535 ? 65535 : n);
+}
+
+/// Tiles of `rows` rows.
+MIXTURA_HD inline std::int64_t tile_count(std::int64_t rows) { return (rows + kGmmTileRows - 1) / kGmmTileRows; }
+
+}  // namespace cuda
+}  // namespace mixtura

@@ -1,0 +1,23 @@
+#pragma once
+/// Caller memory as the CUDA backend's compiled code sees it: plain pointers and sizes. No Eigen and
+/// no CUDA header here, so that the .cu files need neither Eigen nor mixtura's CPU headers.
+
+#include <cstdint>
+
+namespace mixtura {
+namespace cuda {
+
+/// A read-only view of `rows` rows of `cols` values in host memory; row i starts at data + i * stride
+/// (stride >= cols, in elements). The caller keeps the memory alive and unchanged while it is used.
+template <class T>
+struct HostMatrix {
+  const T* data = nullptr;
+  std::int64_t rows = 0;
+  std::int64_t cols = 0;
+  std::int64_t stride = 0;
+
+  const T* row(std::int64_t i) const { return data + i * stride; }
+};
+
+}  // namespace cuda
+}  // namespace mixtura

@@ -1,0 +1,52 @@
+#pragma once
+/// The K-means data passes of the CUDA backend, compiled in mixtura::cuda (cuda/kmeans_*.cu) for
+/// float and double. Plain pointers, no Eigen: kmeans/cuda_pass.hpp wraps them as the overloads the
+/// generic fit loop calls. Centres are K x D row-major host arrays; labels, closest and outputs are
+/// host arrays of n_samples entries. Every function returns after its results are in host memory.
+
+#include <cstdint>
+
+#include "mixtura/backend/cuda.hpp"
+#include "mixtura/cuda/host_matrix.hpp"
+
+namespace mixtura {
+namespace cuda {
+
+/// Assignment half-step with the statistics of the update half-step. labels holds the previous
+/// labels on entry (any value if none) and the new ones on exit. Writes weight[K], count[K],
+/// sums[K * D] (sum of w x), the exact distortion and the number of changed labels.
+template <class T>
+void kmeans_assign(const CudaBackend& be, HostMatrix<T> X, const T* w, const T* centers, std::int64_t K,
+                   std::int32_t* labels, double* weight, std::int64_t* count, double* sums, double* distortion,
+                   std::int64_t* n_changed);
+
+/// Nearest centre of each row (into labels, unless nullptr); returns the exact weighted distortion.
+template <class T>
+double kmeans_predict(const CudaBackend& be, HostMatrix<T> X, const T* w, const T* centers, std::int64_t K,
+                      std::int32_t* labels);
+
+/// out[i] = exact ||x_i - c_{labels[i]}||^2.
+template <class T>
+void kmeans_distances_to_assigned(const CudaBackend& be, HostMatrix<T> X, const T* centers, std::int64_t K,
+                                  const std::int32_t* labels, double* out);
+
+/// out[i * K + k] = ||x_i - c_k|| (computed directly in double, then rounded to T).
+template <class T>
+void kmeans_transform(const CudaBackend& be, HostMatrix<T> X, const T* centers, std::int64_t K, T* out);
+
+/// closest[i] = min(closest[i], ||x_i - c||^2) (= when reset); returns sum_i w_i closest[i].
+template <class T>
+double kmeans_update_closest(const CudaBackend& be, HostMatrix<T> X, const T* w, const T* c, double* closest,
+                             bool reset);
+
+/// out[j] = sum_i w_i min(closest[i], ||x_i - cand_j||^2) for the m candidate rows cand (m x D).
+template <class T>
+void kmeans_candidate_potentials(const CudaBackend& be, HostMatrix<T> X, const T* w, const double* closest,
+                                 const T* candidates, std::int64_t m, double* out);
+
+/// Mean over features of the unweighted population variance (moments around the first row).
+template <class T>
+double mean_feature_variance(const CudaBackend& be, HostMatrix<T> X);
+
+}  // namespace cuda
+}  // namespace mixtura

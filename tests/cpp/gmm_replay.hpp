@@ -1,0 +1,294 @@
+#pragma once
+// A "replay backend" for the Gaussian-mixture tests: the CUDA E-step and scoring passes run on the
+// host, tile by tile, with the very functions the kernels call (mixtura/cuda/gmm_reduce.hpp), in the
+// kernels' order and precision (T products, double sums), through the same model packing and result
+// unpacking as the CUDA backend. The K-means and initialisation passes are the CPU's.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "gmm_util.hpp"
+#include "mixtura/cuda/gmm_pass.hpp"
+#include "mixtura/cuda/gmm_reduce.hpp"
+#include "mixtura/gmm/cuda_pass.hpp"
+
+namespace mixtura_test {
+
+using namespace mixtura;
+
+/// A backend whose passes replay the CUDA kernels on the host.
+struct ReplayBackend {
+  int n_threads = 1;
+};
+inline NoDataScope data_scope(const ReplayBackend&) { return {}; }
+
+/// The E-step pass as the device computes it, tile after tile (grouping and chunking do not change
+/// the tiles, so they are not replayed).
+template <class T>
+cuda::GmmPassStats replay_e_step(MatrixView<T> X, VectorView<T> w, const cuda::GmmPassModel& m, std::int64_t n_worst) {
+  using namespace mixtura::cuda;
+  const int K = static_cast<int>(m.K), D = static_cast<int>(m.D);
+  const std::int64_t tile = kGmmTileRows;
+  const bool gram = m.shape == GmmShape::full || m.shape == GmmShape::tied;
+  const GramLayout g = gram_layout(K, D, sizeof(T));
+  const GmmPartialLayout l = partial_layout(m.shape, K, D, g);
+  const int d4 = padded4(D);
+  std::vector<T> center(D), factors(static_cast<std::size_t>(D) * K * d4);
+  std::vector<double> offset(static_cast<std::size_t>(K) * d4);
+  if (gram) pack_full_model(m, center.data(), factors.data(), offset.data());
+  const std::int64_t n_low = std::min<std::int64_t>(n_worst, tile);
+  std::vector<double> totals(static_cast<std::size_t>(l.width()), 0.0), low_key;
+  std::vector<std::int64_t> low_row;
+  for (std::int64_t r0 = 0; r0 < X.rows; r0 += tile) {
+    const std::int64_t n = std::min(tile, X.rows - r0);
+    std::vector<T> x(static_cast<std::size_t>(n * D));  // the tile, dense as on the device
+    for (std::int64_t i = 0; i < n; ++i) std::copy_n(X.row(r0 + i), D, x.begin() + i * D);
+    std::vector<double> lp(static_cast<std::size_t>(K * tile)), partial(static_cast<std::size_t>(l.width()), 0.0);
+    for (std::int64_t i = 0; i < n; ++i)
+      for (int k = 0; k < K; ++k)
+        lp[k * tile + i] = gram ? full_log_density_reference(&x[i * D], center.data(), factors.data(), offset.data(),
+                                                             m.constant[k], D, K, k)
+                                : diag_log_density(&x[i * D], m.means + k * D,
+                                                   m.scale + k * (m.shape == GmmShape::spherical ? 1 : D),
+                                                   m.shape == GmmShape::spherical, D, m.constant[k]);
+    // normalise_kernel: one thread per row, the row sums by the tree, the lowest by the network.
+    std::vector<double> sums[3], key(tile, std::numeric_limits<double>::infinity());
+    std::vector<std::int64_t> idx(tile);
+    for (auto& v : sums) v.assign(tile, 0.0);
+    for (std::int64_t i = 0; i < tile; ++i) {
+      idx[i] = r0 + i;
+      if (i >= n) continue;
+      const double wr = w.empty() ? 1.0 : static_cast<double>(w[r0 + i]);
+      double log_p, entropy;
+      normalise_row(&lp[i], tile, K, wr, &log_p, &entropy);
+      sums[0][i] = wr * log_p;
+      sums[1][i] = wr * entropy;
+      sums[2][i] = wr;
+      if (wr > 0) key[i] = log_p;
+    }
+    for (int q = 0; q < 3; ++q) partial[q] = tile_tree_sum(sums[q].data(), static_cast<int>(tile));
+    for (int k = 2; k <= tile; k *= 2)
+      for (int j = k / 2; j > 0; j /= 2)
+        for (int t = 0; t < tile; ++t) bitonic_step(key.data(), idx.data(), t, j, k);
+    for (std::int64_t t = 0; t < n_low; ++t)
+      if (key[t] < std::numeric_limits<double>::infinity()) {
+        low_key.push_back(key[t]);
+        low_row.push_back(idx[t]);
+      }
+    if (gram) {  // gram_kernel: every thread block, every thread, the rows staged as the kernel stages them
+      for (std::int64_t b = 0; b < g.n_blocks(); ++b) {
+        std::vector<T> acc(GramLayout::kThreads * 16, T(0));
+        std::vector<double> total(GramLayout::kThreads * 16, 0.0);
+        std::vector<T> z(static_cast<std::size_t>(g.row_chunk) * g.E4), r(static_cast<std::size_t>(g.row_chunk) * g.kb);
+        const int k_first = g.first_component(b);
+        for (std::int64_t c0 = 0; c0 < n; c0 += g.row_chunk) {
+          const int rows = static_cast<int>(std::min<std::int64_t>(g.row_chunk, n - c0));
+          for (int i = 0; i < g.row_chunk; ++i) {
+            for (int a = 0; a < g.E4; ++a)
+              z[i * g.E4 + a] = i < rows ? (a < D ? static_cast<T>(x[(c0 + i) * D + a] - center[a]) : T(a == D ? 1 : 0)) : T(0);
+            for (int kk = 0; kk < g.kb; ++kk)
+              r[i * g.kb + kk] = i < rows && k_first + kk < K ? static_cast<T>(lp[(k_first + kk) * tile + c0 + i]) : T(0);
+          }
+          for (int t = 0; t < GramLayout::kThreads; ++t) {
+            int k, kl, p, ba, bb;
+            if (!g.item_of(b, t, &k, &kl, &p)) continue;
+            g.pair(p, &ba, &bb);
+            gram_accumulate(z.data(), g.E4, r.data(), g.kb, kl, rows, ba, bb, &acc[t * 16]);
+            for (int q = 0; q < 16; ++q) {
+              total[t * 16 + q] += static_cast<double>(acc[t * 16 + q]);
+              acc[t * 16 + q] = T(0);
+            }
+          }
+        }
+        for (int t = 0; t < GramLayout::kThreads; ++t) {
+          int k, kl, p;
+          if (!g.item_of(b, t, &k, &kl, &p)) continue;
+          for (int q = 0; q < 16; ++q) partial[l.gram_at(static_cast<std::int64_t>(k) * g.n_pairs + p, q)] = total[t * 16 + q];
+        }
+      }
+    } else {  // diag_moments_kernel
+      for (int k = 0; k < K; ++k)
+        for (int j = 0; j <= D; ++j) {
+          double s1, s2;
+          diag_moments(x.data(), D, &lp[k * tile], n, j, j < D ? m.means[k * D + j] : 0.0, &s1, &s2);
+          if (j == D) {
+            partial[l.nk_at(k)] = s1;
+          } else {
+            partial[l.s1_at(k, j)] = s1;
+            partial[l.s2_at(k, j)] = s2;
+          }
+        }
+    }
+    for (std::size_t c = 0; c < totals.size(); ++c) totals[c] += partial[c];  // accumulate_partials
+  }
+  GmmPassStats out;
+  out.nk.assign(K, 0.0);
+  out.s1.assign(static_cast<std::size_t>(K) * D, 0.0);
+  out.s2.assign(static_cast<std::size_t>(K) * D * (gram ? D : 1), 0.0);
+  unpack_totals(totals.data(), l, g, out.nk.data(), out.s1.data(), out.s2.data());
+  out.log_likelihood = totals[GmmPartialLayout::kLogLikelihood];
+  out.entropy = totals[GmmPartialLayout::kEntropy];
+  out.weight = totals[GmmPartialLayout::kWeight];
+  out.low_log_p = low_key;
+  out.low_row = low_row;
+  return out;
+}
+
+template <class T>
+GmmStats gmm_e_step(const ReplayBackend&, MatrixView<T> X, VectorView<T> w, const GmmModel& m, std::size_t n_worst) {
+  const auto pm = detail::GmmPassModelData::of<T>(m);
+  return detail::stats_from_pass(m, pm, replay_e_step(X, w, pm.view, static_cast<std::int64_t>(n_worst)), n_worst);
+}
+// The initialisation passes and the K-means passes (behind init = kmeans and k-means++) are the CPU's.
+#define MIXTURA_REPLAY_ON_CPU(name)                               \
+  template <class... A>                                           \
+  auto name(const ReplayBackend& be, A&&... a) {                  \
+    return name(CpuBackend{be.n_threads}, std::forward<A>(a)...); \
+  }
+MIXTURA_REPLAY_ON_CPU(gmm_label_stats)
+MIXTURA_REPLAY_ON_CPU(random_resp_stats)
+MIXTURA_REPLAY_ON_CPU(kmeans_assign)
+MIXTURA_REPLAY_ON_CPU(kmeans_predict)
+MIXTURA_REPLAY_ON_CPU(kmeans_distances_to_assigned)
+MIXTURA_REPLAY_ON_CPU(kmeans_update_closest)
+MIXTURA_REPLAY_ON_CPU(kmeans_candidate_potentials)
+MIXTURA_REPLAY_ON_CPU(mean_feature_variance)
+#undef MIXTURA_REPLAY_ON_CPU
+
+/// Scoring as the CUDA backend does it: row-major lp from the kernels' functions, handed out in groups.
+template <class T, class Out>
+void gmm_weighted_log_prob(const ReplayBackend& be, MatrixView<T> X, const GmmModel& m, Out&& out) {
+  using namespace mixtura::cuda;
+  const auto pm = detail::GmmPassModelData::of<T>(m);
+  const cuda::GmmPassModel& v = pm.view;
+  const int K = static_cast<int>(v.K), D = static_cast<int>(v.D), d4 = padded4(D);
+  const bool gram = v.shape == GmmShape::full || v.shape == GmmShape::tied;
+  std::vector<T> center(D), factors(static_cast<std::size_t>(D) * K * d4);
+  std::vector<double> offset(static_cast<std::size_t>(K) * d4);
+  if (gram) pack_full_model(v, center.data(), factors.data(), offset.data());
+  const Index group = 3 * kGmmTileRows;  // any multiple of the tile
+  for (Index begin = 0; begin < X.rows; begin += group) {
+    const Index rows = std::min(group, X.rows - begin);
+    std::vector<double> lp(static_cast<std::size_t>(rows * K));
+    for (Index i = 0; i < rows; ++i)
+      for (int k = 0; k < K; ++k)
+        lp[i * K + k] = gram ? full_log_density_reference(X.row(begin + i), center.data(), factors.data(), offset.data(),
+                                                          v.constant[k], D, K, k)
+                             : diag_log_density(X.row(begin + i), v.means + k * D,
+                                                v.scale + k * (v.shape == GmmShape::spherical ? 1 : D),
+                                                v.shape == GmmShape::spherical, D, v.constant[k]);
+    detail::hand_score_blocks(begin, rows, lp.data(), K, be.n_threads, out);
+  }
+}
+
+/// A model to run single passes with: a short CPU fit from random rows.
+template <class T>
+GmmModel fitted_model(const RowMatrix<T>& x, CovarianceType t, int K) {
+  GmmParams p;
+  p.n_components = K;
+  p.covariance_type = t;
+  p.max_iter = 3;
+  p.init = GmmInit::random_from_data;
+  p.reg_covar = 1e-3;
+  GaussianMixture<T> gm(p);
+  gm.fit(x);
+  return gm.model();
+}
+
+/// Shapes (rows, features, components) that reach the edges of the kernels' tilings: D = 1 and D
+/// not a multiple of 4, log-density pages past one (D4 > 64), Gram blocks of one component and
+/// components over several thread blocks (D > 85), more components than one log-density block
+/// (K > 8), rows not a multiple of a tile.
+struct EdgeShape {
+  Index n, d;
+  int K;
+};
+inline constexpr EdgeShape kEdgeShapes[] = {{1500, 1, 1}, {2100, 3, 9}, {3000, 5, 4}, {1025, 70, 3}, {2000, 130, 2}};
+
+/// Rows of an edge shape (around 20, weight 0 on every fifth row) and a model fitted to them.
+template <class T>
+struct EdgeCase {
+  RowMatrix<T> x;
+  Eigen::Matrix<T, Eigen::Dynamic, 1> w;
+  GmmModel model;
+  std::string name;
+
+  EdgeCase(const EdgeShape& s, CovarianceType t)
+      : x(gmm_blobs<T>(s.n, s.d, static_cast<std::uint32_t>(s.n + s.d), 20.0)), w(x.rows()) {
+    for (Index i = 0; i < x.rows(); ++i) w[i] = static_cast<T>(i % 5 == 0 ? 0.0 : 0.5 + static_cast<double>(i % 3));
+    model = fitted_model(x, t, s.K);
+    name = std::string(to_string(t)) + " n " + std::to_string(s.n) + " d " + std::to_string(s.d) + " K " +
+           std::to_string(s.K);
+  }
+};
+
+/// How close a fit on the CUDA backend must follow the CPU's ELBO trace (relative, every iteration).
+template <class T>
+double trace_tolerance() {
+  return std::is_same<T, float>::value ? 1e-5 : 1e-10;
+}
+
+/// Fits GaussianMixture<T> on the CPU and on `be` from the same parameters, for every covariance type
+/// and init = kmeans, random, k-means++ (two restarts, tol = 0, max_iter iterations, K components,
+/// weights 1, 2, 3, ...): the ELBO traces agree within trace_tolerance<T>() at every iteration of
+/// every restart, the same restart is kept, the labels are the same, scores and posteriors close.
+template <class T, class Backend>
+void expect_fit_follows_the_cpu(const Backend& be, const RowMatrix<T>& x, int K, int max_iter) {
+  const double tol = trace_tolerance<T>();
+  Eigen::Matrix<T, Eigen::Dynamic, 1> w(x.rows());
+  for (Index i = 0; i < x.rows(); ++i) w[i] = static_cast<T>(1 + i % 3);
+  for (CovarianceType t : kTypes)
+    for (GmmInit init : {GmmInit::kmeans, GmmInit::random, GmmInit::kmeans_plusplus}) {
+      GmmParams p;
+      p.n_components = K;
+      p.covariance_type = t;
+      p.init = init;
+      p.tol = 0;
+      p.max_iter = max_iter;
+      p.n_init = 2;
+      GaussianMixture<T> cpu(p), dev(p);
+      cpu.fit(x, w);
+      dev.fit_on(be, MatrixView<T>(x), VectorView<T>(w));
+      const std::string at = std::string(to_string(t)) + " " + to_string(init);
+      ASSERT_EQ(cpu.runs().size(), dev.runs().size());
+      for (std::size_t r = 0; r < cpu.runs().size(); ++r) {
+        const auto& a = cpu.runs()[r].trace;
+        const auto& b = dev.runs()[r].trace;
+        ASSERT_EQ(a.size(), b.size()) << at;
+        for (std::size_t i = 0; i < a.size(); ++i) {
+          EXPECT_NEAR(b[i].lower_bound, a[i].lower_bound, tol * std::abs(a[i].lower_bound)) << at << " restart " << r << " it " << i;
+          EXPECT_NEAR(b[i].elbo_after_m, a[i].elbo_after_m, tol * std::abs(a[i].elbo_after_m)) << at << " restart " << r << " it " << i;
+        }
+      }
+      EXPECT_EQ(dev.best_restart(), cpu.best_restart()) << at;
+      EXPECT_EQ(dev.events().size(), cpu.events().size()) << at;
+      EXPECT_EQ(dev.predict_on(be, MatrixView<T>(x)), cpu.predict(x)) << at;
+      const Eigen::VectorXd sa = cpu.score_samples(x), sb = dev.score_samples_on(be, MatrixView<T>(x));
+      EXPECT_LT((sa - sb).cwiseAbs().maxCoeff(), 10 * tol * sa.cwiseAbs().maxCoeff()) << at;
+      const RowMatrix<double> pa = cpu.predict_proba(x), pb = dev.predict_proba_on(be, MatrixView<T>(x));
+      EXPECT_LT((pa - pb).cwiseAbs().maxCoeff(), 100 * tol) << at;
+    }
+}
+
+/// A row's scores depend on its values and its index modulo the block, not on the rows scored with
+/// it: rows [1280, 1980) scored alone give, bit for bit, their scores among all rows (every type).
+template <class T, class Backend>
+void expect_scores_row_independent(const Backend& be) {
+  const RowMatrix<T> x = gmm_blobs<T>(3000, 4, 8);
+  const RowMatrix<T> part = x.middleRows(1280, 700);
+  for (CovarianceType t : kTypes) {
+    GmmParams p;
+    p.n_components = 3;
+    p.covariance_type = t;
+    GaussianMixture<T> gm(p);
+    gm.fit(x);
+    const Eigen::VectorXd all = gm.score_samples_on(be, MatrixView<T>(x));
+    const Eigen::VectorXd some = gm.score_samples_on(be, MatrixView<T>(part));
+    for (Index i = 0; i < part.rows(); ++i) ASSERT_EQ(some[i], all[1280 + i]) << to_string(t) << " row " << i;
+  }
+}
+
+}  // namespace mixtura_test
