@@ -76,27 +76,21 @@ step "CUDA tests"
 status=0
 (cd "$BUILD" && ctest -R '[Cc]uda' --output-on-failure -j4 --timeout 300) || status=$?
 
-read -r -a bench_args <<<"${KMEANS_BENCH_ARGS:-}"
-step "K-means benchmark"
-"$BUILD/bench/cuda_kmeans_bench" ${bench_args[@]+"${bench_args[@]}"} || status=$?
-
-step "K-means in PyTorch"
-if python3 -c 'import torch' 2>/dev/null; then
-  python3 bench/torch_kmeans.py ${bench_args[@]+"${bench_args[@]}"} || status=$?
-else
-  echo "torch_kmeans.py: skipped: python3 has no torch"
-fi
-
-read -r -a gmm_args <<<"${GMM_BENCH_ARGS:-}"
-step "Gaussian-mixture benchmark"
-"$BUILD/bench/cuda_gmm_bench" ${gmm_args[@]+"${gmm_args[@]}"} || status=$?
-
-step "Gaussian mixtures in PyTorch"
-if python3 -c 'import torch' 2>/dev/null; then
-  python3 bench/torch_gmm.py ${gmm_args[@]+"${gmm_args[@]}"} || status=$?
-else
-  echo "torch_gmm.py: skipped: python3 has no torch"
-fi
+# benchmark TITLE PROGRAM TORCH_SCRIPT ARGS: our timing program, then the same iteration in PyTorch.
+benchmark() {
+  local title=$1 program=$2 script=$3 args
+  read -r -a args <<<"$4"
+  step "$title benchmark"
+  "$BUILD/bench/$program" ${args[@]+"${args[@]}"} || status=$?
+  step "$title in PyTorch"
+  if python3 -c 'import torch' 2>/dev/null; then
+    python3 "bench/$script" ${args[@]+"${args[@]}"} || status=$?
+  else
+    echo "$script: skipped: python3 has no torch"
+  fi
+}
+benchmark "K-means" cuda_kmeans_bench torch_kmeans.py "${KMEANS_BENCH_ARGS:-}"
+benchmark "Gaussian-mixture" cuda_gmm_bench torch_gmm.py "${GMM_BENCH_ARGS:-}"
 
 step "done (exit status $status)"
 exit "$status"

@@ -36,8 +36,6 @@ struct AssignDepth<double> {
   static constexpr int kBK = 8;
 };
 
-__device__ inline float fma_rn(float a, float b, float c) { return __fmaf_rn(a, b, c); }
-__device__ inline double fma_rn(double a, double b, double c) { return __fma_rn(a, b, c); }
 
 template <class T>
 __device__ inline T infinity();
@@ -102,7 +100,7 @@ __global__ void __launch_bounds__(kAssignThreads)
 #pragma unroll
         for (int i = 0; i < kTM; ++i)
 #pragma unroll
-          for (int j = 0; j < kTN; ++j) acc[i][j] = fma_rn(a[i], b[j], acc[i][j]);
+          for (int j = 0; j < kTN; ++j) acc[i][j] = fused(a[i], b[j], acc[i][j]);
       }
     }
 #pragma unroll

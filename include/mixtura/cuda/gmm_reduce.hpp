@@ -29,21 +29,6 @@ enum class GmmShape : int { full = 0, tied = 1, diag = 2, spherical = 3 };
 /// Columns of one component's factor padded to a multiple of 4 (zeros past D).
 MIXTURA_HD inline int padded4(int d) { return (d + 3) / 4 * 4; }
 
-MIXTURA_HD inline float fused(float a, float b, float c) {
-#if defined(__CUDA_ARCH__)
-  return __fmaf_rn(a, b, c);
-#else
-  return std::fma(a, b, c);
-#endif
-}
-MIXTURA_HD inline double fused(double a, double b, double c) {
-#if defined(__CUDA_ARCH__)
-  return __fma_rn(a, b, c);
-#else
-  return std::fma(a, b, c);
-#endif
-}
-
 // ---- log-densities -----------------------------------------------------------------------------
 
 /// Full and tied covariances. With xc = x - c (c the centre, in T) and F_k = C_k padded to D4

@@ -2,9 +2,10 @@
 /// Host-side arithmetic of the CUDA backend that decides what the device does: whether the data stays
 /// resident or is streamed, and how rows are cut into chunks and reduction segments. Plain C++ (no
 /// CUDA header), so that it is tested on machines without a GPU; MIXTURA_HD marks functions that the
-/// kernels call too.
+/// kernels call too (and `fused`, the one multiply-add every kernel and its host replay use).
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 
@@ -16,6 +17,22 @@
 
 namespace mixtura {
 namespace cuda {
+
+/// a * b + c rounded once, on the device and in host replays of the kernels alike.
+MIXTURA_HD inline float fused(float a, float b, float c) {
+#if defined(__CUDA_ARCH__)
+  return __fmaf_rn(a, b, c);
+#else
+  return std::fma(a, b, c);
+#endif
+}
+MIXTURA_HD inline double fused(double a, double b, double c) {
+#if defined(__CUDA_ARCH__)
+  return __fma_rn(a, b, c);
+#else
+  return std::fma(a, b, c);
+#endif
+}
 
 /// Rows per reduction segment. Every pass that reduces over rows folds each segment of
 /// kSegmentRows consecutive rows (counted from row 0 of the data, not of a chunk) into one partial,
