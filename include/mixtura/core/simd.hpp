@@ -105,6 +105,9 @@ inline void transpose_rows(const T* x, Index stride, Index rows, Index cols, T* 
   for (Index r = 0; r < full_rows; r += kTile)
     for (Index c = 0; c < full_cols; c += kTile) {
       V in[kTile], out[kTile];
+      // Unrolled, so that in[] and out[] live in registers: as loops, GCC 12 copies them through
+      // the stack in 16-byte halves, and every 32-byte reload then waits on a failed store forward.
+#pragma GCC unroll 8
       for (int i = 0; i < kTile; ++i) std::memcpy(&in[i], x + (r + i) * stride + c, sizeof(V));
       if constexpr (kTile == 8) {
         V t[8], u[8];
@@ -132,6 +135,7 @@ inline void transpose_rows(const T* x, Index stride, Index rows, Index cols, T* 
         out[1] = __builtin_shufflevector(t1, t3, 0, 1, 4, 5);
         out[3] = __builtin_shufflevector(t1, t3, 2, 3, 6, 7);
       }
+#pragma GCC unroll 8
       for (int i = 0; i < kTile; ++i) std::memcpy(xt + (c + i) * ld + r, &out[i], sizeof(V));
     }
   // Edges: columns past the last full tile for the tiled rows, then the remaining rows.

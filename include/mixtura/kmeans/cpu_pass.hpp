@@ -150,7 +150,9 @@ inline constexpr int kRowVecs = 2;
 inline constexpr int kCenterTile = MIXTURA_SIMD_BYTES == 64 ? 12 : 6;
 
 /// Working memory of the nearest-centre search: the block transposed (D x rows, padded to whole
-/// tiles with zeros) and the winning index per row.
+/// tiles with zeros) and the winning index per row. The row pitch `ld` is one tile longer than the
+/// rows need: a pitch of 256 floats (1 KiB) would put a tile's D feature rows into 4 of the 64 L1
+/// sets, where they evict each other and the centres.
 template <class T>
 struct NearestScratch {
   static constexpr Index kTileRows = kRowVecs * Simd<T>::kLanes;
@@ -158,7 +160,7 @@ struct NearestScratch {
   std::vector<T> xt;
   std::vector<std::int32_t> arg;
   NearestScratch(Index block, Index n_features)
-      : ld((block + kTileRows - 1) / kTileRows * kTileRows),
+      : ld((block + kTileRows - 1) / kTileRows * kTileRows + kTileRows),
         xt(static_cast<std::size_t>(ld * n_features), T(0)), arg(static_cast<std::size_t>(ld)) {}
 };
 
