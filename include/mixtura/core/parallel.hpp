@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <exception>
+#include <utility>
 #include <optional>
 #include <vector>
 
@@ -78,10 +79,42 @@ void parallel_for(Index n, int n_threads, Body&& body) {
   if (error) std::rethrow_exception(error);
 }
 
+/// Runs body(scratch, i) for every i in [0, n) on up to n_threads threads, each thread with its own
+/// working memory made by make_scratch() at its first item and kept for the rest: a pass allocates
+/// (and first touches) its scratch once per thread, not once per item, so that a fit's iterations do
+/// not fault the same pages in again and again. Rethrows the first exception.
+template <class MakeScratch, class Body>
+void parallel_for_each_with(Index n, int n_threads, MakeScratch&& make_scratch, Body&& body) {
+  using Scratch = decltype(make_scratch());
+  std::exception_ptr error;
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(resolve_threads(n_threads))
+#endif
+  {
+    std::optional<Scratch> scratch;
+#if defined(_OPENMP)
+#pragma omp for schedule(dynamic, 1)
+#endif
+    for (Index i = 0; i < n; ++i) {
+      try {
+        if (!scratch) scratch.emplace(make_scratch());
+        body(*scratch, i);
+      } catch (...) {
+#if defined(_OPENMP)
+#pragma omp critical(mixtura_parallel_error)
+#endif
+        if (!error) error = std::current_exception();
+      }
+    }
+  }
+  if (error) std::rethrow_exception(error);
+}
+
 /// Folds rows [0, n_rows) into a Stats value, deterministically (see the file comment).
 ///
 /// make_stats() -> Stats: an empty statistic. Stats::merge(const Stats&) adds another in.
-/// make_scratch() -> Scratch: per-thread working memory, made once per group.
+/// make_scratch() -> Scratch: per-thread working memory, made once per thread and reused across its
+/// groups (so fold_block must not rely on what an earlier block left in it).
 /// fold_block(Stats&, Scratch&, Index begin, Index end): folds rows [begin, end) into the statistic.
 template <class MakeStats, class MakeScratch, class FoldBlock>
 auto fold_rows(Index n_rows, Index block_rows, int n_threads, MakeStats&& make_stats,
@@ -89,17 +122,35 @@ auto fold_rows(Index n_rows, Index block_rows, int n_threads, MakeStats&& make_s
   using Stats = decltype(make_stats());
   const BlockPlan plan(n_rows, block_rows);
   if (plan.n_groups == 0) return make_stats();
+  // Group results join the total in group order as soon as their predecessors have: a finished
+  // group's memory goes back to the allocator within the pass (and is reused by the next group),
+  // instead of all n_groups partials living until the end. Same order of merges as a final loop.
   std::vector<std::optional<Stats>> partial(static_cast<std::size_t>(plan.n_groups));
-  parallel_for(plan.n_groups, n_threads, [&](Index g) {
+  std::optional<Stats> total;
+  std::size_t merged = 0;  // partial[0, merged) are in total
+  parallel_for_each_with(plan.n_groups, n_threads, make_scratch, [&](auto& scratch, Index g) {
     Stats stats = make_stats();
-    auto scratch = make_scratch();
     for (Index b = plan.group_first(g); b < plan.group_first(g + 1); ++b)
       fold_block(stats, scratch, plan.block_begin(b), plan.block_end(b));
-    partial[static_cast<std::size_t>(g)].emplace(std::move(stats));
+    std::exception_ptr error;
+#if defined(_OPENMP)
+#pragma omp critical(mixtura_fold_merge)
+#endif
+    {
+      try {
+        partial[static_cast<std::size_t>(g)].emplace(std::move(stats));
+        for (; merged < partial.size() && partial[merged]; ++merged) {
+          if (total) total->merge(*partial[merged]);
+          else total.emplace(std::move(*partial[merged]));
+          partial[merged].reset();
+        }
+      } catch (...) {
+        error = std::current_exception();
+      }
+    }
+    if (error) std::rethrow_exception(error);
   });
-  Stats total = std::move(*partial[0]);
-  for (std::size_t g = 1; g < partial.size(); ++g) total.merge(*partial[g]);
-  return total;
+  return std::move(*total);
 }
 
 /// Runs body(scratch, begin, end) over blocks of rows in parallel, for passes that write per-row
@@ -107,8 +158,7 @@ auto fold_rows(Index n_rows, Index block_rows, int n_threads, MakeStats&& make_s
 template <class MakeScratch, class Body>
 void for_blocks(Index n_rows, Index block_rows, int n_threads, MakeScratch&& make_scratch, Body&& body) {
   const BlockPlan plan(n_rows, block_rows);
-  parallel_for(plan.n_groups, n_threads, [&](Index g) {
-    auto scratch = make_scratch();
+  parallel_for_each_with(plan.n_groups, n_threads, make_scratch, [&](auto& scratch, Index g) {
     for (Index b = plan.group_first(g); b < plan.group_first(g + 1); ++b)
       body(scratch, plan.block_begin(b), plan.block_end(b));
   });
