@@ -2,11 +2,12 @@
 //
 //   cuda_kmeans_bench [--quick] [--reps N]
 //
-// For each shape (float32): the pass on resident data (assignment kernel + statistics kernel +
-// accumulation, CUDA events, median of N), as GB/s of X read once and GFLOP/s of 2 N K D, against the
-// device's read bandwidth (a streaming-read kernel, and a device-to-device copy) and its FP32 rate (a
-// cuBLAS SGEMM of 8192^3); then the library call the Lloyd loop makes (kmeans_assign: the pass plus
-// the labels' round trip to the host and the statistics back) with the host update of the centres.
+// For each shape (float32): the pass on resident data (the fused assignment-and-statistics kernel,
+// which reads X once, + the accumulation of its block partials; CUDA events, median of N), as GB/s of
+// X and GFLOP/s of 2 N K D, against the device's read bandwidth (a streaming-read kernel, and a
+// device-to-device copy) and its FP32 rate (a cuBLAS SGEMM of 8192^3); then the library call the Lloyd
+// loop makes (kmeans_assign in the fit's data scope: the pass, labels kept on the device, the
+// statistics back to the host) with the host update of the centres.
 #include <cublas_v2.h>
 
 #include <algorithm>
@@ -192,17 +193,18 @@ int main(int argc, char** argv) {
               weight[k] > 0 ? static_cast<float>(sums[static_cast<std::size_t>(k) * s.d + d] / weight[k]) : centers[k * s.d + d];
     });
 
-    // The same pass on the device alone (labels stay there): what the kernels achieve.
+    // The same pass on the device alone, without the statistics' trip to the host: what the kernels achieve.
     auto& ws = ctx.extension<cuda::detail::KMeansWorkspace<float>>();
     cuda::detail::upload_argmin_centers(ctx, ws, centers.data(), s.k, s.d);
     cuda::detail::upload_double_centers(ctx, ws, centers.data(), s.k, s.d);
-    const cuda::detail::StatsPlan plan(s.k, s.d);
+    const cuda::detail::AssignPlan<float> plan(ctx, s.n, s.k, s.d);
     unsigned long long* dchanged = ws.counter.reserve(1);
     double pass_ms = 0;
     ctx.for_each_chunk(X, static_cast<const float*>(nullptr), [&](const DeviceChunk<float>& c) {
       std::int32_t* dlabels = ws.labels.reserve(static_cast<std::size_t>(s.n));
-      double* totals = cuda::detail::zero_totals(ctx, ws, plan.layout.size());
-      pass_ms = time_ms(st, reps, [&] { cuda::detail::enqueue_assign_chunk(ctx, ws, c, s.k, plan, dlabels, dchanged, totals); });
+      const cuda::detail::AssignTotals acc = cuda::detail::start_assign_totals(ctx, ws, plan);
+      pass_ms = time_ms(st, reps,
+                        [&] { cuda::detail::enqueue_assign_chunk(ctx, ws, c, plan, dlabels, dchanged, acc); });
     });
     const double bytes = static_cast<double>(s.n) * s.d * sizeof(float);
     const double flops = 2.0 * static_cast<double>(s.n) * s.k * s.d;
@@ -211,9 +213,12 @@ int main(int argc, char** argv) {
     std::snprintf(name, sizeof name, "%lldx%d K=%d", static_cast<long long>(s.n), s.d, s.k);
     std::printf("%-22s %9.3f %9.0f %6.1f%% %9.0f %6.1f%% %12.3f\n", name, pass_ms, gbs, 100.0 * gbs / ceil.read_gbs,
                 gflops, 100.0 * gflops / ceil.sgemm_gflops, lib_ms);
+    std::printf("%-22s %lld rows a block, %d row lanes, statistics cells in %s memory\n", "",
+                static_cast<long long>(plan.tiling.block_rows), plan.tiling.tr,
+                plan.shared_cells ? "shared" : "global");
     std::fflush(stdout);
   }
-  std::printf("\npass: assignment + statistics kernels on resident X (X is read twice; GB/s counts it once).\n"
-              "iter ms(lib): kmeans_assign as the Lloyd loop calls it (labels to and from the host) + the update.\n");
+  std::printf("\npass: the fused assignment-and-statistics kernel on resident X (one read) + the sum of partials.\n"
+              "iter ms(lib): kmeans_assign as the Lloyd loop calls it (labels stay on the device) + the update.\n");
   return 0;
 }

@@ -19,6 +19,7 @@ Context::~Context() {
   cudaStreamSynchronize(stream_.get());
   cudaStreamSynchronize(copy_stream_.get());
   resident_.clear();
+  held_labels_ = HeldLabels<DeviceBuffer<std::int32_t>>();
   for (Slot& s : slots_) {
     s.host.release();
     s.dev.release();
@@ -133,6 +134,36 @@ void accumulate_partials(const double* partials, std::int64_t n_parts, std::int6
   if (n_parts <= 0 || width <= 0) return;
   accumulate_kernel<<<grid_for(width, 128), 128, 0, stream>>>(partials, n_parts, width, totals);
   MIXTURA_CUDA_CHECK_LAUNCH("accumulate_kernel");
+}
+
+namespace {
+__global__ void group_sums_kernel(const double* __restrict__ part, std::int64_t width, ChunkGroups cg,
+                                  const double* __restrict__ carry, double* __restrict__ sums) {
+  const std::int64_t c = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (c >= width) return;
+  for (std::int64_t i = blockIdx.y; i < cg.n_groups; i += gridDim.y) {
+    std::int64_t begin = 0, end = 0;
+    cg.blocks_of(i, &begin, &end);
+    sums[i * width + c] = group_column_sum(part, width, c, begin, end, cg.from_carry(i) ? carry[c] : 0.0);
+  }
+}
+
+__global__ void fold_groups_kernel(const double* __restrict__ sums, std::int64_t n_groups, bool last_complete,
+                                   std::int64_t width, double* __restrict__ totals, double* __restrict__ carry) {
+  const std::int64_t c = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (c < width) fold_group_column(sums, n_groups, last_complete, width, c, totals, carry);
+}
+}  // namespace
+
+void accumulate_groups(const double* chunk_partials, std::int64_t width, const ChunkGroups& cg, double* carry,
+                       double* group_sums, double* totals, cudaStream_t stream) {
+  if (cg.n_groups <= 0 || width <= 0) return;
+  const dim3 grid(grid_for(width, 128), static_cast<unsigned>(std::min<std::int64_t>(cg.n_groups, 65535)));
+  group_sums_kernel<<<grid, 128, 0, stream>>>(chunk_partials, width, cg, carry, group_sums);
+  MIXTURA_CUDA_CHECK_LAUNCH("group_sums_kernel");
+  fold_groups_kernel<<<grid_for(width, 128), 128, 0, stream>>>(group_sums, cg.n_groups, cg.last_complete, width,
+                                                               totals, carry);
+  MIXTURA_CUDA_CHECK_LAUNCH("fold_groups_kernel");
 }
 
 PassGuard::PassGuard(const CudaBackend& be, const char* where)

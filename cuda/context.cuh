@@ -22,7 +22,9 @@
 #include "check.cuh"
 #include "mixtura/backend/cuda.hpp"
 #include "mixtura/cuda/host_matrix.hpp"
+#include "mixtura/cuda/kmeans_reduce.hpp"
 #include "mixtura/cuda/plan.hpp"
+#include "mixtura/cuda/resident_labels.hpp"
 
 // Checks the launch just made (bad configuration, missing kernel image); `name` names the kernel.
 #define MIXTURA_CUDA_CHECK_LAUNCH(name) \
@@ -203,10 +205,15 @@ class Context {
   }
 
   /// Data scopes: resident copies are dropped when the outermost scope ends.
-  void enter_scope() { ++scope_depth_; }
+  void enter_scope() { scopes_.enter(); }
   void leave_scope() {
-    if (--scope_depth_ == 0) resident_.clear();
+    scopes_.leave();
+    if (scopes_.depth() == 0) resident_.clear();
   }
+  /// The scopes open now (a pass's own is the innermost; scopes().outer() is its fit's).
+  const ScopeStack& scopes() const { return scopes_; }
+  /// Label arrays a fit keeps on the device between passes (resident_labels.hpp), for every scalar type.
+  HeldLabels<DeviceBuffer<std::int32_t>>& held_labels() { return held_labels_; }
 
  private:
   /// A host array the context may hold on the device: rows x cols values of elem bytes, stride apart.
@@ -251,7 +258,8 @@ class Context {
   Stream stream_, copy_stream_;
   Slot slots_[2];
   std::vector<Resident> resident_;
-  int scope_depth_ = 0;
+  ScopeStack scopes_;
+  HeldLabels<DeviceBuffer<std::int32_t>> held_labels_;
   std::recursive_mutex mutex_;
   std::unordered_map<std::type_index, std::shared_ptr<void>> extensions_;
 };
@@ -308,6 +316,13 @@ void Context::for_each_chunk(HostMatrix<T> X, const T* w, F&& f) {
 /// in [0, width), on `stream`: how per-segment partials join a pass's running totals reproducibly.
 void accumulate_partials(const double* partials, std::int64_t n_parts, std::int64_t width, double* totals,
                          cudaStream_t stream);
+
+/// The block partials of one chunk of the assignment pass (chunk_partials: cg.n_blocks x width) into
+/// the running totals, in the order of kmeans_reduce.hpp: each group's column sums (from 0, or from
+/// `carry` for a group begun in an earlier chunk) into group_sums (cg.n_groups x width), then the
+/// complete groups added to totals in group order and an incomplete last group left in `carry`.
+void accumulate_groups(const double* chunk_partials, std::int64_t width, const ChunkGroups& cg, double* carry,
+                       double* group_sums, double* totals, cudaStream_t stream);
 
 /// Blocks of `threads` covering n items (at least one block).
 inline unsigned grid_for(std::int64_t n, int threads) {

@@ -1,13 +1,15 @@
 #pragma once
 // K-means kernels, templated on the scalar type; instantiated by kmeans_float.cu and kmeans_double.cu
 // through kmeans_passes.cuh. What reproduces and why:
-// - assign_kernel: each distance is one fused multiply-add chain over the features in order (the
-//   tiling changes where operands come from, never the order), and the argmin is the lexicographic
-//   minimum of (distance, index), which does not depend on the order it is taken in. Ties go to the
-//   lower index, as on the CPU. Changed labels are counted with integer atomics.
-// - stats_kernel, row_reduce_kernel, moments_kernel: per-segment partials in a fixed order
-//   (kmeans_reduce.hpp), then accumulate_partials (context.cuh) adds them to the running totals in
-//   segment order.
+// - assign_tile (fused_assign_kernel, assign_kernel): each distance is one fused multiply-add chain
+//   over the features in order (the tiling changes where operands come from, never the order), and
+//   the argmin is the lexicographic minimum of (distance, index), which does not depend on the order
+//   it is taken in. Ties go to the lower index, as on the CPU. Changed labels are counted with integer
+//   atomics.
+// - fused_assign_kernel: each block's statistics in the fixed order of fused_lane_fold
+//   (kmeans_reduce.hpp), then accumulate_groups (context.cuh) adds the block partials in groups.
+// - row_reduce_kernel, moments_kernel: per-segment partials in a fixed order, then
+//   accumulate_partials (context.cuh) adds them to the running totals in segment order.
 // No floating-point atomics anywhere.
 #include <cuda_runtime.h>
 
@@ -22,9 +24,11 @@ namespace kernels {
 
 // ---- assignment: distances to all centres, fused argmin -------------------------------------------
 
-// A block: kBM rows x all centres, kBN centres at a time, kBK features at a time; 16 x 16 threads,
-// each kTM rows x kTN centres in registers.
-inline constexpr int kBM = 128, kBN = 64, kTM = 8, kTN = 4, kAssignThreads = 256;
+// A tile: kBM rows x all centres, kBN centres at a time (the smallest of 16, 32, 64 that holds K, so
+// that few centres leave no threads computing padding), kBK features at a time. kAssignThreads threads:
+// kCX across centres x kRY across rows, each kTM rows x kTN centres in registers.
+inline constexpr int kBM = kAssignTileRows, kTN = 4, kAssignThreads = 256;
+static_assert(kAssignThreads == kReduceThreads, "the fused kernel's threads are the statistics tiling's");
 template <class T>
 struct AssignDepth;
 template <>
@@ -36,6 +40,8 @@ struct AssignDepth<double> {
   static constexpr int kBK = 8;
 };
 
+/// The centre tile for K centres: 16, 32 or 64.
+inline int centre_tile(std::int64_t K) { return K <= 16 ? 16 : (K <= 32 ? 32 : 64); }
 
 template <class T>
 __device__ inline T infinity();
@@ -48,21 +54,21 @@ __device__ inline double infinity<double>() {
   return __longlong_as_double(0x7ff0000000000000LL);
 }
 
-/// labels[r] <- argmin_k ||c_k||^2 + sum_d x_rd (-2 c_kd) for rows [0, rows) of the chunk x (dense,
-/// D features). minus_two_ct: D x K; sq_norms: K. If count_changes, labels holds the previous labels on
-/// entry and *changed receives how many differ.
-template <class T>
-__global__ void __launch_bounds__(kAssignThreads)
-    assign_kernel(const T* __restrict__ x, std::int64_t rows, int D, const T* __restrict__ minus_two_ct,
-                  const T* __restrict__ sq_norms, int K, std::int32_t* __restrict__ labels, bool count_changes,
-                  unsigned long long* __restrict__ changed) {
-  constexpr int kBK = AssignDepth<T>::kBK;
+/// labels[r] <- argmin_k ||c_k||^2 + sum_d x_rd (-2 c_kd) for the tile of rows [row0, row0 + kBM) of
+/// x (dense, D features, `rows` rows; rows past the end are skipped). minus_two_ct: D x K; sq_norms:
+/// K. tile_labels (shared, kBM entries, may be nullptr) receives the tile's labels too. If *changed
+/// is given (a shared counter), labels holds the previous labels on entry and it counts those that
+/// differ. Called by every thread of the block; starts and ends with its shared tiles free to reuse.
+template <class T, int kBN>
+__device__ inline void assign_tile(const T* __restrict__ x, std::int64_t rows, int D, std::int64_t row0,
+                                   const T* __restrict__ minus_two_ct, const T* __restrict__ sq_norms, int K,
+                                   std::int32_t* __restrict__ labels, std::int32_t* tile_labels,
+                                   unsigned int* changed) {
+  constexpr int kBK = AssignDepth<T>::kBK, kCX = kBN / kTN, kRY = kAssignThreads / kCX, kTM = kBM / kRY;
+  static_assert(kCX * kRY == kAssignThreads && kTM * kRY == kBM, "assign_tile: the threads must cover the tile");
   __shared__ T xs[kBK][kBM + 1];  // transposed row tile; +1 spreads the stores over the banks
   __shared__ T cs[kBK][kBN];
-  __shared__ unsigned int block_changed;
-  const int tid = static_cast<int>(threadIdx.x), tx = tid % 16, ty = tid / 16;
-  const std::int64_t row0 = static_cast<std::int64_t>(blockIdx.x) * kBM;
-  if (tid == 0) block_changed = 0;
+  const int tid = static_cast<int>(threadIdx.x), tx = tid % kCX, ty = tid / kCX;
 
   T best[kTM];
   int arg[kTM];
@@ -119,14 +125,15 @@ __global__ void __launch_bounds__(kAssignThreads)
       }
     }
   }
-  // The 16 threads of a row group hold disjoint centres: take the lexicographic minimum.
+  // The kCX threads of a row group (consecutive lanes of one warp) hold disjoint centres: take the
+  // lexicographic minimum of (distance, index).
   unsigned int my_changed = 0;
 #pragma unroll
   for (int i = 0; i < kTM; ++i) {
     T d = best[i];
     int a = arg[i];
 #pragma unroll
-    for (int off = 8; off > 0; off >>= 1) {
+    for (int off = kCX / 2; off > 0; off >>= 1) {
       const T od = __shfl_xor_sync(0xffffffffu, d, off);
       const int oa = __shfl_xor_sync(0xffffffffu, a, off);
       if (od < d || (od == d && oa < a)) {
@@ -134,56 +141,79 @@ __global__ void __launch_bounds__(kAssignThreads)
         a = oa;
       }
     }
-    const std::int64_t row = row0 + ty * kTM + i;
+    const int r = ty * kTM + i;
+    const std::int64_t row = row0 + r;
     if (tx == 0 && row < rows) {
-      if (count_changes && labels[row] != a) ++my_changed;
+      if (changed && labels[row] != a) ++my_changed;
       labels[row] = a;
+      if (tile_labels) tile_labels[r] = a;
     }
   }
-  if (count_changes) {
-    if (my_changed) atomicAdd(&block_changed, my_changed);
-    __syncthreads();
-    if (tid == 0 && block_changed) atomicAdd(changed, static_cast<unsigned long long>(block_changed));
-  }
+  if (my_changed) atomicAdd(changed, my_changed);  // integer: the count does not depend on the order
+  __syncthreads();  // the tile's labels are complete
 }
 
-// ---- per-cluster statistics ----------------------------------------------------------------------
+/// Labels only (prediction): one tile per block. If `changed` is given, labels holds the previous
+/// labels on entry and *changed receives how many differ.
+template <class T, int kBN>
+__global__ void __launch_bounds__(kAssignThreads)
+    assign_kernel(const T* __restrict__ x, std::int64_t rows, int D, const T* __restrict__ minus_two_ct,
+                  const T* __restrict__ sq_norms, int K, std::int32_t* __restrict__ labels,
+                  unsigned long long* __restrict__ changed) {
+  __shared__ unsigned int block_changed;
+  if (threadIdx.x == 0) block_changed = 0;
+  assign_tile<T, kBN>(x, rows, D, static_cast<std::int64_t>(blockIdx.x) * kBM, minus_two_ct, sq_norms, K, labels,
+                      nullptr, changed ? &block_changed : nullptr);
+  if (threadIdx.x == 0 && changed && block_changed)
+    atomicAdd(changed, static_cast<unsigned long long>(block_changed));
+}
 
-/// One block per (segment, cluster tile, feature tile) of the chunk; writes its part of the segment's
-/// partial (layout `lay`) into partials + segment * lay.size(). Dynamic shared memory: tl.shared_bytes.
-template <class T>
-__global__ void __launch_bounds__(kReduceThreads)
-    stats_kernel(const T* __restrict__ x, const T* __restrict__ w, const std::int32_t* __restrict__ labels,
-                 std::int64_t rows, int D, const double* __restrict__ centers_d, int K, StatsTiling tl,
-                 StatsLayout lay, double* __restrict__ partials) {
-  extern __shared__ double cells[];
-  __shared__ double red[kReduceThreads];
+// ---- the fused assignment pass: labels and statistics in one read of X -------------------------------
+
+/// One block per tl.block_rows rows of the chunk (x dense, D features; w: weights or nullptr): for
+/// each tile, the labels (assign_tile: previous labels on entry, changes counted into *changed), then
+/// the tile's rows folded into the statistics (fused_lane_fold). The block writes its partial
+/// (tl.width() doubles) at partials + block * tl.width(). shared_cells: the row lanes' cells are in
+/// dynamic shared memory (tl.shared_bytes()), else (tl.tr == 1) in the partial itself, which then
+/// needs no final sum.
+template <class T, int kBN>
+__global__ void __launch_bounds__(kAssignThreads)
+    fused_assign_kernel(const T* __restrict__ x, const T* __restrict__ w, std::int64_t rows, int D,
+                        const T* __restrict__ minus_two_ct, const T* __restrict__ sq_norms, int K,
+                        const double* __restrict__ centers_d, FusedTiling tl, bool shared_cells,
+                        std::int32_t* __restrict__ labels, unsigned long long* __restrict__ changed,
+                        double* __restrict__ partials) {
+  extern __shared__ double dynamic_cells[];
+  __shared__ std::int32_t tile_labels[kBM];
+  __shared__ double red[kAssignThreads];
+  __shared__ unsigned int block_changed;
   const int tid = static_cast<int>(threadIdx.x);
-  const std::int64_t seg = blockIdx.x, r0 = seg * kSegmentRows;
-  const std::int64_t seg_rows = rows - r0 < kSegmentRows ? rows - r0 : kSegmentRows;
-  const int kt = static_cast<int>(blockIdx.y), ft = static_cast<int>(blockIdx.z);
-  const int k0 = kt * tl.kc, kc = K - k0 < tl.kc ? K - k0 : tl.kc;
-  const int d0 = ft * tl.dc, dc = D - d0 < tl.dc ? D - d0 : tl.dc;
-  const int n_cells = tl.tr * kc * (dc + 2);
-  for (int i = tid; i < n_cells; i += kReduceThreads) cells[i] = 0.0;
-  __syncthreads();
-  const int rl = tid / tl.td, fl = tid % tl.td;
-  red[tid] = stats_lane_fold(x + r0 * D, w ? w + r0 : nullptr, labels + r0, seg_rows, D, centers_d, k0, kc, d0, dc,
-                             rl, tl.tr, fl, tl.td, fl == 0 && ft == 0, cells);
-  __syncthreads();
-  double* out = partials + seg * lay.size();
-  for (int i = tid; i < kc * (dc + 2); i += kReduceThreads) {
-    const int k = i / (dc + 2), f = i % (dc + 2);
-    if (f < dc)
-      out[lay.sum_at(k0 + k, d0 + f)] = stats_lane_sum(cells, tl.tr, kc, dc, k, f);
-    else if (ft == 0)
-      out[f == dc ? lay.weight_at(k0 + k) : lay.count_at(k0 + k)] = stats_lane_sum(cells, tl.tr, kc, dc, k, f);
+  const std::int64_t r0 = static_cast<std::int64_t>(blockIdx.x) * tl.block_rows;
+  const std::int64_t r1 = rows - r0 < tl.block_rows ? rows : r0 + tl.block_rows;
+  double* out = partials + static_cast<std::int64_t>(blockIdx.x) * tl.width();
+  double* cells = shared_cells ? dynamic_cells : out;
+  const std::int64_t n_cells = (shared_cells ? tl.tr : 1) * tl.cells();
+  for (std::int64_t i = tid; i < n_cells; i += kAssignThreads) cells[i] = 0.0;
+  if (tid == 0) block_changed = 0;
+  double distortion = 0.0;
+  for (std::int64_t t0 = r0; t0 < r1; t0 += kBM) {
+    // assign_tile opens with a barrier: the cells are zeroed and the last tile's labels are folded.
+    assign_tile<T, kBN>(x, rows, D, t0, minus_two_ct, sq_norms, K, labels, tile_labels, &block_changed);
+    const std::int64_t n = r1 - t0 < kBM ? r1 - t0 : kBM;
+    fused_lane_fold(x + t0 * D, w ? w + t0 : nullptr, tile_labels, n, centers_d, tl, tid, cells, &distortion);
   }
-  for (int s = kReduceThreads / 2; s > 0; s >>= 1) {  // tree_sum's order
+  red[tid] = distortion;
+  __syncthreads();
+  for (int s = kAssignThreads / 2; s > 0; s >>= 1) {  // tree_sum's order
     if (tid < s) red[tid] += red[tid + s];
     __syncthreads();
   }
-  if (tid == 0) out[lay.distortion_at(static_cast<std::int64_t>(kt) * tl.n_ftiles + ft)] = red[0];
+  if (shared_cells)
+    for (std::int64_t i = tid; i < tl.cells(); i += kAssignThreads) out[i] = fused_lane_sum(cells, tl, i);
+  if (tid == 0) {
+    out[tl.distortion_at()] = red[0];
+    if (block_changed) atomicAdd(changed, static_cast<unsigned long long>(block_changed));
+  }
 }
 
 // ---- per-row values summed per segment ---------------------------------------------------------------

@@ -16,11 +16,12 @@ namespace mixtura {
 namespace cuda {
 namespace detail {
 
-/// Device buffers of the K-means passes, kept by the context between calls (grow-only).
+/// Device buffers of the K-means passes, kept by the context between calls (grow-only). The labels a
+/// fit keeps between passes are the context's (Context::held_labels); `labels` here is scratch.
 template <class T>
 struct KMeansWorkspace {
   DeviceBuffer<T> minus_two_ct, sq_norms, centers, rows_in;  // rows_in: candidates or one centre or a shift
-  DeviceBuffer<double> centers_d, partials, totals, row_values;
+  DeviceBuffer<double> centers_d, partials, totals, row_values, group_sums, carry;
   DeviceBuffer<std::int32_t> labels;
   DeviceBuffer<T> out;
   DeviceBuffer<unsigned long long> counter;
@@ -78,46 +79,110 @@ void row_reduce(Context& ctx, KMeansWorkspace<T>& ws, const DeviceChunk<T>& c, O
   accumulate_partials(part, segs, width, totals, ctx.stream());
 }
 
+/// Calls f(std::integral_constant<int, B>{}) with B the centre tile of the assignment kernels for K.
+template <class F>
+void with_centre_tile(std::int64_t K, F&& f) {
+  switch (kernels::centre_tile(K)) {
+    case 16: return f(std::integral_constant<int, 16>{});
+    case 32: return f(std::integral_constant<int, 32>{});
+    default: return f(std::integral_constant<int, 64>{});
+  }
+}
+
+/// Labels only (prediction) for a chunk; with `changed`, counts the labels that differ from those held.
 template <class T>
 void launch_assign(Context& ctx, const KMeansWorkspace<T>& ws, const DeviceChunk<T>& c, std::int64_t K,
-                   std::int32_t* labels, bool count_changes, unsigned long long* changed) {
-  kernels::assign_kernel<T><<<grid_for(c.rows, kernels::kBM), kernels::kAssignThreads, 0, ctx.stream()>>>(
-      c.x, c.rows, static_cast<int>(c.cols), ws.minus_two_ct.data(), ws.sq_norms.data(), static_cast<int>(K), labels,
-      count_changes, changed);
+                   std::int32_t* labels, unsigned long long* changed) {
+  with_centre_tile(K, [&](auto bn) {
+    kernels::assign_kernel<T, decltype(bn)::value>
+        <<<grid_for(c.rows, kernels::kBM), kernels::kAssignThreads, 0, ctx.stream()>>>(
+            c.x, c.rows, static_cast<int>(c.cols), ws.minus_two_ct.data(), ws.sq_norms.data(), static_cast<int>(K),
+            labels, changed);
+  });
   MIXTURA_CUDA_CHECK_LAUNCH("assign_kernel");
 }
 
-/// The statistics plan of K clusters of D features: tiling of the blocks, layout of the partials.
-struct StatsPlan {
-  StatsTiling tiling;
-  StatsLayout layout;
-  StatsPlan(std::int64_t K, std::int64_t D) : tiling(stats_tiling(K, D)) {
-    MIXTURA_EXPECTS(tiling.n_ktiles <= 65535 && tiling.n_ftiles <= 65535,
-                    "kmeans_assign (CUDA): %lld clusters of %lld features need %d x %d statistics tiles; at most "
-                    "65535 each",
-                    static_cast<long long>(K), static_cast<long long>(D), tiling.n_ktiles, tiling.n_ftiles);
-    layout.K = K;
-    layout.D = D;
-    layout.n_pieces = static_cast<std::int64_t>(tiling.n_ktiles) * tiling.n_ftiles;
+/// How the fused assignment pass runs for n rows, K clusters of D features on the context's device:
+/// the statistics tiling (kmeans_reduce.hpp: the order of additions, the same on every device) and
+/// where the cells live: in shared memory when the device lets a block have them, else (one copy)
+/// in the block's partial in global memory (more memory traffic, the same order).
+template <class T>
+struct AssignPlan {
+  FusedTiling tiling;
+  bool shared_cells = true;
+  std::int64_t total_blocks = 0;  ///< blocks of the whole data (row 0 to n)
+
+  AssignPlan(const Context& ctx, std::int64_t n, std::int64_t K, std::int64_t D)
+      : tiling(fused_tiling(K, D, sizeof(T))), total_blocks((n + tiling.block_rows - 1) / tiling.block_rows) {
+    const std::size_t optin = ctx.properties().sharedMemPerBlockOptin;
+    with_centre_tile(K, [&](auto bn) {
+      const auto kernel = kernels::fused_assign_kernel<T, decltype(bn)::value>;
+      cudaFuncAttributes a{};
+      MIXTURA_CUDA_CHECK(cudaFuncGetAttributes(&a, kernel));
+      shared_cells = a.sharedSizeBytes + tiling.shared_bytes() <= optin;
+      if (shared_cells)  // beyond the default 48 KiB a block must ask; the cap is the same for every call
+        MIXTURA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                static_cast<int>(optin - a.sharedSizeBytes)));
+    });
+    MIXTURA_EXPECTS(shared_cells || tiling.tr == 1,
+                    "kmeans_assign (CUDA): %d copies of the statistics (%zu bytes) do not fit shared memory",
+                    tiling.tr, tiling.shared_bytes());
   }
 };
 
-/// One chunk of the assignment pass on the stream: labels (chunk's, previous on entry, new on exit),
-/// changed-label count, then the chunk's statistics added to totals. The centres must be uploaded
-/// (upload_argmin_centers, upload_double_centers).
+/// The running state of one assignment pass on the device: totals (tiling.width() doubles) and the
+/// carry of a group left open by the last chunk.
+struct AssignTotals {
+  double* totals = nullptr;
+  double* carry = nullptr;
+};
+
+/// One chunk of the assignment pass on the stream, in one read of the chunk: labels (the chunk's,
+/// previous on entry, new on exit), changed-label count, and the chunk's statistics added to the
+/// totals (kmeans_reduce.hpp's order). The centres must be uploaded (upload_argmin_centers,
+/// upload_double_centers).
 template <class T>
-void enqueue_assign_chunk(Context& ctx, KMeansWorkspace<T>& ws, const DeviceChunk<T>& c, std::int64_t K,
-                          const StatsPlan& plan, std::int32_t* labels, unsigned long long* changed, double* totals) {
-  launch_assign(ctx, ws, c, K, labels, true, changed);
-  const StatsTiling& tl = plan.tiling;
-  const StatsLayout& lay = plan.layout;
-  const std::int64_t segs = segment_count(c.rows);
-  double* part = ws.partials.reserve(static_cast<std::size_t>(segs * lay.size()));
-  const dim3 grid(static_cast<unsigned>(segs), static_cast<unsigned>(tl.n_ktiles), static_cast<unsigned>(tl.n_ftiles));
-  kernels::stats_kernel<T><<<grid, kReduceThreads, tl.shared_bytes, ctx.stream()>>>(
-      c.x, c.w, labels, c.rows, static_cast<int>(c.cols), ws.centers_d.data(), static_cast<int>(K), tl, lay, part);
-  MIXTURA_CUDA_CHECK_LAUNCH("stats_kernel");
-  accumulate_partials(part, segs, lay.size(), totals, ctx.stream());
+void enqueue_assign_chunk(Context& ctx, KMeansWorkspace<T>& ws, const DeviceChunk<T>& c, const AssignPlan<T>& plan,
+                          std::int32_t* labels, unsigned long long* changed, const AssignTotals& acc) {
+  const FusedTiling& tl = plan.tiling;
+  const std::int64_t n_blocks = (c.rows + tl.block_rows - 1) / tl.block_rows;
+  double* part = ws.partials.reserve(static_cast<std::size_t>(n_blocks * tl.width()));
+  with_centre_tile(tl.K, [&](auto bn) {
+    kernels::fused_assign_kernel<T, decltype(bn)::value>
+        <<<static_cast<unsigned>(n_blocks), kernels::kAssignThreads, plan.shared_cells ? tl.shared_bytes() : 0,
+           ctx.stream()>>>(c.x, c.w, c.rows, static_cast<int>(c.cols), ws.minus_two_ct.data(), ws.sq_norms.data(),
+                           static_cast<int>(tl.K), ws.centers_d.data(), tl, plan.shared_cells, labels, changed, part);
+  });
+  MIXTURA_CUDA_CHECK_LAUNCH("fused_assign_kernel");
+  // Chunks start on segment boundaries, and a segment is whole blocks.
+  const ChunkGroups cg(c.first / tl.block_rows, n_blocks, plan.total_blocks);
+  double* group_sums = ws.group_sums.reserve(static_cast<std::size_t>(cg.n_groups * tl.width()));
+  accumulate_groups(part, tl.width(), cg, acc.carry, group_sums, acc.totals, ctx.stream());
+}
+
+/// Zeroed running totals and a carry for one assignment pass.
+template <class T>
+AssignTotals start_assign_totals(Context& ctx, KMeansWorkspace<T>& ws, const AssignPlan<T>& plan) {
+  const std::int64_t width = plan.tiling.width();
+  AssignTotals a;
+  a.totals = ws.totals.reserve(static_cast<std::size_t>(width));
+  a.carry = ws.carry.reserve(static_cast<std::size_t>(width));
+  MIXTURA_CUDA_CHECK(cudaMemsetAsync(a.totals, 0, static_cast<std::size_t>(width) * sizeof(double), ctx.stream()));
+  return a;
+}
+
+/// Where the labels of a pass live on the device. A fit's labels (a pass inside a data scope) are
+/// held there between passes (Context::held_labels, resident_labels.hpp): a pass finds them, or
+/// uploads the host array and, for a pass that writes them, holds the copy for the fit. Other labels
+/// go through scratch.
+inline std::int32_t* device_labels(Context& ctx, DeviceBuffer<std::int32_t>& scratch, const std::int32_t* labels,
+                                   std::int64_t n, bool hold) {
+  if (DeviceBuffer<std::int32_t>* held = ctx.held_labels().find(labels, n, ctx.scopes())) return held->data();
+  const std::uint64_t fit = ctx.scopes().outer();
+  std::int32_t* d = hold && fit ? ctx.held_labels().hold(labels, n, fit, ctx.scopes()).data()
+                                : scratch.reserve(static_cast<std::size_t>(n));
+  copy_to_device(d, labels, n, ctx.stream());
+  return d;
 }
 
 inline const CudaBackend& check_sizes(const CudaBackend& be, const char* where, std::int64_t K, std::int64_t D) {
@@ -153,32 +218,31 @@ void kmeans_assign(const CudaBackend& be, HostMatrix<T> X, const T* w, const T* 
   const std::int64_t n = X.rows, D = X.cols;
   detail::upload_argmin_centers(ctx, ws, centers, K, D);
   detail::upload_double_centers(ctx, ws, centers, K, D);
-  std::int32_t* dlabels = ws.labels.reserve(static_cast<std::size_t>(n));
-  copy_to_device(dlabels, labels, n, st);
+  // In a fit the labels stay on the device (uploaded once; back by kmeans_labels_to_host).
+  const bool in_fit = ctx.scopes().outer() != 0;
+  std::int32_t* dlabels = detail::device_labels(ctx, ws.labels, labels, n, /*hold=*/true);
   unsigned long long* changed = ws.counter.reserve(1);
   MIXTURA_CUDA_CHECK(cudaMemsetAsync(changed, 0, sizeof(unsigned long long), st));
-  const detail::StatsPlan plan(K, D);
-  const StatsLayout& lay = plan.layout;
-  double* totals = detail::zero_totals(ctx, ws, lay.size());
+  const detail::AssignPlan<T> plan(ctx, n, K, D);
+  const FusedTiling& tl = plan.tiling;
+  const detail::AssignTotals acc = detail::start_assign_totals(ctx, ws, plan);
   ctx.for_each_chunk(X, w, [&](const DeviceChunk<T>& c) {
-    detail::enqueue_assign_chunk(ctx, ws, c, K, plan, dlabels + c.first, changed, totals);
+    detail::enqueue_assign_chunk(ctx, ws, c, plan, dlabels + c.first, changed, acc);
   });
 
-  ws.host_totals.resize(static_cast<std::size_t>(lay.size()));
+  ws.host_totals.resize(static_cast<std::size_t>(tl.width()));
   unsigned long long host_changed = 0;
-  copy_to_host(labels, dlabels, n, st);
-  copy_to_host(ws.host_totals.data(), totals, lay.size(), st);
+  if (!in_fit) copy_to_host(labels, dlabels, n, st);
+  copy_to_host(ws.host_totals.data(), acc.totals, tl.width(), st);
   copy_to_host(&host_changed, changed, 1, st);
   ctx.synchronize();
   const std::vector<double>& t = ws.host_totals;
   for (std::int64_t k = 0; k < K; ++k) {
-    for (std::int64_t d = 0; d < D; ++d) sums[k * D + d] = t[static_cast<std::size_t>(lay.sum_at(k, d))];
-    weight[k] = t[static_cast<std::size_t>(lay.weight_at(k))];
-    count[k] = static_cast<std::int64_t>(t[static_cast<std::size_t>(lay.count_at(k))]);
+    for (std::int64_t d = 0; d < D; ++d) sums[k * D + d] = t[static_cast<std::size_t>(tl.sum_at(k, d))];
+    weight[k] = t[static_cast<std::size_t>(tl.weight_at(k))];
+    count[k] = static_cast<std::int64_t>(t[static_cast<std::size_t>(tl.count_at(k))]);
   }
-  double j = 0.0;
-  for (std::int64_t p = 0; p < lay.n_pieces; ++p) j += t[static_cast<std::size_t>(lay.distortion_at(p))];
-  *distortion = j;
+  *distortion = t[static_cast<std::size_t>(tl.distortion_at())];
   *n_changed = static_cast<std::int64_t>(host_changed);
 }
 
@@ -195,13 +259,14 @@ double kmeans_predict(const CudaBackend& be, HostMatrix<T> X, const T* w, const 
   double* totals = detail::zero_totals(ctx, ws, 1);
   ctx.for_each_chunk(X, w, [&](const DeviceChunk<T>& c) {
     std::int32_t* lab = dlabels + c.first;
-    detail::launch_assign(ctx, ws, c, K, lab, false, nullptr);
+    detail::launch_assign(ctx, ws, c, K, lab, nullptr);
     detail::row_reduce(ctx, ws, c, kernels::AssignedDistance<T>{ws.centers.data(), lab, nullptr}, 1, totals);
   });
   double total = 0.0;
   if (labels) copy_to_host(labels, dlabels, X.rows, st);
   copy_to_host(&total, totals, 1, st);
   ctx.synchronize();
+  if (labels) ctx.held_labels().release(labels);  // the host array is newer than any copy held for it
   return total;
 }
 
@@ -213,8 +278,7 @@ void kmeans_distances_to_assigned(const CudaBackend& be, HostMatrix<T> X, const 
   auto& ws = pass.ws;
   const cudaStream_t st = pass.st;
   detail::upload_centers(ctx, ws, centers, K, X.cols);
-  std::int32_t* dlabels = ws.labels.reserve(static_cast<std::size_t>(X.rows));
-  copy_to_device(dlabels, labels, X.rows, st);
+  const std::int32_t* dlabels = detail::device_labels(ctx, ws.labels, labels, X.rows, /*hold=*/false);
   double* dout = ws.row_values.reserve(static_cast<std::size_t>(X.rows));
   double* totals = detail::zero_totals(ctx, ws, 1);
   ctx.for_each_chunk(X, static_cast<const T*>(nullptr), [&](const DeviceChunk<T>& c) {

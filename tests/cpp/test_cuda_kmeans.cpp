@@ -2,18 +2,25 @@
 //
 // Two kinds of tests. Those named Device* need a GPU and skip without one: the GPU fit against the
 // CPU fit from the same initial centres, k-means++ rows, bit-identical reruns, streaming against
-// residency, predict/transform/score. The others run everywhere: they check the host-side logic that
-// decides what the device does (chunk plans, statistics tiling) and replay the kernels' reduction
-// order on the host with the very functions the kernels call (mixtura/cuda/kmeans_reduce.hpp).
+// residency, labels kept on the device during a fit, the device's statistics against their host
+// replay, predict/transform/score. The others run everywhere: they check the host-side logic that
+// decides what the device does (chunk plans, statistics tiling, which labels are held) and replay the
+// fused kernel's order of additions on the host with the very functions the kernel calls
+// (mixtura/cuda/kmeans_reduce.hpp, kmeans_replay.hpp), up to whole fits with labels held away from
+// the host array.
+#include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
 #include "cuda_test_util.hpp"
+#include "kmeans_replay.hpp"
 #include "mixtura/cuda.hpp"
 #include "mixtura/cuda/kmeans_reduce.hpp"
 #include "mixtura/cuda/plan.hpp"
+#include "mixtura/cuda/resident_labels.hpp"
 #include "test_util.hpp"
 
 using namespace mixtura;
@@ -46,58 +53,33 @@ RowMatrix<T> first_rows(const RowMatrix<T>& x, Index k, Index step) {
   return c;
 }
 
-/// The statistics of an assignment exactly as the device adds them up: per segment, one block per
-/// (cluster tile, feature tile) whose 256 threads run stats_lane_fold, lanes added by stats_lane_sum,
-/// the distortion by tree_sum; partials added to the totals in segment order, chunk after chunk.
-template <class T>
-std::vector<double> replay_device_stats(const RowMatrix<T>& X, const T* w, const std::vector<std::int32_t>& labels,
-                                        const RowMatrix<T>& C, Index chunk_rows) {
-  using namespace mixtura::cuda;
-  const Index n = X.rows(), D = X.cols(), K = C.rows();
-  const StatsTiling tl = stats_tiling(K, D);
-  StatsLayout lay;
-  lay.K = K;
-  lay.D = D;
-  lay.n_pieces = static_cast<Index>(tl.n_ktiles) * tl.n_ftiles;
-  const RowMatrix<double> cd = C.template cast<double>();
-  std::vector<double> totals(static_cast<std::size_t>(lay.size()), 0.0);
-  for (Index first = 0; first < n; first += chunk_rows) {
-    const Index rows = std::min(chunk_rows, n - first);
-    const Index segs = segment_count(rows);
-    std::vector<double> part(static_cast<std::size_t>(segs * lay.size()), -1.0);
-    for (Index seg = 0; seg < segs; ++seg) {
-      const Index r0 = first + seg * kSegmentRows, seg_rows = std::min(kSegmentRows, first + rows - r0);
-      double* out = part.data() + seg * lay.size();
-      for (int kt = 0; kt < tl.n_ktiles; ++kt)
-        for (int ft = 0; ft < tl.n_ftiles; ++ft) {
-          const int k0 = kt * tl.kc, kc = static_cast<int>(std::min<Index>(tl.kc, K - k0));
-          const int d0 = ft * tl.dc, dc = static_cast<int>(std::min<Index>(tl.dc, D - d0));
-          std::vector<double> cells(static_cast<std::size_t>(tl.tr * kc * (dc + 2)), 0.0);
-          std::vector<double> red(kReduceThreads);
-          for (int tid = 0; tid < kReduceThreads; ++tid) {
-            const int rl = tid / tl.td, fl = tid % tl.td;
-            red[tid] = stats_lane_fold(X.data() + r0 * D, w ? w + r0 : nullptr, labels.data() + r0, seg_rows, D,
-                                       cd.data(), k0, kc, d0, dc, rl, tl.tr, fl, tl.td, fl == 0 && ft == 0,
-                                       cells.data());
-          }
-          for (int k = 0; k < kc; ++k)
-            for (int f = 0; f < dc + 2; ++f) {
-              const double v = stats_lane_sum(cells.data(), tl.tr, kc, dc, k, f);
-              if (f < dc)
-                out[lay.sum_at(k0 + k, d0 + f)] = v;
-              else if (ft == 0)
-                out[f == dc ? lay.weight_at(k0 + k) : lay.count_at(k0 + k)] = v;
-            }
-          out[lay.distortion_at(static_cast<Index>(kt) * tl.n_ftiles + ft)] = tree_sum(red.data(), kReduceThreads);
-        }
-    }
-    for (Index c = 0; c < lay.size(); ++c) {
-      double acc = totals[c];
-      for (Index s = 0; s < segs; ++s) acc += part[s * lay.size() + c];
-      totals[c] = acc;
+/// |a - b| <= rel * max(|a|, |b|, floor) for every statistic of the two passes, counts exactly.
+::testing::AssertionResult near_stats(const KMeansStats& a, const KMeansStats& b, double rel) {
+  if (a.count != b.count) return ::testing::AssertionFailure() << "counts differ";
+  for (std::size_t k = 0; k < a.weight.size(); ++k) {
+    if (!near_rel(a.weight[k], b.weight[k], rel))
+      return near_rel(a.weight[k], b.weight[k], rel) << " (weight " << k << ")";
+    const std::size_t D = a.sums.size() / a.weight.size();
+    for (std::size_t d = 0; d < D; ++d) {
+      const std::size_t j = k * D + d;
+      // A sum is compared on the scale of its cluster's weight (a coordinate near 0 sums to near 0).
+      if (!near_rel(a.sums[j], b.sums[j], rel, std::fabs(b.weight[k])))
+        return near_rel(a.sums[j], b.sums[j], rel, std::fabs(b.weight[k])) << " (sum " << k << ", " << d << ")";
     }
   }
-  return totals;
+  return near_rel(a.distortion, b.distortion, rel);
+}
+
+/// The largest relative difference of the sums, weights and distortion (sums on their weight's scale).
+double max_rel_diff(const KMeansStats& a, const KMeansStats& b) {
+  double m = std::fabs(a.distortion - b.distortion) / std::fabs(b.distortion);
+  const std::size_t D = a.sums.size() / a.weight.size();
+  for (std::size_t k = 0; k < a.weight.size(); ++k) {
+    if (b.weight[k] > 0) m = std::max(m, std::fabs(a.weight[k] - b.weight[k]) / b.weight[k]);
+    for (std::size_t d = 0; d < D; ++d)
+      if (b.weight[k] > 0) m = std::max(m, std::fabs(a.sums[k * D + d] - b.sums[k * D + d]) / b.weight[k]);
+  }
+  return m;
 }
 
 }  // namespace
@@ -149,21 +131,120 @@ TEST(CudaPlan, ResidencyBudget) {
   EXPECT_EQ(cuda::residency_budget(0, gib / 4, 140 * gib), 0u);
 }
 
-TEST(CudaStatsTiling, CoversClustersAndFeaturesWithinSharedMemory) {
-  for (Index K : {1, 2, 16, 40, 256, 1000})
-    for (Index D : {1, 2, 3, 16, 17, 64, 150, 1024}) {
-      const auto t = cuda::stats_tiling(K, D);
-      EXPECT_EQ(t.td * t.tr, cuda::kReduceThreads);
-      EXPECT_TRUE(t.td >= 1 && t.td <= 32 && (t.td & (t.td - 1)) == 0);
-      EXPECT_GE(Index{t.td}, std::min<Index>(D, 32)) << "feature lanes idle while features wait";
-      EXPECT_LE(t.shared_bytes, std::size_t{46} * 1024);
-      EXPECT_GE(Index{t.kc} * t.n_ktiles, K);
-      EXPECT_LT(Index{t.kc} * (t.n_ktiles - 1), K);
-      EXPECT_GE(Index{t.dc} * t.n_ftiles, D);
-      EXPECT_LT(Index{t.dc} * (t.n_ftiles - 1), D);
-    }
-  const auto small = cuda::stats_tiling(16, 16);  // the benchmark's 1e7 x 16, K = 16: one block a segment
-  EXPECT_EQ(small.n_ktiles * small.n_ftiles, 1);
+TEST(CudaFusedTiling, OwnersCoverTheThreadsAndBlocksTheSegments) {
+  for (Index K : {1, 2, 3, 16, 40, 70, 256, 1000})
+    for (Index D : {1, 2, 3, 16, 17, 64, 150, 1024})
+      for (std::size_t elem : {sizeof(float), sizeof(double)}) {
+        SCOPED_TRACE(::testing::Message() << "K = " << K << ", D = " << D << ", " << elem << " bytes");
+        const auto t = cuda::fused_tiling(K, D, elem);
+        EXPECT_EQ(t.td * t.tr * t.groups, cuda::kReduceThreads);
+        EXPECT_TRUE(t.td >= 1 && t.td <= 32 && (t.td & (t.td - 1)) == 0);
+        EXPECT_GE(Index{t.td}, std::min<Index>(D, 32)) << "feature lanes idle while features wait";
+        EXPECT_TRUE((t.tr & (t.tr - 1)) == 0 && cuda::kAssignTileRows % t.tr == 0) << "row lanes must divide a tile";
+        if (t.tr > 1) {
+          EXPECT_LE(t.shared_bytes(), cuda::kLaneCellsBytes);
+        }
+        if (t.groups > 1 && t.tr * 2 <= cuda::kAssignTileRows) {  // twice the row lanes would not fit
+          EXPECT_GT(2 * t.shared_bytes(), cuda::kLaneCellsBytes);
+        }
+        EXPECT_EQ(t.cells(), K * (D + 2));
+        EXPECT_EQ(t.width(), K * (D + 2) + 1);
+        EXPECT_EQ(t.count_at(K - 1) + 1, t.distortion_at());
+        // Blocks never straddle a segment (so never a streamed chunk), and are big enough that their
+        // partials add at most 1/16 to the bytes of X, unless already a segment long.
+        EXPECT_TRUE(t.block_rows >= cuda::kAssignTileRows && cuda::kSegmentRows % t.block_rows == 0);
+        if (t.block_rows < cuda::kSegmentRows) {
+          EXPECT_GE(static_cast<double>(t.block_rows) * D * elem, 16.0 * t.width() * sizeof(double));
+        }
+        if (t.block_rows > cuda::kAssignTileRows) {  // and no bigger than that
+          EXPECT_LT(static_cast<double>(t.block_rows / 2) * D * elem, 16.0 * t.width() * sizeof(double));
+        }
+      }
+  // The benchmark's shapes (float32). 1e7 x 16, K = 16: 16 row lanes of one cluster group, 36 KiB of
+  // cells, a block of 1024 rows (64 KiB of X for a 2.3 KiB partial).
+  const auto small = cuda::fused_tiling(16, 16, sizeof(float));
+  EXPECT_EQ(small.tr, 16);
+  EXPECT_EQ(small.groups, 1);
+  EXPECT_EQ(small.shared_bytes(), std::size_t{16 * 16 * 18 * 8});
+  EXPECT_EQ(small.block_rows, 1024);
+  // 1e6 x 64, K = 256: one copy of 132 KiB (shared memory where the device allows it), 8 cluster
+  // groups of 32 feature lanes, a block of a whole segment (2 MiB of X for a 132 KiB partial).
+  const auto large = cuda::fused_tiling(256, 64, sizeof(float));
+  EXPECT_EQ(large.tr, 1);
+  EXPECT_EQ(large.groups, 8);
+  EXPECT_EQ(large.td, 32);
+  EXPECT_EQ(large.shared_bytes(), std::size_t{256 * 66 * 8});
+  EXPECT_EQ(large.block_rows, cuda::kSegmentRows);
+}
+
+TEST(CudaFusedTiling, ChunkGroupsContinueAcrossChunks) {
+  using cuda::ChunkGroups;
+  const Index G = cuda::kGroupBlocks;
+  // Resident: every group of 3.5 groups' worth of blocks, the last one short but complete.
+  const ChunkGroups all(0, 3 * G + G / 2, 3 * G + G / 2);
+  EXPECT_EQ(all.first_group, 0);
+  EXPECT_EQ(all.n_groups, 4);
+  EXPECT_FALSE(all.starts_inside);
+  EXPECT_TRUE(all.last_complete);
+  Index b = 0, e = 0;
+  all.blocks_of(3, &b, &e);
+  EXPECT_EQ(b, 3 * G);
+  EXPECT_EQ(e, 3 * G + G / 2);
+  // A chunk inside one group: continues its carry and leaves it open.
+  const ChunkGroups inside(G + 8, 8, 10 * G);
+  EXPECT_EQ(inside.first_group, 1);
+  EXPECT_EQ(inside.n_groups, 1);
+  EXPECT_TRUE(inside.from_carry(0));
+  EXPECT_FALSE(inside.last_complete);
+  inside.blocks_of(0, &b, &e);
+  EXPECT_EQ(b, 0);
+  EXPECT_EQ(e, 8);
+  // A chunk across a group boundary: closes the first group, opens the next.
+  const ChunkGroups across(G - 8, 16, 10 * G);
+  EXPECT_EQ(across.n_groups, 2);
+  EXPECT_TRUE(across.from_carry(0));
+  EXPECT_FALSE(across.from_carry(1));
+  EXPECT_FALSE(across.last_complete);
+  across.blocks_of(0, &b, &e);
+  EXPECT_EQ(e - b, 8);
+  across.blocks_of(1, &b, &e);
+  EXPECT_EQ(b, 8);
+  EXPECT_EQ(e, 16);
+  // The data's last chunk completes its last group.
+  EXPECT_TRUE(ChunkGroups(2 * G + 3, 5, 2 * G + 8).last_complete);
+}
+
+TEST(CudaHeldLabels, HeldForTheFitsScopeUntilBroughtBack) {
+  cuda::ScopeStack scopes;
+  cuda::HeldLabels<HostLabelsBuffer> held;
+  std::vector<std::int32_t> a(100, -1), b(100, -1);
+  EXPECT_EQ(scopes.outer(), 0u);
+  const std::uint64_t fit = scopes.enter();
+  const std::uint64_t pass = scopes.enter();  // a pass inside the fit sees the fit as its outer scope
+  EXPECT_EQ(scopes.outer(), fit);
+  EXPECT_NE(pass, fit);
+  EXPECT_EQ(held.find(a.data(), 100, scopes), nullptr);
+  held.hold(a.data(), 100, scopes.outer(), scopes).v.assign(100, 7);
+  scopes.leave();
+  ASSERT_NE(held.find(a.data(), 100, scopes), nullptr);  // later passes of the fit find it
+  EXPECT_EQ(held.find(a.data(), 100, scopes)->v[3], 7);
+  EXPECT_EQ(held.find(a.data(), 99, scopes), nullptr);    // another shape is another array
+  EXPECT_EQ(held.find(b.data(), 100, scopes), nullptr);
+  held.hold(b.data(), 100, fit, scopes);                  // a second array is held beside the first
+  EXPECT_EQ(held.held(), 2u);
+  EXPECT_NE(held.find(a.data(), 100, scopes), nullptr);
+  held.release(a.data());                                 // brought back: the host array is the labels
+  EXPECT_EQ(held.find(a.data(), 100, scopes), nullptr);
+  EXPECT_NE(held.find(b.data(), 100, scopes), nullptr);
+  scopes.leave();  // the fit ends: what it held is dropped, brought back or not
+  EXPECT_EQ(held.find(b.data(), 100, scopes), nullptr);
+  // A new fit with an array at the same address must not find the old copy.
+  const std::uint64_t next = scopes.enter();
+  EXPECT_NE(next, fit);
+  EXPECT_EQ(held.find(b.data(), 100, scopes), nullptr);
+  held.hold(b.data(), 100, next, scopes);
+  EXPECT_EQ(held.held(), 1u) << "the copy of the ended fit is reused";
+  scopes.leave();
 }
 
 template <class T>
@@ -211,39 +292,57 @@ TYPED_TEST(CudaKMeansHost, ArgminDistanceGivesTheCpuLabels) {
 
 TYPED_TEST(CudaKMeansHost, ReplayedStatisticsMatchTheCpuAndIgnoreChunking) {
   using T = TypeParam;
-  // Several segments and a short last one; K and D large enough for several cluster and feature tiles.
-  const Index n = 3 * cuda::kSegmentRows + 1000, D = 150, K = 40;
-  const RowMatrix<T> x = blobs<T>(n, D, K, 11);
-  const RowMatrix<T> c = first_rows(x, K, 3);
-  std::vector<T> w(static_cast<std::size_t>(n));
-  for (Index i = 0; i < n; ++i) w[i] = static_cast<T>(0.5 + (i % 7) * 0.25);
-  for (const bool weighted : {false, true}) {
-    const T* wp = weighted ? w.data() : nullptr;
-    const VectorView<T> wv = weighted ? VectorView<T>(w.data(), n) : VectorView<T>{};
-    std::vector<std::int32_t> labels(static_cast<std::size_t>(n), -1);
-    const KMeansStats cpu = kmeans_assign(CpuBackend{}, MatrixView<T>(x), wv, c, labels.data());
-    const auto whole = replay_device_stats(x, wp, labels, c, n);
-    cuda::StatsLayout lay;
-    lay.K = K;
-    lay.D = D;
-    const auto tl = cuda::stats_tiling(K, D);
-    lay.n_pieces = static_cast<Index>(tl.n_ktiles) * tl.n_ftiles;
-    ASSERT_GT(tl.n_ktiles, 1);
-    ASSERT_GT(tl.n_ftiles, 1);
-    double distortion = 0;
-    for (Index p = 0; p < lay.n_pieces; ++p) distortion += whole[lay.distortion_at(p)];
-    EXPECT_TRUE(near_rel(distortion, cpu.distortion, 1e-12));
-    for (Index k = 0; k < K; ++k) {
-      EXPECT_EQ(whole[lay.count_at(k)], static_cast<double>(cpu.count[k]));
-      EXPECT_TRUE(near_rel(whole[lay.weight_at(k)], cpu.weight[k], 1e-13));
-      for (Index d = 0; d < D; ++d)
-        ASSERT_TRUE(near_rel(whole[lay.sum_at(k, d)], cpu.sums[k * D + d], 1e-12, std::fabs(cpu.weight[k])))
-            << "cluster " << k << ", feature " << d;
+  // Shapes for each tiling: many row lanes of one cluster group (the first benchmark's 16 x 16), one
+  // copy shared by cluster groups (the second's 64 x 256), two copies of four groups with features
+  // past 32 lanes, tiny rows (blocks of one tile, so several groups a chunk), one feature.
+  struct Case {
+    Index n, d, k;
+  };
+  const Index seg = cuda::kSegmentRows;
+  for (const Case& cs : {Case{3 * seg + 1000, 16, 16}, Case{2 * seg + 77, 64, 256}, Case{3 * seg + 1000, 33, 70},
+                         Case{3 * seg + seg / 2 + 5, 64, 2}, Case{seg + 3, 1, 3}}) {
+    SCOPED_TRACE(::testing::Message() << cs.n << " x " << cs.d << ", K = " << cs.k);
+    const RowMatrix<T> x = blobs<T>(cs.n, cs.d, cs.k, 11);
+    const RowMatrix<T> c = first_rows(x, cs.k, 3);
+    const auto tl = cuda::fused_tiling(cs.k, cs.d, sizeof(T));
+    std::vector<T> w(static_cast<std::size_t>(cs.n));
+    for (Index i = 0; i < cs.n; ++i) w[i] = static_cast<T>(0.5 + (i % 7) * 0.25);
+    for (const bool weighted : {false, true}) {
+      const T* wp = weighted ? w.data() : nullptr;
+      const VectorView<T> wv = weighted ? VectorView<T>(w.data(), cs.n) : VectorView<T>{};
+      std::vector<std::int32_t> labels(static_cast<std::size_t>(cs.n), -1);
+      const KMeansStats cpu = kmeans_assign(CpuBackend{}, MatrixView<T>(x), wv, c, labels.data());
+      const auto whole = replay_fused_stats(x, wp, labels, c, cs.n);
+      const KMeansStats gpu = stats_of_totals(whole, cs.k, cs.d, sizeof(T));
+      // Both sum the same products in double, in another order: a few ulps of the largest term.
+      EXPECT_TRUE(near_stats(gpu, cpu, 1e-12)) << (weighted ? "weighted" : "unit weights");
+      EXPECT_EQ(gpu.count, cpu.count);
+      // Streaming in chunks of one, two or three segments: blocks, groups and carries give the same bits.
+      for (const Index chunk : {seg, 2 * seg, 3 * seg})
+        EXPECT_TRUE(same_bits(whole, replay_fused_stats(x, wp, labels, c, chunk))) << "chunks of " << chunk << " rows";
+      if (cs.d == 64 && cs.k == 2) {
+        ASSERT_EQ(tl.block_rows, cuda::kAssignTileRows);  // groups of one segment: several a chunk
+        ASSERT_GT(cs.n / tl.block_rows / cuda::kGroupBlocks, 2);
+      }
     }
-    // Streaming in chunks of one or two segments adds the same partials in the same order.
-    EXPECT_TRUE(same_bits(whole, replay_device_stats(x, wp, labels, c, cuda::kSegmentRows)));
-    EXPECT_TRUE(same_bits(whole, replay_device_stats(x, wp, labels, c, 2 * cuda::kSegmentRows)));
   }
+}
+
+TYPED_TEST(CudaKMeansHost, ReplayAgreementWithTheCpuIsMeasured) {
+  using T = TypeParam;
+  // The benchmark's first shape, scaled down: uniform data (labels spread, no structure), K = 16.
+  const Index n = 4 * cuda::kSegmentRows, D = 16, K = 16;
+  const RowMatrix<T> x = uniform<T>(n, D, 5);
+  const RowMatrix<T> c = first_rows(x, K, 7);
+  std::vector<std::int32_t> labels(static_cast<std::size_t>(n), -1);
+  const KMeansStats cpu = kmeans_assign(CpuBackend{}, MatrixView<T>(x), VectorView<T>{}, c, labels.data());
+  const KMeansStats gpu = stats_of_totals(replay_fused_stats(x, static_cast<const T*>(nullptr), labels, c, n), K, D,
+                                          sizeof(T));
+  const double diff = max_rel_diff(gpu, cpu);
+  std::printf("[ measured ] replayed fused statistics vs the CPU (%s, %lld x %lld, K = %lld): %.2e relative\n",
+              std::is_same<T, float>::value ? "float" : "double", static_cast<long long>(n),
+              static_cast<long long>(D), static_cast<long long>(K), diff);
+  EXPECT_LT(diff, 1e-13);
 }
 
 TYPED_TEST(CudaKMeansHost, ReplayOfOneClusterAndOneFeature) {
@@ -251,17 +350,72 @@ TYPED_TEST(CudaKMeansHost, ReplayOfOneClusterAndOneFeature) {
   const RowMatrix<T> x = uniform<T>(100, 1, 2);
   const RowMatrix<T> c = first_rows(x, 1, 1);
   std::vector<std::int32_t> labels(100, 0);
-  const auto t = replay_device_stats(x, static_cast<const T*>(nullptr), labels, c, 100);
+  const auto t = replay_fused_stats(x, static_cast<const T*>(nullptr), labels, c, 100);
   double sum = 0, j = 0;
   for (Index i = 0; i < 100; ++i) {
     sum += static_cast<double>(x(i, 0));
     const double d = static_cast<double>(x(i, 0)) - static_cast<double>(c(0, 0));
     j += d * d;
   }
+  ASSERT_EQ(t.size(), 4u);  // sum, weight, count, distortion
   EXPECT_TRUE(near_rel(t[0], sum, 1e-14));
   EXPECT_EQ(t[1], 100.0);  // weight
   EXPECT_EQ(t[2], 100.0);  // count
   EXPECT_TRUE(near_rel(t[3], j, 1e-14));
+}
+
+template <class T>
+void expect_replay_fit_matches_cpu(const KMeans<T>& replay, const KMeans<T>& cpu) {
+  ASSERT_EQ(replay.n_iter(), cpu.n_iter());
+  EXPECT_EQ(replay.labels(), cpu.labels());
+  EXPECT_TRUE(near_rel(replay.inertia(), cpu.inertia(), 1e-12));
+  for (std::size_t i = 0; i < cpu.trace().size(); ++i) {
+    EXPECT_EQ(replay.trace()[i].n_changed, cpu.trace()[i].n_changed) << "iteration " << i;
+    EXPECT_TRUE(near_rel(replay.trace()[i].distortion_assign, cpu.trace()[i].distortion_assign, 1e-12)) << i;
+    EXPECT_TRUE(near_rel(replay.trace()[i].distortion_update, cpu.trace()[i].distortion_update, 1e-12)) << i;
+  }
+  ASSERT_EQ(replay.events().size(), cpu.events().size());
+  for (std::size_t i = 0; i < cpu.events().size(); ++i) {
+    EXPECT_EQ(replay.events()[i].cluster, cpu.events()[i].cluster);
+    EXPECT_EQ(replay.events()[i].row, cpu.events()[i].row);
+  }
+}
+
+TYPED_TEST(CudaKMeansHost, FitWithLabelsHeldOffTheHostMatchesTheCpu) {
+  using T = TypeParam;
+  // The fit loop on the replayed pass, labels held away from the host array between passes (the host
+  // array reads wrong labels until they are brought back): empty clusters re-seeded from the far
+  // rows (the loop reads and edits labels), weights, and restarts that reuse the labels' memory.
+  const RowMatrix<T> x = blobs<T>(9000, 4, 5, 21);
+  Eigen::Matrix<T, Eigen::Dynamic, 1> w(x.rows());
+  for (Index i = 0; i < x.rows(); ++i) w[i] = static_cast<T>(i % 5 == 0 ? 0.0 : 0.25 + (i % 3));
+  RowMatrix<T> init = first_rows(x, 6, 1);
+  init.row(5).setConstant(T(1e4));  // far from everything: empty at the first assignment, re-seeded
+  KMeansParams p;
+  p.n_clusters = 6;
+  KMeans<T> a(p), b(p);
+  const KMeansReplayBackend be;
+  a.fit_on(be, x, w, init);
+  b.fit(x, w, init);
+  ASSERT_FALSE(b.events().empty()) << "the test needs a re-seeded cluster";
+  expect_replay_fit_matches_cpu(a, b);
+  // Back for the re-seeding; at the end kmeans_predict writes the host array itself.
+  EXPECT_GE(be.state->n_to_host, 1);
+  EXPECT_EQ(be.state->held.held(), 0u);
+  EXPECT_EQ(be.state->scopes.depth(), 0u);
+
+  KMeansParams q;
+  q.n_clusters = 5;
+  q.n_init = 4;
+  q.seed = 9;
+  q.tol = 0;  // runs to strict convergence: the last labels come from the last assignment
+  KMeans<T> c(q), d(q);
+  const int before = be.state->n_to_host;
+  c.fit_on(be, x);
+  d.fit(x);
+  expect_replay_fit_matches_cpu(c, d);
+  EXPECT_EQ(c.best_restart(), d.best_restart());
+  EXPECT_GT(be.state->n_to_host, before) << "strict convergence keeps the last assignment's labels: brought back";
 }
 
 TEST(CudaBackendHost, MakeBackendNamesTheProblem) {
@@ -512,6 +666,107 @@ TYPED_TEST(CudaKMeansDevice, PassesMatchTheCpuPasses) {
   for (std::size_t j = 0; j < vg.size(); ++j) EXPECT_TRUE(near_rel(vg[j], vc[j], 1e-12));
   EXPECT_TRUE(near_rel(kmeans_predict(gpu, MatrixView<T>(x), VectorView<T>(w), c, nullptr),
                        kmeans_predict(CpuBackend{}, MatrixView<T>(x), VectorView<T>(w), c, nullptr), tol));
+}
+
+TYPED_TEST(CudaKMeansDevice, LabelsStayOnTheDeviceInAScopeUntilBroughtBack) {
+  SKIP_WITHOUT_DEVICE();
+  using T = TypeParam;
+  const Index n = 2 * cuda::kSegmentRows + 77;
+  const RowMatrix<T> x = blobs<T>(n, 10, 4, 30);
+  const RowMatrix<T> c = first_rows(x, 4, 5);
+  const auto gpu = make_cuda_backend();
+  std::vector<std::int32_t> cpu(static_cast<std::size_t>(n), -1);
+  kmeans_assign(CpuBackend{}, MatrixView<T>(x), VectorView<T>{}, c, cpu.data());
+  const auto dc = kmeans_distances_to_assigned(CpuBackend{}, MatrixView<T>(x), c, cpu.data());
+  std::vector<std::int32_t> lg(static_cast<std::size_t>(n), -1);
+  {
+    CudaDataScope fit(gpu);
+    EXPECT_EQ(kmeans_assign(gpu, MatrixView<T>(x), VectorView<T>{}, c, lg.data()).n_changed, n);
+    EXPECT_EQ(std::count(lg.begin(), lg.end(), -1), n) << "inside a scope the labels stay on the device";
+    // A pass that reads labels takes the device's copy, not the stale host array.
+    const auto dg = kmeans_distances_to_assigned(gpu, MatrixView<T>(x), c, lg.data());
+    for (Index i = 0; i < n; ++i) ASSERT_TRUE(near_rel(dg[i], dc[i], 1e-14, 1e-300)) << i;
+    // The next pass starts from the labels held: nothing changes.
+    EXPECT_EQ(kmeans_assign(gpu, MatrixView<T>(x), VectorView<T>{}, c, lg.data()).n_changed, 0);
+    kmeans_labels_to_host(gpu, lg.data(), n);
+    EXPECT_EQ(lg, cpu);
+    kmeans_labels_to_host(gpu, lg.data(), n);  // nothing held any more: a no-op
+    EXPECT_EQ(lg, cpu);
+    // Brought back and let go: the host array is the labels again, an edit counts as a change.
+    lg[5] = (lg[5] + 1) % 4;
+    EXPECT_EQ(kmeans_assign(gpu, MatrixView<T>(x), VectorView<T>{}, c, lg.data()).n_changed, 1);
+    // kmeans_predict writes the host array and lets the held copy go.
+    std::fill(lg.begin(), lg.end(), -1);
+    kmeans_predict(gpu, MatrixView<T>(x), VectorView<T>{}, c, lg.data());
+    EXPECT_EQ(lg, cpu);
+    lg[7] = (lg[7] + 1) % 4;
+    EXPECT_EQ(kmeans_assign(gpu, MatrixView<T>(x), VectorView<T>{}, c, lg.data()).n_changed, 1);
+  }  // held again, not brought back: dropped with the scope
+  EXPECT_EQ(lg[7], (cpu[7] + 1) % 4);
+  {
+    CudaDataScope next(gpu);  // the same host array in a new fit: its contents count, not the old copy
+    std::fill(lg.begin(), lg.end(), -1);
+    EXPECT_EQ(kmeans_assign(gpu, MatrixView<T>(x), VectorView<T>{}, c, lg.data()).n_changed, n);
+  }
+  // Outside a scope the labels come back with the pass.
+  std::vector<std::int32_t> alone(static_cast<std::size_t>(n), -1);
+  kmeans_assign(gpu, MatrixView<T>(x), VectorView<T>{}, c, alone.data());
+  EXPECT_EQ(alone, cpu);
+}
+
+TYPED_TEST(CudaKMeansDevice, StatisticsAreTheBitsOfTheirHostReplay) {
+  SKIP_WITHOUT_DEVICE();
+  using T = TypeParam;
+  // The fused kernel and its replay run the same per-thread functions with the same fused
+  // multiply-adds: from the same labels they must give the same bits, resident or streamed, with the
+  // cells in shared memory or (one copy too large for the device) in global memory.
+  struct Case {
+    Index n, d, k;
+  };
+  const Index seg = cuda::kSegmentRows;
+  for (const Case& cs : {Case{3 * seg + 1000, 16, 16}, Case{2 * seg + 77, 64, 256}, Case{3 * seg + 1000, 33, 70},
+                         Case{3 * seg + seg / 2 + 5, 64, 2}, Case{seg + 3, 1, 3}}) {
+    SCOPED_TRACE(::testing::Message() << cs.n << " x " << cs.d << ", K = " << cs.k);
+    const RowMatrix<T> x = blobs<T>(cs.n, cs.d, cs.k, 11);
+    const RowMatrix<T> c = first_rows(x, cs.k, 3);
+    std::vector<T> w(static_cast<std::size_t>(cs.n));
+    for (Index i = 0; i < cs.n; ++i) w[i] = static_cast<T>(0.5 + (i % 7) * 0.25);
+    const std::size_t row_bytes = static_cast<std::size_t>(cs.d + 1) * sizeof(T);
+    // Resident, then streamed in chunks of one segment.
+    for (const std::size_t cap : {std::size_t{0}, static_cast<std::size_t>(seg) * 2 * row_bytes}) {
+      std::vector<std::int32_t> labels(static_cast<std::size_t>(cs.n), -1);
+      const KMeansStats dev = kmeans_assign(make_cuda_backend(0, 0, cap), MatrixView<T>(x),
+                                            VectorView<T>(w.data(), cs.n), c, labels.data());
+      EXPECT_EQ(labels, replay_labels(MatrixView<T>(x), c)) << "cap " << cap;
+      const KMeansStats rep = stats_of_totals(replay_fused_stats(x, w.data(), labels, c, cs.n), cs.k, cs.d, sizeof(T));
+      EXPECT_EQ(dev.count, rep.count);
+      EXPECT_TRUE(same_bits(dev.weight, rep.weight)) << "cap " << cap;
+      EXPECT_TRUE(same_bits(dev.sums, rep.sums)) << "cap " << cap;
+      EXPECT_EQ(dev.distortion, rep.distortion) << "cap " << cap;
+    }
+  }
+}
+
+TYPED_TEST(CudaKMeansDevice, RestartsMatchTheCpu) {
+  SKIP_WITHOUT_DEVICE();
+  using T = TypeParam;
+  // Restarts reuse the labels' memory: each must start from its own -1s, not a copy held before.
+  const RowMatrix<T> x = blobs<T>(20000, 5, 7, 12);
+  KMeansParams p;
+  p.n_clusters = 7;
+  p.n_init = 4;
+  p.seed = 2;
+  KMeans<T> a(p), b(p);
+  a.fit_on(make_cuda_backend(), x);
+  b.fit(x);
+  EXPECT_EQ(a.best_restart(), b.best_restart());
+  ASSERT_EQ(a.runs().size(), b.runs().size());
+  for (std::size_t r = 0; r < a.runs().size(); ++r) {
+    ASSERT_EQ(a.runs()[r].trace.size(), b.runs()[r].trace.size()) << "restart " << r;
+    for (std::size_t i = 0; i < a.runs()[r].trace.size(); ++i)
+      EXPECT_EQ(a.runs()[r].trace[i].n_changed, b.runs()[r].trace[i].n_changed) << "restart " << r << ", " << i;
+  }
+  expect_same_fit(a, b);
 }
 
 TEST(CudaBackendDevice, BackendWithoutContextOrWrongDeviceIsRefused) {

@@ -2,7 +2,9 @@
 /// The K-means data passes of the CUDA backend, compiled in mixtura::cuda (cuda/kmeans_*.cu) for
 /// float and double. Plain pointers, no Eigen: kmeans/cuda_pass.hpp wraps them as the overloads the
 /// generic fit loop calls. Centres are K x D row-major host arrays; labels, closest and outputs are
-/// host arrays of n_samples entries. Every function returns after its results are in host memory.
+/// host arrays of n_samples entries. Every function returns after its results are in host memory,
+/// except the labels of kmeans_assign inside a data scope (CudaDataScope): those stay on the device
+/// until kmeans_labels_to_host (see mixtura/cuda/resident_labels.hpp).
 
 #include <cstdint>
 
@@ -12,23 +14,31 @@
 namespace mixtura {
 namespace cuda {
 
-/// Assignment half-step with the statistics of the update half-step. labels holds the previous
-/// labels on entry (any value if none) and the new ones on exit. Writes weight[K], count[K],
-/// sums[K * D] (sum of w x), the exact distortion and the number of changed labels.
+/// Assignment half-step with the statistics of the update half-step, in one read of X. labels holds
+/// the previous labels on entry (any value if none) and the new ones on exit. Writes weight[K],
+/// count[K], sums[K * D] (sum of w x), the exact distortion and the number of changed labels.
+/// Inside a data scope the labels stay on the device, held for the host array `labels`: later passes
+/// read that copy, the host array is stale until kmeans_labels_to_host(be, labels, n) (or
+/// kmeans_predict into it), and must not be edited before. Outside a scope they are copied back.
 template <class T>
 void kmeans_assign(const CudaBackend& be, HostMatrix<T> X, const T* w, const T* centers, std::int64_t K,
                    std::int32_t* labels, double* weight, std::int64_t* count, double* sums, double* distortion,
                    std::int64_t* n_changed);
 
-/// Nearest centre of each row (into labels, unless nullptr); returns the exact weighted distortion.
+/// Nearest centre of each row (into the host array labels, unless nullptr; a copy held for it on the
+/// device is let go); returns the exact weighted distortion.
 template <class T>
 double kmeans_predict(const CudaBackend& be, HostMatrix<T> X, const T* w, const T* centers, std::int64_t K,
                       std::int32_t* labels);
 
-/// out[i] = exact ||x_i - c_{labels[i]}||^2.
+/// out[i] = exact ||x_i - c_{labels[i]}||^2 (labels: the copy held on the device, if there is one).
 template <class T>
 void kmeans_distances_to_assigned(const CudaBackend& be, HostMatrix<T> X, const T* centers, std::int64_t K,
                                   const std::int32_t* labels, double* out);
+
+/// Copies the labels held on the device for the host array `labels` (rows entries, by kmeans_assign in
+/// a data scope) into it and lets go of them; nothing if none are held.
+void kmeans_labels_to_host(const CudaBackend& be, std::int32_t* labels, std::int64_t rows);
 
 /// out[i * K + k] = ||x_i - c_k|| (computed directly in double, then rounded to T).
 template <class T>

@@ -2,12 +2,17 @@
 /// The order in which the CUDA K-means passes add things up, written once for the kernels and for the
 /// host tests that check it on machines without a GPU (plain C++, no CUDA header).
 ///
-/// Per-cluster statistics of a reduction segment (plan.hpp: kSegmentRows rows) are folded by one
-/// thread block per (segment, cluster tile, feature tile). Thread t = rl * td + fl is "row lane" rl
-/// and "feature lane" fl: it walks the segment's rows rl, rl + tr, ... in order and, for a row whose
-/// cluster is in the tile, adds its features fl, fl + td, ... into its own shared-memory cells. The
-/// lanes' cells are then added in lane order, giving the segment's partial; partials are added to the
-/// running totals in segment order. No floating-point atomics: the same bits on every run.
+/// The assignment pass is one kernel (one read of X): a block takes `block_rows` consecutive rows
+/// (counted from row 0 of the data), tile after tile of kAssignTileRows rows; for each tile it finds
+/// the labels, then folds the tile's rows into its statistics cells in the fixed order of
+/// fused_lane_fold (FusedTiling says which thread owns which cell). The block's partial (its cells
+/// added over row lanes, its distortion by tree_sum) joins the running totals in groups of
+/// kGroupBlocks blocks (group_column_sum, then fold_group_column in group order), a group's running
+/// sum carried across streamed chunks. No floating-point atomics: the same bits on every run and in
+/// any chunking (chunks are whole segments, and segments whole blocks).
+///
+/// The row reductions (prediction's distortion, k-means++, feature moments) fold segments of
+/// kSegmentRows rows (plan.hpp) and add the segment partials in segment order.
 
 #include <cmath>
 #include <cstddef>
@@ -48,86 +53,169 @@ MIXTURA_HD inline double sq_dist8(const T* x, const U* c, std::int64_t d) {
   return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
-/// How the statistics kernel cuts clusters and features into tiles for a block.
-struct StatsTiling {
-  int td = 1;            ///< feature lanes (a power of two, at most 32)
-  int tr = 1;            ///< row lanes (kReduceThreads / td)
-  int dc = 1;            ///< features per feature tile
-  int kc = 1;            ///< clusters per cluster tile
-  int n_ftiles = 1;      ///< feature tiles
-  int n_ktiles = 1;      ///< cluster tiles
-  std::size_t shared_bytes = 0;  ///< tr * kc * (dc + 2) doubles of lane cells
+/// Rows per tile of the assignment kernel: the distances of a tile's rows to all centres are taken
+/// together, then the tile's rows are folded into the statistics.
+inline constexpr int kAssignTileRows = 128;
 
-  /// Doubles per cluster in one lane's cells: dc sums, the weight, the count.
-  int cells_per_cluster() const { return dc + 2; }
+/// Shared memory that the row lanes' copies of the statistics cells may take (below it, more row
+/// lanes; a single copy may be larger, see FusedTiling).
+inline constexpr std::size_t kLaneCellsBytes = std::size_t{40} * 1024;
+
+/// Block partials join the running totals in groups of kGroupBlocks consecutive blocks, counted from
+/// row 0 of the data (group_column_sum, fold_group_column).
+inline constexpr std::int64_t kGroupBlocks = 64;
+
+/// How the fused assignment-and-statistics kernel (one pass over X per Lloyd iteration) shares the
+/// statistics of its rows among the kReduceThreads threads of a block, how many rows a block takes,
+/// and where each statistic sits in a block's partial.
+///
+/// Thread t is feature lane fl = t mod td, cluster group g = (t / td) mod groups and row lane
+/// rl = t / (td * groups). Of the block's rows, row lane rl takes rl, rl + tr, rl + 2 tr, ... in order
+/// (tr divides the tile, so tiles do not change this), and among those the rows whose label is
+/// congruent to g modulo `groups`; it adds w x_d for its features d = fl, fl + td, ... into its own
+/// copy of the cells, and feature lane 0 adds w and 1 to the cluster's weight and count. Every cell
+/// of a copy has one owner thread: no atomics. At the end of the block the copies are added in row
+/// lane order, and the threads' distortions by tree_sum. Cells of cluster k: [sums (D), weight,
+/// count], cluster after cluster; then the distortion: width() doubles in a partial.
+struct FusedTiling {
+  std::int64_t K = 0, D = 0;
+  int td = 1;                    ///< feature lanes (a power of two, at most 32)
+  int tr = 1;                    ///< row lanes, each with its own copy of the cells (power of two)
+  int groups = 1;                ///< cluster groups (kReduceThreads / (td * tr), so a power of two)
+  std::int64_t block_rows = 0;   ///< rows per block: a power of two in [kAssignTileRows, kSegmentRows]
+
+  /// Doubles of one copy of the cells: K x (D + 2).
+  MIXTURA_HD std::int64_t cells() const { return K * (D + 2); }
+  /// Doubles of a block's partial: the cells and the distortion.
+  MIXTURA_HD std::int64_t width() const { return cells() + 1; }
+  MIXTURA_HD std::int64_t sum_at(std::int64_t k, std::int64_t d) const { return k * (D + 2) + d; }
+  MIXTURA_HD std::int64_t weight_at(std::int64_t k) const { return k * (D + 2) + D; }
+  MIXTURA_HD std::int64_t count_at(std::int64_t k) const { return k * (D + 2) + D + 1; }
+  MIXTURA_HD std::int64_t distortion_at() const { return cells(); }
+  /// Bytes of the row lanes' copies, when they are kept in shared memory.
+  std::size_t shared_bytes() const {
+    return static_cast<std::size_t>(tr) * static_cast<std::size_t>(cells()) * sizeof(double);
+  }
 };
 
-/// The tiling for K clusters of D features within `shared_limit` bytes of shared memory per block.
-inline StatsTiling stats_tiling(std::int64_t K, std::int64_t D, std::size_t shared_limit = 46 * 1024) {
-  StatsTiling t;
+/// The tiling for K clusters of D features of elem_bytes each. Feature lanes cover min(D, 32)
+/// features; row lanes double while their copies fit kLaneCellsBytes (at least one copy, however
+/// large: the kernel then keeps it in shared memory if the device allows, else in the block's partial
+/// in global memory, with the same order of additions). A block takes the fewest rows (from one tile
+/// up to a segment) whose X is at least 16 times its partial, so that partials add at most about
+/// 1/16 to the bytes read.
+inline FusedTiling fused_tiling(std::int64_t K, std::int64_t D, std::size_t elem_bytes) {
+  FusedTiling t;
+  t.K = K;
+  t.D = D;
   while (t.td < 32 && t.td < D) t.td *= 2;
-  t.tr = kReduceThreads / t.td;
-  t.dc = static_cast<int>(D < 4 * t.td ? D : 4 * t.td);
-  const std::size_t per_cluster = static_cast<std::size_t>(t.tr) * static_cast<std::size_t>(t.dc + 2) * sizeof(double);
-  const std::int64_t fit = static_cast<std::int64_t>(shared_limit / per_cluster);
-  t.kc = static_cast<int>(fit < 1 ? 1 : (fit < K ? fit : K));
-  t.n_ftiles = static_cast<int>((D + t.dc - 1) / t.dc);
-  t.n_ktiles = static_cast<int>((K + t.kc - 1) / t.kc);
-  t.shared_bytes = per_cluster * static_cast<std::size_t>(t.kc);
+  const std::size_t copy = static_cast<std::size_t>(t.cells()) * sizeof(double);
+  while (t.td * t.tr * 2 <= kReduceThreads && t.tr * 2 <= kAssignTileRows &&
+         static_cast<std::size_t>(t.tr) * 2 * copy <= kLaneCellsBytes)
+    t.tr *= 2;
+  t.groups = kReduceThreads / (t.td * t.tr);
+  const double partial_bytes = static_cast<double>(t.width()) * sizeof(double);
+  t.block_rows = kAssignTileRows;
+  while (t.block_rows < kSegmentRows &&
+         static_cast<double>(t.block_rows) * static_cast<double>(D) * static_cast<double>(elem_bytes) <
+             16.0 * partial_bytes)
+    t.block_rows *= 2;
   return t;
 }
 
-/// Where each statistic sits in a segment's partial (and in the running totals): sums [K x D],
-/// weights [K], counts [K] (as doubles: exact below 2^53), then one distortion piece per block of the
-/// segment (cluster tile x feature tile), added up in piece order at the end.
-struct StatsLayout {
-  std::int64_t K = 0, D = 0, n_pieces = 0;
-  MIXTURA_HD std::int64_t sum_at(std::int64_t k, std::int64_t d) const { return k * D + d; }
-  MIXTURA_HD std::int64_t weight_at(std::int64_t k) const { return K * D + k; }
-  MIXTURA_HD std::int64_t count_at(std::int64_t k) const { return K * D + K + k; }
-  MIXTURA_HD std::int64_t distortion_at(std::int64_t piece) const { return K * D + 2 * K + piece; }
-  MIXTURA_HD std::int64_t size() const { return K * D + 2 * K + n_pieces; }
-};
-
-/// One thread's share of a statistics block: rows rl, rl + tr, ... of the segment (x: rows x D dense,
-/// w: weights or nullptr, labels: the segment's labels), clusters [k0, k0 + kc), features
-/// [d0, d0 + dc) of which fl, fl + td, .... Adds w x into the lane's sums and, if `weight_lane`, w
-/// and 1 into its weight and count cells; returns the lane's sum of w (x - c)^2 over those features
-/// (centers_d: K x D in double). `cells` is the block's [tr][kc][dc + 2] array.
+/// Thread `tid`'s share of one tile of a block (FusedTiling): the tile's `rows` rows x (dense, D
+/// features), their weights w (nullptr: 1) and labels. Adds into the thread's cells of the row
+/// lanes' copies `cells` ([tr][cells()]) and into *distortion the sum of w (x_d - c_d)^2 over its
+/// features (centers_d: K x D in double). Every multiply-add is one `fused` operation, on the device
+/// and in host replays alike.
 template <class T>
-MIXTURA_HD inline double stats_lane_fold(const T* x, const T* w, const std::int32_t* labels, std::int64_t rows,
-                                         std::int64_t D, const double* centers_d, int k0, int kc, int d0, int dc,
-                                         int rl, int tr, int fl, int td, bool weight_lane, double* cells) {
-  double distortion = 0;
-  const int stride = dc + 2;
-  for (std::int64_t r = rl; r < rows; r += tr) {
-    const int k = labels[r] - k0;
-    if (k < 0 || k >= kc) continue;
+MIXTURA_HD inline void fused_lane_fold(const T* x, const T* w, const std::int32_t* labels, std::int64_t rows,
+                                       const double* centers_d, const FusedTiling& tl, int tid,
+                                       double* cells, double* distortion) {
+  const int fl = tid % tl.td, g = (tid / tl.td) % tl.groups, rl = tid / (tl.td * tl.groups);
+  const std::int64_t D = tl.D, stride = D + 2;
+  double* copy = cells + static_cast<std::int64_t>(rl) * tl.cells();
+  double dist = *distortion;
+  // The block's rows rl, rl + tr, ...: in every tile the same, since tr divides kAssignTileRows.
+  for (std::int64_t r = rl; r < rows; r += tl.tr) {
+    const std::int32_t k = labels[r];
+    if ((k & (tl.groups - 1)) != g) continue;  // k mod groups (a power of two; no division per row)
     const double wr = w ? static_cast<double>(w[r]) : 1.0;
-    double* cell = cells + (static_cast<std::int64_t>(rl) * kc + k) * stride;
-    const T* xr = x + r * D + d0;
-    const double* c = centers_d + static_cast<std::int64_t>(k0 + k) * D + d0;
-    for (int f = fl; f < dc; f += td) {
+    double* cell = copy + static_cast<std::int64_t>(k) * stride;
+    const T* xr = x + r * D;
+    const double* c = centers_d + static_cast<std::int64_t>(k) * D;
+    for (std::int64_t f = fl; f < D; f += tl.td) {
       const double xv = static_cast<double>(xr[f]);
-      cell[f] += wr * xv;
+      cell[f] = fused(wr, xv, cell[f]);
       const double t = xv - c[f];
-      distortion += wr * (t * t);
+      dist = fused(wr, t * t, dist);
     }
-    if (weight_lane) {
-      cell[dc] += wr;
-      cell[dc + 1] += 1.0;
+    if (fl == 0) {
+      cell[D] += wr;
+      cell[D + 1] += 1.0;
     }
   }
-  return distortion;
+  *distortion = dist;
 }
 
-/// Cell (k, f) of the block (f in [0, dc + 2)) summed over the row lanes in lane order.
-MIXTURA_HD inline double stats_lane_sum(const double* cells, int tr, int kc, int dc, int k, int f) {
-  const int stride = dc + 2;
+/// Value i of the block's partial (i < cells()): the row lanes' copies added in row lane order.
+MIXTURA_HD inline double fused_lane_sum(const double* cells, const FusedTiling& tl, std::int64_t i) {
   double s = 0;
-  for (int rl = 0; rl < tr; ++rl) s += cells[(static_cast<std::int64_t>(rl) * kc + k) * stride + f];
+  for (int rl = 0; rl < tl.tr; ++rl) s += cells[static_cast<std::int64_t>(rl) * tl.cells() + i];
   return s;
 }
+
+/// Column c of a group's sum: start + part[first][c] + ... + part[last - 1][c] in that order (part:
+/// consecutive block partials of `width` doubles). start is 0 for a group that begins here, else the
+/// running sum carried over from the chunk before.
+MIXTURA_HD inline double group_column_sum(const double* part, std::int64_t width, std::int64_t c, std::int64_t first,
+                                          std::int64_t last, double start) {
+  double acc = start;
+  for (std::int64_t p = first; p < last; ++p) acc += part[p * width + c];
+  return acc;
+}
+
+/// Column c of the running totals after a chunk: the chunk's group sums (groups: n_groups x width)
+/// added in group order, except the last one when it is not complete (the next chunk continues it):
+/// that one becomes the carry.
+MIXTURA_HD inline void fold_group_column(const double* groups, std::int64_t n_groups, bool last_complete,
+                                         std::int64_t width, std::int64_t c, double* totals, double* carry) {
+  double acc = totals[c];
+  for (std::int64_t g = 0; g < n_groups; ++g) {
+    const double v = groups[g * width + c];
+    if (g + 1 < n_groups || last_complete)
+      acc += v;
+    else
+      carry[c] = v;
+  }
+  totals[c] = acc;
+}
+
+/// The groups a chunk of the data touches: its blocks are [first_block, first_block + n_blocks) of
+/// the data's total_blocks.
+struct ChunkGroups {
+  std::int64_t first_block = 0, n_blocks = 0;
+  std::int64_t first_group = 0, n_groups = 0;
+  bool starts_inside = false;  ///< its first group began in an earlier chunk (start from the carry)
+  bool last_complete = true;   ///< its last group ends in this chunk (else it becomes the carry)
+
+  ChunkGroups(std::int64_t first, std::int64_t n, std::int64_t total_blocks) : first_block(first), n_blocks(n) {
+    if (n <= 0) return;
+    const std::int64_t end = first + n;
+    first_group = first / kGroupBlocks;
+    n_groups = (end - 1) / kGroupBlocks - first_group + 1;
+    starts_inside = first % kGroupBlocks != 0;
+    last_complete = end % kGroupBlocks == 0 || end == total_blocks;
+  }
+  /// The chunk's blocks of its group i (0 <= i < n_groups), relative to its first block: [*begin, *end).
+  MIXTURA_HD void blocks_of(std::int64_t i, std::int64_t* begin, std::int64_t* end) const {
+    const std::int64_t g0 = (first_group + i) * kGroupBlocks, g1 = g0 + kGroupBlocks, e = first_block + n_blocks;
+    *begin = (g0 > first_block ? g0 : first_block) - first_block;
+    *end = (g1 < e ? g1 : e) - first_block;
+  }
+  /// Where column sums of group i start: the carry for a group that began in an earlier chunk.
+  MIXTURA_HD bool from_carry(std::int64_t i) const { return i == 0 && starts_inside; }
+};
 
 /// The fixed tree the blocks use to add kReduceThreads per-thread values: v[t] += v[t + s] for
 /// s = n / 2, n / 4, ..., 1 (n a power of two); returns v[0]. The kernels run the same steps with a

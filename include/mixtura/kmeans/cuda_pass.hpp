@@ -3,9 +3,11 @@
 /// CudaBackend, so that the fit loop (lloyd.hpp, init.hpp, kmeans.hpp) runs unchanged on the GPU.
 /// They wrap the compiled passes of mixtura::cuda (cuda/kmeans_pass.hpp); link mixtura::cuda.
 ///
-/// Host arrays the loop keeps (labels, k-means++'s closest distances) are copied to the device at
-/// each call and back after it, so that the loop's contract holds: correct first, one PCIe round
-/// trip of 4 (labels) or 8 (closest) bytes per row per call. X itself stays on the device for a fit.
+/// X stays on the device for a fit (the fit's data scope). So do the fit's labels: kmeans_assign leaves
+/// them there and kmeans_distances_to_assigned reads them there; the loop calls kmeans_labels_to_host
+/// before it reads or edits them on the host (lloyd.hpp), so they cross PCIe once per restart each
+/// way and when clusters are re-seeded, not every iteration. k-means++'s closest distances (8 bytes a
+/// row) are still copied to the device at each call and back after it.
 
 #include <algorithm>
 #include <cstdint>
@@ -40,6 +42,11 @@ KMeansStats kmeans_assign(const CudaBackend& be, MatrixView<T> X, VectorView<T> 
   for (std::size_t k = 0; k < count.size(); ++k) s.count[k] = static_cast<Index>(count[k]);
   s.n_changed = changed;
   return s;
+}
+
+/// The fit's labels from the device into the host array (see lloyd.hpp); nothing if none are held.
+inline void kmeans_labels_to_host(const CudaBackend& be, std::int32_t* labels, Index rows) {
+  cuda::kmeans_labels_to_host(be, labels, static_cast<std::int64_t>(rows));
 }
 
 /// Labels only (prediction; labels may be nullptr), plus the exact weighted distortion they give.

@@ -1,6 +1,12 @@
 #pragma once
 /// The Lloyd loop, written once for every backend: assignment half-step and statistics from the
 /// backend's data pass, then the update half-step, empty-cluster handling and the trace here.
+///
+/// Labels and the backend: kmeans_assign may leave the labels it writes with the backend (the CUDA
+/// backend keeps them on the device during a fit) instead of in the host array; passes that take
+/// labels then read the backend's copy. Before the loop reads or edits the host array it calls
+/// kmeans_labels_to_host(be, labels, n), which brings them back (a no-op on the CPU, where they never
+/// leave). kmeans_predict always writes the host array.
 
 #include <algorithm>
 #include <cmath>
@@ -9,6 +15,7 @@
 #include <numeric>
 #include <vector>
 
+#include "mixtura/backend/cpu.hpp"
 #include "mixtura/core/errors.hpp"
 #include "mixtura/core/matrix_view.hpp"
 #include "mixtura/core/timer.hpp"
@@ -16,6 +23,10 @@
 #include "mixtura/kmeans/stats.hpp"
 
 namespace mixtura {
+
+/// The CPU backend's labels are the host array: nothing to bring back.
+inline void kmeans_labels_to_host(const CpuBackend&, std::int32_t*, Index) {}
+
 namespace detail {
 
 /// Called after every iteration; returning false stops the fit (mixtura::Interrupted is thrown).
@@ -69,6 +80,7 @@ KMeansRun lloyd(const Backend& be, MatrixView<T> X, VectorView<T> w, RowMatrix<T
     std::vector<Index> seeded_from(static_cast<std::size_t>(K), -1);
     if (!empty.empty()) {
       const auto dist_rows = farthest_rows(be, X, w, centers, labels.data(), empty.size());
+      kmeans_labels_to_host(be, labels.data(), X.rows);  // read and edited below
       for (std::size_t e = 0; e < empty.size(); ++e) {
         const Index k = empty[e];
         if (e >= dist_rows.size()) {
@@ -132,6 +144,7 @@ KMeansRun lloyd(const Backend& be, MatrixView<T> X, VectorView<T> w, RowMatrix<T
   } else {
     run.inertia = kmeans_predict(be, X, w, centers, labels.data());
   }
+  kmeans_labels_to_host(be, labels.data(), X.rows);  // the caller keeps them
   return run;
 }
 
