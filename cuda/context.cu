@@ -39,8 +39,40 @@ std::size_t Context::budget() const {
 
 const unsigned char* Context::find(const HostKey& key) const {
   for (const Resident& r : resident_)
-    if (r.key == key) return r.buf.data();
+    if (r.key == key) return r.data();
   return nullptr;
+}
+
+void Context::upload(const HostKey& k) {
+  Resident r;
+  r.key = k;
+  r.buf.reserve(k.bytes());
+  const std::size_t row = static_cast<std::size_t>(k.cols) * k.elem;
+  MIXTURA_CUDA_CHECK(cudaMemcpy2DAsync(r.buf.data(), row, k.data, static_cast<std::size_t>(k.stride) * k.elem, row,
+                                       static_cast<std::size_t>(k.rows),
+                                       k.device ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice, stream_.get()));
+  resident_.push_back(std::move(r));
+}
+
+void Context::expect_device_data(const void* p) const {
+  cudaPointerAttributes a{};
+  MIXTURA_CUDA_CHECK(cudaPointerGetAttributes(&a, p));
+  MIXTURA_EXPECTS((a.type == cudaMemoryTypeDevice || a.type == cudaMemoryTypeManaged) && a.device == device_,
+                  "DeviceMatrixView: X (%p) is not device memory of CUDA device %d (memory type %d, device %d)", p,
+                  device_, static_cast<int>(a.type), a.device);
+}
+
+void Context::use_device_data(const HostKey& k) {
+  if (find(k)) return;
+  expect_device_data(k.data);
+  if (k.stride != k.cols) {  // the kernels read dense rows: one copy on the device, kept for the fit
+    upload(k);
+    return;
+  }
+  Resident r;
+  r.key = k;
+  r.borrowed = static_cast<const unsigned char*>(k.data);
+  resident_.push_back(std::move(r));
 }
 
 bool Context::make_resident(const HostKey* keys, int n) {
@@ -59,24 +91,15 @@ bool Context::make_resident(const HostKey* keys, int n) {
     for (const Resident& r : resident_) used += r.buf.size();
     return used + missing <= max_device_bytes_;
   };
-  if (!fits()) {  // make room: other data of this scope goes first
+  if (!fits()) {  // make room: other data of this scope goes first (not the caller's device data)
     std::vector<Resident> kept;
     for (Resident& r : resident_)
-      if (is_key(r.key)) kept.push_back(std::move(r));
+      if (is_key(r.key) || r.key.device) kept.push_back(std::move(r));
     resident_ = std::move(kept);
     if (!fits()) return false;
   }
-  for (int i = 0; i < n; ++i) {
-    const HostKey& k = keys[i];
-    if (find(k)) continue;
-    Resident r;
-    r.key = k;
-    r.buf.reserve(k.bytes());
-    const std::size_t row = static_cast<std::size_t>(k.cols) * k.elem;
-    MIXTURA_CUDA_CHECK(cudaMemcpy2DAsync(r.buf.data(), row, k.data, static_cast<std::size_t>(k.stride) * k.elem, row,
-                                         static_cast<std::size_t>(k.rows), cudaMemcpyHostToDevice, stream_.get()));
-    resident_.push_back(std::move(r));
-  }
+  for (int i = 0; i < n; ++i)
+    if (!find(keys[i])) upload(keys[i]);
   return true;
 }
 

@@ -2,7 +2,9 @@
 // The CUDA backend's device state, shared by every algorithm's passes: RAII for device and pinned
 // memory, streams and events; the context that keeps a fit's data resident on the device (uploaded
 // once, found again by host pointer, shape, stride and type) or streams it from host memory through
-// two pinned staging slots, the copy of chunk c + 1 overlapping the kernels of chunk c.
+// two pinned staging slots, the copy of chunk c + 1 overlapping the kernels of chunk c. Data the
+// caller already has in device memory (HostMatrix::on_device) is registered as the resident copy:
+// used in place when its rows are dense, else compacted once on the device; never streamed.
 //
 // A pass: locks the context (ContextLock), opens a DataScope, walks the data with for_each_chunk,
 // enqueuing its kernels on ctx.stream(), and synchronises before returning host results.
@@ -192,7 +194,8 @@ class Context {
   /// with every chunk on the device, and returns once the last f has been called (its kernels may still
   /// run: f enqueues on stream()). Resident data is uploaded on first use and kept while a DataScope is
   /// open; streamed chunks are whole multiples of kSegmentRows. Do not nest calls: a nested upload
-  /// may evict the outer data.
+  /// may evict the outer data. X on the device (X.on_device) is one resident chunk whatever the
+  /// budget, with host weights uploaded beside it.
   template <class T, class F>
   void for_each_chunk(HostMatrix<T> X, const T* w, F&& f);
 
@@ -203,6 +206,9 @@ class Context {
     if (!slot) slot = std::make_shared<S>();
     return *static_cast<S*>(slot.get());
   }
+
+  /// Throws InvalidArgument unless p is device (or managed) memory of this context's device.
+  void expect_device_data(const void* p) const;
 
   /// Data scopes: resident copies are dropped when the outermost scope ends.
   void enter_scope() { scopes_.enter(); }
@@ -216,19 +222,24 @@ class Context {
   HeldLabels<DeviceBuffer<std::int32_t>>& held_labels() { return held_labels_; }
 
  private:
-  /// A host array the context may hold on the device: rows x cols values of elem bytes, stride apart.
+  /// An array the context may hold on the device: rows x cols values of elem bytes, stride apart, in
+  /// host memory or (device) in the caller's device memory.
   struct HostKey {
     const void* data = nullptr;
     std::int64_t rows = 0, cols = 0, stride = 0;
     std::size_t elem = 0;
+    bool device = false;
     std::size_t bytes() const { return static_cast<std::size_t>(rows * cols) * elem; }
     bool operator==(const HostKey& o) const {
-      return data == o.data && rows == o.rows && cols == o.cols && stride == o.stride && elem == o.elem;
+      return data == o.data && rows == o.rows && cols == o.cols && stride == o.stride && elem == o.elem &&
+             device == o.device;
     }
   };
   struct Resident {
     HostKey key;
-    DeviceBuffer<unsigned char> buf;  // dense: row i at i * cols * elem
+    DeviceBuffer<unsigned char> buf;           // dense: row i at i * cols * elem
+    const unsigned char* borrowed = nullptr;   // the caller's dense device data, used in place of buf
+    const unsigned char* data() const { return borrowed ? borrowed : buf.data(); }
   };
   struct Slot {
     PinnedBuffer<unsigned char> host;
@@ -248,6 +259,11 @@ class Context {
   bool make_resident(const HostKey* keys, int n);
   /// The device copy of a resident key (nullptr if it is not resident).
   const unsigned char* find(const HostKey& key) const;
+  /// Copies `key` to a new resident buffer (from host or device memory), whatever the budget.
+  void upload(const HostKey& key);
+  /// Registers the caller's device data `key` as resident (after checking it is device memory of this
+  /// context's device): dense rows are borrowed, strided rows compacted into a buffer on the device.
+  void use_device_data(const HostKey& key);
   /// Copies rows [first, first + rows) of X (and w) into slot s and on to its device half.
   void stage(Slot& s, const void* x, const void* w, std::int64_t first, std::int64_t rows, std::int64_t cols,
              std::int64_t stride, std::size_t elem, std::size_t slot_bytes);
@@ -282,8 +298,16 @@ class PassGuard {
 template <class T, class F>
 void Context::for_each_chunk(HostMatrix<T> X, const T* w, F&& f) {
   if (X.rows <= 0) return;
-  const HostKey keys[2] = {{X.data, X.rows, X.cols, X.stride, sizeof(T)}, {w, X.rows, 1, 1, sizeof(T)}};
-  if (make_resident(keys, w ? 2 : 1)) {  // X and w are cached apart: a fit's passes with and without w share X
+  const HostKey keys[2] = {{X.data, X.rows, X.cols, X.stride, sizeof(T), X.on_device},
+                           {w, X.rows, 1, 1, sizeof(T), false}};
+  bool resident = true;
+  if (X.on_device) {  // already there: never streamed (that would read it on the host)
+    use_device_data(keys[0]);
+    if (w && !find(keys[1])) upload(keys[1]);
+  } else {
+    resident = make_resident(keys, w ? 2 : 1);  // X and w are cached apart: passes with and without w share X
+  }
+  if (resident) {
     DeviceChunk<T> c;
     c.x = reinterpret_cast<const T*>(find(keys[0]));
     c.w = w ? reinterpret_cast<const T*>(find(keys[1])) : nullptr;

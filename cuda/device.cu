@@ -28,5 +28,14 @@ std::string device_description(int index) {
   return buf;
 }
 
+void synchronize_stream(std::uintptr_t stream) {
+  MIXTURA_EXPECTS(stream != 0, "cuda::synchronize_stream: stream 0 is ambiguous (use 1 for the legacy default "
+                               "stream, 2 for the per-thread default stream)");
+  const cudaStream_t s = stream == 1   ? cudaStreamLegacy
+                         : stream == 2 ? cudaStreamPerThread
+                                       : reinterpret_cast<cudaStream_t>(stream);
+  MIXTURA_CUDA_CHECK(cudaStreamSynchronize(s));
+}
+
 }  // namespace cuda
 }  // namespace mixtura

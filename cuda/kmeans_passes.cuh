@@ -364,9 +364,11 @@ double mean_feature_variance(const CudaBackend& be, HostMatrix<T> X) {
   const cudaStream_t st = pass.st;
   const std::int64_t D = X.cols;
   T* shift = ws.rows_in.reserve(static_cast<std::size_t>(D));
-  copy_to_device(shift, X.row(0), D, st);  // moments around the first row, as on the CPU
   double* totals = detail::zero_totals(ctx, ws, 2 * D);
   ctx.for_each_chunk(X, static_cast<const T*>(nullptr), [&](const DeviceChunk<T>& c) {
+    // Moments around the first row, as on the CPU; taken from the device copy (X may be device memory).
+    if (c.first == 0)
+      MIXTURA_CUDA_CHECK(cudaMemcpyAsync(shift, c.x, static_cast<std::size_t>(D) * sizeof(T), cudaMemcpyDeviceToDevice, st));
     const std::int64_t segs = segment_count(c.rows);
     double* part = ws.partials.reserve(static_cast<std::size_t>(segs * 2 * D));
     const dim3 grid(static_cast<unsigned>(segs), static_cast<unsigned>((D + 31) / 32));

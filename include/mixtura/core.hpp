@@ -1,5 +1,7 @@
 #pragma once
 /// mixtura core: views, errors, counter-based random numbers, deterministic parallel folds.
+#include "mixtura/core/data_access.hpp"
+#include "mixtura/core/device_matrix_view.hpp"
 #include "mixtura/core/errors.hpp"
 #include "mixtura/core/matrix_view.hpp"
 #include "mixtura/core/moments.hpp"

@@ -7,7 +7,7 @@ from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted, validate_data, _check_sample_weight
 
-from . import _core, _io
+from . import _core, _cuda_array, _io
 from ._kmeans import _check_device, _seed
 
 
@@ -40,7 +40,8 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         OpenMP threads of the C++ passes (results do not depend on it).
     device : {"cpu", "cuda", "auto"}, default="cpu"
         As for KMeans: where the data passes of the fit run (the E-step on the GPU, the M-step on
-        the host); scoring runs on the CPU.
+        the host); scoring runs on the CPU. Arrays must be in host memory: an array in CUDA device
+        memory (``__cuda_array_interface__``) is a ValueError (KMeans accepts them).
 
     Attributes
     ----------
@@ -111,6 +112,10 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         -------
         self
         """
+        if _cuda_array.is_device_array(X):
+            raise ValueError("GaussianMixture.fit: X is in CUDA device memory (__cuda_array_interface__); "
+                             "GaussianMixture does not accept device arrays yet (KMeans does); "
+                             f"{_cuda_array.TO_HOST}.")
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", ensure_min_samples=2)
         device = _check_device(self.device, "GaussianMixture")
         if not isinstance(self.n_components, numbers.Integral) or self.n_components < 1:

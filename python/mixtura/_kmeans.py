@@ -8,7 +8,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data, _check_sample_weight
 
-from . import _core, _io
+from . import _core, _cuda_array, _io
 
 
 def _check_device(device, who, supported=True):
@@ -64,11 +64,15 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
     n_threads : int, default=0
         OpenMP threads of the C++ passes; 0 uses OpenMP's default. Results do not depend on it.
     device : {"cpu", "cuda", "auto"}, default="cpu"
-        Where the data passes of the fit run (prediction and transform run on the CPU). "auto" takes
-        the GPU when the build has the CUDA backend (``mixtura._core.HAS_CUDA``; ``pip install .`` builds
-        without it, ``pip install . -C cmake.define.MIXTURA_WITH_CUDA=ON`` with it) and a device is
-        present, else the CPU. "cuda" without either is a ValueError. Same loop and traces on both
-        (see docs/cuda.md); arrays must be in host memory.
+        Where the data passes of the fit run (prediction and transform of host arrays run on the
+        CPU). "auto" takes the GPU when the build has the CUDA backend (``mixtura._core.HAS_CUDA``;
+        ``pip install .`` builds without it, ``pip install . -C cmake.define.MIXTURA_WITH_CUDA=ON`` with
+        it) and a device is present, else the CPU. "cuda" without either is a ValueError. Same loop
+        and traces on both (see docs/cuda.md). X may also be an array in CUDA device memory (CuPy,
+        PyTorch, anything with ``__cuda_array_interface__``, float32/float64, rows contiguous): with
+        "cuda" or "auto" fit, predict, transform and score read it in place on device 0, without a
+        copy through the host; "cpu" with such an array is a ValueError, as is a build without CUDA.
+        Sample weights and initial centres stay host arrays. DLPack is not accepted yet.
 
     Attributes
     ----------
@@ -137,35 +141,74 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         ----------
         X : array-like of shape (n_samples, n_features)
             float32 and float64 C-contiguous arrays are used without a copy; anything else is
-            converted once to float64.
+            converted once to float64. A float32/float64 array in CUDA device memory
+            (``__cuda_array_interface__``) is used in place with device="cuda" or "auto".
         y : ignored
         sample_weight : array-like of shape (n_samples,), default=None
+            A host array, also when X is on the device.
 
         Returns
         -------
         self
         """
+        if _cuda_array.is_device_array(X):
+            return self._fit_device(X, sample_weight)
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", accept_large_sparse=False)
         device = _check_device(self.device, "KMeans")
         n_init = self._check_params(X)
         w = None if sample_weight is None else np.ascontiguousarray(_check_sample_weight(sample_weight, X, dtype=X.dtype))
-        init_centers = None
-        init = "k-means++"
-        if isinstance(self.init, str):
-            init = self.init
-        else:
-            init_centers = np.ascontiguousarray(np.asarray(self.init, dtype=X.dtype))
-            if init_centers.shape != (self.n_clusters, X.shape[1]):
-                raise ValueError(f"The shape of the initial centers {init_centers.shape} does not match the number "
-                                 f"of clusters {self.n_clusters} and features {X.shape[1]}.")
+        init, init_centers = self._init_of(X.shape[1], X.dtype)
         r = _core.kmeans_fit(X, w, init_centers, int(self.n_clusters), init, n_init, int(self.max_iter),
                              float(self.tol), _seed(self.random_state), int(self.n_threads), int(self.verbose),
                              device)
+        return self._finish_fit(r)
+
+    def _init_of(self, n_features, dtype):
+        """(init name, initial centres or None) for the C++ fit."""
+        if isinstance(self.init, str):
+            return self.init, None
+        _cuda_array.host_only(self.init, "KMeans", "init")
+        init_centers = np.ascontiguousarray(np.asarray(self.init, dtype=dtype))
+        if init_centers.shape != (self.n_clusters, n_features):
+            raise ValueError(f"The shape of the initial centers {init_centers.shape} does not match the number "
+                             f"of clusters {self.n_clusters} and features {n_features}.")
+        return "k-means++", init_centers
+
+    def _finish_fit(self, r):
         self._set_fitted(r)
         if not r["converged"]:
             warnings.warn(f"KMeans did not converge in max_iter={self.max_iter} iterations; increase max_iter or "
                           "tol.", ConvergenceWarning)
         return self
+
+    def _fit_device(self, X, sample_weight):
+        """fit() on an array in CUDA device memory: the C++ fit reads it in place (docs/cuda.md)."""
+        dev = _cuda_array.parse(X, "KMeans.fit")
+        _cuda_array.resolve_device(self.device, "KMeans.fit")
+        n_init = self._check_params(dev)
+        w = self._host_weights(sample_weight, dev)
+        init, init_centers = self._init_of(dev.shape[1], dev.dtype)
+        _cuda_array.synchronize(dev)
+        fit = _cuda_array.core_function("kmeans_fit_device", dev.dtype)
+        r = fit(dev.ptr, dev.shape[0], dev.shape[1], dev.row_stride, w, init_centers, int(self.n_clusters), init,
+                n_init, int(self.max_iter), float(self.tol), _seed(self.random_state), int(self.n_threads),
+                int(self.verbose))
+        if hasattr(self, "feature_names_in_"):  # as validate_data(reset=True) does for unnamed input
+            del self.feature_names_in_
+        return self._finish_fit(r)
+
+    @staticmethod
+    def _host_weights(sample_weight, dev):
+        """Sample weights for device data: a host array of n_samples values of X's dtype (or None)."""
+        if sample_weight is None:
+            return None
+        _cuda_array.host_only(sample_weight, "KMeans", "sample_weight")
+        w = np.ascontiguousarray(np.asarray(sample_weight, dtype=dev.dtype))
+        if w.ndim == 0:
+            w = np.full(dev.shape[0], w, dtype=dev.dtype)
+        if w.shape != (dev.shape[0],):
+            raise ValueError(f"sample_weight.shape == {w.shape}, expected {(dev.shape[0],)}!")
+        return w
 
     def _set_fitted(self, r):
         """Stores the fitted attributes from the C++ fit's result."""
@@ -185,8 +228,26 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
         return X, self.cluster_centers_.astype(X.dtype, copy=False)
 
+    def _device_pass(self, name, X, core_name=None):
+        """predict/transform/score of an array in CUDA device memory, on device 0: the parsed array,
+        the _core function (kmeans_<core_name>_device_<dtype>) and the centres in X's dtype."""
+        who = f"KMeans.{name}"
+        check_is_fitted(self)
+        dev = _cuda_array.parse(X, who)
+        _cuda_array.resolve_device(self.device, who)
+        if dev.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {dev.shape[1]} features, but KMeans is expecting {self.n_features_in_} features "
+                             "as input.")
+        _cuda_array.synchronize(dev)
+        c = np.ascontiguousarray(self.cluster_centers_.astype(dev.dtype, copy=False))
+        f = _cuda_array.core_function(f"kmeans_{core_name or name}_device", dev.dtype)
+        return dev, f, c
+
     def predict(self, X):
         """Index of the nearest centre of each row."""
+        if _cuda_array.is_device_array(X):
+            dev, f, c = self._device_pass("predict", X)
+            return f(dev.ptr, dev.shape[0], dev.shape[1], dev.row_stride, c, int(self.n_threads))
         X, c = self._checked(X)
         return _core.kmeans_predict(X, np.ascontiguousarray(c), int(self.n_threads))
 
@@ -196,6 +257,9 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
 
     def transform(self, X):
         """Euclidean distance of each row to each centre, shape (n_samples, n_clusters)."""
+        if _cuda_array.is_device_array(X):
+            dev, f, c = self._device_pass("transform", X)
+            return f(dev.ptr, dev.shape[0], dev.shape[1], dev.row_stride, c, int(self.n_threads))
         X, c = self._checked(X)
         return _core.kmeans_transform(X, np.ascontiguousarray(c), int(self.n_threads))
 
@@ -204,6 +268,10 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
 
     def score(self, X, y=None, sample_weight=None):
         """Opposite of the (weighted) distortion of X under the fitted centres."""
+        if _cuda_array.is_device_array(X):
+            dev, f, c = self._device_pass("score", X, "distortion")
+            w = self._host_weights(sample_weight, dev)
+            return -f(dev.ptr, dev.shape[0], dev.shape[1], dev.row_stride, w, c, int(self.n_threads))
         X, c = self._checked(X)
         w = None if sample_weight is None else np.ascontiguousarray(_check_sample_weight(sample_weight, X, dtype=X.dtype))
         return -_core.kmeans_distortion(X, w, np.ascontiguousarray(c), int(self.n_threads))

@@ -122,14 +122,13 @@ py::dict kmeans_result(const mixtura::KMeans<T>& km) {
   return out;
 }
 
+/// A K-means estimator with the parameters of a fit and the iteration callback (verbose, Ctrl-C).
 template <class T>
-py::dict kmeans_fit(const Array<T>& X, const std::optional<Array<T>>& sample_weight,
-                    const std::optional<Array<T>>& init_centers, int n_clusters, const std::string& init, int n_init,
-                    int max_iter, double tol, std::uint64_t seed, int n_threads, int verbose,
-                    const std::string& device) {
+mixtura::KMeans<T> make_kmeans(bool given, int n_clusters, const std::string& init, int n_init, int max_iter,
+                               double tol, std::uint64_t seed, int n_threads, int verbose) {
   mixtura::KMeansParams p;
   p.n_clusters = n_clusters;
-  p.init = init_centers ? mixtura::KMeansInit::given : parse_init(init);
+  p.init = given ? mixtura::KMeansInit::given : parse_init(init);
   p.n_init = n_init;
   p.max_iter = max_iter;
   p.tol = tol;
@@ -144,6 +143,15 @@ py::dict kmeans_fit(const Array<T>& X, const std::optional<Array<T>>& sample_wei
                             it.seconds * 1e3));
     return PyErr_CheckSignals() == 0;
   });
+  return km;
+}
+
+template <class T>
+py::dict kmeans_fit(const Array<T>& X, const std::optional<Array<T>>& sample_weight,
+                    const std::optional<Array<T>>& init_centers, int n_clusters, const std::string& init, int n_init,
+                    int max_iter, double tol, std::uint64_t seed, int n_threads, int verbose,
+                    const std::string& device) {
+  auto km = make_kmeans<T>(init_centers.has_value(), n_clusters, init, n_init, max_iter, tol, seed, n_threads, verbose);
   const auto Xv = view(X, "X");
   const auto wv = weights_view(sample_weight);
   const auto Cv = init_centers ? view(*init_centers, "init") : mixtura::MatrixView<T>{};
@@ -151,6 +159,92 @@ py::dict kmeans_fit(const Array<T>& X, const std::optional<Array<T>>& sample_wei
 
   return kmeans_result(km);
 }
+
+#if MIXTURA_HAS_CUDA
+// ---- K-means on data already in CUDA device memory (python/mixtura/_cuda_array.py parses it) ------
+
+/// rows x cols values of T at device address `ptr`, rows `stride` elements apart.
+template <class T>
+mixtura::DeviceMatrixView<T> device_view(std::uintptr_t ptr, std::int64_t rows, std::int64_t cols,
+                                         std::int64_t stride) {
+  return {reinterpret_cast<const T*>(ptr), rows, cols, stride};
+}
+
+template <class T>
+py::dict kmeans_fit_device(std::uintptr_t ptr, std::int64_t rows, std::int64_t cols, std::int64_t stride,
+                           const std::optional<Array<T>>& sample_weight, const std::optional<Array<T>>& init_centers,
+                           int n_clusters, const std::string& init, int n_init, int max_iter, double tol,
+                           std::uint64_t seed, int n_threads, int verbose) {
+  auto km = make_kmeans<T>(init_centers.has_value(), n_clusters, init, n_init, max_iter, tol, seed, n_threads, verbose);
+  const auto Xv = device_view<T>(ptr, rows, cols, stride);
+  const auto wv = weights_view(sample_weight);
+  const auto Cv = init_centers ? view(*init_centers, "init") : mixtura::MatrixView<T>{};
+  run_interruptibly([&] { km.fit_on(mixtura::make_cuda_backend(0, n_threads), Xv, wv, Cv); });
+  return kmeans_result(km);
+}
+
+/// A K-means model holding `centers`, for the passes on device data (they check X against it).
+template <class T>
+mixtura::KMeans<T> kmeans_with_centers(const Array<T>& centers) {
+  mixtura::KMeans<T> km;
+  km.set_centers(view(centers, "centers").map());
+  return km;
+}
+
+template <class T>
+py::array_t<std::int32_t> kmeans_predict_device(std::uintptr_t ptr, std::int64_t rows, std::int64_t cols,
+                                                std::int64_t stride, const Array<T>& centers, int n_threads) {
+  const auto km = kmeans_with_centers(centers);
+  std::vector<std::int32_t> labels;
+  {
+    py::gil_scoped_release release;
+    labels = km.predict_on(mixtura::make_cuda_backend(0, n_threads), device_view<T>(ptr, rows, cols, stride));
+  }
+  py::array_t<std::int32_t> out(static_cast<py::ssize_t>(labels.size()));
+  std::copy(labels.begin(), labels.end(), out.mutable_data());
+  return out;
+}
+
+template <class T>
+Array<T> kmeans_transform_device(std::uintptr_t ptr, std::int64_t rows, std::int64_t cols, std::int64_t stride,
+                                 const Array<T>& centers, int n_threads) {
+  const auto km = kmeans_with_centers(centers);
+  mixtura::RowMatrix<T> d;
+  {
+    py::gil_scoped_release release;
+    d = km.transform_on(mixtura::make_cuda_backend(0, n_threads), device_view<T>(ptr, rows, cols, stride));
+  }
+  Array<T> out({d.rows(), d.cols()});
+  std::copy(d.data(), d.data() + d.size(), out.mutable_data());
+  return out;
+}
+
+template <class T>
+double kmeans_distortion_device(std::uintptr_t ptr, std::int64_t rows, std::int64_t cols, std::int64_t stride,
+                                const std::optional<Array<T>>& sample_weight, const Array<T>& centers,
+                                int n_threads) {
+  const auto km = kmeans_with_centers(centers);
+  const auto wv = weights_view(sample_weight);
+  py::gil_scoped_release release;
+  return -km.score_on(mixtura::make_cuda_backend(0, n_threads), device_view<T>(ptr, rows, cols, stride), wv);
+}
+
+template <class T>
+void bind_kmeans_device(py::module_& m) {
+  const std::string suffix = std::is_same<T, float>::value ? "_float32" : "_float64";
+  m.def(("kmeans_fit_device" + suffix).c_str(), &kmeans_fit_device<T>, py::arg("ptr"), py::arg("rows"),
+        py::arg("cols"), py::arg("stride"), py::arg("sample_weight").noconvert(), py::arg("init_centers").noconvert(),
+        py::arg("n_clusters"), py::arg("init"), py::arg("n_init"), py::arg("max_iter"), py::arg("tol"),
+        py::arg("seed"), py::arg("n_threads"), py::arg("verbose"));
+  m.def(("kmeans_predict_device" + suffix).c_str(), &kmeans_predict_device<T>, py::arg("ptr"), py::arg("rows"),
+        py::arg("cols"), py::arg("stride"), py::arg("centers").noconvert(), py::arg("n_threads"));
+  m.def(("kmeans_transform_device" + suffix).c_str(), &kmeans_transform_device<T>, py::arg("ptr"), py::arg("rows"),
+        py::arg("cols"), py::arg("stride"), py::arg("centers").noconvert(), py::arg("n_threads"));
+  m.def(("kmeans_distortion_device" + suffix).c_str(), &kmeans_distortion_device<T>, py::arg("ptr"),
+        py::arg("rows"), py::arg("cols"), py::arg("stride"), py::arg("sample_weight").noconvert(),
+        py::arg("centers").noconvert(), py::arg("n_threads"));
+}
+#endif
 
 template <class T>
 py::array_t<std::int32_t> kmeans_predict(const Array<T>& X, const Array<T>& centers, int n_threads) {
@@ -570,6 +664,10 @@ PYBIND11_MODULE(_core, m) {
   m.attr("HAS_CUDA") = true;
   m.def("cuda_device_count", [] { return mixtura::cuda::device_count(); },
         "Number of usable CUDA devices (0 without a device or driver).");
+  m.def("cuda_stream_synchronize", [](std::uintptr_t stream) { mixtura::cuda::synchronize_stream(stream); },
+        py::arg("stream"), "Waits for a CUDA stream (a handle, or 1 / 2 for the legacy / per-thread default stream).");
+  bind_kmeans_device<float>(m);
+  bind_kmeans_device<double>(m);
 #else
   m.attr("HAS_CUDA") = false;
   m.def("cuda_device_count", [] { return 0; }, "Number of usable CUDA devices: 0, this build has no CUDA backend.");

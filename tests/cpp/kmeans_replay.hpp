@@ -8,7 +8,13 @@
 // array during a fit (the same bookkeeping as the CUDA context, resident_labels.hpp): after every
 // kmeans_assign the host array holds wrong labels until kmeans_labels_to_host, so a fit loop that
 // read or edited it without bringing the labels back would give another result than the CPU.
+//
+// Device-resident X (DeviceMatrixView) on the replayed passes: HostUnreadableCopy puts the data
+// behind an address range the host cannot read (PROT_NONE) and tells the backend where the values
+// really are; the backend's passes and its fetch_rows / first_non_finite translate the address, the
+// way the device reads its memory. A fit loop that reads X on the host itself faults.
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <cmath>
@@ -16,6 +22,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <stdexcept>
 #include <vector>
 
 #include "mixtura/cuda/kmeans_reduce.hpp"
@@ -142,11 +149,65 @@ struct KMeansReplayBackend {
   struct State {
     cuda::ScopeStack scopes;
     cuda::HeldLabels<HostLabelsBuffer> held;
-    int n_to_host = 0;  ///< kmeans_labels_to_host calls that brought labels back
+    int n_to_host = 0;       ///< kmeans_labels_to_host calls that brought labels back
+    int n_device_reads = 0;  ///< fetch_rows and first_non_finite calls on device views
   };
   int n_threads = 1;
   std::shared_ptr<State> state = std::make_shared<State>();
+  /// Address ranges standing for "device memory": [fake, fake + bytes) holds the values at real.
+  struct FakeDevice {
+    const unsigned char* fake = nullptr;
+    const unsigned char* real = nullptr;
+    std::size_t bytes = 0;
+  };
+  std::shared_ptr<std::vector<FakeDevice>> devices = std::make_shared<std::vector<FakeDevice>>();
 };
+
+/// A "device" copy of X for KMeansReplayBackend: a view at an address the host cannot read (an
+/// anonymous PROT_NONE mapping of X's size), registered with the backend, whose passes read X
+/// through it. Any read of the view's address by host code is a segmentation fault.
+template <class T>
+class HostUnreadableCopy {
+ public:
+  HostUnreadableCopy(const KMeansReplayBackend& be, MatrixView<T> X) : be_(be), real_(X) {
+    bytes_ = static_cast<std::size_t>((X.rows - 1) * X.stride + X.cols) * sizeof(T);
+    void* p = mmap(nullptr, bytes_, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::runtime_error("HostUnreadableCopy: mmap failed");
+    fake_ = static_cast<const T*>(p);
+    be_.devices->push_back({reinterpret_cast<const unsigned char*>(fake_),
+                            reinterpret_cast<const unsigned char*>(X.data), bytes_});
+  }
+  ~HostUnreadableCopy() {
+    auto& d = *be_.devices;
+    d.erase(std::remove_if(d.begin(), d.end(),
+                           [&](const KMeansReplayBackend::FakeDevice& f) {
+                             return f.fake == reinterpret_cast<const unsigned char*>(fake_);
+                           }),
+            d.end());
+    munmap(const_cast<T*>(fake_), bytes_);
+  }
+  HostUnreadableCopy(const HostUnreadableCopy&) = delete;
+  HostUnreadableCopy& operator=(const HostUnreadableCopy&) = delete;
+
+  DeviceMatrixView<T> view() const { return {fake_, real_.rows, real_.cols, real_.stride}; }
+
+ private:
+  KMeansReplayBackend be_;
+  MatrixView<T> real_;
+  const T* fake_ = nullptr;
+  std::size_t bytes_ = 0;
+};
+
+/// Where the replayed passes find the values of a "device" view (the device reading its memory).
+template <class T>
+MatrixView<T> on_host(const KMeansReplayBackend& be, DeviceMatrixView<T> X) {
+  const auto* p = reinterpret_cast<const unsigned char*>(X.data);
+  for (const auto& d : *be.devices)
+    if (p >= d.fake && p < d.fake + d.bytes)
+      return {reinterpret_cast<const T*>(d.real + (p - d.fake)), X.rows, X.cols, X.stride};
+  ADD_FAILURE() << "a DeviceMatrixView at an address no HostUnreadableCopy made";
+  throw std::logic_error("unknown device view");
+}
 
 /// What a pass opens: a scope of its own, so that scopes.outer() is the fit's.
 struct ReplayScope {
@@ -232,6 +293,10 @@ inline void kmeans_labels_to_host(const KMeansReplayBackend& be, std::int32_t* l
 
 // k-means++, the scale of tol and transform: the CPU's passes.
 template <class T>
+RowMatrix<T> kmeans_transform(const KMeansReplayBackend& be, MatrixView<T> X, const RowMatrix<T>& C) {
+  return kmeans_transform(CpuBackend{be.n_threads}, X, C);
+}
+template <class T>
 double kmeans_update_closest(const KMeansReplayBackend& be, MatrixView<T> X, VectorView<T> w, const T* c,
                              double* closest, bool reset) {
   return kmeans_update_closest(CpuBackend{be.n_threads}, X, w, c, closest, reset);
@@ -244,6 +309,55 @@ std::vector<double> kmeans_candidate_potentials(const KMeansReplayBackend& be, M
 template <class T>
 double mean_feature_variance(const KMeansReplayBackend& be, MatrixView<T> X) {
   return mean_feature_variance(CpuBackend{be.n_threads}, X);
+}
+
+// The same passes on a device view: the address translated, as the device reads its own memory.
+template <class T>
+KMeansStats kmeans_assign(const KMeansReplayBackend& be, DeviceMatrixView<T> X, VectorView<T> w, const RowMatrix<T>& C,
+                          std::int32_t* labels) {
+  return kmeans_assign(be, on_host(be, X), w, C, labels);
+}
+template <class T>
+std::vector<double> kmeans_distances_to_assigned(const KMeansReplayBackend& be, DeviceMatrixView<T> X,
+                                                 const RowMatrix<T>& C, const std::int32_t* labels) {
+  return kmeans_distances_to_assigned(be, on_host(be, X), C, labels);
+}
+template <class T>
+double kmeans_predict(const KMeansReplayBackend& be, DeviceMatrixView<T> X, VectorView<T> w, const RowMatrix<T>& C,
+                      std::int32_t* labels) {
+  return kmeans_predict(be, on_host(be, X), w, C, labels);
+}
+template <class T>
+RowMatrix<T> kmeans_transform(const KMeansReplayBackend& be, DeviceMatrixView<T> X, const RowMatrix<T>& C) {
+  return kmeans_transform(CpuBackend{be.n_threads}, on_host(be, X), C);
+}
+template <class T>
+double kmeans_update_closest(const KMeansReplayBackend& be, DeviceMatrixView<T> X, VectorView<T> w, const T* c,
+                             double* closest, bool reset) {
+  return kmeans_update_closest(be, on_host(be, X), w, c, closest, reset);
+}
+template <class T>
+std::vector<double> kmeans_candidate_potentials(const KMeansReplayBackend& be, DeviceMatrixView<T> X,
+                                                VectorView<T> w, const double* closest,
+                                                const std::vector<Index>& candidates) {
+  return kmeans_candidate_potentials(be, on_host(be, X), w, closest, candidates);
+}
+template <class T>
+double mean_feature_variance(const KMeansReplayBackend& be, DeviceMatrixView<T> X) {
+  return mean_feature_variance(be, on_host(be, X));
+}
+// What the loop asks of device data instead of reading it (core/data_access.hpp).
+template <class T>
+detail::NonFinite first_non_finite(const KMeansReplayBackend& be, DeviceMatrixView<T> X) {
+  ++be.state->n_device_reads;
+  const MatrixView<T> h = on_host(be, X);
+  const auto bad = detail::find_non_finite(h, be.n_threads);
+  return {bad.row, bad.col, bad.row < 0 ? 0.0 : static_cast<double>(h.row(bad.row)[bad.col])};
+}
+template <class T>
+RowMatrix<T> fetch_rows(const KMeansReplayBackend& be, DeviceMatrixView<T> X, const std::vector<Index>& rows) {
+  ++be.state->n_device_reads;
+  return fetch_rows(CpuBackend{}, on_host(be, X), rows);
 }
 
 }  // namespace mixtura_test

@@ -8,6 +8,8 @@
 // fused kernel's order of additions on the host with the very functions the kernel calls
 // (mixtura/cuda/kmeans_reduce.hpp, kmeans_replay.hpp), up to whole fits with labels held away from
 // the host array.
+#include <cuda_runtime.h>
+
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -418,6 +420,131 @@ TYPED_TEST(CudaKMeansHost, FitWithLabelsHeldOffTheHostMatchesTheCpu) {
   EXPECT_GT(be.state->n_to_host, before) << "strict convergence keeps the last assignment's labels: brought back";
 }
 
+/// Same restarts, traces, events, labels and centres, bit for bit.
+template <class T>
+void expect_identical_fit(const KMeans<T>& a, const KMeans<T>& b) {
+  ASSERT_EQ(a.runs().size(), b.runs().size());
+  EXPECT_EQ(a.best_restart(), b.best_restart());
+  for (std::size_t r = 0; r < b.runs().size(); ++r) {
+    const auto& ta = a.runs()[r].trace;
+    const auto& tb = b.runs()[r].trace;
+    ASSERT_EQ(ta.size(), tb.size()) << "restart " << r;
+    EXPECT_EQ(a.runs()[r].inertia, b.runs()[r].inertia) << "restart " << r;
+    for (std::size_t i = 0; i < tb.size(); ++i) {
+      EXPECT_EQ(ta[i].distortion_assign, tb[i].distortion_assign) << "restart " << r << ", iteration " << i;
+      EXPECT_EQ(ta[i].distortion_update, tb[i].distortion_update) << "restart " << r << ", iteration " << i;
+      EXPECT_EQ(ta[i].center_shift, tb[i].center_shift) << "restart " << r << ", iteration " << i;
+      EXPECT_EQ(ta[i].n_changed, tb[i].n_changed) << "restart " << r << ", iteration " << i;
+    }
+  }
+  EXPECT_EQ(a.labels(), b.labels());
+  ASSERT_EQ(a.cluster_centers().size(), b.cluster_centers().size());
+  EXPECT_EQ(std::memcmp(a.cluster_centers().data(), b.cluster_centers().data(),
+                        static_cast<std::size_t>(b.cluster_centers().size()) * sizeof(T)),
+            0);
+  ASSERT_EQ(a.events().size(), b.events().size());
+  for (std::size_t i = 0; i < b.events().size(); ++i) {
+    EXPECT_EQ(a.events()[i].kind, b.events()[i].kind);
+    EXPECT_EQ(a.events()[i].cluster, b.events()[i].cluster);
+    EXPECT_EQ(a.events()[i].row, b.events()[i].row);
+  }
+}
+
+/// x copied into rows `stride` values apart (the padding NaN: a pass that read it would show).
+template <class T>
+std::vector<T> strided_copy(const RowMatrix<T>& x, Index stride) {
+  std::vector<T> v(static_cast<std::size_t>(x.rows() * stride), std::numeric_limits<T>::quiet_NaN());
+  for (Index i = 0; i < x.rows(); ++i) std::copy_n(x.row(i).data(), x.cols(), v.data() + i * stride);
+  return v;
+}
+
+TYPED_TEST(CudaKMeansHost, FitOnDataTheHostCannotReadIsTheHostArrayFit) {
+  using T = TypeParam;
+  // The whole fit loop on a DeviceMatrixView whose address the host cannot read (PROT_NONE): only the
+  // backend's passes, fetch_rows and first_non_finite reach the values, by translating the address.
+  // Any host read left in the loop (input check, initial rows, k-means++ candidates, re-seeded rows,
+  // the scale of tol) faults. Results must be the host-array fit's, bit for bit, on the same passes.
+  const RowMatrix<T> x = blobs<T>(9000, 4, 5, 21);
+  Eigen::Matrix<T, Eigen::Dynamic, 1> w(x.rows());
+  for (Index i = 0; i < x.rows(); ++i) w[i] = static_cast<T>(i % 5 == 0 ? 0.0 : 0.25 + (i % 3));
+  const std::vector<T> padded = strided_copy(x, 7);
+  const MatrixView<T> host(x), host_strided(padded.data(), x.rows(), x.cols(), 7);
+  const KMeansReplayBackend be;
+  const HostUnreadableCopy<T> dev(be, host), dev_strided(be, host_strided);
+
+  RowMatrix<T> init = first_rows(x, 6, 1);
+  init.row(5).setConstant(T(1e4));  // far from everything: empty at the first assignment, re-seeded
+  KMeansParams given;
+  given.n_clusters = 6;  // tol > 0 (the default): the scale of tol is a pass over X
+  KMeansParams plusplus;
+  plusplus.n_clusters = 5;
+  plusplus.n_init = 3;
+  plusplus.seed = 9;
+  KMeansParams random = plusplus;
+  random.init = KMeansInit::random;
+  random.n_init = 2;
+  random.n_clusters = 7;
+
+  struct Case {
+    const char* name;
+    KMeansParams p;
+    bool weighted, with_init, strided;
+  };
+  for (const Case& c : {Case{"given, re-seeded", given, true, true, false},
+                        Case{"k-means++, restarts", plusplus, false, false, false},
+                        Case{"k-means++, weighted, strided rows", plusplus, true, false, true},
+                        Case{"random, restarts", random, true, false, false}}) {
+    SCOPED_TRACE(c.name);
+    const VectorView<T> wv = c.weighted ? VectorView<T>(w) : VectorView<T>{};
+    const MatrixView<T> iv = c.with_init ? MatrixView<T>(init) : MatrixView<T>{};
+    // The oracle is the host-array fit on the same replayed passes (FitWithLabelsHeldOffTheHost...
+    // compares those with the CPU's).
+    KMeans<T> on_device(c.p), on_host(c.p);
+    const int reads = be.state->n_device_reads;
+    on_device.fit_on(be, c.strided ? dev_strided.view() : dev.view(), wv, iv);
+    on_host.fit_on(be, c.strided ? host_strided : host, wv, iv);
+    expect_identical_fit(on_device, on_host);
+    EXPECT_GT(be.state->n_device_reads, reads) << "the loop asked the backend for X's values";
+    if (c.with_init) {
+      EXPECT_FALSE(on_device.events().empty()) << "the case needs a re-seeded cluster";
+    }
+    EXPECT_EQ(be.state->held.held(), 0u);
+
+    EXPECT_EQ(on_device.predict_on(be, dev.view()), on_host.predict_on(be, host));
+    EXPECT_EQ(on_device.score_on(be, dev.view(), wv), on_host.score_on(be, host, wv));
+    EXPECT_TRUE(on_device.transform_on(be, dev.view()) == on_host.transform_on(be, host));
+  }
+}
+
+TYPED_TEST(CudaKMeansHost, BadDataOnTheDeviceGivesTheCpuErrors) {
+  using T = TypeParam;
+  const KMeansReplayBackend be;
+  KMeansParams p;
+  p.n_clusters = 2;
+  RowMatrix<T> x = uniform<T>(50, 3, 4);
+  x(37, 2) = -std::numeric_limits<T>::infinity();
+  x(41, 0) = std::numeric_limits<T>::quiet_NaN();
+  const HostUnreadableCopy<T> dev(be, MatrixView<T>(x));
+  KMeans<T> km(p), ref(p);
+  // The very message of the CPU's check: function, condition, first offending row/column and value.
+  const std::string cpu = invalid_argument_message([&] { ref.fit(x); });
+  ASSERT_NE(cpu.find("row 37, column 2"), std::string::npos) << cpu;
+  EXPECT_EQ(invalid_argument_message([&] { km.fit_on(be, dev.view()); }), cpu);
+  EXPECT_FALSE(km.is_fitted());
+  x(37, 2) = 0;
+  EXPECT_EQ(invalid_argument_message([&] { km.fit_on(be, dev.view()); }),
+            invalid_argument_message([&] { ref.fit(x); }));
+  EXPECT_INVALID(km.fit_on(be, dev.view()), "KMeans::fit", "non-finite value (nan)", "row 41, column 0");
+  EXPECT_INVALID(km.fit_on(be, DeviceMatrixView<T>()), "KMeans::fit", "empty");
+  EXPECT_INVALID(km.fit_on(be, DeviceMatrixView<T>(dev.view().data, 50, 3, 2)), "row stride (2) < n_features (3)");
+  x(41, 0) = 1;
+  km.fit_on(be, dev.view());
+  ref.fit(x);
+  x(3, 1) = std::numeric_limits<T>::quiet_NaN();
+  EXPECT_EQ(invalid_argument_message([&] { km.predict_on(be, dev.view()); }),
+            invalid_argument_message([&] { ref.predict(x); }));
+}
+
 TEST(CudaBackendHost, MakeBackendNamesTheProblem) {
   EXPECT_INVALID(make_cuda_backend(-1), "make_cuda_backend", "device index must be >= 0, got -1");
   EXPECT_INVALID(make_cuda_backend(0, -2), "make_cuda_backend", "n_threads must be >= 0, got -2");
@@ -767,6 +894,104 @@ TYPED_TEST(CudaKMeansDevice, RestartsMatchTheCpu) {
       EXPECT_EQ(a.runs()[r].trace[i].n_changed, b.runs()[r].trace[i].n_changed) << "restart " << r << ", " << i;
   }
   expect_same_fit(a, b);
+}
+
+/// A copy of host values in device memory, rows `pitch` values apart (freed with the object).
+template <class T>
+class DeviceCopy {
+ public:
+  DeviceCopy(const RowMatrix<T>& x, Index pitch) : rows_(x.rows()), cols_(x.cols()), pitch_(pitch) {
+    const std::size_t bytes = static_cast<std::size_t>(rows_ * pitch_) * sizeof(T);
+    if (cudaMalloc(reinterpret_cast<void**>(&p_), bytes) != cudaSuccess) throw std::runtime_error("cudaMalloc");
+    if (cudaMemset(p_, 0xff, bytes) != cudaSuccess ||  // the padding NaN: a pass that read it would show
+        cudaMemcpy2D(p_, static_cast<std::size_t>(pitch_) * sizeof(T), x.data(),
+                     static_cast<std::size_t>(cols_) * sizeof(T), static_cast<std::size_t>(cols_) * sizeof(T),
+                     static_cast<std::size_t>(rows_), cudaMemcpyHostToDevice) != cudaSuccess)
+      throw std::runtime_error("cudaMemcpy2D");
+  }
+  ~DeviceCopy() { cudaFree(p_); }
+  DeviceCopy(const DeviceCopy&) = delete;
+  DeviceCopy& operator=(const DeviceCopy&) = delete;
+  DeviceMatrixView<T> view() const { return {p_, rows_, cols_, pitch_}; }
+  /// Sets value (i, j) on the device.
+  void set(Index i, Index j, T v) {
+    if (cudaMemcpy(p_ + i * pitch_ + j, &v, sizeof(T), cudaMemcpyHostToDevice) != cudaSuccess)
+      throw std::runtime_error("cudaMemcpy");
+  }
+
+ private:
+  T* p_ = nullptr;
+  Index rows_, cols_, pitch_;
+};
+
+TYPED_TEST(CudaKMeansDevice, FitOnDeviceDataIsTheHostArrayFitBitForBit) {
+  SKIP_WITHOUT_DEVICE();
+  using T = TypeParam;
+  // Device data goes through the same kernels as the resident upload of the host array (dense rows,
+  // the same order of additions), so every result has the same bits: restarts, k-means++ and random
+  // rows, re-seeding, the scale of tol, strided rows (compacted on the device), and a backend whose
+  // budget would stream the host array (streaming gives the resident bits).
+  const RowMatrix<T> x = blobs<T>(40000, 6, 8, 13);
+  Eigen::Matrix<T, Eigen::Dynamic, 1> w(x.rows());
+  for (Index i = 0; i < x.rows(); ++i) w[i] = static_cast<T>(i % 7 == 0 ? 0.0 : 0.5 + (i % 4));
+  const DeviceCopy<T> dense(x, x.cols()), strided(x, x.cols() + 3);
+  const auto gpu = make_cuda_backend();
+  const auto small = make_cuda_backend(0, 0, std::size_t{256} << 10);
+  RowMatrix<T> init = first_rows(x, 9, 1);
+  init.row(8).setConstant(T(1e4));  // empty at the first assignment: re-seeded
+  KMeansParams given;
+  given.n_clusters = 9;
+  KMeansParams plusplus;
+  plusplus.n_clusters = 8;
+  plusplus.n_init = 3;
+  KMeansParams random = plusplus;
+  random.init = KMeansInit::random;
+  for (const auto* be : {&gpu, &small}) {
+    for (const bool use_strided : {false, true}) {
+      SCOPED_TRACE(::testing::Message() << (be == &small ? "small budget, " : "") << (use_strided ? "strided" : "dense"));
+      const DeviceMatrixView<T> dv = use_strided ? strided.view() : dense.view();
+      KMeans<T> a(given), b(given);
+      a.fit_on(*be, dv, w, init);
+      b.fit_on(gpu, x, w, init);
+      expect_identical_fit(a, b);
+      ASSERT_FALSE(b.events().empty()) << "the case needs a re-seeded cluster";
+      for (const KMeansParams& p : {plusplus, random}) {
+        KMeans<T> c(p), d(p);
+        c.fit_on(*be, dv, w);
+        d.fit_on(gpu, x, w);
+        expect_identical_fit(c, d);
+      }
+      EXPECT_EQ(a.predict_on(*be, dv), b.predict_on(gpu, x));
+      EXPECT_EQ(a.score_on(*be, dv, w), b.score_on(gpu, x, w));
+      EXPECT_TRUE(a.transform_on(*be, dv) == b.transform_on(gpu, x));
+    }
+  }
+}
+
+TYPED_TEST(CudaKMeansDevice, BadDeviceDataGivesTheCpuErrors) {
+  SKIP_WITHOUT_DEVICE();
+  using T = TypeParam;
+  RowMatrix<T> x = uniform<T>(5000, 3, 4);
+  DeviceCopy<T> dev(x, 5);
+  const auto gpu = make_cuda_backend();
+  KMeansParams p;
+  p.n_clusters = 2;
+  KMeans<T> km(p), ref(p);
+  x(4100, 2) = -std::numeric_limits<T>::infinity();
+  x(4321, 0) = std::numeric_limits<T>::quiet_NaN();
+  dev.set(4100, 2, x(4100, 2));
+  dev.set(4321, 0, x(4321, 0));
+  const std::string cpu = invalid_argument_message([&] { ref.fit(x); });
+  ASSERT_NE(cpu.find("(-inf) at row 4100, column 2"), std::string::npos) << cpu;
+  EXPECT_EQ(invalid_argument_message([&] { km.fit_on(gpu, dev.view()); }), cpu);
+  x(4100, 2) = 0;
+  dev.set(4100, 2, 0);
+  EXPECT_EQ(invalid_argument_message([&] { km.fit_on(gpu, dev.view()); }),
+            invalid_argument_message([&] { ref.fit(x); }));
+  EXPECT_FALSE(km.is_fitted());
+  // Host memory passed as device data is refused, not read.
+  x(4321, 0) = 0;
+  EXPECT_INVALID(km.fit_on(gpu, DeviceMatrixView<T>(x.data(), x.rows(), x.cols())), "is not device memory");
 }
 
 TEST(CudaBackendDevice, BackendWithoutContextOrWrongDeviceIsRefused) {

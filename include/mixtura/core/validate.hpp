@@ -40,19 +40,35 @@ FirstNonFinite find_non_finite(MatrixView<T> X, int n_threads) {
       });
 }
 
+/// The shape checks of check_data: non-empty, stride >= cols (for data in any memory space).
+template <class T>
+void check_data_shape(const char* where, const T* data, Index rows, Index cols, Index stride) {
+  MIXTURA_EXPECTS(data != nullptr && rows > 0, "%s: X is empty (n_samples = %lld); need at least one row", where,
+                  static_cast<long long>(rows));
+  MIXTURA_EXPECTS(cols > 0, "%s: X has n_features = %lld; need at least one column", where,
+                  static_cast<long long>(cols));
+  MIXTURA_EXPECTS(stride >= cols, "%s: row stride (%lld) < n_features (%lld)", where, static_cast<long long>(stride),
+                  static_cast<long long>(cols));
+}
+
+/// The first non-finite value of a matrix (lowest row, then lowest column) and its value; row = -1: none.
+struct NonFinite {
+  Index row = -1, col = -1;
+  double value = 0.0;
+};
+
+/// Throws check_data's error for `bad` (nothing if bad.row < 0).
+inline void expect_finite(const char* where, const NonFinite& bad) {
+  MIXTURA_EXPECTS(bad.row < 0, "%s: X contains a non-finite value (%g) at row %lld, column %lld", where, bad.value,
+                  static_cast<long long>(bad.row), static_cast<long long>(bad.col));
+}
+
 /// Checks a data matrix: non-empty, at least min_rows rows, finite.
 template <class T>
 void check_data(const char* where, MatrixView<T> X, int n_threads) {
-  MIXTURA_EXPECTS(X.data != nullptr && X.rows > 0, "%s: X is empty (n_samples = %lld); need at least one row",
-                  where, static_cast<long long>(X.rows));
-  MIXTURA_EXPECTS(X.cols > 0, "%s: X has n_features = %lld; need at least one column", where,
-                  static_cast<long long>(X.cols));
-  MIXTURA_EXPECTS(X.stride >= X.cols, "%s: row stride (%lld) < n_features (%lld)", where,
-                  static_cast<long long>(X.stride), static_cast<long long>(X.cols));
+  check_data_shape(where, X.data, X.rows, X.cols, X.stride);
   const auto bad = find_non_finite(X, n_threads);
-  MIXTURA_EXPECTS(bad.row < 0, "%s: X contains a non-finite value (%g) at row %lld, column %lld", where,
-                  bad.row < 0 ? 0.0 : static_cast<double>(X.row(bad.row)[bad.col]),
-                  static_cast<long long>(bad.row), static_cast<long long>(bad.col));
+  expect_finite(where, {bad.row, bad.col, bad.row < 0 ? 0.0 : static_cast<double>(X.row(bad.row)[bad.col])});
 }
 
 /// Checks sample weights (if given): one per row, finite, >= 0, positive sum. Returns the sum.

@@ -7,14 +7,17 @@
 namespace mixtura {
 namespace cuda {
 
-/// A read-only view of `rows` rows of `cols` values in host memory; row i starts at data + i * stride
-/// (stride >= cols, in elements). The caller keeps the memory alive and unchanged while it is used.
+/// A read-only view of `rows` rows of `cols` values in host memory, or in device memory when
+/// `on_device` (a DeviceMatrixView: used by the passes in place, never staged through the host); row
+/// i starts at data + i * stride (stride >= cols, in elements). The caller keeps the memory alive and
+/// unchanged while it is used. row() is for host memory only.
 template <class T>
 struct HostMatrix {
   const T* data = nullptr;
   std::int64_t rows = 0;
   std::int64_t cols = 0;
   std::int64_t stride = 0;
+  bool on_device = false;  ///< data is device memory of the backend's device
 
   const T* row(std::int64_t i) const { return data + i * stride; }
 };

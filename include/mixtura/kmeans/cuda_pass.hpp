@@ -8,13 +8,21 @@
 /// before it reads or edits them on the host (lloyd.hpp), so they cross PCIe once per restart each
 /// way and when clusters are re-seeded, not every iteration. k-means++'s closest distances (8 bytes a
 /// row) are still copied to the device at each call and back after it.
+///
+/// X is a MatrixView (host memory: uploaded once per fit) or a DeviceMatrixView (device memory: used
+/// in place, core/device_matrix_view.hpp). For device X the loop's other reads of X are the
+/// overloads at the end: the non-finite check as a device pass, given rows by small copies.
 
 #include <algorithm>
 #include <cstdint>
 #include <vector>
 
 #include "mixtura/backend/cuda.hpp"
+#include "mixtura/core/data_access.hpp"
+#include "mixtura/core/device_matrix_view.hpp"
 #include "mixtura/core/matrix_view.hpp"
+#include "mixtura/core/validate.hpp"
+#include "mixtura/cuda/device_data.hpp"
 #include "mixtura/cuda/kmeans_pass.hpp"
 #include "mixtura/kmeans/stats.hpp"
 
@@ -25,14 +33,18 @@ cuda::HostMatrix<T> host_matrix(MatrixView<T> X) {
   return {X.data, X.rows, X.cols, X.stride};
 }
 template <class T>
+cuda::HostMatrix<T> host_matrix(DeviceMatrixView<T> X) {
+  return {X.data, X.rows, X.cols, X.stride, /*on_device=*/true};
+}
+template <class T>
 const T* weights_or_null(VectorView<T> w) {
   return w.empty() ? nullptr : w.data;
 }
 }  // namespace detail
 
 /// Assignment half-step fused with the statistics of the update half-step (see cpu_pass.hpp).
-template <class T>
-KMeansStats kmeans_assign(const CudaBackend& be, MatrixView<T> X, VectorView<T> w, const RowMatrix<T>& C,
+template <template <class> class View, class T>
+KMeansStats kmeans_assign(const CudaBackend& be, View<T> X, VectorView<T> w, const RowMatrix<T>& C,
                           std::int32_t* labels) {
   KMeansStats s(C.rows(), C.cols());
   std::vector<std::int64_t> count(static_cast<std::size_t>(C.rows()));
@@ -50,15 +62,15 @@ inline void kmeans_labels_to_host(const CudaBackend& be, std::int32_t* labels, I
 }
 
 /// Labels only (prediction; labels may be nullptr), plus the exact weighted distortion they give.
-template <class T>
-double kmeans_predict(const CudaBackend& be, MatrixView<T> X, VectorView<T> w, const RowMatrix<T>& C,
+template <template <class> class View, class T>
+double kmeans_predict(const CudaBackend& be, View<T> X, VectorView<T> w, const RowMatrix<T>& C,
                       std::int32_t* labels) {
   return cuda::kmeans_predict(be, detail::host_matrix(X), detail::weights_or_null(w), C.data(), C.rows(), labels);
 }
 
 /// Exact squared distance of every row to its assigned centre.
-template <class T>
-std::vector<double> kmeans_distances_to_assigned(const CudaBackend& be, MatrixView<T> X, const RowMatrix<T>& C,
+template <template <class> class View, class T>
+std::vector<double> kmeans_distances_to_assigned(const CudaBackend& be, View<T> X, const RowMatrix<T>& C,
                                                  const std::int32_t* labels) {
   std::vector<double> out(static_cast<std::size_t>(X.rows));
   cuda::kmeans_distances_to_assigned(be, detail::host_matrix(X), C.data(), C.rows(), labels, out.data());
@@ -66,28 +78,26 @@ std::vector<double> kmeans_distances_to_assigned(const CudaBackend& be, MatrixVi
 }
 
 /// Euclidean distance of every row to every centre (n x K), computed directly (no cancellation).
-template <class T>
-RowMatrix<T> kmeans_transform(const CudaBackend& be, MatrixView<T> X, const RowMatrix<T>& C) {
+template <template <class> class View, class T>
+RowMatrix<T> kmeans_transform(const CudaBackend& be, View<T> X, const RowMatrix<T>& C) {
   RowMatrix<T> out(X.rows, C.rows());
   cuda::kmeans_transform(be, detail::host_matrix(X), C.data(), C.rows(), out.data());
   return out;
 }
 
 /// closest[i] = min(closest[i], ||x_i - c||^2) (or = when `reset`); returns sum_i w_i closest[i].
-template <class T>
-double kmeans_update_closest(const CudaBackend& be, MatrixView<T> X, VectorView<T> w, const T* c, double* closest,
+template <template <class> class View, class T>
+double kmeans_update_closest(const CudaBackend& be, View<T> X, VectorView<T> w, const T* c, double* closest,
                              bool reset) {
   return cuda::kmeans_update_closest(be, detail::host_matrix(X), detail::weights_or_null(w), c, closest, reset);
 }
 
 /// For each candidate row c_j: sum_i w_i min(closest[i], ||x_i - c_j||^2), in one pass per candidate.
-template <class T>
-std::vector<double> kmeans_candidate_potentials(const CudaBackend& be, MatrixView<T> X, VectorView<T> w,
+template <template <class> class View, class T>
+std::vector<double> kmeans_candidate_potentials(const CudaBackend& be, View<T> X, VectorView<T> w,
                                                 const double* closest, const std::vector<Index>& candidates) {
   const std::size_t m = candidates.size();
-  std::vector<T> rows(m * static_cast<std::size_t>(X.cols));
-  for (std::size_t j = 0; j < m; ++j)
-    std::copy_n(X.row(candidates[j]), X.cols, rows.begin() + static_cast<std::ptrdiff_t>(j * X.cols));
+  const RowMatrix<T> rows = fetch_rows(be, X, candidates);  // host X: a copy; device X: a small download
   std::vector<double> out(m);
   cuda::kmeans_candidate_potentials(be, detail::host_matrix(X), detail::weights_or_null(w), closest, rows.data(),
                                     static_cast<std::int64_t>(m), out.data());
@@ -95,9 +105,27 @@ std::vector<double> kmeans_candidate_potentials(const CudaBackend& be, MatrixVie
 }
 
 /// Mean over features of the (unweighted, population) variance: the scale of scikit-learn's tol.
-template <class T>
-double mean_feature_variance(const CudaBackend& be, MatrixView<T> X) {
+template <template <class> class View, class T>
+double mean_feature_variance(const CudaBackend& be, View<T> X) {
   return cuda::mean_feature_variance(be, detail::host_matrix(X));
+}
+
+/// The first non-finite value of device data (the loop's input check, core/data_access.hpp).
+template <class T>
+detail::NonFinite first_non_finite(const CudaBackend& be, DeviceMatrixView<T> X) {
+  std::int64_t row = -1, col = -1;
+  double value = 0.0;
+  cuda::find_non_finite(be, detail::host_matrix(X), &row, &col, &value);
+  return {static_cast<Index>(row), static_cast<Index>(col), value};
+}
+
+/// Rows `rows` of device data, copied to the host (rows.size() x X.cols).
+template <class T>
+RowMatrix<T> fetch_rows(const CudaBackend& be, DeviceMatrixView<T> X, const std::vector<Index>& rows) {
+  RowMatrix<T> out(static_cast<Index>(rows.size()), X.cols);
+  const std::vector<std::int64_t> at(rows.begin(), rows.end());
+  cuda::copy_rows_to_host(be, detail::host_matrix(X), at.data(), static_cast<std::int64_t>(at.size()), out.data());
+  return out;
 }
 
 }  // namespace mixtura

@@ -7,6 +7,7 @@
 #include <numeric>
 #include <vector>
 
+#include "mixtura/core/data_access.hpp"
 #include "mixtura/core/matrix_view.hpp"
 #include "mixtura/core/parallel.hpp"
 #include "mixtura/core/rng.hpp"
@@ -56,8 +57,9 @@ bool draw_by_mass(Index n, int n_threads, Mass&& mass, const std::vector<double>
 /// row drawn by weight; each next one is the best of n_local_trials rows drawn with probability
 /// proportional to w_i D(x_i)^2, "best" meaning the lowest resulting potential.
 /// Random numbers: stream `stream` of the seed, drawn in order. Returns the chosen row indices.
-template <class Backend, class T>
-std::vector<Index> kmeans_plusplus_rows(const Backend& be, MatrixView<T> X, VectorView<T> w, int n_clusters,
+/// X: MatrixView or DeviceMatrixView; a chosen row reaches the passes as a copy (fetch_rows).
+template <class Backend, template <class> class View, class T>
+std::vector<Index> kmeans_plusplus_rows(const Backend& be, View<T> X, VectorView<T> w, int n_clusters,
                                         int n_local_trials, CounterRng rng) {
   const Index n = X.rows;
   const int n_threads = be.n_threads;
@@ -70,7 +72,7 @@ std::vector<Index> kmeans_plusplus_rows(const Backend& be, MatrixView<T> X, Vect
   detail::draw_by_mass(n, n_threads, weight_of, {rng.next_uniform()}, picked);
   rows.push_back(picked.at(0));
   std::vector<double> closest(static_cast<std::size_t>(n));
-  kmeans_update_closest(be, X, w, X.row(rows[0]), closest.data(), /*reset=*/true);
+  kmeans_update_closest(be, X, w, fetch_rows(be, X, {rows[0]}).data(), closest.data(), /*reset=*/true);
 
   std::vector<double> us(static_cast<std::size_t>(n_local_trials));
   for (int c = 1; c < n_clusters; ++c) {
@@ -83,16 +85,16 @@ std::vector<Index> kmeans_plusplus_rows(const Backend& be, MatrixView<T> X, Vect
     const auto pots = kmeans_candidate_potentials(be, X, w, closest.data(), picked);
     const std::size_t best = static_cast<std::size_t>(std::min_element(pots.begin(), pots.end()) - pots.begin());
     rows.push_back(picked[best]);
-    kmeans_update_closest(be, X, w, X.row(picked[best]), closest.data(), /*reset=*/false);
+    kmeans_update_closest(be, X, w, fetch_rows(be, X, {picked[best]}).data(), closest.data(), /*reset=*/false);
   }
   return rows;
 }
 
 /// n_clusters distinct rows drawn without replacement with probability proportional to their weight
 /// (Efraimidis-Spirakis keys log(u_i) / w_i, u_i from the counter of row i). Rows of zero weight are
-/// never drawn; the caller checks there are enough with positive weight.
-template <class T>
-std::vector<Index> random_rows(MatrixView<T> X, VectorView<T> w, int n_clusters, CounterRng rng, int n_threads) {
+/// never drawn; the caller checks there are enough with positive weight. Reads X's shape only (any view).
+template <template <class> class View, class T>
+std::vector<Index> random_rows(View<T> X, VectorView<T> w, int n_clusters, CounterRng rng, int n_threads) {
   const Index n = X.rows;
   std::vector<double> key(static_cast<std::size_t>(n));
   detail::for_blocks(n, 4096, n_threads, [] { return detail::NoScratch{}; },

@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "mixtura/backend/cpu.hpp"
+#include "mixtura/core/data_access.hpp"
+#include "mixtura/core/device_matrix_view.hpp"
 #include "mixtura/core/errors.hpp"
 #include "mixtura/core/matrix_view.hpp"
 #include "mixtura/core/rng.hpp"
@@ -65,69 +67,15 @@ class KMeans {
   /// fit_on(make_cuda_backend(), X) with mixtura/cuda.hpp. initial_centers: as in fit().
   template <class Backend>
   KMeans& fit_on(const Backend& be, MatrixView<T> X, VectorView<T> w = {}, MatrixView<T> initial_centers = {}) {
-    const char* where = "KMeans::fit";
-    const KMeansParams& p = params_;
-    const bool given = initial_centers.data != nullptr || p.init == KMeansInit::given;
-    MIXTURA_EXPECTS(p.n_clusters >= 1, "%s: n_clusters must be >= 1, got %d", where, p.n_clusters);
-    MIXTURA_EXPECTS(p.max_iter >= 1, "%s: max_iter must be >= 1, got %d", where, p.max_iter);
-    MIXTURA_EXPECTS(p.n_init >= 1, "%s: n_init must be >= 1, got %d", where, p.n_init);
-    MIXTURA_EXPECTS(std::isfinite(p.tol) && p.tol >= 0, "%s: tol must be finite and >= 0, got %g", where, p.tol);
-    MIXTURA_EXPECTS(p.n_local_trials >= 0, "%s: n_local_trials must be >= 0, got %d", where, p.n_local_trials);
-    MIXTURA_EXPECTS(p.n_threads >= 0, "%s: n_threads must be >= 0, got %d", where, p.n_threads);
-    detail::check_data(where, X, be.n_threads);
-    MIXTURA_EXPECTS(X.rows >= p.n_clusters, "%s: n_samples (%lld) < n_clusters (%d)", where,
-                    static_cast<long long>(X.rows), p.n_clusters);
-    detail::check_weights(where, w, X.rows);
-    if (given) {
-      MIXTURA_EXPECTS(initial_centers.data != nullptr,
-                      "%s: init = given but no initial centres were passed (use fit(X, sample_weight, centers))",
-                      where);
-      MIXTURA_EXPECTS(initial_centers.rows == p.n_clusters && initial_centers.cols == X.cols,
-                      "%s: initial centres have shape (%lld, %lld), expected (n_clusters, n_features) = (%d, %lld)",
-                      where, static_cast<long long>(initial_centers.rows),
-                      static_cast<long long>(initial_centers.cols), p.n_clusters, static_cast<long long>(X.cols));
-      MIXTURA_EXPECTS(p.n_init == 1, "%s: n_init must be 1 with given initial centres, got %d", where, p.n_init);
-      detail::check_data("KMeans::fit (initial centres)", initial_centers, be.n_threads);
-    }
-    if (p.init == KMeansInit::random && !given) {
-      const Index positive = detail::count_positive(w, X.rows);
-      MIXTURA_EXPECTS(positive >= p.n_clusters,
-                      "%s: init = random needs n_clusters (%d) rows of positive weight, found %lld", where,
-                      p.n_clusters, static_cast<long long>(positive));
-    }
-
-    const auto scope = data_scope(be);  // CUDA: X stays on the device until the fit returns
-    const double tol_abs = p.tol == 0 ? 0.0 : p.tol * mean_feature_variance(be, X);
-    State next;
-    next.n_features = X.cols;
-    std::vector<std::int32_t> labels;
-    for (int r = 0; r < p.n_init; ++r) {
-      detail::Stopwatch clock;
-      RowMatrix<T> centers(p.n_clusters, X.cols);
-      if (given && initial_centers.data != nullptr) {  // (checked above; spelled out for GCC's -Wnonnull)
-        for (Index k = 0; k < p.n_clusters; ++k)
-          std::copy_n(initial_centers.row(k), X.cols, centers.row(k).data());
-      } else {
-        const CounterRng rng(p.seed, static_cast<std::uint64_t>(r));
-        const auto rows = p.init == KMeansInit::random
-                              ? random_rows(X, w, p.n_clusters, rng, be.n_threads)
-                              : kmeans_plusplus_rows(be, X, w, p.n_clusters, p.n_local_trials, rng);
-        for (Index k = 0; k < p.n_clusters; ++k) std::copy_n(X.row(rows[k]), X.cols, centers.row(k).data());
-      }
-      const double init_seconds = clock.seconds();
-      KMeansRun run = detail::lloyd(be, X, w, centers, labels, p.max_iter, tol_abs, r, next.events, callback_);
-      run.init_seconds = init_seconds;
-      run.seconds = clock.seconds();
-      if (r == 0 || run.inertia < next.runs[next.best].inertia) {
-        next.best = r;
-        next.centers = std::move(centers);
-        next.labels.swap(labels);
-      }
-      next.runs.push_back(std::move(run));
-    }
-    state_ = std::move(next);
-    fitted_ = true;
-    return *this;
+    return fit_data(be, X, w, initial_centers);
+  }
+  /// The fit on data already in device memory (n_samples x n_features; see DeviceMatrixView), e.g.
+  /// with make_cuda_backend() from mixtura/cuda.hpp: the passes read X in place, and the loop reaches
+  /// its values only through the backend (the non-finite check as a device pass, the initial,
+  /// candidate and re-seeded rows as small copies). Sample weights and initial centres are host arrays.
+  template <class Backend>
+  KMeans& fit_on(const Backend& be, DeviceMatrixView<T> X, VectorView<T> w = {}, MatrixView<T> initial_centers = {}) {
+    return fit_data(be, X, w, initial_centers);
   }
 
   /// Nearest centre of each row of X.
@@ -135,10 +83,12 @@ class KMeans {
   /// predict() with the pass on a given backend.
   template <class Backend>
   std::vector<std::int32_t> predict_on(const Backend& be, MatrixView<T> X) const {
-    check_input("KMeans::predict", X, be.n_threads);
-    std::vector<std::int32_t> labels(static_cast<std::size_t>(X.rows));
-    kmeans_predict(be, X, VectorView<T>{}, state_.centers, labels.data());
-    return labels;
+    return predict_data(be, X);
+  }
+  /// predict_on() for data in device memory; the labels come back to the host.
+  template <class Backend>
+  std::vector<std::int32_t> predict_on(const Backend& be, DeviceMatrixView<T> X) const {
+    return predict_data(be, X);
   }
   /// Fits, then returns the labels of the training rows.
   std::vector<std::int32_t> fit_predict(MatrixView<T> X, VectorView<T> sample_weight = {}) {
@@ -150,7 +100,13 @@ class KMeans {
   /// transform() with the pass on a given backend.
   template <class Backend>
   RowMatrix<T> transform_on(const Backend& be, MatrixView<T> X) const {
-    check_input("KMeans::transform", X, be.n_threads);
+    check_input("KMeans::transform", be, X);
+    return kmeans_transform(be, X, state_.centers);
+  }
+  /// transform_on() for data in device memory; the distances come back to the host.
+  template <class Backend>
+  RowMatrix<T> transform_on(const Backend& be, DeviceMatrixView<T> X) const {
+    check_input("KMeans::transform", be, X);
     return kmeans_transform(be, X, state_.centers);
   }
   /// Minus the (weighted) distortion of X under the fitted centres (higher is better).
@@ -160,9 +116,12 @@ class KMeans {
   /// score() with the pass on a given backend.
   template <class Backend>
   double score_on(const Backend& be, MatrixView<T> X, VectorView<T> sample_weight = {}) const {
-    check_input("KMeans::score", X, be.n_threads);
-    detail::check_weights("KMeans::score", sample_weight, X.rows);
-    return -kmeans_predict(be, X, sample_weight, state_.centers, nullptr);
+    return score_data(be, X, sample_weight);
+  }
+  /// score_on() for data in device memory (sample weights: a host array).
+  template <class Backend>
+  double score_on(const Backend& be, DeviceMatrixView<T> X, VectorView<T> sample_weight = {}) const {
+    return score_data(be, X, sample_weight);
   }
 
   bool is_fitted() const { return fitted_; }
@@ -215,6 +174,74 @@ class KMeans {
   }
 
  private:
+  /// fit_on for a host or device view of X (View = MatrixView or DeviceMatrixView).
+  template <class Backend, template <class> class View>
+  KMeans& fit_data(const Backend& be, View<T> X, VectorView<T> w, MatrixView<T> initial_centers) {
+    const char* where = "KMeans::fit";
+    const KMeansParams& p = params_;
+    const bool given = initial_centers.data != nullptr || p.init == KMeansInit::given;
+    MIXTURA_EXPECTS(p.n_clusters >= 1, "%s: n_clusters must be >= 1, got %d", where, p.n_clusters);
+    MIXTURA_EXPECTS(p.max_iter >= 1, "%s: max_iter must be >= 1, got %d", where, p.max_iter);
+    MIXTURA_EXPECTS(p.n_init >= 1, "%s: n_init must be >= 1, got %d", where, p.n_init);
+    MIXTURA_EXPECTS(std::isfinite(p.tol) && p.tol >= 0, "%s: tol must be finite and >= 0, got %g", where, p.tol);
+    MIXTURA_EXPECTS(p.n_local_trials >= 0, "%s: n_local_trials must be >= 0, got %d", where, p.n_local_trials);
+    MIXTURA_EXPECTS(p.n_threads >= 0, "%s: n_threads must be >= 0, got %d", where, p.n_threads);
+    check_data_on(be, where, X);
+    MIXTURA_EXPECTS(X.rows >= p.n_clusters, "%s: n_samples (%lld) < n_clusters (%d)", where,
+                    static_cast<long long>(X.rows), p.n_clusters);
+    detail::check_weights(where, w, X.rows);
+    if (given) {
+      MIXTURA_EXPECTS(initial_centers.data != nullptr,
+                      "%s: init = given but no initial centres were passed (use fit(X, sample_weight, centers))",
+                      where);
+      MIXTURA_EXPECTS(initial_centers.rows == p.n_clusters && initial_centers.cols == X.cols,
+                      "%s: initial centres have shape (%lld, %lld), expected (n_clusters, n_features) = (%d, %lld)",
+                      where, static_cast<long long>(initial_centers.rows),
+                      static_cast<long long>(initial_centers.cols), p.n_clusters, static_cast<long long>(X.cols));
+      MIXTURA_EXPECTS(p.n_init == 1, "%s: n_init must be 1 with given initial centres, got %d", where, p.n_init);
+      detail::check_data("KMeans::fit (initial centres)", initial_centers, be.n_threads);
+    }
+    if (p.init == KMeansInit::random && !given) {
+      const Index positive = detail::count_positive(w, X.rows);
+      MIXTURA_EXPECTS(positive >= p.n_clusters,
+                      "%s: init = random needs n_clusters (%d) rows of positive weight, found %lld", where,
+                      p.n_clusters, static_cast<long long>(positive));
+    }
+
+    const auto scope = data_scope(be);  // CUDA: X stays on the device until the fit returns
+    const double tol_abs = p.tol == 0 ? 0.0 : p.tol * mean_feature_variance(be, X);
+    State next;
+    next.n_features = X.cols;
+    std::vector<std::int32_t> labels;
+    for (int r = 0; r < p.n_init; ++r) {
+      detail::Stopwatch clock;
+      RowMatrix<T> centers(p.n_clusters, X.cols);
+      if (given && initial_centers.data != nullptr) {  // (checked above; spelled out for GCC's -Wnonnull)
+        for (Index k = 0; k < p.n_clusters; ++k)
+          std::copy_n(initial_centers.row(k), X.cols, centers.row(k).data());
+      } else {
+        const CounterRng rng(p.seed, static_cast<std::uint64_t>(r));
+        const auto rows = p.init == KMeansInit::random
+                              ? random_rows(X, w, p.n_clusters, rng, be.n_threads)
+                              : kmeans_plusplus_rows(be, X, w, p.n_clusters, p.n_local_trials, rng);
+        centers = fetch_rows(be, X, rows);
+      }
+      const double init_seconds = clock.seconds();
+      KMeansRun run = detail::lloyd(be, X, w, centers, labels, p.max_iter, tol_abs, r, next.events, callback_);
+      run.init_seconds = init_seconds;
+      run.seconds = clock.seconds();
+      if (r == 0 || run.inertia < next.runs[next.best].inertia) {
+        next.best = r;
+        next.centers = std::move(centers);
+        next.labels.swap(labels);
+      }
+      next.runs.push_back(std::move(run));
+    }
+    state_ = std::move(next);
+    fitted_ = true;
+    return *this;
+  }
+
   struct State {
     RowMatrix<T> centers;
     std::vector<std::int32_t> labels;
@@ -230,10 +257,24 @@ class KMeans {
     return state_;
   }
   const KMeansRun& best_run() const { return fitted("trace").runs[static_cast<std::size_t>(state_.best)]; }
-  void check_input(const char* where, MatrixView<T> X, int n_threads) const {
+  template <class Backend, template <class> class View>
+  std::vector<std::int32_t> predict_data(const Backend& be, View<T> X) const {
+    check_input("KMeans::predict", be, X);
+    std::vector<std::int32_t> labels(static_cast<std::size_t>(X.rows));
+    kmeans_predict(be, X, VectorView<T>{}, state_.centers, labels.data());
+    return labels;
+  }
+  template <class Backend, template <class> class View>
+  double score_data(const Backend& be, View<T> X, VectorView<T> sample_weight) const {
+    check_input("KMeans::score", be, X);
+    detail::check_weights("KMeans::score", sample_weight, X.rows);
+    return -kmeans_predict(be, X, sample_weight, state_.centers, nullptr);
+  }
+  template <class Backend, template <class> class View>
+  void check_input(const char* where, const Backend& be, View<T> X) const {
     if (!fitted_)
       throw NotFittedError(detail::format("%s: this KMeans instance is not fitted yet; call fit() first", where));
-    detail::check_data(where, X, n_threads);
+    check_data_on(be, where, X);
     detail::check_features(where, X.cols, state_.n_features);
   }
 

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "mixtura/backend/cpu.hpp"
+#include "mixtura/core/data_access.hpp"
 #include "mixtura/core/errors.hpp"
 #include "mixtura/core/matrix_view.hpp"
 #include "mixtura/core/timer.hpp"
@@ -34,8 +35,8 @@ using KMeansCallback = std::function<bool(int restart, int iteration, const KMea
 
 /// Rows to re-seed `n_empty` empty clusters from: the rows farthest from their assigned centre
 /// (ties to the lower index), among rows of positive weight. Fewer if there are not enough rows.
-template <class Backend, class T>
-std::vector<Index> farthest_rows(const Backend& be, MatrixView<T> X, VectorView<T> w, const RowMatrix<T>& centers,
+template <class Backend, template <class> class View, class T>
+std::vector<Index> farthest_rows(const Backend& be, View<T> X, VectorView<T> w, const RowMatrix<T>& centers,
                                  const std::int32_t* labels, std::size_t n_empty) {
   const auto dist = kmeans_distances_to_assigned(be, X, centers, labels);
   std::vector<Index> idx;
@@ -50,13 +51,14 @@ std::vector<Index> farthest_rows(const Backend& be, MatrixView<T> X, VectorView<
 }
 
 /// One restart of Lloyd's algorithm from `centers` (updated in place). `labels` (n rows) receives the
-/// final labels. tol_abs is the absolute bound on the squared centre shift.
+/// final labels. tol_abs is the absolute bound on the squared centre shift. X: MatrixView or
+/// DeviceMatrixView; the loop reads its values only through the backend (passes, fetch_rows).
 ///
 /// J after the update half-step is computed from the statistics alone: for cluster k with weight W_k,
 /// exact mean m_k, old centre a_k and new centre b_k (m_k rounded to T),
 ///   sum_{i in k} w_i ||x_i - b_k||^2 = sum_{i in k} w_i ||x_i - a_k||^2 - W_k ||m_k - a_k||^2 + W_k ||m_k - b_k||^2.
-template <class Backend, class T>
-KMeansRun lloyd(const Backend& be, MatrixView<T> X, VectorView<T> w, RowMatrix<T>& centers,
+template <class Backend, template <class> class View, class T>
+KMeansRun lloyd(const Backend& be, View<T> X, VectorView<T> w, RowMatrix<T>& centers,
                 std::vector<std::int32_t>& labels, int max_iter, double tol_abs, int restart,
                 std::vector<KMeansEvent>& events, const KMeansCallback& callback) {
   const Index K = centers.rows(), D = centers.cols();
@@ -77,9 +79,11 @@ KMeansRun lloyd(const Backend& be, MatrixView<T> X, VectorView<T> w, RowMatrix<T
     std::vector<Index> empty;
     for (Index k = 0; k < K; ++k)
       if (!(s.weight[k] > 0)) empty.push_back(k);
-    std::vector<Index> seeded_from(static_cast<std::size_t>(K), -1);
+    std::vector<Index> seeded_from(static_cast<std::size_t>(K), -1);  // row of seed_rows that re-seeds k
+    RowMatrix<T> seed_rows;                                            // row e: X row dist_rows[e]
     if (!empty.empty()) {
       const auto dist_rows = farthest_rows(be, X, w, centers, labels.data(), empty.size());
+      seed_rows = fetch_rows(be, X, dist_rows);
       kmeans_labels_to_host(be, labels.data(), X.rows);  // read and edited below
       for (std::size_t e = 0; e < empty.size(); ++e) {
         const Index k = empty[e];
@@ -90,14 +94,15 @@ KMeansRun lloyd(const Backend& be, MatrixView<T> X, VectorView<T> w, RowMatrix<T
         const Index r = dist_rows[e];
         const Index from = labels[r];
         const double wr = row_weight(w, r);
-        j -= wr * sq_dist(X.row(r), centers.row(from).data(), D);
-        s.move_row(X.row(r), wr, from, k);
+        const T* xr = seed_rows.row(static_cast<Index>(e)).data();
+        j -= wr * sq_dist(xr, centers.row(from).data(), D);
+        s.move_row(xr, wr, from, k);
         if (s.count[from] == 0 || !(s.weight[from] > 0)) {  // nothing left to average: keep its centre
           s.weight[from] = 0;
           std::fill_n(s.sums.begin() + from * D, D, 0.0);
         }
         labels[r] = static_cast<std::int32_t>(k);
-        seeded_from[k] = r;
+        seeded_from[k] = static_cast<Index>(e);
         events.push_back({KMeansEvent::Kind::empty_cluster_reseeded, restart, it, static_cast<int>(k), r});
       }
     }
@@ -107,7 +112,7 @@ KMeansRun lloyd(const Backend& be, MatrixView<T> X, VectorView<T> w, RowMatrix<T
       const T* old_c = centers.row(k).data();
       T* new_c = next.row(k).data();
       if (seeded_from[k] >= 0) {
-        std::copy_n(X.row(seeded_from[k]), D, new_c);  // its one row sits on it: contributes 0
+        std::copy_n(seed_rows.row(seeded_from[k]).data(), D, new_c);  // its one row sits on it: contributes 0
       } else if (s.weight[k] > 0) {
         const double W = s.weight[k];
         double to_old = 0.0, to_new = 0.0;

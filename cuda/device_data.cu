@@ -1,0 +1,89 @@
+// Data the caller keeps in device memory: the non-finite check as a device pass, and given rows back
+// to the host (mixtura/cuda/device_data.hpp).
+#include <cstdint>
+#include <limits>
+
+#include "context.cuh"
+#include "mixtura/core/errors.hpp"
+#include "mixtura/cuda/device_data.hpp"
+
+namespace mixtura {
+namespace cuda {
+namespace {
+
+// *first = the lowest row-major index i * cols + j of a non-finite x_ij. Integer atomicMin: the
+// result does not depend on the order the threads get there.
+template <class T>
+__global__ void first_non_finite_kernel(const T* __restrict__ x, std::int64_t rows, std::int64_t cols,
+                                        std::int64_t stride, unsigned long long* first) {
+  const std::int64_t n = rows * cols;
+  for (std::int64_t e = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < n;
+       e += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    const std::int64_t i = e / cols, j = e - i * cols;
+    if (!isfinite(x[i * stride + j])) atomicMin(first, static_cast<unsigned long long>(e));
+  }
+}
+
+template <class T>
+HostMatrix<T> expect_on_device(HostMatrix<T> X, const char* where) {
+  MIXTURA_EXPECTS(X.on_device, "%s: X is not marked as device memory", where);
+  return X;
+}
+
+}  // namespace
+
+template <class T>
+void find_non_finite(const CudaBackend& be, HostMatrix<T> X, std::int64_t* row, std::int64_t* col, double* value) {
+  const char* where = "find_non_finite (CUDA)";
+  PassGuard guard(be, where);
+  Context& ctx = guard.ctx();
+  ctx.expect_device_data(expect_on_device(X, where).data);
+  *row = -1;
+  *col = -1;
+  *value = 0.0;
+  if (X.rows <= 0 || X.cols <= 0) return;
+  const cudaStream_t st = ctx.stream();
+  DeviceBuffer<unsigned long long> first(1);
+  const unsigned long long none = std::numeric_limits<unsigned long long>::max();
+  copy_to_device(first.data(), &none, 1, st);
+  const std::int64_t n = X.rows * X.cols;
+  const unsigned blocks = static_cast<unsigned>(std::min<std::int64_t>((n + 255) / 256, 8 * 1024));
+  first_non_finite_kernel<T><<<blocks, 256, 0, st>>>(X.data, X.rows, X.cols, X.stride, first.data());
+  MIXTURA_CUDA_CHECK_LAUNCH("first_non_finite_kernel");
+  unsigned long long found = none;
+  copy_to_host(&found, first.data(), 1, st);
+  ctx.synchronize();
+  if (found == none) return;
+  const std::int64_t i = static_cast<std::int64_t>(found) / X.cols, j = static_cast<std::int64_t>(found) % X.cols;
+  T v{};
+  MIXTURA_CUDA_CHECK(cudaMemcpyAsync(&v, X.data + i * X.stride + j, sizeof(T), cudaMemcpyDeviceToHost, st));
+  ctx.synchronize();
+  *row = i;
+  *col = j;
+  *value = static_cast<double>(v);
+}
+
+template <class T>
+void copy_rows_to_host(const CudaBackend& be, HostMatrix<T> X, const std::int64_t* rows, std::int64_t m, T* out) {
+  const char* where = "copy_rows_to_host (CUDA)";
+  PassGuard guard(be, where);
+  Context& ctx = guard.ctx();
+  ctx.expect_device_data(expect_on_device(X, where).data);
+  for (std::int64_t r = 0; r < m; ++r) {
+    MIXTURA_EXPECTS(rows[r] >= 0 && rows[r] < X.rows, "%s: row %lld is outside [0, %lld)", where,
+                    static_cast<long long>(rows[r]), static_cast<long long>(X.rows));
+    MIXTURA_CUDA_CHECK(cudaMemcpyAsync(out + r * X.cols, X.data + rows[r] * X.stride,
+                                       static_cast<std::size_t>(X.cols) * sizeof(T), cudaMemcpyDeviceToHost,
+                                       ctx.stream()));
+  }
+  ctx.synchronize();
+}
+
+template void find_non_finite<float>(const CudaBackend&, HostMatrix<float>, std::int64_t*, std::int64_t*, double*);
+template void find_non_finite<double>(const CudaBackend&, HostMatrix<double>, std::int64_t*, std::int64_t*, double*);
+template void copy_rows_to_host<float>(const CudaBackend&, HostMatrix<float>, const std::int64_t*, std::int64_t, float*);
+template void copy_rows_to_host<double>(const CudaBackend&, HostMatrix<double>, const std::int64_t*, std::int64_t,
+                                        double*);
+
+}  // namespace cuda
+}  // namespace mixtura

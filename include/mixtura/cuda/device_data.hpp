@@ -1,0 +1,26 @@
+#pragma once
+/// What the host needs to know of data the caller keeps in device memory (a DeviceMatrixView, passed as
+/// HostMatrix with on_device), without reading it on the host: its first non-finite value, and given
+/// rows. Compiled in mixtura::cuda (cuda/device_data.cu) for float and double.
+
+#include <cstdint>
+
+#include "mixtura/backend/cuda.hpp"
+#include "mixtura/cuda/host_matrix.hpp"
+
+namespace mixtura {
+namespace cuda {
+
+/// The first non-finite value of device data X in row-major order (lowest row, then lowest column):
+/// *row, *col and its *value (the very bits, widened to double), or *row = -1 when X is finite. One
+/// pass over X on the device. Throws InvalidArgument if X.data is not device memory of be's device.
+template <class T>
+void find_non_finite(const CudaBackend& be, HostMatrix<T> X, std::int64_t* row, std::int64_t* col, double* value);
+
+/// Rows rows[0], ..., rows[m - 1] of device data X into the host array out (m x X.cols, row-major),
+/// one small device-to-host copy per row.
+template <class T>
+void copy_rows_to_host(const CudaBackend& be, HostMatrix<T> X, const std::int64_t* rows, std::int64_t m, T* out);
+
+}  // namespace cuda
+}  // namespace mixtura

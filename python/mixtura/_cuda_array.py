@@ -1,0 +1,128 @@
+"""Arrays in CUDA device memory (CuPy, PyTorch, Numba, ...) through ``__cuda_array_interface__``.
+
+The estimators that accept them (KMeans) hand the device address to the C++ CUDA backend, which
+reads the data in place: nothing is copied through the host. What is accepted: versions 2 and 3 of
+the interface, 2-dimensional, typestr ``<f4`` or ``<f8``, rows contiguous (strides None, or a row
+stride that is a whole number of elements >= n_features and an element stride of one element), no
+mask. Read-only arrays are fine (they are only read). A version-3 ``stream`` is synchronised
+(``cudaStreamSynchronize``) before the C++ code reads the data, as the interface asks of a consumer.
+DLPack (``__dlpack__``) is not accepted yet.
+"""
+from collections import namedtuple
+import numbers
+
+import numpy as np
+
+from . import _core
+
+DeviceArray = namedtuple("DeviceArray", "ptr shape dtype row_stride stream")
+DeviceArray.__doc__ = """A 2-d float array in CUDA device memory: device address, (rows, cols), numpy dtype, distance
+between row starts in elements, and the v3 stream to wait for (None: nothing to wait for)."""
+
+_TYPESTRS = {"<f4": np.dtype(np.float32), "<f8": np.dtype(np.float64)}
+
+TO_HOST = "copy it to the host first (e.g. cupy.asnumpy(X), X.cpu().numpy())"
+
+
+def is_device_array(obj):
+    """Whether obj exposes __cuda_array_interface__ (a CPU torch tensor does not: it raises AttributeError)."""
+    return hasattr(obj, "__cuda_array_interface__")
+
+
+def parse(obj, who, name="X"):
+    """The DeviceArray that obj's __cuda_array_interface__ describes; ValueError naming what is not supported."""
+    iface = obj.__cuda_array_interface__
+    if not isinstance(iface, dict):
+        raise ValueError(f"{who}: {name}.__cuda_array_interface__ must be a dict, got {type(iface).__name__}.")
+    version = iface.get("version")
+    if version not in (2, 3):
+        raise ValueError(f"{who}: {name}.__cuda_array_interface__ version {version!r} is not supported "
+                         "(versions 2 and 3 are).")
+    for key in ("shape", "typestr", "data"):
+        if key not in iface:
+            raise ValueError(f"{who}: {name}.__cuda_array_interface__ has no {key!r}.")
+    shape = tuple(iface["shape"])
+    if len(shape) != 2:
+        raise ValueError(f"{who}: {name} must be 2-dimensional (n_samples, n_features), got shape {shape}.")
+    rows, cols = (int(s) for s in shape)
+    typestr = iface["typestr"]
+    if typestr not in _TYPESTRS:
+        raise ValueError(f"{who}: {name} must hold float32 or float64 (typestr '<f4' or '<f8'), got typestr "
+                         f"{typestr!r}; convert it on the device (e.g. X.astype(cupy.float32)).")
+    dtype = _TYPESTRS[typestr]
+    if iface.get("mask") is not None:
+        raise ValueError(f"{who}: {name} is a masked device array (__cuda_array_interface__ 'mask' is set); masks "
+                         "are not supported.")
+    data = iface["data"]
+    if not (isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], numbers.Integral)):
+        raise ValueError(f"{who}: {name}.__cuda_array_interface__ 'data' must be (pointer, read_only), got {data!r}.")
+    if rows == 0 or cols == 0:
+        raise ValueError(f"{who}: {name} is empty (shape {shape}); need at least one row and one column.")
+    ptr = int(data[0])
+    if ptr == 0:
+        raise ValueError(f"{who}: {name}.__cuda_array_interface__ has a null data pointer for shape {shape}.")
+    itemsize = dtype.itemsize
+    strides = iface.get("strides")
+    if strides is None:
+        row_stride = cols
+    else:
+        strides = tuple(int(s) for s in strides)
+        if len(strides) != 2:
+            raise ValueError(f"{who}: {name} has {len(strides)} strides for shape {shape}.")
+        if cols > 1 and strides[1] != itemsize:
+            raise ValueError(f"{who}: the values of a row of {name} must be contiguous (strides[1] == {itemsize} "
+                             f"bytes), got strides {strides}; pass a C-contiguous array (e.g. "
+                             "cupy.ascontiguousarray(X), X.contiguous()).")
+        if rows == 1:
+            row_stride = cols
+        elif strides[0] % itemsize != 0 or strides[0] < cols * itemsize:
+            raise ValueError(f"{who}: the row stride of {name} ({strides[0]} bytes) must be a multiple of "
+                             f"{itemsize} bytes and at least n_features * {itemsize}; got strides {strides}; pass a "
+                             "C-contiguous array (e.g. cupy.ascontiguousarray(X), X.contiguous()).")
+        else:
+            row_stride = strides[0] // itemsize
+    stream = iface.get("stream") if version >= 3 else None
+    if stream is not None:
+        if not isinstance(stream, numbers.Integral) or isinstance(stream, bool):
+            raise ValueError(f"{who}: {name}.__cuda_array_interface__ 'stream' must be an integer or None, got "
+                             f"{stream!r}.")
+        if stream == 0:
+            raise ValueError(f"{who}: {name}.__cuda_array_interface__ 'stream' is 0, which the interface forbids "
+                             "(1: legacy default stream, 2: per-thread default stream).")
+        stream = int(stream)
+    return DeviceArray(ptr, (rows, cols), dtype, row_stride, stream)
+
+
+def resolve_device(device, who, name="X"):
+    """The backend for a device array: "cuda", or a ValueError that says how to proceed."""
+    if device not in ("cpu", "cuda", "auto"):
+        raise ValueError(f"{who}: device must be 'cpu', 'cuda' or 'auto', got {device!r}.")
+    if device == "cpu":
+        raise ValueError(f"{who}: {name} is in CUDA device memory (__cuda_array_interface__) but device='cpu'; "
+                         f"use device='cuda' or 'auto', or {TO_HOST}.")
+    if not _core.HAS_CUDA:
+        raise ValueError(f"{who}: {name} is in CUDA device memory (__cuda_array_interface__), but this build of "
+                         "mixtura has no CUDA backend; reinstall with `pip install . -C "
+                         f"cmake.define.MIXTURA_WITH_CUDA=ON` on a machine with nvcc, or {TO_HOST}.")
+    if _core.cuda_device_count() == 0:
+        raise ValueError(f"{who}: {name} is in CUDA device memory (__cuda_array_interface__), but no CUDA device is "
+                         "visible to this process.")
+    return "cuda"
+
+
+def host_only(obj, who, name):
+    """ValueError if obj is a device array where only host arrays are accepted."""
+    if obj is not None and is_device_array(obj):
+        raise ValueError(f"{who}: {name} must be a host (NumPy) array; CUDA device arrays are not accepted here; "
+                         f"{TO_HOST}.")
+
+
+def synchronize(dev):
+    """Waits for the v3 stream of a device array, if it gave one."""
+    if dev.stream is not None:
+        _core.cuda_stream_synchronize(dev.stream)
+
+
+def core_function(name, dtype):
+    """The _core function `name` for a float dtype (kmeans_fit_device -> kmeans_fit_device_float32, ...)."""
+    return getattr(_core, f"{name}_{np.dtype(dtype).name}")
