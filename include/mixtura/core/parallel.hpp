@@ -59,26 +59,6 @@ struct BlockPlan {
   Index group_first(Index g) const { return n_groups == 0 ? 0 : g * n_blocks / n_groups; }
 };
 
-/// Runs body(g) for every g in [0, n) on up to n_threads threads; rethrows the first exception.
-template <class Body>
-void parallel_for(Index n, int n_threads, Body&& body) {
-  std::exception_ptr error;
-#if defined(_OPENMP)
-#pragma omp parallel for schedule(dynamic, 1) num_threads(resolve_threads(n_threads))
-#endif
-  for (Index i = 0; i < n; ++i) {
-    try {
-      body(i);
-    } catch (...) {
-#if defined(_OPENMP)
-#pragma omp critical(mixtura_parallel_error)
-#endif
-      if (!error) error = std::current_exception();
-    }
-  }
-  if (error) std::rethrow_exception(error);
-}
-
 /// Runs body(scratch, i) for every i in [0, n) on up to n_threads threads, each thread with its own
 /// working memory made by make_scratch() at its first item and kept for the rest: a pass allocates
 /// (and first touches) its scratch once per thread, not once per item, so that a fit's iterations do
@@ -108,6 +88,15 @@ void parallel_for_each_with(Index n, int n_threads, MakeScratch&& make_scratch, 
     }
   }
   if (error) std::rethrow_exception(error);
+}
+
+/// A scratch for passes that need none.
+struct NoScratch {};
+
+/// Runs body(g) for every g in [0, n) on up to n_threads threads; rethrows the first exception.
+template <class Body>
+void parallel_for(Index n, int n_threads, Body&& body) {
+  parallel_for_each_with(n, n_threads, [] { return NoScratch{}; }, [&](NoScratch&, Index i) { body(i); });
 }
 
 /// Folds rows [0, n_rows) into a Stats value, deterministically (see the file comment).
@@ -169,9 +158,6 @@ struct SumStat {
   double value = 0.0;
   void merge(const SumStat& o) { value += o.value; }
 };
-
-/// A scratch for passes that need none.
-struct NoScratch {};
 
 }  // namespace detail
 }  // namespace mixtura
