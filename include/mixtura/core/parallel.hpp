@@ -9,8 +9,8 @@
 
 #include <algorithm>
 #include <exception>
-#include <utility>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "mixtura/core/matrix_view.hpp"

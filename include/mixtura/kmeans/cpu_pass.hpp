@@ -150,7 +150,9 @@ inline constexpr int kRowVecs = 2;
 inline constexpr int kCenterTile = MIXTURA_SIMD_BYTES == 64 ? 12 : 6;
 
 /// Working memory of the nearest-centre search: the block transposed (D x rows, padded to whole
-/// tiles with zeros) and the winning index per row. The row pitch `ld` is one tile longer than the
+/// tiles) and the winning index per row. The padding lanes hold zeros at first and later whatever
+/// an earlier block of the same pass left there (a thread reuses its scratch): their distances are
+/// computed lane by lane and never read. The row pitch `ld` is one tile longer than the
 /// rows need: a pitch of 256 floats (1 KiB) would put a tile's D feature rows into 4 of the 64 L1
 /// sets, where they evict each other and the centres.
 template <class T>
