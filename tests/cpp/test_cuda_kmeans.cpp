@@ -84,6 +84,27 @@ double max_rel_diff(const KMeansStats& a, const KMeansStats& b) {
   return m;
 }
 
+/// Shapes for each statistics tiling of the fused kernel: many row lanes of one cluster group (the
+/// first benchmark's 16 x 16), one copy shared by cluster groups (the second's 64 x 256), two copies
+/// of four groups with features past 32 lanes, tiny rows (blocks of one tile, so several groups a
+/// chunk), one feature. The host replay and the device test run the same cases.
+struct FusedCase {
+  Index n, d, k;
+};
+inline std::vector<FusedCase> fused_cases() {
+  const Index seg = cuda::kSegmentRows;
+  return {FusedCase{3 * seg + 1000, 16, 16}, FusedCase{2 * seg + 77, 64, 256}, FusedCase{3 * seg + 1000, 33, 70},
+          FusedCase{3 * seg + seg / 2 + 5, 64, 2}, FusedCase{seg + 3, 1, 3}};
+}
+
+/// Weights cycling through 0.5, 0.75, ..., 2.
+template <class T>
+std::vector<T> cycling_weights(Index n) {
+  std::vector<T> w(static_cast<std::size_t>(n));
+  for (Index i = 0; i < n; ++i) w[i] = static_cast<T>(0.5 + (i % 7) * 0.25);
+  return w;
+}
+
 }  // namespace
 
 // ---- host-side logic (runs everywhere) ------------------------------------------------------------
@@ -294,21 +315,13 @@ TYPED_TEST(CudaKMeansHost, ArgminDistanceGivesTheCpuLabels) {
 
 TYPED_TEST(CudaKMeansHost, ReplayedStatisticsMatchTheCpuAndIgnoreChunking) {
   using T = TypeParam;
-  // Shapes for each tiling: many row lanes of one cluster group (the first benchmark's 16 x 16), one
-  // copy shared by cluster groups (the second's 64 x 256), two copies of four groups with features
-  // past 32 lanes, tiny rows (blocks of one tile, so several groups a chunk), one feature.
-  struct Case {
-    Index n, d, k;
-  };
   const Index seg = cuda::kSegmentRows;
-  for (const Case& cs : {Case{3 * seg + 1000, 16, 16}, Case{2 * seg + 77, 64, 256}, Case{3 * seg + 1000, 33, 70},
-                         Case{3 * seg + seg / 2 + 5, 64, 2}, Case{seg + 3, 1, 3}}) {
+  for (const FusedCase& cs : fused_cases()) {
     SCOPED_TRACE(::testing::Message() << cs.n << " x " << cs.d << ", K = " << cs.k);
     const RowMatrix<T> x = blobs<T>(cs.n, cs.d, cs.k, 11);
     const RowMatrix<T> c = first_rows(x, cs.k, 3);
     const auto tl = cuda::fused_tiling(cs.k, cs.d, sizeof(T));
-    std::vector<T> w(static_cast<std::size_t>(cs.n));
-    for (Index i = 0; i < cs.n; ++i) w[i] = static_cast<T>(0.5 + (i % 7) * 0.25);
+    const std::vector<T> w = cycling_weights<T>(cs.n);
     for (const bool weighted : {false, true}) {
       const T* wp = weighted ? w.data() : nullptr;
       const VectorView<T> wv = weighted ? VectorView<T>(w.data(), cs.n) : VectorView<T>{};
@@ -847,17 +860,12 @@ TYPED_TEST(CudaKMeansDevice, StatisticsAreTheBitsOfTheirHostReplay) {
   // The fused kernel and its replay run the same per-thread functions with the same fused
   // multiply-adds: from the same labels they must give the same bits, resident or streamed, with the
   // cells in shared memory or (one copy too large for the device) in global memory.
-  struct Case {
-    Index n, d, k;
-  };
   const Index seg = cuda::kSegmentRows;
-  for (const Case& cs : {Case{3 * seg + 1000, 16, 16}, Case{2 * seg + 77, 64, 256}, Case{3 * seg + 1000, 33, 70},
-                         Case{3 * seg + seg / 2 + 5, 64, 2}, Case{seg + 3, 1, 3}}) {
+  for (const FusedCase& cs : fused_cases()) {
     SCOPED_TRACE(::testing::Message() << cs.n << " x " << cs.d << ", K = " << cs.k);
     const RowMatrix<T> x = blobs<T>(cs.n, cs.d, cs.k, 11);
     const RowMatrix<T> c = first_rows(x, cs.k, 3);
-    std::vector<T> w(static_cast<std::size_t>(cs.n));
-    for (Index i = 0; i < cs.n; ++i) w[i] = static_cast<T>(0.5 + (i % 7) * 0.25);
+    const std::vector<T> w = cycling_weights<T>(cs.n);
     const std::size_t row_bytes = static_cast<std::size_t>(cs.d + 1) * sizeof(T);
     // Resident, then streamed in chunks of one segment.
     for (const std::size_t cap : {std::size_t{0}, static_cast<std::size_t>(seg) * 2 * row_bytes}) {
