@@ -7,7 +7,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _core, _io
+from . import _core, _cuda_array, _io
 from ._gmm import GaussianMixture
 from ._kmeans import KMeans, _check_device, _seed
 
@@ -72,7 +72,9 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
         OpenMP threads of the C++ passes (results do not depend on it).
     device : {"cpu", "cuda", "auto"}, default="cpu"
         The detector's passes run on the CPU in this version: "auto" means the CPU and "cuda" is a
-        ValueError (KMeans and GaussianMixture take ``device="cuda"``).
+        ValueError (KMeans and GaussianMixture take ``device="cuda"``). X must be a host array in
+        every method: an array in CUDA device memory (CuPy, PyTorch; ``__cuda_array_interface__`` or
+        DLPack) is a ValueError that says how to copy it to the host.
 
     Attributes
     ----------
@@ -152,7 +154,8 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
         -------
         self
         """
-        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", ensure_min_samples=2)
+        X = validate_data(self, self._host(X, "fit"), dtype=[np.float64, np.float32], order="C",
+                          ensure_min_samples=2)
         _check_device(self.device, "DensityAnomalyDetector", supported=False)
         n_components, contamination, scaling = self._checked_params()
         held_out = round(float(self.calibration_fraction) * X.shape[0])
@@ -185,6 +188,13 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
         self.n_iter_ = self.model_.n_iter_
         return self
 
+    @staticmethod
+    def _host(X, method):
+        """X for NumPy's conversion; a ValueError naming the method for an array in CUDA device memory."""
+        who = f"DensityAnomalyDetector.{method}"
+        _cuda_array.refuse_device_array(X, who, "the detector runs on the CPU and reads host arrays only")
+        return _cuda_array.host_array(X, who)
+
     def _eval(self, X, what):
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
@@ -203,15 +213,15 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples,)
         """
-        return self._eval(X, 0)
+        return self._eval(self._host(X, "score_samples"), 0)
 
     def decision_function(self, X):
         """score_samples(X) - offset_: negative for rows flagged as anomalous, shape (n_samples,)."""
-        return self.score_samples(X) - self.offset_
+        return self.score_samples(self._host(X, "decision_function")) - self.offset_
 
     def predict(self, X):
         """+1 for normal rows, -1 for anomalies, shape (n_samples,)."""
-        return np.where(self.decision_function(X) < 0, -1, 1)
+        return np.where(self.decision_function(self._host(X, "predict")) < 0, -1, 1)
 
     def explain(self, X):
         """Per-feature contributions and the responsible component of each row.
@@ -226,7 +236,7 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
             ``contributions`` (n_samples, n_features) and ``component`` (n_samples,); see
             :class:`mixtura.Explanation`.
         """
-        contributions, component = self._eval(X, 1)
+        contributions, component = self._eval(self._host(X, "explain"), 1)
         return Explanation(contributions, component)
 
     def _to_sections(self, prefix="", side=None):

@@ -1,4 +1,4 @@
-"""Arrays in CUDA device memory (CuPy, PyTorch, Numba, ...) through ``__cuda_array_interface__``.
+"""Arrays in CUDA device memory (CuPy, PyTorch, Numba, ...) through ``__cuda_array_interface__`` or DLPack.
 
 The estimators that accept them (KMeans) hand the device address to the C++ CUDA backend, which
 reads the data in place: nothing is copied through the host. What is accepted: versions 2 and 3 of
@@ -6,18 +6,22 @@ the interface, 2-dimensional, typestr ``<f4`` or ``<f8``, rows contiguous (strid
 stride that is a whole number of elements >= n_features and an element stride of one element), no
 mask. Read-only arrays are fine (they are only read). A version-3 ``stream`` is synchronised
 (``cudaStreamSynchronize``) before the C++ code reads the data, as the interface asks of a consumer.
-DLPack (``__dlpack__``) is not accepted yet.
+Objects without the interface whose ``__dlpack_device__`` is CUDA (kDLCUDA or kDLCUDAManaged) are
+read through DLPack (``_dlpack.py``: same checks, same descriptor); an object with both is read
+through the interface.
 """
 from collections import namedtuple
 import numbers
 
 import numpy as np
 
-from . import _core
+from . import _core, _dlpack
 
-DeviceArray = namedtuple("DeviceArray", "ptr shape dtype row_stride stream")
+DeviceArray = namedtuple("DeviceArray", "ptr shape dtype row_stride stream owner", defaults=(None,))
 DeviceArray.__doc__ = """A 2-d float array in CUDA device memory: device address, (rows, cols), numpy dtype, distance
-between row starts in elements, and the v3 stream to wait for (None: nothing to wait for)."""
+between row starts in elements, the stream to wait for (None: nothing to wait for), and what keeps the memory
+valid while it is read (a DLPack array's _dlpack.ManagedTensor, whose deleter runs once it is released or
+collected; None for the interface, whose memory the caller's object keeps)."""
 
 _TYPESTRS = {"<f4": np.dtype(np.float32), "<f8": np.dtype(np.float64)}
 
@@ -25,12 +29,23 @@ TO_HOST = "copy it to the host first (e.g. cupy.asnumpy(X), X.cpu().numpy())"
 
 
 def is_device_array(obj):
-    """Whether obj exposes __cuda_array_interface__ (a CPU torch tensor does not: it raises AttributeError)."""
-    return hasattr(obj, "__cuda_array_interface__")
+    """Whether obj exposes __cuda_array_interface__ (a CPU torch tensor does not: it raises AttributeError) or is
+    a DLPack array whose __dlpack_device__ is CUDA memory (kDLCUDA, kDLCUDAManaged)."""
+    return hasattr(obj, "__cuda_array_interface__") or _dlpack.is_cuda(obj)
+
+
+def protocol(obj):
+    """How a device array is read: '__cuda_array_interface__' (preferred when obj has both) or 'DLPack'."""
+    return "__cuda_array_interface__" if hasattr(obj, "__cuda_array_interface__") else "DLPack"
 
 
 def parse(obj, who, name="X"):
-    """The DeviceArray that obj's __cuda_array_interface__ describes; ValueError naming what is not supported."""
+    """The DeviceArray that obj's __cuda_array_interface__ (else its DLPack capsule) describes; ValueError
+    naming what is not supported. A DLPack array is exported for the legacy default stream (stream 1, which
+    synchronize() then waits for) and the result owns it until it is collected."""
+    if not hasattr(obj, "__cuda_array_interface__"):
+        ptr, shape, dtype, row_stride, owner = _dlpack.parse(obj, who, name)
+        return DeviceArray(ptr, shape, dtype, row_stride, _dlpack.CONSUMER_STREAM, owner)
     iface = obj.__cuda_array_interface__
     if not isinstance(iface, dict):
         raise ValueError(f"{who}: {name}.__cuda_array_interface__ must be a dict, got {type(iface).__name__}.")
@@ -97,16 +112,14 @@ def resolve_device(device, who, name="X"):
     """The backend for a device array: "cuda", or a ValueError that says how to proceed."""
     if device not in ("cpu", "cuda", "auto"):
         raise ValueError(f"{who}: device must be 'cpu', 'cuda' or 'auto', got {device!r}.")
+    where = f"{who}: {name} is in CUDA device memory (__cuda_array_interface__ or DLPack)"
     if device == "cpu":
-        raise ValueError(f"{who}: {name} is in CUDA device memory (__cuda_array_interface__) but device='cpu'; "
-                         f"use device='cuda' or 'auto', or {TO_HOST}.")
+        raise ValueError(f"{where} but device='cpu'; use device='cuda' or 'auto', or {TO_HOST}.")
     if not _core.HAS_CUDA:
-        raise ValueError(f"{who}: {name} is in CUDA device memory (__cuda_array_interface__), but this build of "
-                         "mixtura has no CUDA backend; reinstall with `pip install . -C "
+        raise ValueError(f"{where}, but this build of mixtura has no CUDA backend; reinstall with `pip install . -C "
                          f"cmake.define.MIXTURA_WITH_CUDA=ON` on a machine with nvcc, or {TO_HOST}.")
     if _core.cuda_device_count() == 0:
-        raise ValueError(f"{who}: {name} is in CUDA device memory (__cuda_array_interface__), but no CUDA device is "
-                         "visible to this process.")
+        raise ValueError(f"{where}, but no CUDA device is visible to this process.")
     return "cuda"
 
 
@@ -117,8 +130,19 @@ def host_only(obj, who, name):
                          f"{TO_HOST}.")
 
 
+def refuse_device_array(obj, who, why, name="X"):
+    """ValueError, saying `why` and how to copy to the host, if obj is in CUDA device memory (either protocol)
+    where an estimator reads host arrays only."""
+    if is_device_array(obj):
+        raise ValueError(f"{who}: {name} is in CUDA device memory ({protocol(obj)}); {why}; {TO_HOST}.")
+
+
+# obj, or np.from_dlpack(obj) for a DLPack array in host memory that NumPy cannot convert by itself.
+host_array = _dlpack.host_array
+
+
 def synchronize(dev):
-    """Waits for the v3 stream of a device array, if it gave one."""
+    """Waits for the stream of a device array (the v3 interface's, or DLPack's stream 1), if any."""
     if dev.stream is not None:
         _core.cuda_stream_synchronize(dev.stream)
 

@@ -41,7 +41,7 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
     device : {"cpu", "cuda", "auto"}, default="cpu"
         As for KMeans: where the data passes of the fit run (the E-step on the GPU, the M-step on
         the host); scoring runs on the CPU. Arrays must be in host memory: an array in CUDA device
-        memory (``__cuda_array_interface__``) is a ValueError (KMeans accepts them).
+        memory (``__cuda_array_interface__`` or DLPack) is a ValueError (KMeans accepts them).
 
     Attributes
     ----------
@@ -112,10 +112,8 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         -------
         self
         """
-        if _cuda_array.is_device_array(X):
-            raise ValueError("GaussianMixture.fit: X is in CUDA device memory (__cuda_array_interface__); "
-                             "GaussianMixture does not accept device arrays yet (KMeans does); "
-                             f"{_cuda_array.TO_HOST}.")
+        _cuda_array.refuse_device_array(X, "GaussianMixture.fit",
+                                        "GaussianMixture does not accept device arrays yet (KMeans does)")
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", ensure_min_samples=2)
         device = _check_device(self.device, "GaussianMixture")
         if not isinstance(self.n_components, numbers.Integral) or self.n_components < 1:
@@ -158,6 +156,7 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
 
     def _eval(self, X, what):
         check_is_fitted(self)
+        _cuda_array.refuse_device_array(X, "GaussianMixture", "its scoring runs on the CPU, on host arrays")
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
         return _core.gmm_eval(X, self.covariance_type, self.weights_, self.means_, self.precisions_cholesky_, what,
                               int(self.n_threads))

@@ -69,10 +69,10 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         ``pip install .`` builds without it, ``pip install . -C cmake.define.MIXTURA_WITH_CUDA=ON`` with
         it) and a device is present, else the CPU. "cuda" without either is a ValueError. Same loop
         and traces on both (see docs/cuda.md). X may also be an array in CUDA device memory (CuPy,
-        PyTorch, anything with ``__cuda_array_interface__``, float32/float64, rows contiguous): with
-        "cuda" or "auto" fit, predict, transform and score read it in place on device 0, without a
-        copy through the host; "cpu" with such an array is a ValueError, as is a build without CUDA.
-        Sample weights and initial centres stay host arrays. DLPack is not accepted yet.
+        PyTorch, anything with ``__cuda_array_interface__`` or a CUDA ``__dlpack__``, float32/float64,
+        rows contiguous): with "cuda" or "auto" fit, predict, transform and score read it in place on
+        device 0, without a copy through the host; "cpu" with such an array is a ValueError, as is a
+        build without CUDA. Sample weights and initial centres stay host arrays.
 
     Attributes
     ----------
@@ -142,7 +142,7 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         X : array-like of shape (n_samples, n_features)
             float32 and float64 C-contiguous arrays are used without a copy; anything else is
             converted once to float64. A float32/float64 array in CUDA device memory
-            (``__cuda_array_interface__``) is used in place with device="cuda" or "auto".
+            (``__cuda_array_interface__`` or DLPack) is used in place with device="cuda" or "auto".
         y : ignored
         sample_weight : array-like of shape (n_samples,), default=None
             A host array, also when X is on the device.
@@ -153,6 +153,7 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         """
         if _cuda_array.is_device_array(X):
             return self._fit_device(X, sample_weight)
+        X = _cuda_array.host_array(X, "KMeans.fit")
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", accept_large_sparse=False)
         device = _check_device(self.device, "KMeans")
         n_init = self._check_params(X)
@@ -225,7 +226,8 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
 
     def _checked(self, X):
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
+        X = validate_data(self, _cuda_array.host_array(X, "KMeans"), dtype=[np.float64, np.float32], order="C",
+                          reset=False)
         return X, self.cluster_centers_.astype(X.dtype, copy=False)
 
     def _device_pass(self, name, X, core_name=None):

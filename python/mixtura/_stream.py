@@ -14,6 +14,8 @@ import numbers
 
 import numpy as np
 
+from . import _cuda_array
+
 __all__ = ["sliding_windows", "window_end_index", "window_channel_index", "StreamScorer"]
 
 
@@ -26,7 +28,8 @@ def _check_window(where, width, step):
 
 def _as_series(where, X, name="X", dtype=None):
     """(n_times, n_channels) float array (float32 kept, everything else float64)."""
-    X = np.asarray(X)
+    _cuda_array.refuse_device_array(X, where, "windows are built on the CPU, from host arrays", name)
+    X = np.asarray(_cuda_array.host_array(X, where, name))
     if X.ndim == 1:
         X = X[:, None]
     if X.ndim != 2:
