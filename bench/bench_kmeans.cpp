@@ -5,6 +5,7 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <random>
 #include <vector>
 
@@ -53,6 +54,50 @@ void BM_KMeansLloyd(benchmark::State& state) {
   state.counters["GB_read_per_s"] = n * d * sizeof(float) / median / 1e9;
 }
 
+#if MIXTURA_HAS_VECTOR_EXT && !defined(MIXTURA_DISABLE_SIMD)
+/// Where the time of one assignment pass goes, on one thread (no OpenMP), from the first K rows as
+/// centres. part 0: the row blocks transposed and nothing else (X read once, as the pass reads it);
+/// 1: the nearest-centre search (transpose, distances, argmin); 2: the whole pass (the search, then
+/// the fold into the statistics: labels, counts, sums and exact distortion in double). The
+/// differences between parts are the costs of the steps; s_per_row is the time of the part per row.
+void BM_KMeansPassParts(benchmark::State& state) {
+  namespace md = mixtura::detail;
+  const Index n = state.range(0), d = state.range(1), k = state.range(2);
+  const int part = static_cast<int>(state.range(3));
+  const RowMatrix<float> x = normal_rows(n, d, 1);
+  const RowMatrix<float> centers = x.topRows(k);
+  const RowMatrix<double> centers_d = centers.cast<double>();
+  const mixtura::MatrixView<float> X(x.data(), n, d);
+  const md::PreparedCenters<float> pc(centers);
+  md::NearestScratch<float> scratch(md::kKMeansBlock, d);
+  std::vector<std::int32_t> labels(static_cast<std::size_t>(n), -1);
+  for (auto _ : state) {
+    mixtura::KMeansStats stats(k, d);
+    for (Index begin = 0; begin < n; begin += md::kKMeansBlock) {
+      const Index end = std::min(n, begin + md::kKMeansBlock);
+      if (part == 0) {
+        md::transpose_rows(X.row(begin), X.stride, end - begin, d, scratch.xt.data(), scratch.ld);
+        benchmark::DoNotOptimize(scratch.xt.data());
+        benchmark::ClobberMemory();
+        continue;
+      }
+      const std::int32_t* arg = md::nearest_centers_block(X, pc, scratch, begin, end);
+      benchmark::DoNotOptimize(arg);
+      if (part == 2)
+        md::dispatch_dim(d, [&](auto dim) {
+          md::fold_assigned_rows<decltype(dim)::value>(X.row(begin), X.stride, static_cast<const float*>(nullptr),
+                                                       arg, end - begin, centers_d.data(), d, labels.data() + begin,
+                                                       stats, std::min(end - begin, n - end));
+        });
+    }
+    benchmark::DoNotOptimize(stats.distortion);
+  }
+  // seconds per row (printed with an SI prefix: "7.9n" is 7.9 ns)
+  state.counters["s_per_row"] =
+      benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+}
+#endif
+
 void BM_GemmRate(benchmark::State& state) {
   for (auto _ : state) state.SetIterationTime(1.0);
   state.counters["GFLOPs"] = g_gemm_gflops;
@@ -71,6 +116,17 @@ BENCHMARK(BM_KMeansLloyd)
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond)
     ->Iterations(3);
+
+#if MIXTURA_HAS_VECTOR_EXT && !defined(MIXTURA_DISABLE_SIMD)
+BENCHMARK(BM_KMeansPassParts)
+    ->ArgsProduct({{1000000}, {8}, {16}, {0, 1, 2}})
+    ->ArgsProduct({{200000}, {32}, {64}, {0, 1, 2}})
+    ->ArgNames({"N", "D", "K", "part"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Repetitions(5)
+    ->ReportAggregatesOnly(true);
+#endif
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
