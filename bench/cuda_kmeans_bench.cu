@@ -185,8 +185,8 @@ int main(int argc, char** argv) {
     double distortion = 0;
     std::int64_t changed = 0;
     const double lib_ms = time_ms(st, reps, [&] {
-      kmeans_assign(be, X, static_cast<const float*>(nullptr), centers.data(), s.k, labels.data(), weight.data(),
-                    count.data(), sums.data(), &distortion, &changed);
+      kmeans_assign(be, X, RowWeights<float>{}, centers.data(), s.k, labels.data(), weight.data(), count.data(),
+                    sums.data(), &distortion, &changed);
       for (int k = 0; k < s.k; ++k)
         for (int d = 0; d < s.d; ++d)
           next[static_cast<std::size_t>(k) * s.d + d] =

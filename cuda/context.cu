@@ -20,6 +20,7 @@ Context::~Context() {
   cudaStreamSynchronize(copy_stream_.get());
   resident_.clear();
   held_labels_ = HeldLabels<DeviceBuffer<std::int32_t>>();
+  held_distances_ = HeldDistances<DeviceBuffer<double>>();
   for (Slot& s : slots_) {
     s.host.release();
     s.dev.release();
@@ -54,17 +55,17 @@ void Context::upload(const HostKey& k) {
   resident_.push_back(std::move(r));
 }
 
-void Context::expect_device_data(const void* p) const {
+void Context::expect_device_data(const void* p, const char* what) const {
   cudaPointerAttributes a{};
   MIXTURA_CUDA_CHECK(cudaPointerGetAttributes(&a, p));
   MIXTURA_EXPECTS((a.type == cudaMemoryTypeDevice || a.type == cudaMemoryTypeManaged) && a.device == device_,
-                  "DeviceMatrixView: X (%p) is not device memory of CUDA device %d (memory type %d, device %d)", p,
-                  device_, static_cast<int>(a.type), a.device);
+                  "%s (%p) is not device memory of CUDA device %d (memory type %d, device %d)", what, p, device_,
+                  static_cast<int>(a.type), a.device);
 }
 
-void Context::use_device_data(const HostKey& k) {
+void Context::use_device_data(const HostKey& k, const char* what) {
   if (find(k)) return;
-  expect_device_data(k.data);
+  expect_device_data(k.data, what);
   if (k.stride != k.cols) {  // the kernels read dense rows: one copy on the device, kept for the fit
     upload(k);
     return;

@@ -23,6 +23,7 @@
 
 #include "check.cuh"
 #include "mixtura/backend/cuda.hpp"
+#include "mixtura/core/errors.hpp"
 #include "mixtura/cuda/host_matrix.hpp"
 #include "mixtura/cuda/kmeans_reduce.hpp"
 #include "mixtura/cuda/plan.hpp"
@@ -190,14 +191,20 @@ class Context {
   /// Held by a pass (and by a DataScope for a whole fit): one pass at a time on a context.
   std::recursive_mutex& mutex() { return mutex_; }
 
-  /// Calls f(const DeviceChunk<T>&) for consecutive chunks of X (weights w, or nullptr) in row order,
-  /// with every chunk on the device, and returns once the last f has been called (its kernels may still
-  /// run: f enqueues on stream()). Resident data is uploaded on first use and kept while a DataScope is
-  /// open; streamed chunks are whole multiples of kSegmentRows. Do not nest calls: a nested upload
-  /// may evict the outer data. X on the device (X.on_device) is one resident chunk whatever the
-  /// budget, with host weights uploaded beside it.
+  /// Calls f(const DeviceChunk<T>&) for consecutive chunks of X (weights w, or unit weights) in row
+  /// order, with every chunk on the device, and returns once the last f has been called (its kernels
+  /// may still run: f enqueues on stream()). Resident data is uploaded on first use and kept while a
+  /// DataScope is open; streamed chunks are whole multiples of kSegmentRows. Do not nest calls: a
+  /// nested upload may evict the outer data. X on the device (X.on_device) is one resident chunk
+  /// whatever the budget, with host weights uploaded beside it and device weights (w.on_device, only
+  /// with device X) read in place.
   template <class T, class F>
-  void for_each_chunk(HostMatrix<T> X, const T* w, F&& f);
+  void for_each_chunk(HostMatrix<T> X, RowWeights<T> w, F&& f);
+  /// The same with host weights (nullptr: unit weights).
+  template <class T, class F>
+  void for_each_chunk(HostMatrix<T> X, const T* w, F&& f) {
+    for_each_chunk(X, RowWeights<T>(w), std::forward<F>(f));
+  }
 
   /// A per-context object of type S (workspaces of an algorithm's passes), made on first use.
   template <class S>
@@ -207,8 +214,9 @@ class Context {
     return *static_cast<S*>(slot.get());
   }
 
-  /// Throws InvalidArgument unless p is device (or managed) memory of this context's device.
-  void expect_device_data(const void* p) const;
+  /// Throws InvalidArgument unless p is device (or managed) memory of this context's device; `what`
+  /// names the array in the message.
+  void expect_device_data(const void* p, const char* what = "DeviceMatrixView: X") const;
 
   /// Data scopes: resident copies are dropped when the outermost scope ends.
   void enter_scope() { scopes_.enter(); }
@@ -220,6 +228,8 @@ class Context {
   const ScopeStack& scopes() const { return scopes_; }
   /// Label arrays a fit keeps on the device between passes (resident_labels.hpp), for every scalar type.
   HeldLabels<DeviceBuffer<std::int32_t>>& held_labels() { return held_labels_; }
+  /// k-means++'s distances to the closest centre, kept on the device between its passes and draws.
+  HeldDistances<DeviceBuffer<double>>& held_distances() { return held_distances_; }
 
  private:
   /// An array the context may hold on the device: rows x cols values of elem bytes, stride apart, in
@@ -262,8 +272,9 @@ class Context {
   /// Copies `key` to a new resident buffer (from host or device memory), whatever the budget.
   void upload(const HostKey& key);
   /// Registers the caller's device data `key` as resident (after checking it is device memory of this
-  /// context's device): dense rows are borrowed, strided rows compacted into a buffer on the device.
-  void use_device_data(const HostKey& key);
+  /// context's device; `what` names it in the error): dense rows are borrowed, strided rows compacted
+  /// into a buffer on the device.
+  void use_device_data(const HostKey& key, const char* what);
   /// Copies rows [first, first + rows) of X (and w) into slot s and on to its device half.
   void stage(Slot& s, const void* x, const void* w, std::int64_t first, std::int64_t rows, std::int64_t cols,
              std::int64_t stride, std::size_t elem, std::size_t slot_bytes);
@@ -276,6 +287,7 @@ class Context {
   std::vector<Resident> resident_;
   ScopeStack scopes_;
   HeldLabels<DeviceBuffer<std::int32_t>> held_labels_;
+  HeldDistances<DeviceBuffer<double>> held_distances_;
   std::recursive_mutex mutex_;
   std::unordered_map<std::type_index, std::shared_ptr<void>> extensions_;
 };
@@ -296,14 +308,21 @@ class PassGuard {
 };
 
 template <class T, class F>
-void Context::for_each_chunk(HostMatrix<T> X, const T* w, F&& f) {
+void Context::for_each_chunk(HostMatrix<T> X, RowWeights<T> rw, F&& f) {
   if (X.rows <= 0) return;
+  const T* w = rw.data;
+  MIXTURA_EXPECTS(!(w && rw.on_device) || X.on_device,
+                  "sample weights in device memory (%p) need X in device memory too (X is host memory)",
+                  static_cast<const void*>(w));
   const HostKey keys[2] = {{X.data, X.rows, X.cols, X.stride, sizeof(T), X.on_device},
-                           {w, X.rows, 1, 1, sizeof(T), false}};
+                           {w, X.rows, 1, 1, sizeof(T), rw.on_device}};
   bool resident = true;
   if (X.on_device) {  // already there: never streamed (that would read it on the host)
-    use_device_data(keys[0]);
-    if (w && !find(keys[1])) upload(keys[1]);
+    use_device_data(keys[0], "DeviceMatrixView: X");
+    if (w && rw.on_device)
+      use_device_data(keys[1], "DeviceVectorView: sample_weight");  // read in place
+    else if (w && !find(keys[1]))
+      upload(keys[1]);
   } else {
     resident = make_resident(keys, w ? 2 : 1);  // X and w are cached apart: passes with and without w share X
   }

@@ -1,5 +1,5 @@
-// Data the caller keeps in device memory: the non-finite check as a device pass, and given rows back
-// to the host (mixtura/cuda/device_data.hpp).
+// Data the caller keeps in device memory: the non-finite check and the weights' checks as device
+// passes, and given rows back to the host (mixtura/cuda/device_data.hpp).
 #include <cstdint>
 #include <limits>
 
@@ -22,6 +22,34 @@ __global__ void first_non_finite_kernel(const T* __restrict__ x, std::int64_t ro
     const std::int64_t i = e / cols, j = e - i * cols;
     if (!isfinite(x[i * stride + j])) atomicMin(first, static_cast<unsigned long long>(e));
   }
+}
+
+// One block per segment of the weights (kSegmentRows values, kReduceThreads threads): *first = the
+// lowest index of a weight that is not finite or is negative (integer atomicMin), partials[segment] =
+// the sum of the segment's other weights (thread t: entries t, t + 256, ... in order; then the tree),
+// so that the total has the same bits every run.
+template <class T>
+__global__ void __launch_bounds__(kReduceThreads)
+    weight_check_kernel(const T* __restrict__ w, std::int64_t n, unsigned long long* first, double* partials) {
+  __shared__ double red[kReduceThreads];
+  const int tid = static_cast<int>(threadIdx.x);
+  const std::int64_t r0 = static_cast<std::int64_t>(blockIdx.x) * kSegmentRows;
+  const std::int64_t r1 = n - r0 < kSegmentRows ? n : r0 + kSegmentRows;
+  double s = 0.0;
+  for (std::int64_t r = r0 + tid; r < r1; r += kReduceThreads) {
+    const T v = w[r];
+    if (!isfinite(v) || !(v >= T(0)))
+      atomicMin(first, static_cast<unsigned long long>(r));
+    else
+      s += static_cast<double>(v);
+  }
+  red[tid] = s;
+  __syncthreads();
+  for (int step = kReduceThreads / 2; step > 0; step >>= 1) {
+    if (tid < step) red[tid] += red[tid + step];
+    __syncthreads();
+  }
+  if (tid == 0) partials[blockIdx.x] = red[0];
 }
 
 template <class T>
@@ -64,6 +92,39 @@ void find_non_finite(const CudaBackend& be, HostMatrix<T> X, std::int64_t* row, 
 }
 
 template <class T>
+void find_bad_weight(const CudaBackend& be, const T* w, std::int64_t n, std::int64_t* index, double* value,
+                     double* total) {
+  const char* where = "find_bad_weight (CUDA)";
+  PassGuard guard(be, where);
+  Context& ctx = guard.ctx();
+  *index = -1;
+  *value = 0.0;
+  *total = 0.0;
+  if (n <= 0) return;
+  ctx.expect_device_data(w, "DeviceVectorView: sample_weight");
+  const cudaStream_t st = ctx.stream();
+  const std::int64_t segs = segment_count(n);
+  DeviceBuffer<unsigned long long> first(1);
+  DeviceBuffer<double> partials(static_cast<std::size_t>(segs)), sum(1);
+  const unsigned long long none = std::numeric_limits<unsigned long long>::max();
+  copy_to_device(first.data(), &none, 1, st);
+  MIXTURA_CUDA_CHECK(cudaMemsetAsync(sum.data(), 0, sizeof(double), st));
+  weight_check_kernel<T><<<static_cast<unsigned>(segs), kReduceThreads, 0, st>>>(w, n, first.data(), partials.data());
+  MIXTURA_CUDA_CHECK_LAUNCH("weight_check_kernel");
+  accumulate_partials(partials.data(), segs, 1, sum.data(), st);
+  unsigned long long found = none;
+  copy_to_host(&found, first.data(), 1, st);
+  copy_to_host(total, sum.data(), 1, st);
+  ctx.synchronize();
+  if (found == none) return;
+  T v{};
+  MIXTURA_CUDA_CHECK(cudaMemcpyAsync(&v, w + found, sizeof(T), cudaMemcpyDeviceToHost, st));
+  ctx.synchronize();
+  *index = static_cast<std::int64_t>(found);
+  *value = static_cast<double>(v);
+}
+
+template <class T>
 void copy_rows_to_host(const CudaBackend& be, HostMatrix<T> X, const std::int64_t* rows, std::int64_t m, T* out) {
   const char* where = "copy_rows_to_host (CUDA)";
   PassGuard guard(be, where);
@@ -81,6 +142,9 @@ void copy_rows_to_host(const CudaBackend& be, HostMatrix<T> X, const std::int64_
 
 template void find_non_finite<float>(const CudaBackend&, HostMatrix<float>, std::int64_t*, std::int64_t*, double*);
 template void find_non_finite<double>(const CudaBackend&, HostMatrix<double>, std::int64_t*, std::int64_t*, double*);
+template void find_bad_weight<float>(const CudaBackend&, const float*, std::int64_t, std::int64_t*, double*, double*);
+template void find_bad_weight<double>(const CudaBackend&, const double*, std::int64_t, std::int64_t*, double*,
+                                      double*);
 template void copy_rows_to_host<float>(const CudaBackend&, HostMatrix<float>, const std::int64_t*, std::int64_t, float*);
 template void copy_rows_to_host<double>(const CudaBackend&, HostMatrix<double>, const std::int64_t*, std::int64_t,
                                         double*);

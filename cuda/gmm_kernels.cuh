@@ -7,6 +7,8 @@
 //   four columns in column order. A row's values depend on that row alone.
 // - normalise_kernel: one thread per row; the tile's row sums by a fixed tree (tile_tree_sum); the
 //   lowest log-likelihoods of the tile by a bitonic sort of (value, row), a total order.
+// - init_resp_kernel (initialisation passes): given responsibilities (init_resp_row), one thread per
+//   row; the tile's weight by the same tree.
 // - gram_kernel, diag_moments_kernel: each thread owns its outputs and walks the tile's rows in order.
 // Every tile's partial is written with plain stores, then added to the totals in tile order
 // (accumulate_partials). No floating-point atomics anywhere.
@@ -194,6 +196,37 @@ __global__ void __launch_bounds__(kNormThreads)
   if (t < n_low) {
     low_key[b * n_low + t] = v[t];
     low_row[b * n_low + t] = vi[t];
+  }
+}
+
+// ---- given responsibilities (initialisation passes) -------------------------------------------
+
+/// Block b = tile b of the group: lp (layout [k][row], ld) = each row's given responsibilities times its
+/// weight (init_resp_row: ones, labels or random by the row's index in the data, first_row + row);
+/// the tile's sum of w into partial[b * width + kWeight] by normalise_kernel's tree, 0 for its
+/// log-likelihood and entropy. labels: the group's labels (kind labels), else nullptr.
+template <class T>
+__global__ void __launch_bounds__(kNormThreads)
+    init_resp_kernel(double* __restrict__ lp, std::int64_t ld, std::int64_t rows, int K, const T* __restrict__ w,
+                     GmmRespSource src, const std::int32_t* __restrict__ labels, std::int64_t first_row,
+                     double* __restrict__ partial, std::int64_t width) {
+  __shared__ double v[kNormThreads];
+  const int t = static_cast<int>(threadIdx.x);
+  const std::int64_t b = blockIdx.x, row = b * kGmmTileRows + t;
+  double wr = 0;
+  if (row < rows) {
+    wr = w ? static_cast<double>(w[row]) : 1.0;
+    init_resp_row(src, labels ? labels[row] : 0, first_row + row, K, wr, lp + row, ld);
+  }
+  v[t] = wr;
+  for (int s = kNormThreads / 2; s > 0; s /= 2) {  // tile_tree_sum
+    __syncthreads();
+    if (t < s) v[t] += v[t + s];
+  }
+  if (t == 0) {
+    partial[b * width + GmmPartialLayout::kLogLikelihood] = 0.0;
+    partial[b * width + GmmPartialLayout::kEntropy] = 0.0;
+    partial[b * width + GmmPartialLayout::kWeight] = v[0];
   }
 }
 

@@ -8,6 +8,9 @@
 // data at once) -> normalise_kernel (responsibilities in place, row sums and lowest log-likelihoods
 // per tile) -> gram_kernel or diag_moments_kernel (moments per tile) -> accumulate_partials (tile
 // partials into the running totals, in tile order).
+//
+// Initialisation passes (gmm_resp_stats): init_resp_kernel (given responsibilities: ones, labels or
+// random, and the tile's weight) -> the E-step's moments kernels -> accumulate_partials.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -32,6 +35,7 @@ struct Workspace {
   DeviceBuffer<T> center, factors;
   DeviceBuffer<double> offset, constant, means, scale, lp, partials, totals, low_key;
   DeviceBuffer<std::int64_t> low_row;
+  DeviceBuffer<std::int32_t> labels;
   PinnedBuffer<double> host_lp;
   std::vector<T> host_center, host_factors;
   std::vector<double> host_offset, host_totals;
@@ -115,6 +119,38 @@ struct Pass {
   }
 };
 
+/// The moments of a group's rows into its tile partials: gram_kernel (full/tied, around ws.center) or
+/// diag_moments_kernel (diag/spherical, around ws.means). R: the group's w r, layout [k][row], ld.
+template <class T>
+void launch_moments(const Workspace<T>& ws, bool gram, const GramLayout& g, const GmmPartialLayout& l, const T* x,
+                    std::int64_t rows, int K, int D, const double* R, std::int64_t ld, double* partials,
+                    cudaStream_t st) {
+  const std::int64_t tiles = tile_count(rows);
+  if (gram) {
+    const dim3 grid(static_cast<unsigned>(g.n_blocks()), static_cast<unsigned>(tiles));
+    gmm_kernels::gram_kernel<T><<<grid, GramLayout::kThreads, g.shared_bytes, st>>>(x, rows, ws.center.data(), R, ld, g,
+                                                                                    l, partials);
+    MIXTURA_CUDA_CHECK_LAUNCH("gram_kernel");
+  } else {
+    const dim3 grid(static_cast<unsigned>(tiles), grid_for(static_cast<std::int64_t>(K) * (D + 1), 256));
+    gmm_kernels::diag_moments_kernel<T><<<grid, 256, 0, st>>>(x, rows, D, K, ws.means.data(), R, ld, l, partials);
+    MIXTURA_CUDA_CHECK_LAUNCH("diag_moments_kernel");
+  }
+}
+
+/// The running totals (in host memory) as a pass's statistics: nk, s1, s2 and the row sums.
+inline void unpack_stats(const double* t, const GmmPartialLayout& l, const GramLayout& g, GmmPassStats& out) {
+  out.nk.assign(static_cast<std::size_t>(l.K), 0.0);
+  out.s1.assign(static_cast<std::size_t>(l.K * l.D), 0.0);
+  out.s2.assign(static_cast<std::size_t>(l.K * l.D * (l.gram ? l.D : 1)), 0.0);
+  unpack_totals(t, l, g, out.nk.data(), out.s1.data(), out.s2.data());
+  out.log_likelihood = t[GmmPartialLayout::kLogLikelihood];
+  out.entropy = t[GmmPartialLayout::kEntropy];
+  out.weight = t[GmmPartialLayout::kWeight];
+  out.low_log_p.clear();
+  out.low_row.clear();
+}
+
 }  // namespace gmm_detail
 
 template <class T>
@@ -152,16 +188,7 @@ void gmm_e_step(const CudaBackend& be, HostMatrix<T> X, const T* w, const GmmPas
           lp, ld, rows, K, wg, partials, width, static_cast<int>(n_low), first, n_low > 0 ? low_key + low_at : nullptr,
           n_low > 0 ? low_row + low_at : nullptr);
       MIXTURA_CUDA_CHECK_LAUNCH("normalise_kernel");
-      if (gram) {
-        const dim3 grid(static_cast<unsigned>(g.n_blocks()), static_cast<unsigned>(tiles));
-        gmm_kernels::gram_kernel<T><<<grid, GramLayout::kThreads, g.shared_bytes, st>>>(x, rows, ws.center.data(), lp, ld,
-                                                                                        g, l, partials);
-        MIXTURA_CUDA_CHECK_LAUNCH("gram_kernel");
-      } else {
-        const dim3 grid(static_cast<unsigned>(tiles), grid_for(static_cast<std::int64_t>(K) * (D + 1), 256));
-        gmm_kernels::diag_moments_kernel<T><<<grid, 256, 0, st>>>(x, rows, D, K, ws.means.data(), lp, ld, l, partials);
-        MIXTURA_CUDA_CHECK_LAUNCH("diag_moments_kernel");
-      }
+      gmm_detail::launch_moments(ws, gram, g, l, x, rows, K, D, lp, ld, partials, st);
       accumulate_partials(partials, tiles, width, totals, st);
     }
   });
@@ -174,21 +201,74 @@ void gmm_e_step(const CudaBackend& be, HostMatrix<T> X, const T* w, const GmmPas
   copy_to_host(key_rows.data(), low_row, static_cast<std::int64_t>(key_rows.size()), st);
   ctx.synchronize();
 
-  const double* t = ws.host_totals.data();
-  out.nk.assign(static_cast<std::size_t>(K), 0.0);
-  out.s1.assign(static_cast<std::size_t>(K) * D, 0.0);
-  out.s2.assign(static_cast<std::size_t>(K) * D * (gram ? D : 1), 0.0);
-  unpack_totals(t, l, g, out.nk.data(), out.s1.data(), out.s2.data());
-  out.log_likelihood = t[GmmPartialLayout::kLogLikelihood];
-  out.entropy = t[GmmPartialLayout::kEntropy];
-  out.weight = t[GmmPartialLayout::kWeight];
-  out.low_log_p.clear();
-  out.low_row.clear();
+  gmm_detail::unpack_stats(ws.host_totals.data(), l, g, out);
   for (std::size_t i = 0; i < keys.size(); ++i)
     if (keys[i] < HUGE_VAL) {
       out.low_log_p.push_back(keys[i]);
       out.low_row.push_back(key_rows[i]);
     }
+}
+
+template <class T>
+void gmm_resp_stats(const CudaBackend& be, HostMatrix<T> X, const T* w, GmmShape shape, std::int64_t n_components,
+                    const GmmRespSource& src, const double* center, const double* means, GmmPassStats& out) {
+  const char* where = "gmm_resp_stats (CUDA)";
+  GmmPassModel shape_only;
+  shape_only.shape = shape;
+  shape_only.K = n_components;
+  shape_only.D = X.cols;
+  gmm_detail::check_model(where, shape_only, X.cols);
+  MIXTURA_EXPECTS(src.kind != GmmRespSource::Kind::labels || src.labels != nullptr, "%s: no labels given", where);
+  MIXTURA_EXPECTS(src.kind != GmmRespSource::Kind::ones || n_components == 1, "%s: unit responsibilities need one component",
+                  where);
+  PassGuard guard(be, where);
+  Context& ctx = guard.ctx();
+  auto& ws = ctx.extension<gmm_detail::Workspace<T>>();
+  const cudaStream_t st = ctx.stream();
+  const int K = static_cast<int>(n_components), D = static_cast<int>(X.cols);
+  const bool gram = gmm_detail::gram_shape(shape);
+  if (gram) {
+    ws.host_center.resize(static_cast<std::size_t>(D));
+    for (int j = 0; j < D; ++j) ws.host_center[static_cast<std::size_t>(j)] = static_cast<T>(center[j]);
+    copy_to_device(ws.center.reserve(static_cast<std::size_t>(D)), ws.host_center.data(), D, st);
+  } else {
+    copy_to_device(ws.means.reserve(static_cast<std::size_t>(K) * D), means, static_cast<std::int64_t>(K) * D, st);
+  }
+  std::int32_t* labels = nullptr;
+  if (src.kind == GmmRespSource::Kind::labels) {  // 4 bytes a row, once per call (once per restart of a fit)
+    labels = ws.labels.reserve(static_cast<std::size_t>(X.rows));
+    copy_to_device(labels, src.labels, X.rows, st);
+  }
+  GmmRespSource on_device = src;
+  on_device.labels = nullptr;  // the kernel reads the device copy
+
+  const GramLayout g = gram_layout(K, D, sizeof(T));
+  const GmmPartialLayout l = partial_layout(shape, K, D, g);
+  const std::int64_t width = l.width();
+  const std::int64_t group =
+      std::min(group_tiles(K, width, gmm_detail::kGroupBytes), std::max<std::int64_t>(tile_count(X.rows), 1));
+  double* lp = ws.lp.reserve(static_cast<std::size_t>(group * kGmmTileRows * K));
+  double* partials = ws.partials.reserve(static_cast<std::size_t>(group * width));
+  double* totals = ws.totals.reserve(static_cast<std::size_t>(width));
+  MIXTURA_CUDA_CHECK(cudaMemsetAsync(totals, 0, static_cast<std::size_t>(width) * sizeof(double), st));
+
+  ctx.for_each_chunk(X, w, [&](const DeviceChunk<T>& c) {
+    for (std::int64_t g0 = 0; g0 < c.rows; g0 += group * kGmmTileRows) {
+      const std::int64_t rows = std::min(group * kGmmTileRows, c.rows - g0), tiles = tile_count(rows);
+      const std::int64_t ld = tiles * kGmmTileRows, first = c.first + g0;
+      const T* x = c.x + g0 * D;
+      gmm_kernels::init_resp_kernel<T><<<static_cast<unsigned>(tiles), gmm_kernels::kNormThreads, 0, st>>>(
+          lp, ld, rows, K, c.w ? c.w + g0 : nullptr, on_device, labels ? labels + first : nullptr, first, partials,
+          width);
+      MIXTURA_CUDA_CHECK_LAUNCH("init_resp_kernel");
+      gmm_detail::launch_moments(ws, gram, g, l, x, rows, K, D, lp, ld, partials, st);
+      accumulate_partials(partials, tiles, width, totals, st);
+    }
+  });
+  ws.host_totals.resize(static_cast<std::size_t>(width));
+  copy_to_host(ws.host_totals.data(), totals, width, st);
+  ctx.synchronize();
+  gmm_detail::unpack_stats(ws.host_totals.data(), l, g, out);
 }
 
 template <class T>
@@ -224,5 +304,7 @@ void gmm_weighted_log_prob(const CudaBackend& be, HostMatrix<T> X, const GmmPass
                               GmmPassStats&);                                                                  \
   template void gmm_weighted_log_prob<T>(const CudaBackend&, HostMatrix<T>, const GmmPassModel&,               \
                                          const GmmLogProbSink&);                                               \
+  template void gmm_resp_stats<T>(const CudaBackend&, HostMatrix<T>, const T*, GmmShape, std::int64_t,          \
+                                  const GmmRespSource&, const double*, const double*, GmmPassStats&);           \
   }                                                                                                            \
   }

@@ -1,15 +1,19 @@
 #pragma once
 // K-means kernels, templated on the scalar type; instantiated by kmeans_float.cu and kmeans_double.cu
 // through kmeans_passes.cuh. What reproduces and why:
-// - assign_tile (fused_assign_kernel, assign_kernel): each distance is one fused multiply-add chain
-//   over the features in order (the tiling changes where operands come from, never the order), and
+// - assign_tile (fused_assign_kernel, fused_predict_kernel): each distance is one fused multiply-add
+//   chain over the features in order (the tiling changes where operands come from, never the order), and
 //   the argmin is the lexicographic minimum of (distance, index), which does not depend on the order
 //   it is taken in. Ties go to the lower index, as on the CPU. Changed labels are counted with integer
 //   atomics.
 // - fused_assign_kernel: each block's statistics in the fixed order of fused_lane_fold
 //   (kmeans_reduce.hpp), then accumulate_groups (context.cuh) adds the block partials in groups.
+// - fused_predict_kernel: labels and each segment's distortion in one read of X, thread t adding the
+//   segment's rows t, t + 256, ... (predict_row_fold), then tree_sum's order.
 // - row_reduce_kernel, moments_kernel: per-segment partials in a fixed order, then
 //   accumulate_partials (context.cuh) adds them to the running totals in segment order.
+// - mass_block_sums_kernel: k-means++'s block sums in the CPU's order (kmeans/draw.hpp), one thread
+//   a block of rows.
 // No floating-point atomics anywhere.
 #include <cuda_runtime.h>
 
@@ -17,6 +21,7 @@
 
 #include "mixtura/cuda/kmeans_reduce.hpp"
 #include "mixtura/cuda/plan.hpp"
+#include "mixtura/kmeans/draw.hpp"
 
 namespace mixtura {
 namespace cuda {
@@ -56,9 +61,10 @@ __device__ inline double infinity<double>() {
 
 /// labels[r] <- argmin_k ||c_k||^2 + sum_d x_rd (-2 c_kd) for the tile of rows [row0, row0 + kBM) of
 /// x (dense, D features, `rows` rows; rows past the end are skipped). minus_two_ct: D x K; sq_norms:
-/// K. tile_labels (shared, kBM entries, may be nullptr) receives the tile's labels too. If *changed
-/// is given (a shared counter), labels holds the previous labels on entry and it counts those that
-/// differ. Called by every thread of the block; starts and ends with its shared tiles free to reuse.
+/// K. labels may be nullptr (not written); tile_labels (shared, kBM entries, may be nullptr) receives
+/// the tile's labels too. If *changed is given (a shared counter), labels holds the previous labels
+/// on entry and it counts those that differ. Called by every thread of the block; starts and ends
+/// with its shared tiles free to reuse.
 template <class T, int kBN>
 __device__ inline void assign_tile(const T* __restrict__ x, std::int64_t rows, int D, std::int64_t row0,
                                    const T* __restrict__ minus_two_ct, const T* __restrict__ sq_norms, int K,
@@ -145,7 +151,7 @@ __device__ inline void assign_tile(const T* __restrict__ x, std::int64_t rows, i
     const std::int64_t row = row0 + r;
     if (tx == 0 && row < rows) {
       if (changed && labels[row] != a) ++my_changed;
-      labels[row] = a;
+      if (labels) labels[row] = a;
       if (tile_labels) tile_labels[r] = a;
     }
   }
@@ -153,19 +159,39 @@ __device__ inline void assign_tile(const T* __restrict__ x, std::int64_t rows, i
   __syncthreads();  // the tile's labels are complete
 }
 
-/// Labels only (prediction): one tile per block. If `changed` is given, labels holds the previous
-/// labels on entry and *changed receives how many differ.
+/// Prediction in one read of X: one block per segment of the chunk (kSegmentRows rows, counted from
+/// the chunk's first row, which is a segment boundary of the data), two tiles a step: their labels
+/// (assign_tile; into labels unless nullptr), then one row per thread added to the distortion while
+/// the step's rows are fresh in the cache (predict_row_fold: exact, in double). Writes the segment's
+/// distortion (tree_sum's order) to partials[segment]. centers: K x D (the exact distances).
 template <class T, int kBN>
 __global__ void __launch_bounds__(kAssignThreads)
-    assign_kernel(const T* __restrict__ x, std::int64_t rows, int D, const T* __restrict__ minus_two_ct,
-                  const T* __restrict__ sq_norms, int K, std::int32_t* __restrict__ labels,
-                  unsigned long long* __restrict__ changed) {
-  __shared__ unsigned int block_changed;
-  if (threadIdx.x == 0) block_changed = 0;
-  assign_tile<T, kBN>(x, rows, D, static_cast<std::int64_t>(blockIdx.x) * kBM, minus_two_ct, sq_norms, K, labels,
-                      nullptr, changed ? &block_changed : nullptr);
-  if (threadIdx.x == 0 && changed && block_changed)
-    atomicAdd(changed, static_cast<unsigned long long>(block_changed));
+    fused_predict_kernel(const T* __restrict__ x, const T* __restrict__ w, std::int64_t rows, int D,
+                         const T* __restrict__ minus_two_ct, const T* __restrict__ sq_norms, int K,
+                         const T* __restrict__ centers, std::int32_t* __restrict__ labels,
+                         double* __restrict__ partials) {
+  __shared__ std::int32_t step_labels[kPredictStepRows];
+  __shared__ double red[kAssignThreads];
+  const int tid = static_cast<int>(threadIdx.x);
+  const std::int64_t r0 = static_cast<std::int64_t>(blockIdx.x) * kSegmentRows;
+  const std::int64_t r1 = rows - r0 < kSegmentRows ? rows : r0 + kSegmentRows;
+  double distortion = 0.0;
+  for (std::int64_t s0 = r0; s0 < r1; s0 += kPredictStepRows) {
+    // assign_tile opens with a barrier (the last step's labels have been read) and ends with one
+    // (this tile's labels are complete).
+    assign_tile<T, kBN>(x, rows, D, s0, minus_two_ct, sq_norms, K, labels, step_labels, nullptr);
+    if (s0 + kBM < r1)  // the same for every thread: the barriers inside are reached by all or none
+      assign_tile<T, kBN>(x, rows, D, s0 + kBM, minus_two_ct, sq_norms, K, labels, step_labels + kBM, nullptr);
+    const std::int64_t n = r1 - s0 < kPredictStepRows ? r1 - s0 : kPredictStepRows;
+    predict_row_fold(x + s0 * D, w ? w + s0 : nullptr, step_labels, n, centers, D, tid, &distortion);
+  }
+  red[tid] = distortion;
+  __syncthreads();
+  for (int s = kAssignThreads / 2; s > 0; s >>= 1) {  // tree_sum's order
+    if (tid < s) red[tid] += red[tid + s];
+    __syncthreads();
+  }
+  if (tid == 0) partials[blockIdx.x] = red[0];
 }
 
 // ---- the fused assignment pass: labels and statistics in one read of X -------------------------------
@@ -277,6 +303,21 @@ struct CandidatePotential {
     return w * (d < closest[r] ? d : closest[r]);
   }
 };
+
+// ---- k-means++'s draws ------------------------------------------------------------------------------------
+
+/// sums[b] = the masses of rows [b kDrawBlock, (b + 1) kDrawBlock) of the chunk added in row order
+/// (mass_block_sum: w_r closest_r, one fused multiply-add a row), one thread a block. w: the chunk's
+/// weights or nullptr (unit); closest: its distances or nullptr (the masses are the weights).
+template <class T>
+__global__ void mass_block_sums_kernel(const T* __restrict__ w, const double* __restrict__ closest, std::int64_t rows,
+                                       double* __restrict__ sums) {
+  const std::int64_t b = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const std::int64_t begin = b * ::mixtura::detail::kDrawBlock;
+  if (begin >= rows) return;
+  const std::int64_t end = rows - begin < ::mixtura::detail::kDrawBlock ? rows : begin + ::mixtura::detail::kDrawBlock;
+  sums[b] = ::mixtura::detail::mass_block_sum(w, closest, begin, end);
+}
 
 // ---- feature moments -----------------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 // The host side of the K-means passes (mixtura/cuda/kmeans_pass.hpp): centres to the device, the
 // data walked chunk by chunk (context.cuh), kernels enqueued on the context's stream, results back.
 // Included once per scalar type by kmeans_float.cu / kmeans_double.cu, which instantiate it.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "mixtura/core/errors.hpp"
 #include "mixtura/cuda/kmeans_pass.hpp"
 #include "mixtura/cuda/kmeans_reduce.hpp"
+#include "mixtura/kmeans/draw.hpp"
 
 namespace mixtura {
 namespace cuda {
@@ -21,7 +23,7 @@ namespace detail {
 template <class T>
 struct KMeansWorkspace {
   DeviceBuffer<T> minus_two_ct, sq_norms, centers, rows_in;  // rows_in: candidates or one centre or a shift
-  DeviceBuffer<double> centers_d, partials, totals, row_values, group_sums, carry;
+  DeviceBuffer<double> centers_d, partials, totals, row_values, group_sums, carry, block_sums;
   DeviceBuffer<std::int32_t> labels;
   DeviceBuffer<T> out;
   DeviceBuffer<unsigned long long> counter;
@@ -89,17 +91,22 @@ void with_centre_tile(std::int64_t K, F&& f) {
   }
 }
 
-/// Labels only (prediction) for a chunk; with `changed`, counts the labels that differ from those held.
+/// Prediction for a chunk in one read of it (fused_predict_kernel): labels (into `labels`, the
+/// chunk's, unless nullptr) and each segment's distortion, added to *totals in segment order. The
+/// centres must be uploaded (upload_argmin_centers, upload_centers).
 template <class T>
-void launch_assign(Context& ctx, const KMeansWorkspace<T>& ws, const DeviceChunk<T>& c, std::int64_t K,
-                   std::int32_t* labels, unsigned long long* changed) {
+void enqueue_predict_chunk(Context& ctx, KMeansWorkspace<T>& ws, const DeviceChunk<T>& c, std::int64_t K,
+                           std::int32_t* labels, double* totals) {
+  const std::int64_t segs = segment_count(c.rows);
+  double* part = ws.partials.reserve(static_cast<std::size_t>(segs));
   with_centre_tile(K, [&](auto bn) {
-    kernels::assign_kernel<T, decltype(bn)::value>
-        <<<grid_for(c.rows, kernels::kBM), kernels::kAssignThreads, 0, ctx.stream()>>>(
-            c.x, c.rows, static_cast<int>(c.cols), ws.minus_two_ct.data(), ws.sq_norms.data(), static_cast<int>(K),
-            labels, changed);
+    kernels::fused_predict_kernel<T, decltype(bn)::value>
+        <<<static_cast<unsigned>(segs), kernels::kAssignThreads, 0, ctx.stream()>>>(
+            c.x, c.w, c.rows, static_cast<int>(c.cols), ws.minus_two_ct.data(), ws.sq_norms.data(),
+            static_cast<int>(K), ws.centers.data(), labels, part);
   });
-  MIXTURA_CUDA_CHECK_LAUNCH("assign_kernel");
+  MIXTURA_CUDA_CHECK_LAUNCH("fused_predict_kernel");
+  accumulate_partials(part, segs, 1, totals, ctx.stream());
 }
 
 /// How the fused assignment pass runs for n rows, K clusters of D features on the context's device:
@@ -185,6 +192,24 @@ inline std::int32_t* device_labels(Context& ctx, DeviceBuffer<std::int32_t>& scr
   return d;
 }
 
+/// Where k-means++'s distances to the closest centre live on the device for a pass: the copy held for
+/// the host array `closest` (n values), found, or made now and held for the fit when `hold` and the
+/// pass runs in a fit's scope; else scratch. A copy made now receives the host array's values unless
+/// `fresh` (the pass writes them all). *held: whether the copy is held (the host array is then stale).
+inline double* device_distances(Context& ctx, DeviceBuffer<double>& scratch, const double* closest, std::int64_t n,
+                                bool hold, bool fresh, bool* held) {
+  if (DeviceBuffer<double>* h = ctx.held_distances().find(closest, n, ctx.scopes())) {
+    *held = true;
+    return h->data();
+  }
+  const std::uint64_t fit = ctx.scopes().outer();
+  *held = hold && fit != 0;
+  double* d = *held ? ctx.held_distances().hold(closest, n, fit, ctx.scopes()).data()
+                    : scratch.reserve(static_cast<std::size_t>(n));
+  if (!fresh) copy_to_device(d, closest, n, ctx.stream());
+  return d;
+}
+
 inline const CudaBackend& check_sizes(const CudaBackend& be, const char* where, std::int64_t K, std::int64_t D) {
   MIXTURA_EXPECTS(K >= 1 && K <= 0x7fffffff && D >= 1 && D <= 0x7fffffff,
                   "%s: n_clusters (%lld) and n_features (%lld) must be in [1, 2^31)", where, static_cast<long long>(K),
@@ -208,7 +233,7 @@ struct KMeansPass {
 }  // namespace detail
 
 template <class T>
-void kmeans_assign(const CudaBackend& be, HostMatrix<T> X, const T* w, const T* centers, std::int64_t K,
+void kmeans_assign(const CudaBackend& be, HostMatrix<T> X, RowWeights<T> w, const T* centers, std::int64_t K,
                    std::int32_t* labels, double* weight, std::int64_t* count, double* sums, double* distortion,
                    std::int64_t* n_changed) {
   detail::KMeansPass<T> pass(be, "kmeans_assign (CUDA)", K, X.cols);
@@ -247,7 +272,7 @@ void kmeans_assign(const CudaBackend& be, HostMatrix<T> X, const T* w, const T* 
 }
 
 template <class T>
-double kmeans_predict(const CudaBackend& be, HostMatrix<T> X, const T* w, const T* centers, std::int64_t K,
+double kmeans_predict(const CudaBackend& be, HostMatrix<T> X, RowWeights<T> w, const T* centers, std::int64_t K,
                       std::int32_t* labels) {
   detail::KMeansPass<T> pass(be, "kmeans_predict (CUDA)", K, X.cols);
   Context& ctx = pass.ctx;
@@ -255,12 +280,11 @@ double kmeans_predict(const CudaBackend& be, HostMatrix<T> X, const T* w, const 
   const cudaStream_t st = pass.st;
   detail::upload_argmin_centers(ctx, ws, centers, K, X.cols);
   detail::upload_centers(ctx, ws, centers, K, X.cols);
-  std::int32_t* dlabels = ws.labels.reserve(static_cast<std::size_t>(X.rows));
+  // Scoring (labels == nullptr) writes no labels at all.
+  std::int32_t* dlabels = labels ? ws.labels.reserve(static_cast<std::size_t>(X.rows)) : nullptr;
   double* totals = detail::zero_totals(ctx, ws, 1);
   ctx.for_each_chunk(X, w, [&](const DeviceChunk<T>& c) {
-    std::int32_t* lab = dlabels + c.first;
-    detail::launch_assign(ctx, ws, c, K, lab, nullptr);
-    detail::row_reduce(ctx, ws, c, kernels::AssignedDistance<T>{ws.centers.data(), lab, nullptr}, 1, totals);
+    detail::enqueue_predict_chunk(ctx, ws, c, K, dlabels ? dlabels + c.first : nullptr, totals);
   });
   double total = 0.0;
   if (labels) copy_to_host(labels, dlabels, X.rows, st);
@@ -312,7 +336,7 @@ void kmeans_transform(const CudaBackend& be, HostMatrix<T> X, const T* centers, 
 }
 
 template <class T>
-double kmeans_update_closest(const CudaBackend& be, HostMatrix<T> X, const T* w, const T* c, double* closest,
+double kmeans_update_closest(const CudaBackend& be, HostMatrix<T> X, RowWeights<T> w, const T* c, double* closest,
                              bool reset) {
   detail::KMeansPass<T> pass(be, "kmeans_update_closest (CUDA)", 1, X.cols);
   Context& ctx = pass.ctx;
@@ -320,21 +344,23 @@ double kmeans_update_closest(const CudaBackend& be, HostMatrix<T> X, const T* w,
   const cudaStream_t st = pass.st;
   T* dc = ws.rows_in.reserve(static_cast<std::size_t>(X.cols));
   copy_to_device(dc, c, X.cols, st);
-  double* dclosest = ws.row_values.reserve(static_cast<std::size_t>(X.rows));
-  if (!reset) copy_to_device(dclosest, closest, X.rows, st);
+  // In a data scope the distances stay on the device for the next passes and draws.
+  bool held = false;
+  double* dclosest =
+      detail::device_distances(ctx, ws.row_values, closest, X.rows, /*hold=*/true, /*fresh=*/reset, &held);
   double* totals = detail::zero_totals(ctx, ws, 1);
   ctx.for_each_chunk(X, w, [&](const DeviceChunk<T>& ch) {
     detail::row_reduce(ctx, ws, ch, kernels::UpdateClosest<T>{dc, dclosest + ch.first, reset}, 1, totals);
   });
   double total = 0.0;
-  copy_to_host(closest, dclosest, X.rows, st);
+  if (!held) copy_to_host(closest, dclosest, X.rows, st);
   copy_to_host(&total, totals, 1, st);
   ctx.synchronize();
   return total;
 }
 
 template <class T>
-void kmeans_candidate_potentials(const CudaBackend& be, HostMatrix<T> X, const T* w, const double* closest,
+void kmeans_candidate_potentials(const CudaBackend& be, HostMatrix<T> X, RowWeights<T> w, const double* closest,
                                  const T* candidates, std::int64_t m, double* out) {
   if (m <= 0) return;
   MIXTURA_EXPECTS(m <= 65535, "kmeans_candidate_potentials (CUDA): %lld candidates; at most 65535 a pass",
@@ -345,14 +371,70 @@ void kmeans_candidate_potentials(const CudaBackend& be, HostMatrix<T> X, const T
   const cudaStream_t st = pass.st;
   T* dcand = ws.rows_in.reserve(static_cast<std::size_t>(m * X.cols));
   copy_to_device(dcand, candidates, m * X.cols, st);
-  double* dclosest = ws.row_values.reserve(static_cast<std::size_t>(X.rows));
-  copy_to_device(dclosest, closest, X.rows, st);
+  bool held = false;
+  const double* dclosest = detail::device_distances(ctx, ws.row_values, closest, X.rows, false, false, &held);
   double* totals = detail::zero_totals(ctx, ws, m);
   ctx.for_each_chunk(X, w, [&](const DeviceChunk<T>& ch) {
     detail::row_reduce(ctx, ws, ch, kernels::CandidatePotential<T>{dcand, dclosest + ch.first}, static_cast<int>(m),
                        totals);
   });
   copy_to_host(out, totals, m, st);
+  ctx.synchronize();
+}
+
+template <class T>
+void kmeans_mass_block_sums(const CudaBackend& be, RowWeights<T> w, std::int64_t n, const double* closest,
+                            double* block_sums) {
+  static_assert(kSegmentRows % ::mixtura::detail::kDrawBlock == 0, "streamed chunks are whole draw blocks");
+  constexpr std::int64_t kBlock = ::mixtura::detail::kDrawBlock;
+  detail::KMeansPass<T> pass(be, "kmeans_mass_block_sums (CUDA)", 1, 1);
+  Context& ctx = pass.ctx;
+  auto& ws = pass.ws;
+  const cudaStream_t st = pass.st;
+  if (n <= 0) return;
+  const std::int64_t n_blocks = (n + kBlock - 1) / kBlock;
+  bool held = false;
+  const double* dclosest =
+      closest ? detail::device_distances(ctx, ws.row_values, closest, n, false, false, &held) : nullptr;
+  double* dsums = ws.block_sums.reserve(static_cast<std::size_t>(n_blocks));
+  auto launch = [&](const T* dw, std::int64_t first, std::int64_t rows) {
+    const std::int64_t blocks = (rows + kBlock - 1) / kBlock;
+    kernels::mass_block_sums_kernel<T><<<grid_for(blocks, 128), 128, 0, st>>>(
+        dw, dclosest ? dclosest + first : nullptr, rows, dsums + first / kBlock);
+    MIXTURA_CUDA_CHECK_LAUNCH("mass_block_sums_kernel");
+  };
+  if (w.data) {
+    // The weights as an n x 1 matrix: the fit's resident copy (the key of the weights beside X), read in
+    // place when they are device memory, else uploaded (or streamed in whole segments).
+    ctx.for_each_chunk(HostMatrix<T>{w.data, n, 1, 1, w.on_device}, static_cast<const T*>(nullptr),
+                       [&](const DeviceChunk<T>& c) { launch(c.x, c.first, c.rows); });
+  } else {
+    launch(nullptr, 0, n);
+  }
+  copy_to_host(block_sums, dsums, n_blocks, st);
+  ctx.synchronize();
+}
+
+template <class T>
+void kmeans_fetch_mass_block(const CudaBackend& be, RowWeights<T> w, std::int64_t n, const double* closest,
+                             std::int64_t block, T* w_out, double* closest_out) {
+  detail::KMeansPass<T> pass(be, "kmeans_fetch_mass_block (CUDA)", 1, 1);
+  Context& ctx = pass.ctx;
+  const cudaStream_t st = pass.st;
+  const std::int64_t first = block * ::mixtura::detail::kDrawBlock;
+  MIXTURA_EXPECTS(block >= 0 && first < n, "kmeans_fetch_mass_block (CUDA): block %lld of %lld rows",
+                  static_cast<long long>(block), static_cast<long long>(n));
+  const std::int64_t rows = ::mixtura::detail::draw_block_rows(n, block);
+  if (closest) {
+    if (DeviceBuffer<double>* h = ctx.held_distances().find(closest, n, ctx.scopes()))
+      copy_to_host(closest_out, h->data() + first, rows, st);
+    else
+      std::copy_n(closest + first, rows, closest_out);  // not held: the host array is the distances
+  }
+  if (w.data && w.on_device) {
+    ctx.expect_device_data(w.data, "DeviceVectorView: sample_weight");
+    copy_to_host(w_out, w.data + first, rows, st);
+  }
   ctx.synchronize();
 }
 
@@ -396,16 +478,20 @@ double mean_feature_variance(const CudaBackend& be, HostMatrix<T> X) {
 #define MIXTURA_INSTANTIATE_KMEANS_PASSES(T)                                                                          \
   namespace mixtura {                                                                                                 \
   namespace cuda {                                                                                                    \
-  template void kmeans_assign<T>(const CudaBackend&, HostMatrix<T>, const T*, const T*, std::int64_t, std::int32_t*, \
-                                 double*, std::int64_t*, double*, double*, std::int64_t*);                            \
-  template double kmeans_predict<T>(const CudaBackend&, HostMatrix<T>, const T*, const T*, std::int64_t,             \
+  template void kmeans_assign<T>(const CudaBackend&, HostMatrix<T>, RowWeights<T>, const T*, std::int64_t,          \
+                                 std::int32_t*, double*, std::int64_t*, double*, double*, std::int64_t*);             \
+  template double kmeans_predict<T>(const CudaBackend&, HostMatrix<T>, RowWeights<T>, const T*, std::int64_t,       \
                                     std::int32_t*);                                                                   \
   template void kmeans_distances_to_assigned<T>(const CudaBackend&, HostMatrix<T>, const T*, std::int64_t,           \
                                                 const std::int32_t*, double*);                                        \
   template void kmeans_transform<T>(const CudaBackend&, HostMatrix<T>, const T*, std::int64_t, T*);                  \
-  template double kmeans_update_closest<T>(const CudaBackend&, HostMatrix<T>, const T*, const T*, double*, bool);    \
-  template void kmeans_candidate_potentials<T>(const CudaBackend&, HostMatrix<T>, const T*, const double*, const T*, \
-                                               std::int64_t, double*);                                                \
+  template double kmeans_update_closest<T>(const CudaBackend&, HostMatrix<T>, RowWeights<T>, const T*, double*,     \
+                                           bool);                                                                     \
+  template void kmeans_candidate_potentials<T>(const CudaBackend&, HostMatrix<T>, RowWeights<T>, const double*,     \
+                                               const T*, std::int64_t, double*);                                      \
+  template void kmeans_mass_block_sums<T>(const CudaBackend&, RowWeights<T>, std::int64_t, const double*, double*);  \
+  template void kmeans_fetch_mass_block<T>(const CudaBackend&, RowWeights<T>, std::int64_t, const double*,          \
+                                           std::int64_t, T*, double*);                                                \
   template double mean_feature_variance<T>(const CudaBackend&, HostMatrix<T>);                                        \
   }                                                                                                                   \
   }

@@ -8,7 +8,8 @@ mask. Read-only arrays are fine (they are only read). A version-3 ``stream`` is 
 (``cudaStreamSynchronize``) before the C++ code reads the data, as the interface asks of a consumer.
 Objects without the interface whose ``__dlpack_device__`` is CUDA (kDLCUDA or kDLCUDAManaged) are
 read through DLPack (``_dlpack.py``: same checks, same descriptor); an object with both is read
-through the interface.
+through the interface. KMeans' sample weights beside a device X may be on the device too: 1-d,
+contiguous, X's dtype, through the interface (:func:`parse_vector`).
 """
 from collections import namedtuple
 import numbers
@@ -108,6 +109,39 @@ def parse(obj, who, name="X"):
     return DeviceArray(ptr, (rows, cols), dtype, row_stride, stream)
 
 
+class _AsColumn:
+    """A 1-d interface seen as one column of shape (n, 1), so that parse() checks everything else."""
+
+    def __init__(self, iface, n):
+        self.__cuda_array_interface__ = dict(iface, shape=(n, 1), strides=None)
+
+
+def parse_vector(obj, who, name="sample_weight"):
+    """The DeviceArray (shape (n, 1)) of a 1-d float array in CUDA device memory (sample weights beside a device
+    X), described by obj's __cuda_array_interface__: the same checks as parse(), for one contiguous column.
+    ValueError naming what is not supported. DLPack-only arrays are refused (its parser reads 2-d arrays)."""
+    if not hasattr(obj, "__cuda_array_interface__"):
+        raise ValueError(f"{who}: {name} is a DLPack array in CUDA device memory; device {name} is read through "
+                         f"__cuda_array_interface__ only (CuPy, PyTorch and Numba arrays have it); {TO_HOST}.")
+    iface = obj.__cuda_array_interface__
+    if not isinstance(iface, dict):
+        raise ValueError(f"{who}: {name}.__cuda_array_interface__ must be a dict, got {type(iface).__name__}.")
+    if "shape" not in iface:
+        raise ValueError(f"{who}: {name}.__cuda_array_interface__ has no 'shape'.")
+    shape = tuple(int(s) for s in iface["shape"])
+    if len(shape) != 1:
+        raise ValueError(f"{who}: {name} must be 1-dimensional (n_samples,), got shape {shape}.")
+    if shape[0] == 0:
+        raise ValueError(f"{who}: {name} is empty (shape {shape}).")
+    dev = parse(_AsColumn(iface, shape[0]), who, name)
+    strides = iface.get("strides")
+    if strides is not None and shape[0] > 1 and tuple(int(s) for s in strides) != (dev.dtype.itemsize,):
+        raise ValueError(f"{who}: the values of {name} must be contiguous (strides None or ({dev.dtype.itemsize},)), "
+                         f"got strides {tuple(strides)}; pass a contiguous array (e.g. cupy.ascontiguousarray(w), "
+                         "w.contiguous()).")
+    return dev
+
+
 def resolve_device(device, who, name="X"):
     """The backend for a device array: "cuda", or a ValueError that says how to proceed."""
     if device not in ("cpu", "cuda", "auto"):
@@ -128,6 +162,20 @@ def host_only(obj, who, name):
     if obj is not None and is_device_array(obj):
         raise ValueError(f"{who}: {name} must be a host (NumPy) array; CUDA device arrays are not accepted here; "
                          f"{TO_HOST}.")
+
+
+def host_weights(sample_weight, dev, who):
+    """Host sample weights for the device array dev: n_samples contiguous values of its dtype (a scalar
+    is broadcast), or None; a device array here is a ValueError."""
+    if sample_weight is None:
+        return None
+    host_only(sample_weight, who, "sample_weight")
+    w = np.ascontiguousarray(np.asarray(sample_weight, dtype=dev.dtype))
+    if w.ndim == 0:
+        w = np.full(dev.shape[0], w, dtype=dev.dtype)
+    if w.shape != (dev.shape[0],):
+        raise ValueError(f"sample_weight.shape == {w.shape}, expected {(dev.shape[0],)}!")
+    return w
 
 
 def refuse_device_array(obj, who, why, name="X"):

@@ -39,9 +39,14 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
     n_threads : int, default=0
         OpenMP threads of the C++ passes (results do not depend on it).
     device : {"cpu", "cuda", "auto"}, default="cpu"
-        As for KMeans: where the data passes of the fit run (the E-step on the GPU, the M-step on
-        the host); scoring runs on the CPU. Arrays must be in host memory: an array in CUDA device
-        memory (``__cuda_array_interface__`` or DLPack) is a ValueError (KMeans accepts them).
+        As for KMeans: where the data passes of the fit run (the E-step and the initialisation
+        passes on the GPU, the M-step on the host); scoring of host arrays runs on the CPU. X may
+        also be an array in CUDA device memory (``__cuda_array_interface__`` or DLPack: CuPy,
+        PyTorch, ...; float32/float64, rows contiguous): with "cuda" or "auto", fit, score_samples,
+        score, predict, predict_proba, component_log_density, bic and aic read it in place on
+        device 0, without a copy through the host, and return NumPy arrays; "cpu" with such an array
+        is a ValueError, as is a build without CUDA. Sample weights and starting parameters stay
+        host arrays.
 
     Attributes
     ----------
@@ -104,33 +109,67 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            float32 and float64 C-contiguous arrays are used without a copy.
+            float32 and float64 C-contiguous arrays are used without a copy. A float32/float64 array in
+            CUDA device memory (``__cuda_array_interface__`` or DLPack) is used in place with
+            device="cuda" or "auto".
         y : ignored
         sample_weight : array-like of shape (n_samples,), default=None
+            A host array, also when X is on the device.
 
         Returns
         -------
         self
         """
-        _cuda_array.refuse_device_array(X, "GaussianMixture.fit",
-                                        "GaussianMixture does not accept device arrays yet (KMeans does)")
+        if _cuda_array.is_device_array(X):
+            return self._fit_device(X, sample_weight)
+        X = _cuda_array.host_array(X, "GaussianMixture.fit")
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", ensure_min_samples=2)
         device = _check_device(self.device, "GaussianMixture")
+        self._check_n_components(X.shape[0])
+        w = None if sample_weight is None else np.ascontiguousarray(_check_sample_weight(sample_weight, X, dtype=X.dtype))
+        r = _core.gmm_fit(X, w, *self._fit_args(), device)
+        return self._finish_fit(r)
+
+    def _check_n_components(self, n_samples):
         if not isinstance(self.n_components, numbers.Integral) or self.n_components < 1:
             raise ValueError(f"n_components must be an integer >= 1, got {self.n_components!r}.")
-        if X.shape[0] < self.n_components:
+        if n_samples < self.n_components:
             raise ValueError(f"Expected n_samples >= n_components but got n_components = {self.n_components}, "
-                             f"n_samples = {X.shape[0]}")
-        w = None if sample_weight is None else np.ascontiguousarray(_check_sample_weight(sample_weight, X, dtype=X.dtype))
+                             f"n_samples = {n_samples}")
+
+    def _fit_args(self):
+        """The C++ fit's arguments after X and the sample weights (host arrays for the starting parameters)."""
         weights_init, means_init, precisions_init = self.weights_init, self.means_init, self.precisions_init
         n_init = int(self.n_init)
         if self.warm_start and hasattr(self, "means_"):
             weights_init, means_init, precisions_init = self.weights_, self.means_, self.precisions_
             n_init = 1
-        r = _core.gmm_fit(X, w, int(self.n_components), self.covariance_type, float(self.tol), float(self.reg_covar),
-                          int(self.max_iter), n_init, self.init_params, _seed(self.random_state), int(self.n_threads),
-                          int(self.verbose), self._f64(weights_init), self._f64(means_init), self._f64(precisions_init),
-                          device)
+        for name, a in (("weights_init", weights_init), ("means_init", means_init),
+                        ("precisions_init", precisions_init)):
+            _cuda_array.host_only(a, "GaussianMixture", name)
+        return (int(self.n_components), self.covariance_type, float(self.tol), float(self.reg_covar),
+                int(self.max_iter), n_init, self.init_params, _seed(self.random_state), int(self.n_threads),
+                int(self.verbose), self._f64(weights_init), self._f64(means_init), self._f64(precisions_init))
+
+    def _fit_device(self, X, sample_weight):
+        """fit() on an array in CUDA device memory: the C++ fit reads it in place (docs/cuda.md)."""
+        who = "GaussianMixture.fit"
+        dev = _cuda_array.parse(X, who)
+        _cuda_array.resolve_device(self.device, who)
+        if dev.shape[0] < 2:
+            raise ValueError(f"{who}: Found array with {dev.shape[0]} sample(s) (shape={dev.shape}) while a minimum "
+                             "of 2 is required.")
+        self._check_n_components(dev.shape[0])
+        w = _cuda_array.host_weights(sample_weight, dev, "GaussianMixture")
+        args = self._fit_args()
+        _cuda_array.synchronize(dev)
+        fit = _cuda_array.core_function("gmm_fit_device", dev.dtype)
+        r = fit(dev.ptr, dev.shape[0], dev.shape[1], dev.row_stride, w, *args)
+        if hasattr(self, "feature_names_in_"):  # as validate_data(reset=True) does for unnamed input
+            del self.feature_names_in_
+        return self._finish_fit(r)
+
+    def _finish_fit(self, r):
         self._set_fitted(r)
         if not self.converged_:
             warnings.warn("Best performing initialization did not converge. Try different init parameters, or "
@@ -154,12 +193,32 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         self.n_features_in_ = self.means_.shape[1]
         return self
 
+    _EVAL_NAMES = {0: "score_samples", 1: "predict_proba", 2: "component_log_density"}
+
     def _eval(self, X, what):
         check_is_fitted(self)
-        _cuda_array.refuse_device_array(X, "GaussianMixture", "its scoring runs on the CPU, on host arrays")
+        if _cuda_array.is_device_array(X):  # read in place on device 0; the results come back as NumPy arrays
+            who = f"GaussianMixture.{self._EVAL_NAMES[what]}"
+            dev = _cuda_array.parse(X, who)
+            _cuda_array.resolve_device(self.device, who)
+            if dev.shape[1] != self.n_features_in_:
+                raise ValueError(f"X has {dev.shape[1]} features, but GaussianMixture is expecting "
+                                 f"{self.n_features_in_} features as input.")
+            _cuda_array.synchronize(dev)
+            f = _cuda_array.core_function("gmm_eval_device", dev.dtype)
+            return f(dev.ptr, dev.shape[0], dev.shape[1], dev.row_stride, self.covariance_type, self.weights_,
+                     self.means_, self.precisions_cholesky_, what, int(self.n_threads))
+        X = _cuda_array.host_array(X, "GaussianMixture")
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
         return _core.gmm_eval(X, self.covariance_type, self.weights_, self.means_, self.precisions_cholesky_, what,
                               int(self.n_threads))
+
+    @staticmethod
+    def _n_rows(X):
+        """Rows of X without converting a device array to the host."""
+        if _cuda_array.is_device_array(X):
+            return _cuda_array.parse(X, "GaussianMixture").shape[0]
+        return np.asarray(_cuda_array.host_array(X, "GaussianMixture")).shape[0]
 
     def score_samples(self, X):
         """Log-density log p(x) of each row (higher = more typical), shape (n_samples,)."""
@@ -167,6 +226,7 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
 
     def score(self, X, y=None, sample_weight=None):
         """Weighted mean log-density."""
+        _cuda_array.host_only(sample_weight, "GaussianMixture", "sample_weight")
         s = self.score_samples(X)
         return float(np.average(s, weights=sample_weight))
 
@@ -201,12 +261,12 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
 
     def bic(self, X):
         """Bayesian information criterion on X (lower is better)."""
-        n = np.asarray(X).shape[0]
+        n = self._n_rows(X)
         return -2 * self.score(X) * n + self._n_parameters() * np.log(n)
 
     def aic(self, X):
         """Akaike information criterion on X (lower is better)."""
-        return -2 * self.score(X) * np.asarray(X).shape[0] + 2 * self._n_parameters()
+        return -2 * self.score(X) * self._n_rows(X) + 2 * self._n_parameters()
 
     def _to_sections(self, prefix="", side=None):
         """Model-file sections (scikit-learn attribute names; docs/model-format.md)."""

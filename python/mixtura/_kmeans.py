@@ -34,6 +34,15 @@ def _check_device(device, who, supported=True):
     return "cuda"
 
 
+def _refuse_device_weights(sample_weight, who):
+    """ValueError for sample weights in CUDA device memory beside a host X (weights are read in place only
+    beside device data; nothing is copied silently)."""
+    if sample_weight is not None and _cuda_array.is_device_array(sample_weight):
+        raise ValueError(f"{who}: sample_weight is in CUDA device memory ({_cuda_array.protocol(sample_weight)}) but "
+                         "X is a host array; pass X on the device too (weights on the device are read in place "
+                         "beside it), or copy the weights to the host (e.g. cupy.asnumpy(w), w.cpu().numpy()).")
+
+
 def _seed(random_state):
     """A 64-bit key for the counter-based generator from scikit-learn's random_state."""
     if isinstance(random_state, numbers.Integral):
@@ -72,7 +81,8 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         PyTorch, anything with ``__cuda_array_interface__`` or a CUDA ``__dlpack__``, float32/float64,
         rows contiguous): with "cuda" or "auto" fit, predict, transform and score read it in place on
         device 0, without a copy through the host; "cpu" with such an array is a ValueError, as is a
-        build without CUDA. Sample weights and initial centres stay host arrays.
+        build without CUDA. Sample weights beside such an X may be on the device too (1-d, X's
+        dtype, ``__cuda_array_interface__``: read in place); initial centres stay host arrays.
 
     Attributes
     ----------
@@ -145,7 +155,9 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
             (``__cuda_array_interface__`` or DLPack) is used in place with device="cuda" or "auto".
         y : ignored
         sample_weight : array-like of shape (n_samples,), default=None
-            A host array, also when X is on the device.
+            A host array; or, when X is on the device, a 1-d contiguous device array of X's dtype
+            (``__cuda_array_interface__``), read in place. Device weights with a host X are a
+            ValueError.
 
         Returns
         -------
@@ -153,6 +165,7 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         """
         if _cuda_array.is_device_array(X):
             return self._fit_device(X, sample_weight)
+        _refuse_device_weights(sample_weight, "KMeans.fit")
         X = _cuda_array.host_array(X, "KMeans.fit")
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", accept_large_sparse=False)
         device = _check_device(self.device, "KMeans")
@@ -185,31 +198,34 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
     def _fit_device(self, X, sample_weight):
         """fit() on an array in CUDA device memory: the C++ fit reads it in place (docs/cuda.md)."""
         dev = _cuda_array.parse(X, "KMeans.fit")
+        w, w_dev = self._device_data_weights(sample_weight, dev, "KMeans.fit")  # bad arrays before the backend
         _cuda_array.resolve_device(self.device, "KMeans.fit")
         n_init = self._check_params(dev)
-        w = self._host_weights(sample_weight, dev)
         init, init_centers = self._init_of(dev.shape[1], dev.dtype)
         _cuda_array.synchronize(dev)
+        if w_dev is not None:
+            _cuda_array.synchronize(w_dev)
         fit = _cuda_array.core_function("kmeans_fit_device", dev.dtype)
         r = fit(dev.ptr, dev.shape[0], dev.shape[1], dev.row_stride, w, init_centers, int(self.n_clusters), init,
                 n_init, int(self.max_iter), float(self.tol), _seed(self.random_state), int(self.n_threads),
-                int(self.verbose))
+                int(self.verbose), sample_weight_ptr=0 if w_dev is None else w_dev.ptr)
         if hasattr(self, "feature_names_in_"):  # as validate_data(reset=True) does for unnamed input
             del self.feature_names_in_
         return self._finish_fit(r)
 
     @staticmethod
-    def _host_weights(sample_weight, dev):
-        """Sample weights for device data: a host array of n_samples values of X's dtype (or None)."""
-        if sample_weight is None:
-            return None
-        _cuda_array.host_only(sample_weight, "KMeans", "sample_weight")
-        w = np.ascontiguousarray(np.asarray(sample_weight, dtype=dev.dtype))
-        if w.ndim == 0:
-            w = np.full(dev.shape[0], w, dtype=dev.dtype)
-        if w.shape != (dev.shape[0],):
-            raise ValueError(f"sample_weight.shape == {w.shape}, expected {(dev.shape[0],)}!")
-        return w
+    def _device_data_weights(sample_weight, dev, who):
+        """Sample weights for device data X: (host array or None, device DeviceArray or None). Weights in
+        device memory are read in place: 1-d, contiguous, n_samples values of X's dtype."""
+        if sample_weight is None or not _cuda_array.is_device_array(sample_weight):
+            return _cuda_array.host_weights(sample_weight, dev, "KMeans"), None
+        w = _cuda_array.parse_vector(sample_weight, who)
+        if w.shape[0] != dev.shape[0]:
+            raise ValueError(f"sample_weight.shape == {(w.shape[0],)}, expected {(dev.shape[0],)}!")
+        if w.dtype != dev.dtype:
+            raise ValueError(f"{who}: sample_weight in CUDA device memory must have X's dtype ({dev.dtype.name}), got "
+                             f"{w.dtype.name}; convert it on the device (e.g. w.astype(cupy.{dev.dtype.name})).")
+        return None, w
 
     def _set_fitted(self, r):
         """Stores the fitted attributes from the C++ fit's result."""
@@ -269,11 +285,15 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         return self.fit(X, sample_weight=sample_weight).transform(X)
 
     def score(self, X, y=None, sample_weight=None):
-        """Opposite of the (weighted) distortion of X under the fitted centres."""
+        """Opposite of the (weighted) distortion of X under the fitted centres. sample_weight: as in fit()."""
         if _cuda_array.is_device_array(X):
             dev, f, c = self._device_pass("score", X, "distortion")
-            w = self._host_weights(sample_weight, dev)
-            return -f(dev.ptr, dev.shape[0], dev.shape[1], dev.row_stride, w, c, int(self.n_threads))
+            w, w_dev = self._device_data_weights(sample_weight, dev, "KMeans.score")
+            if w_dev is not None:
+                _cuda_array.synchronize(w_dev)
+            return -f(dev.ptr, dev.shape[0], dev.shape[1], dev.row_stride, w, c, int(self.n_threads),
+                      sample_weight_ptr=0 if w_dev is None else w_dev.ptr)
+        _refuse_device_weights(sample_weight, "KMeans.score")
         X, c = self._checked(X)
         w = None if sample_weight is None else np.ascontiguousarray(_check_sample_weight(sample_weight, X, dtype=X.dtype))
         return -_core.kmeans_distortion(X, w, np.ascontiguousarray(c), int(self.n_threads))

@@ -170,16 +170,28 @@ mixtura::DeviceMatrixView<T> device_view(std::uintptr_t ptr, std::int64_t rows, 
   return {reinterpret_cast<const T*>(ptr), rows, cols, stride};
 }
 
+/// `rows` sample weights of T at device address `ptr` (0: none; then the host array, if any, is used).
+template <class T>
+mixtura::DeviceVectorView<T> device_weights(std::uintptr_t ptr, std::int64_t rows) {
+  return {reinterpret_cast<const T*>(ptr), ptr ? rows : 0};
+}
+
 template <class T>
 py::dict kmeans_fit_device(std::uintptr_t ptr, std::int64_t rows, std::int64_t cols, std::int64_t stride,
                            const std::optional<Array<T>>& sample_weight, const std::optional<Array<T>>& init_centers,
                            int n_clusters, const std::string& init, int n_init, int max_iter, double tol,
-                           std::uint64_t seed, int n_threads, int verbose) {
+                           std::uint64_t seed, int n_threads, int verbose, std::uintptr_t sample_weight_ptr) {
   auto km = make_kmeans<T>(init_centers.has_value(), n_clusters, init, n_init, max_iter, tol, seed, n_threads, verbose);
   const auto Xv = device_view<T>(ptr, rows, cols, stride);
   const auto wv = weights_view(sample_weight);
   const auto Cv = init_centers ? view(*init_centers, "init") : mixtura::MatrixView<T>{};
-  run_interruptibly([&] { km.fit_on(mixtura::make_cuda_backend(0, n_threads), Xv, wv, Cv); });
+  run_interruptibly([&] {
+    const auto be = mixtura::make_cuda_backend(0, n_threads);
+    if (sample_weight_ptr)  // weights in device memory too: read in place
+      km.fit_on(be, Xv, device_weights<T>(sample_weight_ptr, rows), Cv);
+    else
+      km.fit_on(be, Xv, wv, Cv);
+  });
   return kmeans_result(km);
 }
 
@@ -222,11 +234,14 @@ Array<T> kmeans_transform_device(std::uintptr_t ptr, std::int64_t rows, std::int
 template <class T>
 double kmeans_distortion_device(std::uintptr_t ptr, std::int64_t rows, std::int64_t cols, std::int64_t stride,
                                 const std::optional<Array<T>>& sample_weight, const Array<T>& centers,
-                                int n_threads) {
+                                int n_threads, std::uintptr_t sample_weight_ptr) {
   const auto km = kmeans_with_centers(centers);
   const auto wv = weights_view(sample_weight);
   py::gil_scoped_release release;
-  return -km.score_on(mixtura::make_cuda_backend(0, n_threads), device_view<T>(ptr, rows, cols, stride), wv);
+  const auto be = mixtura::make_cuda_backend(0, n_threads);
+  const auto Xv = device_view<T>(ptr, rows, cols, stride);
+  if (sample_weight_ptr) return -km.score_on(be, Xv, device_weights<T>(sample_weight_ptr, rows));
+  return -km.score_on(be, Xv, wv);
 }
 
 template <class T>
@@ -235,14 +250,14 @@ void bind_kmeans_device(py::module_& m) {
   m.def(("kmeans_fit_device" + suffix).c_str(), &kmeans_fit_device<T>, py::arg("ptr"), py::arg("rows"),
         py::arg("cols"), py::arg("stride"), py::arg("sample_weight").noconvert(), py::arg("init_centers").noconvert(),
         py::arg("n_clusters"), py::arg("init"), py::arg("n_init"), py::arg("max_iter"), py::arg("tol"),
-        py::arg("seed"), py::arg("n_threads"), py::arg("verbose"));
+        py::arg("seed"), py::arg("n_threads"), py::arg("verbose"), py::arg("sample_weight_ptr") = 0);
   m.def(("kmeans_predict_device" + suffix).c_str(), &kmeans_predict_device<T>, py::arg("ptr"), py::arg("rows"),
         py::arg("cols"), py::arg("stride"), py::arg("centers").noconvert(), py::arg("n_threads"));
   m.def(("kmeans_transform_device" + suffix).c_str(), &kmeans_transform_device<T>, py::arg("ptr"), py::arg("rows"),
         py::arg("cols"), py::arg("stride"), py::arg("centers").noconvert(), py::arg("n_threads"));
   m.def(("kmeans_distortion_device" + suffix).c_str(), &kmeans_distortion_device<T>, py::arg("ptr"),
         py::arg("rows"), py::arg("cols"), py::arg("stride"), py::arg("sample_weight").noconvert(),
-        py::arg("centers").noconvert(), py::arg("n_threads"));
+        py::arg("centers").noconvert(), py::arg("n_threads"), py::arg("sample_weight_ptr") = 0);
 }
 #endif
 
@@ -422,12 +437,14 @@ py::dict gmm_result(const mixtura::GaussianMixture<T>& gm) {
   return out;
 }
 
+/// A Gaussian mixture with the parameters of a fit, its starting parameters (scikit-learn's shapes
+/// for D features) and the iteration callback (verbose, Ctrl-C).
 template <class T>
-py::dict gmm_fit(const Array<T>& X, const std::optional<Array<T>>& sample_weight, int n_components,
-                 const std::string& covariance_type, double tol, double reg_covar, int max_iter, int n_init,
-                 const std::string& init_params, std::uint64_t seed, int n_threads, int verbose,
-                 const std::optional<DArray>& weights_init, const std::optional<DArray>& means_init,
-                 const std::optional<DArray>& precisions_init, const std::string& device) {
+mixtura::GaussianMixture<T> make_gmm(py::ssize_t D, int n_components, const std::string& covariance_type, double tol,
+                                     double reg_covar, int max_iter, int n_init, const std::string& init_params,
+                                     std::uint64_t seed, int n_threads, int verbose,
+                                     const std::optional<DArray>& weights_init, const std::optional<DArray>& means_init,
+                                     const std::optional<DArray>& precisions_init) {
   mixtura::GmmParams p;
   p.n_components = n_components;
   p.covariance_type = parse_covariance(covariance_type);
@@ -440,7 +457,6 @@ py::dict gmm_fit(const Array<T>& X, const std::optional<Array<T>>& sample_weight
   p.n_threads = n_threads;
   mixtura::GaussianMixture<T> gm(p);
   mixtura::GmmInitialParams in;
-  const py::ssize_t D = X.ndim() == 2 ? X.shape(1) : 0;
   if (weights_init) in.weights = Eigen::Map<const Eigen::VectorXd>(weights_init->data(), weights_init->size());
   if (means_init) {
     if (means_init->ndim() != 2) throw mixtura::InvalidArgument("GaussianMixture::fit: means_init must be 2-dimensional");
@@ -477,6 +493,17 @@ py::dict gmm_fit(const Array<T>& X, const std::optional<Array<T>>& sample_weight
                     .format(restart, iteration, it.lower_bound, it.elbo_after_m, it.seconds * 1e3));
     return PyErr_CheckSignals() == 0;
   });
+  return gm;
+}
+
+template <class T>
+py::dict gmm_fit(const Array<T>& X, const std::optional<Array<T>>& sample_weight, int n_components,
+                 const std::string& covariance_type, double tol, double reg_covar, int max_iter, int n_init,
+                 const std::string& init_params, std::uint64_t seed, int n_threads, int verbose,
+                 const std::optional<DArray>& weights_init, const std::optional<DArray>& means_init,
+                 const std::optional<DArray>& precisions_init, const std::string& device) {
+  auto gm = make_gmm<T>(X.ndim() == 2 ? X.shape(1) : 0, n_components, covariance_type, tol, reg_covar, max_iter, n_init,
+                        init_params, seed, n_threads, verbose, weights_init, means_init, precisions_init);
   const auto Xv = view(X, "X");
   const auto wv = weights_view(sample_weight);
   run_interruptibly([&] { on_device(device, n_threads, [&](const auto& be) { gm.fit_on(be, Xv, wv); }); });
@@ -484,20 +511,26 @@ py::dict gmm_fit(const Array<T>& X, const std::optional<Array<T>>& sample_weight
   return gmm_result(gm);
 }
 
-/// what: 0 = log p(x), 1 = posterior probabilities, 2 = per-component log-densities.
+/// A Gaussian mixture holding the model of scikit-learn-shaped arrays, for scoring.
 template <class T>
-py::array gmm_eval(const Array<T>& X, const std::string& type, const DArray& weights, const DArray& means,
-                   const DArray& factors, int what, int n_threads) {
+mixtura::GaussianMixture<T> gmm_with_model(const std::string& type, const DArray& weights, const DArray& means,
+                                           const DArray& factors, int n_threads) {
   mixtura::GmmParams p;
   p.n_threads = n_threads;
   mixtura::GaussianMixture<T> gm(p);
   gm.set_model(model_from(type, weights, means, factors));
-  const auto Xv = view(X, "X");
+  return gm;
+}
+
+/// what: 0 = log p(x), 1 = posterior probabilities, 2 = per-component log-densities; of X (a host or
+/// device view) on backend `be`, with the GIL released.
+template <class T, class Backend, class View>
+py::array gmm_eval_on(const mixtura::GaussianMixture<T>& gm, const Backend& be, View Xv, int what) {
   if (what == 0) {
     Eigen::VectorXd s;
     {
       py::gil_scoped_release release;
-      s = gm.score_samples(Xv);
+      s = gm.score_samples_on(be, Xv);
     }
     DArray out(s.size());
     std::copy(s.data(), s.data() + s.size(), out.mutable_data());
@@ -506,12 +539,59 @@ py::array gmm_eval(const Array<T>& X, const std::string& type, const DArray& wei
   mixtura::RowMatrix<double> r;
   {
     py::gil_scoped_release release;
-    r = what == 1 ? gm.predict_proba(Xv) : gm.component_log_density(Xv);
+    r = what == 1 ? gm.predict_proba_on(be, Xv) : gm.component_log_density_on(be, Xv);
   }
   DArray out({r.rows(), r.cols()});
   std::copy(r.data(), r.data() + r.size(), out.mutable_data());
   return out;
 }
+
+template <class T>
+py::array gmm_eval(const Array<T>& X, const std::string& type, const DArray& weights, const DArray& means,
+                   const DArray& factors, int what, int n_threads) {
+  const auto gm = gmm_with_model<T>(type, weights, means, factors, n_threads);
+  return gmm_eval_on(gm, mixtura::CpuBackend{n_threads}, view(X, "X"), what);
+}
+
+#if MIXTURA_HAS_CUDA
+// ---- Gaussian mixtures on data already in CUDA device memory (python/mixtura/_cuda_array.py parses it)
+
+template <class T>
+py::dict gmm_fit_device(std::uintptr_t ptr, std::int64_t rows, std::int64_t cols, std::int64_t stride,
+                        const std::optional<Array<T>>& sample_weight, int n_components,
+                        const std::string& covariance_type, double tol, double reg_covar, int max_iter, int n_init,
+                        const std::string& init_params, std::uint64_t seed, int n_threads, int verbose,
+                        const std::optional<DArray>& weights_init, const std::optional<DArray>& means_init,
+                        const std::optional<DArray>& precisions_init) {
+  auto gm = make_gmm<T>(cols, n_components, covariance_type, tol, reg_covar, max_iter, n_init, init_params, seed,
+                        n_threads, verbose, weights_init, means_init, precisions_init);
+  const auto Xv = device_view<T>(ptr, rows, cols, stride);
+  const auto wv = weights_view(sample_weight);
+  run_interruptibly([&] { gm.fit_on(mixtura::make_cuda_backend(0, n_threads), Xv, wv); });
+  return gmm_result(gm);
+}
+
+template <class T>
+py::array gmm_eval_device(std::uintptr_t ptr, std::int64_t rows, std::int64_t cols, std::int64_t stride,
+                          const std::string& type, const DArray& weights, const DArray& means, const DArray& factors,
+                          int what, int n_threads) {
+  const auto gm = gmm_with_model<T>(type, weights, means, factors, n_threads);
+  return gmm_eval_on(gm, mixtura::make_cuda_backend(0, n_threads), device_view<T>(ptr, rows, cols, stride), what);
+}
+
+template <class T>
+void bind_gmm_device(py::module_& m) {
+  const std::string suffix = std::is_same<T, float>::value ? "_float32" : "_float64";
+  m.def(("gmm_fit_device" + suffix).c_str(), &gmm_fit_device<T>, py::arg("ptr"), py::arg("rows"), py::arg("cols"),
+        py::arg("stride"), py::arg("sample_weight").noconvert(), py::arg("n_components"), py::arg("covariance_type"),
+        py::arg("tol"), py::arg("reg_covar"), py::arg("max_iter"), py::arg("n_init"), py::arg("init_params"),
+        py::arg("seed"), py::arg("n_threads"), py::arg("verbose"), py::arg("weights_init"), py::arg("means_init"),
+        py::arg("precisions_init"));
+  m.def(("gmm_eval_device" + suffix).c_str(), &gmm_eval_device<T>, py::arg("ptr"), py::arg("rows"), py::arg("cols"),
+        py::arg("stride"), py::arg("covariance_type"), py::arg("weights"), py::arg("means"),
+        py::arg("precisions_cholesky"), py::arg("what"), py::arg("n_threads"));
+}
+#endif
 
 py::tuple gmm_sample(const std::string& type, const DArray& weights, const DArray& means, const DArray& factors,
                      long long n_samples, std::uint64_t seed) {
@@ -668,6 +748,8 @@ PYBIND11_MODULE(_core, m) {
         py::arg("stream"), "Waits for a CUDA stream (a handle, or 1 / 2 for the legacy / per-thread default stream).");
   bind_kmeans_device<float>(m);
   bind_kmeans_device<double>(m);
+  bind_gmm_device<float>(m);
+  bind_gmm_device<double>(m);
 #else
   m.attr("HAS_CUDA") = false;
   m.def("cuda_device_count", [] { return 0; }, "Number of usable CUDA devices: 0, this build has no CUDA backend.");

@@ -1,16 +1,24 @@
 #pragma once
-// A "replay backend" for the Gaussian-mixture tests: the CUDA E-step and scoring passes run on the
-// host, tile by tile, with the very functions the kernels call (mixtura/cuda/gmm_reduce.hpp), in the
-// kernels' order and precision (T products, double sums), through the same model packing and result
-// unpacking as the CUDA backend. The K-means and initialisation passes are the CPU's.
+// A "replay backend" for the Gaussian-mixture tests: the CUDA E-step, initialisation and scoring passes
+// run on the host, tile by tile, with the very functions the kernels call (mixtura/cuda/gmm_reduce.hpp),
+// in the kernels' order and precision (T products, double sums), through the same model packing and
+// result unpacking as the CUDA backend. The K-means passes (behind init = kmeans and k-means++) are the
+// CPU's.
+//
+// Device-resident X (DeviceMatrixView) on the replayed passes: HostUnreadableCopy (kmeans_replay.hpp),
+// made on the backend's `device` member, puts the data behind an address the host cannot read
+// (PROT_NONE); the passes, fetch_rows and first_non_finite translate the address, the way the device
+// reads its memory. A fit loop that reads X on the host itself faults.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "gmm_util.hpp"
+#include "kmeans_replay.hpp"
 #include "mixtura/cuda/gmm_pass.hpp"
 #include "mixtura/cuda/gmm_reduce.hpp"
 #include "mixtura/gmm/cuda_pass.hpp"
@@ -22,8 +30,66 @@ using namespace mixtura;
 /// A backend whose passes replay the CUDA kernels on the host.
 struct ReplayBackend {
   int n_threads = 1;
+  /// Where HostUnreadableCopy registers "device" copies of X (make them with HostUnreadableCopy<T>(be.device,
+  /// X)); device->state->n_device_reads counts the loop's fetch_rows and first_non_finite on them.
+  KMeansReplayBackend device;
 };
 inline NoDataScope data_scope(const ReplayBackend&) { return {}; }
+
+/// The moments kernels on one tile (gram_kernel: every thread block, every thread, the rows staged as
+/// the kernel stages them; or diag_moments_kernel) into its partial: x the tile's n dense rows, lp its
+/// w r ([k][row], ld kGmmTileRows); around center (full/tied, T) or means (diag/spherical, K x D).
+template <class T>
+void replay_tile_moments(const T* x, std::int64_t n, int K, int D, const double* lp, bool gram,
+                         const cuda::GramLayout& g, const cuda::GmmPartialLayout& l, const T* center,
+                         const double* means, double* partial) {
+  using namespace mixtura::cuda;
+  const std::int64_t tile = kGmmTileRows;
+  if (gram) {  // gram_kernel: every thread block, every thread, the rows staged as the kernel stages them
+    for (std::int64_t b = 0; b < g.n_blocks(); ++b) {
+      std::vector<T> acc(GramLayout::kThreads * 16, T(0));
+      std::vector<double> total(GramLayout::kThreads * 16, 0.0);
+      std::vector<T> z(static_cast<std::size_t>(g.row_chunk) * g.E4), r(static_cast<std::size_t>(g.row_chunk) * g.kb);
+      const int k_first = g.first_component(b);
+      for (std::int64_t c0 = 0; c0 < n; c0 += g.row_chunk) {
+        const int rows = static_cast<int>(std::min<std::int64_t>(g.row_chunk, n - c0));
+        for (int i = 0; i < g.row_chunk; ++i) {
+          for (int a = 0; a < g.E4; ++a)
+            z[i * g.E4 + a] = i < rows ? (a < D ? static_cast<T>(x[(c0 + i) * D + a] - center[a]) : T(a == D ? 1 : 0)) : T(0);
+          for (int kk = 0; kk < g.kb; ++kk)
+            r[i * g.kb + kk] = i < rows && k_first + kk < K ? static_cast<T>(lp[(k_first + kk) * tile + c0 + i]) : T(0);
+        }
+        for (int t = 0; t < GramLayout::kThreads; ++t) {
+          int k, kl, p, ba, bb;
+          if (!g.item_of(b, t, &k, &kl, &p)) continue;
+          g.pair(p, &ba, &bb);
+          gram_accumulate(z.data(), g.E4, r.data(), g.kb, kl, rows, ba, bb, &acc[t * 16]);
+          for (int q = 0; q < 16; ++q) {
+            total[t * 16 + q] += static_cast<double>(acc[t * 16 + q]);
+            acc[t * 16 + q] = T(0);
+          }
+        }
+      }
+      for (int t = 0; t < GramLayout::kThreads; ++t) {
+        int k, kl, p;
+        if (!g.item_of(b, t, &k, &kl, &p)) continue;
+        for (int q = 0; q < 16; ++q) partial[l.gram_at(static_cast<std::int64_t>(k) * g.n_pairs + p, q)] = total[t * 16 + q];
+      }
+    }
+  } else {  // diag_moments_kernel
+    for (int k = 0; k < K; ++k)
+      for (int j = 0; j <= D; ++j) {
+        double s1, s2;
+        diag_moments(x, D, &lp[k * tile], n, j, j < D ? means[k * D + j] : 0.0, &s1, &s2);
+        if (j == D) {
+          partial[l.nk_at(k)] = s1;
+        } else {
+          partial[l.s1_at(k, j)] = s1;
+          partial[l.s2_at(k, j)] = s2;
+        }
+      }
+  }
+}
 
 /// The E-step pass as the device computes it, tile after tile (grouping and chunking do not change
 /// the tiles, so they are not replayed).
@@ -78,53 +144,10 @@ cuda::GmmPassStats replay_e_step(MatrixView<T> X, VectorView<T> w, const cuda::G
         low_key.push_back(key[t]);
         low_row.push_back(idx[t]);
       }
-    if (gram) {  // gram_kernel: every thread block, every thread, the rows staged as the kernel stages them
-      for (std::int64_t b = 0; b < g.n_blocks(); ++b) {
-        std::vector<T> acc(GramLayout::kThreads * 16, T(0));
-        std::vector<double> total(GramLayout::kThreads * 16, 0.0);
-        std::vector<T> z(static_cast<std::size_t>(g.row_chunk) * g.E4), r(static_cast<std::size_t>(g.row_chunk) * g.kb);
-        const int k_first = g.first_component(b);
-        for (std::int64_t c0 = 0; c0 < n; c0 += g.row_chunk) {
-          const int rows = static_cast<int>(std::min<std::int64_t>(g.row_chunk, n - c0));
-          for (int i = 0; i < g.row_chunk; ++i) {
-            for (int a = 0; a < g.E4; ++a)
-              z[i * g.E4 + a] = i < rows ? (a < D ? static_cast<T>(x[(c0 + i) * D + a] - center[a]) : T(a == D ? 1 : 0)) : T(0);
-            for (int kk = 0; kk < g.kb; ++kk)
-              r[i * g.kb + kk] = i < rows && k_first + kk < K ? static_cast<T>(lp[(k_first + kk) * tile + c0 + i]) : T(0);
-          }
-          for (int t = 0; t < GramLayout::kThreads; ++t) {
-            int k, kl, p, ba, bb;
-            if (!g.item_of(b, t, &k, &kl, &p)) continue;
-            g.pair(p, &ba, &bb);
-            gram_accumulate(z.data(), g.E4, r.data(), g.kb, kl, rows, ba, bb, &acc[t * 16]);
-            for (int q = 0; q < 16; ++q) {
-              total[t * 16 + q] += static_cast<double>(acc[t * 16 + q]);
-              acc[t * 16 + q] = T(0);
-            }
-          }
-        }
-        for (int t = 0; t < GramLayout::kThreads; ++t) {
-          int k, kl, p;
-          if (!g.item_of(b, t, &k, &kl, &p)) continue;
-          for (int q = 0; q < 16; ++q) partial[l.gram_at(static_cast<std::int64_t>(k) * g.n_pairs + p, q)] = total[t * 16 + q];
-        }
-      }
-    } else {  // diag_moments_kernel
-      for (int k = 0; k < K; ++k)
-        for (int j = 0; j <= D; ++j) {
-          double s1, s2;
-          diag_moments(x.data(), D, &lp[k * tile], n, j, j < D ? m.means[k * D + j] : 0.0, &s1, &s2);
-          if (j == D) {
-            partial[l.nk_at(k)] = s1;
-          } else {
-            partial[l.s1_at(k, j)] = s1;
-            partial[l.s2_at(k, j)] = s2;
-          }
-        }
-    }
+    replay_tile_moments(x.data(), n, K, D, lp.data(), gram, g, l, center.data(), m.means, partial.data());
     for (std::size_t c = 0; c < totals.size(); ++c) totals[c] += partial[c];  // accumulate_partials
   }
-  GmmPassStats out;
+  cuda::GmmPassStats out;
   out.nk.assign(K, 0.0);
   out.s1.assign(static_cast<std::size_t>(K) * D, 0.0);
   out.s2.assign(static_cast<std::size_t>(K) * D * (gram ? D : 1), 0.0);
@@ -137,32 +160,129 @@ cuda::GmmPassStats replay_e_step(MatrixView<T> X, VectorView<T> w, const cuda::G
   return out;
 }
 
+/// The initialisation pass (cuda::gmm_resp_stats) as the device computes it, tile after tile:
+/// init_resp_kernel's responsibilities and tree, then the moments kernels.
 template <class T>
-GmmStats gmm_e_step(const ReplayBackend&, MatrixView<T> X, VectorView<T> w, const GmmModel& m, std::size_t n_worst) {
-  const auto pm = detail::GmmPassModelData::of<T>(m);
-  return detail::stats_from_pass(m, pm, replay_e_step(X, w, pm.view, static_cast<std::int64_t>(n_worst)), n_worst);
-}
-// The initialisation passes and the K-means passes (behind init = kmeans and k-means++) are the CPU's.
-#define MIXTURA_REPLAY_ON_CPU(name)                               \
-  template <class... A>                                           \
-  auto name(const ReplayBackend& be, A&&... a) {                  \
-    return name(CpuBackend{be.n_threads}, std::forward<A>(a)...); \
+cuda::GmmPassStats replay_resp_stats(MatrixView<T> X, VectorView<T> w, cuda::GmmShape shape, int K,
+                                     const cuda::GmmRespSource& src, const double* center, const double* means) {
+  using namespace mixtura::cuda;
+  const int D = static_cast<int>(X.cols);
+  const std::int64_t tile = kGmmTileRows;
+  const bool gram = shape == GmmShape::full || shape == GmmShape::tied;
+  const GramLayout g = gram_layout(K, D, sizeof(T));
+  const GmmPartialLayout l = partial_layout(shape, K, D, g);
+  std::vector<T> c(static_cast<std::size_t>(D));
+  if (gram)
+    for (int j = 0; j < D; ++j) c[j] = static_cast<T>(center[j]);
+  std::vector<double> totals(static_cast<std::size_t>(l.width()), 0.0);
+  for (std::int64_t r0 = 0; r0 < X.rows; r0 += tile) {
+    const std::int64_t n = std::min(tile, X.rows - r0);
+    std::vector<T> x(static_cast<std::size_t>(n * D));
+    for (std::int64_t i = 0; i < n; ++i) std::copy_n(X.row(r0 + i), D, x.begin() + i * D);
+    std::vector<double> lp(static_cast<std::size_t>(K * tile)), partial(static_cast<std::size_t>(l.width()), 0.0);
+    std::vector<double> weights(tile, 0.0);
+    for (std::int64_t i = 0; i < n; ++i) {
+      weights[i] = w.empty() ? 1.0 : static_cast<double>(w[r0 + i]);
+      init_resp_row(src, src.kind == GmmRespSource::Kind::labels ? src.labels[r0 + i] : 0, r0 + i, K, weights[i], &lp[i], tile);
+    }
+    partial[GmmPartialLayout::kWeight] = tile_tree_sum(weights.data(), static_cast<int>(tile));
+    replay_tile_moments(x.data(), n, K, D, lp.data(), gram, g, l, c.data(), means, partial.data());
+    for (std::size_t q = 0; q < totals.size(); ++q) totals[q] += partial[q];  // accumulate_partials
   }
-MIXTURA_REPLAY_ON_CPU(gmm_label_stats)
-MIXTURA_REPLAY_ON_CPU(random_resp_stats)
+  cuda::GmmPassStats out;
+  out.nk.assign(K, 0.0);
+  out.s1.assign(static_cast<std::size_t>(K) * D, 0.0);
+  out.s2.assign(static_cast<std::size_t>(K) * D * (gram ? D : 1), 0.0);
+  unpack_totals(totals.data(), l, g, out.nk.data(), out.s1.data(), out.s2.data());
+  out.weight = totals[GmmPartialLayout::kWeight];
+  return out;
+}
+
+/// Where the replayed passes find the values of X: a host view as it is, a "device" view translated.
+template <class T>
+MatrixView<T> host_view(const ReplayBackend&, MatrixView<T> X) {
+  return X;
+}
+template <class T>
+MatrixView<T> host_view(const ReplayBackend& be, DeviceMatrixView<T> X) {
+  return on_host(be.device, X);
+}
+
+template <template <class> class View, class T>
+GmmStats gmm_e_step(const ReplayBackend& be, View<T> X, VectorView<T> w, const GmmModel& m, std::size_t n_worst) {
+  const auto pm = detail::GmmPassModelData::of<T>(m);
+  return detail::stats_from_pass(m, pm, replay_e_step(host_view(be, X), w, pm.view, static_cast<std::int64_t>(n_worst)),
+                                 n_worst);
+}
+
+// The initialisation passes as gmm/cuda_pass.hpp makes them of cuda::gmm_resp_stats, on its replay.
+template <template <class> class View, class T>
+GmmStats gmm_label_stats(const ReplayBackend& be, View<T> X, VectorView<T> w, const std::int32_t* labels,
+                         CovarianceType type, const RowMatrix<double>& shift) {
+  const detail::GmmInitPassData<T> d(type, shift, detail::labels_present(labels, X.rows, shift.rows()));
+  cuda::GmmRespSource src;
+  src.kind = cuda::GmmRespSource::Kind::labels;
+  src.labels = labels;
+  const auto ps = replay_resp_stats(host_view(be, X), w, static_cast<cuda::GmmShape>(static_cast<int>(type)),
+                                    static_cast<int>(shift.rows()), src, d.center.data(), d.means());
+  return d.stats(type, shift, ps);
+}
+template <template <class> class View, class T>
+GmmStats random_resp_stats(const ReplayBackend& be, View<T> X, VectorView<T> w, CovarianceType type, Index K,
+                           const CounterRng& rng, const RowMatrix<double>& shift) {
+  const detail::GmmInitPassData<T> d(type, shift);
+  cuda::GmmRespSource src;
+  src.kind = cuda::GmmRespSource::Kind::random;
+  src.seed = rng.seed();
+  src.stream = rng.stream();
+  const auto ps = replay_resp_stats(host_view(be, X), w, static_cast<cuda::GmmShape>(static_cast<int>(type)),
+                                    static_cast<int>(K), src, d.center.data(), d.means());
+  return d.stats(type, shift, ps);
+}
+template <template <class> class View, class T>
+detail::FeatureMoments gmm_feature_moments(const ReplayBackend& be, View<T> X) {
+  const Eigen::RowVectorXd first = fetch_rows(be, X, {0}).row(0).template cast<double>();
+  const auto ps = replay_resp_stats(host_view(be, X), VectorView<T>{}, cuda::GmmShape::diag, 1, cuda::GmmRespSource{},
+                                    nullptr, first.data());
+  return detail::feature_moments_of_pass(first, ps, X.rows);
+}
+template <template <class> class View, class T>
+Eigen::RowVectorXd gmm_data_mean(const ReplayBackend&, View<T>, const detail::FeatureMoments& data) {
+  return data.mean.transpose();
+}
+
+// The K-means passes (behind init = kmeans and k-means++) are the CPU's, on the host view of X.
+#define MIXTURA_REPLAY_ON_CPU(name)                                                        \
+  template <template <class> class View, class T, class... A>                             \
+  auto name(const ReplayBackend& be, View<T> X, A&&... a) {                                \
+    return name(CpuBackend{be.n_threads}, host_view(be, X), std::forward<A>(a)...);        \
+  }
 MIXTURA_REPLAY_ON_CPU(kmeans_assign)
 MIXTURA_REPLAY_ON_CPU(kmeans_predict)
 MIXTURA_REPLAY_ON_CPU(kmeans_distances_to_assigned)
-MIXTURA_REPLAY_ON_CPU(kmeans_labels_to_host)
 MIXTURA_REPLAY_ON_CPU(kmeans_update_closest)
 MIXTURA_REPLAY_ON_CPU(kmeans_candidate_potentials)
 MIXTURA_REPLAY_ON_CPU(mean_feature_variance)
 #undef MIXTURA_REPLAY_ON_CPU
+inline void kmeans_labels_to_host(const ReplayBackend& be, std::int32_t* labels, Index rows) {
+  kmeans_labels_to_host(CpuBackend{be.n_threads}, labels, rows);
+}
+
+// What the loop asks of device data instead of reading it (core/data_access.hpp), counted.
+template <class T>
+detail::NonFinite first_non_finite(const ReplayBackend& be, DeviceMatrixView<T> X) {
+  return first_non_finite(be.device, X);
+}
+template <class T>
+RowMatrix<T> fetch_rows(const ReplayBackend& be, DeviceMatrixView<T> X, const std::vector<Index>& rows) {
+  return fetch_rows(be.device, X, rows);
+}
 
 /// Scoring as the CUDA backend does it: row-major lp from the kernels' functions, handed out in groups.
-template <class T, class Out>
-void gmm_weighted_log_prob(const ReplayBackend& be, MatrixView<T> X, const GmmModel& m, Out&& out) {
+template <template <class> class View, class T, class Out>
+void gmm_weighted_log_prob(const ReplayBackend& be, View<T> XV, const GmmModel& m, Out&& out) {
   using namespace mixtura::cuda;
+  const MatrixView<T> X = host_view(be, XV);
   const auto pm = detail::GmmPassModelData::of<T>(m);
   const cuda::GmmPassModel& v = pm.view;
   const int K = static_cast<int>(v.K), D = static_cast<int>(v.D), d4 = padded4(D);
@@ -182,6 +302,35 @@ void gmm_weighted_log_prob(const ReplayBackend& be, MatrixView<T> X, const GmmMo
                                                 v.scale + k * (v.shape == GmmShape::spherical ? 1 : D),
                                                 v.shape == GmmShape::spherical, D, v.constant[k]);
     detail::hand_score_blocks(begin, rows, lp.data(), K, be.n_threads, out);
+  }
+}
+
+inline bool same_bits(double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+
+/// Every recorded value of two fits, bit for bit: traces of every restart, the kept restart, the
+/// model, the events.
+template <class T>
+void expect_same_fit(const GaussianMixture<T>& a, const GaussianMixture<T>& b) {
+  ASSERT_EQ(a.runs().size(), b.runs().size());
+  for (std::size_t r = 0; r < a.runs().size(); ++r) {
+    const auto& ta = a.runs()[r].trace;
+    const auto& tb = b.runs()[r].trace;
+    ASSERT_EQ(ta.size(), tb.size());
+    for (std::size_t i = 0; i < ta.size(); ++i) {
+      EXPECT_TRUE(same_bits(ta[i].lower_bound, tb[i].lower_bound)) << "restart " << r << " it " << i;
+      EXPECT_TRUE(same_bits(ta[i].elbo_after_m, tb[i].elbo_after_m)) << "restart " << r << " it " << i;
+      EXPECT_TRUE(same_bits(ta[i].entropy, tb[i].entropy)) << "restart " << r << " it " << i;
+    }
+  }
+  EXPECT_EQ(a.best_restart(), b.best_restart());
+  EXPECT_TRUE(a.means() == b.means());
+  EXPECT_TRUE(a.weights() == b.weights());
+  for (Index k = 0; k < a.model().n_components; ++k) EXPECT_TRUE(a.model().covariance(k) == b.model().covariance(k));
+  ASSERT_EQ(a.events().size(), b.events().size());
+  for (std::size_t i = 0; i < a.events().size(); ++i) {
+    EXPECT_EQ(a.events()[i].kind, b.events()[i].kind);
+    EXPECT_EQ(a.events()[i].component, b.events()[i].component);
+    EXPECT_EQ(a.events()[i].row, b.events()[i].row);
   }
 }
 

@@ -4,15 +4,21 @@
 // fused kernel calls (mixtura/cuda/kmeans_reduce.hpp), thread by thread, block by block, and the
 // block partials added in groups with a carry across streamed chunks, as the device does.
 //
-// KMeansReplayBackend runs the whole fit loop on that pass, with labels held away from the host
+// The prediction pass (labels and distortion in one read of X) is replayed the same way
+// (replay_predict, predict_row_fold), and so are k-means++'s draws (block sums from the "device"
+// distances, then only the blocks the draws fall in brought to the host; replay_draw_rows), with the
+// distances held away from their host array during the call as the CUDA backend holds them.
+//
+// KMeansReplayBackend runs the whole fit loop on these passes, with labels held away from the host
 // array during a fit (the same bookkeeping as the CUDA context, resident_labels.hpp): after every
 // kmeans_assign the host array holds wrong labels until kmeans_labels_to_host, so a fit loop that
 // read or edited it without bringing the labels back would give another result than the CPU.
 //
-// Device-resident X (DeviceMatrixView) on the replayed passes: HostUnreadableCopy puts the data
-// behind an address range the host cannot read (PROT_NONE) and tells the backend where the values
-// really are; the backend's passes and its fetch_rows / first_non_finite translate the address, the
-// way the device reads its memory. A fit loop that reads X on the host itself faults.
+// Device-resident X and weights (DeviceMatrixView, DeviceVectorView) on the replayed passes:
+// HostUnreadableCopy puts the data behind an address range the host cannot read (PROT_NONE) and tells
+// the backend where the values really are; the backend's passes and its fetch_rows /
+// first_non_finite / first_bad_weight translate the address, the way the device reads its memory. A
+// fit loop that reads X or the weights on the host itself faults.
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 
@@ -120,6 +126,29 @@ std::vector<double> replay_fused_stats(const RowMatrix<T>& X, const T* w, const 
   return totals;
 }
 
+/// The prediction pass (fused_predict_kernel) replayed: the labels by the kernels' argmin, the
+/// distortion with the kernel's per-thread function (predict_row_fold), thread by thread and step by
+/// step, each segment's threads added by tree_sum and the segments in order (streamed chunks are
+/// whole segments: the same sum). X must be dense. Returns the distortion; labels receives the labels.
+template <class T>
+double replay_predict(const RowMatrix<T>& X, const T* w, const RowMatrix<T>& C, std::vector<std::int32_t>& labels) {
+  using namespace mixtura::cuda;
+  const Index n = X.rows(), D = X.cols();
+  labels = replay_labels(MatrixView<T>(X), C);
+  double total = 0.0;
+  for (Index r0 = 0; r0 < n; r0 += kSegmentRows) {  // one block per segment
+    const Index r1 = std::min(n, r0 + kSegmentRows);
+    std::vector<double> distortion(kReduceThreads, 0.0);
+    for (Index s0 = r0; s0 < r1; s0 += kPredictStepRows)
+      for (int tid = 0; tid < kReduceThreads; ++tid)
+        predict_row_fold(X.data() + s0 * D, w ? w + s0 : nullptr, labels.data() + s0,
+                         std::min<Index>(kPredictStepRows, r1 - s0), C.data(), D, tid,
+                         &distortion[static_cast<std::size_t>(tid)]);
+    total += tree_sum(distortion.data(), kReduceThreads);  // accumulate_partials: segment order
+  }
+  return total;
+}
+
 /// The replayed totals as the statistics kmeans_assign returns.
 inline KMeansStats stats_of_totals(const std::vector<double>& t, Index K, Index D, std::size_t elem_bytes) {
   const cuda::FusedTiling tl = cuda::fused_tiling(K, D, elem_bytes);
@@ -134,23 +163,29 @@ inline KMeansStats stats_of_totals(const std::vector<double>& t, Index K, Index 
   return s;
 }
 
-/// A host array standing in for a device buffer in HeldLabels.
-struct HostLabelsBuffer {
-  std::vector<std::int32_t> v;
+/// A host array standing in for a device buffer in HeldArrays.
+template <class E>
+struct HostBuffer {
+  std::vector<E> v;
   void reserve(std::size_t n) {
     if (v.size() < n) v.resize(n);
   }
-  std::int32_t* data() { return v.data(); }
+  E* data() { return v.data(); }
 };
+using HostLabelsBuffer = HostBuffer<std::int32_t>;
 
-/// A backend whose kmeans_assign is the replayed CUDA pass and whose fit keeps its labels away from
-/// the host array, as the CUDA backend does (the other passes are the CPU's).
+/// A backend whose kmeans_assign and kmeans_predict are the replayed CUDA passes, whose fit keeps its
+/// labels away from the host array and whose k-means++ keeps its distances away from theirs, as the
+/// CUDA backend does (the other passes are the CPU's), and whose draws are the CUDA backend's.
 struct KMeansReplayBackend {
   struct State {
     cuda::ScopeStack scopes;
     cuda::HeldLabels<HostLabelsBuffer> held;
+    cuda::HeldDistances<HostBuffer<double>> held_distances;
     int n_to_host = 0;       ///< kmeans_labels_to_host calls that brought labels back
     int n_device_reads = 0;  ///< fetch_rows and first_non_finite calls on device views
+    int n_draws = 0;                   ///< draws made from the "device" distances or weights
+    std::int64_t n_draw_values = 0;    ///< values those draws copied to the host (block sums, blocks)
   };
   int n_threads = 1;
   std::shared_ptr<State> state = std::make_shared<State>();
@@ -190,6 +225,8 @@ class HostUnreadableCopy {
   HostUnreadableCopy& operator=(const HostUnreadableCopy&) = delete;
 
   DeviceMatrixView<T> view() const { return {fake_, real_.rows, real_.cols, real_.stride}; }
+  /// For a copy made of a one-column view (sample weights): the "device" vector.
+  DeviceVectorView<T> vector() const { return {fake_, real_.rows}; }
 
  private:
   KMeansReplayBackend be_;
@@ -207,6 +244,13 @@ MatrixView<T> on_host(const KMeansReplayBackend& be, DeviceMatrixView<T> X) {
       return {reinterpret_cast<const T*>(d.real + (p - d.fake)), X.rows, X.cols, X.stride};
   ADD_FAILURE() << "a DeviceMatrixView at an address no HostUnreadableCopy made";
   throw std::logic_error("unknown device view");
+}
+
+/// Where the replayed passes find the values of "device" weights.
+template <class T>
+VectorView<T> on_host(const KMeansReplayBackend& be, DeviceVectorView<T> w) {
+  if (w.empty()) return {};
+  return {on_host(be, DeviceMatrixView<T>(w.data, w.size, 1)).data, w.size};
 }
 
 /// What a pass opens: a scope of its own, so that scopes.outer() is the fit's.
@@ -276,8 +320,14 @@ template <class T>
 double kmeans_predict(const KMeansReplayBackend& be, MatrixView<T> X, VectorView<T> w, const RowMatrix<T>& C,
                       std::int32_t* labels) {
   ReplayScope pass(be);
-  const double j = kmeans_predict(CpuBackend{be.n_threads}, X, w, C, labels);
-  if (labels) be.state->held.release(labels);
+  const RowMatrix<T> dense = Eigen::Map<const RowMatrix<T>, 0, Eigen::OuterStride<>>(X.data, X.rows, X.cols,
+                                                                                     Eigen::OuterStride<>(X.stride));
+  std::vector<std::int32_t> next;
+  const double j = replay_predict(dense, w.empty() ? nullptr : w.data, C, next);
+  if (labels) {
+    std::copy(next.begin(), next.end(), labels);
+    be.state->held.release(labels);
+  }
   return j;
 }
 
@@ -291,20 +341,109 @@ inline void kmeans_labels_to_host(const KMeansReplayBackend& be, std::int32_t* l
   ++st.n_to_host;
 }
 
-// k-means++, the scale of tol and transform: the CPU's passes.
+// The scale of tol and transform: the CPU's passes.
 template <class T>
 RowMatrix<T> kmeans_transform(const KMeansReplayBackend& be, MatrixView<T> X, const RowMatrix<T>& C) {
   return kmeans_transform(CpuBackend{be.n_threads}, X, C);
 }
+
+/// k-means++'s distances for a pass, as cuda/kmeans_passes.cuh's device_distances finds or makes them:
+/// the copy held for the host array, else (hold, in a fit's scope) a new one held, else scratch; a new
+/// copy receives the host array's values unless fresh.
+inline double* replay_device_distances(const KMeansReplayBackend& be, std::vector<double>& scratch,
+                                       const double* closest, Index n, bool hold, bool fresh) {
+  auto& st = *be.state;
+  if (HostBuffer<double>* b = st.held_distances.find(closest, n, st.scopes)) return b->data();
+  const std::uint64_t fit = st.scopes.outer();
+  double* d = nullptr;
+  if (hold && fit) {
+    d = st.held_distances.hold(closest, n, fit, st.scopes).data();
+  } else {
+    scratch.resize(static_cast<std::size_t>(n));
+    d = scratch.data();
+  }
+  if (!fresh) std::copy_n(closest, n, d);
+  return d;
+}
+
+// k-means++: the CPU's passes on the distances' "device" copy. While it is held the host array holds
+// NaN: a loop that read it (a draw, a pass) would pick other rows.
 template <class T>
 double kmeans_update_closest(const KMeansReplayBackend& be, MatrixView<T> X, VectorView<T> w, const T* c,
                              double* closest, bool reset) {
-  return kmeans_update_closest(CpuBackend{be.n_threads}, X, w, c, closest, reset);
+  ReplayScope pass(be);
+  std::vector<double> scratch;
+  double* dev = replay_device_distances(be, scratch, closest, X.rows, /*hold=*/true, /*fresh=*/reset);
+  const double total = kmeans_update_closest(CpuBackend{be.n_threads}, X, w, c, dev, reset);
+  if (dev == scratch.data())
+    std::copy_n(dev, X.rows, closest);  // outside a scope the distances come back at once
+  else
+    std::fill_n(closest, X.rows, std::numeric_limits<double>::quiet_NaN());
+  return total;
 }
 template <class T>
 std::vector<double> kmeans_candidate_potentials(const KMeansReplayBackend& be, MatrixView<T> X, VectorView<T> w,
                                                 const double* closest, const std::vector<Index>& candidates) {
-  return kmeans_candidate_potentials(CpuBackend{be.n_threads}, X, w, closest, candidates);
+  ReplayScope pass(be);
+  std::vector<double> scratch;
+  const double* dev = replay_device_distances(be, scratch, closest, X.rows, false, false);
+  return kmeans_candidate_potentials(CpuBackend{be.n_threads}, X, w, dev, candidates);
+}
+
+/// k-means++'s draws as the CUDA backend makes them (kmeans/cuda_pass.hpp): the block sums from the
+/// "device" distances and weights (mass_block_sum, as mass_block_sums_kernel does, block by block),
+/// then the walk on the host through the blocks the draws fall in, each copied from the "device";
+/// n_draw_values counts what the host receives. w: the weights where the device reads them (nullptr:
+/// unit), w_on_device: whether the host must copy them too (else it reads its own array).
+template <class T>
+bool replay_draw_rows(const KMeansReplayBackend& be, const T* w, bool w_on_device, Index n, const double* closest,
+                      const std::vector<double>& us, std::vector<Index>& out) {
+  using detail::kDrawBlock;
+  ReplayScope pass(be);
+  auto& st = *be.state;
+  std::vector<double> scratch;
+  const double* dev = closest ? replay_device_distances(be, scratch, closest, n, false, false) : nullptr;
+  const Index n_blocks = (n + kDrawBlock - 1) / kDrawBlock;
+  std::vector<double> sums(static_cast<std::size_t>(n_blocks));
+  for (Index b = 0; b < n_blocks; ++b)
+    sums[static_cast<std::size_t>(b)] = detail::mass_block_sum(w, dev, b * kDrawBlock,
+                                                               std::min(n, (b + 1) * kDrawBlock));
+  st.n_draw_values += n_blocks;
+  double total = 0.0;
+  for (const double s : sums) total += s;
+  out.clear();
+  if (!(total > 0.0)) return false;
+  std::vector<T> wb(static_cast<std::size_t>(kDrawBlock));
+  std::vector<double> cb(static_cast<std::size_t>(kDrawBlock));
+  detail::draw_from_blocks<T>(
+      n, sums, total, us,
+      [&](std::int64_t b) {
+        const Index rows = detail::draw_block_rows(n, b);
+        detail::MassBlock<T> v;
+        if (dev) {
+          std::copy_n(dev + b * kDrawBlock, rows, cb.data());
+          v.closest = cb.data();
+          st.n_draw_values += rows;
+        }
+        if (w && w_on_device) {
+          std::copy_n(w + b * kDrawBlock, rows, wb.data());
+          v.w = wb.data();
+          st.n_draw_values += rows;
+        } else if (w) {
+          v.w = w + b * kDrawBlock;
+        }
+        return v;
+      },
+      out);
+  ++st.n_draws;
+  return true;
+}
+template <class T>
+bool kmeans_draw_rows(const KMeansReplayBackend& be, VectorView<T> w, Index n, const double* closest,
+                      const std::vector<double>& us, std::vector<Index>& out) {
+  const T* wp = w.empty() ? nullptr : w.data;
+  if (!closest) return detail::draw_rows_on_host(n, be.n_threads, wp, closest, us, out);  // as the CUDA backend
+  return replay_draw_rows(be, wp, false, n, closest, us, out);
 }
 template <class T>
 double mean_feature_variance(const KMeansReplayBackend& be, MatrixView<T> X) {
@@ -346,6 +485,36 @@ template <class T>
 double mean_feature_variance(const KMeansReplayBackend& be, DeviceMatrixView<T> X) {
   return mean_feature_variance(be, on_host(be, X));
 }
+// ... and with the weights on the "device" too.
+template <class T>
+KMeansStats kmeans_assign(const KMeansReplayBackend& be, DeviceMatrixView<T> X, DeviceVectorView<T> w,
+                          const RowMatrix<T>& C, std::int32_t* labels) {
+  return kmeans_assign(be, on_host(be, X), on_host(be, w), C, labels);
+}
+template <class T>
+double kmeans_predict(const KMeansReplayBackend& be, DeviceMatrixView<T> X, DeviceVectorView<T> w,
+                      const RowMatrix<T>& C, std::int32_t* labels) {
+  return kmeans_predict(be, on_host(be, X), on_host(be, w), C, labels);
+}
+template <class T>
+double kmeans_update_closest(const KMeansReplayBackend& be, DeviceMatrixView<T> X, DeviceVectorView<T> w, const T* c,
+                             double* closest, bool reset) {
+  return kmeans_update_closest(be, on_host(be, X), on_host(be, w), c, closest, reset);
+}
+template <class T>
+std::vector<double> kmeans_candidate_potentials(const KMeansReplayBackend& be, DeviceMatrixView<T> X,
+                                                DeviceVectorView<T> w, const double* closest,
+                                                const std::vector<Index>& candidates) {
+  return kmeans_candidate_potentials(be, on_host(be, X), on_host(be, w), closest, candidates);
+}
+template <class T>
+bool kmeans_draw_rows(const KMeansReplayBackend& be, DeviceVectorView<T> w, Index n, const double* closest,
+                      const std::vector<double>& us, std::vector<Index>& out) {
+  if (!closest && w.empty())
+    return detail::draw_rows_on_host(n, be.n_threads, static_cast<const T*>(nullptr), closest, us, out);
+  const VectorView<T> h = on_host(be, w);
+  return replay_draw_rows(be, h.empty() ? nullptr : h.data, true, n, closest, us, out);
+}
 // What the loop asks of device data instead of reading it (core/data_access.hpp).
 template <class T>
 detail::NonFinite first_non_finite(const KMeansReplayBackend& be, DeviceMatrixView<T> X) {
@@ -358,6 +527,23 @@ template <class T>
 RowMatrix<T> fetch_rows(const KMeansReplayBackend& be, DeviceMatrixView<T> X, const std::vector<Index>& rows) {
   ++be.state->n_device_reads;
   return fetch_rows(CpuBackend{}, on_host(be, X), rows);
+}
+/// The device pass of the weight checks: the first bad weight, its value, and the sum (in another
+/// order than the CPU's; only its sign and finiteness decide, and all-zero weights sum to 0 in any order).
+template <class T>
+detail::WeightCheck first_bad_weight(const KMeansReplayBackend& be, DeviceVectorView<T> w) {
+  ++be.state->n_device_reads;
+  const VectorView<T> h = on_host(be, w);
+  detail::WeightCheck c;
+  for (Index i = h.size - 1; i >= 0; --i) {  // backwards: nothing may rely on the CPU's order of the sum
+    if (!std::isfinite(h[i]) || !(h[i] >= 0)) {
+      c.index = i;
+      c.value = static_cast<double>(h[i]);
+    } else {
+      c.total += static_cast<double>(h[i]);
+    }
+  }
+  return c;
 }
 
 }  // namespace mixtura_test

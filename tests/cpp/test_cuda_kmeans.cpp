@@ -379,6 +379,64 @@ TYPED_TEST(CudaKMeansHost, ReplayOfOneClusterAndOneFeature) {
   EXPECT_TRUE(near_rel(t[3], j, 1e-14));
 }
 
+/// The distortion of the two-pass prediction the fused kernel replaced: labels first, then
+/// row_reduce_kernel over the labels (one block per segment, thread t adding w_r ||x_r - c||^2 for
+/// rows t, t + 256, ... in order, nvcc's default contraction making the weighted add one fused
+/// multiply-add; the threads by tree_sum; the segments in order).
+template <class T>
+double two_pass_distortion(const RowMatrix<T>& x, const T* w, const RowMatrix<T>& c,
+                           const std::vector<std::int32_t>& labels) {
+  const Index n = x.rows(), D = x.cols();
+  double total = 0.0;
+  for (Index r0 = 0; r0 < n; r0 += cuda::kSegmentRows) {
+    const Index r1 = std::min(n, r0 + cuda::kSegmentRows);
+    std::vector<double> s(cuda::kReduceThreads, 0.0);
+    for (int t = 0; t < cuda::kReduceThreads; ++t)
+      for (Index r = r0 + t; r < r1; r += cuda::kReduceThreads) {
+        const double d = cuda::sq_dist8(x.row(r).data(), c.row(labels[r]).data(), D);
+        s[t] = w ? std::fma(static_cast<double>(w[r]), d, s[t]) : s[t] + d;
+      }
+    total += cuda::tree_sum(s.data(), cuda::kReduceThreads);
+  }
+  return total;
+}
+
+TYPED_TEST(CudaKMeansHost, ReplayedPredictionIsTheTwoPassBitsInOneRead) {
+  using T = TypeParam;
+  // The prediction kernel reads X once (labels of two tiles, then one row per thread for the
+  // distortion): its replay must give the labels and the very distortion bits of the two passes it
+  // replaced (same rows per thread in the same order), and the CPU's labels and distortion to 1e-12.
+  // Shapes: the fused cases (rows past whole segments, steps cut short, K = 2 .. 256, D = 1 .. 64)
+  // and a few rows less than one tile.
+  std::vector<FusedCase> cases = fused_cases();
+  cases.push_back(FusedCase{100, 3, 4});
+  for (const FusedCase& cs : cases) {
+    SCOPED_TRACE(::testing::Message() << cs.n << " x " << cs.d << ", K = " << cs.k);
+    const RowMatrix<T> x = blobs<T>(cs.n, cs.d, cs.k, 19);
+    const RowMatrix<T> c = first_rows(x, cs.k, 3);
+    const std::vector<T> w = cycling_weights<T>(cs.n);
+    for (const bool weighted : {false, true}) {
+      const T* wp = weighted ? w.data() : nullptr;
+      std::vector<std::int32_t> labels;
+      const double j = replay_predict(x, wp, c, labels);
+      const double before = two_pass_distortion(x, wp, c, labels);
+      EXPECT_EQ(std::memcmp(&j, &before, sizeof(double)), 0)
+          << j << " vs " << before << (weighted ? " (weighted)" : "");
+      std::vector<std::int32_t> cpu(static_cast<std::size_t>(cs.n), -1);
+      const double jc = kmeans_predict(CpuBackend{}, MatrixView<T>(x),
+                                       weighted ? VectorView<T>(w.data(), cs.n) : VectorView<T>{}, c, cpu.data());
+      EXPECT_EQ(labels, cpu);
+      EXPECT_TRUE(near_rel(j, jc, 1e-12));
+    }
+  }
+  // Ties go to the lower index: rows at 0 between centres -1 and +1 (distance 1 to both).
+  RowMatrix<T> x = RowMatrix<T>::Zero(300, 1), c(2, 1);
+  c << T(1), T(-1);
+  std::vector<std::int32_t> labels;
+  EXPECT_EQ(replay_predict(x, static_cast<const T*>(nullptr), c, labels), 300.0);
+  EXPECT_EQ(labels, std::vector<std::int32_t>(300, 0));
+}
+
 template <class T>
 void expect_replay_fit_matches_cpu(const KMeans<T>& replay, const KMeans<T>& cpu) {
   ASSERT_EQ(replay.n_iter(), cpu.n_iter());
@@ -527,6 +585,151 @@ TYPED_TEST(CudaKMeansHost, FitOnDataTheHostCannotReadIsTheHostArrayFit) {
     EXPECT_EQ(on_device.score_on(be, dev.view(), wv), on_host.score_on(be, host, wv));
     EXPECT_TRUE(on_device.transform_on(be, dev.view()) == on_host.transform_on(be, host));
   }
+}
+
+TYPED_TEST(CudaKMeansHost, FitOnWeightsTheHostCannotReadIsTheHostArrayFit) {
+  using T = TypeParam;
+  // X and the sample weights both behind PROT_NONE. The passes read the weights in place, their check
+  // is a device pass (first_bad_weight), and the loop's reads of every weight (the draws, random init,
+  // the choice of re-seeded rows among rows of positive weight) go through fetch_rows: any other host
+  // read of the weights faults. Results must be the host-array fit's bits, and those of device X with
+  // host weights.
+  const RowMatrix<T> x = blobs<T>(9000, 4, 5, 21);
+  Eigen::Matrix<T, Eigen::Dynamic, 1> w(x.rows());
+  for (Index i = 0; i < x.rows(); ++i) w[i] = static_cast<T>(i % 5 == 0 ? 0.0 : 0.25 + (i % 3));
+  const MatrixView<T> host(x);
+  const KMeansReplayBackend be;
+  const HostUnreadableCopy<T> dev(be, host), dev_w(be, MatrixView<T>(w.data(), w.size(), 1));
+
+  RowMatrix<T> init = first_rows(x, 6, 1);
+  init.row(5).setConstant(T(1e4));  // empty at the first assignment: re-seeded among rows of positive weight
+  KMeansParams given;
+  given.n_clusters = 6;
+  KMeansParams plusplus;
+  plusplus.n_clusters = 5;
+  plusplus.n_init = 3;
+  plusplus.seed = 4;
+  KMeansParams random = plusplus;
+  random.init = KMeansInit::random;
+  struct Case {
+    const char* name;
+    KMeansParams p;
+    bool with_init;
+  };
+  for (const Case& c : {Case{"given, re-seeded", given, true}, Case{"k-means++, restarts", plusplus, false},
+                        Case{"random, restarts", random, false}}) {
+    SCOPED_TRACE(c.name);
+    const MatrixView<T> iv = c.with_init ? MatrixView<T>(init) : MatrixView<T>{};
+    KMeans<T> on_device(c.p), on_host(c.p), host_weights(c.p);
+    const int reads = be.state->n_device_reads;
+    on_device.fit_on(be, dev.view(), dev_w.vector(), iv);
+    on_host.fit_on(be, host, VectorView<T>(w), iv);
+    host_weights.fit_on(be, dev.view(), VectorView<T>(w), iv);
+    expect_identical_fit(on_device, on_host);
+    expect_identical_fit(host_weights, on_host);
+    EXPECT_GT(be.state->n_device_reads, reads + 1) << "the weights were checked by the backend";
+    if (c.with_init) {
+      EXPECT_FALSE(on_device.events().empty()) << "the case needs a re-seeded cluster";
+    }
+    EXPECT_EQ(on_device.score_on(be, dev.view(), dev_w.vector()), on_host.score_on(be, host, VectorView<T>(w)));
+  }
+}
+
+TYPED_TEST(CudaKMeansHost, KMeansPlusPlusDrawsFromDeviceDistancesAreTheCpuRows) {
+  using T = TypeParam;
+  // k-means++ on the replayed CUDA backend: the distances to the closest centre stay on the "device"
+  // for the whole call (their host array holds NaN meanwhile: a draw or pass that read it would pick
+  // other rows), the draws add the block sums there with the kernel's function and walk on the host
+  // only the blocks they fall in. The rows must be the CPU's, bit for bit, weighted or not, with X and
+  // the weights on the host or the "device"; the host receives n / 4096 block sums and one block of
+  // distances (and of device weights) per u, not n distances.
+  using detail::kDrawBlock;
+  const Index n = 20 * kDrawBlock + 123;
+  const RowMatrix<T> x = blobs<T>(n, 5, 12, 31);
+  Eigen::Matrix<T, Eigen::Dynamic, 1> w(n);
+  for (Index i = 0; i < n; ++i) w[i] = static_cast<T>(i % 6 == 0 ? 0.0 : 0.25 + (i % 5));
+  const KMeansReplayBackend be;
+  const HostUnreadableCopy<T> dev(be, MatrixView<T>(x)), dev_w(be, MatrixView<T>(w.data(), n, 1));
+  const int K = 12, trials = 2 + static_cast<int>(std::log(12.0));
+  const Index n_blocks = (n + kDrawBlock - 1) / kDrawBlock;
+  for (const std::uint64_t seed : {0u, 1u, 99u}) {
+    for (const bool weighted : {false, true}) {
+      SCOPED_TRACE(::testing::Message() << "seed " << seed << (weighted ? ", weighted" : ""));
+      const VectorView<T> wv = weighted ? VectorView<T>(w) : VectorView<T>{};
+      const auto cpu = kmeans_plusplus_rows(CpuBackend{}, MatrixView<T>(x), wv, K, 0, CounterRng(seed));
+      for (const bool on_device : {false, true}) {
+        const int draws = be.state->n_draws;
+        const std::int64_t values = be.state->n_draw_values;
+        std::vector<Index> rows;
+        if (!on_device)
+          rows = kmeans_plusplus_rows(be, MatrixView<T>(x), wv, K, 0, CounterRng(seed));
+        else if (weighted)
+          rows = kmeans_plusplus_rows(be, dev.view(), dev_w.vector(), K, 0, CounterRng(seed));
+        else
+          rows = kmeans_plusplus_rows(be, dev.view(), DeviceVectorView<T>{}, K, 0, CounterRng(seed));
+        EXPECT_EQ(rows, cpu) << (on_device ? "device X" : "host X");
+        const int made = be.state->n_draws - draws;
+        // One draw a step from the device's distances, and the first by device weights.
+        EXPECT_EQ(made, K - 1 + (weighted && on_device ? 1 : 0));
+        const std::int64_t per_block = kDrawBlock * (weighted && on_device ? 2 : 1);
+        EXPECT_LE(be.state->n_draw_values - values, made * (n_blocks + (trials + 1) * per_block));
+        EXPECT_LT(be.state->n_draw_values - values, made * n / 2) << "fewer values than the distances themselves";
+      }
+    }
+  }
+  // Fewer distinct rows than centres: every mass vanishes and the draws fall back to the weights.
+  RowMatrix<T> dup(3000, 2);
+  for (Index i = 0; i < dup.rows(); ++i) dup.row(i) = x.row(i % 3).head(2);
+  const Eigen::Matrix<T, Eigen::Dynamic, 1> wd = w.head(3000);
+  for (const std::uint64_t seed : {3u, 4u})
+    EXPECT_EQ(kmeans_plusplus_rows(be, MatrixView<T>(dup), VectorView<T>(wd), 5, 0, CounterRng(seed)),
+              kmeans_plusplus_rows(CpuBackend{}, MatrixView<T>(dup), VectorView<T>(wd), 5, 0, CounterRng(seed)));
+}
+
+TYPED_TEST(CudaKMeansHost, BadWeightsOnTheDeviceGiveTheCpuErrors) {
+  using T = TypeParam;
+  // The weight checks of device weights: the CPU's messages, word for word (first bad index, which
+  // check failed, its value; the sum when all are zero), for fit and score.
+  const KMeansReplayBackend be;
+  KMeansParams p;
+  p.n_clusters = 2;
+  const RowMatrix<T> x = uniform<T>(50, 3, 4);
+  Eigen::Matrix<T, Eigen::Dynamic, 1> w = Eigen::Matrix<T, Eigen::Dynamic, 1>::Ones(50);
+  const HostUnreadableCopy<T> dev(be, MatrixView<T>(x)), dev_w(be, MatrixView<T>(w.data(), 50, 1));
+  KMeans<T> km(p), ref(p), fitted(p);
+  fitted.fit(x);
+  const T inf = std::numeric_limits<T>::infinity(), nan = std::numeric_limits<T>::quiet_NaN();
+  struct Bad {
+    std::vector<std::pair<Index, T>> set;
+    const char* expect;
+  };
+  for (const Bad& b : {Bad{{{37, nan}}, "sample_weight[37] = nan is not finite"},
+                       Bad{{{30, inf}, {12, T(-0.5)}}, "sample_weight[12] = -0.5 is negative"},
+                       Bad{{{12, -inf}, {30, T(-0.5)}}, "sample_weight[12] = -inf is not finite"},
+                       Bad{{{0, T(-1e-30)}}, "is negative"}}) {
+    w.setOnes();
+    for (const auto& e : b.set) w[e.first] = e.second;
+    const std::string cpu = invalid_argument_message([&] { ref.fit(x, w); });
+    ASSERT_NE(cpu.find(b.expect), std::string::npos) << cpu;
+    EXPECT_EQ(invalid_argument_message([&] { km.fit_on(be, dev.view(), dev_w.vector()); }), cpu);
+    const std::string cpu_score = invalid_argument_message([&] { fitted.score(x, w); });
+    ASSERT_NE(cpu_score.find(b.expect), std::string::npos) << cpu_score;
+    EXPECT_EQ(invalid_argument_message([&] { fitted.score_on(be, dev.view(), dev_w.vector()); }), cpu_score);
+  }
+  w.setZero();
+  w[3] = T(-0.0);  // not negative: counts as zero
+  const std::string zero = invalid_argument_message([&] { ref.fit(x, w); });
+  ASSERT_NE(zero.find("sample_weight sums to 0; need a positive finite sum"), std::string::npos) << zero;
+  EXPECT_EQ(invalid_argument_message([&] { km.fit_on(be, dev.view(), dev_w.vector()); }), zero);
+  w.setOnes();
+  const Eigen::Matrix<T, Eigen::Dynamic, 1> short_w = w.head(49);
+  const std::string size = invalid_argument_message([&] { ref.fit(x, short_w); });
+  ASSERT_NE(size.find("sample_weight has 49 entries but X has 50 rows"), std::string::npos) << size;
+  EXPECT_EQ(invalid_argument_message([&] { km.fit_on(be, dev.view(), DeviceVectorView<T>(dev_w.vector().data, 49)); }),
+            size);
+  EXPECT_FALSE(km.is_fitted());
+  km.fit_on(be, dev.view(), dev_w.vector());  // good weights: fits
+  EXPECT_TRUE(km.is_fitted());
 }
 
 TYPED_TEST(CudaKMeansHost, BadDataOnTheDeviceGivesTheCpuErrors) {
@@ -882,6 +1085,36 @@ TYPED_TEST(CudaKMeansDevice, StatisticsAreTheBitsOfTheirHostReplay) {
   }
 }
 
+TYPED_TEST(CudaKMeansDevice, PredictionIsTheBitsOfItsHostReplay) {
+  SKIP_WITHOUT_DEVICE();
+  using T = TypeParam;
+  // The prediction kernel and its replay run the same per-thread function (predict_row_fold) in the
+  // same order: the same labels and distortion bits, resident or streamed in chunks of one segment,
+  // with or without weights and labels.
+  const Index seg = cuda::kSegmentRows;
+  for (const FusedCase& cs : fused_cases()) {
+    SCOPED_TRACE(::testing::Message() << cs.n << " x " << cs.d << ", K = " << cs.k);
+    const RowMatrix<T> x = blobs<T>(cs.n, cs.d, cs.k, 19);
+    const RowMatrix<T> c = first_rows(x, cs.k, 3);
+    const std::vector<T> w = cycling_weights<T>(cs.n);
+    const std::size_t row_bytes = static_cast<std::size_t>(cs.d + 1) * sizeof(T);
+    for (const bool weighted : {false, true}) {
+      std::vector<std::int32_t> expected;
+      const double rep = replay_predict(x, weighted ? w.data() : nullptr, c, expected);
+      const VectorView<T> wv = weighted ? VectorView<T>(w.data(), cs.n) : VectorView<T>{};
+      for (const std::size_t cap : {std::size_t{0}, static_cast<std::size_t>(seg) * 2 * row_bytes}) {
+        const auto gpu = make_cuda_backend(0, 0, cap);
+        std::vector<std::int32_t> labels(static_cast<std::size_t>(cs.n), -1);
+        const double dev = kmeans_predict(gpu, MatrixView<T>(x), wv, c, labels.data());
+        EXPECT_EQ(labels, expected) << "cap " << cap;
+        EXPECT_EQ(std::memcmp(&dev, &rep, sizeof(double)), 0) << dev << " vs " << rep << ", cap " << cap;
+        const double score_only = kmeans_predict(gpu, MatrixView<T>(x), wv, c, nullptr);  // writes no labels
+        EXPECT_EQ(std::memcmp(&score_only, &rep, sizeof(double)), 0) << "cap " << cap;
+      }
+    }
+  }
+}
+
 TYPED_TEST(CudaKMeansDevice, RestartsMatchTheCpu) {
   SKIP_WITHOUT_DEVICE();
   using T = TypeParam;
@@ -903,34 +1136,6 @@ TYPED_TEST(CudaKMeansDevice, RestartsMatchTheCpu) {
   }
   expect_same_fit(a, b);
 }
-
-/// A copy of host values in device memory, rows `pitch` values apart (freed with the object).
-template <class T>
-class DeviceCopy {
- public:
-  DeviceCopy(const RowMatrix<T>& x, Index pitch) : rows_(x.rows()), cols_(x.cols()), pitch_(pitch) {
-    const std::size_t bytes = static_cast<std::size_t>(rows_ * pitch_) * sizeof(T);
-    if (cudaMalloc(reinterpret_cast<void**>(&p_), bytes) != cudaSuccess) throw std::runtime_error("cudaMalloc");
-    if (cudaMemset(p_, 0xff, bytes) != cudaSuccess ||  // the padding NaN: a pass that read it would show
-        cudaMemcpy2D(p_, static_cast<std::size_t>(pitch_) * sizeof(T), x.data(),
-                     static_cast<std::size_t>(cols_) * sizeof(T), static_cast<std::size_t>(cols_) * sizeof(T),
-                     static_cast<std::size_t>(rows_), cudaMemcpyHostToDevice) != cudaSuccess)
-      throw std::runtime_error("cudaMemcpy2D");
-  }
-  ~DeviceCopy() { cudaFree(p_); }
-  DeviceCopy(const DeviceCopy&) = delete;
-  DeviceCopy& operator=(const DeviceCopy&) = delete;
-  DeviceMatrixView<T> view() const { return {p_, rows_, cols_, pitch_}; }
-  /// Sets value (i, j) on the device.
-  void set(Index i, Index j, T v) {
-    if (cudaMemcpy(p_ + i * pitch_ + j, &v, sizeof(T), cudaMemcpyHostToDevice) != cudaSuccess)
-      throw std::runtime_error("cudaMemcpy");
-  }
-
- private:
-  T* p_ = nullptr;
-  Index rows_, cols_, pitch_;
-};
 
 TYPED_TEST(CudaKMeansDevice, FitOnDeviceDataIsTheHostArrayFitBitForBit) {
   SKIP_WITHOUT_DEVICE();
@@ -1000,6 +1205,101 @@ TYPED_TEST(CudaKMeansDevice, BadDeviceDataGivesTheCpuErrors) {
   // Host memory passed as device data is refused, not read.
   x(4321, 0) = 0;
   EXPECT_INVALID(km.fit_on(gpu, DeviceMatrixView<T>(x.data(), x.rows(), x.cols())), "is not device memory");
+}
+
+TYPED_TEST(CudaKMeansDevice, FitOnDeviceWeightsIsTheHostWeightsFitBitForBit) {
+  SKIP_WITHOUT_DEVICE();
+  using T = TypeParam;
+  // Device weights are read in place by the same kernels that read the uploaded host weights: the same
+  // bits, for given centres with a re-seeded cluster, k-means++ and random init, resident X and a
+  // budget that would stream the host array; score too.
+  const RowMatrix<T> x = blobs<T>(40000, 6, 8, 13);
+  RowMatrix<T> w(x.rows(), 1);
+  for (Index i = 0; i < x.rows(); ++i) w(i, 0) = static_cast<T>(i % 7 == 0 ? 0.0 : 0.5 + (i % 4));
+  const Eigen::Matrix<T, Eigen::Dynamic, 1> wv = w.col(0);
+  const DeviceCopy<T> dx(x, x.cols()), dw(w, 1);
+  const DeviceVectorView<T> dev_w(dw.view().data, x.rows());
+  const auto gpu = make_cuda_backend();
+  const auto small = make_cuda_backend(0, 0, std::size_t{256} << 10);
+  RowMatrix<T> init = first_rows(x, 9, 1);
+  init.row(8).setConstant(T(1e4));
+  KMeansParams given;
+  given.n_clusters = 9;
+  KMeansParams plusplus;
+  plusplus.n_clusters = 8;
+  plusplus.n_init = 3;
+  KMeansParams random = plusplus;
+  random.init = KMeansInit::random;
+  for (const auto* be : {&gpu, &small}) {
+    KMeans<T> a(given), b(given);
+    a.fit_on(*be, dx.view(), dev_w, init);
+    b.fit_on(gpu, x, wv, init);
+    expect_identical_fit(a, b);
+    ASSERT_FALSE(b.events().empty()) << "the case needs a re-seeded cluster";
+    for (const KMeansParams& p : {plusplus, random}) {
+      KMeans<T> c(p), d(p);
+      c.fit_on(*be, dx.view(), dev_w);
+      d.fit_on(gpu, x, wv);
+      expect_identical_fit(c, d);
+    }
+    EXPECT_EQ(a.score_on(*be, dx.view(), dev_w), b.score_on(gpu, x, wv));
+  }
+}
+
+TYPED_TEST(CudaKMeansDevice, BadDeviceWeightsGiveTheCpuErrors) {
+  SKIP_WITHOUT_DEVICE();
+  using T = TypeParam;
+  const RowMatrix<T> x = uniform<T>(20000, 3, 4);
+  RowMatrix<T> w = RowMatrix<T>::Ones(x.rows(), 1);
+  const DeviceCopy<T> dx(x, 3);
+  DeviceCopy<T> dw(w, 1);
+  const DeviceVectorView<T> dev_w(dw.view().data, x.rows());
+  const auto gpu = make_cuda_backend();
+  KMeansParams p;
+  p.n_clusters = 2;
+  KMeans<T> km(p), ref(p);
+  // Two bad weights in different segments: the lower index is reported, as on the CPU.
+  w(17000, 0) = std::numeric_limits<T>::quiet_NaN();
+  w(9000, 0) = T(-2);
+  dw.set(17000, 0, w(17000, 0));
+  dw.set(9000, 0, w(9000, 0));
+  Eigen::Matrix<T, Eigen::Dynamic, 1> wv = w.col(0);
+  const std::string cpu = invalid_argument_message([&] { ref.fit(x, wv); });
+  ASSERT_NE(cpu.find("sample_weight[9000] = -2 is negative"), std::string::npos) << cpu;
+  EXPECT_EQ(invalid_argument_message([&] { km.fit_on(gpu, dx.view(), dev_w); }), cpu);
+  // All zero: the CPU's "sums to 0".
+  const RowMatrix<T> zeros = RowMatrix<T>::Zero(x.rows(), 1);
+  const DeviceCopy<T> dz(zeros, 1);
+  wv.setZero();
+  EXPECT_EQ(invalid_argument_message([&] { km.fit_on(gpu, dx.view(), DeviceVectorView<T>(dz.view().data, x.rows())); }),
+            invalid_argument_message([&] { ref.fit(x, wv); }));
+  EXPECT_FALSE(km.is_fitted());
+  // Host memory passed as device weights is refused, not read.
+  const Eigen::Matrix<T, Eigen::Dynamic, 1> ones = Eigen::Matrix<T, Eigen::Dynamic, 1>::Ones(x.rows());
+  EXPECT_INVALID(km.fit_on(gpu, dx.view(), DeviceVectorView<T>(ones.data(), x.rows())), "sample_weight",
+                 "is not device memory");
+}
+
+TYPED_TEST(CudaKMeansDevice, KMeansPlusPlusFromDeviceDistancesDrawsTheCpuRows) {
+  SKIP_WITHOUT_DEVICE();
+  using T = TypeParam;
+  // The draws add the block sums on the device with the CPU's function and order, from distances that
+  // never leave it: the CPU's rows whenever the distances agree (the same eight-sum order), weighted
+  // too, with the weights on the host or the device, X resident or under a small budget.
+  const Index n = 9 * detail::kDrawBlock + 77;
+  const RowMatrix<T> x = blobs<T>(n, 6, 12, 4);
+  RowMatrix<T> w(n, 1);
+  for (Index i = 0; i < n; ++i) w(i, 0) = static_cast<T>(i % 6 == 0 ? 0.0 : 0.25 + (i % 5));
+  const Eigen::Matrix<T, Eigen::Dynamic, 1> wv = w.col(0);
+  const DeviceCopy<T> dx(x, x.cols()), dw(w, 1);
+  const DeviceVectorView<T> dev_w(dw.view().data, n);
+  for (const auto& be : {make_cuda_backend(), make_cuda_backend(0, 0, std::size_t{256} << 10)}) {
+    for (const std::uint64_t seed : {0u, 1u, 99u}) {
+      const auto cpu = kmeans_plusplus_rows(CpuBackend{}, MatrixView<T>(x), VectorView<T>(wv), 12, 0, CounterRng(seed));
+      EXPECT_EQ(kmeans_plusplus_rows(be, MatrixView<T>(x), VectorView<T>(wv), 12, 0, CounterRng(seed)), cpu);
+      EXPECT_EQ(kmeans_plusplus_rows(be, dx.view(), dev_w, 12, 0, CounterRng(seed)), cpu) << "device weights";
+    }
+  }
 }
 
 TEST(CudaBackendDevice, BackendWithoutContextOrWrongDeviceIsRefused) {

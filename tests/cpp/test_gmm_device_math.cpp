@@ -1,8 +1,11 @@
 // The CUDA Gaussian-mixture passes' arithmetic, checked on the host (no GPU needed): the layouts that
 // say which thread computes what, the sorting network and the tree, and the replay backend
-// (gmm_replay.hpp: the E-step tile by tile with the kernels' own functions). GaussianMixture::
-// fit_on(ReplayBackend) is held to the tolerances the device must meet against the CPU: ELBO traces
-// within 1e-5 (float) / 1e-10 (double) relative.
+// (gmm_replay.hpp: the E-step and the initialisation passes tile by tile with the kernels' own
+// functions). GaussianMixture::fit_on(ReplayBackend) is held to the tolerances the device must meet
+// against the CPU: ELBO traces within 1e-5 (float) / 1e-10 (double) relative, from the CPU's
+// initialisation computed in the device's order. And the fit on data the host cannot read (a
+// DeviceMatrixView at a PROT_NONE address) gives the host-array fit's bits: the loop reads X only
+// through the backend.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -186,6 +189,92 @@ TYPED_TEST(GmmDeviceMath, ReplayedEStepMatchesTheCpu) {
     }
 }
 
+// The random responsibilities of the initialisation pass are the CPU's: the same counter-based draws
+// (the generator is the one the kernels call), normalised to the same values up to the order of the
+// sum; labels give one-hot rows, unit responsibilities the weight itself.
+TEST(GmmDeviceMathRow, InitialResponsibilitiesAreTheCpus) {
+  const int K = 7;
+  const CounterRng rng(12345, 3);
+  cuda::GmmRespSource src;
+  src.kind = cuda::GmmRespSource::Kind::random;
+  src.seed = rng.seed();
+  src.stream = rng.stream();
+  std::vector<double> r(static_cast<std::size_t>(2 * K));
+  for (std::int64_t row : {std::int64_t{0}, std::int64_t{1}, std::int64_t{999}, std::int64_t{1} << 33}) {
+    cuda::init_resp_row(src, 0, row, K, 2.5, r.data(), 2);  // stride 2: the [k][row] layout of a group
+    Eigen::VectorXd u(K);
+    for (int k = 0; k < K; ++k) u[k] = rng.uniform_at(static_cast<std::uint64_t>(row * K + k));
+    u /= u.sum();  // as random_resp_stats on the CPU
+    for (int k = 0; k < K; ++k) EXPECT_NEAR(r[2 * k], 2.5 * u[k], 4e-16 * 2.5) << "row " << row << " k " << k;
+  }
+  src.kind = cuda::GmmRespSource::Kind::labels;
+  cuda::init_resp_row(src, 3, 5, K, 0.5, r.data(), 1);
+  for (int k = 0; k < K; ++k) EXPECT_EQ(r[k], k == 3 ? 0.5 : 0.0);
+  src.kind = cuda::GmmRespSource::Kind::ones;
+  cuda::init_resp_row(src, 0, 5, 1, 0.75, r.data(), 1);
+  EXPECT_EQ(r[0], 0.75);
+}
+
+// The initialisation passes in the device's order (replayed) against the CPU's, over the edge shapes
+// of the tilings with zero and non-unit weights: the statistics of K-means-like labels (around the
+// labels' first rows on the CPU, around their mean rounded to T for full/tied on the device; also with
+// a component no label names), of random responsibilities, and the data's feature moments. Compared
+// through the M-step: the same model.
+TYPED_TEST(GmmDeviceMath, ReplayedInitialStatisticsMatchTheCpu) {
+  using T = TypeParam;
+  const double tol = std::is_same<T, float>::value ? 2e-6 : 1e-12;
+  for (const EdgeShape& shape : kEdgeShapes)
+    for (CovarianceType t : kTypes) {
+      const EdgeCase<T> c(shape, t);
+      const MatrixView<T> X(c.x);
+      const VectorView<T> w(c.w);
+      const Index K = shape.K, D = shape.d;
+      const detail::FeatureMoments fc = gmm_feature_moments(CpuBackend{}, X);
+      const detail::FeatureMoments fr = gmm_feature_moments(ReplayBackend{}, X);
+      for (Index j = 0; j < D; ++j) {
+        EXPECT_NEAR(fr.mean[j], fc.mean[j], 1e-12 * (1 + std::abs(fc.mean[j]))) << c.name;
+        EXPECT_NEAR(fr.variance[j], fc.variance[j], 1e-12 * fc.variance[j]) << c.name;
+      }
+      detail::MStepContext ctx;
+      ctx.reg_covar = 1e-6;
+      ctx.data_variance = fc.variance;
+      std::vector<std::int32_t> labels(static_cast<std::size_t>(X.rows));
+      for (Index i = 0; i < X.rows; ++i) labels[i] = static_cast<std::int32_t>((i / 7 + (c.x(i, 0) > 20)) % K);
+      RowMatrix<double> first(K, D);
+      for (Index k = 0; k < K; ++k) first.row(k) = c.x.row(std::find(labels.begin(), labels.end(), k) - labels.begin()).template cast<double>();
+      const RowMatrix<double> mean = gmm_data_mean(CpuBackend{}, X, fc).replicate(K, 1);
+      const CounterRng rng(77, 1);
+      // Labels that leave the last component without rows (its shift row 0, as model_from_labels makes
+      // it): the M-step must put its mean where the CPU's does, whatever point the device centres on.
+      std::vector<std::int32_t> fewer = labels;
+      RowMatrix<double> first_fewer = first;
+      if (K > 1) {
+        for (auto& l : fewer) l = l == K - 1 ? 0 : l;
+        first_fewer.row(K - 1).setZero();
+      }
+      const std::pair<GmmStats, GmmStats> cases[] = {
+          {gmm_label_stats(CpuBackend{}, X, w, labels.data(), t, first),
+           gmm_label_stats(ReplayBackend{}, X, w, labels.data(), t, first)},
+          {gmm_label_stats(CpuBackend{}, X, w, fewer.data(), t, first_fewer),
+           gmm_label_stats(ReplayBackend{}, X, w, fewer.data(), t, first_fewer)},
+          {random_resp_stats(CpuBackend{}, X, w, t, K, rng, mean), random_resp_stats(ReplayBackend{}, X, w, t, K, rng, mean)}};
+      for (const auto& pr : cases) {
+        const GmmStats& cpu = pr.first;
+        const GmmStats& dev = pr.second;
+        EXPECT_NEAR(dev.weight, cpu.weight, 1e-13 * cpu.weight) << c.name;
+        EXPECT_EQ(dev.log_likelihood, 0.0);
+        EXPECT_EQ(dev.entropy, 0.0);
+        for (Index k = 0; k < K; ++k) EXPECT_NEAR(dev.nk[k], cpu.nk[k], tol * cpu.weight) << c.name << " k " << k;
+        const GmmModel a = detail::m_step(cpu, ctx, {}, {}), b = detail::m_step(dev, ctx, {}, {});
+        EXPECT_LT((a.means - b.means).cwiseAbs().maxCoeff(), 20 * tol * a.means.cwiseAbs().maxCoeff()) << c.name;
+        for (Index k = 0; k < K; ++k)
+          EXPECT_LT((a.covariance(k) - b.covariance(k)).cwiseAbs().maxCoeff(), 50 * tol * a.covariance(k).norm())
+              << c.name << " k " << k;
+        EXPECT_LT((a.weights - b.weights).cwiseAbs().maxCoeff(), tol) << c.name;
+      }
+    }
+}
+
 // What the device fit is held to, on the replayed kernels: the same ELBO staircase as the CPU within
 // 1e-5 (float) / 1e-10 (double) relative, iteration by iteration, the same labels, close scores.
 // Offset data (far from the origin) and sample weights; every covariance type.
@@ -194,5 +283,146 @@ TYPED_TEST(GmmDeviceMath, ReplayedFitFollowsTheCpuTrace) {
 }
 
 TYPED_TEST(GmmDeviceMath, ReplayedScoresAreRowIndependent) { expect_scores_row_independent<TypeParam>(ReplayBackend{}); }
+
+/// x copied into rows `stride` values apart (the padding NaN: a pass that read it would show).
+template <class T>
+std::vector<T> strided_copy(const RowMatrix<T>& x, Index stride) {
+  std::vector<T> v(static_cast<std::size_t>(x.rows() * stride), std::numeric_limits<T>::quiet_NaN());
+  for (Index i = 0; i < x.rows(); ++i) std::copy_n(x.row(i).data(), x.cols(), v.data() + i * stride);
+  return v;
+}
+
+TYPED_TEST(GmmDeviceMath, FitOnDataTheHostCannotReadIsTheHostArrayFit) {
+  using T = TypeParam;
+  // The whole fit loop on a DeviceMatrixView whose address the host cannot read (PROT_NONE): only the
+  // backend's passes, fetch_rows and first_non_finite reach the values, by translating the address.
+  // Any host read of X left in the loop (input check, feature moments, the statistics of K-means
+  // labels or random responsibilities, the rows of k-means++ and random_from_data, re-seeded
+  // components, scoring) faults. Results must be the host-array fit's, bit for bit, on the same passes.
+  const RowMatrix<T> x = gmm_blobs<T>(4000, 4, 31, 30.0);
+  Eigen::Matrix<T, Eigen::Dynamic, 1> w(x.rows());
+  for (Index i = 0; i < x.rows(); ++i) w[i] = static_cast<T>(i % 5 == 0 ? 0.0 : 0.25 + (i % 3));
+  const std::vector<T> padded = strided_copy(x, 7);
+  const MatrixView<T> host(x), host_strided(padded.data(), x.rows(), x.cols(), 7);
+  const ReplayBackend be;
+  const HostUnreadableCopy<T> dev(be.device, host), dev_strided(be.device, host_strided);
+  std::vector<std::int32_t> labels(static_cast<std::size_t>(x.rows()));
+  for (Index i = 0; i < x.rows(); ++i) labels[i] = static_cast<std::int32_t>(i % 3);
+
+  struct Case {
+    const char* name;
+    CovarianceType type;
+    GmmInit init;
+    bool weighted, strided, given_labels, far_mean;
+  };
+  for (const Case& c : {Case{"kmeans, full, weighted", CovarianceType::full, GmmInit::kmeans, true, false, false, false},
+                        Case{"kmeans, diag, strided", CovarianceType::diag, GmmInit::kmeans, false, true, false, false},
+                        Case{"random, tied, weighted", CovarianceType::tied, GmmInit::random, true, false, false, false},
+                        Case{"random, spherical, strided", CovarianceType::spherical, GmmInit::random, true, true,
+                             false, false},
+                        Case{"k-means++, full", CovarianceType::full, GmmInit::kmeans_plusplus, false, false, false,
+                             false},
+                        Case{"random_from_data, diag, weighted", CovarianceType::diag, GmmInit::random_from_data, true,
+                             false, false, false},
+                        Case{"initial labels, tied", CovarianceType::tied, GmmInit::kmeans, true, false, true, false},
+                        Case{"a far mean, re-seeded, full", CovarianceType::full, GmmInit::kmeans, true, false, false,
+                             true}}) {
+    SCOPED_TRACE(c.name);
+    GmmParams p;
+    p.n_components = 3;
+    p.covariance_type = c.type;
+    p.init = c.init;
+    p.n_init = 2;
+    p.max_iter = 12;
+    p.seed = 5;
+    const VectorView<T> wv = c.weighted ? VectorView<T>(w) : VectorView<T>{};
+    GaussianMixture<T> on_device(p), on_host(p);
+    for (GaussianMixture<T>* gm : {&on_device, &on_host}) {
+      if (c.given_labels) gm->set_initial_labels(labels);
+      if (c.far_mean) {  // component 2 starts far from every row: no responsibility, re-seeded on a row
+        GmmInitialParams in;
+        in.means = RowMatrix<double>::Constant(3, 4, 30.0);
+        in.means.row(1).array() += 4.0;
+        in.means.row(2).setConstant(1e4);
+        gm->set_initial_params(in);
+      }
+    }
+    const int reads = be.device.state->n_device_reads;
+    on_device.fit_on(be, c.strided ? dev_strided.view() : dev.view(), wv);
+    on_host.fit_on(be, c.strided ? host_strided : host, wv);
+    expect_same_fit(on_device, on_host);
+    EXPECT_GT(be.device.state->n_device_reads, reads) << "the loop asked the backend for X's values";
+    if (c.far_mean) {
+      bool reseeded = false;
+      for (const GmmEvent& e : on_device.events()) reseeded |= e.kind == GmmEvent::Kind::component_reseeded;
+      EXPECT_TRUE(reseeded) << "the case needs a re-seeded component";
+    }
+
+    const DeviceMatrixView<T> dv = c.strided ? dev_strided.view() : dev.view();
+    const MatrixView<T> hv = c.strided ? host_strided : host;
+    const Eigen::VectorXd sa = on_device.score_samples_on(be, dv), sb = on_host.score_samples_on(be, hv);
+    for (Index i = 0; i < x.rows(); ++i) ASSERT_TRUE(same_bits(sa[i], sb[i])) << "row " << i;
+    EXPECT_TRUE(same_bits(on_device.score_on(be, dv, wv), on_host.score_on(be, hv, wv)));
+    EXPECT_EQ(on_device.predict_on(be, dv), on_host.predict_on(be, hv));
+    EXPECT_TRUE(on_device.predict_proba_on(be, dv) == on_host.predict_proba_on(be, hv));
+    EXPECT_TRUE(on_device.component_log_density_on(be, dv) == on_host.component_log_density_on(be, hv));
+    // And the same on the CPU: scores of device data agree with the CPU's on the host copy.
+    const Eigen::VectorXd cpu = on_host.score_samples(x);
+    EXPECT_LT((sa - cpu).cwiseAbs().maxCoeff(), 10 * trace_tolerance<T>() * cpu.cwiseAbs().maxCoeff());
+
+    // A warm start continues from the fitted model; it too reads X only through the backend.
+    GmmParams warm = p;
+    warm.warm_start = true;
+    on_device.set_params(warm);
+    on_host.set_params(warm);
+    on_device.fit_on(be, dv, wv);
+    on_host.fit_on(be, hv, wv);
+    expect_same_fit(on_device, on_host);
+  }
+}
+
+TYPED_TEST(GmmDeviceMath, BadDataOnTheDeviceGivesTheCpuErrors) {
+  using T = TypeParam;
+  const ReplayBackend be;
+  GmmParams p;
+  p.n_components = 2;
+  RowMatrix<T> x = gmm_blobs<T>(60, 3, 4);
+  x(37, 2) = -std::numeric_limits<T>::infinity();
+  x(41, 0) = std::numeric_limits<T>::quiet_NaN();
+  const HostUnreadableCopy<T> dev(be.device, MatrixView<T>(x));
+  GaussianMixture<T> gm(p), ref(p);
+  // The very message of the CPU's check: function, condition, first offending row/column and value.
+  const std::string cpu = invalid_argument_message([&] { ref.fit(x); });
+  ASSERT_NE(cpu.find("GaussianMixture::fit"), std::string::npos) << cpu;
+  ASSERT_NE(cpu.find("(-inf) at row 37, column 2"), std::string::npos) << cpu;
+  EXPECT_EQ(invalid_argument_message([&] { gm.fit_on(be, dev.view()); }), cpu);
+  EXPECT_FALSE(gm.is_fitted());
+  x(37, 2) = 0;
+  EXPECT_EQ(invalid_argument_message([&] { gm.fit_on(be, dev.view()); }), invalid_argument_message([&] { ref.fit(x); }));
+  EXPECT_INVALID(gm.fit_on(be, dev.view()), "GaussianMixture::fit", "non-finite value (nan)", "row 41, column 0");
+  EXPECT_INVALID(gm.fit_on(be, DeviceMatrixView<T>()), "GaussianMixture::fit", "empty");
+  EXPECT_INVALID(gm.fit_on(be, DeviceMatrixView<T>(dev.view().data, 60, 3, 2)), "row stride (2) < n_features (3)");
+  EXPECT_FALSE(gm.is_fitted());
+  // Scoring before a fit: the not-fitted error, before anything reads X.
+  EXPECT_THROW(gm.score_samples_on(be, dev.view()), NotFittedError);
+  x(41, 0) = 1;
+  gm.fit_on(be, dev.view());
+  ref.fit(x);
+  x(3, 1) = std::numeric_limits<T>::quiet_NaN();
+  EXPECT_EQ(invalid_argument_message([&] { gm.score_samples_on(be, dev.view()); }),
+            invalid_argument_message([&] { ref.score_samples(x); }));
+  EXPECT_EQ(invalid_argument_message([&] { gm.predict_on(be, dev.view()); }),
+            invalid_argument_message([&] { ref.predict(x); }));
+  EXPECT_EQ(invalid_argument_message([&] { gm.predict_proba_on(be, dev.view()); }),
+            invalid_argument_message([&] { ref.predict_proba(x); }));
+  x(3, 1) = 0;
+  const RowMatrix<T> narrow = x.leftCols(2);
+  const HostUnreadableCopy<T> dev_narrow(be.device, MatrixView<T>(narrow));
+  EXPECT_EQ(invalid_argument_message([&] { gm.score_samples_on(be, dev_narrow.view()); }),
+            invalid_argument_message([&] { ref.score_samples(narrow); }));
+  const Eigen::Matrix<T, Eigen::Dynamic, 1> short_w = Eigen::Matrix<T, Eigen::Dynamic, 1>::Ones(10);
+  EXPECT_EQ(invalid_argument_message([&] { gm.fit_on(be, dev.view(), VectorView<T>(short_w)); }),
+            invalid_argument_message([&] { ref.fit(x, VectorView<T>(short_w)); }));
+}
 
 }  // namespace

@@ -1,6 +1,9 @@
 // Properties every K-means fit must have, whatever the data: the trace never rises, J after the
 // update equals the exact distortion, results do not depend on the number of threads.
+#include <algorithm>
 #include <cstring>
+#include <random>
+#include <vector>
 #include <limits>
 
 #include "test_util.hpp"
@@ -105,6 +108,94 @@ TYPED_TEST(KMeansProperties, BitIdenticalForOneAndTwoThreads) {
         EXPECT_EQ(a.runs()[r].trace[i].distortion_update, b.runs()[r].trace[i].distortion_update);
       }
   }
+}
+
+TYPED_TEST(KMeansProperties, WeightedKMeansPlusPlusIsTheSameForOneAndTwoThreads) {
+  using T = TypeParam;
+  const RowMatrix<T> x = uniform<T>(30000, 4, 3);  // several draw blocks
+  Eigen::Matrix<T, Eigen::Dynamic, 1> w(x.rows());
+  for (Index i = 0; i < x.rows(); ++i) w[i] = static_cast<T>(i % 4 == 0 ? 0.0 : 0.3 * (i % 7));
+  for (const std::uint64_t seed : {5u, 6u})
+    EXPECT_EQ(kmeans_plusplus_rows(CpuBackend{1}, MatrixView<T>(x), VectorView<T>(w), 15, 0, CounterRng(seed)),
+              kmeans_plusplus_rows(CpuBackend{2}, MatrixView<T>(x), VectorView<T>(w), 15, 0, CounterRng(seed)));
+}
+
+namespace {
+/// The k-means++ draw as init.hpp made it before the draws were split into block sums and blocks
+/// walked one at a time: block sums of the masses, the block found from them, its rows walked, and at
+/// the very end the last row of positive mass over all rows. The masses are added as draw.hpp adds them.
+template <class T>
+Index draw_of_before(Index n, const T* w, const double* c, double u) {
+  const Index B = detail::kDrawBlock, nb = (n + B - 1) / B;
+  std::vector<double> sums(static_cast<std::size_t>(nb));
+  for (Index b = 0; b < nb; ++b) sums[b] = detail::mass_block_sum(w, c, b * B, std::min(n, (b + 1) * B));
+  double total = 0.0;
+  for (const double s : sums) total += s;
+  if (!(total > 0.0)) return -2;
+  const double target = u * total;
+  double acc = 0.0;
+  Index b = 0;
+  while (b + 1 < nb && acc + sums[b] <= target) acc += sums[b++];
+  Index pick = -1;
+  for (Index i = b * B; i < std::min(n, (b + 1) * B) && pick < 0; ++i) {
+    const double m = detail::mass_of(w, c, i);
+    acc = detail::add_mass(w, c, i, acc);
+    if (acc > target && m > 0) pick = i;
+  }
+  for (Index i = n - 1; i >= 0 && pick < 0; --i)
+    if (detail::mass_of(w, c, i) > 0) pick = i;
+  return pick;
+}
+}  // namespace
+
+TEST(KMeansDraws, BlockedDrawIsTheDrawOfBefore) {
+  // The draws walk only the block their target falls in and, for round-off at the very end, the last
+  // block of positive sum: the same rows as the whole-array walk of before, for any thread count.
+  std::mt19937_64 gen(7);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  const Index B = detail::kDrawBlock;
+  for (const Index n : {Index{1}, Index{5}, B - 1, B, B + 1, 3 * B + 17}) {
+    for (int kind = 0; kind < 3; ++kind) {  // unit weights x distances, weights alone, weights x distances
+      for (int rep = 0; rep < 4; ++rep) {
+        std::vector<double> c(static_cast<std::size_t>(n)), w(static_cast<std::size_t>(n));
+        for (Index i = 0; i < n; ++i) {
+          c[i] = unit(gen) < 0.3 || i >= n - 100 ? 0.0 : unit(gen) * 1e3;  // zeros, and a zero tail
+          w[i] = unit(gen) < 0.2 ? 0.0 : unit(gen);
+        }
+        c[0] = w[0] = 1.0;  // some mass whatever the draws above
+        const double* cp = kind == 1 ? nullptr : c.data();
+        const double* wp = kind == 0 ? nullptr : w.data();
+        std::vector<double> us = {0.0, 1e-300, 0.5, 1.0 - 0x1.0p-53, 1.0 - 0x1.0p-52};
+        for (int j = 0; j < 10; ++j) us.push_back(unit(gen));
+        std::vector<Index> one, two;
+        ASSERT_TRUE(detail::draw_rows_on_host(n, 1, wp, cp, us, one));
+        ASSERT_TRUE(detail::draw_rows_on_host(n, 2, wp, cp, us, two));
+        EXPECT_EQ(one, two);
+        for (std::size_t j = 0; j < us.size(); ++j)
+          ASSERT_EQ(one[j], draw_of_before(n, wp, cp, us[j])) << "n " << n << ", kind " << kind << ", u " << us[j];
+      }
+    }
+  }
+  // No mass at all: no draw.
+  std::vector<double> zeros(100, 0.0);
+  std::vector<Index> out = {7};
+  EXPECT_FALSE(detail::draw_rows_on_host(100, 1, static_cast<const double*>(nullptr), zeros.data(), {0.5}, out));
+  EXPECT_TRUE(out.empty());
+  // A walk that cannot cross its target (block sums above the rows' masses, as round-off can make them
+  // at the very end) takes the last row of positive mass, here in block 1 before an all-zero block 2.
+  std::vector<double> c(static_cast<std::size_t>(3 * B), 0.0);
+  c[10] = c[B + 7] = c[B + 200] = 1.0;
+  const std::vector<double> sums = {1.0, 4.0, 0.0};
+  std::vector<Index> picked;
+  detail::draw_from_blocks<double>(
+      3 * B, sums, 5.0, {0.99},
+      [&](std::int64_t b) {
+        detail::MassBlock<double> v;
+        v.closest = c.data() + b * B;
+        return v;
+      },
+      picked);
+  EXPECT_EQ(picked, std::vector<Index>{B + 200});
 }
 
 TYPED_TEST(KMeansProperties, SameSeedSameFitOtherSeedOtherStart) {

@@ -132,18 +132,138 @@ def test_bad_device_arrays_are_refused_before_the_backend_is_chosen():
         mixtura.KMeans(3, device="tpu").fit(FakeDeviceArray())
 
 
-def test_weights_and_initial_centres_must_be_host_arrays():
+def test_initial_centres_must_be_host_arrays():
     if not HAS_GPU:
         pytest.skip("checked after the backend: needs a CUDA device")
-    with pytest.raises(ValueError, match="sample_weight must be a host"):
-        mixtura.KMeans(3, device="cuda").fit(FakeDeviceArray(), sample_weight=FakeDeviceArray(shape=(100,)))
     with pytest.raises(ValueError, match="init must be a host"):
         mixtura.KMeans(3, device="cuda", init=FakeDeviceArray(shape=(3, 3))).fit(FakeDeviceArray())
 
 
-def test_gaussian_mixture_refuses_device_arrays():
-    with pytest.raises(ValueError, match="GaussianMixture does not accept device arrays yet"):
-        mixtura.GaussianMixture(2, device="auto").fit(FakeDeviceArray())
+# ---- sample weights in device memory (beside a device X) ------------------------------------------
+
+@pytest.mark.parametrize("typestr, dtype", [("<f4", np.float32), ("<f8", np.float64)])
+def test_parse_vector_reads_a_contiguous_device_vector(typestr, dtype):
+    item = np.dtype(dtype).itemsize
+    for strides in (None, (item,)):
+        w = _cuda_array.parse_vector(FakeDeviceArray(shape=(100,), typestr=typestr, data=(4321, True), strides=strides,
+                                                     stream=7), "KMeans.fit")
+        assert (w.ptr, w.shape, w.dtype, w.stream) == (4321, (100, 1), np.dtype(dtype), 7)
+    # One value: its stride means nothing.
+    assert _cuda_array.parse_vector(FakeDeviceArray(shape=(1,), strides=(999,)), "t").shape == (1, 1)
+
+
+class FakeDLPackOnly:
+    """A DLPack array in CUDA memory without __cuda_array_interface__ (its capsule is never taken)."""
+
+    def __dlpack__(self, stream=None, max_version=None):
+        raise AssertionError("parse_vector must not export a DLPack-only vector")
+
+    def __dlpack_device__(self):
+        return (2, 0)
+
+
+@pytest.mark.parametrize("obj, message", [
+    (FakeDeviceArray(shape=(100, 1)), r"sample_weight must be 1-dimensional \(n_samples,\), got shape \(100, 1\)"),
+    (FakeDeviceArray(shape=(100,), strides=(16,)), r"values of sample_weight must be contiguous .* strides \(16,\)"),
+    (FakeDeviceArray(shape=(100,), strides=(-8,)), "must be contiguous"),
+    (FakeDeviceArray(shape=(100,), typestr="<i4"), "sample_weight must hold float32 or float64 .* got typestr '<i4'"),
+    (FakeDeviceArray(shape=(100,), mask=(0x1000, False)), "sample_weight is a masked device array"),
+    (FakeDeviceArray(shape=(0,)), r"sample_weight is empty \(shape \(0,\)\)"),
+    (FakeDeviceArray(shape=(100,), stream=0), "'stream' is 0"),
+    (FakeDeviceArray(shape=(100,), version=1), "version 1 is not supported"),
+    (FakeDeviceArray(shape=_MISSING), "has no 'shape'"),
+    (FakeDLPackOnly(), r"sample_weight is a DLPack array in CUDA device memory; device sample_weight is read through "
+                       r"__cuda_array_interface__ only"),
+])
+def test_parse_vector_refuses_what_it_cannot_use_and_says_so(obj, message):
+    with pytest.raises(ValueError, match=message):
+        _cuda_array.parse_vector(obj, "KMeans.fit")
+
+
+def test_device_weights_with_a_host_x_are_refused_without_a_copy(blobs):
+    # Refused whatever the build: nothing is copied silently, and the fitted model is untouched.
+    w = FakeDeviceArray(shape=(len(blobs),))
+    match = (r"KMeans.fit: sample_weight is in CUDA device memory \(__cuda_array_interface__\) but X is a host "
+             r"array; pass X on the device too .* or copy the weights to the host")
+    km = mixtura.KMeans(3, random_state=0)
+    with pytest.raises(ValueError, match=match):
+        km.fit(blobs, sample_weight=w)
+    assert not hasattr(km, "cluster_centers_")
+    km.fit(blobs)
+    with pytest.raises(ValueError, match=match.replace("KMeans.fit", "KMeans.score")):
+        km.score(blobs, sample_weight=w)
+    with pytest.raises(ValueError, match=r"sample_weight is in CUDA device memory \(DLPack\)"):
+        km.fit(blobs, sample_weight=FakeDLPackOnly())
+
+
+@pytest.mark.parametrize("weights, message", [
+    (FakeDeviceArray(shape=(99,)), r"sample_weight.shape == \(99,\), expected \(100,\)!"),
+    (FakeDeviceArray(shape=(100,), typestr="<f4"),
+     r"KMeans.fit: sample_weight in CUDA device memory must have X's dtype \(float64\), got float32"),
+    (FakeDeviceArray(shape=(100, 1)), "sample_weight must be 1-dimensional"),
+    (FakeDLPackOnly(), "read through __cuda_array_interface__ only"),
+])
+def test_bad_device_weights_are_refused_before_the_backend_is_chosen(weights, message):
+    # Checked with X, before device='auto' is resolved: a build or machine without CUDA names them too.
+    with pytest.raises(ValueError, match=message):
+        mixtura.KMeans(3, device="auto").fit(FakeDeviceArray(), sample_weight=weights)
+
+
+GMM_CALLS = ["fit", "score_samples", "score", "predict", "predict_proba", "component_log_density", "bic", "aic"]
+
+
+@pytest.mark.parametrize("call", GMM_CALLS)
+def test_gaussian_mixture_with_device_cpu_refuses_device_arrays_without_a_copy(blobs, call):
+    gm = mixtura.GaussianMixture(3, device="cpu", random_state=0).fit(blobs)
+    means = gm.means_.copy()
+    with pytest.raises(ValueError, match=r"GaussianMixture\.\w+: X is in CUDA device memory .* but device='cpu'; use "
+                                         r"device='cuda' or 'auto', or copy it to the host first \(e.g. "
+                                         r"cupy.asnumpy\(X\)"):
+        getattr(gm, call)(FakeDeviceArray())
+    np.testing.assert_array_equal(gm.means_, means)  # the fitted model is untouched
+
+
+@pytest.mark.parametrize("device", ["cuda", "auto"])
+def test_gaussian_mixture_on_device_arrays_without_a_cuda_backend_or_device_says_why(blobs, device):
+    if HAS_GPU:
+        pytest.skip("this machine has a CUDA backend and a device")
+    if not _core.HAS_CUDA:
+        match = (r"this build of mixtura has no CUDA backend; reinstall with `pip install \. -C "
+                 r"cmake\.define\.MIXTURA_WITH_CUDA=ON` on a machine with nvcc")
+    else:
+        match = "no CUDA device is visible to this process"
+    gm = mixtura.GaussianMixture(3, device=device, random_state=0)
+    with pytest.raises(ValueError, match="GaussianMixture.fit: .*" + match):
+        gm.fit(FakeDeviceArray())
+    assert not hasattr(gm, "means_")
+    gm.set_params(device="cpu").fit(blobs).set_params(device=device)
+    for call in GMM_CALLS[1:]:
+        with pytest.raises(ValueError, match=match):
+            getattr(gm, call)(FakeDeviceArray())
+
+
+def test_gaussian_mixture_refuses_bad_device_arrays_before_the_backend_is_chosen(blobs):
+    with pytest.raises(ValueError, match="GaussianMixture.fit: X must hold float32 or float64 .* got typestr '<i8'"):
+        mixtura.GaussianMixture(2, device="auto").fit(FakeDeviceArray(typestr="<i8"))
+    with pytest.raises(ValueError, match="device must be 'cpu', 'cuda' or 'auto', got 'tpu'"):
+        mixtura.GaussianMixture(2, device="tpu").fit(FakeDeviceArray())
+    gm = mixtura.GaussianMixture(2, random_state=0).fit(blobs)
+    with pytest.raises(ValueError, match=r"GaussianMixture.predict_proba: X must be 2-dimensional"):
+        gm.predict_proba(FakeDeviceArray(shape=(100,)))
+
+
+def test_gaussian_mixture_weights_and_starting_parameters_must_be_host_arrays(blobs):
+    if not HAS_GPU:
+        pytest.skip("checked after the backend: needs a CUDA device")
+    with pytest.raises(ValueError, match="GaussianMixture: sample_weight must be a host"):
+        mixtura.GaussianMixture(2, device="cuda").fit(FakeDeviceArray(), sample_weight=FakeDeviceArray(shape=(100,)))
+    with pytest.raises(ValueError, match="GaussianMixture: means_init must be a host"):
+        mixtura.GaussianMixture(2, device="cuda", means_init=FakeDeviceArray(shape=(2, 3))).fit(FakeDeviceArray())
+    with pytest.raises(ValueError, match=r"Expected n_samples >= n_components but got n_components = 200"):
+        mixtura.GaussianMixture(200, device="cuda").fit(FakeDeviceArray())
+    gm = mixtura.GaussianMixture(2, random_state=0).fit(blobs)
+    with pytest.raises(ValueError, match="X has 5 features, but GaussianMixture is expecting 3 features"):
+        gm.set_params(device="cuda").score_samples(FakeDeviceArray(shape=(100, 5)))
 
 
 # ---- on a GPU, with CuPy or PyTorch (skip without) ----------------------------------------------
@@ -181,6 +301,70 @@ def test_kmeans_on_a_device_array_on_the_gpu_is_the_host_array_fit(dtype):
             np.testing.assert_array_equal(dev.predict(data), host.predict(X))
             np.testing.assert_allclose(dev.transform(data), host.transform(X), rtol=1e-5 if dtype == np.float32 else 1e-12)
             assert dev.score(data, sample_weight=w) == pytest.approx(host.score(X, sample_weight=w), rel=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gaussian_mixture_on_a_device_array_on_the_gpu_is_the_host_array_fit(dtype):
+    rng = np.random.default_rng(5)
+    X = (rng.standard_normal((20000, 5)) + 5 * rng.integers(0, 4, (20000, 1)) + 40).astype(dtype)
+    w = rng.uniform(0.5, 2.0, len(X)).astype(dtype)
+    wide = np.hstack([X, np.full((len(X), 2), np.nan, dtype=dtype)])
+    Xd, wide_d = _to_device(X), _to_device(wide)
+    strided = wide_d[:, :5]  # rows 7 values apart: compacted on the device, never read on the host
+    for kw in [dict(covariance_type="full", init_params="kmeans", n_init=2),
+               dict(covariance_type="tied", init_params="random"),
+               dict(covariance_type="diag", init_params="k-means++"),
+               dict(covariance_type="spherical", init_params="random_from_data")]:
+        host = mixtura.GaussianMixture(4, device="cuda", random_state=2, max_iter=20, **kw).fit(X, sample_weight=w)
+        for data in (Xd, strided):
+            dev = mixtura.GaussianMixture(4, device="auto", random_state=2, max_iter=20, **kw).fit(data, sample_weight=w)
+            # The same passes on the same dense rows: the same bits.
+            for a, b in zip(dev.elbo_traces_, host.elbo_traces_):
+                np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(dev.means_, host.means_)
+            np.testing.assert_array_equal(dev.covariances_, host.covariances_)
+            assert dev.n_features_in_ == 5 and dev.lower_bound_ == host.lower_bound_
+            # Scoring of device data on the device; of host data on the CPU: close, not the same bits.
+            tol = 1e-5 if dtype == np.float32 else 1e-10
+            np.testing.assert_allclose(dev.score_samples(data), host.score_samples(X), rtol=tol)
+            np.testing.assert_array_equal(dev.predict(data), host.predict(X))
+            np.testing.assert_allclose(dev.predict_proba(data), host.predict_proba(X), atol=100 * tol)
+            assert dev.score(data, sample_weight=w) == pytest.approx(host.score(X, sample_weight=w), rel=tol)
+            assert dev.bic(data) == pytest.approx(host.bic(X), rel=tol)
+
+
+def test_nan_in_a_device_array_gives_the_gaussian_mixtures_cpu_error():
+    X = np.random.default_rng(1).standard_normal((5000, 4))
+    X[1234, 3] = np.inf
+    Xd = _to_device(X)
+    with pytest.raises(ValueError) as cpu:  # the C++ check (GaussianMixture.fit on the CPU stops in scikit-learn's)
+        _core.gmm_fit(X, None, 2, "full", 1e-3, 1e-6, 10, 1, "kmeans", 0, 0, 0, None, None, None, "cpu")
+    with pytest.raises(ValueError) as gpu:
+        mixtura.GaussianMixture(2, device="cuda").fit(Xd)
+    assert str(gpu.value) == str(cpu.value)
+    assert "non-finite value (inf) at row 1234, column 3" in str(gpu.value)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kmeans_with_device_weights_on_the_gpu_is_the_host_weights_fit(dtype):
+    rng = np.random.default_rng(5)
+    X = (rng.standard_normal((20000, 5)) + 4 * rng.integers(0, 6, (20000, 1))).astype(dtype)
+    w = np.where(np.arange(len(X)) % 7 == 0, 0.0, rng.uniform(0.5, 2.0, len(X))).astype(dtype)
+    Xd, wd = _to_device(X), _to_device(w)
+    for kw in [dict(init="k-means++", n_init=3), dict(init="random", n_init=2), dict(init=X[:6])]:
+        host_w = mixtura.KMeans(6, device="cuda", random_state=2, **kw).fit(Xd, sample_weight=w)
+        dev_w = mixtura.KMeans(6, device="cuda", random_state=2, **kw).fit(Xd, sample_weight=wd)
+        # The same kernels read the same weights (uploaded, or in place): the same bits.
+        np.testing.assert_array_equal(dev_w.labels_, host_w.labels_)
+        np.testing.assert_array_equal(dev_w.cluster_centers_, host_w.cluster_centers_)
+        for a, b in zip(dev_w.distortion_traces_, host_w.distortion_traces_):
+            np.testing.assert_array_equal(a, b)
+        assert dev_w.inertia_ == host_w.inertia_
+        assert dev_w.score(Xd, sample_weight=wd) == host_w.score(Xd, sample_weight=w)
+    bad = w.copy()
+    bad[1234] = -1
+    with pytest.raises(ValueError, match=r"sample_weight\[1234\] = -1 is negative"):
+        mixtura.KMeans(3, device="cuda").fit(Xd, sample_weight=_to_device(bad))
 
 
 def test_nan_in_a_device_array_gives_the_cpu_error():

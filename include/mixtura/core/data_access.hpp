@@ -1,13 +1,16 @@
 #pragma once
-/// How a fit loop reaches the values of its data X, for X in host memory (MatrixView) or in device
-/// memory (DeviceMatrixView): the input check and the few rows it copies (initial centres, k-means++
-/// candidates, re-seeded rows) go through these functions, overloaded on the backend and the view.
-/// For host views they read X directly, on any backend. For device views a backend provides
+/// How a fit loop reaches the values of its data X and its sample weights w, in host memory
+/// (MatrixView, VectorView) or in device memory (DeviceMatrixView, DeviceVectorView): the input checks
+/// and the values it copies (initial centres, k-means++ candidates, re-seeded rows; the weights where
+/// the loop reads them all) go through these functions, overloaded on the backend and the view. For
+/// host views they read directly, on any backend. For device views a backend provides
 ///   detail::NonFinite first_non_finite(const Backend&, DeviceMatrixView<T>)   (found by ADL)
+///   detail::WeightCheck first_bad_weight(const Backend&, DeviceVectorView<T>)
 ///   RowMatrix<T> fetch_rows(const Backend&, DeviceMatrixView<T>, const std::vector<Index>&)
 /// (kmeans/cuda_pass.hpp for CudaBackend), so that no host code dereferences a device pointer.
 
 #include <algorithm>
+#include <cstddef>
 #include <vector>
 
 #include "mixtura/core/device_matrix_view.hpp"
@@ -36,6 +39,35 @@ RowMatrix<T> fetch_rows(const Backend&, MatrixView<T> X, const std::vector<Index
   for (std::size_t j = 0; j < rows.size(); ++j)
     std::copy_n(X.row(rows[j]), X.cols, out.row(static_cast<Index>(j)).data());
   return out;
+}
+
+/// detail::check_weights on host weights (n_rows entries, finite, >= 0, a positive finite sum).
+template <class Backend, class T>
+void check_weights_on(const Backend&, const char* where, VectorView<T> w, Index n_rows) {
+  detail::check_weights(where, w, n_rows);
+}
+
+/// The same checks and messages for device weights: the size on the host, the values by the backend.
+template <class Backend, class T>
+void check_weights_on(const Backend& be, const char* where, DeviceVectorView<T> w, Index n_rows) {
+  if (w.empty()) return;
+  detail::check_weights_size(where, w.size, n_rows);
+  detail::expect_valid_weights(where, first_bad_weight(be, w));
+}
+
+/// Weights the host can read, for the loop's few reads of every weight (random init; the choice of
+/// re-seeded rows among rows of positive weight): host weights as they are; device weights copied
+/// into `storage` (one copy of w.size values; the backend's fetch_rows on a one-row view).
+template <class Backend, class T>
+VectorView<T> host_weights(const Backend&, VectorView<T> w, std::vector<T>&) {
+  return w;
+}
+template <class Backend, class T>
+VectorView<T> host_weights(const Backend& be, DeviceVectorView<T> w, std::vector<T>& storage) {
+  if (w.empty()) return {};
+  const RowMatrix<T> v = fetch_rows(be, DeviceMatrixView<T>(w.data, 1, w.size), std::vector<Index>{0});
+  storage.assign(v.data(), v.data() + w.size);
+  return {storage.data(), w.size};
 }
 
 }  // namespace mixtura

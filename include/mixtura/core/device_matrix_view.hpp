@@ -1,8 +1,9 @@
 #pragma once
-/// A view of a matrix the caller keeps in accelerator (CUDA device) memory. A distinct type from
-/// MatrixView, so that the memory space is in the argument type: it has no row() and no map(), and
-/// host code cannot read it by mistake. The fit loops reach its values only through their backend's
-/// operations (check_data_on, fetch_rows and the data passes; see core/data_access.hpp).
+/// Views of a matrix and a vector the caller keeps in accelerator (CUDA device) memory. Distinct types
+/// from MatrixView and VectorView, so that the memory space is in the argument type: they have no
+/// row(), map() or operator[], and host code cannot read them by mistake. The fit loops reach their
+/// values only through their backend's operations (check_data_on, check_weights_on, fetch_rows,
+/// fetch_weights and the data passes; see core/data_access.hpp).
 
 #include "mixtura/core/matrix_view.hpp"
 
@@ -23,6 +24,20 @@ struct DeviceMatrixView {
   DeviceMatrixView(const T* d, Index r, Index c, Index s) : data(d), rows(r), cols(c), stride(s) {}
 
   bool empty() const { return rows == 0 || cols == 0; }
+};
+
+/// `size` contiguous values in device memory (sample weights next to a DeviceMatrixView), the
+/// device counterpart of VectorView: an empty view means "all ones"; no operator[], so host code
+/// cannot read it by mistake. The same rules as DeviceMatrixView (alive, unchanged, written).
+template <class T>
+struct DeviceVectorView {
+  const T* data = nullptr;
+  Index size = 0;
+
+  DeviceVectorView() = default;
+  DeviceVectorView(const T* d, Index n) : data(d), size(n) {}
+
+  bool empty() const { return data == nullptr || size == 0; }
 };
 
 }  // namespace mixtura

@@ -71,23 +71,49 @@ void check_data(const char* where, MatrixView<T> X, int n_threads) {
   expect_finite(where, {bad.row, bad.col, bad.row < 0 ? 0.0 : static_cast<double>(X.row(bad.row)[bad.col])});
 }
 
+/// What check_weights needs to know of a weight vector: the first entry (lowest index) that is not
+/// finite or is negative (index = -1: none) with its value, and (read only when none is) the sum of
+/// the entries in double.
+struct WeightCheck {
+  Index index = -1;
+  double value = 0.0;
+  double total = 0.0;
+};
+
+/// The one-entry-per-row check of sample weights (for weights in any memory space).
+inline void check_weights_size(const char* where, Index size, Index n_rows) {
+  MIXTURA_EXPECTS(size == n_rows, "%s: sample_weight has %lld entries but X has %lld rows", where,
+                  static_cast<long long>(size), static_cast<long long>(n_rows));
+}
+
+/// Throws check_weights' error for weights summarised by `c` (nothing if they are valid).
+inline void expect_valid_weights(const char* where, const WeightCheck& c) {
+  if (c.index >= 0) {
+    MIXTURA_EXPECTS(std::isfinite(c.value), "%s: sample_weight[%lld] = %g is not finite", where,
+                    static_cast<long long>(c.index), c.value);
+    MIXTURA_EXPECTS(c.value >= 0, "%s: sample_weight[%lld] = %g is negative", where, static_cast<long long>(c.index),
+                    c.value);
+  }
+  MIXTURA_EXPECTS(c.total > 0.0 && std::isfinite(c.total), "%s: sample_weight sums to %g; need a positive finite sum",
+                  where, c.total);
+}
+
 /// Checks sample weights (if given): one per row, finite, >= 0, positive sum. Returns the sum.
 template <class T>
 double check_weights(const char* where, VectorView<T> w, Index n_rows) {
   if (w.empty()) return static_cast<double>(n_rows);
-  MIXTURA_EXPECTS(w.size == n_rows, "%s: sample_weight has %lld entries but X has %lld rows", where,
-                  static_cast<long long>(w.size), static_cast<long long>(n_rows));
-  double total = 0.0;
+  check_weights_size(where, w.size, n_rows);
+  WeightCheck c;
   for (Index i = 0; i < w.size; ++i) {
-    MIXTURA_EXPECTS(std::isfinite(w[i]), "%s: sample_weight[%lld] = %g is not finite", where,
-                    static_cast<long long>(i), static_cast<double>(w[i]));
-    MIXTURA_EXPECTS(w[i] >= 0, "%s: sample_weight[%lld] = %g is negative", where, static_cast<long long>(i),
-                    static_cast<double>(w[i]));
-    total += static_cast<double>(w[i]);
+    if (!std::isfinite(w[i]) || !(w[i] >= 0)) {
+      c.index = i;
+      c.value = static_cast<double>(w[i]);
+      break;
+    }
+    c.total += static_cast<double>(w[i]);
   }
-  MIXTURA_EXPECTS(total > 0.0 && std::isfinite(total), "%s: sample_weight sums to %g; need a positive finite sum",
-                  where, total);
-  return total;
+  expect_valid_weights(where, c);
+  return c.total;
 }
 
 /// Rows of positive weight (all rows when no weights are given).

@@ -1,7 +1,8 @@
 #pragma once
 /// What the host needs to know of data the caller keeps in device memory (a DeviceMatrixView, passed as
-/// HostMatrix with on_device), without reading it on the host: its first non-finite value, and given
-/// rows. Compiled in mixtura::cuda (cuda/device_data.cu) for float and double.
+/// HostMatrix with on_device, and a DeviceVectorView of sample weights), without reading it on the
+/// host: its first non-finite value, the weights' first bad value and sum, and given rows. Compiled in
+/// mixtura::cuda (cuda/device_data.cu) for float and double.
 
 #include <cstdint>
 
@@ -16,6 +17,14 @@ namespace cuda {
 /// pass over X on the device. Throws InvalidArgument if X.data is not device memory of be's device.
 template <class T>
 void find_non_finite(const CudaBackend& be, HostMatrix<T> X, std::int64_t* row, std::int64_t* col, double* value);
+
+/// The checks of sample weights in device memory (w.data: n values): *index receives the lowest i
+/// with w_i not finite or negative (-1: none) and *value that w_i (its bits, widened to double);
+/// *total the sum of the weights in double (in segment order: the same bits every run). One pass over
+/// w on the device. Throws InvalidArgument if w.data is not device memory of be's device.
+template <class T>
+void find_bad_weight(const CudaBackend& be, const T* w, std::int64_t n, std::int64_t* index, double* value,
+                     double* total);
 
 /// Rows rows[0], ..., rows[m - 1] of device data X into the host array out (m x X.cols, row-major),
 /// one small device-to-host copy per row.

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <limits>
 
+#include "mixtura/core/rng.hpp"
 #include "mixtura/cuda/plan.hpp"
 
 namespace mixtura {
@@ -132,6 +133,38 @@ inline double tile_tree_sum(double* v, int n) {
   for (int s = n / 2; s > 0; s /= 2)
     for (int t = 0; t < s; ++t) v[t] += v[t + s];
   return v[0];
+}
+
+// ---- given responsibilities: the initialisation passes ----------------------------------------
+
+/// Where an initialisation pass takes its rows' responsibilities from, in place of the E-step's
+/// posteriors: unit responsibility to one component (K = 1, the data's own moments), the one-hot
+/// rows of given labels, or uniform random numbers from the counter-based generator (counter i K + k
+/// of stream `stream` under `seed` for row i, component k: the CPU's random_resp_stats draws them).
+struct GmmRespSource {
+  enum class Kind : int { ones = 0, labels = 1, random = 2 };
+  Kind kind = Kind::ones;
+  const std::int32_t* labels = nullptr;  ///< kind labels: one per row of the data, each in [0, K)
+  std::uint64_t seed = 0, stream = 0;    ///< kind random
+};
+
+/// Row `row`'s responsibilities times its weight w into r[0], r[stride], ..., r[(K - 1) stride]:
+/// ones: w; labels: w for the row's label, else 0 (label: labels[row], read by the caller);
+/// random: u_k = uniform(row K + k), r_k = w (u_k / sum_k u_k), the sum in component order.
+MIXTURA_HD inline void init_resp_row(const GmmRespSource& src, std::int32_t label, std::int64_t row, int K, double w,
+                                     double* r, std::int64_t stride) {
+  if (src.kind == GmmRespSource::Kind::random) {
+    const CounterRng rng(src.seed, src.stream);
+    double s = 0;
+    for (int k = 0; k < K; ++k) {
+      const double u = rng.uniform_at(static_cast<std::uint64_t>(row * K + k));
+      r[k * stride] = u;
+      s += u;
+    }
+    for (int k = 0; k < K; ++k) r[k * stride] = w * (r[k * stride] / s);
+    return;
+  }
+  for (int k = 0; k < K; ++k) r[k * stride] = (src.kind == GmmRespSource::Kind::ones || k == label) ? w : 0.0;
 }
 
 // ---- moments: full and tied -------------------------------------------------------------------

@@ -22,5 +22,17 @@ struct HostMatrix {
   const T* row(std::int64_t i) const { return data + i * stride; }
 };
 
+/// Sample weights as the compiled passes see them: one value per row of the data they go with, in host
+/// memory or, when `on_device`, in device memory (a DeviceVectorView: read in place, never staged
+/// through the host). data == nullptr: unit weights.
+template <class T>
+struct RowWeights {
+  const T* data = nullptr;
+  bool on_device = false;  ///< data is device memory of the backend's device
+
+  RowWeights() = default;
+  RowWeights(const T* d, bool device = false) : data(d), on_device(device) {}  // NOLINT: host weights
+};
+
 }  // namespace cuda
 }  // namespace mixtura

@@ -11,6 +11,10 @@
 /// sum carried across streamed chunks. No floating-point atomics: the same bits on every run and in
 /// any chunking (chunks are whole segments, and segments whole blocks).
 ///
+/// The prediction pass is one kernel too: a block takes a segment, two tiles at a time; it finds the
+/// tiles' labels, then each thread adds the distortion of one of their rows (predict_row_fold), so
+/// that thread t takes the segment's rows t, t + 256, ... in order, as the other row reductions do.
+///
 /// The row reductions (prediction's distortion, k-means++, feature moments) fold segments of
 /// kSegmentRows rows (plan.hpp) and add the segment partials in segment order.
 
@@ -156,6 +160,26 @@ MIXTURA_HD inline void fused_lane_fold(const T* x, const T* w, const std::int32_
     }
   }
   *distortion = dist;
+}
+
+/// Rows of the prediction kernel's step: two assignment tiles, one row per thread for the distortion.
+inline constexpr int kPredictStepRows = 2 * kAssignTileRows;
+static_assert(kPredictStepRows == kReduceThreads, "one distortion row per thread and step");
+static_assert(kSegmentRows % kPredictStepRows == 0, "a segment is whole prediction steps");
+
+/// Thread `tid`'s share of one step of the prediction kernel (a segment is one block; a step is
+/// kPredictStepRows rows of it, two tiles whose labels are known): *distortion += w_r ||x_r -
+/// c_{label}||^2 for the step's row tid (if tid < rows), as one fused multiply-add of the exact
+/// distance in double (sq_dist8). So thread t adds its rows t, t + 256, ... of the segment in order:
+/// the order of the segment reductions (then tree_sum, then segments in order). x: the step's first
+/// row (dense, D features); w: its weights or nullptr; labels: the step's labels; centers: K x D.
+template <class T>
+MIXTURA_HD inline void predict_row_fold(const T* x, const T* w, const std::int32_t* labels, std::int64_t rows,
+                                        const T* centers, std::int64_t D, int tid, double* distortion) {
+  if (tid >= rows) return;
+  const std::int64_t r = tid;
+  const double d = sq_dist8(x + r * D, centers + static_cast<std::int64_t>(labels[r]) * D, D);
+  *distortion = fused(w ? static_cast<double>(w[tid]) : 1.0, d, *distortion);
 }
 
 /// Value i of the block's partial (i < cells()): the row lanes' copies added in row lane order.

@@ -1,13 +1,15 @@
 #pragma once
-/// Bookkeeping of the K-means labels the CUDA backend keeps on the device during a fit: which host
-/// array a device copy stands for, and the data scope it belongs to. Plain C++ (no CUDA header), so
-/// that it is tested on machines without a GPU; the context holds it with device buffers.
+/// Bookkeeping of the per-row arrays the CUDA backend keeps on the device during a fit (K-means labels,
+/// k-means++'s distances to the closest centre): which host array a device copy stands for, and the
+/// data scope it belongs to. Plain C++ (no CUDA header), so that it is tested on machines without a
+/// GPU; the context holds it with device buffers.
 ///
 /// The contract (kmeans/lloyd.hpp, cuda/kmeans_pass.hpp): inside a data scope, kmeans_assign leaves
 /// its labels on the device, newer than the host array; passes that read labels use that copy;
 /// kmeans_labels_to_host (or kmeans_predict, which writes the host array) brings them back and lets
 /// go of the copy, after which the host array is the labels again. When the fit's scope ends the copy
-/// is dropped, brought back or not.
+/// is dropped, brought back or not. k-means++'s distances (kmeans_update_closest in a data scope) are
+/// held the same way and never brought back: only the passes and the draws read them.
 
 #include <cstddef>
 #include <cstdint>
@@ -44,15 +46,14 @@ class ScopeStack {
   std::uint64_t last_id_ = 0;
 };
 
-/// Device copies of host label arrays (Buffer: a device buffer of std::int32_t with reserve(n) and
-/// data(); a std::vector-like stand-in in tests), each newer than its host array and tied to the
-/// data scope of the fit that made it. Usually one array is held; a released copy keeps its memory
-/// for the next one.
-template <class Buffer>
-class HeldLabels {
+/// Device copies of host arrays of Elem (Buffer: a device buffer of Elem with reserve(n) and data(); a
+/// std::vector-like stand-in in tests), each newer than its host array and tied to the data scope of
+/// the fit that made it. Usually one array is held; a released copy keeps its memory for the next one.
+template <class Buffer, class Elem>
+class HeldArrays {
  public:
   /// The copy standing for `labels` (rows entries) while its scope is open; nullptr if there is none.
-  Buffer* find(const std::int32_t* labels, std::int64_t rows, const ScopeStack& scopes) {
+  Buffer* find(const Elem* labels, std::int64_t rows, const ScopeStack& scopes) {
     for (Entry& e : entries_) {
       if (e.host && !scopes.is_open(e.scope)) e.host = nullptr;  // its fit has ended: dropped
       if (e.host == labels && e.rows == rows && labels != nullptr) return &e.buffer;
@@ -61,7 +62,7 @@ class HeldLabels {
   }
   /// A copy (at least `rows` entries, contents undefined) to hold for `labels` in scope `scope`, which
   /// must be open. Any copy already held for `labels` is replaced.
-  Buffer& hold(const std::int32_t* labels, std::int64_t rows, std::uint64_t scope, const ScopeStack& scopes) {
+  Buffer& hold(const Elem* labels, std::int64_t rows, std::uint64_t scope, const ScopeStack& scopes) {
     release(labels);
     Entry* free = nullptr;
     for (Entry& e : entries_) {
@@ -79,7 +80,7 @@ class HeldLabels {
     return free->buffer;
   }
   /// Lets go of the copy of `labels`, if one is held: the host array is the labels from now on.
-  void release(const std::int32_t* labels) {
+  void release(const Elem* labels) {
     for (Entry& e : entries_)
       if (e.host == labels) e.host = nullptr;
   }
@@ -92,7 +93,7 @@ class HeldLabels {
 
  private:
   struct Entry {
-    const std::int32_t* host = nullptr;  // nullptr: free
+    const Elem* host = nullptr;  // nullptr: free
     std::int64_t rows = 0;
     std::uint64_t scope = 0;
     Buffer buffer;
@@ -101,6 +102,13 @@ class HeldLabels {
   // are movable and callers never keep a Buffer* across a hold().
   std::vector<Entry> entries_;
 };
+
+/// Label arrays (kmeans_assign's, in a fit).
+template <class Buffer>
+using HeldLabels = HeldArrays<Buffer, std::int32_t>;
+/// k-means++'s squared distances to the closest centre (kmeans_update_closest's, in a data scope).
+template <class Buffer>
+using HeldDistances = HeldArrays<Buffer, double>;
 
 }  // namespace cuda
 }  // namespace mixtura

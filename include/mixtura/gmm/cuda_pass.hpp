@@ -4,11 +4,15 @@
 /// functions run unchanged on the GPU. They wrap the compiled passes of mixtura::cuda
 /// (mixtura/cuda/gmm_pass.hpp, cuda/gmm_*.cu); link mixtura::cuda.
 ///
-/// On the device: the E-step with the statistics (every iteration) and the log-densities for scoring.
-/// On the host: the M-step (written once), and the two initialisation passes (label statistics,
-/// random responsibilities: once per restart, the CPU's code, so the same seed gives the very same
-/// starting model on both backends).
+/// On the device: the E-step with the statistics (every iteration), the log-densities for scoring,
+/// and the initialisation passes (the data's feature moments once per fit; the statistics of K-means
+/// labels or of random responsibilities once per restart: the E-step's moments kernels on given
+/// responsibilities). On the host: the M-step (written once).
+///
+/// X is a MatrixView (host memory: uploaded once per fit) or a DeviceMatrixView (device memory: used in
+/// place); both go through the same passes, so a fit gives the same bits either way.
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -17,7 +21,10 @@
 
 #include "mixtura/backend/cpu.hpp"
 #include "mixtura/backend/cuda.hpp"
+#include "mixtura/core/data_access.hpp"
+#include "mixtura/core/device_matrix_view.hpp"
 #include "mixtura/core/matrix_view.hpp"
+#include "mixtura/core/moments.hpp"
 #include "mixtura/core/parallel.hpp"
 #include "mixtura/cuda/gmm_pass.hpp"
 #include "mixtura/gmm/cpu_pass.hpp"
@@ -89,26 +96,101 @@ struct GmmScoreBlock {
   GmmScoreBlock(Index rows, Index k) : lp(rows, k), log_p(rows), entropy(rows) {}
 };
 
-/// The device pass's statistics as a GmmStats: full/tied around pm's centre, diag/spherical around
-/// the means; the candidates for the lowest log-likelihoods offered to st.worst.
-inline GmmStats stats_from_pass(const GmmModel& m, const GmmPassModelData& pm, const cuda::GmmPassStats& ps,
-                                std::size_t n_worst) {
-  const Index K = m.n_components, D = m.n_features;
-  GmmStats st(m.type, K, D, n_worst);
+/// A device pass's statistics as a GmmStats of `type`, around `shift` (K x D); the candidates for the
+/// lowest log-likelihoods offered to st.worst.
+inline GmmStats stats_of_pass(CovarianceType type, const RowMatrix<double>& shift, const cuda::GmmPassStats& ps,
+                              std::size_t n_worst) {
+  const Index K = shift.rows(), D = shift.cols();
+  GmmStats st(type, K, D, n_worst);
   st.nk = ps.nk;
   st.s1 = Eigen::Map<const RowMatrix<double>>(ps.s1.data(), K, D);
   if (st.full_moments()) {
     for (Index k = 0; k < K; ++k) st.s2[k] = Eigen::Map<const RowMatrix<double>>(ps.s2.data() + k * D * D, D, D);
-    st.shift = Eigen::Map<const Eigen::RowVectorXd>(pm.center.data(), D).replicate(K, 1);
   } else {
     st.s2_diag = Eigen::Map<const RowMatrix<double>>(ps.s2.data(), K, D);
-    st.shift = m.means;
   }
+  st.shift = shift;
   st.log_likelihood = ps.log_likelihood;
   st.entropy = ps.entropy;
   st.weight = ps.weight;
   for (std::size_t i = 0; i < ps.low_row.size(); ++i) st.worst.offer(ps.low_log_p[i], ps.low_row[i]);
   return st;
+}
+
+/// The E-step pass's statistics as a GmmStats: full/tied around pm's centre, diag/spherical around
+/// the means.
+inline GmmStats stats_from_pass(const GmmModel& m, const GmmPassModelData& pm, const cuda::GmmPassStats& ps,
+                                std::size_t n_worst) {
+  const bool full = m.type == CovarianceType::full || m.type == CovarianceType::tied;
+  return stats_of_pass(m.type,
+                       full ? RowMatrix<double>(Eigen::Map<const Eigen::RowVectorXd>(pm.center.data(), m.n_features)
+                                                    .replicate(m.n_components, 1))
+                            : m.means,
+                       ps, n_worst);
+}
+
+/// What an initialisation pass (cuda::gmm_resp_stats) takes to give moments around a caller's shift
+/// (K x D), and its result as GmmStats. Full/tied: the E-step's Gram kernel centres every row on one
+/// point in T, here the mean of the shift rows of the components that have rows (points near their
+/// means, or all the data mean) rounded to T, and the statistics are around it. Diag/spherical: around
+/// the shift rows themselves.
+template <class T>
+struct GmmInitPassData {
+  std::vector<double> center;  ///< full/tied: [D], values of T
+  RowMatrix<double> shift;     ///< what the pass takes its moments around (K x D)
+
+  /// present: which components have rows (empty: all).
+  GmmInitPassData(CovarianceType type, const RowMatrix<double>& s, const std::vector<bool>& present = {}) : shift(s) {
+    if (type != CovarianceType::full && type != CovarianceType::tied) return;
+    Eigen::RowVectorXd sum = Eigen::RowVectorXd::Zero(s.cols());
+    Index n = 0;
+    for (Index k = 0; k < s.rows(); ++k)
+      if (present.empty() || present[static_cast<std::size_t>(k)]) {
+        sum += s.row(k);
+        ++n;
+      }
+    const Eigen::RowVectorXd c = (sum / static_cast<double>(std::max<Index>(n, 1))).template cast<T>().template cast<double>();
+    center.assign(c.data(), c.data() + c.size());
+    shift = c.replicate(s.rows(), 1);
+  }
+  const double* centre_or_null() const { return center.empty() ? nullptr : center.data(); }
+  const double* means() const { return shift.data(); }
+
+  /// The pass's statistics as GmmStats. A component with no weight keeps the caller's shift row
+  /// (`caller`): its moments are zero around any point, and the M-step then puts its mean there, as
+  /// the CPU's pass does.
+  GmmStats stats(CovarianceType type, const RowMatrix<double>& caller, const cuda::GmmPassStats& ps) const {
+    GmmStats st = stats_of_pass(type, shift, ps, 0);
+    for (Index k = 0; k < st.n_components; ++k)
+      if (st.nk[static_cast<std::size_t>(k)] == 0.0) st.shift.row(k) = caller.row(k);
+    return st;
+  }
+};
+
+/// Which of K components the labels (n of them, in [0, K)) give rows to; stops once all have some.
+inline std::vector<bool> labels_present(const std::int32_t* labels, Index n, Index K) {
+  std::vector<bool> present(static_cast<std::size_t>(K), false);
+  Index seen = 0;
+  for (Index i = 0; i < n && seen < K; ++i)
+    if (!present[static_cast<std::size_t>(labels[i])]) {
+      present[static_cast<std::size_t>(labels[i])] = true;
+      ++seen;
+    }
+  return present;
+}
+
+/// The data's feature moments (feature_moments in core/moments.hpp: around the first row) from a pass
+/// with unit responsibilities (one component, diag) around `first`, of `n` rows.
+inline FeatureMoments feature_moments_of_pass(const Eigen::RowVectorXd& first, const cuda::GmmPassStats& ps, Index n) {
+  const Index D = first.size();
+  const Eigen::VectorXd s1 = Eigen::Map<const Eigen::VectorXd>(ps.s1.data(), D);
+  const Eigen::VectorXd s2 = Eigen::Map<const Eigen::VectorXd>(ps.s2.data(), D);
+  const double nn = static_cast<double>(n);
+  const Eigen::VectorXd d = s1 / nn;  // mean - first
+  FeatureMoments out;
+  out.mean = d + first.transpose();
+  out.variance = (s2 / nn - d.array().square().matrix()).cwiseMax(0.0);
+  return out;
 }
 
 /// Hands rows [begin, begin + rows) of a device scoring pass (lp: rows x K row-major, begin a multiple
@@ -129,8 +211,8 @@ void hand_score_blocks(Index begin, Index rows, const double* lp, Index K, int n
 
 /// The E-step fused with the statistics of the M-step (see cpu_pass.hpp), on the GPU. Full/tied:
 /// moments around the mixture mean rounded to T; diag/spherical: around each component's mean.
-template <class T>
-GmmStats gmm_e_step(const CudaBackend& be, MatrixView<T> X, VectorView<T> w, const GmmModel& m, std::size_t n_worst) {
+template <template <class> class View, class T>
+GmmStats gmm_e_step(const CudaBackend& be, View<T> X, VectorView<T> w, const GmmModel& m, std::size_t n_worst) {
   const detail::GmmPassModelData pm = detail::GmmPassModelData::of<T>(m);
   cuda::GmmPassStats ps;
   cuda::gmm_e_step(be, detail::host_matrix(X), detail::weights_or_null(w), pm.view, static_cast<std::int64_t>(n_worst),
@@ -138,26 +220,63 @@ GmmStats gmm_e_step(const CudaBackend& be, MatrixView<T> X, VectorView<T> w, con
   return detail::stats_from_pass(m, pm, ps, n_worst);
 }
 
-/// The statistics of given hard labels (K-means initialisation): the CPU's pass on the host copy of X.
-template <class T>
-GmmStats gmm_label_stats(const CudaBackend& be, MatrixView<T> X, VectorView<T> w, const std::int32_t* labels,
+/// The statistics of given hard labels (K-means initialisation) on the device: the E-step's moments
+/// kernels on one-hot responsibilities (full/tied around one centre, see GmmInitPassData).
+template <template <class> class View, class T>
+GmmStats gmm_label_stats(const CudaBackend& be, View<T> X, VectorView<T> w, const std::int32_t* labels,
                          CovarianceType type, const RowMatrix<double>& shift) {
-  return gmm_label_stats(CpuBackend{be.n_threads}, X, w, labels, type, shift);
+  const detail::GmmInitPassData<T> d(type, shift, detail::labels_present(labels, X.rows, shift.rows()));
+  cuda::GmmRespSource src;
+  src.kind = cuda::GmmRespSource::Kind::labels;
+  src.labels = labels;
+  cuda::GmmPassStats ps;
+  cuda::gmm_resp_stats(be, detail::host_matrix(X), detail::weights_or_null(w),
+                       static_cast<cuda::GmmShape>(static_cast<int>(type)), shift.rows(), src, d.centre_or_null(),
+                       d.means(), ps);
+  return d.stats(type, shift, ps);
 }
 
-/// Statistics of random responsibilities (init = random): the CPU's pass on the host copy of X.
-template <class T>
-GmmStats random_resp_stats(const CudaBackend& be, MatrixView<T> X, VectorView<T> w, CovarianceType type, Index K,
+/// Statistics of random responsibilities (init = random) on the device, from the same generator and
+/// counters as the CPU's (see GmmInitPassData for the point they are taken around).
+template <template <class> class View, class T>
+GmmStats random_resp_stats(const CudaBackend& be, View<T> X, VectorView<T> w, CovarianceType type, Index K,
                            const CounterRng& rng, const RowMatrix<double>& shift) {
-  return random_resp_stats(CpuBackend{be.n_threads}, X, w, type, K, rng, shift);
+  const detail::GmmInitPassData<T> d(type, shift);
+  cuda::GmmRespSource src;
+  src.kind = cuda::GmmRespSource::Kind::random;
+  src.seed = rng.seed();
+  src.stream = rng.stream();
+  cuda::GmmPassStats ps;
+  cuda::gmm_resp_stats(be, detail::host_matrix(X), detail::weights_or_null(w),
+                       static_cast<cuda::GmmShape>(static_cast<int>(type)), K, src, d.centre_or_null(), d.means(), ps);
+  return d.stats(type, shift, ps);
+}
+
+/// Unweighted per-feature mean and variance of X (the data's scale for the degenerate-component
+/// policy, and the point random responsibilities are taken around): one pass on the device, moments
+/// around the first row (fetched: D values) as on the CPU.
+template <template <class> class View, class T>
+detail::FeatureMoments gmm_feature_moments(const CudaBackend& be, View<T> X) {
+  const Eigen::RowVectorXd first = fetch_rows(be, X, {0}).row(0).template cast<double>();
+  cuda::GmmRespSource src;  // ones
+  cuda::GmmPassStats ps;
+  cuda::gmm_resp_stats(be, detail::host_matrix(X), static_cast<const T*>(nullptr), cuda::GmmShape::diag, 1, src,
+                       nullptr, first.data(), ps);
+  return detail::feature_moments_of_pass(first, ps, X.rows);
+}
+
+/// The centre of random responsibilities: the data mean of the fit's feature moments.
+template <template <class> class View, class T>
+Eigen::RowVectorXd gmm_data_mean(const CudaBackend&, View<T>, const detail::FeatureMoments& data) {
+  return data.mean.transpose();
 }
 
 /// For scoring, as the CPU's gmm_weighted_log_prob: calls out(begin, rows, s) for blocks of
 /// kGmmBlock rows with s.lp(r, k) = log pi_k + log N_k(x_r) computed on the device (a short last
 /// block padded with zero rows), from up to be.n_threads host threads. A row's results depend only on
 /// its values and its index modulo kGmmBlock.
-template <class T, class Out>
-void gmm_weighted_log_prob(const CudaBackend& be, MatrixView<T> X, const GmmModel& m, Out&& out) {
+template <template <class> class View, class T, class Out>
+void gmm_weighted_log_prob(const CudaBackend& be, View<T> X, const GmmModel& m, Out&& out) {
   const detail::GmmPassModelData pm = detail::GmmPassModelData::of<T>(m);
   const Index K = m.n_components;
   cuda::gmm_weighted_log_prob(be, detail::host_matrix(X), pm.view, [&](std::int64_t begin, std::int64_t rows, const double* lp) {

@@ -14,6 +14,8 @@
 #include <Eigen/Core>
 
 #include "mixtura/backend/cpu.hpp"
+#include "mixtura/core/data_access.hpp"
+#include "mixtura/core/device_matrix_view.hpp"
 #include "mixtura/core/errors.hpp"
 #include "mixtura/core/matrix_view.hpp"
 #include "mixtura/core/moments.hpp"
@@ -92,100 +94,23 @@ class GaussianMixture {
   /// passes differ. X stays in host memory; a device backend holds its copy for the whole fit.
   template <class Backend>
   GaussianMixture& fit_on(const Backend& be, MatrixView<T> X, VectorView<T> sample_weight = {}) {
-    const char* where = "GaussianMixture::fit";
-    const GmmParams& p = params_;
-    MIXTURA_EXPECTS(p.n_components >= 1, "%s: n_components must be >= 1, got %d", where, p.n_components);
-    MIXTURA_EXPECTS(p.max_iter >= 1, "%s: max_iter must be >= 1, got %d", where, p.max_iter);
-    MIXTURA_EXPECTS(p.n_init >= 1, "%s: n_init must be >= 1, got %d", where, p.n_init);
-    MIXTURA_EXPECTS(std::isfinite(p.tol) && p.tol >= 0, "%s: tol must be finite and >= 0, got %g", where, p.tol);
-    MIXTURA_EXPECTS(std::isfinite(p.reg_covar) && p.reg_covar >= 0, "%s: reg_covar must be finite and >= 0, got %g",
-                    where, p.reg_covar);
-    MIXTURA_EXPECTS(p.n_threads >= 0, "%s: n_threads must be >= 0, got %d", where, p.n_threads);
-    detail::check_data(where, X, p.n_threads);
-    MIXTURA_EXPECTS(X.rows >= p.n_components, "%s: n_components (%d) > n_samples (%lld)", where, p.n_components,
-                    static_cast<long long>(X.rows));
-    detail::check_weights(where, sample_weight, X.rows);
-    check_initial(where, X.cols);
-    if (!initial_labels_.empty()) {
-      MIXTURA_EXPECTS(static_cast<Index>(initial_labels_.size()) == X.rows,
-                      "%s: %zu initial labels for %lld rows", where, initial_labels_.size(),
-                      static_cast<long long>(X.rows));
-      for (std::size_t i = 0; i < initial_labels_.size(); ++i)
-        MIXTURA_EXPECTS(initial_labels_[i] >= 0 && initial_labels_[i] < p.n_components,
-                        "%s: initial label %d of row %zu is outside [0, n_components = %d)", where, initial_labels_[i],
-                        i, p.n_components);
-    }
-    const bool warm = p.warm_start && fitted_;
-    if (warm) detail::check_features(where, X.cols, state_.n_features);
-    [[maybe_unused]] const auto scope = data_scope(be);
-
-    detail::MStepContext ctx;
-    ctx.reg_covar = p.reg_covar;
-    ctx.data_variance = detail::feature_variances(X, p.n_threads);
-    const std::size_t n_worst = static_cast<std::size_t>(p.n_components);
-    auto row_of = [&](Index i) {
-      Eigen::VectorXd v(X.cols);
-      for (Index j = 0; j < X.cols; ++j) v[j] = static_cast<double>(X.row(i)[j]);
-      return v;
-    };
-
-    State next;
-    next.n_features = X.cols;
-    const int restarts = warm ? 1 : p.n_init;
-    for (int r = 0; r < restarts; ++r) {
-      detail::Stopwatch clock;
-      ctx.restart = r;
-      ctx.iteration = -1;
-      ctx.events = &next.events;
-      GmmModel model = warm ? state_.model : initial_model(be, X, sample_weight, r, ctx);
-      GmmRun run;
-      run.init_seconds = clock.seconds();
-      double lower_bound = warm ? state_.runs[static_cast<std::size_t>(state_.best)].lower_bound
-                                : -std::numeric_limits<double>::infinity();
-      for (int it = 0; it < p.max_iter; ++it) {
-        detail::Stopwatch iter_clock;
-        ctx.iteration = it;
-        const GmmStats stats = gmm_e_step(be, X, sample_weight, model, n_worst);
-        GmmIteration rec;
-        rec.lower_bound = stats.log_likelihood / stats.weight;
-        rec.entropy = stats.entropy / stats.weight;
-        GmmModel updated = detail::m_step(stats, ctx, stats.worst.rows, row_of);
-        rec.elbo_after_m = detail::elbo_from_stats(stats, updated);
-        model = std::move(updated);
-        rec.seconds = iter_clock.seconds();
-        run.trace.push_back(rec);
-        run.n_iter = it + 1;
-        const double previous = lower_bound;
-        lower_bound = rec.lower_bound;
-        if (callback_ && !callback_(r, it, rec))
-          throw Interrupted(detail::format("GaussianMixture::fit: interrupted by the caller at restart %d, iteration %d", r, it));
-        if (std::abs(lower_bound - previous) < p.tol) {
-          run.converged = true;
-          break;
-        }
-      }
-      run.lower_bound = lower_bound;
-      run.seconds = clock.seconds();
-      if (r == 0 || run.lower_bound > next.runs[static_cast<std::size_t>(next.best)].lower_bound) {
-        next.best = r;
-        next.model = std::move(model);
-      }
-      next.runs.push_back(std::move(run));
-    }
-    state_ = std::move(next);
-    fitted_ = true;
-    return *this;
+    return fit_data(be, X, sample_weight);
+  }
+  /// The fit on data already in device memory (n_samples x n_features; see DeviceMatrixView), e.g.
+  /// with make_cuda_backend() from mixtura/cuda.hpp: the passes read X in place, and the loop reaches
+  /// its values only through the backend (the non-finite check, the feature moments and the
+  /// initialisation statistics as device passes, the initial and re-seeded rows as small copies).
+  /// Sample weights are a host array. Same results as fit_on(be, X) on the host copy of X.
+  template <class Backend>
+  GaussianMixture& fit_on(const Backend& be, DeviceMatrixView<T> X, VectorView<T> sample_weight = {}) {
+    return fit_data(be, X, sample_weight);
   }
 
   /// log p(x) of each row (higher = more typical).
   Eigen::VectorXd score_samples(MatrixView<T> X) const { return score_samples_on(CpuBackend{params_.n_threads}, X); }
   /// Weighted mean of score_samples.
   double score(MatrixView<T> X, VectorView<T> sample_weight = {}) const {
-    const Eigen::VectorXd s = score_samples(X);
-    const double total = detail::check_weights("GaussianMixture::score", sample_weight, X.rows);
-    double acc = 0;
-    for (Index i = 0; i < X.rows; ++i) acc += detail::row_weight(sample_weight, i) * s[i];
-    return acc / total;
+    return score_on(CpuBackend{params_.n_threads}, X, sample_weight);
   }
   /// Posterior probability of each component for each row, n_samples x n_components.
   RowMatrix<double> predict_proba(MatrixView<T> X) const { return predict_proba_on(CpuBackend{params_.n_threads}, X); }
@@ -196,52 +121,49 @@ class GaussianMixture {
     return component_log_density_on(CpuBackend{params_.n_threads}, X);
   }
 
-  /// The scoring functions above on a given backend. Each row's result depends only on that row
-  /// (and on its index modulo the backend's block), not on the rows scored with it.
+  /// The scoring functions above on a given backend, for X in host memory (MatrixView) or, on a
+  /// device backend, in device memory (DeviceMatrixView: read in place; results in host memory).
+  /// Each row's result depends only on that row (and on its index modulo the backend's block), not
+  /// on the rows scored with it.
   template <class Backend>
   Eigen::VectorXd score_samples_on(const Backend& be, MatrixView<T> X) const {
-    check_input("GaussianMixture::score_samples", X);
-    Eigen::VectorXd out(X.rows);
-    gmm_weighted_log_prob(be, X, state_.model, [&](Index begin, Index rows, auto& s) {
-      detail::normalise_block(s.lp, s.lp.rows(), s.log_p, s.entropy);
-      out.segment(begin, rows) = s.log_p.head(rows);
-    });
-    return out;
+    return score_samples_data(be, X);
+  }
+  template <class Backend>
+  Eigen::VectorXd score_samples_on(const Backend& be, DeviceMatrixView<T> X) const {
+    return score_samples_data(be, X);
+  }
+  template <class Backend>
+  double score_on(const Backend& be, MatrixView<T> X, VectorView<T> sample_weight = {}) const {
+    return score_data(be, X, sample_weight);
+  }
+  template <class Backend>
+  double score_on(const Backend& be, DeviceMatrixView<T> X, VectorView<T> sample_weight = {}) const {
+    return score_data(be, X, sample_weight);
   }
   template <class Backend>
   RowMatrix<double> predict_proba_on(const Backend& be, MatrixView<T> X) const {
-    check_input("GaussianMixture::predict_proba", X);
-    const Index K = state_.model.n_components;
-    RowMatrix<double> out(X.rows, K);
-    gmm_weighted_log_prob(be, X, state_.model, [&](Index begin, Index rows, auto& s) {
-      detail::normalise_block(s.lp, s.lp.rows(), s.log_p, s.entropy);
-      out.middleRows(begin, rows) = s.lp.topRows(rows);
-    });
-    return out;
+    return predict_proba_data(be, X);
+  }
+  template <class Backend>
+  RowMatrix<double> predict_proba_on(const Backend& be, DeviceMatrixView<T> X) const {
+    return predict_proba_data(be, X);
   }
   template <class Backend>
   std::vector<std::int32_t> predict_on(const Backend& be, MatrixView<T> X) const {
-    check_input("GaussianMixture::predict", X);
-    std::vector<std::int32_t> out(static_cast<std::size_t>(X.rows));
-    gmm_weighted_log_prob(be, X, state_.model, [&](Index begin, Index rows, auto& s) {
-      for (Index r = 0; r < rows; ++r) {
-        Index best;
-        s.lp.row(r).maxCoeff(&best);
-        out[static_cast<std::size_t>(begin + r)] = static_cast<std::int32_t>(best);
-      }
-    });
-    return out;
+    return predict_data(be, X);
+  }
+  template <class Backend>
+  std::vector<std::int32_t> predict_on(const Backend& be, DeviceMatrixView<T> X) const {
+    return predict_data(be, X);
   }
   template <class Backend>
   RowMatrix<double> component_log_density_on(const Backend& be, MatrixView<T> X) const {
-    check_input("GaussianMixture::component_log_density", X);
-    const Index K = state_.model.n_components;
-    RowMatrix<double> out(X.rows, K);
-    const Eigen::RowVectorXd log_w = state_.model.weights.array().log().matrix().transpose();
-    gmm_weighted_log_prob(be, X, state_.model, [&](Index begin, Index rows, auto& s) {
-      out.middleRows(begin, rows) = s.lp.topRows(rows).rowwise() - log_w;
-    });
-    return out;
+    return component_log_density_data(be, X);
+  }
+  template <class Backend>
+  RowMatrix<double> component_log_density_on(const Backend& be, DeviceMatrixView<T> X) const {
+    return component_log_density_data(be, X);
   }
   /// Bayesian information criterion on X (lower is better).
   double bic(MatrixView<T> X) const {
@@ -340,11 +262,154 @@ class GaussianMixture {
     return state_;
   }
   const GmmRun& best_run() const { return fitted("trace").runs[static_cast<std::size_t>(state_.best)]; }
-  void check_input(const char* where, MatrixView<T> X) const {
+  template <class Backend, template <class> class View>
+  void check_input(const char* where, const Backend& be, View<T> X) const {
     if (!fitted_)
       throw NotFittedError(detail::format("%s: this GaussianMixture instance is not fitted yet; call fit() first", where));
-    detail::check_data(where, X, params_.n_threads);
+    check_data_on(be, where, X);
     detail::check_features(where, X.cols, state_.n_features);
+  }
+
+  /// fit_on for a host or device view of X (View = MatrixView or DeviceMatrixView). X's values are
+  /// reached only through the backend: check_data_on, the passes, fetch_rows (core/data_access.hpp).
+  template <class Backend, template <class> class View>
+  GaussianMixture& fit_data(const Backend& be, View<T> X, VectorView<T> sample_weight) {
+    const char* where = "GaussianMixture::fit";
+    const GmmParams& p = params_;
+    MIXTURA_EXPECTS(p.n_components >= 1, "%s: n_components must be >= 1, got %d", where, p.n_components);
+    MIXTURA_EXPECTS(p.max_iter >= 1, "%s: max_iter must be >= 1, got %d", where, p.max_iter);
+    MIXTURA_EXPECTS(p.n_init >= 1, "%s: n_init must be >= 1, got %d", where, p.n_init);
+    MIXTURA_EXPECTS(std::isfinite(p.tol) && p.tol >= 0, "%s: tol must be finite and >= 0, got %g", where, p.tol);
+    MIXTURA_EXPECTS(std::isfinite(p.reg_covar) && p.reg_covar >= 0, "%s: reg_covar must be finite and >= 0, got %g",
+                    where, p.reg_covar);
+    MIXTURA_EXPECTS(p.n_threads >= 0, "%s: n_threads must be >= 0, got %d", where, p.n_threads);
+    check_data_on(be, where, X);
+    MIXTURA_EXPECTS(X.rows >= p.n_components, "%s: n_components (%d) > n_samples (%lld)", where, p.n_components,
+                    static_cast<long long>(X.rows));
+    detail::check_weights(where, sample_weight, X.rows);
+    check_initial(where, X.cols);
+    if (!initial_labels_.empty()) {
+      MIXTURA_EXPECTS(static_cast<Index>(initial_labels_.size()) == X.rows,
+                      "%s: %zu initial labels for %lld rows", where, initial_labels_.size(),
+                      static_cast<long long>(X.rows));
+      for (std::size_t i = 0; i < initial_labels_.size(); ++i)
+        MIXTURA_EXPECTS(initial_labels_[i] >= 0 && initial_labels_[i] < p.n_components,
+                        "%s: initial label %d of row %zu is outside [0, n_components = %d)", where, initial_labels_[i],
+                        i, p.n_components);
+    }
+    const bool warm = p.warm_start && fitted_;
+    if (warm) detail::check_features(where, X.cols, state_.n_features);
+    [[maybe_unused]] const auto scope = data_scope(be);
+
+    detail::MStepContext ctx;
+    ctx.reg_covar = p.reg_covar;
+    const detail::FeatureMoments data = gmm_feature_moments(be, X);
+    ctx.data_variance = data.variance;
+    const std::size_t n_worst = static_cast<std::size_t>(p.n_components);
+    auto row_of = [&](Index i) -> Eigen::VectorXd {  // a re-seeded component's row: D values copied
+      return fetch_rows(be, X, {i}).row(0).transpose().template cast<double>();
+    };
+
+    State next;
+    next.n_features = X.cols;
+    const int restarts = warm ? 1 : p.n_init;
+    for (int r = 0; r < restarts; ++r) {
+      detail::Stopwatch clock;
+      ctx.restart = r;
+      ctx.iteration = -1;
+      ctx.events = &next.events;
+      GmmModel model = warm ? state_.model : initial_model(be, X, sample_weight, r, ctx, data);
+      GmmRun run;
+      run.init_seconds = clock.seconds();
+      double lower_bound = warm ? state_.runs[static_cast<std::size_t>(state_.best)].lower_bound
+                                : -std::numeric_limits<double>::infinity();
+      for (int it = 0; it < p.max_iter; ++it) {
+        detail::Stopwatch iter_clock;
+        ctx.iteration = it;
+        const GmmStats stats = gmm_e_step(be, X, sample_weight, model, n_worst);
+        GmmIteration rec;
+        rec.lower_bound = stats.log_likelihood / stats.weight;
+        rec.entropy = stats.entropy / stats.weight;
+        GmmModel updated = detail::m_step(stats, ctx, stats.worst.rows, row_of);
+        rec.elbo_after_m = detail::elbo_from_stats(stats, updated);
+        model = std::move(updated);
+        rec.seconds = iter_clock.seconds();
+        run.trace.push_back(rec);
+        run.n_iter = it + 1;
+        const double previous = lower_bound;
+        lower_bound = rec.lower_bound;
+        if (callback_ && !callback_(r, it, rec))
+          throw Interrupted(detail::format("GaussianMixture::fit: interrupted by the caller at restart %d, iteration %d", r, it));
+        if (std::abs(lower_bound - previous) < p.tol) {
+          run.converged = true;
+          break;
+        }
+      }
+      run.lower_bound = lower_bound;
+      run.seconds = clock.seconds();
+      if (r == 0 || run.lower_bound > next.runs[static_cast<std::size_t>(next.best)].lower_bound) {
+        next.best = r;
+        next.model = std::move(model);
+      }
+      next.runs.push_back(std::move(run));
+    }
+    state_ = std::move(next);
+    fitted_ = true;
+    return *this;
+  }
+
+  template <class Backend, template <class> class View>
+  Eigen::VectorXd score_samples_data(const Backend& be, View<T> X) const {
+    check_input("GaussianMixture::score_samples", be, X);
+    Eigen::VectorXd out(X.rows);
+    gmm_weighted_log_prob(be, X, state_.model, [&](Index begin, Index rows, auto& s) {
+      detail::normalise_block(s.lp, s.lp.rows(), s.log_p, s.entropy);
+      out.segment(begin, rows) = s.log_p.head(rows);
+    });
+    return out;
+  }
+  template <class Backend, template <class> class View>
+  double score_data(const Backend& be, View<T> X, VectorView<T> sample_weight) const {
+    const Eigen::VectorXd s = score_samples_data(be, X);
+    const double total = detail::check_weights("GaussianMixture::score", sample_weight, X.rows);
+    double acc = 0;
+    for (Index i = 0; i < X.rows; ++i) acc += detail::row_weight(sample_weight, i) * s[i];
+    return acc / total;
+  }
+  template <class Backend, template <class> class View>
+  RowMatrix<double> predict_proba_data(const Backend& be, View<T> X) const {
+    check_input("GaussianMixture::predict_proba", be, X);
+    const Index K = state_.model.n_components;
+    RowMatrix<double> out(X.rows, K);
+    gmm_weighted_log_prob(be, X, state_.model, [&](Index begin, Index rows, auto& s) {
+      detail::normalise_block(s.lp, s.lp.rows(), s.log_p, s.entropy);
+      out.middleRows(begin, rows) = s.lp.topRows(rows);
+    });
+    return out;
+  }
+  template <class Backend, template <class> class View>
+  std::vector<std::int32_t> predict_data(const Backend& be, View<T> X) const {
+    check_input("GaussianMixture::predict", be, X);
+    std::vector<std::int32_t> out(static_cast<std::size_t>(X.rows));
+    gmm_weighted_log_prob(be, X, state_.model, [&](Index begin, Index rows, auto& s) {
+      for (Index r = 0; r < rows; ++r) {
+        Index best;
+        s.lp.row(r).maxCoeff(&best);
+        out[static_cast<std::size_t>(begin + r)] = static_cast<std::int32_t>(best);
+      }
+    });
+    return out;
+  }
+  template <class Backend, template <class> class View>
+  RowMatrix<double> component_log_density_data(const Backend& be, View<T> X) const {
+    check_input("GaussianMixture::component_log_density", be, X);
+    const Index K = state_.model.n_components;
+    RowMatrix<double> out(X.rows, K);
+    const Eigen::RowVectorXd log_w = state_.model.weights.array().log().matrix().transpose();
+    gmm_weighted_log_prob(be, X, state_.model, [&](Index begin, Index rows, auto& s) {
+      out.middleRows(begin, rows) = s.lp.topRows(rows).rowwise() - log_w;
+    });
+    return out;
   }
 
   void check_initial(const char* where, Index D) const {
@@ -394,25 +459,31 @@ class GaussianMixture {
     }
   }
 
-  /// scikit-learn's M-step on one-hot responsibilities, around each label's mean.
-  template <class Backend>
-  GmmModel model_from_labels(const Backend& be, MatrixView<T> X, VectorView<T> w,
-                             const std::vector<std::int32_t>& labels, const detail::MStepContext& ctx) const {
+  /// scikit-learn's M-step on one-hot responsibilities, around each label's first row (a point near
+  /// its mean; the rows fetched from X, K copies of D values).
+  template <class Backend, template <class> class View>
+  GmmModel model_from_labels(const Backend& be, View<T> X, VectorView<T> w, const std::vector<std::int32_t>& labels,
+                             const detail::MStepContext& ctx) const {
     const Index K = params_.n_components, D = X.cols;
-    RowMatrix<double> shift = RowMatrix<double>::Zero(K, D);  // first row of each label: a point near its mean
+    RowMatrix<double> shift = RowMatrix<double>::Zero(K, D);  // labels nobody has: around 0
+    std::vector<Index> first_rows, first_labels;
     std::vector<bool> seen(static_cast<std::size_t>(K), false);
-    for (Index i = 0; i < X.rows; ++i)
+    for (Index i = 0; i < X.rows && static_cast<Index>(first_rows.size()) < K; ++i)
       if (!seen[labels[i]]) {
         seen[labels[i]] = true;
-        for (Index j = 0; j < D; ++j) shift(labels[i], j) = static_cast<double>(X.row(i)[j]);
+        first_rows.push_back(i);
+        first_labels.push_back(labels[i]);
       }
+    const RowMatrix<T> rows = fetch_rows(be, X, first_rows);
+    for (std::size_t j = 0; j < first_rows.size(); ++j)
+      shift.row(first_labels[j]) = rows.row(static_cast<Index>(j)).template cast<double>();
     const GmmStats st = gmm_label_stats(be, X, w, labels.data(), params_.covariance_type, shift);
     return detail::m_step(st, ctx, {}, {});
   }
 
-  template <class Backend>
-  GmmModel initial_model(const Backend& be, MatrixView<T> X, VectorView<T> w, int restart,
-                         const detail::MStepContext& ctx) const {
+  template <class Backend, template <class> class View>
+  GmmModel initial_model(const Backend& be, View<T> X, VectorView<T> w, int restart, const detail::MStepContext& ctx,
+                         const detail::FeatureMoments& data) const {
     const GmmParams& p = params_;
     const Index K = p.n_components, D = X.cols;
     GmmModel m;
@@ -428,22 +499,21 @@ class GaussianMixture {
           break;
         }
         case GmmInit::random: {
-          Eigen::RowVectorXd mean = Eigen::RowVectorXd::Zero(D);
-          for (Index i = 0; i < X.rows; ++i)
-            for (Index j = 0; j < D; ++j) mean[j] += static_cast<double>(X.row(i)[j]);
-          const RowMatrix<double> shift = (mean / static_cast<double>(X.rows)).replicate(K, 1);
+          const RowMatrix<double> shift = gmm_data_mean(be, X, data).replicate(K, 1);
           const GmmStats st = random_resp_stats(be, X, w, p.covariance_type, K, rng, shift);
           m = detail::m_step(st, ctx, {}, {});
           break;
         }
         case GmmInit::kmeans_plusplus:
-          m = detail::model_on_rows(X, kmeans_plusplus_rows(be, X, w, p.n_components, 0, rng), p.covariance_type, ctx);
+          m = detail::model_on_rows(fetch_rows(be, X, kmeans_plusplus_rows(be, X, w, p.n_components, 0, rng)),
+                                    p.covariance_type, ctx);
           break;
         case GmmInit::random_from_data: {
           const Index positive = detail::count_positive(w, X.rows);
           MIXTURA_EXPECTS(positive >= K, "GaussianMixture::fit: init = random_from_data needs n_components (%lld) rows "
                           "of positive weight, found %lld", static_cast<long long>(K), static_cast<long long>(positive));
-          m = detail::model_on_rows(X, random_rows(X, w, p.n_components, rng, p.n_threads), p.covariance_type, ctx);
+          m = detail::model_on_rows(fetch_rows(be, X, random_rows(X, w, p.n_components, rng, p.n_threads)),
+                                    p.covariance_type, ctx);
           break;
         }
       }

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "mixtura/backend/cpu.hpp"
+#include "mixtura/core/moments.hpp"
 #include "mixtura/core/parallel.hpp"
 #include "mixtura/core/rng.hpp"
 #include "mixtura/gmm/cpu_pass.hpp"
@@ -38,17 +39,35 @@ GmmStats random_resp_stats(const CpuBackend& be, MatrixView<T> X, VectorView<T> 
   return out;
 }
 
+/// Unweighted per-feature mean and variance of X, once per fit: the data's scale for the
+/// degenerate-component policy (M-step floors, re-seeded covariances). A data pass, overloaded per
+/// backend (gmm/cuda_pass.hpp).
+template <class T>
+detail::FeatureMoments gmm_feature_moments(const CpuBackend& be, MatrixView<T> X) {
+  return detail::feature_moments(X, be.n_threads);
+}
+
+/// The point random responsibilities' statistics are taken around (init = random): the data mean, here
+/// summed row by row on the host; a device backend takes the mean of `data` (its feature moments).
+template <class T>
+Eigen::RowVectorXd gmm_data_mean(const CpuBackend&, MatrixView<T> X, const detail::FeatureMoments&) {
+  Eigen::RowVectorXd mean = Eigen::RowVectorXd::Zero(X.cols);
+  for (Index i = 0; i < X.rows; ++i)
+    for (Index j = 0; j < X.cols; ++j) mean[j] += static_cast<double>(X.row(i)[j]);
+  return mean / static_cast<double>(X.rows);
+}
+
 namespace detail {
 
 /// Parameters with each component on one row (init = k-means++ / random_from_data): equal
 /// weights, the row as mean, covariance reg_covar * I (scikit-learn's M-step on one-hot rows).
+/// `rows`: the chosen rows of X (K x D, fetched from X by the caller).
 template <class T>
-GmmModel model_on_rows(MatrixView<T> X, const std::vector<Index>& rows, CovarianceType type, const MStepContext& c) {
-  const Index K = static_cast<Index>(rows.size()), D = X.cols;
+GmmModel model_on_rows(const RowMatrix<T>& rows, CovarianceType type, const MStepContext& c) {
+  const Index K = rows.rows(), D = rows.cols();
   GmmModel m(type, K, D);
   m.weights.setConstant(1.0 / static_cast<double>(K));
-  for (Index k = 0; k < K; ++k)
-    for (Index j = 0; j < D; ++j) m.means(k, j) = static_cast<double>(X.row(rows[k])[j]);
+  m.means = rows.template cast<double>();
   const Eigen::MatrixXd cov = Eigen::MatrixXd::Identity(D, D) * c.reg_covar;
   switch (type) {
     case CovarianceType::full:

@@ -6,12 +6,15 @@
 /// X stays on the device for a fit (the fit's data scope). So do the fit's labels: kmeans_assign leaves
 /// them there and kmeans_distances_to_assigned reads them there; the loop calls kmeans_labels_to_host
 /// before it reads or edits them on the host (lloyd.hpp), so they cross PCIe once per restart each
-/// way and when clusters are re-seeded, not every iteration. k-means++'s closest distances (8 bytes a
-/// row) are still copied to the device at each call and back after it.
+/// way and when clusters are re-seeded, not every iteration. So do k-means++'s distances to the
+/// closest centre: kmeans_update_closest keeps them on the device, the candidates' potentials and the
+/// draws read them there, and a draw brings back only its block sums and the blocks it falls in
+/// (kmeans_draw_rows, kmeans/draw.hpp).
 ///
 /// X is a MatrixView (host memory: uploaded once per fit) or a DeviceMatrixView (device memory: used
-/// in place, core/device_matrix_view.hpp). For device X the loop's other reads of X are the
-/// overloads at the end: the non-finite check as a device pass, given rows by small copies.
+/// in place, core/device_matrix_view.hpp); the weights a VectorView (uploaded beside X) or, with
+/// device X, a DeviceVectorView (used in place). For device data the loop's other reads are the
+/// overloads at the end: the non-finite and weight checks as device passes, given rows by small copies.
 
 #include <algorithm>
 #include <cstdint>
@@ -24,6 +27,8 @@
 #include "mixtura/core/validate.hpp"
 #include "mixtura/cuda/device_data.hpp"
 #include "mixtura/cuda/kmeans_pass.hpp"
+#include "mixtura/kmeans/draw.hpp"
+#include "mixtura/kmeans/init.hpp"
 #include "mixtura/kmeans/stats.hpp"
 
 namespace mixtura {
@@ -40,16 +45,24 @@ template <class T>
 const T* weights_or_null(VectorView<T> w) {
   return w.empty() ? nullptr : w.data;
 }
+template <class T>
+cuda::RowWeights<T> row_weights(VectorView<T> w) {
+  return {w.empty() ? nullptr : w.data, false};
+}
+template <class T>
+cuda::RowWeights<T> row_weights(DeviceVectorView<T> w) {
+  return {w.empty() ? nullptr : w.data, true};
+}
 }  // namespace detail
 
 /// Assignment half-step fused with the statistics of the update half-step (see cpu_pass.hpp).
-template <template <class> class View, class T>
-KMeansStats kmeans_assign(const CudaBackend& be, View<T> X, VectorView<T> w, const RowMatrix<T>& C,
+template <template <class> class View, template <class> class WView, class T>
+KMeansStats kmeans_assign(const CudaBackend& be, View<T> X, WView<T> w, const RowMatrix<T>& C,
                           std::int32_t* labels) {
   KMeansStats s(C.rows(), C.cols());
   std::vector<std::int64_t> count(static_cast<std::size_t>(C.rows()));
   std::int64_t changed = 0;
-  cuda::kmeans_assign(be, detail::host_matrix(X), detail::weights_or_null(w), C.data(), C.rows(), labels,
+  cuda::kmeans_assign(be, detail::host_matrix(X), detail::row_weights(w), C.data(), C.rows(), labels,
                       s.weight.data(), count.data(), s.sums.data(), &s.distortion, &changed);
   for (std::size_t k = 0; k < count.size(); ++k) s.count[k] = static_cast<Index>(count[k]);
   s.n_changed = changed;
@@ -62,10 +75,9 @@ inline void kmeans_labels_to_host(const CudaBackend& be, std::int32_t* labels, I
 }
 
 /// Labels only (prediction; labels may be nullptr), plus the exact weighted distortion they give.
-template <template <class> class View, class T>
-double kmeans_predict(const CudaBackend& be, View<T> X, VectorView<T> w, const RowMatrix<T>& C,
-                      std::int32_t* labels) {
-  return cuda::kmeans_predict(be, detail::host_matrix(X), detail::weights_or_null(w), C.data(), C.rows(), labels);
+template <template <class> class View, template <class> class WView, class T>
+double kmeans_predict(const CudaBackend& be, View<T> X, WView<T> w, const RowMatrix<T>& C, std::int32_t* labels) {
+  return cuda::kmeans_predict(be, detail::host_matrix(X), detail::row_weights(w), C.data(), C.rows(), labels);
 }
 
 /// Exact squared distance of every row to its assigned centre.
@@ -86,22 +98,73 @@ RowMatrix<T> kmeans_transform(const CudaBackend& be, View<T> X, const RowMatrix<
 }
 
 /// closest[i] = min(closest[i], ||x_i - c||^2) (or = when `reset`); returns sum_i w_i closest[i].
-template <template <class> class View, class T>
-double kmeans_update_closest(const CudaBackend& be, View<T> X, VectorView<T> w, const T* c, double* closest,
+template <template <class> class View, template <class> class WView, class T>
+double kmeans_update_closest(const CudaBackend& be, View<T> X, WView<T> w, const T* c, double* closest,
                              bool reset) {
-  return cuda::kmeans_update_closest(be, detail::host_matrix(X), detail::weights_or_null(w), c, closest, reset);
+  return cuda::kmeans_update_closest(be, detail::host_matrix(X), detail::row_weights(w), c, closest, reset);
 }
 
 /// For each candidate row c_j: sum_i w_i min(closest[i], ||x_i - c_j||^2), in one pass per candidate.
-template <template <class> class View, class T>
-std::vector<double> kmeans_candidate_potentials(const CudaBackend& be, View<T> X, VectorView<T> w,
+template <template <class> class View, template <class> class WView, class T>
+std::vector<double> kmeans_candidate_potentials(const CudaBackend& be, View<T> X, WView<T> w,
                                                 const double* closest, const std::vector<Index>& candidates) {
   const std::size_t m = candidates.size();
   const RowMatrix<T> rows = fetch_rows(be, X, candidates);  // host X: a copy; device X: a small download
   std::vector<double> out(m);
-  cuda::kmeans_candidate_potentials(be, detail::host_matrix(X), detail::weights_or_null(w), closest, rows.data(),
+  cuda::kmeans_candidate_potentials(be, detail::host_matrix(X), detail::row_weights(w), closest, rows.data(),
                                     static_cast<std::int64_t>(m), out.data());
   return out;
+}
+
+namespace detail {
+/// k-means++'s draws with the masses on the device (kmeans/draw.hpp): the block sums by a kernel (the
+/// distances held there, the weights in place or resident with X), then the walk on the host through
+/// the blocks the draws fall in, each copied back (kDrawBlock distances, and the weights when they are
+/// device memory): n / kDrawBlock values and a block or two a draw instead of n.
+template <class T>
+bool draw_rows_on_device(const CudaBackend& be, cuda::RowWeights<T> w, Index n, const double* closest,
+                         const std::vector<double>& us, std::vector<Index>& out) {
+  std::vector<double> sums(static_cast<std::size_t>((n + kDrawBlock - 1) / kDrawBlock));
+  cuda::kmeans_mass_block_sums(be, w, static_cast<std::int64_t>(n), closest, sums.data());
+  double total = 0.0;
+  for (const double s : sums) total += s;
+  out.clear();
+  if (!(total > 0.0)) return false;
+  std::vector<T> wb(static_cast<std::size_t>(kDrawBlock));
+  std::vector<double> cb(static_cast<std::size_t>(kDrawBlock));
+  std::int64_t have = -1;  // the block in wb and cb
+  draw_from_blocks<T>(
+      n, sums, total, us,
+      [&](std::int64_t b) {
+        if (b != have) {
+          cuda::kmeans_fetch_mass_block(be, w, static_cast<std::int64_t>(n), closest, b, wb.data(), cb.data());
+          have = b;
+        }
+        MassBlock<T> v;
+        v.w = !w.data ? nullptr : (w.on_device ? wb.data() : w.data + b * kDrawBlock);
+        v.closest = closest ? cb.data() : nullptr;
+        return v;
+      },
+      out);
+  return true;
+}
+}  // namespace detail
+
+/// k-means++'s draws (init.hpp) on the GPU: the masses from the distances held on the device. Host
+/// weights alone (the first centre) are drawn on the host, from the host array.
+template <class T>
+bool kmeans_draw_rows(const CudaBackend& be, VectorView<T> w, Index n, const double* closest,
+                      const std::vector<double>& us, std::vector<Index>& out) {
+  if (!closest) return detail::draw_rows_on_host(n, be.n_threads, detail::weights_or_null(w), closest, us, out);
+  return detail::draw_rows_on_device(be, detail::row_weights(w), n, closest, us, out);
+}
+/// The same with the weights in device memory (read in place: their block sums and blocks).
+template <class T>
+bool kmeans_draw_rows(const CudaBackend& be, DeviceVectorView<T> w, Index n, const double* closest,
+                      const std::vector<double>& us, std::vector<Index>& out) {
+  if (!closest && w.empty())
+    return detail::draw_rows_on_host(n, be.n_threads, static_cast<const T*>(nullptr), closest, us, out);
+  return detail::draw_rows_on_device(be, detail::row_weights(w), n, closest, us, out);
 }
 
 /// Mean over features of the (unweighted, population) variance: the scale of scikit-learn's tol.
@@ -117,6 +180,15 @@ detail::NonFinite first_non_finite(const CudaBackend& be, DeviceMatrixView<T> X)
   double value = 0.0;
   cuda::find_non_finite(be, detail::host_matrix(X), &row, &col, &value);
   return {static_cast<Index>(row), static_cast<Index>(col), value};
+}
+
+/// The checks of device sample weights (core/data_access.hpp's check_weights_on): one device pass.
+template <class T>
+detail::WeightCheck first_bad_weight(const CudaBackend& be, DeviceVectorView<T> w) {
+  std::int64_t index = -1;
+  double value = 0.0, total = 0.0;
+  cuda::find_bad_weight(be, w.data, static_cast<std::int64_t>(w.size), &index, &value, &total);
+  return {static_cast<Index>(index), value, total};
 }
 
 /// Rows `rows` of device data, copied to the host (rows.size() x X.cols).

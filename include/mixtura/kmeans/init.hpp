@@ -12,64 +12,71 @@
 #include "mixtura/core/parallel.hpp"
 #include "mixtura/core/rng.hpp"
 #include "mixtura/kmeans/cpu_pass.hpp"
+#include "mixtura/kmeans/draw.hpp"
 
 namespace mixtura {
 namespace detail {
 
-/// Draws one index per u in `us` with probability proportional to mass(i) >= 0, by inverting the
-/// cumulative sum. The cumulative sum is blocked (fixed 4096-row blocks summed in order), so the draws
-/// are the same for any thread count. Returns false (and leaves `out` empty) if the total mass is zero.
-template <class Mass>
-bool draw_by_mass(Index n, int n_threads, Mass&& mass, const std::vector<double>& us, std::vector<Index>& out) {
-  constexpr Index kBlock = 4096;
-  const Index n_blocks = (n + kBlock - 1) / kBlock;
+/// k-means++'s draws (draw.hpp) from host arrays: w (nullptr: unit weights) and closest (nullptr: the
+/// masses are the weights); the block sums on n_threads threads (the same for any number). Returns
+/// false, and leaves `out` empty, if the total mass is zero.
+template <class T>
+bool draw_rows_on_host(Index n, int n_threads, const T* w, const double* closest, const std::vector<double>& us,
+                       std::vector<Index>& out) {
+  const Index n_blocks = (n + kDrawBlock - 1) / kDrawBlock;
   std::vector<double> block_sum(static_cast<std::size_t>(n_blocks), 0.0);
   parallel_for(n_blocks, n_threads, [&](Index b) {
-    double s = 0.0;
-    for (Index i = b * kBlock; i < std::min(n, (b + 1) * kBlock); ++i) s += mass(i);
-    block_sum[b] = s;
+    const Index end = std::min(n, (b + 1) * kDrawBlock);
+    block_sum[static_cast<std::size_t>(b)] = mass_block_sum(w, closest, b * kDrawBlock, end);
   });
   double total = 0.0;
-  for (double s : block_sum) total += s;
+  for (const double s : block_sum) total += s;
   out.clear();
   if (!(total > 0.0)) return false;
-  for (double u : us) {
-    const double target = u * total;
-    double acc = 0.0;
-    Index b = 0;
-    while (b + 1 < n_blocks && acc + block_sum[b] <= target) acc += block_sum[b++];
-    Index pick = -1;
-    for (Index i = b * kBlock; i < std::min(n, (b + 1) * kBlock) && pick < 0; ++i) {
-      const double m = mass(i);
-      acc += m;
-      if (acc > target && m > 0) pick = i;
-    }
-    for (Index i = n - 1; i >= 0 && pick < 0; --i)  // round-off at the very end: last row with mass
-      if (mass(i) > 0) pick = i;
-    out.push_back(pick);
-  }
+  draw_from_blocks<T>(
+      n, block_sum, total, us,
+      [&](std::int64_t b) {
+        MassBlock<T> v;
+        v.w = w ? w + b * kDrawBlock : nullptr;
+        v.closest = closest ? closest + b * kDrawBlock : nullptr;
+        return v;
+      },
+      out);
   return true;
 }
 
 }  // namespace detail
 
+/// k-means++'s draws: one row per u in us with probability proportional to w_i closest_i (closest ==
+/// nullptr: to w_i), by draw.hpp's blocked inversion. Returns false (out empty) if every mass is zero.
+/// For every backend whose distances are the host array (the CPU's); the CUDA backend overloads it
+/// (kmeans/cuda_pass.hpp) to draw from the distances it keeps on the device.
+template <class Backend, class T>
+bool kmeans_draw_rows(const Backend& be, VectorView<T> w, Index n, const double* closest,
+                      const std::vector<double>& us, std::vector<Index>& out) {
+  return detail::draw_rows_on_host(n, be.n_threads, w.empty() ? nullptr : w.data, closest, us, out);
+}
+
 /// Greedy k-means++ (Arthur & Vassilvitskii, with scikit-learn's local trials): the first centre is a
 /// row drawn by weight; each next one is the best of n_local_trials rows drawn with probability
 /// proportional to w_i D(x_i)^2, "best" meaning the lowest resulting potential.
 /// Random numbers: stream `stream` of the seed, drawn in order. Returns the chosen row indices.
-/// X: MatrixView or DeviceMatrixView; a chosen row reaches the passes as a copy (fetch_rows).
-template <class Backend, template <class> class View, class T>
-std::vector<Index> kmeans_plusplus_rows(const Backend& be, View<T> X, VectorView<T> w, int n_clusters,
+/// X: MatrixView or DeviceMatrixView; a chosen row reaches the passes as a copy (fetch_rows). w:
+/// VectorView or DeviceVectorView. The distances to the closest centre are the host array `closest`
+/// as far as this loop knows: it reads them only through the backend (the passes and
+/// kmeans_draw_rows), so a backend may keep them elsewhere for the whole call (the CUDA backend keeps
+/// them on the device, in the data scope opened here).
+template <class Backend, template <class> class View, template <class> class WView, class T>
+std::vector<Index> kmeans_plusplus_rows(const Backend& be, View<T> X, WView<T> w, int n_clusters,
                                         int n_local_trials, CounterRng rng) {
   const Index n = X.rows;
-  const int n_threads = be.n_threads;
   if (n_local_trials <= 0) n_local_trials = 2 + static_cast<int>(std::log(static_cast<double>(n_clusters)));
+  const auto scope = data_scope(be);  // CUDA: X and the distances stay on the device for every step
   std::vector<Index> rows;
   rows.reserve(static_cast<std::size_t>(n_clusters));
   std::vector<Index> picked;
-  auto weight_of = [&](Index i) { return detail::row_weight(w, i); };
 
-  detail::draw_by_mass(n, n_threads, weight_of, {rng.next_uniform()}, picked);
+  kmeans_draw_rows(be, w, n, nullptr, std::vector<double>{rng.next_uniform()}, picked);
   rows.push_back(picked.at(0));
   std::vector<double> closest(static_cast<std::size_t>(n));
   kmeans_update_closest(be, X, w, fetch_rows(be, X, {rows[0]}).data(), closest.data(), /*reset=*/true);
@@ -77,10 +84,9 @@ std::vector<Index> kmeans_plusplus_rows(const Backend& be, View<T> X, VectorView
   std::vector<double> us(static_cast<std::size_t>(n_local_trials));
   for (int c = 1; c < n_clusters; ++c) {
     for (auto& u : us) u = rng.next_uniform();
-    auto mass = [&](Index i) { return weight_of(i) * closest[i]; };
-    if (!detail::draw_by_mass(n, n_threads, mass, us, picked)) {
+    if (!kmeans_draw_rows(be, w, n, closest.data(), us, picked)) {
       // Every row sits on a chosen centre (duplicates, k above the distinct rows): draw by weight.
-      detail::draw_by_mass(n, n_threads, weight_of, us, picked);
+      kmeans_draw_rows(be, w, n, nullptr, us, picked);
     }
     const auto pots = kmeans_candidate_potentials(be, X, w, closest.data(), picked);
     const std::size_t best = static_cast<std::size_t>(std::min_element(pots.begin(), pots.end()) - pots.begin());

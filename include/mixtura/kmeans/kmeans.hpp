@@ -72,9 +72,18 @@ class KMeans {
   /// The fit on data already in device memory (n_samples x n_features; see DeviceMatrixView), e.g.
   /// with make_cuda_backend() from mixtura/cuda.hpp: the passes read X in place, and the loop reaches
   /// its values only through the backend (the non-finite check as a device pass, the initial,
-  /// candidate and re-seeded rows as small copies). Sample weights and initial centres are host arrays.
+  /// candidate and re-seeded rows as small copies). Host sample weights are uploaded beside X; initial
+  /// centres are a host array.
   template <class Backend>
   KMeans& fit_on(const Backend& be, DeviceMatrixView<T> X, VectorView<T> w = {}, MatrixView<T> initial_centers = {}) {
+    return fit_data(be, X, w, initial_centers);
+  }
+  /// The same with the sample weights in device memory too (n_samples values): the passes read them in
+  /// place and their checks run on the device (the CPU's messages). The loop copies them to the host
+  /// only for init = random (once a fit) and on iterations that re-seed an empty cluster.
+  template <class Backend>
+  KMeans& fit_on(const Backend& be, DeviceMatrixView<T> X, DeviceVectorView<T> w,
+                 MatrixView<T> initial_centers = {}) {
     return fit_data(be, X, w, initial_centers);
   }
 
@@ -118,9 +127,13 @@ class KMeans {
   double score_on(const Backend& be, MatrixView<T> X, VectorView<T> sample_weight = {}) const {
     return score_data(be, X, sample_weight);
   }
-  /// score_on() for data in device memory (sample weights: a host array).
+  /// score_on() for data in device memory (sample weights: a host array, or below in device memory).
   template <class Backend>
   double score_on(const Backend& be, DeviceMatrixView<T> X, VectorView<T> sample_weight = {}) const {
+    return score_data(be, X, sample_weight);
+  }
+  template <class Backend>
+  double score_on(const Backend& be, DeviceMatrixView<T> X, DeviceVectorView<T> sample_weight) const {
     return score_data(be, X, sample_weight);
   }
 
@@ -174,9 +187,10 @@ class KMeans {
   }
 
  private:
-  /// fit_on for a host or device view of X (View = MatrixView or DeviceMatrixView).
-  template <class Backend, template <class> class View>
-  KMeans& fit_data(const Backend& be, View<T> X, VectorView<T> w, MatrixView<T> initial_centers) {
+  /// fit_on for a host or device view of X (View = MatrixView or DeviceMatrixView) and of the weights
+  /// (WView = VectorView or, with device X, DeviceVectorView).
+  template <class Backend, template <class> class View, template <class> class WView>
+  KMeans& fit_data(const Backend& be, View<T> X, WView<T> w, MatrixView<T> initial_centers) {
     const char* where = "KMeans::fit";
     const KMeansParams& p = params_;
     const bool given = initial_centers.data != nullptr || p.init == KMeansInit::given;
@@ -189,7 +203,7 @@ class KMeans {
     check_data_on(be, where, X);
     MIXTURA_EXPECTS(X.rows >= p.n_clusters, "%s: n_samples (%lld) < n_clusters (%d)", where,
                     static_cast<long long>(X.rows), p.n_clusters);
-    detail::check_weights(where, w, X.rows);
+    check_weights_on(be, where, w, X.rows);
     if (given) {
       MIXTURA_EXPECTS(initial_centers.data != nullptr,
                       "%s: init = given but no initial centres were passed (use fit(X, sample_weight, centers))",
@@ -201,8 +215,12 @@ class KMeans {
       MIXTURA_EXPECTS(p.n_init == 1, "%s: n_init must be 1 with given initial centres, got %d", where, p.n_init);
       detail::check_data("KMeans::fit (initial centres)", initial_centers, be.n_threads);
     }
+    // Random init reads every weight on the host: device weights are copied once (data_access.hpp).
+    std::vector<T> weights_copy;
+    const VectorView<T> w_host =
+        p.init == KMeansInit::random && !given ? host_weights(be, w, weights_copy) : VectorView<T>{};
     if (p.init == KMeansInit::random && !given) {
-      const Index positive = detail::count_positive(w, X.rows);
+      const Index positive = detail::count_positive(w_host, X.rows);
       MIXTURA_EXPECTS(positive >= p.n_clusters,
                       "%s: init = random needs n_clusters (%d) rows of positive weight, found %lld", where,
                       p.n_clusters, static_cast<long long>(positive));
@@ -222,7 +240,7 @@ class KMeans {
       } else {
         const CounterRng rng(p.seed, static_cast<std::uint64_t>(r));
         const auto rows = p.init == KMeansInit::random
-                              ? random_rows(X, w, p.n_clusters, rng, be.n_threads)
+                              ? random_rows(X, w_host, p.n_clusters, rng, be.n_threads)
                               : kmeans_plusplus_rows(be, X, w, p.n_clusters, p.n_local_trials, rng);
         centers = fetch_rows(be, X, rows);
       }
@@ -264,10 +282,10 @@ class KMeans {
     kmeans_predict(be, X, VectorView<T>{}, state_.centers, labels.data());
     return labels;
   }
-  template <class Backend, template <class> class View>
-  double score_data(const Backend& be, View<T> X, VectorView<T> sample_weight) const {
+  template <class Backend, template <class> class View, template <class> class WView>
+  double score_data(const Backend& be, View<T> X, WView<T> sample_weight) const {
     check_input("KMeans::score", be, X);
-    detail::check_weights("KMeans::score", sample_weight, X.rows);
+    check_weights_on(be, "KMeans::score", sample_weight, X.rows);
     return -kmeans_predict(be, X, sample_weight, state_.centers, nullptr);
   }
   template <class Backend, template <class> class View>

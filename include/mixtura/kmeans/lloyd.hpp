@@ -34,7 +34,8 @@ namespace detail {
 using KMeansCallback = std::function<bool(int restart, int iteration, const KMeansIteration&)>;
 
 /// Rows to re-seed `n_empty` empty clusters from: the rows farthest from their assigned centre
-/// (ties to the lower index), among rows of positive weight. Fewer if there are not enough rows.
+/// (ties to the lower index), among rows of positive weight (w: host weights). Fewer if there are not
+/// enough rows.
 template <class Backend, template <class> class View, class T>
 std::vector<Index> farthest_rows(const Backend& be, View<T> X, VectorView<T> w, const RowMatrix<T>& centers,
                                  const std::int32_t* labels, std::size_t n_empty) {
@@ -52,13 +53,14 @@ std::vector<Index> farthest_rows(const Backend& be, View<T> X, VectorView<T> w, 
 
 /// One restart of Lloyd's algorithm from `centers` (updated in place). `labels` (n rows) receives the
 /// final labels. tol_abs is the absolute bound on the squared centre shift. X: MatrixView or
-/// DeviceMatrixView; the loop reads its values only through the backend (passes, fetch_rows).
+/// DeviceMatrixView, w: VectorView or DeviceVectorView; the loop reads their values only through the
+/// backend (passes, fetch_rows, host_weights on iterations that re-seed a cluster).
 ///
 /// J after the update half-step is computed from the statistics alone: for cluster k with weight W_k,
 /// exact mean m_k, old centre a_k and new centre b_k (m_k rounded to T),
 ///   sum_{i in k} w_i ||x_i - b_k||^2 = sum_{i in k} w_i ||x_i - a_k||^2 - W_k ||m_k - a_k||^2 + W_k ||m_k - b_k||^2.
-template <class Backend, template <class> class View, class T>
-KMeansRun lloyd(const Backend& be, View<T> X, VectorView<T> w, RowMatrix<T>& centers,
+template <class Backend, template <class> class View, template <class> class WView, class T>
+KMeansRun lloyd(const Backend& be, View<T> X, WView<T> w, RowMatrix<T>& centers,
                 std::vector<std::int32_t>& labels, int max_iter, double tol_abs, int restart,
                 std::vector<KMeansEvent>& events, const KMeansCallback& callback) {
   const Index K = centers.rows(), D = centers.cols();
@@ -82,7 +84,9 @@ KMeansRun lloyd(const Backend& be, View<T> X, VectorView<T> w, RowMatrix<T>& cen
     std::vector<Index> seeded_from(static_cast<std::size_t>(K), -1);  // row of seed_rows that re-seeds k
     RowMatrix<T> seed_rows;                                            // row e: X row dist_rows[e]
     if (!empty.empty()) {
-      const auto dist_rows = farthest_rows(be, X, w, centers, labels.data(), empty.size());
+      std::vector<T> weights_copy;  // device weights: copied for this choice (host weights: used as they are)
+      const VectorView<T> w_host = host_weights(be, w, weights_copy);
+      const auto dist_rows = farthest_rows(be, X, w_host, centers, labels.data(), empty.size());
       seed_rows = fetch_rows(be, X, dist_rows);
       kmeans_labels_to_host(be, labels.data(), X.rows);  // read and edited below
       for (std::size_t e = 0; e < empty.size(); ++e) {
@@ -93,7 +97,7 @@ KMeansRun lloyd(const Backend& be, View<T> X, VectorView<T> w, RowMatrix<T>& cen
         }
         const Index r = dist_rows[e];
         const Index from = labels[r];
-        const double wr = row_weight(w, r);
+        const double wr = row_weight(w_host, r);
         const T* xr = seed_rows.row(static_cast<Index>(e)).data();
         j -= wr * sq_dist(xr, centers.row(from).data(), D);
         s.move_row(xr, wr, from, k);
