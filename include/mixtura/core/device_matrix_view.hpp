@@ -3,7 +3,7 @@
 /// from MatrixView and VectorView, so that the memory space is in the argument type: they have no
 /// row(), map() or operator[], and host code cannot read them by mistake. The fit loops reach their
 /// values only through their backend's operations (check_data_on, check_weights_on, fetch_rows,
-/// fetch_weights and the data passes; see core/data_access.hpp).
+/// host_weights and the data passes; see core/data_access.hpp).
 
 #include "mixtura/core/matrix_view.hpp"
 
