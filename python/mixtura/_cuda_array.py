@@ -174,7 +174,7 @@ def host_weights(sample_weight, dev, who):
     if w.ndim == 0:
         w = np.full(dev.shape[0], w, dtype=dev.dtype)
     if w.shape != (dev.shape[0],):
-        raise ValueError(f"sample_weight.shape == {w.shape}, expected {(dev.shape[0],)}!")
+        raise ValueError(f"{who}: sample_weight.shape == {w.shape}, expected {(dev.shape[0],)}!")
     return w
 
 

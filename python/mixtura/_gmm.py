@@ -160,7 +160,7 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
             raise ValueError(f"{who}: Found array with {dev.shape[0]} sample(s) (shape={dev.shape}) while a minimum "
                              "of 2 is required.")
         self._check_n_components(dev.shape[0])
-        w = _cuda_array.host_weights(sample_weight, dev, "GaussianMixture")
+        w = _cuda_array.host_weights(sample_weight, dev, who)
         args = self._fit_args()
         _cuda_array.synchronize(dev)
         fit = _cuda_array.core_function("gmm_fit_device", dev.dtype)

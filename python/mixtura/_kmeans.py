@@ -218,10 +218,10 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         """Sample weights for device data X: (host array or None, device DeviceArray or None). Weights in
         device memory are read in place: 1-d, contiguous, n_samples values of X's dtype."""
         if sample_weight is None or not _cuda_array.is_device_array(sample_weight):
-            return _cuda_array.host_weights(sample_weight, dev, "KMeans"), None
+            return _cuda_array.host_weights(sample_weight, dev, who), None
         w = _cuda_array.parse_vector(sample_weight, who)
         if w.shape[0] != dev.shape[0]:
-            raise ValueError(f"sample_weight.shape == {(w.shape[0],)}, expected {(dev.shape[0],)}!")
+            raise ValueError(f"{who}: sample_weight.shape == {(w.shape[0],)}, expected {(dev.shape[0],)}!")
         if w.dtype != dev.dtype:
             raise ValueError(f"{who}: sample_weight in CUDA device memory must have X's dtype ({dev.dtype.name}), got "
                              f"{w.dtype.name}; convert it on the device (e.g. w.astype(cupy.{dev.dtype.name})).")

@@ -7,6 +7,8 @@ import pytest
 import mixtura
 from mixtura import _core, _cuda_array
 
+from gpu_util import HAS_GPU, to_device
+
 
 class FakeDeviceArray:
     """Only an interface dict: an object that says its data is on the device."""
@@ -19,7 +21,6 @@ class FakeDeviceArray:
 
 
 _MISSING = object()
-HAS_GPU = _core.HAS_CUDA and _core.cuda_device_count() > 0
 
 
 @pytest.mark.parametrize("version", [2, 3])
@@ -255,7 +256,7 @@ def test_gaussian_mixture_refuses_bad_device_arrays_before_the_backend_is_chosen
 def test_gaussian_mixture_weights_and_starting_parameters_must_be_host_arrays(blobs):
     if not HAS_GPU:
         pytest.skip("checked after the backend: needs a CUDA device")
-    with pytest.raises(ValueError, match="GaussianMixture: sample_weight must be a host"):
+    with pytest.raises(ValueError, match="GaussianMixture.fit: sample_weight must be a host"):
         mixtura.GaussianMixture(2, device="cuda").fit(FakeDeviceArray(), sample_weight=FakeDeviceArray(shape=(100,)))
     with pytest.raises(ValueError, match="GaussianMixture: means_init must be a host"):
         mixtura.GaussianMixture(2, device="cuda", means_init=FakeDeviceArray(shape=(2, 3))).fit(FakeDeviceArray())
@@ -268,25 +269,13 @@ def test_gaussian_mixture_weights_and_starting_parameters_must_be_host_arrays(bl
 
 # ---- on a GPU, with CuPy or PyTorch (skip without) ----------------------------------------------
 
-def _to_device(x):
-    """x copied to device 0 by CuPy (else PyTorch), or a skip."""
-    if not HAS_GPU:
-        pytest.skip("no CUDA backend or no CUDA device")
-    try:
-        import cupy
-        return cupy.asarray(x)
-    except ImportError:
-        torch = pytest.importorskip("torch", reason="needs CuPy or PyTorch for device arrays")
-        return torch.as_tensor(x, device="cuda")
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_kmeans_on_a_device_array_on_the_gpu_is_the_host_array_fit(dtype):
     rng = np.random.default_rng(3)
     X = (rng.standard_normal((20000, 8)) + 4 * rng.integers(0, 6, (20000, 1))).astype(dtype)
     w = rng.uniform(0.5, 2.0, len(X)).astype(dtype)
     wide = np.hstack([X, np.full((len(X), 3), np.nan, dtype=dtype)])
-    Xd, wide_d = _to_device(X), _to_device(wide)
+    Xd, wide_d = to_device(X), to_device(wide)
     strided = wide_d[:, :8]  # rows 11 values apart: compacted on the device, never read on the host
     for kw in [dict(init="k-means++", n_init=3), dict(init="random", n_init=2), dict(init=X[:6])]:
         host = mixtura.KMeans(6, device="cuda", random_state=1, **kw).fit(X, sample_weight=w)
@@ -309,7 +298,7 @@ def test_gaussian_mixture_on_a_device_array_on_the_gpu_is_the_host_array_fit(dty
     X = (rng.standard_normal((20000, 5)) + 5 * rng.integers(0, 4, (20000, 1)) + 40).astype(dtype)
     w = rng.uniform(0.5, 2.0, len(X)).astype(dtype)
     wide = np.hstack([X, np.full((len(X), 2), np.nan, dtype=dtype)])
-    Xd, wide_d = _to_device(X), _to_device(wide)
+    Xd, wide_d = to_device(X), to_device(wide)
     strided = wide_d[:, :5]  # rows 7 values apart: compacted on the device, never read on the host
     for kw in [dict(covariance_type="full", init_params="kmeans", n_init=2),
                dict(covariance_type="tied", init_params="random"),
@@ -336,7 +325,7 @@ def test_gaussian_mixture_on_a_device_array_on_the_gpu_is_the_host_array_fit(dty
 def test_nan_in_a_device_array_gives_the_gaussian_mixtures_cpu_error():
     X = np.random.default_rng(1).standard_normal((5000, 4))
     X[1234, 3] = np.inf
-    Xd = _to_device(X)
+    Xd = to_device(X)
     with pytest.raises(ValueError) as cpu:  # the C++ check (GaussianMixture.fit on the CPU stops in scikit-learn's)
         _core.gmm_fit(X, None, 2, "full", 1e-3, 1e-6, 10, 1, "kmeans", 0, 0, 0, None, None, None, "cpu")
     with pytest.raises(ValueError) as gpu:
@@ -350,7 +339,7 @@ def test_kmeans_with_device_weights_on_the_gpu_is_the_host_weights_fit(dtype):
     rng = np.random.default_rng(5)
     X = (rng.standard_normal((20000, 5)) + 4 * rng.integers(0, 6, (20000, 1))).astype(dtype)
     w = np.where(np.arange(len(X)) % 7 == 0, 0.0, rng.uniform(0.5, 2.0, len(X))).astype(dtype)
-    Xd, wd = _to_device(X), _to_device(w)
+    Xd, wd = to_device(X), to_device(w)
     for kw in [dict(init="k-means++", n_init=3), dict(init="random", n_init=2), dict(init=X[:6])]:
         host_w = mixtura.KMeans(6, device="cuda", random_state=2, **kw).fit(Xd, sample_weight=w)
         dev_w = mixtura.KMeans(6, device="cuda", random_state=2, **kw).fit(Xd, sample_weight=wd)
@@ -364,13 +353,13 @@ def test_kmeans_with_device_weights_on_the_gpu_is_the_host_weights_fit(dtype):
     bad = w.copy()
     bad[1234] = -1
     with pytest.raises(ValueError, match=r"sample_weight\[1234\] = -1 is negative"):
-        mixtura.KMeans(3, device="cuda").fit(Xd, sample_weight=_to_device(bad))
+        mixtura.KMeans(3, device="cuda").fit(Xd, sample_weight=to_device(bad))
 
 
 def test_nan_in_a_device_array_gives_the_cpu_error():
     X = np.random.default_rng(0).standard_normal((5000, 4))
     X[4321, 2] = np.nan
-    Xd = _to_device(X)
+    Xd = to_device(X)
     with pytest.raises(ValueError) as cpu:  # the C++ check (KMeans.fit on the CPU stops in scikit-learn's)
         _core.kmeans_fit(X, None, None, 3, "k-means++", 1, 10, 1e-4, 0, 0, 0, "cpu")
     with pytest.raises(ValueError) as gpu:

@@ -11,7 +11,8 @@ import pytest
 import mixtura
 from mixtura import _core, _cuda_array, _dlpack
 
-HAS_GPU = _core.HAS_CUDA and _core.cuda_device_count() > 0
+from gpu_util import HAS_GPU, to_device
+
 DATA = 0x7F0000000000  # a device address for the descriptor; never dereferenced
 
 _capsule_new = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p)(
@@ -420,23 +421,12 @@ class OnlyDLPack:
         return self._a.__dlpack_device__()
 
 
-def _to_device(x):
-    if not HAS_GPU:
-        pytest.skip("no CUDA backend or no CUDA device")
-    try:
-        import cupy
-        return cupy.asarray(x)
-    except ImportError:
-        torch = pytest.importorskip("torch", reason="needs CuPy or PyTorch for device arrays")
-        return torch.as_tensor(x, device="cuda")
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_kmeans_on_a_dlpack_device_array_is_the_host_array_fit(dtype):
     rng = np.random.default_rng(5)
     X = (rng.standard_normal((20000, 8)) + 4 * rng.integers(0, 6, (20000, 1))).astype(dtype)
     wide = np.hstack([X, np.full((len(X), 3), np.nan, dtype=dtype)])
-    Xd, wide_d = _to_device(X), _to_device(wide)
+    Xd, wide_d = to_device(X), to_device(wide)
     host = mixtura.KMeans(6, device="cuda", random_state=1, n_init=2).fit(X)
     for data in (OnlyDLPack(Xd), OnlyDLPack(wide_d[:, :8])):  # dense, and rows 11 values apart
         dev = mixtura.KMeans(6, device="auto", random_state=1, n_init=2).fit(data)
