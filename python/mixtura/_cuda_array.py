@@ -9,7 +9,7 @@ mask. Read-only arrays are fine (they are only read). A version-3 ``stream`` is 
 Objects without the interface whose ``__dlpack_device__`` is CUDA (kDLCUDA or kDLCUDAManaged) are
 read through DLPack (``_dlpack.py``: same checks, same descriptor); an object with both is read
 through the interface. KMeans' sample weights beside a device X may be on the device too: 1-d,
-contiguous, X's dtype, through the interface (:func:`parse_vector`).
+contiguous, X's dtype, through either protocol (:func:`parse_vector`).
 """
 from collections import namedtuple
 import numbers
@@ -118,11 +118,11 @@ class _AsColumn:
 
 def parse_vector(obj, who, name="sample_weight"):
     """The DeviceArray (shape (n, 1)) of a 1-d float array in CUDA device memory (sample weights beside a device
-    X), described by obj's __cuda_array_interface__: the same checks as parse(), for one contiguous column.
-    ValueError naming what is not supported. DLPack-only arrays are refused (its parser reads 2-d arrays)."""
+    X), described by obj's __cuda_array_interface__ or, without it, its DLPack capsule: the same checks as
+    parse(), for one contiguous column. ValueError naming what is not supported."""
     if not hasattr(obj, "__cuda_array_interface__"):
-        raise ValueError(f"{who}: {name} is a DLPack array in CUDA device memory; device {name} is read through "
-                         f"__cuda_array_interface__ only (CuPy, PyTorch and Numba arrays have it); {TO_HOST}.")
+        ptr, shape, dtype, row_stride, owner = _dlpack.parse(obj, who, name, vector=True)
+        return DeviceArray(ptr, shape, dtype, row_stride, _dlpack.CONSUMER_STREAM, owner)
     iface = obj.__cuda_array_interface__
     if not isinstance(iface, dict):
         raise ValueError(f"{who}: {name}.__cuda_array_interface__ must be a dict, got {type(iface).__name__}.")

@@ -5,7 +5,8 @@ protocol (the Array API standard's ``__dlpack__``); no compiled dependency. What
 
 * device type kDLCUDA (2) or kDLCUDAManaged (13), device id 0; kDLCPU (1) and kDLCUDAHost (3) are
   host memory and go the host path (:func:`host_array`); any other device type is refused;
-* 2-dimensional, dtype code kDLFloat (2) with 32 or 64 bits and 1 lane;
+* 2-dimensional (sample weights: 1-dimensional and contiguous), dtype code kDLFloat (2) with 32 or
+  64 bits and 1 lane;
 * ``strides`` NULL (C-contiguous) or a row of contiguous elements (strides[1] == 1) with a row
   stride of at least n_features elements; ``byte_offset`` is added to the data pointer.
 
@@ -160,19 +161,20 @@ def export(obj):
         return obj.__dlpack__(stream=CONSUMER_STREAM)
 
 
-def parse(obj, who, name="X"):
+def parse(obj, who, name="X", vector=False):
     """(pointer, (rows, cols), numpy dtype, row stride in elements, ManagedTensor) of a DLPack array
-    in CUDA memory. The ManagedTensor must be kept while the data is read; on any refusal its
-    deleter has already run and a ValueError names the field and its value."""
+    in CUDA memory: 2-d, or with `vector` 1-d and contiguous (sample weights), described as one
+    column (n, 1) with row stride 1. The ManagedTensor must be kept while the data is read; on any
+    refusal its deleter has already run and a ValueError names the field and its value."""
     owner = take(export(obj), who, name)
     try:
-        return _describe_tensor(owner, who, name) + (owner,)
+        return _describe_tensor(owner, who, name, vector) + (owner,)
     except BaseException:
         owner.release()
         raise
 
 
-def _describe_tensor(owner, who, name):
+def _describe_tensor(owner, who, name, vector):
     m = owner.struct()
     if owner.versioned and m.version.major != MAX_VERSION[0]:
         raise ValueError(f"{who}: {name}.__dlpack__() returned a DLPack {m.version.major}.{m.version.minor} tensor; "
@@ -189,24 +191,32 @@ def _describe_tensor(owner, who, name):
                          "cupy.cuda.Device(0)).")
     ndim = int(t.ndim)
     shape = tuple(int(t.shape[i]) for i in range(ndim)) if ndim > 0 and t.shape else ()
-    if ndim != 2:
-        raise ValueError(f"{who}: {name} must be 2-dimensional (n_samples, n_features), got shape {shape} "
-                         f"(DLPack ndim {ndim}).")
+    if ndim != (1 if vector else 2):
+        wanted = "1-dimensional (n_samples,)" if vector else "2-dimensional (n_samples, n_features)"
+        raise ValueError(f"{who}: {name} must be {wanted}, got shape {shape} (DLPack ndim {ndim}).")
     code, bits, lanes = int(t.dtype.code), int(t.dtype.bits), int(t.dtype.lanes)
     if code != KDL_FLOAT or bits not in (32, 64) or lanes != 1:
         raise ValueError(f"{who}: {name} must hold float32 or float64 (DLPack dtype code 2, bits 32 or 64, lanes 1), "
                          f"got dtype code {code}, bits {bits}, lanes {lanes}; convert it on the device (e.g. "
                          "X.astype(cupy.float32), X.float()).")
     dtype = np.dtype(np.float32 if bits == 32 else np.float64)
-    rows, cols = shape
+    rows, cols = (shape[0], 1) if vector else shape
     if rows <= 0 or cols <= 0:
-        raise ValueError(f"{who}: {name} is empty (shape {shape}); need at least one row and one column.")
+        need = "" if vector else "; need at least one row and one column"
+        raise ValueError(f"{who}: {name} is empty (shape {shape}){need}.")
     if not t.data:
         raise ValueError(f"{who}: {name} has a null DLPack data pointer for shape {shape}.")
     ptr = int(t.data) + int(t.byte_offset)
     if ptr % dtype.itemsize != 0:
         raise ValueError(f"{who}: {name} starts at an address that is not a multiple of {dtype.itemsize} bytes "
                          f"(DLPack data + byte_offset {t.byte_offset}).")
+    if vector:
+        strides = (int(t.strides[0]),) if t.strides else None
+        if strides is not None and rows > 1 and strides != (1,):
+            raise ValueError(f"{who}: the values of {name} must be contiguous (DLPack strides NULL or (1,)), got "
+                             f"strides {strides}; pass a contiguous array (e.g. cupy.ascontiguousarray(w), "
+                             "w.contiguous()).")
+        return ptr, (rows, 1), dtype, 1
     if not t.strides:
         row_stride = cols
     else:

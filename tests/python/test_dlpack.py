@@ -246,6 +246,68 @@ def test_a_failing_export_is_not_swallowed():
         _cuda_array.parse(Refuses(), "t")
 
 
+# ---- 1-d vectors (sample weights beside a device X) ---------------------------------------------
+
+@pytest.mark.parametrize("versioned", [None, True])
+@pytest.mark.parametrize("bits, dtype", [(32, np.float32), (64, np.float64)])
+@pytest.mark.parametrize("strides", [None, (1,)])
+def test_parse_vector_reads_a_contiguous_dlpack_vector(versioned, bits, dtype, strides):
+    p = FakeCudaTensor(shape=(100,), bits=bits, versioned=versioned, strides=strides, byte_offset=64)
+    w = _cuda_array.parse_vector(p, "KMeans.fit")
+    assert (w.ptr, w.shape, w.dtype, w.row_stride, w.stream) == (DATA + 64, (100, 1), np.dtype(dtype), 1, 1)
+    assert p.deleted == [] and not w.owner.released  # held while the C++ code reads it
+    del w
+    assert p.deleted == p.addresses()
+    # One value: its stride means nothing.
+    assert _cuda_array.parse_vector(FakeCudaTensor(shape=(1,), strides=(7,)), "t").shape == (1, 1)
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"shape": (100, 1)}, r"sample_weight must be 1-dimensional \(n_samples,\), got shape \(100, 1\) \(DLPack ndim 2\)"),
+    ({"shape": ()}, r"got shape \(\) \(DLPack ndim 0\)"),
+    ({"shape": (100,), "strides": (2,)}, r"values of sample_weight must be contiguous \(DLPack strides NULL or "
+                                         r"\(1,\)\), got strides \(2,\)"),
+    ({"shape": (100,), "strides": (-1,)}, r"got strides \(-1,\)"),
+    ({"shape": (0,)}, r"sample_weight is empty \(shape \(0,\)\)\.$"),
+    ({"shape": (100,), "code": 0, "bits": 32}, "sample_weight must hold float32 or float64 .* got dtype code 0"),
+    ({"shape": (100,), "data": 0}, r"null DLPack data pointer for shape \(100,\)"),
+    ({"shape": (100,), "capsule_device": (1, 0)}, r"device type 1 \(kDLCPU\)"),
+])
+def test_parse_vector_refuses_a_bad_dlpack_vector_and_gives_it_back_at_once(kw, message):
+    p = FakeCudaTensor(**kw)
+    with pytest.raises(ValueError, match=message) as e:
+        _cuda_array.parse_vector(p, "KMeans.fit")
+    assert str(e.value).startswith("KMeans.fit: ")
+    assert p.deleted == p.addresses()
+    _collect()
+    assert len(p.deleted) == 1
+
+
+@pytest.mark.parametrize("weights, message", [
+    (dict(shape=(99,)), r"KMeans.fit: sample_weight.shape == \(99,\), expected \(100,\)!"),
+    (dict(shape=(100,), bits=32), r"KMeans.fit: sample_weight in CUDA device memory must have X's dtype \(float64\), "
+                                  r"got float32"),
+])
+def test_kmeans_checks_dlpack_weights_with_x_before_the_backend_is_chosen(weights, message):
+    X, w = FakeCudaTensor(shape=(100, 3)), FakeCudaTensor(**weights)
+    with pytest.raises(ValueError, match=message):
+        mixtura.KMeans(3, device="auto").fit(X, sample_weight=w)
+    _collect()
+    assert len(X.deleted) == 1 and len(w.deleted) == 1
+
+
+def test_kmeans_takes_dlpack_weights_beside_a_dlpack_x_as_far_as_the_backend():
+    if HAS_GPU:
+        pytest.skip("this machine has a CUDA backend and a device")
+    match = "this build of mixtura has no CUDA backend" if not _core.HAS_CUDA else "no CUDA device is visible"
+    X, w = FakeCudaTensor(shape=(100, 3)), FakeCudaTensor(shape=(100,), versioned=True)
+    with pytest.raises(ValueError, match=match):
+        mixtura.KMeans(3, device="auto").fit(X, sample_weight=w)
+    assert w.calls == [dict(stream=1, max_version=(1, 1))]  # exported, checked, held until the error
+    _collect()
+    assert len(X.deleted) == 1 and len(w.deleted) == 1
+
+
 # ---- which objects are device arrays, and which protocol is read -------------------------------
 
 def test_device_arrays_are_cuda_or_managed_dlpack_objects():
@@ -435,3 +497,17 @@ def test_kmeans_on_a_dlpack_device_array_is_the_host_array_fit(dtype):
         np.testing.assert_array_equal(dev.predict(data), host.predict(X))
         np.testing.assert_allclose(dev.transform(data), host.transform(X), rtol=1e-5 if dtype == np.float32 else 1e-12)
         assert dev.score(data) == pytest.approx(host.score(X), rel=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kmeans_with_dlpack_weights_is_the_host_weights_fit(dtype):
+    rng = np.random.default_rng(6)
+    X = (rng.standard_normal((20000, 4)) + 4 * rng.integers(0, 5, (20000, 1))).astype(dtype)
+    w = rng.uniform(0.1, 3.0, len(X)).astype(dtype)
+    Xd, wd = to_device(X), to_device(w)
+    host = mixtura.KMeans(5, device="cuda", random_state=2, n_init=2).fit(X, sample_weight=w)
+    dev = mixtura.KMeans(5, device="cuda", random_state=2, n_init=2).fit(OnlyDLPack(Xd), sample_weight=OnlyDLPack(wd))
+    np.testing.assert_array_equal(dev.labels_, host.labels_)
+    np.testing.assert_array_equal(dev.cluster_centers_, host.cluster_centers_)
+    assert dev.score(OnlyDLPack(Xd), sample_weight=OnlyDLPack(wd)) == pytest.approx(
+        host.score(X, sample_weight=w), rel=1e-5 if dtype == np.float32 else 1e-12)
