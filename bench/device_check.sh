@@ -10,8 +10,11 @@
 # The GPU machine may have no Eigen and no GoogleTest and no network. --prepare-deps copies this
 # machine's Eigen headers and GoogleTest source into .devdeps/ (ignored by git through
 # .git/info/exclude); carry .devdeps with the run and the check builds from it what the system lacks.
-# Environment: BUILD (build folder, default build-device), JOBS (default 16), CMAKE_ARGS (extra
-# configure arguments), KMEANS_BENCH_ARGS (--quick: smaller shapes for both K-means timings),
+# With a python3 that has pybind11, NumPy, scikit-learn and pytest (the GPU machine's has them, and
+# CuPy and PyTorch), the Python extension is built beside the tests and the Python tests that use
+# device arrays run on the GPU too; without them that stage says why it is skipped.
+# Environment: BUILD (build folder, default build-device), JOBS (default 16), PYTHON (default
+# python3), CMAKE_ARGS (extra configure arguments), KMEANS_BENCH_ARGS (--quick: smaller shapes for both K-means timings),
 # GMM_BENCH_ARGS (--quick: 100,000 rows for both Gaussian-mixture timings; --iters N).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +34,7 @@ fi
 export PATH=/usr/local/cuda/bin:$PATH
 BUILD=${BUILD:-build-device}
 JOBS=${JOBS:-16}
+PYTHON=${PYTHON:-python3}
 step() { printf '\n==== %s (%ds)\n' "$1" "$SECONDS"; }
 
 step "device"
@@ -64,17 +68,52 @@ if [ -d "$deps/googletest" ] && [ ! -f /usr/include/gtest/gtest.h ]; then
 fi
 
 step "configure"
-# shellcheck disable=SC2086
-cmake -S . -B "$BUILD" "${cmake_args[@]}" ${CMAKE_ARGS:-} >/dev/null
+# The Python extension too when $PYTHON can build and test it; a failed configure with it falls back to
+# the C++ programs alone (the reason is printed), so the check still runs.
+python_tests=0
+if py_missing=$("$PYTHON" -c 'import importlib.util as u
+print(" ".join(m for m in ("pybind11", "numpy", "sklearn", "pytest") if u.find_spec(m) is None))' 2>&1) &&
+   [ -z "$py_missing" ]; then
+  py_args=(-DMIXTURA_BUILD_PYTHON=ON -DPython_EXECUTABLE="$(command -v "$PYTHON")"
+           -Dpybind11_DIR="$("$PYTHON" -c 'import pybind11; print(pybind11.get_cmake_dir())')")
+  mkdir -p "$BUILD"
+  # shellcheck disable=SC2086
+  if cmake -S . -B "$BUILD" "${cmake_args[@]}" "${py_args[@]}" ${CMAKE_ARGS:-} >"$BUILD/configure-python.log" 2>&1; then
+    python_tests=1
+  else
+    echo "Python extension: configure failed, its tests are skipped:"
+    tail -n 15 "$BUILD/configure-python.log"
+  fi
+else
+  echo "Python extension: skipped: $PYTHON lacks ${py_missing:-a working interpreter}"
+fi
+if [ "$python_tests" = 0 ]; then
+  # shellcheck disable=SC2086
+  cmake -S . -B "$BUILD" "${cmake_args[@]}" -DMIXTURA_BUILD_PYTHON=OFF ${CMAKE_ARGS:-} >/dev/null
+fi
 # Every test program that uses the GPU (tests/cpp registers them as test_cuda_*), and the timing programs.
 mapfile -t targets < <(grep -o 'mixtura_test(test_cuda_[a-z_]*' tests/cpp/CMakeLists.txt | cut -d'(' -f2)
 targets+=(cuda_kmeans_bench cuda_gmm_bench)
+[ "$python_tests" = 1 ] && targets+=(_core)
 step "build: ${targets[*]}"
 cmake --build "$BUILD" -j"$JOBS" --target "${targets[@]}"
 
 step "CUDA tests"
 status=0
 (cd "$BUILD" && ctest -R '[Cc]uda' --output-on-failure -j4 --timeout 300) || status=$?
+
+if [ "$python_tests" = 1 ]; then
+  # The Python tests that use device arrays (tests/python/gpu_util.py's to_device), on the package as
+  # it is in the checkout with the extension just built.
+  step "Python tests with device arrays"
+  pkg=$(cd "$BUILD" && pwd)/python-package
+  rm -rf "$pkg" && mkdir -p "$pkg/mixtura"
+  cp -r python/mixtura/. "$pkg/mixtura/"
+  cp "$BUILD"/python/_core*.so "$pkg/mixtura/"
+  mapfile -t py_files < <(grep -l 'to_device\|HAS_GPU' tests/python/test_*.py)
+  (cd "$pkg" && PYTHONPATH="$pkg" "$PYTHON" -m pytest -q -p no:cacheprovider -rs "${py_files[@]/#/$root/}") ||
+    status=$?
+fi
 
 # benchmark TITLE PROGRAM TORCH_SCRIPT ARGS: our timing program, then the same iteration in PyTorch.
 benchmark() {
@@ -83,10 +122,10 @@ benchmark() {
   step "$title benchmark"
   "$BUILD/bench/$program" ${args[@]+"${args[@]}"} || status=$?
   step "$title in PyTorch"
-  if python3 -c 'import torch' 2>/dev/null; then
-    python3 "bench/$script" ${args[@]+"${args[@]}"} || status=$?
+  if "$PYTHON" -c 'import torch' 2>/dev/null; then
+    "$PYTHON" "bench/$script" ${args[@]+"${args[@]}"} || status=$?
   else
-    echo "$script: skipped: python3 has no torch"
+    echo "$script: skipped: $PYTHON has no torch"
   fi
 }
 benchmark "K-means" cuda_kmeans_bench torch_kmeans.py "${KMEANS_BENCH_ARGS:-}"
