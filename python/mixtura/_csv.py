@@ -9,6 +9,8 @@ The rules (README, "Command line"):
 * the time column is ``time_column`` when given, else the first column when its first value is not a
   number; its values are kept as text (and read as dates for plots when they all parse);
 * a column named ``label`` or ``anomaly`` (any case) holds 0/1 labels, used only to evaluate;
+* a column named ``changepoint`` (any case: SKAB's change-point annotation) and the columns named in
+  ``ignore`` are left out: the table is read as if they were not there (their values are not read);
 * every other column is a channel and every value in it must be a finite number.
 """
 import csv
@@ -18,6 +20,7 @@ import numpy as np
 
 SEPARATORS = (",", ";", "\t")
 LABEL_COLUMNS = ("label", "anomaly")
+ANNOTATION_COLUMNS = ("changepoint",)  # ground truth that is not the label: never a channel
 _OTHER_SEPARATORS = {"|": "'|'", ":": "':'", " ": "spaces"}
 _SEPARATOR_NAMES = {",": "','", ";": "';'", "\t": "tab"}
 
@@ -28,9 +31,11 @@ class DataError(ValueError):
 
 class Table:
     """A numeric sensor table: ``values`` (n_rows, n_channels) float64, column names ``channels``,
-    ``time`` (list of str, or None), ``labels`` (int8 0/1 or None) and ``lines`` (file line of each row)."""
+    ``time`` (list of str, or None), ``labels`` (int8 0/1 or None), ``lines`` (file line of each row) and
+    ``ignored`` (the names of the columns left out)."""
 
-    def __init__(self, path, channels, values, time, time_column, labels, label_column, lines, separator):
+    def __init__(self, path, channels, values, time, time_column, labels, label_column, lines, separator,
+                 ignored=()):
         self.path = path
         self.channels = channels
         self.values = values
@@ -40,6 +45,7 @@ class Table:
         self.label_column = label_column
         self.lines = lines
         self.separator = separator
+        self.ignored = list(ignored)
 
     @property
     def n_rows(self):
@@ -93,15 +99,19 @@ def _choose_separator(name, header_line, data_lines):
     return ","
 
 
-def read_table(path, time_column=None, display_name=None):
-    """Read a CSV sensor table (rules in the module documentation).
+def read_table(path, time_column=None, display_name=None, ignore=(), channels=None):
+    """Read a CSV sensor table (rules in the module documentation); the columns named in ``ignore``
+    (and an annotation column such as SKAB's ``changepoint``) are left out. With ``channels`` (the
+    columns a fitted model reads), exactly those columns are the channels, in that order, and the
+    other columns besides the time and the label are left out unread.
 
     Raises
     ------
     DataError
         Missing, unreadable or empty file, no header, unknown ``time_column``, no numeric column, a
-        ragged row, a value that is not a finite number or a label that is not 0/1 — the message
-        names the file, the line and the column.
+        ragged row, a value that is not a finite number or a label that is not 0/1, a name in
+        ``ignore`` that is not a column or that is ``time_column``, a name in ``channels`` that is
+        not a column — the message names the file, the line and the column.
     """
     name = display_name or str(path)
     try:
@@ -154,20 +164,43 @@ def read_table(path, time_column=None, display_name=None):
     if not rows:
         raise DataError(f"{name}: no data rows after the header (line {header_no})")
 
+    for c in ignore:
+        if c not in header:
+            raise DataError(f"{name}: no column '{c}' for --ignore-column; the columns are {', '.join(header)}")
+        if c == time_column:
+            raise DataError(f"{name}: column '{c}' is both --time-column and --ignore-column")
+    ignored = [j for j, h in enumerate(header) if h in ignore or h.lower() in ANNOTATION_COLUMNS]
+    kept = [j for j in range(len(header)) if j not in ignored]
     if time_column is not None:
         if time_column not in header:
             raise DataError(f"{name}: no column '{time_column}' for --time-column; the columns are "
                             f"{', '.join(header)}")
         t_index = header.index(time_column)
-    elif not _is_number(rows[0][0]) and header[0].lower() not in LABEL_COLUMNS:
-        t_index = 0
+    elif kept and not _is_number(rows[0][kept[0]]) and header[kept[0]].lower() not in LABEL_COLUMNS:
+        t_index = kept[0]
     else:
         t_index = None
-    l_index = next((j for j, h in enumerate(header) if h.lower() in LABEL_COLUMNS and j != t_index), None)
-    channel_index = [j for j in range(len(header)) if j not in (t_index, l_index)]
+    l_index = next((j for j in kept if header[j].lower() in LABEL_COLUMNS and j != t_index), None)
+    if channels is None:
+        channel_index = [j for j in kept if j not in (t_index, l_index)]
+    else:
+        missing = [c for c in channels if c not in header]
+        if missing:
+            others = [header[j] for j in kept if j not in (t_index, l_index)]
+            raise DataError(f"{name}: the model needs the column{'s' if len(missing) > 1 else ''} "
+                            f"{', '.join(repr(c) for c in missing)}; the file's other columns are "
+                            f"{', '.join(others) if others else '(none)'}")
+        channel_index = [header.index(c) for c in channels]
+        for j in channel_index:
+            if j in ignored or j in (t_index, l_index):
+                role = "ignored" if j in ignored else "the time column" if j == t_index else "the label column"
+                raise DataError(f"{name}: the model reads column '{header[j]}' as a channel, but here it is {role}")
+        ignored = [j for j in range(len(header)) if j not in channel_index and j not in (t_index, l_index)]
     if not channel_index:
         used = [f"time column '{header[t_index]}'" if t_index is not None else None,
-                f"label column '{header[l_index]}'" if l_index is not None else None]
+                f"label column '{header[l_index]}'" if l_index is not None else None,
+                f"ignored column{'s' if len(ignored) > 1 else ''} {', '.join(repr(header[j]) for j in ignored)}"
+                if ignored else None]
         raise DataError(f"{name}: no numeric columns to analyse (the header has only the "
                         f"{' and the '.join(u for u in used if u)})")
 
@@ -188,7 +221,7 @@ def read_table(path, time_column=None, display_name=None):
                  time=[r[t_index] for r in rows] if t_index is not None else None,
                  time_column=header[t_index] if t_index is not None else None,
                  labels=labels, label_column=header[l_index] if l_index is not None else None,
-                 lines=np.array(row_lines), separator=sep)
+                 lines=np.array(row_lines), separator=sep, ignored=[header[j] for j in ignored])
 
 
 def _number(name, line_no, column, text, sep):

@@ -102,13 +102,14 @@ class _Input:
         self.source = source
 
 
-def _read_input(file, time_column):
+def _read_input(file, time_column, ignore=(), channels=None):
+    """The table (read_table's rules; `channels`: exactly a fitted model's columns) and where it came from."""
     if file is not None:
-        table = read_table(file, time_column)
+        table = read_table(file, time_column, ignore=ignore, channels=channels)
         labels = f", labels from column '{table.label_column}'" if table.label_column else ""
         return _Input(table, f"{file}{labels}")
     path = datasets.data_path(datasets.MACHINE_TEMPERATURE)
-    table = read_table(path, time_column, display_name=path.name)
+    table = read_table(path, time_column, display_name=path.name, ignore=ignore, channels=channels)
     windows = datasets.read_windows(datasets.data_path(datasets.MACHINE_TEMPERATURE_WINDOWS))
     table.labels = datasets.window_labels(table.time, windows)
     table.label_column = "NAB anomaly windows"
@@ -303,6 +304,8 @@ def _print_table_summary(out, inp, settings):
     print(f"  data        {inp.source}", file=out)
     print(f"  rows        {table.n_rows}{span}", file=out)
     print(f"  channels    {len(table.channels)}: {', '.join(table.channels)}", file=out)
+    if table.ignored:
+        print(f"  left out    {', '.join(table.ignored)}", file=out)
     print(f"  windows     {settings['window']} rows, step {settings['step']}"
           f"{', with first differences' if settings['differences'] else ''} -> {n_features} features", file=out)
 
@@ -394,7 +397,7 @@ def _print_fit(out, detector, train_rows, n_train, args):
 
 
 def cmd_detect(args, out, err):
-    inp = _read_input(args.file, args.time_column)
+    inp = _read_input(args.file, args.time_column, args.ignore_column)
     out_dir = _prepare_out(args.out)
     print("mixtura detect", file=out)
     _print_table_summary(out, inp, _settings(args))
@@ -410,7 +413,7 @@ def cmd_detect(args, out, err):
 
 
 def cmd_fit(args, out, err):
-    inp = _read_input(args.file, args.time_column)
+    inp = _read_input(args.file, args.time_column, args.ignore_column)
     out_dir = _prepare_out(args.out)
     print("mixtura fit", file=out)
     _print_table_summary(out, inp, _settings(args))
@@ -449,17 +452,9 @@ def _load_model(path):
 def cmd_score(args, out, err):
     detector, sidecar = _load_model(args.model)
     time_column = args.time_column if args.time_column is not None else sidecar["time_column"]
-    inp = _read_input(args.file, time_column)
+    # The model's columns in its order; every other column but the time and the label is left out unread.
+    inp = _read_input(args.file, time_column, args.ignore_column, channels=sidecar["channels"])
     table = inp.table
-    missing = [c for c in sidecar["channels"] if c not in table.channels]
-    if missing:
-        raise DataError(f"{table.path}: the model needs the column{'s' if len(missing) > 1 else ''} "
-                        f"{', '.join(repr(c) for c in missing)}; the file's numeric columns are "
-                        f"{', '.join(table.channels)}")
-    if table.channels != sidecar["channels"]:
-        order = [table.channels.index(c) for c in sidecar["channels"]]
-        table.values = np.ascontiguousarray(table.values[:, order])
-        table.channels = list(sidecar["channels"])
     settings = {k: sidecar[k] for k in ("window", "step", "differences")}
     _check_rows(table, settings["window"])
     out_dir = _prepare_out(args.out)
@@ -515,8 +510,8 @@ def build_parser():
         prog="mixtura", description="Density-based anomaly detection on sensor time series (CSV files).",
         epilog="Without FILE the bundled NAB machine-temperature series is used. CSV: a header row, separator "
                "',', ';' or tab, time column by --time-column or the first column when it is not numeric, an "
-               "optional 0/1 'label' or 'anomaly' column (used only for ROC-AUC); every other column is a "
-               "channel. scores.csv: score = log-density of the window ending at that time (higher = more "
+               "optional 0/1 'label' or 'anomaly' column (used only for ROC-AUC), a 'changepoint' column and "
+               "--ignore-column columns left out; every other column is a channel (score reads the model's). scores.csv: score = log-density of the window ending at that time (higher = more "
                "normal), flagged = 1 when it is below the threshold.")
     parser.add_argument("--version", action="version", version=f"mixtura {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="{detect,fit,score}")
@@ -526,6 +521,9 @@ def build_parser():
         p.add_argument("--time-column", metavar="NAME", help="column holding the time (default: the first "
                        "column when it is not numeric)")
         p.add_argument("--out", metavar="DIR", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT}/)")
+        p.add_argument("--ignore-column", metavar="NAME", action="append", default=[],
+                       help="leave column NAME out (repeat for several); a 'changepoint' column (SKAB's "
+                            "annotation) is always left out")
 
     def fit_options(p):
         p.add_argument("file", metavar="FILE.csv", nargs="?", help="sensor table (default: bundled NAB data)")

@@ -321,6 +321,73 @@ def test_numeric_first_column_is_a_channel_unless_named(tmp_path):
     np.testing.assert_array_equal(t.time_axis(), [100.0, 200.0, 300.0])
 
 
+def test_changepoint_and_ignored_columns_are_left_out_unread(tmp_path):
+    path = tmp_path / "t.csv"
+    # SKAB's layout: ';', the time first, the label 'anomaly' and the annotation 'changepoint' last.
+    path.write_text("datetime;a;notes;b;anomaly;changepoint\n"
+                    "2020-03-09 10:34:33;1;ok;2;0;0\n2020-03-09 10:34:34;3;check pump;4;1;1\n")
+    t = read_table(path, ignore=["notes"])
+    assert t.channels == ["a", "b"] and t.ignored == ["notes", "changepoint"]
+    assert t.label_column == "anomaly" and t.time_column == "datetime"
+    np.testing.assert_array_equal(t.values, [[1, 2], [3, 4]])
+    # Ignored columns are as if absent: the first remaining column is the time when it is not numeric.
+    t = read_table(path, ignore=["datetime", "notes"])
+    assert t.time is None and t.channels == ["a", "b"]
+    t = read_table(path, ignore=["notes", "anomaly"])
+    assert t.labels is None and t.channels == ["a", "b"]
+    with pytest.raises(DataError, match=r"t.csv: line 2, column 'notes': 'ok' is not a number"):
+        read_table(path)
+    with pytest.raises(DataError, match=r"no column 'Notes' for --ignore-column; the columns are datetime, a, notes"):
+        read_table(path, ignore=["Notes"])
+    with pytest.raises(DataError, match=r"column 'datetime' is both --time-column and --ignore-column"):
+        read_table(path, time_column="datetime", ignore=["datetime", "notes"])
+    with pytest.raises(DataError, match=r"no numeric columns to analyse \(the header has only the time column "
+                                        r"'datetime' and the label column 'anomaly' and the ignored columns 'a', "
+                                        r"'notes', 'b', 'changepoint'\)"):
+        read_table(path, ignore=["a", "notes", "b"])
+
+
+def test_a_model_reads_exactly_its_columns(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("time,b,notes,a,label\nt0,2,x,1,0\nt1,4,y,3,1\n")
+    t = read_table(path, channels=["a", "b"])  # the model's order; 'notes' is never read
+    assert t.channels == ["a", "b"] and t.ignored == ["notes"] and t.labels.tolist() == [0, 1]
+    np.testing.assert_array_equal(t.values, [[1, 2], [3, 4]])
+    with pytest.raises(DataError, match=r"the model needs the columns 'c', 'd'; the file's other columns are b, "
+                                        r"notes, a"):
+        read_table(path, channels=["a", "c", "d"])
+    with pytest.raises(DataError, match=r"the model reads column 'a' as a channel, but here it is ignored"):
+        read_table(path, channels=["a", "b"], ignore=["a"])
+    with pytest.raises(DataError, match=r"the model reads column 'time' as a channel, but here it is the time column"):
+        read_table(path, channels=["time", "b"])
+
+
+def test_cli_leaves_out_columns_in_fit_and_score(three_channels, tmp_path):
+    # The plant table with a text column and SKAB's annotation column beside the channels.
+    lines = three_channels.read_text().splitlines()
+    noisy = tmp_path / "noisy.csv"
+    noisy.write_text("\n".join([lines[0] + ";notes;changepoint"] +
+                               [f"{line};note {i};{i % 2}" for i, line in enumerate(lines[1:])]) + "\n")
+    code, out, err = run_main("detect", str(noisy), "--window", "5", "--train-fraction", "0.5", "--ignore-column",
+                              "notes", "--out", str(tmp_path / "o"), "--no-plot")
+    assert code == 0, err
+    assert "channels    3: temperature, pressure, flow\n  left out    notes, changepoint\n" in out
+    code, plain, err = run_main("detect", str(three_channels), "--window", "5", "--train-fraction", "0.5",
+                                "--out", str(tmp_path / "p"), "--no-plot")
+    assert code == 0, err
+    _, rows_noisy = read_scores(tmp_path / "o" / "scores.csv")
+    _, rows_plain = read_scores(tmp_path / "p" / "scores.csv")
+    assert rows_noisy == rows_plain  # the left-out columns change nothing
+    # score reads the model's columns only: the text column needs no option there.
+    code, out, err = run_main("score", str(tmp_path / "o" / "model.mixtura"), str(noisy), "--out",
+                              str(tmp_path / "s"), "--no-plot")
+    assert code == 0, err
+    assert "left out    notes, changepoint" in out
+    assert read_scores(tmp_path / "s" / "scores.csv")[1] == rows_plain
+    code, _, err = run_main("detect", str(noisy), "--ignore-column", "note", "--out", str(tmp_path / "q"))
+    assert code == 1 and "noisy.csv: no column 'note' for --ignore-column" in err
+
+
 def test_quotes_bom_crlf_blank_lines(tmp_path):
     path = tmp_path / "t.csv"
     path.write_bytes(b'\xef\xbb\xbf"time","x, y"\r\n"a",1\r\n\r\n"b", 2 \r\n\r\n')
