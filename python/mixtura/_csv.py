@@ -8,7 +8,8 @@ The rules (README, "Command line"):
   ('|', ':' or spaces) is an error that says so;
 * the time column is ``time_column`` when given, else the first column when its first value is not a
   number; its values are kept as text (and read as dates for plots when they all parse);
-* a column named ``label`` or ``anomaly`` (any case) holds 0/1 labels, used only to evaluate;
+* the column ``label_column`` when given, else a column named ``label`` or ``anomaly`` (any case),
+  holds 0/1 labels, used only to evaluate;
 * a column named ``changepoint`` (any case: SKAB's change-point annotation) and the columns named in
   ``ignore`` are left out: the table is read as if they were not there (their values are not read);
 * every other column is a channel and every value in it must be a finite number.
@@ -99,7 +100,7 @@ def _choose_separator(name, header_line, data_lines):
     return ","
 
 
-def read_table(path, time_column=None, display_name=None, ignore=(), channels=None):
+def read_table(path, time_column=None, display_name=None, ignore=(), channels=None, label_column=None):
     """Read a CSV sensor table (rules in the module documentation); the columns named in ``ignore``
     (and an annotation column such as SKAB's ``changepoint``) are left out. With ``channels`` (the
     columns a fitted model reads), exactly those columns are the channels, in that order, and the
@@ -110,8 +111,9 @@ def read_table(path, time_column=None, display_name=None, ignore=(), channels=No
     DataError
         Missing, unreadable or empty file, no header, unknown ``time_column``, no numeric column, a
         ragged row, a value that is not a finite number or a label that is not 0/1, a name in
-        ``ignore`` that is not a column or that is ``time_column``, a name in ``channels`` that is
-        not a column — the message names the file, the line and the column.
+        ``ignore`` that is not a column or that is ``time_column``, a ``label_column`` that is not a
+        column or is the time column, a name in ``channels`` that is not a column — the message
+        names the file, the line and the column.
     """
     name = display_name or str(path)
     try:
@@ -180,7 +182,17 @@ def read_table(path, time_column=None, display_name=None, ignore=(), channels=No
         t_index = kept[0]
     else:
         t_index = None
-    l_index = next((j for j in kept if header[j].lower() in LABEL_COLUMNS and j != t_index), None)
+    if label_column is not None:
+        if label_column not in header:
+            raise DataError(f"{name}: no column '{label_column}' for --label-column; the columns are "
+                            f"{', '.join(header)}")
+        l_index = header.index(label_column)
+        if l_index == t_index:
+            raise DataError(f"{name}: column '{label_column}' is both the time column and --label-column")
+        if l_index in ignored:
+            raise DataError(f"{name}: column '{label_column}' is both --label-column and left out")
+    else:
+        l_index = next((j for j in kept if header[j].lower() in LABEL_COLUMNS and j != t_index), None)
     if channels is None:
         channel_index = [j for j in kept if j not in (t_index, l_index)]
     else:

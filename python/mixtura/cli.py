@@ -102,14 +102,16 @@ class _Input:
         self.source = source
 
 
-def _read_input(file, time_column, ignore=(), channels=None):
-    """The table (read_table's rules; `channels`: exactly a fitted model's columns) and where it came from."""
+def _read_input(args, time_column, channels=None):
+    """The table of args.file (read_table's rules with the options in args; `channels`: exactly a fitted
+    model's columns) and where it came from."""
+    file, options = args.file, dict(ignore=args.ignore_column, label_column=args.label_column, channels=channels)
     if file is not None:
-        table = read_table(file, time_column, ignore=ignore, channels=channels)
+        table = read_table(file, time_column, **options)
         labels = f", labels from column '{table.label_column}'" if table.label_column else ""
         return _Input(table, f"{file}{labels}")
     path = datasets.data_path(datasets.MACHINE_TEMPERATURE)
-    table = read_table(path, time_column, display_name=path.name, ignore=ignore, channels=channels)
+    table = read_table(path, time_column, display_name=path.name, **options)
     windows = datasets.read_windows(datasets.data_path(datasets.MACHINE_TEMPERATURE_WINDOWS))
     table.labels = datasets.window_labels(table.time, windows)
     table.label_column = "NAB anomaly windows"
@@ -397,7 +399,7 @@ def _print_fit(out, detector, train_rows, n_train, args):
 
 
 def cmd_detect(args, out, err):
-    inp = _read_input(args.file, args.time_column, args.ignore_column)
+    inp = _read_input(args, args.time_column)
     out_dir = _prepare_out(args.out)
     print("mixtura detect", file=out)
     _print_table_summary(out, inp, _settings(args))
@@ -413,7 +415,7 @@ def cmd_detect(args, out, err):
 
 
 def cmd_fit(args, out, err):
-    inp = _read_input(args.file, args.time_column, args.ignore_column)
+    inp = _read_input(args, args.time_column)
     out_dir = _prepare_out(args.out)
     print("mixtura fit", file=out)
     _print_table_summary(out, inp, _settings(args))
@@ -453,7 +455,7 @@ def cmd_score(args, out, err):
     detector, sidecar = _load_model(args.model)
     time_column = args.time_column if args.time_column is not None else sidecar["time_column"]
     # The model's columns in its order; every other column but the time and the label is left out unread.
-    inp = _read_input(args.file, time_column, args.ignore_column, channels=sidecar["channels"])
+    inp = _read_input(args, time_column, channels=sidecar["channels"])
     table = inp.table
     settings = {k: sidecar[k] for k in ("window", "step", "differences")}
     _check_rows(table, settings["window"])
@@ -510,7 +512,7 @@ def build_parser():
         prog="mixtura", description="Density-based anomaly detection on sensor time series (CSV files).",
         epilog="Without FILE the bundled NAB machine-temperature series is used. CSV: a header row, separator "
                "',', ';' or tab, time column by --time-column or the first column when it is not numeric, an "
-               "optional 0/1 'label' or 'anomaly' column (used only for ROC-AUC), a 'changepoint' column and "
+               "optional 0/1 label column ('label', 'anomaly' or --label-column; used only for ROC-AUC), a 'changepoint' column and "
                "--ignore-column columns left out; every other column is a channel (score reads the model's). scores.csv: score = log-density of the window ending at that time (higher = more "
                "normal), flagged = 1 when it is below the threshold.")
     parser.add_argument("--version", action="version", version=f"mixtura {__version__}")
@@ -521,6 +523,8 @@ def build_parser():
         p.add_argument("--time-column", metavar="NAME", help="column holding the time (default: the first "
                        "column when it is not numeric)")
         p.add_argument("--out", metavar="DIR", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT}/)")
+        p.add_argument("--label-column", metavar="NAME", help="column of 0/1 labels, used only for ROC-AUC "
+                       "(default: a column named 'label' or 'anomaly')")
         p.add_argument("--ignore-column", metavar="NAME", action="append", default=[],
                        help="leave column NAME out (repeat for several); a 'changepoint' column (SKAB's "
                             "annotation) is always left out")

@@ -347,6 +347,25 @@ def test_changepoint_and_ignored_columns_are_left_out_unread(tmp_path):
         read_table(path, ignore=["a", "notes", "b"])
 
 
+def test_a_label_column_by_name(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("x0,x1,y\n1,2,0\n3,4,1\n")  # ODDS's csv copies: the label is 'y'
+    assert read_table(path).channels == ["x0", "x1", "y"]
+    t = read_table(path, label_column="y")
+    assert t.channels == ["x0", "x1"] and t.label_column == "y" and t.labels.tolist() == [0, 1]
+    with pytest.raises(DataError, match=r"t.csv: no column 'Y' for --label-column; the columns are x0, x1, y"):
+        read_table(path, label_column="Y")
+    with pytest.raises(DataError, match=r"column 'x0' is both the time column and --label-column"):
+        read_table(path, time_column="x0", label_column="x0")
+    with pytest.raises(DataError, match=r"column 'y' is both --label-column and left out"):
+        read_table(path, label_column="y", ignore=["y"])
+    with pytest.raises(DataError, match=r"line 2, column 'x1': '2' is not a label \(0 or 1\)"):
+        read_table(path, label_column="x1")
+    code, out, err = run_main("fit", str(path), "--label-column", "y", "--window", "1", "--train-fraction", "1",
+                              "--out", str(tmp_path / "o"))
+    assert "channels    2: x0, x1" in out and "labels from column 'y'" in out
+
+
 def test_a_model_reads_exactly_its_columns(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text("time,b,notes,a,label\nt0,2,x,1,0\nt1,4,y,3,1\n")
