@@ -5,7 +5,14 @@
 # their tables.
 #
 #   bash bench/device_check.sh                  # on the GPU machine, from anywhere in the checkout
+#   bash bench/device_check.sh --sanitize       # instead of the tests and timings: the device tests
+#                                               # under compute-sanitizer (memcheck, racecheck, synccheck)
 #   bash bench/device_check.sh --prepare-deps   # HERE, before: see below
+#
+# --sanitize needs a machine where compute-sanitizer reaches the GPU (Firecracker, not gVisor); it
+# probes that first and says so. Each tool runs each device test program (tests named *Device*; the
+# gtest filter SANITIZE_FILTER overrides) under `timeout SANITIZE_TIMEOUT` (default 100 s); a run
+# stopped at the limit found nothing before it and says so. SANITIZE_TOOLS picks the tools.
 #
 # The GPU machine may have no Eigen and no GoogleTest and no network. --prepare-deps copies this
 # machine's Eigen headers and GoogleTest source into .devdeps/ (ignored by git through
@@ -30,6 +37,9 @@ if [ "${1:-}" = "--prepare-deps" ]; then
   echo "prepared $(du -sh "$deps" | cut -f1) in .devdeps: carry it with the device run"
   exit 0
 fi
+
+mode=check
+[ "${1:-}" = "--sanitize" ] && mode=sanitize
 
 export PATH=/usr/local/cuda/bin:$PATH
 BUILD=${BUILD:-build-device}
@@ -71,7 +81,9 @@ step "configure"
 # The Python extension too when $PYTHON can build and test it; a failed configure with it falls back to
 # the C++ programs alone (the reason is printed), so the check still runs.
 python_tests=0
-if py_missing=$("$PYTHON" -c 'import importlib.util as u
+if [ "$mode" = sanitize ]; then
+  py_missing="(not needed with --sanitize)"
+elif py_missing=$("$PYTHON" -c 'import importlib.util as u
 print(" ".join(m for m in ("pybind11", "numpy", "sklearn", "pytest") if u.find_spec(m) is None))' 2>&1) &&
    [ -z "$py_missing" ]; then
   py_args=(-DMIXTURA_BUILD_PYTHON=ON -DPython_EXECUTABLE="$(command -v "$PYTHON")"
@@ -93,13 +105,46 @@ if [ "$python_tests" = 0 ]; then
 fi
 # Every test program that uses the GPU (tests/cpp registers them as test_cuda_*), and the timing programs.
 mapfile -t targets < <(grep -o 'mixtura_test(test_cuda_[a-z_]*' tests/cpp/CMakeLists.txt | cut -d'(' -f2)
-targets+=(cuda_kmeans_bench cuda_gmm_bench)
+[ "$mode" = check ] && targets+=(cuda_kmeans_bench cuda_gmm_bench)
 [ "$python_tests" = 1 ] && targets+=(_core)
 step "build: ${targets[*]}"
 cmake --build "$BUILD" -j"$JOBS" --target "${targets[@]}"
 
-step "CUDA tests"
 status=0
+if [ "$mode" = sanitize ]; then
+  # Every device test program under each tool; an error found is exit status 99 (--error-exitcode).
+  programs=()
+  for t in "${targets[@]}"; do [[ $t == test_cuda_* ]] && programs+=("$t"); done
+  step "compute-sanitizer probe"
+  if ! command -v compute-sanitizer >/dev/null; then
+    echo "compute-sanitizer: not on PATH"; exit 1
+  fi
+  if ! nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then
+    echo "no GPU visible (nvidia-smi -L); the device tests would only skip: nothing checked"; exit 1
+  fi
+  if ! timeout 60 compute-sanitizer --tool memcheck --error-exitcode 99 "$BUILD/tests/cpp/test_cuda_device"; then
+    echo "compute-sanitizer cannot check programs on this machine (gVisor does not let it); nothing checked"
+    exit 1
+  fi
+  for tool in ${SANITIZE_TOOLS:-memcheck racecheck synccheck}; do
+    for t in "${programs[@]}"; do
+      step "$tool: $t"
+      rc=0
+      timeout "${SANITIZE_TIMEOUT:-100}" compute-sanitizer --tool "$tool" --error-exitcode 99 --print-limit 20 \
+        "$BUILD/tests/cpp/$t" --gtest_filter="${SANITIZE_FILTER:-*Device*}" --gtest_brief=1 || rc=$?
+      case $rc in
+        0) echo "$tool $t: no errors" ;;
+        124) echo "$tool $t: stopped at ${SANITIZE_TIMEOUT:-100} s; no error found before" ;;
+        99) echo "$tool $t: ERRORS (above)"; status=1 ;;
+        *) echo "$tool $t: exit status $rc (a failed test, above)"; status=1 ;;
+      esac
+    done
+  done
+  step "done (exit status $status)"
+  exit "$status"
+fi
+
+step "CUDA tests"
 (cd "$BUILD" && ctest -R '[Cc]uda' --output-on-failure -j4 --timeout 300) || status=$?
 
 if [ "$python_tests" = 1 ]; then
