@@ -154,7 +154,7 @@ inline void unpack_stats(const double* t, const GmmPartialLayout& l, const GramL
 }  // namespace gmm_detail
 
 template <class T>
-void gmm_e_step(const CudaBackend& be, HostMatrix<T> X, const T* w, const GmmPassModel& m, std::int64_t n_worst,
+void gmm_e_step(const CudaBackend& be, HostMatrix<T> X, RowWeights<T> w, const GmmPassModel& m, std::int64_t n_worst,
                 GmmPassStats& out) {
   gmm_detail::Pass<T> pass(be, "gmm_e_step (CUDA)", m, X.cols);
   Context& ctx = pass.ctx;
@@ -210,7 +210,7 @@ void gmm_e_step(const CudaBackend& be, HostMatrix<T> X, const T* w, const GmmPas
 }
 
 template <class T>
-void gmm_resp_stats(const CudaBackend& be, HostMatrix<T> X, const T* w, GmmShape shape, std::int64_t n_components,
+void gmm_resp_stats(const CudaBackend& be, HostMatrix<T> X, RowWeights<T> w, GmmShape shape, std::int64_t n_components,
                     const GmmRespSource& src, const double* center, const double* means, GmmPassStats& out) {
   const char* where = "gmm_resp_stats (CUDA)";
   GmmPassModel shape_only;
@@ -300,11 +300,11 @@ void gmm_weighted_log_prob(const CudaBackend& be, HostMatrix<T> X, const GmmPass
 #define MIXTURA_INSTANTIATE_GMM_PASSES(T)                                                                      \
   namespace mixtura {                                                                                          \
   namespace cuda {                                                                                             \
-  template void gmm_e_step<T>(const CudaBackend&, HostMatrix<T>, const T*, const GmmPassModel&, std::int64_t, \
+  template void gmm_e_step<T>(const CudaBackend&, HostMatrix<T>, RowWeights<T>, const GmmPassModel&, std::int64_t, \
                               GmmPassStats&);                                                                  \
   template void gmm_weighted_log_prob<T>(const CudaBackend&, HostMatrix<T>, const GmmPassModel&,               \
                                          const GmmLogProbSink&);                                               \
-  template void gmm_resp_stats<T>(const CudaBackend&, HostMatrix<T>, const T*, GmmShape, std::int64_t,          \
+  template void gmm_resp_stats<T>(const CudaBackend&, HostMatrix<T>, RowWeights<T>, GmmShape, std::int64_t,    \
                                   const GmmRespSource&, const double*, const double*, GmmPassStats&);           \
   }                                                                                                            \
   }

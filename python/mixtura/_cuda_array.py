@@ -1,6 +1,6 @@
 """Arrays in CUDA device memory (CuPy, PyTorch, Numba, ...) through ``__cuda_array_interface__`` or DLPack.
 
-The estimators that accept them (KMeans) hand the device address to the C++ CUDA backend, which
+The estimators that accept them (KMeans, GaussianMixture) hand the device address to the C++ CUDA backend, which
 reads the data in place: nothing is copied through the host. What is accepted: versions 2 and 3 of
 the interface, 2-dimensional, typestr ``<f4`` or ``<f8``, rows contiguous (strides None, or a row
 stride that is a whole number of elements >= n_features and an element stride of one element), no
@@ -8,8 +8,8 @@ mask. Read-only arrays are fine (they are only read). A version-3 ``stream`` is 
 (``cudaStreamSynchronize``) before the C++ code reads the data, as the interface asks of a consumer.
 Objects without the interface whose ``__dlpack_device__`` is CUDA (kDLCUDA or kDLCUDAManaged) are
 read through DLPack (``_dlpack.py``: same checks, same descriptor); an object with both is read
-through the interface. KMeans' sample weights beside a device X may be on the device too: 1-d,
-contiguous, X's dtype, through either protocol (:func:`parse_vector`).
+through the interface. Sample weights beside a device X (KMeans, GaussianMixture) may be on the device
+too: 1-d, contiguous, X's dtype, through either protocol (:func:`parse_vector`, :func:`device_data_weights`).
 """
 from collections import namedtuple
 import numbers
@@ -176,6 +176,20 @@ def host_weights(sample_weight, dev, who):
     if w.shape != (dev.shape[0],):
         raise ValueError(f"{who}: sample_weight.shape == {w.shape}, expected {(dev.shape[0],)}!")
     return w
+
+
+def device_data_weights(sample_weight, dev, who):
+    """Sample weights for the device array dev: (host array or None, DeviceArray or None). Weights in device
+    memory are read in place: 1-d, contiguous, n_samples values of dev's dtype (ValueError otherwise)."""
+    if sample_weight is None or not is_device_array(sample_weight):
+        return host_weights(sample_weight, dev, who), None
+    w = parse_vector(sample_weight, who)
+    if w.shape[0] != dev.shape[0]:
+        raise ValueError(f"{who}: sample_weight.shape == {(w.shape[0],)}, expected {(dev.shape[0],)}!")
+    if w.dtype != dev.dtype:
+        raise ValueError(f"{who}: sample_weight in CUDA device memory must have X's dtype ({dev.dtype.name}), got "
+                         f"{w.dtype.name}; convert it on the device (e.g. w.astype(cupy.{dev.dtype.name})).")
+    return None, w
 
 
 def refuse_device_array(obj, who, why, name="X"):

@@ -8,7 +8,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted, validate_data, _check_sample_weight
 
 from . import _core, _cuda_array, _io
-from ._kmeans import _check_device, _seed
+from ._kmeans import _check_device, _refuse_device_weights, _seed
 
 
 class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
@@ -45,8 +45,9 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         PyTorch, ...; float32/float64, rows contiguous): with "cuda" or "auto", fit, score_samples,
         score, predict, predict_proba, component_log_density, bic and aic read it in place on
         device 0, without a copy through the host, and return NumPy arrays; "cpu" with such an array
-        is a ValueError, as is a build without CUDA. Sample weights and starting parameters stay
-        host arrays.
+        is a ValueError, as is a build without CUDA. Sample weights beside such an X may be on the
+        device too (1-d, X's dtype, ``__cuda_array_interface__``: read in place by fit); starting
+        parameters stay host arrays.
 
     Attributes
     ----------
@@ -114,7 +115,9 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
             device="cuda" or "auto".
         y : ignored
         sample_weight : array-like of shape (n_samples,), default=None
-            A host array, also when X is on the device.
+            A host array; or, when X is on the device, a 1-d contiguous device array of X's dtype
+            (``__cuda_array_interface__``), read in place. Device weights with a host X are a
+            ValueError.
 
         Returns
         -------
@@ -122,6 +125,7 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         """
         if _cuda_array.is_device_array(X):
             return self._fit_device(X, sample_weight)
+        _refuse_device_weights(sample_weight, "GaussianMixture.fit")
         X = _cuda_array.host_array(X, "GaussianMixture.fit")
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", ensure_min_samples=2)
         device = _check_device(self.device, "GaussianMixture")
@@ -155,16 +159,19 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         """fit() on an array in CUDA device memory: the C++ fit reads it in place (docs/cuda.md)."""
         who = "GaussianMixture.fit"
         dev = _cuda_array.parse(X, who)
+        w, w_dev = _cuda_array.device_data_weights(sample_weight, dev, who)  # bad arrays before the backend
         _cuda_array.resolve_device(self.device, who)
         if dev.shape[0] < 2:
             raise ValueError(f"{who}: Found array with {dev.shape[0]} sample(s) (shape={dev.shape}) while a minimum "
                              "of 2 is required.")
         self._check_n_components(dev.shape[0])
-        w = _cuda_array.host_weights(sample_weight, dev, who)
         args = self._fit_args()
         _cuda_array.synchronize(dev)
+        if w_dev is not None:
+            _cuda_array.synchronize(w_dev)
         fit = _cuda_array.core_function("gmm_fit_device", dev.dtype)
-        r = fit(dev.ptr, dev.shape[0], dev.shape[1], dev.row_stride, w, *args)
+        r = fit(dev.ptr, dev.shape[0], dev.shape[1], dev.row_stride, w, *args,
+                sample_weight_ptr=0 if w_dev is None else w_dev.ptr)
         if hasattr(self, "feature_names_in_"):  # as validate_data(reset=True) does for unnamed input
             del self.feature_names_in_
         return self._finish_fit(r)

@@ -198,7 +198,7 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
     def _fit_device(self, X, sample_weight):
         """fit() on an array in CUDA device memory: the C++ fit reads it in place (docs/cuda.md)."""
         dev = _cuda_array.parse(X, "KMeans.fit")
-        w, w_dev = self._device_data_weights(sample_weight, dev, "KMeans.fit")  # bad arrays before the backend
+        w, w_dev = _cuda_array.device_data_weights(sample_weight, dev, "KMeans.fit")  # bad arrays before the backend
         _cuda_array.resolve_device(self.device, "KMeans.fit")
         n_init = self._check_params(dev)
         init, init_centers = self._init_of(dev.shape[1], dev.dtype)
@@ -212,20 +212,6 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         if hasattr(self, "feature_names_in_"):  # as validate_data(reset=True) does for unnamed input
             del self.feature_names_in_
         return self._finish_fit(r)
-
-    @staticmethod
-    def _device_data_weights(sample_weight, dev, who):
-        """Sample weights for device data X: (host array or None, device DeviceArray or None). Weights in
-        device memory are read in place: 1-d, contiguous, n_samples values of X's dtype."""
-        if sample_weight is None or not _cuda_array.is_device_array(sample_weight):
-            return _cuda_array.host_weights(sample_weight, dev, who), None
-        w = _cuda_array.parse_vector(sample_weight, who)
-        if w.shape[0] != dev.shape[0]:
-            raise ValueError(f"{who}: sample_weight.shape == {(w.shape[0],)}, expected {(dev.shape[0],)}!")
-        if w.dtype != dev.dtype:
-            raise ValueError(f"{who}: sample_weight in CUDA device memory must have X's dtype ({dev.dtype.name}), got "
-                             f"{w.dtype.name}; convert it on the device (e.g. w.astype(cupy.{dev.dtype.name})).")
-        return None, w
 
     def _set_fitted(self, r):
         """Stores the fitted attributes from the C++ fit's result."""
@@ -288,7 +274,7 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         """Opposite of the (weighted) distortion of X under the fitted centres. sample_weight: as in fit()."""
         if _cuda_array.is_device_array(X):
             dev, f, c = self._device_pass("score", X, "distortion")
-            w, w_dev = self._device_data_weights(sample_weight, dev, "KMeans.score")
+            w, w_dev = _cuda_array.device_data_weights(sample_weight, dev, "KMeans.score")
             if w_dev is not None:
                 _cuda_array.synchronize(w_dev)
             return -f(dev.ptr, dev.shape[0], dev.shape[1], dev.row_stride, w, c, int(self.n_threads),

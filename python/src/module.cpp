@@ -562,12 +562,18 @@ py::dict gmm_fit_device(std::uintptr_t ptr, std::int64_t rows, std::int64_t cols
                         const std::string& covariance_type, double tol, double reg_covar, int max_iter, int n_init,
                         const std::string& init_params, std::uint64_t seed, int n_threads, int verbose,
                         const std::optional<DArray>& weights_init, const std::optional<DArray>& means_init,
-                        const std::optional<DArray>& precisions_init) {
+                        const std::optional<DArray>& precisions_init, std::uintptr_t sample_weight_ptr) {
   auto gm = make_gmm<T>(cols, n_components, covariance_type, tol, reg_covar, max_iter, n_init, init_params, seed,
                         n_threads, verbose, weights_init, means_init, precisions_init);
   const auto Xv = device_view<T>(ptr, rows, cols, stride);
   const auto wv = weights_view(sample_weight);
-  run_interruptibly([&] { gm.fit_on(mixtura::make_cuda_backend(0, n_threads), Xv, wv); });
+  run_interruptibly([&] {
+    const auto be = mixtura::make_cuda_backend(0, n_threads);
+    if (sample_weight_ptr)  // weights in device memory too: read in place
+      gm.fit_on(be, Xv, device_weights<T>(sample_weight_ptr, rows));
+    else
+      gm.fit_on(be, Xv, wv);
+  });
   return gmm_result(gm);
 }
 
@@ -586,7 +592,7 @@ void bind_gmm_device(py::module_& m) {
         py::arg("stride"), py::arg("sample_weight").noconvert(), py::arg("n_components"), py::arg("covariance_type"),
         py::arg("tol"), py::arg("reg_covar"), py::arg("max_iter"), py::arg("n_init"), py::arg("init_params"),
         py::arg("seed"), py::arg("n_threads"), py::arg("verbose"), py::arg("weights_init"), py::arg("means_init"),
-        py::arg("precisions_init"));
+        py::arg("precisions_init"), py::arg("sample_weight_ptr") = 0);
   m.def(("gmm_eval_device" + suffix).c_str(), &gmm_eval_device<T>, py::arg("ptr"), py::arg("rows"), py::arg("cols"),
         py::arg("stride"), py::arg("covariance_type"), py::arg("weights"), py::arg("means"),
         py::arg("precisions_cholesky"), py::arg("what"), py::arg("n_threads"));

@@ -5,10 +5,11 @@
 // result unpacking as the CUDA backend. The K-means passes (behind init = kmeans and k-means++) are the
 // CPU's.
 //
-// Device-resident X (DeviceMatrixView) on the replayed passes: HostUnreadableCopy (kmeans_replay.hpp),
-// made on the backend's `device` member, puts the data behind an address the host cannot read
-// (PROT_NONE); the passes, fetch_rows and first_non_finite translate the address, the way the device
-// reads its memory. A fit loop that reads X on the host itself faults.
+// Device-resident X and weights (DeviceMatrixView, DeviceVectorView) on the replayed passes:
+// HostUnreadableCopy (kmeans_replay.hpp), made on the backend's `device` member, puts the data behind an
+// address the host cannot read (PROT_NONE); the passes (the K-means ones too), fetch_rows,
+// first_non_finite and first_bad_weight translate the address, the way the device reads its memory. A
+// fit loop that reads X or the weights on the host itself faults.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -30,8 +31,9 @@ using namespace mixtura;
 /// A backend whose passes replay the CUDA kernels on the host.
 struct ReplayBackend {
   int n_threads = 1;
-  /// Where HostUnreadableCopy registers "device" copies of X (make them with HostUnreadableCopy<T>(be.device,
-  /// X)); device->state->n_device_reads counts the loop's fetch_rows and first_non_finite on them.
+  /// Where HostUnreadableCopy registers "device" copies of X and of the weights (make them with
+  /// HostUnreadableCopy<T>(be.device, X)); device.state->n_device_reads counts the loop's fetch_rows,
+  /// first_non_finite and first_bad_weight on them.
   KMeansReplayBackend device;
 };
 inline NoDataScope data_scope(const ReplayBackend&) { return {}; }
@@ -198,7 +200,8 @@ cuda::GmmPassStats replay_resp_stats(MatrixView<T> X, VectorView<T> w, cuda::Gmm
   return out;
 }
 
-/// Where the replayed passes find the values of X: a host view as it is, a "device" view translated.
+/// Where the replayed passes find the values of X and of the weights: a host view as it is, a "device"
+/// view translated.
 template <class T>
 MatrixView<T> host_view(const ReplayBackend&, MatrixView<T> X) {
   return X;
@@ -207,35 +210,43 @@ template <class T>
 MatrixView<T> host_view(const ReplayBackend& be, DeviceMatrixView<T> X) {
   return on_host(be.device, X);
 }
+template <class T>
+VectorView<T> host_view(const ReplayBackend&, VectorView<T> w) {
+  return w;
+}
+template <class T>
+VectorView<T> host_view(const ReplayBackend& be, DeviceVectorView<T> w) {
+  return on_host(be.device, w);
+}
 
-template <template <class> class View, class T>
-GmmStats gmm_e_step(const ReplayBackend& be, View<T> X, VectorView<T> w, const GmmModel& m, std::size_t n_worst) {
+template <template <class> class View, template <class> class WView, class T>
+GmmStats gmm_e_step(const ReplayBackend& be, View<T> X, WView<T> w, const GmmModel& m, std::size_t n_worst) {
   const auto pm = detail::GmmPassModelData::of<T>(m);
-  return detail::stats_from_pass(m, pm, replay_e_step(host_view(be, X), w, pm.view, static_cast<std::int64_t>(n_worst)),
-                                 n_worst);
+  return detail::stats_from_pass(
+      m, pm, replay_e_step(host_view(be, X), host_view(be, w), pm.view, static_cast<std::int64_t>(n_worst)), n_worst);
 }
 
 // The initialisation passes as gmm/cuda_pass.hpp makes them of cuda::gmm_resp_stats, on its replay.
-template <template <class> class View, class T>
-GmmStats gmm_label_stats(const ReplayBackend& be, View<T> X, VectorView<T> w, const std::int32_t* labels,
+template <template <class> class View, template <class> class WView, class T>
+GmmStats gmm_label_stats(const ReplayBackend& be, View<T> X, WView<T> w, const std::int32_t* labels,
                          CovarianceType type, const RowMatrix<double>& shift) {
   const detail::GmmInitPassData<T> d(type, shift, detail::labels_present(labels, X.rows, shift.rows()));
   cuda::GmmRespSource src;
   src.kind = cuda::GmmRespSource::Kind::labels;
   src.labels = labels;
-  const auto ps = replay_resp_stats(host_view(be, X), w, static_cast<cuda::GmmShape>(static_cast<int>(type)),
+  const auto ps = replay_resp_stats(host_view(be, X), host_view(be, w), static_cast<cuda::GmmShape>(static_cast<int>(type)),
                                     static_cast<int>(shift.rows()), src, d.center.data(), d.means());
   return d.stats(type, shift, ps);
 }
-template <template <class> class View, class T>
-GmmStats random_resp_stats(const ReplayBackend& be, View<T> X, VectorView<T> w, CovarianceType type, Index K,
+template <template <class> class View, template <class> class WView, class T>
+GmmStats random_resp_stats(const ReplayBackend& be, View<T> X, WView<T> w, CovarianceType type, Index K,
                            const CounterRng& rng, const RowMatrix<double>& shift) {
   const detail::GmmInitPassData<T> d(type, shift);
   cuda::GmmRespSource src;
   src.kind = cuda::GmmRespSource::Kind::random;
   src.seed = rng.seed();
   src.stream = rng.stream();
-  const auto ps = replay_resp_stats(host_view(be, X), w, static_cast<cuda::GmmShape>(static_cast<int>(type)),
+  const auto ps = replay_resp_stats(host_view(be, X), host_view(be, w), static_cast<cuda::GmmShape>(static_cast<int>(type)),
                                     static_cast<int>(K), src, d.center.data(), d.means());
   return d.stats(type, shift, ps);
 }
@@ -251,19 +262,32 @@ Eigen::RowVectorXd gmm_data_mean(const ReplayBackend&, View<T>, const detail::Fe
   return data.mean.transpose();
 }
 
-// The K-means passes (behind init = kmeans and k-means++) are the CPU's, on the host view of X.
+// The K-means passes (behind init = kmeans and k-means++) are the CPU's, on the host views of X and of
+// the weights.
 #define MIXTURA_REPLAY_ON_CPU(name)                                                        \
   template <template <class> class View, class T, class... A>                             \
   auto name(const ReplayBackend& be, View<T> X, A&&... a) {                                \
     return name(CpuBackend{be.n_threads}, host_view(be, X), std::forward<A>(a)...);        \
   }
-MIXTURA_REPLAY_ON_CPU(kmeans_assign)
-MIXTURA_REPLAY_ON_CPU(kmeans_predict)
+#define MIXTURA_REPLAY_WEIGHTED_ON_CPU(name)                                                             \
+  template <template <class> class View, template <class> class WView, class T, class... A>             \
+  auto name(const ReplayBackend& be, View<T> X, WView<T> w, A&&... a) {                                  \
+    return name(CpuBackend{be.n_threads}, host_view(be, X), host_view(be, w), std::forward<A>(a)...);    \
+  }
+MIXTURA_REPLAY_WEIGHTED_ON_CPU(kmeans_assign)
+MIXTURA_REPLAY_WEIGHTED_ON_CPU(kmeans_predict)
 MIXTURA_REPLAY_ON_CPU(kmeans_distances_to_assigned)
-MIXTURA_REPLAY_ON_CPU(kmeans_update_closest)
-MIXTURA_REPLAY_ON_CPU(kmeans_candidate_potentials)
+MIXTURA_REPLAY_WEIGHTED_ON_CPU(kmeans_update_closest)
+MIXTURA_REPLAY_WEIGHTED_ON_CPU(kmeans_candidate_potentials)
 MIXTURA_REPLAY_ON_CPU(mean_feature_variance)
+#undef MIXTURA_REPLAY_WEIGHTED_ON_CPU
 #undef MIXTURA_REPLAY_ON_CPU
+/// k-means++'s draws by device weights: the CPU's, on their host view (host weights: init.hpp's).
+template <class T>
+bool kmeans_draw_rows(const ReplayBackend& be, DeviceVectorView<T> w, Index n, const double* closest,
+                      const std::vector<double>& us, std::vector<Index>& out) {
+  return kmeans_draw_rows(CpuBackend{be.n_threads}, host_view(be, w), n, closest, us, out);
+}
 inline void kmeans_labels_to_host(const ReplayBackend& be, std::int32_t* labels, Index rows) {
   kmeans_labels_to_host(CpuBackend{be.n_threads}, labels, rows);
 }
@@ -276,6 +300,10 @@ detail::NonFinite first_non_finite(const ReplayBackend& be, DeviceMatrixView<T> 
 template <class T>
 RowMatrix<T> fetch_rows(const ReplayBackend& be, DeviceMatrixView<T> X, const std::vector<Index>& rows) {
   return fetch_rows(be.device, X, rows);
+}
+template <class T>
+detail::WeightCheck first_bad_weight(const ReplayBackend& be, DeviceVectorView<T> w) {
+  return first_bad_weight(be.device, w);
 }
 
 /// Scoring as the CUDA backend does it: row-major lp from the kernels' functions, handed out in groups.
@@ -332,6 +360,37 @@ void expect_same_fit(const GaussianMixture<T>& a, const GaussianMixture<T>& b) {
     EXPECT_EQ(a.events()[i].component, b.events()[i].component);
     EXPECT_EQ(a.events()[i].row, b.events()[i].row);
   }
+}
+
+/// The fits of the device-data tests: 3 components of `type` from `init`, two restarts, max_iter
+/// iterations, seed 5.
+inline GmmParams two_restart_params(CovarianceType type, GmmInit init, int max_iter) {
+  GmmParams p;
+  p.n_components = 3;
+  p.covariance_type = type;
+  p.init = init;
+  p.n_init = 2;
+  p.max_iter = max_iter;
+  p.seed = 5;
+  return p;
+}
+
+/// Starting means for 3 components in D features around `centre`, the last one far from every row: it
+/// gets no responsibility, and the first M-step re-seeds it on a row.
+inline GmmInitialParams far_mean_start(Index D, double centre) {
+  GmmInitialParams in;
+  in.means = RowMatrix<double>::Constant(3, D, centre);
+  in.means.row(1).array() += 4.0;
+  in.means.row(2).setConstant(1e4);
+  return in;
+}
+
+/// Whether a fit re-seeded a component.
+template <class T>
+bool reseeded_a_component(const GaussianMixture<T>& gm) {
+  for (const GmmEvent& e : gm.events())
+    if (e.kind == GmmEvent::Kind::component_reseeded) return true;
+  return false;
 }
 
 /// A model to run single passes with: a short CPU fit from random rows.

@@ -29,12 +29,15 @@
 #include <limits>
 #include <memory>
 #include <stdexcept>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "mixtura/cuda/kmeans_reduce.hpp"
 #include "mixtura/cuda/plan.hpp"
 #include "mixtura/cuda/resident_labels.hpp"
 #include "mixtura/kmeans.hpp"
+#include "test_util.hpp"
 
 namespace mixtura_test {
 
@@ -184,6 +187,7 @@ struct KMeansReplayBackend {
     cuda::HeldDistances<HostBuffer<double>> held_distances;
     int n_to_host = 0;       ///< kmeans_labels_to_host calls that brought labels back
     int n_device_reads = 0;  ///< fetch_rows and first_non_finite calls on device views
+    std::int64_t n_fetched_values = 0;  ///< values the fetch_rows calls copied to the host
     int n_draws = 0;                   ///< draws made from the "device" distances or weights
     std::int64_t n_draw_values = 0;    ///< values those draws copied to the host (block sums, blocks)
   };
@@ -526,6 +530,7 @@ detail::NonFinite first_non_finite(const KMeansReplayBackend& be, DeviceMatrixVi
 template <class T>
 RowMatrix<T> fetch_rows(const KMeansReplayBackend& be, DeviceMatrixView<T> X, const std::vector<Index>& rows) {
   ++be.state->n_device_reads;
+  be.state->n_fetched_values += static_cast<std::int64_t>(rows.size()) * X.cols;
   return fetch_rows(CpuBackend{}, on_host(be, X), rows);
 }
 /// The device pass of the weight checks: the first bad weight, its value, and the sum (in another
@@ -544,6 +549,36 @@ detail::WeightCheck first_bad_weight(const KMeansReplayBackend& be, DeviceVector
     }
   }
   return c;
+}
+
+/// The checks of device weights give the CPU's messages, word for word (the first bad index, which
+/// check failed, its value; the sum when all are zero): for each bad set of weights written into w
+/// (ones elsewhere; the "device" copy of w sees them), cpu() and device() must throw the same
+/// InvalidArgument. w is left all ones.
+template <class T, class Cpu, class Device>
+void expect_bad_weights_give_the_cpu_errors(Eigen::Matrix<T, Eigen::Dynamic, 1>& w, Cpu&& cpu, Device&& device) {
+  const T inf = std::numeric_limits<T>::infinity(), nan = std::numeric_limits<T>::quiet_NaN();
+  struct Bad {
+    std::vector<std::pair<Index, T>> set;
+    const char* expect;
+  };
+  for (const Bad& b : {Bad{{{37, nan}}, "sample_weight[37] = nan is not finite"},
+                       Bad{{{30, inf}, {12, T(-0.5)}}, "sample_weight[12] = -0.5 is negative"},
+                       Bad{{{12, -inf}, {30, T(-0.5)}}, "sample_weight[12] = -inf is not finite"},
+                       Bad{{{0, T(-1e-30)}}, "is negative"},
+                       Bad{{}, "sample_weight sums to 0; need a positive finite sum"}}) {
+    if (b.set.empty()) {
+      w.setZero();
+      w[3] = T(-0.0);  // not negative: counts as zero
+    } else {
+      w.setOnes();
+    }
+    for (const auto& e : b.set) w[e.first] = e.second;
+    const std::string expected = invalid_argument_message(cpu);
+    ASSERT_NE(expected.find(b.expect), std::string::npos) << expected;
+    EXPECT_EQ(invalid_argument_message(device), expected);
+  }
+  w.setOnes();
 }
 
 }  // namespace mixtura_test

@@ -11,13 +11,17 @@
 // - scores of a row that do not depend on the rows scored with it;
 // - the initialisation passes (feature moments, statistics of labels and of random responsibilities)
 //   against their replay;
-// - data already on the device (DeviceMatrixView): the host-array fit's bits, the CPU's errors.
+// - data already on the device (DeviceMatrixView), and sample weights too (DeviceVectorView): the
+//   host-array fit's bits, the CPU's errors.
 // The others run everywhere (argument errors reach the caller before any device is touched).
 #include <cuda_runtime.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
+#include <limits>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "cuda_test_util.hpp"
@@ -264,19 +268,10 @@ TYPED_TEST(CudaGmmDevice, FitOnDeviceDataIsTheHostArrayFitBitForBit) {
         SCOPED_TRACE(::testing::Message() << (be == &small ? "small budget, " : "") << (use_strided ? "strided, " : "")
                                           << to_string(c.type) << ", " << to_string(c.init)
                                           << (c.far_mean ? ", re-seeded" : ""));
-        GmmParams p;
-        p.n_components = 3;
-        p.covariance_type = c.type;
-        p.init = c.init;
-        p.n_init = 2;
-        p.max_iter = 10;
-        GaussianMixture<T> a(p), b(p);
+        GaussianMixture<T> a(two_restart_params(c.type, c.init, 10)), b(two_restart_params(c.type, c.init, 10));
         if (c.far_mean) {
-          GmmInitialParams in;
-          in.means = RowMatrix<double>::Constant(3, 5, 25.0);
-          in.means.row(2).setConstant(1e4);
-          a.set_initial_params(in);
-          b.set_initial_params(in);
+          a.set_initial_params(far_mean_start(5, 25.0));
+          b.set_initial_params(far_mean_start(5, 25.0));
         }
         a.fit_on(*be, dv, VectorView<T>(w));
         b.fit_on(gpu, MatrixView<T>(x), VectorView<T>(w));
@@ -350,6 +345,99 @@ TYPED_TEST(CudaGmmDevice, BadDeviceDataGivesTheCpuErrors) {
   // Host memory passed as device data is refused, not read.
   EXPECT_INVALID(gm.fit_on(gpu, DeviceMatrixView<T>(x.data(), x.rows(), x.cols())), "is not device memory");
   EXPECT_INVALID(gm.predict_on(gpu, DeviceMatrixView<T>(x.data(), x.rows(), x.cols())), "is not device memory");
+}
+
+TYPED_TEST(CudaGmmDevice, FitOnDeviceWeightsIsTheHostWeightsFitBitForBit) {
+  SKIP_WITHOUT_DEVICE();
+  using T = TypeParam;
+  // Device weights are read in place by the kernels that read the uploaded host weights (the E-step,
+  // the initialisation statistics, the K-means init): the same bits for every init, restarts, a
+  // re-seeded component, a warm start, and a backend whose budget would stream the host array; score too.
+  const RowMatrix<T> x = gmm_blobs<T>(30000, 5, 19, 25.0);
+  RowMatrix<T> w(x.rows(), 1);
+  for (Index i = 0; i < x.rows(); ++i) w(i, 0) = static_cast<T>(i % 7 == 0 ? 0.0 : 0.5 + (i % 4));
+  const Eigen::Matrix<T, Eigen::Dynamic, 1> wv = w.col(0);
+  const DeviceCopy<T> dx(x, x.cols()), dw(w, 1);
+  const DeviceVectorView<T> dev_w(dw.view().data, x.rows());
+  const auto gpu = make_cuda_backend();
+  const auto small = make_cuda_backend(0, 0, std::size_t{256} << 10);
+  std::vector<std::int32_t> labels(static_cast<std::size_t>(x.rows()));
+  for (Index i = 0; i < x.rows(); ++i) labels[i] = static_cast<std::int32_t>(i % 3);
+  struct Case {
+    CovarianceType type;
+    GmmInit init;
+    bool far_mean, given_labels;
+  };
+  for (const auto* be : {&gpu, &small})
+    for (const Case& c : {Case{CovarianceType::full, GmmInit::kmeans, false, false},
+                          Case{CovarianceType::tied, GmmInit::random, false, false},
+                          Case{CovarianceType::diag, GmmInit::kmeans_plusplus, false, false},
+                          Case{CovarianceType::spherical, GmmInit::random_from_data, false, false},
+                          Case{CovarianceType::tied, GmmInit::kmeans, false, true},
+                          Case{CovarianceType::full, GmmInit::kmeans, true, false}}) {
+      SCOPED_TRACE(::testing::Message() << (be == &small ? "small budget, " : "") << to_string(c.type) << ", "
+                                        << to_string(c.init) << (c.far_mean ? ", re-seeded" : "")
+                                        << (c.given_labels ? ", given labels" : ""));
+      const GmmParams p = two_restart_params(c.type, c.init, 10);
+      GaussianMixture<T> a(p), b(p);
+      for (GaussianMixture<T>* gm : {&a, &b}) {
+        if (c.given_labels) gm->set_initial_labels(labels);
+        if (c.far_mean) gm->set_initial_params(far_mean_start(5, 25.0));
+      }
+      a.fit_on(*be, dx.view(), dev_w);
+      b.fit_on(gpu, MatrixView<T>(x), VectorView<T>(wv));
+      expect_same_fit(a, b);
+      if (c.far_mean) {
+        EXPECT_TRUE(reseeded_a_component(a)) << "the case needs a re-seeded component";
+      }
+      EXPECT_TRUE(same_bits(a.score_on(*be, dx.view(), dev_w), b.score_on(gpu, MatrixView<T>(x), VectorView<T>(wv))));
+      GmmParams warm = p;
+      warm.warm_start = true;
+      a.set_params(warm);
+      b.set_params(warm);
+      a.fit_on(*be, dx.view(), dev_w);
+      b.fit_on(gpu, MatrixView<T>(x), VectorView<T>(wv));
+      expect_same_fit(a, b);
+    }
+}
+
+TYPED_TEST(CudaGmmDevice, BadDeviceWeightsGiveTheCpuErrors) {
+  SKIP_WITHOUT_DEVICE();
+  using T = TypeParam;
+  const RowMatrix<T> x = gmm_blobs<T>(20000, 3, 4);
+  RowMatrix<T> w = RowMatrix<T>::Ones(x.rows(), 1);
+  const DeviceCopy<T> dx(x, 3);
+  DeviceCopy<T> dw(w, 1);
+  const DeviceVectorView<T> dev_w(dw.view().data, x.rows());
+  const auto gpu = make_cuda_backend();
+  GmmParams p;
+  p.n_components = 2;
+  GaussianMixture<T> gm(p), ref(p), fitted(p);
+  fitted.fit(x);
+  // Two bad weights in different segments: the lower index is reported, as on the CPU.
+  w(17000, 0) = std::numeric_limits<T>::quiet_NaN();
+  w(9000, 0) = T(-2);
+  dw.set(17000, 0, w(17000, 0));
+  dw.set(9000, 0, w(9000, 0));
+  Eigen::Matrix<T, Eigen::Dynamic, 1> wv = w.col(0);
+  const std::string cpu = invalid_argument_message([&] { ref.fit(x, wv); });
+  ASSERT_NE(cpu.find("sample_weight[9000] = -2 is negative"), std::string::npos) << cpu;
+  EXPECT_EQ(invalid_argument_message([&] { gm.fit_on(gpu, dx.view(), dev_w); }), cpu);
+  EXPECT_EQ(invalid_argument_message([&] { fitted.score_on(gpu, dx.view(), dev_w); }),
+            invalid_argument_message([&] { fitted.score(x, wv); }));
+  // All zero: the CPU's "sums to 0".
+  const RowMatrix<T> zeros = RowMatrix<T>::Zero(x.rows(), 1);
+  const DeviceCopy<T> dz(zeros, 1);
+  wv.setZero();
+  EXPECT_EQ(invalid_argument_message([&] { gm.fit_on(gpu, dx.view(), DeviceVectorView<T>(dz.view().data, x.rows())); }),
+            invalid_argument_message([&] { ref.fit(x, wv); }));
+  EXPECT_FALSE(gm.is_fitted());
+  // Host memory passed as device weights is refused, not read.
+  const Eigen::Matrix<T, Eigen::Dynamic, 1> ones = Eigen::Matrix<T, Eigen::Dynamic, 1>::Ones(x.rows());
+  EXPECT_INVALID(gm.fit_on(gpu, dx.view(), DeviceVectorView<T>(ones.data(), x.rows())), "sample_weight",
+                 "is not device memory");
+  EXPECT_INVALID(fitted.score_on(gpu, dx.view(), DeviceVectorView<T>(ones.data(), x.rows())), "sample_weight",
+                 "is not device memory");
 }
 
 }  // namespace

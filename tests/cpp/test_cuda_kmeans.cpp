@@ -698,30 +698,9 @@ TYPED_TEST(CudaKMeansHost, BadWeightsOnTheDeviceGiveTheCpuErrors) {
   const HostUnreadableCopy<T> dev(be, MatrixView<T>(x)), dev_w(be, MatrixView<T>(w.data(), 50, 1));
   KMeans<T> km(p), ref(p), fitted(p);
   fitted.fit(x);
-  const T inf = std::numeric_limits<T>::infinity(), nan = std::numeric_limits<T>::quiet_NaN();
-  struct Bad {
-    std::vector<std::pair<Index, T>> set;
-    const char* expect;
-  };
-  for (const Bad& b : {Bad{{{37, nan}}, "sample_weight[37] = nan is not finite"},
-                       Bad{{{30, inf}, {12, T(-0.5)}}, "sample_weight[12] = -0.5 is negative"},
-                       Bad{{{12, -inf}, {30, T(-0.5)}}, "sample_weight[12] = -inf is not finite"},
-                       Bad{{{0, T(-1e-30)}}, "is negative"}}) {
-    w.setOnes();
-    for (const auto& e : b.set) w[e.first] = e.second;
-    const std::string cpu = invalid_argument_message([&] { ref.fit(x, w); });
-    ASSERT_NE(cpu.find(b.expect), std::string::npos) << cpu;
-    EXPECT_EQ(invalid_argument_message([&] { km.fit_on(be, dev.view(), dev_w.vector()); }), cpu);
-    const std::string cpu_score = invalid_argument_message([&] { fitted.score(x, w); });
-    ASSERT_NE(cpu_score.find(b.expect), std::string::npos) << cpu_score;
-    EXPECT_EQ(invalid_argument_message([&] { fitted.score_on(be, dev.view(), dev_w.vector()); }), cpu_score);
-  }
-  w.setZero();
-  w[3] = T(-0.0);  // not negative: counts as zero
-  const std::string zero = invalid_argument_message([&] { ref.fit(x, w); });
-  ASSERT_NE(zero.find("sample_weight sums to 0; need a positive finite sum"), std::string::npos) << zero;
-  EXPECT_EQ(invalid_argument_message([&] { km.fit_on(be, dev.view(), dev_w.vector()); }), zero);
-  w.setOnes();
+  expect_bad_weights_give_the_cpu_errors(w, [&] { ref.fit(x, w); }, [&] { km.fit_on(be, dev.view(), dev_w.vector()); });
+  expect_bad_weights_give_the_cpu_errors(w, [&] { fitted.score(x, w); },
+                                         [&] { fitted.score_on(be, dev.view(), dev_w.vector()); });
   const Eigen::Matrix<T, Eigen::Dynamic, 1> short_w = w.head(49);
   const std::string size = invalid_argument_message([&] { ref.fit(x, short_w); });
   ASSERT_NE(size.find("sample_weight has 49 entries but X has 50 rows"), std::string::npos) << size;

@@ -4,13 +4,15 @@
 // functions). GaussianMixture::fit_on(ReplayBackend) is held to the tolerances the device must meet
 // against the CPU: ELBO traces within 1e-5 (float) / 1e-10 (double) relative, from the CPU's
 // initialisation computed in the device's order. And the fit on data the host cannot read (a
-// DeviceMatrixView at a PROT_NONE address) gives the host-array fit's bits: the loop reads X only
-// through the backend.
+// DeviceMatrixView, and a DeviceVectorView of weights, at PROT_NONE addresses) gives the host-array
+// fit's bits: the loop reads X and the weights only through the backend.
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
 #include <set>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "gmm_replay.hpp"
@@ -328,24 +330,12 @@ TYPED_TEST(GmmDeviceMath, FitOnDataTheHostCannotReadIsTheHostArrayFit) {
                         Case{"a far mean, re-seeded, full", CovarianceType::full, GmmInit::kmeans, true, false, false,
                              true}}) {
     SCOPED_TRACE(c.name);
-    GmmParams p;
-    p.n_components = 3;
-    p.covariance_type = c.type;
-    p.init = c.init;
-    p.n_init = 2;
-    p.max_iter = 12;
-    p.seed = 5;
+    const GmmParams p = two_restart_params(c.type, c.init, 12);
     const VectorView<T> wv = c.weighted ? VectorView<T>(w) : VectorView<T>{};
     GaussianMixture<T> on_device(p), on_host(p);
     for (GaussianMixture<T>* gm : {&on_device, &on_host}) {
       if (c.given_labels) gm->set_initial_labels(labels);
-      if (c.far_mean) {  // component 2 starts far from every row: no responsibility, re-seeded on a row
-        GmmInitialParams in;
-        in.means = RowMatrix<double>::Constant(3, 4, 30.0);
-        in.means.row(1).array() += 4.0;
-        in.means.row(2).setConstant(1e4);
-        gm->set_initial_params(in);
-      }
+      if (c.far_mean) gm->set_initial_params(far_mean_start(4, 30.0));
     }
     const int reads = be.device.state->n_device_reads;
     on_device.fit_on(be, c.strided ? dev_strided.view() : dev.view(), wv);
@@ -353,9 +343,7 @@ TYPED_TEST(GmmDeviceMath, FitOnDataTheHostCannotReadIsTheHostArrayFit) {
     expect_same_fit(on_device, on_host);
     EXPECT_GT(be.device.state->n_device_reads, reads) << "the loop asked the backend for X's values";
     if (c.far_mean) {
-      bool reseeded = false;
-      for (const GmmEvent& e : on_device.events()) reseeded |= e.kind == GmmEvent::Kind::component_reseeded;
-      EXPECT_TRUE(reseeded) << "the case needs a re-seeded component";
+      EXPECT_TRUE(reseeded_a_component(on_device)) << "the case needs a re-seeded component";
     }
 
     const DeviceMatrixView<T> dv = c.strided ? dev_strided.view() : dev.view();
@@ -379,6 +367,132 @@ TYPED_TEST(GmmDeviceMath, FitOnDataTheHostCannotReadIsTheHostArrayFit) {
     on_host.fit_on(be, hv, wv);
     expect_same_fit(on_device, on_host);
   }
+}
+
+TYPED_TEST(GmmDeviceMath, FitOnWeightsTheHostCannotReadIsTheHostArrayFit) {
+  using T = TypeParam;
+  // X and the sample weights both behind PROT_NONE. The passes (E-step, the statistics of labels and of
+  // random responsibilities, the K-means init's passes and draws) read the weights in place, their check
+  // is a device pass (first_bad_weight), the total weight and the rows that re-seed a component come
+  // from the E-step: any host read of the weights in the loop faults. The one copy the loop makes,
+  // through fetch_rows, is for init = random_from_data (once a fit); every other init copies fewer
+  // values than there are weights. Results: the host-array fit's bits, and those of device X with host
+  // weights, for every init, with restarts, a re-seeded component and a warm start.
+  const Index n = 4000, D = 4;
+  const RowMatrix<T> x = gmm_blobs<T>(n, D, 37, 30.0);
+  Eigen::Matrix<T, Eigen::Dynamic, 1> w(n);
+  for (Index i = 0; i < n; ++i) w[i] = static_cast<T>(i % 5 == 0 ? 0.0 : 0.25 + (i % 3));
+  const MatrixView<T> host(x);
+  const VectorView<T> host_w(w);
+  const ReplayBackend be;
+  const HostUnreadableCopy<T> dev(be.device, host), dev_w(be.device, MatrixView<T>(w.data(), n, 1));
+  std::vector<std::int32_t> labels(static_cast<std::size_t>(n));
+  for (Index i = 0; i < n; ++i) labels[i] = static_cast<std::int32_t>(i % 3);
+  GmmInitialParams complete;  // every parameter given: no initialisation pass
+  complete.weights.resize(3);
+  complete.weights << 0.2, 0.3, 0.5;
+  complete.means = RowMatrix<double>::Constant(3, D, 30.0);
+  complete.means.row(1).array() += 4.0;
+  complete.means.row(2).array() -= 4.0;
+  complete.precisions.assign(3, Eigen::MatrixXd::Identity(D, D));
+  const GmmInitialParams far = far_mean_start(D, 30.0);
+
+  struct Case {
+    const char* name;
+    CovarianceType type;
+    GmmInit init;
+    const GmmInitialParams* given;
+    bool given_labels;
+  };
+  for (const Case& c : {Case{"kmeans, full", CovarianceType::full, GmmInit::kmeans, nullptr, false},
+                        Case{"k-means++, diag", CovarianceType::diag, GmmInit::kmeans_plusplus, nullptr, false},
+                        Case{"random, tied", CovarianceType::tied, GmmInit::random, nullptr, false},
+                        Case{"random_from_data, spherical", CovarianceType::spherical, GmmInit::random_from_data,
+                             nullptr, false},
+                        Case{"given parameters, full", CovarianceType::full, GmmInit::kmeans, &complete, false},
+                        Case{"given labels, tied", CovarianceType::tied, GmmInit::kmeans, nullptr, true},
+                        Case{"a far mean, re-seeded, full", CovarianceType::full, GmmInit::kmeans, &far, false}}) {
+    SCOPED_TRACE(c.name);
+    const GmmParams p = two_restart_params(c.type, c.init, 12);
+    GaussianMixture<T> on_device(p), on_host(p), host_weights(p);
+    for (GaussianMixture<T>* gm : {&on_device, &on_host, &host_weights}) {
+      if (c.given_labels) gm->set_initial_labels(labels);
+      if (c.given) gm->set_initial_params(*c.given);
+    }
+    const auto& st = *be.device.state;
+    const int reads = st.n_device_reads;
+    const std::int64_t fetched = st.n_fetched_values;
+    on_device.fit_on(be, dev.view(), dev_w.vector());
+    const std::int64_t copied = st.n_fetched_values - fetched;
+    on_host.fit_on(be, host, host_w);
+    host_weights.fit_on(be, dev.view(), host_w);
+    expect_same_fit(on_device, on_host);
+    expect_same_fit(host_weights, on_host);
+    EXPECT_GT(st.n_device_reads, reads + 1) << "the weights were checked by the backend";
+    if (c.init == GmmInit::random_from_data) {
+      EXPECT_GE(copied, n) << "the draw by weight reads the copied weights";
+      EXPECT_LT(copied, 2 * n) << "one copy a fit, not one a restart";
+    } else {
+      EXPECT_LT(copied, n) << "no copy of the weights";
+    }
+    if (c.given == &far) {
+      EXPECT_TRUE(reseeded_a_component(on_device)) << "the case needs a re-seeded component";
+    }
+    EXPECT_TRUE(same_bits(on_device.score_on(be, dev.view(), dev_w.vector()), on_host.score_on(be, host, host_w)));
+
+    // A warm start continues from the fitted model, reading the weights in place too.
+    GmmParams warm = p;
+    warm.warm_start = true;
+    on_device.set_params(warm);
+    on_host.set_params(warm);
+    const std::int64_t before_warm = st.n_fetched_values;
+    on_device.fit_on(be, dev.view(), dev_w.vector());
+    on_host.fit_on(be, host, host_w);
+    expect_same_fit(on_device, on_host);
+    EXPECT_LT(st.n_fetched_values - before_warm, n) << "no copy of the weights";
+  }
+}
+
+TYPED_TEST(GmmDeviceMath, BadWeightsOnTheDeviceGiveTheCpuErrors) {
+  using T = TypeParam;
+  // The checks of device weights: the CPU's messages word for word (first bad index, which check, its
+  // value; the sum when all are zero; the length; too few rows of positive weight for
+  // random_from_data), for fit and score, and a failed fit leaves the model unfitted.
+  const ReplayBackend be;
+  GmmParams p;
+  p.n_components = 2;
+  const RowMatrix<T> x = gmm_blobs<T>(50, 3, 4);
+  Eigen::Matrix<T, Eigen::Dynamic, 1> w = Eigen::Matrix<T, Eigen::Dynamic, 1>::Ones(50);
+  const HostUnreadableCopy<T> dev(be.device, MatrixView<T>(x)), dev_w(be.device, MatrixView<T>(w.data(), 50, 1));
+  GaussianMixture<T> gm(p), ref(p), fitted(p);
+  fitted.fit(x);
+  expect_bad_weights_give_the_cpu_errors(w, [&] { ref.fit(x, w); }, [&] { gm.fit_on(be, dev.view(), dev_w.vector()); });
+  expect_bad_weights_give_the_cpu_errors(w, [&] { fitted.score(x, w); },
+                                         [&] { fitted.score_on(be, dev.view(), dev_w.vector()); });
+  const Eigen::Matrix<T, Eigen::Dynamic, 1> short_w = w.head(49);
+  const std::string size = invalid_argument_message([&] { ref.fit(x, short_w); });
+  ASSERT_NE(size.find("sample_weight has 49 entries but X has 50 rows"), std::string::npos) << size;
+  EXPECT_EQ(invalid_argument_message([&] { gm.fit_on(be, dev.view(), DeviceVectorView<T>(dev_w.vector().data, 49)); }),
+            size);
+  EXPECT_EQ(invalid_argument_message([&] { fitted.score_on(be, dev.view(), DeviceVectorView<T>(dev_w.vector().data, 49)); }),
+            invalid_argument_message([&] { fitted.score(x, short_w); }));
+  // One row of positive weight: too few for two components drawn from rows.
+  w.setZero();
+  w[7] = T(2);
+  GmmParams from_data = p;
+  from_data.init = GmmInit::random_from_data;
+  gm.set_params(from_data);
+  ref.set_params(from_data);
+  const std::string few = invalid_argument_message([&] { ref.fit(x, w); });
+  ASSERT_NE(few.find("random_from_data needs n_components (2) rows of positive weight, found 1"), std::string::npos)
+      << few;
+  EXPECT_EQ(invalid_argument_message([&] { gm.fit_on(be, dev.view(), dev_w.vector()); }), few);
+  EXPECT_FALSE(gm.is_fitted());
+  // Not fitted: scoring says so before it looks at the weights.
+  EXPECT_THROW(gm.score_on(be, dev.view(), dev_w.vector()), NotFittedError);
+  w.setOnes();
+  gm.fit_on(be, dev.view(), dev_w.vector());  // good weights: fits
+  EXPECT_TRUE(gm.is_fitted());
 }
 
 TYPED_TEST(GmmDeviceMath, BadDataOnTheDeviceGivesTheCpuErrors) {

@@ -251,11 +251,36 @@ def test_gaussian_mixture_refuses_bad_device_arrays_before_the_backend_is_chosen
         gm.predict_proba(FakeDeviceArray(shape=(100,)))
 
 
-def test_gaussian_mixture_weights_and_starting_parameters_must_be_host_arrays(blobs):
+def test_gaussian_mixture_device_weights_with_a_host_x_are_refused_without_a_copy(blobs):
+    # As for KMeans, whatever the build: nothing is copied silently, and the fitted model is untouched.
+    gm = mixtura.GaussianMixture(3, random_state=0)
+    with pytest.raises(ValueError, match=r"GaussianMixture.fit: sample_weight is in CUDA device memory "
+                                         r"\(__cuda_array_interface__\) but X is a host array; pass X on the device "
+                                         r"too .* or copy the weights to the host"):
+        gm.fit(blobs, sample_weight=FakeDeviceArray(shape=(len(blobs),)))
+    assert not hasattr(gm, "means_")
+    with pytest.raises(ValueError, match=r"GaussianMixture.fit: sample_weight is in CUDA device memory \(DLPack\)"):
+        gm.fit(blobs, sample_weight=FakeDLPackOnly())
+
+
+@pytest.mark.parametrize("weights, message", [
+    (FakeDeviceArray(shape=(99,)), r"GaussianMixture.fit: sample_weight.shape == \(99,\), expected \(100,\)!"),
+    (FakeDeviceArray(shape=(100,), typestr="<f4"),
+     r"GaussianMixture.fit: sample_weight in CUDA device memory must have X's dtype \(float64\), got float32"),
+    (FakeDeviceArray(shape=(100, 1)), "GaussianMixture.fit: sample_weight must be 1-dimensional"),
+    (FakeDeviceArray(shape=(100,), strides=(16,)), r"values of sample_weight must be contiguous .* strides \(16,\)"),
+])
+def test_gaussian_mixture_bad_device_weights_are_refused_before_the_backend_is_chosen(weights, message):
+    # Checked with X, before device='auto' is resolved: a build or machine without CUDA names them too.
+    gm = mixtura.GaussianMixture(2, device="auto")
+    with pytest.raises(ValueError, match=message):
+        gm.fit(FakeDeviceArray(), sample_weight=weights)
+    assert not hasattr(gm, "means_")
+
+
+def test_gaussian_mixture_starting_parameters_must_be_host_arrays(blobs):
     if not HAS_GPU:
         pytest.skip("checked after the backend: needs a CUDA device")
-    with pytest.raises(ValueError, match="GaussianMixture.fit: sample_weight must be a host"):
-        mixtura.GaussianMixture(2, device="cuda").fit(FakeDeviceArray(), sample_weight=FakeDeviceArray(shape=(100,)))
     with pytest.raises(ValueError, match="GaussianMixture: means_init must be a host"):
         mixtura.GaussianMixture(2, device="cuda", means_init=FakeDeviceArray(shape=(2, 3))).fit(FakeDeviceArray())
     with pytest.raises(ValueError, match=r"Expected n_samples >= n_components but got n_components = 200"):
@@ -352,6 +377,31 @@ def test_kmeans_with_device_weights_on_the_gpu_is_the_host_weights_fit(dtype):
     bad[1234] = -1
     with pytest.raises(ValueError, match=r"sample_weight\[1234\] = -1 is negative"):
         mixtura.KMeans(3, device="cuda").fit(Xd, sample_weight=to_device(bad))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gaussian_mixture_with_device_weights_on_the_gpu_is_the_host_weights_fit(dtype):
+    rng = np.random.default_rng(6)
+    X = (rng.standard_normal((20000, 5)) + 5 * rng.integers(0, 4, (20000, 1)) + 40).astype(dtype)
+    w = np.where(np.arange(len(X)) % 7 == 0, 0.0, rng.uniform(0.5, 2.0, len(X))).astype(dtype)
+    Xd, wd = to_device(X), to_device(w)
+    for kw in [dict(covariance_type="full", init_params="kmeans", n_init=2),
+               dict(covariance_type="tied", init_params="random"),
+               dict(covariance_type="diag", init_params="k-means++"),
+               dict(covariance_type="spherical", init_params="random_from_data")]:
+        host_w = mixtura.GaussianMixture(4, device="cuda", random_state=2, max_iter=20, **kw).fit(Xd, sample_weight=w)
+        dev_w = mixtura.GaussianMixture(4, device="cuda", random_state=2, max_iter=20, **kw).fit(Xd, sample_weight=wd)
+        # The same kernels read the same weights (uploaded, or in place): the same bits.
+        for a, b in zip(dev_w.elbo_traces_, host_w.elbo_traces_):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(dev_w.weights_, host_w.weights_)
+        np.testing.assert_array_equal(dev_w.means_, host_w.means_)
+        np.testing.assert_array_equal(dev_w.covariances_, host_w.covariances_)
+        assert dev_w.lower_bound_ == host_w.lower_bound_
+    bad = w.copy()
+    bad[1234] = -1
+    with pytest.raises(ValueError, match=r"GaussianMixture::fit: sample_weight\[1234\] = -1 is negative"):
+        mixtura.GaussianMixture(3, device="cuda").fit(Xd, sample_weight=to_device(bad))
 
 
 def test_nan_in_a_device_array_gives_the_cpu_error():

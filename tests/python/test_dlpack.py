@@ -288,21 +288,23 @@ def test_parse_vector_refuses_a_bad_dlpack_vector_and_gives_it_back_at_once(kw, 
     (dict(shape=(100,), bits=32), r"KMeans.fit: sample_weight in CUDA device memory must have X's dtype \(float64\), "
                                   r"got float32"),
 ])
-def test_kmeans_checks_dlpack_weights_with_x_before_the_backend_is_chosen(weights, message):
+@pytest.mark.parametrize("estimator", [mixtura.KMeans, mixtura.GaussianMixture])
+def test_dlpack_weights_are_checked_with_x_before_the_backend_is_chosen(weights, message, estimator):
     X, w = FakeCudaTensor(shape=(100, 3)), FakeCudaTensor(**weights)
-    with pytest.raises(ValueError, match=message):
-        mixtura.KMeans(3, device="auto").fit(X, sample_weight=w)
+    with pytest.raises(ValueError, match=message.replace("KMeans", estimator.__name__)):
+        estimator(3, device="auto").fit(X, sample_weight=w)
     _collect()
     assert len(X.deleted) == 1 and len(w.deleted) == 1
 
 
-def test_kmeans_takes_dlpack_weights_beside_a_dlpack_x_as_far_as_the_backend():
+@pytest.mark.parametrize("estimator", [mixtura.KMeans, mixtura.GaussianMixture])
+def test_dlpack_weights_beside_a_dlpack_x_are_taken_as_far_as_the_backend(estimator):
     if HAS_GPU:
         pytest.skip("this machine has a CUDA backend and a device")
     match = "this build of mixtura has no CUDA backend" if not _core.HAS_CUDA else "no CUDA device is visible"
     X, w = FakeCudaTensor(shape=(100, 3)), FakeCudaTensor(shape=(100,), versioned=True)
     with pytest.raises(ValueError, match=match):
-        mixtura.KMeans(3, device="auto").fit(X, sample_weight=w)
+        estimator(3, device="auto").fit(X, sample_weight=w)
     assert w.calls == [dict(stream=1, max_version=(1, 1))]  # exported, checked, held until the error
     _collect()
     assert len(X.deleted) == 1 and len(w.deleted) == 1
@@ -511,3 +513,16 @@ def test_kmeans_with_dlpack_weights_is_the_host_weights_fit(dtype):
     np.testing.assert_array_equal(dev.cluster_centers_, host.cluster_centers_)
     assert dev.score(OnlyDLPack(Xd), sample_weight=OnlyDLPack(wd)) == pytest.approx(
         host.score(X, sample_weight=w), rel=1e-5 if dtype == np.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gaussian_mixture_with_dlpack_weights_is_the_host_weights_fit(dtype):
+    rng = np.random.default_rng(7)
+    X = (rng.standard_normal((20000, 3)) + 5 * rng.integers(0, 3, (20000, 1))).astype(dtype)
+    w = rng.uniform(0.1, 3.0, len(X)).astype(dtype)
+    Xd, wd = to_device(X), to_device(w)
+    host = mixtura.GaussianMixture(3, device="cuda", random_state=3).fit(X, sample_weight=w)
+    dev = mixtura.GaussianMixture(3, device="cuda", random_state=3).fit(OnlyDLPack(Xd), sample_weight=OnlyDLPack(wd))
+    np.testing.assert_array_equal(dev.means_, host.means_)
+    np.testing.assert_array_equal(dev.precisions_cholesky_, host.precisions_cholesky_)
+    assert dev.lower_bound_ == host.lower_bound_

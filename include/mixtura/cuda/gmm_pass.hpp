@@ -57,18 +57,19 @@ struct GmmPassStats {
   std::vector<std::int64_t> low_row;
 };
 
-/// The E-step fused with the statistics of the M-step (gmm/cpu_pass.hpp's gmm_e_step). w: weights or nullptr.
+/// The E-step fused with the statistics of the M-step (gmm/cpu_pass.hpp's gmm_e_step). w: host weights
+/// (uploaded beside X) or, with device X, device weights (read in place); data nullptr: unit weights.
 template <class T>
-void gmm_e_step(const CudaBackend& be, HostMatrix<T> X, const T* w, const GmmPassModel& m, std::int64_t n_worst,
+void gmm_e_step(const CudaBackend& be, HostMatrix<T> X, RowWeights<T> w, const GmmPassModel& m, std::int64_t n_worst,
                 GmmPassStats& out);
 
 /// The statistics of given responsibilities (an initialisation pass: see GmmRespSource), with the
 /// moments kernels of gmm_e_step in the same tile order: nk, s1, s2 as there, weight = sum_i w_i,
 /// log_likelihood = entropy = 0, no low rows. Full/tied (gram shapes): around `center` ([D], values of
-/// T), as the E-step; diag/spherical: around `means` (K x D). w: weights or nullptr. With
+/// T), as the E-step; diag/spherical: around `means` (K x D). w: as for gmm_e_step. With
 /// GmmRespSource::Kind::labels, src.labels is a host array of X.rows labels in [0, K).
 template <class T>
-void gmm_resp_stats(const CudaBackend& be, HostMatrix<T> X, const T* w, GmmShape shape, std::int64_t K,
+void gmm_resp_stats(const CudaBackend& be, HostMatrix<T> X, RowWeights<T> w, GmmShape shape, std::int64_t K,
                     const GmmRespSource& src, const double* center, const double* means, GmmPassStats& out);
 
 /// Receives rows [begin, begin + rows) with lp: rows x K row-major, lp(i, k) = log pi_k + log N(x | k),

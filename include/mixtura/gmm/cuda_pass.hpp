@@ -10,7 +10,8 @@
 /// responsibilities). On the host: the M-step (written once).
 ///
 /// X is a MatrixView (host memory: uploaded once per fit) or a DeviceMatrixView (device memory: used in
-/// place); both go through the same passes, so a fit gives the same bits either way.
+/// place); the weights a VectorView (uploaded beside X) or, with device X, a DeviceVectorView (read in
+/// place). All go through the same kernels, so a fit gives the same bits either way.
 
 #include <algorithm>
 #include <cmath>
@@ -211,26 +212,25 @@ void hand_score_blocks(Index begin, Index rows, const double* lp, Index K, int n
 
 /// The E-step fused with the statistics of the M-step (see cpu_pass.hpp), on the GPU. Full/tied:
 /// moments around the mixture mean rounded to T; diag/spherical: around each component's mean.
-template <template <class> class View, class T>
-GmmStats gmm_e_step(const CudaBackend& be, View<T> X, VectorView<T> w, const GmmModel& m, std::size_t n_worst) {
+template <template <class> class View, template <class> class WView, class T>
+GmmStats gmm_e_step(const CudaBackend& be, View<T> X, WView<T> w, const GmmModel& m, std::size_t n_worst) {
   const detail::GmmPassModelData pm = detail::GmmPassModelData::of<T>(m);
   cuda::GmmPassStats ps;
-  cuda::gmm_e_step(be, detail::host_matrix(X), detail::weights_or_null(w), pm.view, static_cast<std::int64_t>(n_worst),
-                   ps);
+  cuda::gmm_e_step(be, detail::host_matrix(X), detail::row_weights(w), pm.view, static_cast<std::int64_t>(n_worst), ps);
   return detail::stats_from_pass(m, pm, ps, n_worst);
 }
 
 /// The statistics of given hard labels (K-means initialisation) on the device: the E-step's moments
 /// kernels on one-hot responsibilities (full/tied around one centre, see GmmInitPassData).
-template <template <class> class View, class T>
-GmmStats gmm_label_stats(const CudaBackend& be, View<T> X, VectorView<T> w, const std::int32_t* labels,
+template <template <class> class View, template <class> class WView, class T>
+GmmStats gmm_label_stats(const CudaBackend& be, View<T> X, WView<T> w, const std::int32_t* labels,
                          CovarianceType type, const RowMatrix<double>& shift) {
   const detail::GmmInitPassData<T> d(type, shift, detail::labels_present(labels, X.rows, shift.rows()));
   cuda::GmmRespSource src;
   src.kind = cuda::GmmRespSource::Kind::labels;
   src.labels = labels;
   cuda::GmmPassStats ps;
-  cuda::gmm_resp_stats(be, detail::host_matrix(X), detail::weights_or_null(w),
+  cuda::gmm_resp_stats(be, detail::host_matrix(X), detail::row_weights(w),
                        static_cast<cuda::GmmShape>(static_cast<int>(type)), shift.rows(), src, d.centre_or_null(),
                        d.means(), ps);
   return d.stats(type, shift, ps);
@@ -238,8 +238,8 @@ GmmStats gmm_label_stats(const CudaBackend& be, View<T> X, VectorView<T> w, cons
 
 /// Statistics of random responsibilities (init = random) on the device, from the same generator and
 /// counters as the CPU's (see GmmInitPassData for the point they are taken around).
-template <template <class> class View, class T>
-GmmStats random_resp_stats(const CudaBackend& be, View<T> X, VectorView<T> w, CovarianceType type, Index K,
+template <template <class> class View, template <class> class WView, class T>
+GmmStats random_resp_stats(const CudaBackend& be, View<T> X, WView<T> w, CovarianceType type, Index K,
                            const CounterRng& rng, const RowMatrix<double>& shift) {
   const detail::GmmInitPassData<T> d(type, shift);
   cuda::GmmRespSource src;
@@ -247,7 +247,7 @@ GmmStats random_resp_stats(const CudaBackend& be, View<T> X, VectorView<T> w, Co
   src.seed = rng.seed();
   src.stream = rng.stream();
   cuda::GmmPassStats ps;
-  cuda::gmm_resp_stats(be, detail::host_matrix(X), detail::weights_or_null(w),
+  cuda::gmm_resp_stats(be, detail::host_matrix(X), detail::row_weights(w),
                        static_cast<cuda::GmmShape>(static_cast<int>(type)), K, src, d.centre_or_null(), d.means(), ps);
   return d.stats(type, shift, ps);
 }
@@ -260,7 +260,7 @@ detail::FeatureMoments gmm_feature_moments(const CudaBackend& be, View<T> X) {
   const Eigen::RowVectorXd first = fetch_rows(be, X, {0}).row(0).template cast<double>();
   cuda::GmmRespSource src;  // ones
   cuda::GmmPassStats ps;
-  cuda::gmm_resp_stats(be, detail::host_matrix(X), static_cast<const T*>(nullptr), cuda::GmmShape::diag, 1, src,
+  cuda::gmm_resp_stats(be, detail::host_matrix(X), cuda::RowWeights<T>{}, cuda::GmmShape::diag, 1, src,
                        nullptr, first.data(), ps);
   return detail::feature_moments_of_pass(first, ps, X.rows);
 }

@@ -100,9 +100,18 @@ class GaussianMixture {
   /// with make_cuda_backend() from mixtura/cuda.hpp: the passes read X in place, and the loop reaches
   /// its values only through the backend (the non-finite check, the feature moments and the
   /// initialisation statistics as device passes, the initial and re-seeded rows as small copies).
-  /// Sample weights are a host array. Same results as fit_on(be, X) on the host copy of X.
+  /// Host sample weights are uploaded beside X. Same results as fit_on(be, X) on the host copy of X.
   template <class Backend>
   GaussianMixture& fit_on(const Backend& be, DeviceMatrixView<T> X, VectorView<T> sample_weight = {}) {
+    return fit_data(be, X, sample_weight);
+  }
+  /// The same with the sample weights in device memory too (n_samples values): the passes (E-step,
+  /// initialisation statistics, K-means init) read them in place and their checks run on the device
+  /// (the CPU's messages); the fit's total weight and the rows that re-seed a component come from the
+  /// passes. The loop copies them to the host only for init = random_from_data (once a fit, to draw the
+  /// initial rows by weight). Same results as fit_on(be, X, w) on the host copies of X and w.
+  template <class Backend>
+  GaussianMixture& fit_on(const Backend& be, DeviceMatrixView<T> X, DeviceVectorView<T> sample_weight) {
     return fit_data(be, X, sample_weight);
   }
 
@@ -140,6 +149,16 @@ class GaussianMixture {
   template <class Backend>
   double score_on(const Backend& be, DeviceMatrixView<T> X, VectorView<T> sample_weight = {}) const {
     return score_data(be, X, sample_weight);
+  }
+  /// The same with the sample weights in device memory: checked on the device (the CPU's messages), then
+  /// copied to the host (n_samples values, as many as the scores that come back) for the weighted mean,
+  /// which has the bits of score_on with the host copy of the weights.
+  template <class Backend>
+  double score_on(const Backend& be, DeviceMatrixView<T> X, DeviceVectorView<T> sample_weight) const {
+    (void)fitted("score");
+    check_weights_on(be, "GaussianMixture::score", sample_weight, X.rows);
+    std::vector<T> weights_copy;
+    return score_data(be, X, host_weights(be, sample_weight, weights_copy));
   }
   template <class Backend>
   RowMatrix<double> predict_proba_on(const Backend& be, MatrixView<T> X) const {
@@ -270,10 +289,11 @@ class GaussianMixture {
     detail::check_features(where, X.cols, state_.n_features);
   }
 
-  /// fit_on for a host or device view of X (View = MatrixView or DeviceMatrixView). X's values are
-  /// reached only through the backend: check_data_on, the passes, fetch_rows (core/data_access.hpp).
-  template <class Backend, template <class> class View>
-  GaussianMixture& fit_data(const Backend& be, View<T> X, VectorView<T> sample_weight) {
+  /// fit_on for a host or device view of X (View = MatrixView or DeviceMatrixView) and of the weights
+  /// (WView = VectorView or, with device X, DeviceVectorView). Their values are reached only through the
+  /// backend: check_data_on, check_weights_on, the passes, fetch_rows, host_weights (core/data_access.hpp).
+  template <class Backend, template <class> class View, template <class> class WView>
+  GaussianMixture& fit_data(const Backend& be, View<T> X, WView<T> sample_weight) {
     const char* where = "GaussianMixture::fit";
     const GmmParams& p = params_;
     MIXTURA_EXPECTS(p.n_components >= 1, "%s: n_components must be >= 1, got %d", where, p.n_components);
@@ -286,7 +306,7 @@ class GaussianMixture {
     check_data_on(be, where, X);
     MIXTURA_EXPECTS(X.rows >= p.n_components, "%s: n_components (%d) > n_samples (%lld)", where, p.n_components,
                     static_cast<long long>(X.rows));
-    detail::check_weights(where, sample_weight, X.rows);
+    check_weights_on(be, where, sample_weight, X.rows);
     check_initial(where, X.cols);
     if (!initial_labels_.empty()) {
       MIXTURA_EXPECTS(static_cast<Index>(initial_labels_.size()) == X.rows,
@@ -299,6 +319,17 @@ class GaussianMixture {
     }
     const bool warm = p.warm_start && fitted_;
     if (warm) detail::check_features(where, X.cols, state_.n_features);
+    // init = random_from_data draws rows by weight on the host: device weights are copied once.
+    std::vector<T> weights_copy;
+    const bool draws_rows =
+        !warm && !initial_.complete() && initial_labels_.empty() && p.init == GmmInit::random_from_data;
+    const VectorView<T> w_host = draws_rows ? host_weights(be, sample_weight, weights_copy) : VectorView<T>{};
+    if (draws_rows) {
+      const Index positive = detail::count_positive(w_host, X.rows);
+      MIXTURA_EXPECTS(positive >= p.n_components,
+                      "%s: init = random_from_data needs n_components (%d) rows of positive weight, found %lld", where,
+                      p.n_components, static_cast<long long>(positive));
+    }
     [[maybe_unused]] const auto scope = data_scope(be);
 
     detail::MStepContext ctx;
@@ -318,7 +349,7 @@ class GaussianMixture {
       ctx.restart = r;
       ctx.iteration = -1;
       ctx.events = &next.events;
-      GmmModel model = warm ? state_.model : initial_model(be, X, sample_weight, r, ctx, data);
+      GmmModel model = warm ? state_.model : initial_model(be, X, sample_weight, w_host, r, ctx, data);
       GmmRun run;
       run.init_seconds = clock.seconds();
       double lower_bound = warm ? state_.runs[static_cast<std::size_t>(state_.best)].lower_bound
@@ -461,8 +492,8 @@ class GaussianMixture {
 
   /// scikit-learn's M-step on one-hot responsibilities, around each label's first row (a point near
   /// its mean; the rows fetched from X, K copies of D values).
-  template <class Backend, template <class> class View>
-  GmmModel model_from_labels(const Backend& be, View<T> X, VectorView<T> w, const std::vector<std::int32_t>& labels,
+  template <class Backend, template <class> class View, template <class> class WView>
+  GmmModel model_from_labels(const Backend& be, View<T> X, WView<T> w, const std::vector<std::int32_t>& labels,
                              const detail::MStepContext& ctx) const {
     const Index K = params_.n_components, D = X.cols;
     RowMatrix<double> shift = RowMatrix<double>::Zero(K, D);  // labels nobody has: around 0
@@ -481,9 +512,10 @@ class GaussianMixture {
     return detail::m_step(st, ctx, {}, {});
   }
 
-  template <class Backend, template <class> class View>
-  GmmModel initial_model(const Backend& be, View<T> X, VectorView<T> w, int restart, const detail::MStepContext& ctx,
-                         const detail::FeatureMoments& data) const {
+  /// w_host: the weights as the host reads them (host_weights), for init = random_from_data only.
+  template <class Backend, template <class> class View, template <class> class WView>
+  GmmModel initial_model(const Backend& be, View<T> X, WView<T> w, VectorView<T> w_host, int restart,
+                         const detail::MStepContext& ctx, const detail::FeatureMoments& data) const {
     const GmmParams& p = params_;
     const Index K = p.n_components, D = X.cols;
     GmmModel m;
@@ -508,14 +540,10 @@ class GaussianMixture {
           m = detail::model_on_rows(fetch_rows(be, X, kmeans_plusplus_rows(be, X, w, p.n_components, 0, rng)),
                                     p.covariance_type, ctx);
           break;
-        case GmmInit::random_from_data: {
-          const Index positive = detail::count_positive(w, X.rows);
-          MIXTURA_EXPECTS(positive >= K, "GaussianMixture::fit: init = random_from_data needs n_components (%lld) rows "
-                          "of positive weight, found %lld", static_cast<long long>(K), static_cast<long long>(positive));
-          m = detail::model_on_rows(fetch_rows(be, X, random_rows(X, w, p.n_components, rng, p.n_threads)),
+        case GmmInit::random_from_data:  // (enough rows of positive weight: checked by fit_data)
+          m = detail::model_on_rows(fetch_rows(be, X, random_rows(X, w_host, p.n_components, rng, p.n_threads)),
                                     p.covariance_type, ctx);
           break;
-        }
       }
     } else {
       m = GmmModel(p.covariance_type, K, D);
