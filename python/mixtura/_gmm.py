@@ -116,7 +116,7 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         y : ignored
         sample_weight : array-like of shape (n_samples,), default=None
             A host array; or, when X is on the device, a 1-d contiguous device array of X's dtype
-            (``__cuda_array_interface__``), read in place. Device weights with a host X are a
+            (``__cuda_array_interface__`` or DLPack), read in place. Device weights with a host X are a
             ValueError.
 
         Returns
