@@ -284,6 +284,48 @@ TYPED_TEST(GmmDeviceMath, ReplayedFitFollowsTheCpuTrace) {
 
 TYPED_TEST(GmmDeviceMath, ReplayedScoresAreRowIndependent) { expect_scores_row_independent<TypeParam>(ReplayBackend{}); }
 
+// bic_on / aic_on: on the CPU backend, bic() and aic() (which delegate to them) and their definition;
+// on the replayed passes from data the host cannot read, the host view's bits and the CPU's values
+// within the device's tolerance; before a fit, the not-fitted error naming the criterion.
+TYPED_TEST(GmmDeviceMath, InformationCriteriaOnEveryBackend) {
+  using T = TypeParam;
+  const RowMatrix<T> x = gmm_blobs<T>(2500, 3, 41, 15.0);
+  const MatrixView<T> host(x);
+  const ReplayBackend be;
+  const HostUnreadableCopy<T> dev(be.device, host);
+  const GaussianMixture<T> unfitted;
+  try {
+    unfitted.bic_on(be, dev.view());
+    ADD_FAILURE() << "bic_on before a fit";
+  } catch (const NotFittedError& e) {
+    EXPECT_NE(std::string(e.what()).find("GaussianMixture::bic:"), std::string::npos) << e.what();
+  }
+  try {
+    unfitted.aic_on(CpuBackend{}, host);
+    ADD_FAILURE() << "aic_on before a fit";
+  } catch (const NotFittedError& e) {
+    EXPECT_NE(std::string(e.what()).find("GaussianMixture::aic:"), std::string::npos) << e.what();
+  }
+  const double n = static_cast<double>(x.rows());
+  for (CovarianceType t : kTypes) {
+    GmmParams p;
+    p.n_components = 3;
+    p.covariance_type = t;
+    GaussianMixture<T> gm(p);
+    gm.fit(x);
+    const double bic = gm.bic(x), aic = gm.aic(x), k = gm.model().n_parameters();
+    EXPECT_TRUE(same_bits(gm.bic_on(CpuBackend{}, host), bic)) << to_string(t);
+    EXPECT_TRUE(same_bits(gm.aic_on(CpuBackend{}, host), aic)) << to_string(t);
+    EXPECT_NEAR(bic, -2 * gm.score(x) * n + k * std::log(n), 1e-12 * std::abs(bic)) << to_string(t);
+    EXPECT_NEAR(aic, -2 * gm.score(x) * n + 2 * k, 1e-12 * std::abs(aic)) << to_string(t);
+    const double dev_bic = gm.bic_on(be, dev.view()), dev_aic = gm.aic_on(be, dev.view());
+    EXPECT_TRUE(same_bits(dev_bic, gm.bic_on(be, host))) << to_string(t);
+    EXPECT_TRUE(same_bits(dev_aic, gm.aic_on(be, host))) << to_string(t);
+    EXPECT_NEAR(dev_bic, bic, 10 * trace_tolerance<T>() * std::abs(bic)) << to_string(t);
+    EXPECT_NEAR(dev_aic, aic, 10 * trace_tolerance<T>() * std::abs(aic)) << to_string(t);
+  }
+}
+
 /// x copied into rows `stride` values apart (the padding NaN: a pass that read it would show).
 template <class T>
 std::vector<T> strided_copy(const RowMatrix<T>& x, Index stride) {
