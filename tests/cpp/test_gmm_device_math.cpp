@@ -124,6 +124,52 @@ TEST(GmmDeviceMathRow, NormaliseRowMatchesTheCpu) {
   }
 }
 
+// What the scoring pass keeps of a row (score_row: log p and the most probable component) as the
+// CPU's normalise_block and maxCoeff give them: ties to the first index, log(0) weights, terms below
+// exp(-700), one component, a strided row; and the E-step's log p (normalise_row shares the sum).
+TEST(GmmDeviceMathRow, ScoreRowIsTheCpusLogSumExpAndArgmax) {
+  const double inf = std::numeric_limits<double>::infinity();
+  const int K = 5;
+  RowMatrix<double> lp(5, K);
+  lp << -1.0, -2.5, -800.0, -3.0, -1.0,          // a tie at 0 and 4
+      -2.0, -1e3, -1.0, -7.0, -1.0,               // a tie at 2 and 4
+      -inf, -0.5, -inf, -0.5, -700.5,             // log(0) first, a tie at 1 and 3
+      -1e3, -1e3 - 1e-9, -1e3 + 2, -1e4, -1e3,    // far from 0
+      -5.0, -4.0, -3.0, -2.0, -1.0;               // the maximum last
+  RowMatrix<double> cpu = lp;
+  Eigen::VectorXd log_p(5), entropy(5);
+  detail::normalise_block(cpu, 5, log_p, entropy);
+  const std::int32_t expect_label[] = {0, 2, 1, 2, 4};
+  for (int i = 0; i < 5; ++i) {
+    Index best;
+    lp.row(i).maxCoeff(&best);
+    ASSERT_EQ(best, expect_label[i]) << "the CPU's tie rule";
+    std::vector<double> strided(static_cast<std::size_t>(3 * K), std::numeric_limits<double>::quiet_NaN());
+    for (int k = 0; k < K; ++k) strided[3 * k] = lp(i, k);
+    double lg = 0;
+    std::int32_t label = -1;
+    cuda::score_row(strided.data(), 3, K, &lg, &label);
+    EXPECT_NEAR(lg, log_p[i], 1e-13 * std::abs(log_p[i])) << i;
+    EXPECT_EQ(label, expect_label[i]) << i;
+    double only = 0;
+    cuda::score_row(strided.data(), 3, K, &only, nullptr);  // either output alone
+    EXPECT_TRUE(same_bits(only, lg)) << i;
+    label = -1;
+    cuda::score_row(strided.data(), 3, K, nullptr, &label);
+    EXPECT_EQ(label, expect_label[i]) << i;
+    std::vector<double> row(lp.row(i).data(), lp.row(i).data() + K);
+    double e_step_log_p, h;
+    cuda::normalise_row(row.data(), 1, K, 1.0, &e_step_log_p, &h);
+    EXPECT_TRUE(same_bits(e_step_log_p, lg)) << i;
+  }
+  const double one = -3.25;  // K = 1: log p is the value itself
+  double lg = 0;
+  std::int32_t label = -1;
+  cuda::score_row(&one, 1, 1, &lg, &label);
+  EXPECT_EQ(lg, one);
+  EXPECT_EQ(label, 0);
+}
+
 // The full log-density in T through the padded factors against a brute-force one in double.
 TYPED_TEST(GmmDeviceMath, FullLogDensityMatchesBruteForce) {
   using T = TypeParam;
@@ -283,6 +329,39 @@ TYPED_TEST(GmmDeviceMath, ReplayedFitFollowsTheCpuTrace) {
 }
 
 TYPED_TEST(GmmDeviceMath, ReplayedScoresAreRowIndependent) { expect_scores_row_independent<TypeParam>(ReplayBackend{}); }
+
+// The scoring pass (each row reduced to log p and its most probable component on the device; only
+// those come back) on the replayed kernels: against the host reduction of the very log-densities the
+// N x K path brings back (normalise_block, maxCoeff) to 1e-14 relative (another exp and log, another
+// order of the sum) with the same labels; and against the CPU's scores and criteria to the device's
+// tolerance (10 x 1e-5 / 1e-10), with the same labels and ties to the first component.
+TYPED_TEST(GmmDeviceMath, ReplayedScorePassIsTheLogSumExpOfTheKernelsDensities) {
+  using T = TypeParam;
+  const ReplayBackend be;
+  for (const EdgeShape& shape : kEdgeShapes)
+    for (CovarianceType t : kTypes) {
+      const EdgeCase<T> c(shape, t);
+      const MatrixView<T> X(c.x);
+      GaussianMixture<T> gm;
+      gm.set_model(c.model);
+      Eigen::VectorXd host_log_p(X.rows);
+      std::vector<std::int32_t> host_labels(static_cast<std::size_t>(X.rows));
+      gmm_weighted_log_prob(be, X, c.model, [&](Index begin, Index rows, auto& s) {
+        for (Index r = 0; r < rows; ++r) {
+          Index best;
+          s.lp.row(r).maxCoeff(&best);
+          host_labels[static_cast<std::size_t>(begin + r)] = static_cast<std::int32_t>(best);
+        }
+        detail::normalise_block(s.lp, s.lp.rows(), s.log_p, s.entropy);
+        host_log_p.segment(begin, rows) = s.log_p.head(rows);
+      });
+      const Eigen::VectorXd log_p = gm.score_samples_on(be, X);
+      for (Index i = 0; i < X.rows; ++i)
+        ASSERT_NEAR(log_p[i], host_log_p[i], 1e-14 * std::max(1.0, std::abs(host_log_p[i]))) << c.name << " row " << i;
+      EXPECT_EQ(gm.predict_on(be, X), host_labels) << c.name;
+    }
+  expect_scoring_matches<T>(be, CpuBackend{}, 10 * trace_tolerance<T>());
+}
 
 // bic_on / aic_on: on the CPU backend, bic() and aic() (which delegate to them) and their definition;
 // on the replayed passes from data the host cannot read, the host view's bits and the CPU's values

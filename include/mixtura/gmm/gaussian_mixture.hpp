@@ -377,10 +377,7 @@ class GaussianMixture {
   Eigen::VectorXd score_samples_data(const Backend& be, View<T> X) const {
     check_input("GaussianMixture::score_samples", be, X);
     Eigen::VectorXd out(X.rows);
-    gmm_weighted_log_prob(be, X, state_.model, [&](Index begin, Index rows, auto& s) {
-      detail::normalise_block(s.lp, s.lp.rows(), s.log_p, s.entropy);
-      out.segment(begin, rows) = s.log_p.head(rows);
-    });
+    gmm_score_rows(be, X, state_.model, out.data(), static_cast<std::int32_t*>(nullptr));
     return out;
   }
   template <class Backend, template <class> class View>
@@ -415,13 +412,7 @@ class GaussianMixture {
   std::vector<std::int32_t> predict_data(const Backend& be, View<T> X) const {
     check_input("GaussianMixture::predict", be, X);
     std::vector<std::int32_t> out(static_cast<std::size_t>(X.rows));
-    gmm_weighted_log_prob(be, X, state_.model, [&](Index begin, Index rows, auto& s) {
-      for (Index r = 0; r < rows; ++r) {
-        Index best;
-        s.lp.row(r).maxCoeff(&best);
-        out[static_cast<std::size_t>(begin + r)] = static_cast<std::int32_t>(best);
-      }
-    });
+    gmm_score_rows(be, X, state_.model, static_cast<double*>(nullptr), out.data());
     return out;
   }
   template <class Backend, template <class> class View>
