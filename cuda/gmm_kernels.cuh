@@ -7,6 +7,7 @@
 //   four columns in column order. A row's values depend on that row alone.
 // - normalise_kernel: one thread per row; the tile's row sums by a fixed tree (tile_tree_sum); the
 //   lowest log-likelihoods of the tile by a bitonic sort of (value, row), a total order.
+// - score_rows_kernel (scoring): one thread per row, score_row (the row's log-sum-exp and argmax).
 // - init_resp_kernel (initialisation passes): given responsibilities (init_resp_row), one thread per
 //   row; the tile's weight by the same tree.
 // - gram_kernel, diag_moments_kernel: each thread owns its outputs and walks the tile's rows in order.
@@ -197,6 +198,19 @@ __global__ void __launch_bounds__(kNormThreads)
     low_key[b * n_low + t] = v[t];
     low_row[b * n_low + t] = vi[t];
   }
+}
+
+// ---- scoring: log p(x) and the most probable component per row --------------------------------
+
+/// One thread per row of the group: score_row on lp (layout [k][row], ld) into log_p[row] and
+/// labels[row] (either nullptr). Templated on the data's scalar type only to be instantiated with
+/// its pass, once per .cu.
+template <class T>
+__global__ void score_rows_kernel(const double* __restrict__ lp, std::int64_t ld, std::int64_t rows, int K,
+                                  double* __restrict__ log_p, std::int32_t* __restrict__ labels) {
+  const std::int64_t row = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (row >= rows) return;
+  score_row(lp + row, ld, K, log_p ? log_p + row : nullptr, labels ? labels + row : nullptr);
 }
 
 // ---- given responsibilities (initialisation passes) -------------------------------------------

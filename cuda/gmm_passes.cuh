@@ -9,6 +9,10 @@
 // per tile) -> gram_kernel or diag_moments_kernel (moments per tile) -> accumulate_partials (tile
 // partials into the running totals, in tile order).
 //
+// Scoring (gmm_score_rows), per group of rows: log-densities into lp ([k][row]) -> score_rows_kernel
+// (log p and the most probable component of each row) -> those N values back, never the N x K lp.
+// gmm_weighted_log_prob (posteriors, per-component densities) copies lp back, K doubles a row.
+//
 // Initialisation passes (gmm_resp_stats): init_resp_kernel (given responsibilities: ones, labels or
 // random, and the tile's weight) -> the E-step's moments kernels -> accumulate_partials.
 #include <algorithm>
@@ -293,6 +297,44 @@ void gmm_weighted_log_prob(const CudaBackend& be, HostMatrix<T> X, const GmmPass
   });
 }
 
+namespace gmm_detail {
+/// The scoring pass's per-row results on the device, one group of rows at a time (grow-only).
+struct ScoreWorkspace {
+  DeviceBuffer<double> log_p;
+  DeviceBuffer<std::int32_t> labels;
+};
+}  // namespace gmm_detail
+
+template <class T>
+void gmm_score_rows(const CudaBackend& be, HostMatrix<T> X, const GmmPassModel& m, double* log_p,
+                    std::int32_t* labels) {
+  gmm_detail::Pass<T> pass(be, "gmm_score_rows (CUDA)", m, X.cols);
+  Context& ctx = pass.ctx;
+  auto& ws = pass.ws;
+  auto& out = ctx.extension<gmm_detail::ScoreWorkspace>();
+  const int K = static_cast<int>(m.K);
+  // Per row of a group: K log-densities, then 8 bytes of log p and 4 of label (K + 2 doubles bound it).
+  const std::int64_t group = std::min(group_tiles(K + 2, 0, gmm_detail::kGroupBytes),
+                                      std::max<std::int64_t>(tile_count(X.rows), 1));
+  const std::size_t group_rows = static_cast<std::size_t>(group * kGmmTileRows);
+  double* lp = ws.lp.reserve(group_rows * static_cast<std::size_t>(K));
+  double* dlog_p = log_p ? out.log_p.reserve(group_rows) : nullptr;
+  std::int32_t* dlabels = labels ? out.labels.reserve(group_rows) : nullptr;
+  ctx.for_each_chunk(X, static_cast<const T*>(nullptr), [&](const DeviceChunk<T>& c) {
+    for (std::int64_t g0 = 0; g0 < c.rows; g0 += group * kGmmTileRows) {
+      const std::int64_t rows = std::min(group * kGmmTileRows, c.rows - g0), first = c.first + g0;
+      const std::int64_t ld = tile_count(rows) * kGmmTileRows;
+      gmm_detail::launch_log_density(ctx, ws, m, c.x + g0 * c.cols, rows, lp, 1, ld);  // [k][row]: coalesced below
+      gmm_kernels::score_rows_kernel<T><<<grid_for(rows, 256), 256, 0, pass.st>>>(lp, ld, rows, K, dlog_p, dlabels);
+      MIXTURA_CUDA_CHECK_LAUNCH("score_rows_kernel");
+      // Stream order keeps the next group's kernels off these buffers until the copies have read them.
+      if (log_p) copy_to_host(log_p + first, dlog_p, rows, pass.st);
+      if (labels) copy_to_host(labels + first, dlabels, rows, pass.st);
+    }
+  });
+  ctx.synchronize();
+}
+
 }  // namespace cuda
 }  // namespace mixtura
 
@@ -304,6 +346,8 @@ void gmm_weighted_log_prob(const CudaBackend& be, HostMatrix<T> X, const GmmPass
                               GmmPassStats&);                                                                  \
   template void gmm_weighted_log_prob<T>(const CudaBackend&, HostMatrix<T>, const GmmPassModel&,               \
                                          const GmmLogProbSink&);                                               \
+  template void gmm_score_rows<T>(const CudaBackend&, HostMatrix<T>, const GmmPassModel&, double*,             \
+                                  std::int32_t*);                                                              \
   template void gmm_resp_stats<T>(const CudaBackend&, HostMatrix<T>, RowWeights<T>, GmmShape, std::int64_t,    \
                                   const GmmRespSource&, const double*, const double*, GmmPassStats&);           \
   }                                                                                                            \

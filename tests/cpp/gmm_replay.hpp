@@ -306,30 +306,69 @@ detail::WeightCheck first_bad_weight(const ReplayBackend& be, DeviceVectorView<T
   return first_bad_weight(be.device, w);
 }
 
+/// The scoring passes' log-density kernels (log_density_full_kernel, log_density_diag_kernel) through
+/// the functions they call: lp[i * rs + k * ks] for rows [begin, begin + rows) of X.
+template <class T>
+class ReplayLogDensity {
+ public:
+  explicit ReplayLogDensity(const cuda::GmmPassModel& v)
+      : v_(v), gram_(v.shape == cuda::GmmShape::full || v.shape == cuda::GmmShape::tied), center_(v.D),
+        factors_(static_cast<std::size_t>(v.D * v.K * cuda::padded4(static_cast<int>(v.D)))),
+        offset_(static_cast<std::size_t>(v.K * cuda::padded4(static_cast<int>(v.D)))) {
+    if (gram_) cuda::pack_full_model(v, center_.data(), factors_.data(), offset_.data());
+  }
+  void operator()(MatrixView<T> X, Index begin, Index rows, double* lp, std::int64_t rs, std::int64_t ks) const {
+    const int K = static_cast<int>(v_.K), D = static_cast<int>(v_.D);
+    const bool spherical = v_.shape == cuda::GmmShape::spherical;
+    for (Index i = 0; i < rows; ++i)
+      for (int k = 0; k < K; ++k)
+        lp[i * rs + k * ks] =
+            gram_ ? cuda::full_log_density_reference(X.row(begin + i), center_.data(), factors_.data(), offset_.data(),
+                                                     v_.constant[k], D, K, k)
+                  : cuda::diag_log_density(X.row(begin + i), v_.means + k * D, v_.scale + k * (spherical ? 1 : D),
+                                           spherical, D, v_.constant[k]);
+  }
+
+ private:
+  const cuda::GmmPassModel& v_;
+  bool gram_;
+  std::vector<T> center_, factors_;
+  std::vector<double> offset_;
+};
+
+/// Rows per group of the replayed scoring passes: any multiple of the tile (the device's is larger).
+inline constexpr Index kReplayScoreGroup = 3 * cuda::kGmmTileRows;
+
 /// Scoring as the CUDA backend does it: row-major lp from the kernels' functions, handed out in groups.
 template <template <class> class View, class T, class Out>
 void gmm_weighted_log_prob(const ReplayBackend& be, View<T> XV, const GmmModel& m, Out&& out) {
-  using namespace mixtura::cuda;
   const MatrixView<T> X = host_view(be, XV);
   const auto pm = detail::GmmPassModelData::of<T>(m);
-  const cuda::GmmPassModel& v = pm.view;
-  const int K = static_cast<int>(v.K), D = static_cast<int>(v.D), d4 = padded4(D);
-  const bool gram = v.shape == GmmShape::full || v.shape == GmmShape::tied;
-  std::vector<T> center(D), factors(static_cast<std::size_t>(D) * K * d4);
-  std::vector<double> offset(static_cast<std::size_t>(K) * d4);
-  if (gram) pack_full_model(v, center.data(), factors.data(), offset.data());
-  const Index group = 3 * kGmmTileRows;  // any multiple of the tile
-  for (Index begin = 0; begin < X.rows; begin += group) {
-    const Index rows = std::min(group, X.rows - begin);
+  const ReplayLogDensity<T> log_density(pm.view);
+  const Index K = m.n_components;
+  for (Index begin = 0; begin < X.rows; begin += kReplayScoreGroup) {
+    const Index rows = std::min(kReplayScoreGroup, X.rows - begin);
     std::vector<double> lp(static_cast<std::size_t>(rows * K));
-    for (Index i = 0; i < rows; ++i)
-      for (int k = 0; k < K; ++k)
-        lp[i * K + k] = gram ? full_log_density_reference(X.row(begin + i), center.data(), factors.data(), offset.data(),
-                                                          v.constant[k], D, K, k)
-                             : diag_log_density(X.row(begin + i), v.means + k * D,
-                                                v.scale + k * (v.shape == GmmShape::spherical ? 1 : D),
-                                                v.shape == GmmShape::spherical, D, v.constant[k]);
+    log_density(X, begin, rows, lp.data(), K, 1);
     detail::hand_score_blocks(begin, rows, lp.data(), K, be.n_threads, out);
+  }
+}
+
+/// cuda::gmm_score_rows as the device computes it: per group, lp in the kernels' layout ([k][row],
+/// whole tiles), then score_rows_kernel's score_row on each row; only log_p and labels leave the group.
+template <template <class> class View, class T>
+void gmm_score_rows(const ReplayBackend& be, View<T> XV, const GmmModel& m, double* log_p, std::int32_t* labels) {
+  const MatrixView<T> X = host_view(be, XV);
+  const auto pm = detail::GmmPassModelData::of<T>(m);
+  const ReplayLogDensity<T> log_density(pm.view);
+  const int K = static_cast<int>(m.n_components);
+  for (Index begin = 0; begin < X.rows; begin += kReplayScoreGroup) {
+    const Index rows = std::min(kReplayScoreGroup, X.rows - begin);
+    const std::int64_t ld = cuda::tile_count(rows) * cuda::kGmmTileRows;
+    std::vector<double> lp(static_cast<std::size_t>(ld * K));
+    log_density(X, begin, rows, lp.data(), 1, ld);
+    for (Index i = 0; i < rows; ++i)
+      cuda::score_row(&lp[i], ld, K, log_p ? log_p + begin + i : nullptr, labels ? labels + begin + i : nullptr);
   }
 }
 
@@ -479,6 +518,49 @@ void expect_fit_follows_the_cpu(const Backend& be, const RowMatrix<T>& x, int K,
       EXPECT_LT((sa - sb).cwiseAbs().maxCoeff(), 10 * tol * sa.cwiseAbs().maxCoeff()) << at;
       const RowMatrix<double> pa = cpu.predict_proba(x), pb = dev.predict_proba_on(be, MatrixView<T>(x));
       EXPECT_LT((pa - pb).cwiseAbs().maxCoeff(), 100 * tol) << at;
+    }
+}
+
+/// `m` with component 1 made a twin of component 0 (the same mean, factor and weight): every row's
+/// weighted log-densities tie exactly at 0 and 1, and its label must be 0 (the first of equal ones).
+inline GmmModel with_twin_components(GmmModel m) {
+  const double w = 0.5 * (m.weights[0] + m.weights[1]);
+  m.weights[0] = m.weights[1] = w;
+  m.means.row(1) = m.means.row(0);
+  if (m.type == CovarianceType::full) m.factor[1] = m.factor[0];
+  if (m.type == CovarianceType::diag || m.type == CovarianceType::spherical) m.diag_factor.row(1) = m.diag_factor.row(0);
+  return m;
+}
+
+/// Scoring on `be` (score_samples_on, predict_on, bic_on, aic_on; X in host memory) against the same
+/// calls on `oracle`, over the edge shapes of the tilings, rows over several groups of the replayed
+/// pass, and twin components (exact ties: the first index wins): log p within `rel` of the largest
+/// |log p|, the same labels, the criteria within `rel` of their scale.
+template <class T, class Backend, class Oracle>
+void expect_scoring_matches(const Backend& be, const Oracle& oracle, double rel) {
+  std::vector<EdgeShape> shapes(std::begin(kEdgeShapes), std::end(kEdgeShapes));
+  shapes.push_back({7000, 6, 5});
+  for (const EdgeShape& shape : shapes)
+    for (CovarianceType t : kTypes) {
+      const EdgeCase<T> c(shape, t);
+      const MatrixView<T> X(c.x);
+      for (const bool twins : {false, true}) {
+        if (twins && shape.K < 2) continue;
+        const std::string at = c.name + (twins ? " twins" : "");
+        GaussianMixture<T> gm;
+        gm.set_model(twins ? with_twin_components(c.model) : c.model);
+        const Eigen::VectorXd a = gm.score_samples_on(be, X), b = gm.score_samples_on(oracle, X);
+        const double scale = std::max(1.0, b.cwiseAbs().maxCoeff());
+        EXPECT_LE((a - b).cwiseAbs().maxCoeff(), rel * scale) << at;
+        const std::vector<std::int32_t> la = gm.predict_on(be, X), lb = gm.predict_on(oracle, X);
+        EXPECT_EQ(la, lb) << at;
+        if (twins) {
+          EXPECT_EQ(std::count(la.begin(), la.end(), 1), 0) << at << ": a tie went to the later component";
+        }
+        const double n = static_cast<double>(X.rows);
+        EXPECT_NEAR(gm.bic_on(be, X), gm.bic_on(oracle, X), rel * (2 * n * scale + std::abs(gm.bic_on(oracle, X)))) << at;
+        EXPECT_NEAR(gm.aic_on(be, X), gm.aic_on(oracle, X), rel * (2 * n * scale + std::abs(gm.aic_on(oracle, X)))) << at;
+      }
     }
 }
 

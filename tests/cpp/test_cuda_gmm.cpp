@@ -8,7 +8,8 @@
 // - fit_on(gpu) against fit() for float and double and every covariance type: ELBO traces within
 //   1e-5 / 1e-10 relative, the same labels, the same scores to the same tolerance;
 // - two runs, and streaming against residency: the same bits;
-// - scores of a row that do not depend on the rows scored with it;
+// - scores of a row that do not depend on the rows scored with it; the scoring pass (log-sum-exp and
+//   argmax on the device) against its replay, the CPU, streaming and device data;
 // - the initialisation passes (feature moments, statistics of labels and of random responsibilities)
 //   against their replay;
 // - data already on the device (DeviceMatrixView), and sample weights too (DeviceVectorView): the
@@ -191,6 +192,43 @@ TYPED_TEST(CudaGmmDevice, StreamingGivesTheResidentBits) {
 TYPED_TEST(CudaGmmDevice, ScoresAreRowIndependent) {
   SKIP_WITHOUT_DEVICE();
   expect_scores_row_independent<TypeParam>(make_cuda_backend());
+}
+
+// The scoring pass (log p and the most probable component reduced on the device; N values come back,
+// not N x K) against its replay (the same log-densities and the same score_row: only the device's exp
+// and log differ) and against the CPU (the device's tolerance), over the edge shapes and twin
+// components (exact ties: the first index); streamed data gives the resident bits; device data
+// (DeviceMatrixView, strided) gives the host array's bits, bic_on and aic_on included.
+TYPED_TEST(CudaGmmDevice, DeviceScorePassMatchesTheReplayAndTheCpu) {
+  SKIP_WITHOUT_DEVICE();
+  using T = TypeParam;
+  const auto gpu = make_cuda_backend();
+  expect_scoring_matches<T>(gpu, ReplayBackend{}, 1e-13);
+  expect_scoring_matches<T>(gpu, CpuBackend{}, 10 * trace_tolerance<T>());
+
+  const RowMatrix<T> x = gmm_blobs<T>(50000, 6, 19, 10.0);
+  const auto streamed = make_cuda_backend(0, 0, 500 * 1000);
+  const DeviceCopy<T> dev(x, x.cols() + 2);
+  for (CovarianceType t : kTypes) {
+    GmmParams p;
+    p.n_components = 5;
+    p.covariance_type = t;
+    GaussianMixture<T> gm(p);
+    gm.fit(x);
+    const MatrixView<T> X(x);
+    const Eigen::VectorXd a = gm.score_samples_on(gpu, X), b = gm.score_samples_on(streamed, X);
+    const Eigen::VectorXd c = gm.score_samples_on(gpu, dev.view());
+    for (Index i = 0; i < x.rows(); ++i) {
+      ASSERT_TRUE(same_bits(a[i], b[i])) << to_string(t) << " streamed, row " << i;
+      ASSERT_TRUE(same_bits(a[i], c[i])) << to_string(t) << " device data, row " << i;
+    }
+    const std::vector<std::int32_t> labels = gm.predict_on(gpu, X);
+    EXPECT_EQ(gm.predict_on(streamed, X), labels) << to_string(t);
+    EXPECT_EQ(gm.predict_on(gpu, dev.view()), labels) << to_string(t);
+    EXPECT_TRUE(same_bits(gm.bic_on(gpu, dev.view()), gm.bic_on(gpu, X))) << to_string(t);
+    EXPECT_TRUE(same_bits(gm.aic_on(gpu, dev.view()), gm.aic_on(streamed, X))) << to_string(t);
+    EXPECT_NEAR(gm.bic_on(gpu, dev.view()), gm.bic(x), 10 * trace_tolerance<T>() * std::abs(gm.bic(x))) << to_string(t);
+  }
 }
 
 // The initialisation passes on the device against their replay (the same functions in the same

@@ -126,6 +126,52 @@ TEST(GmmDeviceMathRow, NormaliseRowMatchesTheCpu) {
   }
 }
 
+// What the scoring pass keeps of a row (score_row: log p and the most probable component) as the
+// CPU's normalise_block and maxCoeff give them: ties to the first index, log(0) weights, terms below
+// exp(-700), one component, a strided row; and the E-step's log p (normalise_row shares the sum).
+TEST(GmmDeviceMathRow, ScoreRowIsTheCpusLogSumExpAndArgmax) {
+  const double inf = std::numeric_limits<double>::infinity();
+  const int K = 5;
+  RowMatrix<double> lp(5, K);
+  lp << -1.0, -2.5, -800.0, -3.0, -1.0,          // a tie at 0 and 4
+      -2.0, -1e3, -1.0, -7.0, -1.0,               // a tie at 2 and 4
+      -inf, -0.5, -inf, -0.5, -700.5,             // log(0) first, a tie at 1 and 3
+      -1e3, -1e3 - 1e-9, -1e3 + 2, -1e4, -1e3,    // far from 0
+      -5.0, -4.0, -3.0, -2.0, -1.0;               // the maximum last
+  RowMatrix<double> cpu = lp;
+  Eigen::VectorXd log_p(5), entropy(5);
+  detail::normalise_block(cpu, 5, log_p, entropy);
+  const std::int32_t expect_label[] = {0, 2, 1, 2, 4};
+  for (int i = 0; i < 5; ++i) {
+    Index best;
+    lp.row(i).maxCoeff(&best);
+    ASSERT_EQ(best, expect_label[i]) << "the CPU's tie rule";
+    std::vector<double> strided(static_cast<std::size_t>(3 * K), std::numeric_limits<double>::quiet_NaN());
+    for (int k = 0; k < K; ++k) strided[3 * k] = lp(i, k);
+    double lg = 0;
+    std::int32_t label = -1;
+    cuda::score_row(strided.data(), 3, K, &lg, &label);
+    EXPECT_NEAR(lg, log_p[i], 1e-13 * std::abs(log_p[i])) << i;
+    EXPECT_EQ(label, expect_label[i]) << i;
+    double only = 0;
+    cuda::score_row(strided.data(), 3, K, &only, nullptr);  // either output alone
+    EXPECT_TRUE(same_bits(only, lg)) << i;
+    label = -1;
+    cuda::score_row(strided.data(), 3, K, nullptr, &label);
+    EXPECT_EQ(label, expect_label[i]) << i;
+    std::vector<double> row(lp.row(i).data(), lp.row(i).data() + K);
+    double e_step_log_p, h;
+    cuda::normalise_row(row.data(), 1, K, 1.0, &e_step_log_p, &h);
+    EXPECT_TRUE(same_bits(e_step_log_p, lg)) << i;
+  }
+  const double one = -3.25;  // K = 1: log p is the value itself
+  double lg = 0;
+  std::int32_t label = -1;
+  cuda::score_row(&one, 1, 1, &lg, &label);
+  EXPECT_EQ(lg, one);
+  EXPECT_EQ(label, 0);
+}
+
 // The full log-density in T through the padded factors against a brute-force one in double.
 TYPED_TEST(GmmDeviceMath, FullLogDensityMatchesBruteForce) {
   using T = TypeParam;
@@ -285,6 +331,81 @@ TYPED_TEST(GmmDeviceMath, ReplayedFitFollowsTheCpuTrace) {
 }
 
 TYPED_TEST(GmmDeviceMath, ReplayedScoresAreRowIndependent) { expect_scores_row_independent<TypeParam>(ReplayBackend{}); }
+
+// The scoring pass (each row reduced to log p and its most probable component on the device; only
+// those come back) on the replayed kernels: against the host reduction of the very log-densities the
+// N x K path brings back (normalise_block, maxCoeff) to 1e-14 relative (another exp and log, another
+// order of the sum) with the same labels; and against the CPU's scores and criteria to the device's
+// tolerance (10 x 1e-5 / 1e-10), with the same labels and ties to the first component.
+TYPED_TEST(GmmDeviceMath, ReplayedScorePassIsTheLogSumExpOfTheKernelsDensities) {
+  using T = TypeParam;
+  const ReplayBackend be;
+  for (const EdgeShape& shape : kEdgeShapes)
+    for (CovarianceType t : kTypes) {
+      const EdgeCase<T> c(shape, t);
+      const MatrixView<T> X(c.x);
+      GaussianMixture<T> gm;
+      gm.set_model(c.model);
+      Eigen::VectorXd host_log_p(X.rows);
+      std::vector<std::int32_t> host_labels(static_cast<std::size_t>(X.rows));
+      gmm_weighted_log_prob(be, X, c.model, [&](Index begin, Index rows, auto& s) {
+        for (Index r = 0; r < rows; ++r) {
+          Index best;
+          s.lp.row(r).maxCoeff(&best);
+          host_labels[static_cast<std::size_t>(begin + r)] = static_cast<std::int32_t>(best);
+        }
+        detail::normalise_block(s.lp, s.lp.rows(), s.log_p, s.entropy);
+        host_log_p.segment(begin, rows) = s.log_p.head(rows);
+      });
+      const Eigen::VectorXd log_p = gm.score_samples_on(be, X);
+      for (Index i = 0; i < X.rows; ++i)
+        ASSERT_NEAR(log_p[i], host_log_p[i], 1e-14 * std::max(1.0, std::abs(host_log_p[i]))) << c.name << " row " << i;
+      EXPECT_EQ(gm.predict_on(be, X), host_labels) << c.name;
+    }
+  expect_scoring_matches<T>(be, CpuBackend{}, 10 * trace_tolerance<T>());
+}
+
+// bic_on / aic_on: on the CPU backend, bic() and aic() (which delegate to them) and their definition;
+// on the replayed passes from data the host cannot read, the host view's bits and the CPU's values
+// within the device's tolerance; before a fit, the not-fitted error naming the criterion.
+TYPED_TEST(GmmDeviceMath, InformationCriteriaOnEveryBackend) {
+  using T = TypeParam;
+  const RowMatrix<T> x = gmm_blobs<T>(2500, 3, 41, 15.0);
+  const MatrixView<T> host(x);
+  const ReplayBackend be;
+  const HostUnreadableCopy<T> dev(be.device, host);
+  const GaussianMixture<T> unfitted;
+  try {
+    unfitted.bic_on(be, dev.view());
+    ADD_FAILURE() << "bic_on before a fit";
+  } catch (const NotFittedError& e) {
+    EXPECT_NE(std::string(e.what()).find("GaussianMixture::bic:"), std::string::npos) << e.what();
+  }
+  try {
+    unfitted.aic_on(CpuBackend{}, host);
+    ADD_FAILURE() << "aic_on before a fit";
+  } catch (const NotFittedError& e) {
+    EXPECT_NE(std::string(e.what()).find("GaussianMixture::aic:"), std::string::npos) << e.what();
+  }
+  const double n = static_cast<double>(x.rows());
+  for (CovarianceType t : kTypes) {
+    GmmParams p;
+    p.n_components = 3;
+    p.covariance_type = t;
+    GaussianMixture<T> gm(p);
+    gm.fit(x);
+    const double bic = gm.bic(x), aic = gm.aic(x), k = gm.model().n_parameters();
+    EXPECT_TRUE(same_bits(gm.bic_on(CpuBackend{}, host), bic)) << to_string(t);
+    EXPECT_TRUE(same_bits(gm.aic_on(CpuBackend{}, host), aic)) << to_string(t);
+    EXPECT_NEAR(bic, -2 * gm.score(x) * n + k * std::log(n), 1e-12 * std::abs(bic)) << to_string(t);
+    EXPECT_NEAR(aic, -2 * gm.score(x) * n + 2 * k, 1e-12 * std::abs(aic)) << to_string(t);
+    const double dev_bic = gm.bic_on(be, dev.view()), dev_aic = gm.aic_on(be, dev.view());
+    EXPECT_TRUE(same_bits(dev_bic, gm.bic_on(be, host))) << to_string(t);
+    EXPECT_TRUE(same_bits(dev_aic, gm.aic_on(be, host))) << to_string(t);
+    EXPECT_NEAR(dev_bic, bic, 10 * trace_tolerance<T>() * std::abs(bic)) << to_string(t);
+    EXPECT_NEAR(dev_aic, aic, 10 * trace_tolerance<T>() * std::abs(aic)) << to_string(t);
+  }
+}
 
 /// x copied into rows `stride` values apart (the padding NaN: a pass that read it would show).
 template <class T>

@@ -72,12 +72,20 @@ template <class T>
 void gmm_resp_stats(const CudaBackend& be, HostMatrix<T> X, RowWeights<T> w, GmmShape shape, std::int64_t K,
                     const GmmRespSource& src, const double* center, const double* means, GmmPassStats& out);
 
+/// For scoring without the N x K matrix: per row, log p(x) = log-sum-exp_k (log pi_k + log N(x | k))
+/// into log_p and the most probable component (the first of equal ones) into labels, host arrays of
+/// X.rows values, either nullptr (score_row in gmm_reduce.hpp, on the device). Only these cross PCIe:
+/// 8 bytes a row for log_p, 4 for labels. Each row's values depend on that row alone.
+template <class T>
+void gmm_score_rows(const CudaBackend& be, HostMatrix<T> X, const GmmPassModel& m, double* log_p, std::int32_t* labels);
+
 /// Receives rows [begin, begin + rows) with lp: rows x K row-major, lp(i, k) = log pi_k + log N(x | k),
 /// in host memory valid during the call. begin is a multiple of kGmmTileRows.
 using GmmLogProbSink = std::function<void(std::int64_t begin, std::int64_t rows, const double* lp)>;
 
-/// Weighted log-densities of every row, handed to `sink` in row order, a group of rows at a time.
-/// Each row's values depend on that row alone.
+/// Weighted log-densities of every row, handed to `sink` in row order, a group of rows at a time: the
+/// N x K matrix crosses PCIe (K doubles a row), for the callers that return it (posteriors,
+/// per-component densities). Each row's values depend on that row alone.
 template <class T>
 void gmm_weighted_log_prob(const CudaBackend& be, HostMatrix<T> X, const GmmPassModel& m, const GmmLogProbSink& sink);
 

@@ -81,17 +81,43 @@ MIXTURA_HD inline double diag_log_density(const T* x, const double* mean, const 
 
 // ---- one row: log-sum-exp, responsibilities, entropy ------------------------------------------
 
-/// Turns lp[0], lp[stride], ..., lp[(K - 1) stride] (log pi_k N(x | k)) into w r_k in place, as the
-/// CPU's normalise_block does: m = max_k lp_k, e_k = exp(lp_k - m) (0 below -700), s = sum_k e_k,
-/// r_k = e_k / s, log p(x) = m + log s, H(q) = log s - sum_{r_k > 0} r_k (lp_k - m).
-MIXTURA_HD inline void normalise_row(double* lp, std::int64_t stride, int K, double w, double* log_p, double* entropy) {
-  double m = lp[0];
-  for (int k = 1; k < K; ++k) m = lp[k * stride] > m ? lp[k * stride] : m;
-  double s = 0;
+/// The log-sum-exp of one row lp[0], lp[stride], ..., lp[(K - 1) stride] (log pi_k N(x | k)) as the
+/// CPU takes it: m = max_k lp_k by a running maximum from lp_0 that a later value replaces only when
+/// greater, so `argmax` is the first index of the maximum (Eigen's maxCoeff, the CPU's predict);
+/// s = sum_k exp(lp_k - m) in component order (0 below -700: normalise_block's flush).
+struct RowLogSumExp {
+  double max = 0, sum = 0;
+  int argmax = 0;
+};
+MIXTURA_HD inline RowLogSumExp row_log_sum_exp(const double* lp, std::int64_t stride, int K) {
+  RowLogSumExp l;
+  l.max = lp[0];
+  for (int k = 1; k < K; ++k)
+    if (lp[k * stride] > l.max) {
+      l.max = lp[k * stride];
+      l.argmax = k;
+    }
   for (int k = 0; k < K; ++k) {
-    const double a = lp[k * stride] - m;
-    s += a < -700.0 ? 0.0 : ::exp(a);
+    const double a = lp[k * stride] - l.max;
+    l.sum += a < -700.0 ? 0.0 : ::exp(a);
   }
+  return l;
+}
+
+/// What scoring needs of one row (lp as in row_log_sum_exp), without the responsibilities:
+/// log p(x) = m + log s into *log_p and the most probable component into *label, each if not null.
+MIXTURA_HD inline void score_row(const double* lp, std::int64_t stride, int K, double* log_p, std::int32_t* label) {
+  const RowLogSumExp l = row_log_sum_exp(lp, stride, K);
+  if (log_p) *log_p = l.max + ::log(l.sum);
+  if (label) *label = l.argmax;
+}
+
+/// Turns lp[0], lp[stride], ..., lp[(K - 1) stride] (log pi_k N(x | k)) into w r_k in place, as the
+/// CPU's normalise_block does: m and s of row_log_sum_exp, r_k = exp(lp_k - m) / s,
+/// log p(x) = m + log s, H(q) = log s - sum_{r_k > 0} r_k (lp_k - m).
+MIXTURA_HD inline void normalise_row(double* lp, std::int64_t stride, int K, double w, double* log_p, double* entropy) {
+  const RowLogSumExp l = row_log_sum_exp(lp, stride, K);
+  const double m = l.max, s = l.sum;
   double r_dot = 0;
   for (int k = 0; k < K; ++k) {
     const double a = lp[k * stride] - m;

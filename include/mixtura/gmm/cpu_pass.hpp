@@ -254,4 +254,24 @@ void gmm_weighted_log_prob(const CpuBackend& be, MatrixView<T> X, const GmmModel
                      });
 }
 
+/// For scoring: log p(x) (log_p) and the most probable component (labels: the first of equal ones,
+/// Eigen's maxCoeff) of every row, X.rows values each, either nullptr; from gmm_weighted_log_prob's
+/// blocks (normalise_block's log-sum-exp), so a row's values depend on its values and its index
+/// modulo kGmmBlock.
+template <class T>
+void gmm_score_rows(const CpuBackend& be, MatrixView<T> X, const GmmModel& m, double* log_p, std::int32_t* labels) {
+  gmm_weighted_log_prob(be, X, m, [&](Index begin, Index rows, detail::GmmScratch& s) {
+    if (labels)  // before normalising: the argmax of lp itself
+      for (Index r = 0; r < rows; ++r) {
+        Index best;
+        s.lp.row(r).maxCoeff(&best);
+        labels[begin + r] = static_cast<std::int32_t>(best);
+      }
+    if (log_p) {
+      detail::normalise_block(s.lp, s.lp.rows(), s.log_p, s.entropy);
+      Eigen::Map<Eigen::VectorXd>(log_p + begin, rows) = s.log_p.head(rows);
+    }
+  });
+}
+
 }  // namespace mixtura

@@ -4,7 +4,10 @@
 /// functions run unchanged on the GPU. They wrap the compiled passes of mixtura::cuda
 /// (mixtura/cuda/gmm_pass.hpp, cuda/gmm_*.cu); link mixtura::cuda.
 ///
-/// On the device: the E-step with the statistics (every iteration), the log-densities for scoring,
+/// On the device: the E-step with the statistics (every iteration), scoring (score_samples_on,
+/// score_on and predict_on reduce each row to log p(x) and its most probable component there, so 8
+/// bytes of log p and/or 4 of label a row cross PCIe; predict_proba_on and component_log_density_on
+/// return N x K and bring back the K weighted log-densities of each row, normalised on the host),
 /// and the initialisation passes (the data's feature moments once per fit; the statistics of K-means
 /// labels or of random responsibilities once per restart: the E-step's moments kernels on given
 /// responsibilities). On the host: the M-step (written once).
@@ -269,6 +272,15 @@ detail::FeatureMoments gmm_feature_moments(const CudaBackend& be, View<T> X) {
 template <template <class> class View, class T>
 Eigen::RowVectorXd gmm_data_mean(const CudaBackend&, View<T>, const detail::FeatureMoments& data) {
   return data.mean.transpose();
+}
+
+/// For scoring, as the CPU's gmm_score_rows: log p(x) (log_p) and the most probable component
+/// (labels) of every row, X.rows values each, either nullptr, reduced on the device (the log-sum-exp
+/// and argmax of cuda/gmm_reduce.hpp's score_row); only those values come back.
+template <template <class> class View, class T>
+void gmm_score_rows(const CudaBackend& be, View<T> X, const GmmModel& m, double* log_p, std::int32_t* labels) {
+  const detail::GmmPassModelData pm = detail::GmmPassModelData::of<T>(m);
+  cuda::gmm_score_rows(be, detail::host_matrix(X), pm.view, log_p, labels);
 }
 
 /// For scoring, as the CPU's gmm_weighted_log_prob: calls out(begin, rows, s) for blocks of

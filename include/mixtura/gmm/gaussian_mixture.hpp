@@ -184,13 +184,28 @@ class GaussianMixture {
   RowMatrix<double> component_log_density_on(const Backend& be, DeviceMatrixView<T> X) const {
     return component_log_density_data(be, X);
   }
-  /// Bayesian information criterion on X (lower is better).
-  double bic(MatrixView<T> X) const {
-    const double n = static_cast<double>(X.rows);
-    return -2 * score(X) * n + fitted("bic").model.n_parameters() * std::log(n);
+  /// Bayesian information criterion on X (lower is better): -2 n score(X) + n_parameters log n.
+  double bic(MatrixView<T> X) const { return bic_on(CpuBackend{params_.n_threads}, X); }
+  /// Akaike information criterion on X (lower is better): -2 n score(X) + 2 n_parameters.
+  double aic(MatrixView<T> X) const { return aic_on(CpuBackend{params_.n_threads}, X); }
+  /// bic and aic on a given backend, for X in host or (on a device backend) device memory, through
+  /// score_on: the same pass, the same bits.
+  template <class Backend>
+  double bic_on(const Backend& be, MatrixView<T> X) const {
+    return information_criterion(Criterion::bic, be, X);
   }
-  /// Akaike information criterion on X (lower is better).
-  double aic(MatrixView<T> X) const { return -2 * score(X) * static_cast<double>(X.rows) + 2 * fitted("aic").model.n_parameters(); }
+  template <class Backend>
+  double bic_on(const Backend& be, DeviceMatrixView<T> X) const {
+    return information_criterion(Criterion::bic, be, X);
+  }
+  template <class Backend>
+  double aic_on(const Backend& be, MatrixView<T> X) const {
+    return information_criterion(Criterion::aic, be, X);
+  }
+  template <class Backend>
+  double aic_on(const Backend& be, DeviceMatrixView<T> X) const {
+    return information_criterion(Criterion::aic, be, X);
+  }
 
   /// n_samples rows drawn from the fitted mixture, reproducibly from `seed`, with their components.
   std::pair<RowMatrix<T>, std::vector<std::int32_t>> sample(Index n_samples, std::uint64_t seed = 0) const {
@@ -393,10 +408,7 @@ class GaussianMixture {
   Eigen::VectorXd score_samples_data(const Backend& be, View<T> X) const {
     check_input("GaussianMixture::score_samples", be, X);
     Eigen::VectorXd out(X.rows);
-    gmm_weighted_log_prob(be, X, state_.model, [&](Index begin, Index rows, auto& s) {
-      detail::normalise_block(s.lp, s.lp.rows(), s.log_p, s.entropy);
-      out.segment(begin, rows) = s.log_p.head(rows);
-    });
+    gmm_score_rows(be, X, state_.model, out.data(), static_cast<std::int32_t*>(nullptr));
     return out;
   }
   template <class Backend, template <class> class View>
@@ -406,6 +418,15 @@ class GaussianMixture {
     double acc = 0;
     for (Index i = 0; i < X.rows; ++i) acc += detail::row_weight(sample_weight, i) * s[i];
     return acc / total;
+  }
+  enum class Criterion { bic, aic };
+  /// -2 n score(X) + n_parameters (log n for BIC, 2 for AIC).
+  template <class Backend, template <class> class View>
+  double information_criterion(Criterion c, const Backend& be, View<T> X) const {
+    const double n_parameters = fitted(c == Criterion::bic ? "bic" : "aic").model.n_parameters();
+    const double n = static_cast<double>(X.rows);
+    const double fit_term = -2 * score_data(be, X, VectorView<T>{}) * n;
+    return fit_term + n_parameters * (c == Criterion::bic ? std::log(n) : 2.0);
   }
   template <class Backend, template <class> class View>
   RowMatrix<double> predict_proba_data(const Backend& be, View<T> X) const {
@@ -422,13 +443,7 @@ class GaussianMixture {
   std::vector<std::int32_t> predict_data(const Backend& be, View<T> X) const {
     check_input("GaussianMixture::predict", be, X);
     std::vector<std::int32_t> out(static_cast<std::size_t>(X.rows));
-    gmm_weighted_log_prob(be, X, state_.model, [&](Index begin, Index rows, auto& s) {
-      for (Index r = 0; r < rows; ++r) {
-        Index best;
-        s.lp.row(r).maxCoeff(&best);
-        out[static_cast<std::size_t>(begin + r)] = static_cast<std::int32_t>(best);
-      }
-    });
+    gmm_score_rows(be, X, state_.model, static_cast<double*>(nullptr), out.data());
     return out;
   }
   template <class Backend, template <class> class View>
