@@ -200,18 +200,22 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         self.n_features_in_ = self.means_.shape[1]
         return self
 
-    _EVAL_NAMES = {0: "score_samples", 1: "predict_proba", 2: "component_log_density"}
+    _EVAL_NAMES = {0: "score_samples", 1: "predict_proba", 2: "component_log_density", 3: "predict"}
+
+    def _device_input(self, X, who):
+        """The parsed device array X of a fitted model, on a resolved device, its stream waited for."""
+        dev = _cuda_array.parse(X, who)
+        _cuda_array.resolve_device(self.device, who)
+        if dev.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {dev.shape[1]} features, but GaussianMixture is expecting "
+                             f"{self.n_features_in_} features as input.")
+        _cuda_array.synchronize(dev)
+        return dev
 
     def _eval(self, X, what):
         check_is_fitted(self)
         if _cuda_array.is_device_array(X):  # read in place on device 0; the results come back as NumPy arrays
-            who = f"GaussianMixture.{self._EVAL_NAMES[what]}"
-            dev = _cuda_array.parse(X, who)
-            _cuda_array.resolve_device(self.device, who)
-            if dev.shape[1] != self.n_features_in_:
-                raise ValueError(f"X has {dev.shape[1]} features, but GaussianMixture is expecting "
-                                 f"{self.n_features_in_} features as input.")
-            _cuda_array.synchronize(dev)
+            dev = self._device_input(X, f"GaussianMixture.{self._EVAL_NAMES[what]}")
             f = _cuda_array.core_function("gmm_eval_device", dev.dtype)
             return f(dev.ptr, dev.shape[0], dev.shape[1], dev.row_stride, self.covariance_type, self.weights_,
                      self.means_, self.precisions_cholesky_, what, int(self.n_threads))
@@ -232,8 +236,20 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         return self._eval(X, 0)
 
     def score(self, X, y=None, sample_weight=None):
-        """Weighted mean log-density."""
-        _cuda_array.host_only(sample_weight, "GaussianMixture", "sample_weight")
+        """Weighted mean log-density. sample_weight: a host array, or beside a device X a device array (as
+        in fit), read on the device."""
+        if sample_weight is not None and _cuda_array.is_device_array(sample_weight):
+            who = "GaussianMixture.score"
+            if not _cuda_array.is_device_array(X):
+                _refuse_device_weights(sample_weight, who)
+            check_is_fitted(self)
+            dev = _cuda_array.parse(X, who)
+            _, w = _cuda_array.device_data_weights(sample_weight, dev, who)  # bad weights before the backend
+            dev = self._device_input(X, who)
+            _cuda_array.synchronize(w)
+            f = _cuda_array.core_function("gmm_score_device", dev.dtype)
+            return float(f(dev.ptr, dev.shape[0], dev.shape[1], dev.row_stride, self.covariance_type, self.weights_,
+                           self.means_, self.precisions_cholesky_, w.ptr, int(self.n_threads)))
         s = self.score_samples(X)
         return float(np.average(s, weights=sample_weight))
 
@@ -242,8 +258,9 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         return self._eval(X, 1)
 
     def predict(self, X):
-        """Most probable component of each row."""
-        return self.predict_proba(X).argmax(axis=1)
+        """Most probable component of each row (the first on a tie), shape (n_samples,): the argmax of the
+        weighted log-densities, as scikit-learn's; from a device array, one label a row comes back."""
+        return self._eval(X, 3)
 
     def fit_predict(self, X, y=None, sample_weight=None):
         """Fit, then label the training rows."""

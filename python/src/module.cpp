@@ -522,7 +522,7 @@ mixtura::GaussianMixture<T> gmm_with_model(const std::string& type, const DArray
   return gm;
 }
 
-/// what: 0 = log p(x), 1 = posterior probabilities, 2 = per-component log-densities; of X (a host or
+/// what: 0 = log p(x), 1 = posterior probabilities, 2 = per-component log-densities, 3 = labels; of X (a host or
 /// device view) on backend `be`, with the GIL released.
 template <class T, class Backend, class View>
 py::array gmm_eval_on(const mixtura::GaussianMixture<T>& gm, const Backend& be, View Xv, int what) {
@@ -534,6 +534,16 @@ py::array gmm_eval_on(const mixtura::GaussianMixture<T>& gm, const Backend& be, 
     }
     DArray out(s.size());
     std::copy(s.data(), s.data() + s.size(), out.mutable_data());
+    return out;
+  }
+  if (what == 3) {  // labels: the argmax of the weighted log-densities (one label a row crosses from a device)
+    std::vector<std::int32_t> labels;
+    {
+      py::gil_scoped_release release;
+      labels = gm.predict_on(be, Xv);
+    }
+    py::array_t<std::int64_t> out(static_cast<py::ssize_t>(labels.size()));
+    std::copy(labels.begin(), labels.end(), out.mutable_data());
     return out;
   }
   mixtura::RowMatrix<double> r;
@@ -585,6 +595,18 @@ py::array gmm_eval_device(std::uintptr_t ptr, std::int64_t rows, std::int64_t co
   return gmm_eval_on(gm, mixtura::make_cuda_backend(0, n_threads), device_view<T>(ptr, rows, cols, stride), what);
 }
 
+/// The weighted mean log-density of device X with sample weights in device memory (n values, checked
+/// on the device).
+template <class T>
+double gmm_score_device(std::uintptr_t ptr, std::int64_t rows, std::int64_t cols, std::int64_t stride,
+                        const std::string& type, const DArray& weights, const DArray& means, const DArray& factors,
+                        std::uintptr_t sample_weight_ptr, int n_threads) {
+  const auto gm = gmm_with_model<T>(type, weights, means, factors, n_threads);
+  py::gil_scoped_release release;
+  return gm.score_on(mixtura::make_cuda_backend(0, n_threads), device_view<T>(ptr, rows, cols, stride),
+                     device_weights<T>(sample_weight_ptr, rows));
+}
+
 template <class T>
 void bind_gmm_device(py::module_& m) {
   const std::string suffix = std::is_same<T, float>::value ? "_float32" : "_float64";
@@ -596,6 +618,9 @@ void bind_gmm_device(py::module_& m) {
   m.def(("gmm_eval_device" + suffix).c_str(), &gmm_eval_device<T>, py::arg("ptr"), py::arg("rows"), py::arg("cols"),
         py::arg("stride"), py::arg("covariance_type"), py::arg("weights"), py::arg("means"),
         py::arg("precisions_cholesky"), py::arg("what"), py::arg("n_threads"));
+  m.def(("gmm_score_device" + suffix).c_str(), &gmm_score_device<T>, py::arg("ptr"), py::arg("rows"),
+        py::arg("cols"), py::arg("stride"), py::arg("covariance_type"), py::arg("weights"), py::arg("means"),
+        py::arg("precisions_cholesky"), py::arg("sample_weight_ptr"), py::arg("n_threads"));
 }
 #endif
 

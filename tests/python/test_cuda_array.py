@@ -263,6 +263,28 @@ def test_gaussian_mixture_device_weights_with_a_host_x_are_refused_without_a_cop
         gm.fit(blobs, sample_weight=FakeDLPackOnly())
 
 
+def test_gaussian_mixture_score_takes_device_weights_only_beside_a_device_x(blobs):
+    gm = mixtura.GaussianMixture(3, random_state=0).fit(blobs)
+    with pytest.raises(ValueError, match=r"GaussianMixture.score: sample_weight is in CUDA device memory "
+                                         r"\(__cuda_array_interface__\) but X is a host array"):
+        gm.score(blobs, sample_weight=FakeDeviceArray(shape=(len(blobs),)))
+    # Checked with X, before the backend is chosen.
+    with pytest.raises(ValueError, match=r"GaussianMixture.score: sample_weight.shape == \(99,\), expected \(100,\)!"):
+        gm.score(FakeDeviceArray(), sample_weight=FakeDeviceArray(shape=(99,)))
+    with pytest.raises(ValueError, match=r"GaussianMixture.score: sample_weight in CUDA device memory must have X's "
+                                         r"dtype \(float64\), got float32"):
+        gm.score(FakeDeviceArray(), sample_weight=FakeDeviceArray(shape=(100,), typestr="<f4"))
+
+
+def test_gaussian_mixture_predict_is_the_argmax_of_the_weighted_log_densities(blobs):
+    gm = mixtura.GaussianMixture(3, random_state=0).fit(blobs)
+    labels = gm.predict(blobs)
+    assert labels.dtype == np.int64 and labels.shape == (len(blobs),)
+    lp = gm.component_log_density(blobs) + np.log(gm.weights_)
+    np.testing.assert_array_equal(labels, lp.argmax(axis=1))
+    np.testing.assert_array_equal(labels, gm.predict_proba(blobs).argmax(axis=1))
+
+
 @pytest.mark.parametrize("weights, message", [
     (FakeDeviceArray(shape=(99,)), r"GaussianMixture.fit: sample_weight.shape == \(99,\), expected \(100,\)!"),
     (FakeDeviceArray(shape=(100,), typestr="<f4"),
@@ -414,3 +436,20 @@ def test_nan_in_a_device_array_gives_the_cpu_error():
         mixtura.KMeans(3, device="cuda").fit(Xd)
     assert str(gpu.value) == str(cpu.value)
     assert "non-finite value (nan) at row 4321, column 2" in str(gpu.value)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gaussian_mixture_scores_device_data_with_device_weights_on_the_gpu(dtype):
+    rng = np.random.default_rng(8)
+    X = (rng.standard_normal((20000, 4)) + 5 * rng.integers(0, 4, (20000, 1))).astype(dtype)
+    w = rng.uniform(0.2, 2.0, len(X)).astype(dtype)
+    Xd, wd = to_device(X), to_device(w)
+    gm = mixtura.GaussianMixture(4, device="cuda", random_state=0).fit(Xd, sample_weight=wd)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    assert gm.score(Xd, sample_weight=wd) == pytest.approx(gm.score(Xd, sample_weight=w), rel=tol)
+    assert gm.score(Xd, sample_weight=wd) == pytest.approx(gm.score(X, sample_weight=w), rel=tol)
+    np.testing.assert_array_equal(gm.predict(Xd), gm.predict(X))
+    bad = w.copy()
+    bad[77] = np.nan
+    with pytest.raises(ValueError, match=r"GaussianMixture::score: sample_weight\[77\] = -?nan is not finite"):
+        gm.score(Xd, sample_weight=to_device(bad))
