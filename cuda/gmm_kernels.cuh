@@ -11,6 +11,11 @@
 // - init_resp_kernel (initialisation passes): given responsibilities (init_resp_row), one thread per
 //   row; the tile's weight by the same tree.
 // - gram_kernel, diag_moments_kernel: each thread owns its outputs and walks the tile's rows in order.
+// - gram_labels_kernel, diag_labels_kernel (the statistics of hard labels): the block sorts the tile's
+//   rows by label (a counting sort, integer work, stable); each thread owns its outputs of one
+//   component and walks that component's rows in row order (gram_label_walk, diag_label_moments):
+//   the additions of gram_kernel / diag_moments_kernel on one-hot rows without the zero terms, so the
+//   same bits in N D^2 (N D) work instead of N K D^2 (N K D).
 // Every tile's partial is written with plain stores, then added to the totals in tile order
 // (accumulate_partials). No floating-point atomics anywhere.
 #include <cuda_runtime.h>
@@ -216,21 +221,21 @@ __global__ void score_rows_kernel(const double* __restrict__ lp, std::int64_t ld
 // ---- given responsibilities (initialisation passes) -------------------------------------------
 
 /// Block b = tile b of the group: lp (layout [k][row], ld) = each row's given responsibilities times its
-/// weight (init_resp_row: ones, labels or random by the row's index in the data, first_row + row);
-/// the tile's sum of w into partial[b * width + kWeight] by normalise_kernel's tree, 0 for its
-/// log-likelihood and entropy. labels: the group's labels (kind labels), else nullptr.
+/// weight (init_resp_row: ones or random by the row's index in the data, first_row + row); the tile's
+/// sum of w into partial[b * width + kWeight] by normalise_kernel's tree, 0 for its log-likelihood and
+/// entropy. lp = nullptr: the tile's weight alone (hard labels, whose moments the label kernels take).
 template <class T>
 __global__ void __launch_bounds__(kNormThreads)
     init_resp_kernel(double* __restrict__ lp, std::int64_t ld, std::int64_t rows, int K, const T* __restrict__ w,
-                     GmmRespSource src, const std::int32_t* __restrict__ labels, std::int64_t first_row,
-                     double* __restrict__ partial, std::int64_t width) {
+                     GmmRespSource src, std::int64_t first_row, double* __restrict__ partial,
+                     std::int64_t width) {
   __shared__ double v[kNormThreads];
   const int t = static_cast<int>(threadIdx.x);
   const std::int64_t b = blockIdx.x, row = b * kGmmTileRows + t;
   double wr = 0;
   if (row < rows) {
     wr = w ? static_cast<double>(w[row]) : 1.0;
-    init_resp_row(src, labels ? labels[row] : 0, first_row + row, K, wr, lp + row, ld);
+    if (lp) init_resp_row(src, 0, first_row + row, K, wr, lp + row, ld);
   }
   v[t] = wr;
   for (int s = kNormThreads / 2; s > 0; s /= 2) {  // tile_tree_sum
@@ -246,6 +251,31 @@ __global__ void __launch_bounds__(kNormThreads)
 
 // ---- moments ----------------------------------------------------------------------------------
 
+/// A Gram kernel thread's item (GramLayout::item_of; mine: whether it has one) and its sums: acc in T
+/// over a run of rows, total in double.
+template <class T>
+struct GramThread {
+  int k, kl, p, ba = 0, bb = 0;  // declared before mine, whose initialiser writes k, kl, p
+  bool mine;
+  T acc[16];
+  double total[16];
+  __device__ GramThread(const GramLayout& g, std::int64_t b, int t) : mine(g.item_of(b, t, &k, &kl, &p)) {
+    if (mine) g.pair(p, &ba, &bb);
+#pragma unroll
+    for (int q = 0; q < 16; ++q) {
+      acc[q] = T(0);
+      total[q] = 0.0;
+    }
+  }
+  /// The totals into a tile's partial `out`, if the thread has an item.
+  __device__ void store(const GramLayout& g, const GmmPartialLayout& l, double* out) const {
+    if (!mine) return;
+    const std::int64_t item = static_cast<std::int64_t>(k) * g.n_pairs + p;
+#pragma unroll
+    for (int q = 0; q < 16; ++q) out[l.gram_at(item, q)] = total[q];
+  }
+};
+
 /// Block (blockIdx.x, tile blockIdx.y): the Gram blocks of its items over the tile's rows, staged
 /// g.row_chunk rows at a time, each run added in T (gram_accumulate) and then to double.
 /// R: the group's w r (layout [k][row], ld); results at partial[tile * width + gram_at(item, q)].
@@ -260,17 +290,8 @@ __global__ void __launch_bounds__(GramLayout::kThreads)
   const std::int64_t b = blockIdx.x, tile = blockIdx.y;
   const std::int64_t row_begin = tile * kGmmTileRows;
   const std::int64_t tile_rows = min64(kGmmTileRows, rows - row_begin);
-  int k, kl, p, ba = 0, bb = 0;
-  const bool mine = g.item_of(b, t, &k, &kl, &p);
-  if (mine) g.pair(p, &ba, &bb);
+  GramThread<T> my(g, b, t);
   const int k_first = g.first_component(b);
-  T acc[16];
-  double total[16];
-#pragma unroll
-  for (int q = 0; q < 16; ++q) {
-    acc[q] = T(0);
-    total[q] = 0.0;
-  }
   for (std::int64_t r0 = 0; r0 < tile_rows; r0 += g.row_chunk) {
     const int n = static_cast<int>(min64(g.row_chunk, tile_rows - r0));
     __syncthreads();  // the previous run has been read
@@ -286,19 +307,23 @@ __global__ void __launch_bounds__(GramLayout::kThreads)
       r[e] = (i < n && kk < g.K) ? static_cast<T>(R[kk * ld + row_begin + r0 + i]) : T(0);
     }
     __syncthreads();
-    if (mine) {
-      gram_accumulate(z, g.E4, r, g.kb, kl, n, ba, bb, acc);
-#pragma unroll
-      for (int q = 0; q < 16; ++q) {
-        total[q] += static_cast<double>(acc[q]);
-        acc[q] = T(0);
-      }
+    if (my.mine) {
+      gram_accumulate(z, g.E4, r, g.kb, my.kl, n, my.ba, my.bb, my.acc);
+      gram_flush(my.acc, my.total);
     }
   }
-  if (!mine) return;
-  const std::int64_t item = static_cast<std::int64_t>(k) * g.n_pairs + p;
-#pragma unroll
-  for (int q = 0; q < 16; ++q) partial[tile * l.width() + l.gram_at(item, q)] = total[q];
+  my.store(g, l, partial + tile * l.width());
+}
+
+/// Item k (D + 1) + j of the diagonal moments into a tile's partial `out`: N_k (j = D), else s1 and s2.
+__device__ inline void store_diag_item(double* out, const GmmPartialLayout& l, int k, int j, int D, double s1,
+                                       double s2) {
+  if (j == D) {
+    out[l.nk_at(k)] = s1;
+  } else {
+    out[l.s1_at(k, j)] = s1;
+    out[l.s2_at(k, j)] = s2;
+  }
 }
 
 /// Tile blockIdx.x; thread e = blockIdx.y blockDim.x + threadIdx.x takes item e = k (D + 1) + j
@@ -316,13 +341,148 @@ __global__ void diag_moments_kernel(const T* __restrict__ x, std::int64_t rows, 
   double s1, s2;
   diag_moments(x + row_begin * D, D, R + k * ld + row_begin, n, j,
                j < D ? means[static_cast<std::int64_t>(k) * D + j] : 0.0, &s1, &s2);
-  double* out = partial + tile * l.width();
-  if (j == D) {
-    out[l.nk_at(k)] = s1;
-  } else {
-    out[l.s1_at(k, j)] = s1;
-    out[l.s2_at(k, j)] = s2;
+  store_diag_item(partial + tile * l.width(), l, k, j, D, s1, s2);
+}
+
+// ---- moments of hard labels (the statistics of K-means labels) ---------------------------------
+
+inline constexpr int kLabelThreads = 256;       // diag_labels_kernel (gram_labels_kernel: GramLayout::kThreads)
+inline constexpr int kMaxGramLabelKeys = 32;    // GramLayout::kb <= 32 components a thread block
+inline constexpr int kMaxDiagLabelKeys = 129;   // components of 256 consecutive items k (D + 1) + j, D >= 1
+static_assert(kGmmTileRows == 32 * 32, "the label sort takes a tile as 32 chunks of 32 rows");
+static_assert(GramLayout::kThreads % 32 == 0 && kLabelThreads / 2 + 1 <= kMaxDiagLabelKeys, "label sort sizes");
+
+/// A tile's rows of the components [k_first, k_first + nc), sorted by label and stably:
+/// order[start[j] .. start[j + 1]) are the tile's rows of component k_first + j, increasing.
+template <int kMaxKeys>
+struct LabelSort {
+  int count[kMaxKeys][32];  ///< per label and chunk of 32 rows: its rows, then those in earlier chunks
+  int start[kMaxKeys + 1];
+  std::int16_t order[kGmmTileRows];
+};
+
+/// The block's counting sort of a tile (labels: the tile's, tile_rows of them) by label_key, integer
+/// work only: the warps count each label in chunks of 32 rows (__match_any_sync), one thread per label
+/// scans its chunk counts, thread 0 the labels' totals; a row's place is then its label's start, the
+/// label's rows in earlier chunks and the lanes before it in its chunk with the same label.
+template <int kMaxKeys>
+__device__ inline void sort_tile_by_label(LabelSort<kMaxKeys>& s, const std::int32_t* __restrict__ labels,
+                                          std::int64_t tile_rows, int k_first, int nc) {
+  const int t = static_cast<int>(threadIdx.x), lane = t % 32, n_warps = static_cast<int>(blockDim.x) / 32;
+  for (int e = t; e < nc * 32; e += static_cast<int>(blockDim.x)) s.count[e / 32][e % 32] = 0;
+  __syncthreads();
+  for (int c = t / 32; c < 32; c += n_warps) {
+    const int row = c * 32 + lane;
+    const int key = label_key(row < tile_rows ? labels[row] : -1, k_first, nc);
+    const unsigned same = __match_any_sync(0xffffffffu, key);
+    if (key < nc && lane == __ffs(same) - 1) s.count[key][c] = __popc(same);
   }
+  __syncthreads();
+  if (t < nc) {
+    int sum = 0;
+    for (int c = 0; c < 32; ++c) {
+      const int n = s.count[t][c];
+      s.count[t][c] = sum;
+      sum += n;
+    }
+    s.start[t + 1] = sum;
+  }
+  __syncthreads();
+  if (t == 0) {
+    s.start[0] = 0;
+    for (int j = 0; j < nc; ++j) s.start[j + 1] += s.start[j];
+  }
+  __syncthreads();
+  for (int c = t / 32; c < 32; c += n_warps) {
+    const int row = c * 32 + lane;
+    const int key = label_key(row < tile_rows ? labels[row] : -1, k_first, nc);
+    const unsigned same = __match_any_sync(0xffffffffu, key);
+    if (key < nc) s.order[s.start[key] + s.count[key][c] + __popc(same & ((1u << lane) - 1u))] = static_cast<std::int16_t>(row);
+  }
+  __syncthreads();
+}
+
+/// gram_kernel's moments for one-hot responsibilities of `labels` (the group's; w the group's weights
+/// or nullptr), N D^2 work: block (blockIdx.x, tile blockIdx.y) sorts the tile's rows of its kb
+/// components by label, then stages st.per_component rows of each component a round and every thread
+/// walks its own component's rows (gram_label_walk: the Gram kernel's order, the same bits). Results
+/// at partial[tile * width + gram_at(item, q)], every item of the block's threads.
+template <class T>
+__global__ void __launch_bounds__(GramLayout::kThreads)
+    gram_labels_kernel(const T* __restrict__ x, std::int64_t rows, const T* __restrict__ c,
+                       const std::int32_t* __restrict__ labels, const T* __restrict__ w, GramLayout g,
+                       GramLabelStaging st, GmmPartialLayout l, double* __restrict__ partial) {
+  __shared__ LabelSort<kMaxGramLabelKeys> sorted;
+  __shared__ int most;  // rows of the block's most frequent component
+  extern __shared__ __align__(16) unsigned char shared_raw[];
+  const int Q = st.per_component, slots = g.kb * Q;
+  T* z = reinterpret_cast<T*>(shared_raw);
+  T* wt = z + slots * g.E4;
+  std::int16_t* tile_row = reinterpret_cast<std::int16_t*>(wt + slots);
+  const int t = static_cast<int>(threadIdx.x), D = g.D;
+  const std::int64_t b = blockIdx.x, tile = blockIdx.y, row_begin = tile * kGmmTileRows;
+  const std::int64_t tile_rows = min64(kGmmTileRows, rows - row_begin);
+  const int k_first = g.first_component(b), nc = min(g.kb, g.K - k_first);
+  sort_tile_by_label(sorted, labels + row_begin, tile_rows, k_first, nc);
+  if (t == 0) {
+    int m = 0;
+    for (int j = 0; j < nc; ++j) m = max(m, sorted.start[j + 1] - sorted.start[j]);
+    most = m;
+  }
+  __syncthreads();
+  GramThread<T> my(g, b, t);
+  const int n_mine = my.mine ? sorted.start[my.kl + 1] - sorted.start[my.kl] : 0;
+  int window = -1;
+  for (int done = 0; done < most; done += Q) {
+    __syncthreads();  // the previous round has been read
+    for (int e = t; e < slots; e += GramLayout::kThreads) {
+      const int j = e / Q, i = done + e % Q;
+      const bool valid = j < nc && i < sorted.start[j + 1] - sorted.start[j];
+      const int r = valid ? sorted.order[sorted.start[j] + i] : 0;  // an unused slot stages row 0, never walked
+      tile_row[e] = static_cast<std::int16_t>(r);
+      wt[e] = valid ? (w ? w[row_begin + r] : T(1)) : T(0);
+    }
+    __syncthreads();
+    for (int e = t; e < slots * g.E4; e += GramLayout::kThreads) {
+      const int s = e / g.E4, a = e % g.E4;
+      const std::int64_t row = row_begin + tile_row[s];
+      z[e] = a < D ? static_cast<T>(x[row * D + a] - c[a]) : (a == D ? T(1) : T(0));
+    }
+    __syncthreads();
+    const int n = min(Q, n_mine - done);
+    if (n > 0)
+      gram_label_walk(z + my.kl * Q * g.E4, g.E4, wt + my.kl * Q, tile_row + my.kl * Q, n, g.row_chunk, my.ba, my.bb,
+                      my.acc, my.total, &window);
+  }
+  if (!my.mine) return;
+  gram_flush(my.acc, my.total);
+  my.store(g, l, partial + tile * l.width());
+}
+
+/// diag_moments_kernel's moments for one-hot responsibilities of `labels` (the group's; w the group's
+/// weights or nullptr), N D work: tile blockIdx.x, items e = blockIdx.y blockDim.x + threadIdx.x as
+/// there; the block sorts the tile's rows of its items' components by label and thread (k, j) walks
+/// component k's rows in row order (diag_label_moments: the same bits as diag_moments).
+template <class T>
+__global__ void __launch_bounds__(kLabelThreads)
+    diag_labels_kernel(const T* __restrict__ x, std::int64_t rows, int D, int K, const double* __restrict__ means,
+                       const std::int32_t* __restrict__ labels, const T* __restrict__ w, GmmPartialLayout l,
+                       double* __restrict__ partial) {
+  __shared__ LabelSort<kMaxDiagLabelKeys> sorted;
+  const std::int64_t tile = blockIdx.x, row_begin = tile * kGmmTileRows;
+  const std::int64_t tile_rows = min64(kGmmTileRows, rows - row_begin);
+  const std::int64_t n_items = static_cast<std::int64_t>(K) * (D + 1);
+  const std::int64_t e0 = static_cast<std::int64_t>(blockIdx.y) * blockDim.x, e = e0 + threadIdx.x;
+  const int k_first = static_cast<int>(e0 / (D + 1));
+  const int nc = static_cast<int>((min64(n_items, e0 + blockDim.x) - 1) / (D + 1)) - k_first + 1;
+  sort_tile_by_label(sorted, labels + row_begin, tile_rows, k_first, nc);
+  if (e >= n_items) return;
+  const int k = static_cast<int>(e / (D + 1)), j = static_cast<int>(e % (D + 1)), kl = k - k_first;
+  double s1, s2;
+  diag_label_moments(x + row_begin * D, D, w ? w + row_begin : nullptr, sorted.order + sorted.start[kl],
+                     sorted.start[kl + 1] - sorted.start[kl], j,
+                     j < D ? means[static_cast<std::int64_t>(k) * D + j] : 0.0, &s1, &s2);
+  store_diag_item(partial + tile * l.width(), l, k, j, D, s1, s2);
 }
 
 }  // namespace gmm_kernels

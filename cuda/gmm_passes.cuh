@@ -13,8 +13,12 @@
 // (log p and the most probable component of each row) -> those N values back, never the N x K lp.
 // gmm_weighted_log_prob (posteriors, per-component densities) copies lp back, K doubles a row.
 //
-// Initialisation passes (gmm_resp_stats): init_resp_kernel (given responsibilities: ones, labels or
-// random, and the tile's weight) -> the E-step's moments kernels -> accumulate_partials.
+// Initialisation passes (gmm_resp_stats): init_resp_kernel (given responsibilities: ones or random,
+// and the tile's weight) -> the E-step's moments kernels -> accumulate_partials. Hard labels (the
+// statistics of K-means labels): init_resp_kernel for the tile's weight alone -> gram_labels_kernel or
+// diag_labels_kernel (each tile's rows sorted by label; a component's statistics walk its rows only,
+// N D^2 or N D work instead of N K D^2 or N K D, no lp; the bits of the moments kernels on one-hot
+// rows) -> accumulate_partials.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -142,6 +146,30 @@ void launch_moments(const Workspace<T>& ws, bool gram, const GramLayout& g, cons
   }
 }
 
+/// The moments of one-hot responsibilities of a group's labels into its tile partials, without lp:
+/// gram_labels_kernel (full/tied, around ws.center) or diag_labels_kernel (diag/spherical, around
+/// ws.means); the same partials, bit for bit, as launch_moments on the one-hot w r. w: the group's
+/// weights or nullptr.
+template <class T>
+void launch_label_moments(const Workspace<T>& ws, bool gram, const GramLayout& g, const GmmPartialLayout& l,
+                          const T* x, std::int64_t rows, int K, int D, const std::int32_t* labels, const T* w,
+                          double* partials, cudaStream_t st) {
+  const std::int64_t tiles = tile_count(rows);
+  if (gram) {
+    const GramLabelStaging s = gram_label_staging(g, sizeof(T));
+    const dim3 grid(static_cast<unsigned>(g.n_blocks()), static_cast<unsigned>(tiles));
+    gmm_kernels::gram_labels_kernel<T><<<grid, GramLayout::kThreads, s.shared_bytes, st>>>(x, rows, ws.center.data(),
+                                                                                           labels, w, g, s, l, partials);
+    MIXTURA_CUDA_CHECK_LAUNCH("gram_labels_kernel");
+  } else {
+    const dim3 grid(static_cast<unsigned>(tiles),
+                    grid_for(static_cast<std::int64_t>(K) * (D + 1), gmm_kernels::kLabelThreads));
+    gmm_kernels::diag_labels_kernel<T><<<grid, gmm_kernels::kLabelThreads, 0, st>>>(x, rows, D, K, ws.means.data(),
+                                                                                   labels, w, l, partials);
+    MIXTURA_CUDA_CHECK_LAUNCH("diag_labels_kernel");
+  }
+}
+
 /// The running totals (in host memory) as a pass's statistics: nk, s1, s2 and the row sums.
 inline void unpack_stats(const double* t, const GmmPartialLayout& l, const GramLayout& g, GmmPassStats& out) {
   out.nk.assign(static_cast<std::size_t>(l.K), 0.0);
@@ -249,9 +277,10 @@ void gmm_resp_stats(const CudaBackend& be, HostMatrix<T> X, RowWeights<T> w, Gmm
   const GramLayout g = gram_layout(K, D, sizeof(T));
   const GmmPartialLayout l = partial_layout(shape, K, D, g);
   const std::int64_t width = l.width();
-  const std::int64_t group =
-      std::min(group_tiles(K, width, gmm_detail::kGroupBytes), std::max<std::int64_t>(tile_count(X.rows), 1));
-  double* lp = ws.lp.reserve(static_cast<std::size_t>(group * kGmmTileRows * K));
+  const std::int64_t group = std::min(group_tiles(labels ? 0 : K, width, gmm_detail::kGroupBytes),
+                                      std::max<std::int64_t>(tile_count(X.rows), 1));
+  // Labels: no lp; the label kernels read the labels themselves.
+  double* lp = labels ? nullptr : ws.lp.reserve(static_cast<std::size_t>(group * kGmmTileRows * K));
   double* partials = ws.partials.reserve(static_cast<std::size_t>(group * width));
   double* totals = ws.totals.reserve(static_cast<std::size_t>(width));
   MIXTURA_CUDA_CHECK(cudaMemsetAsync(totals, 0, static_cast<std::size_t>(width) * sizeof(double), st));
@@ -261,11 +290,14 @@ void gmm_resp_stats(const CudaBackend& be, HostMatrix<T> X, RowWeights<T> w, Gmm
       const std::int64_t rows = std::min(group * kGmmTileRows, c.rows - g0), tiles = tile_count(rows);
       const std::int64_t ld = tiles * kGmmTileRows, first = c.first + g0;
       const T* x = c.x + g0 * D;
+      const T* wg = c.w ? c.w + g0 : nullptr;
       gmm_kernels::init_resp_kernel<T><<<static_cast<unsigned>(tiles), gmm_kernels::kNormThreads, 0, st>>>(
-          lp, ld, rows, K, c.w ? c.w + g0 : nullptr, on_device, labels ? labels + first : nullptr, first, partials,
-          width);
+          lp, ld, rows, K, wg, on_device, first, partials, width);
       MIXTURA_CUDA_CHECK_LAUNCH("init_resp_kernel");
-      gmm_detail::launch_moments(ws, gram, g, l, x, rows, K, D, lp, ld, partials, st);
+      if (labels)
+        gmm_detail::launch_label_moments(ws, gram, g, l, x, rows, K, D, labels + first, wg, partials, st);
+      else
+        gmm_detail::launch_moments(ws, gram, g, l, x, rows, K, D, lp, ld, partials, st);
       accumulate_partials(partials, tiles, width, totals, st);
     }
   });

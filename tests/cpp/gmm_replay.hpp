@@ -93,6 +93,99 @@ void replay_tile_moments(const T* x, std::int64_t n, int K, int D, const double*
   }
 }
 
+/// What a label kernel's block sorts a tile into (sort_tile_by_label): the tile's rows (labels: n of
+/// them) of components [k_first, k_first + nc), by label and in row order within a label; rows of
+/// component k_first + j at order[start[j] .. start[j + 1]).
+inline void stable_label_order(const std::int32_t* labels, std::int64_t n, int k_first, int nc,
+                               std::vector<std::int16_t>& order, std::vector<int>& start) {
+  start.assign(static_cast<std::size_t>(nc) + 1, 0);
+  for (std::int64_t i = 0; i < n; ++i) {
+    const int key = cuda::label_key(labels[i], k_first, nc);
+    if (key < nc) ++start[static_cast<std::size_t>(key) + 1];
+  }
+  for (int j = 0; j < nc; ++j) start[j + 1] += start[j];
+  order.assign(static_cast<std::size_t>(start[nc]), 0);
+  std::vector<int> next(start.begin(), start.end() - 1);
+  for (std::int64_t i = 0; i < n; ++i) {
+    const int key = cuda::label_key(labels[i], k_first, nc);
+    if (key < nc) order[static_cast<std::size_t>(next[key]++)] = static_cast<std::int16_t>(i);
+  }
+}
+
+/// The label kernels on one tile (gram_labels_kernel: every thread block, its sort, its rounds of staged
+/// rows, every thread's walk; or diag_labels_kernel: every block's sort, every item) into its partial:
+/// x the tile's n dense rows, labels and w (nullptr: 1) the tile's; around center (full/tied, T) or
+/// means (diag/spherical, K x D).
+template <class T>
+void replay_tile_label_moments(const T* x, std::int64_t n, int K, int D, const std::int32_t* labels, const T* w,
+                               bool gram, const cuda::GramLayout& g, const cuda::GmmPartialLayout& l, const T* center,
+                               const double* means, double* partial) {
+  using namespace mixtura::cuda;
+  std::vector<std::int16_t> order;
+  std::vector<int> start;
+  if (!gram) {  // diag_labels_kernel: blocks of 256 items, each sorting the rows of its components
+    const std::int64_t n_items = static_cast<std::int64_t>(K) * (D + 1), block = 256;
+    for (std::int64_t e0 = 0; e0 < n_items; e0 += block) {
+      const int k_first = static_cast<int>(e0 / (D + 1));
+      const int nc = static_cast<int>((std::min(n_items, e0 + block) - 1) / (D + 1)) - k_first + 1;
+      stable_label_order(labels, n, k_first, nc, order, start);
+      for (std::int64_t e = e0; e < std::min(n_items, e0 + block); ++e) {
+        const int k = static_cast<int>(e / (D + 1)), j = static_cast<int>(e % (D + 1)), kl = k - k_first;
+        double s1, s2;
+        diag_label_moments(x, D, w, order.data() + start[kl], start[kl + 1] - start[kl], j,
+                           j < D ? means[k * D + j] : 0.0, &s1, &s2);
+        if (j == D) {
+          partial[l.nk_at(k)] = s1;
+        } else {
+          partial[l.s1_at(k, j)] = s1;
+          partial[l.s2_at(k, j)] = s2;
+        }
+      }
+    }
+    return;
+  }
+  const GramLabelStaging st = gram_label_staging(g, sizeof(T));
+  const int Q = st.per_component, slots = g.kb * Q, threads = GramLayout::kThreads;
+  std::vector<T> z(static_cast<std::size_t>(slots) * g.E4), wt(static_cast<std::size_t>(slots));
+  std::vector<std::int16_t> tile_row(static_cast<std::size_t>(slots));
+  for (std::int64_t b = 0; b < g.n_blocks(); ++b) {
+    const int k_first = g.first_component(b), nc = std::min(g.kb, g.K - k_first);
+    stable_label_order(labels, n, k_first, nc, order, start);
+    int most = 0;
+    for (int j = 0; j < nc; ++j) most = std::max(most, start[j + 1] - start[j]);
+    std::vector<T> acc(static_cast<std::size_t>(threads) * 16, T(0));
+    std::vector<double> total(static_cast<std::size_t>(threads) * 16, 0.0);
+    std::vector<int> window(static_cast<std::size_t>(threads), -1);
+    for (int done = 0; done < most; done += Q) {
+      for (int e = 0; e < slots; ++e) {  // staged as the kernel stages them
+        const int j = e / Q, i = done + e % Q;
+        const bool valid = j < nc && i < start[j + 1] - start[j];
+        tile_row[e] = valid ? order[static_cast<std::size_t>(start[j] + i)] : std::int16_t{0};
+        wt[e] = valid ? (w ? w[tile_row[e]] : T(1)) : T(0);
+        for (int a = 0; a < g.E4; ++a)
+          z[static_cast<std::size_t>(e) * g.E4 + a] =
+              a < D ? static_cast<T>(x[tile_row[e] * D + a] - center[a]) : T(a == D ? 1 : 0);
+      }
+      for (int t = 0; t < threads; ++t) {
+        int k, kl, p, ba, bb;
+        if (!g.item_of(b, t, &k, &kl, &p)) continue;
+        g.pair(p, &ba, &bb);
+        const int m = std::min(Q, start[kl + 1] - start[kl] - done);
+        if (m > 0)
+          gram_label_walk(&z[static_cast<std::size_t>(kl) * Q * g.E4], g.E4, &wt[static_cast<std::size_t>(kl) * Q],
+                          &tile_row[static_cast<std::size_t>(kl) * Q], m, g.row_chunk, ba, bb, &acc[t * 16],
+                          &total[t * 16], &window[t]);
+      }
+    }
+    for (int t = 0; t < threads; ++t) {
+      int k, kl, p;
+      if (!g.item_of(b, t, &k, &kl, &p)) continue;
+      gram_flush(&acc[t * 16], &total[t * 16]);
+      for (int q = 0; q < 16; ++q) partial[l.gram_at(static_cast<std::int64_t>(k) * g.n_pairs + p, q)] = total[t * 16 + q];
+    }
+  }
+}
+
 /// The E-step pass as the device computes it, tile after tile (grouping and chunking do not change
 /// the tiles, so they are not replayed).
 template <class T>
@@ -163,10 +256,14 @@ cuda::GmmPassStats replay_e_step(MatrixView<T> X, VectorView<T> w, const cuda::G
 }
 
 /// The initialisation pass (cuda::gmm_resp_stats) as the device computes it, tile after tile:
-/// init_resp_kernel's responsibilities and tree, then the moments kernels.
+/// init_resp_kernel's responsibilities and tree, then the moments kernels; for labels the tree alone,
+/// then the label kernels (replay_tile_label_moments). one_hot_labels: labels through
+/// init_resp_row's one-hot rows and the moments kernels instead (the route of before, a reference
+/// the label kernels must give the bits of).
 template <class T>
 cuda::GmmPassStats replay_resp_stats(MatrixView<T> X, VectorView<T> w, cuda::GmmShape shape, int K,
-                                     const cuda::GmmRespSource& src, const double* center, const double* means) {
+                                     const cuda::GmmRespSource& src, const double* center, const double* means,
+                                     bool one_hot_labels = false) {
   using namespace mixtura::cuda;
   const int D = static_cast<int>(X.cols);
   const std::int64_t tile = kGmmTileRows;
@@ -183,12 +280,18 @@ cuda::GmmPassStats replay_resp_stats(MatrixView<T> X, VectorView<T> w, cuda::Gmm
     for (std::int64_t i = 0; i < n; ++i) std::copy_n(X.row(r0 + i), D, x.begin() + i * D);
     std::vector<double> lp(static_cast<std::size_t>(K * tile)), partial(static_cast<std::size_t>(l.width()), 0.0);
     std::vector<double> weights(tile, 0.0);
+    const bool by_label = src.kind == GmmRespSource::Kind::labels && !one_hot_labels;
     for (std::int64_t i = 0; i < n; ++i) {
       weights[i] = w.empty() ? 1.0 : static_cast<double>(w[r0 + i]);
-      init_resp_row(src, src.kind == GmmRespSource::Kind::labels ? src.labels[r0 + i] : 0, r0 + i, K, weights[i], &lp[i], tile);
+      if (!by_label)
+        init_resp_row(src, src.kind == GmmRespSource::Kind::labels ? src.labels[r0 + i] : 0, r0 + i, K, weights[i], &lp[i], tile);
     }
     partial[GmmPartialLayout::kWeight] = tile_tree_sum(weights.data(), static_cast<int>(tile));
-    replay_tile_moments(x.data(), n, K, D, lp.data(), gram, g, l, c.data(), means, partial.data());
+    if (by_label)
+      replay_tile_label_moments(x.data(), n, K, D, src.labels + r0, w.empty() ? nullptr : w.data + r0, gram, g, l, c.data(),
+                                means, partial.data());
+    else
+      replay_tile_moments(x.data(), n, K, D, lp.data(), gram, g, l, c.data(), means, partial.data());
     for (std::size_t q = 0; q < totals.size(); ++q) totals[q] += partial[q];  // accumulate_partials
   }
   cuda::GmmPassStats out;
@@ -472,6 +575,93 @@ struct EdgeCase {
            std::to_string(s.K);
   }
 };
+
+/// Label patterns for the statistics of labels, with the shift rows model_from_labels makes (each
+/// label's first row, 0 for components no row has): K-means-like labels; components left empty (the
+/// odd ones, K > 1); all rows in the last component.
+struct LabelCase {
+  std::vector<std::int32_t> labels;
+  RowMatrix<double> shift;
+  std::string name;
+};
+template <class T>
+std::vector<LabelCase> label_cases(const RowMatrix<T>& x, int K) {
+  const Index n = x.rows();
+  std::vector<LabelCase> out(3);
+  out[0].name = "k-means-like";
+  out[1].name = "odd components empty";
+  out[2].name = "all in one";
+  for (Index i = 0; i < n; ++i) {
+    const std::int32_t l = static_cast<std::int32_t>((i / 7 + (x(i, 0) > 20)) % K);
+    out[0].labels.push_back(l);
+    out[1].labels.push_back(l - l % 2);
+    out[2].labels.push_back(K - 1);
+  }
+  for (auto& c : out) {
+    c.shift = RowMatrix<double>::Zero(K, x.cols());
+    std::vector<bool> seen(static_cast<std::size_t>(K), false);
+    for (Index i = 0; i < n; ++i)
+      if (!seen[c.labels[i]]) {
+        seen[c.labels[i]] = true;
+        c.shift.row(c.labels[i]) = x.row(i).template cast<double>();
+      }
+  }
+  return out;
+}
+
+/// Rows of a shape for the statistics of labels (around 20) and weights as EdgeCase's (0 on every
+/// fifth row), without a fitted model.
+template <class T>
+struct LabelData {
+  RowMatrix<T> x;
+  Eigen::Matrix<T, Eigen::Dynamic, 1> w;
+  std::string name;
+  explicit LabelData(const EdgeShape& s)
+      : x(gmm_blobs<T>(s.n, s.d, static_cast<std::uint32_t>(s.n + s.d), 20.0)), w(x.rows()) {
+    for (Index i = 0; i < x.rows(); ++i) w[i] = static_cast<T>(i % 5 == 0 ? 0.0 : 0.5 + static_cast<double>(i % 3));
+    name = "n " + std::to_string(s.n) + " d " + std::to_string(s.d) + " K " + std::to_string(s.K);
+  }
+};
+
+/// pass(shape, K, src, center, means) with the arguments gmm_label_stats gives cuda::gmm_resp_stats for
+/// a label case of n rows (T: the data's scalar type).
+template <class T, class Pass>
+cuda::GmmPassStats label_pass(Index n, CovarianceType t, const LabelCase& lc, Pass&& pass) {
+  const Index K = lc.shift.rows();
+  const detail::GmmInitPassData<T> d(t, lc.shift, detail::labels_present(lc.labels.data(), n, K));
+  cuda::GmmRespSource src;
+  src.kind = cuda::GmmRespSource::Kind::labels;
+  src.labels = lc.labels.data();
+  return pass(static_cast<cuda::GmmShape>(static_cast<int>(t)), static_cast<int>(K), src, d.centre_or_null(),
+              d.means());
+}
+
+/// The replayed pass of a label case: through the label kernels, or (one_hot) the one-hot rows through
+/// the moments kernels.
+template <class T>
+cuda::GmmPassStats replay_label_pass(MatrixView<T> X, VectorView<T> w, CovarianceType t, const LabelCase& lc,
+                                     bool one_hot) {
+  return label_pass<T>(X.rows, t, lc, [&](cuda::GmmShape shape, int K, const cuda::GmmRespSource& src,
+                                          const double* center, const double* means) {
+    return replay_resp_stats(X, w, shape, K, src, center, means, one_hot);
+  });
+}
+
+/// Two passes' statistics, bit for bit.
+inline void expect_same_pass_bits(const cuda::GmmPassStats& a, const cuda::GmmPassStats& b, const std::string& at) {
+  const auto same = [](const std::vector<double>& u, const std::vector<double>& v) {
+    return u.size() == v.size() && (u.empty() || std::memcmp(u.data(), v.data(), u.size() * sizeof(double)) == 0);
+  };
+  EXPECT_TRUE(same(a.nk, b.nk)) << at << ": nk";
+  EXPECT_TRUE(same(a.s1, b.s1)) << at << ": s1";
+  EXPECT_TRUE(same(a.s2, b.s2)) << at << ": s2";
+  EXPECT_TRUE(same_bits(a.weight, b.weight)) << at << ": weight";
+}
+
+/// Shapes for the statistics of labels beyond the edge shapes: K = 1 with D = 5, components over
+/// several Gram thread blocks (D = 3: 32 a block) and over several diagonal blocks (K (D + 1) > 256),
+/// D = 1 with 128 components in one diagonal block.
+inline constexpr EdgeShape kLabelShapes[] = {{3000, 5, 1}, {5000, 3, 70}, {4100, 1, 200}};
 
 /// How close a fit on the CUDA backend must follow the CPU's ELBO trace (relative, every iteration).
 template <class T>

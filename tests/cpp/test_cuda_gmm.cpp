@@ -11,7 +11,7 @@
 // - scores of a row that do not depend on the rows scored with it; the scoring pass (log-sum-exp and
 //   argmax on the device) against its replay, the CPU, streaming and device data;
 // - the initialisation passes (feature moments, statistics of labels and of random responsibilities)
-//   against their replay;
+//   against their replay; the statistics of labels bit for bit, resident and streamed;
 // - data already on the device (DeviceMatrixView), and sample weights too (DeviceVectorView): the
 //   host-array fit's bits, the CPU's errors.
 // The others run everywhere (argument errors reach the caller before any device is touched).
@@ -274,6 +274,47 @@ TYPED_TEST(CudaGmmDevice, DeviceInitialStatisticsMatchTheReplay) {
               << c.name << " k " << k;
         }
       }
+    }
+}
+
+// The statistics of hard labels (gram_labels_kernel, diag_labels_kernel) give their replay's bits:
+// integer sorting, then products and sums whose fused multiply-adds are written out, no exp or log.
+// Over the edge shapes and kLabelShapes, labels with empty components and all rows in one, weights
+// with zeros and none; and 50000 rows streamed in chunks of whole segments give the resident bits.
+TYPED_TEST(CudaGmmDevice, DeviceLabelStatisticsAreTheBitsOfTheirReplay) {
+  SKIP_WITHOUT_DEVICE();
+  using T = TypeParam;
+  const auto gpu = make_cuda_backend();
+  const auto device_pass = [](const CudaBackend& be, MatrixView<T> X, VectorView<T> w, CovarianceType t,
+                              const LabelCase& lc) {
+    return label_pass<T>(X.rows, t, lc, [&](cuda::GmmShape shape, int K, const cuda::GmmRespSource& src,
+                                            const double* center, const double* means) {
+      cuda::GmmPassStats ps;
+      cuda::gmm_resp_stats(be, detail::host_matrix(X), detail::row_weights(w), shape, K, src, center, means, ps);
+      return ps;
+    });
+  };
+  std::vector<EdgeShape> shapes(std::begin(kEdgeShapes), std::end(kEdgeShapes));
+  shapes.insert(shapes.end(), std::begin(kLabelShapes), std::end(kLabelShapes));
+  for (const EdgeShape& shape : shapes) {
+    const LabelData<T> data(shape);
+    const MatrixView<T> X(data.x);
+    for (CovarianceType t : kTypes)
+      for (const LabelCase& lc : label_cases(data.x, shape.K))
+        for (const bool weighted : {true, false}) {
+          const VectorView<T> w = weighted ? VectorView<T>(data.w) : VectorView<T>{};
+          const std::string at = data.name + " " + to_string(t) + " " + lc.name + (weighted ? " weighted" : "");
+          expect_same_pass_bits(device_pass(gpu, X, w, t, lc), replay_label_pass(X, w, t, lc, false), at);
+        }
+  }
+  const LabelData<T> big(EdgeShape{50000, 6, 5});
+  const auto streamed = make_cuda_backend(0, 0, 500 * 1000);
+  for (CovarianceType t : kTypes)
+    for (const LabelCase& lc : label_cases(big.x, 5)) {
+      const MatrixView<T> X(big.x);
+      const VectorView<T> w(big.w);
+      const std::string at = std::string(to_string(t)) + " " + lc.name + " streamed";
+      expect_same_pass_bits(device_pass(streamed, X, w, t, lc), device_pass(gpu, X, w, t, lc), at);
     }
 }
 

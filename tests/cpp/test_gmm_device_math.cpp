@@ -263,6 +263,24 @@ TEST(GmmDeviceMathRow, InitialResponsibilitiesAreTheCpus) {
   EXPECT_EQ(r[0], 0.75);
 }
 
+// An initialisation pass's statistics (dev: the device's, replayed) against the CPU's: the same
+// weight, no log-likelihood or entropy, N_k within tol of the weight, and through the M-step the same
+// model.
+void expect_initial_stats_close(const GmmStats& cpu, const GmmStats& dev, const detail::MStepContext& ctx, double tol,
+                                const std::string& at) {
+  const Index K = cpu.n_components;
+  EXPECT_NEAR(dev.weight, cpu.weight, 1e-13 * cpu.weight) << at;
+  EXPECT_EQ(dev.log_likelihood, 0.0);
+  EXPECT_EQ(dev.entropy, 0.0);
+  for (Index k = 0; k < K; ++k) EXPECT_NEAR(dev.nk[k], cpu.nk[k], tol * cpu.weight) << at << " k " << k;
+  const GmmModel a = detail::m_step(cpu, ctx, {}, {}), b = detail::m_step(dev, ctx, {}, {});
+  EXPECT_LT((a.means - b.means).cwiseAbs().maxCoeff(), 20 * tol * a.means.cwiseAbs().maxCoeff()) << at;
+  for (Index k = 0; k < K; ++k)
+    EXPECT_LT((a.covariance(k) - b.covariance(k)).cwiseAbs().maxCoeff(), 50 * tol * a.covariance(k).norm())
+        << at << " k " << k;
+  EXPECT_LT((a.weights - b.weights).cwiseAbs().maxCoeff(), tol) << at;
+}
+
 // The initialisation passes in the device's order (replayed) against the CPU's, over the edge shapes
 // of the tilings with zero and non-unit weights: the statistics of K-means-like labels (around the
 // labels' first rows on the CPU, around their mean rounded to T for full/tied on the device; also with
@@ -306,21 +324,40 @@ TYPED_TEST(GmmDeviceMath, ReplayedInitialStatisticsMatchTheCpu) {
           {gmm_label_stats(CpuBackend{}, X, w, fewer.data(), t, first_fewer),
            gmm_label_stats(ReplayBackend{}, X, w, fewer.data(), t, first_fewer)},
           {random_resp_stats(CpuBackend{}, X, w, t, K, rng, mean), random_resp_stats(ReplayBackend{}, X, w, t, K, rng, mean)}};
-      for (const auto& pr : cases) {
-        const GmmStats& cpu = pr.first;
-        const GmmStats& dev = pr.second;
-        EXPECT_NEAR(dev.weight, cpu.weight, 1e-13 * cpu.weight) << c.name;
-        EXPECT_EQ(dev.log_likelihood, 0.0);
-        EXPECT_EQ(dev.entropy, 0.0);
-        for (Index k = 0; k < K; ++k) EXPECT_NEAR(dev.nk[k], cpu.nk[k], tol * cpu.weight) << c.name << " k " << k;
-        const GmmModel a = detail::m_step(cpu, ctx, {}, {}), b = detail::m_step(dev, ctx, {}, {});
-        EXPECT_LT((a.means - b.means).cwiseAbs().maxCoeff(), 20 * tol * a.means.cwiseAbs().maxCoeff()) << c.name;
-        for (Index k = 0; k < K; ++k)
-          EXPECT_LT((a.covariance(k) - b.covariance(k)).cwiseAbs().maxCoeff(), 50 * tol * a.covariance(k).norm())
-              << c.name << " k " << k;
-        EXPECT_LT((a.weights - b.weights).cwiseAbs().maxCoeff(), tol) << c.name;
-      }
+      for (const auto& pr : cases) expect_initial_stats_close(pr.first, pr.second, ctx, tol, c.name);
     }
+}
+
+// The statistics of hard labels on the label kernels' replay (each tile's rows sorted by label, a
+// component's moments from its own rows only) are, bit for bit, those of the one-hot route the device
+// took before (init_resp_row's one-hot rows through the moments kernels: the rows of other components
+// add exact zeros there), and the CPU's statistics of the same labels within the initialisation
+// tolerance, through the M-step. The edge shapes of the tilings and kLabelShapes (K = 1, D = 1,
+// components over several thread blocks; row counts never a multiple of the tile), weights with zeros
+// and none, labels with empty components and with all rows in one.
+TYPED_TEST(GmmDeviceMath, ReplayedLabelStatisticsAreTheOneHotBitsAndTheCpus) {
+  using T = TypeParam;
+  const double tol = std::is_same<T, float>::value ? 2e-6 : 1e-12;
+  std::vector<EdgeShape> shapes(std::begin(kEdgeShapes), std::end(kEdgeShapes));
+  shapes.insert(shapes.end(), std::begin(kLabelShapes), std::end(kLabelShapes));
+  for (const EdgeShape& shape : shapes) {
+    const LabelData<T> data(shape);
+    const MatrixView<T> X(data.x);
+    detail::MStepContext ctx;
+    ctx.reg_covar = 1e-6;
+    ctx.data_variance = gmm_feature_moments(CpuBackend{}, X).variance;
+    for (CovarianceType t : kTypes)
+      for (const LabelCase& lc : label_cases(data.x, shape.K))
+        for (const bool weighted : {true, false}) {
+          const VectorView<T> w = weighted ? VectorView<T>(data.w) : VectorView<T>{};
+          const std::string at = data.name + " " + to_string(t) + " " + lc.name + (weighted ? " weighted" : "");
+          const cuda::GmmPassStats a = replay_label_pass(X, w, t, lc, false), b = replay_label_pass(X, w, t, lc, true);
+          expect_same_pass_bits(a, b, at);
+          expect_initial_stats_close(gmm_label_stats(CpuBackend{}, X, w, lc.labels.data(), t, lc.shift),
+                                     gmm_label_stats(ReplayBackend{}, X, w, lc.labels.data(), t, lc.shift), ctx, tol,
+                                     at);
+        }
+  }
 }
 
 // What the device fit is held to, on the replayed kernels: the same ELBO staircase as the CPU within

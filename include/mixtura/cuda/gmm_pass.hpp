@@ -67,7 +67,9 @@ void gmm_e_step(const CudaBackend& be, HostMatrix<T> X, RowWeights<T> w, const G
 /// moments kernels of gmm_e_step in the same tile order: nk, s1, s2 as there, weight = sum_i w_i,
 /// log_likelihood = entropy = 0, no low rows. Full/tied (gram shapes): around `center` ([D], values of
 /// T), as the E-step; diag/spherical: around `means` (K x D). w: as for gmm_e_step. With
-/// GmmRespSource::Kind::labels, src.labels is a host array of X.rows labels in [0, K).
+/// GmmRespSource::Kind::labels, src.labels is a host array of X.rows labels in [0, K), and the moments
+/// come from the label kernels (N D^2 or N D work, no N x K responsibilities) with the bits of the
+/// moments kernels on one-hot responsibilities.
 template <class T>
 void gmm_resp_stats(const CudaBackend& be, HostMatrix<T> X, RowWeights<T> w, GmmShape shape, std::int64_t K,
                     const GmmRespSource& src, const double* center, const double* means, GmmPassStats& out);

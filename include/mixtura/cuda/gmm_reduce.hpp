@@ -260,26 +260,103 @@ inline GramLayout gram_layout(int K, int D, std::size_t scalar_bytes, std::size_
   return g;
 }
 
+/// Adds one row (z: its E4 entries, rr: its w r in T) to a thread's 4 x 4 block (ba, bb) of G_k:
+/// acc[4 i + j] = fma(rr z_a, z_b, acc[4 i + j]), a = 4 ba + i, b = 4 bb + j.
+template <class T>
+MIXTURA_HD inline void gram_add_row(T rr, const T* zr, int ba, int bb, T* acc) {
+  T a[4], b[4];
+  for (int i = 0; i < 4; ++i) {
+    a[i] = rr * zr[4 * ba + i];
+    b[i] = zr[4 * bb + i];
+  }
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 4; ++j) acc[4 * i + j] = fused(a[i], b[j], acc[4 * i + j]);
+}
+
 /// Adds rows [0, rows) of a staged chunk to one thread's 4 x 4 block (ba, bb) of G_k:
 /// acc[4 i + j] = fma(r z_a, z_b, acc[4 i + j]) row by row, a = 4 ba + i, b = 4 bb + j.
 /// z: rows x E4 (row-major, ld E4); r: rows x kb (ld kb), column kl.
 template <class T>
 MIXTURA_HD inline void gram_accumulate(const T* z, int E4, const T* r, int kb, int kl, int rows, int ba, int bb,
                                        T* acc) {
-  for (int row = 0; row < rows; ++row) {
-    const T rr = r[row * kb + kl];
-    const T* zr = z + row * E4;
-    T a[4], b[4];
-    for (int i = 0; i < 4; ++i) {
-      a[i] = rr * zr[4 * ba + i];
-      b[i] = zr[4 * bb + i];
+  for (int row = 0; row < rows; ++row) gram_add_row(r[row * kb + kl], z + row * E4, ba, bb, acc);
+}
+
+/// The end of a run: total[q] += acc[q] (in double), acc[q] = 0.
+template <class T>
+MIXTURA_HD inline void gram_flush(T* acc, double* total) {
+  for (int q = 0; q < 16; ++q) {
+    total[q] += static_cast<double>(acc[q]);
+    acc[q] = T(0);
+  }
+}
+
+// ---- moments of hard labels: full and tied ----------------------------------------------------
+
+/// The statistics of labels (one-hot responsibilities) walk, per component, only the tile's rows of
+/// that component: N D^2 work instead of the Gram kernel's N K D^2. The order of additions is the
+/// Gram kernel's on one-hot rows, so the bits are the same: for G_k, the tile's rows are cut into
+/// windows of `window_rows` rows (GramLayout::row_chunk, counted from the tile's first row); within a
+/// window the rows labelled k are added in row order by gram_add_row in T (r = w_i), and each window's
+/// sum is added to the double total in window order (gram_flush). The rows of other components
+/// would add fma(0, z, acc) = acc there, and their windows 0.0 to a total that is never -0.
+
+/// Which of the components [k_first, k_first + nc) a thread block of the label kernels works for a
+/// label is: its index there, or nc (none of them; also for rows past the tile's end, label -1).
+MIXTURA_HD inline int label_key(std::int32_t label, int k_first, int nc) {
+  return label >= k_first && label < k_first + nc ? label - k_first : nc;
+}
+
+/// Slots of staged rows per component of a thread block of gram_labels_kernel (at least 1), and the
+/// dynamic shared memory they take (z rows of E4 values in T, then a weight in T, then the row's
+/// index in the tile as int16 per slot), within `shared_limit` bytes.
+struct GramLabelStaging {
+  int per_component = 1;
+  std::size_t shared_bytes = 0;
+};
+inline GramLabelStaging gram_label_staging(const GramLayout& g, std::size_t scalar_bytes,
+                                           std::size_t shared_limit = 32 * 1024) {
+  GramLabelStaging s;
+  const std::size_t per_slot = static_cast<std::size_t>(g.E4 + 1) * scalar_bytes + sizeof(std::int16_t);
+  std::size_t n = shared_limit / (per_slot * static_cast<std::size_t>(g.kb));
+  if (n < 1) n = 1;
+  if (n > 64) n = 64;
+  s.per_component = static_cast<int>(n);
+  s.shared_bytes = per_slot * n * static_cast<std::size_t>(g.kb);
+  return s;
+}
+
+/// One thread's walk over n staged rows of its component (z: n x E4, ld E4; wt: their weights;
+/// tile_row: their indices in the tile, increasing): the order above, with *window the window of the
+/// run in acc (-1 before the first row). The caller ends the tile with gram_flush.
+template <class T>
+MIXTURA_HD inline void gram_label_walk(const T* z, int E4, const T* wt, const std::int16_t* tile_row, int n,
+                                       int window_rows, int ba, int bb, T* acc, double* total, int* window) {
+  for (int i = 0; i < n; ++i) {
+    const int at = tile_row[i] / window_rows;
+    if (at != *window) {
+      if (*window >= 0) gram_flush(acc, total);
+      *window = at;
     }
-    for (int i = 0; i < 4; ++i)
-      for (int j = 0; j < 4; ++j) acc[4 * i + j] = fused(a[i], b[j], acc[4 * i + j]);
+    gram_add_row(wt[i], z + i * E4, ba, bb, acc);
   }
 }
 
 // ---- moments: diagonal and spherical ----------------------------------------------------------
+
+/// One row's share of diag_moments: j < D: a = fma(r, d, a), b = fma(r, d^2, b) (d = x_j - mean);
+/// j = D: a += r. The fused multiply-adds are written out so that no compiler's contraction (nvcc's,
+/// or the host's under -march=native) changes the bits between the kernels and their host replay.
+template <class T>
+MIXTURA_HD inline void diag_moment_add(const T* xr, int D, double r, int j, double mean, double* a, double* b) {
+  if (j == D) {
+    *a += r;
+    return;
+  }
+  const double d = static_cast<double>(xr[j]) - mean;
+  *a = fused(r, d, *a);
+  *b = fused(r, d * d, *b);
+}
 
 /// Over rows [0, rows) of a tile in order, in double: feature j < D of component k gives
 /// s1 = sum_i r_i (x_ij - mu_j) and s2 = sum_i r_i (x_ij - mu_j)^2; j = D gives s1 = N_k = sum_i r_i
@@ -288,14 +365,22 @@ template <class T>
 MIXTURA_HD inline void diag_moments(const T* x, int D, const double* r, std::int64_t rows, int j, double mean,
                                     double* s1, double* s2) {
   double a = 0, b = 0;
-  if (j == D) {
-    for (std::int64_t i = 0; i < rows; ++i) a += r[i];
-  } else {
-    for (std::int64_t i = 0; i < rows; ++i) {
-      const double d = static_cast<double>(x[i * D + j]) - mean;
-      a += r[i] * d;
-      b += r[i] * (d * d);
-    }
+  for (std::int64_t i = 0; i < rows; ++i) diag_moment_add(x + i * D, D, r[i], j, mean, &a, &b);
+  *s1 = a;
+  *s2 = b;
+}
+
+/// diag_moments of hard labels: only the n rows of component k (tile_row: their indices in the tile,
+/// increasing; x: the tile's rows), r = w_i (w: the tile's weights, nullptr: 1), in row order. The
+/// other rows would add 0 r d = 0 there (to sums that are never -0): the same bits in N D work
+/// instead of N K D.
+template <class T>
+MIXTURA_HD inline void diag_label_moments(const T* x, int D, const T* w, const std::int16_t* tile_row, int n, int j,
+                                          double mean, double* s1, double* s2) {
+  double a = 0, b = 0;
+  for (int i = 0; i < n; ++i) {
+    const std::int64_t row = tile_row[i];
+    diag_moment_add(x + row * D, D, w ? static_cast<double>(w[row]) : 1.0, j, mean, &a, &b);
   }
   *s1 = a;
   *s2 = b;

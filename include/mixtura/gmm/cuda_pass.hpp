@@ -10,7 +10,8 @@
 /// return N x K and bring back the K weighted log-densities of each row, normalised on the host),
 /// and the initialisation passes (the data's feature moments once per fit; the statistics of K-means
 /// labels or of random responsibilities once per restart: the E-step's moments kernels on given
-/// responsibilities). On the host: the M-step (written once).
+/// responsibilities, or for labels kernels that walk each component's rows only). On the host: the
+/// M-step (written once).
 ///
 /// X is a MatrixView (host memory: uploaded once per fit) or a DeviceMatrixView (device memory: used in
 /// place); the weights a VectorView (uploaded beside X) or, with device X, a DeviceVectorView (read in
@@ -223,8 +224,9 @@ GmmStats gmm_e_step(const CudaBackend& be, View<T> X, WView<T> w, const GmmModel
   return detail::stats_from_pass(m, pm, ps, n_worst);
 }
 
-/// The statistics of given hard labels (K-means initialisation) on the device: the E-step's moments
-/// kernels on one-hot responsibilities (full/tied around one centre, see GmmInitPassData).
+/// The statistics of given hard labels (K-means initialisation) on the device: the label kernels, each
+/// component's statistics from its own rows (the bits of the E-step's moments kernels on one-hot
+/// responsibilities; full/tied around one centre, see GmmInitPassData).
 template <template <class> class View, template <class> class WView, class T>
 GmmStats gmm_label_stats(const CudaBackend& be, View<T> X, WView<T> w, const std::int32_t* labels,
                          CovarianceType type, const RowMatrix<double>& shift) {
