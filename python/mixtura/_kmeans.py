@@ -11,19 +11,16 @@ from sklearn.utils.validation import check_is_fitted, validate_data, _check_samp
 from . import _core, _cuda_array, _io
 
 
-def _check_device(device, who, supported=True):
+def _check_device(device, who):
     """The backend of a fit: "cpu" or "cuda". "auto" takes the GPU when this build has the CUDA
-    backend and a device is present (and `supported`: the estimator runs its passes there), else the CPU.
-    "cuda" without a CUDA build or without a device is a ValueError saying which."""
+    backend and a device is present, else the CPU. "cuda" without a CUDA build or without a device is a
+    ValueError saying which."""
     if device not in ("cpu", "cuda", "auto"):
         raise ValueError(f"{who}: device must be 'cpu', 'cuda' or 'auto', got {device!r}.")
     if device == "cpu":
         return "cpu"
     if device == "auto":
-        return "cuda" if supported and _core.HAS_CUDA and _core.cuda_device_count() > 0 else "cpu"
-    if not supported:
-        raise ValueError(f"{who}: device='cuda' is not supported by this estimator yet (its passes run on the CPU "
-                         "only); use device='cpu' or 'auto'.")
+        return "cuda" if _core.HAS_CUDA and _core.cuda_device_count() > 0 else "cpu"
     if not _core.HAS_CUDA:
         raise ValueError(f"{who}: device='cuda' was requested, but this build of mixtura has no CUDA backend "
                          "(reinstall with `pip install . -C cmake.define.MIXTURA_WITH_CUDA=ON` on a machine with "

@@ -691,14 +691,14 @@ py::dict detector_fit(const Array<T>& X, const std::string& method, int n_compon
                       const std::string& covariance_type, double reg_covar, const std::string& scaling,
                       double contamination, const std::string& threshold, double false_alarm_rate,
                       double calibration_fraction, int n_init, int max_iter, double tol, std::uint64_t seed,
-                      int n_threads) {
+                      int n_threads, const std::string& device) {
   mixtura::DensityAnomalyDetector<T> det(detector_params(method, n_components, max_components, covariance_type,
                                                          reg_covar, scaling, contamination, threshold, false_alarm_rate,
                                                          calibration_fraction, n_init, max_iter, tol, seed, n_threads));
   const auto Xv = view(X, "X");
   {
     py::gil_scoped_release release;
-    det.fit(Xv);
+    on_device(device, n_threads, [&](const auto& be) { det.fit_on(be, Xv); });
   }
   py::dict out;
   out["center"] = vector_array(det.scaling().center);
@@ -720,11 +720,11 @@ py::dict detector_fit(const Array<T>& X, const std::string& method, int n_compon
   return out;
 }
 
-/// what: 0 = score_samples; 1 = explain (contributions, component).
+/// what: 0 = score_samples (on `device`); 1 = explain (contributions, component; on the CPU).
 template <class T>
 py::object detector_eval(const Array<T>& X, const std::string& method, const DArray& center, const DArray& scale,
                          const std::string& covariance_type, const DArray& weights, const DArray& means,
-                         const DArray& factors, double offset, int what, int n_threads) {
+                         const DArray& factors, double offset, int what, int n_threads, const std::string& device) {
   mixtura::DetectorParams p = detector_params(method, 1, 1, covariance_type, 0, "standard", 0, "calibrate", 0.5, 0.5,
                                               1, 1, 0, 0, n_threads);
   mixtura::DensityAnomalyDetector<T> det(p);
@@ -736,7 +736,7 @@ py::object detector_eval(const Array<T>& X, const std::string& method, const DAr
     Eigen::VectorXd s;
     {
       py::gil_scoped_release release;
-      s = det.score_samples(Xv);
+      on_device(device, n_threads, [&](const auto& be) { s = det.score_samples_on(be, Xv); });
     }
     return vector_array(s);
   }
@@ -757,10 +757,11 @@ void bind_detector(py::module_& m) {
   m.def("detector_fit", &detector_fit<T>, py::arg("X").noconvert(), py::arg("method"), py::arg("n_components"),
         py::arg("max_components"), py::arg("covariance_type"), py::arg("reg_covar"), py::arg("scaling"),
         py::arg("contamination"), py::arg("threshold"), py::arg("false_alarm_rate"), py::arg("calibration_fraction"),
-        py::arg("n_init"), py::arg("max_iter"), py::arg("tol"), py::arg("seed"), py::arg("n_threads"));
+        py::arg("n_init"), py::arg("max_iter"), py::arg("tol"), py::arg("seed"), py::arg("n_threads"),
+        py::arg("device"));
   m.def("detector_eval", &detector_eval<T>, py::arg("X").noconvert(), py::arg("method"), py::arg("center"),
         py::arg("scale"), py::arg("covariance_type"), py::arg("weights"), py::arg("means"),
-        py::arg("precisions_cholesky"), py::arg("offset"), py::arg("what"), py::arg("n_threads"));
+        py::arg("precisions_cholesky"), py::arg("offset"), py::arg("what"), py::arg("n_threads"), py::arg("device"));
 }
 
 }  // namespace

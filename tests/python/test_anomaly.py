@@ -8,6 +8,9 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import mixtura
+from mixtura import _core
+
+from gpu_util import HAS_GPU
 
 
 @parametrize_with_checks([mixtura.DensityAnomalyDetector(random_state=0),
@@ -121,7 +124,52 @@ def test_errors_name_the_problem(blobs):
         det.score_samples(bad)
 
 
-def test_device(blobs):
-    mixtura.DensityAnomalyDetector(device="auto", random_state=0).fit(blobs)  # the CPU
-    with pytest.raises(ValueError, match="device='cuda' is not supported by this estimator yet"):
+@pytest.mark.skipif(HAS_GPU, reason="'auto' takes the GPU here")
+@pytest.mark.parametrize("method", ["gmm", "kmeans"])
+def test_auto_without_a_gpu_is_the_cpu(blobs, method):
+    cpu = mixtura.DensityAnomalyDetector(method, random_state=0).fit(blobs)
+    auto = mixtura.DensityAnomalyDetector(method, device="auto", random_state=0).fit(blobs)
+    assert auto.n_components_ == cpu.n_components_ and auto.offset_ == cpu.offset_
+    np.testing.assert_array_equal(auto.score_samples(blobs), cpu.score_samples(blobs))
+    np.testing.assert_array_equal(auto.predict(blobs), cpu.predict(blobs))
+
+
+@pytest.mark.skipif(HAS_GPU, reason="a GPU is visible here")
+def test_cuda_without_a_gpu_says_what_is_missing(blobs):
+    missing = "no CUDA device is visible" if _core.HAS_CUDA else "this build of mixtura has no CUDA backend"
+    with pytest.raises(ValueError, match=rf"^DensityAnomalyDetector: device='cuda' was requested, but {missing}"):
         mixtura.DensityAnomalyDetector(device="cuda").fit(blobs)
+    det = mixtura.DensityAnomalyDetector(random_state=0).fit(blobs).set_params(device="cuda")
+    for method in ("score_samples", "decision_function", "predict"):
+        with pytest.raises(ValueError, match=missing):
+            getattr(det, method)(blobs)
+    assert det.explain(blobs).contributions.shape == blobs.shape  # explain runs on the CPU whatever the device
+
+
+def test_an_unknown_device_is_refused(blobs):
+    with pytest.raises(ValueError, match=r"device must be 'cpu', 'cuda' or 'auto', got 'tpu'"):
+        mixtura.DensityAnomalyDetector(device="tpu").fit(blobs)
+
+
+@pytest.mark.skipif(not HAS_GPU, reason="no CUDA backend or no CUDA device")
+@pytest.mark.parametrize("dtype, rel", [(np.float32, 1e-5), (np.float64, 1e-10)])
+@pytest.mark.parametrize("method, kw", [("gmm", {}), ("gmm", dict(threshold="model-tail")),
+                                        ("gmm", dict(covariance_type="diag")), ("gmm", dict(contamination=0.05)),
+                                        ("kmeans", {}), ("kmeans", dict(threshold="model-tail"))])
+def test_the_gpu_follows_the_cpu(dtype, rel, method, kw):
+    # The same choices; scores and offsets within the CUDA backend's tolerance (not bit for bit).
+    X, Y = sensors(5000, 3).astype(dtype), sensors(1000, 4).astype(dtype)
+    Y[::10, 1] += 30000
+    cpu = mixtura.DensityAnomalyDetector(method, device="cpu", max_components=5, random_state=0, **kw).fit(X)
+    for device in ("cuda", "auto"):
+        gpu = mixtura.DensityAnomalyDetector(method, device=device, max_components=5, random_state=0, **kw).fit(X)
+        assert gpu.n_components_ == cpu.n_components_
+        assert gpu.density_covariance_type_ == cpu.density_covariance_type_
+        np.testing.assert_array_equal(gpu.bic_[:, 0], cpu.bic_[:, 0])
+        np.testing.assert_allclose(gpu.bic_[:, 1], cpu.bic_[:, 1], rtol=10 * rel)
+        a, b = cpu.score_samples(Y), gpu.score_samples(Y)
+        assert isinstance(b, np.ndarray) and b.shape == (len(Y),)
+        scale = max(1.0, np.abs(a).max())
+        assert np.abs(a - b).max() <= 10 * rel * scale
+        assert abs(gpu.offset_ - cpu.offset_) <= 10 * rel * scale
+        assert (gpu.predict(Y)[::10] == -1).all()

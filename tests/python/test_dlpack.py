@@ -402,13 +402,17 @@ def _interface_array():
 @pytest.mark.parametrize("make, protocol", [(FakeCudaTensor, "DLPack"),
                                             (_interface_array, "__cuda_array_interface__")])
 @pytest.mark.parametrize("method", ["fit", "score_samples", "decision_function", "predict", "explain"])
-def test_the_anomaly_detector_says_it_runs_on_the_cpu_and_how_to_copy(blobs, make, protocol, method):
+@pytest.mark.parametrize("device", ["cpu", "cuda", "auto"])
+def test_the_anomaly_detector_reads_host_arrays_and_says_how_to_copy(blobs, make, protocol, method, device):
+    # Whatever the device: the rows are scaled on the host. Refused before the device is resolved.
     det = mixtura.DensityAnomalyDetector(n_components=2, random_state=0)
     if method != "fit":
         det.fit(blobs)
+    det.set_params(device=device)
     X = make()
     with pytest.raises(ValueError, match=rf"^DensityAnomalyDetector\.{method}: X is in CUDA device memory "
-                                         rf"\({protocol}\); the detector runs on the CPU and reads host arrays only; "
+                                         rf"\({protocol}\); the detector reads host arrays only \(it scales them "
+                                         r"on the host\); "
                                          r"copy it to the host first \(e.g. cupy.asnumpy\(X\), X.cpu\(\).numpy\(\)\)"):
         getattr(det, method)(X)
     if protocol == "DLPack":

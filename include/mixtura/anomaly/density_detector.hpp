@@ -40,6 +40,12 @@ namespace mixtura {
 /// false_alarm_rate quantile of the held-out scores; ThresholdMethod::model_tail fits on all rows
 /// and takes the same quantile of the scores of rows drawn from the fitted density (for one
 /// component: the chi-square tail of the squared Mahalanobis distance).
+///
+/// Backends: fit, score_samples, decision_function and predict run their data passes on the CPU
+/// backend; the *_on forms take a backend (CpuBackend, or CudaBackend from make_cuda_backend() with
+/// mixtura/cuda.hpp) for the density's fits (every BIC candidate's K-means and EM, and its BIC), the
+/// threshold's scores and the scores. X is host memory either way: the scaling, the calibration split,
+/// method kmeans's cluster variances and the model-tail draws run on the host (O(N D) or less).
 template <class T>
 class DensityAnomalyDetector {
   static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
@@ -55,7 +61,10 @@ class DensityAnomalyDetector {
 
   /// Fits on X (n_samples x n_features, at least 2 rows). Strong guarantee: on a throw the
   /// detector keeps its previous state.
-  DensityAnomalyDetector& fit(MatrixView<T> X) {
+  DensityAnomalyDetector& fit(MatrixView<T> X) { return fit_on(CpuBackend{params_.n_threads}, X); }
+  /// fit with the data passes on backend `be` (X in host memory).
+  template <class Backend>
+  DensityAnomalyDetector& fit_on(const Backend& be, MatrixView<T> X) {
     const char* where = "DensityAnomalyDetector::fit";
     const DetectorParams& p = params_;
     check_params(where);
@@ -75,18 +84,18 @@ class DensityAnomalyDetector {
       split_rows(where, Z, fit_rows, held_rows);
     }
     const RowMatrix<T>& F = calibrate ? fit_rows : Z;
-    fit_density(s, MatrixView<T>{F.data(), F.rows(), F.cols()});
+    fit_density(be, s, view_of(F));
 
     const double log_jacobian = s.scaling.log_jacobian();
     std::vector<double> scores;
     double q = p.false_alarm_rate;
     if (p.contamination > 0) {
       q = p.contamination;
-      scores = to_vector(z_scores(s, view_of(Z)), log_jacobian);
+      scores = to_vector(z_scores(be, s, view_of(Z)), log_jacobian);
     } else if (calibrate) {
-      scores = to_vector(z_scores(s, view_of(held_rows)), log_jacobian);
+      scores = to_vector(z_scores(be, s, view_of(held_rows)), log_jacobian);
     } else {
-      scores = tail_scores(s, log_jacobian);
+      scores = tail_scores(be, s, log_jacobian);
     }
     s.offset = detail::quantile(scores, q);
     state_ = std::move(s);
@@ -95,28 +104,43 @@ class DensityAnomalyDetector {
   }
 
   /// Log-density of each row in the original units (higher = more normal), n_samples.
-  Eigen::VectorXd score_samples(MatrixView<T> X) const {
+  Eigen::VectorXd score_samples(MatrixView<T> X) const { return score_samples_on(CpuBackend{params_.n_threads}, X); }
+  /// score_samples - offset: negative for rows flagged as anomalous.
+  Eigen::VectorXd decision_function(MatrixView<T> X) const {
+    return decision_function_on(CpuBackend{params_.n_threads}, X);
+  }
+  /// +1 (normal) or -1 (anomalous) per row.
+  std::vector<std::int32_t> predict(MatrixView<T> X) const { return predict_on(CpuBackend{params_.n_threads}, X); }
+
+  /// score_samples, decision_function and predict with the scoring passes on backend `be` (X in host
+  /// memory, scaled on the host block by block). A row's score depends only on its values and its
+  /// index modulo 256, on every backend.
+  template <class Backend>
+  Eigen::VectorXd score_samples_on(const Backend& be, MatrixView<T> X) const {
     const State& s = fitted("score_samples");
     check_input("DensityAnomalyDetector::score_samples", X);
     Eigen::VectorXd out(X.rows);
     const double log_jacobian = s.scaling.log_jacobian();
     for_scaled_blocks(s, X, [&](Index begin, MatrixView<T> Z) {
-      out.segment(begin, Z.rows) = z_scores(s, Z).array() - log_jacobian;
+      out.segment(begin, Z.rows) = z_scores(be, s, Z).array() - log_jacobian;
     });
     return out;
   }
-  /// score_samples - offset: negative for rows flagged as anomalous.
-  Eigen::VectorXd decision_function(MatrixView<T> X) const {
-    return score_samples(X).array() - fitted("decision_function").offset;
+  template <class Backend>
+  Eigen::VectorXd decision_function_on(const Backend& be, MatrixView<T> X) const {
+    return score_samples_on(be, X).array() - fitted("decision_function").offset;
   }
-  /// +1 (normal) or -1 (anomalous) per row.
-  std::vector<std::int32_t> predict(MatrixView<T> X) const {
-    const Eigen::VectorXd d = decision_function(X);
+  template <class Backend>
+  std::vector<std::int32_t> predict_on(const Backend& be, MatrixView<T> X) const {
+    const Eigen::VectorXd d = decision_function_on(be, X);
     std::vector<std::int32_t> out(static_cast<std::size_t>(d.size()));
     for (Index i = 0; i < d.size(); ++i) out[static_cast<std::size_t>(i)] = d[i] < 0 ? -1 : 1;
     return out;
   }
+
   /// Per-row, per-feature contributions under the responsible component (see AnomalyExplanation).
+  /// On the CPU only (there is no explain_on): beside its labelling pass each row takes a D x D
+  /// product under its component, host work, and explanations are asked of the few flagged rows.
   AnomalyExplanation explain(MatrixView<T> X) const {
     const State& s = fitted("explain");
     check_input("DensityAnomalyDetector::explain", X);
@@ -165,6 +189,30 @@ class DensityAnomalyDetector {
   Index n_features_in() const { return fitted("n_features_in").n_features; }
   /// BIC of every count tried (empty when n_components was given).
   const std::vector<DetectorCandidate>& selection() const { return fitted("selection").selection; }
+
+  /// The GaussianMixture parameters of the density with n_components components (method gmm).
+  GmmParams density_params(int n_components) const {
+    GmmParams g;
+    g.n_components = n_components;
+    g.covariance_type = params_.covariance_type;
+    g.tol = params_.tol;
+    g.reg_covar = params_.reg_covar;
+    g.max_iter = params_.max_iter;
+    g.n_init = params_.n_init;
+    g.seed = params_.seed;
+    g.n_threads = params_.n_threads;
+    return g;
+  }
+  /// The KMeans parameters of method kmeans with n_clusters clusters.
+  KMeansParams kmeans_params(int n_clusters) const {
+    KMeansParams kp;
+    kp.n_clusters = n_clusters;
+    kp.n_init = params_.n_init;
+    kp.max_iter = std::max(params_.max_iter, 300);
+    kp.seed = params_.seed;
+    kp.n_threads = params_.n_threads;
+    return kp;
+  }
 
   /// Replaces the fitted state (for loading a saved detector): the scaling, the density in scaled
   /// units (kmeans: spherical), the offset. params().method must match how `model` scores.
@@ -255,19 +303,6 @@ class DensityAnomalyDetector {
     return state_;
   }
 
-  GmmParams density_params(int n_components) const {
-    GmmParams g;
-    g.n_components = n_components;
-    g.covariance_type = params_.covariance_type;
-    g.tol = params_.tol;
-    g.reg_covar = params_.reg_covar;
-    g.max_iter = params_.max_iter;
-    g.n_init = params_.n_init;
-    g.seed = params_.seed;
-    g.n_threads = params_.n_threads;
-    return g;
-  }
-
   /// The held-out rows: round(calibration_fraction * n) rows with the smallest random keys.
   void split_rows(const char* where, const RowMatrix<T>& Z, RowMatrix<T>& fit_rows, RowMatrix<T>& held_rows) const {
     const Index n = Z.rows();
@@ -306,36 +341,34 @@ class DensityAnomalyDetector {
     return counts;
   }
 
-  void fit_density(State& s, MatrixView<T> F) const {
+  /// The density on the scaled rows F, every fit and BIC on `be`; F stays on the backend (one upload to
+  /// a GPU) until the selection is done.
+  template <class Backend>
+  void fit_density(const Backend& be, State& s, MatrixView<T> F) const {
     const DetectorParams& p = params_;
     const std::vector<int> counts = candidate_counts(F.rows, F.cols);
     MIXTURA_EXPECTS(counts.back() <= F.rows, "DensityAnomalyDetector::fit: n_components (%d) > rows to fit (%lld)",
                     counts.back(), static_cast<long long>(F.rows));
+    const auto scope = data_scope(be);
     if (p.method == AnomalyMethod::gmm) {
       if (counts.size() == 1) {
         s.density = GaussianMixture<T>(density_params(counts[0]));
-        s.density.fit(F);
+        s.density.fit_on(be, F);
         return;
       }
-      GmmSelection<T> sel = select_gaussian_mixture(F, counts, {p.covariance_type}, density_params(1));
+      GmmSelection<T> sel = select_gaussian_mixture_on(be, F, counts, {p.covariance_type}, density_params(1));
       for (const GmmCandidate& c : sel.table) s.selection.push_back({c.n_components, c.bic});
       s.density = std::move(sel.model);
       return;
     }
     double best_bic = std::numeric_limits<double>::infinity();
     for (int k : counts) {
-      KMeansParams kp;
-      kp.n_clusters = k;
-      kp.n_init = p.n_init;
-      kp.max_iter = std::max(p.max_iter, 300);
-      kp.seed = p.seed;
-      kp.n_threads = p.n_threads;
-      KMeans<T> km(kp);
-      km.fit(F);
+      KMeans<T> km(kmeans_params(k));
+      km.fit_on(be, F);
       GaussianMixture<T> density(density_params(k));
       density.set_model(cluster_model(F, km));
       // BIC of the hard-assignment density: every row counted under its best component.
-      const Eigen::VectorXd ll = hard_scores(density.model(), F);
+      const Eigen::VectorXd ll = hard_scores(be, density.model(), F);
       const double n = static_cast<double>(F.rows);
       const double bic = -2 * ll.sum() + density.model().n_parameters() * std::log(n);
       if (counts.size() > 1) s.selection.push_back({k, bic});
@@ -348,7 +381,10 @@ class DensityAnomalyDetector {
   }
 
   /// Spherical components at the K-means centres: variance s_k = mean squared distance per
-  /// feature of the cluster's rows + reg_covar, weight = the cluster's share of the rows.
+  /// feature of the cluster's rows + reg_covar, weight = the cluster's share of the rows. On the host
+  /// on every backend, like the scaling: one O(N D) walk with the fit's labels, which are on the host
+  /// (the backend's kmeans_distances_to_assigned would add its distances in another order, changing
+  /// the CPU's bits).
   GmmModel cluster_model(MatrixView<T> F, const KMeans<T>& km) const {
     const RowMatrix<T>& c = km.cluster_centers();
     const Index K = c.rows(), D = c.cols();
@@ -376,24 +412,29 @@ class DensityAnomalyDetector {
     return m;
   }
 
-  /// max_k log(pi_k N(z | component k)) per row.
-  Eigen::VectorXd hard_scores(const GmmModel& m, MatrixView<T> Z) const {
+  /// max_k log(pi_k N(z | component k)) per row, from the backend's weighted log-densities (on a GPU
+  /// they cross PCIe, K doubles a row: K <= max_components is small).
+  template <class Backend>
+  Eigen::VectorXd hard_scores(const Backend& be, const GmmModel& m, MatrixView<T> Z) const {
     Eigen::VectorXd out(Z.rows);
-    gmm_weighted_log_prob(CpuBackend{params_.n_threads}, Z, m, [&](Index begin, Index rows, auto& s) {
+    gmm_weighted_log_prob(be, Z, m, [&](Index begin, Index rows, auto& s) {
       out.segment(begin, rows) = s.lp.topRows(rows).rowwise().maxCoeff();
     });
     return out;
   }
 
   /// Log-density of scaled rows under the fitted density (scaled units).
-  Eigen::VectorXd z_scores(const State& s, MatrixView<T> Z) const {
-    if (params_.method == AnomalyMethod::gmm) return s.density.score_samples(Z);
-    return hard_scores(s.density.model(), Z);
+  template <class Backend>
+  Eigen::VectorXd z_scores(const Backend& be, const State& s, MatrixView<T> Z) const {
+    if (params_.method == AnomalyMethod::gmm) return s.density.score_samples_on(be, Z);
+    return hard_scores(be, s.density.model(), Z);
   }
 
   /// Scores (original units) of rows drawn from the fitted density: enough for the quantile to
-  /// rest on >= 100 rows below it.
-  std::vector<double> tail_scores(const State& s, double log_jacobian) const {
+  /// rest on >= 100 rows below it. The draws are made on the host, scored on `be`; each chunk is its
+  /// own pass outside any data scope (a freed chunk's address may come back for the next one).
+  template <class Backend>
+  std::vector<double> tail_scores(const Backend& be, const State& s, double log_jacobian) const {
     const Index total = std::max<Index>(100000, static_cast<Index>(std::ceil(100 / params_.false_alarm_rate)));
     const Index chunk = 20000;
     const CounterRng keys(params_.seed, 0x7461696cull);  // "tail"
@@ -402,7 +443,7 @@ class DensityAnomalyDetector {
     for (Index begin = 0, c = 0; begin < total; begin += chunk, ++c) {
       const Index rows = std::min(chunk, total - begin);
       const auto drawn = s.density.sample(rows, keys.bits_at(static_cast<std::uint64_t>(c)));
-      const Eigen::VectorXd z = z_scores(s, view_of(drawn.first));
+      const Eigen::VectorXd z = z_scores(be, s, view_of(drawn.first));
       for (Index i = 0; i < rows; ++i) out.push_back(z[i] - log_jacobian);
     }
     return out;

@@ -26,17 +26,17 @@ struct GmmSelection {
   GaussianMixture<T> model;
 };
 
-/// Fits GaussianMixture(base with n_components = k, covariance_type = t) for every k in
-/// n_components and t in covariance_types, and keeps the one with the lowest BIC. With
-/// init = kmeans and one restart, the K-means behind the initialisation runs once per count and its
-/// labels start every covariance type (the results are those of independent fits, bit for bit).
-template <class T>
-GmmSelection<T> select_gaussian_mixture(MatrixView<T> X, const std::vector<int>& n_components,
-                                        const std::vector<CovarianceType>& covariance_types, GmmParams base = {},
-                                        VectorView<T> sample_weight = {}) {
+/// select_gaussian_mixture with every fit (the K-means behind the initialisation, EM) and every
+/// criterion's scoring pass on backend `be` (CpuBackend, or CudaBackend with mixtura/cuda.hpp); X and
+/// the weights in host memory, held on the backend for the whole selection (one upload to a GPU).
+template <class Backend, class T>
+GmmSelection<T> select_gaussian_mixture_on(const Backend& be, MatrixView<T> X, const std::vector<int>& n_components,
+                                           const std::vector<CovarianceType>& covariance_types, GmmParams base = {},
+                                           VectorView<T> sample_weight = {}) {
   MIXTURA_EXPECTS(!n_components.empty() && !covariance_types.empty(),
                   "select_gaussian_mixture: need at least one component count and one covariance type (got %zu, %zu)",
                   n_components.size(), covariance_types.size());
+  const auto scope = data_scope(be);
   GmmSelection<T> out;
   double best_bic = std::numeric_limits<double>::infinity();
   const bool share_kmeans = base.init == GmmInit::kmeans && base.n_init == 1;
@@ -47,7 +47,7 @@ GmmSelection<T> select_gaussian_mixture(MatrixView<T> X, const std::vector<int>&
       p.n_components = k;
       MIXTURA_EXPECTS(k >= 1, "select_gaussian_mixture: n_components must be >= 1, got %d", k);
       KMeans<T> km(detail::kmeans_init_params(p, 0));
-      km.fit(X, sample_weight);
+      km.fit_on(be, X, sample_weight);
       labels = km.labels();
     }
     for (CovarianceType t : covariance_types) {
@@ -56,12 +56,12 @@ GmmSelection<T> select_gaussian_mixture(MatrixView<T> X, const std::vector<int>&
       p.covariance_type = t;
       GaussianMixture<T> gm(p);
       gm.set_initial_labels(labels);
-      gm.fit(X, sample_weight);
+      gm.fit_on(be, X, sample_weight);
       GmmCandidate c;
       c.n_components = k;
       c.covariance_type = t;
-      c.bic = gm.bic(X);
-      c.aic = gm.aic(X);
+      c.bic = gm.bic_on(be, X);
+      c.aic = gm.aic_on(be, X);
       c.lower_bound = gm.lower_bound();
       c.n_iter = gm.n_iter();
       c.converged = gm.converged();
@@ -74,6 +74,17 @@ GmmSelection<T> select_gaussian_mixture(MatrixView<T> X, const std::vector<int>&
     }
   }
   return out;
+}
+
+/// Fits GaussianMixture(base with n_components = k, covariance_type = t) for every k in
+/// n_components and t in covariance_types, and keeps the one with the lowest BIC. With
+/// init = kmeans and one restart, the K-means behind the initialisation runs once per count and its
+/// labels start every covariance type (the results are those of independent fits, bit for bit).
+template <class T>
+GmmSelection<T> select_gaussian_mixture(MatrixView<T> X, const std::vector<int>& n_components,
+                                        const std::vector<CovarianceType>& covariance_types, GmmParams base = {},
+                                        VectorView<T> sample_weight = {}) {
+  return select_gaussian_mixture_on(CpuBackend{base.n_threads}, X, n_components, covariance_types, base, sample_weight);
 }
 
 }  // namespace mixtura
