@@ -237,7 +237,7 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
 
     def score(self, X, y=None, sample_weight=None):
         """Weighted mean log-density. sample_weight: a host array, or beside a device X a device array (as
-        in fit), read on the device."""
+        in fit), copied once for the weighted mean."""
         if sample_weight is not None and _cuda_array.is_device_array(sample_weight):
             who = "GaussianMixture.score"
             if not _cuda_array.is_device_array(X):

@@ -150,15 +150,12 @@ class GaussianMixture {
   double score_on(const Backend& be, DeviceMatrixView<T> X, VectorView<T> sample_weight = {}) const {
     return score_data(be, X, sample_weight);
   }
-  /// The same with the sample weights in device memory: checked on the device (the CPU's messages), then
-  /// copied to the host (n_samples values, as many as the scores that come back) for the weighted mean,
-  /// which has the bits of score_on with the host copy of the weights.
+  /// The same with the sample weights in device memory: copied to the host (n_samples values, as many
+  /// as the scores that come back) and checked there for the weighted mean, so the messages and the
+  /// bits are those of score_on with the host copy of the weights.
   template <class Backend>
   double score_on(const Backend& be, DeviceMatrixView<T> X, DeviceVectorView<T> sample_weight) const {
-    (void)fitted("score");
-    check_weights_on(be, "GaussianMixture::score", sample_weight, X.rows);
-    std::vector<T> weights_copy;
-    return score_data(be, X, host_weights(be, sample_weight, weights_copy));
+    return score_data(be, X, sample_weight);
   }
   template <class Backend>
   RowMatrix<double> predict_proba_on(const Backend& be, MatrixView<T> X) const {
@@ -411,9 +408,11 @@ class GaussianMixture {
     gmm_score_rows(be, X, state_.model, out.data(), static_cast<std::int32_t*>(nullptr));
     return out;
   }
-  template <class Backend, template <class> class View>
-  double score_data(const Backend& be, View<T> X, VectorView<T> sample_weight) const {
+  template <class Backend, template <class> class View, template <class> class WView>
+  double score_data(const Backend& be, View<T> X, WView<T> weights) const {
     const Eigen::VectorXd s = score_samples_data(be, X);
+    std::vector<T> weights_copy;
+    const VectorView<T> sample_weight = host_weights(be, weights, weights_copy);  // device weights: one copy
     const double total = detail::check_weights("GaussianMixture::score", sample_weight, X.rows);
     double acc = 0;
     for (Index i = 0; i < X.rows; ++i) acc += detail::row_weight(sample_weight, i) * s[i];
