@@ -1,17 +1,20 @@
 """The ``mixtura`` command line: density-based anomaly detection on sensor CSV files.
 
     mixtura detect [FILE.csv] [--time-column NAME] [--train-fraction F] [--window W] [--step S]
-                   [--differences] [--contamination C] [--out DIR] [--no-plot]
+                   [--differences] [--contamination C] [--device D] [--out DIR] [--no-plot]
     mixtura fit    [FILE.csv] ...same options...      writes DIR/model.mixtura and DIR/model.json
-    mixtura score  MODEL [FILE.csv] [--time-column NAME] [--out DIR] [--no-plot]
+    mixtura score  MODEL [FILE.csv] [--time-column NAME] [--device D] [--out DIR] [--no-plot]
 
 Without FILE the bundled NAB machine-temperature series is used (with NAB's labelled windows).
 Windows of W rows are fitted with ``DensityAnomalyDetector`` on the first F of the rows; every window
-is scored (log-density, higher = more normal) and flagged when ``predict`` says -1. Exit status: 0,
-1 for a file or model that cannot be used (the message names the file and line), 2 for bad options.
+is scored (log-density, higher = more normal) and flagged when ``predict`` says -1. ``--device`` picks
+the CPU (default), the GPU or "auto". Exit status: 0, 1 for a file or model that cannot be used (the
+message names the file and line) or a device that is not there, 2 for bad options, 141 when the reader
+of stdout went away (``| head``).
 """
 import argparse
 import json
+import os
 import pathlib
 import sys
 import threading
@@ -127,15 +130,15 @@ def _check_rows(table, width):
 # -------------------------------------------------------------------------------------------- scoring
 
 def _score_all(detector, X, progress):
-    """score_samples and predict == -1 of every window, in chunks of SCORE_CHUNK windows."""
+    """score_samples and predict == -1 of every window, in chunks of SCORE_CHUNK windows. The flags come
+    from the scores by predict's own rule (decision_function = score - offset_ < 0), so each window is
+    scored once, not twice."""
     scores = np.empty(len(X), dtype=np.float64)
-    flagged = np.empty(len(X), dtype=bool)
     for s in range(0, len(X), SCORE_CHUNK):
         e = min(s + SCORE_CHUNK, len(X))
         scores[s:e] = detector.score_samples(X[s:e])
-        flagged[s:e] = np.asarray(detector.predict(X[s:e])) == -1
         progress.update(e - s)
-    return scores, flagged
+    return scores, scores - detector.offset_ < 0
 
 
 def flagged_ranges(flagged):
@@ -166,8 +169,13 @@ def _analyse(detector, table, settings, train_rows, stream):
     X = sliding_windows(table.values, width, step, differences)
     r = types.SimpleNamespace()
     r.ends = window_end_index(table.n_rows, width, step)
-    with Progress("scoring", total=len(X), stream=stream) as p:
-        r.scores, r.flagged = _score_all(detector, X, p)
+    try:
+        with Progress("scoring", total=len(X), stream=stream) as p:
+            r.scores, r.flagged = _score_all(detector, X, p)
+    except RuntimeError as e:  # a CUDA failure, as in _fit
+        if detector.device != "cuda":
+            raise
+        raise DataError(f"{table.path}: scoring on the GPU failed: {e}; --device cpu scores on the CPU") from None
     r.threshold = float(detector.offset_)
     r.ranges = flagged_ranges(r.flagged)
     r.range_channels = []
@@ -350,11 +358,33 @@ def _write_outputs(out_dir, table, r, elbo_trace, train_rows, title, plot):
 
 # ----------------------------------------------------------------------------------------- commands
 
+def _resolve_device(requested):
+    """"cpu" or "cuda" for --device; DataError naming the option when CUDA is asked for and cannot run."""
+    from . import _core
+
+    if requested == "cpu":
+        return "cpu"
+    usable = _core.HAS_CUDA and _core.cuda_device_count() > 0
+    if requested == "auto":
+        return "cuda" if usable else "cpu"
+    if not _core.HAS_CUDA:
+        raise DataError("--device cuda: this build of mixtura has no CUDA backend (reinstall with `pip install . "
+                        "-C cmake.define.MIXTURA_WITH_CUDA=ON` on a machine with nvcc); use --device cpu or auto")
+    if not usable:
+        raise DataError("--device cuda: no CUDA device is visible to this process; use --device cpu or auto")
+    return "cuda"
+
+
+def _print_device(out, device, requested):
+    notes = (["GPU 0"] if device == "cuda" else []) + ([f"--device {requested}"] if requested != device else [])
+    print(f"  device      {device}{' (' + '; '.join(notes) + ')' if notes else ''}", file=out)
+
+
 def _settings(args):
     return {"window": args.window, "step": args.step, "differences": args.differences}
 
 
-def _fit(args, inp, stream):
+def _fit(args, inp, device, stream):
     from . import DensityAnomalyDetector
 
     table = inp.table
@@ -366,17 +396,24 @@ def _fit(args, inp, stream):
         raise DataError(f"{table.path}: the first {train_rows} rows (--train-fraction {args.train_fraction}) hold "
                         f"{len(X_train)} window(s) of {args.window} rows; at least 2 are needed: raise "
                         f"--train-fraction or lower --window")
-    detector = DensityAnomalyDetector(contamination=args.contamination, random_state=0)
+    detector = DensityAnomalyDetector(contamination=args.contamination, random_state=0, device=device)
     try:
         with Progress(f"fitting on {len(X_train)} windows", stream=stream):
             detector.fit(X_train)
     except ValueError as e:  # the detector's message names the condition and the values
         raise DataError(f"{table.path}: the fit failed: {e}") from None
+    except RuntimeError as e:  # a CUDA failure (mixtura::CudaError names the call and the CUDA error)
+        if device != "cuda":
+            raise
+        raise DataError(f"{table.path}: the fit on the GPU failed: {e}; --device cpu fits on the CPU") from None
     return detector, settings, train_rows, len(X_train)
 
 
 def _save_model(out_dir, detector, table, settings, train_rows, source):
     model_path = out_dir / "model.mixtura"
+    # Saved with device="cpu" whatever this run used: a model file loads and scores anywhere, and
+    # `score --device` says where it runs.
+    detector.set_params(device="cpu")
     detector.save(model_path)
     sidecar = {"format": SIDECAR_FORMAT, "version": 1, **settings, "channels": table.channels,
                "time_column": table.time_column, "train_rows": train_rows, "fitted_on": source}
@@ -399,11 +436,13 @@ def _print_fit(out, detector, train_rows, n_train, args):
 
 
 def cmd_detect(args, out, err):
+    device = _resolve_device(args.device)
     inp = _read_input(args, args.time_column)
     out_dir = _prepare_out(args.out)
     print("mixtura detect", file=out)
     _print_table_summary(out, inp, _settings(args))
-    detector, settings, train_rows, n_train = _fit(args, inp, err)
+    _print_device(out, device, args.device)
+    detector, settings, train_rows, n_train = _fit(args, inp, device, err)
     _print_fit(out, detector, train_rows, n_train, args)
     r = _analyse(detector, inp.table, settings, train_rows, err)
     _print_results(out, inp.table, r)
@@ -415,11 +454,13 @@ def cmd_detect(args, out, err):
 
 
 def cmd_fit(args, out, err):
+    device = _resolve_device(args.device)
     inp = _read_input(args, args.time_column)
     out_dir = _prepare_out(args.out)
     print("mixtura fit", file=out)
     _print_table_summary(out, inp, _settings(args))
-    detector, settings, train_rows, n_train = _fit(args, inp, err)
+    _print_device(out, device, args.device)
+    detector, settings, train_rows, n_train = _fit(args, inp, device, err)
     _print_fit(out, detector, train_rows, n_train, args)
     print(f"  threshold   {float(detector.offset_):.6g} (log-density)", file=out)
     written = _save_model(out_dir, detector, inp.table, settings, train_rows, inp.source)
@@ -452,7 +493,9 @@ def _load_model(path):
 
 
 def cmd_score(args, out, err):
+    device = _resolve_device(args.device)
     detector, sidecar = _load_model(args.model)
+    detector.set_params(device=device)  # where this run scores; the model file does not decide it
     time_column = args.time_column if args.time_column is not None else sidecar["time_column"]
     # The model's columns in its order; every other column but the time and the label is left out unread.
     inp = _read_input(args, time_column, channels=sidecar["channels"])
@@ -462,6 +505,7 @@ def cmd_score(args, out, err):
     out_dir = _prepare_out(args.out)
     print(f"mixtura score {args.model}", file=out)
     _print_table_summary(out, inp, settings)
+    _print_device(out, device, args.device)
     print(f"  model       {_model_description(detector)}", file=out)
     same_file = sidecar.get("fitted_on") == inp.source
     train_rows = sidecar["train_rows"] if same_file else None
@@ -542,6 +586,11 @@ def build_parser():
                        help="share of training windows flagged, in (0, 0.5], or 'auto' (default: the detector's "
                             "own threshold)")
 
+    def device_option(p):
+        p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu",
+                       help="where the model is fitted and the windows scored: 'cpu' (default), 'cuda' (GPU 0; an "
+                            "error without a CUDA build or device) or 'auto' (the GPU when there is one)")
+
     def plot_option(p):
         p.add_argument("--no-plot", dest="plot", action="store_false", help="do not write plot.png")
 
@@ -549,12 +598,14 @@ def build_parser():
                        description="Fit on the first --train-fraction of the rows, score every window, print the "
                                    "flagged time ranges; write scores.csv, plot.png, model.mixtura and model.json.")
     fit_options(p)
+    device_option(p)
     plot_option(p)
     p.set_defaults(run=cmd_detect)
     p = sub.add_parser("fit", help="fit and write model.mixtura (+ model.json, the window settings)",
                        description="Fit on the first --train-fraction of the rows; write model.mixtura and "
                                    "model.json (window settings and columns) to --out.")
     fit_options(p)
+    device_option(p)
     p.set_defaults(run=cmd_fit)
     p = sub.add_parser("score", help="score a file with a model written by fit or detect",
                        description="Score every window of FILE with MODEL (model.json beside it gives the window "
@@ -562,13 +613,15 @@ def build_parser():
     p.add_argument("model", metavar="MODEL", help="model.mixtura written by `mixtura fit` or `mixtura detect`")
     p.add_argument("file", metavar="FILE.csv", nargs="?", help="sensor table (default: bundled NAB data)")
     data_options(p)
+    device_option(p)
     plot_option(p)
     p.set_defaults(run=cmd_score)
     return parser
 
 
 def main(argv=None, stdout=None, stderr=None):
-    """Run the command line; returns the exit status (0 ok, 1 unusable file or model, 2 bad options)."""
+    """Run the command line; returns the exit status (0 ok, 1 unusable file, model or device, 2 bad options,
+    141 closed stdout)."""
     out = sys.stdout if stdout is None else stdout
     err = sys.stderr if stderr is None else stderr
     args = build_parser().parse_args(argv)
@@ -580,13 +633,20 @@ def main(argv=None, stdout=None, stderr=None):
         with warnings.catch_warnings():
             warnings.simplefilter("default")
             warnings.showwarning = show_warning
-            return args.run(args, out, err)
+            status = args.run(args, out, err)
+            out.flush()  # here, not at exit, so that a closed pipe is caught below
+            return status
     except DataError as e:
         print(f"mixtura {args.command}: error: {e}", file=err)
         return 1
     except KeyboardInterrupt:
         print(f"mixtura {args.command}: interrupted", file=err)
         return 130
+    except BrokenPipeError:  # the reader went away (`mixtura detect | head`): stop quietly, as Unix tools do
+        if out is sys.stdout:  # Python would flush stdout again at exit and fail once more
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, the status a shell reports for a tool killed by the signal
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import mixtura
-from mixtura import cli, datasets
+from gpu_util import HAS_GPU
+from mixtura import _core, cli, datasets
 from mixtura._csv import DataError, read_table
 
 N_ROWS = 22695  # readings in NAB's machine_temperature_system_failure.csv
@@ -138,6 +139,21 @@ def test_fit_then_score_reproduces_detect(detect_run, tmp_path):
     code, out, err = run_main("score", str(detect_dir / "model.mixtura"), "--out", str(tmp_path / "d"), "--no-plot")
     assert code == 0, err
     assert (tmp_path / "d" / "scores.csv").read_bytes() == (detect_dir / "scores.csv").read_bytes()
+
+
+@pytest.mark.parametrize("unbuffered", [True, False])
+def test_a_closed_pipe_stops_quietly(tmp_path, unbuffered):
+    # `mixtura detect | head -1`: the reader goes away after the first line; no traceback. Unbuffered, the
+    # next print fails; buffered (a pipe's default), the flush at the end of the command does.
+    proc = subprocess.Popen([sys.executable, *(["-u"] if unbuffered else []), "-c",
+                             "import sys, mixtura.cli; sys.stdout.write('mixtura detect\\n'); sys.stdout.flush(); "
+                             "sys.exit(mixtura.cli.main(sys.argv[1:]))", "detect", "--no-plot", "--out", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "mixtura detect\n"
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=600) == 141
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
 
 
 def test_console_script_is_declared():
@@ -405,6 +421,92 @@ def test_cli_leaves_out_columns_in_fit_and_score(three_channels, tmp_path):
     assert read_scores(tmp_path / "s" / "scores.csv")[1] == rows_plain
     code, _, err = run_main("detect", str(noisy), "--ignore-column", "note", "--out", str(tmp_path / "q"))
     assert code == 1 and "noisy.csv: no column 'note' for --ignore-column" in err
+
+
+# ----------------------------------------------------------------------------------------- --device
+
+PLANT = ("--window", "5", "--train-fraction", "0.5", "--no-plot")
+
+
+def test_flags_are_predicts_from_one_scoring_pass(three_channels):
+    # _score_all scores each window once and flags it by predict's own rule.
+    table = read_table(three_channels, None)
+    X = mixtura.sliding_windows(table.values, 5)
+    det = mixtura.DensityAnomalyDetector(random_state=0).fit(X[:700])
+    scores, flagged = cli._score_all(det, X, cli.Progress("scoring", total=len(X), enabled=False))
+    np.testing.assert_array_equal(scores, det.score_samples(X))
+    np.testing.assert_array_equal(flagged, det.predict(X) == -1)
+    assert 0 < flagged.sum() < len(X)
+    det.offset_ = scores[100]  # a window exactly at the threshold is not flagged (predict: score - offset_ < 0)
+    scores, flagged = cli._score_all(det, X, cli.Progress("scoring", total=len(X), enabled=False))
+    np.testing.assert_array_equal(flagged, det.predict(X) == -1)
+    assert not flagged[100] and flagged[scores < scores[100]].all()
+
+
+@pytest.mark.skipif(HAS_GPU, reason="'auto' takes the GPU here")
+def test_device_cpu_and_auto_without_a_gpu(three_channels, tmp_path):
+    code, out, err = run_main("detect", str(three_channels), *PLANT, "--out", str(tmp_path / "c"))
+    assert code == 0, err
+    assert "\n  device      cpu\n" in out
+    code, out, err = run_main("detect", str(three_channels), *PLANT, "--device", "auto", "--out", str(tmp_path / "a"))
+    assert code == 0, err
+    assert "\n  device      cpu (--device auto)\n" in out
+    assert (tmp_path / "a" / "scores.csv").read_bytes() == (tmp_path / "c" / "scores.csv").read_bytes()
+    code, out, err = run_main("score", str(tmp_path / "a" / "model.mixtura"), str(three_channels), "--device", "auto",
+                              "--out", str(tmp_path / "s"), "--no-plot")
+    assert code == 0, err
+    assert "\n  device      cpu (--device auto)\n" in out
+    assert (tmp_path / "s" / "scores.csv").read_bytes() == (tmp_path / "c" / "scores.csv").read_bytes()
+
+
+@pytest.mark.skipif(HAS_GPU, reason="a GPU is visible here")
+@pytest.mark.parametrize("command", ["detect", "fit", "score"])
+def test_device_cuda_without_a_gpu_says_what_is_missing(three_channels, tmp_path, command):
+    missing = "no CUDA device is visible" if _core.HAS_CUDA else "this build of mixtura has no CUDA backend"
+    model = ["no-such.mixtura"] if command == "score" else []  # the device is checked before anything is read
+    code, out, err = run_main(command, *model, str(three_channels), "--device", "cuda", "--out", str(tmp_path / "o"))
+    assert code == 1 and out == ""
+    assert err.startswith(f"mixtura {command}: error: --device cuda: {missing}"), err
+    assert "use --device cpu or auto" in err
+    assert not (tmp_path / "o").exists()  # nothing written
+
+
+@pytest.mark.parametrize("command", ["detect", "fit", "score"])
+def test_an_unknown_device_exits_2(command, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main([command, *(["m.mixtura"] if command == "score" else []), "--device", "gpu"])
+    assert e.value.code == 2
+    assert "argument --device: invalid choice: 'gpu' (choose from" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not HAS_GPU, reason="no CUDA backend or no CUDA device")
+@pytest.mark.parametrize("device", ["cuda", "auto"])
+def test_device_cuda_follows_the_cpu(three_channels, tmp_path, device):
+    # The GPU's fit and scores match the CPU's within the CUDA backend's float64 tolerance (not bit for
+    # bit); the model file it writes says device='cpu', so it loads and scores anywhere.
+    code, cpu_out, err = run_main("detect", str(three_channels), *PLANT, "--out", str(tmp_path / "c"))
+    assert code == 0, err
+    code, out, err = run_main("detect", str(three_channels), *PLANT, "--device", device, "--out", str(tmp_path / "g"))
+    assert code == 0, err
+    how = "" if device == "cuda" else "; --device auto"
+    assert f"\n  device      cuda (GPU 0{how})\n" in out
+    model_line = re.compile(r"\n  model       GaussianMixture, \d+ components?, \w+ covariance")
+    assert model_line.search(out).group(0) == model_line.search(cpu_out).group(0)
+    _, rows_cpu = read_scores(tmp_path / "c" / "scores.csv")
+    _, rows_gpu = read_scores(tmp_path / "g" / "scores.csv")
+    a, b = (np.array([float(r[1]) for r in rows]) for rows in (rows_cpu, rows_gpu))
+    threshold = float(rows_cpu[0][2])
+    tol = 1e-9 * max(1.0, np.abs(a).max())
+    assert np.abs(a - b).max() <= tol and abs(float(rows_gpu[0][2]) - threshold) <= tol
+    clear = np.abs(a - threshold) > 2 * tol  # windows not at the threshold within the tolerance
+    assert [r[3] for r, c in zip(rows_gpu, clear) if c] == [r[3] for r, c in zip(rows_cpu, clear) if c]
+    assert mixtura.load(tmp_path / "g" / "model.mixtura").device == "cpu"
+    code, out, err = run_main("score", str(tmp_path / "g" / "model.mixtura"), str(three_channels), "--device",
+                              "cuda", "--out", str(tmp_path / "s"), "--no-plot")
+    assert code == 0, err
+    assert "\n  device      cuda (GPU 0)\n" in out
+    _, rows_score = read_scores(tmp_path / "s" / "scores.csv")
+    assert [r[1] for r in rows_score] == [r[1] for r in rows_gpu]  # the same device, the same bits
 
 
 def test_quotes_bom_crlf_blank_lines(tmp_path):
