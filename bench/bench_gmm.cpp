@@ -1,5 +1,6 @@
-// Google Benchmark suite for full-covariance EM: the GMM shapes of shared/BENCHMARKS.md, float64,
-// per EM iteration, with the machine's DGEMM rate measured in the same run for "% of GEMM".
+// Google Benchmark suite for full-covariance Gaussian mixtures: the GMM shapes of shared/BENCHMARKS.md,
+// float64, per EM iteration, and scoring (score_samples) of 10^7 rows through a fitted model, with the
+// machine's DGEMM rate measured in the same run for "% of GEMM".
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -47,6 +48,56 @@ void BM_GmmFullEm(benchmark::State& state) {
   state.counters["pct_dgemm"] = 100.0 * gflop / median / g_dgemm_gflops;
 }
 
+/// n rows of a mixture of k Gaussian clusters (centres ~ N(0, 3^2 I), within-cluster scales 0.5-1.5
+/// per feature), as sensor readings cluster around operating points.
+RowMatrix<double> clustered_rows(Index n, Index d, int k) {
+  std::mt19937 gen(2);
+  std::normal_distribution<double> z;
+  std::uniform_real_distribution<double> scale(0.5, 1.5);
+  RowMatrix<double> centres(k, d), scales(k, d), x(n, d);
+  for (Index i = 0; i < centres.size(); ++i) centres.data()[i] = 3 * z(gen);
+  for (Index i = 0; i < scales.size(); ++i) scales.data()[i] = scale(gen);
+  std::uniform_int_distribution<int> pick(0, k - 1);
+  for (Index i = 0; i < n; ++i) {
+    const int c = pick(gen);
+    for (Index j = 0; j < d; ++j) x(i, j) = centres(c, j) + scales(c, j) * z(gen);
+  }
+  return x;
+}
+
+/// One benchmark iteration = score_samples of N rows (float64, all threads) under a full-covariance
+/// model fitted by 5 EM iterations (k-means++ start, seed 0) on the first 100,000 of them.
+void BM_GmmScore(benchmark::State& state) {
+  const Index n = state.range(0), d = state.range(1);
+  const int k = static_cast<int>(state.range(2));
+  const RowMatrix<double> x = clustered_rows(n, d, k);
+  mixtura::GmmParams p;
+  p.n_components = k;
+  p.tol = 0;
+  p.max_iter = 5;
+  p.init = mixtura::GmmInit::kmeans_plusplus;
+  mixtura::GaussianMixture<double> gm(p);
+  gm.fit(mixtura::MatrixView<double>(x.data(), std::min<Index>(n, 100000), d));
+  std::vector<double> t;
+  for (auto _ : state) {
+    mixtura::detail::Stopwatch clock;
+    const Eigen::VectorXd s = gm.score_samples(x);
+    t.push_back(clock.seconds());
+    benchmark::DoNotOptimize(s.data());
+    state.SetIterationTime(t.back());
+  }
+  std::sort(t.begin(), t.end());
+  const double median = t[t.size() / 2];
+  // The products (x - mu_k) C_k, as executed: a dense D x D factor per component, 2 N K D^2 FLOPs
+  // (half of them with the zeros of the triangular C_k).
+  const double gflop = 2.0 * n * k * d * d / 1e9;
+  state.counters["ms_per_call"] = median * 1e3;
+  state.counters["Mrows_per_s"] = n / median / 1e6;
+  state.counters["GFLOPs"] = gflop / median;
+  state.counters["pct_dgemm"] = 100.0 * gflop / median / g_dgemm_gflops;
+  state.counters["GBs_X"] = 8.0 * n * d / median / 1e9;
+}
+
 void BM_DgemmRate(benchmark::State& state) {
   for (auto _ : state) state.SetIterationTime(1.0);
   state.counters["GFLOPs"] = g_dgemm_gflops;
@@ -65,6 +116,13 @@ BENCHMARK(BM_GmmFullEm)
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond)
     ->Iterations(2);
+BENCHMARK(BM_GmmScore)
+    ->Args({10000000, 16, 16})
+    ->Args({10000000, 8, 8})
+    ->ArgNames({"N", "D", "K"})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(3);
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);

@@ -1,5 +1,5 @@
 #pragma once
-// Shared by the benchmark programs: raw data files and the machine's GEMM rate.
+// Shared by the benchmark programs: command lines, raw data files and the machine's GEMM rate.
 #include <algorithm>
 #include <fstream>
 #include <stdexcept>
@@ -9,6 +9,17 @@
 #include "mixtura/core.hpp"
 
 namespace mixtura_bench {
+
+/// Calls set(key, value) for every "--key value" pair of the command line; set returns false for a
+/// key it does not know.
+template <class Set>
+void parse_options(int argc, char** argv, Set&& set) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string key = argv[i];
+    if (i + 1 >= argc) throw std::invalid_argument("missing value after " + key);
+    if (!set(key, std::string(argv[++i]))) throw std::invalid_argument("unknown option " + key);
+  }
+}
 
 /// `count` values of type T from a raw little-endian file (as numpy's tofile writes them).
 template <class T>

@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Side-by-side timing, mixtura vs scikit-learn: K-means (float32) and full-covariance Gaussian
-mixtures (float64), same data, same initial centres / parameters.
+mixtures (float64), same data, same initial centres / parameters; and scoring (score_samples) of
+float64 rows through one fitted full-covariance model given to both.
 
 Both run with tol = 0 from the same starting point, on the same number of threads, alternating run
 by run. The time per iteration is (t(M_hi) - t(M_lo)) / (M_hi - M_lo)
 for whole fits of M_hi and M_lo iterations, which removes the fixed costs (input checks, copies,
 the final assignment) from both sides alike. The script also checks that both libraries ran the
-same number of iterations and reached the same inertia.
+same number of iterations and reached the same inertia. Scoring times one whole score_samples call
+on each side and compares the per-row scores.
 
-    python3 bench/compare_sklearn.py --build build --threads 2 --runs 5 [--what kmeans|gmm|all]
+    python3 bench/compare_sklearn.py --build build --threads 2 --runs 5 [--what kmeans|gmm|score|all]
 """
 import argparse
 import json
@@ -18,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 
 import numpy as np
 import sklearn
@@ -27,6 +30,15 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 SHAPES = [(200_000, 32, 64), (1_000_000, 8, 16)]
 GMM_SHAPES = [(100_000, 16, 16, 1, 4), (200_000, 32, 8, 1, 3)]  # N, D, K, short and long fit iterations
+SCORE_SHAPES = [(16, 16), (8, 8)]  # D, K; N from --score-rows
+
+
+def ratio_summary(theirs_s, ours_s):
+    """Speed-ups of ours over theirs: of the medians, of the fastest runs, and the quartiles of the
+    run-by-run ratios (each pair ran back to back). On a shared machine noise only adds time."""
+    paired = sorted(a / b for a, b in zip(theirs_s, ours_s))
+    q1, _, q3 = statistics.quantiles(paired, n=4) if len(paired) > 1 else (paired[0],) * 3
+    return (statistics.median(theirs_s) / statistics.median(ours_s), min(theirs_s) / min(ours_s), q1, q3)
 
 
 def ours(binary, xfile, cfile, n, d, k, iters, threads):
@@ -59,7 +71,6 @@ def gmm_ours(binary, files, n, d, k, iters, threads):
 def gmm_theirs(x, w, m, p, iters):
     gm = GaussianMixture(n_components=len(w), covariance_type="full", tol=0.0, max_iter=iters, reg_covar=1e-6,
                          weights_init=w, means_init=m, precisions_init=p)
-    import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ConvergenceWarning: tol = 0 on purpose
         t = time.perf_counter()
@@ -69,7 +80,7 @@ def gmm_theirs(x, w, m, p, iters):
 
 
 def compare_gmm(args):
-    print(f"Gaussian mixture, full covariance, float64: per-iteration time = (t(long) - t(short)) / (long - short)")
+    print("Gaussian mixture, full covariance, float64: per-iteration time = (t(long) - t(short)) / (long - short)")
     rows = []
     binary = os.path.join(args.build, "bench", "gmm_timing")
     with tempfile.TemporaryDirectory() as tmp, threadpool_limits(limits=args.threads):
@@ -106,12 +117,77 @@ def compare_gmm(args):
     print()
 
 
+def score_model(n, d, k):
+    """float64 rows of a mixture of k clusters (centres ~ N(0, 3^2 I), per-feature scales 0.5-1.5),
+    and a full-covariance model fitted on their first 100,000 by scikit-learn (5 EM iterations from
+    k-means, seed 0): the fitted attributes are what both libraries score with."""
+    rng = np.random.default_rng(0)
+    centres = 3 * rng.standard_normal((k, d))
+    scales = rng.uniform(0.5, 1.5, (k, d))
+    labels = rng.integers(0, k, n)
+    x = rng.standard_normal((n, d))
+    x *= scales[labels]
+    x += centres[labels]
+    gm = GaussianMixture(n_components=k, covariance_type="full", max_iter=5, tol=0.0, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning: 5 iterations on purpose
+        gm.fit(x[:100_000])
+    return x, gm
+
+
+def score_ours(binary, files, n, d, k, threads, scores_out=None):
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    cmd = [binary, "--mode", "score", "--data", files["x"], "--means", files["m"], "--weights", files["w"],
+           "--factors", files["c"], "--n", str(n), "--d", str(d), "--k", str(k), "--threads", str(threads)]
+    if scores_out:
+        cmd += ["--scores-out", scores_out]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
+    return json.loads(out.strip().splitlines()[-1])["score_seconds"]
+
+
+def compare_score(args):
+    print("Scoring, full covariance, float64: one score_samples call of all N rows, same fitted model")
+    rows = []
+    binary = os.path.join(args.build, "bench", "gmm_timing")
+    with tempfile.TemporaryDirectory() as tmp, threadpool_limits(limits=args.threads):
+        n = args.score_rows
+        for d, k in SCORE_SHAPES:
+            x, gm = score_model(n, d, k)
+            files = {name: os.path.join(tmp, name + ".bin") for name in "xwmc"}
+            for name, arr in zip("xwmc", (x, gm.weights_, gm.means_, gm.precisions_cholesky_)):
+                np.ascontiguousarray(arr, dtype=np.float64).tofile(files[name])
+            scores_file = os.path.join(tmp, "scores.bin")
+            score_ours(binary, files, n, d, k, args.threads, scores_file)  # untimed: the scores to compare
+            ref = gm.score_samples(x)
+            diff = float(np.max(np.abs(np.fromfile(scores_file, dtype=np.float64) - ref) / np.maximum(np.abs(ref), 1.0)))
+            del ref
+            per = {"mixtura": [], "sklearn": []}
+            for _ in range(args.runs):
+                per["mixtura"].append(score_ours(binary, files, n, d, k, args.threads))
+                t = time.perf_counter()
+                gm.score_samples(x)
+                per["sklearn"].append(time.perf_counter() - t)
+            m, s = statistics.median(per["mixtura"]), statistics.median(per["sklearn"])
+            rows.append((n, d, k, s * 1e3, m * 1e3, n / m / 1e6, *ratio_summary(per["sklearn"], per["mixtura"]), diff))
+            print(f"{n}x{d} K={k}: sklearn {[round(v * 1e3) for v in per['sklearn']]} ms, "
+                  f"mixtura {[round(v * 1e3) for v in per['mixtura']]} ms", flush=True)
+            del x, gm
+    print("\n| shape (float64, full) | scikit-learn ms/call | mixtura ms/call | mixtura Mrows/s | speed-up (medians) "
+          "| speed-up (fastest runs) | run-by-run speed-ups, quartiles | max rel. diff of scores |")
+    print("|---|---|---|---|---|---|---|---|")
+    for n, d, k, s, m, rate, ratio, best, q1, q3, diff in rows:
+        print(f"| {n:,} x {d}, K={k} | {s:.0f} | {m:.0f} | {rate:.2f} | {ratio:.2f}x | {best:.2f}x "
+              f"| {q1:.2f}-{q3:.2f}x | {diff:.1e} |")
+    print()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default="build", help="the CMake build folder (with bench/kmeans_timing, bench/gmm_timing)")
-    ap.add_argument("--what", choices=["kmeans", "gmm", "all"], default="all")
+    ap.add_argument("--what", choices=["kmeans", "gmm", "score", "all"], default="all")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--score-rows", type=int, default=10_000_000, help="scoring: rows scored per call")
     ap.add_argument("--lo", type=int, default=2, help="K-means: iterations of the short fit")
     ap.add_argument("--hi", type=int, default=12, help="K-means: iterations of the long fit")
     args = ap.parse_args()
@@ -123,6 +199,8 @@ def main():
     print(f"threads: {args.threads} each; {args.runs} alternating runs\n")
     if args.what in ("gmm", "all"):
         compare_gmm(args)
+    if args.what in ("score", "all"):
+        compare_score(args)
     if args.what in ("kmeans", "all"):
         compare_kmeans(args)
 
@@ -152,12 +230,8 @@ def compare_kmeans(args):
                 sys.exit(f"{n}x{d} K={k}: a fit converged early (mixtura {it_o}, sklearn {it_s} iterations)")
             m = statistics.median(per_iter["mixtura"])
             s = statistics.median(per_iter["sklearn"])
-            # On a shared machine noise only adds time: the ratio of the fastest runs, and the
-            # spread of the run-by-run ratios (each pair ran back to back), say how far to trust it.
-            best = min(per_iter["sklearn"]) / min(per_iter["mixtura"])
-            paired = sorted(a / b for a, b in zip(per_iter["sklearn"], per_iter["mixtura"]))
-            q1, _, q3 = statistics.quantiles(paired, n=4) if len(paired) > 1 else (paired[0],) * 3
-            rows.append((n, d, k, s * 1e3, m * 1e3, statistics.median(trace_median) * 1e3, s / m, best, q1, q3,
+            rows.append((n, d, k, s * 1e3, m * 1e3, statistics.median(trace_median) * 1e3,
+                         *ratio_summary(per_iter["sklearn"], per_iter["mixtura"]),
                          abs(inertia_o - inertia_s) / inertia_s))
             print(f"{n}x{d} K={k}: sklearn {[round(v * 1e3, 2) for v in per_iter['sklearn']]} ms, "
                   f"mixtura {[round(v * 1e3, 2) for v in per_iter['mixtura']]} ms", flush=True)

@@ -25,10 +25,7 @@ struct Args {
 
 Args parse(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string key = argv[i];
-    if (i + 1 >= argc) throw std::invalid_argument("missing value after " + key);
-    const std::string v = argv[++i];
+  mixtura_bench::parse_options(argc, argv, [&](const std::string& key, const std::string& v) {
     if (key == "--data") a.data = v;
     else if (key == "--centers") a.centers = v;
     else if (key == "--dtype") a.dtype = v;
@@ -38,8 +35,9 @@ Args parse(int argc, char** argv) {
     else if (key == "--max-iter") a.max_iter = std::stoi(v);
     else if (key == "--threads") a.threads = std::stoi(v);
     else if (key == "--repeat") a.repeat = std::stoi(v);
-    else throw std::invalid_argument("unknown option " + key);
-  }
+    else return false;
+    return true;
+  });
   if (a.data.empty() || a.centers.empty() || a.n <= 0 || a.d <= 0 || a.k <= 0)
     throw std::invalid_argument("need --data, --centers, --n, --d, --k");
   return a;
