@@ -134,6 +134,49 @@ TYPED_TEST(GmmProperties, ScoreSamplesEqualBruteForceDensity) {
   }
 }
 
+// Scoring centres a block once on the mixture mean and subtracts (mu_k - c) C_k per component. With
+// components 10^4 standard deviations apart, far from the origin, the rows near each component and
+// the far anomalies keep their digits: against the per-component density (x - mu_k, no cancellation)
+// to 1e-10 relative, for every covariance type.
+TYPED_TEST(GmmProperties, ScoresOfFarApartComponentsKeepTheirDigits) {
+  using T = TypeParam;
+  const Index D = 4, K = 3;
+  std::mt19937 gen(7);
+  std::normal_distribution<double> z;
+  for (CovarianceType t : kTypes) {
+    GmmModel m(t, K, D);
+    m.weights << 0.5, 0.3, 0.2;
+    for (Index k = 0; k < K; ++k) {
+      for (Index j = 0; j < D; ++j)  // fractions: x - c must not be exact in float by luck
+        m.means(k, j) = 1e5 + (j == k ? 1e4 : 0.0) - 3e3 * static_cast<double>(k) + 0.123456789 * static_cast<double>(j + k + 1);
+      if (t == CovarianceType::full || (t == CovarianceType::tied && k == 0)) {
+        Eigen::MatrixXd c = Eigen::MatrixXd::Zero(D, D);  // upper triangular, positive diagonal
+        for (Index i = 0; i < D; ++i) {
+          c(i, i) = 0.5 + 0.25 * static_cast<double>(i + k);
+          for (Index j = i + 1; j < D; ++j) c(i, j) = 0.3 * z(gen);
+        }
+        m.factor[static_cast<std::size_t>(k)] = c;
+      }
+      if (t == CovarianceType::diag)
+        for (Index j = 0; j < D; ++j) m.diag_factor(k, j) = 0.5 + 0.2 * static_cast<double>(j + k);
+      if (t == CovarianceType::spherical) m.diag_factor(k, 0) = 0.7 + 0.1 * static_cast<double>(k);
+    }
+    RowMatrix<T> x(300, D);
+    for (Index i = 0; i < x.rows(); ++i) {
+      const Index k = i % K;
+      const double spread = i % 10 == 9 ? 1e4 : i % 10 == 8 ? 50.0 : 1.5;  // anomalies among normal rows
+      for (Index j = 0; j < D; ++j) x(i, j) = static_cast<T>(m.means(k, j) + spread * z(gen));
+    }
+    GaussianMixture<T> gm;
+    gm.set_model(m);
+    const Eigen::VectorXd s = gm.score_samples(x);
+    for (Index i = 0; i < x.rows(); ++i) {
+      const double want = brute_log_density(m, x.row(i).template cast<double>().transpose());
+      ASSERT_NEAR(s[i], want, 1e-10 * std::abs(want)) << to_string(t) << " row " << i;
+    }
+  }
+}
+
 TYPED_TEST(GmmProperties, BitIdenticalForOneAndTwoThreads) {
   using T = TypeParam;
   const RowMatrix<T> x = gmm_blobs<T>(20000, 5, 8);  // many blocks and reduction groups

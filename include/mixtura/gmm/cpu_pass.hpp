@@ -1,11 +1,14 @@
 #pragma once
 /// Gaussian-mixture data passes on the CPU: log-densities of a block of rows under all components
-/// (one GEMM per component against its precision factor), log-sum-exp, responsibilities, and the
-/// statistics of the M-step, folded block by block; responsibilities are never kept for all rows.
+/// (full and tied: one GEMM against all K precision factors side by side; diag and spherical:
+/// component by component), log-sum-exp, responsibilities, and the statistics of the M-step, folded
+/// block by block; responsibilities are never kept for all rows.
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <vector>
 
 #include <Eigen/Core>
@@ -24,14 +27,15 @@ inline constexpr double kLog2Pi = 1.8378770664093454835606594728112;
 
 /// Working memory of one thread for one block.
 struct GmmScratch {
-  Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> x, diff, y, lp;
+  Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> x, diff, lp;
   Eigen::VectorXd col, log_p, entropy;
   GmmScratch(Index block, Index d, Index k)
-      : x(block, d), diff(block, d), y(block, d), lp(block, k), col(block), log_p(block), entropy(block) {}
+      : x(block, d), diff(block, d), lp(block, k), col(block), log_p(block), entropy(block) {}
 };
 
-/// lp(r, k) = log pi_k + log N(x_r | mu_k, Sigma_k) for the rows of s.x (first `rows` rows), in double.
-inline void weighted_log_prob_block(const GmmModel& m, Index rows, GmmScratch& s) {
+/// Diagonal and spherical covariances: lp(r, k) = log pi_k + log N(x_r | mu_k, Sigma_k) for the first
+/// `rows` rows of s.x, in double, component by component (full and tied: BatchedLogProb below).
+inline void diagonal_log_prob_block(const GmmModel& m, Index rows, GmmScratch& s) {
   const Index D = m.n_features;
   auto x = s.x.topRows(rows);
   auto diff = s.diff.topRows(rows);
@@ -39,21 +43,10 @@ inline void weighted_log_prob_block(const GmmModel& m, Index rows, GmmScratch& s
     const double constant = std::log(m.weights[k]) - 0.5 * static_cast<double>(D) * kLog2Pi + m.log_det_factor(k);
     diff = x.rowwise() - m.means.row(k);
     auto sq = s.col.head(rows);
-    switch (m.type) {
-      case CovarianceType::full:
-      case CovarianceType::tied: {
-        auto y = s.y.topRows(rows);
-        y.noalias() = diff * m.factor_of(k);
-        sq = y.rowwise().squaredNorm();
-        break;
-      }
-      case CovarianceType::diag:
-        sq = (diff.array().rowwise() * m.diag_factor.row(k).array()).square().rowwise().sum();
-        break;
-      case CovarianceType::spherical:
-        sq = diff.rowwise().squaredNorm() * (m.diag_factor(k, 0) * m.diag_factor(k, 0));
-        break;
-    }
+    if (m.type == CovarianceType::diag)
+      sq = (diff.array().rowwise() * m.diag_factor.row(k).array()).square().rowwise().sum();
+    else
+      sq = diff.rowwise().squaredNorm() * (m.diag_factor(k, 0) * m.diag_factor(k, 0));
     s.lp.col(k).head(rows) = (constant - 0.5 * sq.array()).matrix();
   }
 }
@@ -78,6 +71,70 @@ inline void normalise_block(Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic
   entropy.head(rows) = (log_sum - r_dot).matrix();
   a = e;
 }
+
+/// log p(x_r) = m_r + log sum_k exp(lp_rk - m_r) of the first `rows` rows of lp, lp left as it is: what
+/// scoring needs of normalise_block, without the responsibilities and the entropy, and with Eigen's
+/// vectorised exp (terms below e^-700 are not flushed here: they round away in a sum >= 1).
+inline void log_sum_exp_block(const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>& lp,
+                              Index rows, Eigen::VectorXd& log_p) {
+  for (Index r = 0; r < rows; ++r) {  // row by row: a row of lp is contiguous, so exp runs on packets
+    const auto a = lp.row(r).array();
+    const double mx = a.maxCoeff();
+    log_p[r] = mx + std::log((a - mx).exp().sum());
+  }
+}
+
+/// The log-densities of full and tied covariances in batched form: a block of rows centred once on
+/// the mixture mean c, one GEMM against [C_1 ... C_K] (one C if tied), then per component
+/// y_k = (x - c) C_k - (mu_k - c) C_k and lp_k = log pi_k - D/2 log 2 pi + log|C_k| - |y_k|^2 / 2.
+/// Instead of K GEMMs of D columns (each packing the block again). Centring on c keeps the data's
+/// offset out of the products; in double the remaining cancellation (|mu_k - c| against the
+/// component's spread) costs nothing that matters.
+struct BatchedLogProb {
+  bool shared;
+  Eigen::RowVectorXd c;
+  Eigen::MatrixXd factors;   ///< D x F: [C_1 ... C_K]
+  RowMatrix<double> offset;  ///< K x D: (mu_k - c) C_k
+  Eigen::VectorXd constant;  ///< K: log pi_k - D/2 log 2 pi + log|C_k|
+
+  explicit BatchedLogProb(const GmmModel& m)
+      : shared(m.shared_factor()), c(m.weights.transpose() * m.means),
+        factors(m.n_features, shared ? m.n_features : m.n_components * m.n_features),
+        offset(m.n_components, m.n_features), constant(m.n_components) {
+    const Index K = m.n_components, D = m.n_features;
+    for (Index k = 0; k < (shared ? 1 : K); ++k) factors.middleCols(k * D, D) = m.factor_of(k);
+    for (Index k = 0; k < K; ++k) {
+      offset.row(k) = (m.means.row(k) - c) * m.factor_of(k);
+      constant[k] = std::log(m.weights[k]) - 0.5 * static_cast<double>(D) * kLog2Pi + m.log_det_factor(k);
+    }
+  }
+  Index columns() const { return factors.cols(); }
+
+  /// Rows per GEMM: [y_1 ... y_K] of kChunk rows (kChunk x K D doubles, 128 KiB at K D = 256) stays
+  /// in L2 until it is read back; the chunks of a block are always cut alike, so a row's values still
+  /// depend only on its values and its place in the block.
+  static constexpr Index kChunk = 64;
+
+  /// Centres the first `rows` rows of s.x on c in place and writes their s.lp; yall: at least
+  /// min(rows, kChunk) x columns().
+  void operator()(Index rows, GmmScratch& s,
+                  Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>& yall) const {
+    const Index D = c.size(), K = offset.rows();
+    for (Index first = 0; first < rows; first += kChunk) {
+      const Index n = std::min(kChunk, rows - first);
+      auto xc = s.x.middleRows(first, n);
+      xc.rowwise() -= c;
+      auto ya = yall.topRows(n);
+      ya.noalias() = xc * factors;
+      for (Index r = 0; r < n; ++r) {  // row by row: y_k of a row is contiguous in ya, and so is its lp
+        const auto yr = ya.row(r);
+        auto lp = s.lp.row(first + r);
+        for (Index k = 0; k < K; ++k)
+          lp[k] = constant[k] - 0.5 * (yr.segment(shared ? 0 : k * D, D) - offset.row(k)).squaredNorm();
+      }
+    }
+  }
+};
 
 /// Adds row x with responsibility weight wr to component k's N, S1, S2 (around shift row k), one
 /// row at a time (initialisations; the E-step folds whole blocks with GEMMs).
@@ -122,17 +179,8 @@ template <class T>
 GmmStats e_step_batched(const CpuBackend& be, MatrixView<T> X, VectorView<T> w, const GmmModel& m,
                         std::size_t n_worst) {
   const Index K = m.n_components, D = m.n_features, P = D * (D + 1) / 2;
-  const bool shared = m.shared_factor();
-  const Index F = shared ? D : K * D;  // columns of [C_1 ... C_K] (one C if tied)
-  const Eigen::RowVectorXd c = m.weights.transpose() * m.means;
-  Eigen::MatrixXd factors(D, F);
-  for (Index k = 0; k < (shared ? 1 : K); ++k) factors.middleCols(k * D, D) = m.factor_of(k);
-  RowMatrix<double> offset(K, D);  // (mu_k - c) C_k
-  Eigen::VectorXd constant(K);
-  for (Index k = 0; k < K; ++k) {
-    offset.row(k) = (m.means.row(k) - c) * m.factor_of(k);
-    constant[k] = std::log(m.weights[k]) - 0.5 * static_cast<double>(D) * kLog2Pi + m.log_det_factor(k);
-  }
+  const BatchedLogProb log_prob(m);
+  const Index F = log_prob.columns();
   struct Scratch {
     GmmScratch base;
     Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> yall, q;
@@ -144,20 +192,13 @@ GmmStats e_step_batched(const CpuBackend& be, MatrixView<T> X, VectorView<T> w, 
         st.s2_packed = RowMatrix<double>::Zero(K, P);
         return st;
       },
-      [&] { return Scratch{GmmScratch(kGmmBlock, D, K), {kGmmBlock, F}, {kGmmBlock, P}}; },
+      [&] { return Scratch{GmmScratch(kGmmBlock, D, K), {BatchedLogProb::kChunk, F}, {kGmmBlock, P}}; },
       [&](GmmStats& st, Scratch& sc, Index begin, Index end) {
         GmmScratch& s = sc.base;
         const Index rows = end - begin;
         load_block(X, begin, end, s);
-        auto xc = s.x.topRows(rows);
-        xc.rowwise() -= c;
-        auto yall = sc.yall.topRows(rows);
-        yall.noalias() = xc * factors;
-        for (Index k = 0; k < K; ++k) {
-          auto y = s.y.topRows(rows);
-          y = yall.middleCols(shared ? 0 : k * D, D).rowwise() - offset.row(k);
-          s.lp.col(k).head(rows) = (constant[k] - 0.5 * y.rowwise().squaredNorm().array()).matrix();
-        }
+        log_prob(rows, s, sc.yall);  // s.x is now centred on c
+        const auto xc = s.x.topRows(rows);
         fold_row_terms(st, s, w, begin, rows);
         const auto r = s.lp.topRows(rows);
         st.s1.noalias() += r.transpose() * xc;
@@ -171,7 +212,7 @@ GmmStats e_step_batched(const CpuBackend& be, MatrixView<T> X, VectorView<T> w, 
         st.s2_packed.noalias() += r.transpose() * sc.q.topRows(rows);
       });
   out.unpack();
-  out.shift = c.replicate(K, 1);
+  out.shift = log_prob.c.replicate(K, 1);
   return out;
 }
 
@@ -186,7 +227,7 @@ GmmStats e_step_per_component(const CpuBackend& be, MatrixView<T> X, VectorView<
       [&](GmmStats& st, GmmScratch& s, Index begin, Index end) {
         const Index rows = end - begin;
         load_block(X, begin, end, s);
-        weighted_log_prob_block(m, rows, s);
+        diagonal_log_prob_block(m, rows, s);
         fold_row_terms(st, s, w, begin, rows);
         auto x = s.x.topRows(rows);
         auto diff = s.diff.topRows(rows);
@@ -238,26 +279,41 @@ GmmStats gmm_label_stats(const CpuBackend& be, MatrixView<T> X, VectorView<T> w,
 /// (before normalisation; normalise_block(s.lp, s.lp.rows(), s.log_p, s.entropy) turns it into
 /// posteriors). Blocks may be visited in any order, from several threads.
 ///
+/// Full and tied covariances take the E-step's batched form (detail::BatchedLogProb: one GEMM
+/// against all K factors); diagonal and spherical ones go component by component. s.x holds the
+/// block's rows, centred on the mixture mean for full and tied.
+///
 /// Every block is computed at its full kGmmBlock rows, a short last block padded with zero rows, so
 /// that the same operations (GEMM kernel paths, vector tails) reach every row: a row's results depend
 /// only on its values and on its index modulo kGmmBlock, not on how many rows were scored with it.
 /// (This is what lets a stream be scored chunk by chunk with the scores of the whole.)
 template <class T, class Out>
 void gmm_weighted_log_prob(const CpuBackend& be, MatrixView<T> X, const GmmModel& m, Out&& out) {
-  detail::for_blocks(X.rows, detail::kGmmBlock, be.n_threads,
-                     [&] { return detail::GmmScratch(detail::kGmmBlock, m.n_features, m.n_components); },
-                     [&](detail::GmmScratch& s, Index begin, Index end) {
+  constexpr Index B = detail::kGmmBlock;
+  const bool batched = m.type == CovarianceType::full || m.type == CovarianceType::tied;
+  std::optional<detail::BatchedLogProb> log_prob;
+  if (batched) log_prob.emplace(m);
+  struct Scratch {
+    detail::GmmScratch base;
+    Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> yall;
+  };
+  detail::for_blocks(X.rows, B, be.n_threads,
+                     [&] { return Scratch{detail::GmmScratch(B, m.n_features, m.n_components),
+                                          {batched ? detail::BatchedLogProb::kChunk : 0,
+                                           batched ? log_prob->columns() : 0}}; },
+                     [&](Scratch& sc, Index begin, Index end) {
+                       detail::GmmScratch& s = sc.base;
                        detail::load_block(X, begin, end, s);
-                       if (end - begin < detail::kGmmBlock) s.x.bottomRows(detail::kGmmBlock - (end - begin)).setZero();
-                       detail::weighted_log_prob_block(m, detail::kGmmBlock, s);
+                       if (end - begin < B) s.x.bottomRows(B - (end - begin)).setZero();
+                       if (batched) (*log_prob)(B, s, sc.yall);
+                       else detail::diagonal_log_prob_block(m, B, s);
                        out(begin, end - begin, s);
                      });
 }
 
 /// For scoring: log p(x) (log_p) and the most probable component (labels: the first of equal ones,
 /// Eigen's maxCoeff) of every row, X.rows values each, either nullptr; from gmm_weighted_log_prob's
-/// blocks (normalise_block's log-sum-exp), so a row's values depend on its values and its index
-/// modulo kGmmBlock.
+/// blocks (log_sum_exp_block), so a row's values depend on its values and its index modulo kGmmBlock.
 template <class T>
 void gmm_score_rows(const CpuBackend& be, MatrixView<T> X, const GmmModel& m, double* log_p, std::int32_t* labels) {
   gmm_weighted_log_prob(be, X, m, [&](Index begin, Index rows, detail::GmmScratch& s) {
@@ -268,7 +324,7 @@ void gmm_score_rows(const CpuBackend& be, MatrixView<T> X, const GmmModel& m, do
         labels[begin + r] = static_cast<std::int32_t>(best);
       }
     if (log_p) {
-      detail::normalise_block(s.lp, s.lp.rows(), s.log_p, s.entropy);
+      detail::log_sum_exp_block(s.lp, s.lp.rows(), s.log_p);
       Eigen::Map<Eigen::VectorXd>(log_p + begin, rows) = s.log_p.head(rows);
     }
   });
