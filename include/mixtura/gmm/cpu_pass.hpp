@@ -56,20 +56,25 @@ inline void diagonal_log_prob_block(const GmmModel& m, Index rows, GmmScratch& s
 /// H(q_r) = log s_r - sum_k r_rk (lp_rk - m_r) with m_r the row maximum and s_r = sum_k exp(lp_rk - m_r).
 inline void normalise_block(Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>& lp, Index rows,
                             Eigen::VectorXd& log_p, Eigen::VectorXd& entropy) {
-  auto a = lp.topRows(rows).array();
-  const Eigen::ArrayXd mx = a.rowwise().maxCoeff();
-  a.colwise() -= mx;                                  // lp - m (<= 0, -inf for zero weights)
-  // exp below -700 is < 1e-304: flushed to 0 so that no subnormal responsibility reaches the
-  // moment GEMMs (subnormal arithmetic ran those 20x slower); the statistics move by < 1e-300.
-  Eigen::Array<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> e = (a < -700.0).select(0.0, a.exp());
-  const Eigen::ArrayXd sum = e.rowwise().sum();
-  e.colwise() /= sum;                                 // responsibilities
-  const Eigen::ArrayXd log_sum = sum.log();
-  // r * (lp - m), with 0 where r == 0 (so that 0 * -inf counts as 0)
-  const Eigen::ArrayXd r_dot = (e > 0).select(e * a, 0.0).rowwise().sum();
-  log_p.head(rows) = (mx + log_sum).matrix();
-  entropy.head(rows) = (log_sum - r_dot).matrix();
-  a = e;
+  Eigen::Array<double, 1, Eigen::Dynamic> e(lp.cols());
+  for (Index r = 0; r < rows; ++r) {  // row by row: a row of lp is contiguous, so exp runs on packets
+    auto a = lp.row(r).array();
+    const double mx = a.maxCoeff();
+    a -= mx;  // lp - m (<= 0, -inf for zero weights)
+    const bool all_above = a.minCoeff() >= -700.0;  // the common row: every exp >= 1e-304, every r_k > 0
+    // Otherwise exp below -700 (< 1e-304) is flushed to 0 so that no subnormal responsibility reaches
+    // the moment GEMMs (subnormal arithmetic ran those 20x slower); the statistics move by < 1e-300.
+    if (all_above) e = a.exp();
+    else e = (a < -700.0).select(0.0, a.exp());
+    const double sum = e.sum();
+    e /= sum;
+    // sum_k r_k (lp_k - m), with 0 where r_k == 0 (so that 0 * -inf counts as 0)
+    const double r_dot = all_above ? (e * a).sum() : (e > 0).select(e * a, 0.0).sum();
+    const double log_sum = std::log(sum);
+    log_p[r] = mx + log_sum;
+    entropy[r] = log_sum - r_dot;
+    a = e;
+  }
 }
 
 /// log p(x_r) = m_r + log sum_k exp(lp_rk - m_r) of the first `rows` rows of lp, lp left as it is: what
