@@ -88,8 +88,8 @@ void BM_GmmScore(benchmark::State& state) {
   }
   std::sort(t.begin(), t.end());
   const double median = t[t.size() / 2];
-  // The products (x - mu_k) C_k, as executed: a dense D x D factor per component, 2 N K D^2 FLOPs
-  // (half of them with the zeros of the triangular C_k).
+  // The products (x - c) [C_1 ... C_K], as executed: one GEMM of N x D by D x K D (the factors dense),
+  // 2 N K D^2 FLOPs (half of them with the zeros of the triangular C_k).
   const double gflop = 2.0 * n * k * d * d / 1e9;
   state.counters["ms_per_call"] = median * 1e3;
   state.counters["Mrows_per_s"] = n / median / 1e6;

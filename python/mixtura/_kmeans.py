@@ -11,6 +11,16 @@ from sklearn.utils.validation import check_is_fitted, validate_data, _check_samp
 from . import _core, _cuda_array, _io
 
 
+def _cuda_missing():
+    """Why device='cuda' cannot run here (no CUDA build, or no device), or None when it can."""
+    if not _core.HAS_CUDA:
+        return ("this build of mixtura has no CUDA backend (reinstall with `pip install . "
+                "-C cmake.define.MIXTURA_WITH_CUDA=ON` on a machine with nvcc)")
+    if _core.cuda_device_count() == 0:
+        return "no CUDA device is visible to this process"
+    return None
+
+
 def _check_device(device, who):
     """The backend of a fit: "cpu" or "cuda". "auto" takes the GPU when this build has the CUDA
     backend and a device is present, else the CPU. "cuda" without a CUDA build or without a device is a
@@ -19,15 +29,11 @@ def _check_device(device, who):
         raise ValueError(f"{who}: device must be 'cpu', 'cuda' or 'auto', got {device!r}.")
     if device == "cpu":
         return "cpu"
+    missing = _cuda_missing()
     if device == "auto":
-        return "cuda" if _core.HAS_CUDA and _core.cuda_device_count() > 0 else "cpu"
-    if not _core.HAS_CUDA:
-        raise ValueError(f"{who}: device='cuda' was requested, but this build of mixtura has no CUDA backend "
-                         "(reinstall with `pip install . -C cmake.define.MIXTURA_WITH_CUDA=ON` on a machine with "
-                         "nvcc); use device='cpu' or 'auto'.")
-    if _core.cuda_device_count() == 0:
-        raise ValueError(f"{who}: device='cuda' was requested, but no CUDA device is visible to this process; use "
-                         "device='cpu' or 'auto'.")
+        return "cpu" if missing else "cuda"
+    if missing:
+        raise ValueError(f"{who}: device='cuda' was requested, but {missing}; use device='cpu' or 'auto'.")
     return "cuda"
 
 

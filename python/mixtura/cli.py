@@ -359,19 +359,17 @@ def _write_outputs(out_dir, table, r, elbo_trace, train_rows, title, plot):
 # ----------------------------------------------------------------------------------------- commands
 
 def _resolve_device(requested):
-    """"cpu" or "cuda" for --device; DataError naming the option when CUDA is asked for and cannot run."""
-    from . import _core
+    """"cpu" or "cuda" for --device (the estimators' rule); DataError naming the option when CUDA is asked
+    for and cannot run."""
+    from ._kmeans import _cuda_missing
 
     if requested == "cpu":
         return "cpu"
-    usable = _core.HAS_CUDA and _core.cuda_device_count() > 0
+    missing = _cuda_missing()
     if requested == "auto":
-        return "cuda" if usable else "cpu"
-    if not _core.HAS_CUDA:
-        raise DataError("--device cuda: this build of mixtura has no CUDA backend (reinstall with `pip install . "
-                        "-C cmake.define.MIXTURA_WITH_CUDA=ON` on a machine with nvcc); use --device cpu or auto")
-    if not usable:
-        raise DataError("--device cuda: no CUDA device is visible to this process; use --device cpu or auto")
+        return "cpu" if missing else "cuda"
+    if missing:
+        raise DataError(f"--device cuda: {missing}; use --device cpu or auto")
     return "cuda"
 
 
