@@ -35,11 +35,16 @@ struct GmmScratch {
 
 /// Diagonal and spherical covariances: lp(r, k) = log pi_k + log N(x_r | mu_k, Sigma_k) for the first
 /// `rows` rows of s.x, in double, component by component (full and tied: BatchedLogProb below).
-inline void diagonal_log_prob_block(const GmmModel& m, Index rows, GmmScratch& s) {
+/// `source`: detail::first_identical_components(m) (a twin's column is copied from its first).
+inline void diagonal_log_prob_block(const GmmModel& m, const std::vector<Index>& source, Index rows, GmmScratch& s) {
   const Index D = m.n_features;
   auto x = s.x.topRows(rows);
   auto diff = s.diff.topRows(rows);
   for (Index k = 0; k < m.n_components; ++k) {
+    if (source[static_cast<std::size_t>(k)] != k) {
+      s.lp.col(k).head(rows) = s.lp.col(source[static_cast<std::size_t>(k)]).head(rows);
+      continue;
+    }
     const double constant = std::log(m.weights[k]) - 0.5 * static_cast<double>(D) * kLog2Pi + m.log_det_factor(k);
     diff = x.rowwise() - m.means.row(k);
     auto sq = s.col.head(rows);
@@ -98,17 +103,29 @@ inline void log_sum_exp_block(const Eigen::Matrix<double, Eigen::Dynamic, Eigen:
 struct BatchedLogProb {
   bool shared;
   Eigen::RowVectorXd c;
-  Eigen::MatrixXd factors;   ///< D x F: [C_1 ... C_K]
-  RowMatrix<double> offset;  ///< K x D: (mu_k - c) C_k
-  Eigen::VectorXd constant;  ///< K: log pi_k - D/2 log 2 pi + log|C_k|
+  std::vector<Index> source;  ///< K: detail::first_identical_components (twins are evaluated once)
+  std::vector<Index> column;  ///< K: first column of y_k in [y_1 ... y_K] (0 if tied)
+  Eigen::MatrixXd factors;    ///< D x F: [C_1 ... C_K] of the components that are their own source
+  RowMatrix<double> offset;   ///< K x D: (mu_k - c) C_k
+  Eigen::VectorXd constant;   ///< K: log pi_k - D/2 log 2 pi + log|C_k|
 
   explicit BatchedLogProb(const GmmModel& m)
-      : shared(m.shared_factor()), c(m.weights.transpose() * m.means),
-        factors(m.n_features, shared ? m.n_features : m.n_components * m.n_features),
-        offset(m.n_components, m.n_features), constant(m.n_components) {
+      : shared(m.shared_factor()), c(m.weights.transpose() * m.means), source(first_identical_components(m)),
+        column(source.size(), 0), offset(m.n_components, m.n_features), constant(m.n_components) {
     const Index K = m.n_components, D = m.n_features;
-    for (Index k = 0; k < (shared ? 1 : K); ++k) factors.middleCols(k * D, D) = m.factor_of(k);
+    Index distinct = 0;
+    for (Index k = 0; k < K; ++k)
+      if (source[static_cast<std::size_t>(k)] == k) column[static_cast<std::size_t>(k)] = shared ? 0 : D * distinct++;
+    factors.resize(D, shared ? D : distinct * D);
     for (Index k = 0; k < K; ++k) {
+      const auto at = static_cast<std::size_t>(k);
+      if (source[at] != k) {
+        column[at] = column[static_cast<std::size_t>(source[at])];
+        offset.row(k) = offset.row(source[at]);
+        constant[k] = constant[source[at]];
+        continue;
+      }
+      if (!shared || k == 0) factors.middleCols(column[at], D) = m.factor_of(k);
       offset.row(k) = (m.means.row(k) - c) * m.factor_of(k);
       constant[k] = std::log(m.weights[k]) - 0.5 * static_cast<double>(D) * kLog2Pi + m.log_det_factor(k);
     }
@@ -135,7 +152,9 @@ struct BatchedLogProb {
         const auto yr = ya.row(r);
         auto lp = s.lp.row(first + r);
         for (Index k = 0; k < K; ++k)
-          lp[k] = constant[k] - 0.5 * (yr.segment(shared ? 0 : k * D, D) - offset.row(k)).squaredNorm();
+          lp[k] = source[static_cast<std::size_t>(k)] != k
+                      ? lp[source[static_cast<std::size_t>(k)]]
+                      : constant[k] - 0.5 * (yr.segment(column[static_cast<std::size_t>(k)], D) - offset.row(k)).squaredNorm();
       }
     }
   }
@@ -226,13 +245,14 @@ template <class T>
 GmmStats e_step_per_component(const CpuBackend& be, MatrixView<T> X, VectorView<T> w, const GmmModel& m,
                               std::size_t n_worst) {
   const Index K = m.n_components, D = m.n_features;
+  const std::vector<Index> source = first_identical_components(m);
   GmmStats out = fold_rows(
       X.rows, kGmmBlock, be.n_threads, [&] { return GmmStats(m.type, K, D, n_worst); },
       [&] { return GmmScratch(kGmmBlock, D, K); },
       [&](GmmStats& st, GmmScratch& s, Index begin, Index end) {
         const Index rows = end - begin;
         load_block(X, begin, end, s);
-        diagonal_log_prob_block(m, rows, s);
+        diagonal_log_prob_block(m, source, rows, s);
         fold_row_terms(st, s, w, begin, rows);
         auto x = s.x.topRows(rows);
         auto diff = s.diff.topRows(rows);
@@ -297,7 +317,9 @@ void gmm_weighted_log_prob(const CpuBackend& be, MatrixView<T> X, const GmmModel
   constexpr Index B = detail::kGmmBlock;
   const bool batched = m.type == CovarianceType::full || m.type == CovarianceType::tied;
   std::optional<detail::BatchedLogProb> log_prob;
+  std::vector<Index> source;
   if (batched) log_prob.emplace(m);
+  else source = detail::first_identical_components(m);
   struct Scratch {
     detail::GmmScratch base;
     Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> yall;
@@ -311,7 +333,7 @@ void gmm_weighted_log_prob(const CpuBackend& be, MatrixView<T> X, const GmmModel
                        detail::load_block(X, begin, end, s);
                        if (end - begin < B) s.x.bottomRows(B - (end - begin)).setZero();
                        if (batched) (*log_prob)(B, s, sc.yall);
-                       else detail::diagonal_log_prob_block(m, B, s);
+                       else detail::diagonal_log_prob_block(m, source, B, s);
                        out(begin, end - begin, s);
                      });
 }

@@ -5,6 +5,7 @@
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "mixtura/core/errors.hpp"
@@ -91,6 +92,32 @@ struct GmmModel {
 };
 
 namespace detail {
+
+/// For every component k, the first component j <= k whose weight, mean and factor are bit for bit
+/// those of k. Scoring evaluates such twins once and copies the log-densities, so that their tie is
+/// exact and goes to the first on every path (a blocked GEMM rounds a column by its position).
+inline std::vector<Index> first_identical_components(const GmmModel& m) {
+  const auto same = [](const double* a, const double* b, Index n) {
+    return std::memcmp(a, b, static_cast<std::size_t>(n) * sizeof(double)) == 0;
+  };
+  const Index K = m.n_components, D = m.n_features;
+  std::vector<Index> source(static_cast<std::size_t>(K));
+  for (Index k = 0; k < K; ++k) {
+    Index j = 0;
+    for (; j < k; ++j) {
+      if (source[static_cast<std::size_t>(j)] != j || !same(&m.weights[j], &m.weights[k], 1)) continue;
+      bool twin = true;
+      for (Index d = 0; d < D && twin; ++d) twin = same(&m.means(j, d), &m.means(k, d), 1);
+      if (!twin) continue;
+      if (m.type == CovarianceType::full) twin = same(m.factor_of(j).data(), m.factor_of(k).data(), D * D);
+      else if (m.type != CovarianceType::tied)
+        for (Index d = 0; d < m.diag_factor.cols() && twin; ++d) twin = same(&m.diag_factor(j, d), &m.diag_factor(k, d), 1);
+      if (twin) break;
+    }
+    source[static_cast<std::size_t>(k)] = j;
+  }
+  return source;
+}
 
 /// The upper-triangular factor U = L^-T of the precision of a covariance with Cholesky factor L
 /// (scikit-learn's convention). Returns false if the covariance is not positive definite.
