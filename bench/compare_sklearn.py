@@ -11,6 +11,10 @@ same number of iterations and reached the same inertia. Scoring times one whole 
 on each side and compares the per-row scores.
 
     python3 bench/compare_sklearn.py --build build --threads 2 --runs 5 [--what kmeans|gmm|score|all]
+        [--variant native=build-native --variant avx512=build-isa:_avx512 ...]
+
+With several --variant, every variant runs in each round (alternating with scikit-learn), and each
+gets its own rows: e.g. a -march=native build beside the dispatched copies of each level.
 """
 import argparse
 import json
@@ -82,7 +86,6 @@ def gmm_theirs(x, w, m, p, iters):
 def compare_gmm(args):
     print("Gaussian mixture, full covariance, float64: per-iteration time = (t(long) - t(short)) / (long - short)")
     rows = []
-    binary = os.path.join(args.build, "bench", "gmm_timing")
     with tempfile.TemporaryDirectory() as tmp, threadpool_limits(limits=args.threads):
         for n, d, k, lo, hi in GMM_SHAPES:
             rng = np.random.default_rng(0)
@@ -93,27 +96,35 @@ def compare_gmm(args):
             files = {name: os.path.join(tmp, name + ".bin") for name in "xwmp"}
             for name, arr in zip("xwmp", (x, w, m, p)):
                 arr.astype(np.float64).tofile(files[name])
-            per = {"mixtura": [], "sklearn": []}
-            trace_median = []
+            per = {"sklearn": [], **{label: [] for label, _ in args.variants}}
+            trace_median = {label: [] for label, _ in args.variants}
             for _ in range(args.runs):
-                lo_o, _, _, _ = gmm_ours(binary, files, n, d, k, lo, args.threads)
-                hi_o, it_o, lb_o, trace = gmm_ours(binary, files, n, d, k, hi, args.threads)
+                for label, tools in args.variants:
+                    lo_o, _, _, _ = gmm_ours(tools["gmm_timing"], files, n, d, k, lo, args.threads)
+                    hi_o, it_o, lb_o, trace = gmm_ours(tools["gmm_timing"], files, n, d, k, hi, args.threads)
+                    per[label].append((hi_o - lo_o) / (hi - lo))
+                    trace_median[label].append(statistics.median(trace))
+                    if it_o != hi:
+                        sys.exit(f"GMM {n}x{d} K={k}: {label} stopped early ({it_o} iterations)")
                 lo_s, _, _ = gmm_theirs(x, w, m, p, lo)
                 hi_s, it_s, lb_s = gmm_theirs(x, w, m, p, hi)
-                per["mixtura"].append((hi_o - lo_o) / (hi - lo))
                 per["sklearn"].append((hi_s - lo_s) / (hi - lo))
-                trace_median.append(statistics.median(trace))
-            if it_o != hi or it_s != hi:
-                sys.exit(f"GMM {n}x{d} K={k}: a fit stopped early (mixtura {it_o}, sklearn {it_s} iterations)")
+            if it_s != hi:
+                sys.exit(f"GMM {n}x{d} K={k}: scikit-learn stopped early ({it_s} iterations)")
             diff = max(abs(a - b) / abs(b) for a, b in zip(lb_o, lb_s))
-            mo, so = statistics.median(per["mixtura"]), statistics.median(per["sklearn"])
-            rows.append((n, d, k, so * 1e3, mo * 1e3, statistics.median(trace_median) * 1e3, so / mo, diff))
-            print(f"{n}x{d} K={k}: sklearn {[round(v * 1e3, 1) for v in per['sklearn']]} ms, "
-                  f"mixtura {[round(v * 1e3, 1) for v in per['mixtura']]} ms", flush=True)
-    print("\n| shape (float64, full) | scikit-learn ms/iter | mixtura ms/iter | mixtura trace median | speed-up | max rel. diff of lower bounds |")
-    print("|---|---|---|---|---|---|")
-    for n, d, k, s, m, tm, ratio, diff in rows:
-        print(f"| {n:,} x {d}, K={k} | {s:.1f} | {m:.1f} | {tm:.1f} | {ratio:.2f}x | {diff:.1e} |")
+            so = statistics.median(per["sklearn"])
+            for label, _ in args.variants:
+                mo = statistics.median(per[label])
+                rows.append((n, d, k, label, so * 1e3, mo * 1e3, statistics.median(trace_median[label]) * 1e3,
+                             *ratio_summary(per["sklearn"], per[label]), diff))
+            print(f"{n}x{d} K={k}: " + ", ".join(f"{label} {[round(v * 1e3, 1) for v in per[label]]} ms" for label in per),
+                  flush=True)
+    print("\n| shape (float64, full) | ours | scikit-learn ms/iter | ours ms/iter | ours trace median | speed-up (medians) "
+          "| speed-up (fastest runs) | run-by-run speed-ups, quartiles | max rel. diff of lower bounds (last variant) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for n, d, k, label, s, m, tm, ratio, best, q1, q3, diff in rows:
+        print(f"| {n:,} x {d}, K={k} | {label} | {s:.1f} | {m:.1f} | {tm:.1f} | {ratio:.2f}x | {best:.2f}x "
+              f"| {q1:.2f}-{q3:.2f}x | {diff:.1e} |")
     print()
 
 
@@ -148,7 +159,6 @@ def score_ours(binary, files, n, d, k, threads, scores_out=None):
 def compare_score(args):
     print("Scoring, full covariance, float64: one score_samples call of all N rows, same fitted model")
     rows = []
-    binary = os.path.join(args.build, "bench", "gmm_timing")
     with tempfile.TemporaryDirectory() as tmp, threadpool_limits(limits=args.threads):
         n = args.score_rows
         for d, k in SCORE_SHAPES:
@@ -157,26 +167,33 @@ def compare_score(args):
             for name, arr in zip("xwmc", (x, gm.weights_, gm.means_, gm.precisions_cholesky_)):
                 np.ascontiguousarray(arr, dtype=np.float64).tofile(files[name])
             scores_file = os.path.join(tmp, "scores.bin")
-            score_ours(binary, files, n, d, k, args.threads, scores_file)  # untimed: the scores to compare
             ref = gm.score_samples(x)
-            diff = float(np.max(np.abs(np.fromfile(scores_file, dtype=np.float64) - ref) / np.maximum(np.abs(ref), 1.0)))
+            diff = {}
+            for label, tools in args.variants:  # untimed: the scores to compare
+                score_ours(tools["gmm_timing"], files, n, d, k, args.threads, scores_file)
+                got = np.fromfile(scores_file, dtype=np.float64)
+                diff[label] = float(np.max(np.abs(got - ref) / np.maximum(np.abs(ref), 1.0)))
             del ref
-            per = {"mixtura": [], "sklearn": []}
+            per = {"sklearn": [], **{label: [] for label, _ in args.variants}}
             for _ in range(args.runs):
-                per["mixtura"].append(score_ours(binary, files, n, d, k, args.threads))
+                for label, tools in args.variants:
+                    per[label].append(score_ours(tools["gmm_timing"], files, n, d, k, args.threads))
                 t = time.perf_counter()
                 gm.score_samples(x)
                 per["sklearn"].append(time.perf_counter() - t)
-            m, s = statistics.median(per["mixtura"]), statistics.median(per["sklearn"])
-            rows.append((n, d, k, s * 1e3, m * 1e3, n / m / 1e6, *ratio_summary(per["sklearn"], per["mixtura"]), diff))
-            print(f"{n}x{d} K={k}: sklearn {[round(v * 1e3) for v in per['sklearn']]} ms, "
-                  f"mixtura {[round(v * 1e3) for v in per['mixtura']]} ms", flush=True)
+            s = statistics.median(per["sklearn"])
+            for label, _ in args.variants:
+                m = statistics.median(per[label])
+                rows.append((n, d, k, label, s * 1e3, m * 1e3, n / m / 1e6, *ratio_summary(per["sklearn"], per[label]),
+                             diff[label]))
+            print(f"{n}x{d} K={k}: " + ", ".join(f"{label} {[round(v * 1e3) for v in per[label]]} ms" for label in per),
+                  flush=True)
             del x, gm
-    print("\n| shape (float64, full) | scikit-learn ms/call | mixtura ms/call | mixtura Mrows/s | speed-up (medians) "
+    print("\n| shape (float64, full) | ours | scikit-learn ms/call | ours ms/call | ours Mrows/s | speed-up (medians) "
           "| speed-up (fastest runs) | run-by-run speed-ups, quartiles | max rel. diff of scores |")
-    print("|---|---|---|---|---|---|---|---|")
-    for n, d, k, s, m, rate, ratio, best, q1, q3, diff in rows:
-        print(f"| {n:,} x {d}, K={k} | {s:.0f} | {m:.0f} | {rate:.2f} | {ratio:.2f}x | {best:.2f}x "
+    print("|---|---|---|---|---|---|---|---|---|")
+    for n, d, k, label, s, m, rate, ratio, best, q1, q3, diff in rows:
+        print(f"| {n:,} x {d}, K={k} | {label} | {s:.0f} | {m:.0f} | {rate:.2f} | {ratio:.2f}x | {best:.2f}x "
               f"| {q1:.2f}-{q3:.2f}x | {diff:.1e} |")
     print()
 
@@ -190,8 +207,18 @@ def main():
     ap.add_argument("--score-rows", type=int, default=10_000_000, help="scoring: rows scored per call")
     ap.add_argument("--lo", type=int, default=2, help="K-means: iterations of the short fit")
     ap.add_argument("--hi", type=int, default=12, help="K-means: iterations of the long fit")
+    ap.add_argument("--variant", action="append", default=[], metavar="LABEL=BUILD[:SUFFIX]",
+                    help="time this build's bench/kmeans_timing<SUFFIX> and gmm_timing<SUFFIX> too, side by side "
+                         "(repeatable; e.g. native=build-native avx512=build:_avx512); default: mixtura=--build")
     args = ap.parse_args()
-    args.timing_bin = os.path.join(args.build, "bench", "kmeans_timing")
+    args.variants = []
+    for spec in args.variant or [f"mixtura={args.build}"]:
+        label, _, where = spec.partition("=")
+        build, _, suffix = where.partition(":")
+        if not label or not build:
+            ap.error(f"--variant {spec!r}: expected LABEL=BUILD[:SUFFIX]")
+        tools = {t: os.path.join(build, "bench", t + suffix) for t in ("kmeans_timing", "gmm_timing")}
+        args.variants.append((label, tools))
 
     blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
     print(f"scikit-learn {sklearn.__version__}, numpy {np.__version__}, BLAS: "
@@ -216,30 +243,36 @@ def compare_kmeans(args):
             xfile, cfile = os.path.join(tmp, "x.bin"), os.path.join(tmp, "c.bin")
             x.tofile(xfile)
             c.tofile(cfile)
-            per_iter = {"mixtura": [], "sklearn": []}
-            trace_median = []
+            per_iter = {"sklearn": [], **{label: [] for label, _ in args.variants}}
+            trace_median = {label: [] for label, _ in args.variants}
+            inertia_o = {}
             for _ in range(args.runs):
-                lo_o, _, _, _ = ours(args.timing_bin, xfile, cfile, n, d, k, args.lo, args.threads)
-                hi_o, it_o, inertia_o, trace = ours(args.timing_bin, xfile, cfile, n, d, k, args.hi, args.threads)
+                for label, tools in args.variants:
+                    lo_o, _, _, _ = ours(tools["kmeans_timing"], xfile, cfile, n, d, k, args.lo, args.threads)
+                    hi_o, it_o, inertia_o[label], trace = ours(tools["kmeans_timing"], xfile, cfile, n, d, k, args.hi,
+                                                               args.threads)
+                    per_iter[label].append((hi_o - lo_o) / (args.hi - args.lo))
+                    trace_median[label].append(statistics.median(trace))
+                    if it_o != args.hi:
+                        sys.exit(f"{n}x{d} K={k}: {label} converged early ({it_o} iterations)")
                 lo_s, _, _ = theirs(x, c, args.lo)
                 hi_s, it_s, inertia_s = theirs(x, c, args.hi)
-                per_iter["mixtura"].append((hi_o - lo_o) / (args.hi - args.lo))
                 per_iter["sklearn"].append((hi_s - lo_s) / (args.hi - args.lo))
-                trace_median.append(statistics.median(trace))
-            if it_o != args.hi or it_s != args.hi:
-                sys.exit(f"{n}x{d} K={k}: a fit converged early (mixtura {it_o}, sklearn {it_s} iterations)")
-            m = statistics.median(per_iter["mixtura"])
+            if it_s != args.hi:
+                sys.exit(f"{n}x{d} K={k}: scikit-learn converged early ({it_s} iterations)")
             s = statistics.median(per_iter["sklearn"])
-            rows.append((n, d, k, s * 1e3, m * 1e3, statistics.median(trace_median) * 1e3,
-                         *ratio_summary(per_iter["sklearn"], per_iter["mixtura"]),
-                         abs(inertia_o - inertia_s) / inertia_s))
-            print(f"{n}x{d} K={k}: sklearn {[round(v * 1e3, 2) for v in per_iter['sklearn']]} ms, "
-                  f"mixtura {[round(v * 1e3, 2) for v in per_iter['mixtura']]} ms", flush=True)
-    print("\n| shape (float32) | scikit-learn ms/iter | mixtura ms/iter | mixtura trace median | speed-up (medians) "
+            for label, _ in args.variants:
+                m = statistics.median(per_iter[label])
+                rows.append((n, d, k, label, s * 1e3, m * 1e3, statistics.median(trace_median[label]) * 1e3,
+                             *ratio_summary(per_iter["sklearn"], per_iter[label]),
+                             abs(inertia_o[label] - inertia_s) / inertia_s))
+            print(f"{n}x{d} K={k}: " + ", ".join(f"{label} {[round(v * 1e3, 2) for v in per_iter[label]]} ms"
+                                                  for label in per_iter), flush=True)
+    print("\n| shape (float32) | ours | scikit-learn ms/iter | ours ms/iter | ours trace median | speed-up (medians) "
           "| speed-up (fastest runs) | run-by-run speed-ups, quartiles | inertia rel. diff |")
-    print("|---|---|---|---|---|---|---|---|")
-    for n, d, k, s, m, tm, ratio, best, q1, q3, diff in rows:
-        print(f"| {n:,} x {d}, K={k} | {s:.2f} | {m:.2f} | {tm:.2f} | {ratio:.2f}x | {best:.2f}x "
+    print("|---|---|---|---|---|---|---|---|---|")
+    for n, d, k, label, s, m, tm, ratio, best, q1, q3, diff in rows:
+        print(f"| {n:,} x {d}, K={k} | {label} | {s:.2f} | {m:.2f} | {tm:.2f} | {ratio:.2f}x | {best:.2f}x "
               f"| {q1:.2f}-{q3:.2f}x | {diff:.1e} |")
 
 

@@ -28,4 +28,18 @@ python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
 "$venv/bin/python" -m pip install -q ".[test]"
 # The C++ side of the cross-language model-file tests (built above with the tests).
-MIXTURA_MODEL_TOOL="$PWD/$MIXTURA_BUILD_DIR/tests/cpp/model_tool" "$venv/bin/python" -m pytest -q tests/python
+export MIXTURA_MODEL_TOOL="$PWD/$MIXTURA_BUILD_DIR/tests/cpp/model_tool"
+levels=$("$venv/bin/python" -c 'import mixtura; b = mixtura.build_info(); print(b["isa"], *b["cpu_levels"])')
+read -r top cpu_levels <<<"$levels"
+echo "== pytest, all tests, at this CPU's highest level ($top)"
+"$venv/bin/python" -m pytest -q tests/python
+# The estimators' tests again on the other copies of the core that this CPU can run.
+for level in $cpu_levels; do
+  [ "$level" = "$top" ] && continue
+  echo "== pytest, the estimators' tests, at MIXTURA_ISA=$level"
+  MIXTURA_ISA=$level "$venv/bin/python" -m pytest -q tests/python/test_kmeans.py tests/python/test_gmm.py \
+    tests/python/test_anomaly.py tests/python/test_stream.py tests/python/test_model_files.py
+done
+
+echo "== The package on other CPUs: qemu-x86_64 as Nehalem (x86-64-v2) and Haswell (AVX2)"
+bash tests/isa_qemu.sh "$venv/bin/python"

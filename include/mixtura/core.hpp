@@ -1,5 +1,6 @@
 #pragma once
 /// mixtura core: views, errors, counter-based random numbers, deterministic parallel folds.
+#include "mixtura/core/build_info.hpp"
 #include "mixtura/core/data_access.hpp"
 #include "mixtura/core/device_matrix_view.hpp"
 #include "mixtura/core/errors.hpp"

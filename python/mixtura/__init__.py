@@ -4,6 +4,7 @@ The estimators follow scikit-learn's conventions (parameters in ``__init__``, ``
 ``self``, fitted attributes end in ``_``) and run mixtura's C++ core.
 """
 from ._anomaly import DensityAnomalyDetector, Explanation
+from ._build import build_info
 from ._core import __version__
 from ._gmm import GaussianMixture
 from ._io import load, loads
@@ -12,4 +13,4 @@ from ._stream import StreamScorer, sliding_windows, window_end_index
 from . import datasets
 
 __all__ = ["DensityAnomalyDetector", "Explanation", "GaussianMixture", "KMeans", "StreamScorer", "__version__",
-           "datasets", "load", "loads", "sliding_windows", "window_end_index"]
+           "build_info", "datasets", "load", "loads", "sliding_windows", "window_end_index"]

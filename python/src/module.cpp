@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "mixtura/anomaly.hpp"
+#include "mixtura/core/build_info.hpp"
 #include "mixtura/gmm.hpp"
 #include "mixtura/kmeans.hpp"
 #if MIXTURA_HAS_CUDA
@@ -766,9 +767,25 @@ void bind_detector(py::module_& m) {
 
 }  // namespace
 
-PYBIND11_MODULE(_core, m) {
+#ifndef MIXTURA_PYTHON_MODULE
+#define MIXTURA_PYTHON_MODULE _core_baseline
+#endif
+
+PYBIND11_MODULE(MIXTURA_PYTHON_MODULE, m) {
   m.doc() = "mixtura's C++ core (use the estimators in the mixtura package)";
   m.attr("__version__") = mixtura::version();
+  m.def("build_info", [] {
+    const mixtura::BuildInfo b = mixtura::build_info();
+    py::dict d;
+    d["version"] = b.version;
+    d["isa"] = b.isa;
+    d["cpu_levels"] = b.cpu_levels;
+    d["compiler"] = b.compiler;
+    d["openmp"] = b.openmp;
+    d["max_threads"] = b.max_threads;
+    d["cuda"] = b.cuda;
+    return d;
+  }, "This copy of the core: the level it was compiled for, the CPU's levels, compiler, OpenMP, CUDA.");
   // Rows are scored in blocks of this many: a row's log-density depends only on its values and on
   // its index modulo SCORE_BLOCK (mixtura.StreamScorer aligns chunks on it).
   m.attr("SCORE_BLOCK") = static_cast<int>(mixtura::detail::kGmmBlock);

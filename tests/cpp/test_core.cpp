@@ -1,6 +1,7 @@
 // Core pieces: the counter-based generator, the deterministic fold, error formatting, views.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <set>
@@ -124,4 +125,20 @@ TEST(MatrixView, StridedRowsAndSlices) {
   EXPECT_EQ(v.row(2)[1], 6);
   EXPECT_EQ(v.slice(1, 3).row(0)[0], 3);
   EXPECT_EQ(v.map()(2, 0), 5);
+}
+
+// The level a program was compiled for is one its CPU supports (else it could not run), the CPU's
+// levels are a prefix of isa_levels() (each level implies the ones below it), and the other fields
+// say what the build is.
+TEST(BuildInfo, ReportsTheCompiledLevelAmongTheCpusLevels) {
+  const BuildInfo b = build_info();
+  const auto& all = isa_levels();
+  ASSERT_FALSE(b.cpu_levels.empty());
+  ASSERT_LE(b.cpu_levels.size(), all.size());
+  for (std::size_t i = 0; i < b.cpu_levels.size(); ++i) EXPECT_EQ(b.cpu_levels[i], all[i]);
+  EXPECT_NE(std::find(b.cpu_levels.begin(), b.cpu_levels.end(), b.isa), b.cpu_levels.end()) << b.isa;
+  EXPECT_EQ(b.version, std::string(MIXTURA_VERSION_STRING));
+  EXPECT_FALSE(b.compiler.empty());
+  EXPECT_EQ(b.openmp, built_with_openmp());
+  EXPECT_GE(b.max_threads, 1);
 }

@@ -437,15 +437,30 @@ TYPED_TEST(CudaKMeansHost, ReplayedPredictionIsTheTwoPassBitsInOneRead) {
   EXPECT_EQ(labels, std::vector<std::int32_t>(300, 0));
 }
 
+/// The replay rounds float distances as the device does, with fused multiply-adds; a CPU build
+/// without FMA (the x86-64-v2 baseline) rounds them otherwise, so float near-ties may go the other
+/// way there: a few labels (at most 1 in 1000) and the distortions to float precision.
 template <class T>
 void expect_replay_fit_matches_cpu(const KMeans<T>& replay, const KMeans<T>& cpu) {
+#if defined(__FMA__) || defined(__aarch64__)
+  constexpr bool same_rounding = true;
+#else
+  constexpr bool same_rounding = !std::is_same<T, float>::value;
+#endif
+  const double rel = same_rounding ? 1e-12 : 1e-6;
   ASSERT_EQ(replay.n_iter(), cpu.n_iter());
-  EXPECT_EQ(replay.labels(), cpu.labels());
-  EXPECT_TRUE(near_rel(replay.inertia(), cpu.inertia(), 1e-12));
+  if (same_rounding) {
+    EXPECT_EQ(replay.labels(), cpu.labels());
+  } else {
+    std::size_t differ = 0;
+    for (std::size_t i = 0; i < cpu.labels().size(); ++i) differ += replay.labels()[i] != cpu.labels()[i];
+    EXPECT_LE(differ * 1000, cpu.labels().size()) << differ << " labels differ";
+  }
+  EXPECT_TRUE(near_rel(replay.inertia(), cpu.inertia(), rel));
   for (std::size_t i = 0; i < cpu.trace().size(); ++i) {
-    EXPECT_EQ(replay.trace()[i].n_changed, cpu.trace()[i].n_changed) << "iteration " << i;
-    EXPECT_TRUE(near_rel(replay.trace()[i].distortion_assign, cpu.trace()[i].distortion_assign, 1e-12)) << i;
-    EXPECT_TRUE(near_rel(replay.trace()[i].distortion_update, cpu.trace()[i].distortion_update, 1e-12)) << i;
+    if (same_rounding) EXPECT_EQ(replay.trace()[i].n_changed, cpu.trace()[i].n_changed) << "iteration " << i;
+    EXPECT_TRUE(near_rel(replay.trace()[i].distortion_assign, cpu.trace()[i].distortion_assign, rel)) << i;
+    EXPECT_TRUE(near_rel(replay.trace()[i].distortion_update, cpu.trace()[i].distortion_update, rel)) << i;
   }
   ASSERT_EQ(replay.events().size(), cpu.events().size());
   for (std::size_t i = 0; i < cpu.events().size(); ++i) {

@@ -161,8 +161,10 @@ TYPED_TEST(GmmProperties, TwinComponentsTieExactlyAndTheFirstWins) {
       const std::string at = std::string(to_string(t)) + " d " + std::to_string(d);
       const auto labels = gm.predict(x);
       EXPECT_EQ(std::count(labels.begin(), labels.end(), 2), 0) << at << ": a tie went to the later twin";
+      // The posteriors of twins agree to rounding only: exp of a row runs on vector packets and a scalar
+      // tail (Eigen's exp and std::exp), and a twin may fall in the other one.
       const RowMatrix<double> proba = gm.predict_proba(x);
-      for (Index i = 0; i < x.rows(); ++i) ASSERT_EQ(proba(i, 2), proba(i, 0)) << at << " row " << i;
+      for (Index i = 0; i < x.rows(); ++i) ASSERT_NEAR(proba(i, 2), proba(i, 0), 1e-15) << at << " row " << i;
       // One bit of the mean apart: no longer a twin, evaluated on its own, and close to component 0.
       m.means(2, 0) = std::nextafter(m.means(2, 0), 1e300);
       gm.set_model(m);

@@ -79,6 +79,26 @@ TYPED_TEST(KMeansEdge, DuplicatesWithMoreClustersThanDistinctRows) {
   EXPECT_EQ(km.inertia(), 0.0);
 }
 
+// A centre given twice ties exactly with its copy on every row, and the first index wins: the copy
+// sits in a later vector lane or in the scalar tail of the K centres (K = 3, 9, 17, 33 against 4, 8
+// and 16 lanes), so the distances of both must be computed alike on every instruction-set level.
+TYPED_TEST(KMeansEdge, DuplicatedCentreTiesGoToTheFirst) {
+  using T = TypeParam;
+  for (const Index d : {3, 16, 37})
+    for (const Index k : {3, 9, 17, 33}) {
+      const RowMatrix<T> x = blobs<T>(600, d, 4, 5, 100.0);
+      RowMatrix<T> c = x.topRows(k);
+      c.row(k - 1) = c.row(0);
+      KMeans<T> km;
+      km.set_centers(c);
+      const auto labels = km.predict(x);
+      const std::string at = "d " + std::to_string(d) + " k " + std::to_string(k);
+      EXPECT_EQ(std::count(labels.begin(), labels.end(), static_cast<std::int32_t>(k - 1)), 0) << at;
+      const RowMatrix<T> dist = km.transform(x);
+      for (Index i = 0; i < x.rows(); ++i) ASSERT_EQ(dist(i, k - 1), dist(i, 0)) << at << " row " << i;
+    }
+}
+
 TYPED_TEST(KMeansEdge, SingleRowSingleCluster) {
   using T = TypeParam;
   RowMatrix<T> x(1, 3);

@@ -5,7 +5,9 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <string>
 #include <type_traits>
+#include <unordered_map>
 #include <vector>
 
 #include "mixtura/backend/cpu.hpp"
@@ -137,7 +139,18 @@ struct PreparedCenters {
       }
       sq_norms[k] = norm;
     }
+#if !(MIXTURA_HAS_VECTOR_EXT && !defined(MIXTURA_DISABLE_SIMD))
+    // The scalar path's GEMM rounds a centre's column by its position: a repeated centre is left
+    // out of the argmin, so that its tie with the first copy is exact (the first wins).
+    std::unordered_map<std::string, Index> first;
+    repeated.assign(static_cast<std::size_t>(n_clusters), 0);
+    for (Index k = 0; k < n_clusters; ++k) {
+      std::string key(reinterpret_cast<const char*>(C.row(k).data()), static_cast<std::size_t>(n_features) * sizeof(T));
+      repeated[static_cast<std::size_t>(k)] = !first.emplace(std::move(key), k).second;
+    }
+#endif
   }
+  std::vector<char> repeated;  ///< [k]: centre k equals an earlier one bit for bit (scalar path only)
 };
 
 #if MIXTURA_HAS_VECTOR_EXT && !defined(MIXTURA_DISABLE_SIMD)
@@ -253,6 +266,7 @@ MIXTURA_NOINLINE const std::int32_t* nearest_centers_block(MatrixView<T> X, cons
     Index best = 0;
     T best_v = std::numeric_limits<T>::infinity();
     for (Index k = 0; k < K; ++k) {
+      if (pc.repeated[static_cast<std::size_t>(k)]) continue;
       const T v = pc.sq_norms[k] + s.dots(r, k);
       if (v < best_v) {
         best_v = v;
@@ -316,8 +330,10 @@ MIXTURA_NOINLINE void fold_assigned_rows(const T* x, Index stride, const T* w, c
     if (w) weight[k] += wr;
     ++count[k];
     const T* xr = x + r * stride;
+#if defined(__GNUC__) || defined(__clang__)
     if (r < prefetch_rows)
       for (Index j = 0; j < d; j += 64 / Index{sizeof(T)}) __builtin_prefetch(xr + rows * stride + j);
+#endif
     const double* ck = centers_d + k * d;
     double* sk = sums + k * d;
     const DV wv = wr - DV{};
