@@ -7,6 +7,11 @@ set(_mx_targets mixtura)
 if(MIXTURA_WITH_CUDA)
   list(APPEND _mx_targets mixtura_cuda)
 endif()
+if(MIXTURA_EIGEN_FETCHED)  # the fetched Eigen's headers (and its licence) go with mixtura's
+  list(APPEND _mx_targets mixtura_eigen)
+  install(DIRECTORY "${eigen_SOURCE_DIR}/Eigen" DESTINATION ${MIXTURA_EIGEN_INCLUDEDIR})
+  install(FILES "${eigen_SOURCE_DIR}/COPYING.MPL2" DESTINATION ${MIXTURA_EIGEN_INCLUDEDIR} OPTIONAL)
+endif()
 install(TARGETS ${_mx_targets} EXPORT mixturaTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})

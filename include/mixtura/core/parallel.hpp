@@ -69,6 +69,8 @@ void parallel_for_each_with(Index n, int n_threads, MakeScratch&& make_scratch, 
   std::exception_ptr error;
 #if defined(_OPENMP)
 #pragma omp parallel num_threads(resolve_threads(n_threads))
+#else
+  (void)n_threads;  // serial build: one thread whatever is asked
 #endif
   {
     std::optional<Scratch> scratch;
