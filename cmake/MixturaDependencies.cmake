@@ -87,7 +87,14 @@ if(MIXTURA_WITH_CUDA)
   find_package(CUDAToolkit REQUIRED)
 endif()
 
-if(MIXTURA_BUILD_TESTS)
+set(MIXTURA_GTEST_SOURCE_DIR "" CACHE PATH
+    "Build GoogleTest from these sources (e.g. /usr/src/googletest) instead of finding it: cross builds")
+if(MIXTURA_BUILD_TESTS AND MIXTURA_GTEST_SOURCE_DIR)
+  # Built with the project's compiler, so a cross build needs no target-architecture libgtest.
+  set(BUILD_GMOCK OFF CACHE BOOL "" FORCE)
+  set(INSTALL_GTEST OFF CACHE BOOL "" FORCE)
+  add_subdirectory(${MIXTURA_GTEST_SOURCE_DIR} ${CMAKE_BINARY_DIR}/_googletest EXCLUDE_FROM_ALL)
+elseif(MIXTURA_BUILD_TESTS)
   find_package(GTest CONFIG QUIET)
   if(NOT TARGET GTest::gtest_main)
     find_package(GTest QUIET)
