@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds everything (CUDA too when nvcc is found: compiled and linked,
 # its tests skip without a GPU) and runs every test: a separate CMake project built against the
-# installed package (find_package(mixtura)), the GoogleTest suite through ctest, then the Python
-# package, installed with `pip install .` into a fresh virtual environment, through pytest.
+# installed package (find_package(mixtura)), the GoogleTest suite through ctest (the hot suites again
+# at each x86-64 level), a serial build's bits, then the Python package, installed with `pip install .`
+# into a fresh virtual environment, through pytest at each level this CPU runs, under qemu-x86_64 as
+# older CPUs, and last the C++ subset cross-built for aarch64 under qemu-aarch64.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash .ci/install-deps
@@ -20,6 +22,9 @@ cmake --build "$MIXTURA_BUILD_DIR/consumer" -j "$MIXTURA_JOBS" >/dev/null
 
 echo "== C++ tests"
 (cd "$MIXTURA_BUILD_DIR" && ctest --output-on-failure -j "$MIXTURA_JOBS")
+
+echo "== Serial build (no OpenMP, Eigen fetched) gives the OpenMP build's bits"
+bash tests/serial_bits.sh "$MIXTURA_BUILD_DIR/serial_bits"
 
 echo "== Python package: pip install . into a fresh virtual environment, then pytest"
 venv="$MIXTURA_BUILD_DIR/venv"
@@ -43,3 +48,6 @@ done
 
 echo "== The package on other CPUs: qemu-x86_64 as Nehalem (x86-64-v2) and Haswell (AVX2)"
 bash tests/isa_qemu.sh "$venv/bin/python"
+
+echo "== aarch64: cross-built with Debian's g++-aarch64-linux-gnu, a subset of the C++ tests under qemu-aarch64"
+MIXTURA_BUILD_DIR_AARCH64="$MIXTURA_BUILD_DIR/aarch64" bash tests/cross_aarch64.sh --subset
