@@ -106,7 +106,8 @@ fi
 # Every test program that uses the GPU (tests/cpp registers them as test_cuda_*), and the timing programs.
 mapfile -t targets < <(grep -o 'mixtura_test(test_cuda_[a-z_]*' tests/cpp/CMakeLists.txt | cut -d'(' -f2)
 [ "$mode" = check ] && targets+=(cuda_kmeans_bench cuda_gmm_bench)
-[ "$python_tests" = 1 ] && targets+=(_core)
+# The extension: the baseline copy of the core and the CPU probe are enough for the device tests.
+[ "$python_tests" = 1 ] && targets+=(_cpu _core_baseline)
 step "build: ${targets[*]}"
 cmake --build "$BUILD" -j"$JOBS" --target "${targets[@]}"
 
@@ -154,7 +155,7 @@ if [ "$python_tests" = 1 ]; then
   pkg=$(cd "$BUILD" && pwd)/python-package
   rm -rf "$pkg" && mkdir -p "$pkg/mixtura"
   cp -r python/mixtura/. "$pkg/mixtura/"
-  cp "$BUILD"/python/_core*.so "$pkg/mixtura/"
+  cp "$BUILD"/python/_core_*.so "$BUILD"/python/_cpu*.so "$pkg/mixtura/"
   mapfile -t py_files < <(grep -l 'to_device\|HAS_GPU' tests/python/test_*.py)
   (cd "$pkg" && PYTHONPATH="$pkg" "$PYTHON" -m pytest -q -p no:cacheprovider -rs "${py_files[@]/#/$root/}") ||
     status=$?

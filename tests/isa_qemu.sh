@@ -13,13 +13,7 @@ if [ "$(uname -m)" != x86_64 ]; then
   echo "isa_qemu: not an x86-64 machine; nothing to do"
   exit 0
 fi
-if ! command -v qemu-x86_64 >/dev/null 2>&1; then
-  sudo=""
-  [ "$(id -u)" = 0 ] || sudo=sudo
-  echo "installing: qemu-user"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends qemu-user >/dev/null
-fi
+command -v qemu-x86_64 >/dev/null 2>&1 || bash .ci/install-deps qemu-user
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 smoke=tests/isa_smoke.py

@@ -38,12 +38,11 @@ levels=$("$venv/bin/python" -c 'import mixtura; b = mixtura.build_info(); print(
 read -r top cpu_levels <<<"$levels"
 echo "== pytest, all tests, at this CPU's highest level ($top)"
 "$venv/bin/python" -m pytest -q tests/python
-# The estimators' tests again on the other copies of the core that this CPU can run.
+# The same tests on the other copies of the core that this CPU can run.
 for level in $cpu_levels; do
   [ "$level" = "$top" ] && continue
-  echo "== pytest, the estimators' tests, at MIXTURA_ISA=$level"
-  MIXTURA_ISA=$level "$venv/bin/python" -m pytest -q tests/python/test_kmeans.py tests/python/test_gmm.py \
-    tests/python/test_anomaly.py tests/python/test_stream.py tests/python/test_model_files.py
+  echo "== pytest, all tests, at MIXTURA_ISA=$level"
+  MIXTURA_ISA=$level "$venv/bin/python" -m pytest -q tests/python
 done
 
 echo "== The package on other CPUs: qemu-x86_64 as Nehalem (x86-64-v2) and Haswell (AVX2)"
