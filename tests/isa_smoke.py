@@ -1,5 +1,6 @@
 """Smoke test of an installed mixtura on this CPU: import, fit KMeans / GaussianMixture /
-DensityAnomalyDetector, save and load, and print one JSON line with build_info() and the results.
+DensityAnomalyDetector, 1 and 2 threads alike, save and load, and print one JSON line with
+build_info() and the results (also cibuildwheel's test command, pyproject.toml).
 
     python tests/isa_smoke.py [--expect-isa LEVEL] [--compare RESULTS.json [--exact]] [--out RESULTS.json]
 
@@ -43,6 +44,11 @@ def run():
         X = data(dtype)
         km = mixtura.KMeans(n_clusters=3, random_state=0, n_init=2).fit(X)
         gm = mixtura.GaussianMixture(n_components=3, covariance_type="full", random_state=0).fit(X)
+        km1 = mixtura.KMeans(n_clusters=3, random_state=0, n_init=2, n_threads=1).fit(X)
+        gm1 = mixtura.GaussianMixture(n_components=3, covariance_type="full", random_state=0, n_threads=1).fit(X)
+        assert np.array_equal(km1.cluster_centers_, km.cluster_centers_), "KMeans: 1 thread gave other bits"
+        assert np.array_equal(gm1.means_, gm.means_) and gm1.lower_bound_ == gm.lower_bound_, \
+            "GaussianMixture: 1 thread gave other bits"
         det = mixtura.DensityAnomalyDetector(random_state=0).fit(X)
         km2, gm2, det2 = roundtrip(km), roundtrip(gm), roundtrip(det)
         assert np.array_equal(km2.predict(X), km.predict(X)), "KMeans: predict changed through save/load"

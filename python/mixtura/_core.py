@@ -12,8 +12,7 @@ LEVELS = tuple(_cpu.LEVELS)  # lowest first
 
 
 def _choose():
-    built = [level for level in _cpu.BUILT.split(",") if level]
-    present = [level for level in built if importlib.util.find_spec(f"{__package__}._core_{level}") is not None]
+    present = [level for level in LEVELS if importlib.util.find_spec(f"{__package__}._core_{level}") is not None]
     cpu = list(_cpu.cpu_levels())
     cap = os.environ.get("MIXTURA_ISA") or None
     if cap is not None and cap not in LEVELS:

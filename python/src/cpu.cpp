@@ -6,8 +6,7 @@
 #include "mixtura/core/build_info.hpp"
 
 PYBIND11_MODULE(_cpu, m) {
-  m.doc() = "The instruction-set levels of this CPU and of this build of mixtura (see mixtura.build_info)";
+  m.doc() = "The instruction-set levels of this CPU (see mixtura.build_info)";
   m.def("cpu_levels", &mixtura::cpu_isa_levels, "The levels this CPU supports, lowest first.");
   m.attr("LEVELS") = mixtura::isa_levels();
-  m.attr("BUILT") = std::string(MIXTURA_PYTHON_ISA_LEVELS);  // comma-separated, lowest first
 }
