@@ -365,8 +365,8 @@ Eigen::RowVectorXd gmm_data_mean(const ReplayBackend&, View<T>, const detail::Fe
   return data.mean.transpose();
 }
 
-// The K-means passes (behind init = kmeans and k-means++) are the CPU's, on the host views of X and of
-// the weights.
+// The K-means passes (behind init = kmeans and k-means++; the whole contract, backend/contract.hpp) are
+// the CPU's, on the host views of X and of the weights.
 #define MIXTURA_REPLAY_ON_CPU(name)                                                        \
   template <template <class> class View, class T, class... A>                             \
   auto name(const ReplayBackend& be, View<T> X, A&&... a) {                                \
@@ -380,6 +380,7 @@ Eigen::RowVectorXd gmm_data_mean(const ReplayBackend&, View<T>, const detail::Fe
 MIXTURA_REPLAY_WEIGHTED_ON_CPU(kmeans_assign)
 MIXTURA_REPLAY_WEIGHTED_ON_CPU(kmeans_predict)
 MIXTURA_REPLAY_ON_CPU(kmeans_distances_to_assigned)
+MIXTURA_REPLAY_ON_CPU(kmeans_transform)
 MIXTURA_REPLAY_WEIGHTED_ON_CPU(kmeans_update_closest)
 MIXTURA_REPLAY_WEIGHTED_ON_CPU(kmeans_candidate_potentials)
 MIXTURA_REPLAY_ON_CPU(mean_feature_variance)

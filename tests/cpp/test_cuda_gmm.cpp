@@ -29,6 +29,16 @@
 #include "gmm_replay.hpp"
 #include "mixtura/cuda.hpp"
 
+// The CUDA backend meets the whole contract (backend/contract.hpp) for each pairing of views it takes.
+static_assert(mixtura::detail::satisfies_gmm_contract<mixtura::CudaBackend, float, mixtura::MatrixView<float>,
+                                                      mixtura::VectorView<float>>(), "");
+static_assert(mixtura::detail::satisfies_gmm_contract<mixtura::CudaBackend, double, mixtura::DeviceMatrixView<double>,
+                                                      mixtura::VectorView<double>>(), "");
+static_assert(mixtura::detail::satisfies_gmm_contract<mixtura::CudaBackend, float, mixtura::DeviceMatrixView<float>,
+                                                      mixtura::DeviceVectorView<float>>(), "");
+static_assert(mixtura::detail::satisfies_gmm_scoring_contract<mixtura::CudaBackend, double,
+                                                              mixtura::DeviceMatrixView<double>>(), "");
+
 using namespace mixtura;
 using namespace mixtura_test;
 

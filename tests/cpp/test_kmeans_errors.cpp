@@ -7,6 +7,11 @@
 using namespace mixtura;
 using namespace mixtura_test;
 
+// The CPU backend meets the whole contract (backend/contract.hpp) for host views, in both scalar types.
+static_assert(detail::satisfies_gmm_contract<CpuBackend, float, MatrixView<float>, VectorView<float>>(), "");
+static_assert(detail::satisfies_gmm_contract<CpuBackend, double, MatrixView<double>, VectorView<double>>(), "");
+static_assert(detail::satisfies_gmm_scoring_contract<CpuBackend, float, MatrixView<float>>(), "");
+
 template <class T>
 class KMeansErrors : public ::testing::Test {};
 TYPED_TEST_SUITE(KMeansErrors, Scalars);

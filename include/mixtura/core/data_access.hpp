@@ -7,10 +7,11 @@
 ///   detail::NonFinite first_non_finite(const Backend&, DeviceMatrixView<T>)   (found by ADL)
 ///   detail::WeightCheck first_bad_weight(const Backend&, DeviceVectorView<T>)
 ///   RowMatrix<T> fetch_rows(const Backend&, DeviceMatrixView<T>, const std::vector<Index>&)
-/// (kmeans/cuda_pass.hpp for CudaBackend), so that no host code dereferences a device pointer.
+/// (backend/cuda_data.hpp for CudaBackend), so that no host code dereferences a device pointer.
 
 #include <algorithm>
 #include <cstddef>
+#include <type_traits>
 #include <vector>
 
 #include "mixtura/core/device_matrix_view.hpp"
@@ -18,6 +19,32 @@
 #include "mixtura/core/validate.hpp"
 
 namespace mixtura {
+
+namespace detail {
+/// The view an algorithm's entry point takes an argument as: DeviceMatrixView<T> stays itself; anything
+/// else (MatrixView<T>, RowMatrix<T>) is host memory, as MatrixView<T>. Likewise for weights.
+template <class T, class V>
+struct data_view {
+  using type = MatrixView<T>;
+};
+template <class T>
+struct data_view<T, DeviceMatrixView<T>> {
+  using type = DeviceMatrixView<T>;
+};
+template <class T, class V>
+using data_view_t = typename data_view<T, std::decay_t<V>>::type;
+
+template <class T, class V>
+struct weights_view {
+  using type = VectorView<T>;
+};
+template <class T>
+struct weights_view<T, DeviceVectorView<T>> {
+  using type = DeviceVectorView<T>;
+};
+template <class T, class V>
+using weights_view_t = typename weights_view<T, std::decay_t<V>>::type;
+}  // namespace detail
 
 /// detail::check_data on host data (the CPU's check, on the backend's threads).
 template <class Backend, class T>

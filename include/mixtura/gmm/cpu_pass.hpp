@@ -23,7 +23,6 @@ namespace mixtura {
 namespace detail {
 
 inline constexpr Index kGmmBlock = 256;
-inline constexpr double kLog2Pi = 1.8378770664093454835606594728112;
 
 /// Working memory of one thread for one block.
 struct GmmScratch {
@@ -37,7 +36,6 @@ struct GmmScratch {
 /// `rows` rows of s.x, in double, component by component (full and tied: BatchedLogProb below).
 /// `source`: detail::first_identical_components(m) (a twin's column is copied from its first).
 inline void diagonal_log_prob_block(const GmmModel& m, const std::vector<Index>& source, Index rows, GmmScratch& s) {
-  const Index D = m.n_features;
   auto x = s.x.topRows(rows);
   auto diff = s.diff.topRows(rows);
   for (Index k = 0; k < m.n_components; ++k) {
@@ -45,7 +43,7 @@ inline void diagonal_log_prob_block(const GmmModel& m, const std::vector<Index>&
       s.lp.col(k).head(rows) = s.lp.col(source[static_cast<std::size_t>(k)]).head(rows);
       continue;
     }
-    const double constant = std::log(m.weights[k]) - 0.5 * static_cast<double>(D) * kLog2Pi + m.log_det_factor(k);
+    const double constant = m.log_normaliser(k);
     diff = x.rowwise() - m.means.row(k);
     auto sq = s.col.head(rows);
     if (m.type == CovarianceType::diag)
@@ -127,7 +125,7 @@ struct BatchedLogProb {
       }
       if (!shared || k == 0) factors.middleCols(column[at], D) = m.factor_of(k);
       offset.row(k) = (m.means.row(k) - c) * m.factor_of(k);
-      constant[k] = std::log(m.weights[k]) - 0.5 * static_cast<double>(D) * kLog2Pi + m.log_det_factor(k);
+      constant[k] = m.log_normaliser(k);
     }
   }
   Index columns() const { return factors.cols(); }

@@ -26,6 +26,7 @@
 
 #include "mixtura/backend/cpu.hpp"
 #include "mixtura/backend/cuda.hpp"
+#include "mixtura/backend/cuda_data.hpp"
 #include "mixtura/core/data_access.hpp"
 #include "mixtura/core/device_matrix_view.hpp"
 #include "mixtura/core/matrix_view.hpp"
@@ -36,7 +37,7 @@
 #include "mixtura/gmm/init.hpp"
 #include "mixtura/gmm/model.hpp"
 #include "mixtura/gmm/stats.hpp"
-#include "mixtura/kmeans/cuda_pass.hpp"
+#include "mixtura/kmeans/cuda_pass.hpp"  // init = kmeans runs K-means on the same backend
 
 namespace mixtura {
 namespace detail {
@@ -64,7 +65,7 @@ struct GmmPassModelData {
     const Index K = m.n_components, D = m.n_features;
     d.constant.resize(static_cast<std::size_t>(K));
     for (Index k = 0; k < K; ++k)
-      d.constant[k] = std::log(m.weights[k]) - 0.5 * static_cast<double>(D) * kLog2Pi + m.log_det_factor(k);
+      d.constant[k] = m.log_normaliser(k);
     cuda::GmmPassModel& v = d.view;
     v.shape = static_cast<cuda::GmmShape>(static_cast<int>(m.type));
     v.K = K;

@@ -13,6 +13,7 @@
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
 
+#include "mixtura/backend/contract.hpp"
 #include "mixtura/backend/cpu.hpp"
 #include "mixtura/core/data_access.hpp"
 #include "mixtura/core/device_matrix_view.hpp"
@@ -91,28 +92,16 @@ class GaussianMixture {
   }
 
   /// The fit on a given backend (CpuBackend, CudaBackend): the loop is the same, only the data
-  /// passes differ. X stays in host memory; a device backend holds its copy for the whole fit.
-  template <class Backend>
-  GaussianMixture& fit_on(const Backend& be, MatrixView<T> X, VectorView<T> sample_weight = {}) {
-    return fit_data(be, X, sample_weight);
-  }
-  /// The fit on data already in device memory (n_samples x n_features; see DeviceMatrixView), e.g.
-  /// with make_cuda_backend() from mixtura/cuda.hpp: the passes read X in place, and the loop reaches
-  /// its values only through the backend (the non-finite check, the feature moments and the
-  /// initialisation statistics as device passes, the initial and re-seeded rows as small copies).
-  /// Host sample weights are uploaded beside X. Same results as fit_on(be, X) on the host copy of X.
-  template <class Backend>
-  GaussianMixture& fit_on(const Backend& be, DeviceMatrixView<T> X, VectorView<T> sample_weight = {}) {
-    return fit_data(be, X, sample_weight);
-  }
-  /// The same with the sample weights in device memory too (n_samples values): the passes (E-step,
-  /// initialisation statistics, K-means init) read them in place and their checks run on the device
-  /// (the CPU's messages); the fit's total weight and the rows that re-seed a component come from the
-  /// passes. The loop copies them to the host only for init = random_from_data (once a fit, to draw the
-  /// initial rows by weight). Same results as fit_on(be, X, w) on the host copies of X and w.
-  template <class Backend>
-  GaussianMixture& fit_on(const Backend& be, DeviceMatrixView<T> X, DeviceVectorView<T> sample_weight) {
-    return fit_data(be, X, sample_weight);
+  /// passes differ. X: host memory (MatrixView, RowMatrix; a device backend holds its copy for the
+  /// whole fit) or device memory (DeviceMatrixView: read in place; the loop reaches its values only
+  /// through the backend: the non-finite check, the feature moments and the initialisation statistics
+  /// as device passes, the initial and re-seeded rows as small copies). sample_weight: host
+  /// (VectorView, uploaded beside X) or, with device X, device memory (DeviceVectorView: read in place
+  /// and checked on the device with the CPU's messages; copied to the host only for init =
+  /// random_from_data). Same results as fit() on host copies of X and the weights.
+  template <class Backend, class XView, class WView = VectorView<T>>
+  GaussianMixture& fit_on(const Backend& be, const XView& X, const WView& sample_weight = {}) {
+    return fit_data(be, detail::data_view_t<T, XView>(X), detail::weights_view_t<T, WView>(sample_weight));
   }
 
   /// log p(x) of each row (higher = more typical).
@@ -130,56 +119,31 @@ class GaussianMixture {
     return component_log_density_on(CpuBackend{params_.n_threads}, X);
   }
 
-  /// The scoring functions above on a given backend, for X in host memory (MatrixView) or, on a
-  /// device backend, in device memory (DeviceMatrixView: read in place; results in host memory).
+  /// The scoring functions above on a given backend, for X in host memory (MatrixView, RowMatrix) or,
+  /// on a device backend, in device memory (DeviceMatrixView: read in place; results in host memory).
   /// Each row's result depends only on that row (and on its index modulo the backend's block), not
-  /// on the rows scored with it.
-  template <class Backend>
-  Eigen::VectorXd score_samples_on(const Backend& be, MatrixView<T> X) const {
-    return score_samples_data(be, X);
+  /// on the rows scored with it. score_on's weights in device memory are copied to the host (as many
+  /// values as the scores that come back) and checked there, so its messages and bits are those of
+  /// the host copy.
+  template <class Backend, class XView>
+  Eigen::VectorXd score_samples_on(const Backend& be, const XView& X) const {
+    return score_samples_data(be, detail::data_view_t<T, XView>(X));
   }
-  template <class Backend>
-  Eigen::VectorXd score_samples_on(const Backend& be, DeviceMatrixView<T> X) const {
-    return score_samples_data(be, X);
+  template <class Backend, class XView, class WView = VectorView<T>>
+  double score_on(const Backend& be, const XView& X, const WView& sample_weight = {}) const {
+    return score_data(be, detail::data_view_t<T, XView>(X), detail::weights_view_t<T, WView>(sample_weight));
   }
-  template <class Backend>
-  double score_on(const Backend& be, MatrixView<T> X, VectorView<T> sample_weight = {}) const {
-    return score_data(be, X, sample_weight);
+  template <class Backend, class XView>
+  RowMatrix<double> predict_proba_on(const Backend& be, const XView& X) const {
+    return predict_proba_data(be, detail::data_view_t<T, XView>(X));
   }
-  template <class Backend>
-  double score_on(const Backend& be, DeviceMatrixView<T> X, VectorView<T> sample_weight = {}) const {
-    return score_data(be, X, sample_weight);
+  template <class Backend, class XView>
+  std::vector<std::int32_t> predict_on(const Backend& be, const XView& X) const {
+    return predict_data(be, detail::data_view_t<T, XView>(X));
   }
-  /// The same with the sample weights in device memory: copied to the host (n_samples values, as many
-  /// as the scores that come back) and checked there for the weighted mean, so the messages and the
-  /// bits are those of score_on with the host copy of the weights.
-  template <class Backend>
-  double score_on(const Backend& be, DeviceMatrixView<T> X, DeviceVectorView<T> sample_weight) const {
-    return score_data(be, X, sample_weight);
-  }
-  template <class Backend>
-  RowMatrix<double> predict_proba_on(const Backend& be, MatrixView<T> X) const {
-    return predict_proba_data(be, X);
-  }
-  template <class Backend>
-  RowMatrix<double> predict_proba_on(const Backend& be, DeviceMatrixView<T> X) const {
-    return predict_proba_data(be, X);
-  }
-  template <class Backend>
-  std::vector<std::int32_t> predict_on(const Backend& be, MatrixView<T> X) const {
-    return predict_data(be, X);
-  }
-  template <class Backend>
-  std::vector<std::int32_t> predict_on(const Backend& be, DeviceMatrixView<T> X) const {
-    return predict_data(be, X);
-  }
-  template <class Backend>
-  RowMatrix<double> component_log_density_on(const Backend& be, MatrixView<T> X) const {
-    return component_log_density_data(be, X);
-  }
-  template <class Backend>
-  RowMatrix<double> component_log_density_on(const Backend& be, DeviceMatrixView<T> X) const {
-    return component_log_density_data(be, X);
+  template <class Backend, class XView>
+  RowMatrix<double> component_log_density_on(const Backend& be, const XView& X) const {
+    return component_log_density_data(be, detail::data_view_t<T, XView>(X));
   }
   /// Bayesian information criterion on X (lower is better): -2 n score(X) + n_parameters log n.
   double bic(MatrixView<T> X) const { return bic_on(CpuBackend{params_.n_threads}, X); }
@@ -187,21 +151,13 @@ class GaussianMixture {
   double aic(MatrixView<T> X) const { return aic_on(CpuBackend{params_.n_threads}, X); }
   /// bic and aic on a given backend, for X in host or (on a device backend) device memory, through
   /// score_on: the same pass, the same bits.
-  template <class Backend>
-  double bic_on(const Backend& be, MatrixView<T> X) const {
-    return information_criterion(Criterion::bic, be, X);
+  template <class Backend, class XView>
+  double bic_on(const Backend& be, const XView& X) const {
+    return information_criterion(Criterion::bic, be, detail::data_view_t<T, XView>(X));
   }
-  template <class Backend>
-  double bic_on(const Backend& be, DeviceMatrixView<T> X) const {
-    return information_criterion(Criterion::bic, be, X);
-  }
-  template <class Backend>
-  double aic_on(const Backend& be, MatrixView<T> X) const {
-    return information_criterion(Criterion::aic, be, X);
-  }
-  template <class Backend>
-  double aic_on(const Backend& be, DeviceMatrixView<T> X) const {
-    return information_criterion(Criterion::aic, be, X);
+  template <class Backend, class XView>
+  double aic_on(const Backend& be, const XView& X) const {
+    return information_criterion(Criterion::aic, be, detail::data_view_t<T, XView>(X));
   }
 
   /// n_samples rows drawn from the fitted mixture, reproducibly from `seed`, with their components.
@@ -306,6 +262,7 @@ class GaussianMixture {
   /// backend: check_data_on, check_weights_on, the passes, fetch_rows, host_weights (core/data_access.hpp).
   template <class Backend, template <class> class View, template <class> class WView>
   GaussianMixture& fit_data(const Backend& be, View<T> X, WView<T> sample_weight) {
+    static_assert(detail::satisfies_gmm_contract<Backend, T, View<T>, WView<T>>(), "");
     const char* where = "GaussianMixture::fit";
     const GmmParams& p = params_;
     MIXTURA_EXPECTS(p.n_components >= 1, "%s: n_components must be >= 1, got %d", where, p.n_components);
@@ -403,6 +360,7 @@ class GaussianMixture {
 
   template <class Backend, template <class> class View>
   Eigen::VectorXd score_samples_data(const Backend& be, View<T> X) const {
+    static_assert(detail::satisfies_gmm_scoring_contract<Backend, T, View<T>>(), "");
     check_input("GaussianMixture::score_samples", be, X);
     Eigen::VectorXd out(X.rows);
     gmm_score_rows(be, X, state_.model, out.data(), static_cast<std::int32_t*>(nullptr));
@@ -429,6 +387,7 @@ class GaussianMixture {
   }
   template <class Backend, template <class> class View>
   RowMatrix<double> predict_proba_data(const Backend& be, View<T> X) const {
+    static_assert(detail::satisfies_gmm_scoring_contract<Backend, T, View<T>>(), "");
     check_input("GaussianMixture::predict_proba", be, X);
     const Index K = state_.model.n_components;
     RowMatrix<double> out(X.rows, K);
@@ -440,6 +399,7 @@ class GaussianMixture {
   }
   template <class Backend, template <class> class View>
   std::vector<std::int32_t> predict_data(const Backend& be, View<T> X) const {
+    static_assert(detail::satisfies_gmm_scoring_contract<Backend, T, View<T>>(), "");
     check_input("GaussianMixture::predict", be, X);
     std::vector<std::int32_t> out(static_cast<std::size_t>(X.rows));
     gmm_score_rows(be, X, state_.model, static_cast<double*>(nullptr), out.data());
@@ -447,6 +407,7 @@ class GaussianMixture {
   }
   template <class Backend, template <class> class View>
   RowMatrix<double> component_log_density_data(const Backend& be, View<T> X) const {
+    static_assert(detail::satisfies_gmm_scoring_contract<Backend, T, View<T>>(), "");
     check_input("GaussianMixture::component_log_density", be, X);
     const Index K = state_.model.n_components;
     RowMatrix<double> out(X.rows, K);

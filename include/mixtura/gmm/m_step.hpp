@@ -142,7 +142,7 @@ inline GmmModel m_step(const GmmStats& s, const MStepContext& c,
 /// with Scatter_k the weighted scatter of component k's responsibilities around theta's mean.
 /// With theta = the E-step's parameters it equals the mean log-likelihood (the bound is tight there).
 inline double elbo_from_stats(const GmmStats& s, const GmmModel& theta) {
-  const Index K = s.n_components, D = s.n_features;
+  const Index K = s.n_components;
   double total = s.entropy;
   for (Index k = 0; k < K; ++k) {
     if (!(s.nk[k] > 0)) continue;  // no responsibility: contributes nothing (0 log 0 = 0)
@@ -160,9 +160,7 @@ inline double elbo_from_stats(const GmmStats& s, const GmmModel& theta) {
       case CovarianceType::spherical: trace = scatter.diagonal().sum() * theta.diag_factor(k, 0) * theta.diag_factor(k, 0); break;
       default: trace = 0;
     }
-    total += s.nk[k] * (std::log(theta.weights[k]) - 0.5 * static_cast<double>(D) * 1.8378770664093454835606594728112 +
-                        theta.log_det_factor(k)) -
-             0.5 * trace;
+    total += s.nk[k] * theta.log_normaliser(k) - 0.5 * trace;
   }
   return total / s.weight;
 }

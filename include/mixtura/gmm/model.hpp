@@ -14,6 +14,10 @@
 
 namespace mixtura {
 
+namespace detail {
+inline constexpr double kLog2Pi = 1.8378770664093454835606594728112;  ///< log(2 pi)
+}  // namespace detail
+
 struct GmmModel {
   CovarianceType type = CovarianceType::full;
   Index n_components = 0, n_features = 0;
@@ -75,6 +79,12 @@ struct GmmModel {
         return Eigen::MatrixXd::Identity(n_features, n_features) / (diag_factor(k, 0) * diag_factor(k, 0));
     }
     return {};
+  }
+
+  /// log pi_k - D/2 log(2 pi) + log |det factor_k|: the constant of log pi_k + log N(x | mu_k, Sigma_k),
+  /// the one expression every scoring pass uses (so that all of them round it alike).
+  double log_normaliser(Index k) const {
+    return std::log(weights[k]) - 0.5 * static_cast<double>(n_features) * detail::kLog2Pi + log_det_factor(k);
   }
 
   /// Free parameters (for BIC / AIC), as scikit-learn counts them.

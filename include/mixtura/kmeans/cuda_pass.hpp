@@ -13,47 +13,25 @@
 ///
 /// X is a MatrixView (host memory: uploaded once per fit) or a DeviceMatrixView (device memory: used
 /// in place, core/device_matrix_view.hpp); the weights a VectorView (uploaded beside X) or, with
-/// device X, a DeviceVectorView (used in place). For device data the loop's other reads are the
-/// overloads at the end: the non-finite and weight checks as device passes, given rows by small copies.
+/// device X, a DeviceVectorView (used in place). The loop's other reads of device data (checks, given
+/// rows) are the backend's, in backend/cuda_data.hpp.
 
 #include <algorithm>
 #include <cstdint>
 #include <vector>
 
 #include "mixtura/backend/cuda.hpp"
+#include "mixtura/backend/cuda_data.hpp"
 #include "mixtura/core/data_access.hpp"
 #include "mixtura/core/device_matrix_view.hpp"
 #include "mixtura/core/matrix_view.hpp"
 #include "mixtura/core/validate.hpp"
-#include "mixtura/cuda/device_data.hpp"
 #include "mixtura/cuda/kmeans_pass.hpp"
 #include "mixtura/kmeans/draw.hpp"
 #include "mixtura/kmeans/init.hpp"
 #include "mixtura/kmeans/stats.hpp"
 
 namespace mixtura {
-namespace detail {
-template <class T>
-cuda::HostMatrix<T> host_matrix(MatrixView<T> X) {
-  return {X.data, X.rows, X.cols, X.stride};
-}
-template <class T>
-cuda::HostMatrix<T> host_matrix(DeviceMatrixView<T> X) {
-  return {X.data, X.rows, X.cols, X.stride, /*on_device=*/true};
-}
-template <class T>
-const T* weights_or_null(VectorView<T> w) {
-  return w.empty() ? nullptr : w.data;
-}
-template <class T>
-cuda::RowWeights<T> row_weights(VectorView<T> w) {
-  return {w.empty() ? nullptr : w.data, false};
-}
-template <class T>
-cuda::RowWeights<T> row_weights(DeviceVectorView<T> w) {
-  return {w.empty() ? nullptr : w.data, true};
-}
-}  // namespace detail
 
 /// Assignment half-step fused with the statistics of the update half-step (see cpu_pass.hpp).
 template <template <class> class View, template <class> class WView, class T>
@@ -171,33 +149,6 @@ bool kmeans_draw_rows(const CudaBackend& be, DeviceVectorView<T> w, Index n, con
 template <template <class> class View, class T>
 double mean_feature_variance(const CudaBackend& be, View<T> X) {
   return cuda::mean_feature_variance(be, detail::host_matrix(X));
-}
-
-/// The first non-finite value of device data (the loop's input check, core/data_access.hpp).
-template <class T>
-detail::NonFinite first_non_finite(const CudaBackend& be, DeviceMatrixView<T> X) {
-  std::int64_t row = -1, col = -1;
-  double value = 0.0;
-  cuda::find_non_finite(be, detail::host_matrix(X), &row, &col, &value);
-  return {static_cast<Index>(row), static_cast<Index>(col), value};
-}
-
-/// The checks of device sample weights (core/data_access.hpp's check_weights_on): one device pass.
-template <class T>
-detail::WeightCheck first_bad_weight(const CudaBackend& be, DeviceVectorView<T> w) {
-  std::int64_t index = -1;
-  double value = 0.0, total = 0.0;
-  cuda::find_bad_weight(be, w.data, static_cast<std::int64_t>(w.size), &index, &value, &total);
-  return {static_cast<Index>(index), value, total};
-}
-
-/// Rows `rows` of device data, copied to the host (rows.size() x X.cols).
-template <class T>
-RowMatrix<T> fetch_rows(const CudaBackend& be, DeviceMatrixView<T> X, const std::vector<Index>& rows) {
-  RowMatrix<T> out(static_cast<Index>(rows.size()), X.cols);
-  const std::vector<std::int64_t> at(rows.begin(), rows.end());
-  cuda::copy_rows_to_host(be, detail::host_matrix(X), at.data(), static_cast<std::int64_t>(at.size()), out.data());
-  return out;
 }
 
 }  // namespace mixtura

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "mixtura/backend/contract.hpp"
 #include "mixtura/backend/cpu.hpp"
 #include "mixtura/core/data_access.hpp"
 #include "mixtura/core/device_matrix_view.hpp"
@@ -64,40 +65,26 @@ class KMeans {
   }
 
   /// The fit on a given backend (the loop is the same; only the data passes differ), e.g.
-  /// fit_on(make_cuda_backend(), X) with mixtura/cuda.hpp. initial_centers: as in fit().
-  template <class Backend>
-  KMeans& fit_on(const Backend& be, MatrixView<T> X, VectorView<T> w = {}, MatrixView<T> initial_centers = {}) {
-    return fit_data(be, X, w, initial_centers);
-  }
-  /// The fit on data already in device memory (n_samples x n_features; see DeviceMatrixView), e.g.
-  /// with make_cuda_backend() from mixtura/cuda.hpp: the passes read X in place, and the loop reaches
-  /// its values only through the backend (the non-finite check as a device pass, the initial,
-  /// candidate and re-seeded rows as small copies). Host sample weights are uploaded beside X; initial
-  /// centres are a host array.
-  template <class Backend>
-  KMeans& fit_on(const Backend& be, DeviceMatrixView<T> X, VectorView<T> w = {}, MatrixView<T> initial_centers = {}) {
-    return fit_data(be, X, w, initial_centers);
-  }
-  /// The same with the sample weights in device memory too (n_samples values): the passes read them in
-  /// place and their checks run on the device (the CPU's messages). The loop copies them to the host
-  /// only for init = random (once a fit) and on iterations that re-seed an empty cluster.
-  template <class Backend>
-  KMeans& fit_on(const Backend& be, DeviceMatrixView<T> X, DeviceVectorView<T> w,
+  /// fit_on(make_cuda_backend(), X) with mixtura/cuda.hpp. X: host memory (MatrixView, RowMatrix) or
+  /// device memory (DeviceMatrixView: the passes read it in place, the loop reaches its values only
+  /// through the backend). sample_weight: host (VectorView) or, with device X, device memory
+  /// (DeviceVectorView: read in place, checked on the device with the CPU's messages; copied to the
+  /// host only for init = random and on iterations that re-seed an empty cluster). initial_centers:
+  /// a host array, as in fit().
+  template <class Backend, class XView, class WView = VectorView<T>>
+  KMeans& fit_on(const Backend& be, const XView& X, const WView& sample_weight = {},
                  MatrixView<T> initial_centers = {}) {
-    return fit_data(be, X, w, initial_centers);
+    return fit_data(be, detail::data_view_t<T, XView>(X), detail::weights_view_t<T, WView>(sample_weight),
+                    initial_centers);
   }
 
   /// Nearest centre of each row of X.
   std::vector<std::int32_t> predict(MatrixView<T> X) const { return predict_on(CpuBackend{params_.n_threads}, X); }
-  /// predict() with the pass on a given backend.
-  template <class Backend>
-  std::vector<std::int32_t> predict_on(const Backend& be, MatrixView<T> X) const {
-    return predict_data(be, X);
-  }
-  /// predict_on() for data in device memory; the labels come back to the host.
-  template <class Backend>
-  std::vector<std::int32_t> predict_on(const Backend& be, DeviceMatrixView<T> X) const {
-    return predict_data(be, X);
+  /// predict() on a given backend, for X in host or (on a device backend) device memory; the labels
+  /// come back to the host.
+  template <class Backend, class XView>
+  std::vector<std::int32_t> predict_on(const Backend& be, const XView& X) const {
+    return predict_data(be, detail::data_view_t<T, XView>(X));
   }
   /// Fits, then returns the labels of the training rows.
   std::vector<std::int32_t> fit_predict(MatrixView<T> X, VectorView<T> sample_weight = {}) {
@@ -106,35 +93,19 @@ class KMeans {
   }
   /// Euclidean distance of each row to each centre, n_samples x n_clusters.
   RowMatrix<T> transform(MatrixView<T> X) const { return transform_on(CpuBackend{params_.n_threads}, X); }
-  /// transform() with the pass on a given backend.
-  template <class Backend>
-  RowMatrix<T> transform_on(const Backend& be, MatrixView<T> X) const {
-    check_input("KMeans::transform", be, X);
-    return kmeans_transform(be, X, state_.centers);
-  }
-  /// transform_on() for data in device memory; the distances come back to the host.
-  template <class Backend>
-  RowMatrix<T> transform_on(const Backend& be, DeviceMatrixView<T> X) const {
-    check_input("KMeans::transform", be, X);
-    return kmeans_transform(be, X, state_.centers);
+  /// transform() on a given backend, for X in host or device memory; the distances come back to the host.
+  template <class Backend, class XView>
+  RowMatrix<T> transform_on(const Backend& be, const XView& X) const {
+    return transform_data(be, detail::data_view_t<T, XView>(X));
   }
   /// Minus the (weighted) distortion of X under the fitted centres (higher is better).
   double score(MatrixView<T> X, VectorView<T> sample_weight = {}) const {
     return score_on(CpuBackend{params_.n_threads}, X, sample_weight);
   }
-  /// score() with the pass on a given backend.
-  template <class Backend>
-  double score_on(const Backend& be, MatrixView<T> X, VectorView<T> sample_weight = {}) const {
-    return score_data(be, X, sample_weight);
-  }
-  /// score_on() for data in device memory (sample weights: a host array, or below in device memory).
-  template <class Backend>
-  double score_on(const Backend& be, DeviceMatrixView<T> X, VectorView<T> sample_weight = {}) const {
-    return score_data(be, X, sample_weight);
-  }
-  template <class Backend>
-  double score_on(const Backend& be, DeviceMatrixView<T> X, DeviceVectorView<T> sample_weight) const {
-    return score_data(be, X, sample_weight);
+  /// score() on a given backend, for X in host or device memory; sample weights as in fit_on.
+  template <class Backend, class XView, class WView = VectorView<T>>
+  double score_on(const Backend& be, const XView& X, const WView& sample_weight = {}) const {
+    return score_data(be, detail::data_view_t<T, XView>(X), detail::weights_view_t<T, WView>(sample_weight));
   }
 
   bool is_fitted() const { return fitted_; }
@@ -191,6 +162,7 @@ class KMeans {
   /// (WView = VectorView or, with device X, DeviceVectorView).
   template <class Backend, template <class> class View, template <class> class WView>
   KMeans& fit_data(const Backend& be, View<T> X, WView<T> w, MatrixView<T> initial_centers) {
+    static_assert(detail::satisfies_kmeans_contract<Backend, T, View<T>, WView<T>>(), "");
     const char* where = "KMeans::fit";
     const KMeansParams& p = params_;
     const bool given = initial_centers.data != nullptr || p.init == KMeansInit::given;
@@ -277,6 +249,7 @@ class KMeans {
   const KMeansRun& best_run() const { return fitted("trace").runs[static_cast<std::size_t>(state_.best)]; }
   template <class Backend, template <class> class View>
   std::vector<std::int32_t> predict_data(const Backend& be, View<T> X) const {
+    static_assert(detail::satisfies_kmeans_contract<Backend, T, View<T>, VectorView<T>>(), "");
     check_input("KMeans::predict", be, X);
     std::vector<std::int32_t> labels(static_cast<std::size_t>(X.rows));
     kmeans_predict(be, X, VectorView<T>{}, state_.centers, labels.data());
@@ -284,9 +257,16 @@ class KMeans {
   }
   template <class Backend, template <class> class View, template <class> class WView>
   double score_data(const Backend& be, View<T> X, WView<T> sample_weight) const {
+    static_assert(detail::satisfies_kmeans_contract<Backend, T, View<T>, WView<T>>(), "");
     check_input("KMeans::score", be, X);
     check_weights_on(be, "KMeans::score", sample_weight, X.rows);
     return -kmeans_predict(be, X, sample_weight, state_.centers, nullptr);
+  }
+  template <class Backend, template <class> class View>
+  RowMatrix<T> transform_data(const Backend& be, View<T> X) const {
+    static_assert(detail::satisfies_kmeans_contract<Backend, T, View<T>, VectorView<T>>(), "");
+    check_input("KMeans::transform", be, X);
+    return kmeans_transform(be, X, state_.centers);
   }
   template <class Backend, template <class> class View>
   void check_input(const char* where, const Backend& be, View<T> X) const {
