@@ -7,9 +7,9 @@ import numpy as np
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _core, _cuda_array, _io
+from . import _core, _cuda_array, _device, _io
 from ._gmm import GaussianMixture
-from ._kmeans import KMeans, _check_device, _seed
+from ._kmeans import KMeans, _seed
 
 Explanation = namedtuple("Explanation", ["contributions", "component"])
 Explanation.__doc__ = """Why rows scored as they did.
@@ -161,7 +161,7 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
         """
         X = validate_data(self, self._host(X, "fit"), dtype=[np.float64, np.float32], order="C",
                           ensure_min_samples=2)
-        device = _check_device(self.device, "DensityAnomalyDetector")
+        device = _device.resolve(self.device, "DensityAnomalyDetector")
         n_components, contamination, scaling = self._checked_params()
         held_out = round(float(self.calibration_fraction) * X.shape[0])
         if contamination == 0 and self.threshold == "calibrate" and held_out * float(self.false_alarm_rate) < 1:
@@ -169,11 +169,11 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
                           f"the false_alarm_rate={self.false_alarm_rate} quantile rests on less than one row and the "
                           "threshold is about the lowest held-out score; fit on more rows or raise "
                           "calibration_fraction for the false-alarm rate to hold.", UserWarning)
-        r = _core.detector_fit(X, self.method, n_components, int(self.max_components), self.covariance_type,
-                               float(self.reg_covar), scaling, contamination, self.threshold,
-                               float(self.false_alarm_rate), float(self.calibration_fraction), int(self.n_init),
-                               int(self.max_iter), float(self.tol), _seed(self.random_state), int(self.n_threads),
-                               device)
+        fit = _core.typed("detector_fit", X.dtype)
+        r = fit(X, self.method, n_components, int(self.max_components), self.covariance_type, float(self.reg_covar),
+                scaling, contamination, self.threshold, float(self.false_alarm_rate),
+                float(self.calibration_fraction), int(self.n_init), int(self.max_iter), float(self.tol),
+                _seed(self.random_state), int(self.n_threads), device)
         self.center_ = r["center"]
         self.scale_ = r["scale"]
         self.offset_ = float(r["offset"])
@@ -202,13 +202,14 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
         return _cuda_array.host_array(X, who)
 
     def _eval(self, X, what):
-        """what 0: score_samples on the device; 1: explain, on the CPU."""
+        """what: "score_samples" (on the fit's device) or "explain" (on the CPU)."""
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
-        device = _check_device(self.device, "DensityAnomalyDetector") if what == 0 else "cpu"
-        return _core.detector_eval(X, self.method, self.center_, self.scale_, self.density_covariance_type_,
-                                   self.density_weights_, self.density_means_, self.density_precisions_cholesky_,
-                                   self.offset_, what, int(self.n_threads), device)
+        device = _device.resolve(self.device, "DensityAnomalyDetector") if what == "score_samples" else "cpu"
+        evaluate = _core.typed("detector_eval", X.dtype)
+        return evaluate(X, self.method, self.center_, self.scale_, self.density_covariance_type_, self.density_weights_,
+                        self.density_means_, self.density_precisions_cholesky_, self.offset_, what,
+                        int(self.n_threads), device)
 
     def score_samples(self, X):
         """Log-density of each row in the original units (higher = more normal).
@@ -221,7 +222,7 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples,)
         """
-        return self._eval(self._host(X, "score_samples"), 0)
+        return self._eval(self._host(X, "score_samples"), "score_samples")
 
     def decision_function(self, X):
         """score_samples(X) - offset_: negative for rows flagged as anomalous, shape (n_samples,)."""
@@ -244,7 +245,7 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
             ``contributions`` (n_samples, n_features) and ``component`` (n_samples,); see
             :class:`mixtura.Explanation`.
         """
-        contributions, component = self._eval(self._host(X, "explain"), 1)
+        contributions, component = self._eval(self._host(X, "explain"), "explain")
         return Explanation(contributions, component)
 
     def _to_sections(self, prefix="", side=None):

@@ -6,6 +6,8 @@ import importlib
 import importlib.util
 import os
 
+import numpy as np
+
 from . import _cpu
 
 LEVELS = tuple(_cpu.LEVELS)  # lowest first
@@ -34,3 +36,9 @@ _module = importlib.import_module(f"{__package__}._core_{ISA}")
 globals().update({name: value for name, value in vars(_module).items()
                   if not (name.startswith("__") and name != "__version__")})
 del _module
+
+
+def typed(name, dtype):
+    """The core's entry point `name` for a float dtype: gmm_fit -> gmm_fit_float32 or gmm_fit_float64 (host
+    and device entry points are named alike, python/src/bindings.hpp)."""
+    return globals()[f"{name}_{np.dtype(dtype).name}"]

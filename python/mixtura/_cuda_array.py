@@ -16,7 +16,7 @@ import numbers
 
 import numpy as np
 
-from . import _core, _dlpack
+from . import _core, _device, _dlpack
 
 DeviceArray = namedtuple("DeviceArray", "ptr shape dtype row_stride stream owner", defaults=(None,))
 DeviceArray.__doc__ = """A 2-d float array in CUDA device memory: device address, (rows, cols), numpy dtype, distance
@@ -26,7 +26,7 @@ collected; None for the interface, whose memory the caller's object keeps)."""
 
 _TYPESTRS = {"<f4": np.dtype(np.float32), "<f8": np.dtype(np.float64)}
 
-TO_HOST = "copy it to the host first (e.g. cupy.asnumpy(X), X.cpu().numpy())"
+TO_HOST = _device.TO_HOST
 
 
 def is_device_array(obj):
@@ -143,18 +143,8 @@ def parse_vector(obj, who, name="sample_weight"):
 
 
 def resolve_device(device, who, name="X"):
-    """The backend for a device array: "cuda", or a ValueError that says how to proceed."""
-    if device not in ("cpu", "cuda", "auto"):
-        raise ValueError(f"{who}: device must be 'cpu', 'cuda' or 'auto', got {device!r}.")
-    where = f"{who}: {name} is in CUDA device memory (__cuda_array_interface__ or DLPack)"
-    if device == "cpu":
-        raise ValueError(f"{where} but device='cpu'; use device='cuda' or 'auto', or {TO_HOST}.")
-    if not _core.HAS_CUDA:
-        raise ValueError(f"{where}, but this build of mixtura has no CUDA backend; reinstall with `pip install . -C "
-                         f"cmake.define.MIXTURA_WITH_CUDA=ON` on a machine with nvcc, or {TO_HOST}.")
-    if _core.cuda_device_count() == 0:
-        raise ValueError(f"{where}, but no CUDA device is visible to this process.")
-    return "cuda"
+    """The backend for a device array: "cuda", or a ValueError that says how to proceed (_device.resolve)."""
+    return _device.resolve(device, who, device_data=name)
 
 
 def host_only(obj, who, name):
@@ -207,8 +197,3 @@ def synchronize(dev):
     """Waits for the stream of a device array (the v3 interface's, or DLPack's stream 1), if any."""
     if dev.stream is not None:
         _core.cuda_stream_synchronize(dev.stream)
-
-
-def core_function(name, dtype):
-    """The _core function `name` for a float dtype (kmeans_fit_device -> kmeans_fit_device_float32, ...)."""
-    return getattr(_core, f"{name}_{np.dtype(dtype).name}")

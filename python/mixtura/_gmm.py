@@ -7,8 +7,8 @@ from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted, validate_data, _check_sample_weight
 
-from . import _core, _cuda_array, _io
-from ._kmeans import _check_device, _refuse_device_weights, _seed
+from . import _core, _cuda_array, _device, _io
+from ._kmeans import _refuse_device_weights, _seed
 
 
 class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
@@ -128,10 +128,10 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         _refuse_device_weights(sample_weight, "GaussianMixture.fit")
         X = _cuda_array.host_array(X, "GaussianMixture.fit")
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", ensure_min_samples=2)
-        device = _check_device(self.device, "GaussianMixture")
+        device = _device.resolve(self.device, "GaussianMixture")
         self._check_n_components(X.shape[0])
         w = None if sample_weight is None else np.ascontiguousarray(_check_sample_weight(sample_weight, X, dtype=X.dtype))
-        r = _core.gmm_fit(X, w, *self._fit_args(), device)
+        r = _core.typed("gmm_fit", X.dtype)(X, w, *self._fit_args(), device)
         return self._finish_fit(r)
 
     def _check_n_components(self, n_samples):
@@ -169,7 +169,7 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         _cuda_array.synchronize(dev)
         if w_dev is not None:
             _cuda_array.synchronize(w_dev)
-        fit = _cuda_array.core_function("gmm_fit_device", dev.dtype)
+        fit = _core.typed("gmm_fit_device", dev.dtype)
         r = fit(dev.ptr, dev.shape[0], dev.shape[1], dev.row_stride, w, *args,
                 sample_weight_ptr=0 if w_dev is None else w_dev.ptr)
         if hasattr(self, "feature_names_in_"):  # as validate_data(reset=True) does for unnamed input
@@ -200,8 +200,6 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         self.n_features_in_ = self.means_.shape[1]
         return self
 
-    _EVAL_NAMES = {0: "score_samples", 1: "predict_proba", 2: "component_log_density", 3: "predict"}
-
     def _device_input(self, X, who):
         """The parsed device array X of a fitted model, on a resolved device, its stream waited for."""
         dev = _cuda_array.parse(X, who)
@@ -215,14 +213,15 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
     def _eval(self, X, what):
         check_is_fitted(self)
         if _cuda_array.is_device_array(X):  # read in place on device 0; the results come back as NumPy arrays
-            dev = self._device_input(X, f"GaussianMixture.{self._EVAL_NAMES[what]}")
-            f = _cuda_array.core_function("gmm_eval_device", dev.dtype)
+            dev = self._device_input(X, f"GaussianMixture.{what}")
+            f = _core.typed("gmm_eval_device", dev.dtype)
             return f(dev.ptr, dev.shape[0], dev.shape[1], dev.row_stride, self.covariance_type, self.weights_,
                      self.means_, self.precisions_cholesky_, what, int(self.n_threads))
         X = _cuda_array.host_array(X, "GaussianMixture")
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
-        return _core.gmm_eval(X, self.covariance_type, self.weights_, self.means_, self.precisions_cholesky_, what,
-                              int(self.n_threads))
+        evaluate = _core.typed("gmm_eval", X.dtype)
+        return evaluate(X, self.covariance_type, self.weights_, self.means_, self.precisions_cholesky_, what,
+                        int(self.n_threads))
 
     @staticmethod
     def _n_rows(X):
@@ -233,7 +232,7 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
 
     def score_samples(self, X):
         """Log-density log p(x) of each row (higher = more typical), shape (n_samples,)."""
-        return self._eval(X, 0)
+        return self._eval(X, "score_samples")
 
     def score(self, X, y=None, sample_weight=None):
         """Weighted mean log-density. sample_weight: a host array, or beside a device X a device array (as
@@ -247,7 +246,7 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
             _, w = _cuda_array.device_data_weights(sample_weight, dev, who)  # bad weights before the backend
             dev = self._device_input(X, who)
             _cuda_array.synchronize(w)
-            f = _cuda_array.core_function("gmm_score_device", dev.dtype)
+            f = _core.typed("gmm_score_device", dev.dtype)
             return float(f(dev.ptr, dev.shape[0], dev.shape[1], dev.row_stride, self.covariance_type, self.weights_,
                            self.means_, self.precisions_cholesky_, w.ptr, int(self.n_threads)))
         s = self.score_samples(X)
@@ -255,12 +254,12 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
 
     def predict_proba(self, X):
         """Posterior probability of each component, shape (n_samples, n_components)."""
-        return self._eval(X, 1)
+        return self._eval(X, "predict_proba")
 
     def predict(self, X):
         """Most probable component of each row (the first on a tie), shape (n_samples,): the argmax of the
         weighted log-densities, as scikit-learn's; from a device array, one label a row comes back."""
-        return self._eval(X, 3)
+        return self._eval(X, "predict")
 
     def fit_predict(self, X, y=None, sample_weight=None):
         """Fit, then label the training rows."""
@@ -268,7 +267,7 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
 
     def component_log_density(self, X):
         """log N(x | mean_k, covariance_k) of each row under each component, shape (n_samples, n_components)."""
-        return self._eval(X, 2)
+        return self._eval(X, "component_log_density")
 
     def sample(self, n_samples=1):
         """Draw rows from the fitted mixture (reproducible for an integer random_state); returns (X, y)."""
@@ -280,8 +279,7 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
 
     def _n_parameters(self):
         k, d = self.means_.shape
-        cov = {"full": k * d * (d + 1) / 2, "tied": d * (d + 1) / 2, "diag": k * d, "spherical": k}[self.covariance_type]
-        return int(cov + k * d + k - 1)
+        return int(_core.gmm_n_parameters(self.covariance_type, k, d))
 
     def bic(self, X):
         """Bayesian information criterion on X (lower is better)."""

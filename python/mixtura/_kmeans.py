@@ -8,33 +8,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data, _check_sample_weight
 
-from . import _core, _cuda_array, _io
-
-
-def _cuda_missing():
-    """Why device='cuda' cannot run here (no CUDA build, or no device), or None when it can."""
-    if not _core.HAS_CUDA:
-        return ("this build of mixtura has no CUDA backend (reinstall with `pip install . "
-                "-C cmake.define.MIXTURA_WITH_CUDA=ON` on a machine with nvcc)")
-    if _core.cuda_device_count() == 0:
-        return "no CUDA device is visible to this process"
-    return None
-
-
-def _check_device(device, who):
-    """The backend of a fit: "cpu" or "cuda". "auto" takes the GPU when this build has the CUDA
-    backend and a device is present, else the CPU. "cuda" without a CUDA build or without a device is a
-    ValueError saying which."""
-    if device not in ("cpu", "cuda", "auto"):
-        raise ValueError(f"{who}: device must be 'cpu', 'cuda' or 'auto', got {device!r}.")
-    if device == "cpu":
-        return "cpu"
-    missing = _cuda_missing()
-    if device == "auto":
-        return "cpu" if missing else "cuda"
-    if missing:
-        raise ValueError(f"{who}: device='cuda' was requested, but {missing}; use device='cpu' or 'auto'.")
-    return "cuda"
+from . import _core, _cuda_array, _device, _io
 
 
 def _refuse_device_weights(sample_weight, who):
@@ -171,13 +145,13 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         _refuse_device_weights(sample_weight, "KMeans.fit")
         X = _cuda_array.host_array(X, "KMeans.fit")
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", accept_large_sparse=False)
-        device = _check_device(self.device, "KMeans")
+        device = _device.resolve(self.device, "KMeans")
         n_init = self._check_params(X)
         w = None if sample_weight is None else np.ascontiguousarray(_check_sample_weight(sample_weight, X, dtype=X.dtype))
         init, init_centers = self._init_of(X.shape[1], X.dtype)
-        r = _core.kmeans_fit(X, w, init_centers, int(self.n_clusters), init, n_init, int(self.max_iter),
-                             float(self.tol), _seed(self.random_state), int(self.n_threads), int(self.verbose),
-                             device)
+        fit = _core.typed("kmeans_fit", X.dtype)
+        r = fit(X, w, init_centers, int(self.n_clusters), init, n_init, int(self.max_iter), float(self.tol),
+                _seed(self.random_state), int(self.n_threads), int(self.verbose), device)
         return self._finish_fit(r)
 
     def _init_of(self, n_features, dtype):
@@ -208,7 +182,7 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         _cuda_array.synchronize(dev)
         if w_dev is not None:
             _cuda_array.synchronize(w_dev)
-        fit = _cuda_array.core_function("kmeans_fit_device", dev.dtype)
+        fit = _core.typed("kmeans_fit_device", dev.dtype)
         r = fit(dev.ptr, dev.shape[0], dev.shape[1], dev.row_stride, w, init_centers, int(self.n_clusters), init,
                 n_init, int(self.max_iter), float(self.tol), _seed(self.random_state), int(self.n_threads),
                 int(self.verbose), sample_weight_ptr=0 if w_dev is None else w_dev.ptr)
@@ -235,9 +209,9 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
                           reset=False)
         return X, self.cluster_centers_.astype(X.dtype, copy=False)
 
-    def _device_pass(self, name, X, core_name=None):
+    def _device_pass(self, name, X):
         """predict/transform/score of an array in CUDA device memory, on device 0: the parsed array,
-        the _core function (kmeans_<core_name>_device_<dtype>) and the centres in X's dtype."""
+        the _core function (kmeans_<name>_device_<dtype>) and the centres in X's dtype."""
         who = f"KMeans.{name}"
         check_is_fitted(self)
         dev = _cuda_array.parse(X, who)
@@ -247,7 +221,7 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
                              "as input.")
         _cuda_array.synchronize(dev)
         c = np.ascontiguousarray(self.cluster_centers_.astype(dev.dtype, copy=False))
-        f = _cuda_array.core_function(f"kmeans_{core_name or name}_device", dev.dtype)
+        f = _core.typed(f"kmeans_{name}_device", dev.dtype)
         return dev, f, c
 
     def predict(self, X):
@@ -256,7 +230,7 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
             dev, f, c = self._device_pass("predict", X)
             return f(dev.ptr, dev.shape[0], dev.shape[1], dev.row_stride, c, int(self.n_threads))
         X, c = self._checked(X)
-        return _core.kmeans_predict(X, np.ascontiguousarray(c), int(self.n_threads))
+        return _core.typed("kmeans_predict", X.dtype)(X, np.ascontiguousarray(c), int(self.n_threads))
 
     def fit_predict(self, X, y=None, sample_weight=None):
         """Fit, then return the training labels."""
@@ -268,7 +242,7 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
             dev, f, c = self._device_pass("transform", X)
             return f(dev.ptr, dev.shape[0], dev.shape[1], dev.row_stride, c, int(self.n_threads))
         X, c = self._checked(X)
-        return _core.kmeans_transform(X, np.ascontiguousarray(c), int(self.n_threads))
+        return _core.typed("kmeans_transform", X.dtype)(X, np.ascontiguousarray(c), int(self.n_threads))
 
     def fit_transform(self, X, y=None, sample_weight=None):
         return self.fit(X, sample_weight=sample_weight).transform(X)
@@ -276,16 +250,16 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
     def score(self, X, y=None, sample_weight=None):
         """Opposite of the (weighted) distortion of X under the fitted centres. sample_weight: as in fit()."""
         if _cuda_array.is_device_array(X):
-            dev, f, c = self._device_pass("score", X, "distortion")
+            dev, f, c = self._device_pass("score", X)
             w, w_dev = _cuda_array.device_data_weights(sample_weight, dev, "KMeans.score")
             if w_dev is not None:
                 _cuda_array.synchronize(w_dev)
-            return -f(dev.ptr, dev.shape[0], dev.shape[1], dev.row_stride, w, c, int(self.n_threads),
+            return f(dev.ptr, dev.shape[0], dev.shape[1], dev.row_stride, w, c, int(self.n_threads),
                       sample_weight_ptr=0 if w_dev is None else w_dev.ptr)
         _refuse_device_weights(sample_weight, "KMeans.score")
         X, c = self._checked(X)
         w = None if sample_weight is None else np.ascontiguousarray(_check_sample_weight(sample_weight, X, dtype=X.dtype))
-        return -_core.kmeans_distortion(X, w, np.ascontiguousarray(c), int(self.n_threads))
+        return _core.typed("kmeans_score", X.dtype)(X, w, np.ascontiguousarray(c), int(self.n_threads))
 
     def _to_sections(self, prefix="", side=None):
         """Model-file sections (scikit-learn attribute names; docs/model-format.md)."""

@@ -359,18 +359,13 @@ def _write_outputs(out_dir, table, r, elbo_trace, train_rows, title, plot):
 # ----------------------------------------------------------------------------------------- commands
 
 def _resolve_device(requested):
-    """"cpu" or "cuda" for --device (the estimators' rule); DataError naming the option when CUDA is asked
-    for and cannot run."""
-    from ._kmeans import _cuda_missing
+    """"cpu" or "cuda" for --device (the estimators' rule, _device.resolve); DataError naming the option
+    when CUDA is asked for and cannot run."""
+    from ._device import cuda_missing, resolve
 
-    if requested == "cpu":
-        return "cpu"
-    missing = _cuda_missing()
-    if requested == "auto":
-        return "cpu" if missing else "cuda"
-    if missing:
-        raise DataError(f"--device cuda: {missing}; use --device cpu or auto")
-    return "cuda"
+    if requested == "cuda" and cuda_missing():
+        raise DataError(f"--device cuda: {cuda_missing()}; use --device cpu or auto")
+    return resolve(requested, "--device")
 
 
 def _print_device(out, device, requested):

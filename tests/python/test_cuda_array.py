@@ -372,7 +372,7 @@ def test_nan_in_a_device_array_gives_the_gaussian_mixtures_cpu_error():
     X[1234, 3] = np.inf
     Xd = to_device(X)
     with pytest.raises(ValueError) as cpu:  # the C++ check (GaussianMixture.fit on the CPU stops in scikit-learn's)
-        _core.gmm_fit(X, None, 2, "full", 1e-3, 1e-6, 10, 1, "kmeans", 0, 0, 0, None, None, None, "cpu")
+        _core.typed("gmm_fit", X.dtype)(X, None, 2, "full", 1e-3, 1e-6, 10, 1, "kmeans", 0, 0, 0, None, None, None, "cpu")
     with pytest.raises(ValueError) as gpu:
         mixtura.GaussianMixture(2, device="cuda").fit(Xd)
     assert str(gpu.value) == str(cpu.value)
@@ -431,7 +431,7 @@ def test_nan_in_a_device_array_gives_the_cpu_error():
     X[4321, 2] = np.nan
     Xd = to_device(X)
     with pytest.raises(ValueError) as cpu:  # the C++ check (KMeans.fit on the CPU stops in scikit-learn's)
-        _core.kmeans_fit(X, None, None, 3, "k-means++", 1, 10, 1e-4, 0, 0, 0, "cpu")
+        _core.typed("kmeans_fit", X.dtype)(X, None, None, 3, "k-means++", 1, 10, 1e-4, 0, 0, 0, "cpu")
     with pytest.raises(ValueError) as gpu:
         mixtura.KMeans(3, device="cuda").fit(Xd)
     assert str(gpu.value) == str(cpu.value)

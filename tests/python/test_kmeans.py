@@ -52,18 +52,15 @@ def test_trace_columns_never_rise_and_match_n_iter(blobs):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_contiguous_input_reaches_cpp_without_a_copy(blobs, dtype, monkeypatch):
     seen = {}
-    real_fit, real_predict = _core.kmeans_fit, _core.kmeans_predict
+    for what in ("fit", "predict"):
+        for t in ("float32", "float64"):  # the core's entry point for each dtype (bindings.hpp)
+            real = getattr(_core, f"kmeans_{what}_{t}")
 
-    def spy_fit(X, *args):
-        seen["fit"] = X
-        return real_fit(X, *args)
+            def spy(X, *args, what=what, real=real):
+                seen[what] = X
+                return real(X, *args)
 
-    def spy_predict(X, *args):
-        seen["predict"] = X
-        return real_predict(X, *args)
-
-    monkeypatch.setattr(_core, "kmeans_fit", spy_fit)
-    monkeypatch.setattr(_core, "kmeans_predict", spy_predict)
+            monkeypatch.setattr(_core, f"kmeans_{what}_{t}", spy)
     X = np.ascontiguousarray(blobs, dtype=dtype)
     km = mixtura.KMeans(3, random_state=0).fit(X)
     km.predict(X)
