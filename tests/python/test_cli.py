@@ -181,7 +181,9 @@ def three_channels(tmp_path):
         w = csv.writer(f, delimiter=";")
         w.writerow(["time", "temperature", "pressure", "flow", "anomaly"])
         for i in range(n):
-            w.writerow([f"2024-01-01 {i // 60 % 24:02d}:{i % 60:02d}:00", *(f"{v:.6f}" for v in X[i]), label[i]])
+            # one reading a minute, in order (past midnight on 2 January)
+            w.writerow([f"2024-01-0{1 + i // 1440} {i // 60 % 24:02d}:{i % 60:02d}:00", *(f"{v:.6f}" for v in X[i]),
+                        label[i]])
     return path
 
 
@@ -580,3 +582,13 @@ def test_progress_only_on_a_terminal():
     with cli.Progress("scoring", total=3, stream=quick, interval=5):
         pass
     assert quick.getvalue() == ""
+
+
+def test_times_out_of_order_warn_on_the_command_line(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("time,x\n" + "".join(f"2024-01-01 00:{m:02d},{m % 7}\n" for m in [0, 1, 2, 3, 2, 5, 6, 7, 8, 9]))
+    code, _, err = run_main("detect", str(path), "--window", "2", "--train-fraction", "1", "--out", str(tmp_path / "o"),
+                            "--no-plot", "--contamination", "0.1")
+    assert code == 0, err
+    assert (f"mixtura detect: warning: {path}: line 6: time '2024-01-01 00:02' is before the previous row's "
+            "'2024-01-01 00:03' (line 5; 1 such row in all); the windows follow the file's row order\n") in err
