@@ -28,7 +28,7 @@ import numpy as np
 
 from . import datasets
 from ._csv import DataError, read_table
-from ._stream import sliding_windows, window_channel_index, window_end_index
+from ._stream import n_windows, sliding_windows, window_channel_index, window_end_index
 
 DEFAULT_WINDOW = 12          # 1 hour of the bundled 5-minute readings (best ROC-AUC of 12/24/36/48 there)
 DEFAULT_TRAIN_FRACTION = 0.15  # NAB's probationary period
@@ -132,6 +132,33 @@ def _check_rows(table, width):
 
 # -------------------------------------------------------------------------------------------- scoring
 
+class _Windows:
+    """The rows of sliding_windows(values, width, step, differences), built a slice at a time when
+    indexed: all at once they would take n_windows x n_features x 8 bytes (3.8 GB for 4M rows of 10
+    channels in windows of 12)."""
+
+    def __init__(self, values, width, step, differences):
+        self.values, self.width, self.step, self.differences = values, width, step, differences
+        self.n = n_windows(len(values), width, step)
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, key):
+        """Windows key (a slice with step 1, or an increasing array of window indices)."""
+        if isinstance(key, slice):
+            start, stop, stride = key.indices(self.n)
+            if stride != 1:
+                raise ValueError("_Windows: slices with a step are not supported")
+            rows = self.values[start * self.step:max(start, stop - 1) * self.step + self.width] if stop > start \
+                else self.values[:0]
+            return sliding_windows(rows, self.width, self.step, self.differences)
+        index = np.asarray(key, dtype=np.intp)
+        runs = np.split(index, np.flatnonzero(np.diff(index) != 1) + 1) if len(index) else []
+        parts = [self[int(run[0]):int(run[-1]) + 1] for run in runs]
+        return np.concatenate(parts) if parts else self[0:0]
+
+
 def _score_all(detector, X, progress):
     """score_samples and predict == -1 of every window, in chunks of SCORE_CHUNK windows. The flags come
     from the scores by predict's own rule (decision_function = score - offset_ < 0), so each window is
@@ -169,7 +196,7 @@ def channel_contributions(contributions, n_channels, width, differences):
 def _analyse(detector, table, settings, train_rows, stream):
     """Scores, flags, ranges with their top channels, and the label metrics of one table."""
     width, step, differences = settings["window"], settings["step"], settings["differences"]
-    X = sliding_windows(table.values, width, step, differences)
+    X = _Windows(table.values, width, step, differences)
     r = types.SimpleNamespace()
     r.ends = window_end_index(table.n_rows, width, step)
     try:

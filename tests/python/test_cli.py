@@ -445,6 +445,26 @@ def test_flags_are_predicts_from_one_scoring_pass(three_channels):
     assert not flagged[100] and flagged[scores < scores[100]].all()
 
 
+def test_scoring_builds_the_windows_a_chunk_at_a_time(three_channels, tmp_path, monkeypatch):
+    # All windows at once took n_windows x n_features x 8 bytes (3.8 GB for 4M rows of 10 channels).
+    built = []
+    real = cli.sliding_windows
+    monkeypatch.setattr(cli, "sliding_windows", lambda rows, *a: built.append(len(rows)) or real(rows, *a))
+    monkeypatch.setattr(cli, "SCORE_CHUNK", 100)
+    code, out, err = run_main("detect", str(three_channels), "--window", "5", "--step", "2", "--differences",
+                              "--train-fraction", "0.5", "--no-plot", "--out", str(tmp_path / "o"))
+    assert code == 0, err
+    assert built and max(built[1:]) <= 2 * (100 - 1) + 5  # the first call builds the training windows
+    # the same scores as from all the windows at once
+    table = read_table(three_channels)
+    X = mixtura.sliding_windows(table.values, 5, 2, True)
+    windows = cli._Windows(table.values, 5, 2, True)
+    assert len(windows) == len(X)
+    for key in (slice(0, len(X)), slice(3, 250), slice(7, 7), slice(len(X) - 1, len(X) + 9),
+                np.array([0, 1, 2, 40, 42, 43, len(X) - 1]), np.array([], dtype=int)):
+        np.testing.assert_array_equal(windows[key], X[key])
+
+
 @pytest.mark.skipif(HAS_GPU, reason="'auto' takes the GPU here")
 def test_device_cpu_and_auto_without_a_gpu(three_channels, tmp_path):
     code, out, err = run_main("detect", str(three_channels), *PLANT, "--out", str(tmp_path / "c"))
