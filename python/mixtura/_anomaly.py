@@ -1,5 +1,4 @@
 """Density-based anomaly detection on mixtura's C++ core (scikit-learn's outlier conventions)."""
-import numbers
 import warnings
 from collections import namedtuple
 
@@ -7,9 +6,9 @@ import numpy as np
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _core, _cuda_array, _device, _io
+from . import _core, _cuda_array, _device, _io, _params
 from ._gmm import GaussianMixture
-from ._kmeans import KMeans, _seed
+from ._kmeans import KMeans
 
 Explanation = namedtuple("Explanation", ["contributions", "component"])
 Explanation.__doc__ = """Why rows scored as they did.
@@ -67,9 +66,9 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
     max_iter : int, default=100
     tol : float, default=1e-3
         EM tolerance.
-    random_state : int, RandomState instance or None, default=None
-    n_threads : int, default=0
-        OpenMP threads of the C++ passes (results do not depend on it).
+    random_state : int in [0, 2**64 - 1], RandomState instance or None, default=None
+    n_threads : int in [0, 1024], default=0
+        OpenMP threads of the C++ passes; 0 uses OpenMP's default (results do not depend on it).
     device : {"cpu", "cuda", "auto"}, default="cpu"
         Where the data passes of fit, score_samples, decision_function and predict run: the density's
         fits (K-means and EM of every BIC candidate, and their BIC), the threshold's scores and the
@@ -102,6 +101,24 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
     """
 
     _model_kind = "DensityAnomalyDetector"
+    _param_checks = {
+        "method": _params.Options("gmm", "kmeans"),
+        "n_components": _params.Int(1, also=("bic",)),  # "bic" -> 0 for the core
+        "max_components": _params.Int(),
+        "covariance_type": _params.Options("full", "tied", "diag", "spherical"),
+        "reg_covar": _params.Real(),
+        "scaling": _params.Options("robust", "standard", None),
+        "contamination": _params.Real(0, 0.5, "right", also=("auto",), what="a float in (0, 0.5]"),  # "auto": 0
+        "threshold": _params.Options("calibrate", "model-tail"),
+        "false_alarm_rate": _params.Real(0, 1, "neither", what="in (0, 1)"),  # both in fit's warning
+        "calibration_fraction": _params.Real(0, 1, "neither", what="in (0, 1)"),
+        "n_init": _params.Int(),
+        "max_iter": _params.Int(),
+        "tol": _params.Real(),
+        "random_state": _params.RandomState(),
+        "n_threads": _params.THREADS,
+        "device": _params.DEVICE,
+    }
     _score_block = _core.SCORE_BLOCK  # a row scores the same wherever its index has this remainder
 
     def __init__(self, method="gmm", *, n_components="bic", max_components=8, covariance_type="full",
@@ -126,24 +143,13 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
         self.device = device
 
     def _checked_params(self):
-        who = "DensityAnomalyDetector"
-        if self.n_components == "bic":
-            n_components = 0
-        elif isinstance(self.n_components, numbers.Integral) and self.n_components >= 1:
-            n_components = int(self.n_components)
-        else:
-            raise ValueError(f"{who}: n_components must be 'bic' or an integer >= 1, got {self.n_components!r}.")
-        if self.contamination == "auto":
-            contamination = 0.0
-        elif isinstance(self.contamination, numbers.Real) and 0 < self.contamination <= 0.5:
-            contamination = float(self.contamination)
-        else:
-            raise ValueError(f"{who}: contamination must be 'auto' or a float in (0, 0.5], got "
-                             f"{self.contamination!r}.")
-        scaling = "none" if self.scaling is None else self.scaling
-        if scaling not in ("standard", "robust", "none"):
-            raise ValueError(f"{who}: scaling must be 'standard', 'robust' or None, got {self.scaling!r}.")
-        return n_components, contamination, scaling
+        """The checked parameters (``_param_checks``) as the C++ fit takes them ("bic" -> 0
+        components, contamination "auto" -> 0, scaling None -> "none")."""
+        p = _params.validate(self)
+        p["n_components"] = 0 if p["n_components"] == "bic" else p["n_components"]
+        p["contamination"] = 0.0 if p["contamination"] == "auto" else p["contamination"]
+        p["scaling"] = "none" if p["scaling"] is None else p["scaling"]
+        return p
 
     def fit(self, X, y=None):
         """Fit the density and the threshold on X.
@@ -159,21 +165,20 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
         -------
         self
         """
+        p = self._checked_params()
         X = validate_data(self, self._host(X, "fit"), dtype=[np.float64, np.float32], order="C",
                           ensure_min_samples=2)
-        device = _device.resolve(self.device, "DensityAnomalyDetector")
-        n_components, contamination, scaling = self._checked_params()
-        held_out = round(float(self.calibration_fraction) * X.shape[0])
-        if contamination == 0 and self.threshold == "calibrate" and held_out * float(self.false_alarm_rate) < 1:
+        device = _device.resolve(p["device"], "DensityAnomalyDetector")
+        held_out = round(p["calibration_fraction"] * X.shape[0])
+        if p["contamination"] == 0 and p["threshold"] == "calibrate" and held_out * p["false_alarm_rate"] < 1:
             warnings.warn(f"DensityAnomalyDetector: only {held_out} training rows are held out for calibration, so "
                           f"the false_alarm_rate={self.false_alarm_rate} quantile rests on less than one row and the "
                           "threshold is about the lowest held-out score; fit on more rows or raise "
                           "calibration_fraction for the false-alarm rate to hold.", UserWarning)
         fit = _core.typed("detector_fit", X.dtype)
-        r = fit(X, self.method, n_components, int(self.max_components), self.covariance_type, float(self.reg_covar),
-                scaling, contamination, self.threshold, float(self.false_alarm_rate),
-                float(self.calibration_fraction), int(self.n_init), int(self.max_iter), float(self.tol),
-                _seed(self.random_state), int(self.n_threads), device)
+        r = fit(X, p["method"], p["n_components"], p["max_components"], p["covariance_type"], p["reg_covar"],
+                p["scaling"], p["contamination"], p["threshold"], p["false_alarm_rate"], p["calibration_fraction"],
+                p["n_init"], p["max_iter"], p["tol"], _params.seed(p["random_state"]), p["n_threads"], device)
         self.center_ = r["center"]
         self.scale_ = r["scale"]
         self.offset_ = float(r["offset"])
@@ -209,7 +214,7 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
         evaluate = _core.typed("detector_eval", X.dtype)
         return evaluate(X, self.method, self.center_, self.scale_, self.density_covariance_type_, self.density_weights_,
                         self.density_means_, self.density_precisions_cholesky_, self.offset_, what,
-                        int(self.n_threads), device)
+                        _params.n_threads(self), device)
 
     def score_samples(self, X):
         """Log-density of each row in the original units (higher = more normal).
@@ -271,6 +276,7 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
     def _from_sections(cls, sections, prefix="", side=None):
         """The detector held by model-file sections, checked as the C++ loader checks them."""
         est = cls(**_io.params_from_sections(cls, sections, prefix, side))
+        _params.validate(est)  # a file's n_threads reaches the core as a fit's would
         if prefix + "offset_" not in sections:
             return est
         _core.model_file_check(cls._model_kind, cls._model_kind, sections, prefix, f"{cls.__name__} model")

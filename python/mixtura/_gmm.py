@@ -7,8 +7,8 @@ from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted, validate_data, _check_sample_weight
 
-from . import _core, _cuda_array, _device, _io
-from ._kmeans import _refuse_device_weights, _seed
+from . import _core, _cuda_array, _device, _io, _params
+from ._kmeans import _refuse_device_weights
 
 
 class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
@@ -31,13 +31,13 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
     init_params : {"kmeans", "k-means++", "random", "random_from_data"}, default="kmeans"
     weights_init, means_init, precisions_init : array-like, default=None
         Starting parameters, with scikit-learn's shapes and meanings.
-    random_state : int, RandomState instance or None, default=None
+    random_state : int in [0, 2**64 - 1], RandomState instance or None, default=None
     warm_start : bool, default=False
         Start from the fitted parameters (one restart).
     verbose : int, default=0
         Print each iteration's lower bound, ELBO after the M-step and time.
-    n_threads : int, default=0
-        OpenMP threads of the C++ passes (results do not depend on it).
+    n_threads : int in [0, 1024], default=0
+        OpenMP threads of the C++ passes; 0 uses OpenMP's default (results do not depend on it).
     device : {"cpu", "cuda", "auto"}, default="cpu"
         As for KMeans: where the data passes of the fit run (the E-step and the initialisation
         passes on the GPU, the M-step on the host); scoring of host arrays runs on the CPU. X may
@@ -75,6 +75,23 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
     """
 
     _model_kind = "GaussianMixture"
+    _param_checks = {
+        "n_components": _params.Int(1),  # Python compares it with n_samples
+        "covariance_type": _params.Options("full", "tied", "diag", "spherical"),
+        "tol": _params.Real(),
+        "reg_covar": _params.Real(),
+        "max_iter": _params.Int(),
+        "n_init": _params.Int(),
+        "init_params": _params.Options("kmeans", "k-means++", "random", "random_from_data"),
+        "weights_init": _params.Any(),  # arrays: the C++ fit checks them with their shapes
+        "means_init": _params.Any(),
+        "precisions_init": _params.Any(),
+        "random_state": _params.RandomState(),
+        "warm_start": _params.Bool(),
+        "verbose": _params.VERBOSE,
+        "n_threads": _params.THREADS,
+        "device": _params.DEVICE,
+    }
     _score_block = _core.SCORE_BLOCK  # a row scores the same wherever its index has this remainder
     _event_kinds = ["component_reseeded", "covariance_floored"]
     # Sections the C++ fit records and Python keeps only to write them back.
@@ -123,49 +140,50 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         -------
         self
         """
+        p = _params.validate(self)
         if _cuda_array.is_device_array(X):
-            return self._fit_device(X, sample_weight)
+            return self._fit_device(X, sample_weight, p)
         _refuse_device_weights(sample_weight, "GaussianMixture.fit")
         X = _cuda_array.host_array(X, "GaussianMixture.fit")
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", ensure_min_samples=2)
-        device = _device.resolve(self.device, "GaussianMixture")
-        self._check_n_components(X.shape[0])
+        device = _device.resolve(p["device"], "GaussianMixture")
+        self._check_n_samples(X.shape[0], p)
         w = None if sample_weight is None else np.ascontiguousarray(_check_sample_weight(sample_weight, X, dtype=X.dtype))
-        r = _core.typed("gmm_fit", X.dtype)(X, w, *self._fit_args(), device)
+        r = _core.typed("gmm_fit", X.dtype)(X, w, *self._fit_args(p), device)
         return self._finish_fit(r)
 
-    def _check_n_components(self, n_samples):
-        if not isinstance(self.n_components, numbers.Integral) or self.n_components < 1:
-            raise ValueError(f"n_components must be an integer >= 1, got {self.n_components!r}.")
-        if n_samples < self.n_components:
-            raise ValueError(f"Expected n_samples >= n_components but got n_components = {self.n_components}, "
+    @staticmethod
+    def _check_n_samples(n_samples, p):
+        if n_samples < p["n_components"]:
+            raise ValueError(f"Expected n_samples >= n_components but got n_components = {p['n_components']}, "
                              f"n_samples = {n_samples}")
 
-    def _fit_args(self):
-        """The C++ fit's arguments after X and the sample weights (host arrays for the starting parameters)."""
-        weights_init, means_init, precisions_init = self.weights_init, self.means_init, self.precisions_init
-        n_init = int(self.n_init)
-        if self.warm_start and hasattr(self, "means_"):
+    def _fit_args(self, p):
+        """The C++ fit's arguments after X and the sample weights, from the checked parameters p (host
+        arrays for the starting parameters)."""
+        weights_init, means_init, precisions_init = p["weights_init"], p["means_init"], p["precisions_init"]
+        n_init = p["n_init"]
+        if p["warm_start"] and hasattr(self, "means_"):
             weights_init, means_init, precisions_init = self.weights_, self.means_, self.precisions_
             n_init = 1
         for name, a in (("weights_init", weights_init), ("means_init", means_init),
                         ("precisions_init", precisions_init)):
             _cuda_array.host_only(a, "GaussianMixture", name)
-        return (int(self.n_components), self.covariance_type, float(self.tol), float(self.reg_covar),
-                int(self.max_iter), n_init, self.init_params, _seed(self.random_state), int(self.n_threads),
-                int(self.verbose), self._f64(weights_init), self._f64(means_init), self._f64(precisions_init))
+        return (p["n_components"], p["covariance_type"], p["tol"], p["reg_covar"], p["max_iter"], n_init,
+                p["init_params"], _params.seed(p["random_state"]), p["n_threads"], p["verbose"],
+                self._f64(weights_init), self._f64(means_init), self._f64(precisions_init))
 
-    def _fit_device(self, X, sample_weight):
+    def _fit_device(self, X, sample_weight, p):
         """fit() on an array in CUDA device memory: the C++ fit reads it in place (docs/cuda.md)."""
         who = "GaussianMixture.fit"
         dev = _cuda_array.parse(X, who)
         w, w_dev = _cuda_array.device_data_weights(sample_weight, dev, who)  # bad arrays before the backend
-        _cuda_array.resolve_device(self.device, who)
+        _cuda_array.resolve_device(p["device"], who)
         if dev.shape[0] < 2:
             raise ValueError(f"{who}: Found array with {dev.shape[0]} sample(s) (shape={dev.shape}) while a minimum "
                              "of 2 is required.")
-        self._check_n_components(dev.shape[0])
-        args = self._fit_args()
+        self._check_n_samples(dev.shape[0], p)
+        args = self._fit_args(p)
         _cuda_array.synchronize(dev)
         if w_dev is not None:
             _cuda_array.synchronize(w_dev)
@@ -216,12 +234,12 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
             dev = self._device_input(X, f"GaussianMixture.{what}")
             f = _core.typed("gmm_eval_device", dev.dtype)
             return f(dev.ptr, dev.shape[0], dev.shape[1], dev.row_stride, self.covariance_type, self.weights_,
-                     self.means_, self.precisions_cholesky_, what, int(self.n_threads))
+                     self.means_, self.precisions_cholesky_, what, _params.n_threads(self))
         X = _cuda_array.host_array(X, "GaussianMixture")
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
         evaluate = _core.typed("gmm_eval", X.dtype)
         return evaluate(X, self.covariance_type, self.weights_, self.means_, self.precisions_cholesky_, what,
-                        int(self.n_threads))
+                        _params.n_threads(self))
 
     @staticmethod
     def _n_rows(X):
@@ -248,7 +266,7 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
             _cuda_array.synchronize(w)
             f = _core.typed("gmm_score_device", dev.dtype)
             return float(f(dev.ptr, dev.shape[0], dev.shape[1], dev.row_stride, self.covariance_type, self.weights_,
-                           self.means_, self.precisions_cholesky_, w.ptr, int(self.n_threads)))
+                           self.means_, self.precisions_cholesky_, w.ptr, _params.n_threads(self)))
         s = self.score_samples(X)
         return float(np.average(s, weights=sample_weight))
 
@@ -272,10 +290,13 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
     def sample(self, n_samples=1):
         """Draw rows from the fitted mixture (reproducible for an integer random_state); returns (X, y)."""
         check_is_fitted(self)
-        if n_samples < 1:
+        if isinstance(n_samples, numbers.Integral) and not isinstance(n_samples, bool) and n_samples < 1:
             raise ValueError(f"Invalid value for 'n_samples': {n_samples}. The sampling requires at least one sample.")
+        n_samples = _params.Int(1, 2**63 - 1, what="an integer >= 1")(  # the C++ long long
+            "GaussianMixture.sample", "n_samples", n_samples)
+        random_state = _params.validate(self, ["random_state"])["random_state"]
         return _core.gmm_sample(self.covariance_type, self.weights_, self.means_, self.precisions_cholesky_,
-                                int(n_samples), _seed(self.random_state))
+                                n_samples, _params.seed(random_state))
 
     def _n_parameters(self):
         k, d = self.means_.shape
@@ -314,6 +335,7 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
     def _from_sections(cls, sections, prefix="", side=None):
         """The estimator held by model-file sections, checked as the C++ loader checks them."""
         est = cls(**_io.params_from_sections(cls, sections, prefix, side))
+        _params.validate(est)  # a file's n_threads reaches the core as a fit's would
         if prefix + "means_" not in sections:
             return est
         derived = _core.model_file_check(cls._model_kind, cls._model_kind, sections, prefix, f"{cls.__name__} model")

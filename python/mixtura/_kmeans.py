@@ -1,14 +1,12 @@
 """scikit-learn compatible K-means on mixtura's C++ core."""
-import numbers
 import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data, _check_sample_weight
 
-from . import _core, _cuda_array, _device, _io
+from . import _core, _cuda_array, _device, _io, _params
 
 
 def _refuse_device_weights(sample_weight, who):
@@ -20,11 +18,13 @@ def _refuse_device_weights(sample_weight, who):
                          "beside it), or copy the weights to the host (e.g. cupy.asnumpy(w), w.cpu().numpy()).")
 
 
-def _seed(random_state):
-    """A 64-bit key for the counter-based generator from scikit-learn's random_state."""
-    if isinstance(random_state, numbers.Integral):
-        return int(random_state) & 0xFFFFFFFFFFFFFFFF
-    return int(check_random_state(random_state).randint(0, 2**31 - 1))
+class _Init:
+    """KMeans' init: "k-means++", "random" or the initial centres (an array the fit checks)."""
+
+    def __call__(self, who, name, value):
+        if isinstance(value, str) and value not in ("k-means++", "random"):
+            raise ValueError(f"{who}: init must be 'k-means++', 'random' or an array of initial centres, got {value!r}")
+        return value
 
 
 class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
@@ -45,9 +45,9 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         Stop when the squared centre shift is at most tol times the mean feature variance.
     verbose : int, default=0
         Print each iteration's distortions, centre shift and time.
-    random_state : int, RandomState instance or None, default=None
+    random_state : int in [0, 2**64 - 1], RandomState instance or None, default=None
         Seed of the counter-based random numbers (an integer gives reproducible fits).
-    n_threads : int, default=0
+    n_threads : int in [0, 1024], default=0
         OpenMP threads of the C++ passes; 0 uses OpenMP's default. Results do not depend on it.
     device : {"cpu", "cuda", "auto"}, default="cpu"
         Where the data passes of the fit run (prediction and transform of host arrays run on the
@@ -86,6 +86,17 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
     """
 
     _model_kind = "KMeans"
+    _param_checks = {
+        "n_clusters": _params.Int(1),  # Python compares it with n_samples
+        "init": _Init(),
+        "n_init": _params.Int(1, also=("auto",)),  # and warns for given centres
+        "max_iter": _params.Int(),
+        "tol": _params.Real(),
+        "verbose": _params.VERBOSE,
+        "random_state": _params.RandomState(),
+        "n_threads": _params.THREADS,
+        "device": _params.DEVICE,
+    }
     _event_kinds = ["empty_cluster_reseeded", "empty_cluster_kept"]
     # Sections the C++ fit records and Python keeps only to write them back.
     _extra_sections = ["restart_inertia_", "restart_converged_", "restart_seconds_", "trace_center_shift_",
@@ -103,23 +114,22 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         self.n_threads = n_threads
         self.device = device
 
-    def _check_params(self, X):
-        if not isinstance(self.n_clusters, numbers.Integral) or self.n_clusters < 1:
-            raise ValueError(f"n_clusters must be an integer >= 1, got {self.n_clusters!r}.")
-        if X.shape[0] < self.n_clusters:
-            raise ValueError(f"n_samples={X.shape[0]} should be >= n_clusters={self.n_clusters}.")
-        given = not isinstance(self.init, str)
-        if self.n_init == "auto":
-            n_init = 10 if (isinstance(self.init, str) and self.init == "random") else 1
-        elif isinstance(self.n_init, numbers.Integral) and self.n_init >= 1:
-            n_init = int(self.n_init)
-        else:
-            raise ValueError(f"n_init must be 'auto' or an integer >= 1, got {self.n_init!r}.")
-        if given and n_init != 1:
+    def _check_params(self):
+        """The checked parameters (``_param_checks``), n_init resolved; before any data pass."""
+        p = _params.validate(self)
+        given = not isinstance(p["init"], str)
+        if p["n_init"] == "auto":
+            p["n_init"] = 10 if isinstance(p["init"], str) and p["init"] == "random" else 1
+        if given and p["n_init"] != 1:
             warnings.warn("Explicit initial center position passed: performing only one init in KMeans "
-                          f"instead of n_init={n_init}.", RuntimeWarning)
-            n_init = 1
-        return n_init
+                          f"instead of n_init={p['n_init']}.", RuntimeWarning)
+            p["n_init"] = 1
+        return p
+
+    @staticmethod
+    def _check_n_samples(n_samples, p):
+        if n_samples < p["n_clusters"]:
+            raise ValueError(f"n_samples={n_samples} should be >= n_clusters={p['n_clusters']}.")
 
     def fit(self, X, y=None, sample_weight=None):
         """Compute the clustering.
@@ -140,18 +150,19 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         -------
         self
         """
+        p = self._check_params()
         if _cuda_array.is_device_array(X):
-            return self._fit_device(X, sample_weight)
+            return self._fit_device(X, sample_weight, p)
         _refuse_device_weights(sample_weight, "KMeans.fit")
         X = _cuda_array.host_array(X, "KMeans.fit")
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", accept_large_sparse=False)
-        device = _device.resolve(self.device, "KMeans")
-        n_init = self._check_params(X)
+        device = _device.resolve(p["device"], "KMeans")
+        self._check_n_samples(X.shape[0], p)
         w = None if sample_weight is None else np.ascontiguousarray(_check_sample_weight(sample_weight, X, dtype=X.dtype))
         init, init_centers = self._init_of(X.shape[1], X.dtype)
         fit = _core.typed("kmeans_fit", X.dtype)
-        r = fit(X, w, init_centers, int(self.n_clusters), init, n_init, int(self.max_iter), float(self.tol),
-                _seed(self.random_state), int(self.n_threads), int(self.verbose), device)
+        r = fit(X, w, init_centers, p["n_clusters"], init, p["n_init"], p["max_iter"], p["tol"],
+                _params.seed(p["random_state"]), p["n_threads"], p["verbose"], device)
         return self._finish_fit(r)
 
     def _init_of(self, n_features, dtype):
@@ -172,20 +183,20 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
                           "tol.", ConvergenceWarning)
         return self
 
-    def _fit_device(self, X, sample_weight):
+    def _fit_device(self, X, sample_weight, p):
         """fit() on an array in CUDA device memory: the C++ fit reads it in place (docs/cuda.md)."""
         dev = _cuda_array.parse(X, "KMeans.fit")
         w, w_dev = _cuda_array.device_data_weights(sample_weight, dev, "KMeans.fit")  # bad arrays before the backend
-        _cuda_array.resolve_device(self.device, "KMeans.fit")
-        n_init = self._check_params(dev)
+        _cuda_array.resolve_device(p["device"], "KMeans.fit")
+        self._check_n_samples(dev.shape[0], p)
         init, init_centers = self._init_of(dev.shape[1], dev.dtype)
         _cuda_array.synchronize(dev)
         if w_dev is not None:
             _cuda_array.synchronize(w_dev)
         fit = _core.typed("kmeans_fit_device", dev.dtype)
-        r = fit(dev.ptr, dev.shape[0], dev.shape[1], dev.row_stride, w, init_centers, int(self.n_clusters), init,
-                n_init, int(self.max_iter), float(self.tol), _seed(self.random_state), int(self.n_threads),
-                int(self.verbose), sample_weight_ptr=0 if w_dev is None else w_dev.ptr)
+        r = fit(dev.ptr, dev.shape[0], dev.shape[1], dev.row_stride, w, init_centers, p["n_clusters"], init,
+                p["n_init"], p["max_iter"], p["tol"], _params.seed(p["random_state"]), p["n_threads"], p["verbose"],
+                sample_weight_ptr=0 if w_dev is None else w_dev.ptr)
         if hasattr(self, "feature_names_in_"):  # as validate_data(reset=True) does for unnamed input
             del self.feature_names_in_
         return self._finish_fit(r)
@@ -228,9 +239,9 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         """Index of the nearest centre of each row."""
         if _cuda_array.is_device_array(X):
             dev, f, c = self._device_pass("predict", X)
-            return f(dev.ptr, dev.shape[0], dev.shape[1], dev.row_stride, c, int(self.n_threads))
+            return f(dev.ptr, dev.shape[0], dev.shape[1], dev.row_stride, c, _params.n_threads(self))
         X, c = self._checked(X)
-        return _core.typed("kmeans_predict", X.dtype)(X, np.ascontiguousarray(c), int(self.n_threads))
+        return _core.typed("kmeans_predict", X.dtype)(X, np.ascontiguousarray(c), _params.n_threads(self))
 
     def fit_predict(self, X, y=None, sample_weight=None):
         """Fit, then return the training labels."""
@@ -240,9 +251,9 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         """Euclidean distance of each row to each centre, shape (n_samples, n_clusters)."""
         if _cuda_array.is_device_array(X):
             dev, f, c = self._device_pass("transform", X)
-            return f(dev.ptr, dev.shape[0], dev.shape[1], dev.row_stride, c, int(self.n_threads))
+            return f(dev.ptr, dev.shape[0], dev.shape[1], dev.row_stride, c, _params.n_threads(self))
         X, c = self._checked(X)
-        return _core.typed("kmeans_transform", X.dtype)(X, np.ascontiguousarray(c), int(self.n_threads))
+        return _core.typed("kmeans_transform", X.dtype)(X, np.ascontiguousarray(c), _params.n_threads(self))
 
     def fit_transform(self, X, y=None, sample_weight=None):
         return self.fit(X, sample_weight=sample_weight).transform(X)
@@ -254,12 +265,12 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
             w, w_dev = _cuda_array.device_data_weights(sample_weight, dev, "KMeans.score")
             if w_dev is not None:
                 _cuda_array.synchronize(w_dev)
-            return f(dev.ptr, dev.shape[0], dev.shape[1], dev.row_stride, w, c, int(self.n_threads),
+            return f(dev.ptr, dev.shape[0], dev.shape[1], dev.row_stride, w, c, _params.n_threads(self),
                       sample_weight_ptr=0 if w_dev is None else w_dev.ptr)
         _refuse_device_weights(sample_weight, "KMeans.score")
         X, c = self._checked(X)
         w = None if sample_weight is None else np.ascontiguousarray(_check_sample_weight(sample_weight, X, dtype=X.dtype))
-        return _core.typed("kmeans_score", X.dtype)(X, w, np.ascontiguousarray(c), int(self.n_threads))
+        return _core.typed("kmeans_score", X.dtype)(X, w, np.ascontiguousarray(c), _params.n_threads(self))
 
     def _to_sections(self, prefix="", side=None):
         """Model-file sections (scikit-learn attribute names; docs/model-format.md)."""
@@ -284,6 +295,7 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
     def _from_sections(cls, sections, prefix="", side=None):
         """The estimator held by model-file sections, checked as the C++ loader checks them."""
         est = cls(**_io.params_from_sections(cls, sections, prefix, side))
+        _params.validate(est)  # a file's n_threads reaches the core as a fit's would
         if prefix + "cluster_centers_" not in sections:
             return est
         _core.model_file_check(cls._model_kind, cls._model_kind, sections, prefix, f"{cls.__name__} model")

@@ -181,7 +181,9 @@ def three_channels(tmp_path):
         w = csv.writer(f, delimiter=";")
         w.writerow(["time", "temperature", "pressure", "flow", "anomaly"])
         for i in range(n):
-            w.writerow([f"2024-01-01 {i // 60 % 24:02d}:{i % 60:02d}:00", *(f"{v:.6f}" for v in X[i]), label[i]])
+            # one reading a minute, in order (past midnight on 2 January)
+            w.writerow([f"2024-01-0{1 + i // 1440} {i // 60 % 24:02d}:{i % 60:02d}:00", *(f"{v:.6f}" for v in X[i]),
+                        label[i]])
     return path
 
 
@@ -443,6 +445,26 @@ def test_flags_are_predicts_from_one_scoring_pass(three_channels):
     assert not flagged[100] and flagged[scores < scores[100]].all()
 
 
+def test_scoring_builds_the_windows_a_chunk_at_a_time(three_channels, tmp_path, monkeypatch):
+    # All windows at once took n_windows x n_features x 8 bytes (3.8 GB for 4M rows of 10 channels).
+    built = []
+    real = cli.sliding_windows
+    monkeypatch.setattr(cli, "sliding_windows", lambda rows, *a: built.append(len(rows)) or real(rows, *a))
+    monkeypatch.setattr(cli, "SCORE_CHUNK", 100)
+    code, out, err = run_main("detect", str(three_channels), "--window", "5", "--step", "2", "--differences",
+                              "--train-fraction", "0.5", "--no-plot", "--out", str(tmp_path / "o"))
+    assert code == 0, err
+    assert built and max(built[1:]) <= 2 * (100 - 1) + 5  # the first call builds the training windows
+    # the same scores as from all the windows at once
+    table = read_table(three_channels)
+    X = mixtura.sliding_windows(table.values, 5, 2, True)
+    windows = cli._Windows(table.values, 5, 2, True)
+    assert len(windows) == len(X)
+    for key in (slice(0, len(X)), slice(3, 250), slice(7, 7), slice(len(X) - 1, len(X) + 9),
+                np.array([0, 1, 2, 40, 42, 43, len(X) - 1]), np.array([], dtype=int)):
+        np.testing.assert_array_equal(windows[key], X[key])
+
+
 @pytest.mark.skipif(HAS_GPU, reason="'auto' takes the GPU here")
 def test_device_cpu_and_auto_without_a_gpu(three_channels, tmp_path):
     code, out, err = run_main("detect", str(three_channels), *PLANT, "--out", str(tmp_path / "c"))
@@ -580,3 +602,142 @@ def test_progress_only_on_a_terminal():
     with cli.Progress("scoring", total=3, stream=quick, interval=5):
         pass
     assert quick.getvalue() == ""
+
+
+# ---------------------------------------------------------------------- the output folder, user errors
+
+def small_table(tmp_path, n=40, name="s.csv"):
+    rng = np.random.default_rng(1)
+    path = tmp_path / name
+    path.write_text("time,x,y\n" + "".join(f"{i},{a:.4f},{b:.4f}\n" for i, (a, b) in
+                                           enumerate(rng.normal(size=(n, 2)))))
+    return path
+
+
+def assert_one_line_error(code, err, command):
+    """Exit status 1 and, besides warnings, one line on stderr: the error."""
+    assert code == 1, err
+    lines = [line for line in err.splitlines(keepends=True) if not line.startswith(f"mixtura {command}: warning: ")]
+    assert len(lines) == 1 and lines[0].startswith(f"mixtura {command}: error: ") and lines[0].endswith("\n"), err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("command,options,message", [
+    ("detect", ["--window", "50"], "fewer than the window of 50 rows"),
+    ("fit", ["--window", "50"], "fewer than the window of 50 rows"),
+    ("detect", ["--window", "5", "--train-fraction", "0.1"], "at least 2 are needed"),
+    ("fit", ["--window", "5", "--train-fraction", "0.1"], "at least 2 are needed"),
+    ("detect", ["--window", "39", "--train-fraction", "1"], "the fit failed"),  # 2 windows: none to calibrate
+    ("fit", ["--window", "39", "--train-fraction", "1"], "the fit failed"),
+    ("score", ["--window", "50"], "fewer than the window of 50 rows"),
+])
+def test_errors_after_reading_leave_no_output_folder(tmp_path, command, options, message):
+    path = small_table(tmp_path)
+    out = tmp_path / "deep" / "out"
+    if command == "score":  # a model with windows of 50 rows, fitted on a longer file
+        long = small_table(tmp_path, n=400, name="long.csv")
+        code, _, err = run_main("fit", str(long), *options, "--out", str(tmp_path / "m"))
+        assert code == 0, err
+        argv = ["score", str(tmp_path / "m" / "model.mixtura"), str(path)]
+    else:
+        argv = [command, str(path), *options]
+    code, _, err = run_main(*argv, "--out", str(out))
+    assert_one_line_error(code, err, command)
+    assert message in err
+    assert not (tmp_path / "deep").exists()  # not even the parent
+
+
+def test_an_unwritable_output_folder_is_one_line_before_the_fit(tmp_path, monkeypatch):
+    path = small_table(tmp_path)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if pathlib.Path(p) == ro else real_access(p, mode))
+    fitted = []
+    monkeypatch.setattr(mixtura.DensityAnomalyDetector, "fit", lambda *a, **k: fitted.append(1))
+    code, out, err = run_main("detect", str(path), "--window", "3", "--out", str(ro / "out"))
+    assert_one_line_error(code, err, "detect")
+    assert f"{ro / 'out'}: cannot create the output folder: {ro} is not writable" in err
+    assert not fitted and out == ""  # refused before the (possibly long) fit
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes in read-only folders")
+def test_a_read_only_folder_for_real(tmp_path):
+    path = small_table(tmp_path)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        code, _, err = run_main("detect", str(path), "--window", "3", "--out", str(ro / "out"))
+    finally:
+        ro.chmod(0o755)
+    assert_one_line_error(code, err, "detect")
+
+
+def test_a_failure_while_writing_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
+    import tempfile
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", refuse)
+    code, _, err = run_main("detect", str(small_table(tmp_path)), "--window", "3", "--no-plot",
+                            "--out", str(tmp_path / "o"))
+    assert_one_line_error(code, err, "detect")
+    assert f"{tmp_path / 'o'}: cannot write the output folder: Permission denied" in err
+    assert not (tmp_path / "o").exists()
+    (tmp_path / "f").write_text("a file")
+    code, _, err = run_main("detect", str(small_table(tmp_path)), "--window", "3", "--out", str(tmp_path / "f" / "x"))
+    assert_one_line_error(code, err, "detect")
+
+
+def test_a_failed_model_save_keeps_the_previous_outputs(tmp_path, monkeypatch):
+    out = tmp_path / "o"
+    code, _, err = run_main("detect", str(small_table(tmp_path)), "--window", "3", "--no-plot", "--out", str(out))
+    assert code == 0, err
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert set(before) == {"scores.csv", "model.mixtura", "model.json"}
+
+    def full_disk(self, path):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(mixtura.DensityAnomalyDetector, "save", full_disk)
+    code, _, err = run_main("detect", str(small_table(tmp_path, n=60)), "--window", "4", "--no-plot",
+                            "--out", str(out))
+    assert_one_line_error(code, err, "detect")
+    assert f"{out}: cannot write model.mixtura: No space left on device" in err
+    # the new scores.csv was written before the model failed: it is not there, nor the temporary folder
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_second_run_replaces_every_output(tmp_path):
+    out = tmp_path / "o"
+    assert run_main("detect", str(small_table(tmp_path)), "--window", "3", "--out", str(out))[0] == 0
+    assert (out / "plot.png").is_file()
+    (out / "notes.txt").write_text("mine")
+    assert run_main("detect", str(small_table(tmp_path, n=50)), "--window", "3", "--no-plot", "--out", str(out))[0] == 0
+    # the old plot would show other scores; the user's own file stays
+    assert sorted(p.name for p in out.iterdir()) == ["model.json", "model.mixtura", "notes.txt", "scores.csv"]
+    assert len(read_scores(out / "scores.csv")[1]) == 48
+
+
+def test_user_errors_in_files_are_one_line(tmp_path):
+    names = ",".join(f"c{j}" for j in range(100_000))  # a header over the csv module's 128 KiB field limit
+    cases = [names + "\n" + ",".join("1" for _ in range(100_000)) + "\n",
+             "time,x\nt0,1\u2028\nt1,2\n", "time,x\nt0,1\x0c5\n", "time,x\nt0,\u0661\n", "2024-01-01,5\n2024-01-02,6\n"]
+    for k, content in enumerate(cases):
+        path = tmp_path / f"bad{k}.csv"
+        path.write_text(content)
+        code, _, err = run_main("detect", str(path), "--out", str(tmp_path / f"o{k}"))
+        assert_one_line_error(code, err, "detect")
+        assert not (tmp_path / f"o{k}").exists()
+
+
+def test_times_out_of_order_warn_on_the_command_line(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("time,x\n" + "".join(f"2024-01-01 00:{m:02d},{m % 7}\n" for m in [0, 1, 2, 3, 2, 5, 6, 7, 8, 9]))
+    code, _, err = run_main("detect", str(path), "--window", "2", "--train-fraction", "1", "--out", str(tmp_path / "o"),
+                            "--no-plot", "--contamination", "0.1")
+    assert code == 0, err
+    assert (f"mixtura detect: warning: {path}: line 6: time '2024-01-01 00:02' is before the previous row's "
+            "'2024-01-01 00:03' (line 5; 1 such row in all); the windows follow the file's row order\n") in err

@@ -1,0 +1,207 @@
+"""The command line's CSV reader (mixtura._csv): what it accepts, what it refuses and how it says so,
+and that its NumPy path and its line-by-line path read the same values (a property test)."""
+import csv
+import io
+import math
+import re
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from mixtura import _csv
+from mixtura._csv import DataError, read_table
+
+
+def write(tmp_path, text, name="t.csv"):
+    path = tmp_path / name
+    path.write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
+    return path
+
+
+def one_line(message):
+    return "\n" not in message and "\r" not in message and "\u2028" not in message and "\x0c" not in message
+
+
+def test_a_header_over_128_kib_is_read(tmp_path):
+    # 100k columns: the csv module refused the header split by a separator it does not hold (one field
+    # over its 128 KiB limit) with _csv.Error.
+    names = [f"c{j}" for j in range(100_000)]
+    path = write(tmp_path, ",".join(names) + "\n" + ",".join("1" for _ in names) + "\n"
+                 + ",".join("2" for _ in names) + "\n")
+    t = read_table(path)
+    assert t.values.shape == (2, 100_000) and t.channels[-1] == "c99999"
+    with pytest.raises(DataError, match=r"no column 'zz' for --ignore-column; the columns are c0, c1, .*, c19, "
+                                        r"\.\.\. \(100000 columns\)$"):
+        read_table(path, ignore=["zz"])
+
+
+@pytest.mark.parametrize("cell", ["1_000", "\u0661\u0662", "\uff11\uff12", "1\u00a0", "\u0967"])
+def test_only_ascii_number_syntax_is_a_number(tmp_path, cell):
+    # float() reads all of these (digit grouping, Arabic-Indic, full-width, Devanagari digits, a no-break space)
+    path = write(tmp_path, f"time,x\nt0,1\nt1,{cell}\n")
+    with pytest.raises(DataError) as e:
+        read_table(path)
+    assert re.search(r"line 3, column 'x': .* is not a number", str(e.value)), e.value
+    assert one_line(str(e.value))
+
+
+def test_grouped_digits_say_why(tmp_path):
+    with pytest.raises(DataError, match=r"'1_000' is not a number \(numbers are read in ASCII digits only, without "
+                                        r"'_' between them\)"):
+        read_table(write(tmp_path, "a,b\n1_000,2\n"))  # the first column stays a channel: it reads as a number
+
+
+def test_ascii_number_forms_are_read(tmp_path):
+    cells = ["1", "-2.5", "+.5", "3.", " 4 ", "\t-0", "1e3", "1.5E-2", "007", "123456789012345678901234567890"]
+    t = read_table(write(tmp_path, "x,y\n" + "".join(f"{c},0\n" for c in cells)))
+    np.testing.assert_array_equal(t.values[:, 0], [float(c) for c in cells])
+    assert math.copysign(1, t.values[5, 0]) == -1  # '-0' is -0.0, as float() reads it
+
+
+def test_a_file_without_a_header_is_refused(tmp_path):
+    # The first column is text: the row used to become the header, a data row silently lost.
+    path = write(tmp_path, "2024-01-01 00:00,73.5,1\n2024-01-01 00:05,74.1,0\n")
+    with pytest.raises(DataError, match=r"line 1: '2024-01-01 00:00,73.5,1' looks like data, not a header; the "
+                                        r"first row must name the columns \(names that are not numbers\)"):
+        read_table(path)
+    # numbers as the names of numeric columns fall under the same rule
+    with pytest.raises(DataError, match="looks like data"):
+        read_table(write(tmp_path, "time,1,2\nt0,5,6\n"))
+    # a name that is a number beside named numeric columns is fine
+    assert read_table(write(tmp_path, "time,x,2\nt0,5,6\n")).channels == ["x", "2"]
+
+
+@pytest.mark.parametrize("odd", ["\x0c", "\u2028", "\u2029", "\x85", "\x1e", "\x0b"])
+def test_form_feed_and_unicode_line_separators_stay_in_their_cell(tmp_path, odd):
+    # str.splitlines() broke lines there: the rest of the row was reported as a wrong field count.
+    t = read_table(write(tmp_path, f"time,x\nt{odd}0,1\nt1,2\n"))
+    assert t.time == [f"t{odd}0", "t1"] and t.values[:, 0].tolist() == [1.0, 2.0] and t.lines.tolist() == [2, 3]
+    with pytest.raises(DataError) as e:  # in a numeric cell it is not a number, and the message shows it escaped
+        read_table(write(tmp_path, f"time,x\nt0,1{odd}\nt1,2\n"))
+    assert "line 2, column 'x': " in str(e.value) and "is not a number" in str(e.value)
+    assert one_line(str(e.value)), repr(str(e.value))
+
+
+def test_times_out_of_order_or_repeated_warn_once_naming_the_line(tmp_path):
+    rows = ["2024-01-01 00:00", "2024-01-01 00:05", "2024-01-01 00:05", "2024-01-01 00:03", "2024-01-01 00:10"]
+    path = write(tmp_path, "time,x\n" + "".join(f"{t},{i}\n" for i, t in enumerate(rows)))
+    with pytest.warns(UserWarning) as record:
+        read_table(path)
+    assert len(record) == 1
+    assert str(record[0].message) == (
+        f"{path}: line 4: time '2024-01-01 00:05' repeats the previous row's '2024-01-01 00:05' (line 3; 2 such "
+        "rows in all); the windows follow the file's row order")
+    path = write(tmp_path, "t,x\n3,0\n2,0\n")  # numeric times too (given by --time-column)
+    with pytest.warns(UserWarning, match=r"line 3: time '2' is before the previous row's '3'"):
+        read_table(path, time_column="t")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_table(path, time_column="t", check_time_order=False)
+        read_table(write(tmp_path, "time,x\nb,1\na,2\n"))  # text that is neither numbers nor dates: no order
+
+
+def test_not_utf8_names_the_byte(tmp_path):
+    with pytest.raises(DataError, match=r"not a UTF-8 text file \(invalid start byte at byte 14\)"):
+        read_table(write(tmp_path, b"time,x\nt0,1\nt1\xff,2\n"))
+
+
+def test_blocks_of_every_size_read_the_same(tmp_path, monkeypatch):
+    # quoted line breaks, CRLF, blank lines, a BOM: across block boundaries wherever they fall
+    text = ('\ufefftime,"x, 1",y\r\n"a\nb",1,2\r\n\r\nc,3,4\n"d ""q""",5,6\rplain,7,8\n\n' +
+            "".join(f"r{i},{i}.25,-{i}\n" for i in range(40)))
+    path = write(tmp_path, text)
+    ref = read_table(path)
+    assert ref.time[:4] == ["a\nb", "c", 'd "q"', "plain"] and ref.channels == ["x, 1", "y"]
+    assert ref.lines[:5].tolist() == [3, 5, 6, 7, 9]
+    for size in (1, 2, 3, 7, 16, 50, 100, 1000):
+        monkeypatch.setattr(_csv, "BLOCK_BYTES", size)
+        t = read_table(path)
+        assert t.time == ref.time and t.lines.tolist() == ref.lines.tolist()
+        np.testing.assert_array_equal(t.values, ref.values)
+
+
+# ------------------------------------------------------------------------------------- property test
+
+NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+ODD_CELLS = ["", " ", "-", ".", "e5", "1e999", "nan", "-inf", "1_0", "\u0661", "\uff11", "1,5", "1;5", "1\t5",
+             '"1"', "x", "\x0c1", "1\u2028", "1 2", "0x1"]
+numbers = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False, width=64).map(repr),
+    st.integers(-10**20, 10**20).map(str),
+    st.decimals(allow_nan=False, allow_infinity=False, places=3).map(str),
+    st.builds(lambda v, pad: pad[0] + v + pad[1], st.sampled_from(["1", "-0.5", "+.25", "3.", "2E3"]),
+              st.tuples(st.sampled_from(["", " ", "\t"]), st.sampled_from(["", " ", "\t "]))),
+)
+cells = st.one_of(numbers, numbers, numbers, st.sampled_from(ODD_CELLS))
+times = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"), max_size=6).map(
+    lambda s: "t" + s)
+
+
+@st.composite
+def tables(draw):
+    n_channels = draw(st.integers(1, 3))
+    with_time = draw(st.booleans())
+    n_rows = draw(st.integers(1, 6))
+    rows = [([draw(times)] if with_time else []) + [draw(cells) for _ in range(n_channels)] for _ in range(n_rows)]
+    return {"header": (["time"] if with_time else []) + [f"c{j}" for j in range(n_channels)], "rows": rows,
+            "sep": draw(st.sampled_from([",", ";", "\t"])), "eol": draw(st.sampled_from(["\n", "\r\n"])),
+            "blank": draw(st.sets(st.integers(0, n_rows))), "block": draw(st.sampled_from([1, 5, 64, 1 << 20]))}
+
+
+def reference(table):
+    """(values, time) by the documented rules, written out plainly; None where the reader must refuse."""
+    header, rows = table["header"], table["rows"]
+    if len(header) < 2 and table["sep"] != ",":
+        return "skip"  # one column: its separator cannot be told from the file
+    if all(NUMBER.fullmatch(h) for h in header):
+        return "skip"
+    first = rows[0][0].strip(" \t")
+    try:
+        float(first)
+        time = header[0] == "time"
+    except ValueError:
+        time = True  # the first column is the time column when its first value is not a number
+    if time and len(header) == 1:
+        return None  # no numeric column
+    values = []
+    for row in rows:
+        cells_ = row[1:] if time else row
+        out = []
+        for c in cells_:
+            c = c.strip(" \t")
+            if not NUMBER.fullmatch(c) or not math.isfinite(float(c)):
+                return None
+            out.append(float(c))
+        values.append(out)
+    return np.array(values), ([r[0].strip(" \t") for r in rows] if time else None)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(table=tables())
+def test_reading_equals_a_plain_reference_or_is_a_data_error(tmp_path, monkeypatch, table):
+    expected = reference(table)
+    if expected == "skip":
+        return
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=table["sep"], lineterminator=table["eol"])
+    writer.writerow(table["header"])
+    for i, row in enumerate(table["rows"]):
+        if i in table["blank"]:
+            buffer.write(table["eol"])
+        writer.writerow(row)
+    path = write(tmp_path, buffer.getvalue(), "p.csv")
+    monkeypatch.setattr(_csv, "BLOCK_BYTES", table["block"])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the time order is not this test's concern
+            t = read_table(path)
+    except DataError as e:
+        assert expected is None, f"refused: {e}"
+        assert one_line(str(e)) and str(e).startswith(f"{path}: ")
+        return
+    assert expected is not None, f"accepted {t.values!r}"
+    values, time = expected
+    np.testing.assert_array_equal(t.values, values)
+    assert t.time == time
