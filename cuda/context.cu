@@ -4,6 +4,7 @@
 
 #include "context.cuh"
 #include "mixtura/core/errors.hpp"
+#include "mixtura/core/limits.hpp"
 
 namespace mixtura {
 namespace cuda {
@@ -207,7 +208,8 @@ PassGuard::~PassGuard() { ctx_->leave_scope(); }
 }  // namespace cuda
 
 CudaBackend make_cuda_backend(int device, int n_threads, std::size_t max_device_bytes) {
-  MIXTURA_EXPECTS(n_threads >= 0, "make_cuda_backend: n_threads must be >= 0, got %d", n_threads);
+  MIXTURA_EXPECTS(n_threads >= 0 && n_threads <= kMaxThreads, "make_cuda_backend: n_threads must be in [0, %d], got %d",
+                  kMaxThreads, n_threads);
   MIXTURA_EXPECTS(device >= 0, "make_cuda_backend: device index must be >= 0, got %d", device);
   int n = 0;
   const cudaError_t status = cudaGetDeviceCount(&n);

@@ -4,6 +4,7 @@
 #include "mixtura/core/data_access.hpp"
 #include "mixtura/core/device_matrix_view.hpp"
 #include "mixtura/core/errors.hpp"
+#include "mixtura/core/limits.hpp"
 #include "mixtura/core/matrix_view.hpp"
 #include "mixtura/core/moments.hpp"
 #include "mixtura/core/parallel.hpp"

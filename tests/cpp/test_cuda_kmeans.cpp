@@ -759,7 +759,7 @@ TYPED_TEST(CudaKMeansHost, BadDataOnTheDeviceGivesTheCpuErrors) {
 
 TEST(CudaBackendHost, MakeBackendNamesTheProblem) {
   EXPECT_INVALID(make_cuda_backend(-1), "make_cuda_backend", "device index must be >= 0, got -1");
-  EXPECT_INVALID(make_cuda_backend(0, -2), "make_cuda_backend", "n_threads must be >= 0, got -2");
+  EXPECT_INVALID(make_cuda_backend(0, -2), "make_cuda_backend", "n_threads must be in [0, 1024], got -2");
   if (mixtura_test::has_cuda_device()) {
     EXPECT_INVALID(make_cuda_backend(cuda::device_count()), "make_cuda_backend", "out of range");
     return;

@@ -50,7 +50,10 @@ TYPED_TEST(KMeansErrors, BadParameters) {
   EXPECT_INVALID(fit_with([](KMeansParams& p) { p.n_init = 0; }), "n_init must be >= 1, got 0");
   EXPECT_INVALID(fit_with([](KMeansParams& p) { p.tol = -1; }), "tol must be finite and >= 0, got -1");
   EXPECT_INVALID(fit_with([](KMeansParams& p) { p.tol = NAN; }), "tol must be finite");
-  EXPECT_INVALID(fit_with([](KMeansParams& p) { p.n_threads = -1; }), "n_threads must be >= 0, got -1");
+  EXPECT_INVALID(fit_with([](KMeansParams& p) { p.n_threads = -1; }), "n_threads must be in [0, 1024], got -1");
+  // 50,000 threads made libgomp exit the process, 100,000 crashed it: refused before any pass.
+  EXPECT_INVALID(fit_with([](KMeansParams& p) { p.n_threads = 100000; }), "KMeans::fit",
+                 "n_threads must be in [0, 1024], got 100000");
   EXPECT_INVALID(fit_with([](KMeansParams& p) { p.init = KMeansInit::given; }), "no initial centres");
 }
 
