@@ -634,4 +634,69 @@ TEST(ModelIoFixtures, GaussianMixturesWrittenByPythonScoreTheirStoredLogDensitie
   }
 }
 
+// ---- Issue 21: reliability of the reader (each test failed before its fix) -----------------------
+
+/// A container by hand: header for `kind`, `n_sections` declared, `body` as the sections, checksum.
+std::vector<std::uint8_t> raw_file(const std::string& kind, std::uint32_t n_sections, const std::vector<std::uint8_t>& body) {
+  std::vector<std::uint8_t> b(mixtura::kModelFileMagic, mixtura::kModelFileMagic + 8);
+  b.resize(32 + kind.size());
+  put_u32(b, 8, 1);
+  put_u32(b, 12, 0);
+  put_u32(b, 24, n_sections);
+  put_u32(b, 28, static_cast<std::uint32_t>(kind.size()));
+  std::memcpy(b.data() + 32, kind.data(), kind.size());
+  b.insert(b.end(), body.begin(), body.end());
+  b.resize(b.size() + 4);
+  put_u64(b, 16, b.size());
+  reseal(b);
+  return b;
+}
+
+/// Section header bytes: name length, name, dtype, ndim, reserved, shape.
+std::vector<std::uint8_t> section_head(const std::string& name, std::uint8_t dtype, std::vector<std::uint64_t> shape) {
+  std::vector<std::uint8_t> b(4 + name.size() + 4 + 8 * shape.size());
+  put_u32(b, 0, static_cast<std::uint32_t>(name.size()));
+  std::memcpy(b.data() + 4, name.data(), name.size());
+  b[4 + name.size()] = dtype;
+  b[5 + name.size()] = static_cast<std::uint8_t>(shape.size());
+  for (std::size_t d = 0; d < shape.size(); ++d) put_u64(b, 8 + name.size() + 8 * d, shape[d]);
+  return b;
+}
+
+TEST(ModelFileReliability, ScalarSectionWithoutItsBytesIsRefused) {
+  // The 51-byte reproducer: a float64 scalar with no payload. The scalar's one element was never
+  // compared with the bytes left, and 8 bytes were read past the buffer (ASan: heap over-read).
+  std::vector<std::uint8_t> b = raw_file("KMeans", 1, section_head("x", 2, {}));
+  ASSERT_EQ(b.size(), 51u);
+  EXPECT_NE(error_of([&] { mixtura::from_bytes(b); }).find("section 'x' declares shape () of f64 (8 bytes each) but only 0 bytes remain"),
+            std::string::npos);
+  // 1 to 7 bytes left are still too few, for every scalar dtype.
+  for (std::uint8_t dtype : {1, 2, 3, 4})
+    for (std::size_t left = 0; left < mixtura::item_size(static_cast<DType>(dtype)); ++left) {
+      std::vector<std::uint8_t> body = section_head("x", dtype, {});
+      body.resize(body.size() + left, 0xAB);
+      const std::vector<std::uint8_t> f = raw_file("KMeans", 1, body);
+      std::vector<std::uint8_t> exact(f.begin(), f.end());  // an exact-size heap buffer, as ASan sees it
+      EXPECT_NE(error_of([&] { mixtura::from_bytes(exact); }).find("but only " + std::to_string(left) + " bytes remain"),
+                std::string::npos) << "dtype " << int(dtype) << ", " << left << " bytes left";
+    }
+}
+
+TEST(ModelFileReliability, WriterRefusesAShapeWhoseProductOverflows) {
+  // 2^63 x 2 elements wrap to 0, which matched an empty payload: the writer wrote a file whose shape
+  // no reader can hold. Counted without overflow, it is refused.
+  ModelFile mf;
+  mf.kind = "KMeans";
+  mixtura::Section s;
+  s.name = "x";
+  s.dtype = DType::f64;
+  s.shape = {std::uint64_t{1} << 63, 2};
+  mf.sections.push_back(s);
+  EXPECT_NE(error_of([&] { mixtura::to_bytes(mf); }).find("to_bytes: section 'x' has 0 payload bytes for shape"),
+            std::string::npos);
+  ModelFile m2;
+  m2.kind = "KMeans";
+  EXPECT_THROW(m2.add_array<double>("y", std::vector<double>{}, {std::uint64_t{1} << 63, 2}), InvalidArgument);
+}
+
 }  // namespace

@@ -163,6 +163,18 @@ inline std::string shape_string(const std::vector<std::uint64_t>& shape) {
   return s + ")";
 }
 
+/// product(shape), or `cap` + 1 as soon as the product exceeds `cap` (so it never overflows).
+inline std::uint64_t checked_element_count(const std::vector<std::uint64_t>& shape, std::uint64_t cap) {
+  for (std::uint64_t d : shape)
+    if (d == 0) return 0;
+  std::uint64_t n = 1;
+  for (std::uint64_t d : shape) {
+    if (n > cap / d) return cap == UINT64_MAX ? cap : cap + 1;
+    n *= d;
+  }
+  return n;
+}
+
 }  // namespace detail
 
 /// CRC-32 of zlib (and Python's zlib.crc32): reflected polynomial 0xEDB88320, initial and final
@@ -181,12 +193,8 @@ struct Section {
   std::vector<std::uint64_t> shape;  ///< empty: a scalar; text: one entry, the length in bytes
   std::vector<std::uint8_t> payload;
 
-  /// Number of elements (the product of the shape; 1 for a scalar).
-  std::uint64_t n_elements() const {
-    std::uint64_t n = 1;
-    for (std::uint64_t d : shape) n *= d;
-    return n;
-  }
+  /// Number of elements (the product of the shape; 1 for a scalar); UINT64_MAX if it overflows.
+  std::uint64_t n_elements() const { return detail::checked_element_count(shape, UINT64_MAX - 1); }
 };
 
 /// A model file in memory: the model's kind and its sections, in file order.
@@ -217,6 +225,8 @@ struct ModelFile {
     s.dtype = dt;
     s.shape = std::move(shape);
     const std::uint64_t n = s.n_elements();
+    MIXTURA_EXPECTS(n <= UINT64_MAX / 16, "ModelFile::add_array: section '%s' has shape %s, too many elements",
+                    name.c_str(), detail::shape_string(s.shape).c_str());
     s.payload.reserve(static_cast<std::size_t>(n * sizeof(T)));
     for (std::uint64_t i = 0; i < n; ++i) {
       if (sizeof(T) == 4) {
@@ -304,9 +314,7 @@ struct ModelFile {
 
  private:
   static std::uint64_t product(const std::vector<std::uint64_t>& shape) {
-    std::uint64_t n = 1;
-    for (std::uint64_t d : shape) n *= d;
-    return n;
+    return detail::checked_element_count(shape, UINT64_MAX - 1);
   }
   void check_new(const std::string& name, std::size_t ndim) const {
     MIXTURA_EXPECTS(detail::valid_name(name, kModelFileMaxNameLength),
@@ -346,7 +354,8 @@ inline std::vector<std::uint8_t> to_bytes(const ModelFile& mf) {
                     s.name.c_str());
     MIXTURA_EXPECTS(item_size(s.dtype) != 0, "to_bytes: section '%s' has an unknown dtype code %d", s.name.c_str(),
                     static_cast<int>(s.dtype));
-    MIXTURA_EXPECTS(s.payload.size() == s.n_elements() * item_size(s.dtype),
+    const std::uint64_t fits = s.payload.size() / item_size(s.dtype);  // compared without overflow
+    MIXTURA_EXPECTS(s.n_elements() <= fits && s.n_elements() * item_size(s.dtype) == s.payload.size(),
                     "to_bytes: section '%s' has %zu payload bytes for shape %s of %s", s.name.c_str(), s.payload.size(),
                     detail::shape_string(s.shape).c_str(), to_string(s.dtype));
     detail::put_u32(out, static_cast<std::uint32_t>(s.name.size()));
@@ -446,16 +455,13 @@ inline ModelFile parse_model_file(const std::uint8_t* data, std::size_t n, const
     s.shape.resize(ndim);
     for (std::uint8_t d = 0; d < ndim; ++d) s.shape[d] = get_u64(data + pos + 8u * d);
     pos += 8u * ndim;
-    // Overflow-safe: the element count is compared with what fits in the remaining bytes, factor by factor.
+    // Overflow-safe: the element count is compared with what fits in the remaining bytes, factor by
+    // factor, and once more at the end, since a scalar (no factors) still needs one element.
     const std::size_t item = item_size(s.dtype);
     const std::uint64_t fit = (end - pos) / item;
-    std::uint64_t count = 1;
-    for (std::uint64_t d : s.shape) {
-      MIXTURA_EXPECTS(d == 0 || count <= fit / d,
-                      "%s: section '%s' declares shape %s of %s (%zu bytes each) but only %zu bytes remain", where,
-                      s.name.c_str(), shape_string(s.shape).c_str(), to_string(s.dtype), item, end - pos);
-      count *= d;
-    }
+    const std::uint64_t count = checked_element_count(s.shape, fit);
+    MIXTURA_EXPECTS(count <= fit, "%s: section '%s' declares shape %s of %s (%zu bytes each) but only %zu bytes remain",
+                    where, s.name.c_str(), shape_string(s.shape).c_str(), to_string(s.dtype), item, end - pos);
     const std::size_t bytes = static_cast<std::size_t>(count) * item;
     s.payload.assign(data + pos, data + pos + bytes);
     pos += bytes;
