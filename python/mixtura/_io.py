@@ -16,9 +16,11 @@ and ``Inner._from_sections(sections, prefix + "model.")``. ``side`` (a dict, or 
 file) receives the parameters a file cannot hold (a RandomState instance, an estimator object);
 pickling carries it beside the file bytes.
 """
+import errno
 import json
 import numbers
 import os
+import stat
 import warnings
 
 import numpy as np
@@ -111,10 +113,64 @@ def load(path):
         If the file is not a valid mixtura model file (see ``loads``).
     """
     if hasattr(path, "read"):
-        return loads(path.read(), where="mixtura.load(<file>)")
-    with open(path, "rb") as f:
-        data = f.read()
-    return loads(data, where=f"mixtura.load({os.fspath(path)!r})")
+        return loads(_read_stream(path, "mixtura.load(<file>)"), where="mixtura.load(<file>)")
+    where = f"mixtura.load({os.fspath(path)!r})"
+    return loads(_read_path(path, where), where=where)
+
+
+_HEADER_SIZE = 32
+_CHUNK = 1 << 20
+
+
+def _read_up_to(f, n):
+    """Up to n bytes of f, read in chunks: a header that declares more than is there allocates only
+    what is there."""
+    parts, left = [], n
+    while left > 0:
+        b = f.read(min(left, _CHUNK))
+        if not b:
+            break
+        parts.append(b)
+        left -= len(b)
+    return b"".join(parts)
+
+
+def _read_path(path, where):
+    """The bytes of the model file at path. Only a regular file is read (a FIFO would block, a device
+    or a directory has no end), and its header is checked against its size before the rest is read."""
+    # O_NONBLOCK: opening a FIFO does not wait for a writer; fstat then refuses it.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0))
+    try:
+        st = os.fstat(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, f"{where}: not a regular file (a directory)", os.fspath(path))
+        raise OSError(errno.EINVAL, f"{where}: not a regular file (a device, FIFO or socket)", os.fspath(path))
+    with open(fd, "rb", buffering=0) as f:
+        head = _read_up_to(f, _HEADER_SIZE)
+        _core.model_file_check_header(head, st.st_size, where)
+        data = head + _read_up_to(f, st.st_size - len(head))
+    if len(data) != st.st_size:
+        raise OSError(errno.EIO, f"{where}: the file shrank while it was read ({len(data)} of {st.st_size} bytes)",
+                      os.fspath(path))
+    return data
+
+
+def _read_stream(f, where):
+    """The bytes of a model file from a binary file object: the header first, then as many bytes as
+    it declares, then a check that nothing follows."""
+    head = _read_up_to(f, _HEADER_SIZE)
+    if len(head) < _HEADER_SIZE:
+        return head  # loads says what is wrong with it
+    total = _core.model_file_check_header(head, max(len(head), int.from_bytes(head[16:24], "little")), where)
+    data = head + _read_up_to(f, total - len(head))
+    if len(data) == total and f.read(1):
+        raise ValueError(f"{where}: trailing data after the {total} bytes the header declares")
+    return data
 
 
 def save(estimator, path):

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <new>
 #include <random>
@@ -697,6 +698,63 @@ TEST(ModelFileReliability, WriterRefusesAShapeWhoseProductOverflows) {
   ModelFile m2;
   m2.kind = "KMeans";
   EXPECT_THROW(m2.add_array<double>("y", std::vector<double>{}, {std::uint64_t{1} << 63, 2}), InvalidArgument);
+}
+
+/// The error of read_model_file(path) (a ModelFileIoError or InvalidArgument), "" if none.
+std::string read_error(const std::string& path) {
+  try {
+    mixtura::read_model_file(path);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(ModelFileReliability, OnlyRegularFilesAreRead) {
+  // A directory gave std::bad_alloc (its "size" is huge); a FIFO blocked; /dev/zero was read until
+  // memory ran out. Each is refused before anything is read.
+  const std::string dir = temp_path("a_directory.mxt");
+  std::filesystem::create_directory(dir);
+  EXPECT_THROW(mixtura::read_model_file(dir), mixtura::ModelFileIoError);
+  EXPECT_NE(read_error(dir).find("is not a regular file (a directory)"), std::string::npos) << read_error(dir);
+  std::filesystem::remove(dir);
+#if defined(__unix__)
+  const std::string fifo = temp_path("a_fifo.mxt");
+  std::remove(fifo.c_str());
+  ASSERT_EQ(std::system(("mkfifo '" + fifo + "'").c_str()), 0);
+  EXPECT_NE(read_error(fifo).find("is not a regular file (a device, FIFO or socket)"), std::string::npos);
+  std::remove(fifo.c_str());
+  EXPECT_NE(read_error("/dev/zero").find("is not a regular file"), std::string::npos);
+#endif
+}
+
+TEST(ModelFileReliability, LargeFilesAreJudgedByTheirHeaderBeforeBeingRead) {
+  // 3 GB of zeros (sparse: nothing is written) were read whole before the magic was checked.
+  const std::string path = temp_path("sparse.mxt");
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  }
+  std::filesystem::resize_file(path, std::uint64_t{3} << 30);
+  g_largest = 0;
+  g_watch = true;
+  const std::string e1 = read_error(path);
+  g_watch = false;
+  EXPECT_NE(e1.find("not a mixtura model file"), std::string::npos) << e1;
+  EXPECT_LT(g_largest.load(), std::size_t{1} << 20);
+  // A valid header declaring its real size, then 3 GB more: refused by the size, not the checksum.
+  std::vector<std::uint8_t> b = raw_file("KMeans", 0, {});
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
+  }
+  std::filesystem::resize_file(path, std::uint64_t{3} << 30);
+  g_largest = 0;
+  g_watch = true;
+  const std::string e2 = read_error(path);
+  g_watch = false;
+  EXPECT_NE(e2.find("3221225472 bytes where the header declares 42: trailing data"), std::string::npos) << e2;
+  EXPECT_LT(g_largest.load(), std::size_t{1} << 20);
+  std::remove(path.c_str());
 }
 
 }  // namespace

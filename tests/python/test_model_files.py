@@ -416,3 +416,73 @@ def test_detector_file_with_a_bad_scale_is_refused(data):
     s["method"] = "svm"
     with pytest.raises(ValueError, match="expected 'gmm' or 'kmeans'"):
         mixtura.loads(_core.model_file_to_bytes("DensityAnomalyDetector", s))
+
+
+# ---- Issue 21: reliability (each test failed before its fix) --------------------------------------
+
+def _raw_file(kind, n_sections, body):
+    """A container by hand: header, kind, ``body`` as the sections, checksum."""
+    head = b"MIXTURA\0" + struct.pack("<IIQII", 1, 0, 0, n_sections, len(kind)) + kind.encode()
+    b = bytearray(head + body + b"\0\0\0\0")
+    struct.pack_into("<Q", b, 16, len(b))
+    struct.pack_into("<I", b, len(b) - 4, zlib.crc32(bytes(b[:-4])))
+    return bytes(b)
+
+
+def _resealed(kind, sections):
+    return _core.model_file_to_bytes(kind, sections)
+
+
+def test_a_scalar_section_without_its_bytes_is_refused():
+    # Read 8 bytes past the buffer; Python's message showed a size of 18446744073709551608 bytes.
+    b = _raw_file("KMeans", 1, struct.pack("<I", 1) + b"x" + bytes([2, 0, 0, 0]))
+    assert len(b) == 51
+    with pytest.raises(ValueError, match=r"section 'x' declares shape \(\) of f64 \(8 bytes each\) but only 0 bytes "
+                                         r"remain"):
+        mixtura.loads(b)
+
+
+def test_only_regular_files_are_read(tmp_path):
+    # A FIFO blocked both readers, /dev/zero was read until MemoryError, a directory gave
+    # std::bad_alloc in C++.
+    with pytest.raises(IsADirectoryError, match="not a regular file"):
+        mixtura.load(tmp_path)
+    with pytest.raises(OSError, match=r"is not a regular file \(a directory\)"):
+        _core.model_file_read(str(tmp_path))
+    if hasattr(os, "mkfifo"):
+        fifo = tmp_path / "fifo.mxt"
+        os.mkfifo(fifo)
+        with pytest.raises(OSError, match=r"not a regular file \(a device, FIFO or socket\)"):
+            mixtura.load(fifo)
+        with pytest.raises(OSError, match=r"not a regular file \(a device, FIFO or socket\)"):
+            _core.model_file_read(str(fifo))
+    if os.path.exists("/dev/zero"):
+        with pytest.raises(OSError, match="not a regular file"):
+            mixtura.load("/dev/zero")
+        with open("/dev/zero", "rb") as f:  # a file object: judged by its first 32 bytes
+            with pytest.raises(ValueError, match="not a mixtura model file"):
+                mixtura.load(f)
+
+
+def test_a_large_file_is_judged_by_its_header_first(saved, tmp_path):
+    sparse = tmp_path / "sparse.mxt"
+    with open(sparse, "wb") as f:
+        f.truncate(3 << 30)  # 3 GB of zeros, nothing written
+    with pytest.raises(ValueError, match="not a mixtura model file"):
+        mixtura.load(sparse)
+    with pytest.raises(ValueError, match="not a mixtura model file"):
+        _core.model_file_read(str(sparse))
+    good = saved.read_bytes()
+    with open(sparse, "wb") as f:
+        f.write(good)
+        f.truncate(3 << 30)
+    with pytest.raises(ValueError, match=f"3221225472 bytes where the header declares {len(good)}: trailing data"):
+        mixtura.load(sparse)
+    # A file object whose header declares 2^62 bytes: only what is there is read.
+    b = bytearray(good)
+    struct.pack_into("<Q", b, 16, 1 << 62)
+    with pytest.raises(ValueError, match="file truncated"):
+        mixtura.load(io.BytesIO(bytes(b)))
+    with pytest.raises(ValueError, match="trailing data"):
+        mixtura.load(io.BytesIO(good + b"x"))
+    assert isinstance(mixtura.load(io.BytesIO(good)), mixtura.GaussianMixture)

@@ -17,10 +17,13 @@
 
 #include <array>
 #include <cerrno>
+#include <climits>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <system_error>
 #include <initializer_list>
 #include <stdexcept>
 #include <string>
@@ -374,29 +377,38 @@ inline std::vector<std::uint8_t> to_bytes(const ModelFile& mf) {
 
 namespace detail {
 
-/// Reads a model file from `n` bytes; errors start with `where`.
-inline ModelFile parse_model_file(const std::uint8_t* data, std::size_t n, const std::string& where_s) {
-  const char* where = where_s.c_str();
+/// Checks the fixed header of a file of `file_size` bytes, given its first `n` bytes (all of them
+/// when the file is shorter than the header): magic, version, flags, and the size the header
+/// declares against the real one, so that a reader can refuse a file before reading all of it.
+inline void check_model_file_header(const std::uint8_t* data, std::size_t n, std::uint64_t file_size,
+                                    const char* where) {
   const std::size_t magic_n = n < 8 ? n : 8;
-  MIXTURA_EXPECTS(n > 0, "%s: the file is empty; not a mixtura model file", where);
+  MIXTURA_EXPECTS(file_size > 0, "%s: the file is empty; not a mixtura model file", where);
   MIXTURA_EXPECTS(std::memcmp(data, kModelFileMagic, magic_n) == 0,
                   "%s: not a mixtura model file (it does not start with the magic bytes \"MIXTURA\\0\")", where);
-  MIXTURA_EXPECTS(n >= 12, "%s: file truncated: %zu bytes, a model file has at least %zu", where, n,
-                  kModelFileHeaderSize + 5);
+  MIXTURA_EXPECTS(file_size >= 12 && n >= 12, "%s: file truncated: %llu bytes, a model file has at least %zu", where,
+                  static_cast<unsigned long long>(file_size), kModelFileHeaderSize + 5);
   const std::uint32_t version = get_u32(data + 8);
   MIXTURA_EXPECTS(version != 0, "%s: invalid format version 0", where);
   MIXTURA_EXPECTS(version <= kModelFormatVersion,
                   "%s: format version %u is newer than this build of mixtura reads (%u); upgrade mixtura to read it",
                   where, version, kModelFormatVersion);
-  MIXTURA_EXPECTS(n >= kModelFileHeaderSize + 4, "%s: file truncated: %zu bytes, a model file has at least %zu", where,
-                  n, kModelFileHeaderSize + 5);
+  MIXTURA_EXPECTS(file_size >= kModelFileHeaderSize + 4 && n >= kModelFileHeaderSize,
+                  "%s: file truncated: %llu bytes, a model file has at least %zu", where,
+                  static_cast<unsigned long long>(file_size), kModelFileHeaderSize + 5);
   const std::uint32_t flags = get_u32(data + 12);
   MIXTURA_EXPECTS(flags == 0, "%s: unknown flags 0x%08x (format version %u defines none)", where, flags, version);
   const std::uint64_t total = get_u64(data + 16);
-  MIXTURA_EXPECTS(total <= n, "%s: file truncated: the header declares %llu bytes, only %zu present", where,
-                  static_cast<unsigned long long>(total), n);
-  MIXTURA_EXPECTS(total == n, "%s: %zu bytes where the header declares %llu: trailing data after the model", where, n,
-                  static_cast<unsigned long long>(total));
+  MIXTURA_EXPECTS(total <= file_size, "%s: file truncated: the header declares %llu bytes, only %llu present", where,
+                  static_cast<unsigned long long>(total), static_cast<unsigned long long>(file_size));
+  MIXTURA_EXPECTS(total == file_size, "%s: %llu bytes where the header declares %llu: trailing data after the model",
+                  where, static_cast<unsigned long long>(file_size), static_cast<unsigned long long>(total));
+}
+
+/// Reads a model file from `n` bytes; errors start with `where`.
+inline ModelFile parse_model_file(const std::uint8_t* data, std::size_t n, const std::string& where_s) {
+  const char* where = where_s.c_str();
+  check_model_file_header(data, n, n, where);
   const std::uint32_t stored = get_u32(data + n - 4);
   const std::uint32_t computed = crc32(data, n - 4);
   MIXTURA_EXPECTS(stored == computed, "%s: checksum mismatch (stored 0x%08x, computed 0x%08x): the file is corrupted",
@@ -477,17 +489,38 @@ inline ModelFile parse_model_file(const std::uint8_t* data, std::size_t n, const
   return mf;
 }
 
+/// The bytes of the model file at `path`. Only a regular file is opened (a FIFO would block, a
+/// device or directory has no size), and its header is checked against its size before the rest is
+/// read, so a large file that is not a model file is refused after 32 bytes.
 inline std::vector<std::uint8_t> read_file_bytes(const std::string& path, const char* where) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  if (ec || !fs::exists(st))
+    throw ModelFileIoError(detail::format("%s: cannot open '%s': %s", where, path.c_str(),
+                                          ec ? ec.message().c_str() : std::strerror(ENOENT)));
+  if (!fs::is_regular_file(st))
+    throw ModelFileIoError(detail::format("%s: '%s' is not a regular file (%s)", where, path.c_str(),
+                                          fs::is_directory(st) ? "a directory" : "a device, FIFO or socket"));
+  const std::uintmax_t size = fs::file_size(path, ec);
+  if (ec) throw ModelFileIoError(detail::format("%s: cannot read the size of '%s': %s", where, path.c_str(),
+                                                ec.message().c_str()));
   std::ifstream in(path, std::ios::binary);
   if (!in)
     throw ModelFileIoError(detail::format("%s: cannot open '%s': %s", where, path.c_str(), std::strerror(errno)));
-  in.seekg(0, std::ios::end);
-  const std::streamoff size = in.tellg();
-  if (size < 0) throw ModelFileIoError(detail::format("%s: cannot read the size of '%s'", where, path.c_str()));
-  in.seekg(0, std::ios::beg);
-  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
-  if (size > 0 && !in.read(reinterpret_cast<char*>(bytes.data()), size))
+  const std::size_t head_n = size < kModelFileHeaderSize ? static_cast<std::size_t>(size) : kModelFileHeaderSize;
+  std::uint8_t head[kModelFileHeaderSize] = {};
+  if (head_n > 0 && !in.read(reinterpret_cast<char*>(head), static_cast<std::streamsize>(head_n)))
     throw ModelFileIoError(detail::format("%s: cannot read '%s'", where, path.c_str()));
+  check_model_file_header(head, head_n, size, where);
+  MIXTURA_EXPECTS(size <= SIZE_MAX, "%s: '%s' has %llu bytes, more than this machine can address", where,
+                  path.c_str(), static_cast<unsigned long long>(size));
+  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
+  std::memcpy(bytes.data(), head, head_n);
+  const std::streamsize rest = static_cast<std::streamsize>(size - head_n);
+  if (rest > 0 && !in.read(reinterpret_cast<char*>(bytes.data() + head_n), rest))
+    throw ModelFileIoError(detail::format("%s: cannot read '%s' (it has fewer than the %llu bytes it had when opened)",
+                                          where, path.c_str(), static_cast<unsigned long long>(size)));
   return bytes;
 }
 
