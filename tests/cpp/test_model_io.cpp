@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "mixtura/anomaly.hpp"
 #include "mixtura/gmm.hpp"
 #include "mixtura/io.hpp"
 #include "mixtura/kmeans.hpp"
@@ -472,7 +473,9 @@ TEST(ModelIo, PrefixedSectionsNestInOneFile) {
   const ModelFile back = mixtura::from_bytes(mixtura::to_bytes(mf));
   EXPECT_EQ(mixtura::kmeans_from_sections<double>(back, "first.").predict(x), km.predict(x));
   EXPECT_EQ(mixtura::gaussian_mixture_from_sections<double>(back, "second.").score(x), gm.score(x));
-  EXPECT_NE(error_of([&] { mixtura::kmeans_from_sections<double>(back, "second."); }).find("'second.cluster_centers_'"),
+  // A GaussianMixture's sections read as a KMeans: refused at the first section K-means does not have.
+  EXPECT_NE(error_of([&] { mixtura::kmeans_from_sections<double>(back, "second."); })
+                .find("section 'second.covariance_type' is not one a KMeans model has"),
             std::string::npos);
 }
 
@@ -531,16 +534,16 @@ TEST(ModelIo, ValidChecksumButInconsistentGaussianMixtureIsRefused) {
   EXPECT_NE(refused(mf).find("section 'weights_' has shape (2,), expected (3,)"), std::string::npos);
   mf = fitted_gmm_file(CovarianceType::diag);
   replace<double>(mf, "means_", {0, 0, NAN, 0, 0, 0}, {3, 2});
-  EXPECT_NE(refused(mf).find("means_ holds a non-finite value (nan) at flat index 2"), std::string::npos);
+  EXPECT_NE(refused(mf).find("means_ holds nan at flat index 2, expected finite"), std::string::npos);
   mf = fitted_gmm_file(CovarianceType::full);
   replace<double>(mf, "precisions_cholesky_", {1, 0, 0, 1, /**/ 1, 0, 0, -1, /**/ 1, 0, 0, 1}, {3, 2, 2});
-  EXPECT_NE(refused(mf).find("precisions_cholesky_ matrix 1 has diagonal entry 1 = -1, expected > 0"), std::string::npos);
+  EXPECT_NE(refused(mf).find("precisions_cholesky_ matrix 1 has diagonal entry 1 = -1, expected >= 1e-150"), std::string::npos);
   mf = fitted_gmm_file(CovarianceType::tied);
   replace<double>(mf, "precisions_cholesky_", {1, 2, 3, 1}, {2, 2});
   EXPECT_NE(refused(mf).find("precisions_cholesky_ matrix 0 is not triangular"), std::string::npos);
   mf = fitted_gmm_file(CovarianceType::spherical);
   replace<double>(mf, "precisions_cholesky_", {1, 0, 1}, {3});
-  EXPECT_NE(refused(mf).find("expected > 0"), std::string::npos);
+  EXPECT_NE(refused(mf).find("entry 0 at flat index 1, expected >= 1e-150"), std::string::npos);
   mf = fitted_gmm_file(CovarianceType::full);
   replace_text(mf, "covariance_type", "banana");
   EXPECT_NE(refused(mf).find("unknown covariance_type 'banana'"), std::string::npos);
@@ -634,6 +637,7 @@ TEST(ModelIoFixtures, GaussianMixturesWrittenByPythonScoreTheirStoredLogDensitie
     for (std::size_t i = 0; i < expected.size(); ++i) EXPECT_NEAR(s[i], expected[i], 1e-12 * std::abs(expected[i]));
   }
 }
+
 
 // ---- Issue 21: reliability of the reader (each test failed before its fix) -----------------------
 
@@ -755,6 +759,89 @@ TEST(ModelFileReliability, LargeFilesAreJudgedByTheirHeaderBeforeBeingRead) {
   EXPECT_NE(e2.find("3221225472 bytes where the header declares 42: trailing data"), std::string::npos) << e2;
   EXPECT_LT(g_largest.load(), std::size_t{1} << 20);
   std::remove(path.c_str());
+}
+
+ModelFile fitted_kmeans_file() {
+  const RowMatrix<double> x = blobs<double>(40, 2, 2, 8);
+  mixtura::KMeansParams kp;
+  kp.n_clusters = 2;
+  mixtura::KMeans<double> km(kp);
+  km.fit(x);
+  return mixtura::to_model_file(km);
+}
+
+ModelFile fitted_detector_file(mixtura::AnomalyMethod method) {
+  const RowMatrix<double> x = blobs<double>(200, 2, 2, 9);
+  mixtura::DetectorParams p;
+  p.method = method;
+  p.n_components = 2;
+  mixtura::DensityAnomalyDetector<double> det(p);
+  det.fit(x);
+  return mixtura::to_model_file(det);
+}
+
+TEST(ModelFileReliability, SectionsOfAnotherKindAreRefused) {
+  // They were ignored: a file whose contents are not what its kind says loaded as that kind.
+  auto gmm = [](const ModelFile& mf) {
+    return error_of([&] { mixtura::gaussian_mixture_from_sections<double>(mixtura::from_bytes(mixtura::to_bytes(mf))); });
+  };
+  ModelFile mf = fitted_gmm_file(mixtura::CovarianceType::diag);
+  replace<double>(mf, "cluster_centers_", {0, 1, 2, 3}, {2, 2});
+  EXPECT_NE(gmm(mf).find("section 'cluster_centers_' is not one a GaussianMixture model has"), std::string::npos);
+  mf = fitted_gmm_file(mixtura::CovarianceType::diag);
+  replace<double>(mf, "model.weights_", {1.0}, {1});  // "model." is mixtura's, not the application's
+  EXPECT_NE(gmm(mf).find("section 'model.weights_' is not one a GaussianMixture model has"), std::string::npos);
+  ModelFile km = fitted_kmeans_file();
+  replace<double>(km, "offset_", {0.5}, {});
+  EXPECT_NE(error_of([&] { mixtura::kmeans_from_sections<double>(km); }).find("section 'offset_' is not one a KMeans"),
+            std::string::npos);
+  ModelFile det = fitted_detector_file(mixtura::AnomalyMethod::gmm);
+  replace<double>(det, "density_weights_", {1.0}, {1});  // a kmeans detector's
+  EXPECT_NE(error_of([&] { mixtura::detector_from_sections<double>(det); })
+                .find("section 'density_weights_' is not one a DensityAnomalyDetector model has"),
+            std::string::npos);
+  det = fitted_detector_file(mixtura::AnomalyMethod::gmm);
+  replace<double>(det, "model.cluster_centers_", {0, 1, 2, 3}, {2, 2});
+  EXPECT_NE(error_of([&] { mixtura::detector_from_sections<double>(det); })
+                .find("section 'model.cluster_centers_' is not one a GaussianMixture model has"),
+            std::string::npos);
+  // The application's own namespaces ("test.", "myapp.") and params.NAME stay allowed.
+  mf = fitted_gmm_file(mixtura::CovarianceType::diag);
+  replace<double>(mf, "test.X", {0, 1}, {1, 2});
+  replace<double>(mf, "params.means_init", {0, 1}, {1, 2});
+  EXPECT_NO_THROW(mixtura::gaussian_mixture_from_sections<double>(mf));
+}
+
+TEST(ModelFileReliability, UnusableValuesAreRefusedAtLoad) {
+  // scale_ = 1e-310 loaded, then scoring failed with "X contains -inf" (x / scale_ overflowed).
+  ModelFile det = fitted_detector_file(mixtura::AnomalyMethod::gmm);
+  replace<double>(det, "scale_", {1e-310, 1.0}, {2});
+  EXPECT_NE(error_of([&] { mixtura::detector_from_sections<double>(det); }).find("scale_[0] = 1e-310, expected in [1e-150, 1e+150]"),
+            std::string::npos);
+  det = fitted_detector_file(mixtura::AnomalyMethod::kmeans);
+  replace<double>(det, "center_", {1e200, 0.0}, {2});
+  EXPECT_NE(error_of([&] { mixtura::detector_from_sections<double>(det); }).find("center_[0] = 1e+200"),
+            std::string::npos);
+  // A BIC count that no int holds was converted anyway (undefined behaviour).
+  det = fitted_detector_file(mixtura::AnomalyMethod::gmm);
+  replace<double>(det, "bic_", {1e300, 5.0}, {1, 2});
+  EXPECT_NE(error_of([&] { mixtura::detector_from_sections<double>(det); }).find("bic_[0, 0] = 1e+300 is not a component count"),
+            std::string::npos);
+  // Means whose squares overflow, and a triangular factor valid entry by entry whose inverse is not finite.
+  ModelFile mf = fitted_gmm_file(mixtura::CovarianceType::tied);
+  std::vector<double> means = mf.array<double>("means_");
+  means[1] = 1e200;
+  replace<double>(mf, "means_", means, {3, 2});
+  EXPECT_NE(error_of([&] { mixtura::gaussian_mixture_from_sections<double>(mf); }).find("means_ holds 1e+200 at flat index 1"),
+            std::string::npos);
+  mf = fitted_gmm_file(mixtura::CovarianceType::tied);
+  replace<double>(mf, "precisions_cholesky_", {1e-150, 1e150, 0, 1e-150}, {2, 2});
+  EXPECT_NE(error_of([&] { mixtura::gaussian_mixture_from_sections<double>(mf); }).find("too ill-conditioned"),
+            std::string::npos);
+  ModelFile km = fitted_kmeans_file();
+  replace<double>(km, "cluster_centers_", {0, 1, 1e160, 2}, {2, 2});
+  EXPECT_NE(error_of([&] { mixtura::kmeans_from_sections<double>(km); }).find("cluster_centers_ holds 1e+160 at flat index 2"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -410,7 +410,7 @@ def test_detector_file_with_a_bad_scale_is_refused(data):
     det = mixtura.DensityAnomalyDetector(random_state=0).fit(data)
     s = det._to_sections()
     s["scale_"] = s["scale_"] * np.array([1, -1, 1, 1])
-    with pytest.raises(ValueError, match=r"scale_\[1\] = -[0-9.e+-]+, expected > 0"):
+    with pytest.raises(ValueError, match=r"scale_\[1\] = -[0-9.e+-]+, expected in \[1e-150, 1e\+150\]"):
         mixtura.loads(_core.model_file_to_bytes("DensityAnomalyDetector", s))
     s = det._to_sections()
     s["method"] = "svm"
@@ -486,3 +486,30 @@ def test_a_large_file_is_judged_by_its_header_first(saved, tmp_path):
     with pytest.raises(ValueError, match="trailing data"):
         mixtura.load(io.BytesIO(good + b"x"))
     assert isinstance(mixtura.load(io.BytesIO(good)), mixtura.GaussianMixture)
+
+
+
+def test_sections_of_another_estimator_are_refused(data):
+    gm = mixtura.GaussianMixture(3, random_state=0).fit(data)
+    s = gm._to_sections()
+    s["cluster_centers_"] = np.zeros((3, 4))
+    with pytest.raises(ValueError, match="section 'cluster_centers_' is not one a GaussianMixture model has"):
+        mixtura.loads(_resealed("GaussianMixture", s))
+    det = mixtura.DensityAnomalyDetector(random_state=0).fit(data)
+    s = det._to_sections()
+    s["model.labels_"] = np.zeros(3, dtype=np.int32)
+    with pytest.raises(ValueError, match="section 'model.labels_' is not one a GaussianMixture model has"):
+        mixtura.loads(_resealed("DensityAnomalyDetector", s))
+    # The application's own namespaces stay allowed (the fixtures' test.X).
+    s = gm._to_sections()
+    s["myapp.notes"] = "kept out of the model"
+    mixtura.loads(_resealed("GaussianMixture", s))
+
+
+def test_a_subnormal_scale_is_refused_at_load(data):
+    # It loaded, then scoring failed with "X contains -inf" (x / scale_ overflowed).
+    det = mixtura.DensityAnomalyDetector(random_state=0).fit(data)
+    s = det._to_sections()
+    s["scale_"] = s["scale_"] * np.array([1, 1e-310, 1, 1])
+    with pytest.raises(ValueError, match=r"scale_\[1\] = [0-9.e+-]+, expected in \[1e-150, 1e\+150\]"):
+        mixtura.loads(_resealed("DensityAnomalyDetector", s))
