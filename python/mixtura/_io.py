@@ -301,6 +301,15 @@ def params_from_sections(cls, sections, prefix, side):
     return {k: v for k, v in params.items() if k in accepted}
 
 
+def check_params_match(est, sections, prefix, **fitted):
+    """The hyper-parameters read from ``prefix + "params"`` agree with the fitted arrays (a file whose
+    params name another covariance_type would otherwise score its arrays as the wrong type)."""
+    for name, value in fitted.items():
+        if getattr(est, name) != value:
+            raise ValueError(f"section {prefix + 'params'!r} gives {name}={getattr(est, name)!r} but the fitted "
+                             f"arrays are for {name}={value!r}")
+
+
 def scalar(value, dtype):
     """A 0-d array (a scalar section)."""
     return np.asarray(value, dtype=dtype).reshape(())

@@ -513,3 +513,30 @@ def test_a_subnormal_scale_is_refused_at_load(data):
     s["scale_"] = s["scale_"] * np.array([1, 1e-310, 1, 1])
     with pytest.raises(ValueError, match=r"scale_\[1\] = [0-9.e+-]+, expected in \[1e-150, 1e\+150\]"):
         mixtura.loads(_resealed("DensityAnomalyDetector", s))
+
+
+def test_gmm_scoring_checks_the_arrays_against_covariance_type(data):
+    # set_params changed covariance_type under fitted diag arrays: score_samples read out of bounds
+    # and returned values that changed between calls.
+    g = mixtura.GaussianMixture(1, covariance_type="diag").fit(data)
+    g.set_params(covariance_type="full")
+    with pytest.raises(ValueError, match=r"GaussianMixture: precisions_cholesky_ has shape \(1, 4\), expected "
+                                         r"\(1, 4, 4\) for covariance_type 'full' with n_components = 1 and "
+                                         r"n_features = 4"):
+        g.score_samples(data)
+    g = mixtura.GaussianMixture(2, covariance_type="spherical").fit(data)
+    g.weights_ = g.weights_[:1]
+    with pytest.raises(ValueError, match=r"weights_ has shape \(1,\), expected \(2,\) for n_components = 2"):
+        g.predict(data)
+    g = mixtura.GaussianMixture(2, covariance_type="spherical").fit(data)
+    g.precisions_cholesky_ = -g.precisions_cholesky_
+    with pytest.raises(ValueError, match=r"precisions_cholesky_ has entry -[0-9.e+-]+ at flat index 0"):
+        g.sample(3)
+
+
+def test_a_file_whose_params_name_another_covariance_type_is_refused(data):
+    s = mixtura.GaussianMixture(2, covariance_type="diag", random_state=0).fit(data)._to_sections()
+    s["params"] = s["params"].replace('"covariance_type": "diag"', '"covariance_type": "full"')
+    with pytest.raises(ValueError, match=r"section 'params' gives covariance_type='full' but the fitted arrays are "
+                                         r"for covariance_type='diag'"):
+        mixtura.loads(_resealed("GaussianMixture", s))

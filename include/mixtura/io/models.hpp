@@ -311,6 +311,30 @@ inline GmmModel gmm_model_from_arrays(CovarianceType t, const std::vector<double
   return m;
 }
 
+/// The model from arrays as the Python estimator holds them (weights_, means_, precisions_cholesky_)
+/// with their shapes: every shape checked against covariance_type, n_components and n_features,
+/// then the values as gmm_model_from_arrays checks them. The Python package builds its models here.
+inline GmmModel gmm_model_from_shaped(CovarianceType t, const std::vector<double>& weights,
+                                      const std::vector<std::uint64_t>& weights_shape, const std::vector<double>& means,
+                                      const std::vector<std::uint64_t>& means_shape, const std::vector<double>& factors,
+                                      const std::vector<std::uint64_t>& factors_shape, const char* where) {
+  MIXTURA_EXPECTS(means_shape.size() == 2 && means_shape[0] >= 1 && means_shape[1] >= 1 &&
+                      means_shape[0] <= static_cast<std::uint64_t>(INT32_MAX) &&
+                      means_shape[1] <= static_cast<std::uint64_t>(INT32_MAX),
+                  "%s: means_ has shape %s, expected (n_components, n_features), both >= 1", where,
+                  shape_string(means_shape).c_str());
+  const Index K = static_cast<Index>(means_shape[0]), D = static_cast<Index>(means_shape[1]);
+  MIXTURA_EXPECTS(weights_shape == std::vector<std::uint64_t>{u64(K)},
+                  "%s: weights_ has shape %s, expected (%lld,) for n_components = %lld", where,
+                  shape_string(weights_shape).c_str(), static_cast<long long>(K), static_cast<long long>(K));
+  const std::vector<std::uint64_t> expected = gmm_parameter_shape(t, K, D);
+  MIXTURA_EXPECTS(factors_shape == expected,
+                  "%s: precisions_cholesky_ has shape %s, expected %s for covariance_type '%s' with n_components = %lld "
+                  "and n_features = %lld", where, shape_string(factors_shape).c_str(), shape_string(expected).c_str(),
+                  to_string(t), static_cast<long long>(K), static_cast<long long>(D));
+  return gmm_model_from_arrays(t, weights, means, factors, K, D, where);
+}
+
 /// A loaded model's covariances and precisions (what covariances_ and precisions_ hold) must be
 /// finite: a valid factor can still be too ill-conditioned to invert.
 inline void check_gmm_usable(const GmmModel& m, const char* where) {
