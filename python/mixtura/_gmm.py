@@ -339,6 +339,8 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         if prefix + "means_" not in sections:
             return est
         derived = _core.model_file_check(cls._model_kind, cls._model_kind, sections, prefix, f"{cls.__name__} model")
+        _io.check_params_match(est, sections, prefix, covariance_type=sections[prefix + "covariance_type"],
+                               n_components=sections[prefix + "means_"].shape[0])
         _io.features_from_sections(est, sections, prefix)
         est.weights_ = sections[prefix + "weights_"]
         est.means_ = sections[prefix + "means_"]

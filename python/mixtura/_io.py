@@ -16,9 +16,11 @@ and ``Inner._from_sections(sections, prefix + "model.")``. ``side`` (a dict, or 
 file) receives the parameters a file cannot hold (a RandomState instance, an estimator object);
 pickling carries it beside the file bytes.
 """
+import errno
 import json
 import numbers
 import os
+import stat
 import warnings
 
 import numpy as np
@@ -55,7 +57,7 @@ def dumps(estimator, side=None):
     return _core.model_file_to_bytes(estimator._model_kind, sections)
 
 
-def loads(data, *, where="mixtura.loads", cls=None, side=None):
+def loads(data, *, where="mixtura.loads", cls=None, side=None, _allow_unfitted=False):
     """The estimator held by model-file bytes.
 
     Parameters
@@ -88,9 +90,34 @@ def loads(data, *, where="mixtura.loads", cls=None, side=None):
     elif kind != cls._model_kind:
         raise ValueError(f"{where}: the file holds a {kind!r} model, not a {cls._model_kind!r}")
     try:
-        return cls._from_sections(sections, "", side)
+        est = cls._from_sections(sections, "", side)
     except ValueError as e:
         raise ValueError(f"{where}: {e}") from None
+    if not _allow_unfitted and not _is_fitted(est):
+        # A model file holds a fitted model: missing fitted arrays (or a kind that names another
+        # class) are an error, not an unfitted estimator. Pickles of unfitted estimators pass
+        # _allow_unfitted. The C++ checks name the missing or foreign section.
+        if kind in _CPP_CHECKED:
+            try:
+                _core.model_file_check(kind, kind, sections, "", f"{cls.__name__} model")
+            except ValueError as e:
+                raise ValueError(f"{where}: {e}") from None
+        raise ValueError(f"{where}: the file holds no fitted {cls.__name__} (its fitted arrays are missing)")
+    return est
+
+
+#: Kinds whose sections the C++ loaders check (include/mixtura/io).
+_CPP_CHECKED = ("KMeans", "GaussianMixture", "DensityAnomalyDetector")
+
+
+def _is_fitted(est):
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+    try:
+        check_is_fitted(est)
+    except NotFittedError:
+        return False
+    return True
 
 
 def load(path):
@@ -111,10 +138,64 @@ def load(path):
         If the file is not a valid mixtura model file (see ``loads``).
     """
     if hasattr(path, "read"):
-        return loads(path.read(), where="mixtura.load(<file>)")
-    with open(path, "rb") as f:
-        data = f.read()
-    return loads(data, where=f"mixtura.load({os.fspath(path)!r})")
+        return loads(_read_stream(path, "mixtura.load(<file>)"), where="mixtura.load(<file>)")
+    where = f"mixtura.load({os.fspath(path)!r})"
+    return loads(_read_path(path, where), where=where)
+
+
+_HEADER_SIZE = 32
+_CHUNK = 1 << 20
+
+
+def _read_up_to(f, n):
+    """Up to n bytes of f, read in chunks: a header that declares more than is there allocates only
+    what is there."""
+    parts, left = [], n
+    while left > 0:
+        b = f.read(min(left, _CHUNK))
+        if not b:
+            break
+        parts.append(b)
+        left -= len(b)
+    return b"".join(parts)
+
+
+def _read_path(path, where):
+    """The bytes of the model file at path. Only a regular file is read (a FIFO would block, a device
+    or a directory has no end), and its header is checked against its size before the rest is read."""
+    # O_NONBLOCK: opening a FIFO does not wait for a writer; fstat then refuses it.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0))
+    try:
+        st = os.fstat(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, f"{where}: not a regular file (a directory)", os.fspath(path))
+        raise OSError(errno.EINVAL, f"{where}: not a regular file (a device, FIFO or socket)", os.fspath(path))
+    with open(fd, "rb", buffering=0) as f:
+        head = _read_up_to(f, _HEADER_SIZE)
+        _core.model_file_check_header(head, st.st_size, where)
+        data = head + _read_up_to(f, st.st_size - len(head))
+    if len(data) != st.st_size:
+        raise OSError(errno.EIO, f"{where}: the file shrank while it was read ({len(data)} of {st.st_size} bytes)",
+                      os.fspath(path))
+    return data
+
+
+def _read_stream(f, where):
+    """The bytes of a model file from a binary file object: the header first, then as many bytes as
+    it declares, then a check that nothing follows."""
+    head = _read_up_to(f, _HEADER_SIZE)
+    if len(head) < _HEADER_SIZE:
+        return head  # loads says what is wrong with it
+    total = _core.model_file_check_header(head, max(len(head), int.from_bytes(head[16:24], "little")), where)
+    data = head + _read_up_to(f, total - len(head))
+    if len(data) == total and f.read(1):
+        raise ValueError(f"{where}: trailing data after the {total} bytes the header declares")
+    return data
 
 
 def save(estimator, path):
@@ -170,7 +251,7 @@ class ModelFileMixin:
             self.__dict__.update(state)
             return
         other = loads(state["mixtura_model_file"], where=f"unpickling {type(self).__name__}", cls=type(self),
-                      side=state.get("side_params") or {})
+                      side=state.get("side_params") or {}, _allow_unfitted=True)
         self.__dict__.update(other.__dict__)
 
 
@@ -219,17 +300,53 @@ def params_to_sections(est, prefix, side):
     return out
 
 
+def _json_text(sections, name):
+    """The JSON value of text section ``name``; ValueError if it is not JSON (or nests too deeply
+    for the parser: json raises RecursionError there)."""
+    text = sections[name]
+    if not isinstance(text, str):
+        raise ValueError(f"section {name!r} is not a text section")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"section {name!r} is not valid JSON text: {e}") from None
+    except RecursionError:
+        raise ValueError(f"section {name!r} nests JSON too deeply") from None
+
+
+#: Integers a parameter may hold: what the C++ core's int takes.
+_INT_LIMIT = 2**31 - 1
+
+
+def _check_json_parameter(section, key, value):
+    """A parameter in the JSON of ``section``: a number (finite; an integer within int's range), a
+    string, a boolean or null, as params_to_sections writes them (arrays go to their own sections)."""
+    if value is None or isinstance(value, (bool, str)):
+        return
+    if isinstance(value, int):
+        if abs(value) > _INT_LIMIT:
+            raise ValueError(f"section {section!r}: parameter {key!r} = {value} is outside [-{_INT_LIMIT}, "
+                             f"{_INT_LIMIT}]")
+        return
+    if isinstance(value, float):
+        if not np.isfinite(value) or abs(value) > 1e300:
+            raise ValueError(f"section {section!r}: parameter {key!r} = {value} is not a usable number")
+        return
+    raise ValueError(f"section {section!r}: parameter {key!r} is a JSON {type(value).__name__}; a parameter "
+                     "is a number, a string, a boolean or null")
+
+
 def params_from_sections(cls, sections, prefix, side):
     """Constructor arguments from the sections written by ``params_to_sections`` (and ``side``)."""
     name = prefix + "params"
     try:
-        params = json.loads(sections[name])
+        params = _json_text(sections, name)
     except KeyError:
         raise ValueError(f"the model file has no section {name!r}") from None
-    except (TypeError, json.JSONDecodeError) as e:
-        raise ValueError(f"section {name!r} is not valid JSON text: {e}") from None
     if not isinstance(params, dict):
         raise ValueError(f"section {name!r} holds a JSON {type(params).__name__}, expected an object")
+    for key, value in params.items():
+        _check_json_parameter(name, key, value)
     prefix_len = len(prefix) + len("params.")
     for key, value in sections.items():
         if key.startswith(prefix + "params.") and "." not in key[prefix_len:]:
@@ -243,6 +360,15 @@ def params_from_sections(cls, sections, prefix, side):
         warnings.warn(f"{cls.__name__}: the model file has parameters this version does not know, ignored: "
                       f"{', '.join(unknown)}", UserWarning, stacklevel=4)
     return {k: v for k, v in params.items() if k in accepted}
+
+
+def check_params_match(est, sections, prefix, **fitted):
+    """The hyper-parameters read from ``prefix + "params"`` agree with the fitted arrays (a file whose
+    params name another covariance_type would otherwise score its arrays as the wrong type)."""
+    for name, value in fitted.items():
+        if getattr(est, name) != value:
+            raise ValueError(f"section {prefix + 'params'!r} gives {name}={getattr(est, name)!r} but the fitted "
+                             f"arrays are for {name}={value!r}")
 
 
 def scalar(value, dtype):
@@ -264,10 +390,7 @@ def features_from_sections(est, sections, prefix):
     text = sections.get(prefix + "feature_names_in_")
     if text is None:
         return
-    try:
-        names = json.loads(text)
-    except (TypeError, json.JSONDecodeError) as e:
-        raise ValueError(f"section {prefix + 'feature_names_in_'!r} is not valid JSON text: {e}") from None
+    names = _json_text(sections, prefix + "feature_names_in_")
     if (not isinstance(names, list) or len(names) != est.n_features_in_
             or not all(isinstance(n, str) for n in names)):
         raise ValueError(f"section {prefix + 'feature_names_in_'!r} must be a JSON list of n_features_in_ = "

@@ -299,6 +299,7 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         if prefix + "cluster_centers_" not in sections:
             return est
         _core.model_file_check(cls._model_kind, cls._model_kind, sections, prefix, f"{cls.__name__} model")
+        _io.check_params_match(est, sections, prefix, n_clusters=sections[prefix + "cluster_centers_"].shape[0])
         _io.features_from_sections(est, sections, prefix)
         est.cluster_centers_ = sections[prefix + "cluster_centers_"]
         if prefix + "labels_" in sections:

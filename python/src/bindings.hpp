@@ -166,7 +166,8 @@ mixtura::CovarianceType parse_covariance(const std::string& t);
 DArray factors_of(const mixtura::GmmModel& m);
 /// Covariances (or precisions) in scikit-learn's shape.
 DArray matrices_of(const mixtura::GmmModel& m, bool precision);
-/// The model of scikit-learn-shaped arrays (weights_, means_, precisions_cholesky_), checked.
+/// The model of scikit-learn-shaped arrays (weights_, means_, precisions_cholesky_), checked as a
+/// model file's are (io/models.hpp).
 mixtura::GmmModel model_from(const std::string& type, const DArray& weights, const DArray& means,
                              const DArray& factors);
 

@@ -8,6 +8,7 @@
 
 #include "bindings.hpp"
 #include "mixtura/gmm.hpp"
+#include "mixtura/io/models.hpp"
 
 namespace mixtura_py {
 
@@ -75,24 +76,19 @@ DArray matrices_of(const mixtura::GmmModel& m, bool precision) {
   return out;
 }
 
-/// The model from scikit-learn-shaped arrays (weights_, means_, precisions_cholesky_).
-mixtura::GmmModel model_from(const std::string& type, const DArray& weights, const DArray& means, const DArray& factors) {
-  const auto t = parse_covariance(type);
-  const py::ssize_t K = means.shape(0), D = means.shape(1);
-  mixtura::GmmModel m(t, K, D);
-  m.weights = Eigen::Map<const Eigen::VectorXd>(weights.data(), K);
-  m.means = Eigen::Map<const mixtura::RowMatrix<double>>(means.data(), K, D);
-  const double* f = factors.data();
-  switch (t) {
-    case mixtura::CovarianceType::full:
-    case mixtura::CovarianceType::tied:
-      for (std::size_t k = 0; k < m.factor.size(); ++k, f += D * D)
-        m.factor[k] = Eigen::Map<const mixtura::RowMatrix<double>>(f, D, D);
-      break;
-    case mixtura::CovarianceType::diag: m.diag_factor = Eigen::Map<const mixtura::RowMatrix<double>>(f, K, D); break;
-    case mixtura::CovarianceType::spherical: m.diag_factor = Eigen::Map<const mixtura::RowMatrix<double>>(f, K, 1); break;
-  }
-  return m;
+/// The model from scikit-learn-shaped arrays (weights_, means_, precisions_cholesky_), checked by the
+/// model-file loader's own code (shapes against covariance_type, n_components and n_features, then
+/// the values): these arrays are user-settable attributes and what a model file held.
+mixtura::GmmModel model_from(const std::string& type, const DArray& weights, const DArray& means,
+                             const DArray& factors) {
+  const auto values = [](const DArray& a) { return std::vector<double>(a.data(), a.data() + a.size()); };
+  const auto shape = [](const DArray& a) {
+    std::vector<std::uint64_t> s;
+    for (py::ssize_t d = 0; d < a.ndim(); ++d) s.push_back(static_cast<std::uint64_t>(a.shape(d)));
+    return s;
+  };
+  return mixtura::detail::gmm_model_from_shaped(parse_covariance(type), values(weights), shape(weights), values(means),
+                                                shape(means), values(factors), shape(factors), "GaussianMixture");
 }
 
 /// The fitted attributes of a Gaussian-mixture fit (what GaussianMixture.fit stores).

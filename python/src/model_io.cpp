@@ -128,6 +128,16 @@ void bind_model_io(py::module_& m) {
         py::arg("path"), py::arg("kind"), py::arg("sections"), "Writes a model file (atomically).");
   m.def("model_file_from_bytes", &from_bytes, py::arg("data"), py::arg("where") = "from_bytes",
         "(kind, sections) of a model file's bytes; ValueError naming `where` if they are not a valid one.");
+  m.def("model_file_check_header",
+        [](const py::bytes& head, std::uint64_t file_size, const std::string& where) {
+          const std::string_view b = head;
+          mixtura::detail::check_model_file_header(reinterpret_cast<const std::uint8_t*>(b.data()), b.size(), file_size,
+                                                   where.c_str());
+          return mixtura::detail::get_u64(reinterpret_cast<const std::uint8_t*>(b.data()) + 16);
+        },
+        py::arg("head"), py::arg("file_size"), py::arg("where"),
+        "Checks a model file's first 32 bytes (all of a shorter file) against the file's size, as the C++ reader "
+        "does before reading the rest; returns the size the header declares. ValueError naming `where`.");
   m.def("model_file_read", [](const std::string& path) { return to_python(mixtura::read_model_file(path)); },
         py::arg("path"), "(kind, sections) of a model file.");
   m.def("model_file_check", &check_model, py::arg("model"), py::arg("kind"), py::arg("sections"), py::arg("prefix"),

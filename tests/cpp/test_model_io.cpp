@@ -7,12 +7,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <new>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "mixtura/anomaly.hpp"
 #include "mixtura/gmm.hpp"
 #include "mixtura/io.hpp"
 #include "mixtura/kmeans.hpp"
@@ -471,7 +473,9 @@ TEST(ModelIo, PrefixedSectionsNestInOneFile) {
   const ModelFile back = mixtura::from_bytes(mixtura::to_bytes(mf));
   EXPECT_EQ(mixtura::kmeans_from_sections<double>(back, "first.").predict(x), km.predict(x));
   EXPECT_EQ(mixtura::gaussian_mixture_from_sections<double>(back, "second.").score(x), gm.score(x));
-  EXPECT_NE(error_of([&] { mixtura::kmeans_from_sections<double>(back, "second."); }).find("'second.cluster_centers_'"),
+  // A GaussianMixture's sections read as a KMeans: refused at the first section K-means does not have.
+  EXPECT_NE(error_of([&] { mixtura::kmeans_from_sections<double>(back, "second."); })
+                .find("section 'second.covariance_type' is not one a KMeans model has"),
             std::string::npos);
 }
 
@@ -530,16 +534,16 @@ TEST(ModelIo, ValidChecksumButInconsistentGaussianMixtureIsRefused) {
   EXPECT_NE(refused(mf).find("section 'weights_' has shape (2,), expected (3,)"), std::string::npos);
   mf = fitted_gmm_file(CovarianceType::diag);
   replace<double>(mf, "means_", {0, 0, NAN, 0, 0, 0}, {3, 2});
-  EXPECT_NE(refused(mf).find("means_ holds a non-finite value (nan) at flat index 2"), std::string::npos);
+  EXPECT_NE(refused(mf).find("means_ holds nan at flat index 2, expected finite"), std::string::npos);
   mf = fitted_gmm_file(CovarianceType::full);
   replace<double>(mf, "precisions_cholesky_", {1, 0, 0, 1, /**/ 1, 0, 0, -1, /**/ 1, 0, 0, 1}, {3, 2, 2});
-  EXPECT_NE(refused(mf).find("precisions_cholesky_ matrix 1 has diagonal entry 1 = -1, expected > 0"), std::string::npos);
+  EXPECT_NE(refused(mf).find("precisions_cholesky_ matrix 1 has diagonal entry 1 = -1, expected >= 1e-150"), std::string::npos);
   mf = fitted_gmm_file(CovarianceType::tied);
   replace<double>(mf, "precisions_cholesky_", {1, 2, 3, 1}, {2, 2});
   EXPECT_NE(refused(mf).find("precisions_cholesky_ matrix 0 is not triangular"), std::string::npos);
   mf = fitted_gmm_file(CovarianceType::spherical);
   replace<double>(mf, "precisions_cholesky_", {1, 0, 1}, {3});
-  EXPECT_NE(refused(mf).find("expected > 0"), std::string::npos);
+  EXPECT_NE(refused(mf).find("entry 0 at flat index 1, expected >= 1e-150"), std::string::npos);
   mf = fitted_gmm_file(CovarianceType::full);
   replace_text(mf, "covariance_type", "banana");
   EXPECT_NE(refused(mf).find("unknown covariance_type 'banana'"), std::string::npos);
@@ -632,6 +636,212 @@ TEST(ModelIoFixtures, GaussianMixturesWrittenByPythonScoreTheirStoredLogDensitie
     // Same parameters, same code; another build (flags, instruction set) may differ in the last bits.
     for (std::size_t i = 0; i < expected.size(); ++i) EXPECT_NEAR(s[i], expected[i], 1e-12 * std::abs(expected[i]));
   }
+}
+
+
+// ---- Issue 21: reliability of the reader (each test failed before its fix) -----------------------
+
+/// A container by hand: header for `kind`, `n_sections` declared, `body` as the sections, checksum.
+std::vector<std::uint8_t> raw_file(const std::string& kind, std::uint32_t n_sections, const std::vector<std::uint8_t>& body) {
+  std::vector<std::uint8_t> b(mixtura::kModelFileMagic, mixtura::kModelFileMagic + 8);
+  b.resize(32 + kind.size());
+  put_u32(b, 8, 1);
+  put_u32(b, 12, 0);
+  put_u32(b, 24, n_sections);
+  put_u32(b, 28, static_cast<std::uint32_t>(kind.size()));
+  std::memcpy(b.data() + 32, kind.data(), kind.size());
+  b.insert(b.end(), body.begin(), body.end());
+  b.resize(b.size() + 4);
+  put_u64(b, 16, b.size());
+  reseal(b);
+  return b;
+}
+
+/// Section header bytes: name length, name, dtype, ndim, reserved, shape.
+std::vector<std::uint8_t> section_head(const std::string& name, std::uint8_t dtype, std::vector<std::uint64_t> shape) {
+  std::vector<std::uint8_t> b(4 + name.size() + 4 + 8 * shape.size());
+  put_u32(b, 0, static_cast<std::uint32_t>(name.size()));
+  std::memcpy(b.data() + 4, name.data(), name.size());
+  b[4 + name.size()] = dtype;
+  b[5 + name.size()] = static_cast<std::uint8_t>(shape.size());
+  for (std::size_t d = 0; d < shape.size(); ++d) put_u64(b, 8 + name.size() + 8 * d, shape[d]);
+  return b;
+}
+
+TEST(ModelFileReliability, ScalarSectionWithoutItsBytesIsRefused) {
+  // The 51-byte reproducer: a float64 scalar with no payload. The scalar's one element was never
+  // compared with the bytes left, and 8 bytes were read past the buffer (ASan: heap over-read).
+  std::vector<std::uint8_t> b = raw_file("KMeans", 1, section_head("x", 2, {}));
+  ASSERT_EQ(b.size(), 51u);
+  EXPECT_NE(error_of([&] { mixtura::from_bytes(b); }).find("section 'x' declares shape () of f64 (8 bytes each) but only 0 bytes remain"),
+            std::string::npos);
+  // 1 to 7 bytes left are still too few, for every scalar dtype.
+  for (std::uint8_t dtype : {1, 2, 3, 4})
+    for (std::size_t left = 0; left < mixtura::item_size(static_cast<DType>(dtype)); ++left) {
+      std::vector<std::uint8_t> body = section_head("x", dtype, {});
+      body.resize(body.size() + left, 0xAB);
+      const std::vector<std::uint8_t> f = raw_file("KMeans", 1, body);
+      std::vector<std::uint8_t> exact(f.begin(), f.end());  // an exact-size heap buffer, as ASan sees it
+      EXPECT_NE(error_of([&] { mixtura::from_bytes(exact); }).find("but only " + std::to_string(left) + " bytes remain"),
+                std::string::npos) << "dtype " << int(dtype) << ", " << left << " bytes left";
+    }
+}
+
+TEST(ModelFileReliability, WriterRefusesAShapeWhoseProductOverflows) {
+  // 2^63 x 2 elements wrap to 0, which matched an empty payload: the writer wrote a file whose shape
+  // no reader can hold. Counted without overflow, it is refused.
+  ModelFile mf;
+  mf.kind = "KMeans";
+  mixtura::Section s;
+  s.name = "x";
+  s.dtype = DType::f64;
+  s.shape = {std::uint64_t{1} << 63, 2};
+  mf.sections.push_back(s);
+  EXPECT_NE(error_of([&] { mixtura::to_bytes(mf); }).find("to_bytes: section 'x' has 0 payload bytes for shape"),
+            std::string::npos);
+  ModelFile m2;
+  m2.kind = "KMeans";
+  EXPECT_THROW(m2.add_array<double>("y", std::vector<double>{}, {std::uint64_t{1} << 63, 2}), InvalidArgument);
+}
+
+/// The error of read_model_file(path) (a ModelFileIoError or InvalidArgument), "" if none.
+std::string read_error(const std::string& path) {
+  try {
+    mixtura::read_model_file(path);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(ModelFileReliability, OnlyRegularFilesAreRead) {
+  // A directory gave std::bad_alloc (its "size" is huge); a FIFO blocked; /dev/zero was read until
+  // memory ran out. Each is refused before anything is read.
+  const std::string dir = temp_path("a_directory.mxt");
+  std::filesystem::create_directory(dir);
+  EXPECT_THROW(mixtura::read_model_file(dir), mixtura::ModelFileIoError);
+  EXPECT_NE(read_error(dir).find("is not a regular file (a directory)"), std::string::npos) << read_error(dir);
+  std::filesystem::remove(dir);
+#if defined(__unix__)
+  const std::string fifo = temp_path("a_fifo.mxt");
+  std::remove(fifo.c_str());
+  ASSERT_EQ(std::system(("mkfifo '" + fifo + "'").c_str()), 0);
+  EXPECT_NE(read_error(fifo).find("is not a regular file (a device, FIFO or socket)"), std::string::npos);
+  std::remove(fifo.c_str());
+  EXPECT_NE(read_error("/dev/zero").find("is not a regular file"), std::string::npos);
+#endif
+}
+
+TEST(ModelFileReliability, LargeFilesAreJudgedByTheirHeaderBeforeBeingRead) {
+  // 3 GB of zeros (sparse: nothing is written) were read whole before the magic was checked.
+  const std::string path = temp_path("sparse.mxt");
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  }
+  std::filesystem::resize_file(path, std::uint64_t{3} << 30);
+  g_largest = 0;
+  g_watch = true;
+  const std::string e1 = read_error(path);
+  g_watch = false;
+  EXPECT_NE(e1.find("not a mixtura model file"), std::string::npos) << e1;
+  EXPECT_LT(g_largest.load(), std::size_t{1} << 20);
+  // A valid header declaring its real size, then 3 GB more: refused by the size, not the checksum.
+  std::vector<std::uint8_t> b = raw_file("KMeans", 0, {});
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
+  }
+  std::filesystem::resize_file(path, std::uint64_t{3} << 30);
+  g_largest = 0;
+  g_watch = true;
+  const std::string e2 = read_error(path);
+  g_watch = false;
+  EXPECT_NE(e2.find("3221225472 bytes where the header declares 42: trailing data"), std::string::npos) << e2;
+  EXPECT_LT(g_largest.load(), std::size_t{1} << 20);
+  std::remove(path.c_str());
+}
+
+ModelFile fitted_kmeans_file() {
+  const RowMatrix<double> x = blobs<double>(40, 2, 2, 8);
+  mixtura::KMeansParams kp;
+  kp.n_clusters = 2;
+  mixtura::KMeans<double> km(kp);
+  km.fit(x);
+  return mixtura::to_model_file(km);
+}
+
+ModelFile fitted_detector_file(mixtura::AnomalyMethod method) {
+  const RowMatrix<double> x = blobs<double>(200, 2, 2, 9);
+  mixtura::DetectorParams p;
+  p.method = method;
+  p.n_components = 2;
+  mixtura::DensityAnomalyDetector<double> det(p);
+  det.fit(x);
+  return mixtura::to_model_file(det);
+}
+
+TEST(ModelFileReliability, SectionsOfAnotherKindAreRefused) {
+  // They were ignored: a file whose contents are not what its kind says loaded as that kind.
+  auto gmm = [](const ModelFile& mf) {
+    return error_of([&] { mixtura::gaussian_mixture_from_sections<double>(mixtura::from_bytes(mixtura::to_bytes(mf))); });
+  };
+  ModelFile mf = fitted_gmm_file(mixtura::CovarianceType::diag);
+  replace<double>(mf, "cluster_centers_", {0, 1, 2, 3}, {2, 2});
+  EXPECT_NE(gmm(mf).find("section 'cluster_centers_' is not one a GaussianMixture model has"), std::string::npos);
+  mf = fitted_gmm_file(mixtura::CovarianceType::diag);
+  replace<double>(mf, "model.weights_", {1.0}, {1});  // "model." is mixtura's, not the application's
+  EXPECT_NE(gmm(mf).find("section 'model.weights_' is not one a GaussianMixture model has"), std::string::npos);
+  ModelFile km = fitted_kmeans_file();
+  replace<double>(km, "offset_", {0.5}, {});
+  EXPECT_NE(error_of([&] { mixtura::kmeans_from_sections<double>(km); }).find("section 'offset_' is not one a KMeans"),
+            std::string::npos);
+  ModelFile det = fitted_detector_file(mixtura::AnomalyMethod::gmm);
+  replace<double>(det, "density_weights_", {1.0}, {1});  // a kmeans detector's
+  EXPECT_NE(error_of([&] { mixtura::detector_from_sections<double>(det); })
+                .find("section 'density_weights_' is not one a DensityAnomalyDetector model has"),
+            std::string::npos);
+  det = fitted_detector_file(mixtura::AnomalyMethod::gmm);
+  replace<double>(det, "model.cluster_centers_", {0, 1, 2, 3}, {2, 2});
+  EXPECT_NE(error_of([&] { mixtura::detector_from_sections<double>(det); })
+                .find("section 'model.cluster_centers_' is not one a GaussianMixture model has"),
+            std::string::npos);
+  // The application's own namespaces ("test.", "myapp.") and params.NAME stay allowed.
+  mf = fitted_gmm_file(mixtura::CovarianceType::diag);
+  replace<double>(mf, "test.X", {0, 1}, {1, 2});
+  replace<double>(mf, "params.means_init", {0, 1}, {1, 2});
+  EXPECT_NO_THROW(mixtura::gaussian_mixture_from_sections<double>(mf));
+}
+
+TEST(ModelFileReliability, UnusableValuesAreRefusedAtLoad) {
+  // scale_ = 1e-310 loaded, then scoring failed with "X contains -inf" (x / scale_ overflowed).
+  ModelFile det = fitted_detector_file(mixtura::AnomalyMethod::gmm);
+  replace<double>(det, "scale_", {1e-310, 1.0}, {2});
+  EXPECT_NE(error_of([&] { mixtura::detector_from_sections<double>(det); }).find("scale_[0] = 1e-310, expected in [1e-150, 1e+150]"),
+            std::string::npos);
+  det = fitted_detector_file(mixtura::AnomalyMethod::kmeans);
+  replace<double>(det, "center_", {1e200, 0.0}, {2});
+  EXPECT_NE(error_of([&] { mixtura::detector_from_sections<double>(det); }).find("center_[0] = 1e+200"),
+            std::string::npos);
+  // A BIC count that no int holds was converted anyway (undefined behaviour).
+  det = fitted_detector_file(mixtura::AnomalyMethod::gmm);
+  replace<double>(det, "bic_", {1e300, 5.0}, {1, 2});
+  EXPECT_NE(error_of([&] { mixtura::detector_from_sections<double>(det); }).find("bic_[0, 0] = 1e+300 is not a component count"),
+            std::string::npos);
+  // Means whose squares overflow, and a triangular factor valid entry by entry whose inverse is not finite.
+  ModelFile mf = fitted_gmm_file(mixtura::CovarianceType::tied);
+  std::vector<double> means = mf.array<double>("means_");
+  means[1] = 1e200;
+  replace<double>(mf, "means_", means, {3, 2});
+  EXPECT_NE(error_of([&] { mixtura::gaussian_mixture_from_sections<double>(mf); }).find("means_ holds 1e+200 at flat index 1"),
+            std::string::npos);
+  mf = fitted_gmm_file(mixtura::CovarianceType::tied);
+  replace<double>(mf, "precisions_cholesky_", {1e-150, 1e150, 0, 1e-150}, {2, 2});
+  EXPECT_NE(error_of([&] { mixtura::gaussian_mixture_from_sections<double>(mf); }).find("too ill-conditioned"),
+            std::string::npos);
+  ModelFile km = fitted_kmeans_file();
+  replace<double>(km, "cluster_centers_", {0, 1, 1e160, 2}, {2, 2});
+  EXPECT_NE(error_of([&] { mixtura::kmeans_from_sections<double>(km); }).find("cluster_centers_ holds 1e+160 at flat index 2"),
+            std::string::npos);
 }
 
 }  // namespace

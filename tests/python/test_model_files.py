@@ -410,9 +410,182 @@ def test_detector_file_with_a_bad_scale_is_refused(data):
     det = mixtura.DensityAnomalyDetector(random_state=0).fit(data)
     s = det._to_sections()
     s["scale_"] = s["scale_"] * np.array([1, -1, 1, 1])
-    with pytest.raises(ValueError, match=r"scale_\[1\] = -[0-9.e+-]+, expected > 0"):
+    with pytest.raises(ValueError, match=r"scale_\[1\] = -[0-9.e+-]+, expected in \[1e-150, 1e\+150\]"):
         mixtura.loads(_core.model_file_to_bytes("DensityAnomalyDetector", s))
     s = det._to_sections()
     s["method"] = "svm"
     with pytest.raises(ValueError, match="expected 'gmm' or 'kmeans'"):
         mixtura.loads(_core.model_file_to_bytes("DensityAnomalyDetector", s))
+
+
+# ---- Issue 21: reliability (each test failed before its fix) --------------------------------------
+
+def _raw_file(kind, n_sections, body):
+    """A container by hand: header, kind, ``body`` as the sections, checksum."""
+    head = b"MIXTURA\0" + struct.pack("<IIQII", 1, 0, 0, n_sections, len(kind)) + kind.encode()
+    b = bytearray(head + body + b"\0\0\0\0")
+    struct.pack_into("<Q", b, 16, len(b))
+    struct.pack_into("<I", b, len(b) - 4, zlib.crc32(bytes(b[:-4])))
+    return bytes(b)
+
+
+def _resealed(kind, sections):
+    return _core.model_file_to_bytes(kind, sections)
+
+
+def test_a_scalar_section_without_its_bytes_is_refused():
+    # Read 8 bytes past the buffer; Python's message showed a size of 18446744073709551608 bytes.
+    b = _raw_file("KMeans", 1, struct.pack("<I", 1) + b"x" + bytes([2, 0, 0, 0]))
+    assert len(b) == 51
+    with pytest.raises(ValueError, match=r"section 'x' declares shape \(\) of f64 \(8 bytes each\) but only 0 bytes "
+                                         r"remain"):
+        mixtura.loads(b)
+
+
+def test_gmm_scoring_checks_the_arrays_against_covariance_type(data):
+    # set_params changed covariance_type under fitted diag arrays: score_samples read out of bounds
+    # and returned values that changed between calls.
+    g = mixtura.GaussianMixture(1, covariance_type="diag").fit(data)
+    g.set_params(covariance_type="full")
+    with pytest.raises(ValueError, match=r"GaussianMixture: precisions_cholesky_ has shape \(1, 4\), expected "
+                                         r"\(1, 4, 4\) for covariance_type 'full' with n_components = 1 and "
+                                         r"n_features = 4"):
+        g.score_samples(data)
+    g = mixtura.GaussianMixture(2, covariance_type="spherical").fit(data)
+    g.weights_ = g.weights_[:1]
+    with pytest.raises(ValueError, match=r"weights_ has shape \(1,\), expected \(2,\) for n_components = 2"):
+        g.predict(data)
+    g = mixtura.GaussianMixture(2, covariance_type="spherical").fit(data)
+    g.precisions_cholesky_ = -g.precisions_cholesky_
+    with pytest.raises(ValueError, match=r"precisions_cholesky_ has entry -[0-9.e+-]+ at flat index 0"):
+        g.sample(3)
+
+
+def test_a_file_whose_params_name_another_covariance_type_is_refused(data):
+    s = mixtura.GaussianMixture(2, covariance_type="diag", random_state=0).fit(data)._to_sections()
+    s["params"] = s["params"].replace('"covariance_type": "diag"', '"covariance_type": "full"')
+    with pytest.raises(ValueError, match=r"section 'params' gives covariance_type='full' but the fitted arrays are "
+                                         r"for covariance_type='diag'"):
+        mixtura.loads(_resealed("GaussianMixture", s))
+
+
+@pytest.mark.parametrize("make, anchor", [(lambda: mixtura.KMeans(3, random_state=0), "cluster_centers_"),
+                                          (lambda: mixtura.GaussianMixture(3, random_state=0), "means_"),
+                                          (lambda: mixtura.DensityAnomalyDetector(random_state=0), "offset_")])
+def test_a_model_file_without_its_fitted_arrays_is_refused(data, make, anchor):
+    est = make().fit(data)
+    s = est._to_sections()
+    del s[anchor]
+    with pytest.raises(ValueError, match=f"the model file has no section '{anchor}'"):
+        mixtura.loads(_resealed(est._model_kind, s))
+    # An unfitted estimator still pickles (its file holds params only), but is no model file.
+    unfitted = make()
+    assert not hasattr(pickle.loads(pickle.dumps(unfitted)), anchor)
+    with pytest.raises(ValueError, match="no section"):
+        mixtura.loads(_io.dumps(unfitted, {}))
+
+
+def test_a_kind_swapped_to_another_class_is_refused(data):
+    s = mixtura.KMeans(3, random_state=0).fit(data)._to_sections()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the KMeans parameters are unknown to GaussianMixture
+        with pytest.raises(ValueError, match="section 'cluster_centers_' is not one a GaussianMixture model has"):
+            mixtura.loads(_resealed("GaussianMixture", s))
+        with pytest.raises(ValueError, match="not one a DensityAnomalyDetector model has|no section"):
+            mixtura.loads(_resealed("DensityAnomalyDetector", s))
+
+
+def test_sections_of_another_estimator_are_refused(data):
+    gm = mixtura.GaussianMixture(3, random_state=0).fit(data)
+    s = gm._to_sections()
+    s["cluster_centers_"] = np.zeros((3, 4))
+    with pytest.raises(ValueError, match="section 'cluster_centers_' is not one a GaussianMixture model has"):
+        mixtura.loads(_resealed("GaussianMixture", s))
+    det = mixtura.DensityAnomalyDetector(random_state=0).fit(data)
+    s = det._to_sections()
+    s["model.labels_"] = np.zeros(3, dtype=np.int32)
+    with pytest.raises(ValueError, match="section 'model.labels_' is not one a GaussianMixture model has"):
+        mixtura.loads(_resealed("DensityAnomalyDetector", s))
+    # The application's own namespaces stay allowed (the fixtures' test.X).
+    s = gm._to_sections()
+    s["myapp.notes"] = "kept out of the model"
+    mixtura.loads(_resealed("GaussianMixture", s))
+
+
+def test_deeply_nested_or_non_scalar_parameters_are_value_errors(data):
+    km = mixtura.KMeans(3, random_state=0).fit(data)
+    s = km._to_sections()
+    s["params"] = "[" * 100000 + "]" * 100000  # RecursionError in json before
+    with pytest.raises(ValueError, match="section 'params' nests JSON too deeply"):
+        mixtura.loads(_resealed("KMeans", s))
+    s = km._to_sections()
+    s["params"] = s["params"].replace('"tol": 0.0001', '"tol": [[1]]')
+    with pytest.raises(ValueError, match="parameter 'tol' is a JSON list"):
+        mixtura.loads(_resealed("KMeans", s))
+    s = km._to_sections()
+    s["params"] = s["params"].replace('"tol": 0.0001', '"tol": 1e999')
+    with pytest.raises(ValueError, match="parameter 'tol' = inf is not a usable number"):
+        mixtura.loads(_resealed("KMeans", s))
+    s = km._to_sections()
+    s["params"] = s["params"].replace('"n_threads": 0', '"n_threads": 100000000000000000000')
+    with pytest.raises(ValueError, match="parameter 'n_threads' = 100000000000000000000 is outside"):
+        mixtura.loads(_resealed("KMeans", s))
+    s = km._to_sections()
+    s["feature_names_in_"] = "[" * 100000 + "]" * 100000
+    with pytest.raises(ValueError, match="section 'feature_names_in_' nests JSON too deeply"):
+        mixtura.loads(_resealed("KMeans", s))
+
+
+def test_a_subnormal_scale_is_refused_at_load(data):
+    # It loaded, then scoring failed with "X contains -inf" (x / scale_ overflowed).
+    det = mixtura.DensityAnomalyDetector(random_state=0).fit(data)
+    s = det._to_sections()
+    s["scale_"] = s["scale_"] * np.array([1, 1e-310, 1, 1])
+    with pytest.raises(ValueError, match=r"scale_\[1\] = [0-9.e+-]+, expected in \[1e-150, 1e\+150\]"):
+        mixtura.loads(_resealed("DensityAnomalyDetector", s))
+
+
+def test_only_regular_files_are_read(tmp_path):
+    # A FIFO blocked both readers, /dev/zero was read until MemoryError, a directory gave
+    # std::bad_alloc in C++.
+    with pytest.raises(IsADirectoryError, match="not a regular file"):
+        mixtura.load(tmp_path)
+    with pytest.raises(OSError, match=r"is not a regular file \(a directory\)"):
+        _core.model_file_read(str(tmp_path))
+    if hasattr(os, "mkfifo"):
+        fifo = tmp_path / "fifo.mxt"
+        os.mkfifo(fifo)
+        with pytest.raises(OSError, match=r"not a regular file \(a device, FIFO or socket\)"):
+            mixtura.load(fifo)
+        with pytest.raises(OSError, match=r"not a regular file \(a device, FIFO or socket\)"):
+            _core.model_file_read(str(fifo))
+    if os.path.exists("/dev/zero"):
+        with pytest.raises(OSError, match="not a regular file"):
+            mixtura.load("/dev/zero")
+        with open("/dev/zero", "rb") as f:  # a file object: judged by its first 32 bytes
+            with pytest.raises(ValueError, match="not a mixtura model file"):
+                mixtura.load(f)
+
+
+def test_a_large_file_is_judged_by_its_header_first(saved, tmp_path):
+    sparse = tmp_path / "sparse.mxt"
+    with open(sparse, "wb") as f:
+        f.truncate(3 << 30)  # 3 GB of zeros, nothing written
+    with pytest.raises(ValueError, match="not a mixtura model file"):
+        mixtura.load(sparse)
+    with pytest.raises(ValueError, match="not a mixtura model file"):
+        _core.model_file_read(str(sparse))
+    good = saved.read_bytes()
+    with open(sparse, "wb") as f:
+        f.write(good)
+        f.truncate(3 << 30)
+    with pytest.raises(ValueError, match=f"3221225472 bytes where the header declares {len(good)}: trailing data"):
+        mixtura.load(sparse)
+    # A file object whose header declares 2^62 bytes: only what is there is read.
+    b = bytearray(good)
+    struct.pack_into("<Q", b, 16, 1 << 62)
+    with pytest.raises(ValueError, match="file truncated"):
+        mixtura.load(io.BytesIO(bytes(b)))
+    with pytest.raises(ValueError, match="trailing data"):
+        mixtura.load(io.BytesIO(good + b"x"))
+    assert isinstance(mixtura.load(io.BytesIO(good)), mixtura.GaussianMixture)

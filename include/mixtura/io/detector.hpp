@@ -3,6 +3,8 @@
 /// scaling and threshold, and the fitted estimator behind it under the prefix "model." (a
 /// GaussianMixture or a KMeans, with the sections of its own kind). docs/model-format.md.
 
+#include <cmath>
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -65,6 +67,16 @@ DensityAnomalyDetector<T> detector_from_sections(const ModelFile& mf, const std:
                                                  const char* where = "detector_from_sections") {
   const detail::SectionReader r{mf, prefix, where};
   const std::string method = r.text("method");
+  if (method == "kmeans")
+    detail::check_section_names(mf, prefix, kDetectorKind,
+                                {"params", "n_features_in_", "feature_names_in_", "method", "center_", "scale_",
+                                 "offset_", "bic_", "density_weights_", "density_means_", "density_precisions_cholesky_"},
+                                "model.", where);
+  else
+    detail::check_section_names(mf, prefix, kDetectorKind,
+                                {"params", "n_features_in_", "feature_names_in_", "method", "center_", "scale_",
+                                 "offset_", "bic_"},
+                                "model.", where);
   DetectorParams p;
   if (method == "gmm") p.method = AnomalyMethod::gmm;
   else if (method == "kmeans") p.method = AnomalyMethod::kmeans;
@@ -76,8 +88,14 @@ DensityAnomalyDetector<T> detector_from_sections(const ModelFile& mf, const std:
   const std::vector<double> center = r.get<double>("center_", cs), scale = r.get<double>("scale_", cs);
   r.all_finite("center_", center);
   r.all_finite("scale_", scale);
+  // The scaling divides by scale_: a subnormal scale would turn finite data into infinities.
   for (std::size_t j = 0; j < scale.size(); ++j)
-    MIXTURA_EXPECTS(scale[j] > 0, "%s: scale_[%zu] = %g, expected > 0", where, j, scale[j]);
+    MIXTURA_EXPECTS(scale[j] >= 1 / kModelValueLimit && scale[j] <= kModelValueLimit,
+                    "%s: scale_[%zu] = %g, expected in [%g, %g]", where, j, scale[j], 1 / kModelValueLimit,
+                    kModelValueLimit);
+  for (std::size_t j = 0; j < center.size(); ++j)
+    MIXTURA_EXPECTS(std::abs(center[j]) <= kModelValueLimit, "%s: center_[%zu] = %g, expected within +-%g", where, j,
+                    center[j], kModelValueLimit);
   const double offset = r.scalar<double>("offset_");
   MIXTURA_EXPECTS(std::isfinite(offset), "%s: offset_ = %g is not finite", where, offset);
   detail::check_n_features(r, D);
@@ -85,7 +103,13 @@ DensityAnomalyDetector<T> detector_from_sections(const ModelFile& mf, const std:
   MIXTURA_EXPECTS(bs[1] == 2, "%s: bic_ has shape %s, expected (n, 2)", where, detail::shape_string(bs).c_str());
   const std::vector<double> bic = r.get<double>("bic_", bs);
   std::vector<DetectorCandidate> selection;
-  for (std::uint64_t i = 0; i < bs[0]; ++i) selection.push_back({static_cast<int>(bic[2 * i]), bic[2 * i + 1]});
+  for (std::uint64_t i = 0; i < bs[0]; ++i) {
+    // Checked before the conversion: a double outside int's range does not convert.
+    const double count = bic[2 * i];
+    MIXTURA_EXPECTS(count >= 1 && count <= INT32_MAX && count == std::floor(count),
+                    "%s: bic_[%llu, 0] = %g is not a component count", where, static_cast<unsigned long long>(i), count);
+    selection.push_back({static_cast<int>(count), bic[2 * i + 1]});
+  }
 
   ScalingFit sc{Eigen::Map<const Eigen::VectorXd>(center.data(), D), Eigen::Map<const Eigen::VectorXd>(scale.data(), D)};
   const std::string inner = prefix + "model.";
@@ -105,6 +129,7 @@ DensityAnomalyDetector<T> detector_from_sections(const ModelFile& mf, const std:
   const auto means = r.get<double>("density_means_", {detail::u64(K), detail::u64(D)});
   const auto factors = r.get<double>("density_precisions_cholesky_", {detail::u64(K)});
   GmmModel model = detail::gmm_model_from_arrays(CovarianceType::spherical, weights, means, factors, K, D, where);
+  detail::check_gmm_usable(model, where);
   GaussianMixture<T> density(GmmParams{});
   density.set_model(std::move(model));
   det.set_fitted(std::move(sc), std::move(density), offset, std::move(selection), std::move(km));

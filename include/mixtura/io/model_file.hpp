@@ -17,10 +17,13 @@
 
 #include <array>
 #include <cerrno>
+#include <climits>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <system_error>
 #include <initializer_list>
 #include <stdexcept>
 #include <string>
@@ -163,6 +166,18 @@ inline std::string shape_string(const std::vector<std::uint64_t>& shape) {
   return s + ")";
 }
 
+/// product(shape), or `cap` + 1 as soon as the product exceeds `cap` (so it never overflows).
+inline std::uint64_t checked_element_count(const std::vector<std::uint64_t>& shape, std::uint64_t cap) {
+  for (std::uint64_t d : shape)
+    if (d == 0) return 0;
+  std::uint64_t n = 1;
+  for (std::uint64_t d : shape) {
+    if (n > cap / d) return cap == UINT64_MAX ? cap : cap + 1;
+    n *= d;
+  }
+  return n;
+}
+
 }  // namespace detail
 
 /// CRC-32 of zlib (and Python's zlib.crc32): reflected polynomial 0xEDB88320, initial and final
@@ -181,12 +196,8 @@ struct Section {
   std::vector<std::uint64_t> shape;  ///< empty: a scalar; text: one entry, the length in bytes
   std::vector<std::uint8_t> payload;
 
-  /// Number of elements (the product of the shape; 1 for a scalar).
-  std::uint64_t n_elements() const {
-    std::uint64_t n = 1;
-    for (std::uint64_t d : shape) n *= d;
-    return n;
-  }
+  /// Number of elements (the product of the shape; 1 for a scalar); UINT64_MAX if it overflows.
+  std::uint64_t n_elements() const { return detail::checked_element_count(shape, UINT64_MAX - 1); }
 };
 
 /// A model file in memory: the model's kind and its sections, in file order.
@@ -217,6 +228,8 @@ struct ModelFile {
     s.dtype = dt;
     s.shape = std::move(shape);
     const std::uint64_t n = s.n_elements();
+    MIXTURA_EXPECTS(n <= UINT64_MAX / 16, "ModelFile::add_array: section '%s' has shape %s, too many elements",
+                    name.c_str(), detail::shape_string(s.shape).c_str());
     s.payload.reserve(static_cast<std::size_t>(n * sizeof(T)));
     for (std::uint64_t i = 0; i < n; ++i) {
       if (sizeof(T) == 4) {
@@ -304,9 +317,7 @@ struct ModelFile {
 
  private:
   static std::uint64_t product(const std::vector<std::uint64_t>& shape) {
-    std::uint64_t n = 1;
-    for (std::uint64_t d : shape) n *= d;
-    return n;
+    return detail::checked_element_count(shape, UINT64_MAX - 1);
   }
   void check_new(const std::string& name, std::size_t ndim) const {
     MIXTURA_EXPECTS(detail::valid_name(name, kModelFileMaxNameLength),
@@ -346,7 +357,8 @@ inline std::vector<std::uint8_t> to_bytes(const ModelFile& mf) {
                     s.name.c_str());
     MIXTURA_EXPECTS(item_size(s.dtype) != 0, "to_bytes: section '%s' has an unknown dtype code %d", s.name.c_str(),
                     static_cast<int>(s.dtype));
-    MIXTURA_EXPECTS(s.payload.size() == s.n_elements() * item_size(s.dtype),
+    const std::uint64_t fits = s.payload.size() / item_size(s.dtype);  // compared without overflow
+    MIXTURA_EXPECTS(s.n_elements() <= fits && s.n_elements() * item_size(s.dtype) == s.payload.size(),
                     "to_bytes: section '%s' has %zu payload bytes for shape %s of %s", s.name.c_str(), s.payload.size(),
                     detail::shape_string(s.shape).c_str(), to_string(s.dtype));
     detail::put_u32(out, static_cast<std::uint32_t>(s.name.size()));
@@ -365,29 +377,38 @@ inline std::vector<std::uint8_t> to_bytes(const ModelFile& mf) {
 
 namespace detail {
 
-/// Reads a model file from `n` bytes; errors start with `where`.
-inline ModelFile parse_model_file(const std::uint8_t* data, std::size_t n, const std::string& where_s) {
-  const char* where = where_s.c_str();
+/// Checks the fixed header of a file of `file_size` bytes, given its first `n` bytes (all of them
+/// when the file is shorter than the header): magic, version, flags, and the size the header
+/// declares against the real one, so that a reader can refuse a file before reading all of it.
+inline void check_model_file_header(const std::uint8_t* data, std::size_t n, std::uint64_t file_size,
+                                    const char* where) {
   const std::size_t magic_n = n < 8 ? n : 8;
-  MIXTURA_EXPECTS(n > 0, "%s: the file is empty; not a mixtura model file", where);
+  MIXTURA_EXPECTS(file_size > 0, "%s: the file is empty; not a mixtura model file", where);
   MIXTURA_EXPECTS(std::memcmp(data, kModelFileMagic, magic_n) == 0,
                   "%s: not a mixtura model file (it does not start with the magic bytes \"MIXTURA\\0\")", where);
-  MIXTURA_EXPECTS(n >= 12, "%s: file truncated: %zu bytes, a model file has at least %zu", where, n,
-                  kModelFileHeaderSize + 5);
+  MIXTURA_EXPECTS(file_size >= 12 && n >= 12, "%s: file truncated: %llu bytes, a model file has at least %zu", where,
+                  static_cast<unsigned long long>(file_size), kModelFileHeaderSize + 5);
   const std::uint32_t version = get_u32(data + 8);
   MIXTURA_EXPECTS(version != 0, "%s: invalid format version 0", where);
   MIXTURA_EXPECTS(version <= kModelFormatVersion,
                   "%s: format version %u is newer than this build of mixtura reads (%u); upgrade mixtura to read it",
                   where, version, kModelFormatVersion);
-  MIXTURA_EXPECTS(n >= kModelFileHeaderSize + 4, "%s: file truncated: %zu bytes, a model file has at least %zu", where,
-                  n, kModelFileHeaderSize + 5);
+  MIXTURA_EXPECTS(file_size >= kModelFileHeaderSize + 4 && n >= kModelFileHeaderSize,
+                  "%s: file truncated: %llu bytes, a model file has at least %zu", where,
+                  static_cast<unsigned long long>(file_size), kModelFileHeaderSize + 5);
   const std::uint32_t flags = get_u32(data + 12);
   MIXTURA_EXPECTS(flags == 0, "%s: unknown flags 0x%08x (format version %u defines none)", where, flags, version);
   const std::uint64_t total = get_u64(data + 16);
-  MIXTURA_EXPECTS(total <= n, "%s: file truncated: the header declares %llu bytes, only %zu present", where,
-                  static_cast<unsigned long long>(total), n);
-  MIXTURA_EXPECTS(total == n, "%s: %zu bytes where the header declares %llu: trailing data after the model", where, n,
-                  static_cast<unsigned long long>(total));
+  MIXTURA_EXPECTS(total <= file_size, "%s: file truncated: the header declares %llu bytes, only %llu present", where,
+                  static_cast<unsigned long long>(total), static_cast<unsigned long long>(file_size));
+  MIXTURA_EXPECTS(total == file_size, "%s: %llu bytes where the header declares %llu: trailing data after the model",
+                  where, static_cast<unsigned long long>(file_size), static_cast<unsigned long long>(total));
+}
+
+/// Reads a model file from `n` bytes; errors start with `where`.
+inline ModelFile parse_model_file(const std::uint8_t* data, std::size_t n, const std::string& where_s) {
+  const char* where = where_s.c_str();
+  check_model_file_header(data, n, n, where);
   const std::uint32_t stored = get_u32(data + n - 4);
   const std::uint32_t computed = crc32(data, n - 4);
   MIXTURA_EXPECTS(stored == computed, "%s: checksum mismatch (stored 0x%08x, computed 0x%08x): the file is corrupted",
@@ -446,16 +467,13 @@ inline ModelFile parse_model_file(const std::uint8_t* data, std::size_t n, const
     s.shape.resize(ndim);
     for (std::uint8_t d = 0; d < ndim; ++d) s.shape[d] = get_u64(data + pos + 8u * d);
     pos += 8u * ndim;
-    // Overflow-safe: the element count is compared with what fits in the remaining bytes, factor by factor.
+    // Overflow-safe: the element count is compared with what fits in the remaining bytes, factor by
+    // factor, and once more at the end, since a scalar (no factors) still needs one element.
     const std::size_t item = item_size(s.dtype);
     const std::uint64_t fit = (end - pos) / item;
-    std::uint64_t count = 1;
-    for (std::uint64_t d : s.shape) {
-      MIXTURA_EXPECTS(d == 0 || count <= fit / d,
-                      "%s: section '%s' declares shape %s of %s (%zu bytes each) but only %zu bytes remain", where,
-                      s.name.c_str(), shape_string(s.shape).c_str(), to_string(s.dtype), item, end - pos);
-      count *= d;
-    }
+    const std::uint64_t count = checked_element_count(s.shape, fit);
+    MIXTURA_EXPECTS(count <= fit, "%s: section '%s' declares shape %s of %s (%zu bytes each) but only %zu bytes remain",
+                    where, s.name.c_str(), shape_string(s.shape).c_str(), to_string(s.dtype), item, end - pos);
     const std::size_t bytes = static_cast<std::size_t>(count) * item;
     s.payload.assign(data + pos, data + pos + bytes);
     pos += bytes;
@@ -471,17 +489,38 @@ inline ModelFile parse_model_file(const std::uint8_t* data, std::size_t n, const
   return mf;
 }
 
+/// The bytes of the model file at `path`. Only a regular file is opened (a FIFO would block, a
+/// device or directory has no size), and its header is checked against its size before the rest is
+/// read, so a large file that is not a model file is refused after 32 bytes.
 inline std::vector<std::uint8_t> read_file_bytes(const std::string& path, const char* where) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  if (ec || !fs::exists(st))
+    throw ModelFileIoError(detail::format("%s: cannot open '%s': %s", where, path.c_str(),
+                                          ec ? ec.message().c_str() : std::strerror(ENOENT)));
+  if (!fs::is_regular_file(st))
+    throw ModelFileIoError(detail::format("%s: '%s' is not a regular file (%s)", where, path.c_str(),
+                                          fs::is_directory(st) ? "a directory" : "a device, FIFO or socket"));
+  const std::uintmax_t size = fs::file_size(path, ec);
+  if (ec) throw ModelFileIoError(detail::format("%s: cannot read the size of '%s': %s", where, path.c_str(),
+                                                ec.message().c_str()));
   std::ifstream in(path, std::ios::binary);
   if (!in)
     throw ModelFileIoError(detail::format("%s: cannot open '%s': %s", where, path.c_str(), std::strerror(errno)));
-  in.seekg(0, std::ios::end);
-  const std::streamoff size = in.tellg();
-  if (size < 0) throw ModelFileIoError(detail::format("%s: cannot read the size of '%s'", where, path.c_str()));
-  in.seekg(0, std::ios::beg);
-  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
-  if (size > 0 && !in.read(reinterpret_cast<char*>(bytes.data()), size))
+  const std::size_t head_n = size < kModelFileHeaderSize ? static_cast<std::size_t>(size) : kModelFileHeaderSize;
+  std::uint8_t head[kModelFileHeaderSize] = {};
+  if (head_n > 0 && !in.read(reinterpret_cast<char*>(head), static_cast<std::streamsize>(head_n)))
     throw ModelFileIoError(detail::format("%s: cannot read '%s'", where, path.c_str()));
+  check_model_file_header(head, head_n, size, where);
+  MIXTURA_EXPECTS(size <= SIZE_MAX, "%s: '%s' has %llu bytes, more than this machine can address", where,
+                  path.c_str(), static_cast<unsigned long long>(size));
+  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
+  std::memcpy(bytes.data(), head, head_n);
+  const std::streamsize rest = static_cast<std::streamsize>(size - head_n);
+  if (rest > 0 && !in.read(reinterpret_cast<char*>(bytes.data() + head_n), rest))
+    throw ModelFileIoError(detail::format("%s: cannot read '%s' (it has fewer than the %llu bytes it had when opened)",
+                                          where, path.c_str(), static_cast<unsigned long long>(size)));
   return bytes;
 }
 

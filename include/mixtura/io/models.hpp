@@ -11,6 +11,8 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <initializer_list>
 #include <string>
 #include <utility>
 #include <vector>
@@ -33,7 +35,40 @@ struct ModelFileInfo {
   std::int64_t n_features = 0;  ///< n_features_in_ (0 when the file has none)
 };
 
+/// Largest magnitude of a loaded f64 model value (means, precision factors, centres, scales) and,
+/// reciprocally, the smallest positive scale or precision factor: squares and reciprocals of such
+/// values stay finite, so a loaded model scores without overflow; no fit produces values outside.
+constexpr double kModelValueLimit = 1e150;
+/// The same for float32 K-means centres (squared distances are summed in float).
+constexpr float kModelValueLimitF32 = 1e18f;
+
 namespace detail {
+
+template <class T>
+constexpr double model_value_limit() { return sizeof(T) == 4 ? kModelValueLimitF32 : kModelValueLimit; }
+
+/// Sections under a reader's prefix must be its kind's (`own`), `params.NAME`, or `mixtura_version`
+/// at the top level; names under `sub` (an inner model's prefix) are its reader's. Other dotted
+/// names ("test.X", "myapp.notes") are the application's and ignored; `params.`/`model.` are
+/// mixtura's. A section of another kind is refused, not ignored: it means the file is not what
+/// its kind says.
+inline void check_section_names(const ModelFile& mf, const std::string& prefix, const char* kind,
+                                std::initializer_list<const char*> own, const char* sub, const char* where) {
+  for (const Section& sec : mf.sections) {
+    if (sec.name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string rest = sec.name.substr(prefix.size());
+    if (prefix.empty() && rest == "mixtura_version") continue;
+    if (rest.compare(0, 7, "params.") == 0 && rest.size() > 7 && rest.find('.', 7) == std::string::npos) continue;
+    if (sub && rest.compare(0, std::strlen(sub), sub) == 0) continue;
+    const std::size_t dot = rest.find('.');
+    const bool reserved = rest.compare(0, 7, "params.") == 0 || rest.compare(0, 6, "model.") == 0;
+    if (dot != std::string::npos && !reserved) continue;
+    bool known = false;
+    for (const char* o : own) known = known || rest == o;
+    MIXTURA_EXPECTS(known, "%s: section '%s' is not one a %s model has (docs/model-format.md lists them): the file is "
+                    "not what its kind says", where, sec.name.c_str(), kind);
+  }
+}
 
 /// A JSON object written field by field (mixtura writes JSON, it never parses it).
 class JsonObject {
@@ -238,14 +273,16 @@ inline GmmModel gmm_model_from_arrays(CovarianceType t, const std::vector<double
   }
   MIXTURA_EXPECTS(std::abs(sum - 1.0) <= 1e-8, "%s: weights_ sum to %.12g, expected 1", where, sum);
   for (std::size_t i = 0; i < means.size(); ++i)
-    MIXTURA_EXPECTS(std::isfinite(means[i]), "%s: means_ holds a non-finite value (%g) at flat index %zu", where,
-                    means[i], i);
+    MIXTURA_EXPECTS(std::isfinite(means[i]) && std::abs(means[i]) <= kModelValueLimit,
+                    "%s: means_ holds %g at flat index %zu, expected finite and within +-%g", where, means[i], i,
+                    kModelValueLimit);
   GmmModel m(t, K, D);
   m.weights = Eigen::Map<const Eigen::VectorXd>(weights.data(), K);
   m.means = Eigen::Map<const RowMatrix<double>>(means.data(), K, D);
   for (std::size_t i = 0; i < factors.size(); ++i)
-    MIXTURA_EXPECTS(std::isfinite(factors[i]), "%s: precisions_cholesky_ holds a non-finite value (%g) at flat index %zu",
-                    where, factors[i], i);
+    MIXTURA_EXPECTS(std::isfinite(factors[i]) && std::abs(factors[i]) <= kModelValueLimit,
+                    "%s: precisions_cholesky_ holds %g at flat index %zu, expected finite and within +-%g", where,
+                    factors[i], i, kModelValueLimit);
   switch (t) {
     case CovarianceType::full:
     case CovarianceType::tied:
@@ -254,8 +291,9 @@ inline GmmModel gmm_model_from_arrays(CovarianceType t, const std::vector<double
         MIXTURA_EXPECTS(f.isUpperTriangular(0) || f.isLowerTriangular(0),
                         "%s: precisions_cholesky_ matrix %zu is not triangular", where, k);
         for (Index i = 0; i < D; ++i)
-          MIXTURA_EXPECTS(f(i, i) > 0, "%s: precisions_cholesky_ matrix %zu has diagonal entry %lld = %g, expected > 0",
-                          where, k, static_cast<long long>(i), f(i, i));
+          MIXTURA_EXPECTS(f(i, i) >= 1 / kModelValueLimit,
+                          "%s: precisions_cholesky_ matrix %zu has diagonal entry %lld = %g, expected >= %g", where, k,
+                          static_cast<long long>(i), f(i, i), 1 / kModelValueLimit);
         m.factor[k] = std::move(f);
       }
       break;
@@ -264,13 +302,69 @@ inline GmmModel gmm_model_from_arrays(CovarianceType t, const std::vector<double
       const Index cols = t == CovarianceType::diag ? D : 1;
       m.diag_factor = Eigen::Map<const RowMatrix<double>>(factors.data(), K, cols);
       for (std::size_t i = 0; i < factors.size(); ++i)
-        MIXTURA_EXPECTS(factors[i] > 0, "%s: precisions_cholesky_ has entry %g at flat index %zu, expected > 0", where,
-                        factors[i], i);
+        MIXTURA_EXPECTS(factors[i] >= 1 / kModelValueLimit,
+                        "%s: precisions_cholesky_ has entry %g at flat index %zu, expected >= %g", where, factors[i], i,
+                        1 / kModelValueLimit);
       break;
     }
   }
   return m;
 }
+
+/// The model from arrays as the Python estimator holds them (weights_, means_, precisions_cholesky_)
+/// with their shapes: every shape checked against covariance_type, n_components and n_features,
+/// then the values as gmm_model_from_arrays checks them. The Python package builds its models here.
+inline GmmModel gmm_model_from_shaped(CovarianceType t, const std::vector<double>& weights,
+                                      const std::vector<std::uint64_t>& weights_shape, const std::vector<double>& means,
+                                      const std::vector<std::uint64_t>& means_shape, const std::vector<double>& factors,
+                                      const std::vector<std::uint64_t>& factors_shape, const char* where) {
+  MIXTURA_EXPECTS(means_shape.size() == 2 && means_shape[0] >= 1 && means_shape[1] >= 1 &&
+                      means_shape[0] <= static_cast<std::uint64_t>(INT32_MAX) &&
+                      means_shape[1] <= static_cast<std::uint64_t>(INT32_MAX),
+                  "%s: means_ has shape %s, expected (n_components, n_features), both >= 1", where,
+                  shape_string(means_shape).c_str());
+  const Index K = static_cast<Index>(means_shape[0]), D = static_cast<Index>(means_shape[1]);
+  MIXTURA_EXPECTS(weights_shape == std::vector<std::uint64_t>{u64(K)},
+                  "%s: weights_ has shape %s, expected (%lld,) for n_components = %lld", where,
+                  shape_string(weights_shape).c_str(), static_cast<long long>(K), static_cast<long long>(K));
+  const std::vector<std::uint64_t> expected = gmm_parameter_shape(t, K, D);
+  MIXTURA_EXPECTS(factors_shape == expected,
+                  "%s: precisions_cholesky_ has shape %s, expected %s for covariance_type '%s' with n_components = %lld "
+                  "and n_features = %lld", where, shape_string(factors_shape).c_str(), shape_string(expected).c_str(),
+                  to_string(t), static_cast<long long>(K), static_cast<long long>(D));
+  return gmm_model_from_arrays(t, weights, means, factors, K, D, where);
+}
+
+/// A loaded model's covariances and precisions (what covariances_ and precisions_ hold) must be
+/// finite: a valid factor can still be too ill-conditioned to invert.
+inline void check_gmm_usable(const GmmModel& m, const char* where) {
+  for (int what = 1; what <= 2; ++what) {
+    const std::vector<double> v = gmm_parameter_values(m, what);
+    for (std::size_t i = 0; i < v.size(); ++i)
+      MIXTURA_EXPECTS(std::isfinite(v[i]), "%s: the %s computed from precisions_cholesky_ hold %g at flat index %zu: "
+                      "the factors are too ill-conditioned to use", where, what == 1 ? "covariances" : "precisions",
+                      v[i], i);
+  }
+}
+
+#define MIXTURA_IO_COMMON_SECTIONS                                                                               \
+  "params", "n_features_in_", "feature_names_in_", "n_iter_", "converged_", "best_restart_", "restart_n_iter_", \
+      "restart_converged_", "restart_seconds_", "trace_seconds_"
+
+inline void check_kmeans_section_names(const ModelFile& mf, const std::string& prefix, const char* where) {
+  check_section_names(mf, prefix, "KMeans",
+                      {MIXTURA_IO_COMMON_SECTIONS, "cluster_centers_", "labels_", "inertia_", "distortion_traces_",
+                       "events_", "restart_inertia_", "trace_center_shift_", "trace_n_changed_"},
+                      nullptr, where);
+}
+inline void check_gmm_section_names(const ModelFile& mf, const std::string& prefix, const char* where) {
+  check_section_names(mf, prefix, "GaussianMixture",
+                      {MIXTURA_IO_COMMON_SECTIONS, "covariance_type", "weights_", "means_", "precisions_cholesky_",
+                       "lower_bound_", "elbo_traces_", "events_", "events_value_", "restart_lower_bound_",
+                       "trace_entropy_"},
+                      nullptr, where);
+}
+#undef MIXTURA_IO_COMMON_SECTIONS
 
 inline void add_common(ModelFile& mf, const std::string& prefix, const std::string& params, Index n_features) {
   mf.add_text(prefix + "params", params);
@@ -346,12 +440,18 @@ template <class T>
 KMeans<T> kmeans_from_sections(const ModelFile& mf, const std::string& prefix = "",
                                const char* where = "kmeans_from_sections") {
   const detail::SectionReader r{mf, prefix, where};
+  detail::check_kmeans_section_names(mf, prefix, where);
   const auto cs = r.shape("cluster_centers_", detail::dtype_of<T>::value, 2);
-  MIXTURA_EXPECTS(cs[0] >= 1 && cs[1] >= 1, "%s: cluster_centers_ has shape %s, expected at least one centre and one feature",
-                  where, detail::shape_string(cs).c_str());
+  MIXTURA_EXPECTS(cs[0] >= 1 && cs[1] >= 1 && cs[0] <= static_cast<std::uint64_t>(INT32_MAX),
+                  "%s: cluster_centers_ has shape %s, expected at least one centre and one feature", where,
+                  detail::shape_string(cs).c_str());
   const Index K = static_cast<Index>(cs[0]), D = static_cast<Index>(cs[1]);
   const std::vector<T> centres = r.get<T>("cluster_centers_", cs);
   r.all_finite("cluster_centers_", centres);
+  for (std::size_t i = 0; i < centres.size(); ++i)
+    MIXTURA_EXPECTS(std::abs(static_cast<double>(centres[i])) <= detail::model_value_limit<T>(),
+                    "%s: cluster_centers_ holds %g at flat index %zu, expected within +-%g (distances would overflow)",
+                    where, static_cast<double>(centres[i]), i, detail::model_value_limit<T>());
   detail::check_n_features(r, D);
 
   KMeansFitRecord rec;
@@ -491,15 +591,18 @@ template <class T>
 GaussianMixture<T> gaussian_mixture_from_sections(const ModelFile& mf, const std::string& prefix = "",
                                                   const char* where = "gaussian_mixture_from_sections") {
   const detail::SectionReader r{mf, prefix, where};
+  detail::check_gmm_section_names(mf, prefix, where);
   const CovarianceType type = detail::parse_covariance_type(r.text("covariance_type"), where);
   const auto ms = r.shape("means_", DType::f64, 2);
-  MIXTURA_EXPECTS(ms[0] >= 1 && ms[1] >= 1, "%s: means_ has shape %s, expected at least one component and one feature",
-                  where, detail::shape_string(ms).c_str());
+  MIXTURA_EXPECTS(ms[0] >= 1 && ms[1] >= 1 && ms[0] <= static_cast<std::uint64_t>(INT32_MAX),
+                  "%s: means_ has shape %s, expected at least one component and one feature", where,
+                  detail::shape_string(ms).c_str());
   const Index K = static_cast<Index>(ms[0]), D = static_cast<Index>(ms[1]);
   const auto weights = r.get<double>("weights_", {ms[0]});
   const auto means = r.get<double>("means_", ms);
   const auto factors = r.get<double>("precisions_cholesky_", detail::gmm_parameter_shape(type, K, D));
   GmmModel model = detail::gmm_model_from_arrays(type, weights, means, factors, K, D, where);
+  detail::check_gmm_usable(model, where);
   detail::check_n_features(r, D);
 
   std::vector<std::int64_t> n_iter;
