@@ -56,10 +56,11 @@ py::dict detector_fit(const Array<T>& X, const std::string& method, int n_compon
                                                          reg_covar, scaling, contamination, threshold, false_alarm_rate,
                                                          calibration_fraction, n_init, max_iter, tol, seed, n_threads));
   const auto Xv = view(X, "X");
-  {
-    py::gil_scoped_release release;
-    on_device(device, n_threads, [&](const auto& be) { det.fit_on(be, Xv); });
-  }
+  det.set_callback([] {  // between iterations of the fits behind the density: Ctrl-C stops the fit
+    py::gil_scoped_acquire acquire;
+    return PyErr_CheckSignals() == 0;
+  });
+  run_interruptibly([&] { on_device(device, n_threads, [&](const auto& be) { det.fit_on(be, Xv); }); });
   py::dict out;
   out["center"] = vector_array(det.scaling().center);
   out["scale"] = vector_array(det.scaling().scale);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <cstdint>
 #include <limits>
 #include <numeric>
@@ -58,6 +59,9 @@ class DensityAnomalyDetector {
 
   const DetectorParams& params() const { return params_; }
   void set_params(const DetectorParams& params) { params_ = params; }
+  /// Called after every iteration of every K-means and EM fit behind the density (every BIC
+  /// candidate's); return false to stop the fit (throws Interrupted, the detector keeps its state).
+  void set_callback(std::function<bool()> keep_going) { keep_going_ = std::move(keep_going); }
 
   /// Fits on X (n_samples x n_features, at least 2 rows). Strong guarantee: on a throw the
   /// detector keeps its previous state.
@@ -354,10 +358,14 @@ class DensityAnomalyDetector {
     if (p.method == AnomalyMethod::gmm) {
       if (counts.size() == 1) {
         s.density = GaussianMixture<T>(density_params(counts[0]));
+        s.density.set_callback(gmm_callback());
         s.density.fit_on(be, F);
+        s.density.set_callback({});
         return;
       }
-      GmmSelection<T> sel = select_gaussian_mixture_on(be, F, counts, {p.covariance_type}, density_params(1));
+      GmmSelection<T> sel = select_gaussian_mixture_on(be, F, counts, {p.covariance_type}, density_params(1), {},
+                                                       gmm_callback(), kmeans_callback());
+      sel.model.set_callback({});
       for (const GmmCandidate& c : sel.table) s.selection.push_back({c.n_components, c.bic});
       s.density = std::move(sel.model);
       return;
@@ -365,7 +373,9 @@ class DensityAnomalyDetector {
     double best_bic = std::numeric_limits<double>::infinity();
     for (int k : counts) {
       KMeans<T> km(kmeans_params(k));
+      km.set_callback(kmeans_callback());
       km.fit_on(be, F);
+      km.set_callback({});
       GaussianMixture<T> density(density_params(k));
       density.set_model(cluster_model(F, km));
       // BIC of the hard-assignment density: every row counted under its best component.
@@ -462,7 +472,18 @@ class DensityAnomalyDetector {
     }
   }
 
+  /// The callbacks of the fits behind the density: keep_going_, or none.
+  typename GaussianMixture<T>::Callback gmm_callback() const {
+    if (!keep_going_) return {};
+    return [this](int, int, const GmmIteration&) { return keep_going_(); };
+  }
+  typename KMeans<T>::Callback kmeans_callback() const {
+    if (!keep_going_) return {};
+    return [this](int, int, const KMeansIteration&) { return keep_going_(); };
+  }
+
   DetectorParams params_;
+  std::function<bool()> keep_going_;
   State state_;
   bool fitted_ = false;
 };

@@ -29,10 +29,14 @@ struct GmmSelection {
 /// select_gaussian_mixture with every fit (the K-means behind the initialisation, EM) and every
 /// criterion's scoring pass on backend `be` (CpuBackend, or CudaBackend with mixtura/cuda.hpp); X and
 /// the weights in host memory, held on the backend for the whole selection (one upload to a GPU).
+/// callback / kmeans_callback: set on every EM fit / the shared K-means fits (return false to stop:
+/// Interrupted is thrown).
 template <class Backend, class T>
 GmmSelection<T> select_gaussian_mixture_on(const Backend& be, MatrixView<T> X, const std::vector<int>& n_components,
                                            const std::vector<CovarianceType>& covariance_types, GmmParams base = {},
-                                           VectorView<T> sample_weight = {}) {
+                                           VectorView<T> sample_weight = {},
+                                           const typename GaussianMixture<T>::Callback& callback = {},
+                                           const typename KMeans<T>::Callback& kmeans_callback = {}) {
   MIXTURA_EXPECTS(!n_components.empty() && !covariance_types.empty(),
                   "select_gaussian_mixture: need at least one component count and one covariance type (got %zu, %zu)",
                   n_components.size(), covariance_types.size());
@@ -47,6 +51,7 @@ GmmSelection<T> select_gaussian_mixture_on(const Backend& be, MatrixView<T> X, c
       p.n_components = k;
       MIXTURA_EXPECTS(k >= 1, "select_gaussian_mixture: n_components must be >= 1, got %d", k);
       KMeans<T> km(detail::kmeans_init_params(p, 0));
+      km.set_callback(kmeans_callback);
       km.fit_on(be, X, sample_weight);
       labels = km.labels();
     }
@@ -55,6 +60,7 @@ GmmSelection<T> select_gaussian_mixture_on(const Backend& be, MatrixView<T> X, c
       p.n_components = k;
       p.covariance_type = t;
       GaussianMixture<T> gm(p);
+      gm.set_callback(callback);
       gm.set_initial_labels(labels);
       gm.fit_on(be, X, sample_weight);
       GmmCandidate c;
