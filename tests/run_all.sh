@@ -2,7 +2,8 @@
 # Installs what is missing, builds everything (CUDA too when nvcc is found: compiled and linked,
 # its tests skip without a GPU) and runs every test: a separate CMake project built against the
 # installed package (find_package(mixtura)), the GoogleTest suite through ctest (the hot suites again
-# at each x86-64 level), a serial build's bits, then the Python package, installed with `pip install .`
+# at each x86-64 level), the model-file and core tests under ASan+UBSan, a minute of fuzzing the
+# model-file reader, a serial build's bits, then the Python package, installed with `pip install .`
 # into a fresh virtual environment, through pytest at each level this CPU runs, under qemu-x86_64 as
 # older CPUs, and last the C++ subset cross-built for aarch64 under qemu-aarch64.
 set -euo pipefail
@@ -22,6 +23,13 @@ cmake --build "$MIXTURA_BUILD_DIR/consumer" -j "$MIXTURA_JOBS" >/dev/null
 
 echo "== C++ tests"
 (cd "$MIXTURA_BUILD_DIR" && ctest --output-on-failure -j "$MIXTURA_JOBS")
+
+echo "== C++ tests under AddressSanitizer and UndefinedBehaviorSanitizer (test_model_io, test_core)"
+bash tests/sanitizers.sh
+
+echo "== Fuzzing the model-file reader and loaders (libFuzzer, 60 s from tests/fuzz/corpus)"
+bash .ci/install-deps clang libclang-rt-dev
+bash tests/fuzz.sh 60
 
 echo "== Serial build (no OpenMP, Eigen fetched) gives the OpenMP build's bits"
 bash tests/serial_bits.sh "$MIXTURA_BUILD_DIR/serial_bits"
