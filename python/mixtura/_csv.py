@@ -267,7 +267,7 @@ class _Columns:
         if np.any(np.diff(np.searchsorted(seps, line_ends), prepend=0) != n_cols - 1):
             return None  # a blank or ragged line
         text = block.decode("utf-8")
-        if _OTHER_SPACE.search(text):
+        if _OTHER_SPACE.search(text) or "\x00" in text:  # NumPy's strings would drop a trailing NUL
             return None
         numeric = self.channel_index + ([self.l_index] if self.l_index is not None else [])
         options = dict(delimiter=self.sep, comments=None, quotechar=None, ndmin=2)

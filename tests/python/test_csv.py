@@ -2,6 +2,7 @@
 and that its NumPy path and its line-by-line path read the same values (a property test)."""
 import csv
 import io
+import os
 import math
 import re
 import warnings
@@ -178,7 +179,10 @@ def reference(table):
     return np.array(values), ([r[0].strip(" \t") for r in rows] if time else None)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# Derandomized: the same examples every run, so that CI does not fail by chance (MIXTURA_CSV_RANDOM=1
+# explores new ones; a NUL at the end of a time cell was found that way).
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
+          derandomize=os.environ.get("MIXTURA_CSV_RANDOM") != "1", database=None)
 @given(table=tables())
 def test_reading_equals_a_plain_reference_or_is_a_data_error(tmp_path, monkeypatch, table):
     expected = reference(table)
@@ -205,3 +209,12 @@ def test_reading_equals_a_plain_reference_or_is_a_data_error(tmp_path, monkeypat
     values, time = expected
     np.testing.assert_array_equal(t.values, values)
     assert t.time == time
+
+
+def test_a_nul_in_a_time_cell_is_kept(tmp_path):
+    # NumPy's fixed-width strings drop trailing NULs: the block reader left 't\x00' as 't'.
+    path = write(tmp_path, "time,c0\nt\x00,0.0\nu,1.0\n", "nul.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t = read_table(path)
+    assert t.time == ["t\x00", "u"]
