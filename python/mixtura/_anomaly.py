@@ -276,10 +276,12 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
     def _from_sections(cls, sections, prefix="", side=None):
         """The detector held by model-file sections, checked as the C++ loader checks them."""
         est = cls(**_io.params_from_sections(cls, sections, prefix, side))
-        _params.validate(est)  # a file's n_threads reaches the core as a fit's would
         if prefix + "offset_" not in sections:
-            return est
+            return est  # unfitted (a pickle's); _io.loads refuses it for a model file, naming what is missing
+        # The sections first (a file of another kind is named as such), then the parameters: a file's
+        # n_threads reaches the core as a fit's would.
         _core.model_file_check(cls._model_kind, cls._model_kind, sections, prefix, f"{cls.__name__} model")
+        _params.validate(est)
         if sections[prefix + "method"] != est.method:
             raise ValueError(f"section {prefix + 'method'!r} is {sections[prefix + 'method']!r} but the parameters "
                              f"say method={est.method!r}")

@@ -335,10 +335,12 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
     def _from_sections(cls, sections, prefix="", side=None):
         """The estimator held by model-file sections, checked as the C++ loader checks them."""
         est = cls(**_io.params_from_sections(cls, sections, prefix, side))
-        _params.validate(est)  # a file's n_threads reaches the core as a fit's would
         if prefix + "means_" not in sections:
-            return est
+            return est  # unfitted (a pickle's); _io.loads refuses it for a model file, naming what is missing
+        # The sections first (a file of another kind is named as such), then the parameters: a file's
+        # n_threads reaches the core as a fit's would.
         derived = _core.model_file_check(cls._model_kind, cls._model_kind, sections, prefix, f"{cls.__name__} model")
+        _params.validate(est)
         _io.check_params_match(est, sections, prefix, covariance_type=sections[prefix + "covariance_type"],
                                n_components=sections[prefix + "means_"].shape[0])
         _io.features_from_sections(est, sections, prefix)
