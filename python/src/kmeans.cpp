@@ -81,13 +81,6 @@ py::dict kmeans_fit(const Array<T>& X, const std::optional<Array<T>>& sample_wei
   return kmeans_result(km);
 }
 
-/// A K-means model holding `centers`, for the passes on device data (they check X against it).
-template <class T>
-mixtura::KMeans<T> kmeans_with_centers(const Array<T>& centers) {
-  mixtura::KMeans<T> km;
-  km.set_centers(view(centers, "centers").map());
-  return km;
-}
 
 template <class T>
 py::array_t<std::int32_t> kmeans_predict(const Array<T>& X, const Array<T>& centers, int n_threads) {
@@ -119,12 +112,21 @@ double kmeans_score(const Array<T>& X, const std::optional<Array<T>>& sample_wei
                     int n_threads) {
   const auto Xv = view(X, "X");
   const auto wv = weights_view(sample_weight);
-  const auto km = kmeans_with_centers(centers);
+  const mixtura::RowMatrix<T> c = view(centers, "centers").map();
   py::gil_scoped_release release;
-  return km.score_on(mixtura::CpuBackend{n_threads}, Xv, wv);
+  // KMeans::score's value without its input checks (Python made them): one pass over X.
+  return -mixtura::kmeans_predict(mixtura::CpuBackend{n_threads}, Xv, wv, c, nullptr);
 }
 
 #if MIXTURA_HAS_CUDA
+/// A K-means model holding `centers`, for the passes on device data (they check X against it).
+template <class T>
+mixtura::KMeans<T> kmeans_with_centers(const Array<T>& centers) {
+  mixtura::KMeans<T> km;
+  km.set_centers(view(centers, "centers").map());
+  return km;
+}
+
 template <class T>
 py::dict kmeans_fit_device(std::uintptr_t ptr, std::int64_t rows, std::int64_t cols, std::int64_t stride,
                            const std::optional<Array<T>>& sample_weight, const std::optional<Array<T>>& init_centers,
