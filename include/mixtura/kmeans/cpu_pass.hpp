@@ -158,7 +158,7 @@ struct PreparedCenters {
 /// Row vectors per tile and centres per tile of the fused distance-argmin kernel: 2 x 12
 /// accumulators fill AVX-512's 32 registers, 2 x 6 the 16 of AVX2/SSE (with two row vectors a
 /// feature step is 2 + 6 loads for 12 FMAs, where 1 x 12 was 13 loads: load-bound on two load
-/// ports; 10-25 % faster per iteration on an AMD EPYC, 2026-11-29, bench/RESULTS.md).
+/// ports; the measurement is in bench/RESULTS.md).
 inline constexpr int kRowVecs = 2;
 inline constexpr int kCenterTile = MIXTURA_SIMD_BYTES == 64 ? 12 : 6;
 
