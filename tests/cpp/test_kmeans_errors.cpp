@@ -54,6 +54,14 @@ TYPED_TEST(KMeansErrors, BadParameters) {
   // 50,000 threads made libgomp exit the process, 100,000 crashed it: refused before any pass.
   EXPECT_INVALID(fit_with([](KMeansParams& p) { p.n_threads = 100000; }), "KMeans::fit",
                  "n_threads must be in [0, 1024], got 100000");
+  // A fitted model asked for too many threads by set_params: the passes refuse it too.
+  KMeansParams p;
+  p.n_clusters = 2;
+  KMeans<T> km(p);
+  km.fit(x);
+  p.n_threads = 5000;
+  km.set_params(p);
+  EXPECT_INVALID(km.predict(x), "parallel pass: n_threads must be in [0, 1024], got 5000");
   EXPECT_INVALID(fit_with([](KMeansParams& p) { p.init = KMeansInit::given; }), "no initial centres");
 }
 

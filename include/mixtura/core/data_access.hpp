@@ -21,29 +21,14 @@
 namespace mixtura {
 
 namespace detail {
-/// The view an algorithm's entry point takes an argument as: DeviceMatrixView<T> stays itself; anything
-/// else (MatrixView<T>, RowMatrix<T>) is host memory, as MatrixView<T>. Likewise for weights.
+/// The view an algorithm's entry point takes an argument as: a device view stays itself; anything else
+/// (MatrixView<T>, RowMatrix<T>; VectorView<T>, an Eigen vector) is host memory, as the host view.
+template <class Host, class Device, class V>
+using host_or_device_t = std::conditional_t<std::is_same<std::decay_t<V>, Device>::value, Device, Host>;
 template <class T, class V>
-struct data_view {
-  using type = MatrixView<T>;
-};
-template <class T>
-struct data_view<T, DeviceMatrixView<T>> {
-  using type = DeviceMatrixView<T>;
-};
+using data_view_t = host_or_device_t<MatrixView<T>, DeviceMatrixView<T>, V>;
 template <class T, class V>
-using data_view_t = typename data_view<T, std::decay_t<V>>::type;
-
-template <class T, class V>
-struct weights_view {
-  using type = VectorView<T>;
-};
-template <class T>
-struct weights_view<T, DeviceVectorView<T>> {
-  using type = DeviceVectorView<T>;
-};
-template <class T, class V>
-using weights_view_t = typename weights_view<T, std::decay_t<V>>::type;
+using weights_view_t = host_or_device_t<VectorView<T>, DeviceVectorView<T>, V>;
 }  // namespace detail
 
 /// detail::check_data on host data (the CPU's check, on the backend's threads).

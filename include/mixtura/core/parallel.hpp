@@ -67,7 +67,7 @@ struct BlockPlan {
 /// not fault the same pages in again and again. Rethrows the first exception.
 template <class MakeScratch, class Body>
 void parallel_for_each_with(Index n, int n_threads, MakeScratch&& make_scratch, Body&& body) {
-  MIXTURA_EXPECTS(n_threads >= 0 && n_threads <= kMaxThreads, "n_threads must be in [0, %d], got %d", kMaxThreads,
+  MIXTURA_EXPECTS(n_threads >= 0 && n_threads <= kMaxThreads, "parallel pass: n_threads must be in [0, %d], got %d", kMaxThreads,
                   n_threads);
   using Scratch = decltype(make_scratch());
   std::exception_ptr error;
