@@ -142,11 +142,6 @@ def parse_vector(obj, who, name="sample_weight"):
     return dev
 
 
-def resolve_device(device, who, name="X"):
-    """The backend for a device array: "cuda", or a ValueError that says how to proceed (_device.resolve)."""
-    return _device.resolve(device, who, device_data=name)
-
-
 def host_only(obj, who, name):
     """ValueError if obj is a device array where only host arrays are accepted."""
     if obj is not None and is_device_array(obj):

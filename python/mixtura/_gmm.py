@@ -178,7 +178,7 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         who = "GaussianMixture.fit"
         dev = _cuda_array.parse(X, who)
         w, w_dev = _cuda_array.device_data_weights(sample_weight, dev, who)  # bad arrays before the backend
-        _cuda_array.resolve_device(p["device"], who)
+        _device.resolve(p["device"], who, device_data="X")
         if dev.shape[0] < 2:
             raise ValueError(f"{who}: Found array with {dev.shape[0]} sample(s) (shape={dev.shape}) while a minimum "
                              "of 2 is required.")
@@ -221,7 +221,7 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
     def _device_input(self, X, who):
         """The parsed device array X of a fitted model, on a resolved device, its stream waited for."""
         dev = _cuda_array.parse(X, who)
-        _cuda_array.resolve_device(self.device, who)
+        _device.resolve(self.device, who, device_data="X")
         if dev.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {dev.shape[1]} features, but GaussianMixture is expecting "
                              f"{self.n_features_in_} features as input.")

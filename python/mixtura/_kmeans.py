@@ -187,7 +187,7 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         """fit() on an array in CUDA device memory: the C++ fit reads it in place (docs/cuda.md)."""
         dev = _cuda_array.parse(X, "KMeans.fit")
         w, w_dev = _cuda_array.device_data_weights(sample_weight, dev, "KMeans.fit")  # bad arrays before the backend
-        _cuda_array.resolve_device(p["device"], "KMeans.fit")
+        _device.resolve(p["device"], "KMeans.fit", device_data="X")
         self._check_n_samples(dev.shape[0], p)
         init, init_centers = self._init_of(dev.shape[1], dev.dtype)
         _cuda_array.synchronize(dev)
@@ -226,7 +226,7 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         who = f"KMeans.{name}"
         check_is_fitted(self)
         dev = _cuda_array.parse(X, who)
-        _cuda_array.resolve_device(self.device, who)
+        _device.resolve(self.device, who, device_data="X")
         if dev.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {dev.shape[1]} features, but KMeans is expecting {self.n_features_in_} features "
                              "as input.")
