@@ -125,6 +125,35 @@ TYPED_TEST(CudaGmmDevice, DeviceEStepMatchesTheCpu) {
   }
 }
 
+// Streams on the device: a chunk's statistics (with its worst rows' values) and an online-EM step
+// follow the CPU's within the E-step's tolerance.
+TYPED_TEST(CudaGmmDevice, DeviceStatisticsAndOnlineEmFollowTheCpu) {
+  SKIP_WITHOUT_DEVICE();
+  using T = TypeParam;
+  const double tol = std::is_same<T, float>::value ? 2e-6 : 1e-12;
+  const auto gpu = make_cuda_backend();
+  const RowMatrix<T> x = gmm_blobs<T>(6000, 4, 3, 20.0);
+  for (CovarianceType t : kTypes) {
+    GmmParams p;
+    p.n_components = 3;
+    p.covariance_type = t;
+    p.half_life = 2000;
+    GaussianMixture<T> cpu(p);
+    cpu.fit(MatrixView<T>(x.data(), 3000, x.cols()));
+    GaussianMixture<T> dev = cpu;
+    const MatrixView<T> chunk(x.data() + 3000 * x.cols(), 3000, x.cols());
+    const GmmStats a = cpu.statistics(chunk), b = dev.statistics_on(gpu, chunk);
+    EXPECT_TRUE(near_rel(b.log_likelihood, a.log_likelihood, tol)) << to_string(t);
+    ASSERT_EQ(b.worst.values.size(), a.worst.values.size());
+    for (std::size_t i = 0; i < a.worst.values.size(); ++i) EXPECT_EQ(b.worst.values[i], a.worst.values[i]);
+    cpu.partial_fit(chunk);
+    dev.partial_fit_on(gpu, chunk);
+    EXPECT_LT((cpu.means() - dev.means()).cwiseAbs().maxCoeff(), 50 * tol * cpu.means().cwiseAbs().maxCoeff())
+        << to_string(t);
+    EXPECT_EQ(dev.stream_state().n_steps, 2);
+  }
+}
+
 // What the issue asks of the device fit: the CPU's ELBO staircase within 1e-5 (float) / 1e-10 (double)
 // relative at every iteration of every restart, from the same initialisation (K-means on the device,
 // random responsibilities, k-means++), with sample weights, on data far from the origin; then the

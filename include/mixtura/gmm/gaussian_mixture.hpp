@@ -28,6 +28,7 @@
 #include "mixtura/gmm/m_step.hpp"
 #include "mixtura/gmm/model.hpp"
 #include "mixtura/gmm/params.hpp"
+#include "mixtura/gmm/streaming.hpp"
 #include "mixtura/kmeans/kmeans.hpp"
 
 namespace mixtura {
@@ -42,6 +43,15 @@ struct GmmInitialParams {
   std::vector<Eigen::MatrixXd> precisions;
   bool empty() const { return weights.size() == 0 && means.size() == 0 && precisions.empty(); }
   bool complete() const { return weights.size() && means.size() && !precisions.empty(); }
+};
+
+/// Where online EM stands: the running statistics (per unit weight) that the model is the M-step
+/// of, and how many chunks made them.
+struct GmmStreamState {
+  GmmStats statistics;
+  std::int64_t n_steps = 0;   ///< chunks blended in; the model partial_fit started from counts as one
+  std::vector<bool> starved;  ///< per component: at the weight floor (an event was recorded when it got there)
+  bool empty() const { return n_steps == 0; }
 };
 
 namespace detail {
@@ -102,6 +112,75 @@ class GaussianMixture {
   template <class Backend, class XView, class WView = VectorView<T>>
   GaussianMixture& fit_on(const Backend& be, const XView& X, const WView& sample_weight = {}) {
     return fit_data(be, detail::data_view_t<T, XView>(X), detail::weights_view_t<T, WView>(sample_weight));
+  }
+
+  /// The sufficient statistics of X under the fitted model: the E-step's N_k, S1_k, S2_k (around the
+  /// shift they carry), sum w log p(x), sum w H(q), sum w, and the n_components worst-explained rows
+  /// with their values (numbered from first_row: X's place in a larger data set). Merged over chunks
+  /// (GmmStats::merge) and handed to update(), they give the batch fit's iteration: the same bits when
+  /// the chunks are the pass's reduction groups merged in order (core/parallel.hpp), else within
+  /// round-off. Small: O(K D^2), nothing per row.
+  GmmStats statistics(MatrixView<T> X, VectorView<T> sample_weight = {}, Index first_row = 0) const {
+    return statistics_on(CpuBackend{params_.n_threads}, X, sample_weight, first_row);
+  }
+  template <class Backend, class XView, class WView = VectorView<T>>
+  GmmStats statistics_on(const Backend& be, const XView& X, const WView& sample_weight = {}, Index first_row = 0) const {
+    return statistics_data(be, detail::data_view_t<T, XView>(X), detail::weights_view_t<T, WView>(sample_weight),
+                           first_row);
+  }
+
+  /// One M-step from statistics (any model's, merged over any chunks): the fit's update, with
+  /// reg_covar, the degenerate-component policy (re-seeds on the statistics' worst rows, floors scaled
+  /// by their data variance; recorded in events()) and the ELBO staircase's record appended to the
+  /// trace (converged() when its L moved by less than tol since the previous record). The statistics'
+  /// covariance type and sizes must match the parameters (and the fitted model's features). Clears the
+  /// online-EM state: partial_fit goes on from the new model.
+  GaussianMixture& update(const GmmStats& stats) {
+    const char* where = "GaussianMixture::update";
+    check_statistics(where, stats);
+    detail::Stopwatch clock;
+    State next = fitted_ ? state_ : State{};
+    if (!fitted_) {
+      next.n_features = stats.n_features;
+      next.runs.emplace_back();
+    }
+    GmmRun& run = next.runs[static_cast<std::size_t>(next.best)];
+    GmmModel model = detail::update_from_statistics(stats, params_.reg_covar, &next.events, next.best, run.n_iter);
+    const double previous = run.trace.empty() ? -std::numeric_limits<double>::infinity() : run.trace.back().lower_bound;
+    append_record(run, stats, model, clock);
+    run.converged = std::abs(run.lower_bound - previous) < params_.tol;  // as fit judges its iterations
+    next.model = std::move(model);
+    commit(std::move(next), GmmStreamState{});
+    return *this;
+  }
+
+  /// Online (stepwise) EM on one chunk of a stream. The first call on an unfitted model fits the
+  /// chunk (as fit()); on a fitted model (fit, set_model, a loaded file) it goes on from that model.
+  /// Each later chunk t: its E-step statistics are blended into the running ones with step rho_t
+  /// (GmmParams: learning_offset, learning_decay, half_life), the model becomes their M-step;
+  /// components whose share falls below a floor keep it (event component_starved). The trace gains
+  /// one record per chunk: the chunk's mean log-likelihood before the step and its ELBO after.
+  GaussianMixture& partial_fit(MatrixView<T> X, VectorView<T> sample_weight = {}) {
+    return partial_fit_on(CpuBackend{params_.n_threads}, X, sample_weight);
+  }
+  template <class Backend, class XView, class WView = VectorView<T>>
+  GaussianMixture& partial_fit_on(const Backend& be, const XView& X, const WView& sample_weight = {}) {
+    return partial_fit_data(be, detail::data_view_t<T, XView>(X), detail::weights_view_t<T, WView>(sample_weight));
+  }
+  /// Online EM's state (empty before partial_fit, and after fit, update and set_model).
+  const GmmStreamState& stream_state() const { return stream_; }
+  /// Restores a saved state (with the model it belongs to already set).
+  void set_stream_state(GmmStreamState s) {
+    const char* where = "GaussianMixture::set_stream_state";
+    if (!s.empty()) {
+      check_statistics(where, s.statistics);
+      MIXTURA_EXPECTS(s.n_steps >= 1, "%s: n_steps must be >= 1, got %lld", where, static_cast<long long>(s.n_steps));
+      MIXTURA_EXPECTS(static_cast<Index>(s.starved.size()) == s.statistics.n_components,
+                      "%s: %zu starved flags for %lld components", where, s.starved.size(),
+                      static_cast<long long>(s.statistics.n_components));
+      MIXTURA_EXPECTS(fitted_, "%s: set the model first", where);
+    }
+    stream_ = std::move(s);
   }
 
   /// log p(x) of each row (higher = more typical).
@@ -218,8 +297,7 @@ class GaussianMixture {
     s.n_features = model.n_features;
     s.model = std::move(model);
     s.runs.emplace_back();
-    state_ = std::move(s);
-    fitted_ = true;
+    commit(std::move(s), GmmStreamState{});
   }
   /// The same, keeping what the fit left: every restart (non-empty), its events and the kept restart.
   void set_model(GmmModel model, std::vector<GmmRun> runs, std::vector<GmmEvent> events, int best_restart) {
@@ -249,6 +327,113 @@ class GaussianMixture {
     return state_;
   }
   const GmmRun& best_run() const { return fitted("trace").runs[static_cast<std::size_t>(state_.best)]; }
+  void commit(State s, GmmStreamState stream) {
+    state_ = std::move(s);
+    stream_ = std::move(stream);
+    fitted_ = true;
+  }
+
+  /// Statistics that update() and the stream state may take: this mixture's type and sizes.
+  void check_statistics(const char* where, const GmmStats& s) const {
+    const Index K = fitted_ ? state_.model.n_components : params_.n_components;
+    MIXTURA_EXPECTS(s.type == params_.covariance_type && s.n_components == K,
+                    "%s: statistics of covariance_type %s with %lld components, expected %s with %lld", where,
+                    to_string(s.type), static_cast<long long>(s.n_components), to_string(params_.covariance_type),
+                    static_cast<long long>(K));
+    if (fitted_) detail::check_features(where, s.n_features, state_.n_features);
+    MIXTURA_EXPECTS(s.n_features >= 1, "%s: statistics of %lld features", where, static_cast<long long>(s.n_features));
+    MIXTURA_EXPECTS(s.weight > 0 && std::isfinite(s.weight), "%s: statistics of total weight %g; need a positive finite weight",
+                    where, s.weight);
+    MIXTURA_EXPECTS(s.worst.values.empty() || s.worst.values.size() == s.worst.rows.size(),
+                    "%s: statistics with %zu worst rows but %zu row values", where, s.worst.rows.size(), s.worst.values.size());
+  }
+
+  /// The trace record of an update: L = the statistics' mean log-likelihood (under the model they came
+  /// from), ELBO(q, new model) from the statistics alone.
+  static void append_record(GmmRun& run, const GmmStats& s, const GmmModel& updated, const detail::Stopwatch& clock) {
+    GmmIteration rec;
+    rec.lower_bound = s.log_likelihood / s.weight;
+    rec.entropy = s.entropy / s.weight;
+    rec.elbo_after_m = detail::elbo_from_stats(s, updated);
+    rec.seconds = clock.seconds();
+    run.trace.push_back(rec);
+    run.n_iter += 1;
+    run.converged = false;
+    run.lower_bound = rec.lower_bound;
+    run.seconds += rec.seconds;
+  }
+
+  template <class Backend, template <class> class View, template <class> class WView>
+  GmmStats statistics_data(const Backend& be, View<T> X, WView<T> w, Index first_row) const {
+    static_assert(detail::satisfies_gmm_contract<Backend, T, View<T>, WView<T>>(), "");
+    const char* where = "GaussianMixture::statistics";
+    check_input(where, be, X);
+    check_weights_on(be, where, w, X.rows);
+    MIXTURA_EXPECTS(first_row >= 0, "%s: first_row must be >= 0, got %lld", where, static_cast<long long>(first_row));
+    [[maybe_unused]] const auto scope = data_scope(be);
+    GmmStats s = gmm_e_step(be, X, w, state_.model, static_cast<std::size_t>(state_.model.n_components));
+    s.unpack();
+    attach_worst_values(be, X, s, first_row);
+    return s;
+  }
+  /// The worst rows' values (their indices moved by first_row), so that the statistics stand alone.
+  template <class Backend, template <class> class View>
+  static void attach_worst_values(const Backend& be, View<T> X, GmmStats& s, Index first_row) {
+    std::vector<Index> rows;
+    for (const auto& r : s.worst.rows) rows.push_back(r.second);
+    const RowMatrix<T> values = fetch_rows(be, X, rows);
+    s.worst.values.clear();
+    for (std::size_t j = 0; j < rows.size(); ++j) {
+      s.worst.values.push_back(values.row(static_cast<Index>(j)).transpose().template cast<double>());
+      s.worst.rows[j].second += first_row;
+    }
+  }
+
+  template <class Backend, template <class> class View, template <class> class WView>
+  GaussianMixture& partial_fit_data(const Backend& be, View<T> X, WView<T> w) {
+    const char* where = "GaussianMixture::partial_fit";
+    const GmmParams& p = params_;
+    MIXTURA_EXPECTS(std::isfinite(p.learning_offset) && p.learning_offset >= 0,
+                    "%s: learning_offset must be finite and >= 0, got %g", where, p.learning_offset);
+    MIXTURA_EXPECTS(p.learning_decay > 0.5 && p.learning_decay <= 1, "%s: learning_decay must be in (0.5, 1], got %g",
+                    where, p.learning_decay);
+    MIXTURA_EXPECTS(std::isfinite(p.half_life) && p.half_life >= 0, "%s: half_life must be finite and >= 0, got %g",
+                    where, p.half_life);
+    if (!fitted_) {  // the first chunk: a batch fit, which then counts as step 1
+      fit_data(be, X, w);
+      stream_ = start_stream();
+      return *this;
+    }
+    detail::Stopwatch clock;
+    check_input(where, be, X);
+    check_weights_on(be, where, w, X.rows);
+    GmmStreamState stream = stream_.empty() ? start_stream() : stream_;
+    GmmStats chunk;
+    {
+      [[maybe_unused]] const auto scope = data_scope(be);
+      chunk = gmm_e_step(be, X, w, state_.model, static_cast<std::size_t>(state_.model.n_components));
+      chunk.unpack();
+      attach_worst_values(be, X, chunk, 0);
+    }
+    State next = state_;
+    GmmRun& run = next.runs[static_cast<std::size_t>(next.best)];
+    const int iteration = run.n_iter;
+    stream.n_steps += 1;
+    detail::blend(stream.statistics, chunk, detail::stream_step(p, stream.n_steps, chunk.weight));
+    detail::floor_starving(stream.statistics, stream.starved, &next.events, iteration);
+    GmmModel model = detail::update_from_statistics(stream.statistics, p.reg_covar, &next.events, next.best, iteration);
+    append_record(run, chunk, model, clock);
+    next.model = std::move(model);
+    commit(std::move(next), std::move(stream));
+    return *this;
+  }
+  GmmStreamState start_stream() const {
+    GmmStreamState s;
+    s.statistics = detail::model_statistics(state_.model, params_.reg_covar);
+    s.n_steps = 1;
+    s.starved.assign(static_cast<std::size_t>(state_.model.n_components), false);
+    return s;
+  }
   template <class Backend, template <class> class View>
   void check_input(const char* where, const Backend& be, View<T> X) const {
     if (!fitted_)
@@ -331,7 +516,7 @@ class GaussianMixture {
         GmmIteration rec;
         rec.lower_bound = stats.log_likelihood / stats.weight;
         rec.entropy = stats.entropy / stats.weight;
-        GmmModel updated = detail::m_step(stats, ctx, stats.worst.rows, row_of);
+        GmmModel updated = detail::update_from_statistics(stats, p.reg_covar, ctx.events, r, it, row_of);
         rec.elbo_after_m = detail::elbo_from_stats(stats, updated);
         model = std::move(updated);
         rec.seconds = iter_clock.seconds();
@@ -354,8 +539,7 @@ class GaussianMixture {
       }
       next.runs.push_back(std::move(run));
     }
-    state_ = std::move(next);
-    fitted_ = true;
+    commit(std::move(next), GmmStreamState{});
     return *this;
   }
 
@@ -545,6 +729,7 @@ class GaussianMixture {
   std::vector<std::int32_t> initial_labels_;
   Callback callback_;
   State state_;
+  GmmStreamState stream_;
   bool fitted_ = false;
 };
 

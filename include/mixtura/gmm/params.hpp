@@ -56,6 +56,11 @@ struct GmmParams {
   bool warm_start = false;    ///< start from the fitted model (one restart) instead of init
   std::uint64_t seed = 0;     ///< key of the counter-based random numbers
   int n_threads = 0;          ///< OpenMP threads for data passes; 0 = OpenMP's default
+  // Online EM (partial_fit): chunk t >= 2 is blended into the running statistics with step
+  // (learning_offset + t)^(-learning_decay), or with half_life > 0 the constant 1 - 0.5^(rows / half_life).
+  double learning_offset = 10;  ///< >= 0
+  double learning_decay = 0.7;  ///< in (0.5, 1]
+  double half_life = 0;         ///< rows (total sample weight) after which a row's influence halves; 0: none
 };
 
 /// One EM iteration: the two steps of the ELBO staircase, per sample (scikit-learn's scale).
@@ -68,13 +73,14 @@ struct GmmIteration {
 
 /// Something the fit did to keep going on degenerate data, recorded rather than thrown.
 struct GmmEvent {
-  enum class Kind {
-    component_reseeded,   ///< component had (almost) no weight: moved to a worst-explained row
-    covariance_floored,   ///< covariance not positive definite: `value` added to its diagonal
+  enum class Kind {  // the values are the codes in model files
+    component_reseeded = 0,  ///< component had (almost) no weight: moved to a worst-explained row
+    covariance_floored = 1,  ///< covariance not positive definite: `value` added to its diagonal
+    component_starved = 2,    ///< online EM: share fell to `value`, raised to a floor (mean, covariance kept)
   };
   Kind kind = Kind::component_reseeded;
   int restart = 0;
-  int iteration = 0;   ///< -1: during initialisation
+  int iteration = 0;   ///< -1: during initialisation; online EM: the step (chunk number, from 1)
   int component = 0;
   Index row = -1;      ///< re-seeded at this row (component_reseeded)
   double value = 0;    ///< what was added to the diagonal (covariance_floored)
@@ -84,6 +90,7 @@ inline const char* to_string(GmmEvent::Kind k) {
   switch (k) {
     case GmmEvent::Kind::component_reseeded: return "component_reseeded";
     case GmmEvent::Kind::covariance_floored: return "covariance_floored";
+    case GmmEvent::Kind::component_starved: return "component_starved";
   }
   return "unknown";
 }

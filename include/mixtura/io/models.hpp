@@ -347,6 +347,82 @@ inline void check_gmm_usable(const GmmModel& m, const char* where) {
   }
 }
 
+/// Online EM's state (GaussianMixture::stream_state), when there is one: stream_n_steps_, stream_starved_
+/// (int32 [K]), the running statistics stream_nk_ [K], stream_s1_ and stream_shift_ [K, D], stream_s2_
+/// ([K, D, D] full/tied, [K, D] diag/spherical) and stream_totals_ (log-likelihood, entropy, weight).
+inline void add_stream_sections(ModelFile& mf, const std::string& prefix, const GmmStreamState& st) {
+  if (st.empty()) return;
+  GmmStats s = st.statistics;
+  s.unpack();
+  const std::uint64_t K = u64(s.n_components), D = u64(s.n_features);
+  mf.add_scalar<std::int64_t>(prefix + "stream_n_steps_", st.n_steps);
+  std::vector<std::int32_t> starved(st.starved.begin(), st.starved.end());
+  mf.add_array(prefix + "stream_starved_", starved, {K});
+  mf.add_array(prefix + "stream_nk_", s.nk, {K});
+  mf.add_array(prefix + "stream_s1_", s.s1.data(), {K, D});
+  mf.add_array(prefix + "stream_shift_", s.shift.data(), {K, D});
+  std::vector<double> s2;
+  for (Index k = 0; k < s.n_components; ++k) {
+    if (s.full_moments()) {
+      const Eigen::MatrixXd m = s.second_moment(k);
+      for (Index i = 0; i < s.n_features; ++i)
+        for (Index j = 0; j < s.n_features; ++j) s2.push_back(m(i, j));
+    } else {
+      for (Index j = 0; j < s.n_features; ++j) s2.push_back(s.s2_diag(k, j));
+    }
+  }
+  mf.add_array(prefix + "stream_s2_", s2, s.full_moments() ? std::vector<std::uint64_t>{K, D, D} : std::vector<std::uint64_t>{K, D});
+  mf.add_array(prefix + "stream_totals_", std::vector<double>{s.log_likelihood, s.entropy, s.weight}, {3});
+}
+
+/// The state add_stream_sections wrote (empty when the file has none), checked: all or none of the
+/// sections, shapes of the model's K and D, finite values, a positive weight.
+inline GmmStreamState read_stream_sections(const SectionReader& r, CovarianceType type, Index K, Index D) {
+  static const char* names[] = {"stream_n_steps_", "stream_starved_", "stream_nk_", "stream_s1_",
+                                "stream_s2_",      "stream_shift_",   "stream_totals_"};
+  int present = 0;
+  for (const char* n : names) present += r.has(n);
+  if (present == 0) return {};
+  MIXTURA_EXPECTS(present == 7, "%s: the model file holds %d of the 7 stream_* sections of online EM's state", r.where,
+                  present);
+  const std::uint64_t k = u64(K), d = u64(D);
+  GmmStreamState st;
+  st.n_steps = r.scalar<std::int64_t>("stream_n_steps_");
+  MIXTURA_EXPECTS(st.n_steps >= 1, "%s: stream_n_steps_ = %lld, expected >= 1", r.where, static_cast<long long>(st.n_steps));
+  for (const std::int32_t v : r.get<std::int32_t>("stream_starved_", {k})) {
+    MIXTURA_EXPECTS(v == 0 || v == 1, "%s: stream_starved_ holds %d, expected 0 or 1", r.where, v);
+    st.starved.push_back(v == 1);
+  }
+  GmmStats s(type, K, D, static_cast<std::size_t>(K));
+  const auto nk = r.get<double>("stream_nk_", {k});
+  const auto s1 = r.get<double>("stream_s1_", {k, d});
+  const auto shift = r.get<double>("stream_shift_", {k, d});
+  const auto s2 = r.get<double>("stream_s2_", s.full_moments() ? std::vector<std::uint64_t>{k, d, d} : std::vector<std::uint64_t>{k, d});
+  const auto totals = r.get<double>("stream_totals_", {3});
+  r.all_finite("stream_nk_", nk);
+  r.all_finite("stream_s1_", s1);
+  r.all_finite("stream_shift_", shift);
+  r.all_finite("stream_s2_", s2);
+  r.all_finite("stream_totals_", totals);
+  for (std::size_t j = 0; j < nk.size(); ++j)
+    MIXTURA_EXPECTS(nk[j] >= 0, "%s: stream_nk_[%zu] = %g is negative", r.where, j, nk[j]);
+  MIXTURA_EXPECTS(totals[2] > 0, "%s: stream_totals_ gives the running statistics weight %g, expected > 0", r.where,
+                  totals[2]);
+  s.nk = nk;
+  s.s1 = Eigen::Map<const RowMatrix<double>>(s1.data(), K, D);
+  s.shift = Eigen::Map<const RowMatrix<double>>(shift.data(), K, D);
+  if (s.full_moments()) {
+    for (Index c = 0; c < K; ++c) s.s2[static_cast<std::size_t>(c)] = Eigen::Map<const RowMatrix<double>>(s2.data() + c * D * D, D, D);
+  } else {
+    s.s2_diag = Eigen::Map<const RowMatrix<double>>(s2.data(), K, D);
+  }
+  s.log_likelihood = totals[0];
+  s.entropy = totals[1];
+  s.weight = totals[2];
+  st.statistics = std::move(s);
+  return st;
+}
+
 #define MIXTURA_IO_COMMON_SECTIONS                                                                               \
   "params", "n_features_in_", "feature_names_in_", "n_iter_", "converged_", "best_restart_", "restart_n_iter_", \
       "restart_converged_", "restart_seconds_", "trace_seconds_"
@@ -361,7 +437,8 @@ inline void check_gmm_section_names(const ModelFile& mf, const std::string& pref
   check_section_names(mf, prefix, "GaussianMixture",
                       {MIXTURA_IO_COMMON_SECTIONS, "covariance_type", "weights_", "means_", "precisions_cholesky_",
                        "lower_bound_", "elbo_traces_", "events_", "events_value_", "restart_lower_bound_",
-                       "trace_entropy_"},
+                       "trace_entropy_", "stream_n_steps_", "stream_starved_", "stream_nk_", "stream_s1_",
+                       "stream_s2_", "stream_shift_", "stream_totals_"},
                       nullptr, where);
 }
 #undef MIXTURA_IO_COMMON_SECTIONS
@@ -571,7 +648,7 @@ void add_sections(ModelFile& mf, const GaussianMixture<T>& gm, const std::string
   std::vector<std::int64_t> events;
   std::vector<double> values;
   for (const GmmEvent& e : gm.events()) {
-    events.insert(events.end(), {static_cast<std::int64_t>(e.kind == GmmEvent::Kind::covariance_floored), e.restart,
+    events.insert(events.end(), {static_cast<std::int64_t>(e.kind), e.restart,
                                  e.iteration, e.component, static_cast<std::int64_t>(e.row)});
     values.push_back(e.value);
   }
@@ -582,6 +659,7 @@ void add_sections(ModelFile& mf, const GaussianMixture<T>& gm, const std::string
   mf.add_array(prefix + "restart_seconds_", r_seconds, {R, 2});
   mf.add_array(prefix + "trace_entropy_", entropy, {Tn});
   mf.add_array(prefix + "trace_seconds_", it_seconds, {Tn});
+  detail::add_stream_sections(mf, prefix, gm.stream_state());
 }
 
 /// A GaussianMixture<T> from the sections named `prefix` + attribute (T is the data type; the
@@ -652,13 +730,13 @@ GaussianMixture<T> gaussian_mixture_from_sections(const ModelFile& mf, const std
   for (std::uint64_t i = 0; i < es[0]; ++i) {
     const std::int64_t* e = ev.data() + 5 * i;
     // component -1: the tied covariance; iteration -1: during initialisation.
-    MIXTURA_EXPECTS((e[0] == 0 || e[0] == 1) && e[1] >= 0 && static_cast<std::uint64_t>(e[1]) < R && e[2] >= -1 &&
+    MIXTURA_EXPECTS(e[0] >= 0 && e[0] <= 2 && e[1] >= 0 && static_cast<std::uint64_t>(e[1]) < R && e[2] >= -1 &&
                         e[2] <= n_iter[static_cast<std::size_t>(e[1])] && e[3] >= -1 && e[3] < K && e[4] >= -1,
                     "%s: event %llu (kind %lld, restart %lld, iteration %lld, component %lld, row %lld) is out of range",
                     where, static_cast<unsigned long long>(i), static_cast<long long>(e[0]), static_cast<long long>(e[1]),
                     static_cast<long long>(e[2]), static_cast<long long>(e[3]), static_cast<long long>(e[4]));
     GmmEvent event;
-    event.kind = e[0] == 0 ? GmmEvent::Kind::component_reseeded : GmmEvent::Kind::covariance_floored;
+    event.kind = static_cast<GmmEvent::Kind>(e[0]);  // codes: the enum's order (component_reseeded = 0, ...)
     event.restart = static_cast<int>(e[1]);
     event.iteration = static_cast<int>(e[2]);
     event.component = static_cast<int>(e[3]);
@@ -667,11 +745,13 @@ GaussianMixture<T> gaussian_mixture_from_sections(const ModelFile& mf, const std
     events.push_back(event);
   }
 
+  GmmStreamState stream = detail::read_stream_sections(r, type, K, D);
   GmmParams p;
   p.n_components = static_cast<int>(K);
   p.covariance_type = type;
   GaussianMixture<T> gm(p);
   gm.set_model(std::move(model), std::move(runs), std::move(events), best);
+  gm.set_stream_state(std::move(stream));
   return gm;
 }
 
