@@ -5,12 +5,12 @@ The estimators follow scikit-learn's conventions (parameters in ``__init__``, ``
 """
 from ._anomaly import DensityAnomalyDetector, Explanation
 from ._build import build_info
-from ._core import __version__
+from ._core import GaussianMixtureStatistics, __version__
 from ._gmm import GaussianMixture
 from ._io import load, loads
 from ._kmeans import KMeans
 from ._stream import StreamScorer, sliding_windows, window_end_index
 from . import datasets
 
-__all__ = ["DensityAnomalyDetector", "Explanation", "GaussianMixture", "KMeans", "StreamScorer", "__version__",
+__all__ = ["DensityAnomalyDetector", "Explanation", "GaussianMixture", "GaussianMixtureStatistics", "KMeans", "StreamScorer", "__version__",
            "build_info", "datasets", "load", "loads", "sliding_windows", "window_end_index"]

@@ -42,6 +42,23 @@ class KMeans:
     def set_params(self, **params: Any) -> "KMeans": ...
     def save(self, path: str | os.PathLike[str] | IO[bytes]) -> None: ...
 
+class GaussianMixtureStatistics:
+    covariance_type: str
+    n_components: int
+    n_features: int
+    nk: NDArray[np.float64]
+    s1: NDArray[np.float64]
+    s2: NDArray[np.float64]
+    shift: NDArray[np.float64]
+    weight: float
+    log_likelihood: float
+    entropy: float
+    worst_log_likelihood: NDArray[np.float64]
+    worst_rows: NDArray[np.int64]
+    worst_values: NDArray[np.float64]
+    def merge(self, other: GaussianMixtureStatistics) -> GaussianMixtureStatistics: ...
+    def __add__(self, other: GaussianMixtureStatistics) -> GaussianMixtureStatistics: ...
+
 class GaussianMixture:
     n_components: int
     covariance_type: Literal["full", "tied", "diag", "spherical"]
@@ -56,8 +73,13 @@ class GaussianMixture:
     random_state: Any
     warm_start: bool
     verbose: int
+    learning_offset: float
+    learning_decay: float
+    half_life: float | None
     n_threads: int
     device: Literal["cpu", "cuda", "auto"]
+    n_steps_: int
+    stream_statistics_: GaussianMixtureStatistics | None
     weights_: NDArray[np.float64]
     means_: NDArray[np.float64]
     covariances_: NDArray[np.float64]
@@ -76,8 +98,14 @@ class GaussianMixture:
                  init_params: Literal["kmeans", "k-means++", "random", "random_from_data"] = ...,
                  weights_init: ArrayLike | None = ..., means_init: ArrayLike | None = ...,
                  precisions_init: ArrayLike | None = ..., random_state: Any = ..., warm_start: bool = ...,
-                 verbose: int = ..., n_threads: int = ..., device: Literal["cpu", "cuda", "auto"] = ...) -> None: ...
+                 verbose: int = ..., learning_offset: float = ..., learning_decay: float = ...,
+                 half_life: float | None = ..., n_threads: int = ...,
+                 device: Literal["cpu", "cuda", "auto"] = ...) -> None: ...
     def fit(self, X: ArrayLike, y: Any = ..., sample_weight: ArrayLike | None = ...) -> "GaussianMixture": ...
+    def statistics(self, X: ArrayLike, sample_weight: ArrayLike | None = ...,
+                   first_row: int = ...) -> GaussianMixtureStatistics: ...
+    def update(self, statistics: GaussianMixtureStatistics) -> "GaussianMixture": ...
+    def partial_fit(self, X: ArrayLike, y: Any = ..., sample_weight: ArrayLike | None = ...) -> "GaussianMixture": ...
     def score_samples(self, X: ArrayLike) -> NDArray[np.float64]: ...
     def score(self, X: ArrayLike, y: Any = ..., sample_weight: ArrayLike | None = ...) -> float: ...
     def predict_proba(self, X: ArrayLike) -> NDArray[np.float64]: ...
@@ -110,9 +138,13 @@ class DensityAnomalyDetector:
     max_iter: int
     tol: float
     random_state: Any
+    half_life: float | None
     n_threads: int
     device: Literal["cpu", "cuda", "auto"]
     offset_: float
+    score_median_: float
+    n_steps_: int
+    stream_recent_scores_: NDArray[np.float64]
     center_: NDArray[np.float64]
     scale_: NDArray[np.float64]
     n_components_: int
@@ -129,9 +161,10 @@ class DensityAnomalyDetector:
                  reg_covar: float = ..., scaling: Literal["robust", "standard"] | None = ...,
                  contamination: float | Literal["auto"] = ..., threshold: Literal["calibrate", "model-tail"] = ...,
                  false_alarm_rate: float = ..., calibration_fraction: float = ..., n_init: int = ...,
-                 max_iter: int = ..., tol: float = ..., random_state: Any = ..., n_threads: int = ...,
-                 device: Literal["cpu", "cuda", "auto"] = ...) -> None: ...
+                 max_iter: int = ..., tol: float = ..., random_state: Any = ..., half_life: float | None = ...,
+                 n_threads: int = ..., device: Literal["cpu", "cuda", "auto"] = ...) -> None: ...
     def fit(self, X: ArrayLike, y: Any = ...) -> "DensityAnomalyDetector": ...
+    def partial_fit(self, X: ArrayLike, y: Any = ...) -> "DensityAnomalyDetector": ...
     def score_samples(self, X: ArrayLike) -> NDArray[np.float64]: ...
     def decision_function(self, X: ArrayLike) -> NDArray[np.float64]: ...
     def predict(self, X: ArrayLike) -> NDArray[np.int_]: ...
@@ -153,8 +186,10 @@ class StreamScorer:
     width: int
     step: int
     differences: bool
+    adapt: bool
     n_seen_: int
     n_windows_: int
-    def __init__(self, estimator: Any, width: int, step: int = ..., differences: bool = ...) -> None: ...
+    def __init__(self, estimator: Any, width: int, step: int = ..., differences: bool = ...,
+                 adapt: bool = ...) -> None: ...
     def score_chunk(self, chunk: ArrayLike) -> NDArray[np.float64]: ...
     def reset(self) -> "StreamScorer": ...

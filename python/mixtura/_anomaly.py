@@ -1,9 +1,11 @@
 """Density-based anomaly detection on mixtura's C++ core (scikit-learn's outlier conventions)."""
+import math
 import warnings
 from collections import namedtuple
 
 import numpy as np
 from sklearn.base import BaseEstimator, OutlierMixin
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _core, _cuda_array, _device, _io, _params
@@ -67,6 +69,10 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
     tol : float, default=1e-3
         EM tolerance.
     random_state : int in [0, 2**64 - 1], RandomState instance or None, default=None
+    half_life : float > 0 or None, default=None
+        partial_fit: rows after which a row's influence on the density halves (the Gaussian mixture's
+        online EM) and how many recent scores place the threshold; None: the density averages the
+        whole stream (decaying steps) and the last 10 000 scores place the threshold.
     n_threads : int in [0, 1024], default=0
         OpenMP threads of the C++ passes; 0 uses OpenMP's default (results do not depend on it).
     device : {"cpu", "cuda", "auto"}, default="cpu"
@@ -84,6 +90,13 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
     ----------
     offset_ : float
         decision_function = score_samples - offset_.
+    score_median_ : float
+        The median of the scores offset_ is a quantile of (held-out, training or model-drawn rows; after
+        partial_fit, of the recent scores of rows not flagged); NaN for a detector loaded from an older file.
+    n_steps_ : int
+        Chunks partial_fit has followed (0 after fit).
+    stream_recent_scores_ : ndarray
+        The recent scores of rows not flagged behind a streaming threshold.
     center_, scale_ : ndarray of shape (n_features,)
         The scaling z = (x - center_) / scale_.
     n_components_ : int
@@ -116,15 +129,19 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
         "max_iter": _params.Int(),
         "tol": _params.Real(),
         "random_state": _params.RandomState(),
+        "half_life": _params.Optional(_params.Real(0, math.inf, "neither")),
         "n_threads": _params.THREADS,
         "device": _params.DEVICE,
     }
     _score_block = _core.SCORE_BLOCK  # a row scores the same wherever its index has this remainder
+    _window_default = 10_000  # rows of recent scores behind a streaming threshold without half_life
+    _window_min = 200
+    _median_min = 50  # recent scores before the threshold moves
 
     def __init__(self, method="gmm", *, n_components="bic", max_components=8, covariance_type="full",
                  reg_covar=1e-3, scaling="robust", contamination="auto", threshold="calibrate",
                  false_alarm_rate=0.01, calibration_fraction=0.2, n_init=1, max_iter=100, tol=1e-3,
-                 random_state=None, n_threads=0, device="cpu"):
+                 random_state=None, half_life=None, n_threads=0, device="cpu"):
         self.method = method
         self.n_components = n_components
         self.max_components = max_components
@@ -139,6 +156,7 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
         self.max_iter = max_iter
         self.tol = tol
         self.random_state = random_state
+        self.half_life = half_life
         self.n_threads = n_threads
         self.device = device
 
@@ -182,6 +200,9 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
         self.center_ = r["center"]
         self.scale_ = r["scale"]
         self.offset_ = float(r["offset"])
+        self.score_median_ = float(r["score_median"])
+        self.n_steps_ = 0
+        self.stream_recent_scores_ = np.empty(0)
         self.n_components_ = int(r["n_components"])
         self.bic_ = np.array(r["selection"], dtype=np.float64).reshape(-1, 2)
         self.density_weights_ = r["weights"]
@@ -197,6 +218,59 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
             self.model_ = KMeans(self.n_components_, n_init=self.n_init, max_iter=max(self.max_iter, 300),
                                  random_state=self.random_state, n_threads=self.n_threads)._set_fitted(r["model"])
         self.n_iter_ = self.model_.n_iter_
+        return self
+
+    def _adapts(self):
+        """partial_fit exists for method "gmm" only (scikit-learn's available_if)."""
+        if self.method != "gmm":
+            raise AttributeError("DensityAnomalyDetector.partial_fit: method='kmeans' is fitted in one batch; "
+                                 "partial_fit adapts method='gmm' (its Gaussian mixture's online EM)")
+        return True
+
+    @available_if(_adapts)
+    def partial_fit(self, X, y=None):
+        """Follow a stream: score the chunk X, then let its rows that were not flagged teach the density
+        and move the threshold (an anomaly does not teach the detector that it is normal).
+
+        The first call on an unfitted detector fits the chunk (as fit). Each later call, with the
+        detector's scores of X before the step: the rows scoring at least offset_ go to the
+        Gaussian mixture's online EM (``model_.partial_fit`` on the scaled rows, with this
+        detector's ``half_life``; the scaling stays the fit's), and their scores join the recent
+        scores (the last ``half_life`` rows, at least 200, or 10 000 without a half-life). Once 50
+        are there, the threshold follows their median: score_median_ becomes that median and offset_
+        moves with it, keeping the fit's calibrated distance score_median_ - offset_ while the level of
+        the scores drifts. Method "gmm" only. Returns self.
+        """
+        p = self._checked_params()
+        if not hasattr(self, "offset_"):
+            self.fit(X)
+            self.n_steps_ = 1
+            return self
+        X = validate_data(self, self._host(X, "partial_fit"), dtype=[np.float64, np.float32], order="C", reset=False)
+        scores = self.score_samples(X)
+        keep = scores >= self.offset_
+        if keep.any():
+            Z = ((X[keep] - self.center_) / self.scale_).astype(X.dtype)
+            self.model_.set_params(half_life=p["half_life"], n_threads=p["n_threads"])
+            self.model_.partial_fit(Z)
+            self.density_weights_ = self.model_.weights_
+            self.density_means_ = self.model_.means_
+            self.density_precisions_cholesky_ = self.model_.precisions_cholesky_
+            self.n_iter_ = self.model_.n_iter_
+        window = max(self._window_min, math.ceil(p["half_life"])) if p["half_life"] else self._window_default
+        # A flagged row counts as lying at the threshold: its value teaches nothing, but the median still
+        # sees how many rows fell below (so the threshold can come down when most rows are flagged).
+        censored = np.maximum(scores, self.offset_)
+        recent = np.concatenate([getattr(self, "stream_recent_scores_", np.empty(0)), censored])[-window:]
+        if not math.isfinite(getattr(self, "score_median_", math.nan)):  # an older file's detector lacks it
+            if keep.any():
+                self.score_median_ = float(np.median(scores[keep]))
+        elif len(recent) >= self._median_min:
+            gap = self.score_median_ - self.offset_  # the fit's, carried from step to step
+            self.score_median_ = float(np.median(recent))
+            self.offset_ = self.score_median_ - gap
+        self.stream_recent_scores_ = recent
+        self.n_steps_ = getattr(self, "n_steps_", 0) + 1
         return self
 
     @staticmethod
@@ -263,6 +337,11 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
         s[prefix + "center_"] = np.ascontiguousarray(self.center_, dtype=np.float64)
         s[prefix + "scale_"] = np.ascontiguousarray(self.scale_, dtype=np.float64)
         s[prefix + "offset_"] = _io.scalar(self.offset_, np.float64)
+        if math.isfinite(getattr(self, "score_median_", math.nan)):
+            s[prefix + "score_median_"] = _io.scalar(self.score_median_, np.float64)
+        if getattr(self, "n_steps_", 0):  # a streaming detector's state (partial_fit)
+            s[prefix + "stream_n_steps_"] = _io.scalar(self.n_steps_, np.int64)
+            s[prefix + "stream_recent_scores_"] = np.ascontiguousarray(self.stream_recent_scores_, dtype=np.float64)
         s[prefix + "bic_"] = np.ascontiguousarray(self.bic_, dtype=np.float64).reshape(-1, 2)
         if self.method == "kmeans":  # the spherical density that scores; a gmm's is model_ itself
             s[prefix + "density_weights_"] = np.ascontiguousarray(self.density_weights_, dtype=np.float64)
@@ -289,6 +368,10 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
         est.center_ = sections[prefix + "center_"]
         est.scale_ = sections[prefix + "scale_"]
         est.offset_ = float(sections[prefix + "offset_"])
+        est.score_median_ = float(sections.get(prefix + "score_median_", math.nan))
+        est.n_steps_ = int(sections.get(prefix + "stream_n_steps_", 0))
+        est.stream_recent_scores_ = np.asarray(sections.get(prefix + "stream_recent_scores_", np.empty(0)),
+                                               dtype=np.float64)
         est.bic_ = sections[prefix + "bic_"]
         if est.method == "gmm":
             est.model_ = GaussianMixture._from_sections(sections, prefix + "model.", side)

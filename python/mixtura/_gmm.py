@@ -1,4 +1,5 @@
 """scikit-learn compatible Gaussian mixture on mixtura's C++ core."""
+import math
 import numbers
 import warnings
 
@@ -9,6 +10,11 @@ from sklearn.utils.validation import check_is_fitted, validate_data, _check_samp
 
 from . import _core, _cuda_array, _device, _io, _params
 from ._kmeans import _refuse_device_weights
+
+
+def _statistics_from_state(state):
+    """Unpickles a GaussianMixtureStatistics (its __reduce__ names this function)."""
+    return _core.gmm_statistics_from_state(state)
 
 
 class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
@@ -38,6 +44,15 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         Print each iteration's lower bound, ELBO after the M-step and time.
     n_threads : int in [0, 1024], default=0
         OpenMP threads of the C++ passes; 0 uses OpenMP's default (results do not depend on it).
+    learning_offset : float >= 0, default=10.0
+    learning_decay : float in (0.5, 1], default=0.7
+        partial_fit (online EM) blends chunk t >= 2 into its running statistics with step
+        ``(learning_offset + t) ** -learning_decay`` (the names of scikit-learn's
+        LatentDirichletAllocation): on a stationary stream the model approaches the batch fit.
+    half_life : float > 0 or None, default=None
+        partial_fit on a drifting stream: the constant step ``1 - 0.5 ** (rows / half_life)`` for a
+        chunk of ``rows`` rows (its total sample weight), so that a row's influence halves every
+        ``half_life`` rows and the model follows the stream.
     device : {"cpu", "cuda", "auto"}, default="cpu"
         As for KMeans: where the data passes of the fit run (the E-step and the initialisation
         passes on the GPU, the M-step on the host); scoring of host arrays runs on the CPU. X may
@@ -64,11 +79,22 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
     elbo_traces_ : list of ndarray
         The same for every restart.
     events_ : list of dict
-        What the fit did on degenerate data (component re-seeded, covariance floored).
+        What the fit did on degenerate data (component re-seeded, covariance floored; in online EM,
+        component_starved: its share fell to ``value`` and is held at a floor of 1e-6).
     n_features_in_ : int
+    n_steps_ : int
+        Chunks that online EM has blended in (the model partial_fit started from counts as one);
+        0 after fit and update.
+    stream_statistics_ : GaussianMixtureStatistics or None
+        Online EM's running statistics (per unit weight), of which the model is the M-step.
 
     Notes
     -----
+    Streams and scale-out: ``statistics(X)`` gives the sufficient statistics of rows under the fitted
+    model (mergeable with ``+``, picklable, O(K D^2) in size); ``update(stats)`` makes the M-step of
+    them. A fit is that loop: statistics of chunks merged in the fit's own block order give its bits.
+    ``partial_fit(X)`` runs online (stepwise) EM, one chunk at a time (docs/streams.md).
+
     ``save(path)`` writes a portable model file that ``mixtura.load`` and the C++ API
     (``mixtura::load_gaussian_mixture``) read; pickling goes through the same bytes
     (docs/model-format.md).
@@ -89,18 +115,22 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         "random_state": _params.RandomState(),
         "warm_start": _params.Bool(),
         "verbose": _params.VERBOSE,
+        "learning_offset": _params.Real(0, math.inf, "left"),
+        "learning_decay": _params.Real(0.5, 1, "right"),
+        "half_life": _params.Optional(_params.Real(0, math.inf, "neither")),
         "n_threads": _params.THREADS,
         "device": _params.DEVICE,
     }
     _score_block = _core.SCORE_BLOCK  # a row scores the same wherever its index has this remainder
-    _event_kinds = ["component_reseeded", "covariance_floored"]
+    _event_kinds = ["component_reseeded", "covariance_floored", "component_starved"]
     # Sections the C++ fit records and Python keeps only to write them back.
     _extra_sections = ["restart_lower_bound_", "restart_converged_", "restart_seconds_", "trace_entropy_",
                        "trace_seconds_"]
 
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6, max_iter=100, n_init=1,
                  init_params="kmeans", weights_init=None, means_init=None, precisions_init=None, random_state=None,
-                 warm_start=False, verbose=0, n_threads=0, device="cpu"):
+                 warm_start=False, verbose=0, learning_offset=10.0, learning_decay=0.7, half_life=None, n_threads=0,
+                 device="cpu"):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -114,6 +144,9 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         self.random_state = random_state
         self.warm_start = warm_start
         self.verbose = verbose
+        self.learning_offset = learning_offset
+        self.learning_decay = learning_decay
+        self.half_life = half_life
         self.n_threads = n_threads
         self.device = device
 
@@ -216,7 +249,107 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         self.lower_bounds_ = list(self.elbo_trace_[:, 0])
         self.events_ = r["events"]
         self.n_features_in_ = self.means_.shape[1]
+        self.n_steps_ = 0
+        self.stream_statistics_ = None
+        self._stream_starved = None
         return self
+
+    def _set_model(self, r):
+        for name in ("weights", "means", "covariances", "precisions", "precisions_cholesky"):
+            setattr(self, name + "_", r[name])
+
+    def _model_args(self):
+        return (self.covariance_type, self.weights_, self.means_, self.precisions_cholesky_)
+
+    def _append_step(self, r, converged):
+        """Stores an update's or a partial_fit step's model, trace record, events and stream state."""
+        self._set_model(r)
+        lower_bound, elbo = r["record"][0], r["record"][1]
+        trace = np.vstack([self.elbo_trace_, [[lower_bound, elbo]]]) if hasattr(self, "elbo_trace_") else \
+            np.array([[lower_bound, elbo]], dtype=np.float64)
+        best = next((i for i, t in enumerate(getattr(self, "elbo_traces_", [])) if t is self.elbo_trace_), None)
+        if best is None:
+            self.elbo_traces_ = [trace]
+        else:
+            self.elbo_traces_ = list(self.elbo_traces_)
+            self.elbo_traces_[best] = trace
+        self.elbo_trace_ = trace
+        self.lower_bounds_ = list(trace[:, 0])
+        self.lower_bound_ = float(lower_bound)
+        self.n_iter_ = int(trace.shape[0])
+        self.converged_ = bool(converged)
+        self.events_ = list(getattr(self, "events_", [])) + list(r["events"])
+        self.n_features_in_ = self.means_.shape[1]
+        if r["stream"] is None:
+            self.n_steps_, self.stream_statistics_, self._stream_starved = 0, None, None
+        else:
+            self.stream_statistics_, self.n_steps_, self._stream_starved = r["stream"]
+            self.n_steps_ = int(self.n_steps_)
+        return self
+
+    def statistics(self, X, sample_weight=None, first_row=0):
+        """Sufficient statistics of X under the fitted model (one E-step; see GaussianMixtureStatistics).
+
+        Merged over the chunks of a data set (``a + b``) and handed to :meth:`update`, they give one EM
+        iteration on the whole set: bit for bit the fit's when the chunks are cut where the fit's pass
+        cuts its reduction groups, else to round-off. first_row: X's first row's index in the whole set
+        (it orders ties among the worst-explained rows and names rows in events).
+        """
+        check_is_fitted(self)
+        who = "GaussianMixture.statistics"
+        _refuse_device_weights(sample_weight, who)
+        X = validate_data(self, _cuda_array.host_array(X, who), dtype=[np.float64, np.float32], order="C", reset=False)
+        w = None if sample_weight is None else np.ascontiguousarray(_check_sample_weight(sample_weight, X, dtype=X.dtype))
+        first_row = _params.Int(0, 2**63 - 1, what="an integer >= 0")(who, "first_row", first_row)
+        return _core.typed("gmm_statistics", X.dtype)(X, w, *self._model_args(), first_row, _params.n_threads(self))
+
+    def update(self, statistics):
+        """One M-step from statistics (GaussianMixture.statistics, merged over any chunks), with reg_covar
+        and the degenerate-component policy; appends its record to the trace (converged_ when the lower
+        bound moved by less than tol). Works unfitted too (the statistics carry the sizes). Returns self."""
+        p = _params.validate(self)
+        if not isinstance(statistics, _core.GaussianMixtureStatistics):
+            raise ValueError(f"GaussianMixture.update: statistics must be a GaussianMixtureStatistics, got "
+                             f"{type(statistics).__name__}")
+        fitted = hasattr(self, "means_")
+        if fitted and statistics.n_features != self.n_features_in_:
+            raise ValueError(f"GaussianMixture.update: statistics of {statistics.n_features} features, but "
+                             f"GaussianMixture is expecting {self.n_features_in_} features as input.")
+        model = (self.weights_, self.means_, self.precisions_cholesky_) if fitted else (None, None, None)
+        previous = np.array([self.lower_bound_]) if fitted and getattr(self, "n_iter_", 0) else None
+        r = _core.gmm_update(statistics, p["covariance_type"], self.means_.shape[0] if fitted else p["n_components"],
+                             p["reg_covar"], p["tol"], *model, previous, self.n_iter_ if fitted else 0)
+        if not fitted and hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        return self._append_step(r, r["converged"])
+
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """Online (stepwise) EM on one chunk of a stream.
+
+        The first call on an unfitted estimator fits the chunk (as fit); on a fitted one (fit, update,
+        a loaded file) it goes on from that model. Each later chunk's E-step statistics are blended into
+        the running statistics with the step of learning_offset, learning_decay (or half_life), and the
+        model becomes their M-step. A component whose share falls below 1e-6 is held there (event
+        component_starved). One trace record per chunk: its mean log-likelihood before the step and its
+        ELBO after (elbo_trace_). Host arrays only.
+        """
+        p = _params.validate(self)
+        who = "GaussianMixture.partial_fit"
+        if not hasattr(self, "means_"):
+            self.fit(X, sample_weight=sample_weight)
+            self.n_steps_ = 1
+            return self
+        if _cuda_array.is_device_array(X):
+            raise ValueError(f"{who}: X must be a host array (partial_fit does not read CUDA device memory)")
+        _refuse_device_weights(sample_weight, who)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
+        w = None if sample_weight is None else np.ascontiguousarray(_check_sample_weight(sample_weight, X, dtype=X.dtype))
+        half_life = 0.0 if p["half_life"] is None else p["half_life"]
+        r = _core.typed("gmm_partial_fit", X.dtype)(
+            X, w, *self._model_args(), p["reg_covar"], p["learning_offset"], p["learning_decay"], half_life,
+            p["n_threads"], getattr(self, "stream_statistics_", None), getattr(self, "n_steps_", 0),
+            getattr(self, "_stream_starved", None), self.n_iter_)
+        return self._append_step(r, False)
 
     def _device_input(self, X, who):
         """The parsed device array X of a fitted model, on a resolved device, its stream waited for."""
@@ -329,6 +462,13 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         s.update(traces)
         s.update(_io.events_to_sections(self.events_, self._event_kinds, "component", prefix, with_value=True))
         s.update(_io.extras_to_sections(self, prefix, self.means_))
+        stats = getattr(self, "stream_statistics_", None)
+        if stats is not None and getattr(self, "n_steps_", 0):  # online EM's state, to resume where it stopped
+            s[prefix + "stream_n_steps_"] = _io.scalar(self.n_steps_, np.int64)
+            s[prefix + "stream_starved_"] = np.asarray(self._stream_starved, dtype=np.int32)
+            for name in ("nk", "s1", "s2", "shift"):
+                s[prefix + f"stream_{name}_"] = np.ascontiguousarray(getattr(stats, name), dtype=np.float64)
+            s[prefix + "stream_totals_"] = np.array([stats.log_likelihood, stats.entropy, stats.weight])
         return s
 
     @classmethod
@@ -357,4 +497,15 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         est.lower_bounds_ = list(est.elbo_trace_[:, 0])
         est.events_ = _io.events_from_sections(sections, cls._event_kinds, "component", prefix, with_value=True)
         _io.keep_extras(est, sections, prefix, cls._extra_sections, est.means_)
+        est.n_steps_, est.stream_statistics_, est._stream_starved = 0, None, None
+        if prefix + "stream_n_steps_" in sections:  # checked by model_file_check with the rest
+            k, d = est.means_.shape
+            totals = sections[prefix + "stream_totals_"]
+            none = np.zeros(0)
+            est.stream_statistics_ = _core.gmm_statistics_from_state((
+                str(est.covariance_type), k, d, sections[prefix + "stream_nk_"], sections[prefix + "stream_s1_"],
+                sections[prefix + "stream_shift_"], sections[prefix + "stream_s2_"], float(totals[0]),
+                float(totals[1]), float(totals[2]), k, none, none.astype(np.int64), none))
+            est.n_steps_ = int(sections[prefix + "stream_n_steps_"])
+            est._stream_starved = sections[prefix + "stream_starved_"].astype(bool)
         return est

@@ -142,6 +142,21 @@ def seed(random_state):
     return int(check_random_state(random_state).randint(0, 2**31 - 1))
 
 
+class Optional:
+    """None, or what ``check`` accepts."""
+
+    def __init__(self, check):
+        self.check = check
+
+    def __call__(self, who, name, value):
+        if value is None:
+            return None
+        try:
+            return self.check(who, name, value)
+        except ValueError:
+            raise ValueError(f"{who}: {name} must be None or {self.check.describe()}, got {value!r}") from None
+
+
 class Any:
     """Checked elsewhere (arrays that the C++ core checks with their shapes)."""
 

@@ -128,12 +128,19 @@ class StreamScorer:
     as in the whole (mixtura's estimators give a row the same score wherever its index has the same
     remainder; an estimator without ``_score_block`` must score rows independently).
 
+    With ``adapt=True`` the estimator follows the stream instead: after a chunk's windows are scored,
+    they go to ``estimator.partial_fit`` (DensityAnomalyDetector: the density and the threshold learn
+    from the windows it did not flag). Each window's score is then the one it got when it arrived, from
+    the model of that moment, and no longer equals a score of the whole series by one fixed model.
+
     Parameters
     ----------
     estimator : fitted estimator with ``score_samples``
         Fitted on ``sliding_windows(..., width, step, differences)`` features.
     width, step, differences
         As in :func:`sliding_windows`.
+    adapt : bool, default=False
+        Hand each chunk's windows to ``estimator.partial_fit`` after scoring them.
 
     Attributes
     ----------
@@ -143,14 +150,17 @@ class StreamScorer:
         Windows scored so far; window i ends at stream row ``i * step + width - 1``.
     """
 
-    def __init__(self, estimator, width, step=1, differences=False):
+    def __init__(self, estimator, width, step=1, differences=False, adapt=False):
         _check_window("StreamScorer", width, step)
         if not hasattr(estimator, "score_samples"):
             raise ValueError(f"StreamScorer: the estimator {type(estimator).__name__} has no score_samples")
+        if adapt and not hasattr(estimator, "partial_fit"):
+            raise ValueError(f"StreamScorer: adapt=True needs partial_fit, which {type(estimator).__name__} lacks")
         self.estimator = estimator
         self.width = width
         self.step = step
         self.differences = differences
+        self.adapt = bool(adapt)
         self.reset()
 
     def reset(self):
@@ -208,6 +218,8 @@ class StreamScorer:
         start = self._next_start - self._buffer_start
         windows = _windows(rows[start:], self.width, self.step, self.differences)
         scores = self._score(windows)
+        if self.adapt and len(windows):
+            self.estimator.partial_fit(windows)
         # Commit only after scoring succeeded, so a failure leaves the stream as it was.
         self._next_start += len(windows) * self.step
         keep_from = min(self._next_start, total)

@@ -65,6 +65,7 @@ py::dict detector_fit(const Array<T>& X, const std::string& method, int n_compon
   out["center"] = vector_array(det.scaling().center);
   out["scale"] = vector_array(det.scaling().scale);
   out["offset"] = det.offset();
+  out["score_median"] = det.score_median();
   out["n_components"] = det.n_components();
   py::list selection;
   for (const auto& c : det.selection()) selection.append(py::make_tuple(c.n_components, c.bic));

@@ -91,16 +91,32 @@ mixtura::GmmModel model_from(const std::string& type, const DArray& weights, con
                                                 shape(means), values(factors), shape(factors), "GaussianMixture");
 }
 
-/// The fitted attributes of a Gaussian-mixture fit (what GaussianMixture.fit stores).
-template <class T>
-py::dict gmm_result(const mixtura::GaussianMixture<T>& gm) {
-  const mixtura::GmmModel& m = gm.model();
-  py::dict out;
+namespace {
+/// The model's arrays in scikit-learn's names and shapes.
+void put_model(py::dict& out, const mixtura::GmmModel& m) {
   out["weights"] = vector_array(m.weights);
   out["means"] = matrix_array(m.means);
   out["precisions_cholesky"] = factors_of(m);
   out["covariances"] = matrices_of(m, false);
   out["precisions"] = matrices_of(m, true);
+}
+
+/// The events as dicts, their iterations counted from iteration_offset.
+py::list events_list(const std::vector<mixtura::GmmEvent>& events, int iteration_offset) {
+  py::list out;
+  for (const auto& e : events)
+    out.append(py::dict(py::arg("kind") = mixtura::to_string(e.kind), py::arg("restart") = e.restart,
+                        py::arg("iteration") = e.iteration + iteration_offset, py::arg("component") = e.component,
+                        py::arg("row") = e.row, py::arg("value") = e.value));
+  return out;
+}
+}  // namespace
+
+/// The fitted attributes of a Gaussian-mixture fit (what GaussianMixture.fit stores).
+template <class T>
+py::dict gmm_result(const mixtura::GaussianMixture<T>& gm) {
+  py::dict out;
+  put_model(out, gm.model());
   out["lower_bound"] = gm.lower_bound();
   out["n_iter"] = gm.n_iter();
   out["converged"] = gm.converged();
@@ -108,17 +124,196 @@ py::dict gmm_result(const mixtura::GaussianMixture<T>& gm) {
   out["traces"] = traces_of(gm.runs(), [](const mixtura::GmmIteration& it) {
     return std::make_pair(it.lower_bound, it.elbo_after_m);
   });
-  py::list events;
-  for (const auto& e : gm.events())
-    events.append(py::dict(py::arg("kind") = mixtura::to_string(e.kind), py::arg("restart") = e.restart,
-                           py::arg("iteration") = e.iteration, py::arg("component") = e.component,
-                           py::arg("row") = e.row, py::arg("value") = e.value));
-  out["events"] = events;
+  out["events"] = events_list(gm.events(), 0);
   return out;
 }
 
 template py::dict gmm_result(const mixtura::GaussianMixture<float>&);
 template py::dict gmm_result(const mixtura::GaussianMixture<double>&);
+
+namespace {
+
+using Stats = mixtura::GmmStats;
+
+/// A Gaussian mixture holding the model of scikit-learn-shaped arrays, for scoring.
+template <class T>
+mixtura::GaussianMixture<T> gmm_with_model(const std::string& type, const DArray& weights, const DArray& means,
+                                           const DArray& factors, int n_threads) {
+  mixtura::GmmParams p;
+  p.n_threads = n_threads;
+  mixtura::GaussianMixture<T> gm(p);
+  gm.set_model(model_from(type, weights, means, factors));
+  return gm;
+}
+
+
+/// S2 as scikit-learn users read moments: (K, D, D) symmetric for full/tied, (K, D) diagonal otherwise.
+DArray second_moments_of(const Stats& s) {
+  const py::ssize_t K = s.n_components, D = s.n_features;
+  if (!s.full_moments()) return matrix_array(s.s2_diag);
+  DArray out({K, D, D});
+  double* o = out.mutable_data();
+  for (py::ssize_t k = 0; k < K; ++k) {
+    const Eigen::MatrixXd m = s.second_moment(k);
+    for (py::ssize_t i = 0; i < D; ++i)
+      for (py::ssize_t j = 0; j < D; ++j) *o++ = m(i, j);
+  }
+  return out;
+}
+
+py::tuple stats_state(const Stats& s) {
+  std::vector<double> worst_log_p;
+  std::vector<std::int64_t> worst_rows;
+  mixtura::RowMatrix<double> worst_values(static_cast<Eigen::Index>(s.worst.values.size()), s.n_features);
+  for (std::size_t j = 0; j < s.worst.rows.size(); ++j) {
+    worst_log_p.push_back(s.worst.rows[j].first);
+    worst_rows.push_back(static_cast<std::int64_t>(s.worst.rows[j].second));
+    if (j < s.worst.values.size()) worst_values.row(static_cast<Eigen::Index>(j)) = s.worst.values[j].transpose();
+  }
+  return py::make_tuple(std::string(mixtura::to_string(s.type)), static_cast<long long>(s.n_components),
+                        static_cast<long long>(s.n_features), vector_array(Eigen::Map<const Eigen::VectorXd>(
+                                                                  s.nk.data(), static_cast<Eigen::Index>(s.nk.size()))),
+                        matrix_array(s.s1), matrix_array(s.shift), second_moments_of(s), s.log_likelihood, s.entropy,
+                        s.weight, static_cast<long long>(s.worst.capacity), py::array(py::cast(worst_log_p)),
+                        py::array(py::cast(worst_rows)), matrix_array(worst_values));
+}
+
+/// The statistics of a pickled state, every shape checked against the sizes it names.
+Stats stats_from_state(const py::tuple& t) {
+  const char* where = "GaussianMixtureStatistics: pickled state";
+  if (t.size() != 14) throw mixtura::InvalidArgument(std::string(where) + " has " + std::to_string(t.size()) + " fields, expected 14");
+  const auto type = parse_covariance(t[0].cast<std::string>());
+  const long long K = t[1].cast<long long>(), D = t[2].cast<long long>(), capacity = t[10].cast<long long>();
+  MIXTURA_EXPECTS(K >= 1 && D >= 1 && K <= INT32_MAX && D <= INT32_MAX && capacity >= 0 && capacity <= K,
+                  "%s: %lld components, %lld features, %lld worst rows", where, K, D, capacity);
+  const auto expect = [&](const DArray& a, std::vector<py::ssize_t> shape, const char* name) {
+    MIXTURA_EXPECTS(static_cast<std::size_t>(a.ndim()) == shape.size() &&
+                        std::equal(shape.begin(), shape.end(), a.shape()),
+                    "%s: %s has the wrong shape", where, name);
+  };
+  Stats s(type, K, D, static_cast<std::size_t>(capacity));
+  const DArray nk = t[3].cast<DArray>(), s1 = t[4].cast<DArray>(), shift = t[5].cast<DArray>(), s2 = t[6].cast<DArray>();
+  expect(nk, {K}, "nk");
+  expect(s1, {K, D}, "s1");
+  expect(shift, {K, D}, "shift");
+  expect(s2, s.full_moments() ? std::vector<py::ssize_t>{K, D, D} : std::vector<py::ssize_t>{K, D}, "s2");
+  std::copy(nk.data(), nk.data() + K, s.nk.begin());
+  s.s1 = Eigen::Map<const mixtura::RowMatrix<double>>(s1.data(), K, D);
+  s.shift = Eigen::Map<const mixtura::RowMatrix<double>>(shift.data(), K, D);
+  if (s.full_moments()) {
+    for (long long k = 0; k < K; ++k)
+      s.s2[static_cast<std::size_t>(k)] = Eigen::Map<const mixtura::RowMatrix<double>>(s2.data() + k * D * D, D, D);
+  } else {
+    s.s2_diag = Eigen::Map<const mixtura::RowMatrix<double>>(s2.data(), K, D);
+  }
+  s.log_likelihood = t[7].cast<double>();
+  s.entropy = t[8].cast<double>();
+  s.weight = t[9].cast<double>();
+  const DArray log_p = t[11].cast<DArray>(), values = t[13].cast<DArray>();
+  const auto rows = t[12].cast<py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>>();
+  const py::ssize_t m = log_p.size();
+  MIXTURA_EXPECTS(m <= capacity && rows.size() == m && (values.size() == 0 || (values.ndim() == 2 && values.shape(0) == m && values.shape(1) == D)),
+                  "%s: the worst rows' arrays do not match (%zd rows)", where, static_cast<std::ptrdiff_t>(m));
+  for (py::ssize_t j = 0; j < m; ++j) {
+    s.worst.rows.emplace_back(log_p.data()[j], static_cast<mixtura::Index>(rows.data()[j]));
+    if (values.size()) s.worst.values.push_back(Eigen::Map<const Eigen::VectorXd>(values.data() + j * D, D));
+  }
+  return s;
+}
+
+
+/// What an update or a partial_fit step left: the model's arrays, the step's trace record, its events
+/// (iterations counted from iteration_offset) and the online-EM state.
+template <class T>
+py::dict step_result(const mixtura::GaussianMixture<T>& gm, int iteration_offset) {
+  py::dict out;
+  put_model(out, gm.model());
+  const mixtura::GmmIteration& rec = gm.trace().back();
+  out["record"] = py::make_tuple(rec.lower_bound, rec.elbo_after_m, rec.entropy, rec.seconds);
+  out["converged"] = gm.converged();
+  out["events"] = events_list(gm.events(), iteration_offset);
+  const mixtura::GmmStreamState& st = gm.stream_state();
+  if (st.empty()) {
+    out["stream"] = py::none();
+  } else {
+    py::array_t<bool> starved(static_cast<py::ssize_t>(st.starved.size()));
+    for (std::size_t k = 0; k < st.starved.size(); ++k) starved.mutable_data()[k] = st.starved[k];
+    out["stream"] = py::make_tuple(st.statistics, static_cast<long long>(st.n_steps), starved);
+  }
+  return out;
+}
+
+mixtura::GmmParams stream_params(const std::string& type, int n_components, double reg_covar, double tol,
+                                 double learning_offset, double learning_decay, double half_life, int n_threads) {
+  mixtura::GmmParams p;
+  p.n_components = n_components;
+  p.covariance_type = parse_covariance(type);
+  p.reg_covar = reg_covar;
+  p.tol = tol;
+  p.learning_offset = learning_offset;
+  p.learning_decay = learning_decay;
+  p.half_life = half_life;
+  p.n_threads = n_threads;
+  return p;
+}
+
+template <class T>
+Stats gmm_statistics(const Array<T>& X, const std::optional<Array<T>>& sample_weight, const std::string& type,
+                     const DArray& weights, const DArray& means, const DArray& factors, long long first_row,
+                     int n_threads) {
+  const auto gm = gmm_with_model<T>(type, weights, means, factors, n_threads);
+  const auto Xv = view(X, "X");
+  const auto wv = weights_view(sample_weight);
+  py::gil_scoped_release release;
+  return gm.statistics(Xv, wv, static_cast<mixtura::Index>(first_row));
+}
+
+/// update() of a mixture holding the given model (or none: the statistics alone make it).
+py::dict gmm_update(const Stats& stats, const std::string& type, int n_components, double reg_covar, double tol,
+                    const std::optional<DArray>& weights, const std::optional<DArray>& means,
+                    const std::optional<DArray>& factors, const std::optional<DArray>& previous_lower_bound,
+                    int n_iter) {
+  mixtura::GaussianMixture<double> gm(stream_params(type, n_components, reg_covar, tol, 10, 0.7, 0, 1));
+  if (weights && means && factors) {
+    mixtura::GmmRun run;  // the previous record, for update's convergence test
+    if (previous_lower_bound && previous_lower_bound->size() == 1) {
+      mixtura::GmmIteration rec;
+      rec.lower_bound = previous_lower_bound->data()[0];
+      run.trace.push_back(rec);
+      run.n_iter = 1;
+    }
+    gm.set_model(model_from(type, *weights, *means, *factors), {run}, {}, 0);
+  }
+  {
+    py::gil_scoped_release release;
+    gm.update(stats);
+  }
+  return step_result(gm, n_iter - static_cast<int>(gm.trace().size()) + 1);
+}
+
+template <class T>
+py::dict gmm_partial_fit(const Array<T>& X, const std::optional<Array<T>>& sample_weight, const std::string& type,
+                         const DArray& weights, const DArray& means, const DArray& factors, double reg_covar,
+                         double learning_offset, double learning_decay, double half_life, int n_threads,
+                         const std::optional<Stats>& stream, long long n_steps,
+                         const std::optional<py::array_t<bool>>& starved, int n_iter) {
+  mixtura::GaussianMixture<T> gm(stream_params(type, static_cast<int>(means.ndim() == 2 ? means.shape(0) : 0), reg_covar,
+                                               0, learning_offset, learning_decay, half_life, n_threads));
+  gm.set_model(model_from(type, weights, means, factors));
+  if (stream) {
+    mixtura::GmmStreamState st;
+    st.statistics = *stream;
+    st.n_steps = n_steps;
+    if (starved) st.starved.assign(starved->data(), starved->data() + starved->size());
+    gm.set_stream_state(std::move(st));
+  }
+  const auto Xv = view(X, "X");
+  const auto wv = weights_view(sample_weight);
+  run_interruptibly([&] { gm.partial_fit(Xv, wv); });
+  return step_result(gm, n_iter);
+}
+
+}  // namespace
 
 namespace {
 
@@ -203,17 +398,6 @@ py::dict gmm_fit(const Array<T>& X, const std::optional<Array<T>>& sample_weight
   run_interruptibly([&] { on_device(device, n_threads, [&](const auto& be) { gm.fit_on(be, Xv, wv); }); });
 
   return gmm_result(gm);
-}
-
-/// A Gaussian mixture holding the model of scikit-learn-shaped arrays, for scoring.
-template <class T>
-mixtura::GaussianMixture<T> gmm_with_model(const std::string& type, const DArray& weights, const DArray& means,
-                                           const DArray& factors, int n_threads) {
-  mixtura::GmmParams p;
-  p.n_threads = n_threads;
-  mixtura::GaussianMixture<T> gm(p);
-  gm.set_model(model_from(type, weights, means, factors));
-  return gm;
 }
 
 /// `what` (score_samples, predict_proba, component_log_density, predict: the GaussianMixture methods) of
@@ -316,6 +500,14 @@ void bind(py::module_& m) {
         py::arg("n_components"), py::arg("covariance_type"), py::arg("tol"), py::arg("reg_covar"), py::arg("max_iter"),
         py::arg("n_init"), py::arg("init_params"), py::arg("seed"), py::arg("n_threads"), py::arg("verbose"),
         py::arg("weights_init"), py::arg("means_init"), py::arg("precisions_init"), py::arg("device") = "cpu");
+  m.def(typed_name<T>("gmm_statistics").c_str(), &gmm_statistics<T>, py::arg("X").noconvert(),
+        py::arg("sample_weight").noconvert(), py::arg("covariance_type"), py::arg("weights"), py::arg("means"),
+        py::arg("precisions_cholesky"), py::arg("first_row"), py::arg("n_threads"));
+  m.def(typed_name<T>("gmm_partial_fit").c_str(), &gmm_partial_fit<T>, py::arg("X").noconvert(),
+        py::arg("sample_weight").noconvert(), py::arg("covariance_type"), py::arg("weights"), py::arg("means"),
+        py::arg("precisions_cholesky"), py::arg("reg_covar"), py::arg("learning_offset"), py::arg("learning_decay"),
+        py::arg("half_life"), py::arg("n_threads"), py::arg("stream"), py::arg("n_steps"), py::arg("starved"),
+        py::arg("n_iter"));
   m.def(typed_name<T>("gmm_eval").c_str(), &gmm_eval<T>, py::arg("X").noconvert(), py::arg("covariance_type"),
         py::arg("weights"), py::arg("means"), py::arg("precisions_cholesky"), py::arg("what"), py::arg("n_threads"));
 #if MIXTURA_HAS_CUDA
@@ -336,8 +528,48 @@ void bind(py::module_& m) {
 }  // namespace
 
 void bind_gmm(py::module_& m) {
+  py::class_<Stats>(m, "GaussianMixtureStatistics", R"doc(
+Sufficient statistics of rows under a Gaussian mixture (GaussianMixture.statistics): additive, small
+(nothing per row) and picklable. ``a.merge(b)`` (or ``a + b``) gives the statistics of both sets of rows;
+GaussianMixture.update(stats) makes the M-step of them.
+
+Attributes (read-only NumPy copies): covariance_type, n_components, n_features; nk (K,): sum of
+w_i r_ik; s1 (K, D): sum of w_i r_ik (x_i - shift_k); s2: sum of w_i r_ik (x_i - shift_k)(x_i - shift_k)^T,
+(K, D, D) for full/tied, its diagonal (K, D) for diag/spherical; shift (K, D); weight: sum of w_i;
+log_likelihood: sum of w_i log p(x_i); entropy: sum of w_i H(r_i); worst_log_likelihood, worst_rows,
+worst_values: the n_components worst-explained rows (where a collapsed component is re-seeded).)doc")
+      .def_property_readonly("covariance_type", [](const Stats& s) { return std::string(mixtura::to_string(s.type)); })
+      .def_property_readonly("n_components", [](const Stats& s) { return static_cast<long long>(s.n_components); })
+      .def_property_readonly("n_features", [](const Stats& s) { return static_cast<long long>(s.n_features); })
+      .def_property_readonly("nk", [](const Stats& s) { return py::object(stats_state(s)[3]); })
+      .def_property_readonly("s1", [](const Stats& s) { return matrix_array(s.s1); })
+      .def_property_readonly("shift", [](const Stats& s) { return matrix_array(s.shift); })
+      .def_property_readonly("s2", [](const Stats& s) { return second_moments_of(s); })
+      .def_property_readonly("weight", [](const Stats& s) { return s.weight; })
+      .def_property_readonly("log_likelihood", [](const Stats& s) { return s.log_likelihood; })
+      .def_property_readonly("entropy", [](const Stats& s) { return s.entropy; })
+      .def_property_readonly("worst_log_likelihood", [](const Stats& s) { return py::object(stats_state(s)[11]); })
+      .def_property_readonly("worst_rows", [](const Stats& s) { return py::object(stats_state(s)[12]); })
+      .def_property_readonly("worst_values", [](const Stats& s) { return py::object(stats_state(s)[13]); })
+      .def("merge", [](const Stats& a, const Stats& b) { Stats out = a; out.merge(b); return out; }, py::arg("other"),
+           "The statistics of both sets of rows (a new object; moments around b's shift are moved to a's).")
+      .def("__add__", [](const Stats& a, const Stats& b) { Stats out = a; out.merge(b); return out; })
+      .def("__repr__", [](const Stats& s) {
+        return "GaussianMixtureStatistics(covariance_type='" + std::string(mixtura::to_string(s.type)) +
+               "', n_components=" + std::to_string(s.n_components) + ", n_features=" + std::to_string(s.n_features) +
+               ", weight=" + py::str(py::float_(s.weight)).cast<std::string>() + ")";
+      })
+      // Pickles name mixtura._gmm's function, not this class: the module holding it depends on the CPU.
+      .def("__reduce__", [](const Stats& s) {
+        return py::make_tuple(py::module_::import("mixtura._gmm").attr("_statistics_from_state"),
+                              py::make_tuple(stats_state(s)));
+      });
+  m.def("gmm_statistics_from_state", &stats_from_state, py::arg("state"));
   bind<float>(m);
   bind<double>(m);
+  m.def("gmm_update", &gmm_update, py::arg("statistics"), py::arg("covariance_type"), py::arg("n_components"),
+        py::arg("reg_covar"), py::arg("tol"), py::arg("weights"), py::arg("means"), py::arg("precisions_cholesky"),
+        py::arg("previous_lower_bound"), py::arg("n_iter"));
   m.def("gmm_n_parameters",
         [](const std::string& covariance_type, long long n_components, long long n_features) {
           mixtura::GmmModel shape;  // the count needs the type and the sizes only

@@ -102,6 +102,7 @@ class DensityAnomalyDetector {
       scores = tail_scores(be, s, log_jacobian);
     }
     s.offset = detail::quantile(scores, q);
+    s.score_median = detail::quantile(scores, 0.5);
     state_ = std::move(s);
     fitted_ = true;
     return *this;
@@ -177,6 +178,10 @@ class DensityAnomalyDetector {
 
   bool is_fitted() const { return fitted_; }
   double offset() const { return fitted("offset").offset; }
+  /// The median of the scores the offset is a quantile of (held-out, training or model-drawn rows):
+  /// with offset(), where the threshold sits within the normal rows' scores (streams move it with the
+  /// median of recent scores). NaN when unknown (a detector set from parts or loaded from older files).
+  double score_median() const { return fitted("score_median").score_median; }
   const ScalingFit& scaling() const { return fitted("scaling").scaling; }
   /// The density in scaled units (kmeans: spherical components at the centres, weights = cluster shares).
   const GmmModel& model() const { return fitted("model").density.model(); }
@@ -228,7 +233,8 @@ class DensityAnomalyDetector {
   /// The same with the fitted estimators themselves: `density` (method gmm: the fitted mixture,
   /// with its trace), the BIC table and, for method kmeans, the K-means fit.
   void set_fitted(ScalingFit scaling, GaussianMixture<T> density, double offset,
-                  std::vector<DetectorCandidate> selection = {}, KMeans<T> kmeans = KMeans<T>()) {
+                  std::vector<DetectorCandidate> selection = {}, KMeans<T> kmeans = KMeans<T>(),
+                  double score_median = std::numeric_limits<double>::quiet_NaN()) {
     const char* where = "DensityAnomalyDetector::set_fitted";
     const GmmModel& model = density.model();
     MIXTURA_EXPECTS(scaling.center.size() == model.n_features && scaling.scale.size() == model.n_features,
@@ -253,6 +259,7 @@ class DensityAnomalyDetector {
     s.kmeans = std::move(kmeans);
     s.selection = std::move(selection);
     s.offset = offset;
+    s.score_median = score_median;
     state_ = std::move(s);
     fitted_ = true;
   }
@@ -264,6 +271,7 @@ class DensityAnomalyDetector {
     KMeans<T> kmeans;
     std::vector<DetectorCandidate> selection;
     double offset = 0;
+    double score_median = std::numeric_limits<double>::quiet_NaN();
     Index n_features = 0;
   };
 

@@ -43,6 +43,7 @@ void add_sections(ModelFile& mf, const DensityAnomalyDetector<T>& det, const std
   mf.add_array(prefix + "center_", sc.center.data(), {detail::u64(D)});
   mf.add_array(prefix + "scale_", sc.scale.data(), {detail::u64(D)});
   mf.add_scalar(prefix + "offset_", det.offset());
+  if (std::isfinite(det.score_median())) mf.add_scalar(prefix + "score_median_", det.score_median());
   std::vector<double> bic;
   for (const DetectorCandidate& c : det.selection()) bic.insert(bic.end(), {static_cast<double>(c.n_components), c.bic});
   mf.add_array(prefix + "bic_", bic, {det.selection().size(), 2});
@@ -70,12 +71,13 @@ DensityAnomalyDetector<T> detector_from_sections(const ModelFile& mf, const std:
   if (method == "kmeans")
     detail::check_section_names(mf, prefix, kDetectorKind,
                                 {"params", "n_features_in_", "feature_names_in_", "method", "center_", "scale_",
-                                 "offset_", "bic_", "density_weights_", "density_means_", "density_precisions_cholesky_"},
+                                 "offset_", "bic_", "density_weights_", "density_means_", "density_precisions_cholesky_",
+                                 "score_median_"},
                                 "model.", where);
   else
     detail::check_section_names(mf, prefix, kDetectorKind,
                                 {"params", "n_features_in_", "feature_names_in_", "method", "center_", "scale_",
-                                 "offset_", "bic_"},
+                                 "offset_", "bic_", "score_median_", "stream_n_steps_", "stream_recent_scores_"},
                                 "model.", where);
   DetectorParams p;
   if (method == "gmm") p.method = AnomalyMethod::gmm;
@@ -98,6 +100,17 @@ DensityAnomalyDetector<T> detector_from_sections(const ModelFile& mf, const std:
                     center[j], kModelValueLimit);
   const double offset = r.scalar<double>("offset_");
   MIXTURA_EXPECTS(std::isfinite(offset), "%s: offset_ = %g is not finite", where, offset);
+  // Optional (files before it lack it): where the threshold sits within the normal rows' scores.
+  const double score_median = r.has("score_median_") ? r.scalar<double>("score_median_") : std::nan("");
+  MIXTURA_EXPECTS(!r.has("score_median_") || std::isfinite(score_median), "%s: score_median_ = %g is not finite",
+                  where, score_median);
+  // A streaming detector's state (Python's partial_fit): checked here, kept by Python only.
+  if (r.has("stream_n_steps_") || r.has("stream_recent_scores_")) {
+    MIXTURA_EXPECTS(p.method == AnomalyMethod::gmm && r.scalar<std::int64_t>("stream_n_steps_") >= 1,
+                    "%s: stream_n_steps_ must be >= 1 (method gmm)", where);
+    const auto ss = r.shape("stream_recent_scores_", DType::f64, 1);
+    r.all_finite("stream_recent_scores_", r.get<double>("stream_recent_scores_", ss));
+  }
   detail::check_n_features(r, D);
   const auto bs = r.shape("bic_", DType::f64, 2);
   MIXTURA_EXPECTS(bs[1] == 2, "%s: bic_ has shape %s, expected (n, 2)", where, detail::shape_string(bs).c_str());
@@ -118,7 +131,7 @@ DensityAnomalyDetector<T> detector_from_sections(const ModelFile& mf, const std:
     GaussianMixture<T> gm = gaussian_mixture_from_sections<T>(mf, inner, where);
     MIXTURA_EXPECTS(gm.model().n_features == D, "%s: the mixture has %lld features, the scaling %lld", where,
                     static_cast<long long>(gm.model().n_features), static_cast<long long>(D));
-    det.set_fitted(std::move(sc), std::move(gm), offset, std::move(selection));
+    det.set_fitted(std::move(sc), std::move(gm), offset, std::move(selection), KMeans<T>(), score_median);
     return det;
   }
   KMeans<T> km = kmeans_from_sections<T>(mf, inner, where);
@@ -132,7 +145,7 @@ DensityAnomalyDetector<T> detector_from_sections(const ModelFile& mf, const std:
   detail::check_gmm_usable(model, where);
   GaussianMixture<T> density(GmmParams{});
   density.set_model(std::move(model));
-  det.set_fitted(std::move(sc), std::move(density), offset, std::move(selection), std::move(km));
+  det.set_fitted(std::move(sc), std::move(density), offset, std::move(selection), std::move(km), score_median);
   return det;
 }
 
