@@ -5,14 +5,16 @@
 
 #include "context.cuh"
 #include "mixtura/core/errors.hpp"
+#include "mixtura/core/limits.hpp"
 #include "mixtura/cuda/device_data.hpp"
 
 namespace mixtura {
 namespace cuda {
 namespace {
 
-// *first = the lowest row-major index i * cols + j of a non-finite x_ij. Integer atomicMin: the
-// result does not depend on the order the threads get there.
+// *first = the lowest row-major index i * cols + j of an x_ij that is not finite or lies beyond
+// kDataValueLimit (core/validate.hpp's usable_value). Integer atomicMin: the result does not depend
+// on the order the threads get there.
 template <class T>
 __global__ void first_non_finite_kernel(const T* __restrict__ x, std::int64_t rows, std::int64_t cols,
                                         std::int64_t stride, unsigned long long* first) {
@@ -20,7 +22,8 @@ __global__ void first_non_finite_kernel(const T* __restrict__ x, std::int64_t ro
   for (std::int64_t e = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < n;
        e += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
     const std::int64_t i = e / cols, j = e - i * cols;
-    if (!isfinite(x[i * stride + j])) atomicMin(first, static_cast<unsigned long long>(e));
+    if (!(fabs(static_cast<double>(x[i * stride + j])) <= kDataValueLimit))
+      atomicMin(first, static_cast<unsigned long long>(e));
   }
 }
 

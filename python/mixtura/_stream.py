@@ -41,11 +41,17 @@ def _as_series(where, X, name="X", dtype=None):
     return np.ascontiguousarray(X, dtype=dtype)
 
 
+DATA_VALUE_LIMIT = 1e150  # the C++ core's kDataValueLimit: squares beyond it overflow double
+
+
 def _check_finite(where, X, name, row_offset=0):
-    bad = ~np.isfinite(X)
+    bad = ~(np.abs(X) <= DATA_VALUE_LIMIT)  # NaN fails the comparison
     if bad.any():
         row, col = np.argwhere(bad)[0]
-        raise ValueError(f"{where}: {name} contains a non-finite value ({X[row, col]}) at row {row + row_offset}, "
+        v = X[row, col]
+        what = (f"a non-finite value ({v})" if not np.isfinite(v) else
+                f"{v}, beyond +-{DATA_VALUE_LIMIT:g} (its square overflows double)")
+        raise ValueError(f"{where}: {name} contains {what} at row {row + row_offset}, "
                          f"column {col}; fill or drop the row before windowing")
 
 

@@ -142,3 +142,25 @@ TEST(BuildInfo, ReportsTheCompiledLevelAmongTheCpusLevels) {
   EXPECT_EQ(b.openmp, built_with_openmp());
   EXPECT_GE(b.max_threads, 1);
 }
+
+// Values whose squares overflow double are refused with the value and its place (check_data, behind
+// every entry point), not passed on to become inf and NaN; the limit itself is accepted.
+TEST(CheckData, RefusesValuesBeyondTheDataLimitWithTheirPlace) {
+  const auto message = [](const RowMatrix<double>& x) -> std::string {
+    try {
+      detail::check_data("GaussianMixture::fit", MatrixView<double>(x), 1);
+    } catch (const InvalidArgument& e) {
+      return e.what();
+    }
+    return "";
+  };
+  RowMatrix<double> x = RowMatrix<double>::Zero(5, 3);
+  x(2, 1) = kDataValueLimit;
+  x(4, 0) = -kDataValueLimit;
+  EXPECT_EQ(message(x), "");
+  x(3, 2) = -1.5e151;
+  EXPECT_EQ(message(x), "GaussianMixture::fit: X holds -1.5e+151 at row 3, column 2: values must be within +-1e+150 "
+                        "(beyond, their squares overflow double); rescale the data");
+  x(1, 0) = std::numeric_limits<double>::quiet_NaN();
+  EXPECT_EQ(message(x), "GaussianMixture::fit: X contains a non-finite value (nan) at row 1, column 0");
+}

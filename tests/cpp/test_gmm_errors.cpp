@@ -95,3 +95,25 @@ TYPED_TEST(GmmErrors, UseBeforeFitAndWrongFeatureCount) {
   EXPECT_INVALID(gm.predict_proba(x3), "GaussianMixture::predict_proba", "3 features");
   EXPECT_INVALID(gm.sample(0), "n_samples must be >= 1, got 0");
 }
+
+// Data whose squares overflow double (issue 21, finding 4: NaN means, inf inertia before) are refused
+// by the fits and the scoring alike, naming the cell.
+TEST(GmmErrors, ValuesBeyondTheDataLimitAreRefusedNotTurnedIntoNaN) {
+  for (const double big : {1e155, 1e308}) {
+    RowMatrix<double> y = RowMatrix<double>::Ones(40, 2);
+    y(17, 1) = big;
+    GmmParams p;
+    p.n_components = 2;
+    GaussianMixture<double> gm(p);
+    EXPECT_INVALID(gm.fit(y), "GaussianMixture::fit", "at row 17, column 1", "rescale the data");
+    KMeansParams kp;
+    kp.n_clusters = 2;
+    KMeans<double> km(kp);
+    EXPECT_INVALID(km.fit(y), "at row 17, column 1", "rescale the data");
+    RowMatrix<double> fine = uniform<double>(40, 2, 3);
+    gm.fit(fine);
+    EXPECT_INVALID(gm.score_samples(y), "GaussianMixture::score_samples", "at row 17, column 1");
+    DensityAnomalyDetector<double> det;
+    EXPECT_INVALID(det.fit(y), "at row 17, column 1", "rescale the data");
+  }
+}

@@ -111,3 +111,30 @@ def test_stream_scorer_adapts_its_detector_chunk_by_chunk():
 class _ScoreOnly:
     def score_samples(self, X):
         return np.zeros(len(X))
+
+
+def test_cpp_scores_a_streaming_detector_as_python_does(tmp_path):
+    from test_model_files import run_tool, to_csv
+
+    rng = np.random.default_rng(5)
+    det = mixtura.DensityAnomalyDetector(random_state=0, half_life=600).fit(_normal(rng, 1200))
+    for i in range(4):
+        det.partial_fit(_normal(rng, 150, level=0.2 * i))
+    det.save(tmp_path / "det.mxt")
+    X = _normal(rng, 40)
+    run_tool("score", tmp_path / "det.mxt", to_csv(tmp_path / "X.csv", X), tmp_path / "out.csv")
+    out = np.loadtxt(tmp_path / "out.csv", delimiter=",", ndmin=2)
+    np.testing.assert_allclose(out[:, 0], det.score_samples(X), rtol=1e-12)
+
+
+def test_stream_scorer_names_the_stream_row_of_a_value_beyond_the_limit():
+    rng = np.random.default_rng(6)
+    series = rng.normal(size=600)
+    det = mixtura.DensityAnomalyDetector(random_state=0).fit(mixtura.sliding_windows(series[:400], width=4))
+    scorer = mixtura.StreamScorer(det, width=4)
+    scorer.score_chunk(series[400:450])
+    bad = series[450:500].copy()
+    bad[7] = 3e200
+    with pytest.raises(ValueError, match=r"3e\+200, beyond \+-1e\+150 \(its square overflows double\) at row 57"):
+        scorer.score_chunk(bad)
+    assert scorer.n_seen_ == 50  # the stream (counted from its first chunk) is unchanged

@@ -107,3 +107,23 @@ def test_bad_input_raises_value_error_with_the_cpp_message(blobs):
     gm = mixtura.GaussianMixture(2, random_state=0).fit(blobs)
     with pytest.raises(ValueError, match="X has 2 features"):
         gm.predict(blobs[:, :2])
+
+
+def test_values_whose_squares_overflow_are_refused_not_turned_into_nan(blobs):
+    """Issue 21, finding 4: X * 1e155 gave NaN means, KMeans an inf inertia, the detector NaN scores
+    that predict called normal. Every estimator now names the cell; the limit is 1e150."""
+    big = blobs * 1e155
+    for est in (mixtura.GaussianMixture(2), mixtura.KMeans(2), mixtura.DensityAnomalyDetector()):
+        with pytest.raises(ValueError, match=r"X holds .* at row 0, column 0: values must be within \+-1e\+150"):
+            est.fit(big)
+    det = mixtura.DensityAnomalyDetector(random_state=0).fit(blobs)
+    row = np.array([[1e155, 0.0, 0.0]])
+    with pytest.raises(ValueError, match="rescale the data"):
+        det.predict(row)
+    spike = blobs.copy()
+    spike[5, 2] = 1e308  # one cell: offset_ was NaN
+    with pytest.raises(ValueError, match="at row 5, column 2"):
+        mixtura.DensityAnomalyDetector(random_state=0).fit(spike)
+    # Within the limit, a far-away row scores -inf or a finite number, never NaN.
+    gm = mixtura.GaussianMixture(2, random_state=0).fit(blobs)
+    assert not np.isnan(gm.score_samples(np.array([[1e150, -1e150, 1e150]]))).any()

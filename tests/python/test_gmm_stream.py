@@ -196,3 +196,23 @@ def test_a_saved_stream_resumes_where_it_stopped(tmp_path, cov):
     assert again.n_steps_ == 0
     again.partial_fit(chunks[2])
     assert again.n_steps_ == 2
+
+
+@pytest.mark.parametrize("cov", ["full", "diag"])
+def test_cpp_keeps_the_stream_state_it_loads(tmp_path, cov):
+    from test_model_files import run_tool
+
+    rng = np.random.default_rng(2)
+    chunks = [_mixture_rows(rng, 300, np.array([[0.0, 0.0], [6.0, 1.0], [3.0, 7.0]])) for _ in range(5)]
+    gm = mixtura.GaussianMixture(3, covariance_type=cov, half_life=900, random_state=0)
+    for c in chunks[:4]:
+        gm.partial_fit(c)
+    gm.save(tmp_path / "py.mxt")
+    run_tool("resave", tmp_path / "py.mxt", tmp_path / "cpp.mxt")  # through a C++ GaussianMixture
+    again = mixtura.load(tmp_path / "cpp.mxt")
+    assert again.n_steps_ == 4
+    again.set_params(half_life=900)
+    gm.partial_fit(chunks[4])
+    again.partial_fit(chunks[4])
+    np.testing.assert_array_equal(again.means_, gm.means_)
+    np.testing.assert_array_equal(again.precisions_cholesky_, gm.precisions_cholesky_)

@@ -8,4 +8,9 @@ namespace mixtura {
 /// thread stacks (50,000 and 100,000 did).
 inline constexpr int kMaxThreads = 1024;
 
+/// The largest magnitude a data value may have: squares and sums of squares of values within it stay
+/// finite in double (a fit or a score of larger values would turn into inf and NaN). Checked with the
+/// non-finite values, at every entry point, on every backend.
+inline constexpr double kDataValueLimit = 1e150;
+
 }  // namespace mixtura

@@ -5,13 +5,21 @@
 #include <limits>
 
 #include "mixtura/core/errors.hpp"
+#include "mixtura/core/limits.hpp"
 #include "mixtura/core/matrix_view.hpp"
 #include "mixtura/core/parallel.hpp"
 
 namespace mixtura {
 namespace detail {
 
-/// First (lowest-index) row and column holding a non-finite value, or row = -1.
+/// Whether a data value is usable: finite and within kDataValueLimit (false for NaN).
+template <class T>
+inline bool usable_value(T v) {
+  return std::abs(static_cast<double>(v)) <= kDataValueLimit;
+}
+
+/// First (lowest-index) row and column holding a value that is not usable (non-finite or beyond
+/// kDataValueLimit), or row = -1.
 struct FirstNonFinite {
   Index row = -1, col = -1;
   void merge(const FirstNonFinite& o) {
@@ -28,10 +36,10 @@ FirstNonFinite find_non_finite(MatrixView<T> X, int n_threads) {
         for (Index i = begin; i < end; ++i) {
           const T* x = X.row(i);
           bool ok = true;
-          for (Index j = 0; j < X.cols; ++j) ok &= std::isfinite(x[j]);
+          for (Index j = 0; j < X.cols; ++j) ok &= usable_value(x[j]);
           if (ok) continue;
           for (Index j = 0; j < X.cols; ++j)
-            if (!std::isfinite(x[j])) {
+            if (!usable_value(x[j])) {
               s.row = i;
               s.col = j;
               return;
@@ -59,11 +67,15 @@ struct NonFinite {
 
 /// Throws check_data's error for `bad` (nothing if bad.row < 0).
 inline void expect_finite(const char* where, const NonFinite& bad) {
-  MIXTURA_EXPECTS(bad.row < 0, "%s: X contains a non-finite value (%g) at row %lld, column %lld", where, bad.value,
-                  static_cast<long long>(bad.row), static_cast<long long>(bad.col));
+  if (bad.row < 0) return;
+  MIXTURA_EXPECTS(!std::isfinite(bad.value), "%s: X holds %g at row %lld, column %lld: values must be within +-%g "
+                  "(beyond, their squares overflow double); rescale the data", where, bad.value,
+                  static_cast<long long>(bad.row), static_cast<long long>(bad.col), kDataValueLimit);
+  throw InvalidArgument(format("%s: X contains a non-finite value (%g) at row %lld, column %lld", where, bad.value,
+                               static_cast<long long>(bad.row), static_cast<long long>(bad.col)));
 }
 
-/// Checks a data matrix: non-empty, at least min_rows rows, finite.
+/// Checks a data matrix: non-empty, finite, within kDataValueLimit.
 template <class T>
 void check_data(const char* where, MatrixView<T> X, int n_threads) {
   check_data_shape(where, X.data, X.rows, X.cols, X.stride);

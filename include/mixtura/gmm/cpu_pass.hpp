@@ -88,7 +88,8 @@ inline void log_sum_exp_block(const Eigen::Matrix<double, Eigen::Dynamic, Eigen:
   for (Index r = 0; r < rows; ++r) {  // row by row: a row of lp is contiguous, so exp runs on packets
     const auto a = lp.row(r).array();
     const double mx = a.maxCoeff();
-    log_p[r] = mx + std::log((a - mx).exp().sum());
+    // Every component's density underflowed to 0 (-inf): log p is -inf, not the NaN of -inf - -inf.
+    log_p[r] = mx == -std::numeric_limits<double>::infinity() ? mx : mx + std::log((a - mx).exp().sum());
   }
 }
 
