@@ -83,6 +83,44 @@ class GaussianMixtureStatistics:
     def merge(self, other: GaussianMixtureStatistics) -> GaussianMixtureStatistics: ...
     def __add__(self, other: GaussianMixtureStatistics) -> GaussianMixtureStatistics: ...
 
+class MiniBatchKMeans:
+    n_clusters: int
+    init: Literal["k-means++", "random"] | ArrayLike
+    max_iter: int
+    batch_size: int
+    verbose: int
+    compute_labels: bool
+    random_state: Any
+    tol: float
+    max_no_improvement: int | None
+    init_size: int | None
+    n_init: int | Literal["auto"]
+    reassignment_ratio: float
+    n_threads: int
+    cluster_centers_: NDArray[np.floating]
+    labels_: NDArray[np.int32]
+    inertia_: float
+    counts_: NDArray[np.float64]
+    n_steps_: int
+    n_iter_: int
+    distortion_trace_: NDArray[np.float64]
+    events_: list[dict[str, Any]]
+    n_features_in_: int
+    def __init__(self, n_clusters: int = ..., *, init: Literal["k-means++", "random"] | ArrayLike = ...,
+                 max_iter: int = ..., batch_size: int = ..., verbose: int = ..., compute_labels: bool = ...,
+                 random_state: Any = ..., tol: float = ..., max_no_improvement: int | None = ...,
+                 init_size: int | None = ..., n_init: int | Literal["auto"] = ..., reassignment_ratio: float = ...,
+                 n_threads: int = ...) -> None: ...
+    def fit(self, X: ArrayLike, y: Any = ..., sample_weight: ArrayLike | None = ...) -> "MiniBatchKMeans": ...
+    def partial_fit(self, X: ArrayLike, y: Any = ..., sample_weight: ArrayLike | None = ...) -> "MiniBatchKMeans": ...
+    def predict(self, X: ArrayLike) -> NDArray[np.int32]: ...
+    def fit_predict(self, X: ArrayLike, y: Any = ..., sample_weight: ArrayLike | None = ...) -> NDArray[np.int32]: ...
+    def transform(self, X: ArrayLike) -> NDArray[np.floating]: ...
+    def fit_transform(self, X: ArrayLike, y: Any = ..., sample_weight: ArrayLike | None = ...) -> NDArray[np.floating]: ...
+    def score(self, X: ArrayLike, y: Any = ..., sample_weight: ArrayLike | None = ...) -> float: ...
+    def get_params(self, deep: bool = ...) -> dict[str, Any]: ...
+    def set_params(self, **params: Any) -> "MiniBatchKMeans": ...
+
 class GaussianMixture:
     n_components: int
     covariance_type: Literal["full", "tied", "diag", "spherical"]
