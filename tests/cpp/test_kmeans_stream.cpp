@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "kmeans_replay.hpp"
 #include "test_util.hpp"
 
 using namespace mixtura;
@@ -269,6 +270,33 @@ TYPED_TEST(KMeansStream, MergeIsAssociative) {
   bad[17] = T(-1);
   EXPECT_INVALID(kmeans_statistics(MatrixView<T>(x), VectorView<T>(bad.data(), n), c), "kmeans_statistics",
                  "sample_weight[17]");
+}
+
+// On a device backend the statistics come from its own assignment pass (here the CUDA pass replayed
+// on the host, kmeans_replay.hpp) and the candidates from its distances: the same rows, the same
+// counts, the sums to the pass's rounding.
+TYPED_TEST(KMeansStream, StatisticsOnADeviceBackendMatchTheCpu) {
+  using T = TypeParam;
+  const Index n = 7001, K = 6;
+  const RowMatrix<T> x = blobs<T>(n, 4, K - 1, 17, /*offset=*/10.0);
+  std::vector<T> w(static_cast<std::size_t>(n));
+  for (Index i = 0; i < n; ++i) w[i] = static_cast<T>(i % 5 == 0 ? 0.0 : 1.5);
+  const RowMatrix<T> c = init_with_a_stray(x, K);
+  std::vector<std::int32_t> lc(static_cast<std::size_t>(n), -1), ld = lc;
+  const KMeansStats cpu = kmeans_statistics_on(CpuBackend{2}, MatrixView<T>(x), c, VectorView<T>(w.data(), n), lc.data());
+  const KMeansStats dev = kmeans_statistics_on(KMeansReplayBackend{}, MatrixView<T>(x), c, VectorView<T>(w.data(), n), ld.data());
+  EXPECT_EQ(lc, ld);
+  EXPECT_EQ(cpu.count, dev.count);
+  const double rel = std::is_same<T, float>::value ? 1e-6 : 1e-12;
+  EXPECT_NEAR(cpu.distortion, dev.distortion, rel * cpu.distortion);
+  for (std::size_t j = 0; j < cpu.sums.size(); ++j) EXPECT_NEAR(cpu.sums[j], dev.sums[j], rel * (1 + std::abs(cpu.sums[j])));
+  ASSERT_EQ(dev.farthest.size(), static_cast<std::size_t>(K - 1));
+  ASSERT_EQ(cpu.farthest.size(), dev.farthest.size());
+  for (std::size_t e = 0; e < cpu.farthest.size(); ++e) {
+    EXPECT_EQ(cpu.farthest[e].row, dev.farthest[e].row);
+    EXPECT_TRUE(same_bits(cpu.farthest[e].distance, dev.farthest[e].distance));
+    EXPECT_EQ(cpu.farthest[e].values, dev.farthest[e].values);
+  }
 }
 
 // ---- MiniBatchKMeans -------------------------------------------------------------------------

@@ -399,7 +399,8 @@ void keep_farthest_rows(MatrixView<T> X, VectorView<T> w, const RowMatrix<T>& C,
     f.weight = row_weight(w, i);
     f.row = far[e].second;
     f.cluster = arg[far[e].second];
-    f.values.assign(X.row(i), X.row(i) + D);
+    f.values.resize(static_cast<std::size_t>(D));  // (a loop: GCC 12 sees a null memmove in assign)
+    for (Index d = 0; d < D; ++d) f.values[d] = static_cast<double>(X.row(i)[d]);
     block.farthest.push_back(std::move(f));
   }
 }

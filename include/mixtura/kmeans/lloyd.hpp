@@ -52,6 +52,32 @@ std::vector<Index> farthest_rows(const Backend& be, View<T> X, VectorView<T> w, 
   return idx;
 }
 
+/// The n rows of positive weight farthest from their assigned centre, as re-seeding candidates
+/// (KMeansStats::farthest), read through the backend; the labels are on the host afterwards.
+template <class Backend, template <class> class View, template <class> class WView, class T>
+std::vector<KMeansFarRow> farthest_candidates(const Backend& be, View<T> X, WView<T> w, const RowMatrix<T>& centers,
+                                              std::int32_t* labels, std::size_t n) {
+  std::vector<T> weights_copy;  // device weights: copied for this choice (host weights: used as they are)
+  const VectorView<T> w_host = host_weights(be, w, weights_copy);
+  const auto dist_rows = farthest_rows(be, X, w_host, centers, labels, n);
+  const RowMatrix<T> seed_rows = fetch_rows(be, X, dist_rows);
+  kmeans_labels_to_host(be, labels, X.rows);
+  std::vector<KMeansFarRow> out;
+  for (std::size_t e = 0; e < dist_rows.size(); ++e) {
+    const Index r = dist_rows[e];
+    const T* xr = seed_rows.row(static_cast<Index>(e)).data();
+    KMeansFarRow f;
+    f.distance = sq_dist(xr, centers.row(labels[r]).data(), X.cols);
+    f.weight = row_weight(w_host, r);
+    f.row = r;
+    f.cluster = labels[r];
+    f.values.resize(static_cast<std::size_t>(X.cols));  // (a loop: GCC 12 sees a null memmove in assign)
+    for (Index d = 0; d < X.cols; ++d) f.values[d] = static_cast<double>(xr[d]);
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
 /// One restart of Lloyd's algorithm from `centers` (updated in place). `labels` (n rows) receives the
 /// final labels. tol_abs is the absolute bound on the squared centre shift. X: MatrixView or
 /// DeviceMatrixView, w: VectorView or DeviceVectorView; the loop reads their values only through the
@@ -73,24 +99,7 @@ KMeansRun lloyd(const Backend& be, View<T> X, WView<T> w, RowMatrix<T>& centers,
     // them in the statistics and we move them in the labels.
     std::size_t n_empty = 0;
     for (Index k = 0; k < K; ++k) n_empty += !(s.weight[k] > 0);
-    if (n_empty > 0) {
-      std::vector<T> weights_copy;  // device weights: copied for this choice (host weights: used as they are)
-      const VectorView<T> w_host = host_weights(be, w, weights_copy);
-      const auto dist_rows = farthest_rows(be, X, w_host, centers, labels.data(), n_empty);
-      const RowMatrix<T> seed_rows = fetch_rows(be, X, dist_rows);
-      kmeans_labels_to_host(be, labels.data(), X.rows);  // read and edited below
-      for (std::size_t e = 0; e < dist_rows.size(); ++e) {
-        const Index r = dist_rows[e];
-        const T* xr = seed_rows.row(static_cast<Index>(e)).data();
-        KMeansFarRow f;
-        f.distance = sq_dist(xr, centers.row(labels[r]).data(), X.cols);
-        f.weight = row_weight(w_host, r);
-        f.row = r;
-        f.cluster = labels[r];
-        f.values.assign(xr, xr + X.cols);
-        s.farthest.push_back(std::move(f));
-      }
-    }
+    if (n_empty > 0) s.farthest = farthest_candidates(be, X, w, centers, labels.data(), n_empty);  // labels: on the host
     const std::size_t first_event = events.size();
     KMeansIteration rec = update_centers(std::move(s), centers, events, restart, it);
     for (std::size_t e = first_event; e < events.size(); ++e)

@@ -13,6 +13,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "mixtura/backend/cpu.hpp"
@@ -20,7 +21,10 @@
 #include "mixtura/core/limits.hpp"
 #include "mixtura/core/matrix_view.hpp"
 #include "mixtura/core/validate.hpp"
+#include "mixtura/backend/contract.hpp"
+#include "mixtura/core/data_access.hpp"
 #include "mixtura/kmeans/cpu_pass.hpp"
+#include "mixtura/kmeans/lloyd.hpp"
 #include "mixtura/kmeans/params.hpp"
 #include "mixtura/kmeans/stats.hpp"
 #include "mixtura/kmeans/update.hpp"
@@ -66,6 +70,41 @@ KMeansStats kmeans_statistics(MatrixView<T> X, VectorView<T> sample_weight, cons
     labels = fresh.data();
   }
   return kmeans_assign(CpuBackend{n_threads}, X, sample_weight, centers, labels, centers.rows() - 1);
+}
+
+/// kmeans_statistics on a given backend, e.g. make_cuda_backend() (mixtura/cuda.hpp) with X in host
+/// memory (MatrixView, RowMatrix) or device memory (DeviceMatrixView) and weights to match (empty:
+/// unit weights; given, they must have a positive sum): the backend's assignment pass (on the device,
+/// where KMeans::fit_on runs it), then the re-seeding candidates from its distances to the assigned
+/// centres (one more pass) and the rows they name (fetch_rows). The CPU backend takes the fused pass
+/// of kmeans_statistics. labels: as there.
+template <class T, class Backend, class XView, class WView = VectorView<T>>
+KMeansStats kmeans_statistics_on(const Backend& be, const XView& X_in, const RowMatrix<T>& centers,
+                                 const WView& sample_weight = {}, std::int32_t* labels = nullptr) {
+  const auto X = detail::data_view_t<T, XView>(X_in);
+  const auto w = detail::weights_view_t<T, WView>(sample_weight);
+  if constexpr (std::is_same<Backend, CpuBackend>::value && std::is_same<decltype(X), const MatrixView<T>>::value) {
+    return kmeans_statistics(X, w, centers, labels, be.n_threads);
+  } else {
+    static_assert(detail::satisfies_kmeans_contract<Backend, T, std::decay_t<decltype(X)>, std::decay_t<decltype(w)>>(), "");
+    const char* where = "kmeans_statistics";
+    MIXTURA_EXPECTS(centers.rows() >= 1 && centers.cols() >= 1, "%s: centers are empty (%lld x %lld)", where,
+                    static_cast<long long>(centers.rows()), static_cast<long long>(centers.cols()));
+    MIXTURA_EXPECTS(centers.allFinite(), "%s: the centres contain a non-finite value", where);
+    check_data_on(be, where, X);
+    detail::check_features(where, X.cols, centers.cols());
+    check_weights_on(be, where, w, X.rows);
+    std::vector<std::int32_t> fresh;
+    if (!labels) {
+      fresh.assign(static_cast<std::size_t>(X.rows), -1);
+      labels = fresh.data();
+    }
+    const auto scope = data_scope(be);
+    KMeansStats s = kmeans_assign(be, X, w, centers, labels);
+    s.keep_farthest = centers.rows() - 1;
+    s.farthest = detail::farthest_candidates(be, X, w, centers, labels, static_cast<std::size_t>(s.keep_farthest));
+    return s;
+  }
 }
 
 /// The update half-step from (merged) statistics: each centre moves to the mean of its cluster; an
