@@ -390,8 +390,11 @@ class MiniBatchKMeans {
                     where, to_string(p.init), p.init == KMeansInit::random ? p.n_clusters : 1,
                     static_cast<long long>(Xs.rows), static_cast<long long>(positive));
     const CounterRng rng(p.seed, static_cast<std::uint64_t>(r));
-    const auto picked = p.init == KMeansInit::random ? random_rows(Xs, wsv, p.n_clusters, rng, p.n_threads)
-                                                     : kmeans_plusplus_rows(be, Xs, wsv, p.n_clusters, p.n_local_trials, rng);
+    // k-means++'s passes fold 4096-row blocks: a thread per block at most (as for the batches).
+    const CpuBackend init_be{static_cast<int>(std::min<Index>(detail::resolve_threads(be.n_threads), (Xs.rows + 4095) / 4096))};
+    const auto picked = p.init == KMeansInit::random
+                            ? random_rows(Xs, wsv, p.n_clusters, rng, init_be.n_threads)
+                            : kmeans_plusplus_rows(init_be, Xs, wsv, p.n_clusters, p.n_local_trials, rng);
     return fetch_rows(be, Xs, picked);
   }
 
@@ -435,10 +438,12 @@ class MiniBatchKMeans {
     const Index K = st.centers.rows(), D = st.centers.cols();
     const bool reassign = reassign_due(st, std::min(params_.batch_size, X.rows));
     std::vector<std::int32_t> labels(static_cast<std::size_t>(X.rows), -1);
-    // No more threads than the batch has blocks: idle threads of a small batch only cost a barrier
-    // (and much more on a loaded machine). The result does not depend on it.
-    const Index blocks = (X.rows + detail::kKMeansBlock - 1) / detail::kKMeansBlock;
-    const CpuBackend batch_be{static_cast<int>(std::min<Index>(detail::resolve_threads(be.n_threads), blocks))};
+    // A thread per 2^22 multiply-adds of the batch at most: a batch of 1024 rows, K = 32, D = 8 takes
+    // ~50 us on one thread, and a parallel region per step cost ~12 ms a step on a loaded 2-core
+    // machine (bench/RESULTS.md). The result does not depend on it.
+    const Index work = X.rows * K * D;
+    const CpuBackend batch_be{static_cast<int>(
+        std::max<Index>(1, std::min<Index>(detail::resolve_threads(be.n_threads), work >> 22)))};
     const KMeansStats s = kmeans_assign(batch_be, X, w, st.centers, labels.data());
     MiniBatchStep rec;
     rec.distortion_assign = s.distortion;
