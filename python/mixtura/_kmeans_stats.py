@@ -74,6 +74,10 @@ class KMeansStatistics:
                              f"({other.n_clusters}, {other.n_features})")
         return KMeansStatistics(_core.kmeans_statistics_merge(self.to_dict(), other.to_dict()))
 
+    def __add__(self, other):
+        """``a + b`` is ``a.merge(b)`` (so ``sum(parts[1:], parts[0])`` merges a list in order)."""
+        return self.merge(other)
+
     def __repr__(self):
         return (f"KMeansStatistics(n_clusters={self.n_clusters}, n_features={self.n_features}, n_rows={self.n_rows}, "
                 f"distortion={self.distortion:.6g})")

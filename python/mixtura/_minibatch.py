@@ -10,21 +10,6 @@ from . import _core, _cuda_array, _params
 from ._kmeans import _Init, _init_of
 
 
-class _OrNone:
-    """None, or what ``check`` accepts."""
-
-    def __init__(self, check):
-        self.check = check
-
-    def __call__(self, who, name, value):
-        if value is None:
-            return None
-        try:
-            return self.check(who, name, value)
-        except ValueError:
-            raise ValueError(f"{who}: {name} must be None or {self.check.describe()}, got {value!r}") from None
-
-
 class MiniBatchKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     """K-means on random mini-batches (Sculley 2010), with scikit-learn's parameters and semantics.
 
@@ -107,8 +92,8 @@ class MiniBatchKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         "compute_labels": _params.Bool(),
         "random_state": _params.RandomState(),
         "tol": _params.Real(),
-        "max_no_improvement": _OrNone(_params.Int(0)),
-        "init_size": _OrNone(_params.Int(1)),
+        "max_no_improvement": _params.Optional(_params.Int(0)),
+        "init_size": _params.Optional(_params.Int(1)),
         "n_init": _params.Int(1, also=("auto",)),
         "reassignment_ratio": _params.Real(0, math.inf, closed="left"),
         "n_threads": _params.THREADS,

@@ -232,6 +232,7 @@ def test_statistics_are_small_picklable_and_merge_in_any_grouping(blobs):
     np.testing.assert_array_equal(restored.sums, left.sums)
     d = mixtura.KMeansStatistics.from_dict(left.to_dict())
     assert d.merge(a).n_rows == len(X) + a.n_rows
+    np.testing.assert_array_equal((a + b + c).sums, left.sums)  # a + b is a.merge(b)
     with pytest.raises(ValueError, match="KMeans.update: statistics of shape"):
         mixtura.KMeans(4, random_state=0).fit(X).update(left)
     with pytest.raises(ValueError, match=r"KMeansStatistics.merge: shapes differ, \(3, 3\) and \(4, 3\)"):
