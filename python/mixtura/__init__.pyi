@@ -41,6 +41,31 @@ class KMeans:
     def get_params(self, deep: bool = ...) -> dict[str, Any]: ...
     def set_params(self, **params: Any) -> "KMeans": ...
     def save(self, path: str | os.PathLike[str] | IO[bytes]) -> None: ...
+    def statistics(self, X: ArrayLike, sample_weight: ArrayLike | None = ...) -> "KMeansStatistics": ...
+    def update(self, stats: "KMeansStatistics") -> "KMeans": ...
+
+class KMeansStatistics:
+    n_clusters: int
+    n_features: int
+    weight: NDArray[np.float64]
+    count: NDArray[np.int64]
+    sums: NDArray[np.float64]
+    distortion: float
+    n_changed: int
+    keep_farthest: int
+    farthest_distance: NDArray[np.float64]
+    farthest_weight: NDArray[np.float64]
+    farthest_row: NDArray[np.int64]
+    farthest_cluster: NDArray[np.int32]
+    farthest_values: NDArray[np.float64]
+    def __init__(self, d: dict[str, Any]) -> None: ...
+    @property
+    def n_rows(self) -> int: ...
+    def merge(self, other: "KMeansStatistics") -> "KMeansStatistics": ...
+    def __add__(self, other: "KMeansStatistics") -> "KMeansStatistics": ...
+    def to_dict(self) -> dict[str, Any]: ...
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "KMeansStatistics": ...
 
 class GaussianMixtureStatistics:
     covariance_type: str
@@ -58,6 +83,44 @@ class GaussianMixtureStatistics:
     worst_values: NDArray[np.float64]
     def merge(self, other: GaussianMixtureStatistics) -> GaussianMixtureStatistics: ...
     def __add__(self, other: GaussianMixtureStatistics) -> GaussianMixtureStatistics: ...
+
+class MiniBatchKMeans:
+    n_clusters: int
+    init: Literal["k-means++", "random"] | ArrayLike
+    max_iter: int
+    batch_size: int
+    verbose: int
+    compute_labels: bool
+    random_state: Any
+    tol: float
+    max_no_improvement: int | None
+    init_size: int | None
+    n_init: int | Literal["auto"]
+    reassignment_ratio: float
+    n_threads: int
+    cluster_centers_: NDArray[np.floating]
+    labels_: NDArray[np.int32]
+    inertia_: float
+    counts_: NDArray[np.float64]
+    n_steps_: int
+    n_iter_: int
+    distortion_trace_: NDArray[np.float64]
+    events_: list[dict[str, Any]]
+    n_features_in_: int
+    def __init__(self, n_clusters: int = ..., *, init: Literal["k-means++", "random"] | ArrayLike = ...,
+                 max_iter: int = ..., batch_size: int = ..., verbose: int = ..., compute_labels: bool = ...,
+                 random_state: Any = ..., tol: float = ..., max_no_improvement: int | None = ...,
+                 init_size: int | None = ..., n_init: int | Literal["auto"] = ..., reassignment_ratio: float = ...,
+                 n_threads: int = ...) -> None: ...
+    def fit(self, X: ArrayLike, y: Any = ..., sample_weight: ArrayLike | None = ...) -> "MiniBatchKMeans": ...
+    def partial_fit(self, X: ArrayLike, y: Any = ..., sample_weight: ArrayLike | None = ...) -> "MiniBatchKMeans": ...
+    def predict(self, X: ArrayLike) -> NDArray[np.int32]: ...
+    def fit_predict(self, X: ArrayLike, y: Any = ..., sample_weight: ArrayLike | None = ...) -> NDArray[np.int32]: ...
+    def transform(self, X: ArrayLike) -> NDArray[np.floating]: ...
+    def fit_transform(self, X: ArrayLike, y: Any = ..., sample_weight: ArrayLike | None = ...) -> NDArray[np.floating]: ...
+    def score(self, X: ArrayLike, y: Any = ..., sample_weight: ArrayLike | None = ...) -> float: ...
+    def get_params(self, deep: bool = ...) -> dict[str, Any]: ...
+    def set_params(self, **params: Any) -> "MiniBatchKMeans": ...
 
 class GaussianMixture:
     n_components: int

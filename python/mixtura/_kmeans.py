@@ -7,6 +7,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted, validate_data, _check_sample_weight
 
 from . import _core, _cuda_array, _device, _io, _params
+from ._kmeans_stats import KMeansStatistics
 
 
 def _refuse_device_weights(sample_weight, who):
@@ -25,6 +26,18 @@ class _Init:
         if isinstance(value, str) and value not in ("k-means++", "random"):
             raise ValueError(f"{who}: init must be 'k-means++', 'random' or an array of initial centres, got {value!r}")
         return value
+
+
+def _init_of(est, n_features, dtype):
+    """(init name, initial centres or None) of a K-means estimator's ``init``, for the C++ fit."""
+    if isinstance(est.init, str):
+        return est.init, None
+    _cuda_array.host_only(est.init, type(est).__name__, "init")
+    init_centers = np.ascontiguousarray(np.asarray(est.init, dtype=dtype))
+    if init_centers.shape != (est.n_clusters, n_features):
+        raise ValueError(f"The shape of the initial centers {init_centers.shape} does not match the number "
+                         f"of clusters {est.n_clusters} and features {n_features}.")
+    return "k-means++", init_centers
 
 
 class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
@@ -83,6 +96,10 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
     -----
     ``save(path)`` writes a portable model file that ``mixtura.load`` and the C++ API
     (``mixtura::load_kmeans``) read; pickling goes through the same bytes (docs/model-format.md).
+
+    Data that arrive in chunks, or that do not fit in memory: fit on a first chunk, then repeat
+    ``km.update(functools.reduce(KMeansStatistics.merge, (km.statistics(c) for c in chunks)))``, one
+    Lloyd iteration per pass over the chunks (:meth:`statistics`, :meth:`update`, docs/streams.md).
     """
 
     _model_kind = "KMeans"
@@ -159,22 +176,11 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         device = _device.resolve(p["device"], "KMeans")
         self._check_n_samples(X.shape[0], p)
         w = None if sample_weight is None else np.ascontiguousarray(_check_sample_weight(sample_weight, X, dtype=X.dtype))
-        init, init_centers = self._init_of(X.shape[1], X.dtype)
+        init, init_centers = _init_of(self, X.shape[1], X.dtype)
         fit = _core.typed("kmeans_fit", X.dtype)
         r = fit(X, w, init_centers, p["n_clusters"], init, p["n_init"], p["max_iter"], p["tol"],
                 _params.seed(p["random_state"]), p["n_threads"], p["verbose"], device)
         return self._finish_fit(r)
-
-    def _init_of(self, n_features, dtype):
-        """(init name, initial centres or None) for the C++ fit."""
-        if isinstance(self.init, str):
-            return self.init, None
-        _cuda_array.host_only(self.init, "KMeans", "init")
-        init_centers = np.ascontiguousarray(np.asarray(self.init, dtype=dtype))
-        if init_centers.shape != (self.n_clusters, n_features):
-            raise ValueError(f"The shape of the initial centers {init_centers.shape} does not match the number "
-                             f"of clusters {self.n_clusters} and features {n_features}.")
-        return "k-means++", init_centers
 
     def _finish_fit(self, r):
         self._set_fitted(r)
@@ -189,7 +195,7 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         w, w_dev = _cuda_array.device_data_weights(sample_weight, dev, "KMeans.fit")  # bad arrays before the backend
         _device.resolve(p["device"], "KMeans.fit", device_data="X")
         self._check_n_samples(dev.shape[0], p)
-        init, init_centers = self._init_of(dev.shape[1], dev.dtype)
+        init, init_centers = _init_of(self, dev.shape[1], dev.dtype)
         _cuda_array.synchronize(dev)
         if w_dev is not None:
             _cuda_array.synchronize(w_dev)
@@ -271,6 +277,74 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         X, c = self._checked(X)
         w = None if sample_weight is None else np.ascontiguousarray(_check_sample_weight(sample_weight, X, dtype=X.dtype))
         return _core.typed("kmeans_score", X.dtype)(X, w, np.ascontiguousarray(c), _params.n_threads(self))
+
+    def statistics(self, X, sample_weight=None):
+        """The sufficient statistics of rows X under the fitted centres (one assignment pass).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A chunk of rows (host memory); float32 and float64 are used as they are.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights >= 0 (a chunk may weigh nothing in all).
+
+        Returns
+        -------
+        KMeansStatistics
+            Per centre: weight, row count and weighted sum of its rows; the exact distortion; the
+            rows farthest from their centre (to re-seed empty clusters). O(n_clusters * n_features),
+            whatever n_samples. Merge the statistics of several chunks with
+            :meth:`KMeansStatistics.merge`, then :meth:`update`.
+        """
+        _refuse_device_weights(sample_weight, "KMeans.statistics")
+        X, c = self._checked(X)
+        w = None if sample_weight is None else np.ascontiguousarray(
+            _check_sample_weight(sample_weight, X, dtype=X.dtype, allow_all_zero_weights=True))
+        stats = _core.typed("kmeans_statistics", X.dtype)(X, w, np.ascontiguousarray(c), _params.n_threads(self))
+        return KMeansStatistics(stats)
+
+    def update(self, stats):
+        """One Lloyd update from statistics: each centre moves to the mean of its rows.
+
+        The statistics must have been computed under the current ``cluster_centers_`` (by
+        :meth:`statistics`, merged over the chunks of a pass). An empty cluster is re-seeded from the
+        statistics' farthest row, as in :meth:`fit`. From the statistics of all the rows of a fit,
+        this is the fit's next iteration: the same centres to rounding, and bit for bit when the
+        chunks are the fit's reduction groups (docs/streams.md).
+
+        Parameters
+        ----------
+        stats : KMeansStatistics
+
+        Returns
+        -------
+        self
+            ``cluster_centers_`` replaced (same dtype); ``n_iter_`` + 1; a row [J before, J after the
+            update] appended to ``distortion_trace_``; ``inertia_`` = J after the update (the
+            statistics' rows under the new centres and their labels: an upper bound of their inertia);
+            re-seeding ``events_`` appended (rows counted from the first row of the merged chunks);
+            ``labels_`` removed (they belonged to the old centres).
+        """
+        check_is_fitted(self)
+        if not isinstance(stats, KMeansStatistics):
+            raise ValueError(f"KMeans.update: stats must be KMeansStatistics (from KMeans.statistics), got "
+                             f"{type(stats).__name__}")
+        c = self.cluster_centers_
+        if (stats.n_clusters, stats.n_features) != c.shape:
+            raise ValueError(f"KMeans.update: statistics of shape ({stats.n_clusters}, {stats.n_features}) but "
+                             f"cluster_centers_ of shape {c.shape}")
+        best = next(i for i, t in enumerate(self.distortion_traces_) if t is self.distortion_trace_)
+        r = _core.typed("kmeans_update", c.dtype)(stats.to_dict(), np.ascontiguousarray(c), best, self.n_iter_)
+        self.cluster_centers_ = r["cluster_centers"]
+        trace = np.vstack([self.distortion_trace_, [[r["distortion_assign"], r["distortion_update"]]]])
+        self.distortion_traces_ = [trace if i == best else t for i, t in enumerate(self.distortion_traces_)]
+        self.distortion_trace_ = trace
+        self.n_iter_ += 1
+        self.inertia_ = r["distortion_update"]
+        self.events_ = list(self.events_) + r["events"]
+        if hasattr(self, "labels_"):
+            del self.labels_
+        return self
 
     def _to_sections(self, prefix="", side=None):
         """Model-file sections (scikit-learn attribute names; docs/model-format.md)."""

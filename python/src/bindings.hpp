@@ -185,6 +185,7 @@ py::dict gmm_result(const mixtura::GaussianMixture<T>& gm);
 // ---- the module's parts -----------------------------------------------------------------------
 
 void bind_kmeans(py::module_& m);    // kmeans.cpp
+void bind_minibatch(py::module_& m);  // minibatch.cpp
 void bind_gmm(py::module_& m);       // gmm.cpp
 void bind_detector(py::module_& m);  // detector.cpp
 

@@ -1,5 +1,6 @@
 // mixtura._core's K-means: fit, predict, transform and score, on host arrays and on arrays in CUDA
-// device memory, registered per float type (bindings.hpp).
+// device memory, registered per float type (bindings.hpp); the statistics of chunks (compute, merge,
+// update) as dicts of arrays (what mixtura.KMeansStatistics holds).
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -7,8 +8,16 @@
 
 #include "bindings.hpp"
 #include "mixtura/kmeans.hpp"
+#include "mixtura/kmeans/statistics.hpp"
 
 namespace mixtura_py {
+
+namespace {
+py::dict event_dict(const mixtura::KMeansEvent& e) {
+  return py::dict(py::arg("kind") = mixtura::to_string(e.kind), py::arg("restart") = e.restart,
+                  py::arg("iteration") = e.iteration, py::arg("cluster") = e.cluster, py::arg("row") = e.row);
+}
+}  // namespace
 
 /// The fitted attributes of a K-means fit (what KMeans.fit stores).
 template <class T>
@@ -25,9 +34,7 @@ py::dict kmeans_result(const mixtura::KMeans<T>& km) {
     return std::make_pair(it.distortion_assign, it.distortion_update);
   });
   py::list events;
-  for (const auto& e : km.events())
-    events.append(py::dict(py::arg("kind") = mixtura::to_string(e.kind), py::arg("restart") = e.restart,
-                           py::arg("iteration") = e.iteration, py::arg("cluster") = e.cluster, py::arg("row") = e.row));
+  for (const auto& e : km.events()) events.append(event_dict(e));
   out["events"] = events;
   return out;
 }
@@ -118,6 +125,121 @@ double kmeans_score(const Array<T>& X, const std::optional<Array<T>>& sample_wei
   return -mixtura::kmeans_predict(mixtura::CpuBackend{n_threads}, Xv, wv, c, nullptr);
 }
 
+// ---- statistics of chunks ------------------------------------------------------------------------
+
+/// KMeansStats as a dict of arrays: n_clusters, n_features, weight (K), count (K), sums (K, D),
+/// distortion, n_changed, keep_farthest and the candidates farthest_distance, farthest_weight,
+/// farthest_row, farthest_cluster (m) and farthest_values (m, D).
+py::dict stats_dict(const mixtura::KMeansStats& s) {
+  const auto K = static_cast<py::ssize_t>(s.n_clusters), D = static_cast<py::ssize_t>(s.n_features);
+  const auto m = static_cast<py::ssize_t>(s.farthest.size());
+  py::array_t<double> weight(K), sums({K, D}), fd(m), fw(m), fv({m, D});
+  py::array_t<std::int64_t> count(K), frow(m);
+  py::array_t<std::int32_t> fcl(m);
+  std::copy(s.weight.begin(), s.weight.end(), weight.mutable_data());
+  std::copy(s.count.begin(), s.count.end(), count.mutable_data());
+  std::copy(s.sums.begin(), s.sums.end(), sums.mutable_data());
+  for (py::ssize_t e = 0; e < m; ++e) {
+    const mixtura::KMeansFarRow& f = s.farthest[static_cast<std::size_t>(e)];
+    fd.mutable_data()[e] = f.distance;
+    fw.mutable_data()[e] = f.weight;
+    frow.mutable_data()[e] = f.row;
+    fcl.mutable_data()[e] = f.cluster;
+    std::copy(f.values.begin(), f.values.end(), fv.mutable_data() + e * D);
+  }
+  py::dict d;
+  d["n_clusters"] = s.n_clusters;
+  d["n_features"] = s.n_features;
+  d["weight"] = weight;
+  d["count"] = count;
+  d["sums"] = sums;
+  d["distortion"] = s.distortion;
+  d["n_changed"] = s.n_changed;
+  d["keep_farthest"] = s.keep_farthest;
+  d["farthest_distance"] = fd;
+  d["farthest_weight"] = fw;
+  d["farthest_row"] = frow;
+  d["farthest_cluster"] = fcl;
+  d["farthest_values"] = fv;
+  return d;
+}
+
+/// The array `key` of a statistics dict as `n` values of type V (ValueError naming it otherwise).
+template <class V>
+std::vector<V> stats_array(const py::dict& d, const char* key, py::ssize_t n) {
+  if (!d.contains(key)) throw mixtura::InvalidArgument(std::string("KMeans statistics: no '") + key + "' entry");
+  const auto a = py::array_t<V, py::array::c_style | py::array::forcecast>::ensure(d[key]);
+  if (!a || a.size() != n)
+    throw mixtura::InvalidArgument(std::string("KMeans statistics: '") + key + "' must hold " + std::to_string(n) +
+                                   " numbers, got " + (a ? std::to_string(a.size()) : std::string("something else")));
+  return std::vector<V>(a.data(), a.data() + n);
+}
+
+mixtura::KMeansStats stats_of(const py::dict& d) {
+  const auto K = d["n_clusters"].cast<mixtura::Index>(), D = d["n_features"].cast<mixtura::Index>();
+  if (K < 1 || D < 1)
+    throw mixtura::InvalidArgument("KMeans statistics: n_clusters (" + std::to_string(K) + ") and n_features (" +
+                                   std::to_string(D) + ") must be >= 1");
+  mixtura::KMeansStats s(K, D, d["keep_farthest"].cast<mixtura::Index>());
+  s.weight = stats_array<double>(d, "weight", K);
+  s.count = stats_array<mixtura::Index>(d, "count", K);
+  s.sums = stats_array<double>(d, "sums", K * D);
+  s.distortion = d["distortion"].cast<double>();
+  s.n_changed = d["n_changed"].cast<std::int64_t>();
+  const auto m = static_cast<py::ssize_t>(py::len(d["farthest_row"]));
+  const auto fd = stats_array<double>(d, "farthest_distance", m), fw = stats_array<double>(d, "farthest_weight", m);
+  const auto fr = stats_array<mixtura::Index>(d, "farthest_row", m);
+  const auto fc = stats_array<std::int32_t>(d, "farthest_cluster", m);
+  const auto fv = stats_array<double>(d, "farthest_values", m * D);
+  for (py::ssize_t e = 0; e < m; ++e) {
+    mixtura::KMeansFarRow f;
+    f.distance = fd[e];
+    f.weight = fw[e];
+    f.row = fr[e];
+    f.cluster = fc[e];
+    f.values.assign(fv.begin() + e * D, fv.begin() + (e + 1) * D);
+    s.farthest.push_back(std::move(f));
+  }
+  return s;
+}
+
+template <class T>
+py::dict kmeans_statistics(const Array<T>& X, const std::optional<Array<T>>& sample_weight, const Array<T>& centers,
+                           int n_threads) {
+  const auto Xv = view(X, "X");
+  const auto wv = weights_view(sample_weight);
+  const mixtura::RowMatrix<T> c = view(centers, "centers").map();
+  mixtura::KMeansStats s;
+  {
+    py::gil_scoped_release release;
+    s = mixtura::kmeans_statistics(Xv, wv, c, nullptr, n_threads);
+  }
+  return stats_dict(s);
+}
+
+py::dict kmeans_statistics_merge(const py::dict& a, const py::dict& b) {
+  mixtura::KMeansStats s = stats_of(a);
+  s.merge(stats_of(b));
+  return stats_dict(s);
+}
+
+template <class T>
+py::dict kmeans_update(const py::dict& stats, const Array<T>& centers, int restart, int iteration) {
+  mixtura::RowMatrix<T> c = view(centers, "centers").map();
+  std::vector<mixtura::KMeansEvent> events;
+  const mixtura::KMeansIteration it = mixtura::kmeans_update(stats_of(stats), c, &events, restart, iteration);
+  py::dict out;
+  out["cluster_centers"] = matrix_array(c);
+  out["distortion_assign"] = it.distortion_assign;
+  out["distortion_update"] = it.distortion_update;
+  out["center_shift"] = it.center_shift;
+  out["n_changed"] = it.n_changed;
+  py::list ev;
+  for (const auto& e : events) ev.append(event_dict(e));
+  out["events"] = ev;
+  return out;
+}
+
 #if MIXTURA_HAS_CUDA
 /// A K-means model holding `centers`, for the passes on device data (they check X against it).
 template <class T>
@@ -197,6 +319,10 @@ void bind(py::module_& m) {
         py::arg("centers").noconvert(), py::arg("n_threads"));
   m.def(typed_name<T>("kmeans_score").c_str(), &kmeans_score<T>, py::arg("X").noconvert(),
         py::arg("sample_weight").noconvert(), py::arg("centers").noconvert(), py::arg("n_threads"));
+  m.def(typed_name<T>("kmeans_statistics").c_str(), &kmeans_statistics<T>, py::arg("X").noconvert(),
+        py::arg("sample_weight").noconvert(), py::arg("centers").noconvert(), py::arg("n_threads"));
+  m.def(typed_name<T>("kmeans_update").c_str(), &kmeans_update<T>, py::arg("stats"), py::arg("centers").noconvert(),
+        py::arg("restart"), py::arg("iteration"));
 #if MIXTURA_HAS_CUDA
   m.def(typed_name<T>("kmeans_fit_device").c_str(), &kmeans_fit_device<T>, py::arg("ptr"), py::arg("rows"),
         py::arg("cols"), py::arg("stride"), py::arg("sample_weight").noconvert(), py::arg("init_centers").noconvert(),
@@ -217,6 +343,7 @@ void bind(py::module_& m) {
 void bind_kmeans(py::module_& m) {
   bind<float>(m);
   bind<double>(m);
+  m.def("kmeans_statistics_merge", &kmeans_statistics_merge, py::arg("a"), py::arg("b"));
 }
 
 }  // namespace mixtura_py

@@ -47,6 +47,7 @@ PYBIND11_MODULE(MIXTURA_PYTHON_MODULE, m) {
 #endif
   py::register_exception<mixtura::NotFittedError>(m, "CoreNotFittedError", PyExc_RuntimeError);
   mixtura_py::bind_kmeans(m);
+  mixtura_py::bind_minibatch(m);
   mixtura_py::bind_gmm(m);
   mixtura_py::bind_detector(m);
   bind_model_io(m);

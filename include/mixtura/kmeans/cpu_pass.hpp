@@ -8,6 +8,7 @@
 #include <string>
 #include <type_traits>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "mixtura/backend/cpu.hpp"
@@ -369,27 +370,99 @@ MIXTURA_NOINLINE void fold_assigned_rows(const T* x, Index stride, const T* w, c
   s.distortion += total;
 }
 
+/// Working memory of the assignment pass: the nearest-centre search's, and the statistics of the
+/// block being folded (all zero between blocks), with the re-seeding candidates' (distance, row).
+template <class T>
+struct AssignScratch {
+  NearestScratch<T> nearest;
+  KMeansStats block;
+  std::vector<std::pair<double, Index>> far;
+  AssignScratch(Index K, Index D) : nearest(kKMeansBlock, D), block(K, D) {}
+};
+
+/// The rows of [begin, end) with positive weight farthest from their centre (arg: their clusters),
+/// the first `keep` in KMeansFarRow order, into block.farthest (empty on entry), rows counted from begin.
+template <class T>
+void keep_farthest_rows(MatrixView<T> X, VectorView<T> w, const RowMatrix<T>& C, const std::int32_t* arg, Index begin,
+                        Index end, Index keep, KMeansStats& block, std::vector<std::pair<double, Index>>& far) {
+  const Index D = X.cols;
+  far.clear();
+  for (Index i = begin; i < end; ++i)
+    if (row_weight(w, i) > 0) far.emplace_back(sq_dist(X.row(i), C.row(arg[i - begin]).data(), D), i - begin);
+  const std::size_t m = std::min(far.size(), static_cast<std::size_t>(keep));
+  std::partial_sort(far.begin(), far.begin() + static_cast<std::ptrdiff_t>(m), far.end(),
+                    [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
+  for (std::size_t e = 0; e < m; ++e) {
+    const Index i = begin + far[e].second;
+    KMeansFarRow f;
+    f.distance = far[e].first;
+    f.weight = row_weight(w, i);
+    f.row = far[e].second;
+    f.cluster = arg[far[e].second];
+    f.values.resize(static_cast<std::size_t>(D));  // (a loop: GCC 12 sees a null memmove in assign)
+    for (Index d = 0; d < D; ++d) f.values[d] = static_cast<double>(X.row(i)[d]);
+    block.farthest.push_back(std::move(f));
+  }
+}
+
+/// Adds one block's statistics to its group's and zeroes them for the next block. Only the clusters
+/// the block touched are visited (the others would add exact zeros: the same bits).
+inline void fold_block_into(KMeansStats& block, KMeansStats& group) {
+  if (block.keep_farthest > 0 || group.keep_farthest > 0) {
+    group.merge(block);
+    block = KMeansStats(block.n_clusters, block.n_features);
+    return;
+  }
+  const Index D = block.n_features;
+  for (Index k = 0; k < block.n_clusters; ++k) {
+    if (block.count[k] == 0) continue;
+    group.weight[k] += block.weight[k];
+    group.count[k] += block.count[k];
+    block.weight[k] = 0;
+    block.count[k] = 0;
+    for (Index j = k * D; j < (k + 1) * D; ++j) {
+      group.sums[j] += block.sums[j];
+      block.sums[j] = 0;
+    }
+  }
+  group.distortion += block.distortion;
+  group.n_changed += block.n_changed;
+  block.distortion = 0;
+  block.n_changed = 0;
+}
+
 }  // namespace detail
 
 /// Assignment half-step fused with the statistics of the update half-step.
 /// labels (n rows) holds the previous labels on entry (any value, e.g. -1, if none) and the new ones
-/// on exit; the returned statistics count how many changed.
+/// on exit; the returned statistics count how many changed. keep_farthest > 0: the statistics also
+/// keep that many re-seeding candidates (KMeansStats::farthest).
+///
+/// Each block of rows is folded into statistics of its own, which are then added to its reduction
+/// group's: a group's statistics are the blocks' merged in order, so statistics computed chunk by
+/// chunk (one chunk per reduction group, at most 64 blocks each) and merged in order have the bits of
+/// one pass over all the rows.
 template <class T>
 KMeansStats kmeans_assign(const CpuBackend& be, MatrixView<T> X, VectorView<T> w, const RowMatrix<T>& C,
-                          std::int32_t* labels) {
+                          std::int32_t* labels, Index keep_farthest = 0) {
   const Index K = C.rows(), D = C.cols();
   const detail::PreparedCenters<T> pc(C);
   const RowMatrix<double> centers_d = C.template cast<double>();
   KMeansStats stats = detail::fold_rows(
-      X.rows, detail::kKMeansBlock, be.n_threads, [&] { return KMeansStats(K, D); },
-      [&] { return detail::NearestScratch<T>(detail::kKMeansBlock, D); },
-      [&](KMeansStats& s, detail::NearestScratch<T>& scratch, Index begin, Index end) {
-        const std::int32_t* arg = detail::nearest_centers_block(X, pc, scratch, begin, end);
+      X.rows, detail::kKMeansBlock, be.n_threads, [&] { return KMeansStats(K, D, keep_farthest); },
+      [&] { return detail::AssignScratch<T>(K, D); },
+      [&](KMeansStats& s, detail::AssignScratch<T>& scratch, Index begin, Index end) {
+        const std::int32_t* arg = detail::nearest_centers_block(X, pc, scratch.nearest, begin, end);
         detail::dispatch_dim(D, [&](auto dim) {
           detail::fold_assigned_rows<decltype(dim)::value>(X.row(begin), X.stride, w.empty() ? nullptr : w.data + begin,
-                                                       arg, end - begin, centers_d.data(), D, labels + begin, s,
-                                                       std::min(end - begin, X.rows - end));
+                                                       arg, end - begin, centers_d.data(), D, labels + begin,
+                                                       scratch.block, std::min(end - begin, X.rows - end));
         });
+        if (keep_farthest > 0) {
+          scratch.block.keep_farthest = keep_farthest;
+          detail::keep_farthest_rows(X, w, C, arg, begin, end, keep_farthest, scratch.block, scratch.far);
+        }
+        detail::fold_block_into(scratch.block, s);
       });
   if (w.empty())  // unit weights: the weight of a cluster is its row count (exact in double)
     for (Index k = 0; k < K; ++k) stats.weight[k] = static_cast<double>(stats.count[k]);

@@ -22,6 +22,7 @@
 #include "mixtura/core/timer.hpp"
 #include "mixtura/kmeans/params.hpp"
 #include "mixtura/kmeans/stats.hpp"
+#include "mixtura/kmeans/update.hpp"
 
 namespace mixtura {
 
@@ -51,97 +52,68 @@ std::vector<Index> farthest_rows(const Backend& be, View<T> X, VectorView<T> w, 
   return idx;
 }
 
+/// The n rows of positive weight farthest from their assigned centre, as re-seeding candidates
+/// (KMeansStats::farthest), read through the backend; the labels are on the host afterwards.
+template <class Backend, template <class> class View, template <class> class WView, class T>
+std::vector<KMeansFarRow> farthest_candidates(const Backend& be, View<T> X, WView<T> w, const RowMatrix<T>& centers,
+                                              std::int32_t* labels, std::size_t n) {
+  std::vector<T> weights_copy;  // device weights: copied for this choice (host weights: used as they are)
+  const VectorView<T> w_host = host_weights(be, w, weights_copy);
+  const auto dist_rows = farthest_rows(be, X, w_host, centers, labels, n);
+  const RowMatrix<T> seed_rows = fetch_rows(be, X, dist_rows);
+  kmeans_labels_to_host(be, labels, X.rows);
+  std::vector<KMeansFarRow> out;
+  for (std::size_t e = 0; e < dist_rows.size(); ++e) {
+    const Index r = dist_rows[e];
+    const T* xr = seed_rows.row(static_cast<Index>(e)).data();
+    KMeansFarRow f;
+    f.distance = sq_dist(xr, centers.row(labels[r]).data(), X.cols);
+    f.weight = row_weight(w_host, r);
+    f.row = r;
+    f.cluster = labels[r];
+    f.values.resize(static_cast<std::size_t>(X.cols));  // (a loop: GCC 12 sees a null memmove in assign)
+    for (Index d = 0; d < X.cols; ++d) f.values[d] = static_cast<double>(xr[d]);
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
 /// One restart of Lloyd's algorithm from `centers` (updated in place). `labels` (n rows) receives the
 /// final labels. tol_abs is the absolute bound on the squared centre shift. X: MatrixView or
 /// DeviceMatrixView, w: VectorView or DeviceVectorView; the loop reads their values only through the
-/// backend (passes, fetch_rows, host_weights on iterations that re-seed a cluster).
-///
-/// J after the update half-step is computed from the statistics alone: for cluster k with weight W_k,
-/// exact mean m_k, old centre a_k and new centre b_k (m_k rounded to T),
-///   sum_{i in k} w_i ||x_i - b_k||^2 = sum_{i in k} w_i ||x_i - a_k||^2 - W_k ||m_k - a_k||^2 + W_k ||m_k - b_k||^2.
+/// backend (passes, fetch_rows, host_weights on iterations that re-seed a cluster). The update
+/// half-step and J after it come from the statistics alone (kmeans/update.hpp).
 template <class Backend, template <class> class View, template <class> class WView, class T>
 KMeansRun lloyd(const Backend& be, View<T> X, WView<T> w, RowMatrix<T>& centers,
                 std::vector<std::int32_t>& labels, int max_iter, double tol_abs, int restart,
                 std::vector<KMeansEvent>& events, const KMeansCallback& callback) {
-  const Index K = centers.rows(), D = centers.cols();
+  const Index K = centers.rows();
   KMeansRun run;
   labels.assign(static_cast<std::size_t>(X.rows), -1);
-  RowMatrix<T> next(K, D);
   bool strict = false;
   for (int it = 0; it < max_iter; ++it) {
     Stopwatch clock;
     KMeansStats s = kmeans_assign(be, X, w, centers, labels.data());
-    KMeansIteration rec;
-    rec.distortion_assign = s.distortion;
-    rec.n_changed = s.n_changed;
-    double j = s.distortion;
 
-    // Empty clusters: move the farthest rows into them (scikit-learn's policy), in the statistics
-    // and in the labels, so that J after the update stays exact for the labels we hold.
-    std::vector<Index> empty;
-    for (Index k = 0; k < K; ++k)
-      if (!(s.weight[k] > 0)) empty.push_back(k);
-    std::vector<Index> seeded_from(static_cast<std::size_t>(K), -1);  // row of seed_rows that re-seeds k
-    RowMatrix<T> seed_rows;                                            // row e: X row dist_rows[e]
-    if (!empty.empty()) {
-      std::vector<T> weights_copy;  // device weights: copied for this choice (host weights: used as they are)
-      const VectorView<T> w_host = host_weights(be, w, weights_copy);
-      const auto dist_rows = farthest_rows(be, X, w_host, centers, labels.data(), empty.size());
-      seed_rows = fetch_rows(be, X, dist_rows);
-      kmeans_labels_to_host(be, labels.data(), X.rows);  // read and edited below
-      for (std::size_t e = 0; e < empty.size(); ++e) {
-        const Index k = empty[e];
-        if (e >= dist_rows.size()) {
-          events.push_back({KMeansEvent::Kind::empty_cluster_kept, restart, it, static_cast<int>(k), -1});
-          continue;
-        }
-        const Index r = dist_rows[e];
-        const Index from = labels[r];
-        const double wr = row_weight(w_host, r);
-        const T* xr = seed_rows.row(static_cast<Index>(e)).data();
-        j -= wr * sq_dist(xr, centers.row(from).data(), D);
-        s.move_row(xr, wr, from, k);
-        if (s.count[from] == 0 || !(s.weight[from] > 0)) {  // nothing left to average: keep its centre
-          s.weight[from] = 0;
-          std::fill_n(s.sums.begin() + from * D, D, 0.0);
-        }
-        labels[r] = static_cast<std::int32_t>(k);
-        seeded_from[k] = static_cast<Index>(e);
-        events.push_back({KMeansEvent::Kind::empty_cluster_reseeded, restart, it, static_cast<int>(k), r});
-      }
-    }
-
-    double shift = 0.0;
-    for (Index k = 0; k < K; ++k) {
-      const T* old_c = centers.row(k).data();
-      T* new_c = next.row(k).data();
-      if (seeded_from[k] >= 0) {
-        std::copy_n(seed_rows.row(seeded_from[k]).data(), D, new_c);  // its one row sits on it: contributes 0
-      } else if (s.weight[k] > 0) {
-        const double W = s.weight[k];
-        double to_old = 0.0, to_new = 0.0;
-        for (Index d = 0; d < D; ++d) {
-          const double m = s.sums[k * D + d] / W;
-          new_c[d] = static_cast<T>(m);
-          to_old += (m - static_cast<double>(old_c[d])) * (m - static_cast<double>(old_c[d]));
-          to_new += (m - static_cast<double>(new_c[d])) * (m - static_cast<double>(new_c[d]));
-        }
-        j += W * (to_new - to_old);
-      } else {
-        std::copy_n(old_c, D, new_c);
-      }
-      shift += sq_dist(new_c, old_c, D);
-    }
-    rec.distortion_update = std::max(0.0, std::min(j, rec.distortion_assign));
-    rec.center_shift = shift;
-    centers.swap(next);
+    // Empty clusters: the farthest rows are their candidates (scikit-learn's policy); the update moves
+    // them in the statistics and we move them in the labels.
+    std::size_t n_empty = 0;
+    for (Index k = 0; k < K; ++k) n_empty += !(s.weight[k] > 0);
+    if (n_empty > 0) s.farthest = farthest_candidates(be, X, w, centers, labels.data(), n_empty);  // labels: on the host
+    const std::size_t first_event = events.size();
+    KMeansIteration rec = update_centers(std::move(s), centers, events, restart, it);
+    for (std::size_t e = first_event; e < events.size(); ++e)
+      if (events[e].kind == KMeansEvent::Kind::empty_cluster_reseeded)
+        labels[events[e].row] = static_cast<std::int32_t>(events[e].cluster);
+    const bool reseeded = events.size() > first_event;
+    const double shift = rec.center_shift;
     rec.seconds = clock.seconds();
     run.trace.push_back(rec);
     run.n_iter = it + 1;
     if (callback && !callback(restart, it, rec))
       throw Interrupted(format("KMeans::fit: interrupted by the caller at restart %d, iteration %d", restart, it));
     // scikit-learn's rule: labels unchanged (never on the first iteration), else shift <= tol.
-    if (it > 0 && s.n_changed == 0 && empty.empty()) {
+    if (it > 0 && rec.n_changed == 0 && !reseeded) {
       strict = true;
       break;
     }
