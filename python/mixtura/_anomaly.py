@@ -235,11 +235,12 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
         The first call on an unfitted detector fits the chunk (as fit). Each later call, with the
         detector's scores of X before the step: the rows scoring at least offset_ go to the
         Gaussian mixture's online EM (``model_.partial_fit`` on the scaled rows, with this
-        detector's ``half_life``; the scaling stays the fit's), and their scores join the recent
-        scores (the last ``half_life`` rows, at least 200, or 10 000 without a half-life). Once 50
-        are there, the threshold follows their median: score_median_ becomes that median and offset_
-        moves with it, keeping the fit's calibrated distance score_median_ - offset_ while the level of
-        the scores drifts. Method "gmm" only. Returns self.
+        detector's ``half_life``; the scaling stays the fit's). Every row's score joins the recent
+        scores (the last ``half_life`` rows, at least 200, or 10 000 without a half-life), a flagged
+        row's as the threshold itself: its value teaches nothing, but the median sees it fell below.
+        Once 50 are there, the threshold follows their median: score_median_ becomes that median and
+        offset_ moves with it, keeping the fit's calibrated distance score_median_ - offset_ while the
+        level of the scores drifts. Method "gmm" only. Returns self.
         """
         p = self._checked_params()
         if not hasattr(self, "offset_"):

@@ -278,7 +278,8 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         self.lower_bound_ = float(lower_bound)
         self.n_iter_ = int(trace.shape[0])
         self.converged_ = bool(converged)
-        self.events_ = list(getattr(self, "events_", [])) + list(r["events"])
+        kept = 0 if best is None else best  # the step's records belong to the kept restart's trace
+        self.events_ = list(getattr(self, "events_", [])) + [dict(e, restart=kept) for e in r["events"]]
         self.n_features_in_ = self.means_.shape[1]
         if r["stream"] is None:
             self.n_steps_, self.stream_statistics_, self._stream_starved = 0, None, None

@@ -282,12 +282,25 @@ TEST(GmmOnlineEm, StarvingComponentKeepsAFloor) {
   p.half_life = 500;
   GaussianMixture<double> gm(p);
   gm.partial_fit(mixture_rows(2000, centres, gen));
+  // As if the fit had kept its second restart, the first one shorter: the stream's records (trace and
+  // events) must go to the kept restart, or the file they make is refused.
+  GmmRun shorter;
+  shorter.trace.resize(1);
+  shorter.n_iter = 1;
+  gm.set_model(gm.model(), {shorter, gm.runs()[0]}, {}, 1);
   RowMatrix<double> two = centres;
   two.row(2) = centres.row(0);  // the third centre's rows go to the first
   for (int c = 0; c < 60; ++c) gm.partial_fit(mixture_rows(500, two, gen));
   int starved = 0;
-  for (const auto& e : gm.events()) starved += e.kind == GmmEvent::Kind::component_starved;
+  for (const auto& e : gm.events()) {
+    if (e.kind != GmmEvent::Kind::component_starved) continue;
+    ++starved;
+    EXPECT_EQ(e.restart, gm.best_restart());
+    EXPECT_LT(e.iteration, gm.n_iter());
+  }
   EXPECT_EQ(starved, 1);
+  // The events and trace are a valid model file's (the loader checks each event against its restart).
+  EXPECT_NO_THROW(gaussian_mixture_from_sections<double>(from_bytes(to_bytes(to_model_file(gm)))));
   EXPECT_GE(gm.weights().minCoeff(), 0.5 * detail::kStreamWeightFloor);
   EXPECT_TRUE(gm.means().allFinite());
   const Eigen::MatrixXd lone = sorted_means(gm.model());

@@ -216,3 +216,21 @@ def test_cpp_keeps_the_stream_state_it_loads(tmp_path, cov):
     again.partial_fit(chunks[4])
     np.testing.assert_array_equal(again.means_, gm.means_)
     np.testing.assert_array_equal(again.precisions_cholesky_, gm.precisions_cholesky_)
+
+
+def test_stream_events_belong_to_the_kept_restart(tmp_path):
+    rng = np.random.default_rng(8)
+    centres = np.array([[0.0, 0.0], [20.0, 0.0], [0.0, 20.0]])
+    gm = mixtura.GaussianMixture(3, half_life=500, random_state=0).fit(_mixture_rows(rng, 2000, centres))
+    # As if the fit had kept its second restart, the first one shorter than the stream's trace.
+    gm.elbo_traces_ = [gm.elbo_trace_[:1].copy(), gm.elbo_trace_]
+    two = centres.copy()
+    two[2] = centres[0]  # the third component's rows stop coming: it starves
+    for _ in range(60):
+        gm.partial_fit(_mixture_rows(rng, 500, two))
+    starved = [e for e in gm.events_ if e["kind"] == "component_starved"]
+    assert len(starved) == 1 and starved[0]["restart"] == 1
+    assert gm.elbo_traces_[1] is gm.elbo_trace_
+    gm.save(tmp_path / "gm.mxt")  # the loader checks every event against its restart's trace
+    again = mixtura.load(tmp_path / "gm.mxt")
+    assert again.events_ == gm.events_

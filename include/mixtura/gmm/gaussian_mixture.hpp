@@ -420,7 +420,7 @@ class GaussianMixture {
     const int iteration = run.n_iter;
     stream.n_steps += 1;
     detail::blend(stream.statistics, chunk, detail::stream_step(p, stream.n_steps, chunk.weight));
-    detail::floor_starving(stream.statistics, stream.starved, &next.events, iteration);
+    detail::floor_starving(stream.statistics, stream.starved, &next.events, next.best, iteration);
     GmmModel model = detail::update_from_statistics(stream.statistics, p.reg_covar, &next.events, next.best, iteration);
     append_record(run, chunk, model, clock);
     next.model = std::move(model);

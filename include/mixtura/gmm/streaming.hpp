@@ -91,7 +91,8 @@ inline void blend(GmmStats& running, const GmmStats& chunk, double rho) {
 /// Raises every component whose share of the running statistics fell below kStreamWeightFloor back
 /// to it (its moments scaled with it: mean and covariance unchanged). starved[k] says whether k was
 /// at the floor already; an event is recorded when a component reaches it.
-inline void floor_starving(GmmStats& s, std::vector<bool>& starved, std::vector<GmmEvent>* events, int iteration) {
+inline void floor_starving(GmmStats& s, std::vector<bool>& starved, std::vector<GmmEvent>* events, int restart,
+                           int iteration) {
   const double total = s.weight;
   for (Index k = 0; k < s.n_components; ++k) {
     const auto at = static_cast<std::size_t>(k);
@@ -108,7 +109,7 @@ inline void floor_starving(GmmStats& s, std::vector<bool>& starved, std::vector<
       if (s.full_moments()) s.s2[at] *= f;
       else s.s2_diag.row(k) *= f;
     }  // else nothing is left at all, no mean to keep: the M-step re-seeds it on a worst row
-    if (!starved[at] && events) events->push_back({GmmEvent::Kind::component_starved, 0, iteration, static_cast<int>(k), -1, share});
+    if (!starved[at] && events) events->push_back({GmmEvent::Kind::component_starved, restart, iteration, static_cast<int>(k), -1, share});
     starved[at] = true;
   }
 }
