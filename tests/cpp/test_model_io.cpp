@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "mixtura/anomaly.hpp"
 #include "mixtura/gmm.hpp"
 #include "mixtura/io.hpp"
@@ -347,8 +349,16 @@ class ModelIoTyped : public ::testing::Test {};
 using Scalars = ::testing::Types<float, double>;
 TYPED_TEST_SUITE(ModelIoTyped, Scalars);
 
+// ctest runs each test in its own process, several at once: the process id and the
+// test's full name keep their files apart (float and double runs shared a name).
 std::string temp_path(const std::string& name) {
-  return (::testing::TempDir().empty() ? std::string("/tmp/") : ::testing::TempDir()) + name;
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string tag = std::to_string(static_cast<long long>(::getpid()));
+  if (info != nullptr) tag += std::string("_") + info->test_suite_name() + "_" + info->name();
+  for (char& c : tag)
+    if (c == '/' || c == '<' || c == '>' || c == ' ') c = '_';
+  const std::string dir = ::testing::TempDir().empty() ? std::string("/tmp/") : ::testing::TempDir();
+  return dir + tag + "_" + name;
 }
 
 TYPED_TEST(ModelIoTyped, KMeansRoundTripPredictsIdentically) {
