@@ -325,6 +325,11 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
             re-seeding ``events_`` appended (rows counted from the first row of the merged chunks);
             ``labels_`` removed (they belonged to the old centres).
         """
+        self._update(stats)
+        return self
+
+    def _update(self, stats):
+        """update's work; returns the core's record of the iteration (center_shift, n_changed, ...)."""
         check_is_fitted(self)
         if not isinstance(stats, KMeansStatistics):
             raise ValueError(f"KMeans.update: stats must be KMeansStatistics (from KMeans.statistics), got "
@@ -344,7 +349,7 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         self.events_ = list(self.events_) + r["events"]
         if hasattr(self, "labels_"):
             del self.labels_
-        return self
+        return r
 
     def _to_sections(self, prefix="", side=None):
         """Model-file sections (scikit-learn attribute names; docs/model-format.md)."""

@@ -1,6 +1,7 @@
 // mixtura._core's Gaussian mixtures: fit, the scoring functions and sampling, on host arrays and on
 // arrays in CUDA device memory, registered per float type (bindings.hpp); and the conversions between
 // the model and scikit-learn's arrays that the detector shares.
+#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -565,6 +566,27 @@ worst_values: the n_components worst-explained rows (where a collapsed component
                               py::make_tuple(stats_state(s)));
       });
   m.def("gmm_statistics_from_state", &stats_from_state, py::arg("state"));
+  // The factors a fit starts from given precisions (as GaussianMixture's initial model takes them):
+  // L lower with P = L L^T (Eigen's LLT) for full/tied, sqrt(P) for diag/spherical.
+  m.def("gmm_precision_factors", [](const std::string& type, const DArray& precisions) {
+    const auto t = parse_covariance(type);
+    DArray out(std::vector<py::ssize_t>(precisions.shape(), precisions.shape() + precisions.ndim()));
+    double* o = out.mutable_data();
+    if (t == mixtura::CovarianceType::diag || t == mixtura::CovarianceType::spherical) {
+      for (py::ssize_t i = 0; i < precisions.size(); ++i) o[i] = std::sqrt(precisions.data()[i]);
+      return out;
+    }
+    const py::ssize_t D = precisions.ndim() >= 2 ? precisions.shape(precisions.ndim() - 1) : 0;
+    MIXTURA_EXPECTS(D > 0 && precisions.ndim() >= 2 && precisions.shape(precisions.ndim() - 2) == D,
+                    "gmm_precision_factors: precisions must be square matrices");
+    for (py::ssize_t k = 0; k * D * D < precisions.size(); ++k) {
+      const Eigen::LLT<Eigen::MatrixXd> llt(Eigen::Map<const mixtura::RowMatrix<double>>(precisions.data() + k * D * D, D, D));
+      MIXTURA_EXPECTS(llt.info() == Eigen::Success, "GaussianMixture: precisions_init[%lld] is not positive definite",
+                      static_cast<long long>(k));
+      Eigen::Map<mixtura::RowMatrix<double>>(o + k * D * D, D, D) = llt.matrixL();
+    }
+    return out;
+  }, py::arg("covariance_type"), py::arg("precisions"));
   bind<float>(m);
   bind<double>(m);
   m.def("gmm_update", &gmm_update, py::arg("statistics"), py::arg("covariance_type"), py::arg("n_components"),
