@@ -106,6 +106,12 @@ def _tree(parts, merge, split_every):
     return parts[0]
 
 
+def _shared(a):
+    """One graph key holding a (small) array that many block tasks read: sent once to each worker,
+    not embedded in every task."""
+    return dask.delayed(a, pure=True, traverse=False)
+
+
 def _compute(obj):
     (out,) = dask.compute(obj)
     return out
@@ -185,6 +191,7 @@ def _sum_in_order(*parts):
 
 def _inertia(blocks, centres, n_threads, split):
     """The weighted distortion of all rows under centres (the one-machine fit's final pass, per block)."""
+    centres = _shared(centres)
     return float(_compute(_tree([dask.delayed(_inertia_block, pure=True)(blocks.x[b], blocks.wb[b], centres, n_threads)
                                  for b in blocks.nonempty()], _sum_in_order, split)))
 
@@ -373,11 +380,12 @@ def _kmeans_parallel(blocks, n_clusters, seed, restart, ell, rounds, n_threads, 
         row = int(blocks.starts[nonempty[j]]) + local
     candidates = _c(np.asarray(blocks.X[row:row + 1].compute(), dtype=dtype))
     for r in range(1, rounds + 1):
-        cost = sum(_compute([dask.delayed(_cost_block, pure=True)(blocks.x[b], blocks.wb[b], candidates, n_threads)
+        shared = _shared(candidates)
+        cost = sum(_compute([dask.delayed(_cost_block, pure=True)(blocks.x[b], blocks.wb[b], shared, n_threads)
                              for b in nonempty]))
         if not cost > 0:
             break  # every row sits on a candidate
-        new = [dask.delayed(_sample_block, pure=True)(blocks.x[b], blocks.wb[b], candidates, n_threads, ell, cost,
+        new = [dask.delayed(_sample_block, pure=True)(blocks.x[b], blocks.wb[b], shared, n_threads, ell, cost,
                                                       (seed, restart, r, b)) for b in nonempty]
         added = _compute(_tree(new, _concat, _SPLIT_EVERY))
         candidates = _c(np.concatenate([candidates, added.astype(dtype, copy=False)]))
@@ -385,7 +393,8 @@ def _kmeans_parallel(blocks, n_clusters, seed, restart, ell, rounds, n_threads, 
         extra = np.sort(np.random.default_rng((seed, restart, rounds + 1)).integers(
             int(blocks.sizes.sum()), size=n_clusters - len(candidates)))
         candidates = _c(np.concatenate([candidates, np.asarray(blocks.X[extra].compute(), dtype=dtype)]))
-    stats = _compute(_tree([dask.delayed(_kmeans_stats_block, pure=True)(blocks.x[b], blocks.wb[b], candidates,
+    shared = _shared(candidates)
+    stats = _compute(_tree([dask.delayed(_kmeans_stats_block, pure=True)(blocks.x[b], blocks.wb[b], shared,
                                                                          n_threads) for b in nonempty],
                            _merge_kmeans, _SPLIT_EVERY))
     weight = np.asarray(stats["weight"], dtype=np.float64)
@@ -428,7 +437,7 @@ class _DaskMixin:
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
                              f"{self.n_features_in_} features as input.")
-        est = dask.delayed(self._one_machine(), pure=True)
+        est = _shared(self._one_machine())
         if out_columns is None:
             return X.map_blocks(_method_block, est, name, drop_axis=1, dtype=dtype, meta=np.empty((0,), dtype))
         return X.map_blocks(_method_block, est, name, chunks=(X.chunks[0], (out_columns,)), dtype=dtype,
@@ -570,7 +579,7 @@ class KMeans(_DaskMixin, _KMeans):
         nonempty = blocks.nonempty()
         shift, stats = math.inf, None
         for it in range(p["max_iter"]):
-            c = _c(state.cluster_centers_)
+            c = _shared(_c(state.cluster_centers_))
             stats = _compute(_tree([dask.delayed(_kmeans_stats_block, pure=True)(blocks.x[b], blocks.wb[b], c,
                                                                                  p["n_threads"]) for b in nonempty],
                                    _merge_kmeans, split))
@@ -743,7 +752,8 @@ class GaussianMixture(_DaskMixin, _GaussianMixture):
                 centres = km.cluster_centers_.astype(np.float64)
             else:
                 centres = np.repeat(mean[None, :], K, axis=0)
-            parts = [dask.delayed(_soft_stats_block, pure=True)(blocks.x[b], blocks.wb[b], centres, cov,
+            shared = _shared(centres)
+            parts = [dask.delayed(_soft_stats_block, pure=True)(blocks.x[b], blocks.wb[b], shared, cov,
                                                                 p["n_threads"], p["init_params"], (seed, restart, b))
                      for b in nonempty]
             stats = _compute(_tree(parts, _sum_in_order, p["split_every"]))
@@ -768,7 +778,7 @@ class GaussianMixture(_DaskMixin, _GaussianMixture):
         state.n_iter_, state.events_, state.lower_bound_, state.converged_ = 0, [], -math.inf, False
         nonempty = blocks.nonempty()
         for it in range(p["max_iter"]):
-            m = dask.delayed(state._model_args(), pure=True)
+            m = _shared(state._model_args())
             parts = [dask.delayed(_gmm_stats_block, pure=True)(blocks.x[b], blocks.wb[b], m, int(blocks.starts[b]),
                                                                p["n_threads"]) for b in nonempty]
             state.update(_compute(_tree(parts, _sum_in_order, p["split_every"])))
@@ -936,7 +946,7 @@ class DensityAnomalyDetector(_DaskMixin, _DensityAnomalyDetector):
             rows = total
         else:
             S = held if calibrate else Z
-            est = dask.delayed(model, pure=True)
+            est = _shared(model)
             scored = [dask.delayed(_score_block, pure=True)(b, est, log_jacobian) for b in S.to_delayed().ravel()]
             rows = int(S.shape[0])
         offset, median = _quantiles(scored, rows, 1, [q, 0.5], split)[0]
