@@ -1,5 +1,6 @@
-"""K-means and Gaussian mixtures on Dask arrays: each iteration's statistics are computed where the blocks
-live, merged in a fixed tree over block order, and the small update runs on the client (docs/dask.md).
+"""K-means, Gaussian mixtures and the density anomaly detector on Dask arrays: each iteration's statistics
+are computed where the blocks live, merged in a fixed tree over block order, and the small update runs on
+the client (docs/dask.md).
 
 ``pip install 'mixtura[dask]'`` brings dask and distributed; ``import mixtura`` works without them.
 """
@@ -359,7 +360,7 @@ def _quantiles(parts, n, columns, qs, split):
 
 # ---- k-means|| -------------------------------------------------------------------------------------
 
-def _kmeans_parallel(blocks, n_clusters, seed, restart, ell, rounds, n_threads, total_weight, dtype):
+def _kmeans_parallel(blocks, n_clusters, seed, restart, ell, rounds, n_threads, dtype, split):
     """Bahmani et al.'s k-means|| (2012): a first row drawn by weight, then `rounds` rounds that each add
     every row with probability min(1, ell w d^2 / cost); the candidates, weighted by the rows nearest to
     them, are reduced to n_clusters centres by a weighted k-means++ and Lloyd on the client."""
@@ -369,13 +370,13 @@ def _kmeans_parallel(blocks, n_clusters, seed, restart, ell, rounds, n_threads, 
         row = int(rng.integers(int(blocks.sizes.sum())))
     else:  # the row whose cumulative weight first passes a uniform draw: blocks first, then within one
         sums = _compute([dask.delayed(np.sum)(blocks.wb[b], dtype=np.float64) for b in nonempty])
-        target = rng.random() * total_weight
         cum = np.cumsum(sums)
+        target = rng.random() * cum[-1]
         j = min(int(np.searchsorted(cum, target, side="right")), len(nonempty) - 1)
         wb = np.asarray(_compute(blocks.wb[nonempty[j]]), dtype=np.float64)
         inner = np.cumsum(wb)
         local = min(int(np.searchsorted(inner, target - (cum[j - 1] if j else 0.0), side="right")), len(wb) - 1)
-        while wb[local] <= 0:  # (round-off at a block's end) the nearest row of positive weight before it
+        while local > 0 and wb[local] <= 0:  # (round-off at the block's end) the last row of positive weight
             local -= 1
         row = int(blocks.starts[nonempty[j]]) + local
     candidates = _c(np.asarray(blocks.X[row:row + 1].compute(), dtype=dtype))
@@ -387,7 +388,7 @@ def _kmeans_parallel(blocks, n_clusters, seed, restart, ell, rounds, n_threads, 
             break  # every row sits on a candidate
         new = [dask.delayed(_sample_block, pure=True)(blocks.x[b], blocks.wb[b], shared, n_threads, ell, cost,
                                                       (seed, restart, r, b)) for b in nonempty]
-        added = _compute(_tree(new, _concat, _SPLIT_EVERY))
+        added = _compute(_tree(new, _concat, split))
         candidates = _c(np.concatenate([candidates, added.astype(dtype, copy=False)]))
     if len(candidates) < n_clusters:  # fewer distinct rows than clusters: top up with rows drawn uniformly
         extra = np.sort(np.random.default_rng((seed, restart, rounds + 1)).integers(
@@ -396,7 +397,7 @@ def _kmeans_parallel(blocks, n_clusters, seed, restart, ell, rounds, n_threads, 
     shared = _shared(candidates)
     stats = _compute(_tree([dask.delayed(_kmeans_stats_block, pure=True)(blocks.x[b], blocks.wb[b], shared,
                                                                          n_threads) for b in nonempty],
-                           _merge_kmeans, _SPLIT_EVERY))
+                           _merge_kmeans, split))
     weight = np.asarray(stats["weight"], dtype=np.float64)
     keep = weight > 0
     if keep.sum() < n_clusters:  # (duplicates) keep the weightless candidates too, with a tiny weight
@@ -438,6 +439,7 @@ class _DaskMixin:
             raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
                              f"{self.n_features_in_} features as input.")
         est = _shared(self._one_machine())
+        dtype = X.dtype if dtype is None else dtype
         if out_columns is None:
             return X.map_blocks(_method_block, est, name, drop_axis=1, dtype=dtype, meta=np.empty((0,), dtype))
         return X.map_blocks(_method_block, est, name, chunks=(X.chunks[0], (out_columns,)), dtype=dtype,
@@ -541,7 +543,7 @@ class KMeans(_DaskMixin, _KMeans):
         n_threads = p["n_threads"]
         split = p["split_every"]
         nonempty = blocks.nonempty()
-        n, total_weight, _, m2 = blocks.moments(who, split)
+        n, _, _, m2 = blocks.moments(who, split)  # (checks the values and the total weight)
         tol_abs = 0.0 if p["tol"] == 0 else p["tol"] * float(np.mean(m2 / n))
         seed = _params.seed(p["random_state"])
         given = not isinstance(p["init"], str)
@@ -558,7 +560,7 @@ class KMeans(_DaskMixin, _KMeans):
             else:
                 ell = p["oversampling_factor"] * p["n_clusters"]
                 centres, _ = _kmeans_parallel(blocks, p["n_clusters"], seed, restart, ell, p["init_max_iter"],
-                                              n_threads, total_weight, X.dtype)
+                                              n_threads, X.dtype, split)
             runs.append(self._lloyd(blocks, centres, p, tol_abs, restart, split))
         best = min(range(len(runs)), key=lambda r: runs[r][1])
         self._set_runs(runs, best)
@@ -621,8 +623,7 @@ class KMeans(_DaskMixin, _KMeans):
 
     def transform(self, X):
         """Distance of each row to each centre (a Dask array for Dask input)."""
-        return self._blockwise(X, "transform", "KMeans.transform", out_columns=self.n_clusters,
-                               dtype=self.cluster_centers_.dtype)
+        return self._blockwise(X, "transform", "KMeans.transform", out_columns=self.n_clusters)
 
     def fit_predict(self, X, y=None, sample_weight=None):
         return self.fit(X, sample_weight=sample_weight).labels_
@@ -935,6 +936,11 @@ class DensityAnomalyDetector(_DaskMixin, _DensityAnomalyDetector):
         F = Z
         if calibrate:
             F, held = self._split(Z, blocks, seed, p["calibration_fraction"], who)
+            if held.shape[0] * p["false_alarm_rate"] < 1:
+                warnings.warn(f"DensityAnomalyDetector: only {held.shape[0]} training rows are held out for "
+                              f"calibration, so the false_alarm_rate={self.false_alarm_rate} quantile rests on less "
+                              "than one row and the threshold is about the lowest held-out score; fit on more rows "
+                              "or raise calibration_fraction for the false-alarm rate to hold.", UserWarning)
         gm, selection = self._density(F, p, seed)
         log_jacobian = float(np.log(scale).sum())
         q = p["contamination"] if p["contamination"] > 0 else p["false_alarm_rate"]

@@ -153,6 +153,8 @@ def test_dataframes_numpy_and_unknown_chunks_are_taken():
     labels = km.predict(df)
     assert isinstance(labels, da.Array)
     np.testing.assert_array_equal(labels.compute(), one.predict(X))
+    t = km.transform(da.from_array(X.astype(np.float32), chunks=700))
+    assert t.dtype == np.float32 and t.compute().dtype == np.float32
     np.testing.assert_allclose(km.transform(da.from_array(X, chunks=700)).compute(), one.transform(X), rtol=1e-12)
     assert km.score(df) == pytest.approx(one.score(X), rel=1e-12)
     np.testing.assert_array_equal(km.predict(X), one.predict(X))  # NumPy in, NumPy out
@@ -284,6 +286,8 @@ def test_detector_calibrates_on_held_out_rows_and_picks_a_count_by_bic():
     # The held-out rows do not depend on the chunking: the same threshold to rounding.
     assert a.offset_ == pytest.approx(b.offset_, rel=1e-9)
     assert (a.predict(fresh) == -1).mean() == pytest.approx(0.01, abs=0.004)  # the target false-alarm rate
+    with pytest.warns(UserWarning, match="training rows are held out for calibration"):
+        md.DensityAnomalyDetector(n_components=1).fit(da.from_array(X[:300], chunks=100))
     with pytest.raises(ValueError, match="calibration needs at least 1 held-out and 2 fitting rows"):
         md.DensityAnomalyDetector(calibration_fraction=1e-9, n_components=1).fit(da.from_array(X[:50], chunks=25))
     with pytest.raises(ValueError, match="method must be 'gmm'"):
