@@ -162,21 +162,39 @@ DArray second_moments_of(const Stats& s) {
   return out;
 }
 
+/// Each array of a state on its own (the properties build theirs alone, not the whole state).
+DArray nk_of(const Stats& s) {
+  return vector_array(Eigen::Map<const Eigen::VectorXd>(s.nk.data(), static_cast<Eigen::Index>(s.nk.size())));
+}
+
+/// The worst-explained rows: log p (m,) float64 and row indices (m,) int64, from lists as NumPy reads
+/// them (so an empty one is float64, as pickles have always held it), and their values (m, D), (0, D)
+/// when they were not kept.
+py::array worst_log_likelihood_of(const Stats& s) {
+  std::vector<double> log_p;
+  for (const auto& r : s.worst.rows) log_p.push_back(r.first);
+  return py::array(py::cast(log_p));
+}
+
+py::array worst_rows_of(const Stats& s) {
+  std::vector<std::int64_t> rows;
+  for (const auto& r : s.worst.rows) rows.push_back(static_cast<std::int64_t>(r.second));
+  return py::array(py::cast(rows));
+}
+
+py::array_t<double> worst_values_of(const Stats& s) {
+  py::array_t<double> out({static_cast<py::ssize_t>(s.worst.values.size()), static_cast<py::ssize_t>(s.n_features)});
+  double* o = out.mutable_data();
+  for (const Eigen::VectorXd& v : s.worst.values) o = std::copy(v.data(), v.data() + v.size(), o);
+  return out;
+}
+
 py::tuple stats_state(const Stats& s) {
-  std::vector<double> worst_log_p;
-  std::vector<std::int64_t> worst_rows;
-  mixtura::RowMatrix<double> worst_values(static_cast<Eigen::Index>(s.worst.values.size()), s.n_features);
-  for (std::size_t j = 0; j < s.worst.rows.size(); ++j) {
-    worst_log_p.push_back(s.worst.rows[j].first);
-    worst_rows.push_back(static_cast<std::int64_t>(s.worst.rows[j].second));
-    if (j < s.worst.values.size()) worst_values.row(static_cast<Eigen::Index>(j)) = s.worst.values[j].transpose();
-  }
   return py::make_tuple(std::string(mixtura::to_string(s.type)), static_cast<long long>(s.n_components),
-                        static_cast<long long>(s.n_features), vector_array(Eigen::Map<const Eigen::VectorXd>(
-                                                                  s.nk.data(), static_cast<Eigen::Index>(s.nk.size()))),
-                        matrix_array(s.s1), matrix_array(s.shift), second_moments_of(s), s.log_likelihood, s.entropy,
-                        s.weight, static_cast<long long>(s.worst.capacity), py::array(py::cast(worst_log_p)),
-                        py::array(py::cast(worst_rows)), matrix_array(worst_values));
+                        static_cast<long long>(s.n_features), nk_of(s), matrix_array(s.s1), matrix_array(s.shift),
+                        second_moments_of(s), s.log_likelihood, s.entropy, s.weight,
+                        static_cast<long long>(s.worst.capacity), worst_log_likelihood_of(s), worst_rows_of(s),
+                        worst_values_of(s));
 }
 
 /// The statistics of a pickled state, every shape checked against the sizes it names.
@@ -542,16 +560,16 @@ worst_values: the n_components worst-explained rows (where a collapsed component
       .def_property_readonly("covariance_type", [](const Stats& s) { return std::string(mixtura::to_string(s.type)); })
       .def_property_readonly("n_components", [](const Stats& s) { return static_cast<long long>(s.n_components); })
       .def_property_readonly("n_features", [](const Stats& s) { return static_cast<long long>(s.n_features); })
-      .def_property_readonly("nk", [](const Stats& s) { return py::object(stats_state(s)[3]); })
+      .def_property_readonly("nk", &nk_of)
       .def_property_readonly("s1", [](const Stats& s) { return matrix_array(s.s1); })
       .def_property_readonly("shift", [](const Stats& s) { return matrix_array(s.shift); })
       .def_property_readonly("s2", [](const Stats& s) { return second_moments_of(s); })
       .def_property_readonly("weight", [](const Stats& s) { return s.weight; })
       .def_property_readonly("log_likelihood", [](const Stats& s) { return s.log_likelihood; })
       .def_property_readonly("entropy", [](const Stats& s) { return s.entropy; })
-      .def_property_readonly("worst_log_likelihood", [](const Stats& s) { return py::object(stats_state(s)[11]); })
-      .def_property_readonly("worst_rows", [](const Stats& s) { return py::object(stats_state(s)[12]); })
-      .def_property_readonly("worst_values", [](const Stats& s) { return py::object(stats_state(s)[13]); })
+      .def_property_readonly("worst_log_likelihood", &worst_log_likelihood_of)
+      .def_property_readonly("worst_rows", &worst_rows_of)
+      .def_property_readonly("worst_values", &worst_values_of)
       .def("merge", [](const Stats& a, const Stats& b) { Stats out = a; out.merge(b); return out; }, py::arg("other"),
            "The statistics of both sets of rows (a new object; moments around b's shift are moved to a's).")
       .def("__add__", [](const Stats& a, const Stats& b) { Stats out = a; out.merge(b); return out; })

@@ -100,6 +100,35 @@ def test_statistics_pickle_and_merge_are_small_and_exact():
         mixtura.GaussianMixture(2, covariance_type="tied").update(a)
 
 
+STATE_FIELDS = ("covariance_type", "n_components", "n_features", "nk", "s1", "shift", "s2", "log_likelihood",
+                "entropy", "weight", None, "worst_log_likelihood", "worst_rows", "worst_values")  # None: capacity
+
+
+@pytest.mark.parametrize("cov", TYPES)
+def test_statistics_attributes_are_the_pickle_state(tmp_path, cov):
+    # Each attribute is built on its own, not cut from the whole pickle state; it is that state's
+    # field, dtype and shape included: worst rows kept with their values, and those of a loaded
+    # stream, which keeps none (an empty list read by NumPy: float64).
+    X = _blobs(600, d=3, seed=4)
+    gm = mixtura.GaussianMixture(3, covariance_type=cov, half_life=300, random_state=0).fit(X[:300])
+    gm.partial_fit(X[300:])
+    gm.save(tmp_path / "stream.mixtura")
+    loaded = mixtura.load(tmp_path / "stream.mixtura").stream_statistics_
+    for stats, m in ((gm.statistics(X), 3), (gm.statistics(X[:2]), 2), (loaded, 0)):
+        state = stats.__reduce__()[1][0]
+        for name, field in zip(STATE_FIELDS, state):
+            if name is None:
+                continue
+            value = getattr(stats, name)
+            if isinstance(field, np.ndarray):
+                assert value.dtype == field.dtype and value.shape == field.shape, name
+            np.testing.assert_array_equal(value, field, err_msg=name)
+        assert stats.nk.dtype == np.float64 and stats.nk.shape == (3,)
+        assert stats.worst_log_likelihood.dtype == np.float64 and stats.worst_log_likelihood.shape == (m,)
+        assert stats.worst_rows.dtype == (np.int64 if m else np.float64) and stats.worst_rows.shape == (m,)
+        assert stats.worst_values.dtype == np.float64 and stats.worst_values.shape == ((m, 3) if m else (0, 3))
+
+
 def _mixture_rows(rng, n, centres):
     k = rng.choice(3, size=n, p=[0.5, 0.3, 0.2])
     return centres[k] + rng.normal(size=(n, 2))
