@@ -265,14 +265,10 @@ py::dict step_result(const mixtura::GaussianMixture<T>& gm, int iteration_offset
 mixtura::GmmParams stream_params(const std::string& type, int n_components, double reg_covar, double tol,
                                  double learning_offset, double learning_decay, double half_life, int n_threads) {
   mixtura::GmmParams p;
-  p.n_components = n_components;
-  p.covariance_type = parse_covariance(type);
-  p.reg_covar = reg_covar;
-  p.tol = tol;
+  set_mixture_params(p, n_components, type, reg_covar, tol, n_threads);
   p.learning_offset = learning_offset;
   p.learning_decay = learning_decay;
   p.half_life = half_life;
-  p.n_threads = n_threads;
   return p;
 }
 
@@ -354,15 +350,11 @@ mixtura::GaussianMixture<T> make_gmm(py::ssize_t D, int n_components, const std:
                                      const std::optional<DArray>& weights_init, const std::optional<DArray>& means_init,
                                      const std::optional<DArray>& precisions_init) {
   mixtura::GmmParams p;
-  p.n_components = n_components;
-  p.covariance_type = parse_covariance(covariance_type);
-  p.tol = tol;
-  p.reg_covar = reg_covar;
+  set_mixture_params(p, n_components, covariance_type, reg_covar, tol, n_threads);
   p.max_iter = max_iter;
   p.n_init = n_init;
   p.init = parse_gmm_init(init_params);
   p.seed = seed;
-  p.n_threads = n_threads;
   mixtura::GaussianMixture<T> gm(p);
   mixtura::GmmInitialParams in;
   if (weights_init) in.weights = Eigen::Map<const Eigen::VectorXd>(weights_init->data(), weights_init->size());
