@@ -32,6 +32,13 @@ std::vector<py::ssize_t> param_shape(mixtura::CovarianceType t, py::ssize_t k, p
   }
   return {};
 }
+
+/// An array's shape as the model-file checks take it (and mixtura::detail::shape_string writes it).
+std::vector<std::uint64_t> shape_of(const py::array& a) {
+  std::vector<std::uint64_t> shape;
+  for (py::ssize_t d = 0; d < a.ndim(); ++d) shape.push_back(static_cast<std::uint64_t>(a.shape(d)));
+  return shape;
+}
 }  // namespace
 
 /// Precision factors (scikit-learn's precisions_cholesky_) from the model, in scikit-learn's shape.
@@ -83,13 +90,9 @@ DArray matrices_of(const mixtura::GmmModel& m, bool precision) {
 mixtura::GmmModel model_from(const std::string& type, const DArray& weights, const DArray& means,
                              const DArray& factors) {
   const auto values = [](const DArray& a) { return std::vector<double>(a.data(), a.data() + a.size()); };
-  const auto shape = [](const DArray& a) {
-    std::vector<std::uint64_t> s;
-    for (py::ssize_t d = 0; d < a.ndim(); ++d) s.push_back(static_cast<std::uint64_t>(a.shape(d)));
-    return s;
-  };
-  return mixtura::detail::gmm_model_from_shaped(parse_covariance(type), values(weights), shape(weights), values(means),
-                                                shape(means), values(factors), shape(factors), "GaussianMixture");
+  return mixtura::detail::gmm_model_from_shaped(parse_covariance(type), values(weights), shape_of(weights),
+                                                values(means), shape_of(means), values(factors), shape_of(factors),
+                                                "GaussianMixture");
 }
 
 namespace {
@@ -197,25 +200,27 @@ py::tuple stats_state(const Stats& s) {
                         worst_values_of(s));
 }
 
-/// The statistics of a pickled state, every shape checked against the sizes it names.
+/// The statistics of a pickled state, every shape checked against the sizes it names (a bad one is
+/// named with its shape and the one expected).
 Stats stats_from_state(const py::tuple& t) {
+  using mixtura::detail::shape_string;
   const char* where = "GaussianMixtureStatistics: pickled state";
   if (t.size() != 14) throw mixtura::InvalidArgument(std::string(where) + " has " + std::to_string(t.size()) + " fields, expected 14");
   const auto type = parse_covariance(t[0].cast<std::string>());
   const long long K = t[1].cast<long long>(), D = t[2].cast<long long>(), capacity = t[10].cast<long long>();
   MIXTURA_EXPECTS(K >= 1 && D >= 1 && K <= INT32_MAX && D <= INT32_MAX && capacity >= 0 && capacity <= K,
                   "%s: %lld components, %lld features, %lld worst rows", where, K, D, capacity);
-  const auto expect = [&](const DArray& a, std::vector<py::ssize_t> shape, const char* name) {
-    MIXTURA_EXPECTS(static_cast<std::size_t>(a.ndim()) == shape.size() &&
-                        std::equal(shape.begin(), shape.end(), a.shape()),
-                    "%s: %s has the wrong shape", where, name);
+  const auto expect = [&](const py::array& a, const std::vector<std::uint64_t>& shape, const char* name) {
+    MIXTURA_EXPECTS(shape_of(a) == shape, "%s: %s has shape %s, expected %s", where, name,
+                    shape_string(shape_of(a)).c_str(), shape_string(shape).c_str());
   };
   Stats s(type, K, D, static_cast<std::size_t>(capacity));
+  const auto k = static_cast<std::uint64_t>(K), d = static_cast<std::uint64_t>(D);
   const DArray nk = t[3].cast<DArray>(), s1 = t[4].cast<DArray>(), shift = t[5].cast<DArray>(), s2 = t[6].cast<DArray>();
-  expect(nk, {K}, "nk");
-  expect(s1, {K, D}, "s1");
-  expect(shift, {K, D}, "shift");
-  expect(s2, s.full_moments() ? std::vector<py::ssize_t>{K, D, D} : std::vector<py::ssize_t>{K, D}, "s2");
+  expect(nk, {k}, "nk");
+  expect(s1, {k, d}, "s1");
+  expect(shift, {k, d}, "shift");
+  expect(s2, s.full_moments() ? std::vector<std::uint64_t>{k, d, d} : std::vector<std::uint64_t>{k, d}, "s2");
   std::copy(nk.data(), nk.data() + K, s.nk.begin());
   s.s1 = Eigen::Map<const mixtura::RowMatrix<double>>(s1.data(), K, D);
   s.shift = Eigen::Map<const mixtura::RowMatrix<double>>(shift.data(), K, D);
@@ -231,8 +236,13 @@ Stats stats_from_state(const py::tuple& t) {
   const DArray log_p = t[11].cast<DArray>(), values = t[13].cast<DArray>();
   const auto rows = t[12].cast<py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>>();
   const py::ssize_t m = log_p.size();
-  MIXTURA_EXPECTS(m <= capacity && rows.size() == m && (values.size() == 0 || (values.ndim() == 2 && values.shape(0) == m && values.shape(1) == D)),
-                  "%s: the worst rows' arrays do not match (%zd rows)", where, static_cast<std::ptrdiff_t>(m));
+  MIXTURA_EXPECTS(m <= capacity, "%s: worst_log_likelihood has shape %s, expected (m,) with m <= %lld", where,
+                  shape_string(shape_of(log_p)).c_str(), capacity);
+  MIXTURA_EXPECTS(rows.size() == m, "%s: worst_rows has shape %s, expected (%zd,), one per worst_log_likelihood",
+                  where, shape_string(shape_of(rows)).c_str(), static_cast<std::ptrdiff_t>(m));
+  MIXTURA_EXPECTS(values.size() == 0 || (values.ndim() == 2 && values.shape(0) == m && values.shape(1) == D),
+                  "%s: worst_values has shape %s, expected (%zd, %lld) or none", where,
+                  shape_string(shape_of(values)).c_str(), static_cast<std::ptrdiff_t>(m), D);
   for (py::ssize_t j = 0; j < m; ++j) {
     s.worst.rows.emplace_back(log_p.data()[j], static_cast<mixtura::Index>(rows.data()[j]));
     if (values.size()) s.worst.values.push_back(Eigen::Map<const Eigen::VectorXd>(values.data() + j * D, D));
