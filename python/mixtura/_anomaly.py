@@ -242,13 +242,18 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
         offset_ moves with it, keeping the fit's calibrated distance score_median_ - offset_ while the
         level of the scores drifts. Method "gmm" only. Returns self.
         """
-        p = self._checked_params()
+        self._checked_params()  # bad parameters are refused before X is read
         if not hasattr(self, "offset_"):
             self.fit(X)
             self.n_steps_ = 1
             return self
         X = validate_data(self, self._host(X, "partial_fit"), dtype=[np.float64, np.float32], order="C", reset=False)
-        scores = self.score_samples(X)
+        return self._partial_fit_scored(X, self.score_samples(X))
+
+    def _partial_fit_scored(self, X, scores):
+        """partial_fit's step on a fitted detector, given X as partial_fit validates it and its scores
+        ``score_samples(X)`` from the detector as it is now (StreamScorer has them already). Returns self."""
+        p = self._checked_params()
         keep = scores >= self.offset_
         if keep.any():
             Z = ((X[keep] - self.center_) / self.scale_).astype(X.dtype)

@@ -137,7 +137,9 @@ class StreamScorer:
     With ``adapt=True`` the estimator follows the stream instead: after a chunk's windows are scored,
     they go to ``estimator.partial_fit`` (DensityAnomalyDetector: the density and the threshold learn
     from the windows it did not flag). Each window's score is then the one it got when it arrived, from
-    the model of that moment, and no longer equals a score of the whole series by one fixed model.
+    the model of that moment, and no longer equals a score of the whole series by one fixed model; the
+    chunk's windows are scored as a batch of their own, ``estimator.score_samples(windows)``, which are
+    the scores a DensityAnomalyDetector flags on (it takes them, instead of scoring the windows again).
 
     Parameters
     ----------
@@ -182,10 +184,11 @@ class StreamScorer:
     def _score(self, windows):
         """score_samples of the new windows, each at the index it has in the whole stream modulo the
         estimator's scoring block (mixtura's estimators score a row identically wherever its index
-        has the same remainder; padding rows in front put the first new window there)."""
+        has the same remainder; padding rows in front put the first new window there). With adapt, as a
+        batch of their own, as partial_fit scores them: adapting gives up the whole's scores anyway."""
         if not len(windows):
             return np.empty(0, dtype=np.float64)
-        block = getattr(self.estimator, "_score_block", None)
+        block = None if self.adapt else getattr(self.estimator, "_score_block", None)
         lead = self.n_windows_ % block if block else 0
         if lead:
             windows = np.concatenate([np.repeat(windows[:1], lead, axis=0), windows])
@@ -225,7 +228,11 @@ class StreamScorer:
         windows = _windows(rows[start:], self.width, self.step, self.differences)
         scores = self._score(windows)
         if self.adapt and len(windows):
-            self.estimator.partial_fit(windows)
+            learn_scored = getattr(self.estimator, "_partial_fit_scored", None)  # DensityAnomalyDetector
+            if learn_scored is not None:
+                learn_scored(windows, scores)
+            else:
+                self.estimator.partial_fit(windows)
         # Commit only after scoring succeeded, so a failure leaves the stream as it was.
         self._next_start += len(windows) * self.step
         keep_from = min(self._next_start, total)

@@ -162,6 +162,19 @@ void on_device(const std::string& device, int n_threads, F&& f) {
 // ---- Gaussian-mixture models as scikit-learn's arrays (gmm.cpp; the detector's density too) ---
 
 mixtura::CovarianceType parse_covariance(const std::string& t);
+
+/// The fields every mixture fit's parameters share (GmmParams: fit and online EM; DetectorParams: the
+/// density), from Python's values: the covariance type by name, the numbers as they are. Each builder
+/// sets the rest.
+template <class Params>
+void set_mixture_params(Params& p, int n_components, const std::string& covariance_type, double reg_covar, double tol,
+                        int n_threads) {
+  p.n_components = n_components;
+  p.covariance_type = parse_covariance(covariance_type);
+  p.reg_covar = reg_covar;
+  p.tol = tol;
+  p.n_threads = n_threads;
+}
 /// Precision factors (scikit-learn's precisions_cholesky_) in scikit-learn's shape.
 DArray factors_of(const mixtura::GmmModel& m);
 /// Covariances (or precisions) in scikit-learn's shape.

@@ -31,18 +31,14 @@ mixtura::DetectorParams detector_params(const std::string& method, int n_compone
   if (threshold == "calibrate") p.threshold = mixtura::ThresholdMethod::calibrate;
   else if (threshold == "model-tail") p.threshold = mixtura::ThresholdMethod::model_tail;
   else throw mixtura::InvalidArgument(std::string(where) + ": threshold must be 'calibrate' or 'model-tail', got '" + threshold + "'");
-  p.n_components = n_components;
+  set_mixture_params(p, n_components, covariance_type, reg_covar, tol, n_threads);
   p.max_components = max_components;
-  p.covariance_type = parse_covariance(covariance_type);
-  p.reg_covar = reg_covar;
   p.contamination = contamination;
   p.false_alarm_rate = false_alarm_rate;
   p.calibration_fraction = calibration_fraction;
   p.n_init = n_init;
   p.max_iter = max_iter;
-  p.tol = tol;
   p.seed = seed;
-  p.n_threads = n_threads;
   return p;
 }
 

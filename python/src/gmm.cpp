@@ -32,6 +32,13 @@ std::vector<py::ssize_t> param_shape(mixtura::CovarianceType t, py::ssize_t k, p
   }
   return {};
 }
+
+/// An array's shape as the model-file checks take it (and mixtura::detail::shape_string writes it).
+std::vector<std::uint64_t> shape_of(const py::array& a) {
+  std::vector<std::uint64_t> shape;
+  for (py::ssize_t d = 0; d < a.ndim(); ++d) shape.push_back(static_cast<std::uint64_t>(a.shape(d)));
+  return shape;
+}
 }  // namespace
 
 /// Precision factors (scikit-learn's precisions_cholesky_) from the model, in scikit-learn's shape.
@@ -83,13 +90,9 @@ DArray matrices_of(const mixtura::GmmModel& m, bool precision) {
 mixtura::GmmModel model_from(const std::string& type, const DArray& weights, const DArray& means,
                              const DArray& factors) {
   const auto values = [](const DArray& a) { return std::vector<double>(a.data(), a.data() + a.size()); };
-  const auto shape = [](const DArray& a) {
-    std::vector<std::uint64_t> s;
-    for (py::ssize_t d = 0; d < a.ndim(); ++d) s.push_back(static_cast<std::uint64_t>(a.shape(d)));
-    return s;
-  };
-  return mixtura::detail::gmm_model_from_shaped(parse_covariance(type), values(weights), shape(weights), values(means),
-                                                shape(means), values(factors), shape(factors), "GaussianMixture");
+  return mixtura::detail::gmm_model_from_shaped(parse_covariance(type), values(weights), shape_of(weights),
+                                                values(means), shape_of(means), values(factors), shape_of(factors),
+                                                "GaussianMixture");
 }
 
 namespace {
@@ -162,42 +165,62 @@ DArray second_moments_of(const Stats& s) {
   return out;
 }
 
-py::tuple stats_state(const Stats& s) {
-  std::vector<double> worst_log_p;
-  std::vector<std::int64_t> worst_rows;
-  mixtura::RowMatrix<double> worst_values(static_cast<Eigen::Index>(s.worst.values.size()), s.n_features);
-  for (std::size_t j = 0; j < s.worst.rows.size(); ++j) {
-    worst_log_p.push_back(s.worst.rows[j].first);
-    worst_rows.push_back(static_cast<std::int64_t>(s.worst.rows[j].second));
-    if (j < s.worst.values.size()) worst_values.row(static_cast<Eigen::Index>(j)) = s.worst.values[j].transpose();
-  }
-  return py::make_tuple(std::string(mixtura::to_string(s.type)), static_cast<long long>(s.n_components),
-                        static_cast<long long>(s.n_features), vector_array(Eigen::Map<const Eigen::VectorXd>(
-                                                                  s.nk.data(), static_cast<Eigen::Index>(s.nk.size()))),
-                        matrix_array(s.s1), matrix_array(s.shift), second_moments_of(s), s.log_likelihood, s.entropy,
-                        s.weight, static_cast<long long>(s.worst.capacity), py::array(py::cast(worst_log_p)),
-                        py::array(py::cast(worst_rows)), matrix_array(worst_values));
+/// Each array of a state on its own (the properties build theirs alone, not the whole state).
+DArray nk_of(const Stats& s) {
+  return vector_array(Eigen::Map<const Eigen::VectorXd>(s.nk.data(), static_cast<Eigen::Index>(s.nk.size())));
 }
 
-/// The statistics of a pickled state, every shape checked against the sizes it names.
+/// The worst-explained rows: log p (m,) float64 and row indices (m,) int64, from lists as NumPy reads
+/// them (so an empty one is float64, as pickles have always held it), and their values (m, D), (0, D)
+/// when they were not kept.
+py::array worst_log_likelihood_of(const Stats& s) {
+  std::vector<double> log_p;
+  for (const auto& r : s.worst.rows) log_p.push_back(r.first);
+  return py::array(py::cast(log_p));
+}
+
+py::array worst_rows_of(const Stats& s) {
+  std::vector<std::int64_t> rows;
+  for (const auto& r : s.worst.rows) rows.push_back(static_cast<std::int64_t>(r.second));
+  return py::array(py::cast(rows));
+}
+
+py::array_t<double> worst_values_of(const Stats& s) {
+  py::array_t<double> out({static_cast<py::ssize_t>(s.worst.values.size()), static_cast<py::ssize_t>(s.n_features)});
+  double* o = out.mutable_data();
+  for (const Eigen::VectorXd& v : s.worst.values) o = std::copy(v.data(), v.data() + v.size(), o);
+  return out;
+}
+
+py::tuple stats_state(const Stats& s) {
+  return py::make_tuple(std::string(mixtura::to_string(s.type)), static_cast<long long>(s.n_components),
+                        static_cast<long long>(s.n_features), nk_of(s), matrix_array(s.s1), matrix_array(s.shift),
+                        second_moments_of(s), s.log_likelihood, s.entropy, s.weight,
+                        static_cast<long long>(s.worst.capacity), worst_log_likelihood_of(s), worst_rows_of(s),
+                        worst_values_of(s));
+}
+
+/// The statistics of a pickled state, every shape checked against the sizes it names (a bad one is
+/// named with its shape and the one expected).
 Stats stats_from_state(const py::tuple& t) {
+  using mixtura::detail::shape_string;
   const char* where = "GaussianMixtureStatistics: pickled state";
   if (t.size() != 14) throw mixtura::InvalidArgument(std::string(where) + " has " + std::to_string(t.size()) + " fields, expected 14");
   const auto type = parse_covariance(t[0].cast<std::string>());
   const long long K = t[1].cast<long long>(), D = t[2].cast<long long>(), capacity = t[10].cast<long long>();
   MIXTURA_EXPECTS(K >= 1 && D >= 1 && K <= INT32_MAX && D <= INT32_MAX && capacity >= 0 && capacity <= K,
                   "%s: %lld components, %lld features, %lld worst rows", where, K, D, capacity);
-  const auto expect = [&](const DArray& a, std::vector<py::ssize_t> shape, const char* name) {
-    MIXTURA_EXPECTS(static_cast<std::size_t>(a.ndim()) == shape.size() &&
-                        std::equal(shape.begin(), shape.end(), a.shape()),
-                    "%s: %s has the wrong shape", where, name);
+  const auto expect = [&](const py::array& a, const std::vector<std::uint64_t>& shape, const char* name) {
+    MIXTURA_EXPECTS(shape_of(a) == shape, "%s: %s has shape %s, expected %s", where, name,
+                    shape_string(shape_of(a)).c_str(), shape_string(shape).c_str());
   };
   Stats s(type, K, D, static_cast<std::size_t>(capacity));
+  const auto k = static_cast<std::uint64_t>(K), d = static_cast<std::uint64_t>(D);
   const DArray nk = t[3].cast<DArray>(), s1 = t[4].cast<DArray>(), shift = t[5].cast<DArray>(), s2 = t[6].cast<DArray>();
-  expect(nk, {K}, "nk");
-  expect(s1, {K, D}, "s1");
-  expect(shift, {K, D}, "shift");
-  expect(s2, s.full_moments() ? std::vector<py::ssize_t>{K, D, D} : std::vector<py::ssize_t>{K, D}, "s2");
+  expect(nk, {k}, "nk");
+  expect(s1, {k, d}, "s1");
+  expect(shift, {k, d}, "shift");
+  expect(s2, s.full_moments() ? std::vector<std::uint64_t>{k, d, d} : std::vector<std::uint64_t>{k, d}, "s2");
   std::copy(nk.data(), nk.data() + K, s.nk.begin());
   s.s1 = Eigen::Map<const mixtura::RowMatrix<double>>(s1.data(), K, D);
   s.shift = Eigen::Map<const mixtura::RowMatrix<double>>(shift.data(), K, D);
@@ -213,8 +236,13 @@ Stats stats_from_state(const py::tuple& t) {
   const DArray log_p = t[11].cast<DArray>(), values = t[13].cast<DArray>();
   const auto rows = t[12].cast<py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>>();
   const py::ssize_t m = log_p.size();
-  MIXTURA_EXPECTS(m <= capacity && rows.size() == m && (values.size() == 0 || (values.ndim() == 2 && values.shape(0) == m && values.shape(1) == D)),
-                  "%s: the worst rows' arrays do not match (%zd rows)", where, static_cast<std::ptrdiff_t>(m));
+  MIXTURA_EXPECTS(m <= capacity, "%s: worst_log_likelihood has shape %s, expected (m,) with m <= %lld", where,
+                  shape_string(shape_of(log_p)).c_str(), capacity);
+  MIXTURA_EXPECTS(rows.size() == m, "%s: worst_rows has shape %s, expected (%zd,), one per worst_log_likelihood",
+                  where, shape_string(shape_of(rows)).c_str(), static_cast<std::ptrdiff_t>(m));
+  MIXTURA_EXPECTS(values.size() == 0 || (values.ndim() == 2 && values.shape(0) == m && values.shape(1) == D),
+                  "%s: worst_values has shape %s, expected (%zd, %lld) or none", where,
+                  shape_string(shape_of(values)).c_str(), static_cast<std::ptrdiff_t>(m), D);
   for (py::ssize_t j = 0; j < m; ++j) {
     s.worst.rows.emplace_back(log_p.data()[j], static_cast<mixtura::Index>(rows.data()[j]));
     if (values.size()) s.worst.values.push_back(Eigen::Map<const Eigen::VectorXd>(values.data() + j * D, D));
@@ -247,14 +275,10 @@ py::dict step_result(const mixtura::GaussianMixture<T>& gm, int iteration_offset
 mixtura::GmmParams stream_params(const std::string& type, int n_components, double reg_covar, double tol,
                                  double learning_offset, double learning_decay, double half_life, int n_threads) {
   mixtura::GmmParams p;
-  p.n_components = n_components;
-  p.covariance_type = parse_covariance(type);
-  p.reg_covar = reg_covar;
-  p.tol = tol;
+  set_mixture_params(p, n_components, type, reg_covar, tol, n_threads);
   p.learning_offset = learning_offset;
   p.learning_decay = learning_decay;
   p.half_life = half_life;
-  p.n_threads = n_threads;
   return p;
 }
 
@@ -336,15 +360,11 @@ mixtura::GaussianMixture<T> make_gmm(py::ssize_t D, int n_components, const std:
                                      const std::optional<DArray>& weights_init, const std::optional<DArray>& means_init,
                                      const std::optional<DArray>& precisions_init) {
   mixtura::GmmParams p;
-  p.n_components = n_components;
-  p.covariance_type = parse_covariance(covariance_type);
-  p.tol = tol;
-  p.reg_covar = reg_covar;
+  set_mixture_params(p, n_components, covariance_type, reg_covar, tol, n_threads);
   p.max_iter = max_iter;
   p.n_init = n_init;
   p.init = parse_gmm_init(init_params);
   p.seed = seed;
-  p.n_threads = n_threads;
   mixtura::GaussianMixture<T> gm(p);
   mixtura::GmmInitialParams in;
   if (weights_init) in.weights = Eigen::Map<const Eigen::VectorXd>(weights_init->data(), weights_init->size());
@@ -542,16 +562,16 @@ worst_values: the n_components worst-explained rows (where a collapsed component
       .def_property_readonly("covariance_type", [](const Stats& s) { return std::string(mixtura::to_string(s.type)); })
       .def_property_readonly("n_components", [](const Stats& s) { return static_cast<long long>(s.n_components); })
       .def_property_readonly("n_features", [](const Stats& s) { return static_cast<long long>(s.n_features); })
-      .def_property_readonly("nk", [](const Stats& s) { return py::object(stats_state(s)[3]); })
+      .def_property_readonly("nk", &nk_of)
       .def_property_readonly("s1", [](const Stats& s) { return matrix_array(s.s1); })
       .def_property_readonly("shift", [](const Stats& s) { return matrix_array(s.shift); })
       .def_property_readonly("s2", [](const Stats& s) { return second_moments_of(s); })
       .def_property_readonly("weight", [](const Stats& s) { return s.weight; })
       .def_property_readonly("log_likelihood", [](const Stats& s) { return s.log_likelihood; })
       .def_property_readonly("entropy", [](const Stats& s) { return s.entropy; })
-      .def_property_readonly("worst_log_likelihood", [](const Stats& s) { return py::object(stats_state(s)[11]); })
-      .def_property_readonly("worst_rows", [](const Stats& s) { return py::object(stats_state(s)[12]); })
-      .def_property_readonly("worst_values", [](const Stats& s) { return py::object(stats_state(s)[13]); })
+      .def_property_readonly("worst_log_likelihood", &worst_log_likelihood_of)
+      .def_property_readonly("worst_rows", &worst_rows_of)
+      .def_property_readonly("worst_values", &worst_values_of)
       .def("merge", [](const Stats& a, const Stats& b) { Stats out = a; out.merge(b); return out; }, py::arg("other"),
            "The statistics of both sets of rows (a new object; moments around b's shift are moved to a's).")
       .def("__add__", [](const Stats& a, const Stats& b) { Stats out = a; out.merge(b); return out; })

@@ -100,12 +100,43 @@ def test_stream_scorer_adapts_its_detector_chunk_by_chunk():
     # The same by hand: each chunk's windows scored with the model of that moment, then learned.
     stream, want = mixtura.StreamScorer(twin, width=8), []
     for c in np.array_split(series[1000:], 7):
+        n_windows = stream.n_windows_
         s = stream.score_chunk(c)
-        want.append(s)
-        twin.partial_fit(mixtura.sliding_windows(series[1000:1000 + stream.n_seen_], width=8)[-len(s):])
+        windows = mixtura.sliding_windows(series[1000:1000 + stream.n_seen_], width=8)[n_windows:]
+        want.append(twin.score_samples(windows))
+        twin.partial_fit(windows)
     np.testing.assert_array_equal(got, np.concatenate(want))
+    # partial_fit's own scoring and the scorer's flag the same windows: the two end in the same state.
+    assert det.offset_ == twin.offset_ and det.score_median_ == twin.score_median_
+    np.testing.assert_array_equal(det.stream_recent_scores_, twin.stream_recent_scores_)
+    np.testing.assert_array_equal(det.density_means_, twin.density_means_)
+    np.testing.assert_array_equal(det.density_precisions_cholesky_, twin.density_precisions_cholesky_)
     with pytest.raises(ValueError, match="adapt=True needs partial_fit, which _ScoreOnly lacks"):
         mixtura.StreamScorer(_ScoreOnly(), width=8, adapt=True)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_stream_scorer_adapt_scores_each_window_once(monkeypatch, dtype):
+    # The detector's step takes the scores the scorer computed: every window reaches the core's
+    # scoring once (partial_fit on its own scores the chunk again). The scores are partial_fit's:
+    # test_stream_scorer_adapts_its_detector_chunk_by_chunk.
+    rng = np.random.default_rng(8)
+    series = (np.cumsum(rng.normal(size=(1600, 2)), axis=0) * 0.01 + rng.normal(size=(1600, 2))).astype(dtype)
+    det = mixtura.DensityAnomalyDetector(random_state=0, half_life=300).fit(
+        mixtura.sliding_windows(series[:600], width=5))
+    name = "detector_eval_" + np.dtype(dtype).name
+    evaluate, scored = getattr(mixtura._core, name), []
+
+    def counting(X, *args):
+        scored.append(len(X))
+        return evaluate(X, *args)
+
+    monkeypatch.setattr(mixtura._core, name, counting)
+    scorer = mixtura.StreamScorer(det, width=5, adapt=True)
+    chunks = np.array_split(series[600:], 9)
+    got = np.concatenate([scorer.score_chunk(c) for c in chunks])
+    assert det.n_steps_ == len(scored) == len(chunks)
+    assert sum(scored) == len(got) == scorer.n_windows_
 
 
 class _ScoreOnly:

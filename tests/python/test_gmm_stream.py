@@ -2,6 +2,7 @@
 responsibilities), fits from merged chunk statistics against the batch fit, pickling, and online EM
 (partial_fit) on a stationary stream and after an abrupt change."""
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -98,6 +99,57 @@ def test_statistics_pickle_and_merge_are_small_and_exact():
     assert fresh.n_iter_ == 1 and fresh.means_.shape == (2, 4)
     with pytest.raises(ValueError, match="expected tied with 2"):
         mixtura.GaussianMixture(2, covariance_type="tied").update(a)
+
+
+STATE_FIELDS = ("covariance_type", "n_components", "n_features", "nk", "s1", "shift", "s2", "log_likelihood",
+                "entropy", "weight", None, "worst_log_likelihood", "worst_rows", "worst_values")  # None: capacity
+
+
+@pytest.mark.parametrize("cov", TYPES)
+def test_statistics_attributes_are_the_pickle_state(tmp_path, cov):
+    # Each attribute is built on its own, not cut from the whole pickle state; it is that state's
+    # field, dtype and shape included: worst rows kept with their values, and those of a loaded
+    # stream, which keeps none (an empty list read by NumPy: float64).
+    X = _blobs(600, d=3, seed=4)
+    gm = mixtura.GaussianMixture(3, covariance_type=cov, half_life=300, random_state=0).fit(X[:300])
+    gm.partial_fit(X[300:])
+    gm.save(tmp_path / "stream.mixtura")
+    loaded = mixtura.load(tmp_path / "stream.mixtura").stream_statistics_
+    for stats, m in ((gm.statistics(X), 3), (gm.statistics(X[:2]), 2), (loaded, 0)):
+        state = stats.__reduce__()[1][0]
+        for name, field in zip(STATE_FIELDS, state):
+            if name is None:
+                continue
+            value = getattr(stats, name)
+            if isinstance(field, np.ndarray):
+                assert value.dtype == field.dtype and value.shape == field.shape, name
+            np.testing.assert_array_equal(value, field, err_msg=name)
+        assert stats.nk.dtype == np.float64 and stats.nk.shape == (3,)
+        assert stats.worst_log_likelihood.dtype == np.float64 and stats.worst_log_likelihood.shape == (m,)
+        assert stats.worst_rows.dtype == (np.int64 if m else np.float64) and stats.worst_rows.shape == (m,)
+        assert stats.worst_values.dtype == np.float64 and stats.worst_values.shape == ((m, 3) if m else (0, 3))
+
+
+def test_a_tampered_statistics_state_names_the_field_and_its_shapes():
+    X = _blobs(300, d=2)
+    state = mixtura.GaussianMixture(3, random_state=0).fit(X).statistics(X).__reduce__()[1][0]
+
+    def unpickle(**fields):
+        tampered = [fields.get(name, field) for name, field in zip(STATE_FIELDS, state)]
+        return mixtura._gmm._statistics_from_state(tuple(tampered))
+
+    where = "GaussianMixtureStatistics: pickled state: "
+    for fields, says in (
+            (dict(nk=np.ones(2)), "nk has shape (2,), expected (3,)"),
+            (dict(s1=np.zeros((3, 4))), "s1 has shape (3, 4), expected (3, 2)"),
+            (dict(shift=np.zeros(6)), "shift has shape (6,), expected (3, 2)"),
+            (dict(s2=np.zeros((3, 2))), "s2 has shape (3, 2), expected (3, 2, 2)"),  # full: (K, D, D)
+            (dict(worst_log_likelihood=np.zeros(4)), "worst_log_likelihood has shape (4,), expected (m,) with m <= 3"),
+            (dict(worst_rows=np.zeros(2, np.int64)), "worst_rows has shape (2,), expected (3,), one per"),
+            (dict(worst_values=np.zeros((3, 5))), "worst_values has shape (3, 5), expected (3, 2) or none")):
+        with pytest.raises(ValueError, match=re.escape(where + says)):
+            unpickle(**fields)
+    assert unpickle().s1.shape == (3, 2)  # the untampered state loads
 
 
 def _mixture_rows(rng, n, centres):
