@@ -1,4 +1,4 @@
-from typing import Any, Literal, NamedTuple, Sequence
+from typing import Any, Callable, Literal, NamedTuple, Sequence
 
 import os
 from typing import IO
@@ -12,12 +12,14 @@ __version__: str
 
 class KMeans:
     n_clusters: int
-    init: Literal["k-means++", "random"] | ArrayLike
+    init: Literal["k-means++", "random"] | ArrayLike | Callable[..., ArrayLike]
     n_init: int | Literal["auto"]
     max_iter: int
     tol: float
     verbose: int
     random_state: Any
+    copy_x: bool
+    algorithm: Literal["lloyd"]
     n_threads: int
     device: Literal["cpu", "cuda", "auto"]
     cluster_centers_: NDArray[np.floating]
@@ -29,9 +31,11 @@ class KMeans:
     events_: list[dict[str, Any]]
     converged_: bool
     n_features_in_: int
-    def __init__(self, n_clusters: int = ..., *, init: Literal["k-means++", "random"] | ArrayLike = ...,
+    def __init__(self, n_clusters: int = ..., *,
+                 init: Literal["k-means++", "random"] | ArrayLike | Callable[..., ArrayLike] = ...,
                  n_init: int | Literal["auto"] = ..., max_iter: int = ..., tol: float = ..., verbose: int = ...,
-                 random_state: Any = ..., n_threads: int = ..., device: Literal["cpu", "cuda", "auto"] = ...) -> None: ...
+                 random_state: Any = ..., copy_x: bool = ..., algorithm: Literal["lloyd"] = ..., n_threads: int = ...,
+                 device: Literal["cpu", "cuda", "auto"] = ...) -> None: ...
     def fit(self, X: ArrayLike, y: Any = ..., sample_weight: ArrayLike | None = ...) -> "KMeans": ...
     def predict(self, X: ArrayLike) -> NDArray[np.int32]: ...
     def fit_predict(self, X: ArrayLike, y: Any = ..., sample_weight: ArrayLike | None = ...) -> NDArray[np.int32]: ...
@@ -40,6 +44,7 @@ class KMeans:
     def score(self, X: ArrayLike, y: Any = ..., sample_weight: ArrayLike | None = ...) -> float: ...
     def get_params(self, deep: bool = ...) -> dict[str, Any]: ...
     def set_params(self, **params: Any) -> "KMeans": ...
+    def get_feature_names_out(self, input_features: ArrayLike | None = ...) -> NDArray[np.object_]: ...
     def save(self, path: str | os.PathLike[str] | IO[bytes]) -> None: ...
     def statistics(self, X: ArrayLike, sample_weight: ArrayLike | None = ...) -> "KMeansStatistics": ...
     def update(self, stats: "KMeansStatistics") -> "KMeans": ...
@@ -86,7 +91,7 @@ class GaussianMixtureStatistics:
 
 class MiniBatchKMeans:
     n_clusters: int
-    init: Literal["k-means++", "random"] | ArrayLike
+    init: Literal["k-means++", "random"] | ArrayLike | Callable[..., ArrayLike]
     max_iter: int
     batch_size: int
     verbose: int
@@ -107,7 +112,8 @@ class MiniBatchKMeans:
     distortion_trace_: NDArray[np.float64]
     events_: list[dict[str, Any]]
     n_features_in_: int
-    def __init__(self, n_clusters: int = ..., *, init: Literal["k-means++", "random"] | ArrayLike = ...,
+    def __init__(self, n_clusters: int = ..., *,
+                 init: Literal["k-means++", "random"] | ArrayLike | Callable[..., ArrayLike] = ...,
                  max_iter: int = ..., batch_size: int = ..., verbose: int = ..., compute_labels: bool = ...,
                  random_state: Any = ..., tol: float = ..., max_no_improvement: int | None = ...,
                  init_size: int | None = ..., n_init: int | Literal["auto"] = ..., reassignment_ratio: float = ...,
@@ -121,6 +127,7 @@ class MiniBatchKMeans:
     def score(self, X: ArrayLike, y: Any = ..., sample_weight: ArrayLike | None = ...) -> float: ...
     def get_params(self, deep: bool = ...) -> dict[str, Any]: ...
     def set_params(self, **params: Any) -> "MiniBatchKMeans": ...
+    def get_feature_names_out(self, input_features: ArrayLike | None = ...) -> NDArray[np.object_]: ...
 
 class GaussianMixture:
     n_components: int

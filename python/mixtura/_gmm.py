@@ -36,7 +36,8 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         Restarts; the one with the highest lower bound is kept.
     init_params : {"kmeans", "k-means++", "random", "random_from_data"}, default="kmeans"
     weights_init, means_init, precisions_init : array-like, default=None
-        Starting parameters, with scikit-learn's shapes and meanings.
+        Starting parameters, with scikit-learn's shapes and meanings. weights_init must sum to 1
+        within 1e-8, or within 1e-6 when given in float32 (as scikit-learn; then divided by its sum).
     random_state : int in [0, 2**64 - 1], RandomState instance or None, default=None
     warm_start : bool, default=False
         Start from the fitted parameters (one restart).
@@ -69,6 +70,7 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
     weights_ : ndarray of shape (n_components,)
     means_ : ndarray of shape (n_components, n_features)
     covariances_, precisions_, precisions_cholesky_ : ndarray, shape as in scikit-learn
+        The parameters are float64 whatever X's dtype (scikit-learn's are in X's dtype).
     converged_ : bool
     n_iter_ : int
     lower_bound_ : float
@@ -154,6 +156,18 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
     def _f64(a):
         return None if a is None else np.ascontiguousarray(a, dtype=np.float64)
 
+    @staticmethod
+    def _weights_f64(a):
+        """weights_init for the C++ fit, which wants them to sum to 1 within 1e-8. float32 weights are
+        accepted within 1e-6, as by scikit-learn (their own rounding), and then divided by their sum;
+        any others go as given (the C++ check refuses them)."""
+        w = GaussianMixture._f64(a)
+        if w is not None and np.asarray(a).dtype == np.float32 and w.ndim == 1:
+            total = w.sum()
+            if 1e-8 < abs(total - 1.0) <= 1e-6:
+                w = w / total
+        return w
+
     def fit(self, X, y=None, sample_weight=None):
         """Estimate the parameters with EM.
 
@@ -204,7 +218,7 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
             _cuda_array.host_only(a, "GaussianMixture", name)
         return (p["n_components"], p["covariance_type"], p["tol"], p["reg_covar"], p["max_iter"], n_init,
                 p["init_params"], _params.seed(p["random_state"]), p["n_threads"], p["verbose"],
-                self._f64(weights_init), self._f64(means_init), self._f64(precisions_init))
+                self._weights_f64(weights_init), self._f64(means_init), self._f64(precisions_init))
 
     def _fit_device(self, X, sample_weight, p):
         """fit() on an array in CUDA device memory: the C++ fit reads it in place (docs/cuda.md)."""

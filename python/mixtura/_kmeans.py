@@ -2,8 +2,9 @@
 import warnings
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data, _check_sample_weight
 
 from . import _core, _cuda_array, _device, _io, _params
@@ -20,35 +21,77 @@ def _refuse_device_weights(sample_weight, who):
 
 
 class _Init:
-    """KMeans' init: "k-means++", "random" or the initial centres (an array the fit checks)."""
+    """KMeans' init: "k-means++", "random", the initial centres (an array the fit checks) or a callable
+    returning them."""
 
     def __call__(self, who, name, value):
         if isinstance(value, str) and value not in ("k-means++", "random"):
-            raise ValueError(f"{who}: init must be 'k-means++', 'random' or an array of initial centres, got {value!r}")
+            raise ValueError(f"{who}: init must be 'k-means++', 'random', an array of initial centres or a callable, "
+                             f"got {value!r}")
         return value
 
 
-def _init_of(est, n_features, dtype):
-    """(init name, initial centres or None) of a K-means estimator's ``init``, for the C++ fit."""
-    if isinstance(est.init, str):
-        return est.init, None
-    _cuda_array.host_only(est.init, type(est).__name__, "init")
-    init_centers = np.ascontiguousarray(np.asarray(est.init, dtype=dtype))
-    if init_centers.shape != (est.n_clusters, n_features):
-        raise ValueError(f"The shape of the initial centers {init_centers.shape} does not match the number "
-                         f"of clusters {est.n_clusters} and features {n_features}.")
+class _Algorithm:
+    """KMeans' algorithm: only "lloyd" (scikit-learn's "elkan" gives the same iterations faster in some
+    cases; mixtura does not implement it, and says so rather than run Lloyd under its name)."""
+
+    def __call__(self, who, name, value):
+        if isinstance(value, str) and value == "lloyd":
+            return value
+        if isinstance(value, str) and value == "elkan":
+            raise ValueError(f"{who}: algorithm='elkan' is not offered; mixtura runs Lloyd's algorithm "
+                             "(algorithm='lloyd'), whose iterations Elkan's algorithm reproduces")
+        raise ValueError(f"{who}: algorithm must be 'lloyd', got {value!r}")
+
+
+def _init_of(est, n_features, dtype, X=None, random_state=None):
+    """(init name, initial centres or None) of a K-means estimator's ``init``, for the C++ fit. A
+    callable is called as scikit-learn calls it, ``init(X, n_clusters, random_state=RandomState)``."""
+    init = est.init
+    if isinstance(init, str):
+        return init, None
+    if callable(init):
+        if X is None:
+            raise ValueError(f"{type(est).__name__}: a callable init is not supported here; pass the initial centres")
+        init = init(X, est.n_clusters, random_state=check_random_state(random_state))
+    _cuda_array.host_only(init, type(est).__name__, "init")
+    init_centers = np.ascontiguousarray(np.asarray(init, dtype=dtype))
+    # scikit-learn's two messages (its tests and users match them)
+    if init_centers.ndim != 2 or init_centers.shape[0] != est.n_clusters:
+        raise ValueError(f"The shape of the initial centers {init_centers.shape} does not match the number of "
+                         f"clusters {est.n_clusters}.")
+    if init_centers.shape[1] != n_features:
+        raise ValueError(f"The shape of the initial centers {init_centers.shape} does not match the number of "
+                         f"features of the data {n_features}.")
     return "k-means++", init_centers
 
 
-class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
+def _given_init_text(init):
+    """How the RuntimeWarning for n_init > 1 with given centres names them (scikit-learn's words for an array)."""
+    return "A callable init is called once per fit" if callable(init) else "Explicit initial center position passed"
+
+
+def _warn_fewer_clusters(labels, n_clusters):
+    """scikit-learn's ConvergenceWarning when fewer clusters than n_clusters hold a row (duplicate rows)."""
+    if labels is None:
+        return
+    distinct = len(np.unique(labels))
+    if distinct < n_clusters:
+        warnings.warn(f"Number of distinct clusters ({distinct}) found smaller than n_clusters ({n_clusters}). "
+                      "Possibly due to duplicate points in X.", ConvergenceWarning, stacklevel=3)
+
+
+class KMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, BaseEstimator):
     """K-means clustering by Lloyd's algorithm, recorded as coordinate descent on the distortion.
 
     Parameters
     ----------
     n_clusters : int, default=8
         Number of centres K.
-    init : {"k-means++", "random"} or array of shape (n_clusters, n_features), default="k-means++"
-        Greedy k-means++, weighted random rows, or the initial centres themselves.
+    init : {"k-means++", "random"}, array of shape (n_clusters, n_features) or callable, default="k-means++"
+        Greedy k-means++, weighted random rows, or the initial centres themselves. A callable is
+        called once per fit as ``init(X, n_clusters, random_state=RandomState)`` (scikit-learn's
+        signature) and its centres used as given ones (one restart; scikit-learn calls it per restart).
     n_init : int or "auto", default="auto"
         Restarts; the one with the lowest inertia is kept. "auto": 1 (as scikit-learn for k-means++
         and given centres), 10 for "random".
@@ -60,6 +103,10 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         Print each iteration's distortions, centre shift and time.
     random_state : int in [0, 2**64 - 1], RandomState instance or None, default=None
         Seed of the counter-based random numbers (an integer gives reproducible fits).
+    copy_x : bool, default=True
+        Accepted for scikit-learn compatibility; X is never modified (nor centred), whatever its value.
+    algorithm : {"lloyd"}, default="lloyd"
+        Lloyd's algorithm, the only one; scikit-learn's "elkan" is refused with a ValueError.
     n_threads : int in [0, 1024], default=0
         OpenMP threads of the C++ passes; 0 uses OpenMP's default. Results do not depend on it.
     device : {"cpu", "cuda", "auto"}, default="cpu"
@@ -89,7 +136,8 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
     events_ : list of dict
         Empty clusters re-seeded (restart, iteration, cluster, row).
     converged_ : bool
-        Whether the kept restart converged.
+        Whether the kept restart converged (if not, a ConvergenceWarning; another one, as
+        scikit-learn's, when fewer than n_clusters clusters hold a row).
     n_features_in_ : int
 
     Notes
@@ -111,6 +159,8 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         "tol": _params.Real(),
         "verbose": _params.VERBOSE,
         "random_state": _params.RandomState(),
+        "copy_x": _params.Bool(),
+        "algorithm": _Algorithm(),
         "n_threads": _params.THREADS,
         "device": _params.DEVICE,
     }
@@ -120,7 +170,7 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
                        "trace_n_changed_", "trace_seconds_"]
 
     def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto", max_iter=300, tol=1e-4, verbose=0,
-                 random_state=None, n_threads=0, device="cpu"):
+                 random_state=None, copy_x=True, algorithm="lloyd", n_threads=0, device="cpu"):
         self.n_clusters = n_clusters
         self.init = init
         self.n_init = n_init
@@ -128,6 +178,8 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         self.tol = tol
         self.verbose = verbose
         self.random_state = random_state
+        self.copy_x = copy_x
+        self.algorithm = algorithm
         self.n_threads = n_threads
         self.device = device
 
@@ -138,8 +190,8 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         if p["n_init"] == "auto":
             p["n_init"] = 10 if isinstance(p["init"], str) and p["init"] == "random" else 1
         if given and p["n_init"] != 1:
-            warnings.warn("Explicit initial center position passed: performing only one init in KMeans "
-                          f"instead of n_init={p['n_init']}.", RuntimeWarning)
+            warnings.warn(f"{_given_init_text(p['init'])}: performing only one init in KMeans instead of "
+                          f"n_init={p['n_init']}.", RuntimeWarning)
             p["n_init"] = 1
         return p
 
@@ -176,7 +228,7 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         device = _device.resolve(p["device"], "KMeans")
         self._check_n_samples(X.shape[0], p)
         w = None if sample_weight is None else np.ascontiguousarray(_check_sample_weight(sample_weight, X, dtype=X.dtype))
-        init, init_centers = _init_of(self, X.shape[1], X.dtype)
+        init, init_centers = _init_of(self, X.shape[1], X.dtype, X, p["random_state"])
         fit = _core.typed("kmeans_fit", X.dtype)
         r = fit(X, w, init_centers, p["n_clusters"], init, p["n_init"], p["max_iter"], p["tol"],
                 _params.seed(p["random_state"]), p["n_threads"], p["verbose"], device)
@@ -187,7 +239,13 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         if not r["converged"]:
             warnings.warn(f"KMeans did not converge in max_iter={self.max_iter} iterations; increase max_iter or "
                           "tol.", ConvergenceWarning)
+        _warn_fewer_clusters(self.labels_, self.cluster_centers_.shape[0])
         return self
+
+    @property
+    def _n_features_out(self):
+        """Columns of transform (get_feature_names_out: kmeans0, kmeans1, ...)."""
+        return self.cluster_centers_.shape[0]
 
     def _fit_device(self, X, sample_weight, p):
         """fit() on an array in CUDA device memory: the C++ fit reads it in place (docs/cuda.md)."""
@@ -195,7 +253,7 @@ class KMeans(_io.ModelFileMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         w, w_dev = _cuda_array.device_data_weights(sample_weight, dev, "KMeans.fit")  # bad arrays before the backend
         _device.resolve(p["device"], "KMeans.fit", device_data="X")
         self._check_n_samples(dev.shape[0], p)
-        init, init_centers = _init_of(self, dev.shape[1], dev.dtype)
+        init, init_centers = _init_of(self, dev.shape[1], dev.dtype, X, p["random_state"])
         _cuda_array.synchronize(dev)
         if w_dev is not None:
             _cuda_array.synchronize(w_dev)

@@ -3,14 +3,14 @@ import math
 import warnings
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data, _check_sample_weight
 
 from . import _core, _cuda_array, _params
-from ._kmeans import _Init, _init_of
+from ._kmeans import _Init, _given_init_text, _init_of
 
 
-class MiniBatchKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
+class MiniBatchKMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, BaseEstimator):
     """K-means on random mini-batches (Sculley 2010), with scikit-learn's parameters and semantics.
 
     Each step draws ``batch_size`` rows (with replacement, with probability proportional to the sample
@@ -23,8 +23,10 @@ class MiniBatchKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     Parameters
     ----------
     n_clusters : int, default=8
-    init : {"k-means++", "random"} or array of shape (n_clusters, n_features), default="k-means++"
-        Greedy k-means++ or weighted random rows, on ``init_size`` random rows; or the centres.
+    init : {"k-means++", "random"}, array of shape (n_clusters, n_features) or callable, default="k-means++"
+        Greedy k-means++ or weighted random rows, on ``init_size`` random rows; or the centres; or a
+        callable ``init(X, n_clusters, random_state=RandomState)`` returning them, called once per fit
+        on all of X (the first partial_fit's X).
     max_iter : int, default=100
         Passes over the data: fit takes at most ``max_iter * n_samples // batch_size`` steps.
     batch_size : int, default=1024
@@ -126,7 +128,7 @@ class MiniBatchKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             p["n_init"] = 3 if not given and p["init"] == "random" else 1
         if given and p["n_init"] != 1:
             if warn:
-                warnings.warn("Explicit initial center position passed: performing only one init in MiniBatchKMeans "
+                warnings.warn(f"{_given_init_text(p['init'])}: performing only one init in MiniBatchKMeans "
                               f"instead of n_init={p['n_init']}.", RuntimeWarning)
             p["n_init"] = 1
         if p["init_size"] is not None and p["init_size"] < p["n_clusters"] and warn:  # the core makes it 3 K
@@ -173,7 +175,7 @@ class MiniBatchKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
                           order="C", accept_large_sparse=False)
         p = self._check_params(X.shape[0])
         w = self._weights(sample_weight, X)
-        _, init_centers = _init_of(self, X.shape[1], X.dtype)
+        _, init_centers = _init_of(self, X.shape[1], X.dtype, X, p["random_state"])
         self._seed = _params.seed(p["random_state"])
         r = _core.typed("minibatch_fit", X.dtype)(X, w, init_centers, *self._core_args(p, self._seed))
         self._set_state(r)
@@ -215,7 +217,7 @@ class MiniBatchKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             p = self._check_params(X.shape[0])
             self._seed = _params.seed(p["random_state"])
             state = None
-            _, init_centers = _init_of(self, X.shape[1], X.dtype)
+            _, init_centers = _init_of(self, X.shape[1], X.dtype, X, p["random_state"])
         w = self._weights(sample_weight, X, allow_all_zero=fitted)
         r = _core.typed("minibatch_partial_fit", X.dtype)(X, w, init_centers, state, *self._core_args(p, self._seed))
         self._set_state(r)

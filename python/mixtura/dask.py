@@ -495,6 +495,8 @@ class KMeans(_DaskMixin, _KMeans):
     - ``predict``, ``transform`` and ``score`` of Dask input run block by block (``predict`` and
       ``transform`` return Dask arrays); NumPy input is scored on the client as by mixtura.KMeans.
     - ``n_threads`` (default 1) is each block's C++ threads: Dask already runs blocks in parallel.
+    - no ``copy_x`` or ``algorithm`` (scikit-learn's names that mixtura.KMeans accepts), and ``init``
+      is not a callable.
 
     Results are bit-identical for any number of workers and threads and any scheduler; with blocks
     cut where the one-machine pass cuts its reduction groups (256-row blocks, at most 64 groups;
@@ -503,7 +505,8 @@ class KMeans(_DaskMixin, _KMeans):
     """
 
     _base = _KMeans
-    _param_checks = {**{k: v for k, v in _KMeans._param_checks.items() if k != "device"}, "init": _params.Any(),
+    _param_checks = {**{k: v for k, v in _KMeans._param_checks.items() if k not in ("device", "copy_x", "algorithm")},
+                     "init": _params.Any(),
                      **_DASK_CHECKS}
     device = "cpu"  # the blocks' passes run on the workers' CPUs
 

@@ -127,3 +127,21 @@ def test_values_whose_squares_overflow_are_refused_not_turned_into_nan(blobs):
     # Within the limit, a far-away row scores -inf or a finite number, never NaN.
     gm = mixtura.GaussianMixture(2, random_state=0).fit(blobs)
     assert not np.isnan(gm.score_samples(np.array([[1e150, -1e150, 1e150]]))).any()
+
+
+def test_float32_weights_init_sum_to_one_within_their_rounding_as_in_scikit_learn():
+    # 0.3 + 0.3 + 0.4 in float32 is 1 + 3e-8 in float64: scikit-learn accepts float32 weights within 1e-6.
+    X = np.random.default_rng(0).normal(size=(300, 2))
+    w32 = np.array([0.3, 0.3, 0.4], dtype=np.float32)
+    kw = dict(n_components=3, random_state=0)
+    sklearn.mixture.GaussianMixture(weights_init=w32, **kw).fit(X)
+    ours = mixtura.GaussianMixture(weights_init=w32, **kw).fit(X)
+    # The weights are divided by their sum: the fit from the float64 weights that sum to 1.
+    w64 = w32.astype(np.float64)
+    exact = mixtura.GaussianMixture(weights_init=w64 / w64.sum(), **kw).fit(X)
+    np.testing.assert_array_equal(ours.means_, exact.means_)
+    # float64 weights keep scikit-learn's 1e-8, and float32 ones off by more than 1e-6 are refused.
+    for w in (w64, np.array([0.3, 0.3, 0.40001], dtype=np.float32)):
+        for est in (mixtura.GaussianMixture(weights_init=w, **kw), sklearn.mixture.GaussianMixture(weights_init=w, **kw)):
+            with pytest.raises(ValueError):
+                est.fit(X)

@@ -162,3 +162,76 @@ def test_gaussian_mixture_on_the_gpu_matches_the_cpu():
         cpu = mixtura.GaussianMixture(device="cpu", **kw).fit(Xd)
         gpu = mixtura.GaussianMixture(device="cuda", **kw).fit(Xd)
         np.testing.assert_allclose(gpu.elbo_trace_, cpu.elbo_trace_, rtol=rtol)
+
+
+# ---- What users of scikit-learn's KMeans pass and filter on (issue 24; tests/sklearn_suites.py) ----
+
+def test_copy_x_is_accepted_and_changes_nothing(blobs):
+    # scikit-learn centres X in place with copy_x=False; mixtura never modifies X, so both values fit alike.
+    X = blobs.copy()
+    a = mixtura.KMeans(3, random_state=0, copy_x=False).fit(X)
+    b = mixtura.KMeans(3, random_state=0).fit(X)
+    np.testing.assert_array_equal(X, blobs)
+    np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
+    sklearn.cluster.KMeans(3, copy_x=False, n_init=1).fit(X.copy())  # the same parameter there
+    with pytest.raises(ValueError, match="copy_x must be True or False, got 'no'"):
+        mixtura.KMeans(3, copy_x="no").fit(X)
+
+
+def test_algorithm_lloyd_is_the_default_and_elkan_is_refused_by_name(blobs):
+    a = mixtura.KMeans(3, random_state=0, algorithm="lloyd").fit(blobs)
+    b = mixtura.KMeans(3, random_state=0).fit(blobs)
+    np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
+    with pytest.raises(ValueError, match="algorithm='elkan' is not offered"):
+        mixtura.KMeans(3, algorithm="elkan").fit(blobs)
+    with pytest.raises(ValueError, match="algorithm must be 'lloyd', got 'full'"):
+        mixtura.KMeans(3, algorithm="full").fit(blobs)
+
+
+@pytest.mark.parametrize("Estimator", ["KMeans", "MiniBatchKMeans"])
+def test_callable_init_is_called_as_scikit_learn_calls_it(blobs, Estimator):
+    calls = []
+
+    def init(X, n_clusters, random_state):
+        calls.append((X, n_clusters, random_state))
+        return X[random_state.choice(len(X), n_clusters, replace=False)]
+
+    ours = getattr(mixtura, Estimator)(3, init=init, random_state=5).fit(blobs)
+    (X, k, rs), = calls  # once per fit, on the validated X
+    assert k == 3 and isinstance(rs, np.random.RandomState) and X.dtype == np.float64
+    np.testing.assert_array_equal(X, blobs)
+    # The same centres as the array the callable returns, given as init (same random_state for the rest).
+    start = blobs[np.random.RandomState(5).choice(len(blobs), 3, replace=False)]
+    given = getattr(mixtura, Estimator)(3, init=start, random_state=5).fit(blobs)
+    np.testing.assert_array_equal(ours.cluster_centers_, given.cluster_centers_)
+    if Estimator == "KMeans":  # and scikit-learn's Lloyd from that start ends at the same centres
+        theirs = sklearn.cluster.KMeans(3, init=init, n_init=1, random_state=5).fit(blobs)
+        np.testing.assert_allclose(ours.cluster_centers_, theirs.cluster_centers_, rtol=1e-10)
+    with pytest.warns(RuntimeWarning, match="A callable init is called once per fit"):
+        getattr(mixtura, Estimator)(3, init=init, n_init=3).fit(blobs)
+
+
+@pytest.mark.parametrize("Estimator", ["KMeans", "MiniBatchKMeans"])
+@pytest.mark.parametrize("shape, match", [((2, 3), "does not match the number of clusters"),
+                                          ((3, 2), "does not match the number of features of the data")])
+def test_wrong_initial_centres_are_refused_in_scikit_learns_words(blobs, Estimator, shape, match):
+    for est in (getattr(mixtura, Estimator), getattr(sklearn.cluster, Estimator)):
+        for init in (np.zeros(shape), lambda X, k, random_state: np.zeros(shape)):
+            with pytest.raises(ValueError, match=r"The shape of the initial centers .* " + match):
+                est(3, init=init, n_init=1).fit(blobs)
+
+
+@pytest.mark.parametrize("Estimator", ["KMeans", "MiniBatchKMeans"])
+def test_feature_names_out_are_scikit_learns(blobs, Estimator):
+    ours = getattr(mixtura, Estimator)(3, random_state=0).fit(blobs)
+    theirs = getattr(sklearn.cluster, Estimator)(3, random_state=0, n_init=1).fit(blobs)
+    np.testing.assert_array_equal(ours.get_feature_names_out(), theirs.get_feature_names_out())
+    assert list(ours.get_feature_names_out()) == [f"{Estimator.lower()}{i}" for i in range(3)]
+
+
+def test_fewer_distinct_clusters_than_n_clusters_warn_as_in_scikit_learn():
+    X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 0.0]])  # three distinct rows
+    msg = r"Number of distinct clusters \(3\) found smaller than n_clusters \(4\)"
+    for est in (mixtura.KMeans(4, random_state=0), sklearn.cluster.KMeans(4, random_state=0)):
+        with pytest.warns(sklearn.exceptions.ConvergenceWarning, match=msg):
+            est.fit(X)
