@@ -130,11 +130,12 @@ _VALUE_LIMIT = 1e150  # the core's kDataValueLimit: beyond it, squares overflow 
 def _moments_block(x, w, first_row, who):
     """Rows, total weight, feature means and sums of squared deviations of one block (unweighted); a
     ValueError naming the row in the whole array for a value the core refuses or a bad weight."""
-    x = np.asarray(x, dtype=np.float64)
-    bad = ~(np.abs(x) <= _VALUE_LIMIT)
-    if bad.any():
+    x = np.asarray(x)
+    n = x.shape[0]
+    if n and not float(np.abs(x).max()) <= _VALUE_LIMIT:  # (NaN fails too) then find the first bad value
+        bad = ~(np.abs(x.astype(np.float64)) <= _VALUE_LIMIT)
         i, j = (int(v) for v in np.argwhere(bad)[0])
-        row, v = first_row + i, x[i, j]
+        row, v = first_row + i, float(x[i, j])
         if np.isfinite(v):
             raise ValueError(f"{who}: X holds {v:g} at row {row}, column {j}: values must be within +-1e+150 "
                              "(beyond, their squares overflow double); rescale the data")
@@ -145,10 +146,19 @@ def _moments_block(x, w, first_row, who):
         if bad.any():
             i = int(np.argmax(bad))
             raise ValueError(f"{who}: sample_weight[{first_row + i}] = {w[i]:g}; weights must be finite and >= 0")
-    n = x.shape[0]
-    mean = x.mean(axis=0) if n else np.zeros(x.shape[1])
-    m2 = ((x - mean) ** 2).sum(axis=0) if n else np.zeros(x.shape[1])
-    total = float(n) if w is None else float(np.asarray(w, dtype=np.float64).sum())
+    x = x.astype(np.float64, copy=False)
+    D = x.shape[1]
+    mean = np.ones(n) @ x / n if n else np.zeros(D)
+    # Squared deviations in slices against a tiled mean: one long loop (broadcasting a short row per
+    # row costs ten times more), no N-sized temporary.
+    rows = 16384
+    tiled = np.tile(mean, min(n, rows))
+    m2 = np.zeros(D)
+    for a in range(0, n, rows):
+        part = x[a:a + rows]
+        d = (part.reshape(-1) - tiled[:part.size]).reshape(part.shape)
+        m2 += np.einsum("ij,ij->j", d, d)
+    total = float(n) if w is None else float(w.sum())
     return n, total, mean, m2
 
 
@@ -166,9 +176,10 @@ def _merge_moments(*parts):
     return n, total, mean, m2
 
 
-def _kmeans_stats_block(x, w, centres, n_threads):
+def _kmeans_stats_block(x, w, centres, n_threads, keep_farthest=-1):
     x = _c(x)
-    return _core.typed("kmeans_statistics", x.dtype)(x, None if w is None else _c(w), centres, n_threads)
+    return _core.typed("kmeans_statistics", x.dtype)(x, None if w is None else _c(w), centres, n_threads,
+                                                     keep_farthest)
 
 
 def _merge_kmeans(*parts):
@@ -585,9 +596,12 @@ class KMeans(_DaskMixin, _KMeans):
         shift, stats = math.inf, None
         for it in range(p["max_iter"]):
             c = _shared(_c(state.cluster_centers_))
-            stats = _compute(_tree([dask.delayed(_kmeans_stats_block, pure=True)(blocks.x[b], blocks.wb[b], c,
-                                                                                 p["n_threads"]) for b in nonempty],
-                                   _merge_kmeans, split))
+            # As fit: the re-seeding candidates are sought (a second pass) only when a cluster is empty.
+            for keep in (0, -1):
+                stats = _compute(_tree([dask.delayed(_kmeans_stats_block, pure=True)(
+                    blocks.x[b], blocks.wb[b], c, p["n_threads"], keep) for b in nonempty], _merge_kmeans, split))
+                if (np.asarray(stats["weight"]) > 0).all():
+                    break
             r = state._update(KMeansStatistics(stats))
             shift = r["center_shift"]
             if p["verbose"]:

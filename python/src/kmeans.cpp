@@ -205,14 +205,14 @@ mixtura::KMeansStats stats_of(const py::dict& d) {
 
 template <class T>
 py::dict kmeans_statistics(const Array<T>& X, const std::optional<Array<T>>& sample_weight, const Array<T>& centers,
-                           int n_threads) {
+                           int n_threads, long long keep_farthest) {
   const auto Xv = view(X, "X");
   const auto wv = weights_view(sample_weight);
   const mixtura::RowMatrix<T> c = view(centers, "centers").map();
   mixtura::KMeansStats s;
   {
     py::gil_scoped_release release;
-    s = mixtura::kmeans_statistics(Xv, wv, c, nullptr, n_threads);
+    s = mixtura::kmeans_statistics(Xv, wv, c, nullptr, n_threads, static_cast<mixtura::Index>(keep_farthest));
   }
   return stats_dict(s);
 }
@@ -320,7 +320,8 @@ void bind(py::module_& m) {
   m.def(typed_name<T>("kmeans_score").c_str(), &kmeans_score<T>, py::arg("X").noconvert(),
         py::arg("sample_weight").noconvert(), py::arg("centers").noconvert(), py::arg("n_threads"));
   m.def(typed_name<T>("kmeans_statistics").c_str(), &kmeans_statistics<T>, py::arg("X").noconvert(),
-        py::arg("sample_weight").noconvert(), py::arg("centers").noconvert(), py::arg("n_threads"));
+        py::arg("sample_weight").noconvert(), py::arg("centers").noconvert(), py::arg("n_threads"),
+        py::arg("keep_farthest") = -1);
   m.def(typed_name<T>("kmeans_update").c_str(), &kmeans_update<T>, py::arg("stats"), py::arg("centers").noconvert(),
         py::arg("restart"), py::arg("iteration"));
 #if MIXTURA_HAS_CUDA

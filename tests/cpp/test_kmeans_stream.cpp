@@ -270,6 +270,17 @@ TYPED_TEST(KMeansStream, MergeIsAssociative) {
   bad[17] = T(-1);
   EXPECT_INVALID(kmeans_statistics(MatrixView<T>(x), VectorView<T>(bad.data(), n), c), "kmeans_statistics",
                  "sample_weight[17]");
+
+  // keep_farthest = 0: the same sums, no candidates (a loop asks again when a cluster is empty).
+  const KMeansStats lean = kmeans_statistics(MatrixView<T>(x), VectorView<T>{}, c, nullptr, 0, 0);
+  EXPECT_EQ(lean.count, whole.count);
+  EXPECT_EQ(lean.weight, whole.weight);
+  EXPECT_EQ(lean.sums, whole.sums);
+  EXPECT_TRUE(same_bits(lean.distortion, whole.distortion));
+  EXPECT_TRUE(lean.farthest.empty());
+  EXPECT_EQ(lean.keep_farthest, 0);
+  EXPECT_INVALID(kmeans_statistics(MatrixView<T>(x), VectorView<T>{}, c, nullptr, 0, K), "kmeans_statistics",
+                 "keep_farthest", "got 5");
 }
 
 // On a device backend the statistics come from its own assignment pass (here the CUDA pass replayed

@@ -44,6 +44,17 @@ def test_kmeans_on_the_pass_blocks_is_the_one_machine_fit(dtype, weighted):
     assert other.n_iter_ == one.n_iter_
 
 
+def test_an_empty_cluster_is_reseeded_as_on_one_machine():
+    X = _blobs(4000, seed=21)
+    init = np.vstack([X[[3, 50, 700]], [[1e3, 1e3, 1e3, 1e3]]])  # the last centre wins no row: re-seeded
+    one = mixtura.KMeans(4, init=init, n_init=1).fit(X)
+    dk = md.KMeans(4, init=init, n_init=1).fit(da.from_array(X, chunks=(BLOCK, -1)))
+    assert [e["kind"] for e in one.events_] == ["empty_cluster_reseeded"]
+    assert dk.events_ == one.events_
+    np.testing.assert_array_equal(dk.cluster_centers_, one.cluster_centers_)
+    np.testing.assert_array_equal(dk.distortion_trace_, one.distortion_trace_)
+
+
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # tol=0: max_iter runs out
 @pytest.mark.parametrize("cov", TYPES)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -51,16 +51,20 @@ void check_chunk_weights(const char* where, VectorView<T> w, Index n_rows) {
 ///
 /// labels: nullptr, or n_samples labels from the previous iteration (or -1), replaced by the new
 /// ones; the statistics count how many changed (with nullptr: every row). Bit-identical for any
-/// n_threads (0: OpenMP's default).
+/// n_threads (0: OpenMP's default). keep_farthest: re-seeding candidates kept, -1 for n_clusters - 1;
+/// 0 skips their tracking (a loop that asks again only when a cluster comes up empty, as fit does).
 template <class T>
 KMeansStats kmeans_statistics(MatrixView<T> X, VectorView<T> sample_weight, const RowMatrix<T>& centers,
-                              std::int32_t* labels = nullptr, int n_threads = 0) {
+                              std::int32_t* labels = nullptr, int n_threads = 0, Index keep_farthest = -1) {
   const char* where = "kmeans_statistics";
   MIXTURA_EXPECTS(n_threads >= 0 && n_threads <= kMaxThreads, "%s: n_threads must be in [0, %d], got %d", where,
                   kMaxThreads, n_threads);
   MIXTURA_EXPECTS(centers.rows() >= 1 && centers.cols() >= 1, "%s: centers are empty (%lld x %lld)", where,
                   static_cast<long long>(centers.rows()), static_cast<long long>(centers.cols()));
   MIXTURA_EXPECTS(centers.allFinite(), "%s: the centres contain a non-finite value", where);
+  MIXTURA_EXPECTS(keep_farthest >= -1 && keep_farthest < centers.rows(),
+                  "%s: keep_farthest must be in [-1, n_clusters - 1 = %lld], got %lld", where,
+                  static_cast<long long>(centers.rows() - 1), static_cast<long long>(keep_farthest));
   detail::check_data(where, X, n_threads);
   detail::check_features(where, X.cols, centers.cols());
   detail::check_chunk_weights(where, sample_weight, X.rows);
@@ -69,7 +73,8 @@ KMeansStats kmeans_statistics(MatrixView<T> X, VectorView<T> sample_weight, cons
     fresh.assign(static_cast<std::size_t>(X.rows), -1);
     labels = fresh.data();
   }
-  return kmeans_assign(CpuBackend{n_threads}, X, sample_weight, centers, labels, centers.rows() - 1);
+  return kmeans_assign(CpuBackend{n_threads}, X, sample_weight, centers, labels,
+                       keep_farthest < 0 ? centers.rows() - 1 : keep_farthest);
 }
 
 /// kmeans_statistics on a given backend, e.g. make_cuda_backend() (mixtura/cuda.hpp) with X in host
