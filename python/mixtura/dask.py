@@ -124,6 +124,24 @@ def _c(a):
     return np.ascontiguousarray(a)
 
 
+def _stream_key(*parts):
+    """A 64-bit key for one random stream, from (seed, restart, round, ...)."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, np.uint64)[0])
+
+
+def _row_uniforms(key, first_row, n, per_row=1):
+    """per_row uniforms in [0, 1) for each of rows first_row .. first_row + n - 1, from a hash of (key, row,
+    j) alone: the same draws for any chunking and any worker. SplitMix64's finaliser."""
+    with np.errstate(over="ignore"):
+        z = np.arange(first_row * per_row, (first_row + n) * per_row, dtype=np.uint64)
+        z = z * np.uint64(0x9E3779B97F4A7C15) + np.uint64(key)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    u = (z >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+    return u.reshape(n, per_row) if per_row > 1 else u
+
+
 _VALUE_LIMIT = 1e150  # the core's kDataValueLimit: beyond it, squares overflow double
 
 
@@ -223,13 +241,13 @@ def _cost_block(x, w, candidates, n_threads):
     return float(_nearest_block(x, w, candidates, n_threads).sum()) if len(x) else 0.0
 
 
-def _sample_block(x, w, candidates, n_threads, ell, cost, key):
-    """k-means|| round: each row joins the candidates with probability min(1, ell w d^2 / cost), drawn
-    from a generator keyed by (seed, restart, round, block) so no worker's schedule changes the draw."""
+def _sample_block(x, w, candidates, n_threads, ell, cost, key, first_row):
+    """k-means|| round: each row joins the candidates with probability min(1, ell w d^2 / cost), its
+    uniform hashed from (the round's key, its row): no chunking or schedule changes the draw."""
     if not len(x):
         return np.empty((0, candidates.shape[1]), dtype=candidates.dtype)
     d2 = _nearest_block(x, w, candidates, n_threads)
-    u = np.random.default_rng(key).random(len(d2))
+    u = _row_uniforms(key, first_row, len(d2))
     return _c(np.asarray(x)[u * cost < ell * d2])
 
 
@@ -242,7 +260,7 @@ def _gmm_stats_block(x, w, model, first_row, n_threads):
     return _core.typed("gmm_statistics", x.dtype)(x, None if w is None else _c(w), *model, first_row, n_threads)
 
 
-def _soft_stats_block(x, w, centres, covariance_type, n_threads, init, key):
+def _soft_stats_block(x, w, centres, covariance_type, n_threads, init, key, first_row):
     """GaussianMixtureStatistics of given responsibilities (the EM's starting M-step): hard labels of the
     nearest centre (init "kmeans") or uniform random ones, normalised (init "random"), moments taken
     around the centres."""
@@ -254,7 +272,7 @@ def _soft_stats_block(x, w, centres, covariance_type, n_threads, init, key):
         resp = np.zeros((n, K))
         resp[np.arange(n), labels] = 1.0
     else:
-        resp = np.random.default_rng(key).random((n, K))
+        resp = _row_uniforms(key, first_row, n, K).reshape(n, K)
         resp /= resp.sum(axis=1, keepdims=True)
     wv = np.ones(n) if w is None else np.asarray(w, dtype=np.float64)
     rw = resp * wv[:, None]
@@ -398,7 +416,8 @@ def _kmeans_parallel(blocks, n_clusters, seed, restart, ell, rounds, n_threads, 
         if not cost > 0:
             break  # every row sits on a candidate
         new = [dask.delayed(_sample_block, pure=True)(blocks.x[b], blocks.wb[b], shared, n_threads, ell, cost,
-                                                      (seed, restart, r, b)) for b in nonempty]
+                                                      _stream_key(seed, restart, r), int(blocks.starts[b]))
+               for b in nonempty]
         added = _compute(_tree(new, _concat, split))
         candidates = _c(np.concatenate([candidates, added.astype(dtype, copy=False)]))
     if len(candidates) < n_clusters:  # fewer distinct rows than clusters: top up with rows drawn uniformly
@@ -498,10 +517,11 @@ class KMeans(_DaskMixin, _KMeans):
 
     - ``init="k-means||"`` (the default): Bahmani et al.'s scalable k-means++ (2012), ``init_max_iter``
       rounds sampling about ``oversampling_factor * n_clusters`` rows each, the candidates weighted by
-      the rows nearest to them and reduced by a weighted k-means++ and Lloyd on the client. Random
-      draws are keyed by (random_state, restart, round, block): the result does not depend on which
-      worker runs which block. ``"random"`` draws n_clusters rows uniformly; an array gives the
-      centres. (``"k-means++"``, inherently sequential, is ``"k-means||"`` here.)
+      the rows nearest to them and reduced by a weighted k-means++ and Lloyd on the client. Each
+      row's draw is hashed from (random_state, restart, round, its row index): the result does not
+      depend on the chunking or on which worker runs which block. ``"random"`` draws n_clusters rows
+      uniformly; an array gives the centres. (``"k-means++"``, inherently sequential, is
+      ``"k-means||"`` here.)
     - ``labels_`` is a lazy Dask array (computed when asked, block by block).
     - ``predict``, ``transform`` and ``score`` of Dask input run block by block (``predict`` and
       ``transform`` return Dask arrays); NumPy input is scored on the client as by mixtura.KMeans.
@@ -677,8 +697,8 @@ class GaussianMixture(_DaskMixin, _GaussianMixture):
     except:
 
     - ``init_params="kmeans"`` (default) runs :class:`mixtura.dask.KMeans` (k-means||, then Lloyd) and
-      makes the first M-step from its labels; ``"random"`` from random responsibilities drawn per block
-      (keyed by random_state, restart and block). ``"k-means++"`` and ``"random_from_data"`` are not
+      makes the first M-step from its labels; ``"random"`` from random responsibilities, each row's
+      hashed from (random_state, restart, its row index). ``"k-means++"`` and ``"random_from_data"`` are not
       offered here. Given ``weights_init``, ``means_init`` and ``precisions_init`` (all three) start EM
       from them; some of them replace those parts of the starting model.
     - ``n_threads`` (default 1) is each block's C++ threads; no ``device``, ``warm_start`` or online EM.
@@ -772,7 +792,8 @@ class GaussianMixture(_DaskMixin, _GaussianMixture):
                 centres = np.repeat(mean[None, :], K, axis=0)
             shared = _shared(centres)
             parts = [dask.delayed(_soft_stats_block, pure=True)(blocks.x[b], blocks.wb[b], shared, cov,
-                                                                p["n_threads"], p["init_params"], (seed, restart, b))
+                                                                p["n_threads"], p["init_params"],
+                                                                _stream_key(seed, restart), int(blocks.starts[b]))
                      for b in nonempty]
             stats = _compute(_tree(parts, _sum_in_order, p["split_every"]))
             r = _core.gmm_update(stats, cov, K, p["reg_covar"], p["tol"], None, None, None, None, 0)
@@ -861,13 +882,9 @@ def _scale_block(x, center, scale):
 
 
 def _held_mask(first_row, n, seed):
-    """Whether each row is held out for calibration, from a hash of (seed, row in the whole array): the
-    same rows for any chunking. SplitMix64's finaliser; a uniform in [0, 1) per row."""
-    z = np.arange(first_row, first_row + n, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(seed)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    z = z ^ (z >> np.uint64(31))
-    return (z >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+    """A uniform in [0, 1) per row from a hash of (seed, row in the whole array): a row is held out for
+    calibration below the fraction, the same rows for any chunking."""
+    return _row_uniforms(_stream_key(seed, 0x63616C6962), first_row, n)  # "calib"
 
 
 def _held_count_block(first_row, n, seed, fraction):

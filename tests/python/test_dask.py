@@ -44,6 +44,30 @@ def test_kmeans_on_the_pass_blocks_is_the_one_machine_fit(dtype, weighted):
     assert other.n_iter_ == one.n_iter_
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_default_fits_do_not_depend_on_the_chunking(dtype):
+    # Every random draw is hashed from its row's index: k-means|| picks the same candidates, random
+    # responsibilities are the same, whatever the blocks; the sums differ in order only.
+    X = _blobs(6000, seed=31).astype(dtype)
+    w = np.random.default_rng(32).uniform(0.5, 2, len(X))
+    rtol = 1e-10 if dtype == np.float64 else 1e-4
+    fits = []
+    for rows in (700, 2500):
+        Xd = da.from_array(X, chunks=(rows, -1))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fits.append((md.KMeans(4, random_state=5).fit(Xd, sample_weight=w),
+                         md.GaussianMixture(4, random_state=5).fit(Xd),
+                         md.GaussianMixture(4, init_params="random", covariance_type="diag", random_state=5).fit(Xd)))
+    (k1, g1, r1), (k2, g2, r2) = fits
+    np.testing.assert_allclose(k1.cluster_centers_, k2.cluster_centers_, rtol=rtol)
+    assert k1.n_iter_ == k2.n_iter_
+    for a, b in ((g1, g2), (r1, r2)):
+        np.testing.assert_allclose(a.means_, b.means_, rtol=rtol, atol=rtol * np.abs(a.means_).max())
+        np.testing.assert_allclose(a.lower_bound_, b.lower_bound_, rtol=rtol)
+        assert a.n_iter_ == b.n_iter_
+
+
 def test_an_empty_cluster_is_reseeded_as_on_one_machine():
     X = _blobs(4000, seed=21)
     init = np.vstack([X[[3, 50, 700]], [[1e3, 1e3, 1e3, 1e3]]])  # the last centre wins no row: re-seeded
