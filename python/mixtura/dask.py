@@ -896,9 +896,43 @@ def _split_block(z, first_row, seed, fraction, held):
     return z[m if held else ~m]
 
 
-def _score_block(z, est, shift):
-    """Log-density of scaled rows in the original units (one column)."""
-    return (est.score_samples(_c(z)) - shift)[:, None]
+def _hard_scores(z, weights, means, variances):
+    """max_k log(w_k N(z | mean_k, var_k I)) per row: method "kmeans"'s score of scaled rows."""
+    z = np.asarray(z, dtype=np.float64)
+    D = z.shape[1]
+    d2 = (z ** 2).sum(1)[:, None] - 2 * z @ means.T + (means ** 2).sum(1)[None, :]
+    d2 = np.maximum(d2, 0.0)
+    lp = np.log(weights)[None, :] - 0.5 * D * np.log(2 * np.pi * variances)[None, :] - d2 / (2 * variances[None, :])
+    return lp.max(axis=1)
+
+
+def _score_block(z, density, shift):
+    """Log-density of scaled rows in the original units (one column): density is a fitted one-machine
+    GaussianMixture, or (weights, means, variances) of method "kmeans"'s spherical components."""
+    z = _c(z)
+    s = _hard_scores(z, *density) if isinstance(density, tuple) else density.score_samples(z)
+    return (s - shift)[:, None]
+
+
+def _cluster_spread_block(z, centres, n_threads):
+    """Per cluster of the nearest centre: rows and summed squared distances (method "kmeans")."""
+    z = _c(z)
+    labels = _core.typed("kmeans_predict", z.dtype)(z, centres, n_threads)
+    d = z.astype(np.float64) - centres[labels].astype(np.float64)
+    K = centres.shape[0]
+    return (np.bincount(labels, minlength=K).astype(np.float64),
+            np.bincount(labels, weights=np.einsum("ij,ij->i", d, d), minlength=K))
+
+
+def _sum_pairs(*parts):
+    a, b = parts[0]
+    for c, d in parts[1:]:
+        a, b = a + c, b + d
+    return a, b
+
+
+def _hard_score_sum_block(z, weights, means, variances):
+    return float(_hard_scores(z, weights, means, variances).sum()) if len(z) else 0.0
 
 
 class DensityAnomalyDetector(_DaskMixin, _DensityAnomalyDetector):
@@ -917,15 +951,15 @@ class DensityAnomalyDetector(_DaskMixin, _DensityAnomalyDetector):
       draws from the fitted density on the client.
 
     ``score_samples``, ``decision_function`` and ``predict`` of Dask input return Dask arrays, block by
-    block; NumPy input is scored as by mixtura.DensityAnomalyDetector. method "gmm" only; no
-    partial_fit (streams: mixtura.DensityAnomalyDetector.partial_fit). ``n_threads`` (default 1) is
+    block; NumPy input is scored as by mixtura.DensityAnomalyDetector. Method "kmeans" runs
+    :class:`mixtura.dask.KMeans` for each count and puts spherical components at its centres, as on
+    one machine. No partial_fit (streams: mixtura.DensityAnomalyDetector.partial_fit). ``n_threads`` (default 1) is
     each block's C++ threads. Saved files are DensityAnomalyDetector files.
     """
 
     _base = _DensityAnomalyDetector
     _param_checks = {**{k: v for k, v in _DensityAnomalyDetector._param_checks.items()
-                        if k not in ("half_life", "device")},
-                     "method": _params.Options("gmm"), **_DASK_CHECKS}
+                        if k not in ("half_life", "device")}, **_DASK_CHECKS}
     half_life, device = None, "cpu"  # one-machine parameters this fit does not take (inherited methods read them)
 
     def __init__(self, method="gmm", *, n_components="bic", max_components=8, covariance_type="full",
@@ -975,29 +1009,29 @@ class DensityAnomalyDetector(_DaskMixin, _DensityAnomalyDetector):
                               f"calibration, so the false_alarm_rate={self.false_alarm_rate} quantile rests on less "
                               "than one row and the threshold is about the lowest held-out score; fit on more rows "
                               "or raise calibration_fraction for the false-alarm rate to hold.", UserWarning)
-        gm, selection = self._density(F, p, seed)
+        fitted = self._density(F, p, seed) if p["method"] == "gmm" else self._clusters(F, p, seed)
+        model, selection, arrays = fitted
         log_jacobian = float(np.log(scale).sum())
         q = p["contamination"] if p["contamination"] > 0 else p["false_alarm_rate"]
-        model = gm._one_machine()
+        density = model if p["method"] == "gmm" else (arrays[0], arrays[1], 1.0 / arrays[2] ** 2)
         if p["threshold"] == "model-tail" and p["contamination"] == 0:
             total = max(100_000, math.ceil(100 / q))
-            drawn, _ = model.sample(total)
-            scored = [dask.delayed(np.asarray(model.score_samples(drawn) - log_jacobian)[:, None])]
+            drawn = self._draw(model, density, total, seed)
+            scored = [dask.delayed(_score_block(drawn, density, log_jacobian))]
             rows = total
         else:
             S = held if calibrate else Z
-            est = _shared(model)
-            scored = [dask.delayed(_score_block, pure=True)(b, est, log_jacobian) for b in S.to_delayed().ravel()]
+            shared = _shared(density)
+            scored = [dask.delayed(_score_block, pure=True)(b, shared, log_jacobian) for b in S.to_delayed().ravel()]
             rows = int(S.shape[0])
         offset, median = _quantiles(scored, rows, 1, [q, 0.5], split)[0]
         self.center_, self.scale_ = center, scale
         self.offset_, self.score_median_ = float(offset), float(median)
         self.n_steps_, self.stream_recent_scores_ = 0, np.empty(0)
-        self.n_components_ = int(model.n_components)
+        self.n_components_ = int(arrays[0].shape[0])
         self.bic_ = np.array(selection, dtype=np.float64).reshape(-1, 2)
-        self.density_weights_, self.density_means_ = model.weights_, model.means_
-        self.density_precisions_cholesky_ = model.precisions_cholesky_
-        self.density_covariance_type_ = model.covariance_type
+        self.density_weights_, self.density_means_, self.density_precisions_cholesky_ = arrays
+        self.density_covariance_type_ = model.covariance_type if p["method"] == "gmm" else "spherical"
         self.model_ = model
         self.n_iter_ = model.n_iter_
         self.n_features_in_ = D
@@ -1038,19 +1072,27 @@ class DensityAnomalyDetector(_DaskMixin, _DensityAnomalyDetector):
             parts[held] = da.concatenate(pieces)
         return parts[False], parts[True]
 
-    def _density(self, F, p, seed):
-        """The fitted mixtura.dask.GaussianMixture and the (count, BIC) of every count tried."""
-        n, D = int(F.shape[0]), int(F.shape[1])
+    @staticmethod
+    def _counts(p, n, D, covariance_type):
+        """The component counts tried: the given one, else 1..max_components while the density has
+        fewer free parameters than rows to fit (as the one-machine detector)."""
         if p["n_components"] > 0:
             counts = [p["n_components"]]
         else:
             counts = [1]
             for k in range(2, min(p["max_components"], n) + 1):
-                if _core.gmm_n_parameters(p["covariance_type"], k, D) >= n:
+                if _core.gmm_n_parameters(covariance_type, k, D) >= n:
                     break
                 counts.append(k)
         if counts[-1] > n:
             raise ValueError(f"DensityAnomalyDetector.fit: n_components ({counts[-1]}) > rows to fit ({n})")
+        return counts
+
+    def _density(self, F, p, seed):
+        """Method "gmm": (the one-machine GaussianMixture of the kept fit, (count, BIC) of every count
+        tried, (weights, means, precisions_cholesky))."""
+        n, D = int(F.shape[0]), int(F.shape[1])
+        counts = self._counts(p, n, D, p["covariance_type"])
         best, best_bic, selection = None, math.inf, []
         for k in counts:
             gm = GaussianMixture(k, covariance_type=p["covariance_type"], tol=p["tol"], reg_covar=p["reg_covar"],
@@ -1061,12 +1103,63 @@ class DensityAnomalyDetector(_DaskMixin, _DensityAnomalyDetector):
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 gm.fit(F)
             if len(counts) == 1:
-                return gm, []
+                best = gm
+                break
             bic = -2 * gm.score(F) * n + gm._n_parameters() * math.log(n)
             selection.append((k, bic))
             if bic < best_bic:
                 best, best_bic = gm, bic
-        return best, selection
+        model = best._one_machine()
+        return model, selection, (model.weights_, model.means_, model.precisions_cholesky_)
+
+    def _clusters(self, F, p, seed):
+        """Method "kmeans": for each count, mixtura.dask.KMeans and spherical components at its centres
+        (variance: the mean squared distance per feature of the cluster's rows + reg_covar; weight: its
+        share of the rows), BIC from the hard scores. (the one-machine KMeans of the kept fit, (count,
+        BIC) of every count tried, (weights, means, precisions_cholesky))."""
+        n, D = int(F.shape[0]), int(F.shape[1])
+        counts = self._counts(p, n, D, "spherical")
+        parts = F.to_delayed().ravel()
+        best, best_bic, selection = None, math.inf, []
+        for k in counts:
+            km = KMeans(k, n_init=p["n_init"], max_iter=max(p["max_iter"], 300), random_state=seed,
+                        n_threads=p["n_threads"], oversampling_factor=p["oversampling_factor"],
+                        init_max_iter=p["init_max_iter"], split_every=p["split_every"])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                km.fit(F)
+            centres = _shared(_c(km.cluster_centers_))
+            count, ss = _compute(_tree([dask.delayed(_cluster_spread_block, pure=True)(b, centres, p["n_threads"])
+                                        for b in parts], _sum_pairs, p["split_every"]))
+            variances = np.where(count > 0, ss / np.maximum(count, 1) / D, 0.0) + p["reg_covar"]
+            if not (variances > 0).all():
+                j = int(np.argmin(variances > 0))
+                raise ValueError(f"DensityAnomalyDetector::fit: cluster {j} has zero spread and reg_covar = 0; "
+                                 "set reg_covar > 0")
+            weights, means = count / n, km.cluster_centers_.astype(np.float64)
+            arrays = (weights, means, 1.0 / np.sqrt(variances))
+            if len(counts) > 1:
+                total = sum(_compute([dask.delayed(_hard_score_sum_block, pure=True)(b, weights, means, variances)
+                                      for b in parts]))
+                bic = -2 * total + _core.gmm_n_parameters("spherical", k, D) * math.log(n)
+                selection.append((k, bic))
+                if not bic < best_bic:
+                    continue
+                best_bic = bic
+            best = (km, arrays)
+        km, arrays = best
+        return km._one_machine(), selection, arrays
+
+    @staticmethod
+    def _draw(model, density, total, seed):
+        """Rows drawn from the fitted density (model-tail): the mixture's own sampler, or the spherical
+        components of method "kmeans"."""
+        if not isinstance(density, tuple):
+            return model.sample(total)[0]  # (model_'s random_state is the fit's integer seed)
+        weights, means, variances = density
+        rng = np.random.default_rng(_stream_key(seed, 0x7461696C))  # "tail"
+        comp = rng.choice(len(weights), size=total, p=weights / weights.sum())
+        return means[comp] + rng.standard_normal((total, means.shape[1])) * np.sqrt(variances)[comp, None]
 
     def score_samples(self, X):
         """Log-density of each row in the original units (a Dask array for Dask input)."""
