@@ -226,12 +226,17 @@ def _inertia(blocks, centres, n_threads, split):
                                  for b in blocks.nonempty()], _sum_in_order, split)))
 
 
-def _nearest_block(x, w, candidates, n_threads):
-    """Weighted squared distance of each row to its nearest candidate: (sum over the block, per row)."""
+def _nearest(x, centres, n_threads):
+    """(index of the nearest centre, squared distance to it in double) of each row."""
     x = _c(x)
-    labels = _core.typed("kmeans_predict", x.dtype)(x, candidates, n_threads)
-    d = x.astype(np.float64) - candidates[labels].astype(np.float64)
-    d2 = np.einsum("ij,ij->i", d, d)
+    labels = _core.typed("kmeans_predict", x.dtype)(x, centres, n_threads)
+    d = x.astype(np.float64) - centres[labels].astype(np.float64)
+    return labels, np.einsum("ij,ij->i", d, d)
+
+
+def _nearest_block(x, w, candidates, n_threads):
+    """Weighted squared distance of each row to its nearest candidate."""
+    _, d2 = _nearest(x, candidates, n_threads)
     if w is not None:
         d2 = d2 * np.asarray(w, dtype=np.float64)
     return d2
@@ -574,10 +579,14 @@ class KMeans(_DaskMixin, _KMeans):
         w = _weights(sample_weight, X, who)
         self._check_n_samples(X.shape[0], p)
         blocks = _Blocks(X, w)
+        return self._fit_blocks(blocks, blocks.moments(who, p["split_every"]), p, who)
+
+    def _fit_blocks(self, blocks, moments, p, who):
+        """fit on checked blocks whose first pass (moments: checks, means, deviations) is done."""
+        X = blocks.X
         n_threads = p["n_threads"]
         split = p["split_every"]
-        nonempty = blocks.nonempty()
-        n, _, _, m2 = blocks.moments(who, split)  # (checks the values and the total weight)
+        n, _, _, m2 = moments
         tol_abs = 0.0 if p["tol"] == 0 else p["tol"] * float(np.mean(m2 / n))
         seed = _params.seed(p["random_state"])
         given = not isinstance(p["init"], str)
@@ -747,13 +756,12 @@ class GaussianMixture(_DaskMixin, _GaussianMixture):
         self._check_n_samples(X.shape[0], p)
         blocks = _Blocks(X, w)
         moments = blocks.moments(who, p["split_every"])
-        K, D = p["n_components"], X.shape[1]
         init = [None if a is None else np.asarray(a, dtype=np.float64)
                 for a in (p["weights_init"], p["means_init"], p["precisions_init"])]
         seed = _params.seed(p["random_state"])
         runs = []
         for restart in range(p["n_init"]):
-            start = self._start(blocks, p, init, seed, restart, moments[2])
+            start = self._start(blocks, p, init, seed, restart, moments)
             runs.append(self._em(blocks, start, p))
         best = max(range(len(runs)), key=lambda r: runs[r].lower_bound_)
         self._set_runs(runs, best)
@@ -766,8 +774,9 @@ class GaussianMixture(_DaskMixin, _GaussianMixture):
         return _GaussianMixture(p["n_components"], covariance_type=p["covariance_type"], tol=p["tol"],
                                 reg_covar=p["reg_covar"], max_iter=p["max_iter"], n_threads=p["n_threads"])
 
-    def _start(self, blocks, p, init, seed, restart, mean):
-        """(weights, means, precisions_cholesky) where EM starts; mean: the data's feature means."""
+    def _start(self, blocks, p, init, seed, restart, moments):
+        """(weights, means, precisions_cholesky) where EM starts; moments: the first pass's."""
+        mean = moments[2]
         K, D = p["n_components"], mean.shape[0]
         weights_init, means_init, precisions_init = init
         cov = p["covariance_type"]
@@ -784,9 +793,9 @@ class GaussianMixture(_DaskMixin, _GaussianMixture):
                 km = KMeans(K, n_init=1, random_state=(seed + restart) % 2**64, n_threads=p["n_threads"],
                             oversampling_factor=p["oversampling_factor"], init_max_iter=p["init_max_iter"],
                             split_every=p["split_every"])
-                with warnings.catch_warnings():
+                with warnings.catch_warnings():  # (the first pass's checks and moments are the fit's own)
                     warnings.simplefilter("ignore", ConvergenceWarning)
-                    km.fit(blocks.X, sample_weight=blocks.w)
+                    km._fit_blocks(blocks, moments, km._check_params(), "GaussianMixture.fit")
                 centres = km.cluster_centers_.astype(np.float64)
             else:
                 centres = np.repeat(mean[None, :], K, axis=0)
@@ -915,20 +924,10 @@ def _score_block(z, density, shift):
 
 
 def _cluster_spread_block(z, centres, n_threads):
-    """Per cluster of the nearest centre: rows and summed squared distances (method "kmeans")."""
-    z = _c(z)
-    labels = _core.typed("kmeans_predict", z.dtype)(z, centres, n_threads)
-    d = z.astype(np.float64) - centres[labels].astype(np.float64)
+    """Per cluster of the nearest centre: [rows, summed squared distances] (method "kmeans")."""
+    labels, d2 = _nearest(z, centres, n_threads)
     K = centres.shape[0]
-    return (np.bincount(labels, minlength=K).astype(np.float64),
-            np.bincount(labels, weights=np.einsum("ij,ij->i", d, d), minlength=K))
-
-
-def _sum_pairs(*parts):
-    a, b = parts[0]
-    for c, d in parts[1:]:
-        a, b = a + c, b + d
-    return a, b
+    return np.stack([np.bincount(labels, minlength=K).astype(np.float64), np.bincount(labels, weights=d2, minlength=K)])
 
 
 def _hard_score_sum_block(z, weights, means, variances):
@@ -1130,12 +1129,12 @@ class DensityAnomalyDetector(_DaskMixin, _DensityAnomalyDetector):
                 km.fit(F)
             centres = _shared(_c(km.cluster_centers_))
             count, ss = _compute(_tree([dask.delayed(_cluster_spread_block, pure=True)(b, centres, p["n_threads"])
-                                        for b in parts], _sum_pairs, p["split_every"]))
+                                        for b in parts], _sum_in_order, p["split_every"]))
             variances = np.where(count > 0, ss / np.maximum(count, 1) / D, 0.0) + p["reg_covar"]
             if not (variances > 0).all():
                 j = int(np.argmin(variances > 0))
-                raise ValueError(f"DensityAnomalyDetector::fit: cluster {j} has zero spread and reg_covar = 0; "
-                                 "set reg_covar > 0")
+                raise ValueError(f"DensityAnomalyDetector.fit: cluster {j} of {k} has zero spread and reg_covar = "
+                                 f"{p['reg_covar']:g}: its variance is {variances[j]:g}; set reg_covar > 0")
             weights, means = count / n, km.cluster_centers_.astype(np.float64)
             arrays = (weights, means, 1.0 / np.sqrt(variances))
             if len(counts) > 1:

@@ -68,6 +68,17 @@ def test_default_fits_do_not_depend_on_the_chunking(dtype):
         assert a.n_iter_ == b.n_iter_
 
 
+def test_the_mixture_checks_its_data_once(monkeypatch):
+    # The first pass (checks, moments) serves the K-means of the default start as well.
+    calls = []
+    real = md._moments_block
+    monkeypatch.setattr(md, "_moments_block", lambda *a: calls.append(1) or real(*a))
+    X = da.from_array(_blobs(2000, seed=41), chunks=(500, -1))
+    with dask.config.set(scheduler="synchronous"):
+        md.GaussianMixture(3, random_state=0, max_iter=3).fit(X)
+    assert len(calls) == 4  # one per block
+
+
 def test_an_empty_cluster_is_reseeded_as_on_one_machine():
     X = _blobs(4000, seed=21)
     init = np.vstack([X[[3, 50, 700]], [[1e3, 1e3, 1e3, 1e3]]])  # the last centre wins no row: re-seeded
