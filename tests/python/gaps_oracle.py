@@ -197,10 +197,29 @@ def well_separated_mixture(rng, n_components, n_features, separation=8.0):
 
 
 def remove_values(rng, X, fraction):
-    """A copy of X with a random fraction of its values set to NaN, keeping one value in each row."""
+    """A copy of X with a random fraction of its values set to NaN, keeping an observed value in each row
+    that has one."""
     X = X.copy()
-    gone = rng.random(X.shape) < fraction
-    empty = np.flatnonzero(gone.all(axis=1))
-    gone[empty, rng.integers(0, X.shape[1], len(empty))] = False
+    observed = ~np.isnan(X)
+    gone = (rng.random(X.shape) < fraction) & observed
+    for i in np.flatnonzero(observed.any(axis=1) & ~(observed & ~gone).any(axis=1)):
+        gone[i, rng.choice(np.flatnonzero(observed[i]))] = False
     X[gone] = np.nan
     return X
+
+
+def covariances_of_type(covariances, covariance_type):
+    """Full (K, D, D) matrices reduced to covariance_type's parameters (tied: their mean)."""
+    diag = np.stack([np.diag(c) for c in covariances])
+    return {"full": covariances, "tied": covariances.mean(axis=0), "diag": diag,
+            "spherical": diag.mean(axis=1)}[covariance_type]
+
+
+def scikit_learn_start(rng, means, covariances, covariance_type, weights=None):
+    """weights_init, means_init, precisions_init (scikit-learn's meanings) away from (means, covariances),
+    so that EM has work to do."""
+    K = means.shape[0]
+    cov = 1.7 * covariances_of_type(covariances, covariance_type)
+    prec = np.linalg.inv(cov) if covariance_type in ("full", "tied") else 1.0 / cov
+    weights = np.full(K, 1.0 / K) if weights is None else np.asarray(weights, dtype=np.float64)
+    return dict(weights_init=weights, means_init=means + 0.6 * rng.standard_normal(means.shape), precisions_init=prec)

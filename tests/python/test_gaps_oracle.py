@@ -33,21 +33,10 @@ def X(truth):
     return go.sample_mixture(np.random.default_rng(11), 600, *truth)
 
 
-def covariances_of_type(covariances, covariance_type):
-    """The (K, D, D) matrices reduced to covariance_type's parameters (tied: their mean)."""
-    diag = np.stack([np.diag(c) for c in covariances])
-    return {"full": covariances, "tied": covariances.mean(axis=0), "diag": diag,
-            "spherical": diag.mean(axis=1)}[covariance_type]
-
-
 def start(truth, covariance_type):
-    """scikit-learn's *_init parameters away from the truth, so that EM has work to do."""
-    rng = np.random.default_rng(12)
     _, means, covariances = truth
-    cov = 1.7 * covariances_of_type(covariances, covariance_type)
-    prec = np.linalg.inv(cov) if covariance_type in ("full", "tied") else 1.0 / cov
-    return dict(weights_init=np.array([0.2, 0.5, 0.3]), means_init=means + 0.6 * rng.standard_normal(means.shape),
-                precisions_init=prec)
+    return go.scikit_learn_start(np.random.default_rng(12), means, covariances, covariance_type,
+                                 weights=[0.2, 0.5, 0.3])
 
 
 def oracle_em(X, init, covariance_type, **kw):
@@ -133,7 +122,7 @@ def test_fixed_point_is_stationary_for_the_observed_likelihood(truth, covariance
     rng = np.random.default_rng(17)
     w, means, covariances = go.well_separated_mixture(rng, 2, 3, separation=4.0)
     Xg = go.remove_values(rng, go.sample_mixture(rng, 300, w, means, covariances), 0.3)
-    fit = go.em(Xg, w, means + 0.3, covariances_of_type(covariances, covariance_type), covariance_type,
+    fit = go.em(Xg, w, means + 0.3, go.covariances_of_type(covariances, covariance_type), covariance_type,
                 reg_covar=0.0, n_iter=80)
     wts, mu, cov = fit["weights"], fit["means"], fit["covariances"]
 
@@ -163,7 +152,7 @@ def test_fixed_point_is_stationary_for_the_observed_likelihood(truth, covariance
 @pytest.mark.parametrize("covariance_type", TYPES)
 def test_marginal_is_the_integral_over_the_missing_feature(truth, X, covariance_type):
     w, means, covariances = truth
-    cov = covariances_of_type(covariances, covariance_type)
+    cov = go.covariances_of_type(covariances, covariance_type)
     full = go.full_covariances(cov, covariance_type, K, D)
     comps = [multivariate_normal(means[k], full[k]) for k in range(K)]
     for row, j in [(0, 0), (1, 2), (2, 3), (3, 1)]:
