@@ -138,6 +138,11 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
     _window_min = 200
     _median_min = 50  # recent scores before the threshold moves
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = self.method == "gmm"  # NaN = a missing value (docs/missing-values.md)
+        return tags
+
     def __init__(self, method="gmm", *, n_components="bic", max_components=8, covariance_type="full",
                  reg_covar=1e-3, scaling="robust", contamination="auto", threshold="calibrate",
                  false_alarm_rate=0.01, calibration_fraction=0.2, n_init=1, max_iter=100, tol=1e-3,
@@ -176,7 +181,8 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
         ----------
         X : array-like of shape (n_samples, n_features)
             Training rows, (mostly) normal. float32 and float64 C-contiguous arrays are used
-            without a copy.
+            without a copy. NaN marks a missing value (method "gmm", on the CPU): the scaling ignores
+            it and a row scores by the density of its observed values (docs/missing-values.md).
         y : ignored
 
         Returns
@@ -185,7 +191,7 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
         """
         p = self._checked_params()
         X = validate_data(self, self._host(X, "fit"), dtype=[np.float64, np.float32], order="C",
-                          ensure_min_samples=2)
+                          ensure_all_finite="allow-nan", ensure_min_samples=2)
         device = _device.resolve(p["device"], "DensityAnomalyDetector")
         held_out = round(p["calibration_fraction"] * X.shape[0])
         if p["contamination"] == 0 and p["threshold"] == "calibrate" and held_out * p["false_alarm_rate"] < 1:
@@ -247,7 +253,8 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
             self.fit(X)
             self.n_steps_ = 1
             return self
-        X = validate_data(self, self._host(X, "partial_fit"), dtype=[np.float64, np.float32], order="C", reset=False)
+        X = validate_data(self, self._host(X, "partial_fit"), dtype=[np.float64, np.float32], order="C",
+                          ensure_all_finite="allow-nan", reset=False)
         return self._partial_fit_scored(X, self.score_samples(X))
 
     def _partial_fit_scored(self, X, scores):
@@ -289,7 +296,8 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
     def _eval(self, X, what):
         """what: "score_samples" (on the fit's device) or "explain" (on the CPU)."""
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", ensure_all_finite="allow-nan",
+                          reset=False)
         device = _device.resolve(self.device, "DensityAnomalyDetector") if what == "score_samples" else "cpu"
         evaluate = _core.typed("detector_eval", X.dtype)
         return evaluate(X, self.method, self.center_, self.scale_, self.density_covariance_type_, self.density_weights_,
@@ -328,7 +336,8 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
         -------
         Explanation
             ``contributions`` (n_samples, n_features) and ``component`` (n_samples,); see
-            :class:`mixtura.Explanation`.
+            :class:`mixtura.Explanation`. A row with gaps is explained under its observed features'
+            marginal: a missing value's contribution is NaN (docs/missing-values.md).
         """
         contributions, component = self._eval(self._host(X, "explain"), "explain")
         return Explanation(contributions, component)

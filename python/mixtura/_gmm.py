@@ -12,6 +12,10 @@ from . import _core, _cuda_array, _device, _io, _params
 from ._kmeans import _refuse_device_weights
 
 
+# Host X as the passes take it: float32/float64 rows, NaN a missing value (the C++ core refuses +-inf).
+_HOST_X = dict(dtype=[np.float64, np.float32], order="C", ensure_all_finite="allow-nan")
+
+
 def _statistics_from_state(state):
     """Unpickles a GaussianMixtureStatistics (its __reduce__ names this function)."""
     return _core.gmm_statistics_from_state(state)
@@ -129,6 +133,11 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
     _extra_sections = ["restart_lower_bound_", "restart_converged_", "restart_seconds_", "trace_entropy_",
                        "trace_seconds_"]
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # NaN = a missing value (docs/missing-values.md)
+        return tags
+
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6, max_iter=100, n_init=1,
                  init_params="kmeans", weights_init=None, means_init=None, precisions_init=None, random_state=None,
                  warm_start=False, verbose=0, learning_offset=10.0, learning_decay=0.7, half_life=None, n_threads=0,
@@ -176,7 +185,8 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         X : array-like of shape (n_samples, n_features)
             float32 and float64 C-contiguous arrays are used without a copy. A float32/float64 array in
             CUDA device memory (``__cuda_array_interface__`` or DLPack) is used in place with
-            device="cuda" or "auto".
+            device="cuda" or "auto". NaN marks a missing value (host arrays, device="cpu"): EM for
+            incomplete data, docs/missing-values.md; a row with no observed value and +-inf are errors.
         y : ignored
         sample_weight : array-like of shape (n_samples,), default=None
             A host array; or, when X is on the device, a 1-d contiguous device array of X's dtype
@@ -192,7 +202,7 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
             return self._fit_device(X, sample_weight, p)
         _refuse_device_weights(sample_weight, "GaussianMixture.fit")
         X = _cuda_array.host_array(X, "GaussianMixture.fit")
-        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", ensure_min_samples=2)
+        X = validate_data(self, X, **_HOST_X, ensure_min_samples=2)
         device = _device.resolve(p["device"], "GaussianMixture")
         self._check_n_samples(X.shape[0], p)
         w = None if sample_weight is None else np.ascontiguousarray(_check_sample_weight(sample_weight, X, dtype=X.dtype))
@@ -313,7 +323,7 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         check_is_fitted(self)
         who = "GaussianMixture.statistics"
         _refuse_device_weights(sample_weight, who)
-        X = validate_data(self, _cuda_array.host_array(X, who), dtype=[np.float64, np.float32], order="C", reset=False)
+        X = validate_data(self, _cuda_array.host_array(X, who), **_HOST_X, reset=False)
         w = None if sample_weight is None else np.ascontiguousarray(_check_sample_weight(sample_weight, X, dtype=X.dtype))
         first_row = _params.Int(0, 2**63 - 1, what="an integer >= 0")(who, "first_row", first_row)
         return _core.typed("gmm_statistics", X.dtype)(X, w, *self._model_args(), first_row, _params.n_threads(self))
@@ -357,7 +367,7 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         if _cuda_array.is_device_array(X):
             raise ValueError(f"{who}: X must be a host array (partial_fit does not read CUDA device memory)")
         _refuse_device_weights(sample_weight, who)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
+        X = validate_data(self, X, **_HOST_X, reset=False)
         w = None if sample_weight is None else np.ascontiguousarray(_check_sample_weight(sample_weight, X, dtype=X.dtype))
         half_life = 0.0 if p["half_life"] is None else p["half_life"]
         r = _core.typed("gmm_partial_fit", X.dtype)(
@@ -384,7 +394,7 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
             return f(dev.ptr, dev.shape[0], dev.shape[1], dev.row_stride, self.covariance_type, self.weights_,
                      self.means_, self.precisions_cholesky_, what, _params.n_threads(self))
         X = _cuda_array.host_array(X, "GaussianMixture")
-        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
+        X = validate_data(self, X, **_HOST_X, reset=False)
         evaluate = _core.typed("gmm_eval", X.dtype)
         return evaluate(X, self.covariance_type, self.weights_, self.means_, self.precisions_cholesky_, what,
                         _params.n_threads(self))

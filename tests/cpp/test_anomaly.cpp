@@ -312,8 +312,8 @@ TYPED_TEST(AnomalyTyped, BadInput) {
   bad([](DetectorParams& p) { p.calibration_fraction = 1; }, "calibration_fraction must be in (0, 1)");
   bad([](DetectorParams& p) { p.reg_covar = -1; }, "reg_covar must be finite and >= 0");
   bad([](DetectorParams& p) { p.n_components = 60; }, "n_components (60) > rows to fit (40)");
-  RowMatrix<T> nan = X;
-  nan(17, 1) = std::numeric_limits<T>::quiet_NaN();
+  RowMatrix<T> nan = X;  // (NaN, a missing value: GapsScoreTheObservedFeatures)
+  nan(17, 1) = std::numeric_limits<T>::infinity();
   EXPECT_INVALID(det.fit(view(nan)), "non-finite", "row 17");
   EXPECT_INVALID(det.fit(MatrixView<T>{X.data(), 1, 3}), "n_samples = 1");
   det.fit(view(X));
@@ -321,6 +321,58 @@ TYPED_TEST(AnomalyTyped, BadInput) {
   EXPECT_INVALID(det.score_samples(view(two)), "X has 2 features, but the model was fitted with 3");
   EXPECT_INVALID(det.explain(view(nan)), "row 17");
   EXPECT_INVALID(det.kmeans(), "not fitted with method kmeans");
+}
+
+// Rows with gaps (NaN): scaled by statistics of the observed values, scored by the density of their
+// observed features in the original units (the Jacobian over those features only), explained with NaN
+// where a value is missing.
+TYPED_TEST(AnomalyTyped, GapsScoreTheObservedFeatures) {
+  using T = TypeParam;
+  RowMatrix<T> X = sensors<T>(3000, 21);
+  const T nan = std::numeric_limits<T>::quiet_NaN();
+  for (Index i = 0; i < X.rows(); i += 5) X(i, (i / 5) % 3) = nan;
+  for (Index i = 1; i < X.rows(); i += 11) X(i, (i + 1) % 3) = nan;
+  for (const auto type : {mixtura::CovarianceType::full, mixtura::CovarianceType::diag}) {
+    DetectorParams p;
+    p.covariance_type = type;
+    DensityAnomalyDetector<T> det(p);
+    det.fit(view(X));
+    const Eigen::VectorXd s = det.score_samples(view(X));
+    ASSERT_TRUE(s.allFinite());
+    RowMatrix<T> Z(X.rows(), X.cols());
+    mixtura::scale_rows(view(X), det.scaling(), 0, Z);
+    const Eigen::VectorXd z = det.mixture().score_samples(view(Z));
+    for (Index i = 0; i < X.rows(); ++i) {
+      double log_jacobian = 0;
+      for (Index j = 0; j < X.cols(); ++j)
+        if (!std::isnan(X(i, j))) log_jacobian += std::log(det.scaling().scale[j]);
+      ASSERT_NEAR(s[i], z[i] - log_jacobian, 1e-12 * (1 + std::abs(s[i]))) << "row " << i;
+    }
+    // The threshold: calibrated on held-out scores of the same kind; about the false-alarm rate is flagged.
+    const Eigen::VectorXd d = det.decision_function(view(X));
+    EXPECT_LT((d.array() < 0).template cast<double>().mean(), 0.05);
+    const mixtura::AnomalyExplanation e = det.explain(view(X));
+    for (Index i = 0; i < 40; ++i)
+      for (Index j = 0; j < X.cols(); ++j) EXPECT_EQ(std::isnan(e.contributions(i, j)), std::isnan(X(i, j))) << i << " " << j;
+    // A value far off on an observed feature of a row with a gap is the one explained.
+    RowMatrix<T> odd = X.topRows(1);  // X(0, 0) is missing
+    odd(0, 2) = static_cast<T>(static_cast<double>(odd(0, 2)) + 40 * det.scaling().scale[2]);
+    const Eigen::RowVectorXd c = det.explain(view(odd)).contributions.row(0);
+    EXPECT_TRUE(std::isnan(c[0]));
+    EXPECT_GT(std::abs(c[2]), 5 * std::abs(c[1]));
+    EXPECT_LT(det.decision_function(view(odd))[0], 0);
+  }
+  DetectorParams p;
+  p.method = AnomalyMethod::kmeans;
+  DensityAnomalyDetector<T> km(p);
+  EXPECT_INVALID(km.fit(view(X)), "non-finite value (nan) at row 0, column 0", "method gmm");
+  const RowMatrix<T> complete = sensors<T>(500, 22);
+  km.fit(view(complete));
+  EXPECT_INVALID(km.score_samples(view(X)), "non-finite value (nan) at row 0, column 0", "method gmm");
+  RowMatrix<T> empty = X;
+  empty.row(42).setConstant(nan);
+  DensityAnomalyDetector<T> det;
+  EXPECT_INVALID(det.fit(view(empty)), "DensityAnomalyDetector::fit", "row 42 has no observed value");
 }
 
 }  // namespace

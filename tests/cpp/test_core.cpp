@@ -162,5 +162,7 @@ TEST(CheckData, RefusesValuesBeyondTheDataLimitWithTheirPlace) {
   EXPECT_EQ(message(x), "GaussianMixture::fit: X holds -1.5e+151 at row 3, column 2: values must be within +-1e+150 "
                         "(beyond, their squares overflow double); rescale the data");
   x(1, 0) = std::numeric_limits<double>::quiet_NaN();
-  EXPECT_EQ(message(x), "GaussianMixture::fit: X contains a non-finite value (nan) at row 1, column 0");
+  EXPECT_EQ(message(x), "GaussianMixture::fit: X contains a non-finite value (nan) at row 1, column 0; missing values "
+                        "(NaN) are taken by GaussianMixture and DensityAnomalyDetector (method gmm) on the "
+                        "CPU (docs/missing-values.md)");
 }

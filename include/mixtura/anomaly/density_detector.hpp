@@ -22,6 +22,7 @@
 #include "mixtura/core/parallel.hpp"
 #include "mixtura/core/rng.hpp"
 #include "mixtura/core/validate.hpp"
+#include "mixtura/gmm/gaps.hpp"
 #include "mixtura/gmm/gaussian_mixture.hpp"
 #include "mixtura/gmm/select.hpp"
 #include "mixtura/kmeans/kmeans.hpp"
@@ -72,12 +73,12 @@ class DensityAnomalyDetector {
     const char* where = "DensityAnomalyDetector::fit";
     const DetectorParams& p = params_;
     check_params(where);
-    detail::check_data(where, X, p.n_threads);
+    const bool gaps = check_data_gaps<Backend>(where, X);
     MIXTURA_EXPECTS(X.rows >= 2, "%s: need n_samples >= 2, got n_samples = %lld", where,
                     static_cast<long long>(X.rows));
     State s;
     s.n_features = X.cols;
-    s.scaling = fit_scaling(X, p.scaling, p.n_threads);
+    s.scaling = fit_scaling(X, p.scaling, p.n_threads, gaps);
     RowMatrix<T> Z(X.rows, X.cols);
     scale_rows(X, s.scaling, 0, Z);
 
@@ -90,16 +91,15 @@ class DensityAnomalyDetector {
     const RowMatrix<T>& F = calibrate ? fit_rows : Z;
     fit_density(be, s, view_of(F));
 
-    const double log_jacobian = s.scaling.log_jacobian();
     std::vector<double> scores;
     double q = p.false_alarm_rate;
     if (p.contamination > 0) {
       q = p.contamination;
-      scores = to_vector(z_scores(be, s, view_of(Z)), log_jacobian);
+      scores = to_vector(original_scores(be, s, view_of(Z)));
     } else if (calibrate) {
-      scores = to_vector(z_scores(be, s, view_of(held_rows)), log_jacobian);
+      scores = to_vector(original_scores(be, s, view_of(held_rows)));
     } else {
-      scores = tail_scores(be, s, log_jacobian);
+      scores = tail_scores(be, s, s.scaling.log_jacobian());
     }
     s.offset = detail::quantile(scores, q);
     s.score_median = detail::quantile(scores, 0.5);
@@ -123,12 +123,9 @@ class DensityAnomalyDetector {
   template <class Backend>
   Eigen::VectorXd score_samples_on(const Backend& be, MatrixView<T> X) const {
     const State& s = fitted("score_samples");
-    check_input("DensityAnomalyDetector::score_samples", X);
+    check_input<Backend>("DensityAnomalyDetector::score_samples", X);
     Eigen::VectorXd out(X.rows);
-    const double log_jacobian = s.scaling.log_jacobian();
-    for_scaled_blocks(s, X, [&](Index begin, MatrixView<T> Z) {
-      out.segment(begin, Z.rows) = z_scores(be, s, Z).array() - log_jacobian;
-    });
+    for_scaled_blocks(s, X, [&](Index begin, MatrixView<T> Z) { out.segment(begin, Z.rows) = original_scores(be, s, Z); });
     return out;
   }
   template <class Backend>
@@ -146,9 +143,12 @@ class DensityAnomalyDetector {
   /// Per-row, per-feature contributions under the responsible component (see AnomalyExplanation).
   /// On the CPU only (there is no explain_on): beside its labelling pass each row takes a D x D
   /// product under its component, host work, and explanations are asked of the few flagged rows.
+  /// A row with gaps is explained under its observed features' marginal: a missing feature's
+  /// contribution is NaN, an observed one's is that of the marginal (the same formula with the
+  /// precision of the observed block, Sigma_oo^-1).
   AnomalyExplanation explain(MatrixView<T> X) const {
     const State& s = fitted("explain");
-    check_input("DensityAnomalyDetector::explain", X);
+    check_input<CpuBackend>("DensityAnomalyDetector::explain", X);
     const GmmModel& m = s.density.model();
     const Index K = m.n_components, D = m.n_features;
     std::vector<Eigen::MatrixXd> precision(static_cast<std::size_t>(K));
@@ -157,6 +157,7 @@ class DensityAnomalyDetector {
       precision[k] = m.precision(k);
       inv_sd[k] = precision[k].diagonal().cwiseSqrt().cwiseInverse();
     }
+    const std::vector<Eigen::MatrixXd> gap_precision = detail::gap_precisions(m);
     AnomalyExplanation out;
     out.contributions.resize(X.rows, D);
     out.component.resize(static_cast<std::size_t>(X.rows));
@@ -168,7 +169,10 @@ class DensityAnomalyDetector {
                              const Index k = comp[static_cast<std::size_t>(r)];
                              d = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>(Z.row(r), D).template cast<double>() -
                                  m.means.row(k).transpose();
-                             out.contributions.row(begin + r) = (precision[k] * d).cwiseProduct(inv_sd[k]).transpose();
+                             if (d.array().isNaN().any())
+                               out.contributions.row(begin + r) = gap_contributions(m, gap_precision, precision[k], k, d);
+                             else
+                               out.contributions.row(begin + r) = (precision[k] * d).cwiseProduct(inv_sd[k]).transpose();
                              out.component[static_cast<std::size_t>(begin + r)] = static_cast<std::int32_t>(k);
                            }
                          });
@@ -276,11 +280,7 @@ class DensityAnomalyDetector {
   };
 
   static MatrixView<T> view_of(const RowMatrix<T>& a) { return {a.data(), a.rows(), a.cols()}; }
-  static std::vector<double> to_vector(const Eigen::VectorXd& v, double minus) {
-    std::vector<double> out(static_cast<std::size_t>(v.size()));
-    for (Index i = 0; i < v.size(); ++i) out[static_cast<std::size_t>(i)] = v[i] - minus;
-    return out;
-  }
+  static std::vector<double> to_vector(const Eigen::VectorXd& v) { return {v.data(), v.data() + v.size()}; }
 
   void check_params(const char* where) const {
     const DetectorParams& p = params_;
@@ -303,9 +303,71 @@ class DensityAnomalyDetector {
                     where, kMaxThreads, p.n_threads);
   }
 
+  template <class Backend>
   void check_input(const char* where, MatrixView<T> X) const {
-    detail::check_data(where, X, params_.n_threads);
+    check_data_gaps<Backend>(where, X);
     detail::check_features(where, X.cols, state_.n_features);
+  }
+
+  /// detail::check_data, with NaN a missing value for method gmm where Backend's Gaussian-mixture
+  /// passes take gaps (a row with no observed value is still an error). Returns whether X has a gap.
+  template <class Backend>
+  bool check_data_gaps(const char* where, MatrixView<T> X) const {
+    if constexpr (detail::takes_gaps<Backend, MatrixView<T>, VectorView<T>>()) {
+      if (params_.method == AnomalyMethod::gmm) return detail::check_data_with_gaps(where, X, params_.n_threads);
+      detail::check_data(where, X, params_.n_threads);
+      return false;
+    } else {
+      detail::check_data(where, X, params_.n_threads);
+      return false;
+    }
+  }
+
+  /// The scores in the original units of scaled rows Z: log p(z) minus the scaling's log-Jacobian, the
+  /// latter over a row's observed features only (log p(z_o) is a density of those).
+  template <class Backend>
+  Eigen::VectorXd original_scores(const Backend& be, const State& s, MatrixView<T> Z) const {
+    const Eigen::VectorXd z = z_scores(be, s, Z);
+    Eigen::VectorXd out = z.array() - s.scaling.log_jacobian();
+    for (Index r = 0; r < Z.rows; ++r) {
+      const T* row = Z.row(r);
+      bool gap = false;
+      for (Index j = 0; j < Z.cols; ++j) gap = gap || std::isnan(row[j]);
+      if (!gap) continue;
+      double log_jacobian = 0;
+      for (Index j = 0; j < Z.cols; ++j)
+        if (!std::isnan(row[j])) log_jacobian += std::log(s.scaling.scale[j]);
+      out[r] = z[r] - log_jacobian;
+    }
+    return out;
+  }
+
+  /// explain's row with gaps (d = z - mu_k, NaN where missing): the filled-in conditional mean makes
+  /// (P d)_o = Sigma_oo^-1 d_o, and the marginal precision's diagonal is P_jj - (P_om P_mm^-1 P_mo)_jj.
+  static Eigen::RowVectorXd gap_contributions(const GmmModel& m, const std::vector<Eigen::MatrixXd>& gap_precision,
+                                              const Eigen::MatrixXd& precision, Index k, const Eigen::VectorXd& d) {
+    const Index D = m.n_features;
+    std::vector<char> missing(static_cast<std::size_t>(D));
+    Eigen::VectorXd x(D), delta(D);
+    for (Index j = 0; j < D; ++j) {
+      missing[static_cast<std::size_t>(j)] = std::isnan(d[j]) ? 1 : 0;
+      x[j] = d[j] + m.means(k, j);
+    }
+    const detail::GapPattern pattern(m, gap_precision, missing);
+    pattern.log_prob(m, k, x.data(), delta.data());
+    const Eigen::VectorXd g = precision * delta;
+    Eigen::RowVectorXd out = Eigen::RowVectorXd::Constant(D, std::numeric_limits<double>::quiet_NaN());
+    for (std::size_t b = 0; b < pattern.observed.size(); ++b) {
+      const Index j = pattern.observed[b];
+      double p = precision(j, j);
+      if (!pattern.gain.empty()) {
+        const Eigen::MatrixXd& gain = pattern.gain[m.type == CovarianceType::tied ? 0 : static_cast<std::size_t>(k)];
+        for (std::size_t a = 0; a < pattern.missing.size(); ++a)
+          p -= precision(j, pattern.missing[a]) * gain(static_cast<Index>(a), static_cast<Index>(b));
+      }
+      out[j] = g[j] / std::sqrt(p);
+    }
+    return out;
   }
 
   const State& fitted(const char* what) const {

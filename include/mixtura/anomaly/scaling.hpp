@@ -42,21 +42,25 @@ inline double usable_scale(double scale, double center) {
 
 }  // namespace detail
 
-/// Centre and scale of each column of X under `how`.
+/// Centre and scale of each column of X under `how`. gaps: X may hold NaN (missing values), which
+/// every statistic ignores (a column with no observed value is an error).
 template <class T>
-ScalingFit fit_scaling(MatrixView<T> X, FeatureScaling how, int n_threads) {
+ScalingFit fit_scaling(MatrixView<T> X, FeatureScaling how, int n_threads, bool gaps = false) {
   const Index D = X.cols;
   ScalingFit s{Eigen::VectorXd::Zero(D), Eigen::VectorXd::Ones(D)};
   if (how == FeatureScaling::none) return s;
-  const detail::FeatureMoments m = detail::feature_moments(X, n_threads);
+  const detail::FeatureMoments m = gaps ? detail::observed_feature_moments("DensityAnomalyDetector::fit", X)
+                                        : detail::feature_moments(X, n_threads);
   for (Index j = 0; j < D; ++j) {
     s.center[j] = m.mean[j];
     s.scale[j] = std::sqrt(m.variance[j]);
   }
   if (how == FeatureScaling::robust) {
-    std::vector<double> col(static_cast<std::size_t>(X.rows));
+    std::vector<double> col;
     for (Index j = 0; j < D; ++j) {
-      for (Index i = 0; i < X.rows; ++i) col[static_cast<std::size_t>(i)] = static_cast<double>(X.row(i)[j]);
+      col.clear();
+      for (Index i = 0; i < X.rows; ++i)
+        if (!std::isnan(X.row(i)[j])) col.push_back(static_cast<double>(X.row(i)[j]));
       const double median = detail::quantile(col, 0.5);
       const double iqr = detail::quantile(col, 0.75) - detail::quantile(col, 0.25);
       s.center[j] = median;
@@ -67,7 +71,7 @@ ScalingFit fit_scaling(MatrixView<T> X, FeatureScaling how, int n_threads) {
   return s;
 }
 
-/// Rows [begin, begin + out.rows()) of X, scaled, into out.
+/// Rows [begin, begin + out.rows()) of X, scaled, into out (a missing value stays NaN).
 template <class T>
 void scale_rows(MatrixView<T> X, const ScalingFit& s, Index begin, RowMatrix<T>& out) {
   const Index D = X.cols;

@@ -26,6 +26,9 @@
 ///     gmm_data_mean(be, X, const detail::FeatureMoments&)                -> Eigen::RowVectorXd
 ///     gmm_score_rows(be, X, const GmmModel&, double* log_p, int32_t* labels)
 ///     gmm_weighted_log_prob(be, X, const GmmModel&, out)  out(begin, rows, block) per block of rows
+///   optional: rows with gaps (NaN = a missing value, gmm/gaps.hpp), where a backend takes them (the CPU
+///   on host views): the same three passes with a last argument `bool gaps`; without it, X with a NaN
+///   is refused with a message that says so (detail::takes_gaps).
 ///
 /// Each algorithm's entry points check their backend here at compile time, so that a missing or
 /// misspelt pass is reported once, by name, at the call into the algorithm rather than deep inside
@@ -146,7 +149,25 @@ template <class B, class X>
 using gmm_weighted_log_prob_call =
     decltype(gmm_weighted_log_prob(be<B>(), val<X>(), val<const GmmModel&>(), AnyBlockSink{}));
 
+template <class B, class X, class W>
+using gmm_e_step_gaps_call =
+    decltype(gmm_e_step(be<B>(), val<X>(), val<W>(), val<const GmmModel&>(), val<std::size_t>(), val<bool>()));
+template <class B, class X>
+using gmm_score_rows_gaps_call = decltype(gmm_score_rows(be<B>(), val<X>(), val<const GmmModel&>(), val<double*>(),
+                                                         val<std::int32_t*>(), val<bool>()));
+template <class B, class X>
+using gmm_weighted_log_prob_gaps_call =
+    decltype(gmm_weighted_log_prob(be<B>(), val<X>(), val<const GmmModel&>(), AnyBlockSink{}, val<bool>()));
+
 }  // namespace contract
+
+/// Whether Backend's Gaussian-mixture passes take rows with gaps (NaN) in a view X (weights W).
+template <class Backend, class X, class W>
+constexpr bool takes_gaps() {
+  return contract::provides<GmmStats, contract::gmm_e_step_gaps_call, Backend, X, W>() &&
+         contract::provides<void, contract::gmm_score_rows_gaps_call, Backend, X>() &&
+         contract::provides<void, contract::gmm_weighted_log_prob_gaps_call, Backend, X>();
+}
 
 /// Data access for views X and W on Backend (every algorithm needs it).
 template <class Backend, class T, class X, class W>

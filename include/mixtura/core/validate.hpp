@@ -71,8 +71,12 @@ inline void expect_finite(const char* where, const NonFinite& bad) {
   MIXTURA_EXPECTS(!std::isfinite(bad.value), "%s: X holds %g at row %lld, column %lld: values must be within +-%g "
                   "(beyond, their squares overflow double); rescale the data", where, bad.value,
                   static_cast<long long>(bad.row), static_cast<long long>(bad.col), kDataValueLimit);
-  throw InvalidArgument(format("%s: X contains a non-finite value (%g) at row %lld, column %lld", where, bad.value,
-                               static_cast<long long>(bad.row), static_cast<long long>(bad.col)));
+  throw InvalidArgument(format("%s: X contains a non-finite value (%g) at row %lld, column %lld%s", where, bad.value,
+                               static_cast<long long>(bad.row), static_cast<long long>(bad.col),
+                               std::isnan(bad.value) ? "; missing values (NaN) are taken by GaussianMixture and "
+                                                       "DensityAnomalyDetector (method gmm) on the CPU "
+                                                       "(docs/missing-values.md)"
+                                                     : ""));
 }
 
 /// Checks a data matrix: non-empty, finite, within kDataValueLimit.

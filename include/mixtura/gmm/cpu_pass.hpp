@@ -16,6 +16,7 @@
 #include "mixtura/backend/cpu.hpp"
 #include "mixtura/core/matrix_view.hpp"
 #include "mixtura/core/parallel.hpp"
+#include "mixtura/gmm/gaps.hpp"
 #include "mixtura/gmm/model.hpp"
 #include "mixtura/gmm/stats.hpp"
 
@@ -200,13 +201,16 @@ inline void fold_row_terms(GmmStats& st, GmmScratch& s, VectorView<T> w, Index b
 /// cancellation (|mu_k - c|^2 against the within-component variance) costs nothing that matters.
 template <class T>
 GmmStats e_step_batched(const CpuBackend& be, MatrixView<T> X, VectorView<T> w, const GmmModel& m,
-                        std::size_t n_worst) {
+                        std::size_t n_worst, bool gaps) {
   const Index K = m.n_components, D = m.n_features, P = D * (D + 1) / 2;
   const BatchedLogProb log_prob(m);
   const Index F = log_prob.columns();
+  const std::vector<Eigen::MatrixXd> precision = gaps ? gap_precisions(m) : std::vector<Eigen::MatrixXd>{};
+  const RowMatrix<double> shift = log_prob.c.replicate(K, 1);
   struct Scratch {
     GmmScratch base;
     Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> yall, q;
+    GapRows gap;
   };
   GmmStats out = fold_rows(
       X.rows, kGmmBlock, be.n_threads,
@@ -215,14 +219,17 @@ GmmStats e_step_batched(const CpuBackend& be, MatrixView<T> X, VectorView<T> w, 
         st.s2_packed = RowMatrix<double>::Zero(K, P);
         return st;
       },
-      [&] { return Scratch{GmmScratch(kGmmBlock, D, K), {BatchedLogProb::kChunk, F}, {kGmmBlock, P}}; },
+      [&] { return Scratch{GmmScratch(kGmmBlock, D, K), {BatchedLogProb::kChunk, F}, {kGmmBlock, P}, {}}; },
       [&](GmmStats& st, Scratch& sc, Index begin, Index end) {
         GmmScratch& s = sc.base;
         const Index rows = end - begin;
         load_block(X, begin, end, s);
+        if (gaps) sc.gap.find(X, begin, end, m, precision, s.x);
         log_prob(rows, s, sc.yall);  // s.x is now centred on c
+        if (gaps) sc.gap.log_prob(X, begin, m, s.lp);
         const auto xc = s.x.topRows(rows);
         fold_row_terms(st, s, w, begin, rows);
+        if (gaps && !sc.gap.empty()) fold_gap_rows(st, sc.gap, s.lp, m, shift);
         const auto r = s.lp.topRows(rows);
         st.s1.noalias() += r.transpose() * xc;
         for (Index k = 0; k < K; ++k) st.nk[k] += r.col(k).sum();
@@ -235,24 +242,32 @@ GmmStats e_step_batched(const CpuBackend& be, MatrixView<T> X, VectorView<T> w, 
         st.s2_packed.noalias() += r.transpose() * sc.q.topRows(rows);
       });
   out.unpack();
-  out.shift = log_prob.c.replicate(K, 1);
+  out.shift = shift;
   return out;
 }
 
 /// Diagonal and spherical covariances: per component, around the component's mean.
 template <class T>
 GmmStats e_step_per_component(const CpuBackend& be, MatrixView<T> X, VectorView<T> w, const GmmModel& m,
-                              std::size_t n_worst) {
+                              std::size_t n_worst, bool gaps) {
   const Index K = m.n_components, D = m.n_features;
   const std::vector<Index> source = first_identical_components(m);
+  struct Scratch {
+    GmmScratch base;
+    GapRows gap;
+  };
   GmmStats out = fold_rows(
       X.rows, kGmmBlock, be.n_threads, [&] { return GmmStats(m.type, K, D, n_worst); },
-      [&] { return GmmScratch(kGmmBlock, D, K); },
-      [&](GmmStats& st, GmmScratch& s, Index begin, Index end) {
+      [&] { return Scratch{GmmScratch(kGmmBlock, D, K), {}}; },
+      [&](GmmStats& st, Scratch& sc, Index begin, Index end) {
+        GmmScratch& s = sc.base;
         const Index rows = end - begin;
         load_block(X, begin, end, s);
+        if (gaps) sc.gap.find(X, begin, end, m, {}, s.x);
         diagonal_log_prob_block(m, source, rows, s);
+        if (gaps) sc.gap.log_prob(X, begin, m, s.lp);
         fold_row_terms(st, s, w, begin, rows);
+        if (gaps && !sc.gap.empty()) fold_gap_rows(st, sc.gap, s.lp, m, m.means);
         auto x = s.x.topRows(rows);
         auto diff = s.diff.topRows(rows);
         for (Index k = 0; k < K; ++k) {
@@ -271,13 +286,15 @@ GmmStats e_step_per_component(const CpuBackend& be, MatrixView<T> X, VectorView<
 
 /// The E-step fused with the statistics of the M-step: log p(x_i), H(q_i), and N_k, S1_k, S2_k
 /// around the shift recorded in the result. n_worst: how many lowest-likelihood rows to remember
-/// (for re-seeding collapsed components).
+/// (for re-seeding collapsed components). gaps: X may hold NaN (missing values, gmm/gaps.hpp): such
+/// rows give log p(x_o), the expected statistics of their filled-in values, and H(q_i) plus the
+/// entropy of those values, so that the ELBO stays tight at the E-step's parameters.
 template <class T>
 GmmStats gmm_e_step(const CpuBackend& be, MatrixView<T> X, VectorView<T> w, const GmmModel& m,
-                    std::size_t n_worst) {
+                    std::size_t n_worst, bool gaps = false) {
   if (m.type == CovarianceType::full || m.type == CovarianceType::tied)
-    return detail::e_step_batched(be, X, w, m, n_worst);
-  return detail::e_step_per_component(be, X, w, m, n_worst);
+    return detail::e_step_batched(be, X, w, m, n_worst, gaps);
+  return detail::e_step_per_component(be, X, w, m, n_worst, gaps);
 }
 
 /// The statistics of given hard labels (K-means initialisation), around `shift` (K x D).
@@ -311,28 +328,36 @@ GmmStats gmm_label_stats(const CpuBackend& be, MatrixView<T> X, VectorView<T> w,
 /// that the same operations (GEMM kernel paths, vector tails) reach every row: a row's results depend
 /// only on its values and on its index modulo kGmmBlock, not on how many rows were scored with it.
 /// (This is what lets a stream be scored chunk by chunk with the scores of the whole.)
+///
+/// gaps: X may hold NaN (missing values); such a row's lp is its observed features' marginal
+/// (gmm/gaps.hpp), which depends only on its values; the other rows' values are as without gaps.
 template <class T, class Out>
-void gmm_weighted_log_prob(const CpuBackend& be, MatrixView<T> X, const GmmModel& m, Out&& out) {
+void gmm_weighted_log_prob(const CpuBackend& be, MatrixView<T> X, const GmmModel& m, Out&& out, bool gaps = false) {
   constexpr Index B = detail::kGmmBlock;
   const bool batched = m.type == CovarianceType::full || m.type == CovarianceType::tied;
   std::optional<detail::BatchedLogProb> log_prob;
   std::vector<Index> source;
   if (batched) log_prob.emplace(m);
   else source = detail::first_identical_components(m);
+  const std::vector<Eigen::MatrixXd> precision = gaps ? detail::gap_precisions(m) : std::vector<Eigen::MatrixXd>{};
   struct Scratch {
     detail::GmmScratch base;
     Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> yall;
+    detail::GapRows gap;
   };
   detail::for_blocks(X.rows, B, be.n_threads,
                      [&] { return Scratch{detail::GmmScratch(B, m.n_features, m.n_components),
                                           {batched ? detail::BatchedLogProb::kChunk : 0,
-                                           batched ? log_prob->columns() : 0}}; },
+                                           batched ? log_prob->columns() : 0},
+                                          {}}; },
                      [&](Scratch& sc, Index begin, Index end) {
                        detail::GmmScratch& s = sc.base;
                        detail::load_block(X, begin, end, s);
                        if (end - begin < B) s.x.bottomRows(B - (end - begin)).setZero();
+                       if (gaps) sc.gap.find(X, begin, end, m, precision, s.x);
                        if (batched) (*log_prob)(B, s, sc.yall);
                        else detail::diagonal_log_prob_block(m, source, B, s);
+                       if (gaps) sc.gap.log_prob(X, begin, m, s.lp);
                        out(begin, end - begin, s);
                      });
 }
@@ -341,7 +366,8 @@ void gmm_weighted_log_prob(const CpuBackend& be, MatrixView<T> X, const GmmModel
 /// Eigen's maxCoeff) of every row, X.rows values each, either nullptr; from gmm_weighted_log_prob's
 /// blocks (log_sum_exp_block), so a row's values depend on its values and its index modulo kGmmBlock.
 template <class T>
-void gmm_score_rows(const CpuBackend& be, MatrixView<T> X, const GmmModel& m, double* log_p, std::int32_t* labels) {
+void gmm_score_rows(const CpuBackend& be, MatrixView<T> X, const GmmModel& m, double* log_p, std::int32_t* labels,
+                    bool gaps = false) {
   gmm_weighted_log_prob(be, X, m, [&](Index begin, Index rows, detail::GmmScratch& s) {
     if (labels)  // before normalising: the argmax of lp itself
       for (Index r = 0; r < rows; ++r) {
@@ -353,7 +379,7 @@ void gmm_score_rows(const CpuBackend& be, MatrixView<T> X, const GmmModel& m, do
       detail::log_sum_exp_block(s.lp, s.lp.rows(), s.log_p);
       Eigen::Map<Eigen::VectorXd>(log_p + begin, rows) = s.log_p.head(rows);
     }
-  });
+  }, gaps);
 }
 
 }  // namespace mixtura

@@ -24,6 +24,7 @@
 #include "mixtura/core/timer.hpp"
 #include "mixtura/core/validate.hpp"
 #include "mixtura/gmm/cpu_pass.hpp"
+#include "mixtura/gmm/gaps.hpp"
 #include "mixtura/gmm/init.hpp"
 #include "mixtura/gmm/m_step.hpp"
 #include "mixtura/gmm/model.hpp"
@@ -367,25 +368,59 @@ class GaussianMixture {
   GmmStats statistics_data(const Backend& be, View<T> X, WView<T> w, Index first_row) const {
     static_assert(detail::satisfies_gmm_contract<Backend, T, View<T>, WView<T>>(), "");
     const char* where = "GaussianMixture::statistics";
-    check_input(where, be, X);
+    const bool gaps = check_input(where, be, X);
     check_weights_on(be, where, w, X.rows);
     MIXTURA_EXPECTS(first_row >= 0, "%s: first_row must be >= 0, got %lld", where, static_cast<long long>(first_row));
     [[maybe_unused]] const auto scope = data_scope(be);
-    GmmStats s = gmm_e_step(be, X, w, state_.model, static_cast<std::size_t>(state_.model.n_components));
+    GmmStats s = e_step(be, X, w, state_.model, static_cast<std::size_t>(state_.model.n_components), gaps);
     s.unpack();
     attach_worst_values(be, X, s, first_row);
     return s;
   }
-  /// The worst rows' values (their indices moved by first_row), so that the statistics stand alone.
+  /// The worst rows' values (their indices moved by first_row), so that the statistics stand alone; a
+  /// missing value takes the model's mixture mean of its feature (a re-seeded mean must be finite).
   template <class Backend, template <class> class View>
-  static void attach_worst_values(const Backend& be, View<T> X, GmmStats& s, Index first_row) {
+  void attach_worst_values(const Backend& be, View<T> X, GmmStats& s, Index first_row) const {
     std::vector<Index> rows;
     for (const auto& r : s.worst.rows) rows.push_back(r.second);
     const RowMatrix<T> values = fetch_rows(be, X, rows);
+    const Eigen::VectorXd mixture_mean = state_.model.means.transpose() * state_.model.weights;
     s.worst.values.clear();
     for (std::size_t j = 0; j < rows.size(); ++j) {
-      s.worst.values.push_back(values.row(static_cast<Index>(j)).transpose().template cast<double>());
+      Eigen::VectorXd v = values.row(static_cast<Index>(j)).transpose().template cast<double>();
+      v = v.array().isNaN().select(mixture_mean, v);
+      s.worst.values.push_back(std::move(v));
       s.worst.rows[j].second += first_row;
+    }
+  }
+
+  /// The passes with the `gaps` flag where the backend takes rows with gaps (detail::takes_gaps; else
+  /// check_input and fit refused X with a NaN, and gaps is false).
+  template <class Backend, class XView, class WView>
+  static GmmStats e_step(const Backend& be, XView X, WView w, const GmmModel& m, std::size_t n_worst, bool gaps) {
+    if constexpr (detail::takes_gaps<Backend, XView, WView>()) return gmm_e_step(be, X, w, m, n_worst, gaps);
+    else return gmm_e_step(be, X, w, m, n_worst);
+  }
+  template <class Backend, class XView>
+  static void score_rows(const Backend& be, XView X, const GmmModel& m, double* log_p, std::int32_t* labels, bool gaps) {
+    if constexpr (detail::takes_gaps<Backend, XView, VectorView<T>>()) gmm_score_rows(be, X, m, log_p, labels, gaps);
+    else gmm_score_rows(be, X, m, log_p, labels);
+  }
+  template <class Backend, class XView, class Out>
+  static void weighted_log_prob(const Backend& be, XView X, const GmmModel& m, Out&& out, bool gaps) {
+    if constexpr (detail::takes_gaps<Backend, XView, VectorView<T>>())
+      gmm_weighted_log_prob(be, X, m, std::forward<Out>(out), gaps);
+    else gmm_weighted_log_prob(be, X, m, std::forward<Out>(out));
+  }
+  /// check_data_on, with NaN taken as a missing value where the backend takes gaps (a row with no
+  /// observed value is still an error). Returns whether X has a gap.
+  template <class Backend, template <class> class View>
+  static bool check_data_gaps(const Backend& be, const char* where, View<T> X) {
+    if constexpr (detail::takes_gaps<Backend, View<T>, VectorView<T>>()) {
+      return detail::check_data_with_gaps(where, X, be.n_threads);
+    } else {
+      check_data_on(be, where, X);
+      return false;
     }
   }
 
@@ -405,13 +440,13 @@ class GaussianMixture {
       return *this;
     }
     detail::Stopwatch clock;
-    check_input(where, be, X);
+    const bool gaps = check_input(where, be, X);
     check_weights_on(be, where, w, X.rows);
     GmmStreamState stream = stream_.empty() ? start_stream() : stream_;
     GmmStats chunk;
     {
       [[maybe_unused]] const auto scope = data_scope(be);
-      chunk = gmm_e_step(be, X, w, state_.model, static_cast<std::size_t>(state_.model.n_components));
+      chunk = e_step(be, X, w, state_.model, static_cast<std::size_t>(state_.model.n_components), gaps);
       chunk.unpack();
       attach_worst_values(be, X, chunk, 0);
     }
@@ -434,12 +469,14 @@ class GaussianMixture {
     s.starved.assign(static_cast<std::size_t>(state_.model.n_components), false);
     return s;
   }
+  /// The checks before a pass under the fitted model; returns whether X has a gap (check_data_gaps).
   template <class Backend, template <class> class View>
-  void check_input(const char* where, const Backend& be, View<T> X) const {
+  bool check_input(const char* where, const Backend& be, View<T> X) const {
     if (!fitted_)
       throw NotFittedError(detail::format("%s: this GaussianMixture instance is not fitted yet; call fit() first", where));
-    check_data_on(be, where, X);
+    const bool gaps = check_data_gaps(be, where, X);
     detail::check_features(where, X.cols, state_.n_features);
+    return gaps;
   }
 
   /// fit_on for a host or device view of X (View = MatrixView or DeviceMatrixView) and of the weights
@@ -458,7 +495,7 @@ class GaussianMixture {
                     where, p.reg_covar);
     MIXTURA_EXPECTS(p.n_threads >= 0 && p.n_threads <= kMaxThreads, "%s: n_threads must be in [0, %d], got %d",
                     where, kMaxThreads, p.n_threads);
-    check_data_on(be, where, X);
+    const bool gaps = check_data_gaps(be, where, X);
     MIXTURA_EXPECTS(X.rows >= p.n_components, "%s: n_components (%d) > n_samples (%lld)", where, p.n_components,
                     static_cast<long long>(X.rows));
     check_weights_on(be, where, sample_weight, X.rows);
@@ -487,13 +524,25 @@ class GaussianMixture {
     }
     [[maybe_unused]] const auto scope = data_scope(be);
 
+    // Rows with gaps: the initialisation, the floors' scale and re-seeded rows use a copy of X with each
+    // gap filled by its feature's observed mean; the E-steps read X itself (gmm/gaps.hpp).
+    RowMatrix<T> filled;
+    View<T> X_init = X;
+    detail::FeatureMoments data;
+    if constexpr (detail::takes_gaps<Backend, View<T>, WView<T>>()) {
+      if (gaps) {
+        data = detail::observed_feature_moments(where, X);
+        filled = detail::filled_copy(X, data.mean);
+        X_init = MatrixView<T>(filled);
+      }
+    }
+    if (!gaps) data = gmm_feature_moments(be, X);
     detail::MStepContext ctx;
     ctx.reg_covar = p.reg_covar;
-    const detail::FeatureMoments data = gmm_feature_moments(be, X);
     ctx.data_variance = data.variance;
     const std::size_t n_worst = static_cast<std::size_t>(p.n_components);
     auto row_of = [&](Index i) -> Eigen::VectorXd {  // a re-seeded component's row: D values copied
-      return fetch_rows(be, X, {i}).row(0).transpose().template cast<double>();
+      return fetch_rows(be, X_init, {i}).row(0).transpose().template cast<double>();
     };
 
     State next;
@@ -504,7 +553,7 @@ class GaussianMixture {
       ctx.restart = r;
       ctx.iteration = -1;
       ctx.events = &next.events;
-      GmmModel model = warm ? state_.model : initial_model(be, X, sample_weight, w_host, r, ctx, data);
+      GmmModel model = warm ? state_.model : initial_model(be, X_init, sample_weight, w_host, r, ctx, data);
       GmmRun run;
       run.init_seconds = clock.seconds();
       double lower_bound = warm ? state_.runs[static_cast<std::size_t>(state_.best)].lower_bound
@@ -512,7 +561,7 @@ class GaussianMixture {
       for (int it = 0; it < p.max_iter; ++it) {
         detail::Stopwatch iter_clock;
         ctx.iteration = it;
-        const GmmStats stats = gmm_e_step(be, X, sample_weight, model, n_worst);
+        const GmmStats stats = e_step(be, X, sample_weight, model, n_worst, gaps);
         GmmIteration rec;
         rec.lower_bound = stats.log_likelihood / stats.weight;
         rec.entropy = stats.entropy / stats.weight;
@@ -546,9 +595,9 @@ class GaussianMixture {
   template <class Backend, template <class> class View>
   Eigen::VectorXd score_samples_data(const Backend& be, View<T> X) const {
     static_assert(detail::satisfies_gmm_scoring_contract<Backend, T, View<T>>(), "");
-    check_input("GaussianMixture::score_samples", be, X);
+    const bool gaps = check_input("GaussianMixture::score_samples", be, X);
     Eigen::VectorXd out(X.rows);
-    gmm_score_rows(be, X, state_.model, out.data(), static_cast<std::int32_t*>(nullptr));
+    score_rows(be, X, state_.model, out.data(), static_cast<std::int32_t*>(nullptr), gaps);
     return out;
   }
   template <class Backend, template <class> class View, template <class> class WView>
@@ -573,33 +622,33 @@ class GaussianMixture {
   template <class Backend, template <class> class View>
   RowMatrix<double> predict_proba_data(const Backend& be, View<T> X) const {
     static_assert(detail::satisfies_gmm_scoring_contract<Backend, T, View<T>>(), "");
-    check_input("GaussianMixture::predict_proba", be, X);
+    const bool gaps = check_input("GaussianMixture::predict_proba", be, X);
     const Index K = state_.model.n_components;
     RowMatrix<double> out(X.rows, K);
-    gmm_weighted_log_prob(be, X, state_.model, [&](Index begin, Index rows, auto& s) {
+    weighted_log_prob(be, X, state_.model, [&](Index begin, Index rows, auto& s) {
       detail::normalise_block(s.lp, s.lp.rows(), s.log_p, s.entropy);
       out.middleRows(begin, rows) = s.lp.topRows(rows);
-    });
+    }, gaps);
     return out;
   }
   template <class Backend, template <class> class View>
   std::vector<std::int32_t> predict_data(const Backend& be, View<T> X) const {
     static_assert(detail::satisfies_gmm_scoring_contract<Backend, T, View<T>>(), "");
-    check_input("GaussianMixture::predict", be, X);
+    const bool gaps = check_input("GaussianMixture::predict", be, X);
     std::vector<std::int32_t> out(static_cast<std::size_t>(X.rows));
-    gmm_score_rows(be, X, state_.model, static_cast<double*>(nullptr), out.data());
+    score_rows(be, X, state_.model, static_cast<double*>(nullptr), out.data(), gaps);
     return out;
   }
   template <class Backend, template <class> class View>
   RowMatrix<double> component_log_density_data(const Backend& be, View<T> X) const {
     static_assert(detail::satisfies_gmm_scoring_contract<Backend, T, View<T>>(), "");
-    check_input("GaussianMixture::component_log_density", be, X);
+    const bool gaps = check_input("GaussianMixture::component_log_density", be, X);
     const Index K = state_.model.n_components;
     RowMatrix<double> out(X.rows, K);
     const Eigen::RowVectorXd log_w = state_.model.weights.array().log().matrix().transpose();
-    gmm_weighted_log_prob(be, X, state_.model, [&](Index begin, Index rows, auto& s) {
+    weighted_log_prob(be, X, state_.model, [&](Index begin, Index rows, auto& s) {
       out.middleRows(begin, rows) = s.lp.topRows(rows).rowwise() - log_w;
-    });
+    }, gaps);
     return out;
   }
 

@@ -44,6 +44,16 @@ GmmSelection<T> select_gaussian_mixture_on(const Backend& be, MatrixView<T> X, c
   GmmSelection<T> out;
   double best_bic = std::numeric_limits<double>::infinity();
   const bool share_kmeans = base.init == GmmInit::kmeans && base.n_init == 1;
+  // Rows with gaps: the shared K-means runs on the copy each fit initialises from (gaps filled with
+  // the feature's observed mean, GaussianMixture::fit), so the fits stay those of independent ones.
+  RowMatrix<T> filled;
+  MatrixView<T> X_init = X;
+  if constexpr (detail::takes_gaps<Backend, MatrixView<T>, VectorView<T>>()) {
+    if (share_kmeans && detail::check_data_with_gaps("select_gaussian_mixture", X, base.n_threads)) {
+      filled = detail::filled_copy(X, detail::observed_feature_moments("select_gaussian_mixture", X).mean);
+      X_init = MatrixView<T>(filled);
+    }
+  }
   for (int k : n_components) {
     std::vector<std::int32_t> labels;
     if (share_kmeans) {
@@ -52,7 +62,7 @@ GmmSelection<T> select_gaussian_mixture_on(const Backend& be, MatrixView<T> X, c
       MIXTURA_EXPECTS(k >= 1, "select_gaussian_mixture: n_components must be >= 1, got %d", k);
       KMeans<T> km(detail::kmeans_init_params(p, 0));
       km.set_callback(kmeans_callback);
-      km.fit_on(be, X, sample_weight);
+      km.fit_on(be, X_init, sample_weight);
       labels = km.labels();
     }
     for (CovarianceType t : covariance_types) {
