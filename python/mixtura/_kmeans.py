@@ -11,6 +11,19 @@ from . import _core, _cuda_array, _device, _io, _params
 from ._kmeans_stats import KMeansStatistics
 
 
+
+def _refuse_gaps(X, who):
+    """X, if it has no NaN: K-means needs complete rows. The error names the first missing value and where
+    missing values are taken (validate_data with ensure_all_finite="allow-nan" has refused +-inf)."""
+    if np.isnan(np.add.reduce(X, axis=None)):  # one pass; a NaN sum may also come from overflow, hence the search
+        where = np.argwhere(np.isnan(X))
+        if len(where):
+            row, col = where[0]
+            raise ValueError(f"{who}: X contains NaN (a missing value) at row {row}, column {col}; K-means needs "
+                             "complete rows: GaussianMixture and DensityAnomalyDetector take missing values "
+                             "(docs/missing-values.md), or impute or drop the rows with gaps")
+    return X
+
 def _refuse_device_weights(sample_weight, who):
     """ValueError for sample weights in CUDA device memory beside a host X (weights are read in place only
     beside device data; nothing is copied silently)."""
@@ -224,7 +237,8 @@ class KMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, ClusterMixin, 
             return self._fit_device(X, sample_weight, p)
         _refuse_device_weights(sample_weight, "KMeans.fit")
         X = _cuda_array.host_array(X, "KMeans.fit")
-        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", accept_large_sparse=False)
+        X = _refuse_gaps(validate_data(self, X, dtype=[np.float64, np.float32], order="C", accept_large_sparse=False,
+                                       ensure_all_finite="allow-nan"), "KMeans.fit")
         device = _device.resolve(p["device"], "KMeans")
         self._check_n_samples(X.shape[0], p)
         w = None if sample_weight is None else np.ascontiguousarray(_check_sample_weight(sample_weight, X, dtype=X.dtype))
@@ -281,8 +295,8 @@ class KMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, ClusterMixin, 
     def _checked(self, X):
         check_is_fitted(self)
         X = validate_data(self, _cuda_array.host_array(X, "KMeans"), dtype=[np.float64, np.float32], order="C",
-                          reset=False)
-        return X, self.cluster_centers_.astype(X.dtype, copy=False)
+                          ensure_all_finite="allow-nan", reset=False)
+        return _refuse_gaps(X, "KMeans"), self.cluster_centers_.astype(X.dtype, copy=False)
 
     def _device_pass(self, name, X):
         """predict/transform/score of an array in CUDA device memory, on device 0: the parsed array,

@@ -7,7 +7,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Cluster
 from sklearn.utils.validation import check_is_fitted, validate_data, _check_sample_weight
 
 from . import _core, _cuda_array, _params
-from ._kmeans import _Init, _given_init_text, _init_of
+from ._kmeans import _Init, _given_init_text, _init_of, _refuse_gaps
 
 
 class MiniBatchKMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, BaseEstimator):
@@ -171,8 +171,9 @@ class MiniBatchKMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, Transformer
         -------
         self
         """
-        X = validate_data(self, _cuda_array.host_array(X, "MiniBatchKMeans.fit"), dtype=[np.float64, np.float32],
-                          order="C", accept_large_sparse=False)
+        X = _refuse_gaps(validate_data(self, _cuda_array.host_array(X, "MiniBatchKMeans.fit"),
+                                       dtype=[np.float64, np.float32], order="C", accept_large_sparse=False,
+                                       ensure_all_finite="allow-nan"), "MiniBatchKMeans.fit")
         p = self._check_params(X.shape[0])
         w = self._weights(sample_weight, X)
         _, init_centers = _init_of(self, X.shape[1], X.dtype, X, p["random_state"])
@@ -205,8 +206,9 @@ class MiniBatchKMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, Transformer
         self
         """
         fitted = hasattr(self, "cluster_centers_")
-        X = validate_data(self, _cuda_array.host_array(X, "MiniBatchKMeans.partial_fit"),
-                          dtype=[np.float64, np.float32], order="C", accept_large_sparse=False, reset=not fitted)
+        X = _refuse_gaps(validate_data(self, _cuda_array.host_array(X, "MiniBatchKMeans.partial_fit"),
+                                       dtype=[np.float64, np.float32], order="C", accept_large_sparse=False,
+                                       ensure_all_finite="allow-nan", reset=not fitted), "MiniBatchKMeans.partial_fit")
         if fitted:
             X = np.ascontiguousarray(X, dtype=self.cluster_centers_.dtype)
             p = self._check_params(self.n_clusters, warn=False)  # n_samples and the warnings are the first call's
@@ -244,8 +246,9 @@ class MiniBatchKMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, Transformer
     def _checked(self, X):
         check_is_fitted(self)
         X = validate_data(self, _cuda_array.host_array(X, "MiniBatchKMeans"), dtype=[np.float64, np.float32],
-                          order="C", reset=False)
-        return X, np.ascontiguousarray(self.cluster_centers_.astype(X.dtype, copy=False))
+                          order="C", ensure_all_finite="allow-nan", reset=False)
+        centers = np.ascontiguousarray(self.cluster_centers_.astype(X.dtype, copy=False))
+        return _refuse_gaps(X, "MiniBatchKMeans"), centers
 
     def predict(self, X):
         """Index of the nearest centre of each row."""

@@ -165,8 +165,9 @@ TYPED_TEST(GmmGaps, FitIsTheSameForEveryThreadCountAndStatisticsMatchIt) {
     EXPECT_EQ(one.lower_bound(), two.lower_bound()) << to_string(t);
     EXPECT_TRUE(one.means() == two.means()) << to_string(t);
     // statistics() of two chunks, merged and updated: one more EM step, L as the fitted model's score.
-    GmmStats s = one.statistics(x.topRows(2600));
-    s.merge(one.statistics(x.bottomRows(2400), {}, 2600));
+    const RowMatrix<T> head = x.topRows(2600), tail = x.bottomRows(2400);
+    GmmStats s = one.statistics(head);
+    s.merge(one.statistics(tail, {}, 2600));
     const double mean_score = one.score(x);
     EXPECT_NEAR(s.log_likelihood / s.weight, mean_score, 1e-10 * std::abs(mean_score)) << to_string(t);
     for (const auto& v : s.worst.values) EXPECT_TRUE(v.allFinite());

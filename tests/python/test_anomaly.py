@@ -120,8 +120,11 @@ def test_errors_name_the_problem(blobs):
     with pytest.raises(ValueError, match="features"):
         det.predict(blobs[:, :2])
     bad = blobs.copy()
-    bad[7, 1] = np.nan
-    with pytest.raises(ValueError, match="NaN"):
+    bad[7, 1] = np.inf  # (NaN is a missing value: test_gaps.py)
+    with pytest.raises(ValueError, match="infinity"):
+        det.score_samples(bad)
+    bad[7, :] = np.nan
+    with pytest.raises(ValueError, match="row 7 has no observed value"):
         det.score_samples(bad)
 
 

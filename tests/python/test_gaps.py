@@ -209,3 +209,19 @@ def test_detector_method_kmeans_refuses_gaps():
     det = mixtura.DensityAnomalyDetector("kmeans", random_state=0).fit(X[~np.isnan(X).any(axis=1)])
     with pytest.raises(ValueError, match=message):
         det.score_samples(X)
+
+
+@pytest.mark.parametrize("estimator", [mixtura.KMeans(2, n_init=1, random_state=0),
+                                       mixtura.MiniBatchKMeans(2, random_state=0, batch_size=64)])
+def test_kmeans_refuses_gaps_and_points_to_the_mixture(estimator):
+    X = sensor_rows()
+    X[np.isnan(X)] = 0.0
+    estimator.fit(X)
+    X[5, 1] = np.nan
+    message = r"X contains NaN \(a missing value\) at row 5, column 1; K-means needs complete rows: GaussianMixture"
+    for call in (estimator.fit, estimator.predict, estimator.transform):
+        with pytest.raises(ValueError, match=message):
+            call(X)
+    if hasattr(estimator, "partial_fit"):
+        with pytest.raises(ValueError, match=message):
+            estimator.partial_fit(X)
