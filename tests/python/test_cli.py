@@ -249,9 +249,8 @@ BAD_FILES = [
     ("timestamp|value\n2024-01-01|1.0\n2024-01-02|2.0\n", r"line 1: one column only, and 'timestamp\|value' looks "
      r"separated by '\|'; mixtura reads files separated by ',', ';' or tabs"),
     ("time value\nt0 1.0\nt1 2.0\n", r"line 1: one column only, and 'time value' looks separated by spaces"),
-    ("time,x\nt0,1\nt1,nan\n", r"line 3, column 'x': 'nan' is not a finite number"),
     ("time,x\nt0,1\nt1,inf\n", r"line 3, column 'x': 'inf' is not a finite number"),
-    ("time,x\nt0,1\nt1,\n", r"line 3, column 'x': empty value"),
+    ("time,x\nt0,1\nt1,N/A\n", r"line 3, column 'x': 'N/A' is not a number"),  # a missing value is NaN or NA
     ("time;x\nt0;1,5\n",
      r"line 2, column 'x': '1,5' is not a number \(a decimal comma\? write the decimal point as '.'\)"),
     ("timestamp\n2024-01-01\n2024-01-02\n", r"no numeric columns to analyse \(the header has only the time column "
