@@ -20,10 +20,20 @@ The rules (README, "Command line"):
   ``ignore`` are left out: the table is read as if they were not there (their values are not read);
 * every other column is a channel and every value in it must be a finite number in ASCII syntax:
   ``[+-]digits[.digits][e[+-]digits]`` with spaces or tabs around it (no '_' between digits, no other
-  scripts' digits, no 'nan' or 'inf').
+  scripts' digits, no 'inf'), or a missing value: an empty cell (or one of spaces and tabs only),
+  ``nan`` in any letter case with an optional sign (``NaN``, ``-nan``: what NumPy, pandas and C's printf
+  write) or ``NA`` (upper case: what R writes). A missing value is read as NaN (``missing="nan"``, the
+  default) or refused naming its line and column (``missing="error"``: ``mixtura detect --gaps error``).
+  Nothing else stands for a missing value ('N/A', 'null', '-', '?' are not numbers); the label column
+  takes no missing value. In a file of one column an empty cell is a blank line, which is skipped:
+  write NaN or NA there;
+* the "first value" of the first column that decides whether it is the time column is its first value
+  in the first five data rows that is not a missing value (a leading gap in a channel does not make it
+  the time column; a column with only missing values there is not the time column).
 
 Reading is by blocks of lines, each parsed by NumPy when it is plain (no quote, every line with the
-header's number of fields, every value of the ASCII syntax) and line by line otherwise, which is where
+header's number of fields, every value of the ASCII syntax or, with missing="nan", a missing value) and
+line by line otherwise, which is where
 every error message comes from: both ways read the same values.
 """
 import contextlib
@@ -46,6 +56,9 @@ BLOCK_BYTES = 1 << 20  # a block of lines parsed at once: large enough for NumPy
 
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
 _NOT_FINITE = re.compile(r"[+-]?(?:nan|inf|infinity)\Z", re.IGNORECASE)
+# A missing value (the module documentation): empty, nan in any case with a sign or not, or 'NA'.
+_MISSING = re.compile(r"(?:[+-]?[nN][aA][nN]|NA)?\Z")
+MISSING_MODES = ("nan", "error")
 # NumPy's loadtxt reads the ASCII syntax and 'nan'/'inf' (refused by the finiteness check), and strips
 # any whitespace around a value: a block with whitespace other than blanks is read line by line.
 _OTHER_SPACE = re.compile("[\x0b\x0c\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
@@ -129,6 +142,11 @@ def _names(names, limit=20):
 def _is_number(text):
     """ASCII number syntax (the rule for values)."""
     return _NUMBER.match(text) is not None
+
+
+def _is_missing(text):
+    """A missing value's spelling (the rule in the module documentation); text stripped of blanks."""
+    return _MISSING.match(text) is not None
 
 
 def _reads_as_number(text):
@@ -243,12 +261,40 @@ def _records(name, text, first_line, sep):
                 yield first_line + reader.line_num - 1, fields
 
 
+def _gaps_as_nan(block, buf, seps, line_ends):
+    """The block (bytes, every line ending with LF, no quote) with each cell that is empty, blanks only
+    or 'NA' between blanks written 'nan', for NumPy. buf: the block as uint8; seps, line_ends: the
+    positions of its separators and LFs. Vectorised: a cell is a gap by its counts of non-blank bytes and
+    of 'NA' pairs (prefix sums over the block)."""
+    ends = np.sort(np.concatenate([seps, line_ends]))  # the byte after each cell
+    starts = np.empty_like(ends)
+    starts[:1] = 0
+    starts[1:] = ends[:-1] + 1
+    nonblank = np.zeros(len(buf) + 1, dtype=np.int64)
+    np.cumsum((buf != 32) & (buf != 9), out=nonblank[1:])  # blanks: space, tab (a tab separator is no blank)
+    n_nonblank = nonblank[ends] - nonblank[starts]
+    gap = n_nonblank == 0
+    two = np.flatnonzero(n_nonblank == 2)
+    if len(two):  # 'NA': two non-blank bytes, 'N' then 'A'
+        pair = np.zeros(len(buf), dtype=np.int64)  # pair[k]: 'NA' pairs starting before k
+        np.cumsum((buf[:-1] == ord("N")) & (buf[1:] == ord("A")), out=pair[1:])
+        s, e = starts[two], ends[two]
+        gap[two[pair[e - 1] - pair[s] == 1]] = True
+    pieces, pos = [], 0
+    for s, e in zip(starts[gap].tolist(), ends[gap].tolist()):
+        pieces += [block[pos:s], b"nan"]
+        pos = e
+    pieces.append(block[pos:])
+    return b"".join(pieces)
+
+
 class _Columns:
     """What each column is and how a block's rows are read into arrays."""
 
-    def __init__(self, name, header, sep, channel_index, t_index, l_index):
+    def __init__(self, name, header, sep, channel_index, t_index, l_index, missing):
         self.name, self.header, self.sep = name, header, sep
         self.channel_index, self.t_index, self.l_index = channel_index, t_index, l_index
+        self.missing = missing
 
     def read(self, block, first_line):
         """(values, time list or None, labels or None, lines) of a block's rows."""
@@ -257,7 +303,9 @@ class _Columns:
     def _plain(self, block, first_line):
         """The block parsed by NumPy's loadtxt (C code), or None when it is not plain: a quote, a blank
         or ragged line, whitespace other than blanks, or a value that is not a finite number of the
-        ASCII syntax. It is then read line by line, which says what is wrong."""
+        ASCII syntax (nor, with missing="nan", a missing value). It is then read line by line, which says
+        what is wrong. NumPy reads 'nan' in any case and sign (and nothing else) as NaN; an empty or 'NA'
+        cell is given to it as 'nan'."""
         n_cols = len(self.header)
         if n_cols < 2 or b'"' in block:
             return None
@@ -273,9 +321,15 @@ class _Columns:
         options = dict(delimiter=self.sep, comments=None, quotechar=None, ndmin=2)
         try:
             numbers = np.loadtxt(io.StringIO(text), dtype=np.float64, usecols=numeric, **options)
-        except ValueError:  # not a number (the line-by-line reading says which)
-            return None
-        if not np.isfinite(numbers).all():
+        except ValueError:  # not a number (the line-by-line reading says which), or an empty or 'NA' cell
+            if self.missing != "nan":
+                return None
+            try:
+                gaps_as_nan = _gaps_as_nan(block, buf, seps, line_ends).decode("utf-8")
+                numbers = np.loadtxt(io.StringIO(gaps_as_nan), dtype=np.float64, usecols=numeric, **options)
+            except ValueError:
+                return None
+        if not (np.isfinite(numbers).all() or (self.missing == "nan" and not np.isinf(numbers).any())):
             return None
         values = numbers[:, :len(self.channel_index)]
         labels = None
@@ -303,7 +357,8 @@ class _Columns:
                 raise DataError(f"{name}: line {line_no}: {len(fields)} field{'s' if len(fields) != 1 else ''}, "
                                 f"but the header has {len(header)}{hint}")
             row = [v.strip(_BLANKS) for v in fields]
-            values.append([_number(name, line_no, header[j], row[j], self.sep) for j in self.channel_index])
+            values.append([_number(name, line_no, header[j], row[j], self.sep, self.missing)
+                           for j in self.channel_index])
             if self.t_index is not None:
                 time.append(row[self.t_index])
             if self.l_index is not None:
@@ -348,22 +403,27 @@ class _Rows:
 # ---------------------------------------------------------------------------------------------- reading
 
 def read_table(path, time_column=None, display_name=None, ignore=(), channels=None, label_column=None,
-               check_time_order=True):
+               check_time_order=True, missing="nan"):
     """Read a CSV sensor table (rules in the module documentation); the columns named in ``ignore``
     (and an annotation column such as SKAB's ``changepoint``) are left out. With ``channels`` (the
     columns a fitted model reads), exactly those columns are the channels, in that order, and the
     other columns besides the time and the label are left out unread. With ``check_time_order``, a
-    UserWarning names the first row whose time is not after the previous one.
+    UserWarning names the first row whose time is not after the previous one. A missing value in a
+    channel (an empty cell, ``nan`` in any case and sign, ``NA``) is NaN in ``values`` with
+    ``missing="nan"`` (the default) and an error with ``missing="error"``.
 
     Raises
     ------
     DataError
         Missing, unreadable or empty file, no header, unknown ``time_column``, no numeric column, a
-        ragged row, a value that is not a finite number or a label that is not 0/1, a name in
+        ragged row, a value that is neither a finite number nor (with ``missing="nan"``) a missing value,
+        a missing value with ``missing="error"``, a label that is not 0/1, a name in
         ``ignore`` that is not a column or that is ``time_column``, a ``label_column`` that is not a
         column or is the time column, a name in ``channels`` that is not a column — the message
         names the file, the line and the column, on one line.
     """
+    if missing not in MISSING_MODES:
+        raise ValueError(f"read_table: missing must be one of {MISSING_MODES}, got {missing!r}")
     name = display_name or str(path)
     try:
         f = open(path, "rb")
@@ -378,7 +438,7 @@ def read_table(path, time_column=None, display_name=None, ignore=(), channels=No
             if os.path.isdir(path):  # Windows opens nothing, POSIX may open a directory
                 raise DataError(f"{name}: is a directory, not a CSV file")
             size = os.fstat(f.fileno()).st_size
-            table = _read(f, name, size, time_column, ignore, channels, label_column)
+            table = _read(f, name, size, time_column, ignore, channels, label_column, missing)
     except IsADirectoryError:
         raise DataError(f"{name}: is a directory, not a CSV file") from None
     except OSError as e:
@@ -390,7 +450,7 @@ def read_table(path, time_column=None, display_name=None, ignore=(), channels=No
     return table
 
 
-def _read(f, name, size, time_column, ignore, channels, label_column):
+def _read(f, name, size, time_column, ignore, channels, label_column, missing):
     blocks = _blocks(f, name)
     # The header, and the first data lines to choose the separator (read from the first blocks).
     pending, head_lines = [], []
@@ -415,7 +475,8 @@ def _read(f, name, size, time_column, ignore, channels, label_column):
         seen = set()
         dup = next(h for h in header if h in seen or seen.add(h))
         raise DataError(f"{name}: line {header_no}: the header names column {_show(dup)} twice")
-    first_row = [v.strip(_BLANKS) for v in _split(sample[0], sep)] if sample else []
+    sample_rows = [[v.strip(_BLANKS) for v in _split(line, sep)] for line in sample]
+    first_row = sample_rows[0] if sample_rows else []
     numeric = [j for j, v in enumerate(first_row[:len(header)]) if _reads_as_number(v)]
     if all(_reads_as_number(h) for h in header) or (numeric and all(_reads_as_number(header[j]) for j in numeric)):
         raise DataError(f"{name}: line {header_no}: {_show(header_line.strip())} looks like data, not a header; "
@@ -434,7 +495,8 @@ def _read(f, name, size, time_column, ignore, channels, label_column):
             raise DataError(f"{name}: no column {_show(time_column)} for --time-column; the columns are "
                             f"{_names(header)}")
         t_index = header.index(time_column)
-    elif (kept and first_row and kept[0] < len(first_row) and not _reads_as_number(first_row[kept[0]])
+    elif (kept and first_row and kept[0] < len(first_row)
+          and not _reads_as_number(_first_value(sample_rows, kept[0]) or "0")  # all missing: not a time column
           and header[kept[0]].lower() not in LABEL_COLUMNS):
         t_index = kept[0]
     else:
@@ -453,11 +515,11 @@ def _read(f, name, size, time_column, ignore, channels, label_column):
     if channels is None:
         channel_index = [j for j in kept if j not in (t_index, l_index)]
     else:
-        missing = [c for c in channels if c not in header]
-        if missing:
+        absent = [c for c in channels if c not in header]
+        if absent:
             others = [header[j] for j in kept if j not in (t_index, l_index)]
-            raise DataError(f"{name}: the model needs the column{'s' if len(missing) > 1 else ''} "
-                            f"{', '.join(_show(c) for c in missing)}; the file's other columns are "
+            raise DataError(f"{name}: the model needs the column{'s' if len(absent) > 1 else ''} "
+                            f"{', '.join(_show(c) for c in absent)}; the file's other columns are "
                             f"{_names(others) if others else '(none)'}")
         channel_index = [header.index(c) for c in channels]
         for j in channel_index:
@@ -475,7 +537,7 @@ def _read(f, name, size, time_column, ignore, channels, label_column):
         raise DataError(f"{name}: no numeric columns to analyse (the header has only the "
                         f"{' and the '.join(p for p in parts if p)})")
 
-    columns = _Columns(name, header, sep, channel_index, t_index, l_index)
+    columns = _Columns(name, header, sep, channel_index, t_index, l_index, missing)
     # The rows after the header line: the rest of the blocks read so far, then the others.
     k, cut = 0, 0
     while pending[k][0] + pending[k][1].count(b"\n") <= header_no:
@@ -501,8 +563,21 @@ def _read(f, name, size, time_column, ignore, channels, label_column):
                  lines=np.concatenate(rows.lines), separator=sep, ignored=[header[j] for j in ignored])
 
 
-def _number(name, line_no, column, text, sep):
+def _first_value(rows, j):
+    """Column j's first value in rows that is not a missing value, or None when there is none."""
+    return next((row[j] for row in rows if j < len(row) and not _is_missing(row[j])), None)
+
+
+def _number(name, line_no, column, text, sep, missing=None):
+    """The value of a cell (stripped of blanks) by the rules of the module documentation. ``missing``:
+    "nan" reads a missing value as NaN, "error" refuses it as one, None (labels) refuses it as before
+    gaps were taken."""
     where = f"{name}: line {line_no}, column {_show(column)}"
+    if missing is not None and _is_missing(text):
+        if missing == "nan":
+            return math.nan
+        what = "empty value" if not text else f"{_show(text)} is a missing value"
+        raise DataError(f"{where}: {what} (missing values are refused with --gaps error)")
     if not text:
         raise DataError(f"{where}: empty value (mixtura does not fill gaps: fill or drop the row)")
     if _NOT_FINITE.match(text):

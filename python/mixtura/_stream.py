@@ -9,6 +9,15 @@ A window of ``width`` consecutive rows of an (n_times, n_channels) series become
 
 Window ``i`` covers rows ``i * step`` .. ``i * step + width - 1``; it belongs to the time of its last row
 (:func:`window_end_index`), so a score never uses readings from after the time it is reported at.
+
+Gaps (docs/missing-values.md): NaN marks a missing reading. A window's features are computed from its
+readings as they are, so a missing reading is a NaN feature and a first difference is NaN when either
+of its two readings is missing; the other features are those of a complete window. A mixtura detector
+or GaussianMixture then scores the window by the density of its observed features. A window with no
+observed reading at all (every feature NaN) has nothing to score: :func:`sliding_windows` keeps it as
+an all-NaN row (so that window ``i`` stays the ``i``-th; remove it before a fit, which refuses it), and
+:class:`StreamScorer` gives it the score NaN without handing it to the estimator. Infinite readings
+and values beyond +-1e150 are refused.
 """
 import numbers
 
@@ -45,7 +54,10 @@ DATA_VALUE_LIMIT = 1e150  # the C++ core's kDataValueLimit: squares beyond it ov
 
 
 def _check_finite(where, X, name, row_offset=0):
-    bad = ~(np.abs(X) <= DATA_VALUE_LIMIT)  # NaN fails the comparison
+    """A ValueError naming the first infinite value or value beyond DATA_VALUE_LIMIT; NaN (a missing
+    reading) passes."""
+    # NaN fails the comparison: it is a missing value. float32 holds nothing beyond the limit but infinity.
+    bad = np.abs(X) > (DATA_VALUE_LIMIT if X.dtype == np.float64 else np.finfo(X.dtype).max)
     if bad.any():
         row, col = np.argwhere(bad)[0]
         v = X[row, col]
@@ -95,11 +107,15 @@ def sliding_windows(X, width, step=1, differences=False):
     ndarray of shape (n_windows, n_features)
         n_windows = (n_times - width) // step + 1 (0 when n_times < width);
         n_features = width * n_channels, plus (width - 1) * n_channels with differences.
+        A missing reading (NaN) gives NaN features: its own and, with differences, the two
+        differences it is part of. A window with no observed reading is a row of NaN (see the module
+        documentation): ``W[~np.isnan(W).all(axis=1)]`` leaves it out before a fit.
 
     Raises
     ------
     ValueError
-        A NaN or infinite reading (the message names the row and column), or bad width/step.
+        An infinite reading or one beyond +-1e150 (the message names the row and column), or bad
+        width/step.
     """
     _check_window("sliding_windows", width, step)
     X = _as_series("sliding_windows", X)
@@ -123,6 +139,28 @@ def _windows(X, width, step, differences):
     return out
 
 
+def _empty_windows(windows):
+    """Whether each window has no observed feature (every one NaN)."""
+    if not windows.shape[1]:
+        return np.zeros(len(windows), dtype=bool)
+    return np.isnan(windows).all(axis=1)
+
+
+def _score_windows(score_samples, windows):
+    """score_samples(windows) as float64, NaN for a window with no observed value: such a window is not
+    scored (an estimator refuses a row with nothing observed); a row of zeros takes its place in the call,
+    so that every other window is scored at its own index (the scores of mixtura's estimators depend on
+    a row's index modulo their scoring block, never on the other rows)."""
+    empty = _empty_windows(windows)
+    if not empty.any():
+        return np.asarray(score_samples(windows), dtype=np.float64)
+    windows = windows.copy()
+    windows[empty] = 0
+    scores = np.array(score_samples(windows), dtype=np.float64)
+    scores[empty] = np.nan
+    return scores
+
+
 class StreamScorer:
     """Scores a stream in chunks with exactly the result of scoring the whole series at once.
 
@@ -133,6 +171,13 @@ class StreamScorer:
     same operations, and each window is scored at the same index modulo the estimator's scoring block
     as in the whole (mixtura's estimators give a row the same score wherever its index has the same
     remainder; an estimator without ``_score_block`` must score rows independently).
+
+    Gaps: a NaN reading is a missing value (the module documentation). A window with some observed
+    reading is scored by the estimator as its features are (a mixtura estimator: by the density of the
+    observed ones); a window with none gets the score NaN and is not handed to the estimator (with
+    adapt, nor to partial_fit). The equality with the whole series holds with gaps too: the whole's
+    scores are then ``score_chunk(whole)`` of a fresh scorer, the estimator's scores of the windows with
+    an observed value and NaN for the others.
 
     With ``adapt=True`` the estimator follows the stream instead: after a chunk's windows are scored,
     they go to ``estimator.partial_fit`` (DensityAnomalyDetector: the density and the threshold learn
@@ -192,7 +237,7 @@ class StreamScorer:
         lead = self.n_windows_ % block if block else 0
         if lead:
             windows = np.concatenate([np.repeat(windows[:1], lead, axis=0), windows])
-        return np.asarray(self.estimator.score_samples(windows), dtype=np.float64)[lead:]
+        return _score_windows(self.estimator.score_samples, windows)[lead:]
 
     def score_chunk(self, chunk):
         """Append readings and score the windows they complete.
@@ -211,8 +256,9 @@ class StreamScorer:
         Raises
         ------
         ValueError
-            A NaN or infinite reading (naming its row in the stream, counted from 0 since the last
-            reset), or a channel count that differs from the earlier chunks. The stream is unchanged.
+            An infinite reading or one beyond +-1e150 (naming its row in the stream, counted from 0
+            since the last reset), or a channel count that differs from the earlier chunks. The stream
+            is unchanged. A NaN reading is a missing value, not an error.
         """
         chunk = _as_series("StreamScorer.score_chunk", chunk, "chunk", self._dtype)
         if self._buffer is not None and chunk.shape[1] != self._buffer.shape[1]:
@@ -227,12 +273,14 @@ class StreamScorer:
         start = self._next_start - self._buffer_start
         windows = _windows(rows[start:], self.width, self.step, self.differences)
         scores = self._score(windows)
-        if self.adapt and len(windows):
+        observed = ~_empty_windows(windows) if self.adapt else None  # nothing observed: nothing to learn
+        if self.adapt and observed.any():
+            learn, learn_scores = (windows, scores) if observed.all() else (windows[observed], scores[observed])
             learn_scored = getattr(self.estimator, "_partial_fit_scored", None)  # DensityAnomalyDetector
             if learn_scored is not None:
-                learn_scored(windows, scores)
+                learn_scored(learn, learn_scores)
             else:
-                self.estimator.partial_fit(windows)
+                self.estimator.partial_fit(learn)
         # Commit only after scoring succeeded, so a failure leaves the stream as it was.
         self._next_start += len(windows) * self.step
         keep_from = min(self._next_start, total)

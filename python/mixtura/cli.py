@@ -1,14 +1,16 @@
 """The ``mixtura`` command line: density-based anomaly detection on sensor CSV files.
 
     mixtura detect [FILE.csv] [--time-column NAME] [--train-fraction F] [--window W] [--step S]
-                   [--differences] [--contamination C] [--device D] [--out DIR] [--no-plot]
+                   [--differences] [--contamination C] [--gaps G] [--device D] [--out DIR] [--no-plot]
     mixtura fit    [FILE.csv] ...same options...      writes DIR/model.mixtura and DIR/model.json
-    mixtura score  MODEL [FILE.csv] [--time-column NAME] [--device D] [--out DIR] [--no-plot]
+    mixtura score  MODEL [FILE.csv] [--time-column NAME] [--gaps G] [--device D] [--out DIR] [--no-plot]
 
 Without FILE the bundled NAB machine-temperature series is used (with NAB's labelled windows).
 Windows of W rows are fitted with ``DensityAnomalyDetector`` on the first F of the rows; every window
 is scored (log-density, higher = more normal) and flagged when ``predict`` says -1. ``--device`` picks
-the CPU (default), the GPU or "auto". Exit status: 0, 1 for a file, output folder or model that cannot
+the CPU (default), the GPU or "auto". Missing values (an empty cell, NaN or NA) follow ``--gaps``:
+"marginalize" (default: a window scores by the density of its observed values), "drop" (rows with a
+missing value are removed before windowing) or "error". Exit status: 0, 1 for a file, output folder or model that cannot
 be used (one line that names the file and line) or a device that is not there, 2 for bad options, 141
 when the reader of stdout went away (``| head``).
 """
@@ -28,7 +30,7 @@ import numpy as np
 
 from . import datasets
 from ._csv import DataError, read_table
-from ._stream import n_windows, sliding_windows, window_channel_index, window_end_index
+from ._stream import _empty_windows, _score_windows, n_windows, sliding_windows, window_channel_index, window_end_index
 
 DEFAULT_WINDOW = 12          # 1 hour of the bundled 5-minute readings (best ROC-AUC of 12/24/36/48 there)
 DEFAULT_TRAIN_FRACTION = 0.15  # NAB's probationary period
@@ -36,6 +38,8 @@ DEFAULT_OUT = "mixtura-out"
 SCORE_CHUNK = 4096           # windows per scoring call, for the progress bar (fit+score and detect use the same)
 SIDECAR_FORMAT = "mixtura-cli-windows"
 MAX_RANGES_SHOWN = 15
+GAPS = ("marginalize", "drop", "error")
+DEFAULT_GAPS = "marginalize"
 
 
 class Progress:
@@ -100,17 +104,28 @@ class Progress:
 # ---------------------------------------------------------------------------------------------- input
 
 class _Input:
-    """The table to analyse and where it came from."""
+    """The table to analyse, where it came from, and its missing values (`gaps`: a namespace with the
+    --gaps mode, the number of missing values, of values, of rows with one, of rows read, of rows
+    dropped, and the time span of the rows read)."""
 
     def __init__(self, table, source):
         self.table = table
         self.source = source
+        self.gaps = None
 
 
-def _read_input(args, time_column, channels=None):
+def _read_input(args, time_column, gaps, channels=None):
     """The table of args.file (read_table's rules with the options in args; `channels`: exactly a fitted
-    model's columns) and where it came from."""
-    file, options = args.file, dict(ignore=args.ignore_column, label_column=args.label_column, channels=channels)
+    model's columns) and where it came from, its missing values handled by the --gaps mode `gaps`."""
+    inp = _read_table_input(args, time_column, gaps, channels)
+    _apply_gaps(inp, gaps)
+    return inp
+
+
+def _read_table_input(args, time_column, gaps, channels):
+    file = args.file
+    options = dict(ignore=args.ignore_column, label_column=args.label_column, channels=channels,
+                   missing="error" if gaps == "error" else "nan")
     if file is not None:
         table = read_table(file, time_column, **options)
         labels = f", labels from column '{table.label_column}'" if table.label_column else ""
@@ -124,10 +139,44 @@ def _read_input(args, time_column, channels=None):
     return _Input(table, f"{path.name} (bundled NAB sample, MIT licence; labels from NAB's anomaly windows)")
 
 
-def _check_rows(table, width):
+def _apply_gaps(inp, mode):
+    """Count the table's missing values (NaN) into inp.gaps and, with mode "drop", remove the rows that
+    have one (values, times, labels and line numbers alike)."""
+    table = inp.table
+    missing = np.isnan(table.values)
+    row_has = missing.any(axis=1)
+    span = (table.time[0], table.time[-1]) if table.time is not None else None
+    inp.gaps = types.SimpleNamespace(mode=mode, n_missing=int(missing.sum()), n_values=missing.size,
+                                     n_rows_with=int(row_has.sum()), n_rows_read=table.n_rows, n_dropped=0,
+                                     span=span)
+    if mode == "drop" and inp.gaps.n_rows_with:
+        keep = ~row_has
+        table.values = np.ascontiguousarray(table.values[keep])
+        if table.time is not None:
+            table.time = [t for t, k in zip(table.time, keep.tolist()) if k]
+        if table.labels is not None:
+            table.labels = table.labels[keep]
+        table.lines = table.lines[keep]
+        inp.gaps.n_dropped = inp.gaps.n_rows_with
+
+
+def _check_rows(table, width, gaps=None):
     if table.n_rows < width:
-        raise DataError(f"{table.path}: {table.n_rows} data rows, fewer than the window of {width} rows; "
+        dropped = (f" left after dropping {gaps.n_dropped} with missing values (--gaps drop)"
+                   if gaps is not None and gaps.n_dropped else "")
+        raise DataError(f"{table.path}: {table.n_rows} data rows{dropped}, fewer than the window of {width} rows; "
                         f"use a smaller --window")
+
+
+def _check_device_gaps(device, requested, inp):
+    """The device to run on, given the table's missing values: the CUDA backend takes complete rows only,
+    so "auto" falls back to the CPU and "cuda" is an error. Returns (device, note for the summary)."""
+    if device != "cuda" or not inp.gaps.n_missing or inp.gaps.mode == "drop":
+        return device, None
+    if requested == "auto":
+        return "cpu", "missing values: the CUDA backend takes complete rows only"
+    raise DataError(f"--device cuda: {inp.table.path} has missing values (--gaps {inp.gaps.mode}), which the CUDA "
+                    f"backend does not take; use --device cpu or auto, or --gaps drop")
 
 
 # -------------------------------------------------------------------------------------------- scoring
@@ -162,11 +211,12 @@ class _Windows:
 def _score_all(detector, X, progress):
     """score_samples and predict == -1 of every window, in chunks of SCORE_CHUNK windows. The flags come
     from the scores by predict's own rule (decision_function = score - offset_ < 0), so each window is
-    scored once, not twice."""
+    scored once, not twice. A window with no observed value is not scored: its score is NaN and it is
+    not flagged."""
     scores = np.empty(len(X), dtype=np.float64)
     for s in range(0, len(X), SCORE_CHUNK):
         e = min(s + SCORE_CHUNK, len(X))
-        scores[s:e] = detector.score_samples(X[s:e])
+        scores[s:e] = _score_windows(detector.score_samples, X[s:e])
         progress.update(e - s)
     return scores, scores - detector.offset_ < 0
 
@@ -182,8 +232,9 @@ def flagged_ranges(flagged):
 
 def channel_contributions(contributions, n_channels, width, differences):
     """Per-channel contribution of each window: the largest |z| over the channel's features
-    (its readings and, with differences, its first differences). Shape (n_windows, n_channels)."""
-    contributions = np.abs(np.asarray(contributions, dtype=np.float64))
+    (its readings and, with differences, its first differences); a missing feature (NaN) contributes
+    nothing, a channel with none observed in the window 0. Shape (n_windows, n_channels)."""
+    contributions = np.nan_to_num(np.abs(np.asarray(contributions, dtype=np.float64)), nan=0.0)
     channel = window_channel_index(n_channels, width, differences)
     if contributions.shape[1] != len(channel):
         raise ValueError(f"explain returned {contributions.shape[1]} features, the windows have {len(channel)}")
@@ -206,6 +257,10 @@ def _analyse(detector, table, settings, train_rows, stream):
         if detector.device != "cuda":
             raise
         raise DataError(f"{table.path}: scoring on the GPU failed: {e}; --device cpu scores on the CPU") from None
+    r.scored = ~np.isnan(r.scores)
+    r.n_unscored = int(len(r.scores) - r.scored.sum())
+    if len(r.scores) and not r.scored.any():
+        raise DataError(f"{table.path}: no window of {width} rows has an observed value; nothing to score")
     r.threshold = float(detector.offset_)
     r.ranges = flagged_ranges(r.flagged)
     r.range_channels = []
@@ -223,6 +278,8 @@ def _analyse(detector, table, settings, train_rows, stream):
     if r.labels is not None:
         evaluate = r.ends >= train_rows if train_rows is not None and np.any(r.ends >= train_rows) else \
             np.ones(len(r.ends), dtype=bool)
+        if r.n_unscored:
+            evaluate = evaluate & r.scored
         y, s = r.labels[evaluate], -r.scores[evaluate]
         r.metrics = {"part": "windows after the training rows" if not evaluate.all() else "all windows",
                      "n": int(evaluate.sum()), "n_positive": int(y.sum())}
@@ -246,7 +303,8 @@ def _write_scores(path, table, r):
         w.writerow([table.time_column or "row", "score", "threshold", "flagged"]
                    + (["label"] if r.labels is not None else []))
         for k, end in enumerate(r.ends):
-            row = [table.time[end] if table.time is not None else int(end), _fmt(r.scores[k]), _fmt(r.threshold),
+            score = _fmt(r.scores[k]) if r.scored[k] else ""  # no observed value: not scored
+            row = [table.time[end] if table.time is not None else int(end), score, _fmt(r.threshold),
                    int(r.flagged[k])]
             if r.labels is not None:
                 row.append(int(r.labels[k]))
@@ -269,8 +327,10 @@ def _plot(path, table, r, elbo_trace, train_rows, title):
         ax_x.plot(t, values[:, 0], lw=0.6, color="C0")
         ax_x.set_ylabel(table.channels[0])
     else:
-        sd = values.std(axis=0)
-        z = (values - values.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+        with warnings.catch_warnings():  # a channel with no observed value has no mean
+            warnings.simplefilter("ignore", RuntimeWarning)
+            sd = np.nanstd(values, axis=0)
+            z = (values - np.nanmean(values, axis=0)) / np.where(sd > 0, sd, 1.0)
         for c in range(min(values.shape[1], 10)):
             ax_x.plot(t, z[:, c], lw=0.6, label=table.channels[c])
         ax_x.set_ylabel("channels (standardised)")
@@ -279,8 +339,9 @@ def _plot(path, table, r, elbo_trace, train_rows, title):
             ax_x.axvspan(te[first], te[last], color="gold", alpha=0.4, lw=0, label=None if k else "labelled anomaly")
     ax_s.plot(te, r.scores, lw=0.6, color="0.25", label="score (log-density)")
     ax_s.axhline(r.threshold, color="C3", lw=1, ls="--", label="threshold")
-    low = min(r.threshold, np.percentile(r.scores, 0.2)) if len(r.scores) else r.threshold
-    high = r.scores.max() if len(r.scores) else r.threshold
+    scored = r.scores[r.scored]
+    low = min(r.threshold, np.percentile(scored, 0.2)) if len(scored) else r.threshold
+    high = scored.max() if len(scored) else r.threshold
     pad = 0.1 * (high - low) + 1e-9
     ax_s.set_ylim(low - pad, high + pad)  # the deepest 0.2 % of scores may be cut off, the threshold never
     for k, (first, last) in enumerate(r.ranges):
@@ -338,14 +399,20 @@ def _elbo_trace(detector):
 
 
 def _print_table_summary(out, inp, settings):
-    table = inp.table
-    span = f" ({table.time[0]} .. {table.time[-1]})" if table.time is not None else ""
+    table, gaps = inp.table, inp.gaps
+    span = f" ({gaps.span[0]} .. {gaps.span[1]})" if gaps.span is not None else ""
     n_features = len(window_channel_index(len(table.channels), settings["window"], settings["differences"]))
     print(f"  data        {inp.source}", file=out)
-    print(f"  rows        {table.n_rows}{span}", file=out)
+    print(f"  rows        {gaps.n_rows_read}{span}", file=out)
     print(f"  channels    {len(table.channels)}: {', '.join(table.channels)}", file=out)
     if table.ignored:
         print(f"  left out    {', '.join(table.ignored)}", file=out)
+    if gaps.n_missing:  # (--gaps error has stopped at the first one)
+        what = (f"those rows are dropped before windowing (--gaps drop): {table.n_rows} rows left"
+                if gaps.mode == "drop" else "windows score on their observed values (--gaps marginalize)")
+        share = 100 * gaps.n_missing / gaps.n_values
+        print(f"  missing     {gaps.n_missing} of {gaps.n_values} values ({share:.3g} %), in {gaps.n_rows_with} "
+              f"row{'s' if gaps.n_rows_with != 1 else ''}; {what}", file=out)
     print(f"  windows     {settings['window']} rows, step {settings['step']}"
           f"{', with first differences' if settings['differences'] else ''} -> {n_features} features", file=out)
 
@@ -368,6 +435,9 @@ def _print_results(out, table, r):
               f"{lowest[i]:.4g}; top channels: {channels}", file=out)
     if len(shown) < len(r.ranges):
         print(f"    ... and {len(r.ranges) - len(shown)} weaker ranges (every window is in scores.csv)", file=out)
+    if r.n_unscored:
+        print(f"  unscored    {r.n_unscored} window{'s' if r.n_unscored != 1 else ''} with no observed value "
+              f"(no score in scores.csv, not flagged)", file=out)
     if r.metrics is not None:
         m = r.metrics
         if "roc_auc" in m:
@@ -457,8 +527,9 @@ def _resolve_device(requested):
     return resolve(requested, "--device")
 
 
-def _print_device(out, device, requested):
-    notes = (["GPU 0"] if device == "cuda" else []) + ([f"--device {requested}"] if requested != device else [])
+def _print_device(out, device, requested, note=None):
+    notes = ((["GPU 0"] if device == "cuda" else []) + ([f"--device {requested}"] if requested != device else [])
+             + ([note] if note else []))
     print(f"  device      {device}{' (' + '; '.join(notes) + ')' if notes else ''}", file=out)
 
 
@@ -466,18 +537,46 @@ def _settings(args):
     return {"window": args.window, "step": args.step, "differences": args.differences}
 
 
+def _check_observed_features(table, X_train, train_rows, args):
+    """A DataError naming the channel when a feature of the training windows has no observed value (the
+    mixture cannot be fitted on it)."""
+    unobserved = np.flatnonzero(np.isnan(X_train).all(axis=0))
+    if not len(unobserved):
+        return
+    n_channels, width = len(table.channels), args.window
+    j = int(unobserved[0])
+    c = j % n_channels
+    channel = table.channels[c]
+    where = f"the first {train_rows} rows (--train-fraction {args.train_fraction})"
+    if np.isnan(table.values[:train_rows, c]).all():
+        raise DataError(f"{table.path}: channel '{channel}' has no observed value in {where}; raise --train-fraction "
+                        f"or leave the channel out with --ignore-column")
+    if j >= width * n_channels:
+        raise DataError(f"{table.path}: channel '{channel}' has no two consecutive observed values in {where}, so "
+                        f"its first differences (--differences) are never observed; leave out --differences or "
+                        f"use --gaps drop")
+    raise DataError(f"{table.path}: channel '{channel}' is observed in too few of {where}: no training window has "
+                    f"it at row {j // n_channels + 1} of {width}; raise --train-fraction")
+
+
 def _fit(args, inp, device, stream):
     from . import DensityAnomalyDetector
 
     table = inp.table
     settings = _settings(args)
-    _check_rows(table, args.window)
+    _check_rows(table, args.window, inp.gaps)
     train_rows = max(args.window, int(args.train_fraction * table.n_rows))
     X_train = sliding_windows(table.values[:train_rows], args.window, args.step, args.differences)
+    empty = _empty_windows(X_train)
+    n_empty = int(empty.sum())
+    if n_empty:  # nothing observed: nothing to fit on (and the detector refuses such a row)
+        X_train = X_train[~empty]
     if len(X_train) < 2:
+        observed = f" with an observed value ({n_empty} have none)" if n_empty else ""
         raise DataError(f"{table.path}: the first {train_rows} rows (--train-fraction {args.train_fraction}) hold "
-                        f"{len(X_train)} window(s) of {args.window} rows; at least 2 are needed: raise "
+                        f"{len(X_train)} window(s) of {args.window} rows{observed}; at least 2 are needed: raise "
                         f"--train-fraction or lower --window")
+    _check_observed_features(table, X_train, train_rows, args)
     detector = DensityAnomalyDetector(contamination=args.contamination, random_state=0, device=device)
     try:
         with Progress(f"fitting on {len(X_train)} windows", stream=stream):
@@ -488,39 +587,46 @@ def _fit(args, inp, device, stream):
         if device != "cuda":
             raise
         raise DataError(f"{table.path}: the fit on the GPU failed: {e}; --device cpu fits on the CPU") from None
-    return detector, settings, train_rows, len(X_train)
+    return detector, settings, train_rows, (len(X_train), n_empty)
 
 
-def _model_files(detector, table, settings, train_rows, source):
-    """{file name: writer(path)} of model.mixtura and model.json (the window settings)."""
+def _model_files(detector, table, settings, train_rows, source, gaps):
+    """{file name: writer(path)} of model.mixtura and model.json (the window settings; "gaps", the --gaps
+    mode `score` takes by default, only when it is not the default)."""
     # Saved with device="cpu" whatever this run used: a model file loads and scores anywhere, and
     # `score --device` says where it runs.
     detector.set_params(device="cpu")
     sidecar = {"format": SIDECAR_FORMAT, "version": 1, **settings, "channels": table.channels,
-               "time_column": table.time_column, "train_rows": train_rows, "fitted_on": source}
+               "time_column": table.time_column, "train_rows": train_rows, "fitted_on": source,
+               **({"gaps": gaps} if gaps != DEFAULT_GAPS else {})}
     return {"model.mixtura": detector.save,
             "model.json": lambda path: path.write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")}
 
 
 def _print_fit(out, detector, train_rows, n_train, args):
-    print(f"  training    first {train_rows} rows ({100 * args.train_fraction:g} %), {n_train} windows", file=out)
+    n_train, n_empty = n_train
+    left_out = f" ({n_empty} with no observed value left out)" if n_empty else ""
+    print(f"  training    first {train_rows} rows ({100 * args.train_fraction:g} %), {n_train} windows{left_out}",
+          file=out)
     print(f"  model       {_model_description(detector)}", file=out)
 
 
 def cmd_detect(args, out, err):
     device = _resolve_device(args.device)
-    inp = _read_input(args, args.time_column)
+    gaps = args.gaps or DEFAULT_GAPS
+    inp = _read_input(args, args.time_column, gaps)
+    device, note = _check_device_gaps(device, args.device, inp)
     output = _Output(args.out)
     print("mixtura detect", file=out)
     _print_table_summary(out, inp, _settings(args))
-    _print_device(out, device, args.device)
+    _print_device(out, device, args.device, note)
     detector, settings, train_rows, n_train = _fit(args, inp, device, err)
     _print_fit(out, detector, train_rows, n_train, args)
     r = _analyse(detector, inp.table, settings, train_rows, err)
     _print_results(out, inp.table, r)
     files = _result_files(inp.table, r, _elbo_trace(detector), train_rows, f"mixtura detect: {inp.source}",
                           args.plot)
-    files.update(_model_files(detector, inp.table, settings, train_rows, inp.source))
+    files.update(_model_files(detector, inp.table, settings, train_rows, inp.source, gaps))
     written = output.write(files, stale=["plot.png"])
     print(f"  wrote       {', '.join(str(p) for p in written)}", file=out)
     return 0
@@ -528,15 +634,17 @@ def cmd_detect(args, out, err):
 
 def cmd_fit(args, out, err):
     device = _resolve_device(args.device)
-    inp = _read_input(args, args.time_column)
+    gaps = args.gaps or DEFAULT_GAPS
+    inp = _read_input(args, args.time_column, gaps)
+    device, note = _check_device_gaps(device, args.device, inp)
     output = _Output(args.out)
     print("mixtura fit", file=out)
     _print_table_summary(out, inp, _settings(args))
-    _print_device(out, device, args.device)
+    _print_device(out, device, args.device, note)
     detector, settings, train_rows, n_train = _fit(args, inp, device, err)
     _print_fit(out, detector, train_rows, n_train, args)
     print(f"  threshold   {float(detector.offset_):.6g} (log-density)", file=out)
-    written = output.write(_model_files(detector, inp.table, settings, train_rows, inp.source))
+    written = output.write(_model_files(detector, inp.table, settings, train_rows, inp.source, gaps))
     print(f"  wrote       {', '.join(str(p) for p in written)}", file=out)
     return 0
 
@@ -568,19 +676,25 @@ def _load_model(path):
 def cmd_score(args, out, err):
     device = _resolve_device(args.device)
     detector, sidecar = _load_model(args.model)
-    detector.set_params(device=device)  # where this run scores; the model file does not decide it
     time_column = args.time_column if args.time_column is not None else sidecar["time_column"]
+    fit_gaps = sidecar.get("gaps", DEFAULT_GAPS)
+    if fit_gaps not in GAPS:
+        raise DataError(f"{pathlib.Path(args.model).with_suffix('.json')}: unknown gaps mode {fit_gaps!r}; "
+                        f"give --gaps")
+    gaps = args.gaps or fit_gaps  # the fit's mode unless told otherwise
     # The model's columns in its order; every other column but the time and the label is left out unread.
-    inp = _read_input(args, time_column, channels=sidecar["channels"])
+    inp = _read_input(args, time_column, gaps, channels=sidecar["channels"])
     table = inp.table
+    device, note = _check_device_gaps(device, args.device, inp)
+    detector.set_params(device=device)  # where this run scores; the model file does not decide it
     settings = {k: sidecar[k] for k in ("window", "step", "differences")}
-    _check_rows(table, settings["window"])
+    _check_rows(table, settings["window"], inp.gaps)
     output = _Output(args.out)
     print(f"mixtura score {args.model}", file=out)
     _print_table_summary(out, inp, settings)
-    _print_device(out, device, args.device)
+    _print_device(out, device, args.device, note)
     print(f"  model       {_model_description(detector)}", file=out)
-    same_file = sidecar.get("fitted_on") == inp.source
+    same_file = sidecar.get("fitted_on") == inp.source and gaps == fit_gaps
     train_rows = sidecar["train_rows"] if same_file else None
     r = _analyse(detector, table, settings, train_rows, err)
     _print_results(out, table, r)
@@ -630,8 +744,10 @@ def build_parser():
         epilog="Without FILE the bundled NAB machine-temperature series is used. CSV: a header row, separator "
                "',', ';' or tab, time column by --time-column or the first column when it is not numeric, an "
                "optional 0/1 label column ('label', 'anomaly' or --label-column; used only for ROC-AUC), a 'changepoint' column and "
-               "--ignore-column columns left out; every other column is a channel (score reads the model's). scores.csv: score = log-density of the window ending at that time (higher = more "
-               "normal), flagged = 1 when it is below the threshold.")
+               "--ignore-column columns left out; every other column is a channel (score reads the model's); an "
+               "empty cell, NaN or NA is a missing value (--gaps). scores.csv: score = log-density of the window "
+               "ending at that time (higher = more normal; empty for a window with no observed value), flagged = 1 "
+               "when it is below the threshold.")
     parser.add_argument("--version", action="version", version=f"mixtura {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="{detect,fit,score}")
     sub.required = True
@@ -645,6 +761,11 @@ def build_parser():
         p.add_argument("--ignore-column", metavar="NAME", action="append", default=[],
                        help="leave column NAME out (repeat for several); a 'changepoint' column (SKAB's "
                             "annotation) is always left out")
+        p.add_argument("--gaps", choices=GAPS, default=None,
+                       help="missing values (an empty cell, NaN in any case, NA): 'marginalize' (default; for "
+                            "score, the mode the model was fitted with) scores each window by the density of its "
+                            "observed values, 'drop' removes the rows that have one before windowing, 'error' "
+                            "stops at the first, naming its line and column")
 
     def fit_options(p):
         p.add_argument("file", metavar="FILE.csv", nargs="?", help="sensor table (default: bundled NAB data)")

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -249,9 +250,8 @@ BAD_FILES = [
     ("timestamp|value\n2024-01-01|1.0\n2024-01-02|2.0\n", r"line 1: one column only, and 'timestamp\|value' looks "
      r"separated by '\|'; mixtura reads files separated by ',', ';' or tabs"),
     ("time value\nt0 1.0\nt1 2.0\n", r"line 1: one column only, and 'time value' looks separated by spaces"),
-    ("time,x\nt0,1\nt1,nan\n", r"line 3, column 'x': 'nan' is not a finite number"),
     ("time,x\nt0,1\nt1,inf\n", r"line 3, column 'x': 'inf' is not a finite number"),
-    ("time,x\nt0,1\nt1,\n", r"line 3, column 'x': empty value"),
+    ("time,x\nt0,1\nt1,N/A\n", r"line 3, column 'x': 'N/A' is not a number"),  # a missing value is NaN or NA
     ("time;x\nt0;1,5\n",
      r"line 2, column 'x': '1,5' is not a number \(a decimal comma\? write the decimal point as '.'\)"),
     ("timestamp\n2024-01-01\n2024-01-02\n", r"no numeric columns to analyse \(the header has only the time column "
@@ -741,3 +741,282 @@ def test_times_out_of_order_warn_on_the_command_line(tmp_path):
     assert code == 0, err
     assert (f"mixtura detect: warning: {path}: line 6: time '2024-01-01 00:02' is before the previous row's "
             "'2024-01-01 00:03' (line 5; 1 such row in all); the windows follow the file's row order\n") in err
+
+
+# ------------------------------------------------------------------------------ missing values: --gaps
+
+N_GAPPY = 300
+HOLE = (200, 206)  # every value of these rows is missing: windows of 4 rows inside it have nothing observed
+GAPPY = ("--window", "4", "--train-fraction", "0.5")
+
+
+def write_sensor_table(path, values, time, label):
+    """A CSV of time, the channels x and y and the label; NaN cells written as '', 'NaN' or 'NA' in turn."""
+    spellings = ["", "NaN", "NA"]
+    k = 0
+    with open(path, "w") as f:
+        f.write("time,x,y,label\n")
+        for t, row, lab in zip(time, values, label):
+            cells = []
+            for v in row:
+                if np.isnan(v):
+                    cells.append(spellings[k % 3])
+                    k += 1
+                else:
+                    cells.append(f"{v:.6f}")
+            f.write(f"{t},{','.join(cells)},{lab}\n")
+    return path
+
+
+@pytest.fixture
+def gappy(tmp_path):
+    """(path of a table with gaps, path of the same table complete, its values with NaN): two channels of
+    300 rows, 6 % of the values missing and rows 200..205 with none; a jump in x at rows 260..269."""
+    rng = np.random.default_rng(3)
+    i = np.arange(N_GAPPY)
+    X = np.stack([np.sin(i / 15), np.cos(i / 25)], axis=1) + 0.05 * rng.standard_normal((N_GAPPY, 2))
+    X[260:270, 0] += 2.0
+    X = np.round(X, 6)
+    label = ((i >= 260) & (i < 270)).astype(int)
+    time = [f"2024-01-01 {k // 60:02d}:{k % 60:02d}" for k in i]
+    complete = write_sensor_table(tmp_path / "complete.csv", X, time, label)
+    G = X.copy()
+    G[rng.random(G.shape) < 0.06] = np.nan
+    G[HOLE[0]:HOLE[1]] = np.nan
+    return write_sensor_table(tmp_path / "gappy.csv", G, time, label), complete, G
+
+
+def cli_detector(values, width=4, train_fraction=0.5):
+    """The detector `detect` fits on these values (its windows with an observed value)."""
+    train_rows = max(width, int(train_fraction * len(values)))
+    W = mixtura.sliding_windows(values[:train_rows], width)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # few rows held out for calibration (the CLI says so on stderr)
+        return mixtura.DensityAnomalyDetector(random_state=0).fit(W[~np.isnan(W).all(axis=1)])
+
+
+def missing_line(G, what):
+    n_missing, rows = int(np.isnan(G).sum()), int(np.isnan(G).any(axis=1).sum())
+    return f"\n  missing     {n_missing} of {G.size} values ({100 * n_missing / G.size:.3g} %), in {rows} rows; {what}\n"
+
+
+def test_gaps_marginalize_scores_windows_on_their_observed_values(gappy, tmp_path):
+    path, _, G = gappy
+    code, out, err = run_main("detect", str(path), *GAPPY, "--out", str(tmp_path / "o"))
+    assert code == 0, err
+    assert missing_line(G, "windows score on their observed values (--gaps marginalize)") in out
+    assert "\n  rows        300 (2024-01-01 00:00 .. 2024-01-01 04:59)\n" in out
+    assert "\n  training    first 150 rows (50 %), 147 windows\n" in out
+    assert "\n  unscored    3 windows with no observed value (no score in scores.csv, not flagged)\n" in out
+    # the scores: the detector fitted on the training windows, each window scored by the density of its
+    # observed values; the windows inside the hole have none: no score, not flagged
+    header, rows = read_scores(tmp_path / "o" / "scores.csv")
+    assert len(rows) == N_GAPPY - 3
+    W = mixtura.sliding_windows(G, 4)
+    empty = np.isnan(W).all(axis=1)
+    assert np.flatnonzero(empty).tolist() == [HOLE[0] + k - 3 + 3 for k in range(3)]  # ending at rows 203..205
+    det = cli_detector(G)
+    want = mixtura.StreamScorer(det, 4).score_chunk(G)
+    assert [r[1] for r in rows] == ["" if np.isnan(s) else repr(float(s)) for s in want]
+    assert all(r[3] == "0" for r, e in zip(rows, empty) if e)
+    assert [r[3] for r, e in zip(rows, empty) if not e] == [str(int(s < det.offset_)) for s in want[~empty]]
+    # the jump is flagged, and ROC-AUC counts the scored windows only
+    assert any(r[3] == "1" for r in rows[260 - 3:270 - 3])
+    assert re.search(r"ROC-AUC     \S+, average precision \S+ \(windows after the training rows: 147, 10 labelled", out)
+    assert (tmp_path / "o" / "plot.png").stat().st_size > 10_000
+    # the model file loads and scores windows with gaps
+    loaded = mixtura.load(tmp_path / "o" / "model.mixtura")
+    np.testing.assert_array_equal(mixtura.StreamScorer(loaded, 4).score_chunk(G), want)
+    assert '"gaps"' not in (tmp_path / "o" / "model.json").read_text()  # the default mode is not written
+    code, out, err = run_main("score", str(tmp_path / "o" / "model.mixtura"), str(path), "--no-plot",
+                              "--out", str(tmp_path / "s"))
+    assert code == 0, err
+    assert "windows score on their observed values (--gaps marginalize)" in out and "unscored    3 windows" in out
+    assert (tmp_path / "s" / "scores.csv").read_bytes() == (tmp_path / "o" / "scores.csv").read_bytes()
+
+
+def test_gaps_drop_removes_the_rows_before_windowing(gappy, tmp_path):
+    path, _, G = gappy
+    keep = ~np.isnan(G).any(axis=1)
+    n_kept = int(keep.sum())
+    code, out, err = run_main("detect", str(path), *GAPPY, "--gaps", "drop", "--no-plot", "--out", str(tmp_path / "o"))
+    assert code == 0, err
+    assert missing_line(G, f"those rows are dropped before windowing (--gaps drop): {n_kept} rows left") in out
+    assert "\n  rows        300 (2024-01-01 00:00 .. 2024-01-01 04:59)\n" in out  # the rows read
+    assert f"\n  training    first {n_kept // 2} rows (50 %), {n_kept // 2 - 3} windows\n" in out
+    assert "unscored" not in out
+    # the same as the complete rows alone, each window at the time of its last (kept) row
+    header, rows = read_scores(tmp_path / "o" / "scores.csv")
+    kept_times = [f"2024-01-01 {k // 60:02d}:{k % 60:02d}" for k in np.flatnonzero(keep)]
+    assert [r[0] for r in rows] == kept_times[3:]
+    det = cli_detector(G[keep])
+    want = det.score_samples(mixtura.sliding_windows(G[keep], 4))
+    assert [r[1] for r in rows] == [repr(float(s)) for s in want]
+    assert '"gaps": "drop"' in (tmp_path / "o" / "model.json").read_text()
+    # score takes the fit's mode by default, --gaps another
+    model = str(tmp_path / "o" / "model.mixtura")
+    code, out, err = run_main("score", model, str(path), "--no-plot", "--out", str(tmp_path / "s"))
+    assert code == 0, err
+    assert "(--gaps drop)" in out
+    assert (tmp_path / "s" / "scores.csv").read_bytes() == (tmp_path / "o" / "scores.csv").read_bytes()
+    code, out, err = run_main("score", model, str(path), "--gaps", "marginalize", "--no-plot",
+                              "--out", str(tmp_path / "m"))
+    assert code == 0, err
+    assert len(read_scores(tmp_path / "m" / "scores.csv")[1]) == N_GAPPY - 3
+
+
+@pytest.mark.parametrize("command", ["detect", "fit", "score"])
+def test_gaps_error_names_the_first_missing_cell(gappy, tmp_path, command):
+    path, complete, G = gappy
+    first = np.argwhere(np.isnan(G))[0]
+    line, column = int(first[0]) + 2, "xy"[first[1]]
+    model = []
+    if command == "score":
+        code, _, err = run_main("fit", str(complete), *GAPPY, "--out", str(tmp_path / "m"))
+        assert code == 0, err
+        model = [str(tmp_path / "m" / "model.mixtura")]
+    code, out, err = run_main(command, *model, str(path), *([] if model else GAPPY), "--gaps", "error",
+                              "--out", str(tmp_path / "o"))
+    assert_one_line_error(code, err, command)
+    assert re.fullmatch(rf"mixtura {command}: error: {re.escape(str(path))}: line {line}, column '{column}': empty "
+                        r"value \(missing values are refused with --gaps error\)\n", err), err
+    assert out == "" and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("cell,message", [("", "empty value"), ("nan", "'nan' is a missing value"),
+                                          ("NA", "'NA' is a missing value"), ("-NaN", "'-NaN' is a missing value")])
+def test_gaps_error_for_each_spelling(tmp_path, cell, message):
+    path = tmp_path / "data.csv"
+    path.write_text("time,x\n" + "".join(f"t{i},{i % 5}.5\n" for i in range(15)) + f"t15,{cell}\n")
+    code, _, err = run_main("detect", str(path), "--window", "1", "--gaps", "error", "--out", str(tmp_path / "o"))
+    assert_one_line_error(code, err, "detect")
+    assert err == (f"mixtura detect: error: {path}: line 17, column 'x': {message} (missing values are refused "
+                   f"with --gaps error)\n")
+    code, out, err = run_main("detect", str(path), "--window", "1", "--train-fraction", "1", "--contamination", "0.1",
+                              "--out", str(tmp_path / "o"), "--no-plot")
+    assert code == 0, err  # by default: a missing value
+    assert "\n  missing     1 of 16 values (6.25 %), in 1 row; windows score" in out
+
+
+def test_a_complete_file_is_read_and_scored_as_before(gappy, tmp_path):
+    # No gaps: every mode prints and writes what detect did before it took gaps, and no line about them.
+    _, complete, _ = gappy
+    outputs = {}
+    for mode in ("marginalize", "drop", "error", None):
+        out_dir = tmp_path / str(mode)
+        code, out, err = run_main("detect", str(complete), *GAPPY, *(["--gaps", mode] if mode else []),
+                                  "--out", str(out_dir))
+        assert code == 0, err
+        outputs[mode] = (out.replace(str(out_dir), "OUT"), err, (out_dir / "scores.csv").read_bytes(),
+                         (out_dir / "model.mixtura").read_bytes(), (out_dir / "plot.png").read_bytes())
+        sidecar = (out_dir / "model.json").read_text()
+        assert ('"gaps"' in sidecar) == (mode in ("drop", "error"))
+    assert len(set(outputs.values())) == 1
+    out = outputs[None][0]
+    assert "missing" not in out and "unscored" not in out and "left out" not in out
+    assert [line[:14] for line in out.splitlines()][:9] == [
+        "mixtura detect", "  data        ", "  rows        ", "  channels    ", "  windows     ", "  device      ",
+        "  training    ", "  model       ", "  threshold   "]
+    table = read_table(complete)
+    X = mixtura.sliding_windows(table.values, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # few rows held out for calibration (the CLI says so on stderr)
+        det = mixtura.DensityAnomalyDetector(random_state=0).fit(X[:147])
+    _, rows = read_scores(tmp_path / "None" / "scores.csv")
+    assert [r[1] for r in rows] == [repr(float(s)) for s in det.score_samples(X)]
+
+
+def test_gaps_in_the_training_windows(tmp_path):
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((200, 2))
+    time = [f"t{k}" for k in range(200)]
+    label = [0] * 200
+    # a hole in the training rows: its windows are left out of the fit, and said so
+    G = X.copy()
+    G[40:47] = np.nan
+    path = write_sensor_table(tmp_path / "a.csv", G, time, label)
+    code, out, err = run_main("detect", str(path), *GAPPY, "--no-plot", "--out", str(tmp_path / "o"))
+    assert code == 0, err
+    assert "\n  training    first 100 rows (50 %), 93 windows (4 with no observed value left out)\n" in out
+    # a channel with no observed value in the training rows
+    G = X.copy()
+    G[:120, 1] = np.nan
+    path = write_sensor_table(tmp_path / "b.csv", G, time, label)
+    code, _, err = run_main("detect", str(path), *GAPPY, "--out", str(tmp_path / "o"))
+    assert_one_line_error(code, err, "detect")
+    assert err.endswith(f"{path}: channel 'y' has no observed value in the first 100 rows (--train-fraction 0.5); "
+                        "raise --train-fraction or leave the channel out with --ignore-column\n")
+    # a channel observed every other row: its first differences never are
+    G = X.copy()
+    G[::2, 1] = np.nan
+    path = write_sensor_table(tmp_path / "c.csv", G, time, label)
+    code, _, err = run_main("detect", str(path), *GAPPY, "--differences", "--out", str(tmp_path / "o"))
+    assert_one_line_error(code, err, "detect")
+    assert (f"{path}: channel 'y' has no two consecutive observed values in the first 100 rows (--train-fraction "
+            "0.5), so its first differences (--differences) are never observed; leave out --differences or use "
+            "--gaps drop\n") in err
+    code, out, err = run_main("detect", str(path), *GAPPY, "--no-plot", "--out", str(tmp_path / "o"))
+    assert code == 0, err  # without differences the windows have y
+    # nothing observed in the training rows
+    G = X.copy()
+    G[:100] = np.nan
+    path = write_sensor_table(tmp_path / "d.csv", G, time, label)
+    code, _, err = run_main("detect", str(path), *GAPPY, "--out", str(tmp_path / "o"))
+    assert_one_line_error(code, err, "detect")
+    assert ("the first 100 rows (--train-fraction 0.5) hold 0 window(s) of 4 rows with an observed value (97 have "
+            "none); at least 2 are needed") in err
+
+
+def test_gaps_drop_leaving_too_few_rows(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_text("t,x,y\n" + "".join(f"{i},{i % 3},{'' if i % 2 else 1}\n" for i in range(10)))
+    code, _, err = run_main("detect", str(path), "--window", "6", "--gaps", "drop", "--out", str(tmp_path / "o"))
+    assert_one_line_error(code, err, "detect")
+    assert (f"{path}: 5 data rows left after dropping 5 with missing values (--gaps drop), fewer than the window of "
+            "6 rows; use a smaller --window") in err
+
+
+def test_score_with_no_observed_window(gappy, tmp_path):
+    _, complete, _ = gappy
+    code, _, err = run_main("fit", str(complete), *GAPPY, "--out", str(tmp_path / "m"))
+    assert code == 0, err
+    path = tmp_path / "empty.csv"
+    path.write_text("time,x,y\n" + "".join(f"t{i},,NA\n" for i in range(10)))
+    code, _, err = run_main("score", str(tmp_path / "m" / "model.mixtura"), str(path), "--out", str(tmp_path / "s"))
+    assert_one_line_error(code, err, "score")
+    assert f"{path}: no window of 4 rows has an observed value; nothing to score\n" in err
+    sidecar = tmp_path / "m" / "model.json"
+    sidecar.write_text(sidecar.read_text().replace('"version": 1,', '"version": 1, "gaps": "fill",'))
+    code, _, err = run_main("score", str(tmp_path / "m" / "model.mixtura"), str(path), "--out", str(tmp_path / "s"))
+    assert_one_line_error(code, err, "score")
+    assert "model.json: unknown gaps mode 'fill'; give --gaps" in err
+
+
+@pytest.mark.parametrize("requested", ["cuda", "auto"])
+def test_gaps_keep_off_the_gpu(gappy, tmp_path, monkeypatch, requested):
+    # The CUDA backend takes complete rows only: with missing values 'auto' runs on the CPU and says why,
+    # 'cuda' is an error before anything is written (a GPU is faked: only the choice is tested).
+    path, complete, _ = gappy
+    monkeypatch.setattr(cli, "_resolve_device", lambda requested: "cuda")
+    code, out, err = run_main("detect", str(path), *GAPPY, "--device", requested, "--no-plot",
+                              "--out", str(tmp_path / "o"))
+    if requested == "auto":
+        assert code == 0, err
+        assert ("\n  device      cpu (--device auto; missing values: the CUDA backend takes complete rows only)\n"
+                in out)
+    else:
+        assert_one_line_error(code, err, "detect")
+        assert err == (f"mixtura detect: error: --device cuda: {path} has missing values (--gaps marginalize), which "
+                       "the CUDA backend does not take; use --device cpu or auto, or --gaps drop\n")
+        assert not (tmp_path / "o").exists()
+
+
+def test_gaps_option_in_the_help(capsys):
+    for command in ("detect", "fit", "score"):
+        with pytest.raises(SystemExit):
+            cli.main([command, "--help"])
+        assert "--gaps {marginalize,drop,error}" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        cli.main(["detect", "--gaps", "fill"])
+    assert e.value.code == 2
+    assert "argument --gaps: invalid choice: 'fill'" in capsys.readouterr().err

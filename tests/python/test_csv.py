@@ -126,8 +126,9 @@ def test_blocks_of_every_size_read_the_same(tmp_path, monkeypatch):
 # ------------------------------------------------------------------------------------- property test
 
 NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+MISSING = re.compile(r"(?:[+-]?[nN][aA][nN]|NA)?")  # the documented missing values (after stripping blanks)
 ODD_CELLS = ["", " ", "-", ".", "e5", "1e999", "nan", "-inf", "1_0", "\u0661", "\uff11", "1,5", "1;5", "1\t5",
-             '"1"', "x", "\x0c1", "1\u2028", "1 2", "0x1"]
+             '"1"', "x", "\x0c1", "1\u2028", "1 2", "0x1", "NA", "-NaN", " na", "N/A", "null", "nan(1)"]
 numbers = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False, width=64).map(repr),
     st.integers(-10**20, 10**20).map(str),
@@ -151,32 +152,50 @@ def tables(draw):
             "blank": draw(st.sets(st.integers(0, n_rows))), "block": draw(st.sampled_from([1, 5, 64, 1 << 20]))}
 
 
+def written(row, sep):
+    buffer = io.StringIO()
+    csv.writer(buffer, delimiter=sep, lineterminator="\n").writerow(row)
+    return buffer.getvalue()
+
+
 def reference(table):
-    """(values, time) by the documented rules, written out plainly; None where the reader must refuse."""
+    """(values, time) by the documented rules, written out plainly; None where the reader must refuse.
+    A missing value in a channel is NaN (read_table's default, missing="nan")."""
     header, rows = table["header"], table["rows"]
     if len(header) < 2 and table["sep"] != ",":
         return "skip"  # one column: its separator cannot be told from the file
     if all(NUMBER.fullmatch(h) for h in header):
         return "skip"
-    first = rows[0][0].strip(" \t")
-    try:
-        float(first)
-        time = header[0] == "time"
-    except ValueError:
-        time = True  # the first column is the time column when its first value is not a number
+    # the first value that is not missing in the first five data lines (a line of blanks is no data line)
+    sample = [r for r in rows if written(r, table["sep"]).strip()][:5]
+    first = next((c for c in (r[0].strip(" \t") for r in sample) if not MISSING.fullmatch(c)), None)
+    if first is None:
+        time = False  # only missing values: a channel
+    else:
+        try:
+            float(first)
+            time = header[0] == "time"
+        except ValueError:
+            time = True  # the first column is the time column when its first value is not a number
     if time and len(header) == 1:
         return None  # no numeric column
+    records = [r for r in rows if not (len(r) == 1 and not r[0].strip())]  # a blank line is skipped
     values = []
-    for row in rows:
+    for row in records:
         cells_ = row[1:] if time else row
         out = []
         for c in cells_:
             c = c.strip(" \t")
+            if MISSING.fullmatch(c):
+                out.append(math.nan)
+                continue
             if not NUMBER.fullmatch(c) or not math.isfinite(float(c)):
                 return None
             out.append(float(c))
         values.append(out)
-    return np.array(values), ([r[0].strip(" \t") for r in rows] if time else None)
+    if not values:
+        return None  # no data rows
+    return np.array(values), ([r[0].strip(" \t") for r in records] if time else None)
 
 
 # Derandomized: the same examples every run, so that CI does not fail by chance (MIXTURA_CSV_RANDOM=1
@@ -218,3 +237,110 @@ def test_a_nul_in_a_time_cell_is_kept(tmp_path):
         warnings.simplefilter("ignore")
         t = read_table(path)
     assert t.time == ["t\x00", "u"]
+
+
+# ------------------------------------------------------------------------------------ missing values
+
+GAP_SPELLINGS = ["", " ", "\t", "nan", "NaN", "NAN", "-nan", "+NaN", "NA", " NA\t"]
+
+
+@pytest.mark.parametrize("sep", [",", ";", "\t"])
+@pytest.mark.parametrize("path_", ["numpy", "line by line"])
+def test_missing_values_are_nan(tmp_path, monkeypatch, sep, path_):
+    # each spelling first, in the middle and last in its row, in both ways of reading a block
+    spellings = [g for g in GAP_SPELLINGS if sep not in g]
+    rows, want = [], []
+    for i, g in enumerate(spellings):
+        for k in range(3):
+            cells = ["1.5", "-2", "3e1"]
+            cells[k] = g
+            time = f'"t{i}.{k}"' if path_ == "line by line" else f"t{i}.{k}"  # a quote: read line by line
+            rows.append(sep.join([time] + cells))
+            want.append([math.nan if j == k else float(c) for j, c in enumerate(cells)])
+    if path_ == "numpy":  # the block is read by NumPy, not line by line
+        monkeypatch.setattr(_csv._Columns, "_line_by_line", lambda *a: pytest.fail("read line by line"))
+    t = read_table(write(tmp_path, sep.join(["time", "x", "y", "z"]) + "\n" + "\n".join(rows) + "\n"))
+    np.testing.assert_array_equal(t.values, want)
+    assert t.time[:2] == ["t0.0", "t0.1"] and t.lines.tolist() == list(range(2, 2 + len(rows)))
+
+
+@pytest.mark.parametrize("cell", ["N/A", "null", "None", "na", "Na", "-", "?", "nan(1)", "NaN%", "#N/A", ".NA"])
+@pytest.mark.parametrize("missing", ["nan", "error"])
+def test_nothing_else_is_a_missing_value(tmp_path, cell, missing):
+    # the message is the one it was before missing values were taken
+    with pytest.raises(DataError, match=rf"t.csv: line 3, column 'x': {re.escape(repr(cell))} is not a number$"):
+        read_table(write(tmp_path, f"time,x\nt0,1\nt1,{cell}\n"), missing=missing)
+
+
+@pytest.mark.parametrize("cell", ["inf", "-Infinity", "1e999"])
+@pytest.mark.parametrize("missing", ["nan", "error"])
+def test_infinity_stays_an_error(tmp_path, cell, missing):
+    with pytest.raises(DataError, match=rf"t.csv: line 3, column 'x': '{re.escape(cell)}' is not a finite number "
+                                        r"\(mixtura does not fill gaps: fill or drop the row\)$"):
+        read_table(write(tmp_path, f"time,x\nt0,1\nt1,{cell}\n"), missing=missing)
+
+
+@pytest.mark.parametrize("quote", ["", '"'])
+def test_missing_error_names_the_first_missing_cell(tmp_path, quote):
+    text = f"time,x,y\n{quote}t0{quote},1,2\nt1,3,NA\nt2,,4\n"
+    with pytest.raises(DataError, match=r"t.csv: line 3, column 'y': 'NA' is a missing value \(missing values are "
+                                        r"refused with --gaps error\)$"):
+        read_table(write(tmp_path, text), missing="error")
+    with pytest.raises(DataError, match=r"t.csv: line 2, column 'x': empty value \(missing values are refused with "
+                                        r"--gaps error\)$"):
+        read_table(write(tmp_path, f"time,x,y\n{quote}t0{quote}, \t,2\n"), missing="error")
+    with pytest.raises(DataError, match=r"line 2, column 'y': '-NaN' is a missing value"):
+        read_table(write(tmp_path, f"time,x,y\n{quote}t0{quote},1,-NaN\n"), missing="error")
+    # and by default they are NaN
+    np.testing.assert_array_equal(read_table(write(tmp_path, text)).values, [[1, 2], [3, np.nan], [np.nan, 4]])
+
+
+def test_a_complete_file_reads_the_same_either_way(tmp_path):
+    path = write(tmp_path, "time,x,y\n" + "".join(f"t{i},{i}.5,{-i}\n" for i in range(50)))
+    a, b = read_table(path), read_table(path, missing="error")
+    np.testing.assert_array_equal(a.values, b.values)
+    assert a.time == b.time and not np.isnan(a.values).any()
+
+
+def test_the_label_column_takes_no_missing_value(tmp_path):
+    for cell, message in [("", r"empty value \(mixtura does not fill gaps: fill or drop the row\)"),
+                          ("nan", r"'nan' is not a finite number"), ("NA", r"'NA' is not a number")]:
+        with pytest.raises(DataError, match=rf"line 3, column 'label': {message}"):
+            read_table(write(tmp_path, f"time,x,label\nt0,1,0\nt1,,{cell}\n"))
+
+
+def test_a_leading_gap_does_not_make_a_channel_the_time_column(tmp_path):
+    t = read_table(write(tmp_path, "x,y\n,1\nNA,2\n3,4\n"))
+    assert t.time is None and t.channels == ["x", "y"]
+    np.testing.assert_array_equal(t.values, [[np.nan, 1], [np.nan, 2], [3, 4]])
+    t = read_table(write(tmp_path, "x,y\n,1\nNA,2\n"))  # nothing but gaps: a channel, not the time
+    assert t.time is None and t.channels == ["x", "y"]
+    t = read_table(write(tmp_path, "when,y\n,1\n2024-01-01,2\n"), check_time_order=False)  # the first value there
+    assert t.time == ["", "2024-01-01"] and t.channels == ["y"]
+    with pytest.raises(DataError, match=r"line 2, column 'x': empty value"):  # with missing="error", said so
+        read_table(write(tmp_path, "x,y\n,1\n3,4\n"), missing="error")
+
+
+def test_a_one_column_file_writes_gaps_as_nan_or_na(tmp_path):
+    # an empty line is a blank line there (skipped)
+    t = read_table(write(tmp_path, "x\n1\n\nNA\n2\nnan\n"))
+    np.testing.assert_array_equal(t.values[:, 0], [1, np.nan, 2, np.nan])
+    assert t.lines.tolist() == [2, 4, 5, 6]
+
+
+def test_missing_must_be_nan_or_error(tmp_path):
+    with pytest.raises(ValueError, match=r"missing must be one of \('nan', 'error'\), got 'drop'"):
+        read_table(write(tmp_path, "x,y\n1,2\n"), missing="drop")
+
+
+def test_blocks_of_every_size_read_gaps_the_same(tmp_path, monkeypatch):
+    text = ('time,x,y\r\n"a",,2\r\nb,NA,\r\n\r\nc,nan, 4\nd,5,6\n' +
+            "".join(f"r{i},{'' if i % 3 else i},{'NA' if i % 5 == 0 else -i}\n" for i in range(40)))
+    path = write(tmp_path, text)
+    ref = read_table(path)
+    assert np.isnan(ref.values).sum() == 3 + 27 + 8
+    for size in (1, 2, 3, 7, 16, 50, 100, 1000):
+        monkeypatch.setattr(_csv, "BLOCK_BYTES", size)
+        t = read_table(path)
+        assert t.time == ref.time and t.lines.tolist() == ref.lines.tolist()
+        np.testing.assert_array_equal(t.values, ref.values)
