@@ -17,6 +17,11 @@ from gpu_util import HAS_GPU
 from mixtura import _core, cli, datasets
 from mixtura._csv import DataError, read_table
 
+# Not run on the lower copies of the core by tests/run_all.sh (conftest.py), for this reason:
+pytestmark = pytest.mark.top_level_only(reason=(
+    "the command line's options, files, outputs and errors; its fits are DensityAnomalyDetector's, "
+    "checked at every level by test_anomaly*.py and test_model_files.py"))
+
 N_ROWS = 22695  # readings in NAB's machine_temperature_system_failure.csv
 
 

@@ -14,6 +14,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from mixtura import _csv
 from mixtura._csv import DataError, read_table
 
+# Not run on the lower copies of the core by tests/run_all.sh (conftest.py), for this reason:
+pytestmark = pytest.mark.top_level_only(reason="the CSV reader is Python and NumPy: no core call")
+
 
 def write(tmp_path, text, name="t.csv"):
     path = tmp_path / name

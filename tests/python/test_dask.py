@@ -68,6 +68,7 @@ def test_default_fits_do_not_depend_on_the_chunking(dtype):
         assert a.n_iter_ == b.n_iter_
 
 
+@pytest.mark.top_level_only(reason="counts the first pass's block calls: orchestration, not arithmetic")
 def test_the_mixture_checks_its_data_once(monkeypatch):
     # The first pass (checks, moments) serves the K-means of the default start as well.
     calls = []
@@ -136,11 +137,11 @@ def _same_fit(a, b):
         np.testing.assert_array_equal(getattr(ga, name), getattr(gb, name), err_msg=name)
 
 
+@pytest.mark.top_level_only(reason=(
+    "schedulers and worker processes (a minute) run the same core calls elsewhere; the passes' bits "
+    "at each level are the other tests'"))
 def test_the_same_bits_for_every_scheduler_and_number_of_workers():
     distributed = pytest.importorskip("distributed")
-    info = mixtura.build_info()
-    if info["isa"] != info["cpu_levels"][-1]:  # worker processes cost a minute; the passes differ by level only
-        pytest.skip("worker processes: run at this CPU's highest level only (the other tests run at every level)")
     X = da.from_array(_blobs(9000, seed=4), chunks=(700, -1))
     w = da.from_array(np.random.default_rng(5).uniform(0.5, 2, 9000), chunks=700)
     with dask.config.set(scheduler="synchronous"):
@@ -186,6 +187,8 @@ def test_kmeans_parallel_on_fewer_distinct_rows_than_clusters():
     assert km.cluster_centers_.shape == (3, 2) and km.inertia_ == 0.0
 
 
+@pytest.mark.top_level_only(
+    reason="input conversion (DataFrames, NumPy, unknown chunks) into the blocks that the other tests fit")
 def test_dataframes_numpy_and_unknown_chunks_are_taken():
     dd = pytest.importorskip("dask.dataframe")
     pd = pytest.importorskip("pandas")
@@ -206,6 +209,7 @@ def test_dataframes_numpy_and_unknown_chunks_are_taken():
     np.testing.assert_array_equal(km.predict(X), one.predict(X))  # NumPy in, NumPy out
 
 
+@pytest.mark.top_level_only(reason="checks raised in Python, before any core call")
 def test_bad_input_is_refused_with_the_reason():
     dd = pytest.importorskip("dask.dataframe")
     pd = pytest.importorskip("pandas")
@@ -244,6 +248,8 @@ def test_bad_input_is_refused_with_the_reason():
         km.predict(X[:, :3])
 
 
+@pytest.mark.top_level_only(
+    reason="pickles and model files of the fitted estimators; their fits and scores are the other tests'")
 def test_fitted_estimators_save_pickle_and_load_as_the_one_machine_kind(tmp_path):
     X = da.from_array(_blobs(2000, seed=9), chunks=(500, -1))
     km = md.KMeans(3, random_state=1, split_every=3).fit(X)
@@ -262,6 +268,7 @@ def test_fitted_estimators_save_pickle_and_load_as_the_one_machine_kind(tmp_path
     assert isinstance(back.score_samples(X), da.Array)
 
 
+@pytest.mark.top_level_only(reason="import machinery in a fresh interpreter")
 def test_import_mixtura_works_without_dask_and_mixtura_dask_says_what_to_install():
     code = ("import sys\n"
             "class Block:\n"
@@ -288,6 +295,7 @@ def _cpp_quantile(v, q):
     return v[lo] + (h - lo) * (b - v[lo])
 
 
+@pytest.mark.top_level_only(reason="mixtura.dask's order statistics are NumPy: no core call")
 def test_order_statistics_are_exact_on_heavy_tails_ties_and_constants(monkeypatch):
     monkeypatch.setattr(md, "_GATHER", 500)  # force several counting passes before the gather
     rng = np.random.default_rng(11)

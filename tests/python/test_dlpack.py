@@ -13,6 +13,11 @@ from mixtura import _core, _cuda_array, _dlpack
 
 from gpu_util import HAS_GPU, to_device
 
+# Not run on the lower copies of the core by tests/run_all.sh (conftest.py), for this reason:
+pytestmark = pytest.mark.top_level_only(reason=(
+    "DLPack descriptors and refusals, no arithmetic: a host DLPack array reaches the NumPy array's core "
+    "call (that equality is the check), and device fits run on the GPU, not on a CPU copy of the core"))
+
 DATA = 0x7F0000000000  # a device address for the descriptor; never dereferenced
 
 _capsule_new = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p)(

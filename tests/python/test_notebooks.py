@@ -3,6 +3,11 @@ import pathlib
 
 import pytest
 
+# Not run on the lower copies of the core by tests/run_all.sh (conftest.py), for this reason:
+pytestmark = pytest.mark.top_level_only(reason=(
+    "notebooks are examples: what they assert (the ELBO staircase, streamed == batch scores, the "
+    "adaptation to a shift) test_gmm, test_stream and test_gmm_stream check at every level"))
+
 nbformat = pytest.importorskip("nbformat", reason="pip install '.[test]' brings nbformat and nbclient")
 from nbclient import NotebookClient  # noqa: E402
 

@@ -13,6 +13,12 @@ _spec = importlib.util.spec_from_file_location("sklearn_suites", SCRIPT)
 suites = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(suites)
 
+# Not run on the lower copies of the core by tests/run_all.sh (conftest.py), for this reason:
+pytestmark = pytest.mark.top_level_only(reason=(
+    "scikit-learn's own test files as a drop-in check, pinned to one scikit-learn's API; the core's "
+    "numbers against scikit-learn are test_kmeans, test_gmm, test_minibatch and test_properties's, at "
+    "every level"))
+
 
 def test_the_rewrite_appends_mixtura_after_the_import_it_replaces():
     source = ("import numpy as np\nfrom sklearn.cluster import (\n    KMeans,\n    k_means,\n)\n"
