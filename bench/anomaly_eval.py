@@ -748,7 +748,7 @@ def _spread(v, p=3):
         return "—"
     if np.nanmax(v) - np.nanmin(v) < 0.5 * 10 ** -p:
         return fmt(float(np.nanmean(v)), p)
-    return f"{np.nanmean(v):.{p}f} ({np.nanmin(v):.{p}f}–{np.nanmax(v):.{p}f})"
+    return f"{np.nanmean(v):.{p}f} [{np.nanmin(v):.{p}f}, {np.nanmax(v):.{p}f}]"
 
 
 def _group_median(rs, grp, key):
@@ -760,7 +760,7 @@ def gap_tables(res, seeds, settings=GAP_SETTINGS):
     groups = [g for g in GROUPS if any(r["task"].group == g for r in next(iter(res.values()))[0])]
     n = len(list(seeds))
     L = [f"### ROC-AUC: group means and the mean of the group means\n",
-         f"Mean over {n} removal seeds, (min–max) over the seeds; `complete` has no gaps, so no spread. "
+         f"Mean over {n} removal seeds [min, max over the seeds]; `complete` has no gaps, so no spread. "
          "Δ = the method minus `complete` on the mean of groups, per seed.\n",
          "| gaps | method | " + " | ".join(groups) + " | **mean of groups** | Δ vs complete | AP mean of groups "
          "| time |", "|---|---|" + "---|" * (len(groups) + 4)]
@@ -778,7 +778,7 @@ def gap_tables(res, seeds, settings=GAP_SETTINGS):
                      f"{_spread(apm)} | {sec:.0f} s |")
     L.append("")
     L += ["### Paired differences: `marginal` minus each imputation, ROC-AUC (same gaps, per seed)\n",
-          "Mean over the seeds (min–max over the seeds); positive = marginalisation ranks better.\n",
+          "Mean over the seeds [min, max over the seeds]; positive = marginalisation ranks better.\n",
           "| gaps | marginal minus | " + " | ".join(groups) + " | **mean of groups** |",
           "|---|---|" + "---|" * (len(groups) + 1)]
     for st in settings:
@@ -800,9 +800,9 @@ def gap_tables(res, seeds, settings=GAP_SETTINGS):
                 for g in groups) + " |")
     L.append("")
     L += ["### Realised false-alarm rate on the normal test rows (`predict`, target 0.01)\n",
-          "Median over the group's tasks, mean over the seeds (min–max over the seeds). For `marginal` also split "
-          "into the normal test rows without a gap and those with one (share of test rows with a gap in the last "
-          "column). ODDS is the clean test of calibration (i.i.d. held-out normals); the streams drift (see "
+          "Median over the group's tasks, mean over the seeds [min, max over the seeds]. For `marginal` also split "
+          "into the normal test rows without a gap and those with one (the last column: share of all test rows "
+          "with a gap). ODDS is the clean test of calibration (i.i.d. held-out normals); the streams drift (see "
           "\"Threshold\").\n",
           "| gaps | group | complete | marginal | marginal, rows without gaps | marginal, rows with gaps "
           "| mean-impute | iterative-impute | test rows with a gap |", "|---|---|---|---|---|---|---|---|---|"]
