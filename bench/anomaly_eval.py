@@ -23,11 +23,22 @@ Protocols (see ../shared/data/README.md):
 Sliding windows: a window's row is labelled by (and scores) its LAST time step, so scoring is causal.
 Test windows may reach back into the training segment for context (every test time step gets a score).
 
+Missing values (--gaps): the same tasks with values removed from both the training and the test features,
+in three settings: 5 % and 20 % of the values at random, and channel dropouts (in every column one stretch
+of 10 % of the rows, at a random place in train and in test, plus 2 % at random); no row is left without a
+value.  For NAB the windows are the features, so values are removed from the window rows as they are given
+to the detector.  Compared (ROC-AUC, AP, realised false-alarm rate; --gap-seeds removal seeds):
+  complete          mixtura.DensityAnomalyDetector(random_state=0) on the data without gaps (= `ours`)
+  marginal          the same detector on the data with gaps, NaN as they are (marginal density)
+  mean-impute       SimpleImputer(strategy="mean") fitted on the training rows, then the detector
+  iterative-impute  IterativeImputer(random_state=0, max_iter=10) fitted on the training rows, then the detector
+
 Usage:
   python3 bench/anomaly_eval.py                  # baselines + default on all data, ~1 min on 2 cores
   python3 bench/anomaly_eval.py --quick          # small subset, < 1 min (for tests)
   python3 bench/anomaly_eval.py --sweep          # + the candidate defaults and the threshold study, ~5-10 min
   python3 bench/anomaly_eval.py --adapt          # + the detector following the test stream (partial_fit)
+  python3 bench/anomaly_eval.py --gaps           # only the missing-values study (below), ~7 min
   python3 bench/anomaly_eval.py --out FILE.md    # also write the Markdown tables to FILE.md
 """
 import os
@@ -42,6 +53,7 @@ import json
 import sys
 import time
 import warnings
+import zlib
 
 import numpy as np
 from sklearn.ensemble import IsolationForest
@@ -625,6 +637,201 @@ def threshold_study(rules):
     return L
 
 
+# ----------------------------------------------------------------------------------- missing values
+# (name, fraction of the values removed at random, per-channel stretch as a fraction of the rows)
+GAP_SETTINGS = [("5 % at random", 0.05, 0.0), ("20 % at random", 0.20, 0.0),
+                ("channel dropouts", 0.02, 0.10)]
+GAP_METHODS = ["complete", "marginal", "mean-impute", "iterative-impute"]
+GAP_SEEDS = 3
+ITERATIVE = dict(random_state=0, max_iter=10)   # IterativeImputer's other parameters: scikit-learn's defaults
+
+
+def remove_gaps(rng, X, fraction, stretch=0.0):
+    """A copy of X with values set to NaN: each value with probability `fraction` and, when stretch > 0,
+    in every column one run of round(stretch * n) consecutive rows starting at a random row.  A row left
+    with no value gets one of them back (a random column), so that no row is entirely missing."""
+    X = np.array(X, dtype=np.float64, copy=True)
+    n, d = X.shape
+    gone = rng.random((n, d)) < fraction
+    run = int(round(stretch * n))
+    if run > 0:
+        for j in range(d):
+            a = int(rng.integers(0, n - run + 1))
+            gone[a:a + run, j] = True
+    empty = np.flatnonzero(gone.all(axis=1))
+    gone[empty, rng.integers(0, d, size=len(empty))] = False
+    X[gone] = np.nan
+    return X
+
+
+def gap_task(t, seed, setting):
+    """Task t with gaps in both its training and its test features (setting = an entry of GAP_SETTINGS).
+    The gaps depend only on (seed, setting, task), not on which other tasks run."""
+    rng = np.random.default_rng([seed, zlib.crc32(setting[0].encode()),
+                                 zlib.crc32(f"{t.group}/{t.name}".encode())])
+    _, fraction, stretch = setting
+    return Task(t.group, t.name, remove_gaps(rng, t.Xtr, fraction, stretch),
+                remove_gaps(rng, t.Xte, fraction, stretch), t.yte)
+
+
+def _gap_detector(Xtr, Xte):
+    m = mixtura_detector()(random_state=0).fit(Xtr)
+    return np.asarray(m.score_samples(Xte)), np.asarray(m.predict(Xte)) == -1
+
+
+def _gap_imputed(imputer, Xtr, Xte):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")          # IterativeImputer: "early stopping criterion not reached"
+        Ztr = imputer.fit_transform(Xtr)
+        Zte = imputer.transform(Xte)
+    if Ztr.shape[1] != Xtr.shape[1]:
+        raise RuntimeError("an imputer dropped a feature")  # cannot happen: no column is removed entirely
+    return _gap_detector(Ztr, Zte)
+
+
+def gap_methods():
+    from sklearn.experimental import enable_iterative_imputer  # noqa: F401  (scikit-learn's opt-in)
+    from sklearn.impute import IterativeImputer, SimpleImputer
+    return {"marginal": lambda g: _gap_detector(g.Xtr, g.Xte),
+            "mean-impute": lambda g: _gap_imputed(SimpleImputer(strategy="mean"), g.Xtr, g.Xte),
+            "iterative-impute": lambda g: _gap_imputed(IterativeImputer(**ITERATIVE), g.Xtr, g.Xte)}
+
+
+def _gap_record(t, gapped_te, s, flag, sec):
+    normal = t.yte == 0
+    with_gap = np.isnan(gapped_te).any(axis=1)
+
+    def rate(mask):
+        return float(np.mean(flag[mask])) if mask.any() else float("nan")
+    return dict(task=t, roc=roc(t.yte, -s), ap=ap(t.yte, -s), fa=rate(normal),
+                fa_nogap=rate(normal & ~with_gap), fa_gap=rate(normal & with_gap),
+                gap_rows=float(np.mean(with_gap)), sec=sec)
+
+
+def run_gaps(tasks, seeds=range(GAP_SEEDS), settings=GAP_SETTINGS, log=None):
+    """res[(setting name, method)] = one list of per-task records per seed.  `complete` is run once on
+    the data without gaps (the same records stand for every seed and setting; its time counted once)."""
+    methods = gap_methods()
+    res, complete = {}, []
+    for t in tasks:
+        t0 = time.time()
+        s, flag = _gap_detector(t.Xtr, t.Xte)
+        complete.append(_gap_record(t, t.Xte, s, flag, time.time() - t0))
+    for st in settings:
+        res[(st[0], "complete")] = [complete for _ in seeds]
+        for m in methods:
+            res[(st[0], m)] = []
+        for seed in seeds:
+            recs = {m: [] for m in methods}
+            for t in tasks:
+                g = gap_task(t, seed, st)
+                for m, fn in methods.items():
+                    t0 = time.time()
+                    s, flag = fn(g)
+                    recs[m].append(_gap_record(t, g.Xte, s, flag, time.time() - t0))
+            for m in methods:
+                res[(st[0], m)].append(recs[m])
+            if log:
+                print(f"gaps: {st[0]}, seed {seed}: " + ", ".join(
+                    f"{m} {group_means(recs[m])[1]:.3f}" for m in methods), file=log, flush=True)
+    return res
+
+
+def _per_seed(runs, fn):
+    """fn(records of one seed) for every seed."""
+    return np.array([fn(rs) for rs in runs], dtype=np.float64)
+
+
+def _spread(v, p=3):
+    v = np.asarray(v, np.float64)
+    if np.all(np.isnan(v)):
+        return "—"
+    if np.nanmax(v) - np.nanmin(v) < 0.5 * 10 ** -p:
+        return fmt(float(np.nanmean(v)), p)
+    return f"{np.nanmean(v):.{p}f} [{np.nanmin(v):.{p}f}, {np.nanmax(v):.{p}f}]"
+
+
+def _group_median(rs, grp, key):
+    v = [r[key] for r in rs if r["task"].group == grp and not np.isnan(r[key])]
+    return float(np.median(v)) if v else float("nan")
+
+
+def gap_tables(res, seeds, settings=GAP_SETTINGS):
+    groups = [g for g in GROUPS if any(r["task"].group == g for r in next(iter(res.values()))[0])]
+    n = len(list(seeds))
+    L = [f"### ROC-AUC: group means and the mean of the group means\n",
+         f"Mean over {n} removal seeds [min, max over the seeds]; `complete` has no gaps, so no spread. "
+         "Δ = the method minus `complete` on the mean of groups, per seed.\n",
+         "| gaps | method | " + " | ".join(groups) + " | **mean of groups** | Δ vs complete | AP mean of groups "
+         "| time |", "|---|---|" + "---|" * (len(groups) + 4)]
+    for st in settings:
+        base = _per_seed(res[(st[0], "complete")], lambda rs: group_means(rs)[1])
+        for m in GAP_METHODS:
+            runs = res[(st[0], m)]
+            cells = [_spread(_per_seed(runs, lambda rs, g=g: group_means(rs)[0].get(g, (np.nan,))[0]))
+                     for g in groups]
+            macro = _per_seed(runs, lambda rs: group_means(rs)[1])
+            apm = _per_seed(runs, lambda rs: float(np.mean([v[1] for v in group_means(rs)[0].values()])))
+            delta = "—" if m == "complete" else _spread(macro - base)
+            sec = sum(r["sec"] for rs in (runs[:1] if m == "complete" else runs) for r in rs)
+            L.append(f"| {st[0]} | {m} | " + " | ".join(cells) + f" | **{_spread(macro)}** | {delta} | "
+                     f"{_spread(apm)} | {sec:.0f} s |")
+    L.append("")
+    L += ["### Paired differences: `marginal` minus each imputation, ROC-AUC (same gaps, per seed)\n",
+          "Mean over the seeds [min, max over the seeds]; positive = marginalisation ranks better.\n",
+          "| gaps | marginal minus | " + " | ".join(groups) + " | **mean of groups** |",
+          "|---|---|" + "---|" * (len(groups) + 1)]
+    for st in settings:
+        mg = res[(st[0], "marginal")]
+        for m in GAP_METHODS[2:]:
+            runs = res[(st[0], m)]
+            cells = [_spread(_per_seed(mg, lambda rs, g=g: group_means(rs)[0][g][0]) -
+                             _per_seed(runs, lambda rs, g=g: group_means(rs)[0][g][0])) for g in groups]
+            d = _per_seed(mg, lambda rs: group_means(rs)[1]) - _per_seed(runs, lambda rs: group_means(rs)[1])
+            L.append(f"| {st[0]} | {m} | " + " | ".join(cells) + f" | **{_spread(d)}** |")
+    L.append("")
+    L += ["### Average precision: group means (mean over the seeds)\n",
+          "| gaps | method | " + " | ".join(groups) + " |", "|---|---|" + "---|" * len(groups)]
+    for st in settings:
+        for m in GAP_METHODS:
+            runs = res[(st[0], m)]
+            L.append(f"| {st[0]} | {m} | " + " | ".join(
+                fmt(float(np.mean(_per_seed(runs, lambda rs, g=g: group_means(rs)[0].get(g, (0, np.nan))[1]))))
+                for g in groups) + " |")
+    L.append("")
+    L += ["### Realised false-alarm rate on the normal test rows (`predict`, target 0.01)\n",
+          "Median over the group's tasks, mean over the seeds [min, max over the seeds]. For `marginal` also split "
+          "into the normal test rows without a gap and those with one (the last column: share of all test rows "
+          "with a gap). ODDS is the clean test of calibration (i.i.d. held-out normals); the streams drift (see "
+          "\"Threshold\").\n",
+          "| gaps | group | complete | marginal | marginal, rows without gaps | marginal, rows with gaps "
+          "| mean-impute | iterative-impute | test rows with a gap |", "|---|---|---|---|---|---|---|---|---|"]
+    for st in settings:
+        for g in groups:
+            cell = {m: _spread(_per_seed(res[(st[0], m)], lambda rs: _group_median(rs, g, "fa")))
+                    for m in GAP_METHODS}
+            mg = res[(st[0], "marginal")]
+            L.append(f"| {st[0]} | {g} | {cell['complete']} | {cell['marginal']} | "
+                     f"{_spread(_per_seed(mg, lambda rs: _group_median(rs, g, 'fa_nogap')))} | "
+                     f"{_spread(_per_seed(mg, lambda rs: _group_median(rs, g, 'fa_gap')))} | "
+                     f"{cell['mean-impute']} | {cell['iterative-impute']} | "
+                     f"{_spread(_per_seed(mg, lambda rs: _group_median(rs, g, 'gap_rows')), 2)} |")
+    L.append("")
+    L += ["### Per dataset: ROC-AUC, mean over the seeds\n",
+          "| group | dataset | complete | " + " | ".join(f"{st[0]}: {m}" for st in settings
+                                                          for m in GAP_METHODS[1:]) + " |",
+          "|---|---|---|" + "---|" * (len(settings) * (len(GAP_METHODS) - 1))]
+    tasks = [r["task"] for r in res[(settings[0][0], "complete")][0]]
+    for i, t in enumerate(tasks):
+        cells = [fmt(res[(settings[0][0], "complete")][0][i]["roc"])]
+        for st in settings:
+            for m in GAP_METHODS[1:]:
+                cells.append(fmt(float(np.mean([rs[i]["roc"] for rs in res[(st[0], m)]]))))
+        L.append(f"| {t.group} | {t.name} | " + " | ".join(cells) + " |")
+    L.append("")
+    return L
+
+
 # -------------------------------------------------------------------------------------------- main
 def main():
     ap_ = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -636,6 +843,9 @@ def main():
     ap_.add_argument("--width", type=int, default=DEFAULT_WIDTH, help="sliding-window width for NAB")
     ap_.add_argument("--adapt", action="store_true",
                      help="also run the detector that follows the test stream (partial_fit)")
+    ap_.add_argument("--gaps", action="store_true",
+                     help="run only the missing-values study (complete / marginal / imputed), ~7 min")
+    ap_.add_argument("--gap-seeds", type=int, default=GAP_SEEDS, help="removal seeds of the --gaps study")
     ap_.add_argument("--out", help="also write the Markdown to this file")
     args = ap_.parse_args()
     if not os.path.isdir(args.data):
@@ -648,6 +858,21 @@ def main():
          + (" (--quick: only a subset of the datasets is run)." if args.quick else "."), ""]
 
     odds, skab, nab, nasa, tasks = build_tasks(args.data, args.quick, args.width)
+
+    if args.gaps:
+        if mixtura_detector() is None:
+            sys.exit("--gaps needs mixtura.DensityAnomalyDetector")
+        seeds = range(args.gap_seeds)
+        res = run_gaps(tasks, seeds, log=sys.stderr)
+        L.append(f"## Missing values (NAB window width {args.width}; removal seeds 0..{args.gap_seeds - 1})\n")
+        L += gap_tables(res, seeds)
+        L.append(f"Total run time {time.time() - T0:.0f} s.")
+        text = "\n".join(L)
+        print(text)
+        if args.out:
+            with open(args.out, "w") as fh:
+                fh.write(text + "\n")
+        return
 
     # PyOD protocol check
     L += ["## ODDS, PyOD protocol: 1-component full GMM vs PyOD's published GMM column\n",

@@ -4,6 +4,7 @@ import importlib.util
 import os
 import pathlib
 
+import numpy as np
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -29,3 +30,32 @@ def test_one_component_matches_pyods_published_gmm(evaluation, name):
     assert same, f"{name}: our file {shape} is not PyOD's {pyod_shape}"
     assert abs(roc["mixtura"] - published) <= 0.03, (roc, published)
     assert abs(roc["mixtura"] - roc["scikit-learn"]) < 1e-6
+
+
+def test_gaps_study_runs_on_a_tiny_subset(evaluation):
+    """bench/anomaly_eval.py --gaps on two small tasks, two seeds, two settings: every method has a
+    finite ROC-AUC, the gaps are where they should be, and the table names the four methods."""
+    pytest.importorskip("mixtura")
+    tasks = (evaluation.odds_novelty_tasks(evaluation.load_odds(str(DATA), ["42_WBC"])) +
+             evaluation.skab_tasks(str(DATA), [str(DATA / "SKAB" / "other" / "1.csv")]))
+    settings = evaluation.GAP_SETTINGS[1:]              # 20 % at random, channel dropouts
+    for st in settings:
+        for t in tasks:
+            g = evaluation.gap_task(t, 0, st)
+            for X in (g.Xtr, g.Xte):
+                gone = np.isnan(X)
+                assert 0.1 < gone.mean() < 0.3 and not gone.all(axis=1).any()
+            assert np.array_equal(g.Xtr[~np.isnan(g.Xtr)], t.Xtr[~np.isnan(g.Xtr)])
+    res = evaluation.run_gaps(tasks, seeds=range(2), settings=settings)
+    assert set(res) == {(st[0], m) for st in settings for m in evaluation.GAP_METHODS}
+    assert set(evaluation.GAP_METHODS) == {"complete", "marginal", "mean-impute", "iterative-impute"}
+    for runs in res.values():
+        assert len(runs) == 2
+        for rs in runs:
+            assert [r["task"].name for r in rs] == [t.name for t in tasks]
+            assert all(np.isfinite(r["roc"]) and 0 <= r["roc"] <= 1 and 0 <= r["fa"] <= 1 for r in rs)
+    text = "\n".join(evaluation.gap_tables(res, range(2), settings))
+    for st in settings:
+        for m in evaluation.GAP_METHODS:
+            assert f"| {st[0]} | {m} |" in text
+    assert "marginal minus" in text
