@@ -353,18 +353,14 @@ class DensityAnomalyDetector {
       missing[static_cast<std::size_t>(j)] = std::isnan(d[j]) ? 1 : 0;
       x[j] = d[j] + m.means(k, j);
     }
-    const detail::GapPattern pattern(m, gap_precision, missing);
-    pattern.log_prob(m, k, x.data(), delta.data());
+    const detail::GapPattern pattern(m, gap_precision, missing.data());
+    pattern.log_prob(m, k, m.log_normaliser(k), x.data(), delta.data());
     const Eigen::VectorXd g = precision * delta;
     Eigen::RowVectorXd out = Eigen::RowVectorXd::Constant(D, std::numeric_limits<double>::quiet_NaN());
     for (std::size_t b = 0; b < pattern.observed.size(); ++b) {
       const Index j = pattern.observed[b];
       double p = precision(j, j);
-      if (!pattern.gain.empty()) {
-        const Eigen::MatrixXd& gain = pattern.gain[m.type == CovarianceType::tied ? 0 : static_cast<std::size_t>(k)];
-        for (std::size_t a = 0; a < pattern.missing.size(); ++a)
-          p -= precision(j, pattern.missing[a]) * gain(static_cast<Index>(a), static_cast<Index>(b));
-      }
+      if (!pattern.chol.empty()) p -= pattern.schur_diagonal(m, k, b);
       out[j] = g[j] / std::sqrt(p);
     }
     return out;

@@ -89,33 +89,48 @@ inline std::vector<Eigen::MatrixXd> gap_precisions(const GmmModel& m) {
 }
 
 /// One missingness pattern under one model: its observed and missing features and, per component
-/// (tied: one), the gain G = P_mm^-1 P_mo, the conditional covariance C = P_mm^-1 and log det P_mm.
+/// (tied: one), P_mo, the Cholesky factor L of P_mm, the conditional covariance C = P_mm^-1 and
+/// log det P_mm. (The gain P_mm^-1 P_mo is applied row by row, never formed: with gaps at random most
+/// patterns have one row.)
 struct GapPattern {
   std::vector<Index> observed, missing;
-  std::vector<Eigen::MatrixXd> gain, cond_cov;  ///< full: K, tied: 1, diag/spherical: none
+  std::vector<Eigen::MatrixXd> pmo, chol, cond_cov;  ///< full: K, tied: 1, diag/spherical: none
   Eigen::VectorXd log_det_pmm;                  ///< K
   Eigen::VectorXd entropy;                      ///< K: entropy of N(x^_m, C_k) = (d_m log 2 pi e - log det P_mm) / 2
 
-  GapPattern(const GmmModel& m, const std::vector<Eigen::MatrixXd>& precision, const std::vector<char>& is_missing) {
+  GapPattern() = default;
+  GapPattern(const GmmModel& m, const std::vector<Eigen::MatrixXd>& precision, const char* is_missing) {
+    set(m, precision, is_missing);
+  }
+
+  /// Sets up the pattern with is_missing[j] != 0 for the missing features (D flags), reusing this
+  /// object's memory where the sizes allow: patterns are pooled per thread (GapRows), and with gaps at
+  /// random nearly every row has its own.
+  void set(const GmmModel& m, const std::vector<Eigen::MatrixXd>& precision, const char* is_missing) {
     const Index K = m.n_components, D = m.n_features;
-    for (Index j = 0; j < D; ++j) (is_missing[static_cast<std::size_t>(j)] ? missing : observed).push_back(j);
+    observed.clear();
+    missing.clear();
+    for (Index j = 0; j < D; ++j) (is_missing[j] ? missing : observed).push_back(j);
     const Index dm = static_cast<Index>(missing.size()), dobs = static_cast<Index>(observed.size());
-    log_det_pmm = Eigen::VectorXd::Zero(K);
+    log_det_pmm.setZero(K);
+    pmo.resize(precision.size());
+    chol.resize(precision.size());
+    cond_cov.resize(precision.size());
     for (std::size_t p = 0; p < precision.size(); ++p) {
       const Eigen::MatrixXd& P = precision[p];
-      Eigen::MatrixXd pmm(dm, dm), pmo(dm, dobs);
+      Eigen::MatrixXd& l = chol[p];
+      l.resize(dm, dm);
+      pmo[p].resize(dm, dobs);
       for (Index a = 0; a < dm; ++a) {
-        for (Index b = 0; b < dm; ++b) pmm(a, b) = P(missing[a], missing[b]);
-        for (Index b = 0; b < dobs; ++b) pmo(a, b) = P(missing[a], observed[b]);
+        for (Index b = 0; b < dm; ++b) l(a, b) = P(missing[a], missing[b]);
+        for (Index b = 0; b < dobs; ++b) pmo[p](a, b) = P(missing[a], observed[b]);
       }
-      const Eigen::LLT<Eigen::MatrixXd> llt(pmm);
-      const Eigen::MatrixXd l = llt.matrixL();
-      MIXTURA_EXPECTS(llt.info() == Eigen::Success && (l.diagonal().array() > 0).all(),
+      MIXTURA_EXPECTS(cholesky_in_place(l),
                       "GaussianMixture: the precision of component %zu is not positive definite on %lld missing "
                       "features; the model's covariances are degenerate",
                       p, static_cast<long long>(dm));
-      gain.push_back(llt.solve(pmo));
-      cond_cov.push_back(llt.solve(Eigen::MatrixXd::Identity(dm, dm)));
+      cond_cov[p].setIdentity(dm, dm);
+      for (Index c = 0; c < dm; ++c) cholesky_solve_in_place(l, cond_cov[p].col(c).data());
       const double ld = 2 * l.diagonal().array().log().sum();
       if (m.type == CovarianceType::tied) log_det_pmm.setConstant(ld);
       else log_det_pmm[static_cast<Index>(p)] = ld;
@@ -137,20 +152,26 @@ struct GapPattern {
 
   /// log pi_k + log N(x_o | mu_k,o, Sigma_k,oo) of row x (D values, NaN where missing), and
   /// delta = x^ - mu_k (D values: the conditional mean filled in on the missing features).
-  double log_prob(const GmmModel& m, Index k, const double* x, double* delta) const {
+  /// log_normaliser: m.log_normaliser(k) (made once per pass by the caller).
+  double log_prob(const GmmModel& m, Index k, double log_normaliser, const double* x, double* delta) const {
     const Index D = m.n_features, dm = static_cast<Index>(missing.size());
     for (const Index j : observed) delta[j] = x[j] - m.means(k, j);
     double q = 0;
     switch (m.type) {
       case CovarianceType::full:
       case CovarianceType::tied: {
-        const Eigen::MatrixXd& g = gain[m.type == CovarianceType::tied ? 0 : static_cast<std::size_t>(k)];
+        const std::size_t p = m.type == CovarianceType::tied ? 0 : static_cast<std::size_t>(k);
+        t_.resize(dm);  // x^_m - mu_m = -P_mm^-1 P_mo (x_o - mu_o)
         for (Index a = 0; a < dm; ++a) {
           double v = 0;
-          for (std::size_t b = 0; b < observed.size(); ++b) v += g(a, static_cast<Index>(b)) * delta[observed[b]];
-          delta[missing[a]] = -v;
+          for (std::size_t b = 0; b < observed.size(); ++b) v += pmo[p](a, static_cast<Index>(b)) * delta[observed[b]];
+          t_[a] = v;
         }
-        q = (Eigen::Map<const Eigen::RowVectorXd>(delta, D) * m.factor_of(k)).squaredNorm();
+        cholesky_solve_in_place(chol[p], t_.data());
+        for (Index a = 0; a < dm; ++a) delta[missing[a]] = -t_[a];
+        y_.resize(D);  // q = |C^T delta|^2 (Eigen's vectorised product into a kept buffer)
+        y_.noalias() = m.factor_of(k).transpose() * Eigen::Map<const Eigen::VectorXd>(delta, D);
+        q = y_.squaredNorm();
         break;
       }
       case CovarianceType::diag:
@@ -164,8 +185,61 @@ struct GapPattern {
         break;
       }
     }
-    return m.log_normaliser(k) + 0.5 * static_cast<double>(dm) * kLog2Pi - 0.5 * log_det_pmm[k] - 0.5 * q;
+    return log_normaliser + 0.5 * static_cast<double>(dm) * kLog2Pi - 0.5 * log_det_pmm[k] - 0.5 * q;
   }
+
+  /// (P_om P_mm^-1 P_mo)_bb of component k (full/tied): what the marginal precision Sigma_oo^-1 takes
+  /// off P's diagonal at observed feature observed[b].
+  double schur_diagonal(const GmmModel& m, Index k, std::size_t b) const {
+    const std::size_t p = m.type == CovarianceType::tied ? 0 : static_cast<std::size_t>(k);
+    const Eigen::MatrixXd& l = chol[p];
+    const Index dm = l.rows();
+    t_ = pmo[p].col(static_cast<Index>(b));
+    double out = 0;
+    for (Index i = 0; i < dm; ++i) {  // |L^-1 P_mo e_b|^2
+      double v = t_[i];
+      for (Index j = 0; j < i; ++j) v -= l(i, j) * t_[j];
+      t_[i] = v / l(i, i);
+      out += t_[i] * t_[i];
+    }
+    return out;
+  }
+
+ private:
+  /// a = L L^T in place (L in the lower triangle); false if a is not positive definite. Plain loops: the
+  /// blocks are small (the missing features of a row) and Eigen's LLT costs more in set-up than in work.
+  static bool cholesky_in_place(Eigen::MatrixXd& a) {
+    const Index n = a.rows();
+    for (Index j = 0; j < n; ++j) {
+      double d = a(j, j);
+      for (Index k = 0; k < j; ++k) d -= a(j, k) * a(j, k);
+      if (!(d > 0) || !std::isfinite(d)) return false;
+      d = std::sqrt(d);
+      a(j, j) = d;
+      for (Index i = j + 1; i < n; ++i) {
+        double v = a(i, j);
+        for (Index k = 0; k < j; ++k) v -= a(i, k) * a(j, k);
+        a(i, j) = v / d;
+      }
+    }
+    return true;
+  }
+  /// x = (L L^T)^-1 x in place (n = L's size), L from cholesky_in_place.
+  static void cholesky_solve_in_place(const Eigen::MatrixXd& l, double* x) {
+    const Index n = l.rows();
+    for (Index i = 0; i < n; ++i) {
+      double v = x[i];
+      for (Index k = 0; k < i; ++k) v -= l(i, k) * x[k];
+      x[i] = v / l(i, i);
+    }
+    for (Index i = n - 1; i >= 0; --i) {
+      double v = x[i];
+      for (Index k = i + 1; k < n; ++k) v -= l(k, i) * x[k];
+      x[i] = v / l(i, i);
+    }
+  }
+
+  mutable Eigen::VectorXd t_, y_;  ///< log_prob's P_mo (x_o - mu_o) and C^T delta; a pattern belongs to one thread
 };
 
 /// The rows of one block that have a gap, grouped by pattern: their offsets in the block, each one's
@@ -173,9 +247,11 @@ struct GapPattern {
 struct GapRows {
   std::vector<Index> rows;            ///< offsets in the block, ascending
   std::vector<std::size_t> pattern;   ///< per entry of rows: its index in patterns
-  std::vector<GapPattern> patterns;
+  std::vector<GapPattern> patterns;   ///< the first n_patterns are this block's (the rest: memory kept for reuse)
+  std::size_t n_patterns = 0;
   RowMatrix<double> delta;            ///< rows.size() x K D
   Eigen::VectorXd x;                  ///< one row's values (D)
+  Eigen::VectorXd log_normaliser;     ///< K: m.log_normaliser(k)
 
   bool empty() const { return rows.empty(); }
 
@@ -186,7 +262,7 @@ struct GapRows {
             Block& block) {
     rows.clear();
     pattern.clear();
-    patterns.clear();
+    n_patterns = 0;
     const Index D = X.cols;
     std::map<std::string, std::size_t> seen;
     std::string key(static_cast<std::size_t>(D), '\0');
@@ -200,8 +276,9 @@ struct GapRows {
       if (!gap) continue;
       auto at = seen.find(key);
       if (at == seen.end()) {
-        at = seen.emplace(key, patterns.size()).first;
-        patterns.emplace_back(m, precision, std::vector<char>(key.begin(), key.end()));
+        at = seen.emplace(key, n_patterns).first;
+        if (n_patterns == patterns.size()) patterns.emplace_back();
+        patterns[n_patterns++].set(m, precision, key.data());
       }
       rows.push_back(i - begin);
       pattern.push_back(at->second);
@@ -209,6 +286,8 @@ struct GapRows {
     }
     delta.resize(static_cast<Index>(rows.size()), m.n_components * D);
     x.resize(D);
+    log_normaliser.resize(m.n_components);
+    for (Index k = 0; k < m.n_components; ++k) log_normaliser[k] = m.log_normaliser(k);
   }
 
   /// Writes lp(r, k) = log pi_k + log N_k(x_o) of every gap row (r its offset in the block) and fills delta.
@@ -220,7 +299,7 @@ struct GapRows {
       for (Index j = 0; j < D; ++j) x[j] = static_cast<double>(xi[j]);
       const GapPattern& p = patterns[pattern[e]];
       for (Index k = 0; k < K; ++k)
-        lp(rows[e], k) = p.log_prob(m, k, x.data(), delta.row(static_cast<Index>(e)).data() + k * D);
+        lp(rows[e], k) = p.log_prob(m, k, log_normaliser[k], x.data(), delta.row(static_cast<Index>(e)).data() + k * D);
     }
   }
 };
@@ -234,7 +313,7 @@ void fold_gap_rows(GmmStats& st, const GapRows& g, LP& lp, const GmmModel& m, co
   const Index K = m.n_components, D = m.n_features, n = static_cast<Index>(g.rows.size());
   RowMatrix<double> z(n, D);
   Eigen::VectorXd r(n);
-  std::vector<double> pattern_weight(g.patterns.size());
+  std::vector<double> pattern_weight(g.n_patterns);
   for (Index k = 0; k < K; ++k) {
     const Eigen::RowVectorXd offset = m.means.row(k) - shift.row(k);
     std::fill(pattern_weight.begin(), pattern_weight.end(), 0.0);
@@ -249,7 +328,7 @@ void fold_gap_rows(GmmStats& st, const GapRows& g, LP& lp, const GmmModel& m, co
     if (st.full_moments()) {
       Eigen::MatrixXd& s2 = st.s2[static_cast<std::size_t>(k)];
       s2.noalias() += z.transpose() * (z.array().colwise() * r.array()).matrix();
-      for (std::size_t p = 0; p < g.patterns.size(); ++p) {
+      for (std::size_t p = 0; p < g.n_patterns; ++p) {
         const GapPattern& pat = g.patterns[p];
         const Eigen::MatrixXd& c = pat.cond_cov[m.type == CovarianceType::tied ? 0 : static_cast<std::size_t>(k)];
         for (std::size_t a = 0; a < pat.missing.size(); ++a)
@@ -258,7 +337,7 @@ void fold_gap_rows(GmmStats& st, const GapRows& g, LP& lp, const GmmModel& m, co
       }
     } else {
       st.s2_diag.row(k).noalias() += r.transpose() * z.array().square().matrix();
-      for (std::size_t p = 0; p < g.patterns.size(); ++p)
+      for (std::size_t p = 0; p < g.n_patterns; ++p)
         for (const Index j : g.patterns[p].missing)
           st.s2_diag(k, j) += pattern_weight[p] * GapPattern::diag_cond_var(m, k, j);
     }
