@@ -866,13 +866,7 @@ def main():
         res = run_gaps(tasks, seeds, log=sys.stderr)
         L.append(f"## Missing values (NAB window width {args.width}; removal seeds 0..{args.gap_seeds - 1})\n")
         L += gap_tables(res, seeds)
-        L.append(f"Total run time {time.time() - T0:.0f} s.")
-        text = "\n".join(L)
-        print(text)
-        if args.out:
-            with open(args.out, "w") as fh:
-                fh.write(text + "\n")
-        return
+        return emit(L, T0, args.out)
 
     # PyOD protocol check
     L += ["## ODDS, PyOD protocol: 1-component full GMM vs PyOD's published GMM column\n",
@@ -946,11 +940,16 @@ def main():
                                ("calibrate (tail 10 %)", sres["calibration_fraction 0.1"]),
                                ("model-tail", sres["no hold-out (model-tail threshold)"])])
 
-    L.append(f"Total run time {time.time() - T0:.0f} s.")
-    text = "\n".join(L)
+    emit(L, T0, args.out)
+
+
+def emit(lines, t0, out):
+    """Prints the tables with the run time, and writes them to `out` too when given."""
+    lines.append(f"Total run time {time.time() - t0:.0f} s.")
+    text = "\n".join(lines)
     print(text)
-    if args.out:
-        with open(args.out, "w") as fh:
+    if out:
+        with open(out, "w") as fh:
             fh.write(text + "\n")
 
 
