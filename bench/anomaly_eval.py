@@ -759,7 +759,7 @@ def _group_median(rs, grp, key):
 def gap_tables(res, seeds, settings=GAP_SETTINGS):
     groups = [g for g in GROUPS if any(r["task"].group == g for r in next(iter(res.values()))[0])]
     n = len(list(seeds))
-    L = [f"### ROC-AUC: group means and the mean of the group means\n",
+    L = ["### ROC-AUC: group means and the mean of the group means\n",
          f"Mean over {n} removal seeds [min, max over the seeds]; `complete` has no gaps, so no spread. "
          "Δ = the method minus `complete` on the mean of groups, per seed.\n",
          "| gaps | method | " + " | ".join(groups) + " | **mean of groups** | Δ vs complete | AP mean of groups "
