@@ -95,9 +95,9 @@ class DensityAnomalyDetector {
     double q = p.false_alarm_rate;
     if (p.contamination > 0) {
       q = p.contamination;
-      scores = to_vector(original_scores(be, s, view_of(Z)));
+      scores = to_vector(original_scores(be, s, view_of(Z), gaps));
     } else if (calibrate) {
-      scores = to_vector(original_scores(be, s, view_of(held_rows)));
+      scores = to_vector(original_scores(be, s, view_of(held_rows), gaps));
     } else {
       scores = tail_scores(be, s, s.scaling.log_jacobian());
     }
@@ -123,9 +123,10 @@ class DensityAnomalyDetector {
   template <class Backend>
   Eigen::VectorXd score_samples_on(const Backend& be, MatrixView<T> X) const {
     const State& s = fitted("score_samples");
-    check_input<Backend>("DensityAnomalyDetector::score_samples", X);
+    const bool gaps = check_input<Backend>("DensityAnomalyDetector::score_samples", X);
     Eigen::VectorXd out(X.rows);
-    for_scaled_blocks(s, X, [&](Index begin, MatrixView<T> Z) { out.segment(begin, Z.rows) = original_scores(be, s, Z); });
+    for_scaled_blocks(s, X,
+                      [&](Index begin, MatrixView<T> Z) { out.segment(begin, Z.rows) = original_scores(be, s, Z, gaps); });
     return out;
   }
   template <class Backend>
@@ -303,10 +304,12 @@ class DensityAnomalyDetector {
                     where, kMaxThreads, p.n_threads);
   }
 
+  /// The checks before scoring; returns whether X has a gap (check_data_gaps).
   template <class Backend>
-  void check_input(const char* where, MatrixView<T> X) const {
-    check_data_gaps<Backend>(where, X);
+  bool check_input(const char* where, MatrixView<T> X) const {
+    const bool gaps = check_data_gaps<Backend>(where, X);
     detail::check_features(where, X.cols, state_.n_features);
+    return gaps;
   }
 
   /// detail::check_data, with NaN a missing value for method gmm where Backend's Gaussian-mixture
@@ -324,12 +327,13 @@ class DensityAnomalyDetector {
   }
 
   /// The scores in the original units of scaled rows Z: log p(z) minus the scaling's log-Jacobian, the
-  /// latter over a row's observed features only (log p(z_o) is a density of those).
+  /// latter over a row's observed features only (log p(z_o) is a density of those). gaps: whether the
+  /// input check found a NaN (else no row is searched for one).
   template <class Backend>
-  Eigen::VectorXd original_scores(const Backend& be, const State& s, MatrixView<T> Z) const {
+  Eigen::VectorXd original_scores(const Backend& be, const State& s, MatrixView<T> Z, bool gaps) const {
     const Eigen::VectorXd z = z_scores(be, s, Z);
     Eigen::VectorXd out = z.array() - s.scaling.log_jacobian();
-    for (Index r = 0; r < Z.rows; ++r) {
+    for (Index r = 0; gaps && r < Z.rows; ++r) {
       const T* row = Z.row(r);
       bool gap = false;
       for (Index j = 0; j < Z.cols; ++j) gap = gap || std::isnan(row[j]);

@@ -14,7 +14,6 @@
 #include <string>
 #include <vector>
 
-#include <Eigen/Cholesky>
 #include <Eigen/Core>
 
 #include "mixtura/core/errors.hpp"
@@ -34,16 +33,13 @@ namespace detail {
 struct GapScan {
   bool has_gaps = false;
   Index bad_row = -1, bad_col = -1, empty_row = -1;
-  void merge(const GapScan& o) {
+  void merge(const GapScan& o) {  // the lowest rows win
     has_gaps = has_gaps || o.has_gaps;
-    if (bad_row < 0 || (o.bad_row >= 0 && o.bad_row < bad_row)) {
-      if (o.bad_row >= 0) {
-        bad_row = o.bad_row;
-        bad_col = o.bad_col;
-      }
+    if (o.bad_row >= 0 && (bad_row < 0 || o.bad_row < bad_row)) {
+      bad_row = o.bad_row;
+      bad_col = o.bad_col;
     }
-    if (empty_row < 0 || (o.empty_row >= 0 && o.empty_row < empty_row))
-      if (o.empty_row >= 0) empty_row = o.empty_row;
+    if (o.empty_row >= 0 && (empty_row < 0 || o.empty_row < empty_row)) empty_row = o.empty_row;
   }
 };
 
