@@ -39,6 +39,7 @@ Usage:
   python3 bench/anomaly_eval.py --sweep          # + the candidate defaults and the threshold study, ~5-10 min
   python3 bench/anomaly_eval.py --adapt          # + the detector following the test stream (partial_fit)
   python3 bench/anomaly_eval.py --gaps           # only the missing-values study (below), ~7 min
+  python3 bench/anomaly_eval.py --dynamics       # only the window-feature and trimmed-fit study, ~1-2 min
   python3 bench/anomaly_eval.py --out FILE.md    # also write the Markdown tables to FILE.md
 """
 import os
@@ -833,6 +834,178 @@ def gap_tables(res, seeds, settings=GAP_SETTINGS):
 
 
 # -------------------------------------------------------------------------------------------- main
+
+# ------------------------------------------------------------------------- level and dynamics, trimming
+# --dynamics: which window features (and whether a trimmed fit) for the stream groups. Every candidate is
+# one configuration for all series; ODDS rows have no time order, so only the fit options change there.
+def _mean_last(values, span):
+    """NaN-aware mean of the last `span` steps of (count, width, channels) windows (float64)."""
+    v = values[:, -span:, :].astype(np.float64)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(v, axis=1)
+
+
+def candidate_features(X, kind, width):
+    """Feature rows of the windows ending at times width-1 .. n-1 of the series X (n, channels).
+    "rows": the reading itself; "windows": the raw window (sliding_windows); "level-dynamics": mixtura's;
+    the others are the alternatives measured against it (per channel, each a block of features):
+    "lvd" level + changes over 1, width/4 and width-1 steps; "lvms" level-dynamics + the spread of the
+    one-step changes; "lm" level + departure from the window mean; "ld" level + departure + change;
+    "ms" level, short mean, window mean, change, window spread."""
+    from mixtura import level_dynamics
+    X = np.asarray(X, dtype=np.float64)
+    X = X[:, None] if X.ndim == 1 else X
+    if kind == "rows":
+        return X[width - 1:]
+    if kind == "windows":
+        return sliding_windows(X, width)
+    if kind == "level-dynamics":
+        return level_dynamics(X, width)
+    V = np.lib.stride_tricks.sliding_window_view(X, width, axis=0).transpose(0, 2, 1)
+    last, short = V[:, -1, :], max(2, width // 4)
+    if kind == "lvd":
+        blocks = [last, last - V[:, -2, :], last - V[:, -short, :], last - V[:, 0, :]]
+    elif kind == "lvms":
+        blocks = [last, _mean_last(V, short), last - _mean_last(V, width), last - V[:, -2, :],
+                  np.diff(V, axis=1).std(axis=1)]
+    elif kind == "lm":
+        blocks = [last, last - _mean_last(V, width)]
+    elif kind == "ld":
+        blocks = [last, last - _mean_last(V, width), last - V[:, -2, :]]
+    elif kind == "ms":
+        blocks = [last, _mean_last(V, short), _mean_last(V, width), last - V[:, -2, :], V.std(axis=1)]
+    else:
+        raise ValueError(f"unknown feature kind {kind!r}")
+    return np.hstack(blocks)
+
+
+def stream_feature_tasks(data, kind, width, skab=None, nab=None, nasa=None):
+    """SKAB, NAB and NASA tasks with `kind` features of windows of `width` (same splits as above; a test
+    window reaches back into the training rows, so every test time step from the first on is scored;
+    NASA's test file continues its training file for that purpose). "rows" for NAB means its windows."""
+    tasks = []
+    for t in skab_tasks(data, skab):
+        X = np.vstack([t.Xtr, t.Xte])
+        tasks.append(_feature_task(t, X, len(t.Xtr), kind, width))
+    for nm, (x, lab) in (nab or {}).items():
+        ntr = int(0.15 * len(x))
+        t = Task("NAB", nm, x[:ntr, None], x[ntr:, None], lab[ntr:])
+        tasks.append(_feature_task(t, x[:, None], ntr, "windows" if kind == "rows" else kind, width))
+    for t in nasa_tasks(data, nasa or []):
+        tasks.append(_feature_task(t, np.vstack([t.Xtr, t.Xte]), len(t.Xtr), kind, width))
+    return tasks
+
+
+def _feature_task(t, X, n_train, kind, width):
+    F = candidate_features(X, kind, width)
+    end = np.arange(width - 1, len(X))
+    train = end < n_train
+    return Task(t.group, t.name, F[train], F[~train], t.yte[end[~train] - n_train])
+
+
+def run_detector(t, seed=0, **kw):
+    """mixtura's detector with parameters kw; its realised flags at the threshold it sets."""
+    m = mixtura_detector()(random_state=seed, **kw).fit(t.Xtr)
+    s = np.asarray(m.score_samples(t.Xte))
+    return -s, s < m.offset_, {"K": m.n_components_, "trimmed": m.n_trimmed_ / len(t.Xtr)}
+
+
+DYNAMICS_WIDTH = 16  # the NAB width fixed before the first sweep
+DYNAMICS_CANDIDATES = [
+    # name, feature kind, width, detector parameters
+    ("rows (SKAB, NASA), raw windows (NAB): the protocol above", "rows", 16, {}),
+    ("**level-dynamics** (level, short level, departure, change)", "level-dynamics", 16, {}),
+    ("raw windows + first differences (windows of 16 only on NAB; rows elsewhere)", "rows+diff", 16, {}),
+    ("level + changes over 1, 4, 15 steps (lvd)", "lvd", 16, {}),
+    ("level-dynamics + spread of the changes (lvms)", "lvms", 16, {}),
+    ("level + departure (lm)", "lm", 16, {}),
+    ("level + departure + change (ld)", "ld", 16, {}),
+    ("level, short and window means, change, spread (ms)", "ms", 16, {}),
+    ("level-dynamics, width 8", "level-dynamics", 8, {}),
+    ("level-dynamics, width 32", "level-dynamics", 32, {}),
+    ("level-dynamics + trim='auto'", "level-dynamics", 16, {"trim": "auto"}),
+    ("level-dynamics + trim=0.02", "level-dynamics", 16, {"trim": 0.02}),
+    ("level-dynamics + trim=0.05", "level-dynamics", 16, {"trim": 0.05}),
+    ("rows + trim='auto'", "rows", 16, {"trim": "auto"}),
+    ("rows + trim=0.05", "rows", 16, {"trim": 0.05}),
+]
+DYNAMICS_SEEDS = (0, 1, 2)
+
+
+def _rows_diff_tasks(data, skab, nab, nasa):
+    """The protocol's features, NAB's windows with their first differences appended."""
+    tasks = stream_feature_tasks(data, "rows", DYNAMICS_WIDTH, skab, None, nasa)
+    for nm, (x, lab) in nab.items():
+        ntr = int(0.15 * len(x))
+        W = sliding_windows(x, DYNAMICS_WIDTH, differences=True)
+        end = np.arange(DYNAMICS_WIDTH - 1, len(x))
+        tr = end < ntr
+        tasks.append(Task("NAB", nm, W[tr], W[~tr], lab[end[~tr]]))
+    return tasks
+
+
+def _summary(rs):
+    """Group means, headline, SKAB pooled F1/FAR, NAB machine_temperature ROC, median realised FAR per group."""
+    g, macro, allm = group_means(rs)
+    far = {grp: float(np.median([np.mean(r["flag"][r["task"].yte == 0]) if r["flag"] is not None else np.nan
+                                 for r in rs if r["task"].group == grp]))
+           for grp in GROUPS if any(r["task"].group == grp for r in rs)}
+    mt = [r["roc"] for r in rs if r["task"].name.startswith("machine_temperature")]
+    trimmed = [r["info"].get("trimmed", 0) for r in rs]
+    return dict(g=g, macro=macro, skab=skab_pooled(rs), mt=mt[0] if mt else float("nan"), far=far,
+                trimmed=float(np.median(trimmed)))
+
+
+def run_dynamics(data, odds_tasks, skab, nab, nasa, log=None):
+    """{candidate: [summary per seed]} (seeds only for the default and the protocol's rows)."""
+    out, cache = {}, {}
+    for name, kind, width, kw in DYNAMICS_CANDIDATES:
+        key = (kind, width)
+        if key not in cache:
+            cache[key] = (_rows_diff_tasks(data, skab, nab, nasa) if kind == "rows+diff" else
+                          stream_feature_tasks(data, kind, width, skab, nab, nasa))
+        seeds = DYNAMICS_SEEDS if not kw and kind in ("rows", "level-dynamics") and width == 16 else (0,)
+        out[name] = []
+        for seed in seeds:
+            t0 = time.time()
+            rs = evaluate(odds_tasks + cache[key], {"x": lambda t: run_detector(t, seed, **kw)})["x"]
+            out[name].append(_summary(rs))
+            if log:
+                print(f"  {name} seed {seed}: {out[name][-1]['macro']:.3f} ({time.time() - t0:.0f} s)",
+                      file=log, flush=True)
+    base = cache[("level-dynamics", 16)]
+    out["level-dynamics, following the stream (partial_fit, half_life = training rows)"] = [
+        _summary(evaluate(odds_tasks + base, {"x": lambda t: run_ours_adapt(t) if t.group != "ODDS" else
+                                              run_detector(t)})["x"])]
+    for label, fn in (("IsolationForest on level-dynamics", run_iforest),
+                      ("scikit-learn GaussianMixture (K=1) on level-dynamics", run_skgmm)):
+        out[label] = [_summary(evaluate(odds_tasks + base, {"x": fn})["x"])]
+    return out
+
+
+def dynamics_tables(res):
+    L = ["| candidate | ODDS | SKAB | NAB | NASA | **mean of groups** | SKAB pooled F1 / FAR | NAB machine_temperature | "
+         "realised FAR, median: SKAB / NAB / NASA (target 0.01) | training rows trimmed (median) |",
+         "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, runs in res.items():
+        def cell(f, p=3):
+            v = [f(r) for r in runs]
+            if any(x is None or np.isnan(x) for x in v):
+                return "—"
+            return f"{np.mean(v):.{p}f}" + (f" [{min(v):.{p}f}, {max(v):.{p}f}]" if len(v) > 1 else "")
+        groups = [cell(lambda r, k=k: r["g"][k][0]) for k in GROUPS]
+        sk = cell(lambda r: r["skab"] and r["skab"][0]) + " / " + cell(lambda r: r["skab"] and r["skab"][1])
+        far = " / ".join(cell(lambda r, k=k: r["far"][k]) for k in ("SKAB", "NAB", "NASA"))
+        L.append(f"| {name} | " + " | ".join(groups) + f" | **{cell(lambda r: r['macro'])}** | {sk} | "
+                 f"{cell(lambda r: r['mt'])} | {far} | {cell(lambda r: r['trimmed'])} |")
+    L.append("")
+    L.append(f"Seeds {list(DYNAMICS_SEEDS)} (random_state: the calibration hold-out and the initialisation) for "
+             "the first two rows: [min, max] over them is the noise estimate; the other rows use seed 0.")
+    L.append("")
+    return L
+
+
 def main():
     ap_ = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap_.add_argument("--data", default=DEFAULT_DATA)
@@ -846,6 +1019,8 @@ def main():
     ap_.add_argument("--gaps", action="store_true",
                      help="run only the missing-values study (complete / marginal / imputed), ~7 min")
     ap_.add_argument("--gap-seeds", type=int, default=GAP_SEEDS, help="removal seeds of the --gaps study")
+    ap_.add_argument("--dynamics", action="store_true",
+                     help="run only the study of window features and trimmed fits (level-dynamics), ~1-2 min")
     ap_.add_argument("--out", help="also write the Markdown to this file")
     args = ap_.parse_args()
     if not os.path.isdir(args.data):
@@ -858,6 +1033,15 @@ def main():
          + (" (--quick: only a subset of the datasets is run)." if args.quick else "."), ""]
 
     odds, skab, nab, nasa, tasks = build_tasks(args.data, args.quick, args.width)
+
+    if args.dynamics:
+        if mixtura_detector() is None:
+            sys.exit("--dynamics needs mixtura.DensityAnomalyDetector")
+        res = run_dynamics(args.data, [t for t in tasks if t.group == "ODDS"], skab, nab,
+                           ["E-1"] if args.quick else NASA_CHANNELS, log=sys.stderr)
+        L.append(f"## Level and dynamics: window features and trimmed fits (width {DYNAMICS_WIDTH} unless named)\n")
+        L += dynamics_tables(res)
+        return emit(L, T0, args.out)
 
     if args.gaps:
         if mixtura_detector() is None:

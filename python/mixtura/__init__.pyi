@@ -204,6 +204,7 @@ class DensityAnomalyDetector:
     threshold: Literal["calibrate", "model-tail"]
     false_alarm_rate: float
     calibration_fraction: float
+    trim: float | Literal["auto"]
     n_init: int
     max_iter: int
     tol: float
@@ -218,6 +219,7 @@ class DensityAnomalyDetector:
     center_: NDArray[np.float64]
     scale_: NDArray[np.float64]
     n_components_: int
+    n_trimmed_: int
     bic_: NDArray[np.float64]
     model_: GaussianMixture | KMeans
     density_weights_: NDArray[np.float64]
@@ -230,7 +232,8 @@ class DensityAnomalyDetector:
                  max_components: int = ..., covariance_type: Literal["full", "tied", "diag", "spherical"] = ...,
                  reg_covar: float = ..., scaling: Literal["robust", "standard"] | None = ...,
                  contamination: float | Literal["auto"] = ..., threshold: Literal["calibrate", "model-tail"] = ...,
-                 false_alarm_rate: float = ..., calibration_fraction: float = ..., n_init: int = ...,
+                 false_alarm_rate: float = ..., calibration_fraction: float = ...,
+                 trim: float | Literal["auto"] = ..., n_init: int = ...,
                  max_iter: int = ..., tol: float = ..., random_state: Any = ..., half_life: float | None = ...,
                  n_threads: int = ..., device: Literal["cpu", "cuda", "auto"] = ...) -> None: ...
     def fit(self, X: ArrayLike, y: Any = ...) -> "DensityAnomalyDetector": ...
@@ -249,6 +252,7 @@ def load(path: str | os.PathLike[str] | IO[bytes]) -> Any: ...
 def loads(data: bytes, *, where: str = ..., cls: type | None = ..., side: dict[str, Any] | None = ...) -> Any: ...
 
 def sliding_windows(X: ArrayLike, width: int, step: int = ..., differences: bool = ...) -> NDArray[np.floating]: ...
+def level_dynamics(X: ArrayLike, width: int, step: int = ...) -> NDArray[np.floating]: ...
 def window_end_index(n_times: int, width: int, step: int = ...) -> NDArray[np.intp]: ...
 
 class StreamScorer:
@@ -257,9 +261,10 @@ class StreamScorer:
     step: int
     differences: bool
     adapt: bool
+    features: str
     n_seen_: int
     n_windows_: int
     def __init__(self, estimator: Any, width: int, step: int = ..., differences: bool = ...,
-                 adapt: bool = ...) -> None: ...
+                 adapt: bool = ..., features: Literal["windows", "level-dynamics"] = ...) -> None: ...
     def score_chunk(self, chunk: ArrayLike) -> NDArray[np.float64]: ...
     def reset(self) -> "StreamScorer": ...

@@ -64,6 +64,18 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
     false_alarm_rate : float in (0, 1), default=0.01
         Target fraction of normal rows flagged.
     calibration_fraction : float in (0, 1), default=0.2
+    trim : "auto" or float in [0, 0.5), default=0.0
+        For training rows that are not clean. 0: one plain fit. Otherwise a first fit scores the
+        rows the density is fitted on, the least likely are set aside and the density is fitted again
+        on the rest (count by BIC, components and all), so that a minority of anomalous training rows
+        can neither keep a component of its own nor stretch one over itself. A float sets aside that
+        share of the rows, ranked under the first fit's components that hold more than that share
+        (a component so small that the rows to trim could fill it does not vouch for its rows);
+        "auto" sets aside the rows below Q1 - 3 IQR of those scores (Tukey's far-out fence),
+        components of at most 2 % of the weight not vouching (the contamination share instead when
+        contamination is a float). The calibration rows are trimmed by the same rule under the
+        final fit before the threshold's quantile is taken. ``n_trimmed_`` counts the fitting rows
+        set aside; docs/anomaly-detection.md says when to use it.
     n_init : int, default=1
     max_iter : int, default=100
     tol : float, default=1e-3
@@ -100,6 +112,8 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
     center_, scale_ : ndarray of shape (n_features,)
         The scaling z = (x - center_) / scale_.
     n_components_ : int
+    n_trimmed_ : int
+        Training rows the trimmed fit set aside (0 without ``trim``).
     bic_ : ndarray of shape (n_tried, 2)
         (count, BIC) of every count tried (empty when n_components was given).
     model_ : GaussianMixture or KMeans
@@ -125,6 +139,7 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
         "threshold": _params.Options("calibrate", "model-tail"),
         "false_alarm_rate": _params.Real(0, 1, "neither", what="in (0, 1)"),  # both in fit's warning
         "calibration_fraction": _params.Real(0, 1, "neither", what="in (0, 1)"),
+        "trim": _params.Real(0, 0.5, "left", also=("auto",), what="a float in [0, 0.5)"),  # "auto": -1
         "n_init": _params.Int(),
         "max_iter": _params.Int(),
         "tol": _params.Real(),
@@ -145,7 +160,7 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
 
     def __init__(self, method="gmm", *, n_components="bic", max_components=8, covariance_type="full",
                  reg_covar=1e-3, scaling="robust", contamination="auto", threshold="calibrate",
-                 false_alarm_rate=0.01, calibration_fraction=0.2, n_init=1, max_iter=100, tol=1e-3,
+                 false_alarm_rate=0.01, calibration_fraction=0.2, trim=0.0, n_init=1, max_iter=100, tol=1e-3,
                  random_state=None, half_life=None, n_threads=0, device="cpu"):
         self.method = method
         self.n_components = n_components
@@ -157,6 +172,7 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
         self.threshold = threshold
         self.false_alarm_rate = false_alarm_rate
         self.calibration_fraction = calibration_fraction
+        self.trim = trim
         self.n_init = n_init
         self.max_iter = max_iter
         self.tol = tol
@@ -167,11 +183,12 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
 
     def _checked_params(self):
         """The checked parameters (``_param_checks``) as the C++ fit takes them ("bic" -> 0
-        components, contamination "auto" -> 0, scaling None -> "none")."""
+        components, contamination "auto" -> 0, scaling None -> "none", trim "auto" -> -1)."""
         p = _params.validate(self)
         p["n_components"] = 0 if p["n_components"] == "bic" else p["n_components"]
         p["contamination"] = 0.0 if p["contamination"] == "auto" else p["contamination"]
         p["scaling"] = "none" if p["scaling"] is None else p["scaling"]
+        p["trim"] = -1.0 if p["trim"] == "auto" else float(p["trim"])
         return p
 
     def fit(self, X, y=None):
@@ -202,7 +219,8 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
         fit = _core.typed("detector_fit", X.dtype)
         r = fit(X, p["method"], p["n_components"], p["max_components"], p["covariance_type"], p["reg_covar"],
                 p["scaling"], p["contamination"], p["threshold"], p["false_alarm_rate"], p["calibration_fraction"],
-                p["n_init"], p["max_iter"], p["tol"], _params.seed(p["random_state"]), p["n_threads"], device)
+                p["n_init"], p["max_iter"], p["tol"], _params.seed(p["random_state"]), p["n_threads"], p["trim"],
+                device)
         self.center_ = r["center"]
         self.scale_ = r["scale"]
         self.offset_ = float(r["offset"])
@@ -210,6 +228,7 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
         self.n_steps_ = 0
         self.stream_recent_scores_ = np.empty(0)
         self.n_components_ = int(r["n_components"])
+        self.n_trimmed_ = int(r["n_trimmed"])
         self.bic_ = np.array(r["selection"], dtype=np.float64).reshape(-1, 2)
         self.density_weights_ = r["weights"]
         self.density_means_ = r["means"]
@@ -358,6 +377,8 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
             s[prefix + "stream_n_steps_"] = _io.scalar(self.n_steps_, np.int64)
             s[prefix + "stream_recent_scores_"] = np.ascontiguousarray(self.stream_recent_scores_, dtype=np.float64)
         s[prefix + "bic_"] = np.ascontiguousarray(self.bic_, dtype=np.float64).reshape(-1, 2)
+        if getattr(self, "n_trimmed_", 0):
+            s[prefix + "n_trimmed_"] = _io.scalar(self.n_trimmed_, np.int64)
         if self.method == "kmeans":  # the spherical density that scores; a gmm's is model_ itself
             s[prefix + "density_weights_"] = np.ascontiguousarray(self.density_weights_, dtype=np.float64)
             s[prefix + "density_means_"] = np.ascontiguousarray(self.density_means_, dtype=np.float64)
@@ -388,6 +409,7 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
         est.stream_recent_scores_ = np.asarray(sections.get(prefix + "stream_recent_scores_", np.empty(0)),
                                                dtype=np.float64)
         est.bic_ = sections[prefix + "bic_"]
+        est.n_trimmed_ = int(sections.get(prefix + "n_trimmed_", 0))
         if est.method == "gmm":
             est.model_ = GaussianMixture._from_sections(sections, prefix + "model.", side)
             est.n_components_ = int(est.model_.means_.shape[0])

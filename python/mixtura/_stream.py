@@ -7,12 +7,27 @@ A window of ``width`` consecutive rows of an (n_times, n_channels) series become
 * with ``differences=True``, then the first differences within the window: feature
   ``width * n_channels + t * n_channels + c`` is ``x[t + 1, c] - x[t, c]`` (t = 0 .. width - 2).
 
+:func:`level_dynamics` summarises the same window in four features per channel, each block of
+``n_channels`` features one kind (feature ``b * n_channels + c`` for channel ``c``):
+
+* b = 0, **level**: the last reading, ``x[t]``;
+* b = 1, **short level**: the mean of the last ``short_span(width)`` = max(2, width // 4) readings;
+* b = 2, **departure**: ``x[t]`` minus the mean of the whole window (how far the signal has moved from
+  where it was);
+* b = 3, **change**: ``x[t] - x[t - 1]``.
+
+The level sees where a signal is, the other three how it moves at three time scales; the mixture's full
+covariance learns how they go together.
+
 Window ``i`` covers rows ``i * step`` .. ``i * step + width - 1``; it belongs to the time of its last row
 (:func:`window_end_index`), so a score never uses readings from after the time it is reported at.
 
 Gaps (docs/missing-values.md): NaN marks a missing reading. A window's features are computed from its
 readings as they are, so a missing reading is a NaN feature and a first difference is NaN when either
-of its two readings is missing; the other features are those of a complete window. A mixtura detector
+of its two readings is missing; the other features are those of a complete window. In
+:func:`level_dynamics` a mean is over the observed readings it spans (NaN when it spans none), and the
+level, departure and change are NaN when the last reading is missing (the change also when the one
+before it is). A mixtura detector
 or GaussianMixture then scores the window by the density of its observed features. A window with no
 observed reading at all (every feature NaN) has nothing to score: :func:`sliding_windows` keeps it as
 an all-NaN row (so that window ``i`` stays the ``i``-th; remove it before a fit, which refuses it), and
@@ -25,7 +40,10 @@ import numpy as np
 
 from . import _cuda_array
 
-__all__ = ["sliding_windows", "window_end_index", "window_channel_index", "StreamScorer"]
+__all__ = ["sliding_windows", "level_dynamics", "window_end_index", "window_channel_index", "StreamScorer"]
+
+FEATURES = ("windows", "level-dynamics")
+N_LEVEL_DYNAMICS = 4  # features per channel of level_dynamics
 
 
 def _check_window(where, width, step):
@@ -81,11 +99,29 @@ def window_end_index(n_times, width, step=1):
     return np.arange(n_windows(n_times, width, step), dtype=np.intp) * step + (width - 1)
 
 
-def window_channel_index(n_channels, width, differences=False):
-    """Channel of each feature of :func:`sliding_windows` (length n_features), to fold features back to channels."""
+def window_channel_index(n_channels, width, differences=False, features="windows"):
+    """Channel of each feature of :func:`sliding_windows` (``features="windows"``) or of
+    :func:`level_dynamics` (``features="level-dynamics"``), length n_features, to fold features back to
+    channels."""
     _check_window("window_channel_index", width, 1)
+    _check_features("window_channel_index", features, width)
+    if features == "level-dynamics":
+        return np.tile(np.arange(n_channels, dtype=np.intp), N_LEVEL_DYNAMICS)
     n_time_steps = width + (width - 1 if differences else 0)
     return np.tile(np.arange(n_channels, dtype=np.intp), n_time_steps)
+
+
+def _check_features(where, features, width):
+    if not isinstance(features, str) or features not in FEATURES:
+        raise ValueError(f"{where}: features must be one of {', '.join(map(repr, FEATURES))}, got {features!r}")
+    if features == "level-dynamics" and width < 2:
+        raise ValueError(f"{where}: features='level-dynamics' needs width >= 2 (a change needs two readings), "
+                         f"got width = {width}")
+
+
+def short_span(width):
+    """Readings behind the short level of :func:`level_dynamics`: max(2, width // 4)."""
+    return max(2, width // 4)
 
 
 def sliding_windows(X, width, step=1, differences=False):
@@ -120,6 +156,81 @@ def sliding_windows(X, width, step=1, differences=False):
     _check_window("sliding_windows", width, step)
     X = _as_series("sliding_windows", X)
     _check_finite("sliding_windows", X, "X")
+    return _windows(X, width, step, differences)
+
+
+def level_dynamics(X, width, step=1):
+    """Level-and-dynamics features of a time series: four per channel and window.
+
+    For the window of ``width`` readings ending at time t, per channel: the level x[t], the mean of the
+    last ``max(2, width // 4)`` readings, the departure x[t] - (mean of the window) and the change
+    x[t] - x[t - 1] (the module documentation gives the order). Windows are those of
+    :func:`sliding_windows` (same count, same end rows), so a score still belongs to its window's last
+    row and never uses a later reading. ``mixtura detect`` fits on these by default: on the shared
+    sensor data they rank anomalies better than the raw readings of the window
+    (docs/anomaly-evaluation.md, "Level and dynamics").
+
+    Parameters
+    ----------
+    X : array-like of shape (n_times,) or (n_times, n_channels)
+        Readings in time order. float32 stays float32 (the means are summed in float64); other numeric
+        types become float64.
+    width : int >= 2
+    step : int, default=1
+
+    Returns
+    -------
+    ndarray of shape (n_windows, 4 * n_channels)
+        NaN where the readings a feature needs are missing (module documentation); a window with no
+        observed reading is a row of NaN, as in :func:`sliding_windows`.
+
+    Raises
+    ------
+    ValueError
+        An infinite reading or one beyond +-1e150, width < 2 or a bad step.
+    """
+    _check_window("level_dynamics", width, step)
+    _check_features("level_dynamics", "level-dynamics", width)
+    X = _as_series("level_dynamics", X)
+    _check_finite("level_dynamics", X, "X")
+    return _level_dynamics(X, width, step)
+
+
+def _nanmean_last(values, span):
+    """Mean over the observed readings of the last ``span`` time steps of (count, width, channels)
+    windows, summed oldest first in float64 (so that a window's mean depends only on its readings);
+    NaN where none is observed."""
+    total = np.zeros((values.shape[0], values.shape[2]))
+    count = np.zeros_like(total)
+    for j in range(values.shape[1] - span, values.shape[1]):
+        v = values[:, j, :].astype(np.float64)
+        seen = ~np.isnan(v)
+        total += np.where(seen, v, 0.0)
+        count += seen
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def _level_dynamics(X, width, step):
+    n_times, n_channels = X.shape
+    count = 0 if n_times < width else (n_times - width) // step + 1
+    out = np.empty((count, N_LEVEL_DYNAMICS * n_channels), dtype=X.dtype)
+    if count == 0:
+        return out
+    values = np.lib.stride_tricks.sliding_window_view(X, width, axis=0)[::step].transpose(0, 2, 1)
+    last = values[:, -1, :].astype(np.float64)
+    c = n_channels
+    out[:, :c] = values[:, -1, :]
+    out[:, c:2 * c] = _nanmean_last(values, short_span(width))
+    out[:, 2 * c:3 * c] = last - _nanmean_last(values, width)
+    out[:, 3 * c:] = last - values[:, -2, :].astype(np.float64)
+    return out
+
+
+def _features(X, width, step, differences, features):
+    """The rows of sliding_windows or level_dynamics (``features``) of validated readings X."""
+    if features == "level-dynamics":
+        return _level_dynamics(X, width, step)
     return _windows(X, width, step, differences)
 
 
@@ -167,7 +278,7 @@ class StreamScorer:
     Each call to :meth:`score_chunk` appends readings and returns ``estimator.score_samples`` of the
     windows completed by them; the rows a later window still needs are carried over. Concatenating the
     results of any chunking equals ``estimator.score_samples(sliding_windows(whole, width, step,
-    differences))``, bit for bit: each window's features are computed from the same readings by the
+    differences))`` (with ``features="level-dynamics"``: of ``level_dynamics(whole, width, step)``), bit for bit: each window's features are computed from the same readings by the
     same operations, and each window is scored at the same index modulo the estimator's scoring block
     as in the whole (mixtura's estimators give a row the same score wherever its index has the same
     remainder; an estimator without ``_score_block`` must score rows independently).
@@ -189,11 +300,14 @@ class StreamScorer:
     Parameters
     ----------
     estimator : fitted estimator with ``score_samples``
-        Fitted on ``sliding_windows(..., width, step, differences)`` features.
+        Fitted on ``sliding_windows(..., width, step, differences)`` features, or on
+        ``level_dynamics(..., width, step)`` with ``features="level-dynamics"``.
     width, step, differences
-        As in :func:`sliding_windows`.
+        As in :func:`sliding_windows` (differences only with features "windows").
     adapt : bool, default=False
         Hand each chunk's windows to ``estimator.partial_fit`` after scoring them.
+    features : {"windows", "level-dynamics"}, default="windows"
+        Which features the estimator was fitted on: :func:`sliding_windows` or :func:`level_dynamics`.
 
     Attributes
     ----------
@@ -203,8 +317,11 @@ class StreamScorer:
         Windows scored so far; window i ends at stream row ``i * step + width - 1``.
     """
 
-    def __init__(self, estimator, width, step=1, differences=False, adapt=False):
+    def __init__(self, estimator, width, step=1, differences=False, adapt=False, features="windows"):
         _check_window("StreamScorer", width, step)
+        _check_features("StreamScorer", features, width)
+        if differences and features != "windows":
+            raise ValueError(f"StreamScorer: differences=True applies to features='windows', not {features!r}")
         if not hasattr(estimator, "score_samples"):
             raise ValueError(f"StreamScorer: the estimator {type(estimator).__name__} has no score_samples")
         if adapt and not hasattr(estimator, "partial_fit"):
@@ -214,6 +331,7 @@ class StreamScorer:
         self.step = step
         self.differences = differences
         self.adapt = bool(adapt)
+        self.features = features
         self.reset()
 
     def reset(self):
@@ -271,7 +389,7 @@ class StreamScorer:
         rows = np.concatenate([self._buffer, chunk]) if len(self._buffer) else chunk
         total = self.n_seen_ + len(chunk)
         start = self._next_start - self._buffer_start
-        windows = _windows(rows[start:], self.width, self.step, self.differences)
+        windows = _features(rows[start:], self.width, self.step, self.differences, self.features)
         scores = self._score(windows)
         observed = ~_empty_windows(windows) if self.adapt else None  # nothing observed: nothing to learn
         if self.adapt and observed.any():

@@ -20,7 +20,7 @@ mixtura::DetectorParams detector_params(const std::string& method, int n_compone
                                         const std::string& covariance_type, double reg_covar,
                                         const std::string& scaling, double contamination, const std::string& threshold,
                                         double false_alarm_rate, double calibration_fraction, int n_init, int max_iter,
-                                        double tol, std::uint64_t seed, int n_threads) {
+                                        double tol, std::uint64_t seed, int n_threads, double trim) {
   const char* where = "DensityAnomalyDetector";
   mixtura::DetectorParams p;
   p.method = parse_method(method);
@@ -39,6 +39,7 @@ mixtura::DetectorParams detector_params(const std::string& method, int n_compone
   p.n_init = n_init;
   p.max_iter = max_iter;
   p.seed = seed;
+  p.trim = trim;
   return p;
 }
 
@@ -47,10 +48,11 @@ py::dict detector_fit(const Array<T>& X, const std::string& method, int n_compon
                       const std::string& covariance_type, double reg_covar, const std::string& scaling,
                       double contamination, const std::string& threshold, double false_alarm_rate,
                       double calibration_fraction, int n_init, int max_iter, double tol, std::uint64_t seed,
-                      int n_threads, const std::string& device) {
+                      int n_threads, double trim, const std::string& device) {
   mixtura::DensityAnomalyDetector<T> det(detector_params(method, n_components, max_components, covariance_type,
                                                          reg_covar, scaling, contamination, threshold, false_alarm_rate,
-                                                         calibration_fraction, n_init, max_iter, tol, seed, n_threads));
+                                                         calibration_fraction, n_init, max_iter, tol, seed, n_threads,
+                                                         trim));
   const auto Xv = view(X, "X");
   det.set_callback([] {  // between iterations of the fits behind the density: Ctrl-C stops the fit
     py::gil_scoped_acquire acquire;
@@ -66,6 +68,7 @@ py::dict detector_fit(const Array<T>& X, const std::string& method, int n_compon
   py::list selection;
   for (const auto& c : det.selection()) selection.append(py::make_tuple(c.n_components, c.bic));
   out["selection"] = selection;
+  out["n_trimmed"] = static_cast<long long>(det.n_trimmed());
   // The density in scaled units (kmeans: spherical components at the centres).
   const mixtura::GmmModel& m = det.model();
   out["weights"] = vector_array(m.weights);
@@ -116,7 +119,7 @@ void bind(py::module_& m) {
         py::arg("n_components"), py::arg("max_components"), py::arg("covariance_type"), py::arg("reg_covar"),
         py::arg("scaling"), py::arg("contamination"), py::arg("threshold"), py::arg("false_alarm_rate"),
         py::arg("calibration_fraction"), py::arg("n_init"), py::arg("max_iter"), py::arg("tol"), py::arg("seed"),
-        py::arg("n_threads"), py::arg("device"));
+        py::arg("n_threads"), py::arg("trim"), py::arg("device"));
   m.def(typed_name<T>("detector_eval").c_str(), &detector_eval<T>, py::arg("X").noconvert(), py::arg("method"),
         py::arg("center"), py::arg("scale"), py::arg("covariance_type"), py::arg("weights"), py::arg("means"),
         py::arg("precisions_cholesky"), py::arg("offset"), py::arg("what"), py::arg("n_threads"), py::arg("device"));

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <random>
+#include <tuple>
 
 #include <Eigen/LU>
 
@@ -188,6 +189,68 @@ TYPED_TEST(AnomalyTyped, ContaminationFlagsThatShareOfTheTrainingRows) {
   EXPECT_NEAR(std::count(flags.begin(), flags.end(), -1), 100, 1);
 }
 
+/// n normal rows N(0, I) in 2 features followed by m rows of a tight far cluster at (8, 8): training
+/// rows that are not clean, where the cluster is a repeated fault.
+template <class T>
+RowMatrix<T> contaminated(Index n, Index m, std::uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::normal_distribution<double> z;
+  RowMatrix<T> x(n + m, 2);
+  for (Index i = 0; i < n + m; ++i)
+    for (Index j = 0; j < 2; ++j) x(i, j) = static_cast<T>(i < n ? z(gen) : 8 + 0.1 * z(gen));
+  return x;
+}
+
+// A minority of faulty training rows buys itself a component in a plain fit (BIC), so the fault
+// scores as normal; the trimmed fit sets those rows aside and flags it. trim = share: that share of
+// the fitting rows goes (floor); "auto" with contamination: contamination's share; "auto" alone: the
+// fence, with components of weight <= 2 % not vouching for their rows.
+TYPED_TEST(AnomalyTyped, TrimmedFitLeavesNoComponentToAFault) {
+  using T = TypeParam;
+  const RowMatrix<T> fault = (RowMatrix<T>(1, 2) << T(8), T(8)).finished();
+  for (const auto& [n_fault, trim, contamination] :
+       {std::tuple<Index, double, double>{30, 0.05, 0}, {15, mixtura::kTrimAuto, 0}, {30, mixtura::kTrimAuto, 0.05}}) {
+    const auto X = contaminated<T>(1000, n_fault, 21);
+    const auto plain = fitted(X, AnomalyMethod::gmm, [&](DetectorParams& p) {
+      p.max_components = 4;
+      p.contamination = contamination;
+    });
+    EXPECT_EQ(plain.n_trimmed(), 0);
+    EXPECT_EQ(plain.predict(view(fault))[0], 1) << "the plain fit gives the fault a component";
+    const auto trimmed = fitted(X, AnomalyMethod::gmm, [&](DetectorParams& p) {
+      p.max_components = 4;
+      p.contamination = contamination;
+      p.trim = trim;
+    });
+    EXPECT_EQ(trimmed.predict(view(fault))[0], -1) << "trim " << trim << " contamination " << contamination;
+    for (Index k = 0; k < trimmed.n_components(); ++k)
+      EXPECT_LT(trimmed.model().means.row(k).norm(), 3) << "no component near the fault";
+    const Index fit_rows = contamination > 0 ? X.rows() : X.rows() - std::llround(0.2 * X.rows());
+    const double share = trim > 0 ? trim : contamination;
+    if (share > 0) EXPECT_EQ(trimmed.n_trimmed(), static_cast<Index>(std::floor(share * fit_rows)));
+    else EXPECT_GE(trimmed.n_trimmed(), n_fault * 7 / 10);  // the fault's rows among the fitting rows
+  }
+}
+
+// trim = 0 is the plain fit, bit for bit; the trimmed fit is deterministic and survives a model file.
+TYPED_TEST(AnomalyTyped, TrimmedFitRoundTrips) {
+  using T = TypeParam;
+  const auto X = contaminated<T>(600, 20, 5);
+  const auto a = fitted(X, AnomalyMethod::gmm, [](DetectorParams& p) { p.max_components = 3; });
+  const auto b = fitted(X, AnomalyMethod::gmm, [](DetectorParams& p) { p.max_components = 3; p.trim = 0; });
+  EXPECT_EQ(a.score_samples(view(X)), b.score_samples(view(X)));
+  for (AnomalyMethod method : {AnomalyMethod::gmm, AnomalyMethod::kmeans}) {
+    const auto t = fitted(X, method, [](DetectorParams& p) { p.max_components = 3; p.trim = 0.1; });
+    const auto again = fitted(X, method, [](DetectorParams& p) { p.max_components = 3; p.trim = 0.1; });
+    EXPECT_EQ(t.n_trimmed(), 49);  // floor(0.1 * 496 fitting rows)
+    EXPECT_EQ(t.score_samples(view(X)), again.score_samples(view(X)));
+    const auto bytes = mixtura::to_bytes(mixtura::to_model_file(t));
+    const auto back = mixtura::detector_from_sections<T>(mixtura::from_bytes(bytes.data(), bytes.size()));
+    EXPECT_EQ(back.n_trimmed(), 49);
+    EXPECT_EQ(back.score_samples(view(X)), t.score_samples(view(X)));
+  }
+}
+
 // BIC finds the three blobs for both methods, and records what it tried.
 TYPED_TEST(AnomalyTyped, BicChoosesTheCount) {
   using T = TypeParam;
@@ -311,6 +374,8 @@ TYPED_TEST(AnomalyTyped, BadInput) {
   bad([](DetectorParams& p) { p.false_alarm_rate = 0; }, "false_alarm_rate must be in (0, 1)");
   bad([](DetectorParams& p) { p.calibration_fraction = 1; }, "calibration_fraction must be in (0, 1)");
   bad([](DetectorParams& p) { p.reg_covar = -1; }, "reg_covar must be finite and >= 0");
+  bad([](DetectorParams& p) { p.trim = 0.5; }, "trim must be in [0, 0.5) or kTrimAuto");
+  bad([](DetectorParams& p) { p.trim = -0.5; }, "got -0.5");
   bad([](DetectorParams& p) { p.n_components = 60; }, "n_components (60) > rows to fit (40)");
   RowMatrix<T> nan = X;  // (NaN, a missing value: GapsScoreTheObservedFeatures)
   nan(17, 1) = std::numeric_limits<T>::infinity();

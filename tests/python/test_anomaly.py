@@ -186,3 +186,42 @@ def test_ctrl_c_stops_a_long_detector_fit_promptly():
     det = mixtura.DensityAnomalyDetector(max_components=8, max_iter=1000, tol=0.0, random_state=0)
     assert_ctrl_c_stops(lambda: det.fit(X))
     assert not hasattr(det, "offset_")  # nothing half-fitted is left behind
+
+
+def _contaminated(n_fault, seed=0):
+    """1000 normal rows N(0, I) and n_fault rows of a tight far cluster at (8, 8): a repeated fault in the
+    training period."""
+    rng = np.random.default_rng(seed)
+    return np.vstack([rng.standard_normal((1000, 2)), 8 + 0.1 * rng.standard_normal((n_fault, 2))])
+
+
+@pytest.mark.parametrize("trim,contamination,n_fault", [(0.05, "auto", 30), ("auto", "auto", 15), ("auto", 0.05, 30)])
+def test_trimmed_fit_leaves_no_component_to_a_fault(trim, contamination, n_fault, tmp_path):
+    X = _contaminated(n_fault)
+    kw = dict(random_state=0, max_components=4, contamination=contamination)
+    plain = mixtura.DensityAnomalyDetector(**kw).fit(X)
+    assert plain.n_trimmed_ == 0
+    assert plain.predict([[8.0, 8.0]])[0] == 1, "a plain fit gives the fault a component"
+    det = mixtura.DensityAnomalyDetector(trim=trim, **kw).fit(X)
+    assert det.predict([[8.0, 8.0]])[0] == -1
+    assert np.linalg.norm(det.density_means_ * det.scale_ + det.center_, axis=1).max() < 3
+    fit_rows = len(X) - (round(0.2 * len(X)) if contamination == "auto" else 0)
+    share = trim if trim != "auto" else (0 if contamination == "auto" else contamination)
+    if share:
+        assert det.n_trimmed_ == int(share * fit_rows)
+    else:
+        assert det.n_trimmed_ >= 0.7 * n_fault
+    det.save(tmp_path / "d.mxt")
+    back = mixtura.load(tmp_path / "d.mxt")
+    assert back.n_trimmed_ == det.n_trimmed_ and back.trim == trim
+    np.testing.assert_array_equal(back.score_samples(X), det.score_samples(X))
+
+
+def test_trim_zero_is_the_plain_fit_and_bad_trims_are_refused(blobs):
+    a = mixtura.DensityAnomalyDetector(random_state=0).fit(blobs)
+    b = mixtura.DensityAnomalyDetector(random_state=0, trim=0).fit(blobs)
+    np.testing.assert_array_equal(a.score_samples(blobs), b.score_samples(blobs))
+    assert a.offset_ == b.offset_ and a.n_trimmed_ == 0
+    for bad in (0.5, -0.1, "yes", np.nan):
+        with pytest.raises(ValueError, match="trim must be 'auto' or a float in"):
+            mixtura.DensityAnomalyDetector(trim=bad).fit(blobs)

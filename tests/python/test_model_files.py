@@ -362,8 +362,8 @@ def assert_same_detector(a, b, X):
     ea, eb = a.explain(X), b.explain(X)
     np.testing.assert_array_equal(ea.contributions, eb.contributions)
     np.testing.assert_array_equal(ea.component, eb.component)
-    assert (a.offset_, a.n_components_, a.n_iter_, a.n_features_in_) == (b.offset_, b.n_components_, b.n_iter_,
-                                                                        b.n_features_in_)
+    assert (a.offset_, a.n_components_, a.n_iter_, a.n_features_in_, a.n_trimmed_) == (
+        b.offset_, b.n_components_, b.n_iter_, b.n_features_in_, b.n_trimmed_)
     for name in ["center_", "scale_", "bic_", "density_weights_", "density_means_", "density_precisions_cholesky_"]:
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
 
@@ -384,8 +384,9 @@ def test_detector_save_load_and_pickle(data, method, tmp_path):
 def test_detector_crosses_languages_both_ways(data, method, dtype, tmp_path):
     X = data.astype(dtype)
     csv = to_csv(tmp_path / "X.csv", X)
-    # Python -> C++: same scores, flags, components and contributions.
-    det = mixtura.DensityAnomalyDetector(method, max_components=4, random_state=3).fit(X)
+    # Python -> C++: same scores, flags, components and contributions (a trimmed fit: n_trimmed_ crosses too).
+    det = mixtura.DensityAnomalyDetector(method, max_components=4, random_state=3, trim=0.05).fit(X)
+    assert det.n_trimmed_ > 0
     det.save(tmp_path / "py.mxt")
     run_tool("score", tmp_path / "py.mxt", csv, tmp_path / "out.csv", "--dtype", dtype)
     out = np.loadtxt(tmp_path / "out.csv", delimiter=",", ndmin=2)

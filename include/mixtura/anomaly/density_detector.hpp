@@ -36,7 +36,8 @@ namespace mixtura {
 ///
 /// With n_components = 0 the count is chosen by BIC among 1..max_components on the rows the
 /// density is fitted on (counts whose density has as many free parameters as there are rows are
-/// not tried). The offset: contamination > 0 flags that fraction of the training rows
+/// not tried). DetectorParams::trim fits twice, the second time without the training rows the first
+/// fit scored lowest (rows that are not clean cannot buy a component of their own). The offset: contamination > 0 flags that fraction of the training rows
 /// (scikit-learn's meaning); otherwise ThresholdMethod::calibrate holds out calibration_fraction of
 /// the training rows (chosen by the seed), fits on the rest and puts the offset at the
 /// false_alarm_rate quantile of the held-out scores; ThresholdMethod::model_tail fits on all rows
@@ -90,6 +91,16 @@ class DensityAnomalyDetector {
     }
     const RowMatrix<T>& F = calibrate ? fit_rows : Z;
     fit_density(be, s, view_of(F));
+    if (p.trim != 0) {
+      // Trimmed fit: set aside the rows the first fit finds least likely, fit again on the rest.
+      RowMatrix<T> kept = trimmed_rows(be, s, F, gaps);
+      s.n_trimmed = F.rows() - kept.rows();
+      if (s.n_trimmed > 0) {
+        s.selection.clear();
+        s.kmeans = KMeans<T>();
+        fit_density(be, s, view_of(kept));
+      }
+    }
 
     std::vector<double> scores;
     double q = p.false_alarm_rate;
@@ -98,6 +109,7 @@ class DensityAnomalyDetector {
       scores = to_vector(original_scores(be, s, view_of(Z), gaps));
     } else if (calibrate) {
       scores = to_vector(original_scores(be, s, view_of(held_rows), gaps));
+      if (p.trim != 0) scores = untrimmed(std::move(scores));
     } else {
       scores = tail_scores(be, s, s.scaling.log_jacobian());
     }
@@ -201,8 +213,10 @@ class DensityAnomalyDetector {
   }
   int n_components() const { return static_cast<int>(model().n_components); }
   Index n_features_in() const { return fitted("n_features_in").n_features; }
-  /// BIC of every count tried (empty when n_components was given).
+  /// BIC of every count tried (empty when n_components was given); with trimming, of the second fit.
   const std::vector<DetectorCandidate>& selection() const { return fitted("selection").selection; }
+  /// Training rows the trimmed fit set aside (0 without trimming).
+  Index n_trimmed() const { return fitted("n_trimmed").n_trimmed; }
 
   /// The GaussianMixture parameters of the density with n_components components (method gmm).
   GmmParams density_params(int n_components) const {
@@ -239,8 +253,9 @@ class DensityAnomalyDetector {
   /// with its trace), the BIC table and, for method kmeans, the K-means fit.
   void set_fitted(ScalingFit scaling, GaussianMixture<T> density, double offset,
                   std::vector<DetectorCandidate> selection = {}, KMeans<T> kmeans = KMeans<T>(),
-                  double score_median = std::numeric_limits<double>::quiet_NaN()) {
+                  double score_median = std::numeric_limits<double>::quiet_NaN(), Index n_trimmed = 0) {
     const char* where = "DensityAnomalyDetector::set_fitted";
+    MIXTURA_EXPECTS(n_trimmed >= 0, "%s: n_trimmed must be >= 0, got %lld", where, static_cast<long long>(n_trimmed));
     const GmmModel& model = density.model();
     MIXTURA_EXPECTS(scaling.center.size() == model.n_features && scaling.scale.size() == model.n_features,
                     "%s: scaling has %lld / %lld entries but the model has %lld features", where,
@@ -265,6 +280,7 @@ class DensityAnomalyDetector {
     s.selection = std::move(selection);
     s.offset = offset;
     s.score_median = score_median;
+    s.n_trimmed = n_trimmed;
     state_ = std::move(s);
     fitted_ = true;
   }
@@ -278,6 +294,7 @@ class DensityAnomalyDetector {
     double offset = 0;
     double score_median = std::numeric_limits<double>::quiet_NaN();
     Index n_features = 0;
+    Index n_trimmed = 0;
   };
 
   static MatrixView<T> view_of(const RowMatrix<T>& a) { return {a.data(), a.rows(), a.cols()}; }
@@ -297,6 +314,8 @@ class DensityAnomalyDetector {
                     where, p.false_alarm_rate);
     MIXTURA_EXPECTS(p.calibration_fraction > 0 && p.calibration_fraction < 1,
                     "%s: calibration_fraction must be in (0, 1), got %g", where, p.calibration_fraction);
+    MIXTURA_EXPECTS(p.trim == kTrimAuto || (p.trim >= 0 && p.trim < 0.5),
+                    "%s: trim must be in [0, 0.5) or kTrimAuto (-1, \"auto\"), got %g", where, p.trim);
     MIXTURA_EXPECTS(p.n_init >= 1, "%s: n_init must be >= 1, got %d", where, p.n_init);
     MIXTURA_EXPECTS(p.max_iter >= 1, "%s: max_iter must be >= 1, got %d", where, p.max_iter);
     MIXTURA_EXPECTS(std::isfinite(p.tol) && p.tol >= 0, "%s: tol must be finite and >= 0, got %g", where, p.tol);
@@ -331,7 +350,10 @@ class DensityAnomalyDetector {
   /// input check found a NaN (else no row is searched for one).
   template <class Backend>
   Eigen::VectorXd original_scores(const Backend& be, const State& s, MatrixView<T> Z, bool gaps) const {
-    const Eigen::VectorXd z = z_scores(be, s, Z);
+    return to_original_units(s, Z, z_scores(be, s, Z), gaps);
+  }
+  /// Log-densities z of the scaled rows Z in the original units (original_scores).
+  static Eigen::VectorXd to_original_units(const State& s, MatrixView<T> Z, const Eigen::VectorXd& z, bool gaps) {
     Eigen::VectorXd out = z.array() - s.scaling.log_jacobian();
     for (Index r = 0; gaps && r < Z.rows; ++r) {
       const T* row = Z.row(r);
@@ -400,6 +422,85 @@ class DensityAnomalyDetector {
       if (held[static_cast<std::size_t>(i)]) held_rows.row(h++) = Z.row(i);
       else fit_rows.row(f++) = Z.row(i);
     }
+  }
+
+  /// The rows of F the trimmed fit keeps, in their order. Rows are ranked by their log-density under
+  /// the first fit's components that hold more than the share to trim (kTrimAutoMinWeight with the
+  /// fence), renormalised: a component that few enough rows to be trimmed could fill on their own
+  /// does not vouch for its rows. Set aside: the share `trim` (contamination's with kTrimAuto when
+  /// contamination > 0) with the lowest, ties to the earlier row; or with kTrimAuto the rows below
+  /// Q1 - 3 IQR. At least 2 rows and the largest candidate count stay.
+  template <class Backend>
+  RowMatrix<T> trimmed_rows(const Backend& be, const State& s, const RowMatrix<T>& F, bool gaps) const {
+    const Index n = F.rows();
+    const double share = params_.trim == kTrimAuto ? params_.contamination : params_.trim;
+    const Eigen::VectorXd score = supported_scores(be, s, view_of(F), gaps, share > 0 ? share : kTrimAutoMinWeight);
+    std::vector<Index> order(static_cast<std::size_t>(n));
+    for (Index i = 0; i < n; ++i) order[static_cast<std::size_t>(i)] = i;
+    std::sort(order.begin(), order.end(), [&](Index a, Index b) {
+      return score[a] < score[b] || (score[a] == score[b] && a < b);
+    });
+    Index drop = 0;
+    if (share > 0) {
+      drop = static_cast<Index>(std::floor(share * static_cast<double>(n)));
+    } else {
+      std::vector<double> v = to_vector(score);
+      const double q1 = detail::quantile(v, 0.25), q3 = detail::quantile(v, 0.75);
+      const double fence = q1 - kTrimFenceIqr * (q3 - q1);
+      while (drop < n && score[order[static_cast<std::size_t>(drop)]] < fence) ++drop;
+    }
+    const Index floor_rows = std::max<Index>(2, candidate_counts(n, F.cols()).back());
+    drop = std::max<Index>(0, std::min(drop, n - floor_rows));
+    std::vector<char> out(static_cast<std::size_t>(n), 0);
+    for (Index i = 0; i < drop; ++i) out[static_cast<std::size_t>(order[static_cast<std::size_t>(i)])] = 1;
+    RowMatrix<T> kept(n - drop, F.cols());
+    for (Index i = 0, r = 0; i < n; ++i)
+      if (!out[static_cast<std::size_t>(i)]) kept.row(r++) = F.row(i);
+    return kept;
+  }
+
+  /// The held-out scores a trimmed fit calibrates on: without the share `trim` with the lowest (or with
+  /// kTrimAuto those below Q1 - 3 IQR of these scores), so that faulty training rows, which a trimmed
+  /// density scores low, do not pull the threshold down among themselves.
+  std::vector<double> untrimmed(std::vector<double> scores) const {
+    const std::size_t m = scores.size();
+    std::sort(scores.begin(), scores.end());
+    std::size_t drop = 0;
+    if (params_.trim > 0) {
+      drop = static_cast<std::size_t>(std::floor(params_.trim * static_cast<double>(m)));
+    } else {
+      std::vector<double> v = scores;
+      const double q1 = detail::quantile(v, 0.25), q3 = detail::quantile(v, 0.75);
+      const double fence = q1 - kTrimFenceIqr * (q3 - q1);
+      while (drop < m && scores[drop] < fence) ++drop;
+    }
+    drop = std::min(drop, m - 1);  // one row at least places the threshold
+    return {scores.begin() + static_cast<std::ptrdiff_t>(drop), scores.end()};
+  }
+
+  /// Log-density (original units) of scaled rows Z under the components of s's density whose weight
+  /// exceeds min_weight, their weights renormalised (the heaviest component if none does).
+  template <class Backend>
+  Eigen::VectorXd supported_scores(const Backend& be, const State& s, MatrixView<T> Z, bool gaps,
+                                   double min_weight) const {
+    const GmmModel& m = s.density.model();
+    Index heaviest = 0;
+    m.weights.maxCoeff(&heaviest);
+    std::vector<Index> kept;
+    for (Index k = 0; k < m.n_components; ++k)
+      if (m.weights[k] > min_weight || k == heaviest) kept.push_back(k);
+    double total = 0;
+    for (Index k : kept) total += m.weights[k];
+    const RowMatrix<double> lcd = s.density.component_log_density_on(be, Z);
+    Eigen::VectorXd z(Z.rows);
+    for (Index i = 0; i < Z.rows; ++i) {
+      double top = -std::numeric_limits<double>::infinity();
+      for (Index k : kept) top = std::max(top, std::log(m.weights[k] / total) + lcd(i, k));
+      double sum = 0;
+      for (Index k : kept) sum += std::exp(std::log(m.weights[k] / total) + lcd(i, k) - top);
+      z[i] = top + std::log(sum);
+    }
+    return to_original_units(s, Z, z, gaps);
   }
 
   /// 1..max_components, stopping before the first count whose density has at least as many free

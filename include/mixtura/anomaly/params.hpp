@@ -39,6 +39,13 @@ inline const char* to_string(FeatureScaling s) {
 }
 inline const char* to_string(ThresholdMethod t) { return t == ThresholdMethod::calibrate ? "calibrate" : "model-tail"; }
 
+/// DetectorParams::trim: the share of training rows to set aside is chosen from the data.
+constexpr double kTrimAuto = -1;
+/// How far below the first quartile of the scores, in interquartile ranges, kTrimAuto's fence sits.
+constexpr double kTrimFenceIqr = 3;
+/// kTrimAuto without contamination: components of at most this weight do not vouch for their rows.
+constexpr double kTrimAutoMinWeight = 0.02;
+
 /// Parameters of DensityAnomalyDetector (Python: the same names).
 struct DetectorParams {
   AnomalyMethod method = AnomalyMethod::gmm;
@@ -51,6 +58,14 @@ struct DetectorParams {
   /// that fraction of the training rows is flagged). 0: the threshold method below decides.
   double contamination = 0;
   ThresholdMethod threshold = ThresholdMethod::calibrate;
+  /// Trimmed fit, for training rows that are not clean: 0 = one plain fit. Otherwise a first fit
+  /// scores the rows the density is fitted on (under its components heavier than the share to
+  /// trim), those with the lowest scores are set aside and the density is fitted again on the rest
+  /// (count, components and all): in (0, 0.5) = that share of the rows; kTrimAuto = the rows below
+  /// Tukey's far-out fence of the scores (Q1 - 3 IQR), or the contamination share when
+  /// contamination > 0. The held-out calibration rows are trimmed by the same rule under the final
+  /// fit before the false_alarm_rate quantile is taken.
+  double trim = 0;
   double false_alarm_rate = 0.01;      ///< target fraction of normal rows flagged (0 < rate < 1)
   double calibration_fraction = 0.2;   ///< calibrate: share of the training rows held out (0 < f < 1)
   int n_init = 1;                      ///< EM / K-means restarts per fit

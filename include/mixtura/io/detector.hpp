@@ -36,6 +36,8 @@ void add_sections(ModelFile& mf, const DensityAnomalyDetector<T>& det, const std
   params.add("threshold", to_string(p.threshold)).add("false_alarm_rate", p.false_alarm_rate)
       .add("calibration_fraction", p.calibration_fraction).add("n_init", p.n_init).add("max_iter", p.max_iter)
       .add("tol", p.tol).add("random_state", static_cast<unsigned long long>(p.seed)).add("n_threads", p.n_threads);
+  if (p.trim == kTrimAuto) params.add("trim", "auto");
+  else params.add("trim", p.trim);
   const ScalingFit& sc = det.scaling();
   const Index D = det.n_features_in();
   detail::add_common(mf, prefix, params.str(), D);
@@ -47,6 +49,7 @@ void add_sections(ModelFile& mf, const DensityAnomalyDetector<T>& det, const std
   std::vector<double> bic;
   for (const DetectorCandidate& c : det.selection()) bic.insert(bic.end(), {static_cast<double>(c.n_components), c.bic});
   mf.add_array(prefix + "bic_", bic, {det.selection().size(), 2});
+  if (det.n_trimmed() > 0) mf.add_scalar(prefix + "n_trimmed_", static_cast<std::int64_t>(det.n_trimmed()));
   if (p.method == AnomalyMethod::gmm) {
     add_sections(mf, det.mixture(), prefix + "model.");
     return;
@@ -72,12 +75,13 @@ DensityAnomalyDetector<T> detector_from_sections(const ModelFile& mf, const std:
     detail::check_section_names(mf, prefix, kDetectorKind,
                                 {"params", "n_features_in_", "feature_names_in_", "method", "center_", "scale_",
                                  "offset_", "bic_", "density_weights_", "density_means_", "density_precisions_cholesky_",
-                                 "score_median_"},
+                                 "score_median_", "n_trimmed_"},
                                 "model.", where);
   else
     detail::check_section_names(mf, prefix, kDetectorKind,
                                 {"params", "n_features_in_", "feature_names_in_", "method", "center_", "scale_",
-                                 "offset_", "bic_", "score_median_", "stream_n_steps_", "stream_recent_scores_"},
+                                 "offset_", "bic_", "score_median_", "stream_n_steps_", "stream_recent_scores_",
+                                 "n_trimmed_"},
                                 "model.", where);
   DetectorParams p;
   if (method == "gmm") p.method = AnomalyMethod::gmm;
@@ -104,6 +108,9 @@ DensityAnomalyDetector<T> detector_from_sections(const ModelFile& mf, const std:
   const double score_median = r.has("score_median_") ? r.scalar<double>("score_median_") : std::nan("");
   MIXTURA_EXPECTS(!r.has("score_median_") || std::isfinite(score_median), "%s: score_median_ = %g is not finite",
                   where, score_median);
+  // Optional (files before it lack it; written when > 0): training rows a trimmed fit set aside.
+  const std::int64_t n_trimmed = r.has("n_trimmed_") ? r.scalar<std::int64_t>("n_trimmed_") : 0;
+  MIXTURA_EXPECTS(n_trimmed >= 0, "%s: n_trimmed_ = %lld is negative", where, static_cast<long long>(n_trimmed));
   // A streaming detector's state (Python's partial_fit): checked here, kept by Python only.
   if (r.has("stream_n_steps_") || r.has("stream_recent_scores_")) {
     MIXTURA_EXPECTS(p.method == AnomalyMethod::gmm && r.scalar<std::int64_t>("stream_n_steps_") >= 1,
@@ -131,7 +138,8 @@ DensityAnomalyDetector<T> detector_from_sections(const ModelFile& mf, const std:
     GaussianMixture<T> gm = gaussian_mixture_from_sections<T>(mf, inner, where);
     MIXTURA_EXPECTS(gm.model().n_features == D, "%s: the mixture has %lld features, the scaling %lld", where,
                     static_cast<long long>(gm.model().n_features), static_cast<long long>(D));
-    det.set_fitted(std::move(sc), std::move(gm), offset, std::move(selection), KMeans<T>(), score_median);
+    det.set_fitted(std::move(sc), std::move(gm), offset, std::move(selection), KMeans<T>(), score_median,
+                   static_cast<Index>(n_trimmed));
     return det;
   }
   KMeans<T> km = kmeans_from_sections<T>(mf, inner, where);
@@ -145,7 +153,8 @@ DensityAnomalyDetector<T> detector_from_sections(const ModelFile& mf, const std:
   detail::check_gmm_usable(model, where);
   GaussianMixture<T> density(GmmParams{});
   density.set_model(std::move(model));
-  det.set_fitted(std::move(sc), std::move(density), offset, std::move(selection), std::move(km), score_median);
+  det.set_fitted(std::move(sc), std::move(density), offset, std::move(selection), std::move(km), score_median,
+                 static_cast<Index>(n_trimmed));
   return det;
 }
 
