@@ -9,33 +9,51 @@
 # C++ subset cross-built for aarch64 under qemu-aarch64.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Each step's wall time, printed at the end (also when a step fails): where CI's minutes go.
+steps=() step_name="" step_start=$SECONDS
+step() {
+  [ -n "$step_name" ] && steps+=("$(printf '%5d s  %s' $((SECONDS - step_start)) "$step_name")")
+  step_name="$1" step_start=$SECONDS
+  [ -n "$1" ] && echo "== $1"
+  return 0
+}
+summary() {
+  local rc=$?
+  step ""
+  echo "== time per step (total $SECONDS s, exit $rc)"
+  printf '%s\n' "${steps[@]}"
+}
+trap summary EXIT
+
+step "dependencies and the C++ build (tests, benchmarks, examples; CUDA when nvcc is found)"
 bash .ci/install-deps
 source .ci/env.sh
 cmake -S . -B "$MIXTURA_BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DMIXTURA_BUILD_TESTS=ON \
   -DMIXTURA_BUILD_BENCHMARKS=ON -DMIXTURA_BUILD_EXAMPLES=ON
 cmake --build "$MIXTURA_BUILD_DIR" -j "$MIXTURA_JOBS"
 
-echo "== C++ package: install, then build and run examples/consumer against it"
+step "C++ package: install, then build and run examples/consumer against it"
 prefix="$PWD/$MIXTURA_BUILD_DIR/_install"
 cmake --install "$MIXTURA_BUILD_DIR" --prefix "$prefix" >/dev/null
 cmake -S examples/consumer -B "$MIXTURA_BUILD_DIR/consumer" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$MIXTURA_BUILD_DIR/consumer" -j "$MIXTURA_JOBS" >/dev/null
 "$MIXTURA_BUILD_DIR/consumer/consumer"
 
-echo "== C++ tests"
+step "C++ tests"
 (cd "$MIXTURA_BUILD_DIR" && ctest --output-on-failure -j "$MIXTURA_JOBS")
 
-echo "== C++ tests under AddressSanitizer and UndefinedBehaviorSanitizer (test_model_io, test_core)"
+step "C++ tests under AddressSanitizer and UndefinedBehaviorSanitizer (test_model_io, test_core)"
 bash tests/sanitizers.sh
 
-echo "== Fuzzing the model-file reader and loaders (libFuzzer, 60 s from tests/fuzz/corpus)"
+step "Fuzzing the model-file reader and loaders (libFuzzer, 60 s from tests/fuzz/corpus)"
 bash .ci/install-deps clang libclang-rt-dev
 bash tests/fuzz.sh 60
 
-echo "== Serial build (no OpenMP, Eigen fetched) gives the OpenMP build's bits"
+step "Serial build (no OpenMP, Eigen fetched) gives the OpenMP build's bits"
 bash tests/serial_bits.sh "$MIXTURA_BUILD_DIR/serial_bits"
 
-echo "== Python package: pip install . into a fresh virtual environment, then pytest"
+step "Python package: pip install . into a fresh virtual environment, then pytest"
 venv="$MIXTURA_BUILD_DIR/venv"
 rm -rf "$venv"
 python3 -m venv "$venv"
@@ -45,7 +63,7 @@ python3 -m venv "$venv"
 export MIXTURA_MODEL_TOOL="$PWD/$MIXTURA_BUILD_DIR/tests/cpp/model_tool"
 levels=$("$venv/bin/python" -c 'import mixtura; b = mixtura.build_info(); print(b["isa"], *b["cpu_levels"])')
 read -r top cpu_levels <<<"$levels"
-echo "== pytest, all tests, at this CPU's highest level ($top)"
+step "pytest, all tests, at this CPU's highest level ($top)"
 "$venv/bin/python" -m pytest -q tests/python
 # The other copies of the core that this CPU can run check the arithmetic, whose bits depend on the
 # vector width: every test but those marked top_level_only (Python plumbing, argument errors, the CSV
@@ -54,12 +72,12 @@ echo "== pytest, all tests, at this CPU's highest level ($top)"
 # The others: pytest --collect-only -q -m top_level_only tests/python
 for level in $cpu_levels; do
   [ "$level" = "$top" ] && continue
-  echo "== pytest, all tests but those marked top_level_only, at MIXTURA_ISA=$level"
+  step "pytest, all tests but those marked top_level_only, at MIXTURA_ISA=$level"
   MIXTURA_ISA=$level "$venv/bin/python" -m pytest -q -m "not top_level_only" tests/python
 done
 
-echo "== The package on other CPUs: qemu-x86_64 as Nehalem (x86-64-v2) and Haswell (AVX2)"
+step "The package on other CPUs: qemu-x86_64 as Nehalem (x86-64-v2) and Haswell (AVX2)"
 bash tests/isa_qemu.sh "$venv/bin/python"
 
-echo "== aarch64: cross-built with Debian's g++-aarch64-linux-gnu, a subset of the C++ tests under qemu-aarch64"
+step "aarch64: cross-built with Debian's g++-aarch64-linux-gnu, a subset of the C++ tests under qemu-aarch64"
 MIXTURA_BUILD_DIR_AARCH64="$MIXTURA_BUILD_DIR/aarch64" bash tests/cross_aarch64.sh --subset
