@@ -181,8 +181,10 @@ def level_dynamics(X, width, step=1):
     Returns
     -------
     ndarray of shape (n_windows, 4 * n_channels)
-        NaN where the readings a feature needs are missing (module documentation); a window with no
-        observed reading is a row of NaN, as in :func:`sliding_windows`.
+        NaN where the readings a feature needs are missing (module documentation). A window whose last
+        max(2, width // 4) readings are missing in every channel has no feature observed: a row of NaN
+        (as a window with no observed reading is in :func:`sliding_windows`), which a fit refuses and
+        :class:`StreamScorer` does not score.
 
     Raises
     ------

@@ -1,13 +1,15 @@
 """The ``mixtura`` command line: density-based anomaly detection on sensor CSV files.
 
     mixtura detect [FILE.csv] [--time-column NAME] [--train-fraction F] [--window W] [--step S]
-                   [--differences] [--contamination C] [--gaps G] [--device D] [--out DIR] [--no-plot]
+                   [--features level-dynamics|windows] [--differences] [--contamination C] [--gaps G]
+                   [--device D] [--out DIR] [--no-plot]
     mixtura fit    [FILE.csv] ...same options...      writes DIR/model.mixtura and DIR/model.json
     mixtura score  MODEL [FILE.csv] [--time-column NAME] [--gaps G] [--device D] [--out DIR] [--no-plot]
 
 Without FILE the bundled NAB machine-temperature series is used (with NAB's labelled windows).
-Windows of W rows are fitted with ``DensityAnomalyDetector`` on the first F of the rows; every window
-is scored (log-density, higher = more normal) and flagged when ``predict`` says -1. ``--device`` picks
+Each window of W rows becomes its level and dynamics per channel (``level_dynamics``; ``--features
+windows``: its readings, optionally with their first differences). The windows are fitted with
+``DensityAnomalyDetector`` on the first F of the rows; every window is scored (log-density, higher = more normal) and flagged when ``predict`` says -1. ``--device`` picks
 the CPU (default), the GPU or "auto". Missing values (an empty cell, NaN or NA) follow ``--gaps``:
 "marginalize" (default: a window scores by the density of its observed values), "drop" (rows with a
 missing value are removed before windowing) or "error". Exit status: 0, 1 for a file, output folder or model that cannot
@@ -30,9 +32,12 @@ import numpy as np
 
 from . import datasets
 from ._csv import DataError, read_table
-from ._stream import _empty_windows, _score_windows, n_windows, sliding_windows, window_channel_index, window_end_index
+from ._stream import (FEATURES, _empty_windows, _features, _score_windows, n_windows, window_channel_index,
+                      window_end_index)
 
 DEFAULT_WINDOW = 12          # 1 hour of the bundled 5-minute readings (best ROC-AUC of 12/24/36/48 there)
+DEFAULT_FEATURES = "level-dynamics"  # docs/anomaly-evaluation.md, "Level and dynamics"
+OLD_FEATURES = "windows"     # what a model.json without "features" was fitted on
 DEFAULT_TRAIN_FRACTION = 0.15  # NAB's probationary period
 DEFAULT_OUT = "mixtura-out"
 SCORE_CHUNK = 4096           # windows per scoring call, for the progress bar (fit+score and detect use the same)
@@ -182,13 +187,15 @@ def _check_device_gaps(device, requested, inp):
 # -------------------------------------------------------------------------------------------- scoring
 
 class _Windows:
-    """The rows of sliding_windows(values, width, step, differences), built a slice at a time when
-    indexed: all at once they would take n_windows x n_features x 8 bytes (3.8 GB for 4M rows of 10
-    channels in windows of 12)."""
+    """The feature rows of the windows (sliding_windows or level_dynamics, by settings), built a slice at
+    a time when indexed: all at once raw windows would take n_windows x n_features x 8 bytes (3.8 GB for
+    4M rows of 10 channels in windows of 12)."""
 
-    def __init__(self, values, width, step, differences):
-        self.values, self.width, self.step, self.differences = values, width, step, differences
-        self.n = n_windows(len(values), width, step)
+    def __init__(self, values, settings):
+        self.values = values
+        self.width, self.step = settings["window"], settings["step"]
+        self.differences, self.features = settings["differences"], settings["features"]
+        self.n = n_windows(len(values), self.width, self.step)
 
     def __len__(self):
         return self.n
@@ -201,7 +208,7 @@ class _Windows:
                 raise ValueError("_Windows: slices with a step are not supported")
             rows = self.values[start * self.step:max(start, stop - 1) * self.step + self.width] if stop > start \
                 else self.values[:0]
-            return sliding_windows(rows, self.width, self.step, self.differences)
+            return _features(rows, self.width, self.step, self.differences, self.features)
         index = np.asarray(key, dtype=np.intp)
         runs = np.split(index, np.flatnonzero(np.diff(index) != 1) + 1) if len(index) else []
         parts = [self[int(run[0]):int(run[-1]) + 1] for run in runs]
@@ -230,12 +237,13 @@ def flagged_ranges(flagged):
     return list(zip(starts.tolist(), ends.tolist()))
 
 
-def channel_contributions(contributions, n_channels, width, differences):
+def channel_contributions(contributions, n_channels, width, differences, features=OLD_FEATURES):
     """Per-channel contribution of each window: the largest |z| over the channel's features
-    (its readings and, with differences, its first differences); a missing feature (NaN) contributes
-    nothing, a channel with none observed in the window 0. Shape (n_windows, n_channels)."""
+    (its readings and, with differences, its first differences; or its four level-dynamics features); a
+    missing feature (NaN) contributes nothing, a channel with none observed in the window 0. Shape
+    (n_windows, n_channels)."""
     contributions = np.nan_to_num(np.abs(np.asarray(contributions, dtype=np.float64)), nan=0.0)
-    channel = window_channel_index(n_channels, width, differences)
+    channel = window_channel_index(n_channels, width, differences, features)
     if contributions.shape[1] != len(channel):
         raise ValueError(f"explain returned {contributions.shape[1]} features, the windows have {len(channel)}")
     out = np.zeros((contributions.shape[0], n_channels))
@@ -247,7 +255,7 @@ def channel_contributions(contributions, n_channels, width, differences):
 def _analyse(detector, table, settings, train_rows, stream):
     """Scores, flags, ranges with their top channels, and the label metrics of one table."""
     width, step, differences = settings["window"], settings["step"], settings["differences"]
-    X = _Windows(table.values, width, step, differences)
+    X = _Windows(table.values, settings)
     r = types.SimpleNamespace()
     r.ends = window_end_index(table.n_rows, width, step)
     try:
@@ -267,7 +275,8 @@ def _analyse(detector, table, settings, train_rows, stream):
     if r.ranges:
         idx = np.flatnonzero(r.flagged)
         explanation = detector.explain(X[idx])
-        per_channel = channel_contributions(explanation.contributions, len(table.channels), width, differences)
+        per_channel = channel_contributions(explanation.contributions, len(table.channels), width, differences,
+                                            settings["features"])
         position = {w: k for k, w in enumerate(idx.tolist())}
         for first, last in r.ranges:
             peak = per_channel[position[first]:position[last] + 1].max(axis=0)
@@ -401,7 +410,8 @@ def _elbo_trace(detector):
 def _print_table_summary(out, inp, settings):
     table, gaps = inp.table, inp.gaps
     span = f" ({gaps.span[0]} .. {gaps.span[1]})" if gaps.span is not None else ""
-    n_features = len(window_channel_index(len(table.channels), settings["window"], settings["differences"]))
+    n_features = len(window_channel_index(len(table.channels), settings["window"], settings["differences"],
+                                          settings["features"]))
     print(f"  data        {inp.source}", file=out)
     print(f"  rows        {gaps.n_rows_read}{span}", file=out)
     print(f"  channels    {len(table.channels)}: {', '.join(table.channels)}", file=out)
@@ -413,8 +423,10 @@ def _print_table_summary(out, inp, settings):
         share = 100 * gaps.n_missing / gaps.n_values
         print(f"  missing     {gaps.n_missing} of {gaps.n_values} values ({share:.3g} %), in {gaps.n_rows_with} "
               f"row{'s' if gaps.n_rows_with != 1 else ''}; {what}", file=out)
-    print(f"  windows     {settings['window']} rows, step {settings['step']}"
-          f"{', with first differences' if settings['differences'] else ''} -> {n_features} features", file=out)
+    what = ("level and dynamics per channel" if settings["features"] == "level-dynamics" else
+            "readings, with first differences" if settings["differences"] else "readings")
+    print(f"  windows     {settings['window']} rows, step {settings['step']}, {what} -> {n_features} features",
+          file=out)
 
 
 def _print_results(out, table, r):
@@ -534,7 +546,7 @@ def _print_device(out, device, requested, note=None):
 
 
 def _settings(args):
-    return {"window": args.window, "step": args.step, "differences": args.differences}
+    return {"window": args.window, "step": args.step, "differences": args.differences, "features": args.features}
 
 
 def _check_observed_features(table, X_train, train_rows, args):
@@ -551,6 +563,10 @@ def _check_observed_features(table, X_train, train_rows, args):
     if np.isnan(table.values[:train_rows, c]).all():
         raise DataError(f"{table.path}: channel '{channel}' has no observed value in {where}; raise --train-fraction "
                         f"or leave the channel out with --ignore-column")
+    if args.features == "level-dynamics":
+        raise DataError(f"{table.path}: channel '{channel}' has no two consecutive observed values at a window's end "
+                        f"in {where}, so its change (--features level-dynamics) is never observed; use --gaps drop "
+                        f"or raise --train-fraction")
     if j >= width * n_channels:
         raise DataError(f"{table.path}: channel '{channel}' has no two consecutive observed values in {where}, so "
                         f"its first differences (--differences) are never observed; leave out --differences or "
@@ -566,7 +582,7 @@ def _fit(args, inp, device, stream):
     settings = _settings(args)
     _check_rows(table, args.window, inp.gaps)
     train_rows = max(args.window, int(args.train_fraction * table.n_rows))
-    X_train = sliding_windows(table.values[:train_rows], args.window, args.step, args.differences)
+    X_train = _features(table.values[:train_rows], args.window, args.step, args.differences, args.features)
     empty = _empty_windows(X_train)
     n_empty = int(empty.sum())
     if n_empty:  # nothing observed: nothing to fit on (and the detector refuses such a row)
@@ -688,6 +704,9 @@ def cmd_score(args, out, err):
     device, note = _check_device_gaps(device, args.device, inp)
     detector.set_params(device=device)  # where this run scores; the model file does not decide it
     settings = {k: sidecar[k] for k in ("window", "step", "differences")}
+    settings["features"] = sidecar.get("features", OLD_FEATURES)
+    if settings["features"] not in FEATURES:
+        raise DataError(f"{pathlib.Path(args.model).with_suffix('.json')}: unknown features {settings['features']!r}")
     _check_rows(table, settings["window"], inp.gaps)
     output = _Output(args.out)
     print(f"mixtura score {args.model}", file=out)
@@ -775,7 +794,13 @@ def build_parser():
         p.add_argument("--window", metavar="W", type=_positive_int, default=DEFAULT_WINDOW,
                        help=f"rows per sliding window (default {DEFAULT_WINDOW})")
         p.add_argument("--step", metavar="S", type=_positive_int, default=1, help="rows between windows (default 1)")
-        p.add_argument("--differences", action="store_true", help="add the first differences within each window")
+        p.add_argument("--features", choices=FEATURES, default=None,
+                       help="what a window becomes: 'level-dynamics' (default: per channel the last reading, the mean "
+                            "of the last max(2, W/4), the departure from the window's mean and the last change; "
+                            "docs/anomaly-detection.md) or 'windows' (the W readings themselves; the default with "
+                            "--differences or --window 1)")
+        p.add_argument("--differences", action="store_true",
+                       help="with --features windows (implied): add the first differences within each window")
         p.add_argument("--contamination", metavar="C", type=_contamination, default="auto",
                        help="share of training windows flagged, in (0, 0.5], or 'auto' (default: the detector's "
                             "own threshold)")
@@ -818,7 +843,16 @@ def main(argv=None, stdout=None, stderr=None):
     141 closed stdout)."""
     out = sys.stdout if stdout is None else stdout
     err = sys.stderr if stderr is None else stderr
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if hasattr(args, "features"):  # detect, fit: --differences alone, or one-row windows, mean the readings
+        if args.features is None:
+            args.features = "windows" if args.differences or args.window == 1 else DEFAULT_FEATURES
+        if args.features == "level-dynamics" and args.differences:
+            parser.error("--differences applies to --features windows, not level-dynamics")
+        if args.features == "level-dynamics" and args.window < 2:
+            parser.error(f"--features level-dynamics needs --window >= 2 (a change needs two readings), "
+                         f"got {args.window}")
 
     def show_warning(message, category, filename, lineno, file=None, line=None):
         print(f"mixtura {args.command}: warning: {message}", file=err)

@@ -1,6 +1,7 @@
 """The `mixtura` command line: the bundled data end to end, CSV reading and its errors, fit + score."""
 import csv
 import io
+import json
 import os
 import pathlib
 import re
@@ -199,7 +200,7 @@ def test_detect_multichannel_names_the_channel(three_channels, tmp_path):
     assert code == 0, err
     assert "channels    3: temperature, pressure, flow" in out
     assert "labels from column 'anomaly'" in out
-    assert "windows     5 rows, step 1 -> 15 features" in out
+    assert "windows     5 rows, step 1, level and dynamics per channel -> 12 features" in out
     lines = [line for line in out.splitlines() if "top channels:" in line]
     assert lines
     # the range with the lowest score is the injected jump, explained by 'pressure' first
@@ -216,7 +217,7 @@ def test_detect_with_differences_and_step(three_channels, tmp_path):
     code, out, err = run_main("detect", str(three_channels), "--window", "6", "--step", "2", "--differences",
                               "--train-fraction", "0.5", "--out", str(tmp_path / "o"))
     assert code == 0, err
-    assert "windows     6 rows, step 2, with first differences -> 33 features" in out
+    assert "windows     6 rows, step 2, readings, with first differences -> 33 features" in out
     # the detector's warnings reach the user as one line each, without a Python traceback location
     assert re.fullmatch(r"(mixtura detect: warning: DensityAnomalyDetector: only \d+ training rows are held out"
                         r"[^\n]*\n)+", err), err
@@ -453,8 +454,8 @@ def test_flags_are_predicts_from_one_scoring_pass(three_channels):
 def test_scoring_builds_the_windows_a_chunk_at_a_time(three_channels, tmp_path, monkeypatch):
     # All windows at once took n_windows x n_features x 8 bytes (3.8 GB for 4M rows of 10 channels).
     built = []
-    real = cli.sliding_windows
-    monkeypatch.setattr(cli, "sliding_windows", lambda rows, *a: built.append(len(rows)) or real(rows, *a))
+    real = cli._features
+    monkeypatch.setattr(cli, "_features", lambda rows, *a: built.append(len(rows)) or real(rows, *a))
     monkeypatch.setattr(cli, "SCORE_CHUNK", 100)
     code, out, err = run_main("detect", str(three_channels), "--window", "5", "--step", "2", "--differences",
                               "--train-fraction", "0.5", "--no-plot", "--out", str(tmp_path / "o"))
@@ -463,7 +464,7 @@ def test_scoring_builds_the_windows_a_chunk_at_a_time(three_channels, tmp_path, 
     # the same scores as from all the windows at once
     table = read_table(three_channels)
     X = mixtura.sliding_windows(table.values, 5, 2, True)
-    windows = cli._Windows(table.values, 5, 2, True)
+    windows = cli._Windows(table.values, {"window": 5, "step": 2, "differences": True, "features": "windows"})
     assert len(windows) == len(X)
     for key in (slice(0, len(X)), slice(3, 250), slice(7, 7), slice(len(X) - 1, len(X) + 9),
                 np.array([0, 1, 2, 40, 42, 43, len(X) - 1]), np.array([], dtype=int)):
@@ -752,7 +753,7 @@ def test_times_out_of_order_warn_on_the_command_line(tmp_path):
 
 N_GAPPY = 300
 HOLE = (200, 206)  # every value of these rows is missing: windows of 4 rows inside it have nothing observed
-GAPPY = ("--window", "4", "--train-fraction", "0.5")
+GAPPY = ("--window", "4", "--train-fraction", "0.5", "--features", "windows")  # the readings: checked one by one
 
 
 def write_sensor_table(path, values, time, label):
@@ -1025,3 +1026,63 @@ def test_gaps_option_in_the_help(capsys):
         cli.main(["detect", "--gaps", "fill"])
     assert e.value.code == 2
     assert "argument --gaps: invalid choice: 'fill'" in capsys.readouterr().err
+
+
+def test_level_dynamics_is_the_default_and_scores_with_gaps(gappy, tmp_path):
+    # The default features: level_dynamics of each window; windows with gaps score on their observed
+    # features, windows with no reading get no score, `score` rebuilds the same features from model.json.
+    path, _, G = gappy
+    code, out, err = run_main("detect", str(path), "--window", "4", "--train-fraction", "0.5", "--out",
+                              str(tmp_path / "o"), "--no-plot")
+    assert code == 0, err
+    assert "windows     4 rows, step 1, level and dynamics per channel -> 8 features" in out
+    # no feature observed: the windows whose last two readings (the short level's) fall in the hole
+    assert "\n  unscored    5 windows with no observed value (no score in scores.csv, not flagged)\n" in out
+    F = mixtura.level_dynamics(G[:150], 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        det = mixtura.DensityAnomalyDetector(random_state=0).fit(F[~np.isnan(F).all(axis=1)])
+    want = mixtura.StreamScorer(det, 4, features="level-dynamics").score_chunk(G)
+    _, rows = read_scores(tmp_path / "o" / "scores.csv")
+    assert [r[1] for r in rows] == ["" if np.isnan(v) else repr(float(v)) for v in want]
+    assert '"features": "level-dynamics"' in (tmp_path / "o" / "model.json").read_text()
+    code, out, err = run_main("score", str(tmp_path / "o" / "model.mixtura"), str(path), "--no-plot",
+                              "--out", str(tmp_path / "s"))
+    assert code == 0, err
+    assert (tmp_path / "s" / "scores.csv").read_bytes() == (tmp_path / "o" / "scores.csv").read_bytes()
+
+
+def test_features_options(gappy, tmp_path):
+    path, complete, G = gappy
+    # --differences and one-row windows mean the readings, as before level-dynamics became the default
+    for extra, want in ((("--window", "4", "--differences"), "readings, with first differences -> 14 features"),
+                        (("--window", "1"), "readings -> 2 features")):
+        code, out, err = run_main("fit", str(complete), "--train-fraction", "0.5", *extra, "--out", str(tmp_path / "f"))
+        assert code == 0, err
+        assert want in out
+    for extra, msg in ((("--features", "level-dynamics", "--differences"),
+                        "--differences applies to --features windows, not level-dynamics"),
+                       (("--features", "level-dynamics", "--window", "1"),
+                        "--features level-dynamics needs --window >= 2")):
+        with pytest.raises(SystemExit) as e:
+            run_main("detect", str(complete), *extra)
+        assert e.value.code == 2
+    # a channel observed every other row: its change is never observed at a window's end
+    H = G.copy()
+    H[::2, 1] = np.nan
+    H[np.isnan(H).all(axis=1), 0] = 0.5
+    p = write_sensor_table(tmp_path / "c.csv", H, [f"t{k}" for k in range(len(H))], [0] * len(H))
+    code, _, err = run_main("detect", str(p), "--window", "4", "--train-fraction", "0.5", "--out", str(tmp_path / "o"))
+    assert_one_line_error(code, err, "detect")
+    assert "channel 'y' has no two consecutive observed values at a window's end" in err
+    # a model.json from before "features" was written describes raw windows
+    code, _, err = run_main("fit", str(complete), *GAPPY, "--out", str(tmp_path / "old"))
+    assert code == 0, err
+    sidecar = tmp_path / "old" / "model.json"
+    d = json.loads(sidecar.read_text())
+    del d["features"]
+    sidecar.write_text(json.dumps(d))
+    code, out, err = run_main("score", str(tmp_path / "old" / "model.mixtura"), str(complete), "--no-plot",
+                              "--out", str(tmp_path / "s"))
+    assert code == 0, err
+    assert "readings -> 8 features" in out
