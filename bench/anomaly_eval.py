@@ -931,6 +931,19 @@ DYNAMICS_CANDIDATES = [
     ("rows + trim=0.05", "rows", 16, {"trim": 0.05}),
 ]
 DYNAMICS_SEEDS = (0, 1, 2)
+SMOOTHING = (4, 8)  # windows whose scores a smoothed score averages (causal: the last k)
+
+
+def run_smoothed(t, k):
+    """The default detector; a stream window's score is the mean of its own and the k - 1 previous
+    windows' scores (training windows give the first test windows their history); ODDS as it is."""
+    if t.group == "ODDS":
+        return run_detector(t)
+    m = mixtura_detector()(random_state=0).fit(t.Xtr)
+    s = np.asarray(m.score_samples(np.vstack([t.Xtr, t.Xte])))
+    sm = np.lib.stride_tricks.sliding_window_view(np.concatenate([np.full(k - 1, s[0]), s]), k).mean(axis=1)
+    sm = sm[len(t.Xtr):]
+    return -sm, sm < m.offset_, {}
 
 
 def _rows_diff_tasks(data, skab, nab, nasa):
@@ -975,6 +988,9 @@ def run_dynamics(data, odds_tasks, skab, nab, nasa, log=None):
                 print(f"  {name} seed {seed}: {out[name][-1]['macro']:.3f} ({time.time() - t0:.0f} s)",
                       file=log, flush=True)
     base = cache[("level-dynamics", 16)]
+    for k in SMOOTHING:
+        out[f"level-dynamics, score = mean of the last {k} window scores"] = [
+            _summary(evaluate(odds_tasks + base, {"x": lambda t, k=k: run_smoothed(t, k)})["x"])]
     out["level-dynamics, following the stream (partial_fit, half_life = training rows)"] = [
         _summary(evaluate(odds_tasks + base, {"x": lambda t: run_ours_adapt(t) if t.group != "ODDS" else
                                               run_detector(t)})["x"])]
