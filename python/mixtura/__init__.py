@@ -6,6 +6,7 @@ The estimators follow scikit-learn's conventions (parameters in ``__init__``, ``
 from ._anomaly import DensityAnomalyDetector, Explanation
 from ._build import build_info
 from ._core import GaussianMixtureStatistics, __version__
+from ._events import Event, EventScore, group_events, score_events
 from ._gmm import GaussianMixture
 from ._io import load, loads
 from ._kmeans import KMeans
@@ -17,3 +18,4 @@ from . import datasets
 __all__ = ["DensityAnomalyDetector", "Explanation", "GaussianMixture", "GaussianMixtureStatistics", "KMeans", "StreamScorer", "__version__",
            "build_info", "datasets", "load", "loads", "sliding_windows", "window_end_index"]
 __all__ += ["KMeansStatistics", "MiniBatchKMeans", "level_dynamics"]
+__all__ += ["Event", "EventScore", "group_events", "score_events"]

@@ -268,3 +268,24 @@ class StreamScorer:
                  adapt: bool = ..., features: Literal["windows", "level-dynamics"] = ...) -> None: ...
     def score_chunk(self, chunk: ArrayLike) -> NDArray[np.float64]: ...
     def reset(self) -> "StreamScorer": ...
+
+class Event(NamedTuple):
+    start: int
+    end: int
+    peak: int
+    peak_score: float
+    n_flagged: int
+
+class EventScore(NamedTuple):
+    raw: float
+    normalized: float
+    windows_detected: int
+    windows_missed: int
+    false_events: int
+    mean_earliness: float
+
+def group_events(flagged: ArrayLike, scores: ArrayLike | None = ..., *, min_length: int = ...,
+                 merge_gap: int = ...) -> list[Event]: ...
+def score_events(detections: Sequence[int | Event], label_windows: Sequence[tuple[int, int]], *,
+                 n: int | None = ...,
+                 profile: Literal["standard", "reward_low_FP", "reward_low_FN"] = ...) -> EventScore: ...

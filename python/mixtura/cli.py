@@ -2,14 +2,24 @@
 
     mixtura detect [FILE.csv] [--time-column NAME] [--train-fraction F] [--window W] [--step S]
                    [--features level-dynamics|windows] [--differences] [--contamination C] [--gaps G]
-                   [--device D] [--out DIR] [--no-plot]
-    mixtura fit    [FILE.csv] ...same options...      writes DIR/model.mixtura and DIR/model.json
-    mixtura score  MODEL [FILE.csv] [--time-column NAME] [--gaps G] [--device D] [--out DIR] [--no-plot]
+                   [--min-event-length N] [--merge-gap N] [--adapt [--half-life N]] [--device D] [--out DIR]
+                   [--no-plot]
+    mixtura fit    [FILE.csv] ...same options but --adapt...  writes DIR/model.mixtura and DIR/model.json
+    mixtura score  MODEL [FILE.csv] [--time-column NAME] [--gaps G] [--min-event-length N] [--merge-gap N]
+                   [--adapt [--half-life N]] [--device D] [--out DIR] [--no-plot]
 
 Without FILE the bundled NAB machine-temperature series is used (with NAB's labelled windows).
 Each window of W rows becomes its level and dynamics per channel (``level_dynamics``; ``--features
 windows``: its readings, optionally with their first differences). The windows are fitted with
-``DensityAnomalyDetector`` on the first F of the rows; every window is scored (log-density, higher = more normal) and flagged when ``predict`` says -1. ``--device`` picks
+``DensityAnomalyDetector`` on the first F of the rows; every window is scored (log-density, higher =
+more normal) and flagged when ``predict`` says -1. Flagged windows are
+reported as events (``group_events``): runs less than ``--merge-gap`` unflagged windows apart are one
+event (default: the windows in one window's span), events of fewer than ``--min-event-length`` flagged
+windows are dropped (default 1); each has a start, an end, a peak (lowest score) and its top channels,
+in events.csv. With labels, the events are scored NAB-style (``score_events``) beside ROC-AUC.
+``--adapt`` lets the detector follow the stream (``StreamScorer(adapt=True)``, ``partial_fit``): the
+windows after the training rows (score: all) are scored in chunks, each window flagged by the threshold
+in force before its chunk was learned. ``--device`` picks
 the CPU (default), the GPU or "auto". Missing values (an empty cell, NaN or NA) follow ``--gaps``:
 "marginalize" (default: a window scores by the density of its observed values), "drop" (rows with a
 missing value are removed before windowing) or "error". Exit status: 0, 1 for a file, output folder or model that cannot
@@ -17,7 +27,9 @@ be used (one line that names the file and line) or a device that is not there, 2
 when the reader of stdout went away (``| head``).
 """
 import argparse
+import copy
 import json
+import math
 import os
 import pathlib
 import shutil
@@ -32,7 +44,9 @@ import numpy as np
 
 from . import datasets
 from ._csv import DataError, read_table
-from ._stream import (FEATURES, _empty_windows, _features, _score_windows, n_windows, window_channel_index,
+from ._events import group_events, score_events
+from ._stream import (FEATURES, StreamScorer, _empty_windows, _features, _score_windows, n_windows,
+                      window_channel_index,
                       window_end_index)
 
 DEFAULT_WINDOW = 12          # 1 hour of the bundled 5-minute readings (best ROC-AUC of 12/24/36/48 there)
@@ -42,7 +56,10 @@ DEFAULT_TRAIN_FRACTION = 0.15  # NAB's probationary period
 DEFAULT_OUT = "mixtura-out"
 SCORE_CHUNK = 4096           # windows per scoring call, for the progress bar (fit+score and detect use the same)
 SIDECAR_FORMAT = "mixtura-cli-windows"
-MAX_RANGES_SHOWN = 15
+MAX_EVENTS_SHOWN = 15
+DEFAULT_MIN_EVENT_LENGTH = 1  # flagged windows; 1 hides no alarm, the merge gap already joins flicker
+ADAPT_CHUNK = 100            # windows per partial_fit step with --adapt (bench/anomaly_eval.py --adapt's)
+TOP_CHANNELS = 3
 GAPS = ("marginalize", "drop", "error")
 DEFAULT_GAPS = "marginalize"
 
@@ -215,14 +232,15 @@ class _Windows:
         return np.concatenate(parts) if parts else self[0:0]
 
 
-def _score_all(detector, X, progress):
-    """score_samples and predict == -1 of every window, in chunks of SCORE_CHUNK windows. The flags come
-    from the scores by predict's own rule (decision_function = score - offset_ < 0), so each window is
-    scored once, not twice. A window with no observed value is not scored: its score is NaN and it is
-    not flagged."""
-    scores = np.empty(len(X), dtype=np.float64)
-    for s in range(0, len(X), SCORE_CHUNK):
-        e = min(s + SCORE_CHUNK, len(X))
+def _score_all(detector, X, progress, stop=None):
+    """score_samples and predict == -1 of every window (of X[:stop]), in chunks of SCORE_CHUNK windows. The
+    flags come from the scores by predict's own rule (decision_function = score - offset_ < 0), so each
+    window is scored once, not twice. A window with no observed value is not scored: its score is NaN and
+    it is not flagged."""
+    n = len(X) if stop is None else stop
+    scores = np.empty(n, dtype=np.float64)
+    for s in range(0, n, SCORE_CHUNK):
+        e = min(s + SCORE_CHUNK, n)
         scores[s:e] = _score_windows(detector.score_samples, X[s:e])
         progress.update(e - s)
     return scores, scores - detector.offset_ < 0
@@ -252,50 +270,109 @@ def channel_contributions(contributions, n_channels, width, differences, feature
     return out
 
 
-def _analyse(detector, table, settings, train_rows, stream):
-    """Scores, flags, ranges with their top channels, and the label metrics of one table."""
-    width, step, differences = settings["window"], settings["step"], settings["differences"]
+def _explained(detector, X, idx, table, settings):
+    """Per-channel contributions (channel_contributions of detector.explain) of the windows X[idx]."""
+    if not len(idx):
+        return np.zeros((0, len(table.channels)))
+    explanation = detector.explain(X[idx])
+    return channel_contributions(explanation.contributions, len(table.channels), settings["window"],
+                                 settings["differences"], settings["features"])
+
+
+def _score_adapting(detector, X, table, settings, first, half_life, progress):
+    """Scores of the windows X[first:] with a copy of `detector` following the stream: StreamScorer with
+    adapt=True (partial_fit, half_life set) on chunks of ADAPT_CHUNK windows. Returns the scores, the
+    threshold each window is flagged by (the one in force before its chunk was learned: causal), and the
+    per-channel contributions of the flagged windows (explained by the copy as it stands after their
+    chunk, which learned only the chunk's unflagged windows). `detector` itself is not changed."""
+    width, step = settings["window"], settings["step"]
+    follower = copy.deepcopy(detector).set_params(half_life=half_life)
+    stream = StreamScorer(follower, width, step, settings["differences"], adapt=True, features=settings["features"])
+    n = len(X) - first
+    scores, thresholds, contributions = np.empty(n), np.empty(n), []
+    row = first * step
+    for j in range(0, n, ADAPT_CHUNK):
+        c = min(ADAPT_CHUNK, n - j)
+        stop = (first + j + c - 1) * step + width  # just past the last row of the chunk's last window
+        thresholds[j:j + c] = follower.offset_
+        scores[j:j + c] = stream.score_chunk(X.values[row:stop])
+        flagged = np.flatnonzero(scores[j:j + c] < thresholds[j:j + c])
+        contributions.append(_explained(follower, X, first + j + flagged, table, settings))
+        row = stop
+        progress.update(c)
+    return scores, thresholds, np.concatenate(contributions) if contributions else np.zeros((0, len(table.channels)))
+
+
+def _event_channels(r, table):
+    """The top channels of each event: the largest per-channel |z| over its flagged windows."""
+    idx = np.flatnonzero(r.flagged)
+    out = []
+    for e in r.events:
+        a, b = np.searchsorted(idx, e.start), np.searchsorted(idx, e.end, side="right")
+        peak = r.contributions[a:b].max(axis=0)
+        order = np.argsort(-peak, kind="stable")[:TOP_CHANNELS]
+        out.append([(table.channels[c], float(peak[c])) for c in order])
+    return out
+
+
+def label_windows(labels):
+    """(first, last) index of each run of consecutive labelled (1) windows: the anomaly windows events are
+    scored against."""
+    return flagged_ranges(np.asarray(labels) == 1)
+
+
+def _analyse(detector, table, settings, train_rows, stream, events, adapt=None):
+    """Scores, flags, thresholds, events with their top channels, and the label metrics of one table.
+    events: (min_length, merge_gap); adapt: None, or (first adapted window, half_life)."""
+    width, step = settings["window"], settings["step"]
     X = _Windows(table.values, settings)
     r = types.SimpleNamespace()
     r.ends = window_end_index(table.n_rows, width, step)
+    first = len(X) if adapt is None else min(adapt[0], len(X))
     try:
         with Progress("scoring", total=len(X), stream=stream) as p:
-            r.scores, r.flagged = _score_all(detector, X, p)
+            r.scores, flagged = _score_all(detector, X, p, first)
+            r.thresholds = np.full(len(X), float(detector.offset_))
+            r.contributions = _explained(detector, X, np.flatnonzero(flagged), table, settings)
+            if first < len(X):
+                scores, thresholds, contributions = _score_adapting(detector, X, table, settings, first, adapt[1], p)
+                r.scores = np.concatenate([r.scores, scores])
+                r.thresholds[first:] = thresholds
+                r.contributions = np.concatenate([r.contributions, contributions])
     except RuntimeError as e:  # a CUDA failure, as in _fit
         if detector.device != "cuda":
             raise
         raise DataError(f"{table.path}: scoring on the GPU failed: {e}; --device cpu scores on the CPU") from None
+    r.flagged = r.scores < r.thresholds  # predict's rule, each window by the threshold in force; NaN: not flagged
+    r.adapted = first < len(X)
     r.scored = ~np.isnan(r.scores)
     r.n_unscored = int(len(r.scores) - r.scored.sum())
     if len(r.scores) and not r.scored.any():
         raise DataError(f"{table.path}: no window of {width} rows has an observed value; nothing to score")
     r.threshold = float(detector.offset_)
-    r.ranges = flagged_ranges(r.flagged)
-    r.range_channels = []
-    if r.ranges:
-        idx = np.flatnonzero(r.flagged)
-        explanation = detector.explain(X[idx])
-        per_channel = channel_contributions(explanation.contributions, len(table.channels), width, differences,
-                                            settings["features"])
-        position = {w: k for k, w in enumerate(idx.tolist())}
-        for first, last in r.ranges:
-            peak = per_channel[position[first]:position[last] + 1].max(axis=0)
-            order = np.argsort(-peak, kind="stable")[:3]
-            r.range_channels.append([(table.channels[c], float(peak[c])) for c in order])
+    r.min_event_length, r.merge_gap = events
+    r.events = group_events(r.flagged, r.scores, min_length=r.min_event_length, merge_gap=r.merge_gap)
+    r.event_channels = _event_channels(r, table)
     r.labels = table.labels[r.ends] if table.labels is not None else None
     r.metrics = None
     if r.labels is not None:
         evaluate = r.ends >= train_rows if train_rows is not None and np.any(r.ends >= train_rows) else \
             np.ones(len(r.ends), dtype=bool)
+        first_evaluated = int(np.argmax(evaluate)) if len(evaluate) else 0  # evaluate is a suffix
         if r.n_unscored:
             evaluate = evaluate & r.scored
         y, s = r.labels[evaluate], -r.scores[evaluate]
-        r.metrics = {"part": "windows after the training rows" if not evaluate.all() else "all windows",
+        r.metrics = {"part": "windows after the training rows" if first_evaluated else "all windows",
                      "n": int(evaluate.sum()), "n_positive": int(y.sum())}
         if 0 < y.sum() < len(y):
             from sklearn.metrics import average_precision_score, roc_auc_score
             r.metrics["roc_auc"] = float(roc_auc_score(y, s))
             r.metrics["average_precision"] = float(average_precision_score(y, s))
+        # alarms as an operator sees them: each event once, at its start, in the same part of the series
+        windows = label_windows(r.labels[first_evaluated:])
+        starts = [e.start - first_evaluated for e in r.events if e.start >= first_evaluated]
+        r.metrics["events"] = score_events(starts, windows, n=len(r.labels) - first_evaluated)
+        r.metrics["n_label_windows"] = len(windows)
     return r
 
 
@@ -313,11 +390,26 @@ def _write_scores(path, table, r):
                    + (["label"] if r.labels is not None else []))
         for k, end in enumerate(r.ends):
             score = _fmt(r.scores[k]) if r.scored[k] else ""  # no observed value: not scored
-            row = [table.time[end] if table.time is not None else int(end), score, _fmt(r.threshold),
+            row = [table.time[end] if table.time is not None else int(end), score, _fmt(r.thresholds[k]),
                    int(r.flagged[k])]
             if r.labels is not None:
                 row.append(int(r.labels[k]))
             w.writerow(row)
+
+
+def _write_events(path, table, r):
+    """events.csv: one row per event, at the times of its first, last and peak windows' last rows."""
+    import csv
+    when = "time" if table.time is not None else "row"
+    n_top = min(TOP_CHANNELS, len(table.channels))
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow([f"start_{when}", f"end_{when}", f"peak_{when}", "peak_score", "n_flagged"]
+                   + [c for k in range(1, n_top + 1) for c in (f"channel_{k}", f"abs_z_{k}")])
+        for e, top in zip(r.events, r.event_channels):
+            ends = [r.ends[i] for i in (e.start, e.end, e.peak)]
+            times = [table.time[i] for i in ends] if table.time is not None else [int(i) for i in ends]
+            w.writerow(times + [_fmt(e.peak_score), e.n_flagged] + [v for name, z in top for v in (name, _fmt(z))])
 
 
 def _plot(path, table, r, elbo_trace, train_rows, title):
@@ -347,16 +439,19 @@ def _plot(path, table, r, elbo_trace, train_rows, title):
         for k, (first, last) in enumerate(flagged_ranges(r.labels == 1)):
             ax_x.axvspan(te[first], te[last], color="gold", alpha=0.4, lw=0, label=None if k else "labelled anomaly")
     ax_s.plot(te, r.scores, lw=0.6, color="0.25", label="score (log-density)")
-    ax_s.axhline(r.threshold, color="C3", lw=1, ls="--", label="threshold")
+    if r.adapted:  # the threshold in force for each window
+        ax_s.plot(te, r.thresholds, color="C3", lw=1, ls="--", drawstyle="steps-post", label="threshold (--adapt)")
+    else:
+        ax_s.axhline(r.threshold, color="C3", lw=1, ls="--", label="threshold")
     scored = r.scores[r.scored]
-    low = min(r.threshold, np.percentile(scored, 0.2)) if len(scored) else r.threshold
+    low = min(r.thresholds.min(), np.percentile(scored, 0.2)) if len(scored) else r.threshold
     high = scored.max() if len(scored) else r.threshold
     pad = 0.1 * (high - low) + 1e-9
     ax_s.set_ylim(low - pad, high + pad)  # the deepest 0.2 % of scores may be cut off, the threshold never
-    for k, (first, last) in enumerate(r.ranges):
-        for ax in (ax_x, ax_s):  # the edge keeps 1-window ranges visible
-            ax.axvspan(te[first], te[last], color="C3", alpha=0.25, lw=0.6,
-                       label="flagged" if k == 0 and ax is ax_s else None)
+    for k, e in enumerate(r.events):
+        for ax in (ax_x, ax_s):  # the edge keeps 1-window events visible
+            ax.axvspan(te[e.start], te[e.end], color="C3", alpha=0.25, lw=0.6,
+                       label="event" if k == 0 and ax is ax_s else None)
     if train_rows is not None and 0 < train_rows < table.n_rows:
         for ax in (ax_x, ax_s):
             ax.axvline(t[train_rows - 1], color="0.5", lw=0.8, ls=":")
@@ -431,22 +526,30 @@ def _print_table_summary(out, inp, settings):
 
 def _print_results(out, table, r):
     n_flagged = int(r.flagged.sum())
-    print(f"  threshold   {r.threshold:.6g} (log-density; windows scoring below it are flagged)", file=out)
+    if r.adapted:
+        print(f"  threshold   {r.threshold:.6g} at the fit; while adapting (--adapt) {r.thresholds.min():.6g} .. "
+              f"{r.thresholds.max():.6g}, {r.thresholds[-1]:.6g} at the end (log-density; each window in "
+              f"scores.csv with its own)", file=out)
+    else:
+        print(f"  threshold   {r.threshold:.6g} (log-density; windows scoring below it are flagged)", file=out)
     share = 100.0 * n_flagged / max(1, len(r.flagged))
-    print(f"  anomalies   {len(r.ranges)} time range{'s' if len(r.ranges) != 1 else ''}, "
+    print(f"  anomalies   {len(r.events)} event{'s' if len(r.events) != 1 else ''} (at least {r.min_event_length} "
+          f"flagged window{'s' if r.min_event_length != 1 else ''}, gaps of up to {r.merge_gap} merged), "
           f"{n_flagged} of {len(r.flagged)} windows flagged ({share:.2f} %)", file=out)
-    lowest = np.array([r.scores[first:last + 1].min() for first, last in r.ranges])
-    shown = np.sort(np.argsort(lowest, kind="stable")[:MAX_RANGES_SHOWN])  # the strongest, in time order
-    if len(shown) < len(r.ranges):
-        print(f"    the {len(shown)} with the lowest scores:", file=out)
+    peaks = np.array([e.peak_score for e in r.events])
+    shown = np.sort(np.argsort(peaks, kind="stable")[:MAX_EVENTS_SHOWN])  # the strongest, in time order
+    if len(shown) < len(r.events):
+        print(f"    the {len(shown)} with the lowest peak scores:", file=out)
     for i in shown:
-        (first, last), top = r.ranges[i], r.range_channels[i]
+        e, top = r.events[i], r.event_channels[i]
+        span = e.end - e.start + 1
+        flagged = f"{e.n_flagged} of {span} windows" if span > e.n_flagged else \
+            f"{e.n_flagged} window{'s' if e.n_flagged != 1 else ''}"
         channels = ", ".join(f"{name} |z| {z:.1f}" for name, z in top)
-        print(f"    {table.time_label(r.ends[first])} .. {table.time_label(r.ends[last])}  "
-              f"{last - first + 1} window{'s' if last > first else ''}, lowest score "
-              f"{lowest[i]:.4g}; top channels: {channels}", file=out)
-    if len(shown) < len(r.ranges):
-        print(f"    ... and {len(r.ranges) - len(shown)} weaker ranges (every window is in scores.csv)", file=out)
+        print(f"    {table.time_label(r.ends[e.start])} .. {table.time_label(r.ends[e.end])}  {flagged} flagged, "
+              f"peak {table.time_label(r.ends[e.peak])} score {e.peak_score:.4g}; top channels: {channels}", file=out)
+    if len(shown) < len(r.events):
+        print(f"    ... and {len(r.events) - len(shown)} weaker events (all in events.csv)", file=out)
     if r.n_unscored:
         print(f"  unscored    {r.n_unscored} window{'s' if r.n_unscored != 1 else ''} with no observed value "
               f"(no score in scores.csv, not flagged)", file=out)
@@ -457,11 +560,21 @@ def _print_results(out, table, r):
                   f"({m['part']}: {m['n']}, {m['n_positive']} labelled anomalous)", file=out)
         else:
             print(f"  ROC-AUC     n/a: the labels of the {m['part']} hold one class only", file=out)
+        ev = m["events"]
+        if m["n_label_windows"]:
+            print(f"  events      {ev.windows_detected} of {m['n_label_windows']} labelled windows detected, "
+                  f"{ev.false_events} false event{'s' if ev.false_events != 1 else ''}, NAB-style score "
+                  f"{ev.normalized:.1f} (standard profile; 100 = every window at its start, 0 = no alarm)",
+                  file=out)
+        else:
+            print(f"  events      {ev.false_events} event{'s' if ev.false_events != 1 else ''}, no labelled window "
+                  f"in the {m['part']} to score them against", file=out)
 
 
 def _result_files(table, r, elbo_trace, train_rows, title, plot):
     """{file name: writer(path)} of scores.csv and, with plot, plot.png."""
-    files = {"scores.csv": lambda path: _write_scores(path, table, r)}
+    files = {"scores.csv": lambda path: _write_scores(path, table, r),
+             "events.csv": lambda path: _write_events(path, table, r)}
     if plot:
         files["plot.png"] = lambda path: _plot(path, table, r, elbo_trace, train_rows, title)
     return files
@@ -606,15 +719,17 @@ def _fit(args, inp, device, stream):
     return detector, settings, train_rows, (len(X_train), n_empty)
 
 
-def _model_files(detector, table, settings, train_rows, source, gaps):
+def _model_files(detector, table, settings, train_rows, source, gaps, events):
     """{file name: writer(path)} of model.mixtura and model.json (the window settings; "gaps", the --gaps
-    mode `score` takes by default, only when it is not the default)."""
+    mode `score` takes by default, only when it is not the default; the event settings `score` takes by
+    default)."""
     # Saved with device="cpu" whatever this run used: a model file loads and scores anywhere, and
     # `score --device` says where it runs.
     detector.set_params(device="cpu")
     sidecar = {"format": SIDECAR_FORMAT, "version": 1, **settings, "channels": table.channels,
                "time_column": table.time_column, "train_rows": train_rows, "fitted_on": source,
-               **({"gaps": gaps} if gaps != DEFAULT_GAPS else {})}
+               **({"gaps": gaps} if gaps != DEFAULT_GAPS else {}),
+               "min_event_length": events[0], "merge_gap": events[1]}
     return {"model.mixtura": detector.save,
             "model.json": lambda path: path.write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")}
 
@@ -625,6 +740,29 @@ def _print_fit(out, detector, train_rows, n_train, args):
     print(f"  training    first {train_rows} rows ({100 * args.train_fraction:g} %), {n_train} windows{left_out}",
           file=out)
     print(f"  model       {_model_description(detector)}", file=out)
+
+
+def default_merge_gap(settings):
+    """Windows in one window's span, ceil(window / step): alarms closer than that share readings."""
+    return math.ceil(settings["window"] / settings["step"])
+
+
+def _event_settings(args, settings, sidecar=None):
+    """(min_length, merge_gap) of the events: the options, else the model.json of `score` (older files have
+    none), else the defaults."""
+    sidecar = sidecar or {}
+    min_length = args.min_event_length if args.min_event_length is not None else \
+        sidecar.get("min_event_length", DEFAULT_MIN_EVENT_LENGTH)
+    merge_gap = args.merge_gap if args.merge_gap is not None else sidecar.get("merge_gap", default_merge_gap(settings))
+    return min_length, merge_gap
+
+
+def _print_adapt(out, adapt, n_windows_total):
+    first, half_life = adapt
+    where = ("from the first window" if first == 0 else
+             f"from window {first + 1} of {n_windows_total} (after the training rows)")
+    print(f"  adapting    {where}, in chunks of {ADAPT_CHUNK} windows, half-life {half_life:g} windows (--adapt)",
+          file=out)
 
 
 def cmd_detect(args, out, err):
@@ -638,11 +776,16 @@ def cmd_detect(args, out, err):
     _print_device(out, device, args.device, note)
     detector, settings, train_rows, n_train = _fit(args, inp, device, err)
     _print_fit(out, detector, train_rows, n_train, args)
-    r = _analyse(detector, inp.table, settings, train_rows, err)
+    events = _event_settings(args, settings)
+    adapt = None
+    if args.adapt:  # the windows after the training rows follow the stream; the model file stays the fit's
+        adapt = (n_windows(train_rows, args.window, args.step), args.half_life or n_train[0])
+        _print_adapt(out, adapt, n_windows(inp.table.n_rows, args.window, args.step))
+    r = _analyse(detector, inp.table, settings, train_rows, err, events, adapt)
     _print_results(out, inp.table, r)
     files = _result_files(inp.table, r, _elbo_trace(detector), train_rows, f"mixtura detect: {inp.source}",
                           args.plot)
-    files.update(_model_files(detector, inp.table, settings, train_rows, inp.source, gaps))
+    files.update(_model_files(detector, inp.table, settings, train_rows, inp.source, gaps, events))
     written = output.write(files, stale=["plot.png"])
     print(f"  wrote       {', '.join(str(p) for p in written)}", file=out)
     return 0
@@ -660,7 +803,8 @@ def cmd_fit(args, out, err):
     detector, settings, train_rows, n_train = _fit(args, inp, device, err)
     _print_fit(out, detector, train_rows, n_train, args)
     print(f"  threshold   {float(detector.offset_):.6g} (log-density)", file=out)
-    written = output.write(_model_files(detector, inp.table, settings, train_rows, inp.source, gaps))
+    written = output.write(_model_files(detector, inp.table, settings, train_rows, inp.source, gaps,
+                                        _event_settings(args, settings)))
     print(f"  wrote       {', '.join(str(p) for p in written)}", file=out)
     return 0
 
@@ -682,6 +826,10 @@ def _load_model(path):
     keys = ("window", "step", "differences", "channels", "time_column", "train_rows")
     if sidecar.get("format") != SIDECAR_FORMAT or any(k not in sidecar for k in keys):
         raise DataError(f"{sidecar_path}: not a window description written by `mixtura fit`")
+    for key, minimum in (("min_event_length", 1), ("merge_gap", 0)):  # optional: older files have neither
+        v = sidecar.get(key, minimum)
+        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+            raise DataError(f"{sidecar_path}: {key} must be an integer >= {minimum}, got {v!r}")
     try:
         detector = load(model_path)
     except (OSError, ValueError) as e:
@@ -707,6 +855,7 @@ def cmd_score(args, out, err):
     settings["features"] = sidecar.get("features", OLD_FEATURES)
     if settings["features"] not in FEATURES:
         raise DataError(f"{pathlib.Path(args.model).with_suffix('.json')}: unknown features {settings['features']!r}")
+    events = _event_settings(args, settings, sidecar)
     _check_rows(table, settings["window"], inp.gaps)
     output = _Output(args.out)
     print(f"mixtura score {args.model}", file=out)
@@ -715,7 +864,11 @@ def cmd_score(args, out, err):
     print(f"  model       {_model_description(detector)}", file=out)
     same_file = sidecar.get("fitted_on") == inp.source and gaps == fit_gaps
     train_rows = sidecar["train_rows"] if same_file else None
-    r = _analyse(detector, table, settings, train_rows, err)
+    adapt = None
+    if args.adapt:  # the model follows the file from its first window
+        adapt = (0, args.half_life or n_windows(sidecar["train_rows"], settings["window"], settings["step"]))
+        _print_adapt(out, adapt, n_windows(table.n_rows, settings["window"], settings["step"]))
+    r = _analyse(detector, table, settings, train_rows, err, events, adapt)
     _print_results(out, table, r)
     written = output.write(_result_files(table, r, _elbo_trace(detector), train_rows, f"mixtura score: {inp.source}",
                                          args.plot), stale=["plot.png"])
@@ -745,14 +898,32 @@ def _contamination(text):
     return v
 
 
-def _positive_int(text):
+def _count(text, minimum):
     try:
         v = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not >= 1")
+    if v < minimum:
+        raise argparse.ArgumentTypeError(f"{text} is not >= {minimum}")
     return v
+
+
+def _positive_real(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not 0 < v < math.inf:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive finite number")
+    return v
+
+
+def _positive_int(text):
+    return _count(text, 1)
+
+
+def _non_negative_int(text):
+    return _count(text, 0)
 
 
 def build_parser():
@@ -762,11 +933,14 @@ def build_parser():
         prog="mixtura", description="Density-based anomaly detection on sensor time series (CSV files).",
         epilog="Without FILE the bundled NAB machine-temperature series is used. CSV: a header row, separator "
                "',', ';' or tab, time column by --time-column or the first column when it is not numeric, an "
-               "optional 0/1 label column ('label', 'anomaly' or --label-column; used only for ROC-AUC), a 'changepoint' column and "
+               "optional 0/1 label column ('label', 'anomaly' or --label-column; used only for ROC-AUC and the event "
+               "score), a 'changepoint' column and "
                "--ignore-column columns left out; every other column is a channel (score reads the model's); an "
                "empty cell, NaN or NA is a missing value (--gaps). scores.csv: score = log-density of the window "
                "ending at that time (higher = more normal; empty for a window with no observed value), flagged = 1 "
-               "when it is below the threshold.")
+               "when it is below the threshold (the one in force for that window; with --adapt it moves). "
+               "events.csv: per event its start, end and peak times (of the windows' last rows), the peak score, "
+               "the flagged windows and the top channels with their largest |z| (explain).")
     parser.add_argument("--version", action="version", version=f"mixtura {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="{detect,fit,score}")
     sub.required = True
@@ -786,6 +960,27 @@ def build_parser():
                             "observed values, 'drop' removes the rows that have one before windowing, 'error' "
                             "stops at the first, naming its line and column")
 
+    def event_options(p):
+        p.add_argument("--min-event-length", metavar="N", type=_positive_int, default=None,
+                       help=f"report only events of at least N flagged windows (default "
+                            f"{DEFAULT_MIN_EVENT_LENGTH}: no alarm is hidden; the merge gap already makes a "
+                            f"flickering alarm one event; for score, the value in model.json)")
+        p.add_argument("--merge-gap", metavar="N", type=_non_negative_int, default=None,
+                       help="flagged windows separated by at most N unflagged windows are one event (default: "
+                            "the windows in one window's span, ceil(W / S), so alarms that share readings are "
+                            "one; 0 merges nothing; for score, the value in model.json)")
+
+    def adapt_options(p, start):
+        p.add_argument("--adapt", action="store_true",
+                       help=f"follow the stream: score {start} in chunks of {ADAPT_CHUNK} windows, flag each "
+                            "window by the threshold in force before its chunk, then let the chunk's unflagged "
+                            "windows update the density and move the threshold (DensityAnomalyDetector."
+                            "partial_fit); scores.csv gives each window its threshold. The model file is not "
+                            "changed")
+        p.add_argument("--half-life", metavar="N", type=_positive_real, default=None,
+                       help="with --adapt: windows after which a window's weight in the density halves, and how "
+                            "many recent scores place the threshold (default: the number of training windows)")
+
     def fit_options(p):
         p.add_argument("file", metavar="FILE.csv", nargs="?", help="sensor table (default: bundled NAB data)")
         data_options(p)
@@ -804,6 +999,7 @@ def build_parser():
         p.add_argument("--contamination", metavar="C", type=_contamination, default="auto",
                        help="share of training windows flagged, in (0, 0.5], or 'auto' (default: the detector's "
                             "own threshold)")
+        event_options(p)
 
     def device_option(p):
         p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu",
@@ -815,23 +1011,27 @@ def build_parser():
 
     p = sub.add_parser("detect", help="fit on the first rows, score all, report and plot the anomalies",
                        description="Fit on the first --train-fraction of the rows, score every window, print the "
-                                   "flagged time ranges; write scores.csv, plot.png, model.mixtura and model.json.")
+                                   "events (flagged windows grouped); write scores.csv, events.csv, plot.png, model.mixtura "
+                                   "and model.json.")
     fit_options(p)
+    adapt_options(p, "the windows after the training rows")
     device_option(p)
     plot_option(p)
     p.set_defaults(run=cmd_detect)
     p = sub.add_parser("fit", help="fit and write model.mixtura (+ model.json, the window settings)",
                        description="Fit on the first --train-fraction of the rows; write model.mixtura and "
-                                   "model.json (window settings and columns) to --out.")
+                                   "model.json (window settings, columns and the event options) to --out.")
     fit_options(p)
     device_option(p)
     p.set_defaults(run=cmd_fit)
     p = sub.add_parser("score", help="score a file with a model written by fit or detect",
                        description="Score every window of FILE with MODEL (model.json beside it gives the window "
-                                   "settings); write scores.csv and plot.png.")
+                                   "settings); write scores.csv, events.csv and plot.png.")
     p.add_argument("model", metavar="MODEL", help="model.mixtura written by `mixtura fit` or `mixtura detect`")
     p.add_argument("file", metavar="FILE.csv", nargs="?", help="sensor table (default: bundled NAB data)")
     data_options(p)
+    event_options(p)
+    adapt_options(p, "every window from the first")
     device_option(p)
     plot_option(p)
     p.set_defaults(run=cmd_score)
@@ -853,6 +1053,8 @@ def main(argv=None, stdout=None, stderr=None):
         if args.features == "level-dynamics" and args.window < 2:
             parser.error(f"--features level-dynamics needs --window >= 2 (a change needs two readings), "
                          f"got {args.window}")
+    if getattr(args, "half_life", None) is not None and not args.adapt:
+        parser.error("--half-life applies only with --adapt")
 
     def show_warning(message, category, filename, lineno, file=None, line=None):
         print(f"mixtura {args.command}: warning: {message}", file=err)

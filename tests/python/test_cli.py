@@ -94,17 +94,22 @@ def test_detect_summary(detect_run):
     assert f"windows     {cli.DEFAULT_WINDOW} rows, step 1" in s
     assert re.search(r"model       GaussianMixture, \d+ components?, full covariance", s), s
     assert re.search(r"threshold   -?\d", s)
-    m = re.search(r"anomalies   (\d+) time ranges?, (\d+) of (\d+) windows flagged", s)
+    m = re.search(r"anomalies   (\d+) events? \(at least 1 flagged window, gaps of up to (\d+) merged\), (\d+) of "
+                  r"(\d+) windows flagged", s)
     assert m, s
-    assert int(m.group(3)) == N_ROWS - cli.DEFAULT_WINDOW + 1
-    assert int(m.group(1)) >= 1
-    # every range line names its top channel
-    range_line = r"\n    \d{4}-\S+ \S+ \.\. \S+ \S+  \d+ windows?, lowest score .*top channels: value \|z\| \d"
-    assert re.search(range_line, s), s
+    assert int(m.group(4)) == N_ROWS - cli.DEFAULT_WINDOW + 1
+    assert int(m.group(1)) >= 1 and int(m.group(2)) == cli.DEFAULT_WINDOW  # the default gap: one window's span
+    # every event line names its peak and top channel
+    event_line = (r"\n    \d{4}-\S+ \S+ \.\. \S+ \S+  \d+ (of \d+ )?windows? flagged, peak \d{4}-\S+ \S+ score \S+; "
+                  r"top channels: value \|z\| \d")
+    assert re.search(event_line, s), s
     auc = re.search(r"ROC-AUC     (0\.\d+), average precision (0\.\d+) \(windows after the training rows", s)
     assert auc, s
     # a density fitted on the first 15 % ranks NAB's failure windows above chance
     assert float(auc.group(1)) > 0.6
+    # NAB's labelled windows after the training rows (3; the first lies in the training rows), as events
+    event_score = r"\n  events      [0-3] of 3 labelled windows detected, \d+ false events?, NAB-style score -?\d"
+    assert re.search(event_score, s), s
     assert proc.stderr == ""  # stderr is not a terminal: no progress display
 
 
@@ -146,6 +151,7 @@ def test_fit_then_score_reproduces_detect(detect_run, tmp_path):
     code, out, err = run_main("score", str(detect_dir / "model.mixtura"), "--out", str(tmp_path / "d"), "--no-plot")
     assert code == 0, err
     assert (tmp_path / "d" / "scores.csv").read_bytes() == (detect_dir / "scores.csv").read_bytes()
+    assert (tmp_path / "d" / "events.csv").read_bytes() == (detect_dir / "events.csv").read_bytes()
 
 
 @pytest.mark.parametrize("unbuffered", [True, False])
@@ -203,8 +209,8 @@ def test_detect_multichannel_names_the_channel(three_channels, tmp_path):
     assert "windows     5 rows, step 1, level and dynamics per channel -> 12 features" in out
     lines = [line for line in out.splitlines() if "top channels:" in line]
     assert lines
-    # the range with the lowest score is the injected jump, explained by 'pressure' first
-    worst = min(lines, key=lambda line: float(re.search(r"lowest score (\S+);", line).group(1)))
+    # the event with the lowest peak score is the injected jump, explained by 'pressure' first
+    worst = min(lines, key=lambda line: float(re.search(r" score (\S+);", line).group(1)))
     assert re.search(r"top channels: pressure \|z\|", worst), out
     auc = float(re.search(r"ROC-AUC     (\S+),", out).group(1))
     assert auc > 0.9
@@ -702,7 +708,7 @@ def test_a_failed_model_save_keeps_the_previous_outputs(tmp_path, monkeypatch):
     code, _, err = run_main("detect", str(small_table(tmp_path)), "--window", "3", "--no-plot", "--out", str(out))
     assert code == 0, err
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    assert set(before) == {"scores.csv", "model.mixtura", "model.json"}
+    assert set(before) == {"scores.csv", "events.csv", "model.mixtura", "model.json"}
 
     def full_disk(self, path):
         raise OSError(28, "No space left on device")
@@ -723,7 +729,8 @@ def test_a_second_run_replaces_every_output(tmp_path):
     (out / "notes.txt").write_text("mine")
     assert run_main("detect", str(small_table(tmp_path, n=50)), "--window", "3", "--no-plot", "--out", str(out))[0] == 0
     # the old plot would show other scores; the user's own file stays
-    assert sorted(p.name for p in out.iterdir()) == ["model.json", "model.mixtura", "notes.txt", "scores.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["events.csv", "model.json", "model.mixtura", "notes.txt",
+                                                      "scores.csv"]
     assert len(read_scores(out / "scores.csv")[1]) == 48
 
 
@@ -792,10 +799,15 @@ def gappy(tmp_path):
     return write_sensor_table(tmp_path / "gappy.csv", G, time, label), complete, G
 
 
-def cli_detector(values, width=4, train_fraction=0.5):
+def window_features(values, width, features="windows"):
+    return mixtura.level_dynamics(values, width) if features == "level-dynamics" else \
+        mixtura.sliding_windows(values, width)
+
+
+def cli_detector(values, width=4, train_fraction=0.5, features="windows"):
     """The detector `detect` fits on these values (its windows with an observed value)."""
     train_rows = max(width, int(train_fraction * len(values)))
-    W = mixtura.sliding_windows(values[:train_rows], width)
+    W = window_features(values[:train_rows], width, features)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # few rows held out for calibration (the CLI says so on stderr)
         return mixtura.DensityAnomalyDetector(random_state=0).fit(W[~np.isnan(W).all(axis=1)])
@@ -1086,3 +1098,181 @@ def test_features_options(gappy, tmp_path):
                               "--out", str(tmp_path / "s"))
     assert code == 0, err
     assert "readings -> 8 features" in out
+
+
+# ------------------------------------------------------------------------------- events and --adapt
+
+def read_events(path):
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    return rows[0], rows[1:]
+
+
+def test_events_csv_holds_each_event_with_its_channels(three_channels, tmp_path):
+    # (the readings themselves, so that the jump's windows are known row by row)
+    code, out, err = run_main("detect", str(three_channels), *PLANT, "--features", "windows", "--out",
+                              str(tmp_path / "o"))
+    assert code == 0, err
+    header, rows = read_events(tmp_path / "o" / "events.csv")
+    assert header == ["start_time", "end_time", "peak_time", "peak_score", "n_flagged",
+                      "channel_1", "abs_z_1", "channel_2", "abs_z_2", "channel_3", "abs_z_3"]
+    _, windows = read_scores(tmp_path / "o" / "scores.csv")
+    times = [w[0] for w in windows]
+    score = np.array([float(w[1]) for w in windows])
+    flagged = np.array([int(w[3]) for w in windows])
+    # the events are group_events of scores.csv's flags with the default gap, ceil(5 / 1) windows
+    expected = mixtura.group_events(flagged, score, merge_gap=5)
+    assert [(r[0], r[1], r[2], float(r[3]), int(r[4])) for r in rows] == \
+        [(times[e.start], times[e.end], times[e.peak], e.peak_score, e.n_flagged) for e in expected]
+    assert f"anomalies   {len(expected)} event" in out
+    # the strongest is the jump of 'pressure' at rows 1300..1319 (windows of 5 rows end at 1300..1323)
+    worst = min(rows, key=lambda r: float(r[3]))
+    assert worst[0] == "2024-01-01 21:40:00" and worst[5] == "pressure"  # row 1300
+    assert "2024-01-01 21:40:00" <= worst[2] <= "2024-01-01 22:03:00"
+    z = [float(worst[k]) for k in (6, 8, 10)]
+    assert z == sorted(z, reverse=True) and z[0] > 5 and {worst[7], worst[9]} == {"temperature", "flow"}
+    # the labelled jump is one labelled window: detected, the score beside ROC-AUC
+    m = re.search(r"\n  events      1 of 1 labelled windows detected, (\d+) false events?, NAB-style score (\S+) ", out)
+    assert m, out
+    # after the 746 training windows; the labelled windows end at rows 1300..1319
+    assert int(m.group(1)) == sum(1 for e in expected if e.start >= 746 and not 1296 <= e.start <= 1315)
+    assert float(m.group(2)) > 50
+
+
+def two_bursts(tmp_path):
+    """One channel, 600 rows: a slow sine with noise, and two bursts of 6 rows, 14 rows apart."""
+    rng = np.random.default_rng(5)
+    x = np.sin(np.arange(600) / 30) + 0.02 * rng.standard_normal(600)
+    x[400:406] += 3.0
+    x[420:426] += 3.0
+    path = tmp_path / "bursts.csv"
+    path.write_text("x\n" + "".join(f"{v:.6f}\n" for v in x))
+    return path
+
+
+def test_merge_gap_joins_two_nearby_bursts(tmp_path):
+    path = two_bursts(tmp_path)
+    spans = {}
+    for gap in ("0", "4", "20"):
+        code, out, err = run_main("detect", str(path), "--window", "4", "--train-fraction", "0.5", "--no-plot",
+                                  "--merge-gap", gap, "--out", str(tmp_path / gap))
+        assert code == 0, err
+        assert f"gaps of up to {gap} merged" in out
+        _, rows = read_events(tmp_path / gap / "events.csv")
+        # without a time column the events are at row numbers: those around the bursts (rows 400..428)
+        spans[gap] = [(int(r[0]), int(r[1])) for r in rows if 395 <= int(r[0]) <= 430]
+    # windows of 4 rows see the bursts at rows 400..408 and 420..428, 11 unflagged windows apart
+    assert spans["0"] == spans["4"] == [(400, 408), (420, 428)]
+    assert spans["20"] == [(400, 428)]
+
+
+def test_min_event_length_drops_short_events(three_channels, tmp_path):
+    code, out, err = run_main("detect", str(three_channels), *PLANT, "--min-event-length", "15", "--out",
+                              str(tmp_path / "o"))
+    assert code == 0, err
+    assert "(at least 15 flagged windows, gaps of up to 5 merged)" in out
+    _, rows = read_events(tmp_path / "o" / "events.csv")
+    assert rows and all(int(r[4]) >= 15 for r in rows)
+
+
+def hand_adapted(values, width, first, half_life, detector, chunk=cli.ADAPT_CHUNK, features="level-dynamics"):
+    """Scores and thresholds of the windows from `first` on, the detector following them chunk by chunk:
+    score the chunk, flag it with the threshold in force, then partial_fit."""
+    W = window_features(values, width, features)[first:]
+    detector.set_params(half_life=half_life)
+    scores, thresholds = [], []
+    for s in range(0, len(W), chunk):
+        thresholds.append(np.full(len(W[s:s + chunk]), detector.offset_))
+        scores.append(detector.score_samples(W[s:s + chunk]))
+        detector.partial_fit(W[s:s + chunk])
+    return np.concatenate(scores), np.concatenate(thresholds)
+
+
+def scores_csv(path):
+    _, rows = read_scores(path)
+    return (np.array([float(r[1]) for r in rows]), np.array([float(r[2]) for r in rows]),
+            np.array([int(r[3]) for r in rows]))
+
+
+def test_adapt_flags_each_chunk_by_the_threshold_in_force(three_channels, tmp_path):
+    code, out, err = run_main("detect", str(three_channels), *PLANT, "--adapt", "--out", str(tmp_path / "a"))
+    assert code == 0, err
+    values = read_table(three_channels).values
+    train_rows, n_train = 750, 746
+    assert (f"\n  adapting    from window {n_train + 1} of 1496 (after the training rows), in chunks of "
+            f"{cli.ADAPT_CHUNK} windows, half-life {n_train} windows (--adapt)\n") in out
+    fitted = cli_detector(values, width=5, features="level-dynamics")
+    score, threshold, flagged = scores_csv(tmp_path / "a" / "scores.csv")
+    # the training windows: the fitted model, its threshold
+    W = mixtura.level_dynamics(values, 5)
+    np.testing.assert_array_equal(score[:n_train], fitted.score_samples(W[:n_train]))
+    assert (threshold[:n_train] == fitted.offset_).all()
+    # after them: a hand-made loop on the same windows
+    hand_scores, hand_thresholds = hand_adapted(values, 5, n_train, n_train, fitted)
+    np.testing.assert_array_equal(score[n_train:], hand_scores)
+    np.testing.assert_array_equal(threshold[n_train:], hand_thresholds)
+    np.testing.assert_array_equal(flagged, (score < threshold).astype(int))
+    assert len(np.unique(threshold[n_train:])) > 1  # the threshold moved with the stream
+    # the model file is the fit's, not the adapted one
+    saved = mixtura.load(tmp_path / "a" / "model.mixtura")
+    assert saved.offset_ == cli_detector(values, width=5, features="level-dynamics").offset_ and saved.n_steps_ == 0 and saved.half_life is None
+    assert train_rows == max(5, int(0.5 * len(values)))
+
+
+def test_score_adapts_from_the_first_window(three_channels, tmp_path):
+    code, _, err = run_main("fit", str(three_channels), "--window", "5", "--train-fraction", "0.5", "--out",
+                            str(tmp_path / "m"))
+    assert code == 0, err
+    code, out, err = run_main("score", str(tmp_path / "m" / "model.mixtura"), str(three_channels), "--adapt",
+                              "--half-life", "300", "--no-plot", "--out", str(tmp_path / "s"))
+    assert code == 0, err
+    assert "adapting    from the first window, in chunks of 100 windows, half-life 300 windows" in out
+    values = read_table(three_channels).values
+    hand_scores, hand_thresholds = hand_adapted(values, 5, 0, 300, mixtura.load(tmp_path / "m" / "model.mixtura"))
+    score, threshold, flagged = scores_csv(tmp_path / "s" / "scores.csv")
+    np.testing.assert_array_equal(score, hand_scores)
+    np.testing.assert_array_equal(threshold, hand_thresholds)
+    np.testing.assert_array_equal(flagged, (hand_scores < hand_thresholds).astype(int))
+
+
+def test_half_life_needs_adapt(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["detect", "--half-life", "100"])
+    assert e.value.code == 2 and "--half-life applies only with --adapt" in capsys.readouterr().err
+    for bad in ("0", "-3", "nan", "x"):
+        with pytest.raises(SystemExit) as e:
+            cli.main(["detect", "--adapt", "--half-life", bad])
+        assert e.value.code == 2
+    with pytest.raises(SystemExit) as e:
+        cli.main(["detect", "--merge-gap", "-1"])
+    assert e.value.code == 2 and "argument --merge-gap: -1 is not >= 0" in capsys.readouterr().err
+
+
+def test_event_settings_in_model_json_and_older_files(three_channels, tmp_path):
+    import json
+
+    code, _, err = run_main("fit", str(three_channels), "--window", "5", "--train-fraction", "0.5", "--merge-gap", "2",
+                            "--min-event-length", "3",
+                            "--out", str(tmp_path / "m"))
+    assert code == 0, err
+    sidecar_path = tmp_path / "m" / "model.json"
+    sidecar = json.loads(sidecar_path.read_text())
+    assert (sidecar["merge_gap"], sidecar["min_event_length"]) == (2, 3)
+    model = str(tmp_path / "m" / "model.mixtura")
+    code, out, err = run_main("score", model, str(three_channels), "--no-plot", "--out", str(tmp_path / "s"))
+    assert code == 0, err
+    assert "(at least 3 flagged windows, gaps of up to 2 merged)" in out  # the fit's settings
+    code, out, err = run_main("score", model, str(three_channels), "--no-plot", "--merge-gap", "7",
+                              "--out", str(tmp_path / "s"))
+    assert code == 0 and "(at least 3 flagged windows, gaps of up to 7 merged)" in out  # the options win
+    # a model.json written before events: the defaults
+    del sidecar["merge_gap"], sidecar["min_event_length"]
+    sidecar_path.write_text(json.dumps(sidecar))
+    code, out, err = run_main("score", model, str(three_channels), "--no-plot", "--out", str(tmp_path / "s"))
+    assert code == 0, err
+    assert "(at least 1 flagged window, gaps of up to 5 merged)" in out
+    sidecar["merge_gap"] = -2
+    sidecar_path.write_text(json.dumps(sidecar))
+    code, out, err = run_main("score", model, str(three_channels), "--no-plot", "--out", str(tmp_path / "s"))
+    assert_one_line_error(code, err, "score")
+    assert "model.json: merge_gap must be an integer >= 0, got -2" in err
