@@ -94,7 +94,7 @@ def test_detect_summary(detect_run):
     assert f"windows     {cli.DEFAULT_WINDOW} rows, step 1" in s
     assert re.search(r"model       GaussianMixture, \d+ components?, full covariance", s), s
     assert re.search(r"threshold   -?\d", s)
-    m = re.search(r"anomalies   (\d+) events? \(at least 1 flagged window, gaps of up to (\d+) merged\), (\d+) of "
+    m = re.search(r"anomalies   (\d+) events? \(at least 6 flagged windows, gaps of up to (\d+) merged\), (\d+) of "
                   r"(\d+) windows flagged", s)
     assert m, s
     assert int(m.group(4)) == N_ROWS - cli.DEFAULT_WINDOW + 1
@@ -1121,7 +1121,7 @@ def test_events_csv_holds_each_event_with_its_channels(three_channels, tmp_path)
     score = np.array([float(w[1]) for w in windows])
     flagged = np.array([int(w[3]) for w in windows])
     # the events are group_events of scores.csv's flags with the default gap, ceil(5 / 1) windows
-    expected = mixtura.group_events(flagged, score, merge_gap=5)
+    expected = mixtura.group_events(flagged, score, min_length=3, merge_gap=5)  # ceil(5 / 2), ceil(5 / 1)
     assert [(r[0], r[1], r[2], float(r[3]), int(r[4])) for r in rows] == \
         [(times[e.start], times[e.end], times[e.peak], e.peak_score, e.n_flagged) for e in expected]
     assert f"anomalies   {len(expected)} event" in out
@@ -1270,7 +1270,7 @@ def test_event_settings_in_model_json_and_older_files(three_channels, tmp_path):
     sidecar_path.write_text(json.dumps(sidecar))
     code, out, err = run_main("score", model, str(three_channels), "--no-plot", "--out", str(tmp_path / "s"))
     assert code == 0, err
-    assert "(at least 1 flagged window, gaps of up to 5 merged)" in out
+    assert "(at least 3 flagged windows, gaps of up to 5 merged)" in out
     sidecar["merge_gap"] = -2
     sidecar_path.write_text(json.dumps(sidecar))
     code, out, err = run_main("score", model, str(three_channels), "--no-plot", "--out", str(tmp_path / "s"))
