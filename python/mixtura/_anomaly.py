@@ -188,7 +188,8 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
         p["n_components"] = 0 if p["n_components"] == "bic" else p["n_components"]
         p["contamination"] = 0.0 if p["contamination"] == "auto" else p["contamination"]
         p["scaling"] = "none" if p["scaling"] is None else p["scaling"]
-        p["trim"] = -1.0 if p["trim"] == "auto" else float(p["trim"])
+        if "trim" in p:  # (mixtura.dask's detector has no trimmed fit)
+            p["trim"] = -1.0 if p["trim"] == "auto" else float(p["trim"])
         return p
 
     def fit(self, X, y=None):

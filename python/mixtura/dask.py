@@ -952,14 +952,15 @@ class DensityAnomalyDetector(_DaskMixin, _DensityAnomalyDetector):
     ``score_samples``, ``decision_function`` and ``predict`` of Dask input return Dask arrays, block by
     block; NumPy input is scored as by mixtura.DensityAnomalyDetector. Method "kmeans" runs
     :class:`mixtura.dask.KMeans` for each count and puts spherical components at its centres, as on
-    one machine. No partial_fit (streams: mixtura.DensityAnomalyDetector.partial_fit). ``n_threads`` (default 1) is
+    one machine. No partial_fit (streams: mixtura.DensityAnomalyDetector.partial_fit) and no trimmed fit
+(``trim``: fit the one-machine detector on a sample). ``n_threads`` (default 1) is
     each block's C++ threads. Saved files are DensityAnomalyDetector files.
     """
 
     _base = _DensityAnomalyDetector
     _param_checks = {**{k: v for k, v in _DensityAnomalyDetector._param_checks.items()
-                        if k not in ("half_life", "device")}, **_DASK_CHECKS}
-    half_life, device = None, "cpu"  # one-machine parameters this fit does not take (inherited methods read them)
+                        if k not in ("half_life", "device", "trim")}, **_DASK_CHECKS}
+    half_life, device, trim = None, "cpu", 0.0  # one-machine parameters this fit does not take (inherited methods read them)
 
     def __init__(self, method="gmm", *, n_components="bic", max_components=8, covariance_type="full",
                  reg_covar=1e-3, scaling="robust", contamination="auto", threshold="calibrate",
@@ -1029,6 +1030,7 @@ class DensityAnomalyDetector(_DaskMixin, _DensityAnomalyDetector):
         self.n_steps_, self.stream_recent_scores_ = 0, np.empty(0)
         self.n_components_ = int(arrays[0].shape[0])
         self.bic_ = np.array(selection, dtype=np.float64).reshape(-1, 2)
+        self.n_trimmed_ = 0  # (no trimmed fit here)
         self.density_weights_, self.density_means_, self.density_precisions_cholesky_ = arrays
         self.density_covariance_type_ = model.covariance_type if p["method"] == "gmm" else "spherical"
         self.model_ = model
