@@ -16,7 +16,7 @@ import numbers
 
 import numpy as np
 
-from . import _core, _device, _dlpack
+from . import _core, _device, _dlpack, _validation
 
 DeviceArray = namedtuple("DeviceArray", "ptr shape dtype row_stride stream owner", defaults=(None,))
 DeviceArray.__doc__ = """A 2-d float array in CUDA device memory: device address, (rows, cols), numpy dtype, distance
@@ -155,12 +155,7 @@ def host_weights(sample_weight, dev, who):
     if sample_weight is None:
         return None
     host_only(sample_weight, who, "sample_weight")
-    w = np.ascontiguousarray(np.asarray(sample_weight, dtype=dev.dtype))
-    if w.ndim == 0:
-        w = np.full(dev.shape[0], w, dtype=dev.dtype)
-    if w.shape != (dev.shape[0],):
-        raise ValueError(f"{who}: sample_weight.shape == {w.shape}, expected {(dev.shape[0],)}!")
-    return w
+    return _validation.check_sample_weight(sample_weight, dev, who)
 
 
 def device_data_weights(sample_weight, dev, who):

@@ -6,9 +6,10 @@ import warnings
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils.validation import check_is_fitted, validate_data, _check_sample_weight
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _core, _cuda_array, _device, _io, _params
+from ._validation import check_sample_weight
 from ._kmeans import _refuse_device_weights
 
 
@@ -205,7 +206,7 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         X = validate_data(self, X, **_HOST_X, ensure_min_samples=2)
         device = _device.resolve(p["device"], "GaussianMixture")
         self._check_n_samples(X.shape[0], p)
-        w = None if sample_weight is None else np.ascontiguousarray(_check_sample_weight(sample_weight, X, dtype=X.dtype))
+        w = check_sample_weight(sample_weight, X, "GaussianMixture.fit")
         r = _core.typed("gmm_fit", X.dtype)(X, w, *self._fit_args(p), device)
         return self._finish_fit(r)
 
@@ -324,7 +325,7 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         who = "GaussianMixture.statistics"
         _refuse_device_weights(sample_weight, who)
         X = validate_data(self, _cuda_array.host_array(X, who), **_HOST_X, reset=False)
-        w = None if sample_weight is None else np.ascontiguousarray(_check_sample_weight(sample_weight, X, dtype=X.dtype))
+        w = check_sample_weight(sample_weight, X, who)
         first_row = _params.Int(0, 2**63 - 1, what="an integer >= 0")(who, "first_row", first_row)
         return _core.typed("gmm_statistics", X.dtype)(X, w, *self._model_args(), first_row, _params.n_threads(self))
 
@@ -368,7 +369,7 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
             raise ValueError(f"{who}: X must be a host array (partial_fit does not read CUDA device memory)")
         _refuse_device_weights(sample_weight, who)
         X = validate_data(self, X, **_HOST_X, reset=False)
-        w = None if sample_weight is None else np.ascontiguousarray(_check_sample_weight(sample_weight, X, dtype=X.dtype))
+        w = check_sample_weight(sample_weight, X, who)
         half_life = 0.0 if p["half_life"] is None else p["half_life"]
         r = _core.typed("gmm_partial_fit", X.dtype)(
             X, w, *self._model_args(), p["reg_covar"], p["learning_offset"], p["learning_decay"], half_life,

@@ -5,9 +5,10 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted, validate_data, _check_sample_weight
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _core, _cuda_array, _device, _io, _params
+from ._validation import check_sample_weight
 from ._kmeans_stats import KMeansStatistics
 
 
@@ -241,7 +242,7 @@ class KMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, ClusterMixin, 
                                        ensure_all_finite="allow-nan"), "KMeans.fit")
         device = _device.resolve(p["device"], "KMeans")
         self._check_n_samples(X.shape[0], p)
-        w = None if sample_weight is None else np.ascontiguousarray(_check_sample_weight(sample_weight, X, dtype=X.dtype))
+        w = check_sample_weight(sample_weight, X, "KMeans.fit")
         init, init_centers = _init_of(self, X.shape[1], X.dtype, X, p["random_state"])
         fit = _core.typed("kmeans_fit", X.dtype)
         r = fit(X, w, init_centers, p["n_clusters"], init, p["n_init"], p["max_iter"], p["tol"],
@@ -347,7 +348,7 @@ class KMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, ClusterMixin, 
                       sample_weight_ptr=0 if w_dev is None else w_dev.ptr)
         _refuse_device_weights(sample_weight, "KMeans.score")
         X, c = self._checked(X)
-        w = None if sample_weight is None else np.ascontiguousarray(_check_sample_weight(sample_weight, X, dtype=X.dtype))
+        w = check_sample_weight(sample_weight, X, "KMeans.score")
         return _core.typed("kmeans_score", X.dtype)(X, w, np.ascontiguousarray(c), _params.n_threads(self))
 
     def statistics(self, X, sample_weight=None):
@@ -370,8 +371,7 @@ class KMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, ClusterMixin, 
         """
         _refuse_device_weights(sample_weight, "KMeans.statistics")
         X, c = self._checked(X)
-        w = None if sample_weight is None else np.ascontiguousarray(
-            _check_sample_weight(sample_weight, X, dtype=X.dtype, allow_all_zero_weights=True))
+        w = check_sample_weight(sample_weight, X, "KMeans.statistics", allow_all_zero=True)
         stats = _core.typed("kmeans_statistics", X.dtype)(X, w, np.ascontiguousarray(c), _params.n_threads(self))
         return KMeansStatistics(stats)
 

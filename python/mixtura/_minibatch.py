@@ -4,10 +4,11 @@ import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin
-from sklearn.utils.validation import check_is_fitted, validate_data, _check_sample_weight
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _core, _cuda_array, _params
 from ._kmeans import _Init, _given_init_text, _init_of, _refuse_gaps
+from ._validation import check_sample_weight
 
 
 class MiniBatchKMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, BaseEstimator):
@@ -146,14 +147,13 @@ class MiniBatchKMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, Transformer
                 p["reassignment_ratio"], seed, p["compute_labels"], p["n_threads"], p["verbose"])
 
     @staticmethod
-    def _weights(sample_weight, X, allow_all_zero=False):
+    def _weights(sample_weight, X, who, allow_all_zero=False):
         """Host sample weights in X's dtype; all zero only for a chunk after the first (it moves nothing)."""
         if sample_weight is None:
             return None
         if _cuda_array.is_device_array(sample_weight):
-            raise ValueError("MiniBatchKMeans: sample_weight must be a host array (this estimator runs on the CPU)")
-        return np.ascontiguousarray(_check_sample_weight(sample_weight, X, dtype=X.dtype,
-                                                         allow_all_zero_weights=allow_all_zero))
+            raise ValueError(f"{who}: sample_weight must be a host array (this estimator runs on the CPU)")
+        return check_sample_weight(sample_weight, X, who, allow_all_zero=allow_all_zero)
 
     def fit(self, X, y=None, sample_weight=None):
         """Compute the centres on X by mini-batches.
@@ -175,7 +175,7 @@ class MiniBatchKMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, Transformer
                                        dtype=[np.float64, np.float32], order="C", accept_large_sparse=False,
                                        ensure_all_finite="allow-nan"), "MiniBatchKMeans.fit")
         p = self._check_params(X.shape[0])
-        w = self._weights(sample_weight, X)
+        w = self._weights(sample_weight, X, "MiniBatchKMeans.fit")
         _, init_centers = _init_of(self, X.shape[1], X.dtype, X, p["random_state"])
         self._seed = _params.seed(p["random_state"])
         r = _core.typed("minibatch_fit", X.dtype)(X, w, init_centers, *self._core_args(p, self._seed))
@@ -220,7 +220,7 @@ class MiniBatchKMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, Transformer
             self._seed = _params.seed(p["random_state"])
             state = None
             _, init_centers = _init_of(self, X.shape[1], X.dtype, X, p["random_state"])
-        w = self._weights(sample_weight, X, allow_all_zero=fitted)
+        w = self._weights(sample_weight, X, "MiniBatchKMeans.partial_fit", allow_all_zero=fitted)
         r = _core.typed("minibatch_partial_fit", X.dtype)(X, w, init_centers, state, *self._core_args(p, self._seed))
         self._set_state(r)
         if fitted:
@@ -271,5 +271,5 @@ class MiniBatchKMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, Transformer
     def score(self, X, y=None, sample_weight=None):
         """Opposite of the (weighted) distortion of X under the centres."""
         X, c = self._checked(X)
-        w = None if sample_weight is None else np.ascontiguousarray(_check_sample_weight(sample_weight, X, dtype=X.dtype))
+        w = self._weights(sample_weight, X, "MiniBatchKMeans.score")
         return _core.typed("kmeans_score", X.dtype)(X, w, c, _params.n_threads(self))
