@@ -11,5 +11,5 @@ venv="$MIXTURA_BUILD_DIR/demo-venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
 echo "building and installing the mixtura Python package (a few minutes the first time)..." >&2
-"$venv/bin/python" -m pip install -q .
+"$venv/bin/python" -m pip install -q ".[cli]"   # the plot needs matplotlib (the cli extra)
 exec "$venv/bin/mixtura" detect "$@"
