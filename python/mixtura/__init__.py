@@ -12,10 +12,11 @@ from ._io import load, loads
 from ._kmeans import KMeans
 from ._kmeans_stats import KMeansStatistics
 from ._minibatch import MiniBatchKMeans
+from ._pyod import PyODDetector
 from ._stream import StreamScorer, level_dynamics, sliding_windows, window_end_index
 from . import datasets
 
 __all__ = ["DensityAnomalyDetector", "Explanation", "GaussianMixture", "GaussianMixtureStatistics", "KMeans", "StreamScorer", "__version__",
            "build_info", "datasets", "load", "loads", "sliding_windows", "window_end_index"]
-__all__ += ["KMeansStatistics", "MiniBatchKMeans", "level_dynamics"]
+__all__ += ["KMeansStatistics", "MiniBatchKMeans", "PyODDetector", "level_dynamics"]
 __all__ += ["Event", "EventScore", "group_events", "score_events"]
