@@ -28,6 +28,7 @@ when the reader of stdout went away (``| head``).
 """
 import argparse
 import copy
+import importlib.util
 import json
 import math
 import os
@@ -570,11 +571,20 @@ def _print_results(out, table, r):
                   f"in the {m['part']} to score them against", file=out)
 
 
-def _result_files(table, r, elbo_trace, train_rows, title, plot):
-    """{file name: writer(path)} of scores.csv and, with plot, plot.png."""
+def _matplotlib_missing(err):
+    """True, after one line on err, when matplotlib cannot be imported: plot.png needs the plot extra,
+    and everything else is written without it."""
+    if importlib.util.find_spec("matplotlib") is None:
+        print("plot.png skipped: matplotlib is not installed (pip install 'mixtura[plot]')", file=err)
+        return True
+    return False
+
+
+def _result_files(table, r, elbo_trace, train_rows, title, plot, err):
+    """{file name: writer(path)} of scores.csv, events.csv and, with plot and matplotlib, plot.png."""
     files = {"scores.csv": lambda path: _write_scores(path, table, r),
              "events.csv": lambda path: _write_events(path, table, r)}
-    if plot:
+    if plot and not _matplotlib_missing(err):
         files["plot.png"] = lambda path: _plot(path, table, r, elbo_trace, train_rows, title)
     return files
 
@@ -789,7 +799,7 @@ def cmd_detect(args, out, err):
     r = _analyse(detector, inp.table, settings, train_rows, err, events, adapt)
     _print_results(out, inp.table, r)
     files = _result_files(inp.table, r, _elbo_trace(detector), train_rows, f"mixtura detect: {inp.source}",
-                          args.plot)
+                          args.plot, err)
     files.update(_model_files(detector, inp.table, settings, train_rows, inp.source, gaps, events))
     written = output.write(files, stale=["plot.png"])
     print(f"  wrote       {', '.join(str(p) for p in written)}", file=out)
@@ -876,7 +886,7 @@ def cmd_score(args, out, err):
     r = _analyse(detector, table, settings, train_rows, err, events, adapt)
     _print_results(out, table, r)
     written = output.write(_result_files(table, r, _elbo_trace(detector), train_rows, f"mixtura score: {inp.source}",
-                                         args.plot), stale=["plot.png"])
+                                         args.plot, err), stale=["plot.png"])
     print(f"  wrote       {', '.join(str(p) for p in written)}", file=out)
     return 0
 

@@ -1276,3 +1276,14 @@ def test_event_settings_in_model_json_and_older_files(three_channels, tmp_path):
     code, out, err = run_main("score", model, str(three_channels), "--no-plot", "--out", str(tmp_path / "s"))
     assert_one_line_error(code, err, "score")
     assert "model.json: merge_gap must be an integer >= 0, got -2" in err
+
+
+def test_without_matplotlib_plot_png_is_skipped_and_the_rest_written(tmp_path):
+    out = tmp_path / "out"
+    code = ("import sys; sys.modules['matplotlib'] = None; from mixtura import cli; "
+            f"sys.exit(cli.main(['detect', '--out', {str(out)!r}]))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert r.returncode == 0, r.stderr
+    assert "plot.png skipped: matplotlib is not installed (pip install 'mixtura[plot]')" in r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["events.csv", "model.json", "model.mixtura", "scores.csv"]
