@@ -98,9 +98,10 @@ MiniBatchKMeans<T> minibatch_kmeans_from_sections(const ModelFile& mf, const std
   const Index K = st.centers.rows();
   const std::uint64_t k = detail::u64(K);
   st.counts = r.get<double>("counts_", {k});
+  // Bounded as centres are: count * centre, the next step's numerator, stays finite.
   for (std::size_t i = 0; i < st.counts.size(); ++i)
-    MIXTURA_EXPECTS(std::isfinite(st.counts[i]) && st.counts[i] >= 0, "%s: counts_[%zu] = %g must be finite and >= 0",
-                    where, i, st.counts[i]);
+    MIXTURA_EXPECTS(std::isfinite(st.counts[i]) && st.counts[i] >= 0 && st.counts[i] <= kModelValueLimit,
+                    "%s: counts_[%zu] = %g must be finite and in [0, %g]", where, i, st.counts[i], kModelValueLimit);
   st.n_steps = r.scalar<std::int64_t>("n_steps_");
   MIXTURA_EXPECTS(st.n_steps >= 0, "%s: n_steps_ = %lld, expected >= 0", where, static_cast<long long>(st.n_steps));
   st.n_since_reassign = r.scalar<std::int64_t>("n_since_reassign_");
