@@ -107,7 +107,7 @@ def loads(data, *, where="mixtura.loads", cls=None, side=None, _allow_unfitted=F
 
 
 #: Kinds whose sections the C++ loaders check (include/mixtura/io).
-_CPP_CHECKED = ("KMeans", "GaussianMixture", "DensityAnomalyDetector")
+_CPP_CHECKED = ("KMeans", "MiniBatchKMeans", "GaussianMixture", "DensityAnomalyDetector")
 
 
 def _is_fitted(est):

@@ -95,6 +95,22 @@ def _warn_fewer_clusters(labels, n_clusters):
                       "Possibly due to duplicate points in X.", ConvergenceWarning, stacklevel=3)
 
 
+def _centres_from_sections(cls, sections, prefix, side):
+    """(estimator, fitted) of a K-means kind's model-file sections: the parameters, and when the sections
+    hold a fitted model, its n_features_in_ (feature_names_in_) and cluster_centers_, all checked as the
+    C++ loader checks them (the sections first: a file of another kind is named as such), the parameters
+    as a fit does (a file's n_threads reaches the core as a fit's would) and n_clusters against the centres."""
+    est = cls(**_io.params_from_sections(cls, sections, prefix, side))
+    if prefix + "cluster_centers_" not in sections:
+        return est, False  # unfitted (a pickle's); _io.loads refuses it for a model file, naming what is missing
+    _core.model_file_check(cls._model_kind, cls._model_kind, sections, prefix, f"{cls.__name__} model")
+    _params.validate(est)
+    _io.check_params_match(est, sections, prefix, n_clusters=sections[prefix + "cluster_centers_"].shape[0])
+    _io.features_from_sections(est, sections, prefix)
+    est.cluster_centers_ = sections[prefix + "cluster_centers_"]
+    return est, True
+
+
 class KMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, BaseEstimator):
     """K-means clustering by Lloyd's algorithm, recorded as coordinate descent on the distortion.
 
@@ -445,16 +461,9 @@ class KMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, ClusterMixin, 
     @classmethod
     def _from_sections(cls, sections, prefix="", side=None):
         """The estimator held by model-file sections, checked as the C++ loader checks them."""
-        est = cls(**_io.params_from_sections(cls, sections, prefix, side))
-        if prefix + "cluster_centers_" not in sections:
-            return est  # unfitted (a pickle's); _io.loads refuses it for a model file, naming what is missing
-        # The sections first (a file of another kind is named as such), then the parameters: a file's
-        # n_threads reaches the core as a fit's would.
-        _core.model_file_check(cls._model_kind, cls._model_kind, sections, prefix, f"{cls.__name__} model")
-        _params.validate(est)
-        _io.check_params_match(est, sections, prefix, n_clusters=sections[prefix + "cluster_centers_"].shape[0])
-        _io.features_from_sections(est, sections, prefix)
-        est.cluster_centers_ = sections[prefix + "cluster_centers_"]
+        est, fitted = _centres_from_sections(cls, sections, prefix, side)
+        if not fitted:
+            return est
         if prefix + "labels_" in sections:
             est.labels_ = sections[prefix + "labels_"]
         est.inertia_ = float(sections[prefix + "inertia_"])

@@ -6,12 +6,13 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _core, _cuda_array, _params
-from ._kmeans import _Init, _given_init_text, _init_of, _refuse_gaps
+from . import _core, _cuda_array, _io, _params
+from ._kmeans import _Init, _centres_from_sections, _given_init_text, _init_of, _refuse_gaps
 from ._validation import check_sample_weight
 
 
-class MiniBatchKMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, BaseEstimator):
+class MiniBatchKMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin,
+                      BaseEstimator):
     """K-means on random mini-batches (Sculley 2010), with scikit-learn's parameters and semantics.
 
     Each step draws ``batch_size`` rows (with replacement, with probability proportional to the sample
@@ -84,7 +85,15 @@ class MiniBatchKMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, Transformer
     update are computed in double whatever X's dtype; a reassignment picks rows with probability
     proportional to their weight (rows of zero weight never); ``random_state`` is drawn once into a
     64-bit seed; sparse input is not accepted.
+
+    ``save(path)``, ``mixtura.load`` and pickling keep everything ``partial_fit`` resumes from (the
+    seed drawn at fit included): a loaded estimator's next steps are the saved one's, bit for bit
+    (docs/model-format.md).
     """
+
+    _model_kind = "MiniBatchKMeans"
+    # Sections the C++ fit records and Python keeps only to write them back.
+    _extra_sections = ["trace_center_shift_", "trace_seconds_"]
 
     _param_checks = {
         "n_clusters": _params.Int(1),  # Python compares it with n_samples
@@ -273,3 +282,49 @@ class MiniBatchKMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, Transformer
         X, c = self._checked(X)
         w = self._weights(sample_weight, X, "MiniBatchKMeans.score")
         return _core.typed("kmeans_score", X.dtype)(X, w, c, _params.n_threads(self))
+
+    def _to_sections(self, prefix="", side=None):
+        """Model-file sections (docs/model-format.md): the centres, the state partial_fit resumes from
+        (counts_, n_steps_, the reassignment counter, the seed) and the record."""
+        s = _io.params_to_sections(self, prefix, side)
+        if not hasattr(self, "cluster_centers_"):
+            return s
+        s.update(_io.features_to_sections(self, prefix))
+        s[prefix + "cluster_centers_"] = np.ascontiguousarray(self.cluster_centers_)
+        s[prefix + "counts_"] = np.ascontiguousarray(self.counts_, dtype=np.float64)
+        s[prefix + "n_steps_"] = _io.scalar(self.n_steps_, np.int64)
+        s[prefix + "n_since_reassign_"] = _io.scalar(self._n_since_last_reassign, np.int64)
+        s[prefix + "seed_"] = _io.scalar(self._seed, np.uint64).view(np.int64)  # the u64 key's bits
+        for name, dtype in (("n_iter_", np.int64), ("inertia_", np.float64)):  # partial_fit alone sets neither
+            if hasattr(self, name):
+                s[prefix + name] = _io.scalar(getattr(self, name), dtype)
+        if getattr(self, "labels_", None) is not None:
+            s[prefix + "labels_"] = np.ascontiguousarray(self.labels_, dtype=np.int32)
+        s[prefix + "distortion_trace_"] = np.ascontiguousarray(self.distortion_trace_, dtype=np.float64).reshape(-1, 2)
+        s[prefix + "events_"] = np.array([[e["step"], e["cluster"], e["row"]] for e in self.events_],
+                                         dtype=np.int64).reshape(-1, 3)
+        s.update(_io.extras_to_sections(self, prefix, self.cluster_centers_))
+        return s
+
+    @classmethod
+    def _from_sections(cls, sections, prefix="", side=None):
+        """The estimator held by model-file sections, checked as the C++ loader checks them."""
+        est, fitted = _centres_from_sections(cls, sections, prefix, side)
+        if not fitted:
+            return est
+        est.counts_ = sections[prefix + "counts_"]
+        est.n_steps_ = int(sections[prefix + "n_steps_"])
+        est._n_since_last_reassign = int(sections[prefix + "n_since_reassign_"])
+        est._seed = int(sections[prefix + "seed_"].view(np.uint64))
+        est._n_features_out = est.cluster_centers_.shape[0]
+        if prefix + "n_iter_" in sections:
+            est.n_iter_ = int(sections[prefix + "n_iter_"])
+        if prefix + "inertia_" in sections:
+            est.inertia_ = float(sections[prefix + "inertia_"])
+        if prefix + "labels_" in sections:
+            est.labels_ = sections[prefix + "labels_"]
+        est.distortion_trace_ = sections[prefix + "distortion_trace_"]
+        est.events_ = [{"kind": "reassigned", "step": step, "cluster": cluster, "row": row}
+                       for step, cluster, row in sections[prefix + "events_"].tolist()]
+        _io.keep_extras(est, sections, prefix, cls._extra_sections, est.cluster_centers_)
+        return est

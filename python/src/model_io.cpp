@@ -97,6 +97,10 @@ py::dict check_model(const std::string& model, const std::string& kind, const py
     const mixtura::Section* c = mf.find(prefix + "cluster_centers_");
     if (c && c->dtype == mixtura::DType::f32) mixtura::kmeans_from_sections<float>(mf, prefix, where.c_str());
     else mixtura::kmeans_from_sections<double>(mf, prefix, where.c_str());
+  } else if (model == mixtura::kMiniBatchKMeansKind) {
+    const mixtura::Section* c = mf.find(prefix + "cluster_centers_");
+    if (c && c->dtype == mixtura::DType::f32) mixtura::minibatch_kmeans_from_sections<float>(mf, prefix, where.c_str());
+    else mixtura::minibatch_kmeans_from_sections<double>(mf, prefix, where.c_str());
   } else if (model == mixtura::kGaussianMixtureKind) {
     const auto gm = mixtura::gaussian_mixture_from_sections<double>(mf, prefix, where.c_str());
     const mixtura::GmmModel& m = gm.model();

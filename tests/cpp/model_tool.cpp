@@ -1,13 +1,17 @@
 // model_tool: the C++ side of the cross-language model-file tests (tests/python/test_model_files.py).
 //
-//   model_tool fit kmeans|gmm|detector DATA.csv MODEL [--dtype float32|float64] [--k K] [--covariance TYPE]
-//                                           [--seed S] [--n-init N] [--method gmm|kmeans] [--with-test-data]
+//   model_tool fit kmeans|minibatch|gmm|detector DATA.csv MODEL [--dtype float32|float64] [--k K]
+//                 [--covariance TYPE] [--seed S] [--n-init N] [--method gmm|kmeans] [--batch-size B]
+//                 [--with-test-data]
 //   model_tool score MODEL DATA.csv OUT.csv [--dtype float32|float64]
 //   model_tool resave MODEL OUT
+//   model_tool partial_fit MODEL DATA.csv OUT [--weights W.csv] [--batch-size B] [--reassignment-ratio R]
 //   model_tool info MODEL
 //
 // Data files are CSV, one row per line, numbers written with 17 significant digits so that they
-// round-trip exactly. `score` writes, per row: KMeans "label,distance_0,...", GaussianMixture
+// round-trip exactly. `partial_fit` loads a MiniBatchKMeans, takes DATA as one more batch (the
+// parameters a step reads other than the file's seed are the C++ defaults unless given) and saves
+// it to OUT. `score` writes, per row: KMeans and MiniBatchKMeans "label,distance_0,...", GaussianMixture
 // "log_density,label,proba_0,...", DensityAnomalyDetector
 // "score,prediction,component,contribution_0,...", with 17 significant digits (detector --k 0:
 // components by BIC). --with-test-data adds the data and
@@ -95,6 +99,19 @@ int fit(const std::vector<std::string>& a) {
       add_test_data(mf, x);
       mf.add_vector("test.labels", km.predict(x));
     }
+  } else if (what == "minibatch") {
+    mixtura::MiniBatchKMeansParams p;
+    p.n_clusters = k;
+    p.seed = seed;
+    p.n_init = n_init;
+    p.batch_size = std::atoll(arg(a, "--batch-size", "1024").c_str());
+    mixtura::MiniBatchKMeans<T> mb(p);
+    mb.fit(x);
+    mf = mixtura::to_model_file(mb);
+    if (has_flag(a, "--with-test-data")) {
+      add_test_data(mf, x);
+      mf.add_vector("test.labels", mb.predict(x));
+    }
   } else if (what == "gmm") {
     mixtura::GmmParams p;
     p.n_components = k;
@@ -124,10 +141,22 @@ int fit(const std::vector<std::string>& a) {
       mf.add_array("test.score_samples", s.data(), {static_cast<std::uint64_t>(s.size())});
     }
   } else {
-    throw std::runtime_error("fit: unknown model '" + what + "' (kmeans, gmm or detector)");
+    throw std::runtime_error("fit: unknown model '" + what + "' (kmeans, minibatch, gmm or detector)");
   }
   mixtura::write_model_file(out, mf);
   return 0;
+}
+
+/// "label,distance_0,..." per row of x: a KMeans' or a MiniBatchKMeans' predict and transform.
+template <class T, class Model>
+void write_labels_and_distances(std::FILE* out, const Model& km, const RowMatrix<T>& x) {
+  const auto labels = km.predict(x);
+  const RowMatrix<T> d = km.transform(x);
+  for (Index i = 0; i < x.rows(); ++i) {
+    std::fprintf(out, "%d", labels[static_cast<std::size_t>(i)]);
+    for (Index j = 0; j < d.cols(); ++j) std::fprintf(out, ",%.17g", static_cast<double>(d(i, j)));
+    std::fprintf(out, "\n");
+  }
 }
 
 template <class T>
@@ -136,14 +165,9 @@ int score(const mixtura::ModelFile& mf, const std::string& data, const std::stri
   std::FILE* out = std::fopen(out_path.c_str(), "w");
   if (!out) throw std::runtime_error("cannot create " + out_path);
   if (mf.kind == mixtura::kKMeansKind) {
-    const auto km = mixtura::kmeans_from_sections<T>(mf, "", "model_tool score");
-    const auto labels = km.predict(x);
-    const RowMatrix<T> d = km.transform(x);
-    for (Index i = 0; i < x.rows(); ++i) {
-      std::fprintf(out, "%d", labels[static_cast<std::size_t>(i)]);
-      for (Index j = 0; j < d.cols(); ++j) std::fprintf(out, ",%.17g", static_cast<double>(d(i, j)));
-      std::fprintf(out, "\n");
-    }
+    write_labels_and_distances(out, mixtura::kmeans_from_sections<T>(mf, "", "model_tool score"), x);
+  } else if (mf.kind == mixtura::kMiniBatchKMeansKind) {
+    write_labels_and_distances(out, mixtura::minibatch_kmeans_from_sections<T>(mf, "", "model_tool score"), x);
   } else if (mf.kind == mixtura::kDetectorKind) {
     const auto det = mixtura::detector_from_sections<T>(mf, "", "model_tool score");
     const Eigen::VectorXd s = det.score_samples(x);
@@ -169,6 +193,22 @@ int score(const mixtura::ModelFile& mf, const std::string& data, const std::stri
   return 0;
 }
 
+/// One more batch for a saved MiniBatchKMeans (its centres' dtype T), saved to a[4].
+template <class T>
+int partial_fit(const mixtura::ModelFile& mf, const std::vector<std::string>& a) {
+  auto mb = mixtura::minibatch_kmeans_from_sections<T>(mf, "", "model_tool partial_fit");
+  mixtura::MiniBatchKMeansParams p = mb.params();
+  if (has_flag(a, "--batch-size")) p.batch_size = std::atoll(arg(a, "--batch-size", "").c_str());
+  if (has_flag(a, "--reassignment-ratio")) p.reassignment_ratio = std::strtod(arg(a, "--reassignment-ratio", "").c_str(), nullptr);
+  mb.set_params(p);
+  const RowMatrix<T> x = read_csv<T>(a[3]);
+  const std::string weights = arg(a, "--weights", "");
+  const RowMatrix<T> w = weights.empty() ? RowMatrix<T>() : read_csv<T>(weights);
+  mb.partial_fit(x, weights.empty() ? mixtura::VectorView<T>{} : mixtura::VectorView<T>(w.data(), w.size()));
+  mixtura::save_model(a[4], mb);
+  return 0;
+}
+
 int run(const std::vector<std::string>& a) {
   if (a.size() >= 5 && a[1] == "fit")
     return arg(a, "--dtype", "float64") == "float32" ? fit<float>(a) : fit<double>(a);
@@ -176,8 +216,9 @@ int run(const std::vector<std::string>& a) {
     const mixtura::ModelFile mf = mixtura::read_model_file(a[2]);
     const bool detector = mf.kind == mixtura::kDetectorKind;
     const mixtura::ModelFileInfo info = mixtura::model_file_info(mf, detector ? "model." : "");
-    // KMeans (and a kmeans detector) scores in the dtype of its centres; a mixture in the dtype asked for.
-    const bool centres = mf.kind == mixtura::kKMeansKind || (detector && mf.has("model.cluster_centers_"));
+    // K-means (and a kmeans detector) scores in the dtype of its centres; a mixture in the dtype asked for.
+    const bool centres = mf.kind == mixtura::kKMeansKind || mf.kind == mixtura::kMiniBatchKMeansKind ||
+                         (detector && mf.has("model.cluster_centers_"));
     const std::string dtype = centres ? info.dtype : arg(a, "--dtype", "float64");
     return dtype == "float32" ? score<float>(mf, a[3], a[4]) : score<double>(mf, a[3], a[4]);
   }
@@ -192,18 +233,25 @@ int run(const std::vector<std::string>& a) {
     } else if (mf.kind == mixtura::kKMeansKind) {
       if (info.dtype == "float32") mixtura::save_model(a[3], mixtura::kmeans_from_sections<float>(mf));
       else mixtura::save_model(a[3], mixtura::kmeans_from_sections<double>(mf));
+    } else if (mf.kind == mixtura::kMiniBatchKMeansKind) {
+      if (info.dtype == "float32") mixtura::save_model(a[3], mixtura::minibatch_kmeans_from_sections<float>(mf));
+      else mixtura::save_model(a[3], mixtura::minibatch_kmeans_from_sections<double>(mf));
     } else {
       mixtura::save_model(a[3], mixtura::gaussian_mixture_from_sections<double>(mf));
     }
     return 0;
+  }
+  if (a.size() >= 5 && a[1] == "partial_fit") {
+    const mixtura::ModelFile mf = mixtura::read_model_file(a[2]);
+    return mixtura::model_file_info(mf).dtype == "float32" ? partial_fit<float>(mf, a) : partial_fit<double>(mf, a);
   }
   if (a.size() >= 3 && a[1] == "info") {
     const mixtura::ModelFileInfo info = mixtura::model_file_info(a[2]);
     std::printf("%s %s %lld\n", info.kind.c_str(), info.dtype.c_str(), static_cast<long long>(info.n_features));
     return 0;
   }
-  std::fprintf(stderr, "usage: model_tool fit kmeans|gmm|detector DATA.csv MODEL [options] | score MODEL DATA.csv OUT.csv | "
-                       "resave MODEL OUT | info MODEL\n");
+  std::fprintf(stderr, "usage: model_tool fit kmeans|minibatch|gmm|detector DATA.csv MODEL [options] | score MODEL DATA.csv "
+                       "OUT.csv | resave MODEL OUT | partial_fit MODEL DATA.csv OUT [options] | info MODEL\n");
   return 2;
 }
 

@@ -12,6 +12,7 @@
 #include <new>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <unistd.h>
@@ -851,6 +852,245 @@ TEST(ModelFileReliability, UnusableValuesAreRefusedAtLoad) {
   ModelFile km = fitted_kmeans_file();
   replace<double>(km, "cluster_centers_", {0, 1, 1e160, 2}, {2, 2});
   EXPECT_NE(error_of([&] { mixtura::kmeans_from_sections<double>(km); }).find("cluster_centers_ holds 1e+160 at flat index 2"),
+            std::string::npos);
+}
+
+// ---- MiniBatchKMeans: a file carries the state partial_fit resumes from ----------------------------
+
+mixtura::MiniBatchKMeansParams minibatch_params() {
+  mixtura::MiniBatchKMeansParams p;
+  p.n_clusters = 4;
+  p.init = mixtura::KMeansInit::given;
+  p.batch_size = 50;
+  p.max_iter = 2;
+  p.max_no_improvement = -1;
+  p.reassignment_ratio = 0.2;
+  p.seed = 13;
+  return p;
+}
+
+template <class T>
+void expect_same_minibatch(const mixtura::MiniBatchKMeans<T>& a, const mixtura::MiniBatchKMeans<T>& b) {
+  const RowMatrix<T>&ca = a.cluster_centers(), &cb = b.cluster_centers();
+  ASSERT_EQ(ca.rows(), cb.rows());
+  ASSERT_EQ(ca.cols(), cb.cols());
+  EXPECT_EQ(std::memcmp(ca.data(), cb.data(), sizeof(T) * static_cast<std::size_t>(ca.size())), 0);
+  EXPECT_EQ(a.counts(), b.counts());
+  EXPECT_EQ(a.n_steps(), b.n_steps());
+  EXPECT_EQ(a.state().n_since_reassign, b.state().n_since_reassign);
+  EXPECT_EQ(a.labels(), b.labels());
+  EXPECT_EQ(a.inertia(), b.inertia());
+  EXPECT_EQ(a.n_iter(), b.n_iter());
+  ASSERT_EQ(a.trace().size(), b.trace().size());
+  for (std::size_t i = 0; i < a.trace().size(); ++i) {
+    EXPECT_EQ(a.trace()[i].distortion_assign, b.trace()[i].distortion_assign) << i;
+    EXPECT_EQ(a.trace()[i].distortion_update, b.trace()[i].distortion_update) << i;
+    EXPECT_EQ(a.trace()[i].center_shift, b.trace()[i].center_shift) << i;
+    EXPECT_EQ(a.trace()[i].n_reassigned, b.trace()[i].n_reassigned) << i;
+  }
+  ASSERT_EQ(a.events().size(), b.events().size());
+  for (std::size_t i = 0; i < a.events().size(); ++i) {
+    EXPECT_EQ(a.events()[i].step, b.events()[i].step);
+    EXPECT_EQ(a.events()[i].cluster, b.events()[i].cluster);
+    EXPECT_EQ(a.events()[i].row, b.events()[i].row);
+  }
+}
+
+// Saved after fit (or after partial_fit calls) and loaded, then given more chunks, a MiniBatchKMeans
+// is the one never saved, bit for bit: the file holds all that a step reads (centres, counts, n_steps,
+// the reassignment counter, the seed); the parameters are the caller's (C++ does not parse them).
+TYPED_TEST(ModelIoTyped, MiniBatchKMeansResumesFromAFileBitForBit) {
+  using T = TypeParam;
+  const Index n = 600;
+  const RowMatrix<T> x = blobs<T>(n, 3, 3, 21);
+  std::vector<T> w(static_cast<std::size_t>(n));
+  for (Index i = 0; i < n; ++i) w[static_cast<std::size_t>(i)] = static_cast<T>(0.5 + 0.25 * static_cast<double>(i % 7));
+  RowMatrix<T> init = x.topRows(4);
+  init.row(3).setConstant(T(1000));  // never nearest: starved, reassigned (an event)
+  const mixtura::MiniBatchKMeansParams p = minibatch_params();
+  for (const bool weighted : {false, true}) {
+    for (const bool fit_first : {true, false}) {
+      auto part = [&](Index from, Index rows) {
+        return std::make_pair(RowMatrix<T>(x.middleRows(from, rows)),
+                              weighted ? mixtura::VectorView<T>(w.data() + from, rows) : mixtura::VectorView<T>{});
+      };
+      mixtura::MiniBatchKMeans<T> saved(p);
+      if (fit_first) {
+        saved.fit(x, weighted ? mixtura::VectorView<T>(w.data(), n) : mixtura::VectorView<T>{}, init);
+      } else {
+        const auto c = part(0, 100);
+        saved.partial_fit(c.first, c.second, init);
+      }
+      const auto c1 = part(100, 100);
+      saved.partial_fit(c1.first, c1.second);
+      ASSERT_FALSE(saved.events().empty());
+      ASSERT_EQ(saved.trace().size(), static_cast<std::size_t>(saved.n_steps()));
+      const std::string path = temp_path("minibatch.mxt");
+      mixtura::save_model(path, saved);
+      EXPECT_EQ(mixtura::model_file_info(path).kind, "MiniBatchKMeans");
+      EXPECT_EQ(mixtura::model_file_info(path).dtype, (std::is_same<T, float>::value ? "float32" : "float64"));
+      mixtura::MiniBatchKMeans<T> loaded = mixtura::load_minibatch_kmeans<T>(path);
+      std::remove(path.c_str());
+      EXPECT_EQ(loaded.params().seed, p.seed);
+      EXPECT_EQ(loaded.params().n_clusters, p.n_clusters);
+      loaded.set_params(p);
+      expect_same_minibatch(saved, loaded);
+      expect_same_fitted_sections(mixtura::to_model_file(loaded), mixtura::to_model_file(saved));
+      // The record goes on where it stopped (the trace does not restart), and so do the steps.
+      for (Index from = 200; from < n; from += 100) {
+        const auto c = part(from, from == 400 ? 37 : 100);  // a chunk shorter than batch_size, too
+        saved.partial_fit(c.first, c.second);
+        loaded.partial_fit(c.first, c.second);
+        expect_same_minibatch(saved, loaded);
+      }
+      EXPECT_EQ(loaded.trace().size(), static_cast<std::size_t>(loaded.n_steps()));
+    }
+  }
+}
+
+ModelFile fitted_minibatch_file() {
+  const RowMatrix<double> x = blobs<double>(200, 2, 3, 9);
+  RowMatrix<double> init = x.topRows(4);
+  init.row(3).setConstant(1000.0);
+  mixtura::MiniBatchKMeans<double> mb(minibatch_params());
+  mb.fit(x, {}, init);
+  return mixtura::to_model_file(mb);
+}
+
+void remove_section(ModelFile& mf, const std::string& name) {
+  for (auto it = mf.sections.begin(); it != mf.sections.end(); ++it)
+    if (it->name == name) {
+      mf.sections.erase(it);
+      return;
+    }
+}
+
+TEST(ModelIo, ValidChecksumButInconsistentMiniBatchKMeansIsRefused) {
+  auto refused = [](const ModelFile& mf) {
+    return error_of([&] { mixtura::minibatch_kmeans_from_sections<double>(mixtura::from_bytes(mixtura::to_bytes(mf))); });
+  };
+  const ModelFile good = fitted_minibatch_file();
+  const std::int64_t steps = good.scalar<std::int64_t>("n_steps_");
+  ASSERT_GE(steps, 4);
+  ASSERT_GE(good.find("events_")->shape[0], 1u);
+  EXPECT_NO_THROW(mixtura::minibatch_kmeans_from_sections<double>(good));
+  ModelFile mf = good;
+  replace<double>(mf, "counts_", {1, -1, 1, 1}, {4});
+  EXPECT_NE(refused(mf).find("counts_[1] = -1 must be finite and in [0, 1e+150]"), std::string::npos);
+  mf = good;
+  replace<double>(mf, "counts_", {1, NAN, 1, 1}, {4});
+  EXPECT_NE(refused(mf).find("counts_[1] = nan must be finite and in [0, 1e+150]"), std::string::npos);
+  mf = good;
+  replace<double>(mf, "counts_", {1, 1, 1}, {3});
+  EXPECT_NE(refused(mf).find("section 'counts_' has shape (3,), expected (4,)"), std::string::npos);
+  mf = good;
+  replace<std::int64_t>(mf, "n_steps_", {-1}, {});
+  EXPECT_NE(refused(mf).find("n_steps_ = -1, expected >= 0"), std::string::npos);
+  mf = good;
+  replace<std::int64_t>(mf, "n_steps_", {steps - 1}, {});  // fewer steps than the trace records
+  EXPECT_NE(refused(mf).find("section 'distortion_trace_' has shape (" + std::to_string(steps) +
+                             ", 2), expected (n, 2) with n <= n_steps_ = " + std::to_string(steps - 1)),
+            std::string::npos);
+  mf = good;
+  replace<std::int64_t>(mf, "n_since_reassign_", {-5}, {});
+  EXPECT_NE(refused(mf).find("n_since_reassign_ = -5, expected >= 0"), std::string::npos);
+  mf = good;
+  replace<double>(mf, "distortion_trace_", std::vector<double>(static_cast<std::size_t>(3 * steps), 1.0),
+                  {static_cast<std::uint64_t>(steps), 3});
+  EXPECT_NE(refused(mf).find("expected (n, 2) with n <= n_steps_"), std::string::npos);
+  mf = good;
+  std::vector<double> trace = mf.array<double>("distortion_trace_");
+  trace[3] = -INFINITY;
+  replace<double>(mf, "distortion_trace_", trace, {static_cast<std::uint64_t>(steps), 2});
+  EXPECT_NE(refused(mf).find("section 'distortion_trace_' holds -inf at flat index 3, expected finite and >= 0"),
+            std::string::npos);
+  mf = good;
+  replace<double>(mf, "trace_seconds_", {0.5}, {1});
+  EXPECT_NE(refused(mf).find("section 'trace_seconds_' has shape (1,), expected (" + std::to_string(steps) + ",)"),
+            std::string::npos);
+  mf = good;
+  replace<std::int64_t>(mf, "events_", {0, 0, 0, 0, 0}, {1, 5});
+  EXPECT_NE(refused(mf).find("section 'events_' has shape (1, 5), expected (n, 3)"), std::string::npos);
+  mf = good;
+  replace<std::int64_t>(mf, "events_", {0, 9, 3}, {1, 3});
+  EXPECT_NE(refused(mf).find("event 0 (step 0, cluster 9, row 3) is out of range"), std::string::npos);
+  mf = good;
+  replace<std::int64_t>(mf, "events_", {steps, 0, 3}, {1, 3});
+  EXPECT_NE(refused(mf).find("event 0 (step " + std::to_string(steps) + ", cluster 0, row 3) is out of range: steps [0, n_steps_ = " +
+                             std::to_string(steps) + ")"),
+            std::string::npos);
+  mf = good;
+  replace<std::int64_t>(mf, "events_", {0, 1, -1}, {1, 3});
+  EXPECT_NE(refused(mf).find("event 0 (step 0, cluster 1, row -1) is out of range"), std::string::npos);
+  mf = good;
+  replace<double>(mf, "inertia_", {-1.0}, {});
+  EXPECT_NE(refused(mf).find("inertia_ = -1 must be finite and >= 0"), std::string::npos);
+  mf = good;
+  replace<std::int32_t>(mf, "labels_", {0, 4}, {2});
+  EXPECT_NE(refused(mf).find("labels_[1] = 4 is outside [0, n_clusters = 4)"), std::string::npos);
+  mf = good;
+  remove_section(mf, "seed_");
+  EXPECT_NE(refused(mf).find("the model file has no section 'seed_'"), std::string::npos);
+  mf = good;
+  replace<double>(mf, "cluster_centers_", {0, 1, 2, 3, 4, 5, 1e200, 7}, {4, 2});
+  EXPECT_NE(refused(mf).find("cluster_centers_ holds 1e+200 at flat index 6"), std::string::npos);
+  // Sections of another kind, both ways; the kind; the dtype; an unfitted estimator.
+  mf = good;
+  replace<std::int32_t>(mf, "converged_", {1}, {});
+  EXPECT_NE(refused(mf).find("section 'converged_' is not one a MiniBatchKMeans model has"), std::string::npos);
+  EXPECT_NE(error_of([&] { mixtura::kmeans_from_sections<double>(good); }).find("section 'counts_' is not one a KMeans"),
+            std::string::npos);
+  const std::string path = temp_path("minibatch_kind.mxt");
+  mixtura::write_model_file(path, fitted_kmeans_file());
+  EXPECT_NE(error_of([&] { mixtura::load_minibatch_kmeans<double>(path); })
+                .find("load_minibatch_kmeans: the file holds a 'KMeans' model, not a 'MiniBatchKMeans'"),
+            std::string::npos);
+  mixtura::write_model_file(path, good);
+  EXPECT_NE(error_of([&] { mixtura::load_minibatch_kmeans<float>(path); })
+                .find("section 'cluster_centers_' has dtype f64, expected f32"),
+            std::string::npos);
+  std::remove(path.c_str());
+  EXPECT_THROW(mixtura::to_model_file(mixtura::MiniBatchKMeans<double>{}), mixtura::NotFittedError);
+}
+
+// set_state without a record starts a new one: the trace then covers the last steps only, and the
+// file says so (a trace shorter than n_steps_, events within it).
+TEST(ModelIo, MiniBatchKMeansStateSetByHandSavesAndResumes) {
+  const RowMatrix<double> x = blobs<double>(200, 2, 3, 10);
+  mixtura::MiniBatchKMeans<double> a(minibatch_params());
+  RowMatrix<double> init = x.topRows(4);
+  init.row(3).setConstant(1000.0);
+  a.fit(x, {}, init);
+  mixtura::MiniBatchKMeans<double> b(minibatch_params());
+  b.set_state(a.state());
+  EXPECT_TRUE(b.trace().empty());
+  b.partial_fit(RowMatrix<double>(x.topRows(60)));
+  a.partial_fit(RowMatrix<double>(x.topRows(60)));
+  ASSERT_EQ(b.trace().size(), 1u);
+  mixtura::MiniBatchKMeans<double> c = mixtura::minibatch_kmeans_from_sections<double>(mixtura::to_model_file(b));
+  c.set_params(minibatch_params());
+  expect_same_minibatch(b, c);
+  c.partial_fit(RowMatrix<double>(x.bottomRows(70)));
+  a.partial_fit(RowMatrix<double>(x.bottomRows(70)));
+  EXPECT_EQ(std::memcmp(c.cluster_centers().data(), a.cluster_centers().data(), sizeof(double) * 8), 0);
+  EXPECT_EQ(c.counts(), a.counts());
+  EXPECT_EQ(c.n_steps(), a.n_steps());
+  EXPECT_EQ(c.trace().size(), 2u);
+  // The seed is a u64: its i64 section keeps every bit.
+  mixtura::MiniBatchKMeansParams big = minibatch_params();
+  big.seed = ~std::uint64_t{0} - 4;
+  b.set_params(big);
+  EXPECT_EQ(mixtura::minibatch_kmeans_from_sections<double>(mixtura::from_bytes(mixtura::to_bytes(mixtura::to_model_file(b))))
+                .params()
+                .seed,
+            big.seed);
+  // set_state checks a record as the loader does.
+  mixtura::MiniBatchKMeansRecord rec;
+  rec.trace.resize(static_cast<std::size_t>(a.n_steps()) + 1);
+  EXPECT_NE(error_of([&] { b.set_state(a.state(), rec); }).find("a trace of"), std::string::npos);
+  rec = {};
+  rec.events.push_back({0, 7, 0});
+  EXPECT_NE(error_of([&] { b.set_state(a.state(), rec); }).find("event 0 (step 0, cluster 7, row 0) is outside"),
             std::string::npos);
 }
 

@@ -1,11 +1,11 @@
-// libFuzzer target: the model-file container and the three model loaders on arbitrary bytes
+// libFuzzer target: the model-file container and the four model loaders on arbitrary bytes
 // (tests/fuzz.sh builds and runs it from tests/fuzz/corpus).
 //
 // What must hold for any input: no crash, no sanitizer report, and the only exception is
 // InvalidArgument (anything else escapes and libFuzzer reports it). For input the container
 // accepts: writing it again gives the same bytes (the encoding is canonical). For a model a loader
-// accepts: it scores a small fixed data set without NaN, and a KMeans or GaussianMixture saves
-// and loads again.
+// accepts: it scores a small fixed data set without NaN, and a KMeans, MiniBatchKMeans or
+// GaussianMixture saves and loads again (a MiniBatchKMeans also takes one more step from its state).
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -61,6 +61,22 @@ void kmeans(const ModelFile& mf) {
 }
 
 template <class T>
+void minibatch_kmeans(const ModelFile& mf) {
+  auto mb = mixtura::minibatch_kmeans_from_sections<T>(mf, "", "fuzz");
+  const auto& c = mb.cluster_centers();
+  if (c.size() <= kMaxScoredSize) {
+    const RowMatrix<T> x = probe<T>(c.cols());
+    for (std::int32_t l : mb.predict(x))
+      if (l < 0 || l >= c.rows()) fail("MiniBatchKMeans::predict: a label out of range");
+    if (std::isnan(mb.score(x))) fail("MiniBatchKMeans::score: NaN");
+    mb.partial_fit(x);  // a step from the loaded state
+    if (!mb.cluster_centers().allFinite()) fail("MiniBatchKMeans::partial_fit: non-finite centres");
+  }
+  const ModelFile again = mixtura::from_bytes(mixtura::to_bytes(mixtura::to_model_file(mb)));
+  mixtura::minibatch_kmeans_from_sections<T>(again, "", "fuzz (saved again)");
+}
+
+template <class T>
 void gaussian_mixture(const ModelFile& mf) {
   const auto gm = mixtura::gaussian_mixture_from_sections<T>(mf, "", "fuzz");
   const auto& m = gm.model();
@@ -90,6 +106,9 @@ void load(const ModelFile& mf) {
   if (mf.kind == mixtura::kKMeansKind) {
     if (c && c->dtype == mixtura::DType::f32) kmeans<float>(mf);
     else kmeans<double>(mf);
+  } else if (mf.kind == mixtura::kMiniBatchKMeansKind) {
+    if (c && c->dtype == mixtura::DType::f32) minibatch_kmeans<float>(mf);
+    else minibatch_kmeans<double>(mf);
   } else if (mf.kind == mixtura::kGaussianMixtureKind) {
     gaussian_mixture<double>(mf);
   } else if (mf.kind == mixtura::kDetectorKind) {

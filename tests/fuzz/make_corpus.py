@@ -20,6 +20,8 @@ def main():
     for dtype in (np.float32, np.float64):
         km = mixtura.KMeans(2, n_init=1, max_iter=3, random_state=0).fit(X.astype(dtype))
         km.save(OUT / f"kmeans_{np.dtype(dtype).name}.mxt")
+        mb = mixtura.MiniBatchKMeans(2, batch_size=4, max_iter=2, random_state=0).fit(X.astype(dtype))
+        mb.save(OUT / f"minibatch_kmeans_{np.dtype(dtype).name}.mxt")
     for cov in ("full", "tied", "diag", "spherical"):
         gm = mixtura.GaussianMixture(2, covariance_type=cov, max_iter=3, random_state=0).fit(X)
         gm.save(OUT / f"gmm_{cov}.mxt")

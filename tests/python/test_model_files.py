@@ -471,6 +471,7 @@ def test_a_file_whose_params_name_another_covariance_type_is_refused(data):
 
 
 @pytest.mark.parametrize("make, anchor", [(lambda: mixtura.KMeans(3, random_state=0), "cluster_centers_"),
+                                          (lambda: mixtura.MiniBatchKMeans(3, random_state=0), "cluster_centers_"),
                                           (lambda: mixtura.GaussianMixture(3, random_state=0), "means_"),
                                           (lambda: mixtura.DensityAnomalyDetector(random_state=0), "offset_")])
 def test_a_model_file_without_its_fitted_arrays_is_refused(data, make, anchor):
@@ -590,3 +591,159 @@ def test_a_large_file_is_judged_by_its_header_first(saved, tmp_path):
     with pytest.raises(ValueError, match="trailing data"):
         mixtura.load(io.BytesIO(good + b"x"))
     assert isinstance(mixtura.load(io.BytesIO(good)), mixtura.GaussianMixture)
+
+
+# ---- MiniBatchKMeans: the file carries the state partial_fit resumes from -------------------------
+
+def assert_same_minibatch(a, b, X):
+    """Same fitted state and record, and the same predictions, bit for bit."""
+    assert type(b) is mixtura.MiniBatchKMeans
+    assert a.cluster_centers_.dtype == b.cluster_centers_.dtype
+    np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
+    assert a.counts_.dtype == b.counts_.dtype == np.float64
+    np.testing.assert_array_equal(a.counts_, b.counts_)
+    assert (a.n_steps_, a._n_since_last_reassign, a._seed, a.n_features_in_) == (
+        b.n_steps_, b._n_since_last_reassign, b._seed, b.n_features_in_)
+    for name in ("n_iter_", "inertia_", "labels_"):
+        assert hasattr(a, name) == hasattr(b, name), name
+        if hasattr(a, name):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    np.testing.assert_array_equal(a.distortion_trace_, b.distortion_trace_)
+    assert a.events_ == b.events_
+    np.testing.assert_array_equal(a.predict(X), b.predict(X))
+    np.testing.assert_array_equal(a.transform(X), b.transform(X))
+
+
+def _minibatch_chunks(X, w, starts):
+    for a, b in zip(starts[:-1], starts[1:]):
+        yield X[a:b], None if w is None else w[a:b]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("start", ["fit", "partial_fit"])
+def test_minibatch_saved_and_loaded_resumes_bit_for_bit(data, dtype, weighted, start, tmp_path):
+    X = data.astype(dtype)
+    w = np.random.default_rng(1).uniform(0.2, 2.0, len(X)) if weighted else None
+    init = np.vstack([X[:3], np.full((1, 4), 1e3)]).astype(dtype)  # the fourth centre starves: reassigned
+    # random_state=None: the seed drawn at the first call must travel in the file.
+    km = mixtura.MiniBatchKMeans(4, init=init, batch_size=40, max_iter=2, reassignment_ratio=0.2)
+    if start == "fit":
+        km.fit(X, sample_weight=w)
+        km.partial_fit(X[:50], sample_weight=None if w is None else w[:50])
+    else:
+        for c, cw in _minibatch_chunks(X, w, [0, 60, 120]):
+            km.partial_fit(c, sample_weight=cw)
+    assert km.events_ and len(km.distortion_trace_) == km.n_steps_
+    km.save(tmp_path / "mb.mxt")
+    copies = [mixtura.load(tmp_path / "mb.mxt"), pickle.loads(pickle.dumps(km))]
+    for back in copies:
+        assert back.get_params(deep=False).keys() == km.get_params(deep=False).keys()
+        np.testing.assert_array_equal(back.init, init)
+        assert_same_minibatch(km, back, X)
+    # More chunks (one shorter than batch_size): every copy takes the steps the original takes.
+    for c, cw in _minibatch_chunks(X, w, [120, 200, 230, 360]):
+        for est in [km, *copies]:
+            est.partial_fit(c, sample_weight=cw)
+        for back in copies:
+            assert back.n_steps_ == km.n_steps_
+            np.testing.assert_array_equal(back.cluster_centers_, km.cluster_centers_)
+            np.testing.assert_array_equal(back.counts_, km.counts_)
+            np.testing.assert_array_equal(back.distortion_trace_, km.distortion_trace_)
+            assert back.events_ == km.events_
+    assert len(km.distortion_trace_) == km.n_steps_  # the record goes on; it does not restart
+
+
+def test_minibatch_file_is_checked_as_strictly_as_kmeans(data):
+    km = mixtura.MiniBatchKMeans(3, batch_size=50, random_state=0).fit(data)
+    s = km._to_sections()
+    assert s["distortion_trace_"].shape == (km.n_steps_, 2) and s["events_"].shape[1] == 3
+    s["counts_"] = s["counts_"] * np.array([1, -1, 1])
+    with pytest.raises(ValueError, match=r"MiniBatchKMeans model: counts_\[1\] = -[0-9.e+]+ must be finite and in "
+                                         r"\[0, 1e\+150\]"):
+        mixtura.loads(_resealed("MiniBatchKMeans", s))
+    s = km._to_sections()
+    s["n_steps_"] = _io.scalar(km.n_steps_ - 1, np.int64)
+    with pytest.raises(ValueError, match=r"section 'distortion_trace_' has shape \(\d+, 2\), expected \(n, 2\) with "
+                                         r"n <= n_steps_"):
+        mixtura.loads(_resealed("MiniBatchKMeans", s))
+    s = km._to_sections()
+    s["events_"] = np.array([[0, 5, 0]], dtype=np.int64)
+    with pytest.raises(ValueError, match=r"event 0 \(step 0, cluster 5, row 0\) is out of range"):
+        mixtura.loads(_resealed("MiniBatchKMeans", s))
+    s = km._to_sections()
+    s["converged_"] = _io.scalar(1, np.int32)
+    with pytest.raises(ValueError, match="section 'converged_' is not one a MiniBatchKMeans model has"):
+        mixtura.loads(_resealed("MiniBatchKMeans", s))
+    s = km._to_sections()
+    s["params"] = s["params"].replace('"n_clusters": 3', '"n_clusters": 4')
+    with pytest.raises(ValueError, match="section 'params' gives n_clusters=4 but the fitted arrays are for "
+                                         "n_clusters=3"):
+        mixtura.loads(_resealed("MiniBatchKMeans", s))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the parameters differ between the kinds
+        with pytest.raises(ValueError, match="section 'counts_' is not one a KMeans model has"):
+            mixtura.loads(_resealed("KMeans", km._to_sections()))
+        with pytest.raises(ValueError, match="section 'converged_' is not one a MiniBatchKMeans model has"):
+            mixtura.loads(_resealed("MiniBatchKMeans", mixtura.KMeans(3, random_state=0).fit(data)._to_sections()))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_minibatch_crosses_languages_both_ways(data, dtype, tmp_path):
+    X = data.astype(dtype)
+    csv = to_csv(tmp_path / "X.csv", X)
+    w = np.random.default_rng(2).uniform(0.5, 1.5, 90)
+    # Python -> C++: the same labels; resaved through a C++ MiniBatchKMeans, nothing fitted is lost.
+    km = mixtura.MiniBatchKMeans(3, batch_size=64, reassignment_ratio=0.05).fit(X)  # a seed drawn at fit
+    km.save(tmp_path / "py.mxt")
+    assert run_tool("info", tmp_path / "py.mxt").split() == ["MiniBatchKMeans", dtype, "4"]
+    run_tool("score", tmp_path / "py.mxt", csv, tmp_path / "out.csv")
+    out = np.loadtxt(tmp_path / "out.csv", delimiter=",", ndmin=2)
+    np.testing.assert_array_equal(out[:, 0], km.predict(X))
+    np.testing.assert_allclose(out[:, 1:], km.transform(X), rtol=1e-6 if dtype == "float32" else 1e-12)
+    run_tool("resave", tmp_path / "py.mxt", tmp_path / "again.mxt")
+    again = mixtura.load(tmp_path / "again.mxt")
+    assert again.get_params()["n_clusters"] == 3
+    assert_same_minibatch(km, again, X)
+    before = _core.model_file_from_bytes((tmp_path / "py.mxt").read_bytes())[1]
+    after = _core.model_file_from_bytes((tmp_path / "again.mxt").read_bytes())[1]
+    for name in before:
+        if name != "params":
+            np.testing.assert_array_equal(after[name], before[name], err_msg=name)
+    # Resuming in C++ a model saved in Python: the step Python takes (the same counters, labels and
+    # events; the values to the rounding of the two builds, whose instruction sets differ: model_tool
+    # is built for the baseline, the Python core for the machine; bit for bit within one build above).
+    chunk = X[:90]
+    run_tool("partial_fit", tmp_path / "py.mxt", to_csv(tmp_path / "chunk.csv", chunk), tmp_path / "step.mxt",
+             "--weights", to_csv(tmp_path / "w.csv", w), "--batch-size", 64, "--reassignment-ratio", 0.05)
+    km.partial_fit(chunk, sample_weight=w)
+    stepped = mixtura.load(tmp_path / "step.mxt")
+    rtol = 1e-6 if dtype == "float32" else 1e-12
+    for name in ("cluster_centers_", "counts_", "distortion_trace_"):
+        np.testing.assert_allclose(getattr(stepped, name), getattr(km, name), rtol=rtol, err_msg=name)
+    np.testing.assert_array_equal(stepped.labels_, km.labels_)
+    assert (stepped.n_steps_, stepped._n_since_last_reassign, stepped._seed, stepped.events_) == (
+        km.n_steps_, km._n_since_last_reassign, km._seed, km.events_)
+    # C++ -> Python: the C++ fit loads with its centres bit for bit and predicts alike.
+    run_tool("fit", "minibatch", csv, tmp_path / "cpp.mxt", "--k", 3, "--seed", 9, "--batch-size", 50, "--dtype", dtype,
+             "--with-test-data")
+    run_tool("score", tmp_path / "cpp.mxt", csv, tmp_path / "out2.csv")
+    out = np.loadtxt(tmp_path / "out2.csv", delimiter=",", ndmin=2)
+    est = mixtura.load(tmp_path / "cpp.mxt")
+    assert type(est) is mixtura.MiniBatchKMeans and est.cluster_centers_.dtype == np.dtype(dtype)
+    assert est.get_params()["random_state"] == 9 and est._seed == 9 and est.batch_size == 50
+    assert len(est.distortion_trace_) == est.n_steps_ and len(est.labels_) == len(X)
+    np.testing.assert_array_equal(est.predict(X), out[:, 0])
+    original = _core.model_file_from_bytes((tmp_path / "cpp.mxt").read_bytes())[1]
+    np.testing.assert_array_equal(est.predict(X), original["test.labels"])
+    np.testing.assert_allclose(est.transform(X), out[:, 1:], rtol=1e-6 if dtype == "float32" else 1e-12)
+    # The same fit in Python, to the rounding of the two builds.
+    py = mixtura.MiniBatchKMeans(3, random_state=9, batch_size=50).fit(X)
+    assert py.n_steps_ == est.n_steps_
+    np.testing.assert_allclose(py.cluster_centers_, est.cluster_centers_, rtol=1e-5 if dtype == "float32" else 1e-10)
+    # Python keeps what only C++ records (per-step centre shifts and seconds) and writes it back.
+    written = _core.model_file_from_bytes(_io.dumps(est))[1]
+    assert set(written) == {name for name in original if not name.startswith("test.")}
+    for name in written:
+        if name != "params":
+            np.testing.assert_array_equal(written[name], original[name], err_msg=name)

@@ -108,12 +108,15 @@ def probe(n_features, dtype=np.float64):
 def check_scores(est):
     """A loaded model scores a small probe finitely and in range."""
     X = probe(est.n_features_in_)
-    if isinstance(est, mixtura.KMeans):
+    if isinstance(est, (mixtura.KMeans, mixtura.MiniBatchKMeans)):
         X = X.astype(est.cluster_centers_.dtype)
         labels = est.predict(X)
         assert labels.min() >= 0 and labels.max() < est.cluster_centers_.shape[0]
         assert np.all(np.isfinite(est.transform(X)))
         assert np.isfinite(est.score(X))
+        if isinstance(est, mixtura.MiniBatchKMeans):  # a step from the loaded state, on a copy
+            step = pickle.loads(pickle.dumps(est)).partial_fit(X)
+            assert np.all(np.isfinite(step.cluster_centers_)) and np.all(np.isfinite(step.counts_))
     elif isinstance(est, mixtura.GaussianMixture):
         assert np.all(np.isfinite(est.score_samples(X)))
         p = est.predict_proba(X)

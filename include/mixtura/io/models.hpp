@@ -455,6 +455,35 @@ inline void check_n_features(const SectionReader& r, Index D) {
                   r.where, static_cast<long long>(n), static_cast<long long>(D));
 }
 
+/// cluster_centers_ in dtype T, checked: at least one centre and one feature, finite, within the
+/// bound that keeps distances finite, and n_features_in_ matching.
+template <class T>
+RowMatrix<T> read_cluster_centers(const SectionReader& r) {
+  const auto cs = r.shape("cluster_centers_", dtype_of<T>::value, 2);
+  MIXTURA_EXPECTS(cs[0] >= 1 && cs[1] >= 1 && cs[0] <= static_cast<std::uint64_t>(INT32_MAX),
+                  "%s: cluster_centers_ has shape %s, expected at least one centre and one feature", r.where,
+                  shape_string(cs).c_str());
+  const Index K = static_cast<Index>(cs[0]), D = static_cast<Index>(cs[1]);
+  const std::vector<T> centres = r.get<T>("cluster_centers_", cs);
+  r.all_finite("cluster_centers_", centres);
+  for (std::size_t i = 0; i < centres.size(); ++i)
+    MIXTURA_EXPECTS(std::abs(static_cast<double>(centres[i])) <= model_value_limit<T>(),
+                    "%s: cluster_centers_ holds %g at flat index %zu, expected within +-%g (distances would overflow)",
+                    r.where, static_cast<double>(centres[i]), i, model_value_limit<T>());
+  check_n_features(r, D);
+  return Eigen::Map<const RowMatrix<T>>(centres.data(), K, D);
+}
+
+/// labels_, when present: int32, each in [0, K).
+inline std::vector<std::int32_t> read_labels(const SectionReader& r, Index K) {
+  if (!r.has("labels_")) return {};
+  std::vector<std::int32_t> labels = r.get<std::int32_t>("labels_", r.shape("labels_", DType::i32, 1));
+  for (std::size_t i = 0; i < labels.size(); ++i)
+    MIXTURA_EXPECTS(labels[i] >= 0 && labels[i] < K, "%s: labels_[%zu] = %d is outside [0, n_clusters = %lld)",
+                    r.where, i, labels[i], static_cast<long long>(K));
+  return labels;
+}
+
 }  // namespace detail
 
 // ---- K-means ---------------------------------------------------------------------------------
@@ -518,26 +547,11 @@ KMeans<T> kmeans_from_sections(const ModelFile& mf, const std::string& prefix = 
                                const char* where = "kmeans_from_sections") {
   const detail::SectionReader r{mf, prefix, where};
   detail::check_kmeans_section_names(mf, prefix, where);
-  const auto cs = r.shape("cluster_centers_", detail::dtype_of<T>::value, 2);
-  MIXTURA_EXPECTS(cs[0] >= 1 && cs[1] >= 1 && cs[0] <= static_cast<std::uint64_t>(INT32_MAX),
-                  "%s: cluster_centers_ has shape %s, expected at least one centre and one feature", where,
-                  detail::shape_string(cs).c_str());
-  const Index K = static_cast<Index>(cs[0]), D = static_cast<Index>(cs[1]);
-  const std::vector<T> centres = r.get<T>("cluster_centers_", cs);
-  r.all_finite("cluster_centers_", centres);
-  for (std::size_t i = 0; i < centres.size(); ++i)
-    MIXTURA_EXPECTS(std::abs(static_cast<double>(centres[i])) <= detail::model_value_limit<T>(),
-                    "%s: cluster_centers_ holds %g at flat index %zu, expected within +-%g (distances would overflow)",
-                    where, static_cast<double>(centres[i]), i, detail::model_value_limit<T>());
-  detail::check_n_features(r, D);
+  const RowMatrix<T> centres = detail::read_cluster_centers<T>(r);
+  const Index K = centres.rows();
 
   KMeansFitRecord rec;
-  if (r.has("labels_")) {
-    rec.labels = r.get<std::int32_t>("labels_", r.shape("labels_", DType::i32, 1));
-    for (std::size_t i = 0; i < rec.labels.size(); ++i)
-      MIXTURA_EXPECTS(rec.labels[i] >= 0 && rec.labels[i] < K, "%s: labels_[%zu] = %d is outside [0, n_clusters = %lld)",
-                      where, i, rec.labels[i], static_cast<long long>(K));
-  }
+  rec.labels = detail::read_labels(r, K);
   std::vector<std::int64_t> n_iter;
   std::vector<std::uint64_t> offsets;
   std::uint64_t rows = 0;
@@ -597,7 +611,7 @@ KMeans<T> kmeans_from_sections(const ModelFile& mf, const std::string& prefix = 
   KMeansParams p;
   p.n_clusters = static_cast<int>(K);
   KMeans<T> km(p);
-  km.set_centers(Eigen::Map<const RowMatrix<T>>(centres.data(), K, D), std::move(rec));
+  km.set_centers(centres, std::move(rec));
   return km;
 }
 

@@ -70,6 +70,15 @@ struct MiniBatchKMeansState {
   std::int64_t n_since_reassign = 0;   ///< rows since the last reassignment check
 };
 
+/// What a fit records besides its state (a model file carries it; set_state restores it).
+struct MiniBatchKMeansRecord {
+  std::vector<std::int32_t> labels;    ///< of the last fit's or partial_fit's rows (empty: not computed)
+  double inertia = 0;                  ///< their weighted distortion
+  int n_iter = 0;                      ///< passes over the data the last fit's steps amount to
+  std::vector<MiniBatchStep> trace;    ///< the last trace.size() <= n_steps steps (all since the fit, unless set_state)
+  std::vector<MiniBatchEvent> events;  ///< reassignments in those steps
+};
+
 namespace detail {
 /// Streams of the counter-based generator (restart r of the initialisation uses stream r, as KMeans).
 inline constexpr std::uint64_t kStreamValidationRows = 1ull << 32;
@@ -304,8 +313,11 @@ class MiniBatchKMeans {
   const MiniBatchKMeansState<T>& state() const { return fitted("state").state; }
 
   /// Replaces the fitted state (e.g. a saved one): centres n_clusters x n_features (finite), counts
-  /// [n_clusters] (finite, >= 0). Trace, events and labels are cleared; parameters are left unchanged.
-  void set_state(MiniBatchKMeansState<T> state) {
+  /// [n_clusters] (finite, >= 0), and what was recorded (a model file's; by default nothing: trace,
+  /// events and labels empty). partial_fit appends to the record's trace and events. Parameters
+  /// are left unchanged: partial_fit resumes bit for bit under the parameters (seed, batch_size,
+  /// reassignment_ratio) the state was reached with.
+  void set_state(MiniBatchKMeansState<T> state, MiniBatchKMeansRecord record = {}) {
     const char* where = "MiniBatchKMeans::set_state";
     const Index K = state.centers.rows();
     MIXTURA_EXPECTS(K >= 1 && state.centers.cols() >= 1, "%s: empty centres (%lld x %lld)", where,
@@ -319,9 +331,15 @@ class MiniBatchKMeans {
     MIXTURA_EXPECTS(state.n_steps >= 0 && state.n_since_reassign >= 0,
                     "%s: n_steps (%lld) and n_since_reassign (%lld) must be >= 0", where,
                     static_cast<long long>(state.n_steps), static_cast<long long>(state.n_since_reassign));
+    check_record(where, record, K, state.n_steps);
     Fitted f;
     f.n_features = state.centers.cols();
     f.state = std::move(state);
+    f.labels = std::move(record.labels);
+    f.inertia = record.inertia;
+    f.n_iter = record.n_iter;
+    f.trace = std::move(record.trace);
+    f.events = std::move(record.events);
     fitted_ = std::move(f);
     is_fitted_ = true;
   }
@@ -350,6 +368,27 @@ class MiniBatchKMeans {
     MIXTURA_EXPECTS(p.n_local_trials >= 0, "%s: n_local_trials must be >= 0, got %d", where, p.n_local_trials);
     MIXTURA_EXPECTS(p.n_threads >= 0 && p.n_threads <= kMaxThreads, "%s: n_threads must be in [0, %d], got %d",
                     where, kMaxThreads, p.n_threads);
+  }
+
+  /// A record set_state can keep: labels in [0, K), inertia finite and >= 0, n_iter >= 0, a trace of
+  /// at most n_steps steps, and events in those steps (the last trace.size() ones).
+  static void check_record(const char* where, const MiniBatchKMeansRecord& r, Index K, std::int64_t n_steps) {
+    for (std::size_t i = 0; i < r.labels.size(); ++i)
+      MIXTURA_EXPECTS(r.labels[i] >= 0 && r.labels[i] < K, "%s: labels[%zu] = %d is outside [0, %lld)", where, i,
+                      r.labels[i], static_cast<long long>(K));
+    MIXTURA_EXPECTS(std::isfinite(r.inertia) && r.inertia >= 0 && r.n_iter >= 0,
+                    "%s: inertia (%g) must be finite and >= 0, n_iter (%d) >= 0", where, r.inertia, r.n_iter);
+    const auto rows = static_cast<std::int64_t>(r.trace.size());
+    MIXTURA_EXPECTS(rows <= n_steps, "%s: a trace of %lld steps for n_steps = %lld", where, static_cast<long long>(rows),
+                    static_cast<long long>(n_steps));
+    for (std::size_t i = 0; i < r.events.size(); ++i) {
+      const MiniBatchEvent& e = r.events[i];
+      MIXTURA_EXPECTS(e.step >= n_steps - rows && e.step < n_steps && e.cluster >= 0 && e.cluster < K && e.row >= 0,
+                      "%s: event %zu (step %lld, cluster %d, row %lld) is outside the trace's steps [%lld, %lld), "
+                      "the clusters [0, %lld) or the rows", where, i, static_cast<long long>(e.step), e.cluster,
+                      static_cast<long long>(e.row), static_cast<long long>(n_steps - rows),
+                      static_cast<long long>(n_steps), static_cast<long long>(K));
+    }
   }
 
   /// scikit-learn's init_size: 3 * batch (at least 3 * n_clusters) by default, at most n rows.
