@@ -314,19 +314,21 @@ def _json_text(sections, name):
         raise ValueError(f"section {name!r} nests JSON too deeply") from None
 
 
-#: Integers a parameter may hold: what the C++ core's int takes.
+#: Integers a parameter may hold: what the C++ core's int takes; random_state is the 64-bit key.
 _INT_LIMIT = 2**31 - 1
+_INT_RANGES = {"random_state": (0, 2**64 - 1)}
 
 
 def _check_json_parameter(section, key, value):
-    """A parameter in the JSON of ``section``: a number (finite; an integer within int's range), a
-    string, a boolean or null, as params_to_sections writes them (arrays go to their own sections)."""
+    """A parameter in the JSON of ``section``: a number (finite; an integer within int's range, a
+    random_state within the 64-bit key's), a string, a boolean or null, as params_to_sections writes
+    them (arrays go to their own sections)."""
     if value is None or isinstance(value, (bool, str)):
         return
     if isinstance(value, int):
-        if abs(value) > _INT_LIMIT:
-            raise ValueError(f"section {section!r}: parameter {key!r} = {value} is outside [-{_INT_LIMIT}, "
-                             f"{_INT_LIMIT}]")
+        low, high = _INT_RANGES.get(key, (-_INT_LIMIT, _INT_LIMIT))
+        if not low <= value <= high:
+            raise ValueError(f"section {section!r}: parameter {key!r} = {value} is outside [{low}, {high}]")
         return
     if isinstance(value, float):
         if not np.isfinite(value) or abs(value) > 1e300:

@@ -12,14 +12,14 @@ Without FILE the bundled NAB machine-temperature series is used (with NAB's labe
 Each window of W rows becomes its level and dynamics per channel (``level_dynamics``; ``--features
 windows``: its readings, optionally with their first differences). The windows are fitted with
 ``DensityAnomalyDetector`` on the first F of the rows; every window is scored (log-density, higher =
-more normal) and flagged when ``predict`` says -1. Flagged windows are
-reported as events (``group_events``): runs less than ``--merge-gap`` unflagged windows apart are one
-event (default: the windows in one window's span), events of fewer than ``--min-event-length`` flagged
-windows are dropped (default: half a window's span); each has a start, an end, a peak (lowest score) and its top channels,
-in events.csv. With labels, the events are scored NAB-style (``score_events``) beside ROC-AUC.
-``--adapt`` lets the detector follow the stream (``StreamScorer(adapt=True)``, ``partial_fit``): the
-windows after the training rows (score: all) are scored in chunks, each window flagged by the threshold
-in force before its chunk was learned. ``--device`` picks
+more normal) and flagged when ``predict`` says -1. Flagged windows are reported as events
+(``group_events``): runs at most ``--merge-gap`` unflagged windows apart are one event (default: the
+windows in one window's span), events of fewer than ``--min-event-length`` flagged windows are left out
+of the report (default: half a window's span); each has a start, an end, a peak (lowest score) and its
+top channels, in events.csv. With labels, the events are scored NAB-style (``score_events``) beside
+ROC-AUC. ``--adapt`` lets the detector follow the stream (``StreamScorer(adapt=True)``,
+``partial_fit``): the windows after the training rows (score: all) are scored in chunks, each window
+flagged by the threshold in force before its chunk was learned. ``--device`` picks
 the CPU (default), the GPU or "auto". Missing values (an empty cell, NaN or NA) follow ``--gaps``:
 "marginalize" (default: a window scores by the density of its observed values), "drop" (rows with a
 missing value are removed before windowing) or "error". Exit status: 0, 1 for a file, output folder or model that cannot

@@ -747,3 +747,22 @@ def test_minibatch_crosses_languages_both_ways(data, dtype, tmp_path):
     for name in written:
         if name != "params":
             np.testing.assert_array_equal(written[name], original[name], err_msg=name)
+
+
+@pytest.mark.parametrize("seed", [2**31, 2**40, 2**64 - 1])
+def test_a_64_bit_random_state_survives_the_file(data, seed, tmp_path):
+    # random_state is the 64-bit key of the counter-based generator: a file holds all of it (the limit of
+    # an int parameter, 2**31 - 1, refused these on load).
+    for est in (mixtura.KMeans(3, random_state=seed), mixtura.GaussianMixture(2, random_state=seed),
+                mixtura.DensityAnomalyDetector(max_components=2, random_state=seed)):
+        est.fit(data)
+        est.save(tmp_path / "m.mxt")
+        back = mixtura.load(tmp_path / "m.mxt")
+        assert back.get_params()["random_state"] == seed
+    s = mixtura.KMeans(3, random_state=0).fit(data)._to_sections()
+    s["params"] = s["params"].replace('"random_state": 0', f'"random_state": {2**64}')
+    with pytest.raises(ValueError, match=r"parameter 'random_state' = 18446744073709551616 is outside \[0, "):
+        mixtura.loads(_core.model_file_to_bytes("KMeans", s))
+    s["params"] = s["params"].replace(f'"random_state": {2**64}', '"random_state": -1')
+    with pytest.raises(ValueError, match=r"parameter 'random_state' = -1 is outside \[0, "):
+        mixtura.loads(_core.model_file_to_bytes("KMeans", s))

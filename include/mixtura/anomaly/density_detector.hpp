@@ -37,9 +37,10 @@ namespace mixtura {
 /// With n_components = 0 the count is chosen by BIC among 1..max_components on the rows the
 /// density is fitted on (counts whose density has as many free parameters as there are rows are
 /// not tried). DetectorParams::trim fits twice, the second time without the training rows the first
-/// fit scored lowest (rows that are not clean cannot buy a component of their own). The offset: contamination > 0 flags that fraction of the training rows
-/// (scikit-learn's meaning); otherwise ThresholdMethod::calibrate holds out calibration_fraction of
-/// the training rows (chosen by the seed), fits on the rest and puts the offset at the
+/// fit scored lowest (rows that are not clean cannot buy a component of their own). The offset:
+/// contamination > 0 flags that fraction of the training rows (scikit-learn's meaning); otherwise
+/// ThresholdMethod::calibrate holds out calibration_fraction of the training rows (chosen by the
+/// seed), fits on the rest and puts the offset at the
 /// false_alarm_rate quantile of the held-out scores; ThresholdMethod::model_tail fits on all rows
 /// and takes the same quantile of the scores of rows drawn from the fitted density (for one
 /// component: the chi-square tail of the squared Mahalanobis distance).
