@@ -445,9 +445,7 @@ class DensityAnomalyDetector {
     if (share > 0) {
       drop = static_cast<Index>(std::floor(share * static_cast<double>(n)));
     } else {
-      std::vector<double> v = to_vector(score);
-      const double q1 = detail::quantile(v, 0.25), q3 = detail::quantile(v, 0.75);
-      const double fence = q1 - kTrimFenceIqr * (q3 - q1);
+      const double fence = trim_fence(to_vector(score));
       while (drop < n && score[order[static_cast<std::size_t>(drop)]] < fence) ++drop;
     }
     const Index floor_rows = std::max<Index>(2, candidate_counts(n, F.cols()).back());
@@ -460,6 +458,12 @@ class DensityAnomalyDetector {
     return kept;
   }
 
+  /// kTrimAuto's cut: Tukey's far-out fence Q1 - 3 IQR of the scores.
+  static double trim_fence(std::vector<double> v) {
+    const double q1 = detail::quantile(v, 0.25), q3 = detail::quantile(v, 0.75);
+    return q1 - kTrimFenceIqr * (q3 - q1);
+  }
+
   /// The held-out scores a trimmed fit calibrates on: without the share `trim` with the lowest (or with
   /// kTrimAuto those below Q1 - 3 IQR of these scores), so that faulty training rows, which a trimmed
   /// density scores low, do not pull the threshold down among themselves.
@@ -470,9 +474,7 @@ class DensityAnomalyDetector {
     if (params_.trim > 0) {
       drop = static_cast<std::size_t>(std::floor(params_.trim * static_cast<double>(m)));
     } else {
-      std::vector<double> v = scores;
-      const double q1 = detail::quantile(v, 0.25), q3 = detail::quantile(v, 0.75);
-      const double fence = q1 - kTrimFenceIqr * (q3 - q1);
+      const double fence = trim_fence(scores);
       while (drop < m && scores[drop] < fence) ++drop;
     }
     drop = std::min(drop, m - 1);  // one row at least places the threshold
