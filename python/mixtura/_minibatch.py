@@ -36,7 +36,8 @@ class MiniBatchKMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, Clust
     verbose : int, default=0
         Print each step's batch distortions, centre shift and reassignments.
     compute_labels : bool, default=True
-        After fit (and each partial_fit), compute ``labels_`` and ``inertia_`` of all its rows.
+        After fit (and each partial_fit), compute ``labels_`` and ``inertia_`` of all its rows;
+        False removes those an earlier call left.
     random_state : int in [0, 2**64 - 1], RandomState instance or None, default=None
         Seed of the counter-based random numbers.
     tol : float, default=0.0
@@ -60,10 +61,12 @@ class MiniBatchKMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, Clust
     cluster_centers_ : ndarray of shape (n_clusters, n_features)
         In X's dtype (float32 or float64; anything else becomes float64).
     labels_ : ndarray of shape (n_samples,)
-        Labels of fit's rows, or of the last partial_fit's (when compute_labels).
+        Labels of fit's rows, or of the last partial_fit's; absent after a fit or partial_fit with
+        compute_labels=False (scikit-learn keeps an earlier call's labels_ after partial_fit).
     inertia_ : float
         Weighted sum of squared distances of those rows to their nearest centre (compute_labels=False
-        after fit: the smoothed batch distortion times the total weight, as scikit-learn).
+        after fit: the smoothed batch distortion times the total weight, as scikit-learn; absent after
+        partial_fit with compute_labels=False).
     counts_ : ndarray of shape (n_clusters,), float64
         Weight absorbed by each centre (scikit-learn's private ``_counts``).
     n_steps_ : int
@@ -241,6 +244,10 @@ class MiniBatchKMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, Clust
         if p["compute_labels"]:
             self.labels_ = r["labels"]
             self.inertia_ = r["inertia"]
+        else:  # an earlier call's would describe other rows under older centres (scikit-learn keeps them)
+            for name in ("labels_", "inertia_"):
+                if hasattr(self, name):
+                    delattr(self, name)
         return self
 
     def _set_state(self, r):

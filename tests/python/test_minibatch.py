@@ -142,6 +142,23 @@ def test_partial_fit_takes_each_chunk_as_one_batch(blobs):
     np.testing.assert_array_equal(restored.cluster_centers_, fitted.cluster_centers_)
 
 
+@pytest.mark.parametrize("start", ["fit", "partial_fit"])
+def test_partial_fit_without_labels_leaves_no_stale_labels(blobs, start):
+    # scikit-learn keeps the previous call's labels_ and inertia_ here (rows and centres they no longer
+    # describe); ours drops both, as fit(compute_labels=False) drops labels_.
+    km = mixtura.MiniBatchKMeans(3, random_state=0, batch_size=64)
+    getattr(km, start)(blobs[:300])
+    assert km.labels_.shape == (300,) and km.inertia_ > 0
+    km.set_params(compute_labels=False).partial_fit(blobs[300:400])
+    assert not hasattr(km, "labels_") and not hasattr(km, "inertia_")
+    back = pickle.loads(pickle.dumps(km))  # nor has its model file (pickling goes through it)
+    assert not hasattr(back, "labels_") and not hasattr(back, "inertia_")
+    # compute_labels=True again: the labels and inertia of that call's rows under the new centres.
+    km.set_params(compute_labels=True).partial_fit(blobs[400:450])
+    np.testing.assert_array_equal(km.labels_, km.predict(blobs[400:450]))
+    assert km.inertia_ == pytest.approx(_inertia(blobs[400:450], km.cluster_centers_), rel=1e-12)
+
+
 def test_starved_centres_are_reassigned(blobs):
     init = np.vstack([blobs[:2], [[1e3, 1e3, 1e3]]])  # the third centre never gets a row
     km = mixtura.MiniBatchKMeans(3, init=init, batch_size=64, random_state=0).fit(blobs)
