@@ -412,8 +412,22 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         return self._eval(X, "score_samples")
 
     def score(self, X, y=None, sample_weight=None):
-        """Weighted mean log-density. sample_weight: a host array, or beside a device X a device array (as
-        in fit), copied once for the weighted mean."""
+        """Mean log-density of the rows of X, weighted by sample_weight.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : ignored
+            As in scikit-learn's ``score(X, y=None)``, which has no sample_weight.
+        sample_weight : array-like of shape (n_samples,) or float, default=None
+            Finite weights >= 0, not all zero (a ValueError names the first bad one, as fit does): a
+            host array, or beside a device X a device array (as in fit), copied once for the weighted
+            mean.
+
+        Returns
+        -------
+        float
+        """
         if sample_weight is not None and _cuda_array.is_device_array(sample_weight):
             who = "GaussianMixture.score"
             if not _cuda_array.is_device_array(X):
@@ -426,8 +440,11 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
             f = _core.typed("gmm_score_device", dev.dtype)
             return float(f(dev.ptr, dev.shape[0], dev.shape[1], dev.row_stride, self.covariance_type, self.weights_,
                            self.means_, self.precisions_cholesky_, w.ptr, _params.n_threads(self)))
-        s = self.score_samples(X)
-        return float(np.average(s, weights=sample_weight))
+        if sample_weight is not None:  # checked before the pass; np.average would take NaN or negative weights
+            check_is_fitted(self)
+            rows = np.empty((self._n_rows(X), 0))  # float64, like the scores
+            sample_weight = check_sample_weight(sample_weight, rows, "GaussianMixture.score", check_values=True)
+        return float(np.average(self.score_samples(X), weights=sample_weight))
 
     def predict_proba(self, X):
         """Posterior probability of each component, shape (n_samples, n_components)."""

@@ -354,7 +354,8 @@ class KMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, ClusterMixin, 
         return self.fit(X, sample_weight=sample_weight).transform(X)
 
     def score(self, X, y=None, sample_weight=None):
-        """Opposite of the (weighted) distortion of X under the fitted centres. sample_weight: as in fit()."""
+        """Opposite of the (weighted) distortion of X under the fitted centres. sample_weight: as in fit()
+        (finite, >= 0, not all zero; a ValueError names the first bad weight)."""
         if _cuda_array.is_device_array(X):
             dev, f, c = self._device_pass("score", X)
             w, w_dev = _cuda_array.device_data_weights(sample_weight, dev, "KMeans.score")
@@ -364,7 +365,7 @@ class KMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, ClusterMixin, 
                       sample_weight_ptr=0 if w_dev is None else w_dev.ptr)
         _refuse_device_weights(sample_weight, "KMeans.score")
         X, c = self._checked(X)
-        w = check_sample_weight(sample_weight, X, "KMeans.score")
+        w = check_sample_weight(sample_weight, X, "KMeans.score", check_values=True)  # kmeans_score checks none
         return _core.typed("kmeans_score", X.dtype)(X, w, np.ascontiguousarray(c), _params.n_threads(self))
 
     def statistics(self, X, sample_weight=None):

@@ -159,13 +159,14 @@ class MiniBatchKMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, Clust
                 p["reassignment_ratio"], seed, p["compute_labels"], p["n_threads"], p["verbose"])
 
     @staticmethod
-    def _weights(sample_weight, X, who, allow_all_zero=False):
-        """Host sample weights in X's dtype; all zero only for a chunk after the first (it moves nothing)."""
+    def _weights(sample_weight, X, who, allow_all_zero=False, check_values=False):
+        """Host sample weights in X's dtype; all zero only for a chunk after the first (it moves nothing);
+        check_values: each finite and >= 0, for score (the C++ fit and steps check them themselves)."""
         if sample_weight is None:
             return None
         if _cuda_array.is_device_array(sample_weight):
             raise ValueError(f"{who}: sample_weight must be a host array (this estimator runs on the CPU)")
-        return check_sample_weight(sample_weight, X, who, allow_all_zero=allow_all_zero)
+        return check_sample_weight(sample_weight, X, who, allow_all_zero=allow_all_zero, check_values=check_values)
 
     def fit(self, X, y=None, sample_weight=None):
         """Compute the centres on X by mini-batches.
@@ -285,9 +286,10 @@ class MiniBatchKMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, Clust
         return self.fit(X, sample_weight=sample_weight).transform(X)
 
     def score(self, X, y=None, sample_weight=None):
-        """Opposite of the (weighted) distortion of X under the centres."""
+        """Opposite of the (weighted) distortion of X under the centres (sample_weight: finite, >= 0, not
+        all zero; a ValueError names the first bad weight)."""
         X, c = self._checked(X)
-        w = self._weights(sample_weight, X, "MiniBatchKMeans.score")
+        w = self._weights(sample_weight, X, "MiniBatchKMeans.score", check_values=True)
         return _core.typed("kmeans_score", X.dtype)(X, w, c, _params.n_threads(self))
 
     def _to_sections(self, prefix="", side=None):

@@ -1,6 +1,6 @@
 """The sample-weight check of the estimators (mixtura._validation, in place of scikit-learn's private
-_check_sample_weight): what it accepts, what it refuses and with which message, and that the C++ core
-still names a bad entry."""
+_check_sample_weight): what it accepts, what it refuses and with which message, that the C++ core
+still names a bad entry, and that score, whose pass checks no entry, names it in Python."""
 import numpy as np
 import pytest
 
@@ -90,3 +90,41 @@ def test_kmeans_statistics_and_a_later_minibatch_chunk_may_weigh_nothing(blobs):
     mb.partial_fit(blobs[:10], sample_weight=np.zeros(10))
     with pytest.raises(ValueError, match=r"MiniBatchKMeans.partial_fit: sample_weight is all zero"):
         mixtura.MiniBatchKMeans(3, random_state=0).partial_fit(blobs, sample_weight=np.zeros(len(blobs)))
+
+
+@pytest.mark.parametrize("given, message", [
+    ([1.0, np.nan, -1.0, 1.0], r"^who: sample_weight\[1\] = nan is not finite$"),
+    ([1.0, 1.0, -0.5, np.inf], r"^who: sample_weight\[2\] = -0.5 is negative$"),
+    ([1.0, -np.inf, 1.0, 1.0], r"^who: sample_weight\[1\] = -inf is not finite$"),
+    ([1e308, 1e308, 0.0, 0.0], r"^who: sample_weight sums to inf; need a positive finite sum$"),
+])
+def test_check_values_names_the_first_bad_entry_in_the_cores_words(given, message):
+    assert check_sample_weight(given, X64, "who") is not None  # without check_values: left to the core
+    with pytest.raises(ValueError, match=message):
+        check_sample_weight(given, X64, "who", check_values=True)
+    np.testing.assert_array_equal(check_sample_weight([0, 1, 2, 3], X64, "who", check_values=True), [0, 1, 2, 3])
+
+
+@pytest.mark.parametrize("estimator, who", [(mixtura.KMeans(2, random_state=0), "KMeans"),
+                                            (mixtura.MiniBatchKMeans(2, random_state=0), "MiniBatchKMeans"),
+                                            (mixtura.GaussianMixture(2, random_state=0), "GaussianMixture")])
+def test_score_refuses_bad_weights_that_its_pass_would_take(blobs, estimator, who):
+    # score's pass (kmeans_score, or the mean of score_samples) checks no weight: NaN or negative
+    # weights used to give NaN or a meaningless score, a wrong length a bare numpy TypeError.
+    est = estimator.fit(blobs)
+    w = np.ones(len(blobs))
+    for bad, message in ((np.nan, "nan is not finite"), (-2.0, "-2 is negative"), (np.inf, "inf is not finite")):
+        w[7] = bad
+        with pytest.raises(ValueError, match=rf"^{who}.score: sample_weight\[7\] = {message}$"):
+            est.score(blobs, sample_weight=w)
+    with pytest.raises(ValueError, match=rf"^{who}.score: sample_weight.shape == \(899,\), expected \(900,\)!"):
+        est.score(blobs, sample_weight=w[1:])
+    with pytest.raises(ValueError, match=rf"^{who}.score: sample_weight is all zero"):
+        est.score(blobs, sample_weight=np.zeros(len(blobs)))
+    # Good weights: the weighted mean of the rows' scores (a scalar weighs every row alike).
+    w = np.random.default_rng(0).uniform(0, 2, len(blobs))
+    rows = est.score_samples(blobs) if who == "GaussianMixture" else -est.transform(blobs).min(axis=1) ** 2
+    expected = np.average(rows, weights=w) if who == "GaussianMixture" else w @ rows
+    assert est.score(blobs, sample_weight=w) == pytest.approx(expected, rel=1e-9)
+    assert est.score(blobs, sample_weight=3.0) == pytest.approx(est.score(blobs) * (1 if who == "GaussianMixture"
+                                                                                     else 3), rel=1e-12)
