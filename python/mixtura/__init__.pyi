@@ -191,7 +191,7 @@ class GaussianMixture:
     def save(self, path: str | os.PathLike[str] | IO[bytes]) -> None: ...
 
 class Explanation(NamedTuple):
-    contributions: NDArray[np.float64]
+    contributions: NDArray[np.float64] | Any  # a pandas.DataFrame when explain's X is one
     component: NDArray[np.int32]
 
 class DensityAnomalyDetector:

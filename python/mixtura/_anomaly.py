@@ -1,5 +1,6 @@
 """Density-based anomaly detection on mixtura's C++ core (scikit-learn's outlier conventions)."""
 import math
+import sys
 import warnings
 from collections import namedtuple
 
@@ -15,12 +16,13 @@ from ._kmeans import KMeans
 Explanation = namedtuple("Explanation", ["contributions", "component"])
 Explanation.__doc__ = """Why rows scored as they did.
 
-contributions : ndarray of shape (n_samples, n_features)
+contributions : ndarray or pandas.DataFrame of shape (n_samples, n_features)
     Under the responsible component k with precision P, (P (x - mu_k))_j / sqrt(P_jj): the
     standardised residual of feature j given all the other features. Large |value| = feature j
-    is off. The same whatever the units of the features.
+    is off. The same whatever the units of the features. A DataFrame with X's index and columns
+    when X is a pandas DataFrame.
 component : ndarray of shape (n_samples,)
-    The responsible component (cluster) of each row.
+    The responsible component (cluster) of each row (an ndarray, as predict's).
 """
 
 
@@ -357,9 +359,15 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
         Explanation
             ``contributions`` (n_samples, n_features) and ``component`` (n_samples,); see
             :class:`mixtura.Explanation`. A row with gaps is explained under its observed features'
-            marginal: a missing value's contribution is NaN (docs/missing-values.md).
+            marginal: a missing value's contribution is NaN (docs/missing-values.md). When X is a
+            pandas DataFrame, ``contributions`` is a DataFrame with X's index and columns (the
+            names checked against ``feature_names_in_`` as in predict); otherwise, and ``component``
+            always, an ndarray.
         """
         contributions, component = self._eval(self._host(X, "explain"), "explain")
+        pd = sys.modules.get("pandas")  # X can only be a DataFrame if pandas is imported
+        if pd is not None and isinstance(X, pd.DataFrame):
+            contributions = pd.DataFrame(contributions, index=X.index, columns=X.columns, copy=False)
         return Explanation(contributions, component)
 
     def _to_sections(self, prefix="", side=None):

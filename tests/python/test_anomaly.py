@@ -69,6 +69,30 @@ def test_explain_blames_the_channel_that_is_off():
     np.testing.assert_array_equal(det.predict(odd), [-1, -1, -1])
 
 
+def test_explain_labels_a_dataframes_contributions_by_its_columns():
+    pd = pytest.importorskip("pandas")
+    X = sensors(3000, 5)
+    names = ["temperature", "pressure", "flow"]
+    frame = pd.DataFrame(X, columns=names, index=pd.RangeIndex(1000, 4000))
+    det = mixtura.DensityAnomalyDetector(random_state=0).fit(frame)
+    odd = frame.iloc[[10, 20, 30]].copy()
+    odd.iloc[0, 1] += 4000
+    odd.iloc[1, 0] += 4
+    odd.iloc[2, 2] += 0.006
+    e = det.explain(odd)
+    assert isinstance(e.contributions, pd.DataFrame) and isinstance(e.component, np.ndarray)
+    assert list(e.contributions.columns) == names and list(e.contributions.index) == [1010, 1020, 1030]
+    assert list(e.contributions.abs().idxmax(axis=1)) == ["pressure", "temperature", "flow"]
+    # The same numbers as for the array (from a detector fitted on it), which gives an ndarray.
+    plain = mixtura.DensityAnomalyDetector(random_state=0).fit(X).explain(odd.to_numpy())
+    assert type(plain.contributions) is np.ndarray
+    np.testing.assert_array_equal(e.contributions.to_numpy(), plain.contributions)
+    np.testing.assert_array_equal(e.component, plain.component)
+    # Columns under other names are refused, as scikit-learn's predict refuses them.
+    with pytest.raises(ValueError, match="feature names should match"):
+        det.explain(odd.rename(columns={"flow": "level"}))
+
+
 def test_bic_table_and_the_fitted_mixture(blobs):
     det = mixtura.DensityAnomalyDetector(max_components=5, random_state=0).fit(blobs)
     assert det.n_components_ == 3
