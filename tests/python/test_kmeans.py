@@ -229,6 +229,33 @@ def test_feature_names_out_are_scikit_learns(blobs, Estimator):
     assert list(ours.get_feature_names_out()) == [f"{Estimator.lower()}{i}" for i in range(3)]
 
 
+@pytest.mark.parametrize("Estimator", ["KMeans", "MiniBatchKMeans"])
+def test_set_output_pandas_gives_scikit_learns_columns(blobs, Estimator):
+    pd = pytest.importorskip("pandas")
+    X = pd.DataFrame(blobs, columns=["a", "b", "c"], index=pd.RangeIndex(100, 100 + len(blobs)))
+    make = {"mixtura": lambda: getattr(mixtura, Estimator)(3, random_state=0),
+            "sklearn": lambda: getattr(sklearn.cluster, Estimator)(3, random_state=0, n_init=1)}
+    out = {}
+    for who, est in make.items():
+        pipe = make_pipeline(StandardScaler(), est()).set_output(transform="pandas")
+        out[who] = pipe.fit(X).transform(X)
+        fitted = make_pipeline(StandardScaler(), est()).set_output(transform="pandas").fit_transform(X)
+        alone = est().set_output(transform="pandas").fit_transform(X)
+        for frame in (out[who], fitted, alone):
+            assert isinstance(frame, pd.DataFrame) and frame.shape == (len(blobs), 3)
+            assert list(frame.columns) == [f"{Estimator.lower()}{i}" for i in range(3)]
+            assert frame.index.equals(X.index)
+        # same seed, same fit: ours to the bit (scikit-learn's fit_transform differs by round-off)
+        np.testing.assert_allclose(fitted.to_numpy(), out[who].to_numpy(), rtol=1e-12 if who == "sklearn" else 0)
+    # ours: the distances of the scaled rows to the centres
+    scaled = StandardScaler().fit_transform(blobs)
+    centres = make_pipeline(StandardScaler(), make["mixtura"]()).fit(X)[-1].cluster_centers_
+    expected = np.sqrt(((scaled[:, None, :] - centres[None]) ** 2).sum(axis=2))
+    np.testing.assert_allclose(out["mixtura"].to_numpy(), expected, rtol=1e-10)
+    # "default" again: an ndarray
+    assert type(make["mixtura"]().set_output(transform="default").fit_transform(X)) is np.ndarray
+
+
 def test_fewer_distinct_clusters_than_n_clusters_warn_as_in_scikit_learn():
     X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 0.0]])  # three distinct rows
     msg = r"Number of distinct clusters \(3\) found smaller than n_clusters \(4\)"
