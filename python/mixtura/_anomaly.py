@@ -277,7 +277,8 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
             return self
         X = validate_data(self, self._host(X, "partial_fit"), dtype=[np.float64, np.float32], order="C",
                           ensure_all_finite="allow-nan", reset=False)
-        return self._partial_fit_scored(X, self.score_samples(X))
+        # X is validated: a second validate_data would repeat its feature-name warning
+        return self._partial_fit_scored(X, self._eval(X, "score_samples", validated=True))
 
     def _partial_fit_scored(self, X, scores):
         """partial_fit's step on a fitted detector, given X as partial_fit validates it and its scores
@@ -315,11 +316,13 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
         _cuda_array.refuse_device_array(X, who, "the detector reads host arrays only (it scales them on the host)")
         return _cuda_array.host_array(X, who)
 
-    def _eval(self, X, what):
-        """what: "score_samples" (on the fit's device) or "explain" (on the CPU)."""
+    def _eval(self, X, what, validated=False):
+        """what: "score_samples" (on the fit's device) or "explain" (on the CPU); validated: X is a
+        float32/float64 C-contiguous array that validate_data has checked."""
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", ensure_all_finite="allow-nan",
-                          reset=False)
+        if not validated:
+            X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", ensure_all_finite="allow-nan",
+                              reset=False)
         device = _device.resolve(self.device, "DensityAnomalyDetector") if what == "score_samples" else "cpu"
         evaluate = _core.typed("detector_eval", X.dtype)
         return evaluate(X, self.method, self.center_, self.scale_, self.density_covariance_type_, self.density_weights_,
