@@ -76,7 +76,7 @@ void BM_KMeansPassParts(benchmark::State& state) {
     for (Index begin = 0; begin < n; begin += md::kKMeansBlock) {
       const Index end = std::min(n, begin + md::kKMeansBlock);
       if (part == 0) {
-        md::transpose_rows(X.row(begin), X.stride, end - begin, d, scratch.xt.data(), scratch.ld);
+        md::transpose_rows(X.row(begin), X.stride, end - begin, d, pc.shift.data(), scratch.xt.data(), scratch.ld);
         benchmark::DoNotOptimize(scratch.xt.data());
         benchmark::ClobberMemory();
         continue;

@@ -2,9 +2,9 @@
 // K-means kernels, templated on the scalar type; instantiated by kmeans_float.cu and kmeans_double.cu
 // through kmeans_passes.cuh. What reproduces and why:
 // - assign_tile (fused_assign_kernel, fused_predict_kernel): each distance is one fused multiply-add
-//   chain over the features in order (the tiling changes where operands come from, never the order), and
-//   the argmin is the lexicographic minimum of (distance, index), which does not depend on the order
-//   it is taken in. Ties go to the lower index, as on the CPU. Changed labels are counted with integer
+//   chain over the features in order, rows and centres measured from the centres' mean (the tiling
+//   changes where operands come from, never the order), and the argmin is the lexicographic minimum
+//   of (distance, index), which does not depend on the order it is taken in. Ties go to the lower index, as on the CPU. Changed labels are counted with integer
 //   atomics.
 // - fused_assign_kernel: each block's statistics in the fixed order of fused_lane_fold
 //   (kmeans_reduce.hpp), then accumulate_groups (context.cuh) adds the block partials in groups.
@@ -59,15 +59,17 @@ __device__ inline double infinity<double>() {
   return __longlong_as_double(0x7ff0000000000000LL);
 }
 
-/// labels[r] <- argmin_k ||c_k||^2 + sum_d x_rd (-2 c_kd) for the tile of rows [row0, row0 + kBM) of
-/// x (dense, D features, `rows` rows; rows past the end are skipped). minus_two_ct: D x K; sq_norms:
-/// K. labels may be nullptr (not written); tile_labels (shared, kBM entries, may be nullptr) receives
-/// the tile's labels too. If *changed is given (a shared counter), labels holds the previous labels
-/// on entry and it counts those that differ. Called by every thread of the block; starts and ends
+/// labels[r] <- argmin_k ||c_k - s||^2 + sum_d (x_rd - s_d) (-2 (c_kd - s_d)) for the tile of rows
+/// [row0, row0 + kBM) of x (dense, D features, `rows` rows; rows past the end are skipped), as
+/// argmin_centers prepares them: shift s: D; minus_two_ct: D x K; sq_norms: K. labels may be nullptr
+/// (not written); tile_labels (shared, kBM entries, may be nullptr) receives the tile's labels too.
+/// If *changed is given (a shared counter), labels holds the previous labels on entry and it counts
+/// those that differ. Called by every thread of the block; starts and ends
 /// with its shared tiles free to reuse.
 template <class T, int kBN>
 __device__ inline void assign_tile(const T* __restrict__ x, std::int64_t rows, int D, std::int64_t row0,
-                                   const T* __restrict__ minus_two_ct, const T* __restrict__ sq_norms, int K,
+                                   const T* __restrict__ shift, const T* __restrict__ minus_two_ct,
+                                   const T* __restrict__ sq_norms, int K,
                                    std::int32_t* __restrict__ labels, std::int32_t* tile_labels,
                                    unsigned int* changed) {
   constexpr int kBK = AssignDepth<T>::kBK, kCX = kBN / kTN, kRY = kAssignThreads / kCX, kTM = kBM / kRY;
@@ -94,7 +96,7 @@ __device__ inline void assign_tile(const T* __restrict__ x, std::int64_t rows, i
       for (int e = tid; e < kBM * kBK; e += kAssignThreads) {
         const int r = e / kBK, kk = e % kBK, d = d0 + kk;
         const std::int64_t row = row0 + r;
-        xs[kk][r] = (row < rows && d < D) ? x[row * D + d] : T(0);
+        xs[kk][r] = (row < rows && d < D) ? x[row * D + d] - shift[d] : T(0);
       }
       for (int e = tid; e < kBK * kBN; e += kAssignThreads) {
         const int kk = e / kBN, n = e % kBN, d = d0 + kk, k = k0 + n;
@@ -167,7 +169,8 @@ __device__ inline void assign_tile(const T* __restrict__ x, std::int64_t rows, i
 template <class T, int kBN>
 __global__ void __launch_bounds__(kAssignThreads)
     fused_predict_kernel(const T* __restrict__ x, const T* __restrict__ w, std::int64_t rows, int D,
-                         const T* __restrict__ minus_two_ct, const T* __restrict__ sq_norms, int K,
+                         const T* __restrict__ shift, const T* __restrict__ minus_two_ct,
+                         const T* __restrict__ sq_norms, int K,
                          const T* __restrict__ centers, std::int32_t* __restrict__ labels,
                          double* __restrict__ partials) {
   __shared__ std::int32_t step_labels[kPredictStepRows];
@@ -179,9 +182,9 @@ __global__ void __launch_bounds__(kAssignThreads)
   for (std::int64_t s0 = r0; s0 < r1; s0 += kPredictStepRows) {
     // assign_tile opens with a barrier (the last step's labels have been read) and ends with one
     // (this tile's labels are complete).
-    assign_tile<T, kBN>(x, rows, D, s0, minus_two_ct, sq_norms, K, labels, step_labels, nullptr);
+    assign_tile<T, kBN>(x, rows, D, s0, shift, minus_two_ct, sq_norms, K, labels, step_labels, nullptr);
     if (s0 + kBM < r1)  // the same for every thread: the barriers inside are reached by all or none
-      assign_tile<T, kBN>(x, rows, D, s0 + kBM, minus_two_ct, sq_norms, K, labels, step_labels + kBM, nullptr);
+      assign_tile<T, kBN>(x, rows, D, s0 + kBM, shift, minus_two_ct, sq_norms, K, labels, step_labels + kBM, nullptr);
     const std::int64_t n = r1 - s0 < kPredictStepRows ? r1 - s0 : kPredictStepRows;
     predict_row_fold(x + s0 * D, w ? w + s0 : nullptr, step_labels, n, centers, D, tid, &distortion);
   }
@@ -205,7 +208,8 @@ __global__ void __launch_bounds__(kAssignThreads)
 template <class T, int kBN>
 __global__ void __launch_bounds__(kAssignThreads)
     fused_assign_kernel(const T* __restrict__ x, const T* __restrict__ w, std::int64_t rows, int D,
-                        const T* __restrict__ minus_two_ct, const T* __restrict__ sq_norms, int K,
+                        const T* __restrict__ shift, const T* __restrict__ minus_two_ct,
+                        const T* __restrict__ sq_norms, int K,
                         const double* __restrict__ centers_d, FusedTiling tl, bool shared_cells,
                         std::int32_t* __restrict__ labels, unsigned long long* __restrict__ changed,
                         double* __restrict__ partials) {
@@ -224,7 +228,7 @@ __global__ void __launch_bounds__(kAssignThreads)
   double distortion = 0.0;
   for (std::int64_t t0 = r0; t0 < r1; t0 += kBM) {
     // assign_tile opens with a barrier: the cells are zeroed and the last tile's labels are folded.
-    assign_tile<T, kBN>(x, rows, D, t0, minus_two_ct, sq_norms, K, labels, tile_labels, &block_changed);
+    assign_tile<T, kBN>(x, rows, D, t0, shift, minus_two_ct, sq_norms, K, labels, tile_labels, &block_changed);
     const std::int64_t n = r1 - t0 < kBM ? r1 - t0 : kBM;
     fused_lane_fold(x + t0 * D, w ? w + t0 : nullptr, tile_labels, n, centers_d, tl, tid, cells, &distortion);
   }

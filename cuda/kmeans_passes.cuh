@@ -22,30 +22,24 @@ namespace detail {
 /// fit keeps between passes are the context's (Context::held_labels); `labels` here is scratch.
 template <class T>
 struct KMeansWorkspace {
-  DeviceBuffer<T> minus_two_ct, sq_norms, centers, rows_in;  // rows_in: candidates or one centre or a shift
+  DeviceBuffer<T> shift, minus_two_ct, sq_norms, centers, rows_in;  // rows_in: candidates or one centre or a shift
   DeviceBuffer<double> centers_d, partials, totals, row_values, group_sums, carry, block_sums;
   DeviceBuffer<std::int32_t> labels;
   DeviceBuffer<T> out;
   DeviceBuffer<unsigned long long> counter;
-  std::vector<T> host_ct, host_norms;
+  std::vector<T> host_shift, host_ct, host_norms;
   std::vector<double> host_cd, host_totals;
 };
 
-/// The centres as the argmin wants them: -2 C^T (D x K) and ||c_k||^2 accumulated in T in feature
-/// order (as the CPU backend's PreparedCenters).
+/// The centres as the argmin wants them (argmin_centers): the shift s, -2 (C - s)^T (D x K) and
+/// ||c_k - s||^2.
 template <class T>
 void upload_argmin_centers(Context& ctx, KMeansWorkspace<T>& ws, const T* C, std::int64_t K, std::int64_t D) {
+  ws.host_shift.resize(static_cast<std::size_t>(D));
   ws.host_ct.resize(static_cast<std::size_t>(K * D));
   ws.host_norms.resize(static_cast<std::size_t>(K));
-  for (std::int64_t k = 0; k < K; ++k) {
-    T norm = 0;
-    for (std::int64_t d = 0; d < D; ++d) {
-      const T c = C[k * D + d];
-      ws.host_ct[static_cast<std::size_t>(d * K + k)] = T(-2) * c;
-      norm += c * c;
-    }
-    ws.host_norms[static_cast<std::size_t>(k)] = norm;
-  }
+  argmin_centers(C, K, D, ws.host_shift.data(), ws.host_ct.data(), ws.host_norms.data());
+  copy_to_device(ws.shift.reserve(static_cast<std::size_t>(D)), ws.host_shift.data(), D, ctx.stream());
   copy_to_device(ws.minus_two_ct.reserve(static_cast<std::size_t>(K * D)), ws.host_ct.data(), K * D, ctx.stream());
   copy_to_device(ws.sq_norms.reserve(static_cast<std::size_t>(K)), ws.host_norms.data(), K, ctx.stream());
 }
@@ -102,7 +96,7 @@ void enqueue_predict_chunk(Context& ctx, KMeansWorkspace<T>& ws, const DeviceChu
   with_centre_tile(K, [&](auto bn) {
     kernels::fused_predict_kernel<T, decltype(bn)::value>
         <<<static_cast<unsigned>(segs), kernels::kAssignThreads, 0, ctx.stream()>>>(
-            c.x, c.w, c.rows, static_cast<int>(c.cols), ws.minus_two_ct.data(), ws.sq_norms.data(),
+            c.x, c.w, c.rows, static_cast<int>(c.cols), ws.shift.data(), ws.minus_two_ct.data(), ws.sq_norms.data(),
             static_cast<int>(K), ws.centers.data(), labels, part);
   });
   MIXTURA_CUDA_CHECK_LAUNCH("fused_predict_kernel");
@@ -157,7 +151,7 @@ void enqueue_assign_chunk(Context& ctx, KMeansWorkspace<T>& ws, const DeviceChun
   with_centre_tile(tl.K, [&](auto bn) {
     kernels::fused_assign_kernel<T, decltype(bn)::value>
         <<<static_cast<unsigned>(n_blocks), kernels::kAssignThreads, plan.shared_cells ? tl.shared_bytes() : 0,
-           ctx.stream()>>>(c.x, c.w, c.rows, static_cast<int>(c.cols), ws.minus_two_ct.data(), ws.sq_norms.data(),
+           ctx.stream()>>>(c.x, c.w, c.rows, static_cast<int>(c.cols), ws.shift.data(), ws.minus_two_ct.data(), ws.sq_norms.data(),
                            static_cast<int>(tl.K), ws.centers_d.data(), tl, plan.shared_cells, labels, changed, part);
   });
   MIXTURA_CUDA_CHECK_LAUNCH("fused_assign_kernel");

@@ -43,29 +43,20 @@ namespace mixtura_test {
 
 using namespace mixtura;
 
-/// The labels of the assignment kernels: argmin over k of ||c_k||^2 + the fused multiply-add chain
-/// of x . (-2 c_k) in T, ties to the lower index.
+/// The labels of the assignment kernels: argmin over k of ||c_k - s||^2 + the fused multiply-add chain
+/// of (x - s) . (-2 (c_k - s)) in T (s: the centres' mean, as argmin_centers uploads them), ties to the
+/// lower index.
 template <class T>
 std::vector<std::int32_t> replay_labels(MatrixView<T> X, const RowMatrix<T>& C) {
   const Index K = C.rows(), D = C.cols();
-  std::vector<T> ct(static_cast<std::size_t>(K * D)), norms(static_cast<std::size_t>(K));
-  for (Index k = 0; k < K; ++k) {
-    T s = 0;
-    for (Index d = 0; d < D; ++d) {
-      ct[static_cast<std::size_t>(d * K + k)] = T(-2) * C(k, d);
-      // As the library's upload computes it, in feature order, product and sum rounded apart (volatile:
-      // this program may be compiled to contract them into one fused multiply-add; the library is not).
-      const volatile T product = C(k, d) * C(k, d);
-      s += product;
-    }
-    norms[static_cast<std::size_t>(k)] = s;
-  }
+  std::vector<T> shift(static_cast<std::size_t>(D)), ct(static_cast<std::size_t>(K * D)), norms(static_cast<std::size_t>(K));
+  cuda::argmin_centers(C.data(), K, D, shift.data(), ct.data(), norms.data());
   std::vector<std::int32_t> labels(static_cast<std::size_t>(X.rows));
   for (Index i = 0; i < X.rows; ++i) {
     std::int32_t best = 0;
     T best_v = std::numeric_limits<T>::infinity();
     for (Index k = 0; k < K; ++k) {
-      const T v = cuda::argmin_distance(X.row(i), ct.data(), norms.data(), K, D, k);
+      const T v = cuda::argmin_distance(X.row(i), shift.data(), ct.data(), norms.data(), K, D, k);
       if (v < best_v) {
         best_v = v;
         best = static_cast<std::int32_t>(k);

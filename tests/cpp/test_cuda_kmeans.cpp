@@ -290,20 +290,14 @@ TYPED_TEST(CudaKMeansHost, ArgminDistanceGivesTheCpuLabels) {
   const RowMatrix<T> c = first_rows(x, 6, 1);
   std::vector<std::int32_t> cpu(static_cast<std::size_t>(x.rows()), -1);
   kmeans_predict(CpuBackend{}, MatrixView<T>(x), VectorView<T>{}, c, cpu.data());
-  std::vector<T> ct(static_cast<std::size_t>(c.size())), norms(static_cast<std::size_t>(c.rows()));
-  for (Index k = 0; k < c.rows(); ++k) {
-    T s = 0;
-    for (Index d = 0; d < c.cols(); ++d) {
-      ct[d * c.rows() + k] = T(-2) * c(k, d);
-      s += c(k, d) * c(k, d);
-    }
-    norms[k] = s;
-  }
+  std::vector<T> shift(static_cast<std::size_t>(c.cols())), ct(static_cast<std::size_t>(c.size())),
+      norms(static_cast<std::size_t>(c.rows()));
+  cuda::argmin_centers(c.data(), c.rows(), c.cols(), shift.data(), ct.data(), norms.data());
   for (Index i = 0; i < x.rows(); ++i) {
     std::int32_t best = 0;
     T best_v = std::numeric_limits<T>::infinity();
     for (Index k = 0; k < c.rows(); ++k) {
-      const T v = cuda::argmin_distance(x.row(i).data(), ct.data(), norms.data(), c.rows(), c.cols(), k);
+      const T v = cuda::argmin_distance(x.row(i).data(), shift.data(), ct.data(), norms.data(), c.rows(), c.cols(), k);
       if (v < best_v) {
         best_v = v;
         best = static_cast<std::int32_t>(k);

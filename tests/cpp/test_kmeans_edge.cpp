@@ -166,3 +166,51 @@ TYPED_TEST(KMeansEdge, StridedViewEqualsContiguousCopy) {
   EXPECT_EQ(a.cluster_centers(), b.cluster_centers());
   EXPECT_EQ(a.labels(), b.labels());
 }
+
+// Far from the origin the expanded distance ||x||^2 - 2 x.c + ||c||^2 cancels: a 1e5 offset leaves a
+// float nothing of unit-scale differences, 1e9 a double. Measured from the centres' mean, the
+// search gives every row its nearest centre (checked exactly in double) and the fit is the same as
+// on the data moved to the origin (the move is exact: offset and rows are close).
+TYPED_TEST(KMeansEdge, FarFromTheOriginRowsGoToTheirNearestCentre) {
+  using T = TypeParam;
+  const double offset = std::is_same<T, float>::value ? 1e5 : 1e9;
+  const Index n = 1500, d = 4, k = 3;
+  std::mt19937 gen(11);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  RowMatrix<double> c(k, d);
+  for (Index i = 0; i < k; ++i)
+    for (Index j = 0; j < d; ++j) c(i, j) = 5 * normal(gen);
+  RowMatrix<T> far(n, d), near(n, d), c_far(k, d), c_near(k, d);
+  for (Index i = 0; i < n; ++i)
+    for (Index j = 0; j < d; ++j) {
+      far(i, j) = static_cast<T>(offset + c(i % k, j) + normal(gen));
+      near(i, j) = static_cast<T>(static_cast<double>(far(i, j)) - offset);
+    }
+  for (Index i = 0; i < k; ++i)
+    for (Index j = 0; j < d; ++j) {
+      c_far(i, j) = static_cast<T>(offset + c(i, j));
+      c_near(i, j) = static_cast<T>(static_cast<double>(c_far(i, j)) - offset);
+    }
+
+  KMeans<T> given;
+  given.set_centers(c_far);
+  const std::vector<std::int32_t> labels = given.predict(far);
+  for (Index i = 0; i < n; ++i) {
+    double best = std::numeric_limits<double>::infinity();
+    for (Index j = 0; j < k; ++j) best = std::min(best, detail::sq_dist(far.row(i).data(), c_far.row(j).data(), d));
+    ASSERT_EQ(detail::sq_dist(far.row(i).data(), c_far.row(labels[i]).data(), d), best) << "row " << i;
+  }
+
+  KMeansParams p;
+  p.n_clusters = k;
+  p.n_init = 1;
+  KMeans<T> fit_far(p), fit_near(p);
+  fit_far.fit(MatrixView<T>(far), VectorView<T>{}, MatrixView<T>(c_far));
+  fit_near.fit(MatrixView<T>(near), VectorView<T>{}, MatrixView<T>(c_near));
+  // Far from the origin a float centre is rounded to 1/128: a row or two that nearly ties may differ.
+  const bool single = std::is_same<T, float>::value;
+  Index differ = 0;
+  for (Index i = 0; i < n; ++i) differ += fit_far.labels()[i] != fit_near.labels()[i];
+  EXPECT_LE(differ, single ? 2 : 0);
+  EXPECT_NEAR(fit_far.inertia(), fit_near.inertia(), (single ? 1e-4 : 1e-9) * fit_near.inertia());
+}

@@ -40,6 +40,21 @@ def test_same_result_as_scikit_learn_from_the_same_centres(blobs, dtype, tol):
     np.testing.assert_allclose(ours.inertia_, theirs.inertia_, rtol=rtol)
 
 
+@pytest.mark.parametrize("dtype, offset", [(np.float32, 1e5), (np.float64, 1e9)])
+def test_far_from_the_origin_the_result_is_scikit_learns(dtype, offset):
+    # ||x||^2 - 2 x.c + ||c||^2 cancels there unless the search measures from near the data.
+    rng = np.random.default_rng(0)
+    centres = 5 * rng.normal(size=(3, 4))
+    X = (offset + centres[rng.integers(0, 3, 1500)] + rng.normal(size=(1500, 4))).astype(dtype)
+    init = (offset + centres).astype(dtype)
+    ours = mixtura.KMeans(3, init=init, max_iter=300).fit(X)
+    theirs = sklearn.cluster.KMeans(3, init=init, n_init=1, max_iter=300).fit(X)
+    np.testing.assert_allclose(ours.inertia_, theirs.inertia_, rtol=1e-3)
+    assert np.mean(ours.labels_ == theirs.labels_) > 0.998
+    exact = ((X[:, None, :].astype(np.float64) - ours.cluster_centers_.astype(np.float64)) ** 2).sum(-1)
+    assert np.mean(exact.argmin(1) == ours.predict(X)) > 0.999
+
+
 def test_trace_columns_never_rise_and_match_n_iter(blobs):
     km = mixtura.KMeans(6, n_init=3, random_state=1, tol=0).fit(blobs)
     assert km.distortion_trace_.shape == (km.n_iter_, 2)

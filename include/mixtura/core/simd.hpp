@@ -93,10 +93,11 @@ inline DV load_widened(const T* p) {
 }
 #endif
 
-/// xt[d * ld + r] = x[r * stride + d] for r < rows, d < cols: a block of rows transposed, 8 x 8
-/// (float) or 4 x 4 (double) tiles at a time in registers, the ragged edges element by element.
+/// xt[d * ld + r] = x[r * stride + d] - shift[d] for r < rows, d < cols: a block of rows moved by
+/// -shift and transposed, 8 x 8 (float) or 4 x 4 (double) tiles at a time in registers, the ragged
+/// edges element by element (the same rounded differences on every path).
 template <class T>
-inline void transpose_rows(const T* x, Index stride, Index rows, Index cols, T* xt, Index ld) {
+inline void transpose_rows(const T* x, Index stride, Index rows, Index cols, const T* shift, T* xt, Index ld) {
   Index r0 = 0, c0 = 0;
 #if MIXTURA_HAS_VECTOR_EXT && !defined(MIXTURA_DISABLE_SIMD)
   constexpr int kTile = sizeof(T) == 4 ? 8 : 4;
@@ -109,6 +110,10 @@ inline void transpose_rows(const T* x, Index stride, Index rows, Index cols, T* 
       // the stack in 16-byte halves, and every 32-byte reload then waits on a failed store forward.
 #pragma GCC unroll 8
       for (int i = 0; i < kTile; ++i) std::memcpy(&in[i], x + (r + i) * stride + c, sizeof(V));
+      V sv;
+      std::memcpy(&sv, shift + c, sizeof(V));
+#pragma GCC unroll 8
+      for (int i = 0; i < kTile; ++i) in[i] -= sv;
       if constexpr (kTile == 8) {
         V t[8], u[8];
         for (int i = 0; i < 8; i += 2) {
@@ -140,11 +145,11 @@ inline void transpose_rows(const T* x, Index stride, Index rows, Index cols, T* 
     }
   // Edges: columns past the last full tile for the tiled rows, then the remaining rows.
   for (Index r = 0; r < full_rows; ++r)
-    for (Index c = full_cols; c < cols; ++c) xt[c * ld + r] = x[r * stride + c];
+    for (Index c = full_cols; c < cols; ++c) xt[c * ld + r] = x[r * stride + c] - shift[c];
   r0 = full_rows;
 #endif
   for (Index r = r0; r < rows; ++r)
-    for (Index c = c0; c < cols; ++c) xt[c * ld + r] = x[r * stride + c];
+    for (Index c = c0; c < cols; ++c) xt[c * ld + r] = x[r * stride + c] - shift[c];
 }
 
 }  // namespace detail

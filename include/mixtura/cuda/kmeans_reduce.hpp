@@ -23,6 +23,7 @@
 #include <cstdint>
 
 #include "mixtura/cuda/plan.hpp"
+#include "mixtura/kmeans/stats.hpp"
 
 namespace mixtura {
 namespace cuda {
@@ -250,14 +251,32 @@ inline double tree_sum(double* v, int n) {
   return v[0];
 }
 
-/// The distance used for the argmin (not for any reported value): ||c_k||^2 plus the fused
-/// multiply-add chain over the features in order, acc = fma(x_d, -2 c_kd, acc) from acc = 0.
-/// minus_two_ct is D x K. The assignment kernel tiles this without changing its order.
+/// The centres (K x D) as the argmin wants them, measured from s = shift (the centres' mean,
+/// detail::argmin_shift, D values): minus_two_ct[d * K + k] = -2 (c_kd - s_d) and sq_norms[k] =
+/// ||c_k - s||^2 accumulated in T in feature order, product and sum rounded apart.
 template <class T>
-inline T argmin_distance(const T* x, const T* minus_two_ct, const T* sq_norms, std::int64_t K, std::int64_t D,
-                         std::int64_t k) {
+inline void argmin_centers(const T* C, std::int64_t K, std::int64_t D, T* shift, T* minus_two_ct, T* sq_norms) {
+  mixtura::detail::argmin_shift(C, K, D, shift);
+  for (std::int64_t k = 0; k < K; ++k) {
+    T norm = 0;
+    for (std::int64_t d = 0; d < D; ++d) {
+      const T c = C[k * D + d] - shift[d];
+      minus_two_ct[d * K + k] = T(-2) * c;
+      const volatile T product = c * c;  // volatile: never contracted into a fused multiply-add
+      norm += product;
+    }
+    sq_norms[k] = norm;
+  }
+}
+
+/// The distance used for the argmin (not for any reported value): ||c_k - s||^2 plus the fused
+/// multiply-add chain over the features in order, acc = fma(x_d - s_d, -2 (c_kd - s_d), acc) from
+/// acc = 0 (argmin_centers). The assignment kernel tiles this without changing its order.
+template <class T>
+inline T argmin_distance(const T* x, const T* shift, const T* minus_two_ct, const T* sq_norms, std::int64_t K,
+                         std::int64_t D, std::int64_t k) {
   T acc = 0;
-  for (std::int64_t d = 0; d < D; ++d) acc = std::fma(x[d], minus_two_ct[d * K + k], acc);
+  for (std::int64_t d = 0; d < D; ++d) acc = std::fma(x[d] - shift[d], minus_two_ct[d * K + k], acc);
   return acc + sq_norms[k];
 }
 

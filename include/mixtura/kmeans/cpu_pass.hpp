@@ -122,21 +122,26 @@ struct RowAccumulator {
   }
 };
 
-/// Centres prepared for the expanded distance ||c||^2 - 2 x.c (used for the argmin only):
-/// -2 C^T stored D x K row-major, and ||c_k||^2.
+/// Centres prepared for the expanded distance ||c - s||^2 - 2 (x - s).(c - s) (used for the argmin
+/// only), where s is the centres' mean: rows and centres far from the origin (a 1e5 offset in float)
+/// would otherwise cancel ||x||^2 against 2 x.c and lose every digit the argmin needs.
+/// -2 (C - s)^T stored D x K row-major, and ||c_k - s||^2.
 template <class T>
 struct PreparedCenters {
   Index n_clusters, n_features;
-  std::vector<T> minus_two_ct;  ///< [d * K + k] = -2 c_k[d]
-  std::vector<T> sq_norms;      ///< [k] = ||c_k||^2
+  std::vector<T> shift;         ///< [d] = mean_k c_k[d] (argmin_shift)
+  std::vector<T> minus_two_ct;  ///< [d * K + k] = -2 (c_k[d] - shift[d])
+  std::vector<T> sq_norms;      ///< [k] = ||c_k - shift||^2
   explicit PreparedCenters(const RowMatrix<T>& C)
-      : n_clusters(C.rows()), n_features(C.cols()),
+      : n_clusters(C.rows()), n_features(C.cols()), shift(static_cast<std::size_t>(C.cols())),
         minus_two_ct(static_cast<std::size_t>(C.size())), sq_norms(static_cast<std::size_t>(C.rows())) {
+    argmin_shift(C.data(), n_clusters, n_features, shift.data());
     for (Index k = 0; k < n_clusters; ++k) {
       T norm = 0;
       for (Index d = 0; d < n_features; ++d) {
-        minus_two_ct[d * n_clusters + k] = T(-2) * C(k, d);
-        norm += C(k, d) * C(k, d);
+        const T c = C(k, d) - shift[d];
+        minus_two_ct[d * n_clusters + k] = T(-2) * c;
+        norm += c * c;
       }
       sq_norms[k] = norm;
     }
@@ -230,7 +235,7 @@ MIXTURA_NOINLINE const std::int32_t* nearest_centers_block(MatrixView<T> X, cons
   using S = Simd<T>;
   constexpr int L = S::kLanes;
   const Index rows = end - begin, D = X.cols, K = pc.n_clusters, ld = s.ld;
-  transpose_rows(X.row(begin), X.stride, rows, D, s.xt.data(), ld);
+  transpose_rows(X.row(begin), X.stride, rows, D, pc.shift.data(), s.xt.data(), ld);
   for (Index r0 = 0; r0 < rows; r0 += NearestScratch<T>::kTileRows) {
     typename S::Vec best[kRowVecs];
     typename S::IVec arg[kRowVecs];
@@ -251,9 +256,10 @@ MIXTURA_NOINLINE const std::int32_t* nearest_centers_block(MatrixView<T> X, cons
 
 template <class T>
 struct NearestScratch {
-  RowMatrix<T> dots;
+  RowMatrix<T> moved, dots;  ///< the block's rows minus the shift; their products with -2 (C - s)^T
   std::vector<std::int32_t> arg;
-  NearestScratch(Index block, Index) : dots(block, 0), arg(static_cast<std::size_t>(block)) {}
+  NearestScratch(Index block, Index n_features)
+      : moved(block, n_features), dots(block, 0), arg(static_cast<std::size_t>(block)) {}
 };
 
 template <class T>
@@ -262,7 +268,9 @@ MIXTURA_NOINLINE const std::int32_t* nearest_centers_block(MatrixView<T> X, cons
   const Index rows = end - begin, K = pc.n_clusters;
   if (s.dots.cols() != K) s.dots.resize(s.dots.rows(), K);
   const Eigen::Map<const RowMatrix<T>> ct(pc.minus_two_ct.data(), pc.n_features, K);
-  s.dots.topRows(rows).noalias() = X.slice(begin, end).map() * ct;
+  for (Index r = 0; r < rows; ++r)
+    for (Index d = 0; d < pc.n_features; ++d) s.moved(r, d) = X.row(begin + r)[d] - pc.shift[d];
+  s.dots.topRows(rows).noalias() = s.moved.topRows(rows) * ct;
   for (Index r = 0; r < rows; ++r) {
     Index best = 0;
     T best_v = std::numeric_limits<T>::infinity();

@@ -102,4 +102,17 @@ struct KMeansStats {
   }
 };
 
+namespace detail {
+/// The point the nearest-centre search measures from (C: K x D row-major): the centres' mean, summed
+/// in double in centre order and rounded to T, the same bits for the CPU's search and the GPU's.
+template <class T>
+inline void argmin_shift(const T* C, Index K, Index D, T* shift) {
+  for (Index d = 0; d < D; ++d) {
+    double sum = 0;
+    for (Index k = 0; k < K; ++k) sum += static_cast<double>(C[k * D + d]);
+    shift[d] = static_cast<T>(sum / static_cast<double>(K));
+  }
+}
+}  // namespace detail
+
 }  // namespace mixtura
