@@ -2,7 +2,7 @@
 //
 //   model_tool fit kmeans|minibatch|gmm|detector DATA.csv MODEL [--dtype float32|float64] [--k K]
 //                 [--covariance TYPE] [--seed S] [--n-init N] [--method gmm|kmeans] [--batch-size B]
-//                 [--with-test-data]
+//                 [--with-test-data] [--init-first-rows]
 //   model_tool score MODEL DATA.csv OUT.csv [--dtype float32|float64]
 //   model_tool resave MODEL OUT
 //   model_tool partial_fit MODEL DATA.csv OUT [--weights W.csv] [--batch-size B] [--reassignment-ratio R]
@@ -16,7 +16,8 @@
 // "score,prediction,component,contribution_0,...", with 17 significant digits (detector --k 0:
 // components by BIC). --with-test-data adds the data and
 // the fitted model's own outputs as sections test.X, test.labels / test.score_samples (a loader
-// ignores sections it does not know), which the fixture tests read back.
+// ignores sections it does not know), which the fixture tests read back. --init-first-rows: K-means
+// from the first K rows as given initial centres (init = given).
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -93,7 +94,13 @@ int fit(const std::vector<std::string>& a) {
     p.seed = seed;
     p.n_init = n_init;
     mixtura::KMeans<T> km(p);
-    km.fit(x);
+    if (has_flag(a, "--init-first-rows")) {
+      p.init = mixtura::KMeansInit::given;
+      km.set_params(p);
+      km.fit(x, {}, mixtura::MatrixView<T>(x.data(), k, x.cols()));
+    } else {
+      km.fit(x);
+    }
     mf = mixtura::to_model_file(km);
     if (has_flag(a, "--with-test-data")) {
       add_test_data(mf, x);
@@ -106,7 +113,8 @@ int fit(const std::vector<std::string>& a) {
     p.n_init = n_init;
     p.batch_size = std::atoll(arg(a, "--batch-size", "1024").c_str());
     mixtura::MiniBatchKMeans<T> mb(p);
-    mb.fit(x);
+    if (has_flag(a, "--init-first-rows")) mb.fit(x, {}, mixtura::MatrixView<T>(x.data(), k, x.cols()));
+    else mb.fit(x);
     mf = mixtura::to_model_file(mb);
     if (has_flag(a, "--with-test-data")) {
       add_test_data(mf, x);

@@ -426,7 +426,14 @@ TYPED_TEST(ModelIoTyped, KMeansEventsSurvive) {
   mixtura::KMeans<T> km(p);
   km.fit(x, {}, init);
   ASSERT_FALSE(km.events().empty());
-  const auto back = mixtura::kmeans_from_sections<T>(mixtura::from_bytes(mixtura::to_bytes(mixtura::to_model_file(km))));
+  // The given start is the init parameter, as Python writes an array init (no JSON "init": "given").
+  const ModelFile written = mixtura::to_model_file(km);
+  std::vector<std::uint64_t> shape;
+  EXPECT_EQ(written.template array<T>("params.init", &shape), std::vector<T>(init.data(), init.data() + init.size()));
+  EXPECT_EQ(shape, (std::vector<std::uint64_t>{3, 2}));
+  EXPECT_EQ(written.text("params").find("\"init\""), std::string::npos) << written.text("params");
+  const auto back = mixtura::kmeans_from_sections<T>(mixtura::from_bytes(mixtura::to_bytes(written)));
+  EXPECT_EQ(back.initial_centers(), init);  // and a loaded model writes them back
   ASSERT_EQ(back.events().size(), km.events().size());
   for (std::size_t i = 0; i < km.events().size(); ++i) {
     EXPECT_EQ(back.events()[i].kind, km.events()[i].kind);

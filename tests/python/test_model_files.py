@@ -330,6 +330,26 @@ def test_model_trained_in_cpp_scores_the_same_in_python(data, what, extra, dtype
             np.testing.assert_array_equal(again[name], original[name], err_msg=name)
 
 
+@pytest.mark.parametrize("what", ["kmeans", "minibatch"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_given_initial_centres_written_by_cpp_are_pythons_init(data, what, dtype, tmp_path):
+    # C++ fitted from given centres: the file holds them as the init parameter, so that the loaded
+    # estimator refits from the same start (an "init": "given" with no centres would be refused).
+    X = data.astype(dtype)
+    csv = to_csv(tmp_path / "X.csv", X)
+    run_tool("fit", what, csv, tmp_path / "m.mxt", "--k", 3, "--init-first-rows", "--dtype", dtype,
+             "--batch-size", 64)
+    est = mixtura.load(tmp_path / "m.mxt")
+    assert isinstance(est.init, np.ndarray) and est.init.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(est.init, X[:3])
+    assert est.get_params()["n_init"] == 1
+    centres = est.cluster_centers_.copy()
+    if what == "kmeans":  # the same start, data and parameters: the same fit (to the two builds' rounding)
+        np.testing.assert_allclose(est.fit(X).cluster_centers_, centres, rtol=1e-5 if dtype == "float32" else 1e-12)
+    else:
+        assert est.fit(X).cluster_centers_.shape == (3, X.shape[1])
+
+
 # ---- Committed fixtures (format version 1, written by tests/fixtures/models/make_models.py) ----------
 
 def test_files_written_by_the_cpp_api_are_read_by_python():

@@ -50,7 +50,9 @@ void add_sections(ModelFile& mf, const MiniBatchKMeans<T>& mb, const std::string
     throw NotFittedError("save_model: this MiniBatchKMeans instance is not fitted yet; call fit() or partial_fit() first");
   const MiniBatchKMeansParams& p = mb.params();
   detail::JsonObject params;
-  params.add("n_clusters", p.n_clusters).add("init", to_string(p.init)).add("max_iter", p.max_iter)
+  params.add("n_clusters", p.n_clusters);
+  detail::add_init(params, p.init, mb.initial_centers());
+  params.add("max_iter", p.max_iter)
       .add("batch_size", static_cast<long long>(p.batch_size)).add("compute_labels", p.compute_labels)
       .add("random_state", static_cast<unsigned long long>(p.seed)).add("tol", p.tol);
   if (p.max_no_improvement < 0) params.add("max_no_improvement", nullptr);
@@ -61,6 +63,7 @@ void add_sections(ModelFile& mf, const MiniBatchKMeans<T>& mb, const std::string
   const MiniBatchKMeansState<T>& st = mb.state();
   const Index K = st.centers.rows(), D = st.centers.cols();
   detail::add_common(mf, prefix, params.str(), D);
+  detail::add_init_centres(mf, prefix, mb.initial_centers());
   mf.add_array(prefix + "cluster_centers_", st.centers.data(), {detail::u64(K), detail::u64(D)});
   mf.add_vector(prefix + "counts_", st.counts);
   mf.add_scalar<std::int64_t>(prefix + "n_steps_", st.n_steps);
@@ -164,6 +167,7 @@ MiniBatchKMeans<T> minibatch_kmeans_from_sections(const ModelFile& mf, const std
   p.seed = detail::seed_of_bits(r.scalar<std::int64_t>("seed_"));
   MiniBatchKMeans<T> mb(p);
   mb.set_state(std::move(st), std::move(rec));
+  detail::restore_init_centres<T>(mf, prefix, mb);
   return mb;
 }
 

@@ -443,6 +443,28 @@ inline void check_gmm_section_names(const ModelFile& mf, const std::string& pref
 }
 #undef MIXTURA_IO_COMMON_SECTIONS
 
+/// K-means' init as Python reads it: given centres as the array section params.init (no JSON key,
+/// add_init_centres), a method by name; init = given without centres (set by hand) is left out.
+template <class T>
+void add_init(JsonObject& params, KMeansInit init, const RowMatrix<T>& initial) {
+  if (initial.size() == 0 && init != KMeansInit::given) params.add("init", to_string(init));
+}
+template <class T>
+void add_init_centres(ModelFile& mf, const std::string& prefix, const RowMatrix<T>& initial) {
+  if (initial.size() > 0) mf.add_array(prefix + "params.init", initial.data(), {u64(initial.rows()), u64(initial.cols())});
+}
+/// params.init back into a loaded K-means model when it holds K x D centres in T (Python may have
+/// written another dtype: a parameter C++ does not use, left to Python).
+template <class T, class Model>
+void restore_init_centres(const ModelFile& mf, const std::string& prefix, Model& m) {
+  const Section* s = mf.find(prefix + "params.init");
+  const RowMatrix<T>& c = m.cluster_centers();
+  if (s == nullptr || s->dtype != dtype_of<T>::value || s->shape != std::vector<std::uint64_t>{u64(c.rows()), u64(c.cols())})
+    return;
+  const std::vector<T> v = mf.array<T>(prefix + "params.init");
+  m.set_initial_centers(Eigen::Map<const RowMatrix<T>>(v.data(), c.rows(), c.cols()));
+}
+
 inline void add_common(ModelFile& mf, const std::string& prefix, const std::string& params, Index n_features) {
   mf.add_text(prefix + "params", params);
   mf.add_scalar<std::int64_t>(prefix + "n_features_in_", static_cast<std::int64_t>(n_features));
@@ -494,11 +516,14 @@ void add_sections(ModelFile& mf, const KMeans<T>& km, const std::string& prefix 
   if (!km.is_fitted()) throw NotFittedError("save_model: this KMeans instance is not fitted yet; call fit() first");
   const KMeansParams& p = km.params();
   detail::JsonObject params;
-  params.add("n_clusters", p.n_clusters).add("init", to_string(p.init)).add("n_init", p.n_init)
-      .add("max_iter", p.max_iter).add("tol", p.tol).add("random_state", static_cast<unsigned long long>(p.seed))
-      .add("n_threads", p.n_threads);
+  params.add("n_clusters", p.n_clusters);
+  const RowMatrix<T>& initial = km.initial_centers();
+  detail::add_init(params, p.init, initial);
+  params.add("n_init", p.n_init).add("max_iter", p.max_iter).add("tol", p.tol)
+      .add("random_state", static_cast<unsigned long long>(p.seed)).add("n_threads", p.n_threads);
   const auto& c = km.cluster_centers();
   detail::add_common(mf, prefix, params.str(), c.cols());
+  detail::add_init_centres(mf, prefix, initial);
   mf.add_array(prefix + "cluster_centers_", c.data(), {detail::u64(c.rows()), detail::u64(c.cols())});
   mf.add_vector(prefix + "labels_", km.labels());
   mf.add_scalar(prefix + "inertia_", km.inertia());
@@ -612,6 +637,7 @@ KMeans<T> kmeans_from_sections(const ModelFile& mf, const std::string& prefix = 
   p.n_clusters = static_cast<int>(K);
   KMeans<T> km(p);
   km.set_centers(centres, std::move(rec));
+  detail::restore_init_centres<T>(mf, prefix, km);
   return km;
 }
 

@@ -126,6 +126,15 @@ class KMeans {
   const std::vector<KMeansIteration>& trace() const { return best_run().trace; }
   /// Empty-cluster events of all restarts.
   const std::vector<KMeansEvent>& events() const { return fitted("events").events; }
+  /// The centres the fit started from when they were given (n_clusters x n_features), else empty;
+  /// a model file keeps them as the init parameter.
+  const RowMatrix<T>& initial_centers() const { return fitted("initial_centers").initial; }
+  /// Records given initial centres for a fitted model (a loaded one's), n_clusters x n_features.
+  void set_initial_centers(RowMatrix<T> centers) {
+    const State& s = fitted("set_initial_centers");
+    detail::check_initial_record("KMeans::set_initial_centers", centers, s.centers);
+    state_.initial = std::move(centers);
+  }
 
   /// Replaces the fitted state by given centres (n_clusters x n_features, finite), e.g. a loaded
   /// model, with what else its fit left (labels, restarts, events). Parameters are left unchanged.
@@ -203,6 +212,7 @@ class KMeans {
     const double tol_abs = p.tol == 0 ? 0.0 : p.tol * mean_feature_variance(be, X);
     State next;
     next.n_features = X.cols;
+    if (given) next.initial = initial_centers.map();
     std::vector<std::int32_t> labels;
     for (int r = 0; r < p.n_init; ++r) {
       detail::Stopwatch clock;
@@ -238,6 +248,7 @@ class KMeans {
     std::vector<std::int32_t> labels;
     std::vector<KMeansRun> runs;
     std::vector<KMeansEvent> events;
+    RowMatrix<T> initial;  ///< given initial centres, else empty
     int best = 0;
     Index n_features = 0;
   };

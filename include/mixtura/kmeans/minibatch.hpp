@@ -203,6 +203,7 @@ class MiniBatchKMeans {
     next.n_features = X.cols;
     next.state.centers = initial_centers.data ? given_centers(where, X, initial_centers)
                                               : best_initialisation(be, X, sample_weight, batch);
+    if (initial_centers.data) next.initial = next.state.centers;
     next.state.counts.assign(static_cast<std::size_t>(p.n_clusters), 0.0);
 
     const double tol_abs = p.tol > 0 ? p.tol * mean_feature_variance(be, X) : 0.0;
@@ -255,6 +256,7 @@ class MiniBatchKMeans {
       next.state.centers = initial_centers.data
                                ? given_centers(where, X, initial_centers)
                                : initialisation(be, X, sample_weight, resolved_init_size(std::min(p.batch_size, X.rows), X.rows), 0);
+      if (initial_centers.data) next.initial = next.state.centers;
       next.state.counts.assign(static_cast<std::size_t>(p.n_clusters), 0.0);
     }
     detail::check_chunk_weights(where, sample_weight, X.rows);
@@ -311,6 +313,14 @@ class MiniBatchKMeans {
   const std::vector<MiniBatchEvent>& events() const { return fitted("events").events; }
   /// What partial_fit resumes from.
   const MiniBatchKMeansState<T>& state() const { return fitted("state").state; }
+  /// The centres the last fit (or the first partial_fit) started from when they were given, else
+  /// empty; a model file keeps them as the init parameter.
+  const RowMatrix<T>& initial_centers() const { return fitted("initial_centers").initial; }
+  /// Records given initial centres for a fitted model (a loaded one's), n_clusters x n_features.
+  void set_initial_centers(RowMatrix<T> centers) {
+    detail::check_initial_record("MiniBatchKMeans::set_initial_centers", centers, fitted("set_initial_centers").state.centers);
+    fitted_.initial = std::move(centers);
+  }
 
   /// Replaces the fitted state (e.g. a saved one): centres n_clusters x n_features (finite), counts
   /// [n_clusters] (finite, >= 0), and what was recorded (a model file's; by default nothing: trace,
@@ -350,6 +360,7 @@ class MiniBatchKMeans {
     std::vector<std::int32_t> labels;
     std::vector<MiniBatchStep> trace;
     std::vector<MiniBatchEvent> events;
+    RowMatrix<T> initial;  ///< given initial centres, else empty
     double inertia = 0;
     int n_iter = 0;
     Index n_features = 0;

@@ -103,6 +103,16 @@ struct KMeansStats {
 };
 
 namespace detail {
+/// Recorded initial centres have the fitted centres' shape and finite values.
+template <class T>
+inline void check_initial_record(const char* where, const RowMatrix<T>& initial, const RowMatrix<T>& centers) {
+  MIXTURA_EXPECTS(initial.rows() == centers.rows() && initial.cols() == centers.cols(),
+                  "%s: initial centres have shape (%lld, %lld), expected (n_clusters, n_features) = (%lld, %lld)",
+                  where, static_cast<long long>(initial.rows()), static_cast<long long>(initial.cols()),
+                  static_cast<long long>(centers.rows()), static_cast<long long>(centers.cols()));
+  MIXTURA_EXPECTS(initial.allFinite(), "%s: the initial centres contain a non-finite value", where);
+}
+
 /// The point the nearest-centre search measures from (C: K x D row-major): the centres' mean, summed
 /// in double in centre order and rounded to T, the same bits for the CPU's search and the GPU's.
 template <class T>
