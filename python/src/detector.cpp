@@ -114,7 +114,7 @@ py::object detector_eval(const Array<T>& X, const std::string& method, const DAr
 }
 
 template <class T>
-void bind(py::module_& m) {
+void bind_detector_types(py::module_& m) {
   m.def(typed_name<T>("detector_fit").c_str(), &detector_fit<T>, py::arg("X").noconvert(), py::arg("method"),
         py::arg("n_components"), py::arg("max_components"), py::arg("covariance_type"), py::arg("reg_covar"),
         py::arg("scaling"), py::arg("contamination"), py::arg("threshold"), py::arg("false_alarm_rate"),
@@ -128,8 +128,8 @@ void bind(py::module_& m) {
 }  // namespace
 
 void bind_detector(py::module_& m) {
-  bind<float>(m);
-  bind<double>(m);
+  bind_detector_types<float>(m);
+  bind_detector_types<double>(m);
 }
 
 }  // namespace mixtura_py

@@ -516,7 +516,7 @@ double gmm_score_device(std::uintptr_t ptr, std::int64_t rows, std::int64_t cols
 #endif
 
 template <class T>
-void bind(py::module_& m) {
+void bind_gmm_types(py::module_& m) {
   m.def(typed_name<T>("gmm_fit").c_str(), &gmm_fit<T>, py::arg("X").noconvert(), py::arg("sample_weight").noconvert(),
         py::arg("n_components"), py::arg("covariance_type"), py::arg("tol"), py::arg("reg_covar"), py::arg("max_iter"),
         py::arg("n_init"), py::arg("init_params"), py::arg("seed"), py::arg("n_threads"), py::arg("verbose"),
@@ -607,8 +607,8 @@ worst_values: the n_components worst-explained rows (where a collapsed component
     }
     return out;
   }, py::arg("covariance_type"), py::arg("precisions"));
-  bind<float>(m);
-  bind<double>(m);
+  bind_gmm_types<float>(m);
+  bind_gmm_types<double>(m);
   m.def("gmm_update", &gmm_update, py::arg("statistics"), py::arg("covariance_type"), py::arg("n_components"),
         py::arg("reg_covar"), py::arg("tol"), py::arg("weights"), py::arg("means"), py::arg("precisions_cholesky"),
         py::arg("previous_lower_bound"), py::arg("n_iter"));

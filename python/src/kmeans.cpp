@@ -308,7 +308,7 @@ double kmeans_score_device(std::uintptr_t ptr, std::int64_t rows, std::int64_t c
 #endif
 
 template <class T>
-void bind(py::module_& m) {
+void bind_kmeans_types(py::module_& m) {
   m.def(typed_name<T>("kmeans_fit").c_str(), &kmeans_fit<T>, py::arg("X").noconvert(),
         py::arg("sample_weight").noconvert(), py::arg("init_centers").noconvert(), py::arg("n_clusters"),
         py::arg("init"), py::arg("n_init"), py::arg("max_iter"), py::arg("tol"), py::arg("seed"), py::arg("n_threads"),
@@ -342,8 +342,8 @@ void bind(py::module_& m) {
 }  // namespace
 
 void bind_kmeans(py::module_& m) {
-  bind<float>(m);
-  bind<double>(m);
+  bind_kmeans_types<float>(m);
+  bind_kmeans_types<double>(m);
   m.def("kmeans_statistics_merge", &kmeans_statistics_merge, py::arg("a"), py::arg("b"));
 }
 

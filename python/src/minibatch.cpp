@@ -139,7 +139,7 @@ py::dict minibatch_partial_fit(const Array<T>& X, const std::optional<Array<T>>&
       py::arg("seed"), py::arg("compute_labels"), py::arg("n_threads"), py::arg("verbose")
 
 template <class T>
-void bind(py::module_& m) {
+void bind_minibatch_types(py::module_& m) {
   m.def(typed_name<T>("minibatch_fit").c_str(),
         [](const Array<T>& X, const std::optional<Array<T>>& w, const std::optional<Array<T>>& init, int n_clusters,
            const std::string& init_name, int max_iter, std::int64_t batch_size, double tol, int max_no_improvement,
@@ -169,8 +169,8 @@ void bind(py::module_& m) {
 }  // namespace
 
 void bind_minibatch(py::module_& m) {
-  bind<float>(m);
-  bind<double>(m);
+  bind_minibatch_types<float>(m);
+  bind_minibatch_types<double>(m);
 }
 
 }  // namespace mixtura_py
