@@ -1,7 +1,8 @@
 """The ``mixtura`` command line: density-based anomaly detection on sensor CSV files.
 
     mixtura detect [FILE.csv] [--time-column NAME] [--train-fraction F] [--window W] [--step S]
-                   [--features level-dynamics|windows] [--differences] [--contamination C] [--gaps G]
+                   [--features level-dynamics|windows] [--differences] [--method gmm|kmeans] [--components K|bic]
+                   [--covariance-type T] [--false-alarm-rate R | --contamination C] [--seed S] [--gaps G]
                    [--min-event-length N] [--merge-gap N] [--adapt [--half-life N]] [--device D] [--out DIR]
                    [--no-plot]
     mixtura fit    [FILE.csv] ...same options but --adapt...  writes DIR/model.mixtura and DIR/model.json
@@ -11,8 +12,10 @@
 Without FILE the bundled NAB machine-temperature series is used (with NAB's labelled windows).
 Each window of W rows becomes its level and dynamics per channel (``level_dynamics``; ``--features
 windows``: its readings, optionally with their first differences). The windows are fitted with
-``DensityAnomalyDetector`` on the first F of the rows; every window is scored (log-density, higher =
-more normal) and flagged when ``predict`` says -1. Flagged windows are reported as events
+``DensityAnomalyDetector`` on the first F of the rows (``--method``, ``--components``, ``--covariance-type``,
+``--false-alarm-rate``, ``--contamination`` and ``--seed`` are its parameters; not given, its defaults, but
+random_state 0); every window is scored (log-density, higher = more normal) and flagged when ``predict``
+says -1. Flagged windows are reported as events
 (``group_events``): runs at most ``--merge-gap`` unflagged windows apart are one event (default: the
 windows in one window's span), events of fewer than ``--min-event-length`` flagged windows are left out
 of the report (default: half a window's span); each has a start, an end, a peak (lowest score) and its
@@ -61,6 +64,10 @@ MAX_EVENTS_SHOWN = 15
 ADAPT_CHUNK = 100            # windows per partial_fit step with --adapt (bench/anomaly_eval.py --adapt's)
 TOP_CHANNELS = 3
 GAPS = ("marginalize", "drop", "error")
+METHODS = ("gmm", "kmeans")  # DensityAnomalyDetector's
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+DEFAULT_SEED = 0             # the CLI's runs repeat; the detector's own default (None) would not
+SEED_MAX = 2**64 - 1
 DEFAULT_GAPS = "marginalize"
 
 
@@ -199,6 +206,15 @@ def _check_device_gaps(device, requested, inp):
         return "cpu", "missing values: the CUDA backend takes complete rows only"
     raise DataError(f"--device cuda: {inp.table.path} has missing values (--gaps {inp.gaps.mode}), which the CUDA "
                     f"backend does not take; use --device cpu or auto, or --gaps drop")
+
+
+def _check_method_gaps(method, inp):
+    """A DataError when the table has missing values left (not --gaps drop) and the detector's method is
+    kmeans, which takes complete windows only."""
+    if method == "kmeans" and inp.gaps.n_missing and inp.gaps.mode != "drop":
+        raise DataError(f"{inp.table.path}: {inp.gaps.n_missing} missing value{'s' if inp.gaps.n_missing != 1 else ''} "
+                        f"(--gaps {inp.gaps.mode}), which --method kmeans does not take (complete windows only); "
+                        f"use --gaps drop or --method gmm")
 
 
 # -------------------------------------------------------------------------------------------- scoring
@@ -697,6 +713,14 @@ def _check_observed_features(table, X_train, train_rows, args):
                     f"it at row {j // n_channels + 1} of {width}; raise --train-fraction")
 
 
+def _detector_params(args):
+    """DensityAnomalyDetector's parameters from the options; one not given keeps the detector's default."""
+    given = {"method": args.method, "n_components": args.components, "covariance_type": args.covariance_type,
+             "contamination": args.contamination, "false_alarm_rate": args.false_alarm_rate,
+             "random_state": args.seed}
+    return {k: v for k, v in given.items() if v is not None}
+
+
 def _fit(args, inp, device, stream):
     from . import DensityAnomalyDetector
 
@@ -715,7 +739,7 @@ def _fit(args, inp, device, stream):
                         f"{len(X_train)} window(s) of {args.window} rows{observed}; at least 2 are needed: raise "
                         f"--train-fraction or lower --window")
     _check_observed_features(table, X_train, train_rows, args)
-    detector = DensityAnomalyDetector(contamination=args.contamination, random_state=0, device=device)
+    detector = DensityAnomalyDetector(**_detector_params(args), device=device)
     try:
         with Progress(f"fitting on {len(X_train)} windows", stream=stream):
             detector.fit(X_train)
@@ -785,6 +809,7 @@ def cmd_detect(args, out, err):
     gaps = args.gaps or DEFAULT_GAPS
     inp = _read_input(args, args.time_column, gaps)
     device, note = _check_device_gaps(device, args.device, inp)
+    _check_method_gaps(args.method, inp)
     output = _Output(args.out)
     print("mixtura detect", file=out)
     _print_table_summary(out, inp, _settings(args))
@@ -811,6 +836,7 @@ def cmd_fit(args, out, err):
     gaps = args.gaps or DEFAULT_GAPS
     inp = _read_input(args, args.time_column, gaps)
     device, note = _check_device_gaps(device, args.device, inp)
+    _check_method_gaps(args.method, inp)
     output = _Output(args.out)
     print("mixtura fit", file=out)
     _print_table_summary(out, inp, _settings(args))
@@ -865,6 +891,10 @@ def cmd_score(args, out, err):
     inp = _read_input(args, time_column, gaps, channels=sidecar["channels"])
     table = inp.table
     device, note = _check_device_gaps(device, args.device, inp)
+    _check_method_gaps(detector.method, inp)
+    if args.adapt and detector.method != "gmm":
+        raise DataError(f"{args.model}: --adapt follows a detector of method gmm (partial_fit); this model's method "
+                        f"is {detector.method}")
     detector.set_params(device=device)  # where this run scores; the model file does not decide it
     settings = {k: sidecar[k] for k in ("window", "step", "differences")}
     settings["features"] = sidecar.get("features", OLD_FEATURES)
@@ -930,6 +960,38 @@ def _positive_real(text):
         raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
     if not 0 < v < math.inf:
         raise argparse.ArgumentTypeError(f"{text} is not a positive finite number")
+    return v
+
+
+def _components(text):
+    if text == "bic":
+        return "bic"
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is neither 'bic' nor an integer") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not >= 1")
+    return v
+
+
+def _open_fraction(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not 0 < v < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not in (0, 1)")
+    return v
+
+
+def _seed(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
+    if not 0 <= v <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"{text} is not in [0, 2**64 - 1]")
     return v
 
 
@@ -1012,9 +1074,26 @@ def build_parser():
         p.add_argument("--differences", action="store_true",
                        help="with --features windows (implied): add the first differences within each window")
         p.add_argument("--contamination", metavar="C", type=_contamination, default="auto",
-                       help="share of training windows flagged, in (0, 0.5], or 'auto' (default: the detector's "
-                            "own threshold)")
+                       help="share of training windows flagged, in (0, 0.5], or 'auto' (default: the threshold "
+                            "is calibrated to --false-alarm-rate)")
+        detector_options(p)
         event_options(p)
+
+    def detector_options(p):  # DensityAnomalyDetector's parameters; the defaults are its own, but the seed
+        p.add_argument("--method", choices=METHODS, default=None,
+                       help="the density: 'gmm' (default; a Gaussian mixture) or 'kmeans' (K-means centres with a "
+                            "spherical variance each; complete windows only, no --adapt)")
+        p.add_argument("--components", metavar="K", type=_components, default=None,
+                       help="mixture components (clusters), an integer >= 1, or 'bic' (default: the count with the "
+                            "lowest BIC among 1..8)")
+        p.add_argument("--covariance-type", choices=COVARIANCE_TYPES, default=None,
+                       help="of the Gaussian mixture (--method gmm): 'full' (default), 'tied', 'diag' or 'spherical'")
+        p.add_argument("--false-alarm-rate", metavar="R", type=_open_fraction, default=None,
+                       help="share of normal training windows the threshold flags, in (0, 1) (default 0.01; "
+                            "with --contamination auto: a contamination places the threshold itself)")
+        p.add_argument("--seed", metavar="S", type=_seed, default=DEFAULT_SEED,
+                       help=f"random_state of the fit, an integer in [0, 2**64 - 1] (default {DEFAULT_SEED}): the "
+                            "calibration rows held out and the mixture's initialisation")
 
     def device_option(p):
         p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu",
@@ -1032,13 +1111,13 @@ def build_parser():
     adapt_options(p, "the windows after the training rows")
     device_option(p)
     plot_option(p)
-    p.set_defaults(run=cmd_detect)
+    p.set_defaults(run=cmd_detect, subparser=p)
     p = sub.add_parser("fit", help="fit and write model.mixtura (+ model.json, the window settings)",
                        description="Fit on the first --train-fraction of the rows; write model.mixtura and "
                                    "model.json (window settings, columns and the event options) to --out.")
     fit_options(p)
     device_option(p)
-    p.set_defaults(run=cmd_fit)
+    p.set_defaults(run=cmd_fit, subparser=p)
     p = sub.add_parser("score", help="score a file with a model written by fit or detect",
                        description="Score every window of FILE with MODEL (model.json beside it gives the window "
                                    "settings); write scores.csv, events.csv and plot.png.")
@@ -1049,8 +1128,21 @@ def build_parser():
     adapt_options(p, "every window from the first")
     device_option(p)
     plot_option(p)
-    p.set_defaults(run=cmd_score)
+    p.set_defaults(run=cmd_score, subparser=p)
     return parser
+
+
+def _check_detector_options(parser, args):
+    """parser.error (exit 2) for detector options that do not go together."""
+    if args.method == "kmeans":
+        if args.covariance_type is not None:
+            parser.error(f"--covariance-type applies to --method gmm, not kmeans (got --covariance-type "
+                         f"{args.covariance_type})")
+        if getattr(args, "adapt", False):
+            parser.error("--adapt needs --method gmm: kmeans is fitted in one batch (no partial_fit)")
+    if args.false_alarm_rate is not None and args.contamination != "auto":
+        parser.error(f"--false-alarm-rate {args.false_alarm_rate:g} applies with --contamination auto, not "
+                     f"--contamination {args.contamination:g} (a contamination places the threshold itself)")
 
 
 def main(argv=None, stdout=None, stderr=None):
@@ -1058,8 +1150,8 @@ def main(argv=None, stdout=None, stderr=None):
     141 closed stdout)."""
     out = sys.stdout if stdout is None else stdout
     err = sys.stderr if stderr is None else stderr
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
+    parser = args.subparser  # its errors name the command: "mixtura detect: error: ..."
     if hasattr(args, "features"):  # detect, fit: --differences alone, or one-row windows, mean the readings
         if args.features is None:
             args.features = "windows" if args.differences or args.window == 1 else DEFAULT_FEATURES
@@ -1070,6 +1162,8 @@ def main(argv=None, stdout=None, stderr=None):
                          f"got {args.window}")
     if getattr(args, "half_life", None) is not None and not args.adapt:
         parser.error("--half-life applies only with --adapt")
+    if hasattr(args, "method"):  # detect, fit: the detector's options that go together
+        _check_detector_options(parser, args)
 
     def show_warning(message, category, filename, lineno, file=None, line=None):
         print(f"mixtura {args.command}: warning: {message}", file=err)

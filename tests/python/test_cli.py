@@ -1287,3 +1287,120 @@ def test_without_matplotlib_plot_png_is_skipped_and_the_rest_written(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "plot.png skipped: matplotlib is not installed (pip install 'mixtura[plot]')" in r.stderr
     assert sorted(p.name for p in out.iterdir()) == ["events.csv", "model.json", "model.mixtura", "scores.csv"]
+
+
+# ------------------------------------------------------------------------------- the detector's options
+
+def fitted_like_the_cli(path, width=5, train_fraction=0.5, **params):
+    """The detector `fit` makes of path's level-dynamics windows with these parameters (random_state 0
+    unless given)."""
+    values = read_table(path).values
+    train_rows = max(width, int(train_fraction * len(values)))
+    params.setdefault("random_state", 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mixtura.DensityAnomalyDetector(**params).fit(mixtura.level_dynamics(values[:train_rows], width))
+
+
+@pytest.mark.parametrize("options,params", [
+    (["--components", "2", "--covariance-type", "diag"], dict(n_components=2, covariance_type="diag")),
+    (["--false-alarm-rate", "0.05", "--seed", "7"], dict(false_alarm_rate=0.05, random_state=7)),
+    (["--method", "kmeans", "--components", "3"], dict(method="kmeans", n_components=3)),
+    (["--contamination", "0.02", "--covariance-type", "spherical", "--components", "bic"],
+     dict(contamination=0.02, covariance_type="spherical")),
+    (["--seed", str(2**64 - 1)], dict(random_state=2**64 - 1)),
+])
+def test_detector_options_are_its_parameters(three_channels, tmp_path, options, params):
+    code, out, err = run_main("detect", str(three_channels), *PLANT, *options, "--out", str(tmp_path / "o"))
+    assert code == 0, err
+    want = fitted_like_the_cli(three_channels, **params)
+    saved = mixtura.load(next((tmp_path / "o").glob("model.m*")))
+    expected = {"method": "gmm", "n_components": "bic", "covariance_type": "full", "contamination": "auto",
+                "false_alarm_rate": 0.01, "random_state": 0, **params}
+    assert {k: saved.get_params()[k] for k in expected} == expected
+    assert saved.offset_ == want.offset_ and saved.n_components_ == want.n_components_
+    values = read_table(three_channels).values
+    score, threshold, _ = scores_csv(tmp_path / "o" / "scores.csv")
+    np.testing.assert_array_equal(score, want.score_samples(mixtura.level_dynamics(values, 5)))
+    assert (threshold == want.offset_).all()
+    if "n_components" in params:
+        assert saved.n_components_ == params["n_components"]
+    method = params.get("method", "gmm")
+    assert f"model       {'GaussianMixture' if method == 'gmm' else 'KMeans'}, {want.n_components_} component" in out
+
+
+def test_the_seed_and_the_false_alarm_rate_move_the_threshold(three_channels, tmp_path):
+    offsets = {}
+    for options in ((), ("--seed", "0"), ("--seed", "1"), ("--false-alarm-rate", "0.2")):
+        code, _, err = run_main("fit", str(three_channels), "--window", "5", "--train-fraction", "0.5", *options,
+                                "--out", str(tmp_path / "o"))
+        assert code == 0, err
+        offsets[options] = mixtura.load(next((tmp_path / "o").glob("model.m*"))).offset_
+    assert offsets[()] == offsets[("--seed", "0")]  # the default seed is 0
+    assert offsets[("--seed", "1")] != offsets[()]  # another calibration split
+    assert offsets[("--false-alarm-rate", "0.2")] > offsets[()]  # a higher quantile of the held-out scores
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--components", "0"], "argument --components: 0 is not >= 1"),
+    (["--components", "two"], "argument --components: 'two' is neither 'bic' nor an integer"),
+    (["--covariance-type", "block"], "argument --covariance-type: invalid choice: 'block'"),
+    (["--method", "iforest"], "argument --method: invalid choice: 'iforest'"),
+    (["--false-alarm-rate", "1"], "argument --false-alarm-rate: 1 is not in (0, 1)"),
+    (["--false-alarm-rate", "0"], "argument --false-alarm-rate: 0 is not in (0, 1)"),
+    (["--false-alarm-rate", "x"], "argument --false-alarm-rate: 'x' is not a number"),
+    (["--seed", "-1"], "argument --seed: -1 is not in [0, 2**64 - 1]"),
+    (["--seed", str(2**64)], f"argument --seed: {2**64} is not in [0, 2**64 - 1]"),
+    (["--seed", "1.5"], "argument --seed: '1.5' is not an integer"),
+    (["--method", "kmeans", "--covariance-type", "diag"],
+     "--covariance-type applies to --method gmm, not kmeans (got --covariance-type diag)"),
+    (["--method", "kmeans", "--adapt"], "--adapt needs --method gmm: kmeans is fitted in one batch"),
+    (["--contamination", "0.1", "--false-alarm-rate", "0.05"],
+     "--false-alarm-rate 0.05 applies with --contamination auto, not --contamination 0.1"),
+])
+@pytest.mark.parametrize("command", ["detect", "fit"])
+def test_bad_detector_options_exit_2(capsys, command, argv, message):
+    with pytest.raises(SystemExit) as e:
+        cli.main([command, *argv])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    if command == "fit" and "--adapt" in argv:  # fit has no --adapt
+        assert "mixtura: error: unrecognized arguments: --adapt" in err, err
+    else:
+        assert f"mixtura {command}: error: {message}" in err, err
+
+
+def test_contamination_auto_goes_with_a_false_alarm_rate(three_channels, tmp_path):
+    code, _, err = run_main("fit", str(three_channels), "--window", "5", "--train-fraction", "0.5", "--contamination",
+                            "auto", "--false-alarm-rate", "0.05", "--out", str(tmp_path / "o"))
+    assert code == 0, err
+    assert mixtura.load(next((tmp_path / "o").glob("model.m*"))).false_alarm_rate == 0.05
+
+
+@pytest.mark.parametrize("option", ["--method", "--components", "--covariance-type", "--false-alarm-rate", "--seed",
+                                    "--contamination"])
+def test_score_does_not_refit(capsys, option):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["score", "m.mxt", option, "1"])
+    assert e.value.code == 2 and f"unrecognized arguments: {option} 1" in capsys.readouterr().err
+
+
+def test_kmeans_takes_complete_windows(gappy, tmp_path):
+    path, complete, G = gappy
+    code, _, err = run_main("detect", str(path), *GAPPY, "--method", "kmeans", "--out", str(tmp_path / "o"))
+    assert_one_line_error(code, err, "detect")
+    assert (f"{path}: {int(np.isnan(G).sum())} missing values (--gaps marginalize), which --method kmeans does not take (complete windows "
+            "only); use --gaps drop or --method gmm\n") in err
+    code, _, err = run_main("detect", str(path), *GAPPY, "--method", "kmeans", "--gaps", "drop", "--no-plot",
+                            "--out", str(tmp_path / "o"))
+    assert code == 0, err
+    # a kmeans model scores complete files, refuses gaps and does not adapt
+    model = next((tmp_path / "o").glob("model.m*"))
+    code, _, err = run_main("score", str(model), str(complete), "--no-plot", "--out", str(tmp_path / "s"))
+    assert code == 0, err
+    code, _, err = run_main("score", str(model), str(path), "--gaps", "marginalize", "--out", str(tmp_path / "s"))
+    assert_one_line_error(code, err, "score")
+    assert "which --method kmeans does not take" in err
+    code, _, err = run_main("score", str(model), str(complete), "--adapt", "--out", str(tmp_path / "s"))
+    assert_one_line_error(code, err, "score")
+    assert f"{model}: --adapt follows a detector of method gmm (partial_fit); this model's method is kmeans" in err
