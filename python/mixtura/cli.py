@@ -4,10 +4,11 @@
                    [--features level-dynamics|windows] [--differences] [--method gmm|kmeans] [--components K|bic]
                    [--covariance-type T] [--false-alarm-rate R | --contamination C] [--seed S] [--gaps G]
                    [--min-event-length N] [--merge-gap N] [--adapt [--half-life N]] [--device D] [--out DIR]
-                   [--no-plot]
-    mixtura fit    [FILE.csv] ...same options but --adapt...  writes DIR/model.mixtura and DIR/model.json
+                   [--no-plot] [--fail-on-anomaly]
+    mixtura fit    [FILE.csv] ...detect's options but --adapt, --no-plot, --fail-on-anomaly...
+                   writes DIR/model.mixtura and DIR/model.json
     mixtura score  MODEL [FILE.csv] [--time-column NAME] [--gaps G] [--min-event-length N] [--merge-gap N]
-                   [--adapt [--half-life N]] [--device D] [--out DIR] [--no-plot]
+                   [--adapt [--half-life N]] [--device D] [--out DIR] [--no-plot] [--fail-on-anomaly]
 
 Without FILE the bundled NAB machine-temperature series is used (with NAB's labelled windows).
 Each window of W rows becomes its level and dynamics per channel (``level_dynamics``; ``--features
@@ -25,9 +26,13 @@ ROC-AUC. ``--adapt`` lets the detector follow the stream (``StreamScorer(adapt=T
 flagged by the threshold in force before its chunk was learned. ``--device`` picks
 the CPU (default), the GPU or "auto". Missing values (an empty cell, NaN or NA) follow ``--gaps``:
 "marginalize" (default: a window scores by the density of its observed values), "drop" (rows with a
-missing value are removed before windowing) or "error". Exit status: 0, 1 for a file, output folder or model that cannot
-be used (one line that names the file and line) or a device that is not there, 2 for bad options, 141
-when the reader of stdout went away (``| head``).
+missing value are removed before windowing) or "error".
+
+Exit status: 0 the run succeeded, anomalies or not; 1 with ``--fail-on-anomaly`` (detect, score), when
+at least one event is reported (the outputs are written all the same); 2 bad usage or input: options,
+a data file, model or output folder that cannot be used (one line that names the option, or the file and
+line); 3 the machine: ``--device cuda`` without a CUDA build or device, a GPU failure, a write that
+failed (a full disk), out of memory; 130 interrupted; 141 the reader of stdout went away (``| head``).
 """
 import argparse
 import copy
@@ -69,6 +74,20 @@ COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 DEFAULT_SEED = 0             # the CLI's runs repeat; the detector's own default (None) would not
 SEED_MAX = 2**64 - 1
 DEFAULT_GAPS = "marginalize"
+
+
+# Exit statuses (README, "Command line"): scripts tell a finding from a failure, and a failure they can fix
+# (the command or its files) from one of the machine (no GPU, a full disk, memory).
+EXIT_OK = 0
+EXIT_ANOMALIES = 1   # --fail-on-anomaly and at least one event reported
+EXIT_USAGE = 2       # bad options or input: a file, folder or model that cannot be used (argparse's 2 too)
+EXIT_RUN = 3         # the machine: no CUDA device or build, a GPU failure, a write that failed, out of memory
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, the status a shell reports for a tool killed by the signal
+
+
+class RunFailure(Exception):
+    """The run cannot be done on this machine though its options and input are usable (EXIT_RUN)."""
 
 
 class Progress:
@@ -358,7 +377,7 @@ def _analyse(detector, table, settings, train_rows, stream, events, adapt=None):
     except RuntimeError as e:  # a CUDA failure, as in _fit
         if detector.device != "cuda":
             raise
-        raise DataError(f"{table.path}: scoring on the GPU failed: {e}; --device cpu scores on the CPU") from None
+        raise RunFailure(f"{table.path}: scoring on the GPU failed: {e}; --device cpu scores on the CPU") from None
     r.flagged = r.scores < r.thresholds  # predict's rule, each window by the threshold in force; NaN: not flagged
     r.adapted = first < len(X)
     r.scored = ~np.isnan(r.scores)
@@ -629,7 +648,8 @@ class _Output:
 
     def write(self, files, stale=()):
         """Write {name: writer(path)} and remove the older outputs in ``stale`` that this run does not
-        write (plot.png of an earlier run with a plot); the paths written."""
+        write (plot.png of an earlier run with a plot); the paths written. A failure here is the machine's
+        (a full disk, a folder changed meanwhile: RunFailure); the folder itself was checked before."""
         name = None
         try:
             new = not self.dir.exists()
@@ -662,7 +682,7 @@ class _Output:
         except OSError as e:
             what = f"cannot write {name}" if name else "cannot write the output folder"
             reason = e.strerror or str(e)
-            raise DataError(f"{self.dir}: {what}: {reason}") from None
+            raise RunFailure(f"{self.dir}: {what}: {reason}") from None
 
 
 # ----------------------------------------------------------------------------------------- commands
@@ -673,7 +693,7 @@ def _resolve_device(requested):
     from ._device import cuda_missing, resolve
 
     if requested == "cuda" and cuda_missing():
-        raise DataError(f"--device cuda: {cuda_missing()}; use --device cpu or auto")
+        raise RunFailure(f"--device cuda: {cuda_missing()}; use --device cpu or auto")
     return resolve(requested, "--device")
 
 
@@ -748,7 +768,7 @@ def _fit(args, inp, device, stream):
     except RuntimeError as e:  # a CUDA failure (mixtura::CudaError names the call and the CUDA error)
         if device != "cuda":
             raise
-        raise DataError(f"{table.path}: the fit on the GPU failed: {e}; --device cpu fits on the CPU") from None
+        raise RunFailure(f"{table.path}: the fit on the GPU failed: {e}; --device cpu fits on the CPU") from None
     return detector, settings, train_rows, (len(X_train), n_empty)
 
 
@@ -828,7 +848,7 @@ def cmd_detect(args, out, err):
     files.update(_model_files(detector, inp.table, settings, train_rows, inp.source, gaps, events))
     written = output.write(files, stale=["plot.png"])
     print(f"  wrote       {', '.join(str(p) for p in written)}", file=out)
-    return 0
+    return _status(args, r)
 
 
 def cmd_fit(args, out, err):
@@ -847,7 +867,7 @@ def cmd_fit(args, out, err):
     written = output.write(_model_files(detector, inp.table, settings, train_rows, inp.source, gaps,
                                         _event_settings(args, settings)))
     print(f"  wrote       {', '.join(str(p) for p in written)}", file=out)
-    return 0
+    return EXIT_OK
 
 
 def _load_model(path):
@@ -918,7 +938,12 @@ def cmd_score(args, out, err):
     written = output.write(_result_files(table, r, _elbo_trace(detector), train_rows, f"mixtura score: {inp.source}",
                                          args.plot, err), stale=["plot.png"])
     print(f"  wrote       {', '.join(str(p) for p in written)}", file=out)
-    return 0
+    return _status(args, r)
+
+
+def _status(args, r):
+    """EXIT_ANOMALIES when --fail-on-anomaly is given and an event is reported, else EXIT_OK."""
+    return EXIT_ANOMALIES if args.fail_on_anomaly and r.events else EXIT_OK
 
 
 def _fraction(text):
@@ -1017,7 +1042,9 @@ def build_parser():
                "ending at that time (higher = more normal; empty for a window with no observed value), flagged = 1 "
                "when it is below the threshold (the one in force for that window; with --adapt it moves). "
                "events.csv: per event its start, end and peak times (of the windows' last rows), the peak score, "
-               "the flagged windows and the top channels with their largest |z| (explain).")
+               "the flagged windows and the top channels with their largest |z| (explain). Exit status: 0 done; "
+               "1 events found with --fail-on-anomaly; 2 bad options or input; 3 the machine failed (no CUDA "
+               "device, a failed write, memory); 130 interrupted; 141 stdout closed.")
     parser.add_argument("--version", action="version", version=f"mixtura {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="{detect,fit,score}")
     sub.required = True
@@ -1103,6 +1130,11 @@ def build_parser():
     def plot_option(p):
         p.add_argument("--no-plot", dest="plot", action="store_false", help="do not write plot.png")
 
+    def fail_option(p):
+        p.add_argument("--fail-on-anomaly", action="store_true",
+                       help=f"exit with status {EXIT_ANOMALIES} when at least one event is reported (the outputs are "
+                            f"written all the same); without it a run that succeeds exits with {EXIT_OK}")
+
     p = sub.add_parser("detect", help="fit on the first rows, score all, report and plot the anomalies",
                        description="Fit on the first --train-fraction of the rows, score every window, print the "
                                    "events (flagged windows grouped); write scores.csv, events.csv, plot.png, model.mixtura "
@@ -1111,6 +1143,7 @@ def build_parser():
     adapt_options(p, "the windows after the training rows")
     device_option(p)
     plot_option(p)
+    fail_option(p)
     p.set_defaults(run=cmd_detect, subparser=p)
     p = sub.add_parser("fit", help="fit and write model.mixtura (+ model.json, the window settings)",
                        description="Fit on the first --train-fraction of the rows; write model.mixtura and "
@@ -1128,6 +1161,7 @@ def build_parser():
     adapt_options(p, "every window from the first")
     device_option(p)
     plot_option(p)
+    fail_option(p)
     p.set_defaults(run=cmd_score, subparser=p)
     return parser
 
@@ -1146,8 +1180,9 @@ def _check_detector_options(parser, args):
 
 
 def main(argv=None, stdout=None, stderr=None):
-    """Run the command line; returns the exit status (0 ok, 1 unusable file, model or device, 2 bad options,
-    141 closed stdout)."""
+    """Run the command line; returns the exit status (EXIT_*: 0 done, 1 events found with --fail-on-anomaly,
+    3 the machine failed, 130 interrupted, 141 closed stdout). Bad options or input: 2 (argparse's, as
+    SystemExit(2), or returned)."""
     out = sys.stdout if stdout is None else stdout
     err = sys.stderr if stderr is None else stderr
     args = build_parser().parse_args(argv)
@@ -1177,23 +1212,26 @@ def main(argv=None, stdout=None, stderr=None):
             return status
     except DataError as e:
         print(f"mixtura {args.command}: error: {e}", file=err)
-        return 1
+        return EXIT_USAGE
+    except RunFailure as e:
+        print(f"mixtura {args.command}: error: {e}", file=err)
+        return EXIT_RUN
     except KeyboardInterrupt:
         print(f"mixtura {args.command}: interrupted", file=err)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # the reader went away (`mixtura detect | head`): stop quietly, as Unix tools do
         if out is sys.stdout:  # Python would flush stdout again at exit and fail once more
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
-        return 141  # 128 + SIGPIPE, the status a shell reports for a tool killed by the signal
+        return EXIT_BROKEN_PIPE
     except OSError as e:  # a file or folder the paths above did not foresee: one line, not a traceback
         where = f"{e.filename}: " if e.filename else ""
         print(f"mixtura {args.command}: error: {where}{e.strerror or e}", file=err)
-        return 1
+        return EXIT_RUN
     except MemoryError:
         print(f"mixtura {args.command}: error: out of memory (a smaller file, --step or --window needs less)",
               file=err)
-        return 1
+        return EXIT_RUN
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -240,11 +240,11 @@ def test_score_needs_the_model_columns(three_channels, tmp_path):
     other = tmp_path / "other.csv"
     other.write_text("time,temperature,flow\n" + "".join(f"t{i},{i % 7},{i % 5}\n" for i in range(50)))
     code, _, err = run_main("score", str(tmp_path / "m" / "model.mixtura"), str(other), "--out", str(tmp_path / "s"))
-    assert code == 1
+    assert code == 2
     assert "other.csv: the model needs the column 'pressure'" in err
     (tmp_path / "m" / "model.json").unlink()
     code, _, err = run_main("score", str(tmp_path / "m" / "model.mixtura"), str(other))
-    assert code == 1 and "model.json: not found" in err
+    assert code == 2 and "model.json: not found" in err
 
 
 # ---------------------------------------------------------------------------------- bad files
@@ -284,7 +284,7 @@ def test_bad_files_name_the_file_and_line(tmp_path, content, message, command):
     if content is not None:
         path.write_text(content)
     code, out, err = run_main(command, str(path), "--window", "1", "--out", str(tmp_path / "out"))
-    assert code == 1
+    assert code == 2
     assert re.fullmatch(rf"mixtura {command}: error: {re.escape(str(path))}: {message}.*\n", err, re.S), err
     with pytest.raises(DataError, match=message):
         read_table(path)
@@ -292,24 +292,24 @@ def test_bad_files_name_the_file_and_line(tmp_path, content, message, command):
 
 def test_bad_file_for_score(tmp_path):
     code, _, err = run_main("score", str(tmp_path / "none.mixtura"))
-    assert code == 1 and f"{tmp_path / 'none.mixtura'}: no such model file" in err
+    assert code == 2 and f"{tmp_path / 'none.mixtura'}: no such model file" in err
 
 
 def test_unknown_time_column(tmp_path):
     path = tmp_path / "a.csv"
     path.write_text("t,x,y\n1,2,3\n")
     code, _, err = run_main("detect", str(path), "--time-column", "when")
-    assert code == 1 and "no column 'when' for --time-column; the columns are t, x, y" in err
+    assert code == 2 and "no column 'when' for --time-column; the columns are t, x, y" in err
 
 
 def test_fewer_rows_than_the_window(tmp_path):
     path = tmp_path / "a.csv"
     path.write_text("t,x\n" + "".join(f"{i},{i % 3}\n" for i in range(10)))
     code, _, err = run_main("detect", str(path), "--window", "24", "--out", str(tmp_path / "o"))
-    assert code == 1 and "10 data rows, fewer than the window of 24 rows" in err
+    assert code == 2 and "10 data rows, fewer than the window of 24 rows" in err
     code, _, err = run_main("detect", str(path), "--window", "5", "--train-fraction", "0.2",
                             "--out", str(tmp_path / "o"))
-    assert code == 1 and "hold 1 window(s) of 5 rows; at least 2 are needed" in err
+    assert code == 2 and "hold 1 window(s) of 5 rows; at least 2 are needed" in err
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -434,7 +434,7 @@ def test_cli_leaves_out_columns_in_fit_and_score(three_channels, tmp_path):
     assert "left out    notes, changepoint" in out
     assert read_scores(tmp_path / "s" / "scores.csv")[1] == rows_plain
     code, _, err = run_main("detect", str(noisy), "--ignore-column", "note", "--out", str(tmp_path / "q"))
-    assert code == 1 and "noisy.csv: no column 'note' for --ignore-column" in err
+    assert code == 2 and "noisy.csv: no column 'note' for --ignore-column" in err
 
 
 # ----------------------------------------------------------------------------------------- --device
@@ -499,7 +499,7 @@ def test_device_cuda_without_a_gpu_says_what_is_missing(three_channels, tmp_path
     missing = "no CUDA device is visible" if _core.HAS_CUDA else "this build of mixtura has no CUDA backend"
     model = ["no-such.mixtura"] if command == "score" else []  # the device is checked before anything is read
     code, out, err = run_main(command, *model, str(three_channels), "--device", "cuda", "--out", str(tmp_path / "o"))
-    assert code == 1 and out == ""
+    assert code == 3 and out == ""  # the machine, not the command
     assert err.startswith(f"mixtura {command}: error: --device cuda: {missing}"), err
     assert "use --device cpu or auto" in err
     assert not (tmp_path / "o").exists()  # nothing written
@@ -626,9 +626,10 @@ def small_table(tmp_path, n=40, name="s.csv"):
     return path
 
 
-def assert_one_line_error(code, err, command):
-    """Exit status 1 and, besides warnings, one line on stderr: the error."""
-    assert code == 1, err
+def assert_one_line_error(code, err, command, status=2):
+    """Exit status `status` (2: bad input; 3: the machine) and, besides warnings, one line on stderr: the
+    error."""
+    assert code == status, err
     lines = [line for line in err.splitlines(keepends=True) if not line.startswith(f"mixtura {command}: warning: ")]
     assert len(lines) == 1 and lines[0].startswith(f"mixtura {command}: error: ") and lines[0].endswith("\n"), err
     assert "Traceback" not in err
@@ -695,7 +696,7 @@ def test_a_failure_while_writing_is_one_line_and_leaves_nothing(tmp_path, monkey
     monkeypatch.setattr(tempfile, "mkdtemp", refuse)
     code, _, err = run_main("detect", str(small_table(tmp_path)), "--window", "3", "--no-plot",
                             "--out", str(tmp_path / "o"))
-    assert_one_line_error(code, err, "detect")
+    assert_one_line_error(code, err, "detect", status=3)  # the folder was checked: the machine refused
     assert f"{tmp_path / 'o'}: cannot write the output folder: Permission denied" in err
     assert not (tmp_path / "o").exists()
     (tmp_path / "f").write_text("a file")
@@ -716,7 +717,7 @@ def test_a_failed_model_save_keeps_the_previous_outputs(tmp_path, monkeypatch):
     monkeypatch.setattr(mixtura.DensityAnomalyDetector, "save", full_disk)
     code, _, err = run_main("detect", str(small_table(tmp_path, n=60)), "--window", "4", "--no-plot",
                             "--out", str(out))
-    assert_one_line_error(code, err, "detect")
+    assert_one_line_error(code, err, "detect", status=3)
     assert f"{out}: cannot write model.mixtura: No space left on device" in err
     # the new scores.csv was written before the model failed: it is not there, nor the temporary folder
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
@@ -1404,3 +1405,59 @@ def test_kmeans_takes_complete_windows(gappy, tmp_path):
     code, _, err = run_main("score", str(model), str(complete), "--adapt", "--out", str(tmp_path / "s"))
     assert_one_line_error(code, err, "score")
     assert f"{model}: --adapt follows a detector of method gmm (partial_fit); this model's method is kmeans" in err
+
+
+# ---------------------------------------------------------------------------------------- exit statuses
+
+def test_fail_on_anomaly_exits_1_when_an_event_is_reported(three_channels, tmp_path):
+    code, out, err = run_main("detect", str(three_channels), *PLANT, "--out", str(tmp_path / "a"))
+    assert code == cli.EXIT_OK == 0, err
+    n_events = int(re.search(r"anomalies   (\d+) event", out).group(1))
+    assert n_events >= 1  # events found, and still 0 without --fail-on-anomaly
+    code, out, err = run_main("detect", str(three_channels), *PLANT, "--fail-on-anomaly", "--out", str(tmp_path / "b"))
+    assert code == cli.EXIT_ANOMALIES == 1 and err == ""
+    # the outputs are written all the same
+    assert (tmp_path / "b" / "scores.csv").read_bytes() == (tmp_path / "a" / "scores.csv").read_bytes()
+    assert (tmp_path / "b" / "events.csv").read_bytes() == (tmp_path / "a" / "events.csv").read_bytes()
+    # flagged windows that make no event (shorter than --min-event-length) are not a finding
+    code, out, err = run_main("detect", str(three_channels), *PLANT, "--fail-on-anomaly", "--min-event-length",
+                              "100000", "--out", str(tmp_path / "c"))
+    assert code == 0, err
+    assert re.search(r"anomalies   0 events .*, [1-9]\d* of \d+ windows flagged", out), out
+    model = next((tmp_path / "a").glob("model.m*"))
+    code, _, err = run_main("score", str(model), str(three_channels), "--no-plot", "--fail-on-anomaly",
+                            "--out", str(tmp_path / "s"))
+    assert code == 1, err
+    code, _, err = run_main("score", str(model), str(three_channels), "--no-plot", "--out", str(tmp_path / "s"))
+    assert code == 0, err
+    with pytest.raises(SystemExit) as e:  # fit reports no events
+        cli.main(["fit", str(three_channels), "--fail-on-anomaly"])
+    assert e.value.code == 2
+
+
+def test_exit_statuses_of_the_process(three_channels, tmp_path):
+    # What a shell sees: python -m mixtura exits with main's status.
+    def status(*argv):
+        return subprocess.run([sys.executable, "-m", "mixtura", *argv], capture_output=True, text=True,
+                              timeout=300).returncode
+
+    assert status("detect", str(three_channels), *PLANT, "--fail-on-anomaly", "--out", str(tmp_path / "o")) == 1
+    assert status("detect", str(three_channels), "--window", "0") == 2  # a bad option
+    assert status("detect", str(tmp_path / "none.csv"), "--out", str(tmp_path / "n")) == 2  # a bad input
+    assert status("score", str(three_channels), "--out", str(tmp_path / "n")) == 2  # not a model file
+
+
+@pytest.mark.parametrize("failure,status,message", [
+    (MemoryError(), 3, "out of memory (a smaller file, --step or --window needs less)"),
+    (OSError(5, "Input/output error", "somewhere"), 3, "somewhere: Input/output error"),
+    (KeyboardInterrupt(), 130, None),
+])
+def test_exit_statuses_of_failures(tmp_path, monkeypatch, failure, status, message):
+    def fail(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(mixtura.DensityAnomalyDetector, "fit", fail)
+    code, out, err = run_main("detect", str(small_table(tmp_path)), "--window", "3", "--out", str(tmp_path / "o"))
+    assert code == status
+    assert err == (f"mixtura detect: error: {message}\n" if message else "mixtura detect: interrupted\n")
+    assert not (tmp_path / "o").exists()
