@@ -6,7 +6,7 @@
                    [--min-event-length N] [--merge-gap N] [--adapt [--half-life N]] [--device D] [--out DIR]
                    [--no-plot] [--fail-on-anomaly]
     mixtura fit    [FILE.csv] ...detect's options but --adapt, --no-plot, --fail-on-anomaly...
-                   writes DIR/model.mixtura and DIR/model.json
+                   writes DIR/model.mxt: the detector with the window settings, columns and event options
     mixtura score  MODEL [FILE.csv] [--time-column NAME] [--gaps G] [--min-event-length N] [--merge-gap N]
                    [--adapt [--half-life N]] [--device D] [--out DIR] [--no-plot] [--fail-on-anomaly]
 
@@ -27,6 +27,11 @@ flagged by the threshold in force before its chunk was learned. ``--device`` pic
 the CPU (default), the GPU or "auto". Missing values (an empty cell, NaN or NA) follow ``--gaps``:
 "marginalize" (default: a window scores by the density of its observed values), "drop" (rows with a
 missing value are removed before windowing) or "error".
+
+fit and detect write one model file, DIR/model.mxt: the detector, with the window settings, channels,
+time column, --gaps mode and event options as JSON in its section "cli.settings" (an application's
+namespace, which mixtura.load and the C++ loaders ignore). score reads it alone; a model.mixtura with
+the model.json that older versions wrote beside it still loads.
 
 Exit status: 0 the run succeeded, anomalies or not; 1 with ``--fail-on-anomaly`` (detect, score), when
 at least one event is reported (the outputs are written all the same); 2 bad usage or input: options,
@@ -51,7 +56,7 @@ import warnings
 
 import numpy as np
 
-from . import datasets
+from . import _core, datasets
 from ._csv import DataError, read_table
 from ._events import group_events, score_events
 from ._stream import (FEATURES, StreamScorer, _empty_windows, _features, _score_windows, n_windows,
@@ -60,11 +65,16 @@ from ._stream import (FEATURES, StreamScorer, _empty_windows, _features, _score_
 
 DEFAULT_WINDOW = 12          # 1 hour of the bundled 5-minute readings (best ROC-AUC of 12/24/36/48 there)
 DEFAULT_FEATURES = "level-dynamics"  # docs/anomaly-evaluation.md, "Level and dynamics"
-OLD_FEATURES = "windows"     # what a model.json without "features" was fitted on
+OLD_FEATURES = "windows"     # what settings without "features" (older files) were fitted on
 DEFAULT_TRAIN_FRACTION = 0.15  # NAB's probationary period
 DEFAULT_OUT = "mixtura-out"
 SCORE_CHUNK = 4096           # windows per scoring call, for the progress bar (fit+score and detect use the same)
-SIDECAR_FORMAT = "mixtura-cli-windows"
+SETTINGS_FORMAT = "mixtura-cli-windows"
+MODEL_FILE = "model.mxt"     # the detector, and the settings below in its section SETTINGS_SECTION
+# The window settings, columns and event options, as JSON, in the model file's application namespace
+# "cli." (docs/model-format.md: loaders ignore it, so the file stays a DensityAnomalyDetector file).
+SETTINGS_SECTION = "cli.settings"
+OLD_MODEL_FILES = ("model.mixtura", "model.json")  # the pair written before: still read, replaced on a fit
 MAX_EVENTS_SHOWN = 15
 ADAPT_CHUNK = 100            # windows per partial_fit step with --adapt (bench/anomaly_eval.py --adapt's)
 TOP_CHANNELS = 3
@@ -773,18 +783,24 @@ def _fit(args, inp, device, stream):
 
 
 def _model_files(detector, table, settings, train_rows, source, gaps, events):
-    """{file name: writer(path)} of model.mixtura and model.json (the window settings; "gaps", the --gaps
-    mode `score` takes by default, only when it is not the default; the event settings `score` takes by
-    default)."""
+    """{MODEL_FILE: writer(path)}: the detector with, in section SETTINGS_SECTION, the window settings, the
+    columns, "gaps" (the --gaps mode `score` takes by default; only when it is not the default) and the
+    event settings `score` takes by default."""
     # Saved with device="cpu" whatever this run used: a model file loads and scores anywhere, and
     # `score --device` says where it runs.
     detector.set_params(device="cpu")
-    sidecar = {"format": SIDECAR_FORMAT, "version": 1, **settings, "channels": table.channels,
-               "time_column": table.time_column, "train_rows": train_rows, "fitted_on": source,
-               **({"gaps": gaps} if gaps != DEFAULT_GAPS else {}),
-               "min_event_length": events[0], "merge_gap": events[1]}
-    return {"model.mixtura": detector.save,
-            "model.json": lambda path: path.write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")}
+    cli_settings = {"format": SETTINGS_FORMAT, "version": 1, **settings, "channels": table.channels,
+                    "time_column": table.time_column, "train_rows": train_rows, "fitted_on": source,
+                    **({"gaps": gaps} if gaps != DEFAULT_GAPS else {}),
+                    "min_event_length": events[0], "merge_gap": events[1]}
+    return {MODEL_FILE: lambda path: path.write_bytes(model_file_bytes(detector, cli_settings))}
+
+
+def model_file_bytes(detector, cli_settings):
+    """The model file of a fitted detector holding `cli_settings` (a dict) as JSON in SETTINGS_SECTION."""
+    sections = {"mixtura_version": _core.__version__, **detector._to_sections(),
+                SETTINGS_SECTION: json.dumps(cli_settings)}
+    return _core.model_file_to_bytes(detector._model_kind, sections)
 
 
 def _print_fit(out, detector, train_rows, n_train, args):
@@ -807,8 +823,8 @@ def default_merge_gap(settings):
 
 
 def _event_settings(args, settings, sidecar=None):
-    """(min_length, merge_gap) of the events: the options, else the model.json of `score` (older files have
-    none), else the defaults."""
+    """(min_length, merge_gap) of the events: the options, else the model's settings for `score` (older files
+    have none), else the defaults."""
     sidecar = sidecar or {}
     min_length = args.min_event_length if args.min_event_length is not None else \
         sidecar.get("min_event_length", default_min_event_length(settings))
@@ -846,7 +862,7 @@ def cmd_detect(args, out, err):
     files = _result_files(inp.table, r, _elbo_trace(detector), train_rows, f"mixtura detect: {inp.source}",
                           args.plot, err)
     files.update(_model_files(detector, inp.table, settings, train_rows, inp.source, gaps, events))
-    written = output.write(files, stale=["plot.png"])
+    written = output.write(files, stale=["plot.png", *OLD_MODEL_FILES])
     print(f"  wrote       {', '.join(str(p) for p in written)}", file=out)
     return _status(args, r)
 
@@ -865,47 +881,62 @@ def cmd_fit(args, out, err):
     _print_fit(out, detector, train_rows, n_train, args)
     print(f"  threshold   {float(detector.offset_):.6g} (log-density)", file=out)
     written = output.write(_model_files(detector, inp.table, settings, train_rows, inp.source, gaps,
-                                        _event_settings(args, settings)))
+                                        _event_settings(args, settings)), stale=OLD_MODEL_FILES)
     print(f"  wrote       {', '.join(str(p) for p in written)}", file=out)
     return EXIT_OK
 
 
 def _load_model(path):
-    from . import load
+    """(detector, settings, where) of a model written by fit or detect: MODEL_FILE with its settings in
+    SETTINGS_SECTION or, from older versions, model.mixtura with model.json beside it. `where` names the
+    settings in messages."""
+    from . import DensityAnomalyDetector
+    from ._io import _read_path, loads
 
     model_path = pathlib.Path(path)
     if not model_path.is_file():
         raise DataError(f"{model_path}: no such model file")
-    sidecar_path = model_path.with_suffix(".json")
+    reader = f"mixtura.load({str(model_path)!r})"
     try:
-        sidecar = json.loads(sidecar_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{sidecar_path}: not found; `mixtura fit` writes it beside {model_path.name} with the window "
-                        f"settings the model needs") from None
-    except json.JSONDecodeError as e:
-        raise DataError(f"{sidecar_path}: line {e.lineno}: not valid JSON ({e.msg})") from None
-    keys = ("window", "step", "differences", "channels", "time_column", "train_rows")
-    if sidecar.get("format") != SIDECAR_FORMAT or any(k not in sidecar for k in keys):
-        raise DataError(f"{sidecar_path}: not a window description written by `mixtura fit`")
-    for key, minimum in (("min_event_length", 1), ("merge_gap", 0)):  # optional: older files have neither
-        v = sidecar.get(key, minimum)
-        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-            raise DataError(f"{sidecar_path}: {key} must be an integer >= {minimum}, got {v!r}")
-    try:
-        detector = load(model_path)
+        data = _read_path(model_path, reader)
+        _, sections = _core.model_file_from_bytes(data, reader)
+        detector = loads(data, where=reader, cls=DensityAnomalyDetector)
     except (OSError, ValueError) as e:
         raise DataError(f"{model_path}: cannot load the model: {e}") from None
-    return detector, sidecar
+    if SETTINGS_SECTION in sections:
+        where, text = f"{model_path}: section {SETTINGS_SECTION}", sections[SETTINGS_SECTION]
+    else:  # an older pair: model.mixtura and model.json
+        sidecar_path = model_path.with_suffix(".json")
+        where = str(sidecar_path)
+        try:
+            text = sidecar_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise DataError(f"{model_path}: no window settings: neither a section {SETTINGS_SECTION} (written by "
+                            f"`mixtura fit` into {MODEL_FILE}) nor a {sidecar_path.name} beside it") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise DataError(f"{sidecar_path}: cannot read: {getattr(e, 'strerror', None) or e}") from None
+    try:
+        settings = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{where}: line {e.lineno}: not valid JSON ({e.msg})") from None
+    keys = ("window", "step", "differences", "channels", "time_column", "train_rows")
+    if not isinstance(settings, dict) or settings.get("format") != SETTINGS_FORMAT or any(k not in settings
+                                                                                        for k in keys):
+        raise DataError(f"{where}: not a window description written by `mixtura fit`")
+    for key, minimum in (("min_event_length", 1), ("merge_gap", 0)):  # optional: older files have neither
+        v = settings.get(key, minimum)
+        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+            raise DataError(f"{where}: {key} must be an integer >= {minimum}, got {v!r}")
+    return detector, settings, where
 
 
 def cmd_score(args, out, err):
     device = _resolve_device(args.device)
-    detector, sidecar = _load_model(args.model)
+    detector, sidecar, where = _load_model(args.model)
     time_column = args.time_column if args.time_column is not None else sidecar["time_column"]
     fit_gaps = sidecar.get("gaps", DEFAULT_GAPS)
     if fit_gaps not in GAPS:
-        raise DataError(f"{pathlib.Path(args.model).with_suffix('.json')}: unknown gaps mode {fit_gaps!r}; "
-                        f"give --gaps")
+        raise DataError(f"{where}: unknown gaps mode {fit_gaps!r}; give --gaps")
     gaps = args.gaps or fit_gaps  # the fit's mode unless told otherwise
     # The model's columns in its order; every other column but the time and the label is left out unread.
     inp = _read_input(args, time_column, gaps, channels=sidecar["channels"])
@@ -919,7 +950,7 @@ def cmd_score(args, out, err):
     settings = {k: sidecar[k] for k in ("window", "step", "differences")}
     settings["features"] = sidecar.get("features", OLD_FEATURES)
     if settings["features"] not in FEATURES:
-        raise DataError(f"{pathlib.Path(args.model).with_suffix('.json')}: unknown features {settings['features']!r}")
+        raise DataError(f"{where}: unknown features {settings['features']!r}")
     events = _event_settings(args, settings, sidecar)
     _check_rows(table, settings["window"], inp.gaps)
     output = _Output(args.out)
@@ -1068,11 +1099,11 @@ def build_parser():
         p.add_argument("--min-event-length", metavar="N", type=_positive_int, default=None,
                        help="report only events of at least N flagged windows (default: the windows in half a "
                             "window's span, ceil(W / 2S), so that an alarm must hold up; 1 reports every flagged "
-                            "window; for score, the value in model.json)")
+                            "window; for score, the value the model was fitted with)")
         p.add_argument("--merge-gap", metavar="N", type=_non_negative_int, default=None,
                        help="flagged windows separated by at most N unflagged windows are one event (default: "
                             "the windows in one window's span, ceil(W / S), so alarms that share readings are "
-                            "one; 0 merges nothing; for score, the value in model.json)")
+                            "one; 0 merges nothing; for score, the value the model was fitted with)")
 
     def adapt_options(p, start):
         p.add_argument("--adapt", action="store_true",
@@ -1137,24 +1168,25 @@ def build_parser():
 
     p = sub.add_parser("detect", help="fit on the first rows, score all, report and plot the anomalies",
                        description="Fit on the first --train-fraction of the rows, score every window, print the "
-                                   "events (flagged windows grouped); write scores.csv, events.csv, plot.png, model.mixtura "
-                                   "and model.json.")
+                                   "events (flagged windows grouped); write scores.csv, events.csv, plot.png and "
+                                   f"{MODEL_FILE} (the detector with the window settings).")
     fit_options(p)
     adapt_options(p, "the windows after the training rows")
     device_option(p)
     plot_option(p)
     fail_option(p)
     p.set_defaults(run=cmd_detect, subparser=p)
-    p = sub.add_parser("fit", help="fit and write model.mixtura (+ model.json, the window settings)",
-                       description="Fit on the first --train-fraction of the rows; write model.mixtura and "
-                                   "model.json (window settings, columns and the event options) to --out.")
+    p = sub.add_parser("fit", help=f"fit and write {MODEL_FILE} (the detector with the window settings)",
+                       description=f"Fit on the first --train-fraction of the rows; write {MODEL_FILE} (the detector "
+                                   "with the window settings, columns and event options) to --out.")
     fit_options(p)
     device_option(p)
     p.set_defaults(run=cmd_fit, subparser=p)
     p = sub.add_parser("score", help="score a file with a model written by fit or detect",
-                       description="Score every window of FILE with MODEL (model.json beside it gives the window "
-                                   "settings); write scores.csv, events.csv and plot.png.")
-    p.add_argument("model", metavar="MODEL", help="model.mixtura written by `mixtura fit` or `mixtura detect`")
+                       description="Score every window of FILE with MODEL (which holds the window settings); "
+                                   "write scores.csv, events.csv and plot.png.")
+    p.add_argument("model", metavar="MODEL", help=f"{MODEL_FILE} written by `mixtura fit` or `mixtura detect` (or an "
+                                                   "older model.mixtura with its model.json beside it)")
     p.add_argument("file", metavar="FILE.csv", nargs="?", help="sensor table (default: bundled NAB data)")
     data_options(p)
     event_options(p)
