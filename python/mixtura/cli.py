@@ -4,11 +4,11 @@
                    [--features level-dynamics|windows] [--differences] [--method gmm|kmeans] [--components K|bic]
                    [--covariance-type T] [--false-alarm-rate R | --contamination C] [--seed S] [--gaps G]
                    [--min-event-length N] [--merge-gap N] [--adapt [--half-life N]] [--device D] [--out DIR]
-                   [--no-plot] [--fail-on-anomaly]
+                   [--no-plot] [--fail-on-anomaly] [--json]
     mixtura fit    [FILE.csv] ...detect's options but --adapt, --no-plot, --fail-on-anomaly...
                    writes DIR/model.mxt: the detector with the window settings, columns and event options
     mixtura score  MODEL [FILE.csv] [--time-column NAME] [--gaps G] [--min-event-length N] [--merge-gap N]
-                   [--adapt [--half-life N]] [--device D] [--out DIR] [--no-plot] [--fail-on-anomaly]
+                   [--adapt [--half-life N]] [--device D] [--out DIR] [--no-plot] [--fail-on-anomaly] [--json]
 
 Without FILE the bundled NAB machine-temperature series is used (with NAB's labelled windows).
 Each window of W rows becomes its level and dynamics per channel (``level_dynamics``; ``--features
@@ -33,6 +33,10 @@ time column, --gaps mode and event options as JSON in its section "cli.settings"
 namespace, which mixtura.load and the C++ loaders ignore). score reads it alone; a model.mixtura with
 the model.json that older versions wrote beside it still loads.
 
+``--json`` writes one JSON object to stdout in place of the summary (``_summary``: rows, channels, windows,
+model and threshold, events, metrics, files; keys in README, "Command line"); warnings and errors stay
+on stderr.
+
 Exit status: 0 the run succeeded, anomalies or not; 1 with ``--fail-on-anomaly`` (detect, score), when
 at least one event is reported (the outputs are written all the same); 2 bad usage or input: options,
 a data file, model or output folder that cannot be used (one line that names the option, or the file and
@@ -42,6 +46,7 @@ failed (a full disk), out of memory; 130 interrupted; 141 the reader of stdout w
 import argparse
 import copy
 import importlib.util
+import io
 import json
 import math
 import os
@@ -162,13 +167,15 @@ class Progress:
 # ---------------------------------------------------------------------------------------------- input
 
 class _Input:
-    """The table to analyse, where it came from, and its missing values (`gaps`: a namespace with the
+    """The table to analyse, where it came from (`source`: for messages; `file`: the path, None for the
+    bundled data), and its missing values (`gaps`: a namespace with the
     --gaps mode, the number of missing values, of values, of rows with one, of rows read, of rows
     dropped, and the time span of the rows read)."""
 
-    def __init__(self, table, source):
+    def __init__(self, table, source, file=None):
         self.table = table
         self.source = source
+        self.file = file  # None: the bundled data
         self.gaps = None
 
 
@@ -187,7 +194,7 @@ def _read_table_input(args, time_column, gaps, channels):
     if file is not None:
         table = read_table(file, time_column, **options)
         labels = f", labels from column '{table.label_column}'" if table.label_column else ""
-        return _Input(table, f"{file}{labels}")
+        return _Input(table, f"{file}{labels}", str(file))
     path = datasets.data_path(datasets.MACHINE_TEMPERATURE)
     # NAB's file steps back 55 minutes once (kept as it is; tests/python/test_cli.py): no warning for it.
     table = read_table(path, time_column, display_name=path.name, check_time_order=False, **options)
@@ -390,6 +397,7 @@ def _analyse(detector, table, settings, train_rows, stream, events, adapt=None):
         raise RunFailure(f"{table.path}: scoring on the GPU failed: {e}; --device cpu scores on the CPU") from None
     r.flagged = r.scores < r.thresholds  # predict's rule, each window by the threshold in force; NaN: not flagged
     r.adapted = first < len(X)
+    r.adapt = adapt
     r.scored = ~np.isnan(r.scores)
     r.n_unscored = int(len(r.scores) - r.scored.sum())
     if len(r.scores) and not r.scored.any():
@@ -864,7 +872,9 @@ def cmd_detect(args, out, err):
     files.update(_model_files(detector, inp.table, settings, train_rows, inp.source, gaps, events))
     written = output.write(files, stale=["plot.png", *OLD_MODEL_FILES])
     print(f"  wrote       {', '.join(str(p) for p in written)}", file=out)
-    return _status(args, r)
+    summary = _summary("detect", inp, settings, device, detector, output.dir / MODEL_FILE, written,
+                       _training_summary(train_rows, n_train), r)
+    return _status(args, r), summary
 
 
 def cmd_fit(args, out, err):
@@ -880,10 +890,14 @@ def cmd_fit(args, out, err):
     detector, settings, train_rows, n_train = _fit(args, inp, device, err)
     _print_fit(out, detector, train_rows, n_train, args)
     print(f"  threshold   {float(detector.offset_):.6g} (log-density)", file=out)
-    written = output.write(_model_files(detector, inp.table, settings, train_rows, inp.source, gaps,
-                                        _event_settings(args, settings)), stale=OLD_MODEL_FILES)
+    events = _event_settings(args, settings)
+    written = output.write(_model_files(detector, inp.table, settings, train_rows, inp.source, gaps, events),
+                           stale=OLD_MODEL_FILES)
     print(f"  wrote       {', '.join(str(p) for p in written)}", file=out)
-    return EXIT_OK
+    summary = _summary("fit", inp, settings, device, detector, output.dir / MODEL_FILE, written,
+                       _training_summary(train_rows, n_train))
+    summary["event_options"] = {"min_event_length": events[0], "merge_gap": events[1]}  # what score will take
+    return EXIT_OK, summary
 
 
 def _load_model(path):
@@ -969,7 +983,96 @@ def cmd_score(args, out, err):
     written = output.write(_result_files(table, r, _elbo_trace(detector), train_rows, f"mixtura score: {inp.source}",
                                          args.plot, err), stale=["plot.png"])
     print(f"  wrote       {', '.join(str(p) for p in written)}", file=out)
-    return _status(args, r)
+    return _status(args, r), _summary("score", inp, settings, device, detector, args.model, written, None, r)
+
+
+def _number(v):
+    """A float for JSON: None for NaN or an infinity (strict JSON has neither)."""
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def _training_summary(train_rows, n_train):
+    return {"rows": train_rows, "windows": n_train[0], "windows_without_observed_value": n_train[1]}
+
+
+def _summary(command, inp, settings, device, detector, model_file, written, training=None, r=None):
+    """The --json summary of a run: one object, numbers as written in scores.csv and events.csv. `r` (the
+    results of _analyse) is None for fit, which scores nothing."""
+    from . import __version__
+
+    table, gaps = inp.table, inp.gaps
+    n_features = len(window_channel_index(len(table.channels), settings["window"], settings["differences"],
+                                          settings["features"]))
+    model = getattr(detector, "model_", None)
+    converged = getattr(model, "converged_", None)
+    out = {
+        "command": command,
+        "mixtura_version": __version__,
+        "source": inp.source,
+        "rows": gaps.n_rows_read,
+        "channels": list(table.channels),
+        "data": {"file": inp.file, "rows_used": table.n_rows, "first_time": gaps.span[0] if gaps.span else None,
+                 "last_time": gaps.span[1] if gaps.span else None, "time_column": table.time_column,
+                 "label_column": table.label_column, "left_out": list(table.ignored),
+                 "missing_values": gaps.n_missing, "rows_with_missing_values": gaps.n_rows_with,
+                 "rows_dropped": gaps.n_dropped, "gaps": gaps.mode},
+        "windows": {"window": settings["window"], "step": settings["step"], "features": settings["features"],
+                    "differences": bool(settings["differences"]), "n_features": n_features},
+        "device": device,
+        "model": {"file": str(model_file), "method": detector.method, "components": int(detector.n_components_),
+                  "covariance_type": getattr(model, "covariance_type", None) if detector.method == "gmm" else None,
+                  "threshold": _number(detector.offset_), "contamination": detector.contamination,
+                  "false_alarm_rate": detector.false_alarm_rate, "random_state": detector.random_state,
+                  "n_iter": int(detector.n_iter_), "converged": None if converged is None else bool(converged)},
+    }
+    if training is not None:
+        out["training"] = training
+    if r is not None:
+        out["windows"].update(count=len(r.scores), flagged=int(r.flagged.sum()), unscored=r.n_unscored)
+        out["adapt"] = _adapt_summary(r)
+        out["event_options"] = {"min_event_length": r.min_event_length, "merge_gap": r.merge_gap}
+        out["events"] = _events_summary(table, r)
+        out["metrics"] = _metrics_summary(r.metrics)
+    out["files"] = [str(p) for p in written]
+    return out
+
+
+def _adapt_summary(r):
+    if not r.adapted:
+        return None
+    first, half_life = r.adapt
+    moving = r.thresholds[first:]
+    return {"first_window": first, "half_life": half_life, "chunk": ADAPT_CHUNK,
+            "threshold_min": _number(moving.min()), "threshold_max": _number(moving.max()),
+            "threshold_last": _number(moving[-1])}
+
+
+def _events_summary(table, r):
+    """events.csv's rows: times (or row numbers) of the first, last and peak windows' last rows, with the
+    window indices (rows of scores.csv) beside them."""
+    def when(window):
+        end = int(r.ends[window])
+        return table.time[end] if table.time is not None else end
+
+    return [{"start": when(e.start), "end": when(e.end), "peak": when(e.peak), "peak_score": _number(e.peak_score),
+             "n_flagged": int(e.n_flagged), "start_window": int(e.start), "end_window": int(e.end),
+             "peak_window": int(e.peak),
+             "top_channels": [{"channel": name, "abs_z": _number(z)} for name, z in top]}
+            for e, top in zip(r.events, r.event_channels)]
+
+
+def _metrics_summary(m):
+    """ROC-AUC, average precision and the NAB-style event score, when the table has labels (else None)."""
+    if m is None:
+        return None
+    ev = m["events"]
+    return {"evaluated": m["part"], "windows": m["n"], "windows_labelled_anomalous": m["n_positive"],
+            "roc_auc": _number(m["roc_auc"]) if "roc_auc" in m else None,
+            "average_precision": _number(m["average_precision"]) if "average_precision" in m else None,
+            "events": {"anomaly_windows": m["n_label_windows"], "detected": int(ev.windows_detected),
+                       "missed": int(ev.windows_missed), "false_events": int(ev.false_events),
+                       "nab_score": _number(ev.normalized), "nab_raw": _number(ev.raw)}}
 
 
 def _status(args, r):
@@ -1161,6 +1264,11 @@ def build_parser():
     def plot_option(p):
         p.add_argument("--no-plot", dest="plot", action="store_false", help="do not write plot.png")
 
+    def json_option(p, what):
+        p.add_argument("--json", action="store_true",
+                       help=f"write one JSON object to stdout instead of the summary: {what} (README, \"Command "
+                            "line\"); warnings and errors stay on stderr")
+
     def fail_option(p):
         p.add_argument("--fail-on-anomaly", action="store_true",
                        help=f"exit with status {EXIT_ANOMALIES} when at least one event is reported (the outputs are "
@@ -1175,12 +1283,14 @@ def build_parser():
     device_option(p)
     plot_option(p)
     fail_option(p)
+    json_option(p, "rows, channels, windows, training, model and threshold, events, metrics, files")
     p.set_defaults(run=cmd_detect, subparser=p)
     p = sub.add_parser("fit", help=f"fit and write {MODEL_FILE} (the detector with the window settings)",
                        description=f"Fit on the first --train-fraction of the rows; write {MODEL_FILE} (the detector "
                                    "with the window settings, columns and event options) to --out.")
     fit_options(p)
     device_option(p)
+    json_option(p, "rows, channels, windows, training, model and threshold, files")
     p.set_defaults(run=cmd_fit, subparser=p)
     p = sub.add_parser("score", help="score a file with a model written by fit or detect",
                        description="Score every window of FILE with MODEL (which holds the window settings); "
@@ -1194,6 +1304,7 @@ def build_parser():
     device_option(p)
     plot_option(p)
     fail_option(p)
+    json_option(p, "rows, channels, windows, model and threshold, events, metrics, files")
     p.set_defaults(run=cmd_score, subparser=p)
     return parser
 
@@ -1239,7 +1350,10 @@ def main(argv=None, stdout=None, stderr=None):
         with warnings.catch_warnings():
             warnings.simplefilter("default")
             warnings.showwarning = show_warning
-            status = args.run(args, out, err)
+            # --json: stdout holds the summary alone; the human one is not written
+            status, summary = args.run(args, io.StringIO() if args.json else out, err)
+            if args.json:
+                out.write(json.dumps(summary, allow_nan=False) + "\n")
             out.flush()  # here, not at exit, so that a closed pipe is caught below
             return status
     except DataError as e:

@@ -1586,3 +1586,110 @@ def test_the_model_file_loads_in_cpp(three_channels, tmp_path):
     np.testing.assert_allclose(cpp[:, 0], want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
     clear = np.abs(want - det.offset_) > 1e-9 * np.abs(want).max()
     np.testing.assert_array_equal(cpp[clear, 1], det.predict(W)[clear])
+
+
+# ----------------------------------------------------------------------------------------------- --json
+
+def test_json_summary_agrees_with_the_files(three_channels, tmp_path):
+    code, out, err = run_main("detect", str(three_channels), *PLANT, "--json", "--fail-on-anomaly",
+                              "--out", str(tmp_path / "j"))
+    assert code == 1 and err == ""
+    s = json.loads(out)  # stdout is one JSON object and nothing else
+    assert out.endswith("}\n") and out.count("\n") == 1
+    # the same run without --json writes the same files
+    code, human, err = run_main("detect", str(three_channels), *PLANT, "--out", str(tmp_path / "h"))
+    assert code == 0, err
+    for name in ("scores.csv", "events.csv"):
+        assert (tmp_path / "j" / name).read_bytes() == (tmp_path / "h" / name).read_bytes()
+    assert s["command"] == "detect" and s["mixtura_version"] == mixtura.__version__
+    assert s["rows"] == 1500 and s["channels"] == ["temperature", "pressure", "flow"]
+    assert s["data"]["file"] == str(three_channels) and s["data"]["time_column"] == "time"
+    assert s["data"]["label_column"] == "anomaly" and s["data"]["first_time"] == "2024-01-01 00:00:00"
+    assert s["windows"] == {"window": 5, "step": 1, "features": "level-dynamics", "differences": False,
+                            "n_features": 12, "count": 1496, "flagged": s["windows"]["flagged"], "unscored": 0}
+    assert s["training"] == {"rows": 750, "windows": 746, "windows_without_observed_value": 0}
+    assert s["device"] == "cpu" and s["adapt"] is None
+    assert s["event_options"] == {"min_event_length": 3, "merge_gap": 5}
+    # the model: as saved, its threshold the one in scores.csv
+    saved = mixtura.load(tmp_path / "j" / "model.mxt")
+    assert s["model"] == {"file": str(tmp_path / "j" / "model.mxt"), "method": "gmm",
+                          "components": saved.n_components_, "covariance_type": "full", "threshold": saved.offset_,
+                          "contamination": "auto", "false_alarm_rate": 0.01, "random_state": 0,
+                          "n_iter": saved.n_iter_, "converged": bool(saved.model_.converged_)}
+    score, threshold, flagged = scores_csv(tmp_path / "j" / "scores.csv")
+    assert (threshold == s["model"]["threshold"]).all() and s["windows"]["flagged"] == flagged.sum() > 0
+    # the events: events.csv's rows, with the windows (rows of scores.csv) they span
+    _, rows = read_events(tmp_path / "j" / "events.csv")
+    assert len(s["events"]) == len(rows) >= 1
+    _, windows = read_scores(tmp_path / "j" / "scores.csv")
+    for e, row in zip(s["events"], rows):
+        assert [e["start"], e["end"], e["peak"]] == row[:3]
+        assert [windows[e[k]][0] for k in ("start_window", "end_window", "peak_window")] == row[:3]
+        assert e["peak_score"] == float(row[3]) == score[e["peak_window"]] and e["n_flagged"] == int(row[4])
+        assert [(c["channel"], c["abs_z"]) for c in e["top_channels"]] == \
+            [(row[k], float(row[k + 1])) for k in range(5, len(row), 2)]
+    # the metrics: ROC-AUC and the NAB-style score of the windows after the training rows, from scores.csv
+    from sklearn.metrics import roc_auc_score
+    labels = np.array([int(w[4]) for w in windows])
+    after = slice(746, None)
+    m = s["metrics"]
+    assert m["evaluated"] == "windows after the training rows" and m["windows"] == 750
+    assert m["windows_labelled_anomalous"] == labels[after].sum() == 20
+    assert m["roc_auc"] == roc_auc_score(labels[after], -score[after])
+    ev = mixtura.score_events([e["start_window"] - 746 for e in s["events"] if e["start_window"] >= 746],
+                              cli.label_windows(labels[after]), n=750)
+    assert m["events"] == {"anomaly_windows": 1, "detected": ev.windows_detected, "missed": ev.windows_missed,
+                           "false_events": ev.false_events, "nab_score": ev.normalized, "nab_raw": ev.raw}
+    assert f"NAB-style score {ev.normalized:.1f}" in human and f"ROC-AUC     {m['roc_auc']:.3f}" in human
+    assert s["files"] == [str(tmp_path / "j" / n) for n in ("scores.csv", "events.csv", "model.mxt")]
+
+
+def test_json_of_fit_and_score(three_channels, tmp_path):
+    code, out, err = run_main("fit", str(three_channels), "--window", "5", "--train-fraction", "0.5", "--method",
+                              "kmeans", "--components", "2", "--seed", "3", "--json", "--out", str(tmp_path / "m"))
+    assert code == 0, err
+    s = json.loads(out)
+    model = tmp_path / "m" / "model.mxt"
+    assert s["command"] == "fit" and s["files"] == [str(model)]
+    assert s["model"]["method"] == "kmeans" and s["model"]["components"] == 2 and s["model"]["random_state"] == 3
+    assert s["model"]["covariance_type"] is None and s["model"]["threshold"] == mixtura.load(model).offset_
+    assert s["event_options"] == {"min_event_length": 3, "merge_gap": 5}  # what score takes from the file
+    assert "events" not in s and "metrics" not in s  # fit scores nothing
+    # score, following the stream: the thresholds scores.csv gives each window
+    code, out, err = run_main("fit", str(three_channels), "--window", "5", "--train-fraction", "0.5",
+                              "--out", str(tmp_path / "g"))
+    assert code == 0, err
+    code, out, err = run_main("score", str(tmp_path / "g" / "model.mxt"), str(three_channels), "--adapt",
+                              "--half-life", "300", "--no-plot", "--json", "--out", str(tmp_path / "s"))
+    assert code == 0, err
+    s = json.loads(out)
+    _, threshold, flagged = scores_csv(tmp_path / "s" / "scores.csv")
+    assert s["command"] == "score" and s["model"]["file"] == str(tmp_path / "g" / "model.mxt")
+    assert s["adapt"] == {"first_window": 0, "half_life": 300.0, "chunk": cli.ADAPT_CHUNK,
+                          "threshold_min": threshold.min(), "threshold_max": threshold.max(),
+                          "threshold_last": threshold[-1]}
+    assert s["windows"]["flagged"] == flagged.sum() and "training" not in s
+    assert s["metrics"]["evaluated"] == "windows after the training rows"  # the file the model was fitted on
+
+
+def test_json_without_labels_and_on_errors(tmp_path):
+    path = two_bursts(tmp_path)
+    code, out, err = run_main("detect", str(path), "--window", "4", "--train-fraction", "0.5", "--no-plot", "--json",
+                              "--out", str(tmp_path / "o"))
+    assert code == 0, err
+    s = json.loads(out)
+    assert s["metrics"] is None and s["data"]["time_column"] is None and s["data"]["first_time"] is None
+    _, rows = read_events(tmp_path / "o" / "events.csv")
+    assert [(e["start"], e["end"]) for e in s["events"]] == [(int(r[0]), int(r[1])) for r in rows]  # row numbers
+    # an error: nothing on stdout, one line on stderr
+    code, out, err = run_main("detect", str(tmp_path / "none.csv"), "--json", "--out", str(tmp_path / "n"))
+    assert code == 2 and out == "" and err.startswith("mixtura detect: error: ")
+
+
+def test_json_from_the_process(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "mixtura", "detect", str(small_table(tmp_path, n=60)), "--window", "3",
+                           "--no-plot", "--json", "--out", str(tmp_path / "o")], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    s = json.loads(proc.stdout)
+    assert s["rows"] == 60 and s["channels"] == ["time", "x", "y"] and s["windows"]["count"] == 58
