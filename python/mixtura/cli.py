@@ -1,16 +1,19 @@
-"""The ``mixtura`` command line: density-based anomaly detection on sensor CSV files.
+"""The ``mixtura`` command line: density-based anomaly detection on sensor tables (CSV or Parquet files).
 
-    mixtura detect [FILE.csv] [--time-column NAME] [--train-fraction F] [--window W] [--step S]
+    mixtura detect [FILE] [--time-column NAME] [--train-fraction F] [--window W] [--step S]
                    [--features level-dynamics|windows] [--differences] [--method gmm|kmeans] [--components K|bic]
                    [--covariance-type T] [--false-alarm-rate R | --contamination C] [--seed S] [--gaps G]
                    [--min-event-length N] [--merge-gap N] [--adapt [--half-life N]] [--device D] [--out DIR]
                    [--no-plot] [--fail-on-anomaly] [--json]
-    mixtura fit    [FILE.csv] ...detect's options but --adapt, --no-plot, --fail-on-anomaly...
+    mixtura fit    [FILE] ...detect's options but --adapt, --no-plot, --fail-on-anomaly...
                    writes DIR/model.mxt: the detector with the window settings, columns and event options
-    mixtura score  MODEL [FILE.csv] [--time-column NAME] [--gaps G] [--min-event-length N] [--merge-gap N]
+    mixtura score  MODEL [FILE] [--time-column NAME] [--gaps G] [--min-event-length N] [--merge-gap N]
                    [--adapt [--half-life N]] [--device D] [--out DIR] [--no-plot] [--fail-on-anomaly] [--json]
 
-Without FILE the bundled NAB machine-temperature series is used (with NAB's labelled windows).
+FILE is a CSV file (``_csv.read_table``) or, when its name ends in .parquet, a Parquet file read through
+pyarrow (``_parquet.read_parquet``; optional: without it, one line that says ``pip install pyarrow``) by
+the same column rules. Without FILE the bundled NAB machine-temperature series is used (with NAB's
+labelled windows).
 Each window of W rows becomes its level and dynamics per channel (``level_dynamics``; ``--features
 windows``: its readings, optionally with their first differences). The windows are fitted with
 ``DensityAnomalyDetector`` on the first F of the rows (``--method``, ``--components``, ``--covariance-type``,
@@ -63,6 +66,7 @@ import numpy as np
 
 from . import _core, datasets
 from ._csv import DataError, read_table
+from ._parquet import is_parquet, read_parquet
 from ._events import group_events, score_events
 from ._stream import (FEATURES, StreamScorer, _empty_windows, _features, _score_windows, n_windows,
                       window_channel_index,
@@ -192,7 +196,8 @@ def _read_table_input(args, time_column, gaps, channels):
     options = dict(ignore=args.ignore_column, label_column=args.label_column, channels=channels,
                    missing="error" if gaps == "error" else "nan")
     if file is not None:
-        table = read_table(file, time_column, **options)
+        reader = read_parquet if is_parquet(file) else read_table  # (pyarrow is imported only for Parquet)
+        table = reader(file, time_column, **options)
         labels = f", labels from column '{table.label_column}'" if table.label_column else ""
         return _Input(table, f"{file}{labels}", str(file))
     path = datasets.data_path(datasets.MACHINE_TEMPERATURE)
@@ -1162,17 +1167,22 @@ def _non_negative_int(text):
     return _count(text, 0)
 
 
+FILE_HELP = ("sensor table: a CSV file, or a Parquet file when its name ends in .parquet (needs pyarrow) "
+             "(default: bundled NAB data)")
+
+
 def build_parser():
     from . import __version__
 
     parser = argparse.ArgumentParser(
-        prog="mixtura", description="Density-based anomaly detection on sensor time series (CSV files).",
+        prog="mixtura", description="Density-based anomaly detection on sensor time series (CSV or Parquet files).",
         epilog="Without FILE the bundled NAB machine-temperature series is used. CSV: a header row, separator "
                "',', ';' or tab, time column by --time-column or the first column when it is not numeric, an "
                "optional 0/1 label column ('label', 'anomaly' or --label-column; used only for ROC-AUC and the event "
                "score), a 'changepoint' column and "
                "--ignore-column columns left out; every other column is a channel (score reads the model's); an "
-               "empty cell, NaN or NA is a missing value (--gaps). scores.csv: score = log-density of the window "
+               "empty cell, NaN or NA is a missing value (--gaps). A FILE ending in .parquet is read with pyarrow "
+               "by the same rules (a null or NaN is a missing value). scores.csv: score = log-density of the window "
                "ending at that time (higher = more normal; empty for a window with no observed value), flagged = 1 "
                "when it is below the threshold (the one in force for that window; with --adapt it moves). "
                "events.csv: per event its start, end and peak times (of the windows' last rows), the peak score, "
@@ -1220,7 +1230,7 @@ def build_parser():
                             "many recent scores place the threshold (default: the number of training windows)")
 
     def fit_options(p):
-        p.add_argument("file", metavar="FILE.csv", nargs="?", help="sensor table (default: bundled NAB data)")
+        p.add_argument("file", metavar="FILE", nargs="?", help=FILE_HELP)
         data_options(p)
         p.add_argument("--train-fraction", metavar="F", type=_fraction, default=DEFAULT_TRAIN_FRACTION,
                        help=f"fit on the first F of the rows (default {DEFAULT_TRAIN_FRACTION})")
@@ -1297,7 +1307,7 @@ def build_parser():
                                    "write scores.csv, events.csv and plot.png.")
     p.add_argument("model", metavar="MODEL", help=f"{MODEL_FILE} written by `mixtura fit` or `mixtura detect` (or an "
                                                    "older model.mixtura with its model.json beside it)")
-    p.add_argument("file", metavar="FILE.csv", nargs="?", help="sensor table (default: bundled NAB data)")
+    p.add_argument("file", metavar="FILE", nargs="?", help=FILE_HELP)
     data_options(p)
     event_options(p)
     adapt_options(p, "every window from the first")

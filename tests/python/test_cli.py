@@ -1407,8 +1407,8 @@ def test_kmeans_takes_complete_windows(gappy, tmp_path):
     path, complete, G = gappy
     code, _, err = run_main("detect", str(path), *GAPPY, "--method", "kmeans", "--out", str(tmp_path / "o"))
     assert_one_line_error(code, err, "detect")
-    assert (f"{path}: {int(np.isnan(G).sum())} missing values (--gaps marginalize), which --method kmeans does not take (complete windows "
-            "only); use --gaps drop or --method gmm\n") in err
+    assert (f"{path}: {int(np.isnan(G).sum())} missing values (--gaps marginalize), which --method kmeans does not "
+            "take (complete windows only); use --gaps drop or --method gmm\n") in err
     code, _, err = run_main("detect", str(path), *GAPPY, "--method", "kmeans", "--gaps", "drop", "--no-plot",
                             "--out", str(tmp_path / "o"))
     assert code == 0, err
@@ -1693,3 +1693,124 @@ def test_json_from_the_process(tmp_path):
     assert proc.returncode == 0, proc.stderr
     s = json.loads(proc.stdout)
     assert s["rows"] == 60 and s["channels"] == ["time", "x", "y"] and s["windows"]["count"] == 58
+
+
+# --------------------------------------------------------------------------------------------- Parquet
+
+def plant_tables(tmp_path, n=400):
+    """The same table as CSV and as Parquet: a timestamp, channels 'a' (float, with missing values as
+    nulls / NaN and empty cells), 'b' (integers), a text column 'notes', 'changepoint' and the label 'anomaly'
+    (booleans in the Parquet file); a jump in 'a' at rows 330..339."""
+    pa = pytest.importorskip("pyarrow")
+    import datetime
+
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(11)
+    i = np.arange(n)
+    a = np.round(np.sin(i / 7) + 0.05 * rng.standard_normal(n), 6)
+    a[330:340] += 3.0
+    b = (np.cos(i / 11) * 100).astype(np.int64) + rng.integers(0, 3, n)
+    label = (i >= 330) & (i < 340)
+    a_null = np.zeros(n, dtype=bool)
+    a_null[[50, 51, 250]] = True
+    a_nan = np.zeros(n, dtype=bool)
+    a_nan[[120]] = True
+    times = [datetime.datetime(2024, 1, 1) + datetime.timedelta(minutes=int(k)) for k in i]
+    pq.write_table(pa.table({
+        "when": pa.array(times, pa.timestamp("us")),
+        "a": pa.array([None if m else (np.nan if z else float(v)) for v, m, z in zip(a, a_null, a_nan)], pa.float64()),
+        "notes": pa.array([f"note {k}" for k in i]),
+        "b": pa.array(b, pa.int32()),
+        "changepoint": pa.array(i % 2, pa.int8()),
+        "anomaly": pa.array(label),
+    }), tmp_path / "plant.parquet")
+    with open(tmp_path / "plant.csv", "w") as f:
+        f.write("when,a,notes,b,changepoint,anomaly\n")
+        for k in i:
+            cell = "" if a_null[k] else ("NaN" if a_nan[k] else repr(float(a[k])))
+            f.write(f"{times[k]:%Y-%m-%d %H:%M:%S},{cell},note {k},{b[k]},{k % 2},{int(label[k])}\n")
+    return tmp_path / "plant.csv", tmp_path / "plant.parquet"
+
+
+def test_parquet_reads_as_the_csv(tmp_path):
+    csv_path, parquet = plant_tables(tmp_path)
+    t, p = read_table(csv_path, ignore=["notes"]), cli.read_parquet(parquet, ignore=["notes"])
+    assert p.channels == t.channels == ["a", "b"] and p.time == t.time and p.time[1] == "2024-01-01 00:01:00"
+    assert p.time_column == "when" and p.label_column == "anomaly" and p.ignored == t.ignored == ["notes", "changepoint"]
+    np.testing.assert_array_equal(p.values, t.values)  # NaN where a null, a NaN or an empty cell is
+    np.testing.assert_array_equal(p.labels, t.labels)
+    assert np.isnan(p.values[:, 0]).sum() == 4
+    outputs = {}
+    for path in (csv_path, parquet):
+        code, out, err = run_main("detect", str(path), "--window", "6", "--train-fraction", "0.5", "--ignore-column",
+                                  "notes", "--no-plot", "--out", str(tmp_path / path.suffix[1:]))
+        assert code == 0, err
+        assert "channels    2: a, b\n  left out    notes, changepoint\n" in out
+        assert "missing     4 of 800 values" in out and "labels from column 'anomaly'" in out
+        outputs[path.suffix] = [(tmp_path / path.suffix[1:] / n).read_bytes() for n in ("scores.csv", "events.csv")]
+    assert outputs[".parquet"] == outputs[".csv"]
+    _, rows = read_scores(tmp_path / "parquet" / "scores.csv")
+    assert rows[0][0] == "2024-01-01 00:05:00" and any(r[3] == "1" for r in rows[330 - 5:340 - 5])
+    # a model fitted on the CSV file scores the Parquet file (its columns by name, the others unread)
+    code, _, err = run_main("score", str(tmp_path / "csv" / "model.mxt"), str(parquet), "--no-plot", "--json",
+                            "--out", str(tmp_path / "s"))
+    assert code == 0, err
+    assert (tmp_path / "s" / "scores.csv").read_bytes() == outputs[".csv"][0]
+
+
+def test_parquet_errors_are_one_line(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    def write(name, **columns):
+        pq.write_table(pa.table(columns), tmp_path / name)
+        return tmp_path / name
+
+    x = [float(k % 5) for k in range(20)]
+    cases = [
+        (write("gap.parquet", x=pa.array(x[:7] + [None] + x[8:])), ["--gaps", "error"],
+         "row 8, column 'x': null (missing values are refused with --gaps error)"),
+        (write("nan.parquet", x=pa.array(x[:3] + [float("nan")] + x[4:])), ["--gaps", "error"],
+         "row 4, column 'x': NaN (missing values are refused with --gaps error)"),
+        (write("inf.parquet", x=pa.array(x[:5] + [float("inf")] + x[6:])), [],
+         "row 6, column 'x': inf is not a finite number"),
+        (write("text.parquet", t=pa.array([f"t{k}" for k in range(20)]), x=pa.array(x), y=pa.array(["a"] * 20)), [],
+         "column 'y' holds string values, not numbers; leave it out with --ignore-column"),
+        (write("label.parquet", x=pa.array(x), label=pa.array([0] * 10 + [2] + [0] * 9)), [],
+         "row 11, column 'label': 2 is not a label (0 or 1)"),
+        (write("nolabel.parquet", x=pa.array(x), label=pa.array([0] * 10 + [None] + [0] * 9, pa.int8())), [],
+         "row 11, column 'label': no label (a null)"),
+        (write("empty.parquet", x=pa.array([], pa.float64())), [], "no data rows"),
+        (write("only.parquet", label=pa.array([0, 1])), [], "no numeric columns to analyse"),
+        (tmp_path / "none.parquet", [], "no such file"),
+    ]
+    (tmp_path / "csv.parquet").write_text("time,x\nt0,1\n")
+    cases.append((tmp_path / "csv.parquet", [], "not a Parquet file that pyarrow reads"))
+    for path, options, message in cases:
+        code, out, err = run_main("detect", str(path), "--window", "2", *options, "--out", str(tmp_path / "o"))
+        assert_one_line_error(code, err, "detect")
+        assert err.startswith(f"mixtura detect: error: {path}: {message}"), err
+        assert out == "" and not (tmp_path / "o").exists()
+    # a time column by name, numbers kept as text; times out of order warn naming the row
+    path = write("t.parquet", epoch=pa.array([0, 60, 120, 60, 240] * 4), x=pa.array(x))
+    t = cli.read_parquet(path, time_column="epoch", check_time_order=False)
+    assert t.time[:3] == ["0", "60", "120"] and t.channels == ["x"]
+    with pytest.warns(UserWarning, match=r"t.parquet: row 4: time '60' is before the previous row's '120' \(row 3;"):
+        cli.read_parquet(path, time_column="epoch")
+
+
+def test_parquet_without_pyarrow_says_how_to_install_it(tmp_path):
+    # (no pyarrow needed: it is blocked) a CSV run does not import it; a Parquet file is one line, exit 2
+    path = tmp_path / "data.parquet"
+    path.write_bytes(b"PAR1")
+    code = ("import sys; sys.modules['pyarrow'] = None; from mixtura import cli; "
+            f"status = cli.main(['detect', {str(small_table(tmp_path))!r}, '--window', '3', '--no-plot', '--out', "
+            f"{str(tmp_path / 'c')!r}]); assert status == 0, status; "
+            f"sys.exit(cli.main(['detect', {str(path)!r}, '--out', {str(tmp_path / 'o')!r}]))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.endswith(f"\nmixtura detect: error: {path}: reading Parquet files needs pyarrow, which is not "
+                             "installed: pip install pyarrow\n")  # (after the small fit's warning)
+    assert "Traceback" not in r.stderr
