@@ -66,8 +66,8 @@ import numpy as np
 
 from . import _core, datasets
 from ._csv import DataError, read_table
-from ._parquet import is_parquet, read_parquet
 from ._events import group_events, score_events
+from ._parquet import is_parquet, read_parquet
 from ._stream import (FEATURES, StreamScorer, _empty_windows, _features, _score_windows, n_windows,
                       window_channel_index,
                       window_end_index)
@@ -835,13 +835,13 @@ def default_merge_gap(settings):
     return math.ceil(settings["window"] / settings["step"])
 
 
-def _event_settings(args, settings, sidecar=None):
-    """(min_length, merge_gap) of the events: the options, else the model's settings for `score` (older files
-    have none), else the defaults."""
-    sidecar = sidecar or {}
+def _event_settings(args, settings, saved=None):
+    """(min_length, merge_gap) of the events: the options, else the model's saved settings for `score` (older
+    files have none), else the defaults."""
+    saved = saved or {}
     min_length = args.min_event_length if args.min_event_length is not None else \
-        sidecar.get("min_event_length", default_min_event_length(settings))
-    merge_gap = args.merge_gap if args.merge_gap is not None else sidecar.get("merge_gap", default_merge_gap(settings))
+        saved.get("min_event_length", default_min_event_length(settings))
+    merge_gap = args.merge_gap if args.merge_gap is not None else saved.get("merge_gap", default_merge_gap(settings))
     return min_length, merge_gap
 
 
@@ -951,14 +951,14 @@ def _load_model(path):
 
 def cmd_score(args, out, err):
     device = _resolve_device(args.device)
-    detector, sidecar, where = _load_model(args.model)
-    time_column = args.time_column if args.time_column is not None else sidecar["time_column"]
-    fit_gaps = sidecar.get("gaps", DEFAULT_GAPS)
+    detector, saved, where = _load_model(args.model)
+    time_column = args.time_column if args.time_column is not None else saved["time_column"]
+    fit_gaps = saved.get("gaps", DEFAULT_GAPS)
     if fit_gaps not in GAPS:
         raise DataError(f"{where}: unknown gaps mode {fit_gaps!r}; give --gaps")
     gaps = args.gaps or fit_gaps  # the fit's mode unless told otherwise
     # The model's columns in its order; every other column but the time and the label is left out unread.
-    inp = _read_input(args, time_column, gaps, channels=sidecar["channels"])
+    inp = _read_input(args, time_column, gaps, channels=saved["channels"])
     table = inp.table
     device, note = _check_device_gaps(device, args.device, inp)
     _check_method_gaps(detector.method, inp)
@@ -966,22 +966,22 @@ def cmd_score(args, out, err):
         raise DataError(f"{args.model}: --adapt follows a detector of method gmm (partial_fit); this model's method "
                         f"is {detector.method}")
     detector.set_params(device=device)  # where this run scores; the model file does not decide it
-    settings = {k: sidecar[k] for k in ("window", "step", "differences")}
-    settings["features"] = sidecar.get("features", OLD_FEATURES)
+    settings = {k: saved[k] for k in ("window", "step", "differences")}
+    settings["features"] = saved.get("features", OLD_FEATURES)
     if settings["features"] not in FEATURES:
         raise DataError(f"{where}: unknown features {settings['features']!r}")
-    events = _event_settings(args, settings, sidecar)
+    events = _event_settings(args, settings, saved)
     _check_rows(table, settings["window"], inp.gaps)
     output = _Output(args.out)
     print(f"mixtura score {args.model}", file=out)
     _print_table_summary(out, inp, settings)
     _print_device(out, device, args.device, note)
     print(f"  model       {_model_description(detector)}", file=out)
-    same_file = sidecar.get("fitted_on") == inp.source and gaps == fit_gaps
-    train_rows = sidecar["train_rows"] if same_file else None
+    same_file = saved.get("fitted_on") == inp.source and gaps == fit_gaps
+    train_rows = saved["train_rows"] if same_file else None
     adapt = None
     if args.adapt:  # the model follows the file from its first window
-        adapt = (0, args.half_life or n_windows(sidecar["train_rows"], settings["window"], settings["step"]))
+        adapt = (0, args.half_life or n_windows(saved["train_rows"], settings["window"], settings["step"]))
         _print_adapt(out, adapt, n_windows(table.n_rows, settings["window"], settings["step"]))
     r = _analyse(detector, table, settings, train_rows, err, events, adapt)
     _print_results(out, table, r)
