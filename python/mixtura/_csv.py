@@ -70,11 +70,12 @@ class DataError(ValueError):
 
 class Table:
     """A numeric sensor table: ``values`` (n_rows, n_channels) float64, column names ``channels``,
-    ``time`` (list of str, or None), ``labels`` (int8 0/1 or None), ``lines`` (file line of each row) and
-    ``ignored`` (the names of the columns left out)."""
+    ``time`` (list of str, or None), ``labels`` (int8 0/1 or None), ``lines`` (file line of each row; for
+    a Parquet file, its row number from 1: ``line_word`` "row") and ``ignored`` (the names of the columns
+    left out)."""
 
     def __init__(self, path, channels, values, time, time_column, labels, label_column, lines, separator,
-                 ignored=()):
+                 ignored=(), line_word="line"):
         self.path = path
         self.channels = channels
         self.values = values
@@ -85,6 +86,7 @@ class Table:
         self.lines = lines
         self.separator = separator
         self.ignored = list(ignored)
+        self.line_word = line_word
 
     @property
     def n_rows(self):
@@ -120,8 +122,9 @@ class Table:
         i = int(np.argmin(step)) + 1
         what = "repeats" if t[i] == t[i - 1] else "is before"
         n_bad = int((~step).sum())
-        return (f"{self.path}: line {self.lines[i]}: time {_show(self.time[i])} {what} the previous row's "
-                f"{_show(self.time[i - 1])} (line {self.lines[i - 1]}; {n_bad} such row{'s' if n_bad > 1 else ''} "
+        w = self.line_word
+        return (f"{self.path}: {w} {self.lines[i]}: time {_show(self.time[i])} {what} the previous row's "
+                f"{_show(self.time[i - 1])} ({w} {self.lines[i - 1]}; {n_bad} such row{'s' if n_bad > 1 else ''} "
                 f"in all); the windows follow the file's row order")
 
 
@@ -482,6 +485,41 @@ def _read(f, name, size, time_column, ignore, channels, label_column, missing):
         raise DataError(f"{name}: line {header_no}: {_show(header_line.strip())} looks like data, not a header; "
                         f"the first row must name the columns (names that are not numbers)")
 
+    def first_is_time(j):  # its first value (in the first rows) that is not missing is not a number
+        return bool(first_row) and j < len(first_row) and not _reads_as_number(_first_value(sample_rows, j) or "0")
+
+    t_index, l_index, channel_index, ignored = choose_columns(name, header, ignore, time_column, label_column,
+                                                              channels, first_is_time)
+    columns = _Columns(name, header, sep, channel_index, t_index, l_index, missing)
+    # The rows after the header line: the rest of the blocks read so far, then the others.
+    k, cut = 0, 0
+    while pending[k][0] + pending[k][1].count(b"\n") <= header_no:
+        k += 1
+    line, block = pending[k]
+    for _ in range(header_no - line + 1):
+        cut = block.index(b"\n", cut) + 1
+    first_rest = [(header_no + 1, block[cut:])] if cut < len(block) else []
+    line_bytes = max(1, len(block) // max(1, block.count(b"\n")))
+    rows = _Rows(len(channel_index), int(1.05 * size / line_bytes))
+    for first_line, b in first_rest + pending[k + 1:]:
+        rows.add(*columns.read(b, first_line))
+    for first_line, b in blocks:
+        rows.add(*columns.read(b, first_line))
+    if rows.n == 0:
+        raise DataError(f"{name}: no data rows after the header (line {header_no})")
+    values = rows.finish()
+    return Table(path=name, channels=[header[j] for j in channel_index], values=values,
+                 time=rows.time if t_index is not None else None,
+                 time_column=header[t_index] if t_index is not None else None,
+                 labels=np.concatenate(rows.labels) if l_index is not None else None,
+                 label_column=header[l_index] if l_index is not None else None,
+                 lines=np.concatenate(rows.lines), separator=sep, ignored=[header[j] for j in ignored])
+
+
+def choose_columns(name, header, ignore, time_column, label_column, channels, first_is_time):
+    """The roles of the columns named in `header` by the rules of the module documentation (shared by the
+    CSV and Parquet readers): (time index or None, label index or None, channel indices, ignored indices).
+    `first_is_time(j)`: whether column j, the first one kept, is a time column when none is named."""
     for c in ignore:
         if c not in header:
             raise DataError(f"{name}: no column {_show(c)} for --ignore-column; the columns are {_names(header)}")
@@ -495,9 +533,7 @@ def _read(f, name, size, time_column, ignore, channels, label_column, missing):
             raise DataError(f"{name}: no column {_show(time_column)} for --time-column; the columns are "
                             f"{_names(header)}")
         t_index = header.index(time_column)
-    elif (kept and first_row and kept[0] < len(first_row)
-          and not _reads_as_number(_first_value(sample_rows, kept[0]) or "0")  # all missing: not a time column
-          and header[kept[0]].lower() not in LABEL_COLUMNS):
+    elif kept and first_is_time(kept[0]) and header[kept[0]].lower() not in LABEL_COLUMNS:
         t_index = kept[0]
     else:
         t_index = None
@@ -536,31 +572,7 @@ def _read(f, name, size, time_column, ignore, channels, label_column, missing):
                  if ignored else None]
         raise DataError(f"{name}: no numeric columns to analyse (the header has only the "
                         f"{' and the '.join(p for p in parts if p)})")
-
-    columns = _Columns(name, header, sep, channel_index, t_index, l_index, missing)
-    # The rows after the header line: the rest of the blocks read so far, then the others.
-    k, cut = 0, 0
-    while pending[k][0] + pending[k][1].count(b"\n") <= header_no:
-        k += 1
-    line, block = pending[k]
-    for _ in range(header_no - line + 1):
-        cut = block.index(b"\n", cut) + 1
-    first_rest = [(header_no + 1, block[cut:])] if cut < len(block) else []
-    line_bytes = max(1, len(block) // max(1, block.count(b"\n")))
-    rows = _Rows(len(channel_index), int(1.05 * size / line_bytes))
-    for first_line, b in first_rest + pending[k + 1:]:
-        rows.add(*columns.read(b, first_line))
-    for first_line, b in blocks:
-        rows.add(*columns.read(b, first_line))
-    if rows.n == 0:
-        raise DataError(f"{name}: no data rows after the header (line {header_no})")
-    values = rows.finish()
-    return Table(path=name, channels=[header[j] for j in channel_index], values=values,
-                 time=rows.time if t_index is not None else None,
-                 time_column=header[t_index] if t_index is not None else None,
-                 labels=np.concatenate(rows.labels) if l_index is not None else None,
-                 label_column=header[l_index] if l_index is not None else None,
-                 lines=np.concatenate(rows.lines), separator=sep, ignored=[header[j] for j in ignored])
+    return t_index, l_index, channel_index, ignored
 
 
 def _first_value(rows, j):

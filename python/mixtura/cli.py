@@ -1,18 +1,25 @@
-"""The ``mixtura`` command line: density-based anomaly detection on sensor CSV files.
+"""The ``mixtura`` command line: density-based anomaly detection on sensor tables (CSV or Parquet files).
 
-    mixtura detect [FILE.csv] [--time-column NAME] [--train-fraction F] [--window W] [--step S]
-                   [--features level-dynamics|windows] [--differences] [--contamination C] [--gaps G]
+    mixtura detect [FILE] [--time-column NAME] [--train-fraction F] [--window W] [--step S]
+                   [--features level-dynamics|windows] [--differences] [--method gmm|kmeans] [--components K|bic]
+                   [--covariance-type T] [--false-alarm-rate R | --contamination C] [--seed S] [--gaps G]
                    [--min-event-length N] [--merge-gap N] [--adapt [--half-life N]] [--device D] [--out DIR]
-                   [--no-plot]
-    mixtura fit    [FILE.csv] ...same options but --adapt...  writes DIR/model.mixtura and DIR/model.json
-    mixtura score  MODEL [FILE.csv] [--time-column NAME] [--gaps G] [--min-event-length N] [--merge-gap N]
-                   [--adapt [--half-life N]] [--device D] [--out DIR] [--no-plot]
+                   [--no-plot] [--fail-on-anomaly] [--json]
+    mixtura fit    [FILE] ...detect's options but --adapt, --no-plot, --fail-on-anomaly...
+                   writes DIR/model.mxt: the detector with the window settings, columns and event options
+    mixtura score  MODEL [FILE] [--time-column NAME] [--gaps G] [--min-event-length N] [--merge-gap N]
+                   [--adapt [--half-life N]] [--device D] [--out DIR] [--no-plot] [--fail-on-anomaly] [--json]
 
-Without FILE the bundled NAB machine-temperature series is used (with NAB's labelled windows).
+FILE is a CSV file (``_csv.read_table``) or, when its name ends in .parquet, a Parquet file read through
+pyarrow (``_parquet.read_parquet``; optional: without it, one line that says ``pip install pyarrow``) by
+the same column rules. Without FILE the bundled NAB machine-temperature series is used (with NAB's
+labelled windows).
 Each window of W rows becomes its level and dynamics per channel (``level_dynamics``; ``--features
 windows``: its readings, optionally with their first differences). The windows are fitted with
-``DensityAnomalyDetector`` on the first F of the rows; every window is scored (log-density, higher =
-more normal) and flagged when ``predict`` says -1. Flagged windows are reported as events
+``DensityAnomalyDetector`` on the first F of the rows (``--method``, ``--components``, ``--covariance-type``,
+``--false-alarm-rate``, ``--contamination`` and ``--seed`` are its parameters; not given, its defaults, but
+random_state 0); every window is scored (log-density, higher = more normal) and flagged when ``predict``
+says -1. Flagged windows are reported as events
 (``group_events``): runs at most ``--merge-gap`` unflagged windows apart are one event (default: the
 windows in one window's span), events of fewer than ``--min-event-length`` flagged windows are left out
 of the report (default: half a window's span); each has a start, an end, a peak (lowest score) and its
@@ -22,13 +29,27 @@ ROC-AUC. ``--adapt`` lets the detector follow the stream (``StreamScorer(adapt=T
 flagged by the threshold in force before its chunk was learned. ``--device`` picks
 the CPU (default), the GPU or "auto". Missing values (an empty cell, NaN or NA) follow ``--gaps``:
 "marginalize" (default: a window scores by the density of its observed values), "drop" (rows with a
-missing value are removed before windowing) or "error". Exit status: 0, 1 for a file, output folder or model that cannot
-be used (one line that names the file and line) or a device that is not there, 2 for bad options, 141
-when the reader of stdout went away (``| head``).
+missing value are removed before windowing) or "error".
+
+fit and detect write one model file, DIR/model.mxt: the detector, with the window settings, channels,
+time column, --gaps mode and event options as JSON in its section "cli.settings" (an application's
+namespace, which mixtura.load and the C++ loaders ignore). score reads it alone; a model.mixtura with
+the model.json that older versions wrote beside it still loads.
+
+``--json`` writes one JSON object to stdout in place of the summary (``_summary``: rows, channels, windows,
+model and threshold, events, metrics, files; keys in README, "Command line"); warnings and errors stay
+on stderr.
+
+Exit status: 0 the run succeeded, anomalies or not; 1 with ``--fail-on-anomaly`` (detect, score), when
+at least one event is reported (the outputs are written all the same); 2 bad usage or input: options,
+a data file, model or output folder that cannot be used (one line that names the option, or the file and
+line); 3 the machine: ``--device cuda`` without a CUDA build or device, a GPU failure, a write that
+failed (a full disk), out of memory; 130 interrupted; 141 the reader of stdout went away (``| head``).
 """
 import argparse
 import copy
 import importlib.util
+import io
 import json
 import math
 import os
@@ -43,25 +64,49 @@ import warnings
 
 import numpy as np
 
-from . import datasets
+from . import _core, datasets
 from ._csv import DataError, read_table
 from ._events import group_events, score_events
+from ._parquet import is_parquet, read_parquet
 from ._stream import (FEATURES, StreamScorer, _empty_windows, _features, _score_windows, n_windows,
                       window_channel_index,
                       window_end_index)
 
 DEFAULT_WINDOW = 12          # 1 hour of the bundled 5-minute readings (best ROC-AUC of 12/24/36/48 there)
 DEFAULT_FEATURES = "level-dynamics"  # docs/anomaly-evaluation.md, "Level and dynamics"
-OLD_FEATURES = "windows"     # what a model.json without "features" was fitted on
+OLD_FEATURES = "windows"     # what settings without "features" (older files) were fitted on
 DEFAULT_TRAIN_FRACTION = 0.15  # NAB's probationary period
 DEFAULT_OUT = "mixtura-out"
 SCORE_CHUNK = 4096           # windows per scoring call, for the progress bar (fit+score and detect use the same)
-SIDECAR_FORMAT = "mixtura-cli-windows"
+SETTINGS_FORMAT = "mixtura-cli-windows"
+MODEL_FILE = "model.mxt"     # the detector, and the settings below in its section SETTINGS_SECTION
+# The window settings, columns and event options, as JSON, in the model file's application namespace
+# "cli." (docs/model-format.md: loaders ignore it, so the file stays a DensityAnomalyDetector file).
+SETTINGS_SECTION = "cli.settings"
+OLD_MODEL_FILES = ("model.mixtura", "model.json")  # the pair written before: still read, replaced on a fit
 MAX_EVENTS_SHOWN = 15
 ADAPT_CHUNK = 100            # windows per partial_fit step with --adapt (bench/anomaly_eval.py --adapt's)
 TOP_CHANNELS = 3
 GAPS = ("marginalize", "drop", "error")
+METHODS = ("gmm", "kmeans")  # DensityAnomalyDetector's
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+DEFAULT_SEED = 0             # the CLI's runs repeat; the detector's own default (None) would not
+SEED_MAX = 2**64 - 1
 DEFAULT_GAPS = "marginalize"
+
+
+# Exit statuses (README, "Command line"): scripts tell a finding from a failure, and a failure they can fix
+# (the command or its files) from one of the machine (no GPU, a full disk, memory).
+EXIT_OK = 0
+EXIT_ANOMALIES = 1   # --fail-on-anomaly and at least one event reported
+EXIT_USAGE = 2       # bad options or input: a file, folder or model that cannot be used (argparse's 2 too)
+EXIT_RUN = 3         # the machine: no CUDA device or build, a GPU failure, a write that failed, out of memory
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, the status a shell reports for a tool killed by the signal
+
+
+class RunFailure(Exception):
+    """The run cannot be done on this machine though its options and input are usable (EXIT_RUN)."""
 
 
 class Progress:
@@ -126,13 +171,15 @@ class Progress:
 # ---------------------------------------------------------------------------------------------- input
 
 class _Input:
-    """The table to analyse, where it came from, and its missing values (`gaps`: a namespace with the
+    """The table to analyse, where it came from (`source`: for messages; `file`: the path, None for the
+    bundled data), and its missing values (`gaps`: a namespace with the
     --gaps mode, the number of missing values, of values, of rows with one, of rows read, of rows
     dropped, and the time span of the rows read)."""
 
-    def __init__(self, table, source):
+    def __init__(self, table, source, file=None):
         self.table = table
         self.source = source
+        self.file = file  # None: the bundled data
         self.gaps = None
 
 
@@ -149,9 +196,10 @@ def _read_table_input(args, time_column, gaps, channels):
     options = dict(ignore=args.ignore_column, label_column=args.label_column, channels=channels,
                    missing="error" if gaps == "error" else "nan")
     if file is not None:
-        table = read_table(file, time_column, **options)
+        reader = read_parquet if is_parquet(file) else read_table  # (pyarrow is imported only for Parquet)
+        table = reader(file, time_column, **options)
         labels = f", labels from column '{table.label_column}'" if table.label_column else ""
-        return _Input(table, f"{file}{labels}")
+        return _Input(table, f"{file}{labels}", str(file))
     path = datasets.data_path(datasets.MACHINE_TEMPERATURE)
     # NAB's file steps back 55 minutes once (kept as it is; tests/python/test_cli.py): no warning for it.
     table = read_table(path, time_column, display_name=path.name, check_time_order=False, **options)
@@ -199,6 +247,15 @@ def _check_device_gaps(device, requested, inp):
         return "cpu", "missing values: the CUDA backend takes complete rows only"
     raise DataError(f"--device cuda: {inp.table.path} has missing values (--gaps {inp.gaps.mode}), which the CUDA "
                     f"backend does not take; use --device cpu or auto, or --gaps drop")
+
+
+def _check_method_gaps(method, inp):
+    """A DataError when the table has missing values left (not --gaps drop) and the detector's method is
+    kmeans, which takes complete windows only."""
+    if method == "kmeans" and inp.gaps.n_missing and inp.gaps.mode != "drop":
+        raise DataError(f"{inp.table.path}: {inp.gaps.n_missing} missing value{'s' if inp.gaps.n_missing != 1 else ''} "
+                        f"(--gaps {inp.gaps.mode}), which --method kmeans does not take (complete windows only); "
+                        f"use --gaps drop or --method gmm")
 
 
 # -------------------------------------------------------------------------------------------- scoring
@@ -342,9 +399,10 @@ def _analyse(detector, table, settings, train_rows, stream, events, adapt=None):
     except RuntimeError as e:  # a CUDA failure, as in _fit
         if detector.device != "cuda":
             raise
-        raise DataError(f"{table.path}: scoring on the GPU failed: {e}; --device cpu scores on the CPU") from None
+        raise RunFailure(f"{table.path}: scoring on the GPU failed: {e}; --device cpu scores on the CPU") from None
     r.flagged = r.scores < r.thresholds  # predict's rule, each window by the threshold in force; NaN: not flagged
     r.adapted = first < len(X)
+    r.adapt = adapt
     r.scored = ~np.isnan(r.scores)
     r.n_unscored = int(len(r.scores) - r.scored.sum())
     if len(r.scores) and not r.scored.any():
@@ -613,7 +671,8 @@ class _Output:
 
     def write(self, files, stale=()):
         """Write {name: writer(path)} and remove the older outputs in ``stale`` that this run does not
-        write (plot.png of an earlier run with a plot); the paths written."""
+        write (plot.png of an earlier run with a plot); the paths written. A failure here is the machine's
+        (a full disk, a folder changed meanwhile: RunFailure); the folder itself was checked before."""
         name = None
         try:
             new = not self.dir.exists()
@@ -646,7 +705,7 @@ class _Output:
         except OSError as e:
             what = f"cannot write {name}" if name else "cannot write the output folder"
             reason = e.strerror or str(e)
-            raise DataError(f"{self.dir}: {what}: {reason}") from None
+            raise RunFailure(f"{self.dir}: {what}: {reason}") from None
 
 
 # ----------------------------------------------------------------------------------------- commands
@@ -657,7 +716,7 @@ def _resolve_device(requested):
     from ._device import cuda_missing, resolve
 
     if requested == "cuda" and cuda_missing():
-        raise DataError(f"--device cuda: {cuda_missing()}; use --device cpu or auto")
+        raise RunFailure(f"--device cuda: {cuda_missing()}; use --device cpu or auto")
     return resolve(requested, "--device")
 
 
@@ -697,6 +756,14 @@ def _check_observed_features(table, X_train, train_rows, args):
                     f"it at row {j // n_channels + 1} of {width}; raise --train-fraction")
 
 
+def _detector_params(args):
+    """DensityAnomalyDetector's parameters from the options; one not given keeps the detector's default."""
+    given = {"method": args.method, "n_components": args.components, "covariance_type": args.covariance_type,
+             "contamination": args.contamination, "false_alarm_rate": args.false_alarm_rate,
+             "random_state": args.seed}
+    return {k: v for k, v in given.items() if v is not None}
+
+
 def _fit(args, inp, device, stream):
     from . import DensityAnomalyDetector
 
@@ -715,7 +782,7 @@ def _fit(args, inp, device, stream):
                         f"{len(X_train)} window(s) of {args.window} rows{observed}; at least 2 are needed: raise "
                         f"--train-fraction or lower --window")
     _check_observed_features(table, X_train, train_rows, args)
-    detector = DensityAnomalyDetector(contamination=args.contamination, random_state=0, device=device)
+    detector = DensityAnomalyDetector(**_detector_params(args), device=device)
     try:
         with Progress(f"fitting on {len(X_train)} windows", stream=stream):
             detector.fit(X_train)
@@ -724,23 +791,29 @@ def _fit(args, inp, device, stream):
     except RuntimeError as e:  # a CUDA failure (mixtura::CudaError names the call and the CUDA error)
         if device != "cuda":
             raise
-        raise DataError(f"{table.path}: the fit on the GPU failed: {e}; --device cpu fits on the CPU") from None
+        raise RunFailure(f"{table.path}: the fit on the GPU failed: {e}; --device cpu fits on the CPU") from None
     return detector, settings, train_rows, (len(X_train), n_empty)
 
 
 def _model_files(detector, table, settings, train_rows, source, gaps, events):
-    """{file name: writer(path)} of model.mixtura and model.json (the window settings; "gaps", the --gaps
-    mode `score` takes by default, only when it is not the default; the event settings `score` takes by
-    default)."""
+    """{MODEL_FILE: writer(path)}: the detector with, in section SETTINGS_SECTION, the window settings, the
+    columns, "gaps" (the --gaps mode `score` takes by default; only when it is not the default) and the
+    event settings `score` takes by default."""
     # Saved with device="cpu" whatever this run used: a model file loads and scores anywhere, and
     # `score --device` says where it runs.
     detector.set_params(device="cpu")
-    sidecar = {"format": SIDECAR_FORMAT, "version": 1, **settings, "channels": table.channels,
-               "time_column": table.time_column, "train_rows": train_rows, "fitted_on": source,
-               **({"gaps": gaps} if gaps != DEFAULT_GAPS else {}),
-               "min_event_length": events[0], "merge_gap": events[1]}
-    return {"model.mixtura": detector.save,
-            "model.json": lambda path: path.write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")}
+    cli_settings = {"format": SETTINGS_FORMAT, "version": 1, **settings, "channels": table.channels,
+                    "time_column": table.time_column, "train_rows": train_rows, "fitted_on": source,
+                    **({"gaps": gaps} if gaps != DEFAULT_GAPS else {}),
+                    "min_event_length": events[0], "merge_gap": events[1]}
+    return {MODEL_FILE: lambda path: path.write_bytes(model_file_bytes(detector, cli_settings))}
+
+
+def model_file_bytes(detector, cli_settings):
+    """The model file of a fitted detector holding `cli_settings` (a dict) as JSON in SETTINGS_SECTION."""
+    sections = {"mixtura_version": _core.__version__, **detector._to_sections(),
+                SETTINGS_SECTION: json.dumps(cli_settings)}
+    return _core.model_file_to_bytes(detector._model_kind, sections)
 
 
 def _print_fit(out, detector, train_rows, n_train, args):
@@ -762,13 +835,13 @@ def default_merge_gap(settings):
     return math.ceil(settings["window"] / settings["step"])
 
 
-def _event_settings(args, settings, sidecar=None):
-    """(min_length, merge_gap) of the events: the options, else the model.json of `score` (older files have
-    none), else the defaults."""
-    sidecar = sidecar or {}
+def _event_settings(args, settings, saved=None):
+    """(min_length, merge_gap) of the events: the options, else the model's saved settings for `score` (older
+    files have none), else the defaults."""
+    saved = saved or {}
     min_length = args.min_event_length if args.min_event_length is not None else \
-        sidecar.get("min_event_length", default_min_event_length(settings))
-    merge_gap = args.merge_gap if args.merge_gap is not None else sidecar.get("merge_gap", default_merge_gap(settings))
+        saved.get("min_event_length", default_min_event_length(settings))
+    merge_gap = args.merge_gap if args.merge_gap is not None else saved.get("merge_gap", default_merge_gap(settings))
     return min_length, merge_gap
 
 
@@ -785,6 +858,7 @@ def cmd_detect(args, out, err):
     gaps = args.gaps or DEFAULT_GAPS
     inp = _read_input(args, args.time_column, gaps)
     device, note = _check_device_gaps(device, args.device, inp)
+    _check_method_gaps(args.method, inp)
     output = _Output(args.out)
     print("mixtura detect", file=out)
     _print_table_summary(out, inp, _settings(args))
@@ -801,9 +875,11 @@ def cmd_detect(args, out, err):
     files = _result_files(inp.table, r, _elbo_trace(detector), train_rows, f"mixtura detect: {inp.source}",
                           args.plot, err)
     files.update(_model_files(detector, inp.table, settings, train_rows, inp.source, gaps, events))
-    written = output.write(files, stale=["plot.png"])
+    written = output.write(files, stale=["plot.png", *OLD_MODEL_FILES])
     print(f"  wrote       {', '.join(str(p) for p in written)}", file=out)
-    return 0
+    summary = _summary("detect", inp, settings, device, detector, output.dir / MODEL_FILE, written,
+                       _training_summary(train_rows, n_train), r)
+    return _status(args, r), summary
 
 
 def cmd_fit(args, out, err):
@@ -811,6 +887,7 @@ def cmd_fit(args, out, err):
     gaps = args.gaps or DEFAULT_GAPS
     inp = _read_input(args, args.time_column, gaps)
     device, note = _check_device_gaps(device, args.device, inp)
+    _check_method_gaps(args.method, inp)
     output = _Output(args.out)
     print("mixtura fit", file=out)
     _print_table_summary(out, inp, _settings(args))
@@ -818,77 +895,194 @@ def cmd_fit(args, out, err):
     detector, settings, train_rows, n_train = _fit(args, inp, device, err)
     _print_fit(out, detector, train_rows, n_train, args)
     print(f"  threshold   {float(detector.offset_):.6g} (log-density)", file=out)
-    written = output.write(_model_files(detector, inp.table, settings, train_rows, inp.source, gaps,
-                                        _event_settings(args, settings)))
+    events = _event_settings(args, settings)
+    written = output.write(_model_files(detector, inp.table, settings, train_rows, inp.source, gaps, events),
+                           stale=OLD_MODEL_FILES)
     print(f"  wrote       {', '.join(str(p) for p in written)}", file=out)
-    return 0
+    summary = _summary("fit", inp, settings, device, detector, output.dir / MODEL_FILE, written,
+                       _training_summary(train_rows, n_train))
+    summary["event_options"] = {"min_event_length": events[0], "merge_gap": events[1]}  # what score will take
+    return EXIT_OK, summary
 
 
 def _load_model(path):
-    from . import load
+    """(detector, settings, where) of a model written by fit or detect: MODEL_FILE with its settings in
+    SETTINGS_SECTION or, from older versions, model.mixtura with model.json beside it. `where` names the
+    settings in messages."""
+    from . import DensityAnomalyDetector
+    from ._io import _read_path, loads
 
     model_path = pathlib.Path(path)
     if not model_path.is_file():
         raise DataError(f"{model_path}: no such model file")
-    sidecar_path = model_path.with_suffix(".json")
+    reader = f"mixtura.load({str(model_path)!r})"
     try:
-        sidecar = json.loads(sidecar_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{sidecar_path}: not found; `mixtura fit` writes it beside {model_path.name} with the window "
-                        f"settings the model needs") from None
-    except json.JSONDecodeError as e:
-        raise DataError(f"{sidecar_path}: line {e.lineno}: not valid JSON ({e.msg})") from None
-    keys = ("window", "step", "differences", "channels", "time_column", "train_rows")
-    if sidecar.get("format") != SIDECAR_FORMAT or any(k not in sidecar for k in keys):
-        raise DataError(f"{sidecar_path}: not a window description written by `mixtura fit`")
-    for key, minimum in (("min_event_length", 1), ("merge_gap", 0)):  # optional: older files have neither
-        v = sidecar.get(key, minimum)
-        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-            raise DataError(f"{sidecar_path}: {key} must be an integer >= {minimum}, got {v!r}")
-    try:
-        detector = load(model_path)
+        data = _read_path(model_path, reader)
+        _, sections = _core.model_file_from_bytes(data, reader)
+        detector = loads(data, where=reader, cls=DensityAnomalyDetector)
     except (OSError, ValueError) as e:
         raise DataError(f"{model_path}: cannot load the model: {e}") from None
-    return detector, sidecar
+    if SETTINGS_SECTION in sections:
+        where, text = f"{model_path}: section {SETTINGS_SECTION}", sections[SETTINGS_SECTION]
+    else:  # an older pair: model.mixtura and model.json
+        sidecar_path = model_path.with_suffix(".json")
+        where = str(sidecar_path)
+        try:
+            text = sidecar_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise DataError(f"{model_path}: no window settings: neither a section {SETTINGS_SECTION} (written by "
+                            f"`mixtura fit` into {MODEL_FILE}) nor a {sidecar_path.name} beside it") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise DataError(f"{sidecar_path}: cannot read: {getattr(e, 'strerror', None) or e}") from None
+    try:
+        settings = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{where}: line {e.lineno}: not valid JSON ({e.msg})") from None
+    keys = ("window", "step", "differences", "channels", "time_column", "train_rows")
+    if not isinstance(settings, dict) or settings.get("format") != SETTINGS_FORMAT or any(k not in settings
+                                                                                        for k in keys):
+        raise DataError(f"{where}: not a window description written by `mixtura fit`")
+    for key, minimum in (("min_event_length", 1), ("merge_gap", 0)):  # optional: older files have neither
+        v = settings.get(key, minimum)
+        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+            raise DataError(f"{where}: {key} must be an integer >= {minimum}, got {v!r}")
+    return detector, settings, where
 
 
 def cmd_score(args, out, err):
     device = _resolve_device(args.device)
-    detector, sidecar = _load_model(args.model)
-    time_column = args.time_column if args.time_column is not None else sidecar["time_column"]
-    fit_gaps = sidecar.get("gaps", DEFAULT_GAPS)
+    detector, saved, where = _load_model(args.model)
+    time_column = args.time_column if args.time_column is not None else saved["time_column"]
+    fit_gaps = saved.get("gaps", DEFAULT_GAPS)
     if fit_gaps not in GAPS:
-        raise DataError(f"{pathlib.Path(args.model).with_suffix('.json')}: unknown gaps mode {fit_gaps!r}; "
-                        f"give --gaps")
+        raise DataError(f"{where}: unknown gaps mode {fit_gaps!r}; give --gaps")
     gaps = args.gaps or fit_gaps  # the fit's mode unless told otherwise
     # The model's columns in its order; every other column but the time and the label is left out unread.
-    inp = _read_input(args, time_column, gaps, channels=sidecar["channels"])
+    inp = _read_input(args, time_column, gaps, channels=saved["channels"])
     table = inp.table
     device, note = _check_device_gaps(device, args.device, inp)
+    _check_method_gaps(detector.method, inp)
+    if args.adapt and detector.method != "gmm":
+        raise DataError(f"{args.model}: --adapt follows a detector of method gmm (partial_fit); this model's method "
+                        f"is {detector.method}")
     detector.set_params(device=device)  # where this run scores; the model file does not decide it
-    settings = {k: sidecar[k] for k in ("window", "step", "differences")}
-    settings["features"] = sidecar.get("features", OLD_FEATURES)
+    settings = {k: saved[k] for k in ("window", "step", "differences")}
+    settings["features"] = saved.get("features", OLD_FEATURES)
     if settings["features"] not in FEATURES:
-        raise DataError(f"{pathlib.Path(args.model).with_suffix('.json')}: unknown features {settings['features']!r}")
-    events = _event_settings(args, settings, sidecar)
+        raise DataError(f"{where}: unknown features {settings['features']!r}")
+    events = _event_settings(args, settings, saved)
     _check_rows(table, settings["window"], inp.gaps)
     output = _Output(args.out)
     print(f"mixtura score {args.model}", file=out)
     _print_table_summary(out, inp, settings)
     _print_device(out, device, args.device, note)
     print(f"  model       {_model_description(detector)}", file=out)
-    same_file = sidecar.get("fitted_on") == inp.source and gaps == fit_gaps
-    train_rows = sidecar["train_rows"] if same_file else None
+    same_file = saved.get("fitted_on") == inp.source and gaps == fit_gaps
+    train_rows = saved["train_rows"] if same_file else None
     adapt = None
     if args.adapt:  # the model follows the file from its first window
-        adapt = (0, args.half_life or n_windows(sidecar["train_rows"], settings["window"], settings["step"]))
+        adapt = (0, args.half_life or n_windows(saved["train_rows"], settings["window"], settings["step"]))
         _print_adapt(out, adapt, n_windows(table.n_rows, settings["window"], settings["step"]))
     r = _analyse(detector, table, settings, train_rows, err, events, adapt)
     _print_results(out, table, r)
     written = output.write(_result_files(table, r, _elbo_trace(detector), train_rows, f"mixtura score: {inp.source}",
                                          args.plot, err), stale=["plot.png"])
     print(f"  wrote       {', '.join(str(p) for p in written)}", file=out)
-    return 0
+    return _status(args, r), _summary("score", inp, settings, device, detector, args.model, written, None, r)
+
+
+def _number(v):
+    """A float for JSON: None for NaN or an infinity (strict JSON has neither)."""
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def _training_summary(train_rows, n_train):
+    return {"rows": train_rows, "windows": n_train[0], "windows_without_observed_value": n_train[1]}
+
+
+def _summary(command, inp, settings, device, detector, model_file, written, training=None, r=None):
+    """The --json summary of a run: one object, numbers as written in scores.csv and events.csv. `r` (the
+    results of _analyse) is None for fit, which scores nothing."""
+    from . import __version__
+
+    table, gaps = inp.table, inp.gaps
+    n_features = len(window_channel_index(len(table.channels), settings["window"], settings["differences"],
+                                          settings["features"]))
+    model = getattr(detector, "model_", None)
+    converged = getattr(model, "converged_", None)
+    out = {
+        "command": command,
+        "mixtura_version": __version__,
+        "source": inp.source,
+        "rows": gaps.n_rows_read,
+        "channels": list(table.channels),
+        "data": {"file": inp.file, "rows_used": table.n_rows, "first_time": gaps.span[0] if gaps.span else None,
+                 "last_time": gaps.span[1] if gaps.span else None, "time_column": table.time_column,
+                 "label_column": table.label_column, "left_out": list(table.ignored),
+                 "missing_values": gaps.n_missing, "rows_with_missing_values": gaps.n_rows_with,
+                 "rows_dropped": gaps.n_dropped, "gaps": gaps.mode},
+        "windows": {"window": settings["window"], "step": settings["step"], "features": settings["features"],
+                    "differences": bool(settings["differences"]), "n_features": n_features},
+        "device": device,
+        "model": {"file": str(model_file), "method": detector.method, "components": int(detector.n_components_),
+                  "covariance_type": getattr(model, "covariance_type", None) if detector.method == "gmm" else None,
+                  "threshold": _number(detector.offset_), "contamination": detector.contamination,
+                  "false_alarm_rate": detector.false_alarm_rate, "random_state": detector.random_state,
+                  "n_iter": int(detector.n_iter_), "converged": None if converged is None else bool(converged)},
+    }
+    if training is not None:
+        out["training"] = training
+    if r is not None:
+        out["windows"].update(count=len(r.scores), flagged=int(r.flagged.sum()), unscored=r.n_unscored)
+        out["adapt"] = _adapt_summary(r)
+        out["event_options"] = {"min_event_length": r.min_event_length, "merge_gap": r.merge_gap}
+        out["events"] = _events_summary(table, r)
+        out["metrics"] = _metrics_summary(r.metrics)
+    out["files"] = [str(p) for p in written]
+    return out
+
+
+def _adapt_summary(r):
+    if not r.adapted:
+        return None
+    first, half_life = r.adapt
+    moving = r.thresholds[first:]
+    return {"first_window": first, "half_life": half_life, "chunk": ADAPT_CHUNK,
+            "threshold_min": _number(moving.min()), "threshold_max": _number(moving.max()),
+            "threshold_last": _number(moving[-1])}
+
+
+def _events_summary(table, r):
+    """events.csv's rows: times (or row numbers) of the first, last and peak windows' last rows, with the
+    window indices (rows of scores.csv) beside them."""
+    def when(window):
+        end = int(r.ends[window])
+        return table.time[end] if table.time is not None else end
+
+    return [{"start": when(e.start), "end": when(e.end), "peak": when(e.peak), "peak_score": _number(e.peak_score),
+             "n_flagged": int(e.n_flagged), "start_window": int(e.start), "end_window": int(e.end),
+             "peak_window": int(e.peak),
+             "top_channels": [{"channel": name, "abs_z": _number(z)} for name, z in top]}
+            for e, top in zip(r.events, r.event_channels)]
+
+
+def _metrics_summary(m):
+    """ROC-AUC, average precision and the NAB-style event score, when the table has labels (else None)."""
+    if m is None:
+        return None
+    ev = m["events"]
+    return {"evaluated": m["part"], "windows": m["n"], "windows_labelled_anomalous": m["n_positive"],
+            "roc_auc": _number(m["roc_auc"]) if "roc_auc" in m else None,
+            "average_precision": _number(m["average_precision"]) if "average_precision" in m else None,
+            "events": {"anomaly_windows": m["n_label_windows"], "detected": int(ev.windows_detected),
+                       "missed": int(ev.windows_missed), "false_events": int(ev.false_events),
+                       "nab_score": _number(ev.normalized), "nab_raw": _number(ev.raw)}}
+
+
+def _status(args, r):
+    """EXIT_ANOMALIES when --fail-on-anomaly is given and an event is reported, else EXIT_OK."""
+    return EXIT_ANOMALIES if args.fail_on_anomaly and r.events else EXIT_OK
 
 
 def _fraction(text):
@@ -933,6 +1127,38 @@ def _positive_real(text):
     return v
 
 
+def _components(text):
+    if text == "bic":
+        return "bic"
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is neither 'bic' nor an integer") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not >= 1")
+    return v
+
+
+def _open_fraction(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not 0 < v < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not in (0, 1)")
+    return v
+
+
+def _seed(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
+    if not 0 <= v <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"{text} is not in [0, 2**64 - 1]")
+    return v
+
+
 def _positive_int(text):
     return _count(text, 1)
 
@@ -941,21 +1167,28 @@ def _non_negative_int(text):
     return _count(text, 0)
 
 
+FILE_HELP = ("sensor table: a CSV file, or a Parquet file when its name ends in .parquet (needs pyarrow) "
+             "(default: bundled NAB data)")
+
+
 def build_parser():
     from . import __version__
 
     parser = argparse.ArgumentParser(
-        prog="mixtura", description="Density-based anomaly detection on sensor time series (CSV files).",
+        prog="mixtura", description="Density-based anomaly detection on sensor time series (CSV or Parquet files).",
         epilog="Without FILE the bundled NAB machine-temperature series is used. CSV: a header row, separator "
                "',', ';' or tab, time column by --time-column or the first column when it is not numeric, an "
                "optional 0/1 label column ('label', 'anomaly' or --label-column; used only for ROC-AUC and the event "
                "score), a 'changepoint' column and "
                "--ignore-column columns left out; every other column is a channel (score reads the model's); an "
-               "empty cell, NaN or NA is a missing value (--gaps). scores.csv: score = log-density of the window "
+               "empty cell, NaN or NA is a missing value (--gaps). A FILE ending in .parquet is read with pyarrow "
+               "by the same rules (a null or NaN is a missing value). scores.csv: score = log-density of the window "
                "ending at that time (higher = more normal; empty for a window with no observed value), flagged = 1 "
                "when it is below the threshold (the one in force for that window; with --adapt it moves). "
                "events.csv: per event its start, end and peak times (of the windows' last rows), the peak score, "
-               "the flagged windows and the top channels with their largest |z| (explain).")
+               "the flagged windows and the top channels with their largest |z| (explain). Exit status: 0 done; "
+               "1 events found with --fail-on-anomaly; 2 bad options or input; 3 the machine failed (no CUDA "
+               "device, a failed write, memory); 130 interrupted; 141 stdout closed.")
     parser.add_argument("--version", action="version", version=f"mixtura {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="{detect,fit,score}")
     sub.required = True
@@ -979,11 +1212,11 @@ def build_parser():
         p.add_argument("--min-event-length", metavar="N", type=_positive_int, default=None,
                        help="report only events of at least N flagged windows (default: the windows in half a "
                             "window's span, ceil(W / 2S), so that an alarm must hold up; 1 reports every flagged "
-                            "window; for score, the value in model.json)")
+                            "window; for score, the value the model was fitted with)")
         p.add_argument("--merge-gap", metavar="N", type=_non_negative_int, default=None,
                        help="flagged windows separated by at most N unflagged windows are one event (default: "
                             "the windows in one window's span, ceil(W / S), so alarms that share readings are "
-                            "one; 0 merges nothing; for score, the value in model.json)")
+                            "one; 0 merges nothing; for score, the value the model was fitted with)")
 
     def adapt_options(p, start):
         p.add_argument("--adapt", action="store_true",
@@ -997,7 +1230,7 @@ def build_parser():
                             "many recent scores place the threshold (default: the number of training windows)")
 
     def fit_options(p):
-        p.add_argument("file", metavar="FILE.csv", nargs="?", help="sensor table (default: bundled NAB data)")
+        p.add_argument("file", metavar="FILE", nargs="?", help=FILE_HELP)
         data_options(p)
         p.add_argument("--train-fraction", metavar="F", type=_fraction, default=DEFAULT_TRAIN_FRACTION,
                        help=f"fit on the first F of the rows (default {DEFAULT_TRAIN_FRACTION})")
@@ -1012,9 +1245,26 @@ def build_parser():
         p.add_argument("--differences", action="store_true",
                        help="with --features windows (implied): add the first differences within each window")
         p.add_argument("--contamination", metavar="C", type=_contamination, default="auto",
-                       help="share of training windows flagged, in (0, 0.5], or 'auto' (default: the detector's "
-                            "own threshold)")
+                       help="share of training windows flagged, in (0, 0.5], or 'auto' (default: the threshold "
+                            "is calibrated to --false-alarm-rate)")
+        detector_options(p)
         event_options(p)
+
+    def detector_options(p):  # DensityAnomalyDetector's parameters; the defaults are its own, but the seed
+        p.add_argument("--method", choices=METHODS, default=None,
+                       help="the density: 'gmm' (default; a Gaussian mixture) or 'kmeans' (K-means centres with a "
+                            "spherical variance each; complete windows only, no --adapt)")
+        p.add_argument("--components", metavar="K", type=_components, default=None,
+                       help="mixture components (clusters), an integer >= 1, or 'bic' (default: the count with the "
+                            "lowest BIC among 1..8)")
+        p.add_argument("--covariance-type", choices=COVARIANCE_TYPES, default=None,
+                       help="of the Gaussian mixture (--method gmm): 'full' (default), 'tied', 'diag' or 'spherical'")
+        p.add_argument("--false-alarm-rate", metavar="R", type=_open_fraction, default=None,
+                       help="share of normal training windows the threshold flags, in (0, 1) (default 0.01; "
+                            "with --contamination auto: a contamination places the threshold itself)")
+        p.add_argument("--seed", metavar="S", type=_seed, default=DEFAULT_SEED,
+                       help=f"random_state of the fit, an integer in [0, 2**64 - 1] (default {DEFAULT_SEED}): the "
+                            "calibration rows held out and the mixture's initialisation")
 
     def device_option(p):
         p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu",
@@ -1024,42 +1274,72 @@ def build_parser():
     def plot_option(p):
         p.add_argument("--no-plot", dest="plot", action="store_false", help="do not write plot.png")
 
+    def json_option(p, what):
+        p.add_argument("--json", action="store_true",
+                       help=f"write one JSON object to stdout instead of the summary: {what} (README, \"Command "
+                            "line\"); warnings and errors stay on stderr")
+
+    def fail_option(p):
+        p.add_argument("--fail-on-anomaly", action="store_true",
+                       help=f"exit with status {EXIT_ANOMALIES} when at least one event is reported (the outputs are "
+                            f"written all the same); without it a run that succeeds exits with {EXIT_OK}")
+
     p = sub.add_parser("detect", help="fit on the first rows, score all, report and plot the anomalies",
                        description="Fit on the first --train-fraction of the rows, score every window, print the "
-                                   "events (flagged windows grouped); write scores.csv, events.csv, plot.png, model.mixtura "
-                                   "and model.json.")
+                                   "events (flagged windows grouped); write scores.csv, events.csv, plot.png and "
+                                   f"{MODEL_FILE} (the detector with the window settings).")
     fit_options(p)
     adapt_options(p, "the windows after the training rows")
     device_option(p)
     plot_option(p)
-    p.set_defaults(run=cmd_detect)
-    p = sub.add_parser("fit", help="fit and write model.mixtura (+ model.json, the window settings)",
-                       description="Fit on the first --train-fraction of the rows; write model.mixtura and "
-                                   "model.json (window settings, columns and the event options) to --out.")
+    fail_option(p)
+    json_option(p, "rows, channels, windows, training, model and threshold, events, metrics, files")
+    p.set_defaults(run=cmd_detect, subparser=p)
+    p = sub.add_parser("fit", help=f"fit and write {MODEL_FILE} (the detector with the window settings)",
+                       description=f"Fit on the first --train-fraction of the rows; write {MODEL_FILE} (the detector "
+                                   "with the window settings, columns and event options) to --out.")
     fit_options(p)
     device_option(p)
-    p.set_defaults(run=cmd_fit)
+    json_option(p, "rows, channels, windows, training, model and threshold, files")
+    p.set_defaults(run=cmd_fit, subparser=p)
     p = sub.add_parser("score", help="score a file with a model written by fit or detect",
-                       description="Score every window of FILE with MODEL (model.json beside it gives the window "
-                                   "settings); write scores.csv, events.csv and plot.png.")
-    p.add_argument("model", metavar="MODEL", help="model.mixtura written by `mixtura fit` or `mixtura detect`")
-    p.add_argument("file", metavar="FILE.csv", nargs="?", help="sensor table (default: bundled NAB data)")
+                       description="Score every window of FILE with MODEL (which holds the window settings); "
+                                   "write scores.csv, events.csv and plot.png.")
+    p.add_argument("model", metavar="MODEL", help=f"{MODEL_FILE} written by `mixtura fit` or `mixtura detect` (or an "
+                                                   "older model.mixtura with its model.json beside it)")
+    p.add_argument("file", metavar="FILE", nargs="?", help=FILE_HELP)
     data_options(p)
     event_options(p)
     adapt_options(p, "every window from the first")
     device_option(p)
     plot_option(p)
-    p.set_defaults(run=cmd_score)
+    fail_option(p)
+    json_option(p, "rows, channels, windows, model and threshold, events, metrics, files")
+    p.set_defaults(run=cmd_score, subparser=p)
     return parser
 
 
+def _check_detector_options(parser, args):
+    """parser.error (exit 2) for detector options that do not go together."""
+    if args.method == "kmeans":
+        if args.covariance_type is not None:
+            parser.error(f"--covariance-type applies to --method gmm, not kmeans (got --covariance-type "
+                         f"{args.covariance_type})")
+        if getattr(args, "adapt", False):
+            parser.error("--adapt needs --method gmm: kmeans is fitted in one batch (no partial_fit)")
+    if args.false_alarm_rate is not None and args.contamination != "auto":
+        parser.error(f"--false-alarm-rate {args.false_alarm_rate:g} applies with --contamination auto, not "
+                     f"--contamination {args.contamination:g} (a contamination places the threshold itself)")
+
+
 def main(argv=None, stdout=None, stderr=None):
-    """Run the command line; returns the exit status (0 ok, 1 unusable file, model or device, 2 bad options,
-    141 closed stdout)."""
+    """Run the command line; returns the exit status (EXIT_*: 0 done, 1 events found with --fail-on-anomaly,
+    3 the machine failed, 130 interrupted, 141 closed stdout). Bad options or input: 2 (argparse's, as
+    SystemExit(2), or returned)."""
     out = sys.stdout if stdout is None else stdout
     err = sys.stderr if stderr is None else stderr
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
+    parser = args.subparser  # its errors name the command: "mixtura detect: error: ..."
     if hasattr(args, "features"):  # detect, fit: --differences alone, or one-row windows, mean the readings
         if args.features is None:
             args.features = "windows" if args.differences or args.window == 1 else DEFAULT_FEATURES
@@ -1070,6 +1350,8 @@ def main(argv=None, stdout=None, stderr=None):
                          f"got {args.window}")
     if getattr(args, "half_life", None) is not None and not args.adapt:
         parser.error("--half-life applies only with --adapt")
+    if hasattr(args, "method"):  # detect, fit: the detector's options that go together
+        _check_detector_options(parser, args)
 
     def show_warning(message, category, filename, lineno, file=None, line=None):
         print(f"mixtura {args.command}: warning: {message}", file=err)
@@ -1078,28 +1360,34 @@ def main(argv=None, stdout=None, stderr=None):
         with warnings.catch_warnings():
             warnings.simplefilter("default")
             warnings.showwarning = show_warning
-            status = args.run(args, out, err)
+            # --json: stdout holds the summary alone; the human one is not written
+            status, summary = args.run(args, io.StringIO() if args.json else out, err)
+            if args.json:
+                out.write(json.dumps(summary, allow_nan=False) + "\n")
             out.flush()  # here, not at exit, so that a closed pipe is caught below
             return status
     except DataError as e:
         print(f"mixtura {args.command}: error: {e}", file=err)
-        return 1
+        return EXIT_USAGE
+    except RunFailure as e:
+        print(f"mixtura {args.command}: error: {e}", file=err)
+        return EXIT_RUN
     except KeyboardInterrupt:
         print(f"mixtura {args.command}: interrupted", file=err)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # the reader went away (`mixtura detect | head`): stop quietly, as Unix tools do
         if out is sys.stdout:  # Python would flush stdout again at exit and fail once more
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
-        return 141  # 128 + SIGPIPE, the status a shell reports for a tool killed by the signal
+        return EXIT_BROKEN_PIPE
     except OSError as e:  # a file or folder the paths above did not foresee: one line, not a traceback
         where = f"{e.filename}: " if e.filename else ""
         print(f"mixtura {args.command}: error: {where}{e.strerror or e}", file=err)
-        return 1
+        return EXIT_RUN
     except MemoryError:
         print(f"mixtura {args.command}: error: out of memory (a smaller file, --step or --window needs less)",
               file=err)
-        return 1
+        return EXIT_RUN
 
 
 if __name__ == "__main__":  # pragma: no cover

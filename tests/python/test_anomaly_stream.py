@@ -75,8 +75,8 @@ def test_a_saved_streaming_detector_resumes_where_it_stopped(tmp_path):
     chunks = [_normal(rng, 150, level=0.1 * i) for i in range(8)]
     for c in chunks[:5]:
         det.partial_fit(c)
-    det.save(tmp_path / "det.mixtura")
-    copies = [mixtura.load(tmp_path / "det.mixtura"), pickle.loads(pickle.dumps(det))]
+    det.save(tmp_path / "det.mxt")
+    copies = [mixtura.load(tmp_path / "det.mxt"), pickle.loads(pickle.dumps(det))]
     for c in chunks[5:]:
         for d in [det] + copies:
             d.partial_fit(c)

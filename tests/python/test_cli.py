@@ -32,6 +32,29 @@ def run_main(*argv):
     return code, out.getvalue(), err.getvalue()
 
 
+def model_settings(path):
+    """The CLI's settings in a model file (its section cli.settings)."""
+    _, sections = _core.model_file_from_bytes(pathlib.Path(path).read_bytes(), "test")
+    return json.loads(sections[cli.SETTINGS_SECTION])
+
+
+def rewrite_settings(path, settings):
+    """The model file at path with its section cli.settings replaced by `settings` (None: removed)."""
+    path = pathlib.Path(path)
+    kind, sections = _core.model_file_from_bytes(path.read_bytes(), "test")
+    del sections[cli.SETTINGS_SECTION]
+    if settings is not None:
+        sections[cli.SETTINGS_SECTION] = json.dumps(settings)
+    path.write_bytes(_core.model_file_to_bytes(kind, sections))
+
+
+def detector_bytes(path):
+    """The model file at path without its section cli.settings: the detector's bytes."""
+    kind, sections = _core.model_file_from_bytes(pathlib.Path(path).read_bytes(), "test")
+    del sections[cli.SETTINGS_SECTION]
+    return _core.model_file_to_bytes(kind, sections)
+
+
 def read_scores(path):
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
@@ -132,23 +155,23 @@ def test_detect_outputs(detect_run):
     assert 0 < flagged.sum() < len(flagged)
     png = (out_dir / "plot.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
-    assert (out_dir / "model.mixtura").stat().st_size > 0
-    sidecar = (out_dir / "model.json").read_text()
-    assert f'"window": {cli.DEFAULT_WINDOW}' in sidecar and '"channels": [\n    "value"\n  ]' in sidecar
+    settings = model_settings(out_dir / "model.mxt")  # one model file, no model.json beside it
+    assert settings["window"] == cli.DEFAULT_WINDOW and settings["channels"] == ["value"]
+    assert sorted(p.name for p in out_dir.iterdir()) == ["events.csv", "model.mxt", "plot.png", "scores.csv"]
 
 
 def test_fit_then_score_reproduces_detect(detect_run, tmp_path):
     _, detect_dir = detect_run
     code, out, err = run_main("fit", "--out", str(tmp_path / "m"))
     assert code == 0, err
-    assert "wrote" in out and (tmp_path / "m" / "model.mixtura").is_file()
-    code, out, err = run_main("score", str(tmp_path / "m" / "model.mixtura"), "--out", str(tmp_path / "s"),
+    assert "wrote" in out and (tmp_path / "m" / "model.mxt").is_file()
+    code, out, err = run_main("score", str(tmp_path / "m" / "model.mxt"), "--out", str(tmp_path / "s"),
                               "--no-plot")
     assert code == 0, err
     assert (tmp_path / "s" / "scores.csv").read_bytes() == (detect_dir / "scores.csv").read_bytes()
     assert not (tmp_path / "s" / "plot.png").exists()
     # detect's own model file scores the same way
-    code, out, err = run_main("score", str(detect_dir / "model.mixtura"), "--out", str(tmp_path / "d"), "--no-plot")
+    code, out, err = run_main("score", str(detect_dir / "model.mxt"), "--out", str(tmp_path / "d"), "--no-plot")
     assert code == 0, err
     assert (tmp_path / "d" / "scores.csv").read_bytes() == (detect_dir / "scores.csv").read_bytes()
     assert (tmp_path / "d" / "events.csv").read_bytes() == (detect_dir / "events.csv").read_bytes()
@@ -230,8 +253,8 @@ def test_detect_with_differences_and_step(three_channels, tmp_path):
     _, rows = read_scores(tmp_path / "o" / "scores.csv")
     assert len(rows) == (1500 - 6) // 2 + 1
     assert (tmp_path / "o" / "plot.png").stat().st_size > 10_000
-    sidecar = (tmp_path / "o" / "model.json").read_text()
-    assert '"differences": true' in sidecar and '"step": 2' in sidecar
+    settings = model_settings(tmp_path / "o" / "model.mxt")
+    assert settings["differences"] is True and settings["step"] == 2
 
 
 def test_score_needs_the_model_columns(three_channels, tmp_path):
@@ -239,12 +262,13 @@ def test_score_needs_the_model_columns(three_channels, tmp_path):
     assert code == 0, err
     other = tmp_path / "other.csv"
     other.write_text("time,temperature,flow\n" + "".join(f"t{i},{i % 7},{i % 5}\n" for i in range(50)))
-    code, _, err = run_main("score", str(tmp_path / "m" / "model.mixtura"), str(other), "--out", str(tmp_path / "s"))
-    assert code == 1
+    code, _, err = run_main("score", str(tmp_path / "m" / "model.mxt"), str(other), "--out", str(tmp_path / "s"))
+    assert code == 2
     assert "other.csv: the model needs the column 'pressure'" in err
-    (tmp_path / "m" / "model.json").unlink()
-    code, _, err = run_main("score", str(tmp_path / "m" / "model.mixtura"), str(other))
-    assert code == 1 and "model.json: not found" in err
+    rewrite_settings(tmp_path / "m" / "model.mxt", None)  # a detector saved by hand: no window settings
+    code, _, err = run_main("score", str(tmp_path / "m" / "model.mxt"), str(other))
+    assert code == 2 and (f"{tmp_path / 'm' / 'model.mxt'}: no window settings: neither a section cli.settings "
+                          "(written by `mixtura fit` into model.mxt) nor a model.json beside it") in err
 
 
 # ---------------------------------------------------------------------------------- bad files
@@ -284,32 +308,32 @@ def test_bad_files_name_the_file_and_line(tmp_path, content, message, command):
     if content is not None:
         path.write_text(content)
     code, out, err = run_main(command, str(path), "--window", "1", "--out", str(tmp_path / "out"))
-    assert code == 1
+    assert code == 2
     assert re.fullmatch(rf"mixtura {command}: error: {re.escape(str(path))}: {message}.*\n", err, re.S), err
     with pytest.raises(DataError, match=message):
         read_table(path)
 
 
 def test_bad_file_for_score(tmp_path):
-    code, _, err = run_main("score", str(tmp_path / "none.mixtura"))
-    assert code == 1 and f"{tmp_path / 'none.mixtura'}: no such model file" in err
+    code, _, err = run_main("score", str(tmp_path / "none.mxt"))
+    assert code == 2 and f"{tmp_path / 'none.mxt'}: no such model file" in err
 
 
 def test_unknown_time_column(tmp_path):
     path = tmp_path / "a.csv"
     path.write_text("t,x,y\n1,2,3\n")
     code, _, err = run_main("detect", str(path), "--time-column", "when")
-    assert code == 1 and "no column 'when' for --time-column; the columns are t, x, y" in err
+    assert code == 2 and "no column 'when' for --time-column; the columns are t, x, y" in err
 
 
 def test_fewer_rows_than_the_window(tmp_path):
     path = tmp_path / "a.csv"
     path.write_text("t,x\n" + "".join(f"{i},{i % 3}\n" for i in range(10)))
     code, _, err = run_main("detect", str(path), "--window", "24", "--out", str(tmp_path / "o"))
-    assert code == 1 and "10 data rows, fewer than the window of 24 rows" in err
+    assert code == 2 and "10 data rows, fewer than the window of 24 rows" in err
     code, _, err = run_main("detect", str(path), "--window", "5", "--train-fraction", "0.2",
                             "--out", str(tmp_path / "o"))
-    assert code == 1 and "hold 1 window(s) of 5 rows; at least 2 are needed" in err
+    assert code == 2 and "hold 1 window(s) of 5 rows; at least 2 are needed" in err
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -428,13 +452,13 @@ def test_cli_leaves_out_columns_in_fit_and_score(three_channels, tmp_path):
     _, rows_plain = read_scores(tmp_path / "p" / "scores.csv")
     assert rows_noisy == rows_plain  # the left-out columns change nothing
     # score reads the model's columns only: the text column needs no option there.
-    code, out, err = run_main("score", str(tmp_path / "o" / "model.mixtura"), str(noisy), "--out",
+    code, out, err = run_main("score", str(tmp_path / "o" / "model.mxt"), str(noisy), "--out",
                               str(tmp_path / "s"), "--no-plot")
     assert code == 0, err
     assert "left out    notes, changepoint" in out
     assert read_scores(tmp_path / "s" / "scores.csv")[1] == rows_plain
     code, _, err = run_main("detect", str(noisy), "--ignore-column", "note", "--out", str(tmp_path / "q"))
-    assert code == 1 and "noisy.csv: no column 'note' for --ignore-column" in err
+    assert code == 2 and "noisy.csv: no column 'note' for --ignore-column" in err
 
 
 # ----------------------------------------------------------------------------------------- --device
@@ -486,7 +510,7 @@ def test_device_cpu_and_auto_without_a_gpu(three_channels, tmp_path):
     assert code == 0, err
     assert "\n  device      cpu (--device auto)\n" in out
     assert (tmp_path / "a" / "scores.csv").read_bytes() == (tmp_path / "c" / "scores.csv").read_bytes()
-    code, out, err = run_main("score", str(tmp_path / "a" / "model.mixtura"), str(three_channels), "--device", "auto",
+    code, out, err = run_main("score", str(tmp_path / "a" / "model.mxt"), str(three_channels), "--device", "auto",
                               "--out", str(tmp_path / "s"), "--no-plot")
     assert code == 0, err
     assert "\n  device      cpu (--device auto)\n" in out
@@ -497,9 +521,9 @@ def test_device_cpu_and_auto_without_a_gpu(three_channels, tmp_path):
 @pytest.mark.parametrize("command", ["detect", "fit", "score"])
 def test_device_cuda_without_a_gpu_says_what_is_missing(three_channels, tmp_path, command):
     missing = "no CUDA device is visible" if _core.HAS_CUDA else "this build of mixtura has no CUDA backend"
-    model = ["no-such.mixtura"] if command == "score" else []  # the device is checked before anything is read
+    model = ["no-such.mxt"] if command == "score" else []  # the device is checked before anything is read
     code, out, err = run_main(command, *model, str(three_channels), "--device", "cuda", "--out", str(tmp_path / "o"))
-    assert code == 1 and out == ""
+    assert code == 3 and out == ""  # the machine, not the command
     assert err.startswith(f"mixtura {command}: error: --device cuda: {missing}"), err
     assert "use --device cpu or auto" in err
     assert not (tmp_path / "o").exists()  # nothing written
@@ -508,7 +532,7 @@ def test_device_cuda_without_a_gpu_says_what_is_missing(three_channels, tmp_path
 @pytest.mark.parametrize("command", ["detect", "fit", "score"])
 def test_an_unknown_device_exits_2(command, capsys):
     with pytest.raises(SystemExit) as e:
-        cli.main([command, *(["m.mixtura"] if command == "score" else []), "--device", "gpu"])
+        cli.main([command, *(["m.mxt"] if command == "score" else []), "--device", "gpu"])
     assert e.value.code == 2
     assert "argument --device: invalid choice: 'gpu' (choose from" in capsys.readouterr().err
 
@@ -534,8 +558,8 @@ def test_device_cuda_follows_the_cpu(three_channels, tmp_path, device):
     assert np.abs(a - b).max() <= tol and abs(float(rows_gpu[0][2]) - threshold) <= tol
     clear = np.abs(a - threshold) > 2 * tol  # windows not at the threshold within the tolerance
     assert [r[3] for r, c in zip(rows_gpu, clear) if c] == [r[3] for r, c in zip(rows_cpu, clear) if c]
-    assert mixtura.load(tmp_path / "g" / "model.mixtura").device == "cpu"
-    code, out, err = run_main("score", str(tmp_path / "g" / "model.mixtura"), str(three_channels), "--device",
+    assert mixtura.load(tmp_path / "g" / "model.mxt").device == "cpu"
+    code, out, err = run_main("score", str(tmp_path / "g" / "model.mxt"), str(three_channels), "--device",
                               "cuda", "--out", str(tmp_path / "s"), "--no-plot")
     assert code == 0, err
     assert "\n  device      cuda (GPU 0)\n" in out
@@ -626,9 +650,10 @@ def small_table(tmp_path, n=40, name="s.csv"):
     return path
 
 
-def assert_one_line_error(code, err, command):
-    """Exit status 1 and, besides warnings, one line on stderr: the error."""
-    assert code == 1, err
+def assert_one_line_error(code, err, command, status=2):
+    """Exit status `status` (2: bad input; 3: the machine) and, besides warnings, one line on stderr: the
+    error."""
+    assert code == status, err
     lines = [line for line in err.splitlines(keepends=True) if not line.startswith(f"mixtura {command}: warning: ")]
     assert len(lines) == 1 and lines[0].startswith(f"mixtura {command}: error: ") and lines[0].endswith("\n"), err
     assert "Traceback" not in err
@@ -650,7 +675,7 @@ def test_errors_after_reading_leave_no_output_folder(tmp_path, command, options,
         long = small_table(tmp_path, n=400, name="long.csv")
         code, _, err = run_main("fit", str(long), *options, "--out", str(tmp_path / "m"))
         assert code == 0, err
-        argv = ["score", str(tmp_path / "m" / "model.mixtura"), str(path)]
+        argv = ["score", str(tmp_path / "m" / "model.mxt"), str(path)]
     else:
         argv = [command, str(path), *options]
     code, _, err = run_main(*argv, "--out", str(out))
@@ -695,7 +720,7 @@ def test_a_failure_while_writing_is_one_line_and_leaves_nothing(tmp_path, monkey
     monkeypatch.setattr(tempfile, "mkdtemp", refuse)
     code, _, err = run_main("detect", str(small_table(tmp_path)), "--window", "3", "--no-plot",
                             "--out", str(tmp_path / "o"))
-    assert_one_line_error(code, err, "detect")
+    assert_one_line_error(code, err, "detect", status=3)  # the folder was checked: the machine refused
     assert f"{tmp_path / 'o'}: cannot write the output folder: Permission denied" in err
     assert not (tmp_path / "o").exists()
     (tmp_path / "f").write_text("a file")
@@ -708,16 +733,16 @@ def test_a_failed_model_save_keeps_the_previous_outputs(tmp_path, monkeypatch):
     code, _, err = run_main("detect", str(small_table(tmp_path)), "--window", "3", "--no-plot", "--out", str(out))
     assert code == 0, err
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    assert set(before) == {"scores.csv", "events.csv", "model.mixtura", "model.json"}
+    assert set(before) == {"scores.csv", "events.csv", "model.mxt"}
 
-    def full_disk(self, path):
+    def full_disk(*args):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(mixtura.DensityAnomalyDetector, "save", full_disk)
+    monkeypatch.setattr(cli, "model_file_bytes", full_disk)
     code, _, err = run_main("detect", str(small_table(tmp_path, n=60)), "--window", "4", "--no-plot",
                             "--out", str(out))
-    assert_one_line_error(code, err, "detect")
-    assert f"{out}: cannot write model.mixtura: No space left on device" in err
+    assert_one_line_error(code, err, "detect", status=3)
+    assert f"{out}: cannot write model.mxt: No space left on device" in err
     # the new scores.csv was written before the model failed: it is not there, nor the temporary folder
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
@@ -729,8 +754,7 @@ def test_a_second_run_replaces_every_output(tmp_path):
     (out / "notes.txt").write_text("mine")
     assert run_main("detect", str(small_table(tmp_path, n=50)), "--window", "3", "--no-plot", "--out", str(out))[0] == 0
     # the old plot would show other scores; the user's own file stays
-    assert sorted(p.name for p in out.iterdir()) == ["events.csv", "model.json", "model.mixtura", "notes.txt",
-                                                      "scores.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["events.csv", "model.mxt", "notes.txt", "scores.csv"]
     assert len(read_scores(out / "scores.csv")[1]) == 48
 
 
@@ -843,10 +867,10 @@ def test_gaps_marginalize_scores_windows_on_their_observed_values(gappy, tmp_pat
     assert re.search(r"ROC-AUC     \S+, average precision \S+ \(windows after the training rows: 147, 10 labelled", out)
     assert (tmp_path / "o" / "plot.png").stat().st_size > 10_000
     # the model file loads and scores windows with gaps
-    loaded = mixtura.load(tmp_path / "o" / "model.mixtura")
+    loaded = mixtura.load(tmp_path / "o" / "model.mxt")
     np.testing.assert_array_equal(mixtura.StreamScorer(loaded, 4).score_chunk(G), want)
-    assert '"gaps"' not in (tmp_path / "o" / "model.json").read_text()  # the default mode is not written
-    code, out, err = run_main("score", str(tmp_path / "o" / "model.mixtura"), str(path), "--no-plot",
+    assert "gaps" not in model_settings(tmp_path / "o" / "model.mxt")  # the default mode is not written
+    code, out, err = run_main("score", str(tmp_path / "o" / "model.mxt"), str(path), "--no-plot",
                               "--out", str(tmp_path / "s"))
     assert code == 0, err
     assert "windows score on their observed values (--gaps marginalize)" in out and "unscored    3 windows" in out
@@ -870,9 +894,9 @@ def test_gaps_drop_removes_the_rows_before_windowing(gappy, tmp_path):
     det = cli_detector(G[keep])
     want = det.score_samples(mixtura.sliding_windows(G[keep], 4))
     assert [r[1] for r in rows] == [repr(float(s)) for s in want]
-    assert '"gaps": "drop"' in (tmp_path / "o" / "model.json").read_text()
+    assert model_settings(tmp_path / "o" / "model.mxt")["gaps"] == "drop"
     # score takes the fit's mode by default, --gaps another
-    model = str(tmp_path / "o" / "model.mixtura")
+    model = str(tmp_path / "o" / "model.mxt")
     code, out, err = run_main("score", model, str(path), "--no-plot", "--out", str(tmp_path / "s"))
     assert code == 0, err
     assert "(--gaps drop)" in out
@@ -892,7 +916,7 @@ def test_gaps_error_names_the_first_missing_cell(gappy, tmp_path, command):
     if command == "score":
         code, _, err = run_main("fit", str(complete), *GAPPY, "--out", str(tmp_path / "m"))
         assert code == 0, err
-        model = [str(tmp_path / "m" / "model.mixtura")]
+        model = [str(tmp_path / "m" / "model.mxt")]
     code, out, err = run_main(command, *model, str(path), *([] if model else GAPPY), "--gaps", "error",
                               "--out", str(tmp_path / "o"))
     assert_one_line_error(code, err, command)
@@ -926,9 +950,8 @@ def test_a_complete_file_is_read_and_scored_as_before(gappy, tmp_path):
                                   "--out", str(out_dir))
         assert code == 0, err
         outputs[mode] = (out.replace(str(out_dir), "OUT"), err, (out_dir / "scores.csv").read_bytes(),
-                         (out_dir / "model.mixtura").read_bytes(), (out_dir / "plot.png").read_bytes())
-        sidecar = (out_dir / "model.json").read_text()
-        assert ('"gaps"' in sidecar) == (mode in ("drop", "error"))
+                         detector_bytes(out_dir / "model.mxt"), (out_dir / "plot.png").read_bytes())
+        assert ("gaps" in model_settings(out_dir / "model.mxt")) == (mode in ("drop", "error"))
     assert len(set(outputs.values())) == 1
     out = outputs[None][0]
     assert "missing" not in out and "unscored" not in out and "left out" not in out
@@ -1000,14 +1023,13 @@ def test_score_with_no_observed_window(gappy, tmp_path):
     assert code == 0, err
     path = tmp_path / "empty.csv"
     path.write_text("time,x,y\n" + "".join(f"t{i},,NA\n" for i in range(10)))
-    code, _, err = run_main("score", str(tmp_path / "m" / "model.mixtura"), str(path), "--out", str(tmp_path / "s"))
+    code, _, err = run_main("score", str(tmp_path / "m" / "model.mxt"), str(path), "--out", str(tmp_path / "s"))
     assert_one_line_error(code, err, "score")
     assert f"{path}: no window of 4 rows has an observed value; nothing to score\n" in err
-    sidecar = tmp_path / "m" / "model.json"
-    sidecar.write_text(sidecar.read_text().replace('"version": 1,', '"version": 1, "gaps": "fill",'))
-    code, _, err = run_main("score", str(tmp_path / "m" / "model.mixtura"), str(path), "--out", str(tmp_path / "s"))
+    rewrite_settings(tmp_path / "m" / "model.mxt", {**model_settings(tmp_path / "m" / "model.mxt"), "gaps": "fill"})
+    code, _, err = run_main("score", str(tmp_path / "m" / "model.mxt"), str(path), "--out", str(tmp_path / "s"))
     assert_one_line_error(code, err, "score")
-    assert "model.json: unknown gaps mode 'fill'; give --gaps" in err
+    assert "model.mxt: section cli.settings: unknown gaps mode 'fill'; give --gaps" in err
 
 
 @pytest.mark.parametrize("requested", ["cuda", "auto"])
@@ -1042,7 +1064,7 @@ def test_gaps_option_in_the_help(capsys):
 
 def test_level_dynamics_is_the_default_and_scores_with_gaps(gappy, tmp_path):
     # The default features: level_dynamics of each window; windows with gaps score on their observed
-    # features, windows with no reading get no score, `score` rebuilds the same features from model.json.
+    # features, windows with no reading get no score, `score` rebuilds the same features from the settings.
     path, _, G = gappy
     code, out, err = run_main("detect", str(path), "--window", "4", "--train-fraction", "0.5", "--out",
                               str(tmp_path / "o"), "--no-plot")
@@ -1057,8 +1079,8 @@ def test_level_dynamics_is_the_default_and_scores_with_gaps(gappy, tmp_path):
     want = mixtura.StreamScorer(det, 4, features="level-dynamics").score_chunk(G)
     _, rows = read_scores(tmp_path / "o" / "scores.csv")
     assert [r[1] for r in rows] == ["" if np.isnan(v) else repr(float(v)) for v in want]
-    assert '"features": "level-dynamics"' in (tmp_path / "o" / "model.json").read_text()
-    code, out, err = run_main("score", str(tmp_path / "o" / "model.mixtura"), str(path), "--no-plot",
+    assert model_settings(tmp_path / "o" / "model.mxt")["features"] == "level-dynamics"
+    code, out, err = run_main("score", str(tmp_path / "o" / "model.mxt"), str(path), "--no-plot",
                               "--out", str(tmp_path / "s"))
     assert code == 0, err
     assert (tmp_path / "s" / "scores.csv").read_bytes() == (tmp_path / "o" / "scores.csv").read_bytes()
@@ -1087,14 +1109,13 @@ def test_features_options(gappy, tmp_path):
     code, _, err = run_main("detect", str(p), "--window", "4", "--train-fraction", "0.5", "--out", str(tmp_path / "o"))
     assert_one_line_error(code, err, "detect")
     assert "channel 'y' has no two consecutive observed values at a window's end" in err
-    # a model.json from before "features" was written describes raw windows
+    # settings from before "features" was written describe raw windows
     code, _, err = run_main("fit", str(complete), *GAPPY, "--out", str(tmp_path / "old"))
     assert code == 0, err
-    sidecar = tmp_path / "old" / "model.json"
-    d = json.loads(sidecar.read_text())
+    d = model_settings(tmp_path / "old" / "model.mxt")
     del d["features"]
-    sidecar.write_text(json.dumps(d))
-    code, out, err = run_main("score", str(tmp_path / "old" / "model.mixtura"), str(complete), "--no-plot",
+    rewrite_settings(tmp_path / "old" / "model.mxt", d)
+    code, out, err = run_main("score", str(tmp_path / "old" / "model.mxt"), str(complete), "--no-plot",
                               "--out", str(tmp_path / "s"))
     assert code == 0, err
     assert "readings -> 8 features" in out
@@ -1214,7 +1235,7 @@ def test_adapt_flags_each_chunk_by_the_threshold_in_force(three_channels, tmp_pa
     np.testing.assert_array_equal(flagged, (score < threshold).astype(int))
     assert len(np.unique(threshold[n_train:])) > 1  # the threshold moved with the stream
     # the model file is the fit's, not the adapted one
-    saved = mixtura.load(tmp_path / "a" / "model.mixtura")
+    saved = mixtura.load(tmp_path / "a" / "model.mxt")
     assert saved.offset_ == cli_detector(values, width=5, features="level-dynamics").offset_ and saved.n_steps_ == 0 and saved.half_life is None
     assert train_rows == max(5, int(0.5 * len(values)))
 
@@ -1223,12 +1244,12 @@ def test_score_adapts_from_the_first_window(three_channels, tmp_path):
     code, _, err = run_main("fit", str(three_channels), "--window", "5", "--train-fraction", "0.5", "--out",
                             str(tmp_path / "m"))
     assert code == 0, err
-    code, out, err = run_main("score", str(tmp_path / "m" / "model.mixtura"), str(three_channels), "--adapt",
+    code, out, err = run_main("score", str(tmp_path / "m" / "model.mxt"), str(three_channels), "--adapt",
                               "--half-life", "300", "--no-plot", "--out", str(tmp_path / "s"))
     assert code == 0, err
     assert "adapting    from the first window, in chunks of 100 windows, half-life 300 windows" in out
     values = read_table(three_channels).values
-    hand_scores, hand_thresholds = hand_adapted(values, 5, 0, 300, mixtura.load(tmp_path / "m" / "model.mixtura"))
+    hand_scores, hand_thresholds = hand_adapted(values, 5, 0, 300, mixtura.load(tmp_path / "m" / "model.mxt"))
     score, threshold, flagged = scores_csv(tmp_path / "s" / "scores.csv")
     np.testing.assert_array_equal(score, hand_scores)
     np.testing.assert_array_equal(threshold, hand_thresholds)
@@ -1248,34 +1269,31 @@ def test_half_life_needs_adapt(capsys):
     assert e.value.code == 2 and "argument --merge-gap: -1 is not >= 0" in capsys.readouterr().err
 
 
-def test_event_settings_in_model_json_and_older_files(three_channels, tmp_path):
-    import json
-
+def test_event_settings_in_the_model_and_older_files(three_channels, tmp_path):
     code, _, err = run_main("fit", str(three_channels), "--window", "5", "--train-fraction", "0.5", "--merge-gap", "2",
                             "--min-event-length", "3",
                             "--out", str(tmp_path / "m"))
     assert code == 0, err
-    sidecar_path = tmp_path / "m" / "model.json"
-    sidecar = json.loads(sidecar_path.read_text())
+    model = str(tmp_path / "m" / "model.mxt")
+    sidecar = model_settings(model)
     assert (sidecar["merge_gap"], sidecar["min_event_length"]) == (2, 3)
-    model = str(tmp_path / "m" / "model.mixtura")
     code, out, err = run_main("score", model, str(three_channels), "--no-plot", "--out", str(tmp_path / "s"))
     assert code == 0, err
     assert "(at least 3 flagged windows, gaps of up to 2 merged)" in out  # the fit's settings
     code, out, err = run_main("score", model, str(three_channels), "--no-plot", "--merge-gap", "7",
                               "--out", str(tmp_path / "s"))
     assert code == 0 and "(at least 3 flagged windows, gaps of up to 7 merged)" in out  # the options win
-    # a model.json written before events: the defaults
+    # settings written before events: the defaults
     del sidecar["merge_gap"], sidecar["min_event_length"]
-    sidecar_path.write_text(json.dumps(sidecar))
+    rewrite_settings(model, sidecar)
     code, out, err = run_main("score", model, str(three_channels), "--no-plot", "--out", str(tmp_path / "s"))
     assert code == 0, err
     assert "(at least 3 flagged windows, gaps of up to 5 merged)" in out
     sidecar["merge_gap"] = -2
-    sidecar_path.write_text(json.dumps(sidecar))
+    rewrite_settings(model, sidecar)
     code, out, err = run_main("score", model, str(three_channels), "--no-plot", "--out", str(tmp_path / "s"))
     assert_one_line_error(code, err, "score")
-    assert "model.json: merge_gap must be an integer >= 0, got -2" in err
+    assert "model.mxt: section cli.settings: merge_gap must be an integer >= 0, got -2" in err
 
 
 def test_without_matplotlib_plot_png_is_skipped_and_the_rest_written(tmp_path):
@@ -1286,4 +1304,513 @@ def test_without_matplotlib_plot_png_is_skipped_and_the_rest_written(tmp_path):
                        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert r.returncode == 0, r.stderr
     assert "plot.png skipped: matplotlib is not installed (pip install 'mixtura[plot]')" in r.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["events.csv", "model.json", "model.mixtura", "scores.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["events.csv", "model.mxt", "scores.csv"]
+
+
+# ------------------------------------------------------------------------------- the detector's options
+
+def fitted_like_the_cli(path, width=5, train_fraction=0.5, **params):
+    """The detector `fit` makes of path's level-dynamics windows with these parameters (random_state 0
+    unless given)."""
+    values = read_table(path).values
+    train_rows = max(width, int(train_fraction * len(values)))
+    params.setdefault("random_state", 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mixtura.DensityAnomalyDetector(**params).fit(mixtura.level_dynamics(values[:train_rows], width))
+
+
+@pytest.mark.parametrize("options,params", [
+    (["--components", "2", "--covariance-type", "diag"], dict(n_components=2, covariance_type="diag")),
+    (["--false-alarm-rate", "0.05", "--seed", "7"], dict(false_alarm_rate=0.05, random_state=7)),
+    (["--method", "kmeans", "--components", "3"], dict(method="kmeans", n_components=3)),
+    (["--contamination", "0.02", "--covariance-type", "spherical", "--components", "bic"],
+     dict(contamination=0.02, covariance_type="spherical")),
+    (["--seed", str(2**64 - 1)], dict(random_state=2**64 - 1)),
+])
+def test_detector_options_are_its_parameters(three_channels, tmp_path, options, params):
+    code, out, err = run_main("detect", str(three_channels), *PLANT, *options, "--out", str(tmp_path / "o"))
+    assert code == 0, err
+    want = fitted_like_the_cli(three_channels, **params)
+    saved = mixtura.load((tmp_path / "o" / "model.mxt"))
+    expected = {"method": "gmm", "n_components": "bic", "covariance_type": "full", "contamination": "auto",
+                "false_alarm_rate": 0.01, "random_state": 0, **params}
+    assert {k: saved.get_params()[k] for k in expected} == expected
+    assert saved.offset_ == want.offset_ and saved.n_components_ == want.n_components_
+    values = read_table(three_channels).values
+    score, threshold, _ = scores_csv(tmp_path / "o" / "scores.csv")
+    np.testing.assert_array_equal(score, want.score_samples(mixtura.level_dynamics(values, 5)))
+    assert (threshold == want.offset_).all()
+    if "n_components" in params:
+        assert saved.n_components_ == params["n_components"]
+    method = params.get("method", "gmm")
+    assert f"model       {'GaussianMixture' if method == 'gmm' else 'KMeans'}, {want.n_components_} component" in out
+
+
+def test_the_seed_and_the_false_alarm_rate_move_the_threshold(three_channels, tmp_path):
+    offsets = {}
+    for options in ((), ("--seed", "0"), ("--seed", "1"), ("--false-alarm-rate", "0.2")):
+        code, _, err = run_main("fit", str(three_channels), "--window", "5", "--train-fraction", "0.5", *options,
+                                "--out", str(tmp_path / "o"))
+        assert code == 0, err
+        offsets[options] = mixtura.load((tmp_path / "o" / "model.mxt")).offset_
+    assert offsets[()] == offsets[("--seed", "0")]  # the default seed is 0
+    assert offsets[("--seed", "1")] != offsets[()]  # another calibration split
+    assert offsets[("--false-alarm-rate", "0.2")] > offsets[()]  # a higher quantile of the held-out scores
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--components", "0"], "argument --components: 0 is not >= 1"),
+    (["--components", "two"], "argument --components: 'two' is neither 'bic' nor an integer"),
+    (["--covariance-type", "block"], "argument --covariance-type: invalid choice: 'block'"),
+    (["--method", "iforest"], "argument --method: invalid choice: 'iforest'"),
+    (["--false-alarm-rate", "1"], "argument --false-alarm-rate: 1 is not in (0, 1)"),
+    (["--false-alarm-rate", "0"], "argument --false-alarm-rate: 0 is not in (0, 1)"),
+    (["--false-alarm-rate", "x"], "argument --false-alarm-rate: 'x' is not a number"),
+    (["--seed", "-1"], "argument --seed: -1 is not in [0, 2**64 - 1]"),
+    (["--seed", str(2**64)], f"argument --seed: {2**64} is not in [0, 2**64 - 1]"),
+    (["--seed", "1.5"], "argument --seed: '1.5' is not an integer"),
+    (["--method", "kmeans", "--covariance-type", "diag"],
+     "--covariance-type applies to --method gmm, not kmeans (got --covariance-type diag)"),
+    (["--method", "kmeans", "--adapt"], "--adapt needs --method gmm: kmeans is fitted in one batch"),
+    (["--contamination", "0.1", "--false-alarm-rate", "0.05"],
+     "--false-alarm-rate 0.05 applies with --contamination auto, not --contamination 0.1"),
+])
+@pytest.mark.parametrize("command", ["detect", "fit"])
+def test_bad_detector_options_exit_2(capsys, command, argv, message):
+    with pytest.raises(SystemExit) as e:
+        cli.main([command, *argv])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    if command == "fit" and "--adapt" in argv:  # fit has no --adapt
+        assert "mixtura: error: unrecognized arguments: --adapt" in err, err
+    else:
+        assert f"mixtura {command}: error: {message}" in err, err
+
+
+def test_contamination_auto_goes_with_a_false_alarm_rate(three_channels, tmp_path):
+    code, _, err = run_main("fit", str(three_channels), "--window", "5", "--train-fraction", "0.5", "--contamination",
+                            "auto", "--false-alarm-rate", "0.05", "--out", str(tmp_path / "o"))
+    assert code == 0, err
+    assert mixtura.load((tmp_path / "o" / "model.mxt")).false_alarm_rate == 0.05
+
+
+@pytest.mark.parametrize("option", ["--method", "--components", "--covariance-type", "--false-alarm-rate", "--seed",
+                                    "--contamination"])
+def test_score_does_not_refit(capsys, option):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["score", "m.mxt", option, "1"])
+    assert e.value.code == 2 and f"unrecognized arguments: {option} 1" in capsys.readouterr().err
+
+
+def test_kmeans_takes_complete_windows(gappy, tmp_path):
+    path, complete, G = gappy
+    code, _, err = run_main("detect", str(path), *GAPPY, "--method", "kmeans", "--out", str(tmp_path / "o"))
+    assert_one_line_error(code, err, "detect")
+    assert (f"{path}: {int(np.isnan(G).sum())} missing values (--gaps marginalize), which --method kmeans does not "
+            "take (complete windows only); use --gaps drop or --method gmm\n") in err
+    code, _, err = run_main("detect", str(path), *GAPPY, "--method", "kmeans", "--gaps", "drop", "--no-plot",
+                            "--out", str(tmp_path / "o"))
+    assert code == 0, err
+    # a kmeans model scores complete files, refuses gaps and does not adapt
+    model = (tmp_path / "o" / "model.mxt")
+    code, _, err = run_main("score", str(model), str(complete), "--no-plot", "--out", str(tmp_path / "s"))
+    assert code == 0, err
+    code, _, err = run_main("score", str(model), str(path), "--gaps", "marginalize", "--out", str(tmp_path / "s"))
+    assert_one_line_error(code, err, "score")
+    assert "which --method kmeans does not take" in err
+    code, _, err = run_main("score", str(model), str(complete), "--adapt", "--out", str(tmp_path / "s"))
+    assert_one_line_error(code, err, "score")
+    assert f"{model}: --adapt follows a detector of method gmm (partial_fit); this model's method is kmeans" in err
+
+
+# ---------------------------------------------------------------------------------------- exit statuses
+
+def test_fail_on_anomaly_exits_1_when_an_event_is_reported(three_channels, tmp_path):
+    code, out, err = run_main("detect", str(three_channels), *PLANT, "--out", str(tmp_path / "a"))
+    assert code == cli.EXIT_OK == 0, err
+    n_events = int(re.search(r"anomalies   (\d+) event", out).group(1))
+    assert n_events >= 1  # events found, and still 0 without --fail-on-anomaly
+    code, out, err = run_main("detect", str(three_channels), *PLANT, "--fail-on-anomaly", "--out", str(tmp_path / "b"))
+    assert code == cli.EXIT_ANOMALIES == 1 and err == ""
+    # the outputs are written all the same
+    assert (tmp_path / "b" / "scores.csv").read_bytes() == (tmp_path / "a" / "scores.csv").read_bytes()
+    assert (tmp_path / "b" / "events.csv").read_bytes() == (tmp_path / "a" / "events.csv").read_bytes()
+    # flagged windows that make no event (shorter than --min-event-length) are not a finding
+    code, out, err = run_main("detect", str(three_channels), *PLANT, "--fail-on-anomaly", "--min-event-length",
+                              "100000", "--out", str(tmp_path / "c"))
+    assert code == 0, err
+    assert re.search(r"anomalies   0 events .*, [1-9]\d* of \d+ windows flagged", out), out
+    model = (tmp_path / "a" / "model.mxt")
+    code, _, err = run_main("score", str(model), str(three_channels), "--no-plot", "--fail-on-anomaly",
+                            "--out", str(tmp_path / "s"))
+    assert code == 1, err
+    code, _, err = run_main("score", str(model), str(three_channels), "--no-plot", "--out", str(tmp_path / "s"))
+    assert code == 0, err
+    with pytest.raises(SystemExit) as e:  # fit reports no events
+        cli.main(["fit", str(three_channels), "--fail-on-anomaly"])
+    assert e.value.code == 2
+
+
+def test_exit_statuses_of_the_process(three_channels, tmp_path):
+    # What a shell sees: python -m mixtura exits with main's status.
+    def status(*argv):
+        return subprocess.run([sys.executable, "-m", "mixtura", *argv], capture_output=True, text=True,
+                              timeout=300).returncode
+
+    assert status("detect", str(three_channels), *PLANT, "--fail-on-anomaly", "--out", str(tmp_path / "o")) == 1
+    assert status("detect", str(three_channels), "--window", "0") == 2  # a bad option
+    assert status("detect", str(tmp_path / "none.csv"), "--out", str(tmp_path / "n")) == 2  # a bad input
+    assert status("score", str(three_channels), "--out", str(tmp_path / "n")) == 2  # not a model file
+
+
+@pytest.mark.parametrize("failure,status,message", [
+    (MemoryError(), 3, "out of memory (a smaller file, --step or --window needs less)"),
+    (OSError(5, "Input/output error", "somewhere"), 3, "somewhere: Input/output error"),
+    (KeyboardInterrupt(), 130, None),
+])
+def test_exit_statuses_of_failures(tmp_path, monkeypatch, failure, status, message):
+    def fail(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(mixtura.DensityAnomalyDetector, "fit", fail)
+    code, out, err = run_main("detect", str(small_table(tmp_path)), "--window", "3", "--out", str(tmp_path / "o"))
+    assert code == status
+    assert err == (f"mixtura detect: error: {message}\n" if message else "mixtura detect: interrupted\n")
+    assert not (tmp_path / "o").exists()
+
+
+# ------------------------------------------------------------------------------------- the model file
+
+OLD_PAIR = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "cli_model_pair"
+
+
+def test_an_older_model_pair_still_scores(tmp_path, monkeypatch):
+    # model.mixtura + model.json as `mixtura fit` wrote them before model.mxt (tests/fixtures/cli_model_pair)
+    for name in ("plant.csv", "model.mixtura", "model.json"):
+        (tmp_path / name).write_bytes((OLD_PAIR / name).read_bytes())
+    monkeypatch.chdir(tmp_path)  # the file the model was fitted on, by the name it was fitted on
+    code, out, err = run_main("score", "model.mixtura", "plant.csv", "--no-plot", "--out", "s")
+    assert code == 0, err
+    # the pair's settings: its --gaps drop, its event options, its training rows
+    assert "(--gaps drop): 299 rows left" in out
+    assert "(at least 3 flagged windows, gaps of up to 3 merged)" in out
+    assert "(windows after the training rows: 150, 8 labelled anomalous)" in out
+    header, rows = read_scores(tmp_path / "s" / "scores.csv")
+    want_header, want = read_scores(OLD_PAIR / "scores.csv")
+    assert header == want_header and [r[0] for r in rows] == [r[0] for r in want]
+    got_scores, want_scores = (np.array([float(r[1]) for r in x]) for x in (rows, want))
+    np.testing.assert_allclose(got_scores, want_scores, rtol=1e-9)  # the same but for the vector width's rounding
+    assert [r[3] for r in rows] == [r[3] for r in want]
+    _, events = read_events(tmp_path / "s" / "events.csv")
+    _, want_events = read_events(OLD_PAIR / "events.csv")
+    assert [e[:3] + [e[4], e[5], e[7]] for e in events] == [e[:3] + [e[4], e[5], e[7]] for e in want_events]
+    # without its model.json the older file has no settings
+    (tmp_path / "model.json").unlink()
+    code, _, err = run_main("score", "model.mixtura", "plant.csv", "--out", "t")
+    assert_one_line_error(code, err, "score")
+    assert "model.mixtura: no window settings: neither a section cli.settings" in err
+
+
+def test_a_fit_writes_one_model_file_in_place_of_an_older_pair(tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    for name in ("model.mixtura", "model.json"):
+        (out / name).write_bytes((OLD_PAIR / name).read_bytes())
+    code, _, err = run_main("fit", str(OLD_PAIR / "plant.csv"), "--window", "6", "--train-fraction", "0.5",
+                            "--merge-gap", "3", "--gaps", "drop", "--out", str(out))
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["model.mxt"]  # the older pair would be stale beside it
+    settings = model_settings(out / "model.mxt")
+    old = json.loads((OLD_PAIR / "model.json").read_text())
+    assert settings == {**old, "fitted_on": f"{OLD_PAIR / 'plant.csv'}, labels from column 'label'"}
+    # mixtura.load reads the detector (the section is the command line's): the older pair's, to rounding
+    plain, old_detector = mixtura.load(out / "model.mxt"), mixtura.load(OLD_PAIR / "model.mixtura")
+    assert isinstance(plain, mixtura.DensityAnomalyDetector) and plain.n_features_in_ == 8
+    assert plain.get_params() == old_detector.get_params()
+    assert plain.offset_ == pytest.approx(old_detector.offset_, rel=1e-9)
+
+
+def test_score_refuses_a_model_of_another_kind(three_channels, tmp_path):
+    km = mixtura.KMeans(2, random_state=0).fit(np.random.default_rng(0).normal(size=(50, 3)))
+    km.save(tmp_path / "km.mxt")
+    code, _, err = run_main("score", str(tmp_path / "km.mxt"), str(three_channels), "--out", str(tmp_path / "s"))
+    assert_one_line_error(code, err, "score")
+    assert "km.mxt: cannot load the model: mixtura.load(" in err and "holds a 'KMeans' model, not a " \
+        "'DensityAnomalyDetector'" in err
+    (tmp_path / "bad.mxt").write_bytes(b"MIXTURA\0" + b"\0" * 40)
+    code, _, err = run_main("score", str(tmp_path / "bad.mxt"), str(three_channels), "--out", str(tmp_path / "s"))
+    assert_one_line_error(code, err, "score")
+    det = fitted_like_the_cli(three_channels)
+    for text in ("{", '{"format": "other"}', "[1, 2]"):
+        (tmp_path / "d.mxt").write_bytes(cli.model_file_bytes(det, {}))
+        rewrite_settings(tmp_path / "d.mxt", None)
+        kind, sections = _core.model_file_from_bytes((tmp_path / "d.mxt").read_bytes(), "test")
+        sections[cli.SETTINGS_SECTION] = text
+        (tmp_path / "d.mxt").write_bytes(_core.model_file_to_bytes(kind, sections))
+        code, _, err = run_main("score", str(tmp_path / "d.mxt"), str(three_channels), "--out", str(tmp_path / "s"))
+        assert_one_line_error(code, err, "score")
+        assert f"{tmp_path / 'd.mxt'}: section cli.settings: " in err
+
+
+def cpp_model_tool():
+    """tests/cpp/model_tool (MIXTURA_MODEL_TOOL, else build/): the C++ loaders. Missing in CI is a failure."""
+    path = os.environ.get("MIXTURA_MODEL_TOOL") or str(pathlib.Path(__file__).resolve().parents[2] / "build" /
+                                                        "tests" / "cpp" / "model_tool")
+    if os.access(path, os.X_OK):
+        return path
+    message = f"the C++ model tool is not built ({path}); build the target model_tool or set MIXTURA_MODEL_TOOL"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def test_the_model_file_loads_in_cpp(three_channels, tmp_path):
+    # The settings' section is in an application namespace ("cli."), which the C++ loaders ignore: the
+    # file is a DensityAnomalyDetector file to them, and scores the windows as Python does.
+    tool = cpp_model_tool()
+    code, _, err = run_main("fit", str(three_channels), "--window", "5", "--train-fraction", "0.5",
+                            "--out", str(tmp_path / "m"))
+    assert code == 0, err
+    model = tmp_path / "m" / "model.mxt"
+    info = subprocess.run([tool, "info", str(model)], capture_output=True, text=True, timeout=60)
+    assert info.returncode == 0 and info.stdout.split() == ["DensityAnomalyDetector", "float64", "12"], info.stderr
+    W = mixtura.level_dynamics(read_table(three_channels).values, 5)
+    np.savetxt(tmp_path / "W.csv", W, fmt="%.17g", delimiter=",")
+    r = subprocess.run([tool, "score", str(model), str(tmp_path / "W.csv"), str(tmp_path / "cpp.csv")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    cpp = np.loadtxt(tmp_path / "cpp.csv", delimiter=",", ndmin=2)
+    det = mixtura.load(model)
+    want = det.score_samples(W)
+    np.testing.assert_allclose(cpp[:, 0], want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
+    clear = np.abs(want - det.offset_) > 1e-9 * np.abs(want).max()
+    np.testing.assert_array_equal(cpp[clear, 1], det.predict(W)[clear])
+
+
+# ----------------------------------------------------------------------------------------------- --json
+
+def test_json_summary_agrees_with_the_files(three_channels, tmp_path):
+    code, out, err = run_main("detect", str(three_channels), *PLANT, "--json", "--fail-on-anomaly",
+                              "--out", str(tmp_path / "j"))
+    assert code == 1 and err == ""
+    s = json.loads(out)  # stdout is one JSON object and nothing else
+    assert out.endswith("}\n") and out.count("\n") == 1
+    # the same run without --json writes the same files
+    code, human, err = run_main("detect", str(three_channels), *PLANT, "--out", str(tmp_path / "h"))
+    assert code == 0, err
+    for name in ("scores.csv", "events.csv"):
+        assert (tmp_path / "j" / name).read_bytes() == (tmp_path / "h" / name).read_bytes()
+    assert s["command"] == "detect" and s["mixtura_version"] == mixtura.__version__
+    assert s["rows"] == 1500 and s["channels"] == ["temperature", "pressure", "flow"]
+    assert s["data"]["file"] == str(three_channels) and s["data"]["time_column"] == "time"
+    assert s["data"]["label_column"] == "anomaly" and s["data"]["first_time"] == "2024-01-01 00:00:00"
+    assert s["windows"] == {"window": 5, "step": 1, "features": "level-dynamics", "differences": False,
+                            "n_features": 12, "count": 1496, "flagged": s["windows"]["flagged"], "unscored": 0}
+    assert s["training"] == {"rows": 750, "windows": 746, "windows_without_observed_value": 0}
+    assert s["device"] == "cpu" and s["adapt"] is None
+    assert s["event_options"] == {"min_event_length": 3, "merge_gap": 5}
+    # the model: as saved, its threshold the one in scores.csv
+    saved = mixtura.load(tmp_path / "j" / "model.mxt")
+    assert s["model"] == {"file": str(tmp_path / "j" / "model.mxt"), "method": "gmm",
+                          "components": saved.n_components_, "covariance_type": "full", "threshold": saved.offset_,
+                          "contamination": "auto", "false_alarm_rate": 0.01, "random_state": 0,
+                          "n_iter": saved.n_iter_, "converged": bool(saved.model_.converged_)}
+    score, threshold, flagged = scores_csv(tmp_path / "j" / "scores.csv")
+    assert (threshold == s["model"]["threshold"]).all() and s["windows"]["flagged"] == flagged.sum() > 0
+    # the events: events.csv's rows, with the windows (rows of scores.csv) they span
+    _, rows = read_events(tmp_path / "j" / "events.csv")
+    assert len(s["events"]) == len(rows) >= 1
+    _, windows = read_scores(tmp_path / "j" / "scores.csv")
+    for e, row in zip(s["events"], rows):
+        assert [e["start"], e["end"], e["peak"]] == row[:3]
+        assert [windows[e[k]][0] for k in ("start_window", "end_window", "peak_window")] == row[:3]
+        assert e["peak_score"] == float(row[3]) == score[e["peak_window"]] and e["n_flagged"] == int(row[4])
+        assert [(c["channel"], c["abs_z"]) for c in e["top_channels"]] == \
+            [(row[k], float(row[k + 1])) for k in range(5, len(row), 2)]
+    # the metrics: ROC-AUC and the NAB-style score of the windows after the training rows, from scores.csv
+    from sklearn.metrics import roc_auc_score
+    labels = np.array([int(w[4]) for w in windows])
+    after = slice(746, None)
+    m = s["metrics"]
+    assert m["evaluated"] == "windows after the training rows" and m["windows"] == 750
+    assert m["windows_labelled_anomalous"] == labels[after].sum() == 20
+    assert m["roc_auc"] == roc_auc_score(labels[after], -score[after])
+    ev = mixtura.score_events([e["start_window"] - 746 for e in s["events"] if e["start_window"] >= 746],
+                              cli.label_windows(labels[after]), n=750)
+    assert m["events"] == {"anomaly_windows": 1, "detected": ev.windows_detected, "missed": ev.windows_missed,
+                           "false_events": ev.false_events, "nab_score": ev.normalized, "nab_raw": ev.raw}
+    assert f"NAB-style score {ev.normalized:.1f}" in human and f"ROC-AUC     {m['roc_auc']:.3f}" in human
+    assert s["files"] == [str(tmp_path / "j" / n) for n in ("scores.csv", "events.csv", "model.mxt")]
+
+
+def test_json_of_fit_and_score(three_channels, tmp_path):
+    code, out, err = run_main("fit", str(three_channels), "--window", "5", "--train-fraction", "0.5", "--method",
+                              "kmeans", "--components", "2", "--seed", "3", "--json", "--out", str(tmp_path / "m"))
+    assert code == 0, err
+    s = json.loads(out)
+    model = tmp_path / "m" / "model.mxt"
+    assert s["command"] == "fit" and s["files"] == [str(model)]
+    assert s["model"]["method"] == "kmeans" and s["model"]["components"] == 2 and s["model"]["random_state"] == 3
+    assert s["model"]["covariance_type"] is None and s["model"]["threshold"] == mixtura.load(model).offset_
+    assert s["event_options"] == {"min_event_length": 3, "merge_gap": 5}  # what score takes from the file
+    assert "events" not in s and "metrics" not in s  # fit scores nothing
+    # score, following the stream: the thresholds scores.csv gives each window
+    code, out, err = run_main("fit", str(three_channels), "--window", "5", "--train-fraction", "0.5",
+                              "--out", str(tmp_path / "g"))
+    assert code == 0, err
+    code, out, err = run_main("score", str(tmp_path / "g" / "model.mxt"), str(three_channels), "--adapt",
+                              "--half-life", "300", "--no-plot", "--json", "--out", str(tmp_path / "s"))
+    assert code == 0, err
+    s = json.loads(out)
+    _, threshold, flagged = scores_csv(tmp_path / "s" / "scores.csv")
+    assert s["command"] == "score" and s["model"]["file"] == str(tmp_path / "g" / "model.mxt")
+    assert s["adapt"] == {"first_window": 0, "half_life": 300.0, "chunk": cli.ADAPT_CHUNK,
+                          "threshold_min": threshold.min(), "threshold_max": threshold.max(),
+                          "threshold_last": threshold[-1]}
+    assert s["windows"]["flagged"] == flagged.sum() and "training" not in s
+    assert s["metrics"]["evaluated"] == "windows after the training rows"  # the file the model was fitted on
+
+
+def test_json_without_labels_and_on_errors(tmp_path):
+    path = two_bursts(tmp_path)
+    code, out, err = run_main("detect", str(path), "--window", "4", "--train-fraction", "0.5", "--no-plot", "--json",
+                              "--out", str(tmp_path / "o"))
+    assert code == 0, err
+    s = json.loads(out)
+    assert s["metrics"] is None and s["data"]["time_column"] is None and s["data"]["first_time"] is None
+    _, rows = read_events(tmp_path / "o" / "events.csv")
+    assert [(e["start"], e["end"]) for e in s["events"]] == [(int(r[0]), int(r[1])) for r in rows]  # row numbers
+    # an error: nothing on stdout, one line on stderr
+    code, out, err = run_main("detect", str(tmp_path / "none.csv"), "--json", "--out", str(tmp_path / "n"))
+    assert code == 2 and out == "" and err.startswith("mixtura detect: error: ")
+
+
+def test_json_from_the_process(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "mixtura", "detect", str(small_table(tmp_path, n=60)), "--window", "3",
+                           "--no-plot", "--json", "--out", str(tmp_path / "o")], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    s = json.loads(proc.stdout)
+    assert s["rows"] == 60 and s["channels"] == ["time", "x", "y"] and s["windows"]["count"] == 58
+
+
+# --------------------------------------------------------------------------------------------- Parquet
+
+def plant_tables(tmp_path, n=400):
+    """The same table as CSV and as Parquet: a timestamp, channels 'a' (float, with missing values as
+    nulls / NaN and empty cells), 'b' (integers), a text column 'notes', 'changepoint' and the label 'anomaly'
+    (booleans in the Parquet file); a jump in 'a' at rows 330..339."""
+    pa = pytest.importorskip("pyarrow")
+    import datetime
+
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(11)
+    i = np.arange(n)
+    a = np.round(np.sin(i / 7) + 0.05 * rng.standard_normal(n), 6)
+    a[330:340] += 3.0
+    b = (np.cos(i / 11) * 100).astype(np.int64) + rng.integers(0, 3, n)
+    label = (i >= 330) & (i < 340)
+    a_null = np.zeros(n, dtype=bool)
+    a_null[[50, 51, 250]] = True
+    a_nan = np.zeros(n, dtype=bool)
+    a_nan[[120]] = True
+    times = [datetime.datetime(2024, 1, 1) + datetime.timedelta(minutes=int(k)) for k in i]
+    pq.write_table(pa.table({
+        "when": pa.array(times, pa.timestamp("us")),
+        "a": pa.array([None if m else (np.nan if z else float(v)) for v, m, z in zip(a, a_null, a_nan)], pa.float64()),
+        "notes": pa.array([f"note {k}" for k in i]),
+        "b": pa.array(b, pa.int32()),
+        "changepoint": pa.array(i % 2, pa.int8()),
+        "anomaly": pa.array(label),
+    }), tmp_path / "plant.parquet")
+    with open(tmp_path / "plant.csv", "w") as f:
+        f.write("when,a,notes,b,changepoint,anomaly\n")
+        for k in i:
+            cell = "" if a_null[k] else ("NaN" if a_nan[k] else repr(float(a[k])))
+            f.write(f"{times[k]:%Y-%m-%d %H:%M:%S},{cell},note {k},{b[k]},{k % 2},{int(label[k])}\n")
+    return tmp_path / "plant.csv", tmp_path / "plant.parquet"
+
+
+def test_parquet_reads_as_the_csv(tmp_path):
+    csv_path, parquet = plant_tables(tmp_path)
+    t, p = read_table(csv_path, ignore=["notes"]), cli.read_parquet(parquet, ignore=["notes"])
+    assert p.channels == t.channels == ["a", "b"] and p.time == t.time and p.time[1] == "2024-01-01 00:01:00"
+    assert p.time_column == "when" and p.label_column == "anomaly" and p.ignored == t.ignored == ["notes", "changepoint"]
+    np.testing.assert_array_equal(p.values, t.values)  # NaN where a null, a NaN or an empty cell is
+    np.testing.assert_array_equal(p.labels, t.labels)
+    assert np.isnan(p.values[:, 0]).sum() == 4
+    outputs = {}
+    for path in (csv_path, parquet):
+        code, out, err = run_main("detect", str(path), "--window", "6", "--train-fraction", "0.5", "--ignore-column",
+                                  "notes", "--no-plot", "--out", str(tmp_path / path.suffix[1:]))
+        assert code == 0, err
+        assert "channels    2: a, b\n  left out    notes, changepoint\n" in out
+        assert "missing     4 of 800 values" in out and "labels from column 'anomaly'" in out
+        outputs[path.suffix] = [(tmp_path / path.suffix[1:] / n).read_bytes() for n in ("scores.csv", "events.csv")]
+    assert outputs[".parquet"] == outputs[".csv"]
+    _, rows = read_scores(tmp_path / "parquet" / "scores.csv")
+    assert rows[0][0] == "2024-01-01 00:05:00" and any(r[3] == "1" for r in rows[330 - 5:340 - 5])
+    # a model fitted on the CSV file scores the Parquet file (its columns by name, the others unread)
+    code, _, err = run_main("score", str(tmp_path / "csv" / "model.mxt"), str(parquet), "--no-plot", "--json",
+                            "--out", str(tmp_path / "s"))
+    assert code == 0, err
+    assert (tmp_path / "s" / "scores.csv").read_bytes() == outputs[".csv"][0]
+
+
+def test_parquet_errors_are_one_line(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    def write(name, **columns):
+        pq.write_table(pa.table(columns), tmp_path / name)
+        return tmp_path / name
+
+    x = [float(k % 5) for k in range(20)]
+    cases = [
+        (write("gap.parquet", x=pa.array(x[:7] + [None] + x[8:])), ["--gaps", "error"],
+         "row 8, column 'x': null (missing values are refused with --gaps error)"),
+        (write("nan.parquet", x=pa.array(x[:3] + [float("nan")] + x[4:])), ["--gaps", "error"],
+         "row 4, column 'x': NaN (missing values are refused with --gaps error)"),
+        (write("inf.parquet", x=pa.array(x[:5] + [float("inf")] + x[6:])), [],
+         "row 6, column 'x': inf is not a finite number"),
+        (write("text.parquet", t=pa.array([f"t{k}" for k in range(20)]), x=pa.array(x), y=pa.array(["a"] * 20)), [],
+         "column 'y' holds string values, not numbers; leave it out with --ignore-column"),
+        (write("label.parquet", x=pa.array(x), label=pa.array([0] * 10 + [2] + [0] * 9)), [],
+         "row 11, column 'label': 2 is not a label (0 or 1)"),
+        (write("nolabel.parquet", x=pa.array(x), label=pa.array([0] * 10 + [None] + [0] * 9, pa.int8())), [],
+         "row 11, column 'label': no label (a null)"),
+        (write("empty.parquet", x=pa.array([], pa.float64())), [], "no data rows"),
+        (write("only.parquet", label=pa.array([0, 1])), [], "no numeric columns to analyse"),
+        (tmp_path / "none.parquet", [], "no such file"),
+    ]
+    (tmp_path / "csv.parquet").write_text("time,x\nt0,1\n")
+    cases.append((tmp_path / "csv.parquet", [], "not a Parquet file that pyarrow reads"))
+    for path, options, message in cases:
+        code, out, err = run_main("detect", str(path), "--window", "2", *options, "--out", str(tmp_path / "o"))
+        assert_one_line_error(code, err, "detect")
+        assert err.startswith(f"mixtura detect: error: {path}: {message}"), err
+        assert out == "" and not (tmp_path / "o").exists()
+    # a time column by name, numbers kept as text; times out of order warn naming the row
+    path = write("t.parquet", epoch=pa.array([0, 60, 120, 60, 240] * 4), x=pa.array(x))
+    t = cli.read_parquet(path, time_column="epoch", check_time_order=False)
+    assert t.time[:3] == ["0", "60", "120"] and t.channels == ["x"]
+    with pytest.warns(UserWarning, match=r"t.parquet: row 4: time '60' is before the previous row's '120' \(row 3;"):
+        cli.read_parquet(path, time_column="epoch")
+
+
+def test_parquet_without_pyarrow_says_how_to_install_it(tmp_path):
+    # (no pyarrow needed: it is blocked) a CSV run does not import it; a Parquet file is one line, exit 2
+    path = tmp_path / "data.parquet"
+    path.write_bytes(b"PAR1")
+    code = ("import sys; sys.modules['pyarrow'] = None; from mixtura import cli; "
+            f"status = cli.main(['detect', {str(small_table(tmp_path))!r}, '--window', '3', '--no-plot', '--out', "
+            f"{str(tmp_path / 'c')!r}]); assert status == 0, status; "
+            f"sys.exit(cli.main(['detect', {str(path)!r}, '--out', {str(tmp_path / 'o')!r}]))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.endswith(f"\nmixtura detect: error: {path}: reading Parquet files needs pyarrow, which is not "
+                             "installed: pip install pyarrow\n")  # (after the small fit's warning)
+    assert "Traceback" not in r.stderr

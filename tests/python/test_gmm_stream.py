@@ -113,8 +113,8 @@ def test_statistics_attributes_are_the_pickle_state(tmp_path, cov):
     X = _blobs(600, d=3, seed=4)
     gm = mixtura.GaussianMixture(3, covariance_type=cov, half_life=300, random_state=0).fit(X[:300])
     gm.partial_fit(X[300:])
-    gm.save(tmp_path / "stream.mixtura")
-    loaded = mixtura.load(tmp_path / "stream.mixtura").stream_statistics_
+    gm.save(tmp_path / "stream.mxt")
+    loaded = mixtura.load(tmp_path / "stream.mxt").stream_statistics_
     for stats, m in ((gm.statistics(X), 3), (gm.statistics(X[:2]), 2), (loaded, 0)):
         state = stats.__reduce__()[1][0]
         for name, field in zip(STATE_FIELDS, state):
@@ -231,8 +231,8 @@ def test_a_saved_stream_resumes_where_it_stopped(tmp_path, cov):
     gm = mixtura.GaussianMixture(3, covariance_type=cov, half_life=1000, random_state=0)
     for c in chunks[:5]:
         gm.partial_fit(c)
-    gm.save(tmp_path / "stream.mixtura")
-    copies = [mixtura.load(tmp_path / "stream.mixtura"), pickle.loads(pickle.dumps(gm))]
+    gm.save(tmp_path / "stream.mxt")
+    copies = [mixtura.load(tmp_path / "stream.mxt"), pickle.loads(pickle.dumps(gm))]
     for c in chunks[5:]:
         for est in [gm] + copies:
             est.partial_fit(c)
@@ -243,8 +243,8 @@ def test_a_saved_stream_resumes_where_it_stopped(tmp_path, cov):
         np.testing.assert_array_equal(est.stream_statistics_.s2, gm.stream_statistics_.s2)
     # A file without the stream sections (a batch fit's, or an older file) resumes from its model.
     fitted = mixtura.GaussianMixture(3, covariance_type=cov, random_state=0).fit(np.vstack(chunks[:2]))
-    fitted.save(tmp_path / "batch.mixtura")
-    again = mixtura.load(tmp_path / "batch.mixtura")
+    fitted.save(tmp_path / "batch.mxt")
+    again = mixtura.load(tmp_path / "batch.mxt")
     assert again.n_steps_ == 0
     again.partial_fit(chunks[2])
     assert again.n_steps_ == 2
