@@ -1085,86 +1085,52 @@ def _status(args, r):
     return EXIT_ANOMALIES if args.fail_on_anomaly and r.events else EXIT_OK
 
 
-def _fraction(text):
+def _option_value(text, convert, ok, where, word=None):
+    """argparse's type for a number: convert(text) (an int or a float), refused unless ok(value) says so.
+    word: a name the option also takes ('auto', 'bic'), returned as it is."""
+    if word is not None and text == word:
+        return word
+    kind = "an integer" if convert is int else "a number"
     try:
-        v = float(text)
+        v = convert(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if not 0 < v <= 1:
-        raise argparse.ArgumentTypeError(f"{text} is not in (0, 1]")
+        raise argparse.ArgumentTypeError(f"'{text}' is " + (f"neither '{word}' nor {kind}" if word else f"not {kind}")) \
+            from None
+    if not ok(v):
+        raise argparse.ArgumentTypeError(f"{text} is not {where}")
     return v
+
+
+def _fraction(text):
+    return _option_value(text, float, lambda v: 0 < v <= 1, "in (0, 1]")
 
 
 def _contamination(text):
-    if text == "auto":
-        return "auto"
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is neither 'auto' nor a number") from None
-    if not 0 < v <= 0.5:
-        raise argparse.ArgumentTypeError(f"{text} is not in (0, 0.5]")
-    return v
-
-
-def _count(text, minimum):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
-    if v < minimum:
-        raise argparse.ArgumentTypeError(f"{text} is not >= {minimum}")
-    return v
+    return _option_value(text, float, lambda v: 0 < v <= 0.5, "in (0, 0.5]", word="auto")
 
 
 def _positive_real(text):
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if not 0 < v < math.inf:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive finite number")
-    return v
+    return _option_value(text, float, lambda v: 0 < v < math.inf, "a positive finite number")
 
 
 def _components(text):
-    if text == "bic":
-        return "bic"
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is neither 'bic' nor an integer") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not >= 1")
-    return v
+    return _option_value(text, int, lambda v: v >= 1, ">= 1", word="bic")
 
 
 def _open_fraction(text):
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if not 0 < v < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not in (0, 1)")
-    return v
+    return _option_value(text, float, lambda v: 0 < v < 1, "in (0, 1)")
 
 
 def _seed(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
-    if not 0 <= v <= SEED_MAX:
-        raise argparse.ArgumentTypeError(f"{text} is not in [0, 2**64 - 1]")
-    return v
+    return _option_value(text, int, lambda v: 0 <= v <= SEED_MAX, "in [0, 2**64 - 1]")
 
 
 def _positive_int(text):
-    return _count(text, 1)
+    return _option_value(text, int, lambda v: v >= 1, ">= 1")
 
 
 def _non_negative_int(text):
-    return _count(text, 0)
+    return _option_value(text, int, lambda v: v >= 0, ">= 0")
 
 
 FILE_HELP = ("sensor table: a CSV file, or a Parquet file when its name ends in .parquet (needs pyarrow) "

@@ -17,6 +17,7 @@ import mixtura
 from gpu_util import HAS_GPU
 from mixtura import _core, cli, datasets
 from mixtura._csv import DataError, read_table
+from model_tool_util import model_tool
 
 # Not run on the lower copies of the core by tests/run_all.sh (conftest.py), for this reason:
 pytestmark = pytest.mark.top_level_only(reason=(
@@ -1553,22 +1554,10 @@ def test_score_refuses_a_model_of_another_kind(three_channels, tmp_path):
         assert f"{tmp_path / 'd.mxt'}: section cli.settings: " in err
 
 
-def cpp_model_tool():
-    """tests/cpp/model_tool (MIXTURA_MODEL_TOOL, else build/): the C++ loaders. Missing in CI is a failure."""
-    path = os.environ.get("MIXTURA_MODEL_TOOL") or str(pathlib.Path(__file__).resolve().parents[2] / "build" /
-                                                        "tests" / "cpp" / "model_tool")
-    if os.access(path, os.X_OK):
-        return path
-    message = f"the C++ model tool is not built ({path}); build the target model_tool or set MIXTURA_MODEL_TOOL"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 def test_the_model_file_loads_in_cpp(three_channels, tmp_path):
     # The settings' section is in an application namespace ("cli."), which the C++ loaders ignore: the
     # file is a DensityAnomalyDetector file to them, and scores the windows as Python does.
-    tool = cpp_model_tool()
+    tool = model_tool()
     code, _, err = run_main("fit", str(three_channels), "--window", "5", "--train-fraction", "0.5",
                             "--out", str(tmp_path / "m"))
     assert code == 0, err

@@ -15,6 +15,7 @@ from sklearn.exceptions import NotFittedError
 
 import mixtura
 from mixtura import _core, _io
+from model_tool_util import model_tool
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "models"
@@ -247,17 +248,6 @@ def test_a_valid_checksum_does_not_make_contents_valid(data):
 
 
 # ---- The C++ API, both ways -----------------------------------------------------------------------
-
-def model_tool():
-    """The C++ model tool: MIXTURA_MODEL_TOOL, else build/tests/cpp/model_tool. Missing in CI is a failure."""
-    path = os.environ.get("MIXTURA_MODEL_TOOL") or str(ROOT / "build" / "tests" / "cpp" / "model_tool")
-    if os.access(path, os.X_OK):
-        return path
-    message = f"the C++ model tool is not built ({path}); build the target model_tool or set MIXTURA_MODEL_TOOL"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
 
 def run_tool(*args):
     r = subprocess.run([model_tool(), *map(str, args)], capture_output=True, text=True)
