@@ -4,6 +4,7 @@ the client (docs/dask.md).
 
 ``pip install 'mixtura[dask]'`` brings dask and distributed; ``import mixtura`` works without them.
 """
+import functools
 import json
 import math
 import warnings
@@ -57,6 +58,50 @@ def _rows(X, who):
     if X.shape[1] < 1:
         raise ValueError(f"{who}: X has 0 features (shape {X.shape}); at least 1 is required")
     return X.rechunk({1: -1})
+
+
+def _feature_names(X):
+    """X's column names when it is a (Dask or pandas) DataFrame whose names are all strings, else None
+    (scikit-learn's rule for feature_names_in_)."""
+    columns = getattr(X, "columns", None)
+    if columns is None or not hasattr(X, "dtypes"):
+        return None
+    names = list(columns)
+    return np.asarray(names, dtype=object) if names and all(isinstance(c, str) for c in names) else None
+
+
+def _with_feature_names(fit):
+    """fit that sets feature_names_in_ from X as scikit-learn does (removed for X without names); a fit
+    that raises leaves the previous value."""
+    @functools.wraps(fit)
+    def wrapped(self, X, *args, **kwargs):
+        names = _feature_names(X)
+        previous = self.__dict__.pop("feature_names_in_", None)
+        try:
+            out = fit(self, X, *args, **kwargs)
+        except BaseException:
+            if previous is not None:
+                self.feature_names_in_ = previous
+            raise
+        if names is not None:
+            self.feature_names_in_ = names
+        return out
+    return wrapped
+
+
+def _check_feature_names(est, X):
+    """scikit-learn's check of X's column names against the fit's, for Dask input: an error when both
+    have names that differ, a warning when only one side has them."""
+    names, fitted = _feature_names(X), getattr(est, "feature_names_in_", None)
+    kind = type(est).__name__
+    if names is None and fitted is not None:
+        warnings.warn(f"X does not have valid feature names, but {kind} was fitted with feature names", UserWarning,
+                      stacklevel=3)
+    elif names is not None and fitted is None:
+        warnings.warn(f"X has feature names, but {kind} was fitted without feature names", UserWarning, stacklevel=3)
+    elif names is not None and (len(names) != len(fitted) or np.any(names != fitted)):
+        raise ValueError(f"The feature names should match those that were passed during fit. Fitted with: "
+                         f"{list(fitted)}; X has: {list(names)}")
 
 
 def _weights(sample_weight, X, who):
@@ -461,13 +506,17 @@ class _DaskMixin:
         """The one-machine estimator holding this fit (what the blocks' tasks receive)."""
         check_is_fitted(self)
         base = self._base(**{k: getattr(self, k) for k in self._base._get_param_names() if k in self._param_checks})
+        # Without feature_names_in_: the blocks are arrays, whose names _blockwise checked as a whole.
         base.__dict__.update({k: v for k, v in self.__dict__.items()
-                              if k.endswith("_") and not k.startswith("__") and not _is_dask(v)})
+                              if k.endswith("_") and not k.startswith("__") and not _is_dask(v)
+                              and k != "feature_names_in_"})
         return base
 
     def _blockwise(self, X, name, who, out_columns=None, dtype=None):
         if not _is_dask(X):
             return getattr(self._base, name)(self, X)
+        check_is_fitted(self)
+        _check_feature_names(self, X)
         X = _rows(X, who)
         check_is_fitted(self)
         if X.shape[1] != self.n_features_in_:
@@ -571,6 +620,7 @@ class KMeans(_DaskMixin, _KMeans):
             p["init"] = "k-means||"
         return p
 
+    @_with_feature_names
     def fit(self, X, y=None, sample_weight=None):
         """Compute the clustering of a Dask array (or Dask DataFrame; NumPy input is one block)."""
         who = "KMeans.fit"
@@ -678,6 +728,8 @@ class KMeans(_DaskMixin, _KMeans):
         """Opposite of the weighted distortion of X (computed block by block for Dask input)."""
         if not _is_dask(X):
             return _KMeans.score(self, X, sample_weight=sample_weight)
+        check_is_fitted(self)
+        _check_feature_names(self, X)
         X = _rows(X, "KMeans.score")
         check_is_fitted(self)
         if X.shape[1] != self.n_features_in_:
@@ -744,6 +796,7 @@ class GaussianMixture(_DaskMixin, _GaussianMixture):
         self.init_max_iter = init_max_iter
         self.split_every = split_every
 
+    @_with_feature_names
     def fit(self, X, y=None, sample_weight=None):
         """Estimate the parameters with EM over a Dask array (or Dask DataFrame)."""
         who = "GaussianMixture.fit"
@@ -986,6 +1039,7 @@ class DensityAnomalyDetector(_DaskMixin, _DensityAnomalyDetector):
         self.init_max_iter = init_max_iter
         self.split_every = split_every
 
+    @_with_feature_names
     def fit(self, X, y=None):
         """Fit the scaling, the density and the threshold on a Dask array (or Dask DataFrame)."""
         who = "DensityAnomalyDetector.fit"

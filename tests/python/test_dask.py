@@ -209,6 +209,36 @@ def test_dataframes_numpy_and_unknown_chunks_are_taken():
     np.testing.assert_array_equal(km.predict(X), one.predict(X))  # NumPy in, NumPy out
 
 
+@pytest.mark.top_level_only(reason="names checked in Python, before any core call")
+@pytest.mark.parametrize("make", [lambda: md.KMeans(3, n_init=1, random_state=0),
+                                  lambda: md.GaussianMixture(2, random_state=0),
+                                  lambda: md.DensityAnomalyDetector(n_components=2, random_state=0)])
+def test_dask_dataframes_set_and_check_feature_names_as_scikit_learn(make):
+    dd = pytest.importorskip("dask.dataframe")
+    pd = pytest.importorskip("pandas")
+    X = _blobs(600, d=3, seed=4)
+    df = dd.from_pandas(pd.DataFrame(X, columns=["a", "b", "c"]), npartitions=3)
+    est = make().fit(df)
+    np.testing.assert_array_equal(est.feature_names_in_, ["a", "b", "c"])
+    method = "predict"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        getattr(est, method)(df).compute()  # the same names: silent
+    with pytest.warns(UserWarning, match="X does not have valid feature names"):
+        getattr(est, method)(da.from_array(X, chunks=200))
+    renamed = dd.from_pandas(pd.DataFrame(X, columns=["a", "c", "b"]), npartitions=3)
+    with pytest.raises(ValueError, match="feature names should match"):
+        getattr(est, method)(renamed)
+    # A refit on an array drops them (scikit-learn's rule); a failed fit keeps the previous fit's.
+    with pytest.raises(ValueError):
+        est.set_params(random_state=-1).fit(da.from_array(X, chunks=200))
+    np.testing.assert_array_equal(est.feature_names_in_, ["a", "b", "c"])
+    est.set_params(random_state=0).fit(da.from_array(X, chunks=200))
+    assert not hasattr(est, "feature_names_in_")
+    with pytest.warns(UserWarning, match="X has feature names, but"):
+        getattr(est, method)(df)
+
+
 @pytest.mark.top_level_only(reason="checks raised in Python, before any core call")
 def test_bad_input_is_refused_with_the_reason():
     dd = pytest.importorskip("dask.dataframe")
