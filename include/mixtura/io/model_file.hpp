@@ -30,6 +30,13 @@
 #include <type_traits>
 #include <vector>
 
+#if defined(__unix__) || defined(__APPLE__)
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#define MIXTURA_POSIX_FILES 1
+#endif
+
 #include "mixtura/core/errors.hpp"
 
 namespace mixtura {
@@ -489,39 +496,80 @@ inline ModelFile parse_model_file(const std::uint8_t* data, std::size_t n, const
   return mf;
 }
 
-/// The bytes of the model file at `path`. Only a regular file is opened (a FIFO would block, a
-/// device or directory has no size), and its header is checked against its size before the rest is
-/// read, so a large file that is not a model file is refused after 32 bytes.
-inline std::vector<std::uint8_t> read_file_bytes(const std::string& path, const char* where) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  const fs::file_status st = fs::status(path, ec);
-  if (ec || !fs::exists(st))
-    throw ModelFileIoError(detail::format("%s: cannot open '%s': %s", where, path.c_str(),
-                                          ec ? ec.message().c_str() : std::strerror(ENOENT)));
-  if (!fs::is_regular_file(st))
-    throw ModelFileIoError(detail::format("%s: '%s' is not a regular file (%s)", where, path.c_str(),
-                                          fs::is_directory(st) ? "a directory" : "a device, FIFO or socket"));
-  const std::uintmax_t size = fs::file_size(path, ec);
-  if (ec) throw ModelFileIoError(detail::format("%s: cannot read the size of '%s': %s", where, path.c_str(),
-                                                ec.message().c_str()));
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    throw ModelFileIoError(detail::format("%s: cannot open '%s': %s", where, path.c_str(), std::strerror(errno)));
+/// The model-file bytes once the file is open and judged regular: `size` bytes by read(dst, n) (false
+/// on a short read); the header is checked against the size before the rest is read, so a large file
+/// that is not a model file is refused after 32 bytes.
+template <class Read>
+std::vector<std::uint8_t> read_opened_model_file(std::uintmax_t size, Read read, const std::string& path,
+                                                 const char* where) {
   const std::size_t head_n = size < kModelFileHeaderSize ? static_cast<std::size_t>(size) : kModelFileHeaderSize;
   std::uint8_t head[kModelFileHeaderSize] = {};
-  if (head_n > 0 && !in.read(reinterpret_cast<char*>(head), static_cast<std::streamsize>(head_n)))
+  if (head_n > 0 && !read(head, head_n))
     throw ModelFileIoError(detail::format("%s: cannot read '%s'", where, path.c_str()));
   check_model_file_header(head, head_n, size, where);
   MIXTURA_EXPECTS(size <= SIZE_MAX, "%s: '%s' has %llu bytes, more than this machine can address", where,
                   path.c_str(), static_cast<unsigned long long>(size));
   std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
   std::memcpy(bytes.data(), head, head_n);
-  const std::streamsize rest = static_cast<std::streamsize>(size - head_n);
-  if (rest > 0 && !in.read(reinterpret_cast<char*>(bytes.data() + head_n), rest))
+  if (size > head_n && !read(bytes.data() + head_n, static_cast<std::size_t>(size - head_n)))
     throw ModelFileIoError(detail::format("%s: cannot read '%s' (it has fewer than the %llu bytes it had when opened)",
                                           where, path.c_str(), static_cast<unsigned long long>(size)));
   return bytes;
+}
+
+/// The bytes of the model file at `path`. Only a regular file is read (a FIFO would block, a
+/// device or directory has no size): on POSIX systems the file is opened without waiting for a
+/// writer (O_NONBLOCK) and judged by fstat on what was opened, so a path swapped for a FIFO after a
+/// check cannot make the reader block.
+inline std::vector<std::uint8_t> read_file_bytes(const std::string& path, const char* where) {
+  auto not_regular = [&](bool directory) {
+    return ModelFileIoError(detail::format("%s: '%s' is not a regular file (%s)", where, path.c_str(),
+                                           directory ? "a directory" : "a device, FIFO or socket"));
+  };
+#if defined(MIXTURA_POSIX_FILES)
+  struct Fd {
+    int fd;
+    ~Fd() {
+      if (fd >= 0) ::close(fd);
+    }
+  } f{::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC)};
+  if (f.fd < 0)
+    throw ModelFileIoError(detail::format("%s: cannot open '%s': %s", where, path.c_str(), std::strerror(errno)));
+  struct stat st {};
+  if (::fstat(f.fd, &st) != 0)
+    throw ModelFileIoError(detail::format("%s: cannot read the size of '%s': %s", where, path.c_str(),
+                                          std::strerror(errno)));
+  if (!S_ISREG(st.st_mode)) throw not_regular(S_ISDIR(st.st_mode));
+  auto read = [&](std::uint8_t* dst, std::size_t n) {
+    while (n > 0) {
+      const ssize_t got = ::read(f.fd, dst, n);
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) return false;
+      dst += got;
+      n -= static_cast<std::size_t>(got);
+    }
+    return true;
+  };
+  return read_opened_model_file(static_cast<std::uintmax_t>(st.st_size), read, path, where);
+#else
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  if (ec || !fs::exists(st))
+    throw ModelFileIoError(detail::format("%s: cannot open '%s': %s", where, path.c_str(),
+                                          ec ? ec.message().c_str() : std::strerror(ENOENT)));
+  if (!fs::is_regular_file(st)) throw not_regular(fs::is_directory(st));
+  const std::uintmax_t size = fs::file_size(path, ec);
+  if (ec) throw ModelFileIoError(detail::format("%s: cannot read the size of '%s': %s", where, path.c_str(),
+                                                ec.message().c_str()));
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    throw ModelFileIoError(detail::format("%s: cannot open '%s': %s", where, path.c_str(), std::strerror(errno)));
+  auto read = [&](std::uint8_t* dst, std::size_t n) {
+    return static_cast<bool>(in.read(reinterpret_cast<char*>(dst), static_cast<std::streamsize>(n)));
+  };
+  return read_opened_model_file(size, read, path, where);
+#endif
 }
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it: readers never see half a file.
