@@ -333,6 +333,17 @@ TYPED_TEST(AnomalyTyped, SetFittedReproducesTheScores) {
     copy.set_fitted(det.scaling(), det.model(), det.offset());
     EXPECT_EQ(det.score_samples(view(X)), copy.score_samples(view(X)));
     EXPECT_EQ(det.predict(view(X)), copy.predict(view(X)));
+    // A subnormal scale would turn finite rows into infinite scaled values: refused, as at load.
+    mixtura::ScalingFit tiny = det.scaling();
+    tiny.scale[1] = 1e-310;
+    try {
+      copy.set_fitted(tiny, det.model(), det.offset());
+      ADD_FAILURE() << "a subnormal scale was accepted";
+    } catch (const mixtura::InvalidArgument& e) {
+      EXPECT_NE(std::string(e.what()).find("set_fitted: scale[1] = 1e-310, expected in [1e-150, 1e+150]"),
+                std::string::npos) << e.what();
+    }
+    EXPECT_EQ(det.score_samples(view(X)), copy.score_samples(view(X)));  // the model it had is kept
   }
 }
 

@@ -262,8 +262,11 @@ class DensityAnomalyDetector {
                     "%s: scaling has %lld / %lld entries but the model has %lld features", where,
                     static_cast<long long>(scaling.center.size()), static_cast<long long>(scaling.scale.size()),
                     static_cast<long long>(model.n_features));
-    MIXTURA_EXPECTS((scaling.scale.array() > 0).all() && scaling.scale.allFinite() && scaling.center.allFinite(),
-                    "%s: scales must be finite and positive, centres finite", where);
+    MIXTURA_EXPECTS(scaling.center.allFinite(), "%s: centres must be finite", where);
+    for (Index j = 0; j < scaling.scale.size(); ++j)
+      MIXTURA_EXPECTS(scaling.scale[j] >= detail::kMinScale && scaling.scale[j] <= detail::kMaxScale,
+                      "%s: scale[%lld] = %g, expected in [%g, %g]", where, static_cast<long long>(j), scaling.scale[j],
+                      detail::kMinScale, detail::kMaxScale);
     MIXTURA_EXPECTS(std::isfinite(offset), "%s: offset must be finite, got %g", where, offset);
     MIXTURA_EXPECTS(params_.method == AnomalyMethod::gmm || model.type == CovarianceType::spherical,
                     "%s: method kmeans scores with a spherical model, got covariance type '%s'", where,

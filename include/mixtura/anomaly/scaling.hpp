@@ -34,6 +34,10 @@ inline double quantile(std::vector<double>& v, double q) {
   return a + (h - static_cast<double>(lo)) * (b - a);
 }
 
+/// The scales a fitted detector holds (the fit's are >= 1e-12): dividing values within +-1e150 by a
+/// smaller one, a subnormal say, would give infinities; set_fitted and the model-file loader check it.
+inline constexpr double kMinScale = 1e-150, kMaxScale = 1e150;
+
 /// A scale of 0 (constant channel) or one lost in the round-off of the centre becomes 1: the
 /// channel is kept in its own units.
 inline double usable_scale(double scale, double center) {

@@ -96,9 +96,9 @@ DensityAnomalyDetector<T> detector_from_sections(const ModelFile& mf, const std:
   r.all_finite("scale_", scale);
   // The scaling divides by scale_: a subnormal scale would turn finite data into infinities.
   for (std::size_t j = 0; j < scale.size(); ++j)
-    MIXTURA_EXPECTS(scale[j] >= 1 / kModelValueLimit && scale[j] <= kModelValueLimit,
-                    "%s: scale_[%zu] = %g, expected in [%g, %g]", where, j, scale[j], 1 / kModelValueLimit,
-                    kModelValueLimit);
+    MIXTURA_EXPECTS(scale[j] >= detail::kMinScale && scale[j] <= detail::kMaxScale,
+                    "%s: scale_[%zu] = %g, expected in [%g, %g]", where, j, scale[j], detail::kMinScale,
+                    detail::kMaxScale);
   for (std::size_t j = 0; j < center.size(); ++j)
     MIXTURA_EXPECTS(std::abs(center[j]) <= kModelValueLimit, "%s: center_[%zu] = %g, expected within +-%g", where, j,
                     center[j], kModelValueLimit);
