@@ -104,6 +104,27 @@ def _check_feature_names(est, X):
                          f"{list(fitted)}; X has: {list(names)}")
 
 
+def _scoring_weights(sample_weight, X, who):
+    """_weights for a score: the values checked as the host scores check them (finite, >= 0, not all
+    zero, a finite sum), in one pass over the weights, since no first pass over X reads them."""
+    w = _weights(sample_weight, X, who)
+    if w is None:
+        return None
+    bad = ~da.isfinite(w) | (w < 0)
+    any_bad, first, total, positive = dask.compute(bad.any(), da.argmax(bad), w.astype(np.float64).sum(),
+                                                   (w > 0).any())
+    if any_bad:
+        i = int(first)
+        v = float(w[i].compute())
+        raise ValueError(f"{who}: sample_weight[{i}] = {v:g} " + ("is not finite" if not math.isfinite(v) else
+                                                                  "is negative"))
+    if not positive:
+        raise ValueError(f"{who}: sample_weight is all zero ({X.shape[0]} rows); at least one weight must be > 0")
+    if not math.isfinite(total):
+        raise ValueError(f"{who}: sample_weight sums to {total:g}; need a positive finite sum")
+    return w
+
+
 def _weights(sample_weight, X, who):
     """sample_weight as a 1-d Dask array in X's dtype with X's row chunks (None stays None)."""
     if sample_weight is None:
@@ -731,11 +752,10 @@ class KMeans(_DaskMixin, _KMeans):
         check_is_fitted(self)
         _check_feature_names(self, X)
         X = _rows(X, "KMeans.score")
-        check_is_fitted(self)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, but KMeans is expecting {self.n_features_in_} features "
                              "as input.")
-        blocks = _Blocks(X, _weights(sample_weight, X, "KMeans.score"))
+        blocks = _Blocks(X, _scoring_weights(sample_weight, X, "KMeans.score"))
         return -_inertia(blocks, _c(self.cluster_centers_.astype(X.dtype)), _params.n_threads(self),
                          _params.validate(self, ["split_every"])["split_every"])
 
@@ -919,7 +939,8 @@ class GaussianMixture(_DaskMixin, _GaussianMixture):
         s = self.score_samples(X)
         if sample_weight is None:
             return float(s.mean().compute())
-        w = _weights(sample_weight, _rows(X, "GaussianMixture.score"), "GaussianMixture.score").astype(np.float64)
+        who = "GaussianMixture.score"
+        w = _scoring_weights(sample_weight, _rows(X, who), who).astype(np.float64)
         return float(((s * w).sum() / w.sum()).compute())
 
     def fit_predict(self, X, y=None, sample_weight=None):

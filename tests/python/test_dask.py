@@ -209,6 +209,26 @@ def test_dataframes_numpy_and_unknown_chunks_are_taken():
     np.testing.assert_array_equal(km.predict(X), one.predict(X))  # NumPy in, NumPy out
 
 
+@pytest.mark.top_level_only(reason="weights checked in Python, before any core call")
+@pytest.mark.parametrize("Estimator", [md.KMeans, md.GaussianMixture])
+def test_dask_scores_check_their_weights_as_the_host_scores(Estimator):
+    X = _blobs(400, d=2, seed=5)
+    est = Estimator(2, random_state=0).fit(X)
+    dX = da.from_array(X, chunks=100)
+    who = f"{Estimator.__name__}.score"
+    for w, message in [(np.r_[np.ones(399), -2.0], r"sample_weight\[399\] = -2 is negative"),
+                       (np.r_[np.ones(7), np.nan, np.ones(392)], r"sample_weight\[7\] = nan is not finite"),
+                       (np.zeros(400), "sample_weight is all zero"),
+                       (np.full(400, 1e308), "sample_weight sums to inf")]:
+        with pytest.raises(ValueError, match=f"{who}: {message}"):
+            est.score(dX, sample_weight=da.from_array(w, chunks=100))
+        with pytest.raises(ValueError, match=f"{who}: {message}"):  # the host score says the same
+            est.score(X, sample_weight=w)
+    w = np.linspace(0.5, 2.0, 400)
+    assert est.score(dX, sample_weight=da.from_array(w, chunks=100)) == pytest.approx(est.score(X, sample_weight=w),
+                                                                                      rel=1e-12)
+
+
 @pytest.mark.top_level_only(reason="names checked in Python, before any core call")
 @pytest.mark.parametrize("make", [lambda: md.KMeans(3, n_init=1, random_state=0),
                                   lambda: md.GaussianMixture(2, random_state=0),
