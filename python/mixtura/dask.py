@@ -533,16 +533,20 @@ class _DaskMixin:
                               and k != "feature_names_in_"})
         return base
 
-    def _blockwise(self, X, name, who, out_columns=None, dtype=None):
-        if not _is_dask(X):
-            return getattr(self._base, name)(self, X)
+    def _fitted_rows(self, X, who):
+        """Dask X for a fitted model's method: names and feature count checked as scikit-learn does."""
         check_is_fitted(self)
         _check_feature_names(self, X)
         X = _rows(X, who)
-        check_is_fitted(self)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
                              f"{self.n_features_in_} features as input.")
+        return X
+
+    def _blockwise(self, X, name, who, out_columns=None, dtype=None):
+        if not _is_dask(X):
+            return getattr(self._base, name)(self, X)
+        X = self._fitted_rows(X, who)
         est = _shared(self._one_machine())
         dtype = X.dtype if dtype is None else dtype
         if out_columns is None:
@@ -749,12 +753,7 @@ class KMeans(_DaskMixin, _KMeans):
         """Opposite of the weighted distortion of X (computed block by block for Dask input)."""
         if not _is_dask(X):
             return _KMeans.score(self, X, sample_weight=sample_weight)
-        check_is_fitted(self)
-        _check_feature_names(self, X)
-        X = _rows(X, "KMeans.score")
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, but KMeans is expecting {self.n_features_in_} features "
-                             "as input.")
+        X = self._fitted_rows(X, "KMeans.score")
         blocks = _Blocks(X, _scoring_weights(sample_weight, X, "KMeans.score"))
         return -_inertia(blocks, _c(self.cluster_centers_.astype(X.dtype)), _params.n_threads(self),
                          _params.validate(self, ["split_every"])["split_every"])
