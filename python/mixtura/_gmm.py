@@ -36,7 +36,9 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         Stop when the per-sample lower bound changes by less than tol.
     reg_covar : float, default=1e-6
         Added to the diagonal of the covariances.
-    max_iter : int, default=100
+    max_iter : int >= 0, default=100
+        EM iterations per restart. 0 keeps the initial parameters (one restart, no ConvergenceWarning;
+        ``lower_bound_`` is -inf), as scikit-learn does to let a start be inspected.
     n_init : int, default=1
         Restarts; the one with the highest lower bound is kept.
     init_params : {"kmeans", "k-means++", "random", "random_from_data"}, default="kmeans"
@@ -45,7 +47,15 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         within 1e-8, or within 1e-6 when given in float32 (as scikit-learn; then divided by its sum).
     random_state : int in [0, 2**64 - 1], RandomState instance or None, default=None
     warm_start : bool, default=False
-        Start from the fitted parameters (one restart).
+        Start from the fitted parameters (one restart); convergence is judged against the previous
+        fit's ``lower_bound_``, so repeated ``fit`` calls with ``max_iter=1`` stop as one fit would.
+    on_degenerate : {"recover", "raise"}, default="recover"
+        What fit does when a component degenerates. "recover": a component left without weight is
+        re-seeded on a worst-explained row and a covariance that is not positive definite gets
+        diagonal jitter, each recorded in ``events_``. "raise": scikit-learn's ValueError ("Fitting
+        the mixture model failed because some components have ill-defined empirical covariance
+        ...") where its fit would fail: a covariance that is not positive definite (after
+        ``reg_covar``). partial_fit and update always recover.
     verbose : int, default=0
         Print each iteration's lower bound, ELBO after the M-step and time.
     n_threads : int in [0, 1024], default=0
@@ -75,7 +85,11 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
     weights_ : ndarray of shape (n_components,)
     means_ : ndarray of shape (n_components, n_features)
     covariances_, precisions_, precisions_cholesky_ : ndarray, shape as in scikit-learn
-        The parameters are float64 whatever X's dtype (scikit-learn's are in X's dtype).
+        The parameters are in X's dtype, as scikit-learn's. A float32 fit still accumulates and
+        solves in float64: its float64 parameters are kept, and scoring, statistics, update,
+        partial_fit, warm starts and model files use them (so float32 streams keep the batch fit's
+        bits); the float32 attributes are those values rounded. An attribute set or changed by hand
+        is used as given.
     converged_ : bool
     n_iter_ : int
     lower_bound_ : float
@@ -87,7 +101,10 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         The same for every restart.
     events_ : list of dict
         What the fit did on degenerate data (component re-seeded, covariance floored; in online EM,
-        component_starved: its share fell to ``value`` and is held at a floor of 1e-6).
+        component_starved: its share fell to ``value`` and is held at a floor of 1e-6), and
+        roundoff_decrease: at EM's fixed point the bound fell by ``value`` (at most 1e-12 times
+        max(1, |lower bound|): round-off, as EM never lowers it); that step was not applied or
+        recorded and the fit ended as converged, so ``lower_bounds_`` never decreases.
     n_features_in_ : int
     n_steps_ : int
         Chunks that online EM has blended in (the model partial_fit started from counts as one);
@@ -121,6 +138,7 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         "precisions_init": _params.Any(),
         "random_state": _params.RandomState(),
         "warm_start": _params.Bool(),
+        "on_degenerate": _params.Options("recover", "raise"),
         "verbose": _params.VERBOSE,
         "learning_offset": _params.Real(0, math.inf, "left"),
         "learning_decay": _params.Real(0.5, 1, "right"),
@@ -129,7 +147,7 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         "device": _params.DEVICE,
     }
     _score_block = _core.SCORE_BLOCK  # a row scores the same wherever its index has this remainder
-    _event_kinds = ["component_reseeded", "covariance_floored", "component_starved"]
+    _event_kinds = ["component_reseeded", "covariance_floored", "component_starved", "roundoff_decrease"]
     # Sections the C++ fit records and Python keeps only to write them back.
     _extra_sections = ["restart_lower_bound_", "restart_converged_", "restart_seconds_", "trace_entropy_",
                        "trace_seconds_"]
@@ -141,8 +159,8 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
 
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6, max_iter=100, n_init=1,
                  init_params="kmeans", weights_init=None, means_init=None, precisions_init=None, random_state=None,
-                 warm_start=False, verbose=0, learning_offset=10.0, learning_decay=0.7, half_life=None, n_threads=0,
-                 device="cpu"):
+                 warm_start=False, on_degenerate="recover", verbose=0, learning_offset=10.0, learning_decay=0.7,
+                 half_life=None, n_threads=0, device="cpu"):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -155,6 +173,7 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         self.precisions_init = precisions_init
         self.random_state = random_state
         self.warm_start = warm_start
+        self.on_degenerate = on_degenerate
         self.verbose = verbose
         self.learning_offset = learning_offset
         self.learning_decay = learning_decay
@@ -208,7 +227,7 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         self._check_n_samples(X.shape[0], p)
         w = check_sample_weight(sample_weight, X, "GaussianMixture.fit")
         r = _core.typed("gmm_fit", X.dtype)(X, w, *self._fit_args(p), device)
-        return self._finish_fit(r)
+        return self._finish_fit(r, X.dtype)
 
     @staticmethod
     def _check_n_samples(n_samples, p):
@@ -220,16 +239,17 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         """The C++ fit's arguments after X and the sample weights, from the checked parameters p (host
         arrays for the starting parameters)."""
         weights_init, means_init, precisions_init = p["weights_init"], p["means_init"], p["precisions_init"]
-        n_init = p["n_init"]
-        if p["warm_start"] and hasattr(self, "means_"):
-            weights_init, means_init, precisions_init = self.weights_, self.means_, self.precisions_
-            n_init = 1
+        warm = None
+        if p["warm_start"] and hasattr(self, "means_"):  # EM goes on from the fitted model and its bound
+            warm = (*self._exact_model(), float(self.lower_bound_))
+            weights_init = means_init = precisions_init = None
         for name, a in (("weights_init", weights_init), ("means_init", means_init),
                         ("precisions_init", precisions_init)):
             _cuda_array.host_only(a, "GaussianMixture", name)
-        return (p["n_components"], p["covariance_type"], p["tol"], p["reg_covar"], p["max_iter"], n_init,
+        return (p["n_components"], p["covariance_type"], p["tol"], p["reg_covar"], p["max_iter"], p["n_init"],
                 p["init_params"], _params.seed(p["random_state"]), p["n_threads"], p["verbose"],
-                self._weights_f64(weights_init), self._f64(means_init), self._f64(precisions_init))
+                self._weights_f64(weights_init), self._f64(means_init), self._f64(precisions_init),
+                p["on_degenerate"], warm)
 
     def _fit_device(self, X, sample_weight, p):
         """fit() on an array in CUDA device memory: the C++ fit reads it in place (docs/cuda.md)."""
@@ -250,22 +270,18 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
                 sample_weight_ptr=0 if w_dev is None else w_dev.ptr)
         if hasattr(self, "feature_names_in_"):  # as validate_data(reset=True) does for unnamed input
             del self.feature_names_in_
-        return self._finish_fit(r)
+        return self._finish_fit(r, dev.dtype)
 
-    def _finish_fit(self, r):
-        self._set_fitted(r)
-        if not self.converged_:
+    def _finish_fit(self, r, dtype):
+        self._set_fitted(r, dtype)
+        if not self.converged_ and self.max_iter > 0:  # max_iter=0 asks for the start only
             warnings.warn("Best performing initialization did not converge. Try different init parameters, or "
                           "increase max_iter, tol, or check for degenerate data.", ConvergenceWarning)
         return self
 
-    def _set_fitted(self, r):
-        """Stores the fitted attributes from the C++ fit's result."""
-        self.weights_ = r["weights"]
-        self.means_ = r["means"]
-        self.covariances_ = r["covariances"]
-        self.precisions_ = r["precisions"]
-        self.precisions_cholesky_ = r["precisions_cholesky"]
+    def _set_fitted(self, r, dtype=np.float64):
+        """Stores the fitted attributes from the C++ fit's result, the parameters in dtype."""
+        self._set_model(r, dtype)
         self.converged_ = r["converged"]
         self.n_iter_ = r["n_iter"]
         self.lower_bound_ = r["lower_bound"]
@@ -279,12 +295,37 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         self._stream_starved = None
         return self
 
-    def _set_model(self, r):
-        for name in ("weights", "means", "covariances", "precisions", "precisions_cholesky"):
-            setattr(self, name + "_", r[name])
+    _PARAMETERS = ("weights", "means", "covariances", "precisions", "precisions_cholesky")
+    _MODEL = ("weights_", "means_", "precisions_cholesky_")  # what the core takes; the rest derive from it
+
+    def _set_model(self, r, dtype=None):
+        """The parameters from the core's float64 arrays r, as attributes in dtype (default: the current
+        model's); below float64 the float64 model is kept for the computations (_exact_model)."""
+        if dtype is None:
+            dtype = self.means_.dtype if hasattr(self, "means_") else np.float64
+        dtype = np.dtype(dtype)
+        for name in self._PARAMETERS:
+            setattr(self, name + "_", r[name] if dtype == np.float64 else r[name].astype(dtype))
+        self._exact = None if dtype == np.float64 else {n: np.asarray(r[n[:-1]], dtype=np.float64) for n in self._MODEL}
+
+    def _exact_model(self):
+        """(weights, means, precisions_cholesky) in float64 as the core takes them: the kept float64 model
+        while the attributes are its rounding, else the attributes themselves (set or changed by hand)."""
+        exact = getattr(self, "_exact", None)
+        shown = [getattr(self, n) for n in self._MODEL]
+        if exact is not None and all(isinstance(a, np.ndarray) and a.dtype != np.float64 and
+                                     np.array_equal(a, exact[n].astype(a.dtype)) for n, a in zip(self._MODEL, shown)):
+            return tuple(exact[n] for n in self._MODEL)
+        return tuple(self._f64(a) for a in shown)
 
     def _model_args(self):
-        return (self.covariance_type, self.weights_, self.means_, self.precisions_cholesky_)
+        return (self.covariance_type, *self._exact_model())
+
+    def _output(self, values, X):
+        """Scores or probabilities (float64 from the core) in the dtype scikit-learn gives: X's and the
+        parameters' common one (float32 only when both are)."""
+        dtype = np.result_type(getattr(X, "dtype", np.float64), self.means_.dtype)
+        return values if dtype == np.float64 or values.dtype != np.float64 else values.astype(dtype)
 
     def _append_step(self, r, converged):
         """Stores an update's or a partial_fit step's model, trace record, events and stream state."""
@@ -341,7 +382,7 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         if fitted and statistics.n_features != self.n_features_in_:
             raise ValueError(f"GaussianMixture.update: statistics of {statistics.n_features} features, but "
                              f"GaussianMixture is expecting {self.n_features_in_} features as input.")
-        model = (self.weights_, self.means_, self.precisions_cholesky_) if fitted else (None, None, None)
+        model = self._exact_model() if fitted else (None, None, None)
         previous = np.array([self.lower_bound_]) if fitted and getattr(self, "n_iter_", 0) else None
         r = _core.gmm_update(statistics, p["covariance_type"], self.means_.shape[0] if fitted else p["n_components"],
                              p["reg_covar"], p["tol"], *model, previous, self.n_iter_ if fitted else 0)
@@ -387,18 +428,20 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         _cuda_array.synchronize(dev)
         return dev
 
-    def _eval(self, X, what):
+    def _eval(self, X, what, exact=False):
+        """what (a core evaluation) of X; in _output's dtype unless exact (float64, for score)."""
         check_is_fitted(self)
         if _cuda_array.is_device_array(X):  # read in place on device 0; the results come back as NumPy arrays
             dev = self._device_input(X, f"GaussianMixture.{what}")
             f = _core.typed("gmm_eval_device", dev.dtype)
-            return f(dev.ptr, dev.shape[0], dev.shape[1], dev.row_stride, self.covariance_type, self.weights_,
-                     self.means_, self.precisions_cholesky_, what, _params.n_threads(self))
+            values = f(dev.ptr, dev.shape[0], dev.shape[1], dev.row_stride, *self._model_args(), what,
+                       _params.n_threads(self))
+            return values if exact else self._output(values, dev)
         X = _cuda_array.host_array(X, "GaussianMixture")
         X = validate_data(self, X, **_HOST_X, reset=False)
         evaluate = _core.typed("gmm_eval", X.dtype)
-        return evaluate(X, self.covariance_type, self.weights_, self.means_, self.precisions_cholesky_, what,
-                        _params.n_threads(self))
+        values = evaluate(X, *self._model_args(), what, _params.n_threads(self))
+        return values if exact else self._output(values, X)
 
     @staticmethod
     def _n_rows(X):
@@ -410,6 +453,10 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
     def score_samples(self, X):
         """Log-density log p(x) of each row (higher = more typical), shape (n_samples,)."""
         return self._eval(X, "score_samples")
+
+    def _score_samples64(self, X):
+        """score_samples in float64 whatever the dtypes (the weighted mean of score sums these)."""
+        return self._eval(X, "score_samples", exact=True)
 
     def score(self, X, y=None, sample_weight=None):
         """Mean log-density of the rows of X, weighted by sample_weight.
@@ -438,13 +485,13 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
             dev = self._device_input(X, who)
             _cuda_array.synchronize(w)
             f = _core.typed("gmm_score_device", dev.dtype)
-            return float(f(dev.ptr, dev.shape[0], dev.shape[1], dev.row_stride, self.covariance_type, self.weights_,
-                           self.means_, self.precisions_cholesky_, w.ptr, _params.n_threads(self)))
+            return float(f(dev.ptr, dev.shape[0], dev.shape[1], dev.row_stride, *self._model_args(), w.ptr,
+                           _params.n_threads(self)))
         if sample_weight is not None:  # checked before the pass; np.average would take NaN or negative weights
             check_is_fitted(self)
             rows = np.empty((self._n_rows(X), 0))  # float64, like the scores
             sample_weight = check_sample_weight(sample_weight, rows, "GaussianMixture.score", check_values=True)
-        return float(np.average(self.score_samples(X), weights=sample_weight))
+        return float(np.average(self._score_samples64(X), weights=sample_weight))
 
     def predict_proba(self, X):
         """Posterior probability of each component, shape (n_samples, n_components)."""
@@ -471,8 +518,8 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         n_samples = _params.Int(1, 2**63 - 1, what="an integer >= 1")(  # the C++ long long
             "GaussianMixture.sample", "n_samples", n_samples)
         random_state = _params.validate(self, ["random_state"])["random_state"]
-        return _core.gmm_sample(self.covariance_type, self.weights_, self.means_, self.precisions_cholesky_,
-                                n_samples, _params.seed(random_state))
+        X, y = _core.gmm_sample(*self._model_args(), n_samples, _params.seed(random_state))
+        return (X if self.means_.dtype == np.float64 else X.astype(self.means_.dtype)), y
 
     def _n_parameters(self):
         k, d = self.means_.shape
@@ -494,9 +541,10 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
             return s
         s.update(_io.features_to_sections(self, prefix))
         s[prefix + "covariance_type"] = str(self.covariance_type)
-        s[prefix + "weights_"] = np.ascontiguousarray(self.weights_, dtype=np.float64)
-        s[prefix + "means_"] = np.ascontiguousarray(self.means_, dtype=np.float64)
-        s[prefix + "precisions_cholesky_"] = np.ascontiguousarray(self.precisions_cholesky_, dtype=np.float64)
+        for name, a in zip(self._MODEL, self._exact_model()):  # float64 in the file, as the C++ loaders read
+            s[prefix + name] = np.ascontiguousarray(a)
+        if self.means_.dtype != np.float64:  # the attributes' dtype, which only Python keeps
+            s[prefix + "python.dtype"] = str(self.means_.dtype)
         s[prefix + "lower_bound_"] = _io.scalar(self.lower_bound_, np.float64)
         s[prefix + "n_iter_"] = _io.scalar(self.n_iter_, np.int64)
         s[prefix + "converged_"] = _io.scalar(self.converged_, np.int32)
@@ -532,6 +580,12 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         est.precisions_cholesky_ = sections[prefix + "precisions_cholesky_"]
         est.covariances_ = derived["covariances_"]
         est.precisions_ = derived["precisions_"]
+        dtype = sections.get(prefix + "python.dtype", "float64")
+        if dtype not in ("float32", "float64"):
+            raise ValueError(f"{cls.__name__} model: section '{prefix}python.dtype' must be 'float32' or 'float64', "
+                             f"got {dtype!r}")
+        est._set_model({"weights": est.weights_, "means": est.means_, "precisions_cholesky": est.precisions_cholesky_,
+                        "covariances": est.covariances_, "precisions": est.precisions_}, dtype)
         est.converged_ = bool(sections[prefix + "converged_"])
         est.n_iter_ = int(sections[prefix + "n_iter_"])
         est.lower_bound_ = float(sections[prefix + "lower_bound_"])

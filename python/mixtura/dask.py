@@ -531,6 +531,7 @@ class _DaskMixin:
         base.__dict__.update({k: v for k, v in self.__dict__.items()
                               if k.endswith("_") and not k.startswith("__") and not _is_dask(v)
                               and k != "feature_names_in_"})
+        base._exact = getattr(self, "_exact", None)  # a float32 fit's float64 model (GaussianMixture)
         return base
 
     def _fitted_rows(self, X, who):
@@ -764,7 +765,7 @@ class KMeans(_DaskMixin, _KMeans):
         return _KMeans.statistics(self, X, sample_weight)
 
 
-_GMM_ONE_MACHINE_ONLY = ("warm_start", "learning_offset", "learning_decay", "half_life", "device")
+_GMM_ONE_MACHINE_ONLY = ("warm_start", "on_degenerate", "learning_offset", "learning_decay", "half_life", "device")
 
 
 class GaussianMixture(_DaskMixin, _GaussianMixture):
@@ -781,7 +782,9 @@ class GaussianMixture(_DaskMixin, _GaussianMixture):
       hashed from (random_state, restart, its row index). ``"k-means++"`` and ``"random_from_data"`` are not
       offered here. Given ``weights_init``, ``means_init`` and ``precisions_init`` (all three) start EM
       from them; some of them replace those parts of the starting model.
-    - ``n_threads`` (default 1) is each block's C++ threads; no ``device``, ``warm_start`` or online EM.
+    - ``n_threads`` (default 1) is each block's C++ threads; no ``device``, ``warm_start``,
+      ``on_degenerate`` (degenerate components are always recovered, as ``events_`` records) or
+      online EM.
     - ``predict``, ``predict_proba``, ``score_samples`` of Dask input return Dask arrays, block by block.
 
     With the same starting model and blocks cut at the one-machine pass's reduction groups, the fit
@@ -793,7 +796,8 @@ class GaussianMixture(_DaskMixin, _GaussianMixture):
     _param_checks = {**{k: v for k, v in _GaussianMixture._param_checks.items() if k not in _GMM_ONE_MACHINE_ONLY},
                      "init_params": _params.Options("kmeans", "random"), **_DASK_CHECKS}
     # The one-machine parameters this fit does not take, at their defaults (the inherited methods read some).
-    warm_start, learning_offset, learning_decay, half_life, device = False, 10.0, 0.7, None, "cpu"
+    warm_start, on_degenerate, learning_offset, learning_decay, half_life, device = \
+        False, "recover", 10.0, 0.7, None, "cpu"
 
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6, max_iter=100, n_init=1,
                  init_params="kmeans", weights_init=None, means_init=None, precisions_init=None, random_state=None,
@@ -837,6 +841,7 @@ class GaussianMixture(_DaskMixin, _GaussianMixture):
             runs.append(self._em(blocks, start, p))
         best = max(range(len(runs)), key=lambda r: runs[r].lower_bound_)
         self._set_runs(runs, best)
+        self._set_model({n: getattr(self, n + "_") for n in self._PARAMETERS}, X.dtype)  # X's dtype, as fit's
         if not self.converged_:
             warnings.warn("Best performing initialization did not converge. Try different init parameters, or "
                           "increase max_iter, tol, or check for degenerate data.", ConvergenceWarning)
@@ -920,7 +925,7 @@ class GaussianMixture(_DaskMixin, _GaussianMixture):
 
     def score_samples(self, X):
         """Log-density of each row (a Dask array for Dask input)."""
-        return self._blockwise(X, "score_samples", "GaussianMixture.score_samples", dtype=np.float64)
+        return self._blockwise(X, "score_samples", "GaussianMixture.score_samples", dtype=self._output_dtype(X))
 
     def predict(self, X):
         """Most probable component of each row (a Dask array for Dask input)."""
@@ -929,13 +934,17 @@ class GaussianMixture(_DaskMixin, _GaussianMixture):
     def predict_proba(self, X):
         """Posterior probability of each component (a Dask array for Dask input)."""
         return self._blockwise(X, "predict_proba", "GaussianMixture.predict_proba", out_columns=self.n_components,
-                               dtype=np.float64)
+                               dtype=self._output_dtype(X))
+
+    def _output_dtype(self, X):
+        check_is_fitted(self)
+        return np.result_type(getattr(X, "dtype", np.float64), self.means_.dtype)
 
     def score(self, X, y=None, sample_weight=None):
         """Weighted mean log-density (computed block by block for Dask input)."""
         if not _is_dask(X):
             return _GaussianMixture.score(self, X, sample_weight=sample_weight)
-        s = self.score_samples(X)
+        s = self._blockwise(X, "_score_samples64", "GaussianMixture.score", dtype=np.float64)
         if sample_weight is None:
             return float(s.mean().compute())
         who = "GaussianMixture.score"

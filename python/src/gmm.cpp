@@ -358,14 +358,26 @@ mixtura::GaussianMixture<T> make_gmm(py::ssize_t D, int n_components, const std:
                                      double reg_covar, int max_iter, int n_init, const std::string& init_params,
                                      std::uint64_t seed, int n_threads, int verbose,
                                      const std::optional<DArray>& weights_init, const std::optional<DArray>& means_init,
-                                     const std::optional<DArray>& precisions_init) {
+                                     const std::optional<DArray>& precisions_init, const std::string& on_degenerate,
+                                     const std::optional<py::tuple>& warm) {
   mixtura::GmmParams p;
   set_mixture_params(p, n_components, covariance_type, reg_covar, tol, n_threads);
   p.max_iter = max_iter;
   p.n_init = n_init;
   p.init = parse_gmm_init(init_params);
   p.seed = seed;
+  if (on_degenerate != "recover" && on_degenerate != "raise")
+    throw mixtura::InvalidArgument("GaussianMixture: on_degenerate must be 'recover' or 'raise', got '" + on_degenerate + "'");
+  p.on_degenerate = on_degenerate == "raise" ? mixtura::DegeneratePolicy::raise : mixtura::DegeneratePolicy::recover;
+  p.warm_start = warm.has_value();
   mixtura::GaussianMixture<T> gm(p);
+  if (warm) {  // (weights, means, precisions_cholesky, lower_bound): EM goes on from this model and bound
+    const py::tuple& t = *warm;
+    if (t.size() != 4) throw mixtura::InvalidArgument("GaussianMixture::fit: warm must be (weights, means, factors, lower_bound)");
+    mixtura::GmmRun run;
+    run.lower_bound = t[3].cast<double>();
+    gm.set_model(model_from(covariance_type, t[0].cast<DArray>(), t[1].cast<DArray>(), t[2].cast<DArray>()), {run}, {}, 0);
+  }
   mixtura::GmmInitialParams in;
   if (weights_init) in.weights = Eigen::Map<const Eigen::VectorXd>(weights_init->data(), weights_init->size());
   if (means_init) {
@@ -411,9 +423,11 @@ py::dict gmm_fit(const Array<T>& X, const std::optional<Array<T>>& sample_weight
                  const std::string& covariance_type, double tol, double reg_covar, int max_iter, int n_init,
                  const std::string& init_params, std::uint64_t seed, int n_threads, int verbose,
                  const std::optional<DArray>& weights_init, const std::optional<DArray>& means_init,
-                 const std::optional<DArray>& precisions_init, const std::string& device) {
+                 const std::optional<DArray>& precisions_init, const std::string& on_degenerate,
+                 const std::optional<py::tuple>& warm, const std::string& device) {
   auto gm = make_gmm<T>(X.ndim() == 2 ? X.shape(1) : 0, n_components, covariance_type, tol, reg_covar, max_iter, n_init,
-                        init_params, seed, n_threads, verbose, weights_init, means_init, precisions_init);
+                        init_params, seed, n_threads, verbose, weights_init, means_init, precisions_init, on_degenerate,
+                        warm);
   const auto Xv = view(X, "X");
   const auto wv = weights_view(sample_weight);
   run_interruptibly([&] { on_device(device, n_threads, [&](const auto& be) { gm.fit_on(be, Xv, wv); }); });
@@ -478,9 +492,10 @@ py::dict gmm_fit_device(std::uintptr_t ptr, std::int64_t rows, std::int64_t cols
                         const std::string& covariance_type, double tol, double reg_covar, int max_iter, int n_init,
                         const std::string& init_params, std::uint64_t seed, int n_threads, int verbose,
                         const std::optional<DArray>& weights_init, const std::optional<DArray>& means_init,
-                        const std::optional<DArray>& precisions_init, std::uintptr_t sample_weight_ptr) {
+                        const std::optional<DArray>& precisions_init, const std::string& on_degenerate,
+                        const std::optional<py::tuple>& warm, std::uintptr_t sample_weight_ptr) {
   auto gm = make_gmm<T>(cols, n_components, covariance_type, tol, reg_covar, max_iter, n_init, init_params, seed,
-                        n_threads, verbose, weights_init, means_init, precisions_init);
+                        n_threads, verbose, weights_init, means_init, precisions_init, on_degenerate, warm);
   const auto Xv = device_view<T>(ptr, rows, cols, stride);
   const auto wv = weights_view(sample_weight);
   run_interruptibly([&] {
@@ -520,7 +535,8 @@ void bind_gmm_types(py::module_& m) {
   m.def(typed_name<T>("gmm_fit").c_str(), &gmm_fit<T>, py::arg("X").noconvert(), py::arg("sample_weight").noconvert(),
         py::arg("n_components"), py::arg("covariance_type"), py::arg("tol"), py::arg("reg_covar"), py::arg("max_iter"),
         py::arg("n_init"), py::arg("init_params"), py::arg("seed"), py::arg("n_threads"), py::arg("verbose"),
-        py::arg("weights_init"), py::arg("means_init"), py::arg("precisions_init"), py::arg("device") = "cpu");
+        py::arg("weights_init"), py::arg("means_init"), py::arg("precisions_init"), py::arg("on_degenerate"),
+        py::arg("warm"), py::arg("device") = "cpu");
   m.def(typed_name<T>("gmm_statistics").c_str(), &gmm_statistics<T>, py::arg("X").noconvert(),
         py::arg("sample_weight").noconvert(), py::arg("covariance_type"), py::arg("weights"), py::arg("means"),
         py::arg("precisions_cholesky"), py::arg("first_row"), py::arg("n_threads"));
@@ -536,7 +552,8 @@ void bind_gmm_types(py::module_& m) {
         py::arg("cols"), py::arg("stride"), py::arg("sample_weight").noconvert(), py::arg("n_components"),
         py::arg("covariance_type"), py::arg("tol"), py::arg("reg_covar"), py::arg("max_iter"), py::arg("n_init"),
         py::arg("init_params"), py::arg("seed"), py::arg("n_threads"), py::arg("verbose"), py::arg("weights_init"),
-        py::arg("means_init"), py::arg("precisions_init"), py::arg("sample_weight_ptr") = 0);
+        py::arg("means_init"), py::arg("precisions_init"), py::arg("on_degenerate"), py::arg("warm"),
+        py::arg("sample_weight_ptr") = 0);
   m.def(typed_name<T>("gmm_eval_device").c_str(), &gmm_eval_device<T>, py::arg("ptr"), py::arg("rows"),
         py::arg("cols"), py::arg("stride"), py::arg("covariance_type"), py::arg("weights"), py::arg("means"),
         py::arg("precisions_cholesky"), py::arg("what"), py::arg("n_threads"));

@@ -114,3 +114,82 @@ TEST(GmmDegenerate, PointStartWithoutRegularisationIsFlooredAtInit) {
   EXPECT_EQ(gm.events().front().kind, GmmEvent::Kind::covariance_floored);
   expect_sane(gm, x);
 }
+
+// on_degenerate = raise: scikit-learn's ValueError (and its words) where the default recovers.
+TYPED_TEST(GmmDegenerate, RaisePolicyRefusesWhatRecoverRescues) {
+  using T = TypeParam;
+  RowMatrix<T> x(10, 5);
+  for (Index i = 0; i < 10; ++i) x.row(i).setConstant(T(i < 5 ? 1 : 0));  // two points, each five times
+  for (CovarianceType t : kTypes) {
+    GmmParams p;
+    p.n_components = 10;
+    p.covariance_type = t;
+    p.reg_covar = 0;
+    GaussianMixture<T> recovered(p);
+    recovered.fit(x);
+    EXPECT_FALSE(recovered.events().empty()) << to_string(t);
+    p.on_degenerate = DegeneratePolicy::raise;
+    GaussianMixture<T> strict(p);
+    EXPECT_INVALID(strict.fit(x), "GaussianMixture::fit: Fitting the mixture model failed because some components have "
+                                  "ill-defined empirical covariance", "on_degenerate = raise");
+    EXPECT_FALSE(strict.is_fitted());
+    p.reg_covar = 1e-6;  // regularised, every covariance is positive definite: the strict fit goes through
+    GaussianMixture<T> regularised(p);
+    regularised.fit(x);
+    for (const auto& e : regularised.events()) EXPECT_NE(e.kind, GmmEvent::Kind::covariance_floored) << to_string(t);
+  }
+}
+
+// max_iter = 0: the initial parameters, nothing iterated (scikit-learn's way to inspect a start).
+TYPED_TEST(GmmDegenerate, MaxIterZeroKeepsTheInitialParameters) {
+  using T = TypeParam;
+  const RowMatrix<T> x = gmm_blobs<T>(300, 2, 5);
+  GmmParams p;
+  p.n_components = 2;
+  p.max_iter = 0;
+  p.n_init = 3;
+  GaussianMixture<T> gm(p);
+  GmmInitialParams in;
+  in.means = RowMatrix<double>(2, 2);
+  in.means << 20, 30, 30, 25;
+  gm.set_initial_params(in);
+  gm.fit(x);
+  EXPECT_EQ(gm.means(), in.means);
+  EXPECT_EQ(gm.n_iter(), 0);
+  EXPECT_FALSE(gm.converged());
+  EXPECT_TRUE(gm.trace().empty());
+  EXPECT_EQ(gm.runs().size(), 1u);  // no iteration to rank restarts by
+  EXPECT_EQ(gm.lower_bound(), -std::numeric_limits<double>::infinity());
+  EXPECT_TRUE(gm.score_samples(x).allFinite());
+}
+
+// tol = 0 runs EM to its fixed point, where the bound jitters by round-off: the first fall ends the
+// fit as converged, with an event, and the recorded bounds never decrease.
+TYPED_TEST(GmmDegenerate, RoundOffFallEndsTheFitAndTheBoundsNeverDecrease) {
+  using T = TypeParam;
+  const RowMatrix<T> x = gmm_blobs<T>(400, 2, 11, 0.0, 1.5);
+  int stopped = 0;
+  for (CovarianceType t : kTypes) {
+    GmmParams p;
+    p.n_components = 3;
+    p.covariance_type = t;
+    p.reg_covar = 0;
+    p.tol = 0;
+    p.max_iter = 3000;
+    GaussianMixture<T> gm(p);
+    gm.fit(x);
+    const auto& trace = gm.trace();
+    for (std::size_t i = 1; i < trace.size(); ++i)
+      ASSERT_GE(trace[i].lower_bound, trace[i - 1].lower_bound) << to_string(t) << " iteration " << i;
+    EXPECT_EQ(gm.lower_bound(), trace.back().lower_bound);
+    EXPECT_TRUE(gm.converged()) << to_string(t) << " after " << gm.n_iter();
+    for (const auto& e : gm.events())
+      if (e.kind == GmmEvent::Kind::roundoff_decrease) {
+        ++stopped;
+        EXPECT_EQ(e.iteration, gm.n_iter());  // the dropped step: the one after the last recorded
+        EXPECT_GT(e.value, 0);
+        EXPECT_LE(e.value, 1e-12 * std::max(1.0, std::abs(gm.lower_bound())));
+      }
+  }
+  EXPECT_GT(stopped, 0);  // at least one type reached its fixed point by a fall, not an exact tie
+}

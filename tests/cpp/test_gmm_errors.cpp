@@ -23,7 +23,7 @@ TYPED_TEST(GmmErrors, BadParametersAndData) {
   EXPECT_INVALID(fit_with([](GmmParams& p) { p.n_components = 11; }), "n_components (11) > n_samples (10)");
   EXPECT_INVALID(fit_with([](GmmParams& p) { p.reg_covar = -1e-3; }), "reg_covar must be finite and >= 0, got -0.001");
   EXPECT_INVALID(fit_with([](GmmParams& p) { p.tol = -1; }), "tol must be finite and >= 0, got -1");
-  EXPECT_INVALID(fit_with([](GmmParams& p) { p.max_iter = 0; }), "max_iter must be >= 1, got 0");
+  EXPECT_INVALID(fit_with([](GmmParams& p) { p.max_iter = -1; }), "max_iter must be >= 0, got -1");
   EXPECT_INVALID(fit_with([](GmmParams& p) { p.n_init = 0; }), "n_init must be >= 1, got 0");
   GaussianMixture<T> gm;
   EXPECT_INVALID(gm.fit(MatrixView<T>()), "GaussianMixture::fit", "empty");

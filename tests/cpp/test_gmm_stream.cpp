@@ -99,6 +99,33 @@ TYPED_TEST(GmmStream, ChunkStatisticsAtTheGroupsGiveTheBatchFitsBits) {
   }
 }
 
+// At EM's fixed point (tol = 0) update drops a step whose bound falls by round-off, as fit does: the
+// loop of updates stops where the fit stops, with the same event and the same bits.
+TYPED_TEST(GmmStream, UpdateLoopStopsAtTheRoundOffFallAsFitDoes) {
+  using T = TypeParam;
+  const Index n = 400;
+  const RowMatrix<T> x = gmm_blobs<T>(n, 2, 11, 0.0, 1.5);
+  GmmParams p;
+  p.n_components = 3;
+  p.reg_covar = 0;
+  p.tol = 0;
+  p.max_iter = 3000;
+  GaussianMixture<T> batch(p);
+  batch.fit(x);
+  ASSERT_FALSE(batch.events().empty());
+  ASSERT_EQ(batch.events().back().kind, GmmEvent::Kind::roundoff_decrease);
+  p.max_iter = 1;
+  GaussianMixture<T> chunked(p);
+  chunked.fit(x);
+  for (int it = 1; it < 3000 && !chunked.converged(); ++it) chunked.update(chunked_statistics(chunked, x, group_cuts(n), {}));
+  EXPECT_TRUE(same_bits<T>(chunked.model(), batch.model()));
+  EXPECT_EQ(chunked.n_iter(), batch.n_iter());
+  ASSERT_EQ(chunked.events().size(), batch.events().size());
+  EXPECT_EQ(chunked.events().back().kind, GmmEvent::Kind::roundoff_decrease);
+  EXPECT_EQ(chunked.events().back().iteration, batch.events().back().iteration);
+  EXPECT_EQ(chunked.events().back().value, batch.events().back().value);
+}
+
 // Any other chunking only reorders the sums: the same fit within round-off.
 TYPED_TEST(GmmStream, AnyChunkingGivesTheBatchFitWithinRoundOff) {
   using T = TypeParam;

@@ -1,5 +1,6 @@
 """mixtura.GaussianMixture from Python: scikit-learn's estimator checks, agreement with
 scikit-learn's GaussianMixture from the same initial parameters, the ELBO trace, errors."""
+import pickle
 import warnings
 
 import numpy as np
@@ -83,6 +84,100 @@ def test_degenerate_data_is_recorded_not_fatal():
         gm = mixtura.GaussianMixture(5, reg_covar=0.0, random_state=0).fit(X)
     assert np.all(np.isfinite(gm.means_)) and np.all(np.isfinite(gm.score_samples(X)))
     assert gm.events_ and {e["kind"] for e in gm.events_} <= {"covariance_floored", "component_reseeded"}
+
+
+def test_on_degenerate_raise_is_scikit_learns_error_where_recover_goes_on():
+    X = np.vstack([np.ones((5, 5)), np.zeros((5, 5))])  # scikit-learn's test_regularisation
+    for cov_type in ["full", "tied", "diag", "spherical"]:
+        recovered = mixtura.GaussianMixture(10, covariance_type=cov_type, reg_covar=0, random_state=0).fit(X)
+        assert recovered.events_
+        strict = mixtura.GaussianMixture(10, covariance_type=cov_type, reg_covar=0, on_degenerate="raise",
+                                         random_state=0)
+        with pytest.raises(ValueError, match=r"^GaussianMixture::fit: Fitting the mixture model failed because some "
+                                             r"components have ill-defined empirical covariance .*on_degenerate = raise"):
+            strict.fit(X)
+        assert not hasattr(strict, "means_")
+        strict.set_params(reg_covar=1e-6).fit(X)  # positive definite with regularisation: no error
+    with pytest.raises(ValueError, match=r"^GaussianMixture: on_degenerate must be .recover. or .raise., got .ignore.$"):
+        mixtura.GaussianMixture(2, on_degenerate="ignore").fit(X)
+
+
+def test_max_iter_zero_gives_the_start_without_a_warning(blobs):
+    means_init = np.array([[20.0, 30.0, 0.0], [30.0, 25.0, 1.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ConvergenceWarning: the start was asked for
+        gm = mixtura.GaussianMixture(2, means_init=means_init, max_iter=0, n_init=3, random_state=0).fit(blobs)
+    np.testing.assert_array_equal(gm.means_, means_init)
+    assert gm.n_iter_ == 0 and not gm.converged_ and gm.lower_bounds_ == [] and gm.lower_bound_ == -np.inf
+    assert len(gm.elbo_traces_) == 1  # one restart: none to rank
+    again = pickle.loads(pickle.dumps(gm))
+    assert again.lower_bound_ == -np.inf
+    np.testing.assert_array_equal(again.score_samples(blobs), gm.score_samples(blobs))
+    with pytest.raises(ValueError, match=r"GaussianMixture::fit: max_iter must be >= 0, got -1"):
+        mixtura.GaussianMixture(2, max_iter=-1).fit(blobs)
+
+
+def test_warm_start_goes_on_from_the_model_and_judges_convergence_across_fits(blobs):
+    one = mixtura.GaussianMixture(3, tol=1e-6, max_iter=500, random_state=1).fit(blobs)
+    warm = mixtura.GaussianMixture(3, tol=1e-6, max_iter=1, warm_start=True, random_state=1)
+    bounds = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for _ in range(500):
+            warm.fit(blobs)
+            bounds += warm.lower_bounds_
+            if warm.converged_:
+                break
+    assert warm.converged_
+    # one EM step per fit from the previous fit's model: the single fit's trace and model, bit for bit
+    assert bounds == one.lower_bounds_
+    np.testing.assert_array_equal(warm.means_, one.means_)
+    np.testing.assert_array_equal(warm.precisions_cholesky_, one.precisions_cholesky_)
+
+
+def test_a_round_off_fall_of_the_bound_ends_the_fit_and_the_bounds_never_decrease():
+    rng = np.random.RandomState(0)  # three overlapping blobs: EM creeps to its fixed point
+    X = np.vstack([rng.randn(150, 2) + [0, 0], rng.randn(150, 2) + [1.5, 0], rng.randn(150, 2) + [0, 1.5]])
+    falls = 0
+    for cov_type in ["full", "tied", "diag", "spherical"]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # full still climbs by 1e-14 an iteration
+            gm = mixtura.GaussianMixture(3, covariance_type=cov_type, reg_covar=0, tol=0, max_iter=2000,
+                                         random_state=0).fit(X)
+        assert gm.converged_ or gm.n_iter_ == 2000, cov_type
+        assert np.all(np.diff(gm.lower_bounds_) >= 0), cov_type
+        fall = [e for e in gm.events_ if e["kind"] == "roundoff_decrease"]
+        falls += len(fall)
+        for e in fall:
+            assert e["iteration"] == gm.n_iter_ and 0 < e["value"] <= 1e-12 * max(1, abs(gm.lower_bound_))
+        again = pickle.loads(pickle.dumps(gm))  # the event is saved and read back
+        assert again.events_ == gm.events_
+    assert falls > 0
+
+
+def test_float32_data_give_float32_parameters_and_outputs_from_a_kept_float64_model(blobs):
+    X32 = blobs.astype(np.float32)
+    gm = mixtura.GaussianMixture(3, random_state=0).fit(X32)
+    for name in ["weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_"]:
+        assert getattr(gm, name).dtype == np.float32, name  # as scikit-learn's
+    for method in ["score_samples", "predict_proba", "component_log_density"]:
+        assert getattr(gm, method)(X32).dtype == np.float32, method
+        assert getattr(gm, method)(blobs).dtype == np.float64, method  # float64 X: float64 out, as scikit-learn
+    assert gm.sample(5)[0].dtype == np.float32 and isinstance(gm.score(X32), float)
+    # the computations use the float64 model the fit left, whose rounding the attributes are
+    f64 = mixtura.GaussianMixture(3, max_iter=0, warm_start=True)
+    f64.fit(blobs[:3])  # any fitted float64 model, then the float32 fit's float64 parameters put in
+    for name in gm._PARAMETERS:
+        setattr(f64, name + "_", gm._exact.get(name + "_", getattr(gm, name + "_").astype(np.float64)))
+    np.testing.assert_array_equal(gm.score_samples(X32), f64.score_samples(X32).astype(np.float32))
+    assert gm.score(X32) == f64.score(X32)
+    again = pickle.loads(pickle.dumps(gm))  # the file holds the float64 model and the dtype
+    assert again.means_.dtype == np.float32 and again.score(X32) == gm.score(X32)
+    np.testing.assert_array_equal(again.means_, gm.means_)
+    # an attribute changed by hand is the model from then on
+    gm.means_[0] += 1
+    assert gm.score(X32) != again.score(X32)
+    assert pickle.loads(pickle.dumps(gm)).score(X32) == gm.score(X32)  # and what a file holds
 
 
 def test_sampling_is_reproducible(blobs):

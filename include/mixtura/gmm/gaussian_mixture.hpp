@@ -56,6 +56,15 @@ struct GmmStreamState {
 };
 
 namespace detail {
+/// A fall of the per-sample lower bound at most this times max(1, |L|) is round-off (measured falls at
+/// a fixed point: a few ulps of L, about 1e-15 relative).
+inline constexpr double kBoundRoundOff = 1e-12;
+/// Whether the bound fell from `previous` to `current` by no more than round-off (EM never lowers it).
+inline bool roundoff_fall(double previous, double current) {
+  const double fall = previous - current;
+  return fall > 0 && fall <= kBoundRoundOff * std::max(1.0, std::abs(previous));
+}
+
 /// The K-means run behind init = kmeans for restart `restart` (shared with model selection, which
 /// runs it once per component count for all covariance types).
 inline KMeansParams kmeans_init_params(const GmmParams& p, int restart) {
@@ -133,7 +142,8 @@ class GaussianMixture {
   /// One M-step from statistics (any model's, merged over any chunks): the fit's update, with
   /// reg_covar, the degenerate-component policy (re-seeds on the statistics' worst rows, floors scaled
   /// by their data variance; recorded in events()) and the ELBO staircase's record appended to the
-  /// trace (converged() when its L moved by less than tol since the previous record). The statistics'
+  /// trace (converged() when its L moved by less than tol since the previous record; a fall within
+  /// round-off is not applied: event roundoff_decrease, converged). The statistics'
   /// covariance type and sizes must match the parameters (and the fitted model's features). Clears the
   /// online-EM state: partial_fit goes on from the new model.
   GaussianMixture& update(const GmmStats& stats) {
@@ -146,8 +156,15 @@ class GaussianMixture {
       next.runs.emplace_back();
     }
     GmmRun& run = next.runs[static_cast<std::size_t>(next.best)];
-    GmmModel model = detail::update_from_statistics(stats, params_.reg_covar, &next.events, next.best, run.n_iter);
     const double previous = run.trace.empty() ? -std::numeric_limits<double>::infinity() : run.trace.back().lower_bound;
+    const double current = stats.log_likelihood / stats.weight;
+    if (detail::roundoff_fall(previous, current)) {  // as fit: the step is dropped, the fit has converged
+      next.events.push_back({GmmEvent::Kind::roundoff_decrease, next.best, run.n_iter, -1, -1, previous - current});
+      run.converged = true;
+      commit(std::move(next), GmmStreamState{});
+      return *this;
+    }
+    GmmModel model = detail::update_from_statistics(stats, params_.reg_covar, &next.events, next.best, run.n_iter);
     append_record(run, stats, model, clock);
     run.converged = std::abs(run.lower_bound - previous) < params_.tol;  // as fit judges its iterations
     next.model = std::move(model);
@@ -479,6 +496,24 @@ class GaussianMixture {
     return gaps;
   }
 
+  /// With on_degenerate = raise: throws for the first event in events[from...] where scikit-learn's fit
+  /// fails, a covariance that is not positive definite: floored, or re-seeded without reg_covar (an
+  /// emptied component's covariance is then 0; with reg_covar > 0 it is reg_covar * I and fine).
+  void refuse_degenerate(const std::vector<GmmEvent>& events, std::size_t from) const {
+    if (params_.on_degenerate != DegeneratePolicy::raise) return;
+    for (std::size_t i = from; i < events.size(); ++i) {
+      const GmmEvent& e = events[i];
+      const bool singular = e.kind == GmmEvent::Kind::covariance_floored ||
+                            (e.kind == GmmEvent::Kind::component_reseeded && params_.reg_covar == 0);
+      if (!singular) continue;
+      throw InvalidArgument(detail::format(
+          "GaussianMixture::fit: Fitting the mixture model failed because some components have ill-defined empirical "
+          "covariance (for instance caused by singleton or collapsed samples). Try to decrease the number of "
+          "components, increase reg_covar, or scale the input data. (on_degenerate = raise: %s, component %d, "
+          "restart %d, iteration %d)", to_string(e.kind), e.component, e.restart, e.iteration));
+    }
+  }
+
   /// fit_on for a host or device view of X (View = MatrixView or DeviceMatrixView) and of the weights
   /// (WView = VectorView or, with device X, DeviceVectorView). Their values are reached only through the
   /// backend: check_data_on, check_weights_on, the passes, fetch_rows, host_weights (core/data_access.hpp).
@@ -488,7 +523,7 @@ class GaussianMixture {
     const char* where = "GaussianMixture::fit";
     const GmmParams& p = params_;
     MIXTURA_EXPECTS(p.n_components >= 1, "%s: n_components must be >= 1, got %d", where, p.n_components);
-    MIXTURA_EXPECTS(p.max_iter >= 1, "%s: max_iter must be >= 1, got %d", where, p.max_iter);
+    MIXTURA_EXPECTS(p.max_iter >= 0, "%s: max_iter must be >= 0, got %d", where, p.max_iter);
     MIXTURA_EXPECTS(p.n_init >= 1, "%s: n_init must be >= 1, got %d", where, p.n_init);
     MIXTURA_EXPECTS(std::isfinite(p.tol) && p.tol >= 0, "%s: tol must be finite and >= 0, got %g", where, p.tol);
     MIXTURA_EXPECTS(std::isfinite(p.reg_covar) && p.reg_covar >= 0, "%s: reg_covar must be finite and >= 0, got %g",
@@ -547,13 +582,15 @@ class GaussianMixture {
 
     State next;
     next.n_features = X.cols;
-    const int restarts = warm ? 1 : p.n_init;
+    // max_iter = 0 keeps the initial parameters: with no iteration to rank restarts by, one restart.
+    const int restarts = warm || p.max_iter == 0 ? 1 : p.n_init;
     for (int r = 0; r < restarts; ++r) {
       detail::Stopwatch clock;
       ctx.restart = r;
       ctx.iteration = -1;
       ctx.events = &next.events;
       GmmModel model = warm ? state_.model : initial_model(be, X_init, sample_weight, w_host, r, ctx, data);
+      refuse_degenerate(next.events, 0);
       GmmRun run;
       run.init_seconds = clock.seconds();
       double lower_bound = warm ? state_.runs[static_cast<std::size_t>(state_.best)].lower_bound
@@ -565,7 +602,16 @@ class GaussianMixture {
         GmmIteration rec;
         rec.lower_bound = stats.log_likelihood / stats.weight;
         rec.entropy = stats.entropy / stats.weight;
+        // EM never lowers L; a fall within round-off means the fixed point is reached. The step is
+        // dropped (lower_bounds stay non-decreasing, nothing recorded is altered) and the fit ends.
+        if (detail::roundoff_fall(lower_bound, rec.lower_bound)) {
+          next.events.push_back({GmmEvent::Kind::roundoff_decrease, r, it, -1, -1, lower_bound - rec.lower_bound});
+          run.converged = true;
+          break;
+        }
+        const std::size_t events_before = next.events.size();
         GmmModel updated = detail::update_from_statistics(stats, p.reg_covar, ctx.events, r, it, row_of);
+        refuse_degenerate(next.events, events_before);
         rec.elbo_after_m = detail::elbo_from_stats(stats, updated);
         model = std::move(updated);
         rec.seconds = iter_clock.seconds();

@@ -24,6 +24,13 @@ enum class GmmInit {
   random_from_data,  ///< each component on one row drawn at random; covariance reg_covar * I
 };
 
+/// What fit does when a component degenerates (no weight left, or a covariance that is not positive
+/// definite): recover and record an event (the default), or raise as scikit-learn does.
+enum class DegeneratePolicy {
+  recover,  ///< re-seed the component or add diagonal jitter; recorded in events()
+  raise,    ///< throw InvalidArgument naming the component, restart and iteration
+};
+
 inline const char* to_string(CovarianceType t) {
   switch (t) {
     case CovarianceType::full: return "full";
@@ -50,10 +57,11 @@ struct GmmParams {
   CovarianceType covariance_type = CovarianceType::full; ///< covariance shape
   double tol = 1e-3;          ///< stop when the per-sample lower bound changes by less than tol
   double reg_covar = 1e-6;    ///< added to the diagonal of every covariance (>= 0)
-  int max_iter = 100;         ///< EM iterations per restart (>= 1)
+  int max_iter = 100;         ///< EM iterations per restart (>= 0; 0: the initial parameters, one restart)
   int n_init = 1;             ///< restarts; the one with the highest lower bound is kept
   GmmInit init = GmmInit::kmeans;
   bool warm_start = false;    ///< start from the fitted model (one restart) instead of init
+  DegeneratePolicy on_degenerate = DegeneratePolicy::recover;  ///< fit only; partial_fit always recovers
   std::uint64_t seed = 0;     ///< key of the counter-based random numbers
   int n_threads = 0;          ///< OpenMP threads for data passes; 0 = OpenMP's default
   // Online EM (partial_fit): chunk t >= 2 is blended into the running statistics with step
@@ -77,13 +85,14 @@ struct GmmEvent {
     component_reseeded = 0,  ///< component had (almost) no weight: moved to a worst-explained row
     covariance_floored = 1,  ///< covariance not positive definite: `value` added to its diagonal
     component_starved = 2,    ///< online EM: share fell to `value`, raised to a floor (mean, covariance kept)
+    roundoff_decrease = 3,    ///< L(theta_t) fell below L(theta_t-1) by `value` <= round-off: step dropped, converged
   };
   Kind kind = Kind::component_reseeded;
   int restart = 0;
   int iteration = 0;   ///< -1: during initialisation; online EM: the step (chunk number, from 1)
   int component = 0;
   Index row = -1;      ///< re-seeded at this row (component_reseeded)
-  double value = 0;    ///< what was added to the diagonal (covariance_floored)
+  double value = 0;    ///< added to the diagonal (covariance_floored); the bound's fall (roundoff_decrease)
 };
 
 inline const char* to_string(GmmEvent::Kind k) {
@@ -91,6 +100,7 @@ inline const char* to_string(GmmEvent::Kind k) {
     case GmmEvent::Kind::component_reseeded: return "component_reseeded";
     case GmmEvent::Kind::covariance_floored: return "covariance_floored";
     case GmmEvent::Kind::component_starved: return "component_starved";
+    case GmmEvent::Kind::roundoff_decrease: return "roundoff_decrease";
   }
   return "unknown";
 }

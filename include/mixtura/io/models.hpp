@@ -770,7 +770,7 @@ GaussianMixture<T> gaussian_mixture_from_sections(const ModelFile& mf, const std
   for (std::uint64_t i = 0; i < es[0]; ++i) {
     const std::int64_t* e = ev.data() + 5 * i;
     // component -1: the tied covariance; iteration -1: during initialisation.
-    MIXTURA_EXPECTS(e[0] >= 0 && e[0] <= 2 && e[1] >= 0 && static_cast<std::uint64_t>(e[1]) < R && e[2] >= -1 &&
+    MIXTURA_EXPECTS(e[0] >= 0 && e[0] <= 3 && e[1] >= 0 && static_cast<std::uint64_t>(e[1]) < R && e[2] >= -1 &&
                         e[2] <= n_iter[static_cast<std::size_t>(e[1])] && e[3] >= -1 && e[3] < K && e[4] >= -1,
                     "%s: event %llu (kind %lld, restart %lld, iteration %lld, component %lld, row %lld) is out of range",
                     where, static_cast<unsigned long long>(i), static_cast<long long>(e[0]), static_cast<long long>(e[1]),
