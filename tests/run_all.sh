@@ -4,9 +4,10 @@
 # installed package (find_package(mixtura)), the GoogleTest suite through ctest (the hot suites again
 # at each x86-64 level), the model-file and core tests under ASan+UBSan, a minute of fuzzing the
 # model-file reader, a serial build's bits, then the Python package, installed with `pip install .`
-# into a fresh virtual environment, through pytest at this CPU's highest level and, without the tests
-# marked top_level_only, at each lower level it runs, under qemu-x86_64 as older CPUs, and last the
-# C++ subset cross-built for aarch64 under qemu-aarch64.
+# into a fresh virtual environment, through pytest at this CPU's highest level, the documentation
+# site (docs/build.sh: sphinx -W, the notebooks run) and, without the tests marked top_level_only, at
+# each lower level it runs, under qemu-x86_64 as older CPUs, and last the C++ subset cross-built for
+# aarch64 under qemu-aarch64.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -65,6 +66,12 @@ levels=$("$venv/bin/python" -c 'import mixtura; b = mixtura.build_info(); print(
 read -r top cpu_levels <<<"$levels"
 step "pytest, all tests, at this CPU's highest level ($top)"
 "$venv/bin/python" -m pytest -q tests/python
+
+step "Documentation: the docs extra into the same environment, the site built with sphinx -W"
+# "mixtura[docs]", not ".[docs]": the extra's packages beside the installed mixtura, without a rebuild.
+"$venv/bin/python" -m pip install -q "mixtura[docs]"
+PYTHON="$venv/bin/python" bash docs/build.sh
+
 # The other copies of the core that this CPU can run check the arithmetic, whose bits depend on the
 # vector width: every test but those marked top_level_only (Python plumbing, argument errors, the CSV
 # reader and command line, DLPack descriptors, notebooks, scikit-learn's own suites, fresh interpreters,

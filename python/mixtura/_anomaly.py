@@ -18,7 +18,7 @@ Explanation.__doc__ = """Why rows scored as they did.
 
 contributions : ndarray or pandas.DataFrame of shape (n_samples, n_features)
     Under the responsible component k with precision P, (P (x - mu_k))_j / sqrt(P_jj): the
-    standardised residual of feature j given all the other features. Large |value| = feature j
+    standardised residual of feature j given all the other features. Large ``|value|`` = feature j
     is off. The same whatever the units of the features. A DataFrame with X's index and columns
     when X is a pandas DataFrame.
 component : ndarray of shape (n_samples,)
@@ -103,16 +103,16 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
     Attributes
     ----------
     offset_ : float
-        decision_function = score_samples - offset_.
+        decision_function = score_samples - ``offset_``.
     score_median_ : float
-        The median of the scores offset_ is a quantile of (held-out, training or model-drawn rows; after
+        The median of the scores ``offset_`` is a quantile of (held-out, training or model-drawn rows; after
         partial_fit, of the recent scores of rows not flagged); NaN for a detector loaded from an older file.
     n_steps_ : int
         Chunks partial_fit has followed (0 after fit).
     stream_recent_scores_ : ndarray
         The recent scores of rows not flagged behind a streaming threshold.
     center_, scale_ : ndarray of shape (n_features,)
-        The scaling z = (x - center_) / scale_.
+        The scaling z = (x - ``center_``) / ``scale_``.
     n_components_ : int
     n_trimmed_ : int
         Training rows the trimmed fit set aside (0 without ``trim``).
@@ -261,13 +261,13 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
         and move the threshold (an anomaly does not teach the detector that it is normal).
 
         The first call on an unfitted detector fits the chunk (as fit). Each later call, with the
-        detector's scores of X before the step: the rows scoring at least offset_ go to the
+        detector's scores of X before the step: the rows scoring at least ``offset_`` go to the
         Gaussian mixture's online EM (``model_.partial_fit`` on the scaled rows, with this
         detector's ``half_life``; the scaling stays the fit's). Every row's score joins the recent
         scores (the last ``half_life`` rows, at least 200, or 10 000 without a half-life), a flagged
         row's as the threshold itself: its value teaches nothing, but the median sees it fell below.
-        Once 50 are there, the threshold follows their median: score_median_ becomes that median and
-        offset_ moves with it, keeping the fit's calibrated distance score_median_ - offset_ while the
+        Once 50 are there, the threshold follows their median: ``score_median_`` becomes that median and
+        ``offset_`` moves with it, keeping the fit's calibrated distance ``score_median_ - offset_`` while the
         level of the scores drifts. Method "gmm" only. Returns self.
         """
         self._checked_params()  # bad parameters are refused before X is read
@@ -343,7 +343,7 @@ class DensityAnomalyDetector(_io.ModelFileMixin, OutlierMixin, BaseEstimator):
         return self._eval(self._host(X, "score_samples"), "score_samples")
 
     def decision_function(self, X):
-        """score_samples(X) - offset_: negative for rows flagged as anomalous, shape (n_samples,)."""
+        """score_samples(X) - ``offset_``: negative for rows flagged as anomalous, shape (n_samples,)."""
         return self.score_samples(self._host(X, "decision_function")) - self.offset_
 
     def predict(self, X):

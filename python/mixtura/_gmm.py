@@ -95,8 +95,8 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
     lower_bound_ : float
     lower_bounds_ : list of float
         L(theta_t) per iteration of the kept restart (the mean log-likelihood before each M-step).
-    elbo_trace_ : ndarray of shape (n_iter_, 2)
-        L(theta_t) and ELBO(q_t, theta_{t+1}) per iteration (column 0 equals lower_bounds_).
+    elbo_trace_ : ndarray of shape (``n_iter_``, 2)
+        L(theta_t) and ELBO(q_t, theta_{t+1}) per iteration (column 0 equals ``lower_bounds_``).
     elbo_traces_ : list of ndarray
         The same for every restart.
     events_ : list of dict
@@ -372,7 +372,7 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
 
     def update(self, statistics):
         """One M-step from statistics (GaussianMixture.statistics, merged over any chunks), with reg_covar
-        and the degenerate-component policy; appends its record to the trace (converged_ when the lower
+        and the degenerate-component policy; appends its record to the trace (``converged_`` when the lower
         bound moved by less than tol). Works unfitted too (the statistics carry the sizes). Returns self."""
         p = _params.validate(self)
         if not isinstance(statistics, _core.GaussianMixtureStatistics):
@@ -398,7 +398,7 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         the running statistics with the step of learning_offset, learning_decay (or half_life), and the
         model becomes their M-step. A component whose share falls below 1e-6 is held there (event
         component_starved). One trace record per chunk: its mean log-likelihood before the step and its
-        ELBO after (elbo_trace_). Host arrays only.
+        ELBO after (``elbo_trace_``). Host arrays only.
         """
         p = _params.validate(self)
         who = "GaussianMixture.partial_fit"

@@ -158,7 +158,7 @@ class KMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, ClusterMixin, 
     inertia_ : float
         Weighted sum of squared distances to the nearest centre, computed without cancellation.
     n_iter_ : int
-    distortion_trace_ : ndarray of shape (n_iter_, 2)
+    distortion_trace_ : ndarray of shape (``n_iter_``, 2)
         J after the assignment half-step and after the update half-step, per iteration of the kept
         restart (both never increase).
     distortion_traces_ : list of ndarray

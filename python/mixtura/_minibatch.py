@@ -18,7 +18,7 @@ class MiniBatchKMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, Clust
     Each step draws ``batch_size`` rows (with replacement, with probability proportional to the sample
     weight), assigns them to the nearest centres with the assignment pass of :class:`KMeans`, and
     moves each centre towards the mean of its batch rows with the learning rate
-    W_batch / (counts_ + W_batch), counts_ being the weight the centre has absorbed. Batches,
+    W_batch / (``counts_`` + W_batch), ``counts_`` being the weight the centre has absorbed. Batches,
     initialisation and reassignments come from a counter-based generator keyed by the seed: results
     are reproducible and the same for any number of threads.
 
@@ -62,7 +62,7 @@ class MiniBatchKMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, Clust
         In X's dtype (float32 or float64; anything else becomes float64).
     labels_ : ndarray of shape (n_samples,)
         Labels of fit's rows, or of the last partial_fit's; absent after a fit or partial_fit with
-        compute_labels=False (scikit-learn keeps an earlier call's labels_ after partial_fit).
+        compute_labels=False (scikit-learn keeps an earlier call's ``labels_`` after partial_fit).
     inertia_ : float
         Weighted sum of squared distances of those rows to their nearest centre (compute_labels=False
         after fit: the smoothed batch distortion times the total weight, as scikit-learn; absent after
@@ -73,7 +73,7 @@ class MiniBatchKMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, Clust
         Mini-batch steps taken (fit and the partial_fit calls since).
     n_iter_ : int
         Passes over the data that fit's steps amount to, rounded up.
-    distortion_trace_ : ndarray of shape (n_steps_, 2), float64
+    distortion_trace_ : ndarray of shape (``n_steps_``, 2), float64
         Per step: the batch's weighted distortion under the centres before the step, and under the
         centres after it (same labels; from the statistics, no extra pass).
     events_ : list of dict

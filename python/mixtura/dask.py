@@ -1035,7 +1035,7 @@ class DensityAnomalyDetector(_DaskMixin, _DensityAnomalyDetector):
     block; NumPy input is scored as by mixtura.DensityAnomalyDetector. Method "kmeans" runs
     :class:`mixtura.dask.KMeans` for each count and puts spherical components at its centres, as on
     one machine. No partial_fit (streams: mixtura.DensityAnomalyDetector.partial_fit) and no trimmed fit
-(``trim``: fit the one-machine detector on a sample). ``n_threads`` (default 1) is
+    (``trim``: fit the one-machine detector on a sample). ``n_threads`` (default 1) is
     each block's C++ threads. Saved files are DensityAnomalyDetector files.
     """
 
@@ -1250,7 +1250,7 @@ class DensityAnomalyDetector(_DaskMixin, _DensityAnomalyDetector):
         return self._blockwise(X, "score_samples", "DensityAnomalyDetector.score_samples", dtype=np.float64)
 
     def decision_function(self, X):
-        """score_samples - offset_ (a Dask array for Dask input)."""
+        """score_samples - ``offset_`` (a Dask array for Dask input)."""
         return self._blockwise(X, "decision_function", "DensityAnomalyDetector.decision_function",
                                dtype=np.float64)
 
