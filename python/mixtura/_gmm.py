@@ -103,7 +103,7 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         What the fit did on degenerate data (component re-seeded, covariance floored; in online EM,
         component_starved: its share fell to ``value`` and is held at a floor of 1e-6), and
         roundoff_decrease: at EM's fixed point the bound fell by ``value`` (at most 1e-12 times
-        max(1, |lower bound|): round-off, as EM never lowers it); that step was not applied or
+        ``max(1, abs(lower_bound_))``: round-off, as EM never lowers it); that step was not applied or
         recorded and the fit ended as converged, so ``lower_bounds_`` never decreases.
     n_features_in_ : int
     n_steps_ : int
