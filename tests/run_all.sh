@@ -2,8 +2,8 @@
 # Installs what is missing, builds everything (CUDA too when nvcc is found: compiled and linked,
 # its tests skip without a GPU) and runs every test: a separate CMake project built against the
 # installed package (find_package(mixtura)), the GoogleTest suite through ctest (the hot suites again
-# at each x86-64 level), the model-file and core tests under ASan+UBSan, a minute of fuzzing the
-# model-file reader, a serial build's bits, then the Python package, installed with `pip install .`
+# at each x86-64 level), the model-file and core tests under ASan+UBSan beside a minute of fuzzing
+# the model-file reader, a serial build's bits, then the Python package, installed with `pip install .`
 # into a fresh virtual environment, through pytest at this CPU's highest level, the documentation
 # site (docs/build.sh: sphinx -W, the notebooks run) and, without the tests marked top_level_only, at
 # each lower level it runs, under qemu-x86_64 as older CPUs, and last the C++ subset cross-built for
@@ -44,12 +44,27 @@ cmake --build "$MIXTURA_BUILD_DIR/consumer" -j "$MIXTURA_JOBS" >/dev/null
 step "C++ tests"
 (cd "$MIXTURA_BUILD_DIR" && ctest --output-on-failure -j "$MIXTURA_JOBS")
 
-step "C++ tests under AddressSanitizer and UndefinedBehaviorSanitizer (test_model_io, test_core)"
-bash tests/sanitizers.sh
-
-step "Fuzzing the model-file reader and loaders (libFuzzer, 60 s from tests/fuzz/corpus)"
+step "ASan+UBSan (test_model_io, test_core) beside 60 s of fuzzing the model-file reader (libFuzzer)"
+# Each is mostly one process (one compiler of one large file; clang then one fuzzer): side by side
+# they share the two cores instead of taking turns.
 bash .ci/install-deps clang libclang-rt-dev
-bash tests/fuzz.sh 60
+fuzz_log="$MIXTURA_BUILD_DIR/fuzz.log"
+mkdir -p "$MIXTURA_BUILD_DIR"
+bash tests/fuzz.sh 60 >"$fuzz_log" 2>&1 &
+fuzz_pid=$!
+if ! bash tests/sanitizers.sh; then
+  kill "$fuzz_pid" 2>/dev/null || true
+  exit 1
+fi
+fuzz_rc=0
+wait "$fuzz_pid" || fuzz_rc=$?
+if [ "$fuzz_rc" -ne 0 ]; then
+  cat "$fuzz_log"
+  echo "tests/fuzz.sh failed (exit $fuzz_rc): its log is above" >&2
+  exit 1
+fi
+echo "-- fuzzing (the end of $fuzz_log):"
+tail -n 25 "$fuzz_log"
 
 step "Serial build (no OpenMP, Eigen fetched) gives the OpenMP build's bits"
 bash tests/serial_bits.sh "$MIXTURA_BUILD_DIR/serial_bits"
