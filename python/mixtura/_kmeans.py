@@ -46,16 +46,14 @@ class _Init:
 
 
 class _Algorithm:
-    """KMeans' algorithm: only "lloyd" (scikit-learn's "elkan" gives the same iterations faster in some
-    cases; mixtura does not implement it, and says so rather than run Lloyd under its name)."""
+    """KMeans' algorithm: "auto", "lloyd", or "elkan" (scikit-learn's name for the search that skips rows
+    by the triangle inequality; mixtura's is Hamerly's, also accepted as "hamerly"). The results are
+    the same bit for bit."""
 
     def __call__(self, who, name, value):
-        if isinstance(value, str) and value == "lloyd":
+        if isinstance(value, str) and value in ("auto", "lloyd", "elkan", "hamerly"):
             return value
-        if isinstance(value, str) and value == "elkan":
-            raise ValueError(f"{who}: algorithm='elkan' is not offered; mixtura runs Lloyd's algorithm "
-                             "(algorithm='lloyd'), whose iterations Elkan's algorithm reproduces")
-        raise ValueError(f"{who}: algorithm must be 'lloyd', got {value!r}")
+        raise ValueError(f"{who}: algorithm must be 'auto', 'lloyd', 'elkan' or 'hamerly', got {value!r}")
 
 
 def _init_of(est, n_features, dtype, X=None, random_state=None):
@@ -135,8 +133,14 @@ class KMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, ClusterMixin, 
         Seed of the counter-based random numbers (an integer gives reproducible fits).
     copy_x : bool, default=True
         Accepted for scikit-learn compatibility; X is never modified (nor centred), whatever its value.
-    algorithm : {"lloyd"}, default="lloyd"
-        Lloyd's algorithm, the only one; scikit-learn's "elkan" is refused with a ValueError.
+    algorithm : {"auto", "lloyd", "elkan", "hamerly"}, default="auto"
+        How each iteration finds every row's nearest centre; the results are the same bit for bit
+        (labels, centres, trace, ``n_iter_``, ``inertia_``). "lloyd" searches every row against every
+        centre. "elkan" (scikit-learn's name) and "hamerly" both run Hamerly's bounds (2010): a row
+        whose bounds show its centre cannot change, with a margin wider than the search's rounding
+        error, is not searched. "auto" takes the bounds where they measured faster, n_clusters *
+        n_features >= 2048, else Lloyd's search. Host data on the CPU; on a GPU every row is
+        searched.
     n_threads : int in [0, 1024], default=0
         OpenMP threads of the C++ passes; 0 uses OpenMP's default. Results do not depend on it.
     device : {"cpu", "cuda", "auto"}, default="cpu"
@@ -200,7 +204,7 @@ class KMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, ClusterMixin, 
                        "trace_n_changed_", "trace_seconds_"]
 
     def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto", max_iter=300, tol=1e-4, verbose=0,
-                 random_state=None, copy_x=True, algorithm="lloyd", n_threads=0, device="cpu"):
+                 random_state=None, copy_x=True, algorithm="auto", n_threads=0, device="cpu"):
         self.n_clusters = n_clusters
         self.init = init
         self.n_init = n_init
@@ -262,7 +266,8 @@ class KMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, ClusterMixin, 
         init, init_centers = _init_of(self, X.shape[1], X.dtype, X, p["random_state"])
         fit = _core.typed("kmeans_fit", X.dtype)
         r = fit(X, w, init_centers, p["n_clusters"], init, p["n_init"], p["max_iter"], p["tol"],
-                _params.seed(p["random_state"]), p["n_threads"], p["verbose"], device)
+                _params.seed(p["random_state"]), p["n_threads"], p["verbose"], device,
+                {"elkan": "hamerly"}.get(p["algorithm"], p["algorithm"]))
         return self._finish_fit(r)
 
     def _finish_fit(self, r):

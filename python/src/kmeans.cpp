@@ -53,8 +53,14 @@ mixtura::KMeansInit parse_init(const std::string& init) {
 /// A K-means estimator with the parameters of a fit and the iteration callback (verbose, Ctrl-C).
 template <class T>
 mixtura::KMeans<T> make_kmeans(bool given, int n_clusters, const std::string& init, int n_init, int max_iter,
-                               double tol, std::uint64_t seed, int n_threads, int verbose) {
+                               double tol, std::uint64_t seed, int n_threads, int verbose,
+                               const std::string& algorithm = "auto") {
   mixtura::KMeansParams p;
+  if (algorithm != "auto" && algorithm != "lloyd" && algorithm != "hamerly")
+    throw mixtura::InvalidArgument("KMeans: algorithm must be 'auto', 'lloyd' or 'hamerly', got '" + algorithm + "'");
+  p.algorithm = algorithm == "hamerly" ? mixtura::KMeansAlgorithm::hamerly
+                : algorithm == "lloyd" ? mixtura::KMeansAlgorithm::lloyd
+                                       : mixtura::KMeansAlgorithm::automatic;
   p.n_clusters = n_clusters;
   p.init = given ? mixtura::KMeansInit::given : parse_init(init);
   p.n_init = n_init;
@@ -78,8 +84,9 @@ template <class T>
 py::dict kmeans_fit(const Array<T>& X, const std::optional<Array<T>>& sample_weight,
                     const std::optional<Array<T>>& init_centers, int n_clusters, const std::string& init, int n_init,
                     int max_iter, double tol, std::uint64_t seed, int n_threads, int verbose,
-                    const std::string& device) {
-  auto km = make_kmeans<T>(init_centers.has_value(), n_clusters, init, n_init, max_iter, tol, seed, n_threads, verbose);
+                    const std::string& device, const std::string& algorithm) {
+  auto km = make_kmeans<T>(init_centers.has_value(), n_clusters, init, n_init, max_iter, tol, seed, n_threads, verbose,
+                           algorithm);
   const auto Xv = view(X, "X");
   const auto wv = weights_view(sample_weight);
   const auto Cv = init_centers ? view(*init_centers, "init") : mixtura::MatrixView<T>{};
@@ -312,7 +319,7 @@ void bind_kmeans_types(py::module_& m) {
   m.def(typed_name<T>("kmeans_fit").c_str(), &kmeans_fit<T>, py::arg("X").noconvert(),
         py::arg("sample_weight").noconvert(), py::arg("init_centers").noconvert(), py::arg("n_clusters"),
         py::arg("init"), py::arg("n_init"), py::arg("max_iter"), py::arg("tol"), py::arg("seed"), py::arg("n_threads"),
-        py::arg("verbose"), py::arg("device") = "cpu");
+        py::arg("verbose"), py::arg("device") = "cpu", py::arg("algorithm") = "auto");
   m.def(typed_name<T>("kmeans_predict").c_str(), &kmeans_predict<T>, py::arg("X").noconvert(),
         py::arg("centers").noconvert(), py::arg("n_threads"));
   m.def(typed_name<T>("kmeans_transform").c_str(), &kmeans_transform<T>, py::arg("X").noconvert(),

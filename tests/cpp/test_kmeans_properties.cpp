@@ -272,3 +272,114 @@ TEST(KMeansLarge, Float32MillionRowsWithLargeOffset) {
   // Unit-variance noise in 4 dimensions: about 4 per row once the blobs are found.
   EXPECT_NEAR(km.inertia() / n, 4.0, 0.1);
 }
+
+// Hamerly's bounds skip rows whose centre provably stays: labels, centres, trace, events and n_iter
+// are Lloyd's bit for bit, on structured and unstructured data, near ties and far from the origin,
+// weighted or not, for one and two threads.
+TYPED_TEST(KMeansProperties, HamerlyGivesLloydsBits) {
+  using T = TypeParam;
+  struct Case {
+    RowMatrix<T> x;
+    int k;
+    bool weighted;
+  };
+  std::vector<Case> cases;
+  cases.push_back({blobs<T>(12000, 8, 40, 3), 16, false});      // fewer centres than blobs
+  cases.push_back({uniform<T>(9000, 7, 21), 13, true});          // no structure: many near ties
+  cases.push_back({blobs<T>(5000, 33, 100, 4, 1e4), 100, false});  // far from the origin, D > 32
+  RowMatrix<T> dup(600, 2);                                      // 5 distinct points, 8 centres
+  for (Index i = 0; i < dup.rows(); ++i) dup.row(i) << T(i % 5), T((i % 5) * (i % 3));
+  cases.push_back({dup, 8, false});
+  for (const Case& c : cases) {
+    std::vector<T> w(static_cast<std::size_t>(c.x.rows()));
+    for (std::size_t i = 0; i < w.size(); ++i) w[i] = static_cast<T>(0.25 + (i % 5) * 0.5);
+    const VectorView<T> wv = c.weighted ? VectorView<T>(w.data(), c.x.rows()) : VectorView<T>{};
+    auto fit = [&](KMeansAlgorithm a, int threads) {
+      KMeansParams p;
+      p.n_clusters = c.k;
+      p.n_init = 2;
+      p.seed = 5;
+      p.tol = 0;
+      p.algorithm = a;
+      p.n_threads = threads;
+      KMeans<T> km(p);
+      km.fit(c.x, wv);
+      return km;
+    };
+    const auto lloyd = fit(KMeansAlgorithm::lloyd, 2);
+    for (int threads : {1, 2}) {
+      const auto ham = fit(KMeansAlgorithm::hamerly, threads);
+      ASSERT_EQ(ham.n_iter(), lloyd.n_iter()) << c.x.rows() << " rows, threads " << threads;
+      EXPECT_EQ(ham.labels(), lloyd.labels());
+      EXPECT_EQ(std::memcmp(ham.cluster_centers().data(), lloyd.cluster_centers().data(),
+                            sizeof(T) * lloyd.cluster_centers().size()), 0);
+      EXPECT_EQ(ham.inertia(), lloyd.inertia());
+      ASSERT_EQ(ham.runs().size(), lloyd.runs().size());
+      for (std::size_t r = 0; r < lloyd.runs().size(); ++r) {
+        ASSERT_EQ(ham.runs()[r].trace.size(), lloyd.runs()[r].trace.size());
+        for (std::size_t i = 0; i < lloyd.runs()[r].trace.size(); ++i) {
+          EXPECT_EQ(ham.runs()[r].trace[i].distortion_assign, lloyd.runs()[r].trace[i].distortion_assign);
+          EXPECT_EQ(ham.runs()[r].trace[i].distortion_update, lloyd.runs()[r].trace[i].distortion_update);
+          EXPECT_EQ(ham.runs()[r].trace[i].n_changed, lloyd.runs()[r].trace[i].n_changed);
+        }
+      }
+      ASSERT_EQ(ham.events().size(), lloyd.events().size());
+    }
+  }
+}
+
+// The bounds do skip: with the centres unchanged, a second pass over well-separated blobs searches
+// almost no row, and its statistics are the full pass's bit for bit.
+TYPED_TEST(KMeansProperties, HamerlySecondPassSearchesAlmostNothing) {
+  using T = TypeParam;
+  const RowMatrix<T> x = blobs<T>(20000, 16, 10, 8);
+  KMeansParams p;
+  p.n_clusters = 10;
+  p.seed = 1;
+  KMeans<T> km(p);
+  km.fit(x);
+  const RowMatrix<T>& C = km.cluster_centers();
+  const CpuBackend be{2};
+  std::vector<std::int32_t> labels(static_cast<std::size_t>(x.rows()), -1), plain(labels);
+  detail::KMeansBounds<T> b;
+  kmeans_assign_bounded(be, MatrixView<T>(x), VectorView<T>{}, C, labels.data(), b);
+  EXPECT_EQ(b.n_searched, x.rows());
+  const KMeansStats s = kmeans_assign_bounded(be, MatrixView<T>(x), VectorView<T>{}, C, labels.data(), b);
+  EXPECT_LT(b.n_searched, x.rows() / 100);
+  kmeans_assign(be, MatrixView<T>(x), VectorView<T>{}, C, plain.data());
+  const KMeansStats full = kmeans_assign(be, MatrixView<T>(x), VectorView<T>{}, C, plain.data());
+  EXPECT_EQ(labels, plain);
+  EXPECT_EQ(s.distortion, full.distortion);
+  EXPECT_EQ(s.sums, full.sums);
+  EXPECT_EQ(s.count, full.count);
+}
+
+// The margin Hamerly's test leaves is a true bound on the search's rounding error: the expanded
+// distance the kernel computes for each row's centre is within expanded_error of the exact value,
+// also in float far from the origin, where the error is largest.
+TYPED_TEST(KMeansProperties, ExpandedDistanceErrorIsWithinItsBound) {
+  using T = TypeParam;
+  for (const double offset : {0.0, 1e3, 1e5}) {
+    const RowMatrix<T> x = blobs<T>(2000, 33, 7, 9, offset);
+    const RowMatrix<T> C = blobs<T>(7, 33, 7, 10, offset);
+    const detail::PreparedCenters<T> pc(C);
+    detail::NearestScratch<T> ns(x.rows(), x.cols());
+    detail::nearest_centers_block<T, true>(MatrixView<T>(x), pc, ns, 0, x.rows());
+    double cmax = 0;
+    for (Index k = 0; k < C.rows(); ++k) cmax = std::max(cmax, std::sqrt(detail::sq_dist(C.row(k).data(), pc.shift.data(), 33)));
+    double worst = 0;  // the largest error as a share of its bound
+    for (Index i = 0; i < x.rows(); ++i) {
+      const Index a = ns.arg[static_cast<std::size_t>(i)];
+      long double to_c = 0, to_s = 0;
+      for (Index d = 0; d < 33; ++d) {
+        to_c += std::pow(static_cast<long double>(x(i, d)) - static_cast<long double>(C(a, d)), 2);
+        to_s += std::pow(static_cast<long double>(x(i, d)) - static_cast<long double>(pc.shift[d]), 2);
+      }
+      const double err = std::abs(static_cast<double>(static_cast<long double>(ns.best[static_cast<std::size_t>(i)]) - (to_c - to_s)));
+      const double bound = detail::expanded_error<T>(33, std::sqrt(static_cast<double>(to_s)) + cmax);
+      worst = std::max(worst, err / bound);
+    }
+    EXPECT_LE(worst, 1.0) << "offset " << offset;
+    EXPECT_GT(worst, 0.0) << "offset " << offset;  // rounding did occur: the check is not vacuous
+  }
+}

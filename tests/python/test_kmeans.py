@@ -193,14 +193,36 @@ def test_copy_x_is_accepted_and_changes_nothing(blobs):
         mixtura.KMeans(3, copy_x="no").fit(X)
 
 
-def test_algorithm_lloyd_is_the_default_and_elkan_is_refused_by_name(blobs):
+def test_algorithm_auto_is_the_default_and_unknown_names_are_refused(blobs):
+    assert mixtura.KMeans().algorithm == "auto"
     a = mixtura.KMeans(3, random_state=0, algorithm="lloyd").fit(blobs)
     b = mixtura.KMeans(3, random_state=0).fit(blobs)
     np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
-    with pytest.raises(ValueError, match="algorithm='elkan' is not offered"):
-        mixtura.KMeans(3, algorithm="elkan").fit(blobs)
-    with pytest.raises(ValueError, match="algorithm must be 'lloyd', got 'full'"):
+    with pytest.raises(ValueError, match="algorithm must be 'auto', 'lloyd', 'elkan' or 'hamerly', got 'full'"):
         mixtura.KMeans(3, algorithm="full").fit(blobs)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("algorithm", ["elkan", "hamerly"])
+def test_bounded_search_gives_lloyds_bits(dtype, algorithm):
+    rng = np.random.RandomState(3)
+    X = (rng.randn(6000, 12) + 4 * rng.randint(0, 30, size=(6000, 1))).astype(dtype)  # 30 overlapping blobs
+    w = rng.uniform(0.5, 2, size=len(X)).astype(dtype)
+    for sample_weight in (None, w):
+        fits = [mixtura.KMeans(20, n_init=2, tol=0, random_state=1, algorithm=a).fit(X, sample_weight=sample_weight)
+                for a in ("lloyd", algorithm)]  # (K * D = 240: "auto" would search every row)
+        lloyd, bounded = fits
+        assert bounded.n_iter_ == lloyd.n_iter_ > 5
+        np.testing.assert_array_equal(bounded.labels_, lloyd.labels_)
+        np.testing.assert_array_equal(bounded.cluster_centers_, lloyd.cluster_centers_)
+        assert bounded.inertia_ == lloyd.inertia_
+        np.testing.assert_array_equal(bounded.distortion_trace_, lloyd.distortion_trace_)
+    # and scikit-learn's elkan from the same start reaches the same labels
+    init = X[:20].copy()
+    ours = mixtura.KMeans(20, init=init, n_init=1, tol=0, algorithm=algorithm).fit(X)
+    theirs = sklearn.cluster.KMeans(20, init=init, n_init=1, tol=0, algorithm="elkan").fit(X)
+    assert ours.n_iter_ == theirs.n_iter_
+    np.testing.assert_array_equal(ours.labels_, theirs.labels_)
 
 
 @pytest.mark.parametrize("Estimator", ["KMeans", "MiniBatchKMeans"])

@@ -520,7 +520,8 @@ void add_sections(ModelFile& mf, const KMeans<T>& km, const std::string& prefix 
   const RowMatrix<T>& initial = km.initial_centers();
   detail::add_init(params, p.init, initial);
   params.add("n_init", p.n_init).add("max_iter", p.max_iter).add("tol", p.tol)
-      .add("random_state", static_cast<unsigned long long>(p.seed)).add("n_threads", p.n_threads);
+      .add("random_state", static_cast<unsigned long long>(p.seed)).add("n_threads", p.n_threads)
+      .add("algorithm", to_string(p.algorithm));
   const auto& c = km.cluster_centers();
   detail::add_common(mf, prefix, params.str(), c.cols());
   detail::add_init_centres(mf, prefix, initial);

@@ -180,16 +180,19 @@ struct NearestScratch {
   Index ld;
   std::vector<T> xt;
   std::vector<std::int32_t> arg;
+  std::vector<T> best, second;  ///< with kSecond: each row's smallest and second smallest expanded distance
   NearestScratch(Index block, Index n_features)
       : ld((block + kTileRows - 1) / kTileRows * kTileRows + kTileRows),
-        xt(static_cast<std::size_t>(ld * n_features), T(0)), arg(static_cast<std::size_t>(ld)) {}
+        xt(static_cast<std::size_t>(ld * n_features), T(0)), arg(static_cast<std::size_t>(ld)),
+        best(static_cast<std::size_t>(ld)), second(static_cast<std::size_t>(ld)) {}
 };
 
 /// Distances of one tile of rows to centres [k0, k0 + KT), folded into the running argmin.
 /// Centres are visited in increasing order with a strict '<': ties go to the lowest index.
-template <class T, int KT>
+/// kSecond: also the running second smallest (a tie with the best makes it equal to the best).
+template <class T, int KT, bool kSecond>
 inline void nearest_tile(const T* xt, Index ld, Index D, const PreparedCenters<T>& pc, Index k0,
-                         typename Simd<T>::Vec* best, typename Simd<T>::IVec* arg) {
+                         typename Simd<T>::Vec* best, typename Simd<T>::IVec* arg, typename Simd<T>::Vec* second) {
   using S = Simd<T>;
   using Vec = typename S::Vec;
   constexpr int L = S::kLanes;
@@ -212,24 +215,26 @@ inline void nearest_tile(const T* xt, Index ld, Index D, const PreparedCenters<T
     for (int v = 0; v < kRowVecs; ++v) {
       const Vec dist = acc[v][j] + norm;
       const auto closer = dist < best[v];
+      if constexpr (kSecond) second[v] = closer ? best[v] : (dist < second[v] ? dist : second[v]);
       best[v] = closer ? dist : best[v];
       arg[v] = closer ? idx : arg[v];
     }
   }
 }
 
-template <class T, int KT = kCenterTile>
+template <class T, bool kSecond, int KT = kCenterTile>
 inline void nearest_tail(int kt, const T* xt, Index ld, Index D, const PreparedCenters<T>& pc, Index k0,
-                         typename Simd<T>::Vec* best, typename Simd<T>::IVec* arg) {
+                         typename Simd<T>::Vec* best, typename Simd<T>::IVec* arg, typename Simd<T>::Vec* second) {
   if constexpr (KT > 1) {
-    if (kt < KT) return nearest_tail<T, KT - 1>(kt, xt, ld, D, pc, k0, best, arg);
+    if (kt < KT) return nearest_tail<T, kSecond, KT - 1>(kt, xt, ld, D, pc, k0, best, arg, second);
   }
-  nearest_tile<T, KT>(xt, ld, D, pc, k0, best, arg);
+  nearest_tile<T, KT, kSecond>(xt, ld, D, pc, k0, best, arg, second);
 }
 
 /// For rows [begin, end): index of the nearest centre of each row (expanded distance, vectorised
-/// across rows, centres streamed from L1), returned in s.arg[0 .. end - begin).
-template <class T>
+/// across rows, centres streamed from L1), returned in s.arg[0 .. end - begin). kSecond: also the
+/// smallest and second smallest expanded distance in s.best and s.second (the labels are the same).
+template <class T, bool kSecond = false>
 MIXTURA_NOINLINE const std::int32_t* nearest_centers_block(MatrixView<T> X, const PreparedCenters<T>& pc, NearestScratch<T>& s,
                                                  Index begin, Index end) {
   using S = Simd<T>;
@@ -237,17 +242,24 @@ MIXTURA_NOINLINE const std::int32_t* nearest_centers_block(MatrixView<T> X, cons
   const Index rows = end - begin, D = X.cols, K = pc.n_clusters, ld = s.ld;
   transpose_rows(X.row(begin), X.stride, rows, D, pc.shift.data(), s.xt.data(), ld);
   for (Index r0 = 0; r0 < rows; r0 += NearestScratch<T>::kTileRows) {
-    typename S::Vec best[kRowVecs];
+    typename S::Vec best[kRowVecs], second[kRowVecs];
     typename S::IVec arg[kRowVecs];
     for (int v = 0; v < kRowVecs; ++v) {
-      best[v] = S::broadcast(std::numeric_limits<T>::infinity());
+      best[v] = second[v] = S::broadcast(std::numeric_limits<T>::infinity());
       arg[v] = S::ibroadcast(0);
     }
     const T* xt = s.xt.data() + r0;
     for (Index k0 = 0; k0 < K; k0 += kCenterTile)
-      nearest_tail<T>(static_cast<int>(std::min<Index>(kCenterTile, K - k0)), xt, ld, D, pc, k0, best, arg);
+      nearest_tail<T, kSecond>(static_cast<int>(std::min<Index>(kCenterTile, K - k0)), xt, ld, D, pc, k0, best, arg,
+                               second);
     for (int v = 0; v < kRowVecs; ++v)
-      for (int l = 0; l < L; ++l) s.arg[r0 + v * L + l] = static_cast<std::int32_t>(arg[v][l]);
+      for (int l = 0; l < L; ++l) {
+        s.arg[r0 + v * L + l] = static_cast<std::int32_t>(arg[v][l]);
+        if constexpr (kSecond) {
+          s.best[r0 + v * L + l] = best[v][l];
+          s.second[r0 + v * L + l] = second[v][l];
+        }
+      }
   }
   return s.arg.data();
 }
@@ -258,11 +270,13 @@ template <class T>
 struct NearestScratch {
   RowMatrix<T> moved, dots;  ///< the block's rows minus the shift; their products with -2 (C - s)^T
   std::vector<std::int32_t> arg;
+  std::vector<T> best, second;  ///< as on the vector path (kSecond)
   NearestScratch(Index block, Index n_features)
-      : moved(block, n_features), dots(block, 0), arg(static_cast<std::size_t>(block)) {}
+      : moved(block, n_features), dots(block, 0), arg(static_cast<std::size_t>(block)),
+        best(static_cast<std::size_t>(block)), second(static_cast<std::size_t>(block)) {}
 };
 
-template <class T>
+template <class T, bool kSecond = false>
 MIXTURA_NOINLINE const std::int32_t* nearest_centers_block(MatrixView<T> X, const PreparedCenters<T>& pc, NearestScratch<T>& s,
                                                  Index begin, Index end) {
   const Index rows = end - begin, K = pc.n_clusters;
@@ -283,6 +297,13 @@ MIXTURA_NOINLINE const std::int32_t* nearest_centers_block(MatrixView<T> X, cons
       }
     }
     s.arg[r] = static_cast<std::int32_t>(best);
+    if constexpr (kSecond) {  // over every other centre, repeated ones too: they may part later
+      T second_v = std::numeric_limits<T>::infinity();
+      for (Index k = 0; k < K; ++k)
+        if (k != best) second_v = std::min<T>(second_v, pc.sq_norms[k] + s.dots(r, k));
+      s.best[r] = best_v;
+      s.second[r] = second_v;
+    }
   }
   return s.arg.data();
 }
@@ -474,6 +495,143 @@ KMeansStats kmeans_assign(const CpuBackend& be, MatrixView<T> X, VectorView<T> w
       });
   if (w.empty())  // unit weights: the weight of a cluster is its row count (exact in double)
     for (Index k = 0; k < K; ++k) stats.weight[k] = static_cast<double>(stats.count[k]);
+  return stats;
+}
+
+namespace detail {
+
+/// Hamerly's bounds (2010) of one fit on the CPU, per row: an upper bound on the distance to its
+/// centre and a lower bound on the distance to every other centre (true distances, in double), valid
+/// for `centers` (empty before the first pass). upper = inf: the row is searched next pass.
+template <class T>
+struct KMeansBounds {
+  std::vector<double> upper, lower;
+  RowMatrix<T> centers;
+  std::int64_t n_searched = 0;  ///< rows the last pass searched all centres for
+  void forget_row(Index i) {
+    if (i < static_cast<Index>(upper.size())) upper[static_cast<std::size_t>(i)] = std::numeric_limits<double>::infinity();
+  }
+};
+
+/// A bound m on the rounding error of the expanded distance e_k = ||c_k - s||^2 - 2 (x - s).(c_k - s)
+/// as nearest_centers_block computes it in T (any summation order, fused or not):
+/// |e_k - (||x - c_k||^2 - ||x - s||^2)| <= (D + 4) u (||x - s|| + ||c_k - s||)^2 to first order
+/// (Higham, ch. 3), taken four times over to cover the double arithmetic of the bounds. r bounds
+/// ||x - s|| + max_k ||c_k - s||.
+template <class T>
+inline double expanded_error(Index D, double r) {
+  const double u = static_cast<double>(std::numeric_limits<T>::epsilon()) / 2;
+  return 4.0 * (static_cast<double>(D) + 16.0) * u * r * r;
+}
+
+template <class T>
+struct BoundedScratch {
+  AssignScratch<T> base;
+  RowMatrix<T> compact;  ///< the block's rows that are searched, packed
+  std::vector<std::int32_t> arg;
+  std::vector<Index> searched;
+  BoundedScratch(Index K, Index D)
+      : base(K, D), compact(kKMeansBlock, D), arg(static_cast<std::size_t>(kKMeansBlock)) {}
+};
+
+}  // namespace detail
+
+/// kmeans_assign with Hamerly's bounds: the same labels and statistics, bit for bit. A row keeps its
+/// label unsearched when its bounds, after the centres' moves, leave a gap l^2 - u^2 wider than twice
+/// the search's rounding error (so the search would give that label too); else its upper bound is
+/// tightened to the exact distance and tested again; else it is searched, packed with the block's
+/// other searched rows, by the same kernel (whose per-row arithmetic does not depend on its
+/// neighbours). Every row is folded into the statistics as kmeans_assign folds it.
+template <class T>
+KMeansStats kmeans_assign_bounded(const CpuBackend& be, MatrixView<T> X, VectorView<T> w, const RowMatrix<T>& C,
+                                  std::int32_t* labels, detail::KMeansBounds<T>& b) {
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  const Index K = C.rows(), D = C.cols(), n = X.rows;
+  const detail::PreparedCenters<T> pc(C);
+  const RowMatrix<double> centers_d = C.template cast<double>();
+  const bool have = b.centers.rows() == K && b.centers.cols() == D && static_cast<Index>(b.upper.size()) == n;
+  if (!have) {
+    b.upper.assign(static_cast<std::size_t>(n), kInf);
+    b.lower.assign(static_cast<std::size_t>(n), 0.0);
+  }
+  // How far each centre moved since the bounds were set (rounded up), and the two largest moves.
+  std::vector<double> moved(static_cast<std::size_t>(K), 0.0);
+  double max1 = 0, max2 = 0;
+  Index arg1 = -1;
+  if (have)
+    for (Index k = 0; k < K; ++k) {
+      const double m = std::sqrt(detail::sq_dist(C.row(k).data(), b.centers.row(k).data(), D)) * (1 + 1e-12);
+      moved[static_cast<std::size_t>(k)] = m;
+      if (m > max1) {
+        max2 = max1;
+        max1 = m;
+        arg1 = k;
+      } else if (m > max2) {
+        max2 = m;
+      }
+    }
+  double cmax = 0;  // max_k ||c_k - s||: ||x - s|| <= ||x - c_a|| + cmax
+  for (Index k = 0; k < K; ++k) cmax = std::max(cmax, std::sqrt(detail::sq_dist(C.row(k).data(), pc.shift.data(), D)));
+  cmax *= 1 + 1e-12;
+  std::vector<std::int64_t> searched_per_block(static_cast<std::size_t>((n + detail::kKMeansBlock - 1) / detail::kKMeansBlock));
+  KMeansStats stats = detail::fold_rows(
+      n, detail::kKMeansBlock, be.n_threads, [&] { return KMeansStats(K, D); },
+      [&] { return detail::BoundedScratch<T>(K, D); },
+      [&](KMeansStats& s, detail::BoundedScratch<T>& sc, Index begin, Index end) {
+        sc.searched.clear();
+        for (Index r = 0; r < end - begin; ++r) {
+          const Index i = begin + r;
+          const std::int32_t a = labels[i];
+          double& up = b.upper[static_cast<std::size_t>(i)];
+          double& lo = b.lower[static_cast<std::size_t>(i)];
+          bool keep = false;
+          if (have && a >= 0 && up < kInf) {
+            up += moved[static_cast<std::size_t>(a)];
+            lo = std::max(0.0, lo - (a == arg1 ? max2 : max1));
+            keep = lo * lo - up * up > 2 * detail::expanded_error<T>(D, up + 2 * cmax);
+            if (!keep) {  // tighten the upper bound to the exact distance, test again
+              up = std::sqrt(detail::sq_dist(X.row(i), C.row(a).data(), D)) * (1 + 1e-12);
+              keep = lo * lo - up * up > 2 * detail::expanded_error<T>(D, up + 2 * cmax);
+            }
+          }
+          if (keep) sc.arg[static_cast<std::size_t>(r)] = a;
+          else sc.searched.push_back(r);
+        }
+        const Index m = static_cast<Index>(sc.searched.size());
+        if (m > 0) {
+          auto& ns = sc.base.nearest;
+#if MIXTURA_HAS_VECTOR_EXT && !defined(MIXTURA_DISABLE_SIMD)
+          for (Index j = 0; j < m; ++j) sc.compact.row(j) = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(
+                                                          X.row(begin + sc.searched[static_cast<std::size_t>(j)]), D);
+          detail::nearest_centers_block<T, true>(MatrixView<T>(sc.compact.data(), m, D), pc, ns, 0, m);
+          auto at = [](Index j, Index) { return j; };
+#else  // the scalar path's GEMM may round a packed block otherwise: the whole block is searched
+          detail::nearest_centers_block<T, true>(X, pc, ns, begin, end);
+          auto at = [](Index, Index r) { return r; };
+#endif
+          for (Index j = 0; j < m; ++j) {
+            const Index r = sc.searched[static_cast<std::size_t>(j)], i = begin + r;
+            const Index q = at(j, r);  // where the search wrote row r
+            sc.arg[static_cast<std::size_t>(r)] = ns.arg[static_cast<std::size_t>(q)];
+            const double nx2 = detail::sq_dist(X.row(i), pc.shift.data(), D);  // ||x - s||^2
+            const double err = detail::expanded_error<T>(D, std::sqrt(nx2) + cmax);
+            b.upper[static_cast<std::size_t>(i)] = std::sqrt(std::max(0.0, static_cast<double>(ns.best[q]) + nx2 + err));
+            b.lower[static_cast<std::size_t>(i)] = std::sqrt(std::max(0.0, static_cast<double>(ns.second[q]) + nx2 - err));
+          }
+        }
+        searched_per_block[static_cast<std::size_t>(begin / detail::kKMeansBlock)] = m;
+        detail::dispatch_dim(D, [&](auto dim) {
+          detail::fold_assigned_rows<decltype(dim)::value>(X.row(begin), X.stride, w.empty() ? nullptr : w.data + begin,
+                                                       sc.arg.data(), end - begin, centers_d.data(), D, labels + begin,
+                                                       sc.base.block, std::min(end - begin, X.rows - end));
+        });
+        detail::fold_block_into(sc.base.block, s);
+      });
+  if (w.empty())  // unit weights: the weight of a cluster is its row count (exact in double)
+    for (Index k = 0; k < K; ++k) stats.weight[k] = static_cast<double>(stats.count[k]);
+  b.centers = C;
+  b.n_searched = 0;
+  for (const std::int64_t m : searched_per_block) b.n_searched += m;
   return stats;
 }
 

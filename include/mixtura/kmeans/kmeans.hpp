@@ -228,7 +228,8 @@ class KMeans {
         centers = fetch_rows(be, X, rows);
       }
       const double init_seconds = clock.seconds();
-      KMeansRun run = detail::lloyd(be, X, w, centers, labels, p.max_iter, tol_abs, r, next.events, callback_);
+      KMeansRun run =
+          detail::lloyd(be, X, w, centers, labels, p.max_iter, tol_abs, r, next.events, callback_, p.algorithm);
       run.init_seconds = init_seconds;
       run.seconds = clock.seconds();
       if (r == 0 || run.inertia < next.runs[next.best].inertia) {

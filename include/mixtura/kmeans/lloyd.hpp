@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <numeric>
+#include <type_traits>
 #include <vector>
 
 #include "mixtura/backend/cpu.hpp"
@@ -20,6 +21,7 @@
 #include "mixtura/core/errors.hpp"
 #include "mixtura/core/matrix_view.hpp"
 #include "mixtura/core/timer.hpp"
+#include "mixtura/kmeans/cpu_pass.hpp"
 #include "mixtura/kmeans/params.hpp"
 #include "mixtura/kmeans/stats.hpp"
 #include "mixtura/kmeans/update.hpp"
@@ -83,17 +85,32 @@ std::vector<KMeansFarRow> farthest_candidates(const Backend& be, View<T> X, WVie
 /// DeviceMatrixView, w: VectorView or DeviceVectorView; the loop reads their values only through the
 /// backend (passes, fetch_rows, host_weights on iterations that re-seed a cluster). The update
 /// half-step and J after it come from the statistics alone (kmeans/update.hpp).
+/// algorithm = hamerly (or automatic at K * D >= kHamerlyMinWork) searches only the rows its bounds
+/// cannot settle (CPU backend, host data; other backends search every row): the same bits either way.
 template <class Backend, template <class> class View, template <class> class WView, class T>
 KMeansRun lloyd(const Backend& be, View<T> X, WView<T> w, RowMatrix<T>& centers,
                 std::vector<std::int32_t>& labels, int max_iter, double tol_abs, int restart,
-                std::vector<KMeansEvent>& events, const KMeansCallback& callback) {
+                std::vector<KMeansEvent>& events, const KMeansCallback& callback,
+                KMeansAlgorithm algorithm = KMeansAlgorithm::automatic) {
+  constexpr bool kCanBound = std::is_same_v<Backend, CpuBackend> && std::is_same_v<View<T>, MatrixView<T>> &&
+                             std::is_same_v<WView<T>, VectorView<T>>;
   const Index K = centers.rows();
   KMeansRun run;
   labels.assign(static_cast<std::size_t>(X.rows), -1);
+  KMeansBounds<T> bounds;
+  const bool bounded = kCanBound && (algorithm == KMeansAlgorithm::hamerly ||
+                                     (algorithm == KMeansAlgorithm::automatic &&
+                                      static_cast<long long>(K) * static_cast<long long>(X.cols) >= kHamerlyMinWork));
   bool strict = false;
   for (int it = 0; it < max_iter; ++it) {
     Stopwatch clock;
-    KMeansStats s = kmeans_assign(be, X, w, centers, labels.data());
+    KMeansStats s;
+    if constexpr (kCanBound) {
+      s = bounded ? kmeans_assign_bounded(be, X, w, centers, labels.data(), bounds)
+                  : kmeans_assign(be, X, w, centers, labels.data());
+    } else {
+      s = kmeans_assign(be, X, w, centers, labels.data());
+    }
 
     // Empty clusters: the farthest rows are their candidates (scikit-learn's policy); the update moves
     // them in the statistics and we move them in the labels.
@@ -103,8 +120,10 @@ KMeansRun lloyd(const Backend& be, View<T> X, WView<T> w, RowMatrix<T>& centers,
     const std::size_t first_event = events.size();
     KMeansIteration rec = update_centers(std::move(s), centers, events, restart, it);
     for (std::size_t e = first_event; e < events.size(); ++e)
-      if (events[e].kind == KMeansEvent::Kind::empty_cluster_reseeded)
+      if (events[e].kind == KMeansEvent::Kind::empty_cluster_reseeded) {
         labels[events[e].row] = static_cast<std::int32_t>(events[e].cluster);
+        bounds.forget_row(events[e].row);  // moved by hand: searched next pass
+      }
     const bool reseeded = events.size() > first_event;
     const double shift = rec.center_shift;
     rec.seconds = clock.seconds();

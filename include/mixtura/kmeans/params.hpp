@@ -16,6 +16,22 @@ enum class KMeansInit {
   given,            ///< centres passed by the caller to fit()
 };
 
+/// How the assignment half-step finds each row's nearest centre. Both give the same labels, centres,
+/// trace and n_iter bit for bit (the skipped rows provably keep the label Lloyd's search would give).
+enum class KMeansAlgorithm {
+  automatic,  ///< hamerly where it measured faster (K * D >= kHamerlyMinWork, CPU), else lloyd
+  lloyd,      ///< every row against every centre, every iteration
+  hamerly,    ///< Hamerly's bounds (2010): rows whose centre provably stays are not searched (CPU only)
+};
+
+/// K * D from which automatic picks hamerly: below it the bounds' per-row bookkeeping costs more than
+/// the vectorised search it saves (bench/RESULTS.md, "Hamerly's bounds").
+inline constexpr long long kHamerlyMinWork = 2048;
+
+inline const char* to_string(KMeansAlgorithm a) {
+  return a == KMeansAlgorithm::hamerly ? "hamerly" : a == KMeansAlgorithm::lloyd ? "lloyd" : "auto";
+}
+
 /// Parameters of KMeans; names and meanings follow scikit-learn.
 struct KMeansParams {
   int n_clusters = 8;                              ///< K, number of centres (>= 1)
@@ -26,6 +42,7 @@ struct KMeansParams {
   std::uint64_t seed = 0;                          ///< key of the counter-based random numbers
   int n_local_trials = 0;                          ///< k-means++ candidates per step; 0 = 2 + floor(ln K)
   int n_threads = 0;                               ///< OpenMP threads for data passes; 0 = OpenMP's default
+  KMeansAlgorithm algorithm = KMeansAlgorithm::automatic;  ///< the nearest-centre search (same results)
 };
 
 /// One Lloyd iteration: coordinate descent on J(c, mu) = sum_i w_i ||x_i - mu_{c_i}||^2.

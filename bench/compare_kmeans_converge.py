@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Time to converge, side by side in one process: mixtura.KMeans (lloyd and elkan, the latter Hamerly's
+bounds; the default "auto" takes elkan from K * D = 2048 on) against scikit-learn's KMeans (lloyd and
+elkan), from the same initial centres.
+
+Data: Gaussian clusters of unequal sizes and scales (bench/compare_minibatch.py's), float32, with as
+many true clusters as centres; the initial centres are the first K rows of a random permutation (the
+same array for all four); tol=1e-4 (each library's own rule: scikit-learn's relative to the data's
+variance, as mixtura's), n_init=1. Rounds alternate the four fits; per shape the median time of each,
+the iterations each took (scikit-learn's elkan and lloyd, and mixtura's two, must agree), and the
+speed-up of mixtura's default (the search "auto" picks) against the best of scikit-learn's two.
+
+    PYTHONPATH=python python3 bench/compare_kmeans_converge.py [--rounds 3] [--threads 2] [--quick]
+    PYTHONPATH=python python3 bench/compare_kmeans_converge.py --grid   # mixtura alone: lloyd / hamerly
+"""
+import argparse
+import statistics
+import time
+import warnings
+
+import numpy as np
+import sklearn
+import sklearn.cluster
+from threadpoolctl import threadpool_limits
+
+import mixtura
+
+SHAPES = [  # n_samples, n_features, n_clusters
+    (200_000, 32, 64),
+    (1_000_000, 8, 16),
+    (100_000, 64, 1024),
+    (100_000, 64, 4096),
+]
+QUICK = [(20_000, 8, 16)]
+
+
+def gaussian_clusters(n, d, k, seed):
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(-10, 10, (k, d))
+    labels = rng.choice(k, n, p=rng.dirichlet(np.full(k, 2.0)))
+    scales = rng.uniform(0.5, 2.0, k)
+    return (centres[labels] + rng.standard_normal((n, d)) * scales[labels, None]).astype(np.float32)
+
+
+def fit_time(make, X):
+    est = make()
+    t = time.perf_counter()
+    est.fit(X)
+    return time.perf_counter() - t, est.n_iter_
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--quick", action="store_true", help="one small shape (a smoke run)")
+    ap.add_argument("--grid", action="store_true",
+                    help="mixtura's lloyd time / its Hamerly time over D x K at 200,000 rows (where auto switches)")
+    args = ap.parse_args()
+    if args.grid:
+        return grid(args)
+    print(f"scikit-learn {sklearn.__version__}, mixtura {mixtura.__version__} ({mixtura.build_info()['isa']}), "
+          f"{args.threads} threads, median of {args.rounds} alternating rounds, float32, tol=1e-4")
+    print("| shape | mixtura lloyd | mixtura elkan (Hamerly) | scikit-learn lloyd | scikit-learn elkan | iterations "
+          "(m-l / m-e / s-l / s-e) | auto picks | auto vs best of scikit-learn |")
+    print("|---|---|---|---|---|---|---|---|")
+    for n, d, k in (QUICK if args.quick else SHAPES):
+        X = gaussian_clusters(n, d, k, seed=0)
+        init = X[np.random.default_rng(1).permutation(n)[:k]].copy()
+        makers = {
+            "ml": lambda: mixtura.KMeans(k, init=init, n_init=1, tol=1e-4, algorithm="lloyd", n_threads=args.threads),
+            "me": lambda: mixtura.KMeans(k, init=init, n_init=1, tol=1e-4, algorithm="elkan", n_threads=args.threads),
+            "sl": lambda: sklearn.cluster.KMeans(k, init=init, n_init=1, tol=1e-4, algorithm="lloyd"),
+            "se": lambda: sklearn.cluster.KMeans(k, init=init, n_init=1, tol=1e-4, algorithm="elkan"),
+        }
+        times = {key: [] for key in makers}
+        iters = {}
+        with threadpool_limits(args.threads):
+            with warnings.catch_warnings():  # warm-up: thread pools and first-call costs out of the timings
+                warnings.simplefilter("ignore")
+                for make in makers.values():
+                    make().set_params(max_iter=1).fit(X[:max(2 * k, 1000)])
+            for _ in range(args.rounds):
+                for key, make in makers.items():
+                    t, it = fit_time(make, X)
+                    times[key].append(t)
+                    iters[key] = it
+        med = {key: statistics.median(v) for key, v in times.items()}
+        best_sk = min(med["sl"], med["se"])
+        auto = "me" if k * d >= 2048 else "ml"  # mixtura::kHamerlyMinWork
+        print(f"| {n:,} × {d}, K={k} | {med['ml']:.3f} s | {med['me']:.3f} s | {med['sl']:.3f} s | {med['se']:.3f} s "
+              f"| {iters['ml']} / {iters['me']} / {iters['sl']} / {iters['se']} | {'elkan' if auto == 'me' else 'lloyd'} "
+              f"| **{best_sk / med[auto]:.1f}×** |", flush=True)
+
+
+def grid(args):
+    ks = (8, 16, 32, 64, 256)
+    print(f"lloyd time / hamerly time, mixtura alone, 200,000 rows, {args.threads} threads, medians of {args.rounds}")
+    print("| D \\ K | " + " | ".join(map(str, ks)) + " |")
+    print("|---|" + "---|" * len(ks))
+    for d in (4, 8, 32):
+        ratios = []
+        for k in ks:
+            X = gaussian_clusters(200_000, d, k, seed=0)
+            init = X[np.random.default_rng(1).permutation(len(X))[:k]].copy()
+            med = {}
+            for a in ("lloyd", "hamerly"):
+                med[a] = statistics.median(fit_time(lambda: mixtura.KMeans(k, init=init, n_init=1, tol=1e-4, algorithm=a,
+                                                                            n_threads=args.threads), X)[0]
+                                           for _ in range(args.rounds))
+            ratios.append(med["lloyd"] / med["hamerly"])
+        print(f"| {d} | " + " | ".join(f"{r:.2f}" for r in ratios) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
