@@ -83,10 +83,21 @@ step "pytest, all tests, at this CPU's highest level ($top)"
 # The notebooks run once, in the documentation step below (a failing cell fails the build there).
 "$venv/bin/python" -m pytest -q tests/python --deselect tests/python/test_notebooks.py::test_notebook_runs
 
-step "Documentation: the docs extra into the same environment, the site built with sphinx -W"
+step "Documentation (sphinx -W) beside the package on other CPUs (qemu-x86_64 as Nehalem and Haswell)"
+# Each is mostly one process (Sphinx and its notebook kernel; one emulated interpreter at a time):
+# side by side on the two cores.
+qemu_log="$MIXTURA_BUILD_DIR/isa_qemu.log"
+bash tests/isa_qemu.sh "$venv/bin/python" >"$qemu_log" 2>&1 &
+qemu_pid=$!
 # "mixtura[docs]", not ".[docs]": the extra's packages beside the installed mixtura, without a rebuild.
-"$venv/bin/python" -m pip install -q "mixtura[docs]"
-PYTHON="$venv/bin/python" bash docs/build.sh
+if ! { "$venv/bin/python" -m pip install -q "mixtura[docs]" && PYTHON="$venv/bin/python" bash docs/build.sh; }; then
+  kill "$qemu_pid" 2>/dev/null || true
+  exit 1
+fi
+qemu_rc=0
+wait "$qemu_pid" || qemu_rc=$?
+cat "$qemu_log"
+[ "$qemu_rc" -eq 0 ] || { echo "tests/isa_qemu.sh failed (exit $qemu_rc): its log is above" >&2; exit 1; }
 
 # The other copies of the core that this CPU can run check the arithmetic, whose bits depend on the
 # vector width: every test but those marked top_level_only (Python plumbing, argument errors, the CSV
@@ -98,9 +109,6 @@ for level in $cpu_levels; do
   step "pytest, all tests but those marked top_level_only, at MIXTURA_ISA=$level"
   MIXTURA_ISA=$level "$venv/bin/python" -m pytest -q -m "not top_level_only" tests/python
 done
-
-step "The package on other CPUs: qemu-x86_64 as Nehalem (x86-64-v2) and Haswell (AVX2)"
-bash tests/isa_qemu.sh "$venv/bin/python"
 
 step "aarch64: cross-built with Debian's g++-aarch64-linux-gnu, a subset of the C++ tests under qemu-aarch64"
 MIXTURA_BUILD_DIR_AARCH64="$MIXTURA_BUILD_DIR/aarch64" bash tests/cross_aarch64.sh --subset

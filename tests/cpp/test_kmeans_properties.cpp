@@ -284,9 +284,9 @@ TYPED_TEST(KMeansProperties, HamerlyGivesLloydsBits) {
     bool weighted;
   };
   std::vector<Case> cases;
-  cases.push_back({blobs<T>(12000, 8, 40, 3), 16, false});      // fewer centres than blobs
-  cases.push_back({uniform<T>(9000, 7, 21), 13, true});          // no structure: many near ties
-  cases.push_back({blobs<T>(5000, 33, 100, 4, 1e4), 100, false});  // far from the origin, D > 32
+  cases.push_back({blobs<T>(4000, 8, 40, 3), 16, false});       // fewer centres than blobs
+  cases.push_back({uniform<T>(3000, 7, 21), 13, true});          // no structure: many near ties
+  cases.push_back({blobs<T>(2000, 33, 60, 4, 1e4), 60, false});  // far from the origin, D > 32
   RowMatrix<T> dup(600, 2);                                      // 5 distinct points, 8 centres
   for (Index i = 0; i < dup.rows(); ++i) dup.row(i) << T(i % 5), T((i % 5) * (i % 3));
   cases.push_back({dup, 8, false});
