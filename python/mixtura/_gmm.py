@@ -518,8 +518,7 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         n_samples = _params.Int(1, 2**63 - 1, what="an integer >= 1")(  # the C++ long long
             "GaussianMixture.sample", "n_samples", n_samples)
         random_state = _params.validate(self, ["random_state"])["random_state"]
-        X, y = _core.gmm_sample(*self._model_args(), n_samples, _params.seed(random_state))
-        return (X if self.means_.dtype == np.float64 else X.astype(self.means_.dtype)), y
+        return _core.gmm_sample(*self._model_args(), n_samples, _params.seed(random_state))  # float64, as scikit-learn
 
     def _n_parameters(self):
         k, d = self.means_.shape

@@ -531,7 +531,8 @@ class _DaskMixin:
         base.__dict__.update({k: v for k, v in self.__dict__.items()
                               if k.endswith("_") and not k.startswith("__") and not _is_dask(v)
                               and k != "feature_names_in_"})
-        base._exact = getattr(self, "_exact", None)  # a float32 fit's float64 model (GaussianMixture)
+        if hasattr(self, "_exact"):  # a float32 GaussianMixture's float64 model
+            base._exact = self._exact
         return base
 
     def _fitted_rows(self, X, who):

@@ -163,7 +163,7 @@ def test_float32_data_give_float32_parameters_and_outputs_from_a_kept_float64_mo
     for method in ["score_samples", "predict_proba", "component_log_density"]:
         assert getattr(gm, method)(X32).dtype == np.float32, method
         assert getattr(gm, method)(blobs).dtype == np.float64, method  # float64 X: float64 out, as scikit-learn
-    assert gm.sample(5)[0].dtype == np.float32 and isinstance(gm.score(X32), float)
+    assert gm.sample(5)[0].dtype == np.float64 and isinstance(gm.score(X32), float)  # as scikit-learn's
     # the computations use the float64 model the fit left, whose rounding the attributes are
     f64 = mixtura.GaussianMixture(3, max_iter=0, warm_start=True)
     f64.fit(blobs[:3])  # any fitted float64 model, then the float32 fit's float64 parameters put in
