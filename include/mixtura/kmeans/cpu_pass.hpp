@@ -462,6 +462,25 @@ inline void fold_block_into(KMeansStats& block, KMeansStats& group) {
 
 }  // namespace detail
 
+namespace detail {
+/// Folds rows [begin, end), labelled by arg (block-relative), into the block's statistics (labels
+/// updated, changes counted): the tail of every assignment pass.
+template <class T>
+void fold_labelled_block(MatrixView<T> X, VectorView<T> w, const std::int32_t* arg, const RowMatrix<double>& centers_d,
+                         std::int32_t* labels, Index begin, Index end, KMeansStats& block) {
+  const Index D = X.cols;
+  dispatch_dim(D, [&](auto dim) {
+    fold_assigned_rows<decltype(dim)::value>(X.row(begin), X.stride, w.empty() ? nullptr : w.data + begin, arg,
+                                             end - begin, centers_d.data(), D, labels + begin, block,
+                                             std::min(end - begin, X.rows - end));
+  });
+}
+/// Unit weights: a cluster's weight is its row count (exact in double).
+inline void weights_from_counts(KMeansStats& s) {
+  for (Index k = 0; k < s.n_clusters; ++k) s.weight[k] = static_cast<double>(s.count[k]);
+}
+}  // namespace detail
+
 /// Assignment half-step fused with the statistics of the update half-step.
 /// labels (n rows) holds the previous labels on entry (any value, e.g. -1, if none) and the new ones
 /// on exit; the returned statistics count how many changed. keep_farthest > 0: the statistics also
@@ -482,19 +501,14 @@ KMeansStats kmeans_assign(const CpuBackend& be, MatrixView<T> X, VectorView<T> w
       [&] { return detail::AssignScratch<T>(K, D); },
       [&](KMeansStats& s, detail::AssignScratch<T>& scratch, Index begin, Index end) {
         const std::int32_t* arg = detail::nearest_centers_block(X, pc, scratch.nearest, begin, end);
-        detail::dispatch_dim(D, [&](auto dim) {
-          detail::fold_assigned_rows<decltype(dim)::value>(X.row(begin), X.stride, w.empty() ? nullptr : w.data + begin,
-                                                       arg, end - begin, centers_d.data(), D, labels + begin,
-                                                       scratch.block, std::min(end - begin, X.rows - end));
-        });
+        detail::fold_labelled_block(X, w, arg, centers_d, labels, begin, end, scratch.block);
         if (keep_farthest > 0) {
           scratch.block.keep_farthest = keep_farthest;
           detail::keep_farthest_rows(X, w, C, arg, begin, end, keep_farthest, scratch.block, scratch.far);
         }
         detail::fold_block_into(scratch.block, s);
       });
-  if (w.empty())  // unit weights: the weight of a cluster is its row count (exact in double)
-    for (Index k = 0; k < K; ++k) stats.weight[k] = static_cast<double>(stats.count[k]);
+  if (w.empty()) detail::weights_from_counts(stats);
   return stats;
 }
 
@@ -573,13 +587,15 @@ KMeansStats kmeans_assign_bounded(const CpuBackend& be, MatrixView<T> X, VectorV
   double cmax = 0;  // max_k ||c_k - s||: ||x - s|| <= ||x - c_a|| + cmax
   for (Index k = 0; k < K; ++k) cmax = std::max(cmax, std::sqrt(detail::sq_dist(C.row(k).data(), pc.shift.data(), D)));
   cmax *= 1 + 1e-12;
+  const double err1 = detail::expanded_error<T>(D, 1.0);  // the bound is err1 * R^2
   std::vector<std::int64_t> searched_per_block(static_cast<std::size_t>((n + detail::kKMeansBlock - 1) / detail::kKMeansBlock));
   KMeansStats stats = detail::fold_rows(
       n, detail::kKMeansBlock, be.n_threads, [&] { return KMeansStats(K, D); },
       [&] { return detail::BoundedScratch<T>(K, D); },
       [&](KMeansStats& s, detail::BoundedScratch<T>& sc, Index begin, Index end) {
+        const Index rows = end - begin;
         sc.searched.clear();
-        for (Index r = 0; r < end - begin; ++r) {
+        for (Index r = 0; r < rows; ++r) {
           const Index i = begin + r;
           const std::int32_t a = labels[i];
           double& up = b.upper[static_cast<std::size_t>(i)];
@@ -588,10 +604,11 @@ KMeansStats kmeans_assign_bounded(const CpuBackend& be, MatrixView<T> X, VectorV
           if (have && a >= 0 && up < kInf) {
             up += moved[static_cast<std::size_t>(a)];
             lo = std::max(0.0, lo - (a == arg1 ? max2 : max1));
-            keep = lo * lo - up * up > 2 * detail::expanded_error<T>(D, up + 2 * cmax);
+            const auto settled = [&] { return lo * lo - up * up > 2 * err1 * (up + 2 * cmax) * (up + 2 * cmax); };
+            keep = settled();
             if (!keep) {  // tighten the upper bound to the exact distance, test again
               up = std::sqrt(detail::sq_dist(X.row(i), C.row(a).data(), D)) * (1 + 1e-12);
-              keep = lo * lo - up * up > 2 * detail::expanded_error<T>(D, up + 2 * cmax);
+              keep = settled();
             }
           }
           if (keep) sc.arg[static_cast<std::size_t>(r)] = a;
@@ -600,35 +617,36 @@ KMeansStats kmeans_assign_bounded(const CpuBackend& be, MatrixView<T> X, VectorV
         const Index m = static_cast<Index>(sc.searched.size());
         if (m > 0) {
           auto& ns = sc.base.nearest;
+          // A block searched whole (the first pass; the scalar path, whose GEMM may round a packed block
+          // otherwise) is searched in place; else its searched rows are packed.
 #if MIXTURA_HAS_VECTOR_EXT && !defined(MIXTURA_DISABLE_SIMD)
-          for (Index j = 0; j < m; ++j) sc.compact.row(j) = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(
-                                                          X.row(begin + sc.searched[static_cast<std::size_t>(j)]), D);
-          detail::nearest_centers_block<T, true>(MatrixView<T>(sc.compact.data(), m, D), pc, ns, 0, m);
-          auto at = [](Index j, Index) { return j; };
-#else  // the scalar path's GEMM may round a packed block otherwise: the whole block is searched
-          detail::nearest_centers_block<T, true>(X, pc, ns, begin, end);
-          auto at = [](Index, Index r) { return r; };
+          const bool packed = m < rows;
+#else
+          const bool packed = false;
 #endif
+          if (packed) {
+            for (Index j = 0; j < m; ++j)
+              sc.compact.row(j) = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(
+                  X.row(begin + sc.searched[static_cast<std::size_t>(j)]), D);
+            detail::nearest_centers_block<T, true>(MatrixView<T>(sc.compact.data(), m, D), pc, ns, 0, m);
+          } else {
+            detail::nearest_centers_block<T, true>(X, pc, ns, begin, end);
+          }
           for (Index j = 0; j < m; ++j) {
             const Index r = sc.searched[static_cast<std::size_t>(j)], i = begin + r;
-            const Index q = at(j, r);  // where the search wrote row r
-            sc.arg[static_cast<std::size_t>(r)] = ns.arg[static_cast<std::size_t>(q)];
+            const std::size_t q = static_cast<std::size_t>(packed ? j : r);  // where the search wrote row r
+            sc.arg[static_cast<std::size_t>(r)] = ns.arg[q];
             const double nx2 = detail::sq_dist(X.row(i), pc.shift.data(), D);  // ||x - s||^2
-            const double err = detail::expanded_error<T>(D, std::sqrt(nx2) + cmax);
+            const double err = err1 * (std::sqrt(nx2) + cmax) * (std::sqrt(nx2) + cmax);
             b.upper[static_cast<std::size_t>(i)] = std::sqrt(std::max(0.0, static_cast<double>(ns.best[q]) + nx2 + err));
             b.lower[static_cast<std::size_t>(i)] = std::sqrt(std::max(0.0, static_cast<double>(ns.second[q]) + nx2 - err));
           }
         }
         searched_per_block[static_cast<std::size_t>(begin / detail::kKMeansBlock)] = m;
-        detail::dispatch_dim(D, [&](auto dim) {
-          detail::fold_assigned_rows<decltype(dim)::value>(X.row(begin), X.stride, w.empty() ? nullptr : w.data + begin,
-                                                       sc.arg.data(), end - begin, centers_d.data(), D, labels + begin,
-                                                       sc.base.block, std::min(end - begin, X.rows - end));
-        });
+        detail::fold_labelled_block(X, w, sc.arg.data(), centers_d, labels, begin, end, sc.base.block);
         detail::fold_block_into(sc.base.block, s);
       });
-  if (w.empty())  // unit weights: the weight of a cluster is its row count (exact in double)
-    for (Index k = 0; k < K; ++k) stats.weight[k] = static_cast<double>(stats.count[k]);
+  if (w.empty()) detail::weights_from_counts(stats);
   b.centers = C;
   b.n_searched = 0;
   for (const std::int64_t m : searched_per_block) b.n_searched += m;
