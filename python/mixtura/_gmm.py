@@ -321,10 +321,15 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
     def _model_args(self):
         return (self.covariance_type, *self._exact_model())
 
+    def _output_dtype(self, X):
+        """The dtype scikit-learn gives scores and probabilities: X's and the parameters' common one
+        (float32 only when both are)."""
+        check_is_fitted(self)
+        return np.result_type(getattr(X, "dtype", np.float64), self.means_.dtype)
+
     def _output(self, values, X):
-        """Scores or probabilities (float64 from the core) in the dtype scikit-learn gives: X's and the
-        parameters' common one (float32 only when both are)."""
-        dtype = np.result_type(getattr(X, "dtype", np.float64), self.means_.dtype)
+        """Scores or probabilities (float64 from the core) in _output_dtype."""
+        dtype = self._output_dtype(X)
         return values if dtype == np.float64 or values.dtype != np.float64 else values.astype(dtype)
 
     def _append_step(self, r, converged):

@@ -937,10 +937,6 @@ class GaussianMixture(_DaskMixin, _GaussianMixture):
         return self._blockwise(X, "predict_proba", "GaussianMixture.predict_proba", out_columns=self.n_components,
                                dtype=self._output_dtype(X))
 
-    def _output_dtype(self, X):
-        check_is_fitted(self)
-        return np.result_type(getattr(X, "dtype", np.float64), self.means_.dtype)
-
     def score(self, X, y=None, sample_weight=None):
         """Weighted mean log-density (computed block by block for Dask input)."""
         if not _is_dask(X):
