@@ -3,7 +3,8 @@
 // gmm_replay.hpp, or a GPU), checked two ways:
 // - against the CPU detector: the same choices (component count, covariance type, BIC table) and the
 //   scores, offsets and BICs within the tolerance the CUDA backend is held to (1e-5 relative for
-//   float, 1e-10 for double), for methods gmm and kmeans and every threshold;
+//   float, 1e-10 for double), for methods gmm and kmeans and every threshold, and partial_fit's steps
+//   on a stream with faults;
 // - against the backend's own passes, bit for bit: the detector's density is GaussianMixture::fit_on
 //   (or select_gaussian_mixture_on, or KMeans::fit_on) on the scaled rows, its scores are the
 //   backend's scores of the scaled rows minus the log-Jacobian. Where the backend's arithmetic differs
@@ -163,6 +164,41 @@ void expect_detector_is_the_backends_passes(const Backend& be) {
       for (Index i = 0; i < y.rows(); ++i) differ += !same_bits(got[i], expected[i]);
       EXPECT_EQ(differ, 0) << at << ": rows whose score is not the backend's";
     }
+  }
+}
+
+/// partial_fit on `be` against partial_fit on the CPU, chunk after chunk of a stream whose every 10th
+/// row is a fault: the same steps, the faults flagged (not learnt), the threshold and the scores within
+/// the backend's tolerance.
+template <class T, class Backend>
+void expect_detector_stream_follows_the_cpu(const Backend& be) {
+  const double rel = trace_tolerance<T>();
+  DetectorParams p = params_of(kDetectorCases[0]);
+  p.half_life = 400;
+  DensityAnomalyDetector<T> cpu(p), dev(p);
+  const RowMatrix<T> x = detector_data<T>(2000, 11), y = detector_queries<T>(500);
+  cpu.fit(MatrixView<T>(x));
+  dev.fit_on(be, MatrixView<T>(x));
+  const double sd[] = {1.0, 50 * 1.3, 0.01 * 1.6};
+  for (std::uint32_t c = 0; c < 4; ++c) {
+    RowMatrix<T> chunk = detector_data<T>(300, 20 + c);
+    for (Index i = 0; i < chunk.rows(); i += 10)
+      chunk(i, i % 3) = static_cast<T>(static_cast<double>(chunk(i, i % 3)) + 30 * sd[i % 3]);
+    const double offset_before = dev.offset();
+    cpu.partial_fit(MatrixView<T>(chunk));
+    dev.partial_fit_on(be, MatrixView<T>(chunk));
+    const std::string at = "chunk " + std::to_string(c);
+    EXPECT_EQ(dev.n_steps(), cpu.n_steps()) << at;
+    EXPECT_EQ(dev.mixture().stream_state().n_steps, cpu.mixture().stream_state().n_steps) << at;
+    const Eigen::VectorXd a = cpu.score_samples(MatrixView<T>(y)), b = dev.score_samples_on(be, MatrixView<T>(y));
+    const double scale = std::max(1.0, a.cwiseAbs().maxCoeff());
+    EXPECT_LE((a - b).cwiseAbs().maxCoeff(), 10 * rel * scale) << at;
+    EXPECT_NEAR(dev.offset(), cpu.offset(), 10 * rel * scale) << at;
+    ASSERT_EQ(dev.stream_recent_scores().size(), cpu.stream_recent_scores().size()) << at;
+    // Each fault was flagged: its recent score is the threshold it fell below (it taught nothing).
+    const std::vector<double>& recent = dev.stream_recent_scores();
+    for (Index i = 0; i < chunk.rows(); i += 10)
+      EXPECT_EQ(recent[recent.size() - 300 + static_cast<std::size_t>(i)], offset_before) << at << " row " << i;
   }
 }
 

@@ -6,12 +6,13 @@
 //   model_tool score MODEL DATA.csv OUT.csv [--dtype float32|float64]
 //   model_tool resave MODEL OUT
 //   model_tool partial_fit MODEL DATA.csv OUT [--weights W.csv] [--batch-size B] [--reassignment-ratio R]
+//                          [--dtype float32|float64] [--half-life H] [--reg-covar R]
 //   model_tool info MODEL
 //
 // Data files are CSV, one row per line, numbers written with 17 significant digits so that they
-// round-trip exactly. `partial_fit` loads a MiniBatchKMeans, takes DATA as one more batch (the
-// parameters a step reads other than the file's seed are the C++ defaults unless given) and saves
-// it to OUT. `score` writes, per row: KMeans and MiniBatchKMeans "label,distance_0,...", GaussianMixture
+// round-trip exactly. `partial_fit` loads a MiniBatchKMeans or a DensityAnomalyDetector, takes DATA
+// as one more batch or chunk (the parameters a step reads other than the file's seed are the C++
+// defaults unless given; a detector's chunk is read in --dtype) and saves it to OUT. `score` writes, per row: KMeans and MiniBatchKMeans "label,distance_0,...", GaussianMixture
 // "log_density,label,proba_0,...", DensityAnomalyDetector
 // "score,prediction,component,contribution_0,...", with 17 significant digits (detector --k 0:
 // components by BIC). --with-test-data adds the data and
@@ -217,6 +218,19 @@ int partial_fit(const mixtura::ModelFile& mf, const std::vector<std::string>& a)
   return 0;
 }
 
+/// One more chunk for a saved detector (method gmm), read in T, saved to a[4].
+template <class T>
+int detector_partial_fit(const mixtura::ModelFile& mf, const std::vector<std::string>& a) {
+  auto det = mixtura::detector_from_sections<T>(mf, "", "model_tool partial_fit");
+  mixtura::DetectorParams p = det.params();
+  if (has_flag(a, "--half-life")) p.half_life = std::strtod(arg(a, "--half-life", "").c_str(), nullptr);
+  if (has_flag(a, "--reg-covar")) p.reg_covar = std::strtod(arg(a, "--reg-covar", "").c_str(), nullptr);
+  det.set_params(p);
+  det.partial_fit(read_csv<T>(a[3]));
+  mixtura::save_model(a[4], det);
+  return 0;
+}
+
 int run(const std::vector<std::string>& a) {
   if (a.size() >= 5 && a[1] == "fit")
     return arg(a, "--dtype", "float64") == "float32" ? fit<float>(a) : fit<double>(a);
@@ -251,6 +265,9 @@ int run(const std::vector<std::string>& a) {
   }
   if (a.size() >= 5 && a[1] == "partial_fit") {
     const mixtura::ModelFile mf = mixtura::read_model_file(a[2]);
+    if (mf.kind == mixtura::kDetectorKind)
+      return arg(a, "--dtype", "float64") == "float32" ? detector_partial_fit<float>(mf, a)
+                                                       : detector_partial_fit<double>(mf, a);
     return mixtura::model_file_info(mf).dtype == "float32" ? partial_fit<float>(mf, a) : partial_fit<double>(mf, a);
   }
   if (a.size() >= 3 && a[1] == "info") {

@@ -368,6 +368,155 @@ TYPED_TEST(AnomalyTyped, ModelFileRoundTrip) {
   }
 }
 
+// partial_fit's step, rebuilt from its parts: the unflagged rows, scaled with the fit's scaling, go to the
+// mixture's online EM (the detector's reg_covar and half_life); every score joins the recent scores, a
+// flagged one as the offset; the threshold keeps its distance to the median of the recent scores.
+TYPED_TEST(AnomalyTyped, PartialFitStepsOnTheUnflaggedRows) {
+  using T = TypeParam;
+  const auto X = mixtura_test::gmm_blobs<T>(1500, 3, 21);
+  DetectorParams p;
+  p.max_components = 3;
+  p.reg_covar = 2e-3;
+  p.half_life = 150.5;  // a window of ceil(150.5) = 151 < 200 rows: at least 200
+  DensityAnomalyDetector<T> det(p);
+  det.partial_fit(view(X));  // the first call fits
+  EXPECT_EQ(det.n_steps(), 1);
+  EXPECT_TRUE(det.stream_recent_scores().empty());
+  DensityAnomalyDetector<T> batch(p);
+  batch.fit(view(X));
+  EXPECT_EQ(det.score_samples(view(X)), batch.score_samples(view(X)));
+
+  std::vector<double> recent;
+  for (int step = 0; step < 3; ++step) {
+    RowMatrix<T> chunk = mixtura_test::gmm_blobs<T>(90, 3, 30 + step, 0.3 * step);
+    for (Index i = 0; i < 90; i += 9) chunk(i, 1) = static_cast<T>(40 + i);  // faults: flagged, never learnt
+    const Eigen::VectorXd scores = det.score_samples(view(chunk));
+    const double offset = det.offset(), median = det.score_median();
+    RowMatrix<T> kept(0, 3);
+    for (Index i = 0; i < 90; ++i) {
+      if (scores[i] < offset) continue;
+      kept.conservativeResize(kept.rows() + 1, 3);
+      for (Index j = 0; j < 3; ++j)
+        kept(kept.rows() - 1, j) = static_cast<T>((static_cast<double>(chunk(i, j)) - det.scaling().center[j]) /
+                                                  det.scaling().scale[j]);
+    }
+    ASSERT_GT(kept.rows(), 40);
+    ASSERT_LE(kept.rows(), 80);  // the faults are flagged
+    mixtura::GaussianMixture<T> reference = det.mixture();
+    mixtura::GmmParams gp = reference.params();
+    gp.reg_covar = 2e-3;
+    gp.half_life = 150.5;
+    reference.set_params(gp);
+    reference.partial_fit(view(kept));
+
+    det.partial_fit(view(chunk));
+    EXPECT_EQ(det.n_steps(), 2 + step);
+    EXPECT_EQ(det.model().means, reference.model().means);
+    EXPECT_EQ(det.model().factor, reference.model().factor);
+    EXPECT_EQ(det.model().weights, reference.model().weights);
+    for (Index i = 0; i < 90; ++i) recent.push_back(std::max(scores[i], offset));
+    if (recent.size() > 200) recent.erase(recent.begin(), recent.end() - 200);
+    EXPECT_EQ(det.stream_recent_scores(), recent);
+    std::vector<double> sorted = recent;
+    std::sort(sorted.begin(), sorted.end());
+    const std::size_t m = sorted.size() / 2;
+    const double expected = sorted.size() % 2 ? sorted[m] : (sorted[m - 1] + sorted[m]) / 2;
+    EXPECT_EQ(det.score_median(), expected);
+    EXPECT_EQ(det.offset(), expected - (median - offset));
+  }
+}
+
+// After an abrupt change of level the detector, fed the stream chunk by chunk, follows it: the share
+// of the new level's rows it flags comes back near the 1 % target, while the detector that does not
+// adapt flags most of them.
+TYPED_TEST(AnomalyTyped, PartialFitFollowsAChangeOfLevel) {
+  using T = TypeParam;
+  DetectorParams p;
+  p.n_components = 3;
+  p.half_life = 1000;
+  DensityAnomalyDetector<T> still(p), follows(p);
+  const auto train = mixtura_test::gmm_blobs<T>(3000, 3, 40);
+  still.fit(view(train));
+  follows.fit(view(train));
+  const auto flagged = [](const DensityAnomalyDetector<T>& d, const RowMatrix<T>& x) {
+    const auto f = d.predict(view(x));
+    return static_cast<double>(std::count(f.begin(), f.end(), -1)) / static_cast<double>(f.size());
+  };
+  const auto before = mixtura_test::gmm_blobs<T>(4000, 3, 41);
+  EXPECT_LT(flagged(follows, before), 0.03);
+  for (std::uint32_t c = 0; c < 16; ++c) follows.partial_fit(view(mixtura_test::gmm_blobs<T>(500, 3, 50 + c, 2.0)));
+  const auto after = mixtura_test::gmm_blobs<T>(4000, 3, 99, 2.0);
+  EXPECT_GT(flagged(still, after), 0.2);
+  EXPECT_LT(flagged(follows, after), 0.03);
+  EXPECT_EQ(follows.n_steps(), 16);  // after fit: 0
+}
+
+// The streaming state travels in the model file: steps after a save and load are the steps without.
+TYPED_TEST(AnomalyTyped, PartialFitResumesFromAModelFile) {
+  using T = TypeParam;
+  DetectorParams p;
+  p.max_components = 2;
+  p.half_life = 300;
+  DensityAnomalyDetector<T> det(p);
+  det.fit(view(mixtura_test::gmm_blobs<T>(600, 4, 60)));
+  const auto chunk = [](std::uint32_t c) { return mixtura_test::gmm_blobs<T>(120, 4, 61 + c, 0.1 * c); };
+  det.partial_fit(view(chunk(0)));
+  det.partial_fit(view(chunk(1)));
+  const auto bytes = mixtura::to_bytes(mixtura::to_model_file(det));
+  auto back = mixtura::detector_from_sections<T>(mixtura::from_bytes(bytes.data(), bytes.size()));
+  EXPECT_EQ(back.n_steps(), 2);
+  EXPECT_EQ(back.stream_recent_scores(), det.stream_recent_scores());
+  EXPECT_EQ(back.mixture().stream_state().n_steps, det.mixture().stream_state().n_steps);
+  back.set_params(p);  // a loader sets the method only: the rest are the caller's
+  for (std::uint32_t c = 2; c < 5; ++c) {
+    det.partial_fit(view(chunk(c)));
+    back.partial_fit(view(chunk(c)));
+  }
+  EXPECT_EQ(back.offset(), det.offset());
+  EXPECT_EQ(back.score_median(), det.score_median());
+  EXPECT_EQ(back.stream_recent_scores(), det.stream_recent_scores());
+  EXPECT_EQ(back.model().means, det.model().means);
+  EXPECT_EQ(back.model().factor, det.model().factor);
+  // A detector that was never stepped writes no streaming sections and loads with none.
+  DensityAnomalyDetector<T> plain(p);
+  plain.fit(view(chunk(0)));
+  const auto pbytes = mixtura::to_bytes(mixtura::to_model_file(plain));
+  const auto pmf = mixtura::from_bytes(pbytes.data(), pbytes.size());
+  EXPECT_FALSE(pmf.has("stream_n_steps_"));
+  EXPECT_EQ(mixtura::detector_from_sections<T>(pmf).n_steps(), 0);
+}
+
+TYPED_TEST(AnomalyTyped, PartialFitRefusesWhatItCannotDo) {
+  using T = TypeParam;
+  const auto X = sensors<T>(400, 7);
+  DetectorParams p;
+  p.method = AnomalyMethod::kmeans;
+  DensityAnomalyDetector<T> km(p);
+  EXPECT_INVALID(km.partial_fit(view(X)), "DensityAnomalyDetector::partial_fit: method kmeans is fitted in one batch");
+  EXPECT_FALSE(km.is_fitted());
+  p.method = AnomalyMethod::gmm;
+  p.half_life = -1;
+  DensityAnomalyDetector<T> det(p);
+  EXPECT_INVALID(det.partial_fit(view(X)), "half_life must be finite and >= 0, got -1");
+  p.half_life = 0;
+  det.set_params(p);
+  det.partial_fit(view(X));
+  det.partial_fit(view(X));
+  // A failed step leaves the detector as it was (strong guarantee).
+  const double offset = det.offset();
+  const auto recent = det.stream_recent_scores();
+  RowMatrix<T> bad = sensors<T>(60, 8);
+  bad(5, 2) = std::numeric_limits<T>::infinity();
+  EXPECT_INVALID(det.partial_fit(view(bad)), "DensityAnomalyDetector::partial_fit", "row 5");
+  const RowMatrix<T> two = X.leftCols(2);
+  EXPECT_INVALID(det.partial_fit(view(two)), "X has 2 features, but the model was fitted with 3");
+  EXPECT_EQ(det.offset(), offset);
+  EXPECT_EQ(det.stream_recent_scores(), recent);
+  EXPECT_EQ(det.n_steps(), 2);
+  EXPECT_INVALID(det.set_stream_state(0, {1.0}), "1 recent scores with n_steps = 0");
+  EXPECT_INVALID(det.set_stream_state(2, {1.0, std::nan("")}), "recent_scores[1] = nan is not finite");
+}
+
 TYPED_TEST(AnomalyTyped, BadInput) {
   using T = TypeParam;
   const auto X = sensors<T>(50, 13);

@@ -14,6 +14,10 @@ TYPED_TEST_SUITE(AnomalyOnReplay, Scalars);
 
 TYPED_TEST(AnomalyOnReplay, FollowsTheCpuDetector) { expect_detector_follows_the_cpu<TypeParam>(ReplayBackend{}); }
 
+TYPED_TEST(AnomalyOnReplay, StreamFollowsTheCpuDetector) {
+  expect_detector_stream_follows_the_cpu<TypeParam>(ReplayBackend{});
+}
+
 TYPED_TEST(AnomalyOnReplay, IsTheBackendsPassesBitForBit) {
   expect_detector_is_the_backends_passes<TypeParam>(ReplayBackend{});
 }

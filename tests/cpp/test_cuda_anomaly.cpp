@@ -21,6 +21,11 @@ TYPED_TEST(CudaAnomalyDevice, DeviceFollowsTheCpuDetector) {
   expect_detector_follows_the_cpu<TypeParam>(make_cuda_backend());
 }
 
+TYPED_TEST(CudaAnomalyDevice, DeviceStreamFollowsTheCpuDetector) {
+  SKIP_WITHOUT_DEVICE();
+  expect_detector_stream_follows_the_cpu<TypeParam>(make_cuda_backend());
+}
+
 TYPED_TEST(CudaAnomalyDevice, DeviceIsTheBackendsPassesBitForBit) {
   SKIP_WITHOUT_DEVICE();
   expect_detector_is_the_backends_passes<TypeParam>(make_cuda_backend());

@@ -417,6 +417,34 @@ def test_detector_crosses_languages_both_ways(data, method, dtype, tmp_path):
     np.testing.assert_array_equal(est.predict(X), out[:, 1])
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_detector_stream_resumes_in_cpp(data, dtype, tmp_path):
+    # A detector fitted in Python, then stepped chunk by chunk both in Python and, through its file, by
+    # C++'s DensityAnomalyDetector::partial_fit (each step loaded, stepped and saved again): the same
+    # rows learnt, the same recent scores, threshold and density (to the rounding of the two builds).
+    rng = np.random.default_rng(8)
+    X = data.astype(dtype)
+    det = mixtura.DensityAnomalyDetector(max_components=3, random_state=4, half_life=150.0, reg_covar=2e-3).fit(X)
+    det.save(tmp_path / "step0.mxt")
+    rtol = 1e-5 if dtype == "float32" else 1e-10
+    for step in range(1, 5):
+        chunk = (data[rng.integers(0, len(data), 80)] + 0.4 * step + 0.3 * rng.standard_normal((80, 4))).astype(dtype)
+        chunk[::10, 2] += 25  # faults: flagged, not learnt
+        scores = det.score_samples(chunk)
+        det.partial_fit(chunk)
+        run_tool("partial_fit", tmp_path / f"step{step - 1}.mxt", to_csv(tmp_path / "chunk.csv", chunk),
+                 tmp_path / f"step{step}.mxt", "--dtype", dtype, "--half-life", 150, "--reg-covar", 2e-3)
+        cpp = mixtura.load(tmp_path / f"step{step}.mxt")
+        assert cpp.n_steps_ == det.n_steps_ == step
+        assert 8 <= np.sum(scores < det.offset_) < 40  # the faults, and what the drift makes look like them
+        np.testing.assert_allclose(cpp.stream_recent_scores_, det.stream_recent_scores_, rtol=rtol)
+        np.testing.assert_allclose([cpp.offset_, cpp.score_median_], [det.offset_, det.score_median_], rtol=rtol)
+        for name in ["density_weights_", "density_means_", "density_precisions_cholesky_"]:
+            np.testing.assert_allclose(getattr(cpp, name), getattr(det, name), rtol=rtol, atol=1e-12, err_msg=name)
+        assert cpp.model_.n_steps_ == det.model_.n_steps_
+    assert len(det.stream_recent_scores_) == 200  # max(200, half_life) of the 320 rows
+
+
 def test_detector_file_with_a_bad_scale_is_refused(data):
     det = mixtura.DensityAnomalyDetector(random_state=0).fit(data)
     s = det._to_sections()

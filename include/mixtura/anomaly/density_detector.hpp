@@ -135,12 +135,7 @@ class DensityAnomalyDetector {
   /// index modulo 256, on every backend.
   template <class Backend>
   Eigen::VectorXd score_samples_on(const Backend& be, MatrixView<T> X) const {
-    const State& s = fitted("score_samples");
-    const bool gaps = check_input<Backend>("DensityAnomalyDetector::score_samples", X);
-    Eigen::VectorXd out(X.rows);
-    for_scaled_blocks(s, X,
-                      [&](Index begin, MatrixView<T> Z) { out.segment(begin, Z.rows) = original_scores(be, s, Z, gaps); });
-    return out;
+    return scores_of(be, X, "score_samples", "DensityAnomalyDetector::score_samples");
   }
   template <class Backend>
   Eigen::VectorXd decision_function_on(const Backend& be, MatrixView<T> X) const {
@@ -152,6 +147,71 @@ class DensityAnomalyDetector {
     std::vector<std::int32_t> out(static_cast<std::size_t>(d.size()));
     for (Index i = 0; i < d.size(); ++i) out[static_cast<std::size_t>(i)] = d[i] < 0 ? -1 : 1;
     return out;
+  }
+
+  /// Follows a stream (method gmm): scores the chunk X, lets its rows that were not flagged teach the
+  /// density and moves the threshold, so that an anomaly does not teach the detector that it is normal.
+  /// The first call on an unfitted detector fits X (as fit). Each later call, with the scores of X
+  /// before the step: the rows scoring at least offset() go, scaled with the fit's scaling, to the
+  /// mixture's online EM (GaussianMixture::partial_fit with params().half_life); every row's score
+  /// joins the recent scores (the last max(200, ceil(half_life)) rows, 10 000 without a half-life),
+  /// a flagged row's as the offset itself; once 50 are there, score_median() becomes their median
+  /// and offset() moves with it, keeping the distance score_median() - offset() it had. Python's
+  /// partial_fit gives the same bits. Strong guarantee.
+  DensityAnomalyDetector& partial_fit(MatrixView<T> X) { return partial_fit_on(CpuBackend{params_.n_threads}, X); }
+  /// partial_fit with the scoring and online-EM passes on backend `be` (X in host memory).
+  template <class Backend>
+  DensityAnomalyDetector& partial_fit_on(const Backend& be, MatrixView<T> X) {
+    const char* where = "DensityAnomalyDetector::partial_fit";
+    check_params(where);
+    MIXTURA_EXPECTS(params_.method == AnomalyMethod::gmm,
+                    "%s: method kmeans is fitted in one batch; partial_fit adapts method gmm (its Gaussian "
+                    "mixture's online EM)", where);
+    if (!fitted_) {
+      fit_on(be, X);
+      state_.n_steps = 1;
+      return *this;
+    }
+    const Eigen::VectorXd scores = scores_of(be, X, "partial_fit", where);  // checks X
+    State s = state_;
+    const Index D = X.cols;
+    std::vector<Index> kept;
+    for (Index i = 0; i < X.rows; ++i)
+      if (scores[i] >= s.offset) kept.push_back(i);
+    if (!kept.empty()) {
+      RowMatrix<T> Z(static_cast<Index>(kept.size()), D);
+      for (std::size_t r = 0; r < kept.size(); ++r) scale_row(X.row(kept[r]), s.scaling, D, Z.row(static_cast<Index>(r)).data());
+      // The detector's parameters (a loaded mixture's are defaults): reg_covar, n_threads, half_life.
+      GmmParams gp = density_params(static_cast<int>(s.density.model().n_components));
+      gp.half_life = params_.half_life;
+      s.density.set_params(gp);
+      s.density.partial_fit_on(be, view_of(Z));
+    }
+    // A flagged row counts as lying at the threshold: its value teaches nothing, but the median still
+    // sees how many rows fell below (so the threshold can come down when most rows are flagged).
+    const double window = params_.half_life > 0 ? std::max(kStreamWindowMin, std::ceil(params_.half_life))
+                                                : kStreamWindowDefault;
+    for (Index i = 0; i < X.rows; ++i) s.recent_scores.push_back(std::max(scores[i], s.offset));
+    if (static_cast<double>(s.recent_scores.size()) > window)
+      s.recent_scores.erase(s.recent_scores.begin(),
+                            s.recent_scores.end() - static_cast<std::ptrdiff_t>(window));
+    if (!std::isfinite(s.score_median)) {  // a detector set from parts or loaded from an older file
+      if (!kept.empty()) {
+        std::vector<double> v;
+        for (Index i : kept) v.push_back(scores[i]);
+        s.score_median = detail::median(v);
+      }
+    } else if (static_cast<double>(s.recent_scores.size()) >= kStreamMedianMin) {
+      const double gap = s.score_median - s.offset;
+      std::vector<double> v = s.recent_scores;
+      s.score_median = detail::median(v);
+      s.offset = s.score_median - gap;
+      MIXTURA_EXPECTS(std::isfinite(s.offset), "%s: the threshold became %g (scores of X: non-finite)", where,
+                      s.offset);
+    }
+    s.n_steps += 1;
+    state_ = std::move(s);
+    return *this;
   }
 
   /// Per-row, per-feature contributions under the responsible component (see AnomalyExplanation).
@@ -218,6 +278,27 @@ class DensityAnomalyDetector {
   const std::vector<DetectorCandidate>& selection() const { return fitted("selection").selection; }
   /// Training rows the trimmed fit set aside (0 without trimming).
   Index n_trimmed() const { return fitted("n_trimmed").n_trimmed; }
+  /// partial_fit calls since the last fit (the one that fitted counts as 1; 0 after fit).
+  std::int64_t n_steps() const { return fitted("n_steps").n_steps; }
+  /// The recent scores the streaming threshold is the median of (a flagged row's as the offset then).
+  const std::vector<double>& stream_recent_scores() const { return fitted("stream_recent_scores").recent_scores; }
+  /// Replaces the streaming state (for loading a saved detector): n_steps >= 1 (method gmm), or 0 with
+  /// no recent scores; the scores finite.
+  void set_stream_state(std::int64_t n_steps, std::vector<double> recent_scores) {
+    const char* where = "DensityAnomalyDetector::set_stream_state";
+    fitted("set_stream_state");
+    State& s = state_;
+    MIXTURA_EXPECTS(n_steps >= 0, "%s: n_steps must be >= 0, got %lld", where, static_cast<long long>(n_steps));
+    MIXTURA_EXPECTS(n_steps == 0 || params_.method == AnomalyMethod::gmm,
+                    "%s: only method gmm streams, got n_steps = %lld", where, static_cast<long long>(n_steps));
+    MIXTURA_EXPECTS(n_steps > 0 || recent_scores.empty(), "%s: %zu recent scores with n_steps = 0", where,
+                    recent_scores.size());
+    for (std::size_t i = 0; i < recent_scores.size(); ++i)
+      MIXTURA_EXPECTS(std::isfinite(recent_scores[i]), "%s: recent_scores[%zu] = %g is not finite", where, i,
+                      recent_scores[i]);
+    s.n_steps = n_steps;
+    s.recent_scores = std::move(recent_scores);
+  }
 
   /// The GaussianMixture parameters of the density with n_components components (method gmm).
   GmmParams density_params(int n_components) const {
@@ -299,7 +380,13 @@ class DensityAnomalyDetector {
     double score_median = std::numeric_limits<double>::quiet_NaN();
     Index n_features = 0;
     Index n_trimmed = 0;
+    std::int64_t n_steps = 0;           // partial_fit's
+    std::vector<double> recent_scores;  // partial_fit's, oldest first
   };
+
+  // partial_fit's recent scores: at least this many rows with a half-life, this many without one; the
+  // threshold moves once this many are there.
+  static constexpr double kStreamWindowMin = 200, kStreamWindowDefault = 10000, kStreamMedianMin = 50;
 
   static MatrixView<T> view_of(const RowMatrix<T>& a) { return {a.data(), a.rows(), a.cols()}; }
   static std::vector<double> to_vector(const Eigen::VectorXd& v) { return {v.data(), v.data() + v.size()}; }
@@ -325,6 +412,19 @@ class DensityAnomalyDetector {
     MIXTURA_EXPECTS(std::isfinite(p.tol) && p.tol >= 0, "%s: tol must be finite and >= 0, got %g", where, p.tol);
     MIXTURA_EXPECTS(p.n_threads >= 0 && p.n_threads <= kMaxThreads, "%s: n_threads must be in [0, %d], got %d",
                     where, kMaxThreads, p.n_threads);
+    MIXTURA_EXPECTS(std::isfinite(p.half_life) && p.half_life >= 0, "%s: half_life must be finite and >= 0, got %g",
+                    where, p.half_life);
+  }
+
+  /// score_samples_on, its errors naming `where` (fitted: what).
+  template <class Backend>
+  Eigen::VectorXd scores_of(const Backend& be, MatrixView<T> X, const char* what, const char* where) const {
+    const State& s = fitted(what);
+    const bool gaps = check_input<Backend>(where, X);
+    Eigen::VectorXd out(X.rows);
+    for_scaled_blocks(s, X,
+                      [&](Index begin, MatrixView<T> Z) { out.segment(begin, Z.rows) = original_scores(be, s, Z, gaps); });
+    return out;
   }
 
   /// The checks before scoring; returns whether X has a gap (check_data_gaps).

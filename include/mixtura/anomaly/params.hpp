@@ -73,6 +73,10 @@ struct DetectorParams {
   double tol = 1e-3;                   ///< EM tolerance (K-means: its own default, 1e-4)
   std::uint64_t seed = 0;              ///< key of the counter-based random numbers
   int n_threads = 0;                   ///< OpenMP threads; 0 = OpenMP's default
+  /// partial_fit: rows after which a row's influence on the density halves (the mixture's online EM
+  /// step 1 - 0.5^(rows / half_life)), and the recent scores behind the threshold (max(200,
+  /// ceil(half_life)) rows); 0 = none (the decaying step, 10 000 recent scores).
+  double half_life = 0;
 };
 
 /// Per-row explanation of a score: for the responsible component k with precision P (scaled

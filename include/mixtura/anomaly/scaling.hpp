@@ -34,6 +34,17 @@ inline double quantile(std::vector<double>& v, double q) {
   return a + (h - static_cast<double>(lo)) * (b - a);
 }
 
+/// numpy.median of v (v is reordered): the middle value, or (a + b) / 2 of the two middle ones; NaN
+/// when v holds a NaN, as numpy's. v must not be empty.
+inline double median(std::vector<double>& v) {
+  if (std::any_of(v.begin(), v.end(), [](double x) { return std::isnan(x); })) return std::nan("");
+  const std::size_t mid = v.size() / 2;
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(mid), v.end());
+  if (v.size() % 2 == 1) return v[mid];
+  const double below = *std::max_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(mid));
+  return (below + v[mid]) / 2;
+}
+
 /// The scales a fitted detector holds (the fit's are >= 1e-12): dividing values within +-1e150 by a
 /// smaller one, a subnormal say, would give infinities; set_fitted and the model-file loader check it.
 inline constexpr double kMinScale = 1e-150, kMaxScale = 1e150;
@@ -75,14 +86,16 @@ ScalingFit fit_scaling(MatrixView<T> X, FeatureScaling how, int n_threads, bool 
   return s;
 }
 
-/// Rows [begin, begin + out.rows()) of X, scaled, into out (a missing value stays NaN).
+/// One row x of D features, scaled, into z (in double, rounded to T once; a missing value stays NaN).
+template <class T>
+void scale_row(const T* x, const ScalingFit& s, Index D, T* z) {
+  for (Index j = 0; j < D; ++j) z[j] = static_cast<T>((static_cast<double>(x[j]) - s.center[j]) / s.scale[j]);
+}
+
+/// Rows [begin, begin + out.rows()) of X, scaled, into out.
 template <class T>
 void scale_rows(MatrixView<T> X, const ScalingFit& s, Index begin, RowMatrix<T>& out) {
-  const Index D = X.cols;
-  for (Index r = 0; r < out.rows(); ++r) {
-    const T* x = X.row(begin + r);
-    for (Index j = 0; j < D; ++j) out(r, j) = static_cast<T>((static_cast<double>(x[j]) - s.center[j]) / s.scale[j]);
-  }
+  for (Index r = 0; r < out.rows(); ++r) scale_row(X.row(begin + r), s, X.cols, out.row(r).data());
 }
 
 }  // namespace mixtura

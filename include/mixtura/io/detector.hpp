@@ -50,6 +50,10 @@ void add_sections(ModelFile& mf, const DensityAnomalyDetector<T>& det, const std
   for (const DetectorCandidate& c : det.selection()) bic.insert(bic.end(), {static_cast<double>(c.n_components), c.bic});
   mf.add_array(prefix + "bic_", bic, {det.selection().size(), 2});
   if (det.n_trimmed() > 0) mf.add_scalar(prefix + "n_trimmed_", static_cast<std::int64_t>(det.n_trimmed()));
+  if (det.n_steps() > 0) {  // a streaming detector's state (partial_fit)
+    mf.add_scalar(prefix + "stream_n_steps_", det.n_steps());
+    mf.add_array(prefix + "stream_recent_scores_", det.stream_recent_scores(), {det.stream_recent_scores().size()});
+  }
   if (p.method == AnomalyMethod::gmm) {
     add_sections(mf, det.mixture(), prefix + "model.");
     return;
@@ -111,12 +115,16 @@ DensityAnomalyDetector<T> detector_from_sections(const ModelFile& mf, const std:
   // Optional (files before it lack it; written when > 0): training rows a trimmed fit set aside.
   const std::int64_t n_trimmed = r.has("n_trimmed_") ? r.scalar<std::int64_t>("n_trimmed_") : 0;
   MIXTURA_EXPECTS(n_trimmed >= 0, "%s: n_trimmed_ = %lld is negative", where, static_cast<long long>(n_trimmed));
-  // A streaming detector's state (Python's partial_fit): checked here, kept by Python only.
+  // A streaming detector's state (partial_fit), both sections or neither.
+  std::int64_t n_steps = 0;
+  std::vector<double> recent;
   if (r.has("stream_n_steps_") || r.has("stream_recent_scores_")) {
-    MIXTURA_EXPECTS(p.method == AnomalyMethod::gmm && r.scalar<std::int64_t>("stream_n_steps_") >= 1,
-                    "%s: stream_n_steps_ must be >= 1 (method gmm)", where);
+    n_steps = r.scalar<std::int64_t>("stream_n_steps_");
+    MIXTURA_EXPECTS(p.method == AnomalyMethod::gmm && n_steps >= 1, "%s: stream_n_steps_ must be >= 1 (method gmm)",
+                    where);
     const auto ss = r.shape("stream_recent_scores_", DType::f64, 1);
-    r.all_finite("stream_recent_scores_", r.get<double>("stream_recent_scores_", ss));
+    recent = r.get<double>("stream_recent_scores_", ss);
+    r.all_finite("stream_recent_scores_", recent);
   }
   detail::check_n_features(r, D);
   const auto bs = r.shape("bic_", DType::f64, 2);
@@ -140,6 +148,7 @@ DensityAnomalyDetector<T> detector_from_sections(const ModelFile& mf, const std:
                     static_cast<long long>(gm.model().n_features), static_cast<long long>(D));
     det.set_fitted(std::move(sc), std::move(gm), offset, std::move(selection), KMeans<T>(), score_median,
                    static_cast<Index>(n_trimmed));
+    det.set_stream_state(n_steps, std::move(recent));
     return det;
   }
   KMeans<T> km = kmeans_from_sections<T>(mf, inner, where);
