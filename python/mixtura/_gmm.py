@@ -22,6 +22,18 @@ def _statistics_from_state(state):
     return _core.gmm_statistics_from_state(state)
 
 
+def _check_initial_shapes(weights, means, precisions, n_components, n_features, covariance_type):
+    """A ValueError, in scikit-learn's words, for a starting parameter of another shape than
+    scikit-learn's (the C++ fit sees flat arrays, and checks the values)."""
+    K, D = n_components, n_features
+    expected = {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}[covariance_type]
+    for given, name, what, shape in ((weights, "weights_init", "weights", (K,)), (means, "means_init", "means", (K, D)),
+                                     (precisions, "precisions_init", f"{covariance_type} precision", expected)):
+        if given is not None and np.shape(given) != shape:
+            raise ValueError(f"GaussianMixture.fit: {name}: The parameter '{what}' should have the shape of {shape}, "
+                             f"but got {np.shape(given)}")
+
+
 class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
     """Gaussian mixture fitted by EM, with the ELBO staircase recorded.
 
@@ -226,7 +238,7 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         device = _device.resolve(p["device"], "GaussianMixture")
         self._check_n_samples(X.shape[0], p)
         w = check_sample_weight(sample_weight, X, "GaussianMixture.fit")
-        r = _core.typed("gmm_fit", X.dtype)(X, w, *self._fit_args(p), device)
+        r = _core.typed("gmm_fit", X.dtype)(X, w, *self._fit_args(p, X.shape[1]), device)
         return self._finish_fit(r, X.dtype)
 
     @staticmethod
@@ -235,9 +247,9 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
             raise ValueError(f"Expected n_samples >= n_components but got n_components = {p['n_components']}, "
                              f"n_samples = {n_samples}")
 
-    def _fit_args(self, p):
+    def _fit_args(self, p, n_features):
         """The C++ fit's arguments after X and the sample weights, from the checked parameters p (host
-        arrays for the starting parameters)."""
+        arrays for the starting parameters, their shapes checked for n_features)."""
         weights_init, means_init, precisions_init = p["weights_init"], p["means_init"], p["precisions_init"]
         warm = None
         if p["warm_start"] and hasattr(self, "means_"):  # EM goes on from the fitted model and its bound
@@ -246,6 +258,8 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         for name, a in (("weights_init", weights_init), ("means_init", means_init),
                         ("precisions_init", precisions_init)):
             _cuda_array.host_only(a, "GaussianMixture", name)
+        _check_initial_shapes(weights_init, means_init, precisions_init, p["n_components"], n_features,
+                              p["covariance_type"])
         return (p["n_components"], p["covariance_type"], p["tol"], p["reg_covar"], p["max_iter"], p["n_init"],
                 p["init_params"], _params.seed(p["random_state"]), p["n_threads"], p["verbose"],
                 self._weights_f64(weights_init), self._f64(means_init), self._f64(precisions_init),
@@ -261,7 +275,7 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
             raise ValueError(f"{who}: Found array with {dev.shape[0]} sample(s) (shape={dev.shape}) while a minimum "
                              "of 2 is required.")
         self._check_n_samples(dev.shape[0], p)
-        args = self._fit_args(p)
+        args = self._fit_args(p, dev.shape[1])
         _cuda_array.synchronize(dev)
         if w_dev is not None:
             _cuda_array.synchronize(w_dev)

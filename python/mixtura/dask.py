@@ -22,7 +22,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _core, _params
 from ._anomaly import DensityAnomalyDetector as _DensityAnomalyDetector
-from ._gmm import GaussianMixture as _GaussianMixture
+from ._gmm import GaussianMixture as _GaussianMixture, _check_initial_shapes
 from ._kmeans import KMeans as _KMeans, _init_of
 from ._kmeans_stats import KMeansStatistics
 
@@ -858,11 +858,7 @@ class GaussianMixture(_DaskMixin, _GaussianMixture):
         K, D = p["n_components"], mean.shape[0]
         weights_init, means_init, precisions_init = init
         cov = p["covariance_type"]
-        shapes = {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}
-        for name, a, shape in (("weights_init", weights_init, (K,)), ("means_init", means_init, (K, D)),
-                               ("precisions_init", precisions_init, shapes[cov])):
-            if a is not None and a.shape != shape:
-                raise ValueError(f"GaussianMixture.fit: {name} must have shape {shape}, got {a.shape}")
+        _check_initial_shapes(weights_init, means_init, precisions_init, K, D, cov)
         if all(a is not None for a in init):
             model = {"weights": weights_init, "means": means_init}
         else:

@@ -64,12 +64,12 @@ TYPED_TEST(GmmErrors, BadInitialParameters) {
   not_pd << 1, 2, 2, 1;  // eigenvalues 3 and -1
   in.precisions = {Eigen::MatrixXd::Identity(2, 2), not_pd};
   gm.set_initial_params(in);
-  EXPECT_INVALID(gm.fit(x), "precisions_init[1] is not positive definite");
+  EXPECT_INVALID(gm.fit(x), "precisions_init[1]: 'full precision' should be symmetric, positive-definite (it is not positive-definite)");
   Eigen::MatrixXd asym(2, 2);
   asym << 1, 0.5, 0, 1;
   in.precisions = {Eigen::MatrixXd::Identity(2, 2), asym};
   gm.set_initial_params(in);
-  EXPECT_INVALID(gm.fit(x), "precisions_init[1] is not symmetric");
+  EXPECT_INVALID(gm.fit(x), "precisions_init[1]: 'full precision' should be symmetric, positive-definite (it is not symmetric)");
   in.precisions = {Eigen::MatrixXd::Identity(2, 2)};
   gm.set_initial_params(in);
   EXPECT_INVALID(gm.fit(x), "precisions_init has 1 matrices, expected 2 for covariance_type full");
@@ -77,7 +77,7 @@ TYPED_TEST(GmmErrors, BadInitialParameters) {
   gm.set_params(p);
   in.precisions = {Eigen::MatrixXd::Constant(2, 2, -1.0)};
   gm.set_initial_params(in);
-  EXPECT_INVALID(gm.fit(x), "precisions_init must be positive");
+  EXPECT_INVALID(gm.fit(x), "precisions_init: 'diag precision' should be positive (and finite)");
 }
 
 TYPED_TEST(GmmErrors, UseBeforeFitAndWrongFeatureCount) {

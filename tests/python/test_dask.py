@@ -278,8 +278,13 @@ def test_bad_input_is_refused_with_the_reason():
         md.KMeans(2, split_every=1).fit(X)
     with pytest.raises(ValueError, match="init must be 'k-means\\|\\|'"):
         md.KMeans(2, init="kmeans").fit(X)
-    with pytest.raises(ValueError, match="means_init must have shape \\(2, 4\\)"):
+    with pytest.raises(ValueError, match="means_init: The parameter 'means' should have the shape of \\(2, 4\\)"):
         md.GaussianMixture(2, means_init=np.zeros((3, 4))).fit(X)
+    with pytest.raises(ValueError, match="'diag precision' should be positive"):
+        md.GaussianMixture(2, covariance_type="diag", precisions_init=-np.ones((2, 4))).fit(X)
+    with pytest.raises(ValueError, match=r"precisions_init\[1\]: 'full precision' should be symmetric, positive-definite "
+                                         r"\(it is not symmetric\)"):
+        md.GaussianMixture(2, precisions_init=np.stack([np.eye(4), np.triu(np.ones((4, 4)))])).fit(X)
     bad = X.copy()
     bad[423, 1] = np.nan  # in the third block: named by its row in the whole array
     with pytest.raises(ValueError, match=r"KMeans.fit: X contains a non-finite value \(nan\) at row 423, column 1"):

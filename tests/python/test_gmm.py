@@ -1,6 +1,7 @@
 """mixtura.GaussianMixture from Python: scikit-learn's estimator checks, agreement with
 scikit-learn's GaussianMixture from the same initial parameters, the ELBO trace, errors."""
 import pickle
+import re
 import warnings
 
 import numpy as np
@@ -188,6 +189,27 @@ def test_sampling_is_reproducible(blobs):
     assert a.shape == (500, 3) and la.shape == (500,)
 
 
+@pytest.mark.parametrize("covariance_type, precisions", [("full", (2, 3, 3)), ("tied", (3, 3)), ("diag", (2, 3)),
+                                                          ("spherical", (2,))])
+def test_starting_parameters_of_another_shape_are_refused_in_scikit_learns_words(blobs, covariance_type, precisions):
+    # The shapes scikit-learn wants, as its messages say (the C++ fit sees flat arrays: a (2, 1) weights_init
+    # summing to 1 used to pass).
+    def fit(**kw):
+        return mixtura.GaussianMixture(2, covariance_type=covariance_type, **kw).fit(blobs)
+    with pytest.raises(ValueError, match=re.escape("GaussianMixture.fit: weights_init: The parameter 'weights' should "
+                                                   "have the shape of (2,), but got (2, 1)")):
+        fit(weights_init=[[0.5], [0.5]])
+    with pytest.raises(ValueError, match=re.escape("means_init: The parameter 'means' should have the shape of (2, 3), "
+                                                   "but got (3, 3)")):
+        fit(means_init=np.zeros((3, 3)))
+    wrong = precisions[:-1] + (precisions[-1] + 1,)
+    with pytest.raises(ValueError, match=re.escape(f"precisions_init: The parameter '{covariance_type} precision' "
+                                                   f"should have the shape of {precisions}, but got {wrong}")):
+        fit(precisions_init=np.ones(wrong))
+    valid = np.ones(precisions) if covariance_type in ("diag", "spherical") else np.broadcast_to(np.eye(3), precisions)
+    fit(weights_init=[0.5, 0.5], means_init=np.zeros((2, 3)), precisions_init=valid)
+
+
 def test_bad_input_raises_value_error_with_the_cpp_message(blobs):
     with pytest.raises(ValueError, match=r"GaussianMixture::fit: reg_covar must be finite and >= 0, got -1"):
         mixtura.GaussianMixture(2, reg_covar=-1.0).fit(blobs)
@@ -195,8 +217,14 @@ def test_bad_input_raises_value_error_with_the_cpp_message(blobs):
         mixtura.GaussianMixture(2, covariance_type="banana").fit(blobs)
     with pytest.raises(ValueError, match=r"weights_init sums to 0.5, expected 1"):
         mixtura.GaussianMixture(2, weights_init=[0.2, 0.3]).fit(blobs)
-    with pytest.raises(ValueError, match=r"precisions_init\[1\] is not positive definite"):
+    with pytest.raises(ValueError, match=r"precisions_init\[1\]: 'full precision' should be symmetric, "
+                                         r"positive-definite \(it is not positive-definite\)"):
         mixtura.GaussianMixture(2, precisions_init=np.stack([np.eye(3), -np.eye(3)])).fit(blobs)
+    with pytest.raises(ValueError, match=r"precisions_init\[0\]: 'tied precision' should be symmetric, "
+                                         r"positive-definite \(it is not symmetric\)"):
+        mixtura.GaussianMixture(2, covariance_type="tied", precisions_init=np.triu(np.ones((3, 3)))).fit(blobs)
+    with pytest.raises(ValueError, match=r"precisions_init: 'diag precision' should be positive"):
+        mixtura.GaussianMixture(2, covariance_type="diag", precisions_init=-np.ones((2, 3))).fit(blobs)
     with pytest.raises(NotFittedError):
         mixtura.GaussianMixture(2).score_samples(blobs)
     gm = mixtura.GaussianMixture(2, random_state=0).fit(blobs)

@@ -729,18 +729,22 @@ class GaussianMixture {
         MIXTURA_EXPECTS(p.rows() == D && p.cols() == D, "%s: precisions_init[%zu] has shape (%lld, %lld), expected (%lld, %lld)",
                         where, k, static_cast<long long>(p.rows()), static_cast<long long>(p.cols()),
                         static_cast<long long>(D), static_cast<long long>(D));
+        // The condition in scikit-learn's words ('full precision' should be ...), then what failed.
         MIXTURA_EXPECTS(p.allFinite() && p.isApprox(p.transpose(), 1e-10),
-                        "%s: precisions_init[%zu] is not symmetric", where, k);
+                        "%s: precisions_init[%zu]: '%s precision' should be symmetric, positive-definite (it is not "
+                        "symmetric)", where, k, to_string(t));
         Eigen::LLT<Eigen::MatrixXd> llt(p);
         MIXTURA_EXPECTS(llt.info() == Eigen::Success && (Eigen::MatrixXd(llt.matrixL()).diagonal().array() > 0).all(),
-                        "%s: precisions_init[%zu] is not positive definite", where, k);
+                        "%s: precisions_init[%zu]: '%s precision' should be symmetric, positive-definite (it is not "
+                        "positive-definite)", where, k, to_string(t));
       } else {
         const Index cols = t == CovarianceType::diag ? D : 1;
         MIXTURA_EXPECTS(p.rows() == K && p.cols() == cols,
                         "%s: precisions_init has shape (%lld, %lld), expected (%lld, %lld) for covariance_type %s", where,
                         static_cast<long long>(p.rows()), static_cast<long long>(p.cols()), static_cast<long long>(K),
                         static_cast<long long>(cols), to_string(t));
-        MIXTURA_EXPECTS(p.allFinite() && (p.array() > 0).all(), "%s: precisions_init must be positive (and finite)", where);
+        MIXTURA_EXPECTS(p.allFinite() && (p.array() > 0).all(), "%s: precisions_init: '%s precision' should be positive "
+                        "(and finite)", where, to_string(t));
       }
     }
   }
