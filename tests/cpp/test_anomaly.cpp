@@ -4,7 +4,6 @@
 
 #include <cmath>
 #include <random>
-#include <tuple>
 
 #include <Eigen/LU>
 
@@ -208,8 +207,14 @@ RowMatrix<T> contaminated(Index n, Index m, std::uint32_t seed) {
 TYPED_TEST(AnomalyTyped, TrimmedFitLeavesNoComponentToAFault) {
   using T = TypeParam;
   const RowMatrix<T> fault = (RowMatrix<T>(1, 2) << T(8), T(8)).finished();
-  for (const auto& [n_fault, trim, contamination] :
-       {std::tuple<Index, double, double>{30, 0.05, 0}, {15, mixtura::kTrimAuto, 0}, {30, mixtura::kTrimAuto, 0.05}}) {
+  struct Case {
+    Index n_fault;
+    double trim, contamination;
+  };
+  for (const Case& c : {Case{30, 0.05, 0}, Case{15, mixtura::kTrimAuto, 0}, Case{30, mixtura::kTrimAuto, 0.05}}) {
+    // Variables, not structured bindings: lambdas capture these in C++17 (clang 14 refuses bindings).
+    const Index n_fault = c.n_fault;
+    const double trim = c.trim, contamination = c.contamination;
     const auto X = contaminated<T>(1000, n_fault, 21);
     const auto plain = fitted(X, AnomalyMethod::gmm, [&](DetectorParams& p) {
       p.max_components = 4;
