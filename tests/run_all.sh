@@ -3,7 +3,8 @@
 # its tests skip without a GPU) and runs every test: a separate CMake project built against the
 # installed package (find_package(mixtura)), the GoogleTest suite through ctest (the hot suites again
 # at each x86-64 level), the model-file and core tests under ASan+UBSan beside a minute of fuzzing
-# the model-file reader, a serial build's bits, then the Python package, installed with `pip install .`
+# the model-file reader and then the OpenMP folds under ThreadSanitizer with Archer, a serial
+# build's bits, then the Python package, installed with `pip install .`
 # into a fresh virtual environment, through pytest at this CPU's highest level, the documentation
 # site (docs/build.sh: sphinx -W, the notebooks run) and, without the tests marked top_level_only, at
 # each lower level it runs, under qemu-x86_64 as older CPUs, and last the C++ subset cross-built for
@@ -44,13 +45,16 @@ cmake --build "$MIXTURA_BUILD_DIR/consumer" -j "$MIXTURA_JOBS" >/dev/null
 step "C++ tests"
 (cd "$MIXTURA_BUILD_DIR" && ctest --output-on-failure -j "$MIXTURA_JOBS")
 
-step "ASan+UBSan (test_model_io, test_core) beside 60 s of fuzzing the model-file reader (libFuzzer)"
+step "ASan+UBSan (test_model_io, test_core) beside 60 s of fuzzing the model-file reader (libFuzzer), then TSan+Archer (serial_bits, test_core)"
 # Each is mostly one process (one compiler of one large file; clang then one fuzzer): side by side
-# they share the two cores instead of taking turns.
-bash .ci/install-deps clang libclang-rt-dev
+# they share the two cores instead of taking turns. TSan follows the fuzzer on its core (one job:
+# the sanitizer build has the other core).
+bash .ci/install-deps clang libclang-rt-dev libomp-dev
 fuzz_log="$MIXTURA_BUILD_DIR/fuzz.log"
+tsan_log="$MIXTURA_BUILD_DIR/tsan.log"
 mkdir -p "$MIXTURA_BUILD_DIR"
-bash tests/fuzz.sh 60 >"$fuzz_log" 2>&1 &
+( bash tests/fuzz.sh 60 >"$fuzz_log" 2>&1 || exit 10
+  MIXTURA_JOBS=1 bash tests/tsan.sh >"$tsan_log" 2>&1 || exit 20 ) &
 fuzz_pid=$!
 if ! bash tests/sanitizers.sh; then
   kill "$fuzz_pid" 2>/dev/null || true
@@ -58,13 +62,19 @@ if ! bash tests/sanitizers.sh; then
 fi
 fuzz_rc=0
 wait "$fuzz_pid" || fuzz_rc=$?
-if [ "$fuzz_rc" -ne 0 ]; then
+if [ "$fuzz_rc" -eq 20 ]; then
+  cat "$tsan_log"
+  echo "tests/tsan.sh failed: its log is above" >&2
+  exit 1
+elif [ "$fuzz_rc" -ne 0 ]; then
   cat "$fuzz_log"
   echo "tests/fuzz.sh failed (exit $fuzz_rc): its log is above" >&2
   exit 1
 fi
 echo "-- fuzzing (the end of $fuzz_log):"
 tail -n 25 "$fuzz_log"
+echo "-- ThreadSanitizer with Archer (from $tsan_log):"
+grep -E '^(ok|==)|tests passed' "$tsan_log"
 
 step "Serial build (no OpenMP, Eigen fetched) gives the OpenMP build's bits"
 bash tests/serial_bits.sh "$MIXTURA_BUILD_DIR/serial_bits"

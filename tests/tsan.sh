@@ -13,8 +13,7 @@
 #   tests/tsan.sh --all    serial_bits and every GoogleTest program of tests/cpp but the CUDA ones,
 #                          the per-ISA copies and test_model_io (see below), each test at
 #                          OMP_NUM_THREADS=2 (the programs' own 2-thread tests included)
-# From clean at -j 1 on 2 cores (another build beside): the subset 39 s (31 s of it compiling), --all
-# 858 s (406 s compiling, 446 s of ctest; test_gmm_device_math's replays 245 s of that).
+# Times (the subset under a minute, --all about a quarter of an hour on 2 cores): bench/RESULTS.md.
 #
 # First a self-check, so that a run where TSan or Archer is silently inactive cannot pass:
 # tests/tsan/race_check must print Archer's greeting and pass without a race, and must fail when its
