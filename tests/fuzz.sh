@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer target for the model-file reader and loaders (tests/fuzz/fuzz_model_file.cpp)
 # with clang++ -fsanitize=fuzzer,address,undefined and runs it for a bounded time from the seed
-# corpus in tests/fuzz/corpus (valid files of every kind; tests/fuzz/make_corpus.py writes them).
+# corpus in tests/fuzz/corpus (valid files of every kind, which tests/fuzz/make_corpus.py writes, and
+# past crashes without the .mxt suffix, which the Python fuzz test's seeds leave out).
 #
 #   tests/fuzz.sh [SECONDS]    default 60 (or MIXTURA_FUZZ_SECONDS)
 #

@@ -3,6 +3,8 @@
 // change.
 #include "gmm_util.hpp"
 
+#include <cstring>
+
 #include "mixtura/core/parallel.hpp"
 
 using namespace mixtura;
@@ -359,6 +361,22 @@ TEST(GmmOnlineEm, BadInputIsRefusedWithItsValue) {
   EXPECT_THROW(unfitted.statistics(x), NotFittedError);
   const GmmStats d(CovarianceType::diag, 2, 2, 2);
   EXPECT_INVALID(s.merge(d), "GmmStats::merge: statistics of full, 2 components, 2 features merged with diag");
+  // Stream states online EM would not make (fuzzing found one in a model file: a shift of -2.5e220 and
+  // a weight of 1.3e196, which gave NaN scores): refused where set, or where the step comes out
+  // non-finite; the mixture keeps what it had.
+  gm.partial_fit(x);
+  GmmStreamState st = gm.stream_state();
+  st.statistics.shift(0, 0) = -2.5e220;
+  EXPECT_INVALID(gm.set_stream_state(st), "statistics with a shift of 2.5e+220, expected within +-1e+150");
+  st = gm.stream_state();
+  st.statistics.unpack();
+  st.statistics.nk[0] = 1e-300;
+  st.statistics.s1.row(0).setConstant(1e300);
+  gm.set_stream_state(st);
+  const RowMatrix<double> means = gm.model().means;
+  EXPECT_INVALID(gm.partial_fit(x), "GaussianMixture::partial_fit: the running statistics of online EM give a "
+                                    "model that is not finite or has means beyond +-1e+150");
+  EXPECT_EQ(gm.model().means, means);
 }
 
 // Model files carry online EM's state: a loaded mixture's next step is the original's, bit for bit;
@@ -390,5 +408,12 @@ TEST(GmmOnlineEm, ModelFilesResumeTheStream) {
     for (const auto& s : partial.sections)
       if (s.name != "stream_totals_") cut.sections.push_back(s);
     EXPECT_INVALID(gaussian_mixture_from_sections<double>(cut), "holds 6 of the 7 stream_* sections");
+    ModelFile far = from_bytes(bytes);
+    for (auto& s : far.sections)
+      if (s.name == "stream_shift_") {
+        const double v = -2.5e220;
+        std::memcpy(s.payload.data(), &v, sizeof v);
+      }
+    EXPECT_INVALID(gaussian_mixture_from_sections<double>(far), "stream_shift_ holds -2.5e+220 at flat index 0");
   }
 }

@@ -91,13 +91,20 @@ void gaussian_mixture(const ModelFile& mf) {
 
 template <class T>
 void detector(const ModelFile& mf) {
-  const auto det = mixtura::detector_from_sections<T>(mf, "", "fuzz");
+  auto det = mixtura::detector_from_sections<T>(mf, "", "fuzz");
   const auto& m = det.model();
   if (m.n_components * m.n_features * m.n_features <= kMaxScoredSize) {
     const RowMatrix<T> x = probe<T>(m.n_features);
     expect_no_nan(det.score_samples(x), "DensityAnomalyDetector::score_samples: NaN");
     det.predict(x);
+    if (det.params().method == mixtura::AnomalyMethod::gmm) {
+      det.partial_fit(x);  // a step from the loaded streaming state
+      if (!std::isfinite(det.offset())) fail("DensityAnomalyDetector::partial_fit: non-finite offset");
+      expect_no_nan(det.score_samples(x), "DensityAnomalyDetector::partial_fit: NaN scores after the step");
+    }
   }
+  const ModelFile again = mixtura::from_bytes(mixtura::to_bytes(mixtura::to_model_file(det)));
+  mixtura::detector_from_sections<T>(again, "", "fuzz (saved again)");
 }
 
 void load(const ModelFile& mf) {

@@ -31,6 +31,10 @@ def main():
         for method in ("gmm", "kmeans"):
             det = mixtura.DensityAnomalyDetector(method=method, n_components=2, max_iter=3, random_state=0).fit(Xd)
             det.save(OUT / f"detector_{method}.mxt")
+        # A streaming detector: its own and its mixture's stream_* sections (partial_fit's state).
+        det = mixtura.DensityAnomalyDetector(n_components=2, max_iter=3, random_state=0, half_life=20.0).fit(Xd)
+        det.partial_fit(Xd[:12] + 0.2)
+        det.save(OUT / "detector_gmm_stream.mxt")
     # Issue 21: a float64 scalar section with no payload (read 8 bytes past the buffer).
     body = struct.pack("<I", 1) + b"x" + bytes([2, 0, 0, 0])
     head = b"MIXTURA\0" + struct.pack("<IIQII", 1, 0, 0, 1, 6) + b"KMeans"

@@ -362,6 +362,10 @@ class GaussianMixture {
     MIXTURA_EXPECTS(s.n_features >= 1, "%s: statistics of %lld features", where, static_cast<long long>(s.n_features));
     MIXTURA_EXPECTS(s.weight > 0 && std::isfinite(s.weight), "%s: statistics of total weight %g; need a positive finite weight",
                     where, s.weight);
+    // Shifts are rows or means of data within +-kDataValueLimit; beyond, moving them overflows.
+    MIXTURA_EXPECTS(s.shift.size() == 0 || s.shift.cwiseAbs().maxCoeff() <= kDataValueLimit,
+                    "%s: statistics with a shift of %g, expected within +-%g", where,
+                    s.shift.size() ? s.shift.cwiseAbs().maxCoeff() : 0.0, kDataValueLimit);
     MIXTURA_EXPECTS(s.worst.values.empty() || s.worst.values.size() == s.worst.rows.size(),
                     "%s: statistics with %zu worst rows but %zu row values", where, s.worst.rows.size(), s.worst.values.size());
   }
@@ -474,6 +478,14 @@ class GaussianMixture {
     detail::blend(stream.statistics, chunk, detail::stream_step(p, stream.n_steps, chunk.weight));
     detail::floor_starving(stream.statistics, stream.starved, &next.events, next.best, iteration);
     GmmModel model = detail::update_from_statistics(stream.statistics, p.reg_covar, &next.events, next.best, iteration);
+    // Statistics EM itself made give a usable model (means within the data's limit); a state set or
+    // loaded from elsewhere may not.
+    bool usable = model.weights.allFinite() && model.means.allFinite() && model.diag_factor.allFinite() &&
+                  (model.means.size() == 0 || model.means.cwiseAbs().maxCoeff() <= kDataValueLimit);
+    for (const Eigen::MatrixXd& f : model.factor) usable = usable && f.allFinite();
+    MIXTURA_EXPECTS(usable, "%s: the running statistics of online EM give a model that is not finite or has means "
+                    "beyond +-%g: the stream state (set_stream_state, or a model file's stream_* sections) is not "
+                    "one online EM makes", where, kDataValueLimit);
     append_record(run, chunk, model, clock);
     next.model = std::move(model);
     commit(std::move(next), std::move(stream));

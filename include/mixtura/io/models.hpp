@@ -406,6 +406,9 @@ inline GmmStreamState read_stream_sections(const SectionReader& r, CovarianceTyp
   r.all_finite("stream_totals_", totals);
   for (std::size_t j = 0; j < nk.size(); ++j)
     MIXTURA_EXPECTS(nk[j] >= 0, "%s: stream_nk_[%zu] = %g is negative", r.where, j, nk[j]);
+  for (std::size_t j = 0; j < shift.size(); ++j)  // the statistics are centred near the means, which hold this too
+    MIXTURA_EXPECTS(std::abs(shift[j]) <= kModelValueLimit, "%s: stream_shift_ holds %g at flat index %zu, expected "
+                    "within +-%g", r.where, shift[j], j, kModelValueLimit);
   MIXTURA_EXPECTS(totals[2] > 0, "%s: stream_totals_ gives the running statistics weight %g, expected > 0", r.where,
                   totals[2]);
   s.nk = nk;
