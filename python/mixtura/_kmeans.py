@@ -128,7 +128,7 @@ class KMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, ClusterMixin, 
     tol : float, default=1e-4
         Stop when the squared centre shift is at most tol times the mean feature variance.
     verbose : int, default=0
-        Print each iteration's distortions, centre shift and time.
+        Print each iteration's distortions, centre shift, rows searched and time.
     random_state : int in [0, 2**64 - 1], RandomState instance or None, default=None
         Seed of the counter-based random numbers (an integer gives reproducible fits).
     copy_x : bool, default=True

@@ -72,9 +72,10 @@ mixtura::KMeans<T> make_kmeans(bool given, int n_clusters, const std::string& in
   km.set_callback([verbose](int restart, int iteration, const mixtura::KMeansIteration& it) {
     py::gil_scoped_acquire acquire;
     if (verbose)
-      py::print(py::str("Restart {}, iteration {}: J assign {:.6g}, J update {:.6g}, centre shift {:.3g}, {:.3f} ms")
+      py::print(py::str("Restart {}, iteration {}: J assign {:.6g}, J update {:.6g}, centre shift {:.3g}, {} rows "
+                        "searched, {:.3f} ms")
                     .format(restart, iteration, it.distortion_assign, it.distortion_update, it.center_shift,
-                            it.seconds * 1e3));
+                            it.n_searched, it.seconds * 1e3));
     return PyErr_CheckSignals() == 0;
   });
   return km;

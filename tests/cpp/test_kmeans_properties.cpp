@@ -328,6 +328,40 @@ TYPED_TEST(KMeansProperties, HamerlyGivesLloydsBits) {
   }
 }
 
+// algorithm automatic takes the bounds from K * D = kHamerlyMinWork on, and the trace says how many
+// rows each iteration searched: all of them on the first and with lloyd, fewer later with the bounds.
+TYPED_TEST(KMeansProperties, TraceCountsTheRowsSearched) {
+  using T = TypeParam;
+  RowMatrix<T> x(4000, 32);  // no clusters: labels keep changing for many iterations
+  std::mt19937 gen(12);
+  std::normal_distribution<double> z;
+  for (Index i = 0; i < x.size(); ++i) x.data()[i] = static_cast<T>(z(gen));
+  for (const int k : {64, 16}) {
+    for (const KMeansAlgorithm a : {KMeansAlgorithm::automatic, KMeansAlgorithm::lloyd, KMeansAlgorithm::hamerly}) {
+      KMeansParams p;
+      p.n_clusters = k;
+      p.algorithm = a;
+      p.max_iter = 20;
+      p.tol = 0;
+      KMeans<T> km(p);
+      km.fit(x, VectorView<T>{}, MatrixView<T>(x.data(), k, 32));
+      const auto& trace = km.trace();
+      ASSERT_GE(trace.size(), 3u);
+      const bool bounded = a == KMeansAlgorithm::hamerly ||
+                           (a == KMeansAlgorithm::automatic && k * 32 >= kHamerlyMinWork);
+      EXPECT_EQ(trace[0].n_searched, x.rows()) << k;
+      std::int64_t fewest = x.rows(), most = 0;
+      for (std::size_t i = 1; i < trace.size(); ++i) {
+        fewest = std::min(fewest, trace[i].n_searched);
+        most = std::max(most, trace[i].n_searched);
+      }
+      if (bounded) EXPECT_LT(fewest, 3 * x.rows() / 4) << k << " " << static_cast<int>(a);  // 40 % measured
+      else EXPECT_EQ(fewest, x.rows()) << k << " " << static_cast<int>(a);
+      EXPECT_LE(most, x.rows());
+    }
+  }
+}
+
 // The bounds do skip: with the centres unchanged, a second pass over well-separated blobs searches
 // almost no row, and its statistics are the full pass's bit for bit.
 TYPED_TEST(KMeansProperties, HamerlySecondPassSearchesAlmostNothing) {

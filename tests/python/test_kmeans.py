@@ -1,5 +1,7 @@
 """mixtura.KMeans from Python: scikit-learn's estimator checks, agreement with scikit-learn on the
 same initial centres, no needless copies, dtypes, errors, traces."""
+import re
+
 import numpy as np
 import pytest
 import sklearn.cluster
@@ -124,6 +126,26 @@ def test_verbose_prints_each_iteration(blobs, capsys):
     km = mixtura.KMeans(3, random_state=0, verbose=1).fit(blobs)
     out = capsys.readouterr().out
     assert out.count("iteration") == km.n_iter_
+
+
+def searched_per_iteration(out):
+    return [int(n) for n in re.findall(r"(\d+) rows searched", out)]
+
+
+@pytest.mark.parametrize("algorithm, n_clusters, bounded", [("auto", 64, True), ("auto", 16, False),
+                                                            ("lloyd", 64, False), ("elkan", 16, True)])
+def test_auto_takes_the_bounds_from_k_times_d_2048(capsys, algorithm, n_clusters, bounded):
+    # 32 features: K = 64 is K * D = 2048, where "auto" takes Hamerly's bounds; K = 16 is below. With the
+    # bounds the first iteration searches every row and later ones fewer.
+    X = np.random.default_rng(5).standard_normal((3000, 32)).astype(np.float32)
+    km = mixtura.KMeans(n_clusters, init=X[:n_clusters], n_init=1, max_iter=20, tol=0, algorithm=algorithm,
+                        verbose=1).fit(X)
+    searched = searched_per_iteration(capsys.readouterr().out)
+    assert len(searched) == km.n_iter_ >= 10 and searched[0] == 3000
+    if bounded:
+        assert min(searched[1:]) < 0.75 * 3000
+    else:
+        assert searched == [3000] * km.n_iter_
 
 
 def test_ctrl_c_stops_a_long_fit_promptly():

@@ -126,6 +126,7 @@ KMeansRun lloyd(const Backend& be, View<T> X, WView<T> w, RowMatrix<T>& centers,
       }
     const bool reseeded = events.size() > first_event;
     const double shift = rec.center_shift;
+    rec.n_searched = bounded ? bounds.n_searched : static_cast<std::int64_t>(X.rows);
     rec.seconds = clock.seconds();
     run.trace.push_back(rec);
     run.n_iter = it + 1;

@@ -51,6 +51,9 @@ struct KMeansIteration {
   double distortion_update = 0;  ///< J after the update half-step (same labels, new centres)
   double center_shift = 0;       ///< sum_k ||mu_k^new - mu_k^old||^2 (compared with the tolerance)
   std::int64_t n_changed = 0;    ///< rows whose label changed in the assignment half-step
+  /// fit: rows whose nearest centre the assignment half-step searched for (all rows, unless Hamerly's
+  /// bounds settled some); 0 in a record made from statistics (update), which saw no search.
+  std::int64_t n_searched = 0;
   double seconds = 0;            ///< wall time of the iteration
 };
 
