@@ -157,7 +157,7 @@ class DensityAnomalyDetector {
   /// joins the recent scores (the last max(200, ceil(half_life)) rows, 10 000 without a half-life),
   /// a flagged row's as the offset itself; once 50 are there, score_median() becomes their median
   /// and offset() moves with it, keeping the distance score_median() - offset() it had. Python's
-  /// partial_fit gives the same bits. Strong guarantee.
+  /// partial_fit takes the same step (tests/python/test_model_files.py compares them). Strong guarantee.
   DensityAnomalyDetector& partial_fit(MatrixView<T> X) { return partial_fit_on(CpuBackend{params_.n_threads}, X); }
   /// partial_fit with the scoring and online-EM passes on backend `be` (X in host memory).
   template <class Backend>
