@@ -4,11 +4,11 @@
 # installed package (find_package(mixtura)), the GoogleTest suite through ctest (the hot suites again
 # at each x86-64 level), the model-file and core tests under ASan+UBSan beside a minute of fuzzing
 # the model-file reader and then the OpenMP folds under ThreadSanitizer with Archer, a serial
-# build's bits, then the Python package, installed with `pip install .`
-# into a fresh virtual environment, through pytest at this CPU's highest level, the documentation
+# build's bits, then the Python package, installed with `pip install .` into a fresh virtual
+# environment (beside the C++ build), through pytest at this CPU's highest level, the documentation
 # site (docs/build.sh: sphinx -W, the notebooks run) and, without the tests marked top_level_only, at
-# each lower level it runs, under qemu-x86_64 as older CPUs, and last the C++ subset cross-built for
-# aarch64 under qemu-aarch64.
+# each lower level it runs, under qemu-x86_64 as older CPUs, and the C++ subset cross-built for
+# aarch64 under qemu-aarch64 (beside the Python steps).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,11 +26,38 @@ summary() {
   echo "== time per step (total $SECONDS s, exit $rc)"
   printf '%s\n' "${steps[@]}"
 }
-trap summary EXIT
+# Background jobs (pip's build beside the C++ one, aarch64 beside pytest) stop with the script.
+bg_pids=()
+trap 'summary; for p in "${bg_pids[@]}"; do kill -- -"$p" 2>/dev/null || true; done' EXIT
 
 step "dependencies and the C++ build (tests, benchmarks, examples; CUDA when nvcc is found)"
 bash .ci/install-deps
 source .ci/env.sh
+# wait_bg PID LOG WHAT: waits for a background job; on failure prints its log and stops.
+wait_bg() {
+  local rc=0
+  wait "$1" || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    cat "$2"
+    echo "$3 failed (exit $rc): its log is above" >&2
+    exit 1
+  fi
+}
+# The Python package installs beside the C++ build: pip's downloads and its one-core steps fill the
+# gaps of the compiler's two (the tests that need it come after the C++ ones).
+venv="$MIXTURA_BUILD_DIR/venv"
+pip_log="$MIXTURA_BUILD_DIR/pip-install.log"
+mkdir -p "$MIXTURA_BUILD_DIR"
+rm -rf "$venv"
+# setsid: each background job is a process group of its own, which the trap stops whole.
+setsid bash -c 'set -e
+  python3 -m venv "$1"
+  "$1/bin/python" -m pip install -q --upgrade pip
+  CMAKE_BUILD_PARALLEL_LEVEL=$2 "$1/bin/python" -m pip install -q ".[test]"
+  echo "pip install .[test] into a fresh virtual environment: $SECONDS s"' _ "$venv" "$MIXTURA_JOBS" \
+  >"$pip_log" 2>&1 &
+pip_pid=$!
+bg_pids+=("$pip_pid")
 cmake -S . -B "$MIXTURA_BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DMIXTURA_BUILD_TESTS=ON \
   -DMIXTURA_BUILD_BENCHMARKS=ON -DMIXTURA_BUILD_EXAMPLES=ON
 cmake --build "$MIXTURA_BUILD_DIR" -j "$MIXTURA_JOBS"
@@ -79,16 +106,24 @@ grep -E '^(ok|==)|tests passed' "$tsan_log"
 step "Serial build (no OpenMP, Eigen fetched) gives the OpenMP build's bits"
 bash tests/serial_bits.sh "$MIXTURA_BUILD_DIR/serial_bits"
 
-step "Python package: pip install . into a fresh virtual environment, then pytest"
-venv="$MIXTURA_BUILD_DIR/venv"
-rm -rf "$venv"
-python3 -m venv "$venv"
-"$venv/bin/python" -m pip install -q --upgrade pip
-"$venv/bin/python" -m pip install -q ".[test]"
+step "Python package: pip install . into a fresh virtual environment (begun beside the C++ build)"
+wait_bg "$pip_pid" "$pip_log" "pip install '.[test]'"
+cat "$pip_log"
 # The C++ side of the cross-language model-file tests (built above with the tests).
 export MIXTURA_MODEL_TOOL="$PWD/$MIXTURA_BUILD_DIR/tests/cpp/model_tool"
 levels=$("$venv/bin/python" -c 'import mixtura; b = mixtura.build_info(); print(b["isa"], *b["cpu_levels"])')
 read -r top cpu_levels <<<"$levels"
+
+# The aarch64 build and its tests under qemu-aarch64 run beside the Python steps, at the lowest
+# priority: pytest keeps its core and the cross compiler takes what is left. Packages first, so that
+# no two apt-get runs meet (tests/isa_qemu.sh needs qemu-user too).
+bash .ci/install-deps cmake make libeigen3-dev googletest g++-aarch64-linux-gnu qemu-user
+aarch64_log="$MIXTURA_BUILD_DIR/aarch64.log"
+MIXTURA_BUILD_DIR_AARCH64="$MIXTURA_BUILD_DIR/aarch64" setsid nice -n 19 bash tests/cross_aarch64.sh --subset \
+  >"$aarch64_log" 2>&1 &
+aarch64_pid=$!
+bg_pids+=("$aarch64_pid")
+
 step "pytest, all tests, at this CPU's highest level ($top)"
 # The notebooks run once, in the documentation step below (a failing cell fails the build there).
 "$venv/bin/python" -m pytest -q tests/python --deselect tests/python/test_notebooks.py::test_notebook_runs
@@ -120,5 +155,6 @@ for level in $cpu_levels; do
   MIXTURA_ISA=$level "$venv/bin/python" -m pytest -q -m "not top_level_only" tests/python
 done
 
-step "aarch64: cross-built with Debian's g++-aarch64-linux-gnu, a subset of the C++ tests under qemu-aarch64"
-MIXTURA_BUILD_DIR_AARCH64="$MIXTURA_BUILD_DIR/aarch64" bash tests/cross_aarch64.sh --subset
+step "aarch64: cross-built with Debian's g++-aarch64-linux-gnu, a subset of the C++ tests under qemu-aarch64 (begun beside pytest)"
+wait_bg "$aarch64_pid" "$aarch64_log" "tests/cross_aarch64.sh --subset"
+grep -E '^(==|[0-9]+% tests passed)' "$aarch64_log"
