@@ -1,0 +1,168 @@
+// The machine's FMA ceiling, measured, against the Lloyd iteration at D >= 32 (issue 20: "within 1.5x
+// of the measured FMA ceiling"). Built with the build's flags (fma_ceiling) and, with
+// MIXTURA_BUILD_ISA_TIMING, once per instruction-set level (fma_ceiling_avx512, ...): the ceiling is
+// that of the level's widest vector, and the fit runs the level's copy of the search.
+//
+//   fma_ceiling [--threads T] [--iters I] [--repeat R]
+// Prints one JSON object: the vector width, vector FMAs per second on one thread and on T threads
+// (16 independent chains of a*x + b each), and per shape the Lloyd iteration (median over iterations
+// 2..I of R fits from the same centres) against the ideal N*K*D lane FMAs at the T-thread ceiling.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <immintrin.h>
+
+#include "bench_util.hpp"
+#include "mixtura/kmeans.hpp"
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+namespace {
+
+constexpr int kChains = 16;  // > latency (4 cycles) x pipes (2): the pipes never wait for a result
+
+#if defined(__AVX512F__)
+using Vec = __m512;
+constexpr int kLanes = 16;
+constexpr const char* kVector = "zmm (AVX-512 FMA)";
+inline Vec splat(float v) { return _mm512_set1_ps(v); }
+inline Vec fma(Vec a, Vec x, Vec b) { return _mm512_fmadd_ps(a, x, b); }
+inline float lane_sum(Vec v) {
+  alignas(64) float f[16];
+  _mm512_store_ps(f, v);
+  float s = 0;
+  for (float x : f) s += x;
+  return s;
+}
+#elif defined(__FMA__)
+using Vec = __m256;
+constexpr int kLanes = 8;
+constexpr const char* kVector = "ymm (AVX2 FMA)";
+inline Vec splat(float v) { return _mm256_set1_ps(v); }
+inline Vec fma(Vec a, Vec x, Vec b) { return _mm256_fmadd_ps(a, x, b); }
+inline float lane_sum(Vec v) {
+  alignas(32) float f[8];
+  _mm256_store_ps(f, v);
+  float s = 0;
+  for (float x : f) s += x;
+  return s;
+}
+#else
+using Vec = __m128;
+constexpr int kLanes = 4;
+constexpr const char* kVector = "xmm (SSE, multiply then add: no FMA at this level)";
+inline Vec splat(float v) { return _mm_set1_ps(v); }
+inline Vec fma(Vec a, Vec x, Vec b) { return _mm_add_ps(_mm_mul_ps(a, x), b); }
+inline float lane_sum(Vec v) {
+  alignas(16) float f[4];
+  _mm_store_ps(f, v);
+  return f[0] + f[1] + f[2] + f[3];
+}
+#endif
+
+/// `rounds` x kChains vector FMAs on this thread; returns a sum of the chains so that none is dropped.
+float fma_chains(long long rounds) {
+  Vec acc[kChains];
+  for (int j = 0; j < kChains; ++j) acc[j] = splat(1.0f + 1e-3f * static_cast<float>(j));
+  const Vec a = splat(0.9999999f), b = splat(1e-7f);
+  for (long long r = 0; r < rounds; ++r) {
+    for (int j = 0; j < kChains; ++j) acc[j] = fma(a, acc[j], b);
+  }
+  float s = 0;
+  for (int j = 0; j < kChains; ++j) s += lane_sum(acc[j]);
+  return s;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+/// Vector FMAs per second on `threads` threads at once: best of 5 runs of ~0.2 s each.
+double fma_rate(int threads) {
+  const long long rounds = 30'000'000;
+  double best = 0;
+  volatile float sink = 0;
+  for (int rep = 0; rep < 5; ++rep) {
+    const auto t0 = std::chrono::steady_clock::now();
+    float s = 0;
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(threads) reduction(+ : s)
+#endif
+    s += fma_chains(rounds);
+    const double t = seconds_since(t0);
+    sink = sink + s;
+    best = std::max(best, static_cast<double>(threads) * static_cast<double>(rounds) * kChains / t);
+  }
+  return best;
+}
+
+struct Shape {
+  long long n, d, k;
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t m = v.size() / 2;
+  return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    int threads = mixtura::default_threads(), iters = 10, repeat = 3;
+    mixtura_bench::parse_options(argc, argv, [&](const std::string& key, const std::string& v) {
+      if (key == "--threads") threads = std::stoi(v);
+      else if (key == "--iters") iters = std::stoi(v);
+      else if (key == "--repeat") repeat = std::stoi(v);
+      else return false;
+      return true;
+    });
+    if (threads < 1 || iters < 2 || repeat < 1)
+      throw std::invalid_argument("need --threads >= 1, --iters >= 2, --repeat >= 1");
+    const double one = fma_rate(1), all = fma_rate(threads);
+    std::printf("{\"vector\": \"%s\", \"lanes\": %d, \"threads\": %d, \"vector_fma_per_s_one_thread\": %.4g, "
+                "\"vector_fma_per_s_all_threads\": %.4g, \"gflops_all_threads\": %.1f, \"shapes\": [",
+                kVector, kLanes, threads, one, all, 2.0 * kLanes * all * 1e-9);
+    const Shape shapes[] = {{200'000, 32, 64}, {100'000, 64, 1024}, {50'000, 128, 256}};
+    bool first = true;
+    for (const Shape& s : shapes) {
+      std::mt19937_64 gen(1);
+      std::normal_distribution<float> normal;
+      std::vector<float> x(static_cast<std::size_t>(s.n * s.d));
+      for (float& v : x) v = normal(gen);
+      const std::vector<float> c(x.begin(), x.begin() + s.k * s.d);  // the first K rows
+      mixtura::KMeansParams p;
+      p.n_clusters = static_cast<int>(s.k);
+      p.max_iter = iters;
+      p.tol = 0;
+      p.algorithm = mixtura::KMeansAlgorithm::lloyd;  // every distance, every iteration
+      p.n_threads = threads;
+      std::vector<double> per_iter;
+      for (int r = 0; r < repeat; ++r) {
+        mixtura::KMeans<float> km(p);
+        km.fit(mixtura::MatrixView<float>(x.data(), s.n, s.d), {}, mixtura::MatrixView<float>(c.data(), s.k, s.d));
+        for (std::size_t i = 1; i < km.trace().size(); ++i) per_iter.push_back(km.trace()[i].seconds);
+      }
+      const double measured = median(per_iter);
+      const double ideal = static_cast<double>(s.n) * s.d * s.k / kLanes / all;  // distance FMAs only
+      std::printf("%s{\"n\": %lld, \"d\": %lld, \"k\": %lld, \"iteration_ms\": %.3f, \"ideal_ms\": %.3f, "
+                  "\"ratio\": %.2f}",
+                  first ? "" : ", ", s.n, s.d, s.k, 1e3 * measured, 1e3 * ideal, measured / ideal);
+      first = false;
+      std::fflush(stdout);
+    }
+    std::printf("]}\n");
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "fma_ceiling: %s\n", e.what());
+    return 2;
+  }
+  return 0;
+}
