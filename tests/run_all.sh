@@ -114,12 +114,13 @@ export MIXTURA_MODEL_TOOL="$PWD/$MIXTURA_BUILD_DIR/tests/cpp/model_tool"
 levels=$("$venv/bin/python" -c 'import mixtura; b = mixtura.build_info(); print(b["isa"], *b["cpu_levels"])')
 read -r top cpu_levels <<<"$levels"
 
-# The aarch64 build and its tests under qemu-aarch64 run beside the Python steps, at the lowest
-# priority: pytest keeps its core and the cross compiler takes what is left. Packages first, so that
-# no two apt-get runs meet (tests/isa_qemu.sh needs qemu-user too).
+# The aarch64 build and its tests under qemu-aarch64 run beside the Python steps as SCHED_IDLE, which
+# yields a core at once (beside nice 19, pytest took nearly twice as long: bench/RESULTS.md): pytest
+# keeps its cores and the cross compiler takes what is left. Packages first, so that no two apt-get
+# runs meet (tests/isa_qemu.sh needs qemu-user too).
 bash .ci/install-deps cmake make libeigen3-dev googletest g++-aarch64-linux-gnu qemu-user
 aarch64_log="$MIXTURA_BUILD_DIR/aarch64.log"
-MIXTURA_BUILD_DIR_AARCH64="$MIXTURA_BUILD_DIR/aarch64" setsid nice -n 19 bash tests/cross_aarch64.sh --subset \
+MIXTURA_BUILD_DIR_AARCH64="$MIXTURA_BUILD_DIR/aarch64" setsid chrt --idle 0 bash tests/cross_aarch64.sh --subset \
   >"$aarch64_log" 2>&1 &
 aarch64_pid=$!
 bg_pids+=("$aarch64_pid")
