@@ -609,13 +609,10 @@ worst_values: the n_components worst-explained rows (where a collapsed component
     const auto t = parse_covariance(type);
     DArray out(std::vector<py::ssize_t>(precisions.shape(), precisions.shape() + precisions.ndim()));
     double* o = out.mutable_data();
+    constexpr const char* where = "GaussianMixture.fit";
     if (t == mixtura::CovarianceType::diag || t == mixtura::CovarianceType::spherical) {
-      for (py::ssize_t i = 0; i < precisions.size(); ++i) {
-        const double v = precisions.data()[i];
-        MIXTURA_EXPECTS(std::isfinite(v) && v > 0, "GaussianMixture.fit: precisions_init: '%s precision' should be "
-                        "positive (and finite)", type.c_str());
-        o[i] = std::sqrt(v);
-      }
+      mixtura::detail::check_precision_values(where, t, precisions.data(), static_cast<std::size_t>(precisions.size()));
+      for (py::ssize_t i = 0; i < precisions.size(); ++i) o[i] = std::sqrt(precisions.data()[i]);
       return out;
     }
     const py::ssize_t D = precisions.ndim() >= 2 ? precisions.shape(precisions.ndim() - 1) : 0;
@@ -623,14 +620,8 @@ worst_values: the n_components worst-explained rows (where a collapsed component
                     "gmm_precision_factors: precisions must be square matrices");
     for (py::ssize_t k = 0; k * D * D < precisions.size(); ++k) {
       const Eigen::Map<const mixtura::RowMatrix<double>> p(precisions.data() + k * D * D, D, D);
-      MIXTURA_EXPECTS(p.allFinite() && p.isApprox(p.transpose(), 1e-10), "GaussianMixture.fit: precisions_init[%lld]: "
-                      "'%s precision' should be symmetric, positive-definite (it is not symmetric)",
-                      static_cast<long long>(k), type.c_str());
-      const Eigen::LLT<Eigen::MatrixXd> llt(p);
-      MIXTURA_EXPECTS(llt.info() == Eigen::Success, "GaussianMixture.fit: precisions_init[%lld]: '%s precision' should "
-                      "be symmetric, positive-definite (it is not positive-definite)", static_cast<long long>(k),
-                      type.c_str());
-      Eigen::Map<mixtura::RowMatrix<double>>(o + k * D * D, D, D) = llt.matrixL();
+      Eigen::Map<mixtura::RowMatrix<double>>(o + k * D * D, D, D) =
+          mixtura::detail::checked_precision_factor(where, static_cast<std::size_t>(k), t, p);
     }
     return out;
   }, py::arg("covariance_type"), py::arg("precisions"));

@@ -75,6 +75,29 @@ inline KMeansParams kmeans_init_params(const GmmParams& p, int restart) {
   kp.n_threads = p.n_threads;
   return kp;
 }
+
+/// One full or tied precisions_init matrix P (D x D), checked in scikit-learn's words ('full
+/// precision' should be ...) and then what failed; returns L with P = L L^T, L lower with a
+/// positive diagonal. `where` names the call, k the matrix.
+inline Eigen::MatrixXd checked_precision_factor(const char* where, std::size_t k, CovarianceType t,
+                                                const Eigen::Ref<const Eigen::MatrixXd>& p) {
+  MIXTURA_EXPECTS(p.allFinite() && p.isApprox(p.transpose(), 1e-10),
+                  "%s: precisions_init[%zu]: '%s precision' should be symmetric, positive-definite (it is not "
+                  "symmetric)", where, k, to_string(t));
+  const Eigen::LLT<Eigen::MatrixXd> llt(p);
+  Eigen::MatrixXd L = llt.matrixL();
+  MIXTURA_EXPECTS(llt.info() == Eigen::Success && (L.diagonal().array() > 0).all(),
+                  "%s: precisions_init[%zu]: '%s precision' should be symmetric, positive-definite (it is not "
+                  "positive-definite)", where, k, to_string(t));
+  return L;
+}
+
+/// diag and spherical precisions_init: n values, each positive and finite.
+inline void check_precision_values(const char* where, CovarianceType t, const double* v, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i)
+    MIXTURA_EXPECTS(std::isfinite(v[i]) && v[i] > 0, "%s: precisions_init: '%s precision' should be positive (and "
+                    "finite)", where, to_string(t));
+}
 }  // namespace detail
 
 /// Gaussian mixture of n_components components over n_features, fitted by EM (T = float or double;
@@ -741,22 +764,14 @@ class GaussianMixture {
         MIXTURA_EXPECTS(p.rows() == D && p.cols() == D, "%s: precisions_init[%zu] has shape (%lld, %lld), expected (%lld, %lld)",
                         where, k, static_cast<long long>(p.rows()), static_cast<long long>(p.cols()),
                         static_cast<long long>(D), static_cast<long long>(D));
-        // The condition in scikit-learn's words ('full precision' should be ...), then what failed.
-        MIXTURA_EXPECTS(p.allFinite() && p.isApprox(p.transpose(), 1e-10),
-                        "%s: precisions_init[%zu]: '%s precision' should be symmetric, positive-definite (it is not "
-                        "symmetric)", where, k, to_string(t));
-        Eigen::LLT<Eigen::MatrixXd> llt(p);
-        MIXTURA_EXPECTS(llt.info() == Eigen::Success && (Eigen::MatrixXd(llt.matrixL()).diagonal().array() > 0).all(),
-                        "%s: precisions_init[%zu]: '%s precision' should be symmetric, positive-definite (it is not "
-                        "positive-definite)", where, k, to_string(t));
+        detail::checked_precision_factor(where, k, t, p);
       } else {
         const Index cols = t == CovarianceType::diag ? D : 1;
         MIXTURA_EXPECTS(p.rows() == K && p.cols() == cols,
                         "%s: precisions_init has shape (%lld, %lld), expected (%lld, %lld) for covariance_type %s", where,
                         static_cast<long long>(p.rows()), static_cast<long long>(p.cols()), static_cast<long long>(K),
                         static_cast<long long>(cols), to_string(t));
-        MIXTURA_EXPECTS(p.allFinite() && (p.array() > 0).all(), "%s: precisions_init: '%s precision' should be positive "
-                        "(and finite)", where, to_string(t));
+        detail::check_precision_values(where, t, p.data(), static_cast<std::size_t>(p.size()));
       }
     }
   }
