@@ -127,6 +127,9 @@ int main(int argc, char** argv) {
     });
     if (threads < 1 || iters < 2 || repeat < 1)
       throw std::invalid_argument("need --threads >= 1, --iters >= 2, --repeat >= 1");
+#if !defined(_OPENMP)
+    if (threads != 1) throw std::invalid_argument("built without OpenMP: --threads must be 1");
+#endif
     const double one = fma_rate(1), all = fma_rate(threads);
     std::printf("{\"vector\": \"%s\", \"lanes\": %d, \"threads\": %d, \"vector_fma_per_s_one_thread\": %.4g, "
                 "\"vector_fma_per_s_all_threads\": %.4g, \"gflops_all_threads\": %.1f, \"shapes\": [",
