@@ -1,15 +1,17 @@
 // The machine's FMA ceiling, measured, against the Lloyd iteration at D >= 32 (issue 20: "within 1.5x
-// of the measured FMA ceiling"). Built with the build's flags (fma_ceiling) and, with
+// of the measured FMA ceiling"). Built with the build's flags (fma_ceiling; at the baseline level,
+// which has no FMA, it says so and stops) and, with
 // MIXTURA_BUILD_ISA_TIMING, once per instruction-set level (fma_ceiling_avx512, ...): the ceiling is
 // that of the level's widest vector, and the fit runs the level's copy of the search.
 //
 //   fma_ceiling [--threads T] [--iters I] [--repeat R]
 // Prints one JSON object: the vector width, vector FMAs per second on one thread and on T threads
-// (16 independent chains of a*x + b each), and per shape the Lloyd iteration (median over iterations
-// 2..I of R fits from the same centres) against the ideal N*K*D lane FMAs at the T-thread ceiling.
+// (independent chains of a*x + b, as many as the registers hold), and per shape the Lloyd iteration
+// (median over iterations 2..I of R fits from the same centres) against the ideal N*K*D lane FMAs at
+// the T-thread ceiling.
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -18,6 +20,8 @@
 #include <immintrin.h>
 
 #include "bench_util.hpp"
+#include "mixtura/anomaly/scaling.hpp"  // detail::median, numpy's
+#include "mixtura/core/timer.hpp"
 #include "mixtura/kmeans.hpp"
 
 #if defined(_OPENMP)
@@ -26,46 +30,32 @@
 
 namespace {
 
-constexpr int kChains = 16;  // > latency (4 cycles) x pipes (2): the pipes never wait for a result
-
 #if defined(__AVX512F__)
 using Vec = __m512;
 constexpr int kLanes = 16;
+constexpr int kChains = 16;  // of 32 registers
 constexpr const char* kVector = "zmm (AVX-512 FMA)";
 inline Vec splat(float v) { return _mm512_set1_ps(v); }
 inline Vec fma(Vec a, Vec x, Vec b) { return _mm512_fmadd_ps(a, x, b); }
-inline float lane_sum(Vec v) {
-  alignas(64) float f[16];
-  _mm512_store_ps(f, v);
-  float s = 0;
-  for (float x : f) s += x;
-  return s;
-}
 #elif defined(__FMA__)
 using Vec = __m256;
 constexpr int kLanes = 8;
+constexpr int kChains = 12;  // of 16 registers, with a and b: none spilled to the stack
 constexpr const char* kVector = "ymm (AVX2 FMA)";
 inline Vec splat(float v) { return _mm256_set1_ps(v); }
 inline Vec fma(Vec a, Vec x, Vec b) { return _mm256_fmadd_ps(a, x, b); }
+#endif
+
+#if defined(__FMA__)
+// kChains >= latency (4 cycles) x pipes (2): the pipes never wait for a result.
+
 inline float lane_sum(Vec v) {
-  alignas(32) float f[8];
-  _mm256_store_ps(f, v);
+  float f[kLanes];
+  std::memcpy(f, &v, sizeof v);
   float s = 0;
   for (float x : f) s += x;
   return s;
 }
-#else
-using Vec = __m128;
-constexpr int kLanes = 4;
-constexpr const char* kVector = "xmm (SSE, multiply then add: no FMA at this level)";
-inline Vec splat(float v) { return _mm_set1_ps(v); }
-inline Vec fma(Vec a, Vec x, Vec b) { return _mm_add_ps(_mm_mul_ps(a, x), b); }
-inline float lane_sum(Vec v) {
-  alignas(16) float f[4];
-  _mm_store_ps(f, v);
-  return f[0] + f[1] + f[2] + f[3];
-}
-#endif
 
 /// `rounds` x kChains vector FMAs on this thread; returns a sum of the chains so that none is dropped.
 float fma_chains(long long rounds) {
@@ -80,23 +70,19 @@ float fma_chains(long long rounds) {
   return s;
 }
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
 /// Vector FMAs per second on `threads` threads at once: best of 5 runs of ~0.2 s each.
 double fma_rate(int threads) {
   const long long rounds = 30'000'000;
   double best = 0;
   volatile float sink = 0;
   for (int rep = 0; rep < 5; ++rep) {
-    const auto t0 = std::chrono::steady_clock::now();
+    const mixtura::detail::Stopwatch clock;
     float s = 0;
 #if defined(_OPENMP)
 #pragma omp parallel num_threads(threads) reduction(+ : s)
 #endif
     s += fma_chains(rounds);
-    const double t = seconds_since(t0);
+    const double t = clock.seconds();
     sink = sink + s;
     best = std::max(best, static_cast<double>(threads) * static_cast<double>(rounds) * kChains / t);
   }
@@ -107,15 +93,18 @@ struct Shape {
   long long n, d, k;
 };
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t m = v.size() / 2;
-  return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
-}
+#endif  // __FMA__
 
 }  // namespace
 
 int main(int argc, char** argv) {
+#if !defined(__FMA__)
+  std::fprintf(stderr, "fma_ceiling: built without FMA (the baseline level); run fma_ceiling_avx2 or "
+                       "fma_ceiling_avx512 (MIXTURA_BUILD_ISA_TIMING=ON), or build with -march=native\n");
+  (void)argc;
+  (void)argv;
+  return 2;
+#else
   try {
     int threads = mixtura::default_threads(), iters = 10, repeat = 3;
     mixtura_bench::parse_options(argc, argv, [&](const std::string& key, const std::string& v) {
@@ -154,7 +143,7 @@ int main(int argc, char** argv) {
         km.fit(mixtura::MatrixView<float>(x.data(), s.n, s.d), {}, mixtura::MatrixView<float>(c.data(), s.k, s.d));
         for (std::size_t i = 1; i < km.trace().size(); ++i) per_iter.push_back(km.trace()[i].seconds);
       }
-      const double measured = median(per_iter);
+      const double measured = mixtura::detail::median(per_iter);
       const double ideal = static_cast<double>(s.n) * s.d * s.k / kLanes / all;  // distance FMAs only
       std::printf("%s{\"n\": %lld, \"d\": %lld, \"k\": %lld, \"iteration_ms\": %.3f, \"ideal_ms\": %.3f, "
                   "\"ratio\": %.2f}",
@@ -168,4 +157,5 @@ int main(int argc, char** argv) {
     return 2;
   }
   return 0;
+#endif
 }
