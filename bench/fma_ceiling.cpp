@@ -115,9 +115,11 @@ int main(int argc, char** argv) {
       return true;
     });
     if (threads < 1 || iters < 2 || repeat < 1)
-      throw std::invalid_argument("need --threads >= 1, --iters >= 2, --repeat >= 1");
+      throw std::invalid_argument("need --threads >= 1, --iters >= 2, --repeat >= 1; got " + std::to_string(threads) +
+                                  ", " + std::to_string(iters) + ", " + std::to_string(repeat));
 #if !defined(_OPENMP)
-    if (threads != 1) throw std::invalid_argument("built without OpenMP: --threads must be 1");
+    if (threads != 1)
+      throw std::invalid_argument("built without OpenMP: --threads must be 1, got " + std::to_string(threads));
 #endif
     const double one = fma_rate(1), all = fma_rate(threads);
     std::printf("{\"vector\": \"%s\", \"lanes\": %d, \"threads\": %d, \"vector_fma_per_s_one_thread\": %.4g, "
