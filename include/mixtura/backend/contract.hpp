@@ -2,7 +2,8 @@
 /// The backend contract: every function a backend provides for the fit loops, which are written once
 /// over the backend type (kmeans/lloyd.hpp, kmeans/init.hpp, gmm/gaussian_mixture.hpp). A backend is
 /// a tag type (CpuBackend, CudaBackend) plus free functions overloaded on it and found by argument
-/// lookup; X is a MatrixView<T> or DeviceMatrixView<T>, w a VectorView<T> or DeviceVectorView<T>.
+/// lookup; X is a MatrixView<T> or DeviceMatrixView<T> (the CPU's K-means passes also take a
+/// CsrMatrixView<T>, kmeans/sparse_pass.hpp), w a VectorView<T> or DeviceVectorView<T>.
 ///
 ///   data access (core/data_access.hpp for host views; the backend's own for device views):
 ///     data_scope(be)                                    -> RAII object held for a whole fit
@@ -42,6 +43,7 @@
 
 #include <Eigen/Core>
 
+#include "mixtura/core/csr_matrix_view.hpp"
 #include "mixtura/core/device_matrix_view.hpp"
 #include "mixtura/core/matrix_view.hpp"
 #include "mixtura/core/moments.hpp"
@@ -172,9 +174,10 @@ constexpr bool takes_gaps() {
 /// Data access for views X and W on Backend (every algorithm needs it).
 template <class Backend, class T, class X, class W>
 constexpr bool satisfies_data_contract() {
-  static_assert(std::is_same<X, MatrixView<T>>::value || std::is_same<X, DeviceMatrixView<T>>::value,
-                "mixtura backend contract: X must be a MatrixView<T> (host memory) or a DeviceMatrixView<T> "
-                "(device memory) of the algorithm's scalar type");
+  static_assert(std::is_same<X, MatrixView<T>>::value || std::is_same<X, DeviceMatrixView<T>>::value ||
+                    std::is_same<X, CsrMatrixView<T>>::value,
+                "mixtura backend contract: X must be a MatrixView<T> (host memory), a DeviceMatrixView<T> "
+                "(device memory) or a CsrMatrixView<T> (sparse, host memory) of the algorithm's scalar type");
   static_assert(std::is_same<W, VectorView<T>>::value || std::is_same<W, DeviceVectorView<T>>::value,
                 "mixtura backend contract: sample weights must be a VectorView<T> or a DeviceVectorView<T> of "
                 "the algorithm's scalar type");

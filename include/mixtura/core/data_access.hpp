@@ -14,6 +14,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "mixtura/core/csr_matrix_view.hpp"
 #include "mixtura/core/device_matrix_view.hpp"
 #include "mixtura/core/matrix_view.hpp"
 #include "mixtura/core/validate.hpp"
@@ -21,12 +22,14 @@
 namespace mixtura {
 
 namespace detail {
-/// The view an algorithm's entry point takes an argument as: a device view stays itself; anything else
-/// (MatrixView<T>, RowMatrix<T>; VectorView<T>, an Eigen vector) is host memory, as the host view.
+/// The view an algorithm's entry point takes an argument as: a device view (and a CSR view) stays
+/// itself; anything else (MatrixView<T>, RowMatrix<T>; VectorView<T>, an Eigen vector) is host memory,
+/// as the host view.
 template <class Host, class Device, class V>
 using host_or_device_t = std::conditional_t<std::is_same<std::decay_t<V>, Device>::value, Device, Host>;
 template <class T, class V>
-using data_view_t = host_or_device_t<MatrixView<T>, DeviceMatrixView<T>, V>;
+using data_view_t = std::conditional_t<std::is_same<std::decay_t<V>, CsrMatrixView<T>>::value, CsrMatrixView<T>,
+                                       host_or_device_t<MatrixView<T>, DeviceMatrixView<T>, V>>;
 template <class T, class V>
 using weights_view_t = host_or_device_t<VectorView<T>, DeviceVectorView<T>, V>;
 }  // namespace detail
@@ -42,6 +45,22 @@ template <class Backend, class T>
 void check_data_on(const Backend& be, const char* where, DeviceMatrixView<T> X) {
   detail::check_data_shape(where, X.data, X.rows, X.cols, X.stride);
   detail::expect_finite(where, first_non_finite(be, X));
+}
+
+/// detail::check_csr on host CSR data (structure and values).
+template <class Backend, class T>
+void check_data_on(const Backend& be, const char* where, const CsrMatrixView<T>& X) {
+  detail::check_csr(where, X, be.n_threads);
+}
+
+/// Rows `rows` of host CSR data, dense and in that order (rows.size() x X.cols).
+template <class Backend, class T>
+RowMatrix<T> fetch_rows(const Backend&, const CsrMatrixView<T>& X, const std::vector<Index>& rows) {
+  RowMatrix<T> out = RowMatrix<T>::Zero(static_cast<Index>(rows.size()), X.cols);
+  for (std::size_t j = 0; j < rows.size(); ++j)
+    for (Index p = X.row_begin(rows[j]); p < X.row_begin(rows[j] + 1); ++p)
+      out(static_cast<Index>(j), X.indices[p]) = X.values[p];
+  return out;
 }
 
 /// Rows `rows` of host data, in that order (rows.size() x X.cols).

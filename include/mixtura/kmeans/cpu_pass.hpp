@@ -538,6 +538,30 @@ inline double expanded_error(Index D, double r) {
   return 4.0 * (static_cast<double>(D) + 16.0) * u * r * r;
 }
 
+/// How far each centre moved since the bounds were set (rounded up), and the two largest moves.
+struct CenterMoves {
+  std::vector<double> moved;
+  double max1 = 0, max2 = 0;
+  Index arg1 = -1;  ///< the centre that moved most
+  explicit CenterMoves(Index K) : moved(static_cast<std::size_t>(K), 0.0) {}
+};
+template <class T>
+CenterMoves center_moves(const RowMatrix<T>& C, const RowMatrix<T>& before) {
+  CenterMoves out(C.rows());
+  for (Index k = 0; k < C.rows(); ++k) {
+    const double m = std::sqrt(sq_dist(C.row(k).data(), before.row(k).data(), C.cols())) * (1 + 1e-12);
+    out.moved[static_cast<std::size_t>(k)] = m;
+    if (m > out.max1) {
+      out.max2 = out.max1;
+      out.max1 = m;
+      out.arg1 = k;
+    } else if (m > out.max2) {
+      out.max2 = m;
+    }
+  }
+  return out;
+}
+
 template <class T>
 struct BoundedScratch {
   AssignScratch<T> base;
@@ -568,22 +592,10 @@ KMeansStats kmeans_assign_bounded(const CpuBackend& be, MatrixView<T> X, VectorV
     b.upper.assign(static_cast<std::size_t>(n), kInf);
     b.lower.assign(static_cast<std::size_t>(n), 0.0);
   }
-  // How far each centre moved since the bounds were set (rounded up), and the two largest moves.
-  std::vector<double> moved(static_cast<std::size_t>(K), 0.0);
-  double max1 = 0, max2 = 0;
-  Index arg1 = -1;
-  if (have)
-    for (Index k = 0; k < K; ++k) {
-      const double m = std::sqrt(detail::sq_dist(C.row(k).data(), b.centers.row(k).data(), D)) * (1 + 1e-12);
-      moved[static_cast<std::size_t>(k)] = m;
-      if (m > max1) {
-        max2 = max1;
-        max1 = m;
-        arg1 = k;
-      } else if (m > max2) {
-        max2 = m;
-      }
-    }
+  const detail::CenterMoves mv = have ? detail::center_moves(C, b.centers) : detail::CenterMoves(K);
+  const std::vector<double>& moved = mv.moved;
+  const double max1 = mv.max1, max2 = mv.max2;
+  const Index arg1 = mv.arg1;
   double cmax = 0;  // max_k ||c_k - s||: ||x - s|| <= ||x - c_a|| + cmax
   for (Index k = 0; k < K; ++k) cmax = std::max(cmax, std::sqrt(detail::sq_dist(C.row(k).data(), pc.shift.data(), D)));
   cmax *= 1 + 1e-12;

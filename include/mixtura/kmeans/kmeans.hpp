@@ -22,6 +22,7 @@
 #include "mixtura/kmeans/init.hpp"
 #include "mixtura/kmeans/lloyd.hpp"
 #include "mixtura/kmeans/params.hpp"
+#include "mixtura/kmeans/sparse_pass.hpp"
 
 namespace mixtura {
 
@@ -64,6 +65,14 @@ class KMeans {
     return fit_on(CpuBackend{params_.n_threads}, X, sample_weight, initial_centers);
   }
 
+  /// Fits on sparse rows (CSR, host memory, e.g. SciPy's csr_matrix): each pass costs the stored
+  /// values times n_clusters; labels by exact distance, the statistics as for the same rows dense
+  /// (kmeans/sparse_pass.hpp); Hamerly's bounds as for dense rows (algorithm).
+  /// initial_centers: a dense host array, as in fit().
+  KMeans& fit(const CsrMatrixView<T>& X, VectorView<T> sample_weight = {}, MatrixView<T> initial_centers = {}) {
+    return fit_on(CpuBackend{params_.n_threads}, X, sample_weight, initial_centers);
+  }
+
   /// The fit on a given backend (the loop is the same; only the data passes differ), e.g.
   /// fit_on(make_cuda_backend(), X) with mixtura/cuda.hpp. X: host memory (MatrixView, RowMatrix) or
   /// device memory (DeviceMatrixView: the passes read it in place, the loop reaches its values only
@@ -80,6 +89,9 @@ class KMeans {
 
   /// Nearest centre of each row of X.
   std::vector<std::int32_t> predict(MatrixView<T> X) const { return predict_on(CpuBackend{params_.n_threads}, X); }
+  std::vector<std::int32_t> predict(const CsrMatrixView<T>& X) const {
+    return predict_on(CpuBackend{params_.n_threads}, X);
+  }
   /// predict() on a given backend, for X in host or (on a device backend) device memory; the labels
   /// come back to the host.
   template <class Backend, class XView>
@@ -93,6 +105,7 @@ class KMeans {
   }
   /// Euclidean distance of each row to each centre, n_samples x n_clusters.
   RowMatrix<T> transform(MatrixView<T> X) const { return transform_on(CpuBackend{params_.n_threads}, X); }
+  RowMatrix<T> transform(const CsrMatrixView<T>& X) const { return transform_on(CpuBackend{params_.n_threads}, X); }
   /// transform() on a given backend, for X in host or device memory; the distances come back to the host.
   template <class Backend, class XView>
   RowMatrix<T> transform_on(const Backend& be, const XView& X) const {
@@ -100,6 +113,9 @@ class KMeans {
   }
   /// Minus the (weighted) distortion of X under the fitted centres (higher is better).
   double score(MatrixView<T> X, VectorView<T> sample_weight = {}) const {
+    return score_on(CpuBackend{params_.n_threads}, X, sample_weight);
+  }
+  double score(const CsrMatrixView<T>& X, VectorView<T> sample_weight = {}) const {
     return score_on(CpuBackend{params_.n_threads}, X, sample_weight);
   }
   /// score() on a given backend, for X in host or device memory; sample weights as in fit_on.

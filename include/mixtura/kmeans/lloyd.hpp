@@ -22,6 +22,7 @@
 #include "mixtura/core/matrix_view.hpp"
 #include "mixtura/core/timer.hpp"
 #include "mixtura/kmeans/cpu_pass.hpp"
+#include "mixtura/kmeans/sparse_pass.hpp"
 #include "mixtura/kmeans/params.hpp"
 #include "mixtura/kmeans/stats.hpp"
 #include "mixtura/kmeans/update.hpp"
@@ -86,13 +87,15 @@ std::vector<KMeansFarRow> farthest_candidates(const Backend& be, View<T> X, WVie
 /// backend (passes, fetch_rows, host_weights on iterations that re-seed a cluster). The update
 /// half-step and J after it come from the statistics alone (kmeans/update.hpp).
 /// algorithm = hamerly (or automatic at K * D >= kHamerlyMinWork) searches only the rows its bounds
-/// cannot settle (CPU backend, host data; other backends search every row): the same bits either way.
+/// cannot settle (CPU backend, host data, dense or sparse; other backends search every row): the same
+/// bits either way.
 template <class Backend, template <class> class View, template <class> class WView, class T>
 KMeansRun lloyd(const Backend& be, View<T> X, WView<T> w, RowMatrix<T>& centers,
                 std::vector<std::int32_t>& labels, int max_iter, double tol_abs, int restart,
                 std::vector<KMeansEvent>& events, const KMeansCallback& callback,
                 KMeansAlgorithm algorithm = KMeansAlgorithm::automatic) {
-  constexpr bool kCanBound = std::is_same_v<Backend, CpuBackend> && std::is_same_v<View<T>, MatrixView<T>> &&
+  constexpr bool kCanBound = std::is_same_v<Backend, CpuBackend> &&
+                             (std::is_same_v<View<T>, MatrixView<T>> || std::is_same_v<View<T>, CsrMatrixView<T>>) &&
                              std::is_same_v<WView<T>, VectorView<T>>;
   const Index K = centers.rows();
   KMeansRun run;

@@ -24,6 +24,7 @@
 #include "mixtura/kmeans/cpu_pass.hpp"
 #include "mixtura/kmeans/init.hpp"
 #include "mixtura/kmeans/params.hpp"
+#include "mixtura/kmeans/sparse_pass.hpp"
 #include "mixtura/kmeans/statistics.hpp"
 
 namespace mixtura {
@@ -130,6 +131,32 @@ void gather_rows(MatrixView<T> X, VectorView<T> w, const std::vector<Index>& row
     for (const Index r : rows) w_out.push_back(w[r]);
 }
 
+/// Rows `rows` of sparse X into `out` (a CSR matrix of its own) and their weights into `w_out`.
+template <class T>
+void gather_rows(const CsrMatrixView<T>& X, VectorView<T> w, const std::vector<Index>& rows, CsrRows<T>& out,
+                 std::vector<T>& w_out) {
+  out.assign_rows(X, rows);
+  w_out.clear();
+  if (!w.empty())
+    for (const Index r : rows) w_out.push_back(w[r]);
+}
+
+/// What gather_rows fills for a view of X (dense rows or CSR rows), and the view of it.
+template <class T>
+RowMatrix<T> batch_of(MatrixView<T>);
+template <class T>
+CsrRows<T> batch_of(const CsrMatrixView<T>&);
+template <class XView>
+using batch_t = decltype(batch_of(std::declval<XView>()));
+template <class T>
+MatrixView<T> view_of(const RowMatrix<T>& b) {
+  return MatrixView<T>(b);
+}
+template <class T>
+CsrMatrixView<T> view_of(const CsrRows<T>& b) {
+  return b.view();
+}
+
 /// scikit-learn's smoothed batch distortion and its early stopping, for fit.
 struct MiniBatchConvergence {
   double ewa = std::numeric_limits<double>::quiet_NaN(), ewa_min = std::numeric_limits<double>::quiet_NaN();
@@ -187,12 +214,46 @@ class MiniBatchKMeans {
   /// Fits on X (n_samples x n_features) with optional sample weights (n_samples, >= 0) from a fresh
   /// start; initial_centers (n_clusters x n_features) implies init = given.
   MiniBatchKMeans& fit(MatrixView<T> X, VectorView<T> sample_weight = {}, MatrixView<T> initial_centers = {}) {
+    return fit_rows(X, sample_weight, initial_centers);
+  }
+  /// fit on sparse rows (CSR, host memory): batches are CSR too, stepped by the sparse passes
+  /// (kmeans/sparse_pass.hpp); the same centres as the rows dense, where the labels are the same.
+  MiniBatchKMeans& fit(const CsrMatrixView<T>& X, VectorView<T> sample_weight = {}, MatrixView<T> initial_centers = {}) {
+    return fit_rows(X, sample_weight, initial_centers);
+  }
+
+  /// One step on X as one batch (n_samples x n_features, sample weights optional). The first call
+  /// (on an unfitted model) initialises the centres from X (or from initial_centers); later calls go
+  /// on from the state of the last fit or partial_fit.
+  MiniBatchKMeans& partial_fit(MatrixView<T> X, VectorView<T> sample_weight = {}, MatrixView<T> initial_centers = {}) {
+    return partial_fit_rows(X, sample_weight, initial_centers);
+  }
+  MiniBatchKMeans& partial_fit(const CsrMatrixView<T>& X, VectorView<T> sample_weight = {},
+                               MatrixView<T> initial_centers = {}) {
+    return partial_fit_rows(X, sample_weight, initial_centers);
+  }
+
+  /// Nearest centre of each row of X.
+  std::vector<std::int32_t> predict(MatrixView<T> X) const { return predict_rows(X); }
+  std::vector<std::int32_t> predict(const CsrMatrixView<T>& X) const { return predict_rows(X); }
+  /// Euclidean distance of each row to each centre, n_samples x n_clusters.
+  RowMatrix<T> transform(MatrixView<T> X) const { return transform_rows(X); }
+  RowMatrix<T> transform(const CsrMatrixView<T>& X) const { return transform_rows(X); }
+  /// Minus the (weighted) distortion of X under the centres (higher is better).
+  double score(MatrixView<T> X, VectorView<T> sample_weight = {}) const { return score_rows(X, sample_weight); }
+  double score(const CsrMatrixView<T>& X, VectorView<T> sample_weight = {}) const {
+    return score_rows(X, sample_weight);
+  }
+
+ private:
+  template <class XView>
+  MiniBatchKMeans& fit_rows(const XView& X, VectorView<T> sample_weight, MatrixView<T> initial_centers) {
     const char* where = "MiniBatchKMeans::fit";
     const MiniBatchKMeansParams& p = params_;
     check_params(where);
     MIXTURA_EXPECTS(p.max_iter >= 1, "%s: max_iter must be >= 1, got %d", where, p.max_iter);
     MIXTURA_EXPECTS(std::isfinite(p.tol) && p.tol >= 0, "%s: tol must be finite and >= 0, got %g", where, p.tol);
-    detail::check_data(where, X, p.n_threads);
+    check_data_on(CpuBackend{p.n_threads}, where, X);
     MIXTURA_EXPECTS(X.rows >= p.n_clusters, "%s: n_samples (%lld) < n_clusters (%d)", where,
                     static_cast<long long>(X.rows), p.n_clusters);
     const double total_weight = detail::check_weights(where, sample_weight, X.rows);
@@ -212,14 +273,14 @@ class MiniBatchKMeans {
     const CounterRng batches(p.seed, detail::kStreamBatches);
     detail::MiniBatchConvergence conv;
     std::vector<Index> rows(static_cast<std::size_t>(batch));
-    RowMatrix<T> xb;
+    detail::batch_t<XView> xb;
     std::vector<T> no_weights;
     double last_mean = 0;
     for (std::int64_t i = 0; i < n_steps; ++i) {
       const std::uint64_t first = static_cast<std::uint64_t>(i) * static_cast<std::uint64_t>(batch);
       for (Index j = 0; j < batch; ++j) rows[j] = sampler.draw(batches.uniform_at(first + static_cast<std::uint64_t>(j)));
       detail::gather_rows(X, VectorView<T>{}, rows, xb, no_weights);  // drawn by weight: unit weights in the step
-      const MiniBatchStep rec = step(be, next, MatrixView<T>(xb), VectorView<T>{}, rows);
+      const MiniBatchStep rec = step(be, next, detail::view_of(xb), VectorView<T>{}, rows);
       last_mean = rec.distortion_assign / static_cast<double>(batch);
       if (conv.stop(i, last_mean, rec.center_shift, batch, n, tol_abs, p.max_no_improvement)) break;
     }
@@ -235,14 +296,12 @@ class MiniBatchKMeans {
     return *this;
   }
 
-  /// One step on X as one batch (n_samples x n_features, sample weights optional). The first call
-  /// (on an unfitted model) initialises the centres from X (or from initial_centers); later calls go
-  /// on from the state of the last fit or partial_fit.
-  MiniBatchKMeans& partial_fit(MatrixView<T> X, VectorView<T> sample_weight = {}, MatrixView<T> initial_centers = {}) {
+  template <class XView>
+  MiniBatchKMeans& partial_fit_rows(const XView& X, VectorView<T> sample_weight, MatrixView<T> initial_centers) {
     const char* where = "MiniBatchKMeans::partial_fit";
     const MiniBatchKMeansParams& p = params_;
     check_params(where);
-    detail::check_data(where, X, p.n_threads);
+    check_data_on(CpuBackend{p.n_threads}, where, X);
     const CpuBackend be{p.n_threads};
     Fitted next;
     if (is_fitted_) {
@@ -273,25 +332,26 @@ class MiniBatchKMeans {
     return *this;
   }
 
-  /// Nearest centre of each row of X.
-  std::vector<std::int32_t> predict(MatrixView<T> X) const {
+  template <class XView>
+  std::vector<std::int32_t> predict_rows(const XView& X) const {
     check_input("MiniBatchKMeans::predict", X);
     std::vector<std::int32_t> labels(static_cast<std::size_t>(X.rows));
     kmeans_predict(CpuBackend{params_.n_threads}, X, VectorView<T>{}, fitted_.state.centers, labels.data());
     return labels;
   }
-  /// Euclidean distance of each row to each centre, n_samples x n_clusters.
-  RowMatrix<T> transform(MatrixView<T> X) const {
+  template <class XView>
+  RowMatrix<T> transform_rows(const XView& X) const {
     check_input("MiniBatchKMeans::transform", X);
     return kmeans_transform(CpuBackend{params_.n_threads}, X, fitted_.state.centers);
   }
-  /// Minus the (weighted) distortion of X under the centres (higher is better).
-  double score(MatrixView<T> X, VectorView<T> sample_weight = {}) const {
+  template <class XView>
+  double score_rows(const XView& X, VectorView<T> sample_weight) const {
     check_input("MiniBatchKMeans::score", X);
     detail::check_weights("MiniBatchKMeans::score", sample_weight, X.rows);
     return -kmeans_predict(CpuBackend{params_.n_threads}, X, sample_weight, fitted_.state.centers, nullptr);
   }
 
+ public:
   bool is_fitted() const { return is_fitted_; }
   /// n_clusters x n_features.
   const RowMatrix<T>& cluster_centers() const { return fitted("cluster_centers").state.centers; }
@@ -409,7 +469,8 @@ class MiniBatchKMeans {
     return std::min(s, n);
   }
 
-  RowMatrix<T> given_centers(const char* where, MatrixView<T> X, MatrixView<T> c) const {
+  template <class XView>
+  RowMatrix<T> given_centers(const char* where, const XView& X, MatrixView<T> c) const {
     MIXTURA_EXPECTS(c.rows == params_.n_clusters && c.cols == X.cols,
                     "%s: initial centres have shape (%lld, %lld), expected (n_clusters, n_features) = (%d, %lld)",
                     where, static_cast<long long>(c.rows), static_cast<long long>(c.cols), params_.n_clusters,
@@ -420,18 +481,19 @@ class MiniBatchKMeans {
 
   /// Restart r's centres: k-means++ or weighted random rows on init_size rows drawn uniformly (all
   /// rows when init_size >= n), as scikit-learn's _init_centroids.
-  RowMatrix<T> initialisation(const CpuBackend& be, MatrixView<T> X, VectorView<T> w, Index init_size, int r) const {
+  template <class XView>
+  RowMatrix<T> initialisation(const CpuBackend& be, const XView& X, VectorView<T> w, Index init_size, int r) const {
     const char* where = "MiniBatchKMeans: initialisation";
     const MiniBatchKMeansParams& p = params_;
-    RowMatrix<T> xs;
+    detail::batch_t<XView> xs;
     std::vector<T> ws;
-    MatrixView<T> Xs = X;
+    XView Xs = X;
     VectorView<T> wsv = w;
     if (init_size < X.rows) {
       const auto rows = detail::uniform_rows(CounterRng(p.seed, detail::kStreamInitRows + static_cast<std::uint64_t>(r)),
                                              0, init_size, X.rows);
       detail::gather_rows(X, w, rows, xs, ws);
-      Xs = MatrixView<T>(xs);
+      Xs = detail::view_of(xs);
       wsv = w.empty() ? VectorView<T>{} : VectorView<T>(ws.data(), static_cast<Index>(ws.size()));
     }
     const Index positive = detail::count_positive(wsv, Xs.rows);
@@ -449,10 +511,11 @@ class MiniBatchKMeans {
   }
 
   /// n_init initialisations; the one of lowest distortion on init_size rows drawn uniformly wins.
-  RowMatrix<T> best_initialisation(const CpuBackend& be, MatrixView<T> X, VectorView<T> w, Index batch) const {
+  template <class XView>
+  RowMatrix<T> best_initialisation(const CpuBackend& be, const XView& X, VectorView<T> w, Index batch) const {
     const Index init_size = resolved_init_size(batch, X.rows);
     const auto valid = detail::uniform_rows(CounterRng(params_.seed, detail::kStreamValidationRows), 0, init_size, X.rows);
-    RowMatrix<T> xv;
+    detail::batch_t<XView> xv;
     std::vector<T> wv;
     detail::gather_rows(X, w, valid, xv, wv);
     const VectorView<T> wvv = w.empty() ? VectorView<T>{} : VectorView<T>(wv.data(), static_cast<Index>(wv.size()));
@@ -460,7 +523,7 @@ class MiniBatchKMeans {
     double best_j = 0;
     for (int r = 0; r < params_.n_init; ++r) {
       RowMatrix<T> c = initialisation(be, X, w, init_size, r);
-      const double j = params_.n_init == 1 ? 0.0 : kmeans_predict(be, MatrixView<T>(xv), wvv, c, nullptr);
+      const double j = params_.n_init == 1 ? 0.0 : kmeans_predict(be, detail::view_of(xv), wvv, c, nullptr);
       if (r == 0 || j < best_j) {
         best = std::move(c);
         best_j = j;
@@ -481,7 +544,8 @@ class MiniBatchKMeans {
   }
 
   /// One step on batch X (data_rows[i]: the row of the caller's data that X's row i is, for events).
-  MiniBatchStep step(const CpuBackend& be, Fitted& f, MatrixView<T> X, VectorView<T> w,
+  template <class XView>
+  MiniBatchStep step(const CpuBackend& be, Fitted& f, const XView& X, VectorView<T> w,
                      const std::vector<Index>& data_rows) const {
     detail::Stopwatch clock;
     MiniBatchKMeansState<T>& st = f.state;
@@ -536,8 +600,8 @@ class MiniBatchKMeans {
   /// Moves centres whose count is below reassignment_ratio times the largest to random rows of the
   /// batch (at most half the batch's rows, the lowest counts first), then raises their counts to the
   /// lowest count kept, as scikit-learn does. moved(k, new_centre) is called before each move.
-  template <class Moved>
-  int reassign_starved(Fitted& f, MatrixView<T> X, VectorView<T> w, const std::vector<Index>& data_rows,
+  template <class XView, class Moved>
+  int reassign_starved(Fitted& f, const XView& X, VectorView<T> w, const std::vector<Index>& data_rows,
                        Moved&& moved) const {
     MiniBatchKMeansState<T>& st = f.state;
     const Index K = st.centers.rows();
@@ -564,9 +628,9 @@ class MiniBatchKMeans {
     for (Index k = 0; k < K; ++k) {
       if (!flagged[k]) continue;
       if (e < n_pick) {
-        const T* row = X.row(picked[static_cast<std::size_t>(e)]);
-        moved(k, row);
-        std::copy_n(row, X.cols, st.centers.row(k).data());
+        const RowMatrix<T> row = fetch_rows(CpuBackend{1}, X, {picked[static_cast<std::size_t>(e)]});
+        moved(k, row.data());
+        std::copy_n(row.data(), X.cols, st.centers.row(k).data());
         f.events.push_back({st.n_steps, static_cast<int>(k), data_rows[static_cast<std::size_t>(picked[static_cast<std::size_t>(e)])]});
         ++e;
       }
@@ -581,10 +645,11 @@ class MiniBatchKMeans {
           detail::format("MiniBatchKMeans::%s: this MiniBatchKMeans instance is not fitted yet; call fit() or partial_fit() first", what));
     return fitted_;
   }
-  void check_input(const char* where, MatrixView<T> X) const {
+  template <class XView>
+  void check_input(const char* where, const XView& X) const {
     if (!is_fitted_)
       throw NotFittedError(detail::format("%s: this MiniBatchKMeans instance is not fitted yet; call fit() first", where));
-    detail::check_data(where, X, params_.n_threads);
+    check_data_on(CpuBackend{params_.n_threads}, where, X);
     detail::check_features(where, X.cols, fitted_.n_features);
   }
 

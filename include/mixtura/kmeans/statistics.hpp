@@ -26,6 +26,7 @@
 #include "mixtura/kmeans/cpu_pass.hpp"
 #include "mixtura/kmeans/lloyd.hpp"
 #include "mixtura/kmeans/params.hpp"
+#include "mixtura/kmeans/sparse_pass.hpp"
 #include "mixtura/kmeans/stats.hpp"
 #include "mixtura/kmeans/update.hpp"
 
@@ -42,6 +43,31 @@ void check_chunk_weights(const char* where, VectorView<T> w, Index n_rows) {
                     static_cast<long long>(i), static_cast<double>(w[i]));
 }
 
+/// kmeans_statistics for host rows, dense (MatrixView) or sparse (CsrMatrixView).
+template <class T, class XView>
+KMeansStats host_statistics(const XView& X, VectorView<T> sample_weight, const RowMatrix<T>& centers,
+                            std::int32_t* labels, int n_threads, Index keep_farthest) {
+  const char* where = "kmeans_statistics";
+  MIXTURA_EXPECTS(n_threads >= 0 && n_threads <= kMaxThreads, "%s: n_threads must be in [0, %d], got %d", where,
+                  kMaxThreads, n_threads);
+  MIXTURA_EXPECTS(centers.rows() >= 1 && centers.cols() >= 1, "%s: centers are empty (%lld x %lld)", where,
+                  static_cast<long long>(centers.rows()), static_cast<long long>(centers.cols()));
+  MIXTURA_EXPECTS(centers.allFinite(), "%s: the centres contain a non-finite value", where);
+  MIXTURA_EXPECTS(keep_farthest >= -1 && keep_farthest < centers.rows(),
+                  "%s: keep_farthest must be in [-1, n_clusters - 1 = %lld], got %lld", where,
+                  static_cast<long long>(centers.rows() - 1), static_cast<long long>(keep_farthest));
+  check_data_on(CpuBackend{n_threads}, where, X);
+  detail::check_features(where, X.cols, centers.cols());
+  detail::check_chunk_weights(where, sample_weight, X.rows);
+  std::vector<std::int32_t> fresh;
+  if (!labels) {
+    fresh.assign(static_cast<std::size_t>(X.rows), -1);
+    labels = fresh.data();
+  }
+  return kmeans_assign(CpuBackend{n_threads}, X, sample_weight, centers, labels,
+                       keep_farthest < 0 ? centers.rows() - 1 : keep_farthest);
+}
+
 }  // namespace detail
 
 /// The statistics of a chunk X (n_samples x n_features) with sample weights (n_samples, >= 0, or
@@ -53,28 +79,20 @@ void check_chunk_weights(const char* where, VectorView<T> w, Index n_rows) {
 /// ones; the statistics count how many changed (with nullptr: every row). Bit-identical for any
 /// n_threads (0: OpenMP's default). keep_farthest: re-seeding candidates kept, -1 for n_clusters - 1;
 /// 0 skips their tracking (a loop that asks again only when a cluster comes up empty, as fit does).
+///
+/// X may also be sparse rows (the CsrMatrixView overload below).
 template <class T>
 KMeansStats kmeans_statistics(MatrixView<T> X, VectorView<T> sample_weight, const RowMatrix<T>& centers,
                               std::int32_t* labels = nullptr, int n_threads = 0, Index keep_farthest = -1) {
-  const char* where = "kmeans_statistics";
-  MIXTURA_EXPECTS(n_threads >= 0 && n_threads <= kMaxThreads, "%s: n_threads must be in [0, %d], got %d", where,
-                  kMaxThreads, n_threads);
-  MIXTURA_EXPECTS(centers.rows() >= 1 && centers.cols() >= 1, "%s: centers are empty (%lld x %lld)", where,
-                  static_cast<long long>(centers.rows()), static_cast<long long>(centers.cols()));
-  MIXTURA_EXPECTS(centers.allFinite(), "%s: the centres contain a non-finite value", where);
-  MIXTURA_EXPECTS(keep_farthest >= -1 && keep_farthest < centers.rows(),
-                  "%s: keep_farthest must be in [-1, n_clusters - 1 = %lld], got %lld", where,
-                  static_cast<long long>(centers.rows() - 1), static_cast<long long>(keep_farthest));
-  detail::check_data(where, X, n_threads);
-  detail::check_features(where, X.cols, centers.cols());
-  detail::check_chunk_weights(where, sample_weight, X.rows);
-  std::vector<std::int32_t> fresh;
-  if (!labels) {
-    fresh.assign(static_cast<std::size_t>(X.rows), -1);
-    labels = fresh.data();
-  }
-  return kmeans_assign(CpuBackend{n_threads}, X, sample_weight, centers, labels,
-                       keep_farthest < 0 ? centers.rows() - 1 : keep_farthest);
+  return detail::host_statistics(X, sample_weight, centers, labels, n_threads, keep_farthest);
+}
+
+/// kmeans_statistics of sparse rows (kmeans/sparse_pass.hpp): the statistics of the same rows dense,
+/// bit for bit where the labels are the same (the distortion to its rounding).
+template <class T>
+KMeansStats kmeans_statistics(const CsrMatrixView<T>& X, VectorView<T> sample_weight, const RowMatrix<T>& centers,
+                              std::int32_t* labels = nullptr, int n_threads = 0, Index keep_farthest = -1) {
+  return detail::host_statistics(X, sample_weight, centers, labels, n_threads, keep_farthest);
 }
 
 /// kmeans_statistics on a given backend, e.g. make_cuda_backend() (mixtura/cuda.hpp) with X in host
@@ -88,7 +106,8 @@ KMeansStats kmeans_statistics_on(const Backend& be, const XView& X_in, const Row
                                  const WView& sample_weight = {}, std::int32_t* labels = nullptr) {
   const auto X = detail::data_view_t<T, XView>(X_in);
   const auto w = detail::weights_view_t<T, WView>(sample_weight);
-  if constexpr (std::is_same<Backend, CpuBackend>::value && std::is_same<decltype(X), const MatrixView<T>>::value) {
+  if constexpr (std::is_same<Backend, CpuBackend>::value && (std::is_same<decltype(X), const MatrixView<T>>::value ||
+                                                              std::is_same<decltype(X), const CsrMatrixView<T>>::value)) {
     return kmeans_statistics(X, w, centers, labels, be.n_threads);
   } else {
     static_assert(detail::satisfies_kmeans_contract<Backend, T, std::decay_t<decltype(X)>, std::decay_t<decltype(w)>>(), "");

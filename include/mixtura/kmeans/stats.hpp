@@ -84,8 +84,8 @@ struct KMeansStats {
     }
   }
 
- private:
-  /// The first keep_farthest of both lists in KMeansFarRow order, o's rows counted after ours.
+  /// The candidates half of merge(): the first keep_farthest of both lists in KMeansFarRow order, o's
+  /// rows counted after ours (call it before the counts of o's rows are added).
   void merge_farthest(const KMeansStats& o) {
     keep_farthest = std::max(keep_farthest, o.keep_farthest);
     const Index offset = rows();
