@@ -31,17 +31,10 @@ SUITES = {
     "cluster/tests/test_k_means.py": ["KMeans", "MiniBatchKMeans"],
 }
 
-_SPARSE = "sparse (CSR) input is not supported yet (issue 24 point 3)"
 _VERBOSE = "verbose output is mixtura's (one line per iteration), not scikit-learn's wording"
 
 #: (test id pattern, ``*`` matching anything; the reason a user would accept). The first match wins.
 ALLOWED = [
-    *[(f"test_k_means.py::{test}[*{container}*", _SPARSE) for container in ("sparse", "csr") for test in (
-        "test_all_init", "test_dense_sparse", "test_float_precision", "test_integer_input", "test_k_means_1_iteration",
-        "test_kmeans_elkan_results", "test_kmeans_empty_cluster_relocated", "test_kmeans_init_fitted_centers",
-        "test_kmeans_predict", "test_kmeans_relocated_clusters", "test_kmeans_results", "test_predict_dense_sparse",
-        "test_predict_does_not_change_cluster_centers", "test_relocating_with_duplicates", "test_scaled_weights",
-        "test_unit_weights_vs_no_weights")],
     ("test_k_means.py::test_warning_elkan_1_cluster",
      "scikit-learn falls back to lloyd for one cluster with a RuntimeWarning; mixtura's bounds work for one "
      "cluster too (every row is settled after the first pass), so there is nothing to warn about"),
@@ -52,7 +45,7 @@ ALLOWED = [
     ("test_k_means.py::test_minibatch_kmeans_init_size", "reads the private attribute _init_size"),
     ("test_k_means.py::test_kmeans_verbose[*", _VERBOSE),
     ("test_k_means.py::test_minibatch_declared_convergence[*", _VERBOSE),
-    ("test_k_means.py::test_relocating_with_duplicates[*-dense]",
+    ("test_k_means.py::test_relocating_with_duplicates[*",
      "n_iter_ is 2, not 1: with more centres than distinct rows an empty cluster is re-seeded each iteration, "
      "and the fit stops on the second, when the centres no longer move"),
     ("test_k_means.py::test_minibatch_kmeans_partial_fit_init[random]",

@@ -2,6 +2,7 @@
 import warnings
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
@@ -16,14 +17,60 @@ from ._kmeans_stats import KMeansStatistics
 def _refuse_gaps(X, who):
     """X, if it has no NaN: K-means needs complete rows. The error names the first missing value and where
     missing values are taken (validate_data with ensure_all_finite="allow-nan" has refused +-inf)."""
-    if np.isnan(np.add.reduce(X, axis=None)):  # one pass; a NaN sum may also come from overflow, hence the search
+    if sp.issparse(X):  # CSR: the stored values
+        stored = np.flatnonzero(np.isnan(X.data))
+        where = [(int(np.searchsorted(X.indptr, stored[0], side="right")) - 1, int(X.indices[stored[0]]))] \
+            if len(stored) else []
+    elif np.isnan(np.add.reduce(X, axis=None)):  # one pass; a NaN sum may also come from overflow, hence the search
         where = np.argwhere(np.isnan(X))
-        if len(where):
-            row, col = where[0]
-            raise ValueError(f"{who}: X contains NaN (a missing value) at row {row}, column {col}; K-means needs "
-                             "complete rows: GaussianMixture and DensityAnomalyDetector take missing values "
-                             "(docs/missing-values.md), or impute or drop the rows with gaps")
+    else:
+        where = []
+    if len(where):
+        row, col = where[0]
+        raise ValueError(f"{who}: X contains NaN (a missing value) at row {row}, column {col}; K-means needs "
+                         "complete rows: GaussianMixture and DensityAnomalyDetector take missing values "
+                         "(docs/missing-values.md), or impute or drop the rows with gaps")
     return X
+
+
+def _csr_args(X, who):
+    """The arrays of a SciPy CSR matrix as the C++ passes take them: (data, indices as int32, indptr as
+    int32 or int64, n_samples, n_features). A matrix that stores a column twice in a row (SciPy sums
+    such duplicates) is summed on a copy; X itself is never modified."""
+    if not X.has_canonical_format:
+        X = X.copy()
+        X.sum_duplicates()
+    if X.shape[1] > np.iinfo(np.int32).max:
+        raise ValueError(f"{who}: a sparse X may have at most {np.iinfo(np.int32).max} features, got {X.shape[1]}")
+    indices = X.indices if X.indices.dtype == np.int32 else X.indices.astype(np.int32)
+    indptr = X.indptr if X.indptr.dtype in (np.int32, np.int64) else X.indptr.astype(np.int64)
+    return (np.ascontiguousarray(X.data), np.ascontiguousarray(indices), np.ascontiguousarray(indptr),
+            X.shape[0], X.shape[1])
+
+
+def _rows(X, who):
+    """Rows as the C++ fits take them: a dense array as it is, a CSR matrix as _csr_args' tuple."""
+    return _csr_args(X, who) if sp.issparse(X) else X
+
+
+def _centre_pass(est, name, X, args):
+    """predict/transform/score/statistics of a host X (dense or CSR) under a fitted K-means estimator's
+    centres: the _core function kmeans_<name>[_csr]_<dtype> on X, args(X) (a tuple) and the centres in
+    X's dtype (est._checked validates X)."""
+    X, c = est._checked(X)
+    if sp.issparse(X):
+        return _core.typed(f"kmeans_{name}_csr", X.dtype)(*_csr_args(X, f"{type(est).__name__}.{name}"), *args(X), c,
+                                                           _params.n_threads(est))
+    return _core.typed(f"kmeans_{name}", X.dtype)(X, *args(X), c, _params.n_threads(est))
+
+
+def _sparse_device(device, who):
+    """Sparse input runs on the CPU: device="cuda" is a ValueError, "auto" and "cpu" take the CPU."""
+    if device == "cuda":
+        raise ValueError(f"{who}: sparse (CSR) input runs on the CPU; device='cuda' takes dense arrays "
+                         "(X.toarray(), if it fits in memory)")
+    return "cpu"
+
 
 def _refuse_device_weights(sample_weight, who):
     """ValueError for sample weights in CUDA device memory beside a host X (weights are read in place only
@@ -139,8 +186,8 @@ class KMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, ClusterMixin, 
         centre. "elkan" (scikit-learn's name) and "hamerly" both run Hamerly's bounds (2010): a row
         whose bounds show its centre cannot change, with a margin wider than the search's rounding
         error, is not searched. "auto" takes the bounds where they measured faster, n_clusters *
-        n_features >= 2048, else Lloyd's search. Host data on the CPU; on a GPU every row is
-        searched.
+        n_features >= 2048, else Lloyd's search. Host data on the CPU, dense or sparse; on a GPU every
+        row is searched.
     n_threads : int in [0, 1024], default=0
         OpenMP threads of the C++ passes; 0 uses OpenMP's default. Results do not depend on it.
     device : {"cpu", "cuda", "auto"}, default="cpu"
@@ -203,6 +250,11 @@ class KMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, ClusterMixin, 
     _extra_sections = ["restart_inertia_", "restart_converged_", "restart_seconds_", "trace_center_shift_",
                        "trace_n_changed_", "trace_seconds_"]
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # SciPy sparse rows (CSR; docs/kmeans.md, "Sparse input")
+        return tags
+
     def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto", max_iter=300, tol=1e-4, verbose=0,
                  random_state=None, copy_x=True, algorithm="auto", n_threads=0, device="cpu"):
         self.n_clusters = n_clusters
@@ -239,10 +291,15 @@ class KMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, ClusterMixin, 
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or sparse matrix of shape (n_samples, n_features)
             float32 and float64 C-contiguous arrays are used without a copy; anything else is
             converted once to float64. A float32/float64 array in CUDA device memory
             (``__cuda_array_interface__`` or DLPack) is used in place with device="cuda" or "auto".
+            A SciPy sparse matrix or array (CSR used without a copy, other formats converted) runs on
+            the CPU (device="auto" takes the CPU, "cuda" is a ValueError): each pass costs its stored
+            values times n_clusters; the labels are the nearest centres by exact distance and the
+            centres those of the same rows dense, bit for bit, where the labels agree
+            (docs/kmeans.md, "Sparse input").
         y : ignored
         sample_weight : array-like of shape (n_samples,), default=None
             A host array; or, when X is on the device, a 1-d contiguous device array of X's dtype
@@ -258,16 +315,20 @@ class KMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, ClusterMixin, 
             return self._fit_device(X, sample_weight, p)
         _refuse_device_weights(sample_weight, "KMeans.fit")
         X = _cuda_array.host_array(X, "KMeans.fit")
-        X = _refuse_gaps(validate_data(self, X, dtype=[np.float64, np.float32], order="C", accept_large_sparse=False,
+        X = _refuse_gaps(validate_data(self, X, accept_sparse="csr", dtype=[np.float64, np.float32], order="C",
                                        ensure_all_finite="allow-nan"), "KMeans.fit")
-        device = _device.resolve(p["device"], "KMeans")
+        sparse = sp.issparse(X)
+        device = _sparse_device(p["device"], "KMeans.fit") if sparse else _device.resolve(p["device"], "KMeans")
         self._check_n_samples(X.shape[0], p)
         w = check_sample_weight(sample_weight, X, "KMeans.fit")
         init, init_centers = _init_of(self, X.shape[1], X.dtype, X, p["random_state"])
-        fit = _core.typed("kmeans_fit", X.dtype)
-        r = fit(X, w, init_centers, p["n_clusters"], init, p["n_init"], p["max_iter"], p["tol"],
-                _params.seed(p["random_state"]), p["n_threads"], p["verbose"], device,
-                {"elkan": "hamerly"}.get(p["algorithm"], p["algorithm"]))
+        algorithm = {"elkan": "hamerly"}.get(p["algorithm"], p["algorithm"])
+        rest = (w, init_centers, p["n_clusters"], init, p["n_init"], p["max_iter"], p["tol"],
+                _params.seed(p["random_state"]), p["n_threads"], p["verbose"])
+        if sparse:
+            r = _core.typed("kmeans_fit_csr", X.dtype)(*_csr_args(X, "KMeans.fit"), *rest, algorithm)
+        else:
+            r = _core.typed("kmeans_fit", X.dtype)(X, *rest, device, algorithm)
         return self._finish_fit(r)
 
     def _finish_fit(self, r):
@@ -316,9 +377,9 @@ class KMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, ClusterMixin, 
 
     def _checked(self, X):
         check_is_fitted(self)
-        X = validate_data(self, _cuda_array.host_array(X, "KMeans"), dtype=[np.float64, np.float32], order="C",
-                          ensure_all_finite="allow-nan", reset=False)
-        return _refuse_gaps(X, "KMeans"), self.cluster_centers_.astype(X.dtype, copy=False)
+        X = validate_data(self, _cuda_array.host_array(X, "KMeans"), accept_sparse="csr",
+                          dtype=[np.float64, np.float32], order="C", ensure_all_finite="allow-nan", reset=False)
+        return _refuse_gaps(X, "KMeans"), np.ascontiguousarray(self.cluster_centers_.astype(X.dtype, copy=False))
 
     def _device_pass(self, name, X):
         """predict/transform/score of an array in CUDA device memory, on device 0: the parsed array,
@@ -340,8 +401,7 @@ class KMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, ClusterMixin, 
         if _cuda_array.is_device_array(X):
             dev, f, c = self._device_pass("predict", X)
             return f(dev.ptr, dev.shape[0], dev.shape[1], dev.row_stride, c, _params.n_threads(self))
-        X, c = self._checked(X)
-        return _core.typed("kmeans_predict", X.dtype)(X, np.ascontiguousarray(c), _params.n_threads(self))
+        return _centre_pass(self, "predict", X, lambda X: ())
 
     def fit_predict(self, X, y=None, sample_weight=None):
         """Fit, then return the training labels."""
@@ -352,8 +412,7 @@ class KMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, ClusterMixin, 
         if _cuda_array.is_device_array(X):
             dev, f, c = self._device_pass("transform", X)
             return f(dev.ptr, dev.shape[0], dev.shape[1], dev.row_stride, c, _params.n_threads(self))
-        X, c = self._checked(X)
-        return _core.typed("kmeans_transform", X.dtype)(X, np.ascontiguousarray(c), _params.n_threads(self))
+        return _centre_pass(self, "transform", X, lambda X: ())
 
     def fit_transform(self, X, y=None, sample_weight=None):
         return self.fit(X, sample_weight=sample_weight).transform(X)
@@ -369,17 +428,18 @@ class KMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, ClusterMixin, 
             return f(dev.ptr, dev.shape[0], dev.shape[1], dev.row_stride, w, c, _params.n_threads(self),
                       sample_weight_ptr=0 if w_dev is None else w_dev.ptr)
         _refuse_device_weights(sample_weight, "KMeans.score")
-        X, c = self._checked(X)
-        w = check_sample_weight(sample_weight, X, "KMeans.score", check_values=True)  # kmeans_score checks none
-        return _core.typed("kmeans_score", X.dtype)(X, w, np.ascontiguousarray(c), _params.n_threads(self))
+        # kmeans_score checks no weight
+        return _centre_pass(self, "score", X, lambda X: (check_sample_weight(sample_weight, X, "KMeans.score",
+                                                                          check_values=True),))
 
     def statistics(self, X, sample_weight=None):
         """The sufficient statistics of rows X under the fitted centres (one assignment pass).
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            A chunk of rows (host memory); float32 and float64 are used as they are.
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            A chunk of rows (host memory); float32 and float64 are used as they are; SciPy sparse
+            rows give the statistics of the same rows dense.
         sample_weight : array-like of shape (n_samples,), default=None
             Weights >= 0 (a chunk may weigh nothing in all).
 
@@ -392,10 +452,8 @@ class KMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, ClusterMixin, 
             :meth:`KMeansStatistics.merge`, then :meth:`update`.
         """
         _refuse_device_weights(sample_weight, "KMeans.statistics")
-        X, c = self._checked(X)
-        w = check_sample_weight(sample_weight, X, "KMeans.statistics", allow_all_zero=True)
-        stats = _core.typed("kmeans_statistics", X.dtype)(X, w, np.ascontiguousarray(c), _params.n_threads(self))
-        return KMeansStatistics(stats)
+        return KMeansStatistics(_centre_pass(self, "statistics", X, lambda X: (
+            check_sample_weight(sample_weight, X, "KMeans.statistics", allow_all_zero=True),)))
 
     def update(self, stats):
         """One Lloyd update from statistics: each centre moves to the mean of its rows.

@@ -3,11 +3,12 @@ import math
 import warnings
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _core, _cuda_array, _io, _params
-from ._kmeans import _Init, _centres_from_sections, _given_init_text, _init_of, _refuse_gaps
+from ._kmeans import _Init, _centre_pass, _centres_from_sections, _given_init_text, _init_of, _refuse_gaps, _rows
 from ._validation import check_sample_weight
 
 
@@ -87,7 +88,8 @@ class MiniBatchKMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, Clust
     batches are other ones, and results match in quality, not bit for bit); centres and the
     update are computed in double whatever X's dtype; a reassignment picks rows with probability
     proportional to their weight (rows of zero weight never); ``random_state`` is drawn once into a
-    64-bit seed; sparse input is not accepted.
+    64-bit seed. SciPy sparse input (CSR; other formats are converted) is drawn into CSR batches
+    and stepped by the sparse passes: the same steps as for the rows dense, where the labels agree.
 
     ``save(path)``, ``mixtura.load`` and pickling keep everything ``partial_fit`` resumes from (the
     seed drawn at fit included): a loaded estimator's next steps are the saved one's, bit for bit
@@ -113,6 +115,11 @@ class MiniBatchKMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, Clust
         "reassignment_ratio": _params.Real(0, math.inf, closed="left"),
         "n_threads": _params.THREADS,
     }
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # SciPy sparse rows (CSR; docs/kmeans.md, "Sparse input")
+        return tags
 
     def __init__(self, n_clusters=8, *, init="k-means++", max_iter=100, batch_size=1024, verbose=0,
                  compute_labels=True, random_state=None, tol=0.0, max_no_improvement=10, init_size=None,
@@ -173,9 +180,10 @@ class MiniBatchKMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, Clust
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or sparse matrix of shape (n_samples, n_features)
             float32 and float64 C-contiguous arrays are used without a copy; anything else is
-            converted once to float64.
+            converted once to float64. SciPy sparse matrices and arrays: CSR used without a copy,
+            other formats converted.
         y : ignored
         sample_weight : array-like of shape (n_samples,), default=None
             Batches are drawn with probability proportional to it (and the initialisation uses it).
@@ -184,14 +192,15 @@ class MiniBatchKMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, Clust
         -------
         self
         """
-        X = _refuse_gaps(validate_data(self, _cuda_array.host_array(X, "MiniBatchKMeans.fit"),
-                                       dtype=[np.float64, np.float32], order="C", accept_large_sparse=False,
+        X = _refuse_gaps(validate_data(self, _cuda_array.host_array(X, "MiniBatchKMeans.fit"), accept_sparse="csr",
+                                       dtype=[np.float64, np.float32], order="C",
                                        ensure_all_finite="allow-nan"), "MiniBatchKMeans.fit")
         p = self._check_params(X.shape[0])
         w = self._weights(sample_weight, X, "MiniBatchKMeans.fit")
         _, init_centers = _init_of(self, X.shape[1], X.dtype, X, p["random_state"])
         self._seed = _params.seed(p["random_state"])
-        r = _core.typed("minibatch_fit", X.dtype)(X, w, init_centers, *self._core_args(p, self._seed))
+        r = _core.typed("minibatch_fit", X.dtype)(_rows(X, "MiniBatchKMeans.fit"), w, init_centers,
+                                                  *self._core_args(p, self._seed))
         self._set_state(r)
         self.distortion_trace_ = r["trace"]
         self.events_ = r["events"]
@@ -209,7 +218,7 @@ class MiniBatchKMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, Clust
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or sparse matrix of shape (n_samples, n_features)
             After the first call, converted to the dtype of ``cluster_centers_``.
         y : ignored
         sample_weight : array-like of shape (n_samples,), default=None
@@ -220,10 +229,11 @@ class MiniBatchKMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, Clust
         """
         fitted = hasattr(self, "cluster_centers_")
         X = _refuse_gaps(validate_data(self, _cuda_array.host_array(X, "MiniBatchKMeans.partial_fit"),
-                                       dtype=[np.float64, np.float32], order="C", accept_large_sparse=False,
+                                       accept_sparse="csr", dtype=[np.float64, np.float32], order="C",
                                        ensure_all_finite="allow-nan", reset=not fitted), "MiniBatchKMeans.partial_fit")
         if fitted:
-            X = np.ascontiguousarray(X, dtype=self.cluster_centers_.dtype)
+            X = X.astype(self.cluster_centers_.dtype, copy=False) if sp.issparse(X) else \
+                np.ascontiguousarray(X, dtype=self.cluster_centers_.dtype)
             p = self._check_params(self.n_clusters, warn=False)  # n_samples and the warnings are the first call's
             state = {"cluster_centers": self.cluster_centers_, "counts": self.counts_, "n_steps": self.n_steps_,
                      "n_since_reassign": self._n_since_last_reassign}
@@ -234,7 +244,8 @@ class MiniBatchKMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, Clust
             state = None
             _, init_centers = _init_of(self, X.shape[1], X.dtype, X, p["random_state"])
         w = self._weights(sample_weight, X, "MiniBatchKMeans.partial_fit", allow_all_zero=fitted)
-        r = _core.typed("minibatch_partial_fit", X.dtype)(X, w, init_centers, state, *self._core_args(p, self._seed))
+        r = _core.typed("minibatch_partial_fit", X.dtype)(_rows(X, "MiniBatchKMeans.partial_fit"), w, init_centers,
+                                                          state, *self._core_args(p, self._seed))
         self._set_state(r)
         if fitted:
             self.distortion_trace_ = np.vstack([self.distortion_trace_, r["trace"]])
@@ -262,15 +273,14 @@ class MiniBatchKMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, Clust
 
     def _checked(self, X):
         check_is_fitted(self)
-        X = validate_data(self, _cuda_array.host_array(X, "MiniBatchKMeans"), dtype=[np.float64, np.float32],
-                          order="C", ensure_all_finite="allow-nan", reset=False)
+        X = validate_data(self, _cuda_array.host_array(X, "MiniBatchKMeans"), accept_sparse="csr",
+                          dtype=[np.float64, np.float32], order="C", ensure_all_finite="allow-nan", reset=False)
         centers = np.ascontiguousarray(self.cluster_centers_.astype(X.dtype, copy=False))
         return _refuse_gaps(X, "MiniBatchKMeans"), centers
 
     def predict(self, X):
         """Index of the nearest centre of each row."""
-        X, c = self._checked(X)
-        return _core.typed("kmeans_predict", X.dtype)(X, c, _params.n_threads(self))
+        return _centre_pass(self, "predict", X, lambda X: ())
 
     def fit_predict(self, X, y=None, sample_weight=None):
         """Fit, then return the labels of the training rows."""
@@ -279,8 +289,7 @@ class MiniBatchKMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, Clust
 
     def transform(self, X):
         """Euclidean distance of each row to each centre, shape (n_samples, n_clusters)."""
-        X, c = self._checked(X)
-        return _core.typed("kmeans_transform", X.dtype)(X, c, _params.n_threads(self))
+        return _centre_pass(self, "transform", X, lambda X: ())
 
     def fit_transform(self, X, y=None, sample_weight=None):
         return self.fit(X, sample_weight=sample_weight).transform(X)
@@ -288,9 +297,8 @@ class MiniBatchKMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, Clust
     def score(self, X, y=None, sample_weight=None):
         """Opposite of the (weighted) distortion of X under the centres (sample_weight: finite, >= 0, not
         all zero; a ValueError names the first bad weight)."""
-        X, c = self._checked(X)
-        w = self._weights(sample_weight, X, "MiniBatchKMeans.score", check_values=True)
-        return _core.typed("kmeans_score", X.dtype)(X, w, c, _params.n_threads(self))
+        return _centre_pass(self, "score", X, lambda X: (self._weights(sample_weight, X, "MiniBatchKMeans.score",
+                                                                    check_values=True),))
 
     def _to_sections(self, prefix="", side=None):
         """Model-file sections (docs/model-format.md): the centres, the state partial_fit resumes from

@@ -211,10 +211,10 @@ mixtura::KMeansStats stats_of(const py::dict& d) {
   return s;
 }
 
-template <class T>
-py::dict kmeans_statistics(const Array<T>& X, const std::optional<Array<T>>& sample_weight, const Array<T>& centers,
-                           int n_threads, long long keep_farthest) {
-  const auto Xv = view(X, "X");
+/// kmeans_statistics of host rows Xv (a MatrixView or a CsrMatrixView) as a dict.
+template <class T, class XView>
+py::dict statistics_dict_of(const XView& Xv, const std::optional<Array<T>>& sample_weight, const Array<T>& centers,
+                            int n_threads, long long keep_farthest) {
   const auto wv = weights_view(sample_weight);
   const mixtura::RowMatrix<T> c = view(centers, "centers").map();
   mixtura::KMeansStats s;
@@ -223,6 +223,12 @@ py::dict kmeans_statistics(const Array<T>& X, const std::optional<Array<T>>& sam
     s = mixtura::kmeans_statistics(Xv, wv, c, nullptr, n_threads, static_cast<mixtura::Index>(keep_farthest));
   }
   return stats_dict(s);
+}
+
+template <class T>
+py::dict kmeans_statistics(const Array<T>& X, const std::optional<Array<T>>& sample_weight, const Array<T>& centers,
+                           int n_threads, long long keep_farthest) {
+  return statistics_dict_of(view(X, "X"), sample_weight, centers, n_threads, keep_farthest);
 }
 
 py::dict kmeans_statistics_merge(const py::dict& a, const py::dict& b) {
@@ -246,6 +252,79 @@ py::dict kmeans_update(const py::dict& stats, const Array<T>& centers, int resta
   for (const auto& e : events) ev.append(event_dict(e));
   out["events"] = ev;
   return out;
+}
+
+// ---- sparse (CSR) rows ------------------------------------------------------------------------------
+
+template <class T>
+py::dict kmeans_fit_csr(const Array<T>& values, const IndexArray& indices, const py::array& indptr, std::int64_t rows,
+                        std::int64_t cols, const std::optional<Array<T>>& sample_weight,
+                        const std::optional<Array<T>>& init_centers, int n_clusters, const std::string& init,
+                        int n_init, int max_iter, double tol, std::uint64_t seed, int n_threads, int verbose,
+                        const std::string& algorithm) {
+  auto km = make_kmeans<T>(init_centers.has_value(), n_clusters, init, n_init, max_iter, tol, seed, n_threads, verbose,
+                           algorithm);
+  const auto Xv = csr_view(values, indices, indptr, rows, cols);
+  const auto wv = weights_view(sample_weight);
+  const auto Cv = init_centers ? view(*init_centers, "init") : mixtura::MatrixView<T>{};
+  run_interruptibly([&] { km.fit(Xv, wv, Cv); });
+  return kmeans_result(km);
+}
+
+/// A K-means model holding `centers` (checked), for prediction, transform and scoring of CSR rows.
+template <class T>
+mixtura::KMeans<T> kmeans_of_centers(const Array<T>& centers, int n_threads) {
+  mixtura::KMeansParams p;
+  p.n_threads = n_threads;
+  mixtura::KMeans<T> km(p);
+  km.set_centers(view(centers, "centers").map());
+  return km;
+}
+
+template <class T>
+py::array_t<std::int32_t> kmeans_predict_csr(const Array<T>& values, const IndexArray& indices, const py::array& indptr,
+                                             std::int64_t rows, std::int64_t cols, const Array<T>& centers,
+                                             int n_threads) {
+  const auto km = kmeans_of_centers(centers, n_threads);
+  const auto Xv = csr_view(values, indices, indptr, rows, cols);
+  std::vector<std::int32_t> labels;
+  {
+    py::gil_scoped_release release;
+    labels = km.predict(Xv);
+  }
+  return labels_array<std::int32_t>(labels);
+}
+
+template <class T>
+py::array_t<T> kmeans_transform_csr(const Array<T>& values, const IndexArray& indices, const py::array& indptr,
+                                    std::int64_t rows, std::int64_t cols, const Array<T>& centers, int n_threads) {
+  const auto km = kmeans_of_centers(centers, n_threads);
+  const auto Xv = csr_view(values, indices, indptr, rows, cols);
+  mixtura::RowMatrix<T> d;
+  {
+    py::gil_scoped_release release;
+    d = km.transform(Xv);
+  }
+  return matrix_array(d);
+}
+
+template <class T>
+double kmeans_score_csr(const Array<T>& values, const IndexArray& indices, const py::array& indptr, std::int64_t rows,
+                        std::int64_t cols, const std::optional<Array<T>>& sample_weight, const Array<T>& centers,
+                        int n_threads) {
+  const auto km = kmeans_of_centers(centers, n_threads);
+  const auto Xv = csr_view(values, indices, indptr, rows, cols);
+  const auto wv = weights_view(sample_weight);
+  py::gil_scoped_release release;
+  return km.score(Xv, wv);
+}
+
+template <class T>
+py::dict kmeans_statistics_csr(const Array<T>& values, const IndexArray& indices, const py::array& indptr,
+                               std::int64_t rows, std::int64_t cols, const std::optional<Array<T>>& sample_weight,
+                               const Array<T>& centers, int n_threads, long long keep_farthest) {
+  return statistics_dict_of(csr_view(values, indices, indptr, rows, cols), sample_weight, centers, n_threads,
+                            keep_farthest);
 }
 
 #if MIXTURA_HAS_CUDA
@@ -332,6 +411,24 @@ void bind_kmeans_types(py::module_& m) {
         py::arg("keep_farthest") = -1);
   m.def(typed_name<T>("kmeans_update").c_str(), &kmeans_update<T>, py::arg("stats"), py::arg("centers").noconvert(),
         py::arg("restart"), py::arg("iteration"));
+  m.def(typed_name<T>("kmeans_fit_csr").c_str(), &kmeans_fit_csr<T>, py::arg("values").noconvert(),
+        py::arg("indices").noconvert(), py::arg("indptr"), py::arg("rows"), py::arg("cols"),
+        py::arg("sample_weight").noconvert(), py::arg("init_centers").noconvert(), py::arg("n_clusters"),
+        py::arg("init"), py::arg("n_init"), py::arg("max_iter"), py::arg("tol"), py::arg("seed"), py::arg("n_threads"),
+        py::arg("verbose"), py::arg("algorithm") = "auto");
+  m.def(typed_name<T>("kmeans_predict_csr").c_str(), &kmeans_predict_csr<T>, py::arg("values").noconvert(),
+        py::arg("indices").noconvert(), py::arg("indptr"), py::arg("rows"), py::arg("cols"),
+        py::arg("centers").noconvert(), py::arg("n_threads"));
+  m.def(typed_name<T>("kmeans_transform_csr").c_str(), &kmeans_transform_csr<T>, py::arg("values").noconvert(),
+        py::arg("indices").noconvert(), py::arg("indptr"), py::arg("rows"), py::arg("cols"),
+        py::arg("centers").noconvert(), py::arg("n_threads"));
+  m.def(typed_name<T>("kmeans_score_csr").c_str(), &kmeans_score_csr<T>, py::arg("values").noconvert(),
+        py::arg("indices").noconvert(), py::arg("indptr"), py::arg("rows"), py::arg("cols"),
+        py::arg("sample_weight").noconvert(), py::arg("centers").noconvert(), py::arg("n_threads"));
+  m.def(typed_name<T>("kmeans_statistics_csr").c_str(), &kmeans_statistics_csr<T>, py::arg("values").noconvert(),
+        py::arg("indices").noconvert(), py::arg("indptr"), py::arg("rows"), py::arg("cols"),
+        py::arg("sample_weight").noconvert(), py::arg("centers").noconvert(), py::arg("n_threads"),
+        py::arg("keep_farthest") = -1);
 #if MIXTURA_HAS_CUDA
   m.def(typed_name<T>("kmeans_fit_device").c_str(), &kmeans_fit_device<T>, py::arg("ptr"), py::arg("rows"),
         py::arg("cols"), py::arg("stride"), py::arg("sample_weight").noconvert(), py::arg("init_centers").noconvert(),

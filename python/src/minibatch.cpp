@@ -99,20 +99,20 @@ py::dict minibatch_result(const mixtura::MiniBatchKMeans<T>& mb) {
   return out;
 }
 
+/// X: a dense array or a CSR matrix's tuple (with_rows).
 template <class T>
-py::dict minibatch_fit(const Array<T>& X, const std::optional<Array<T>>& sample_weight,
+py::dict minibatch_fit(const py::object& X, const std::optional<Array<T>>& sample_weight,
                        const std::optional<Array<T>>& init_centers, const MiniBatchArgs& args) {
   auto mb = make_minibatch<T>(args, init_centers.has_value());
-  const auto Xv = view(X, "X");
   const auto wv = weights_view(sample_weight);
   const auto Cv = init_centers ? view(*init_centers, "init") : mixtura::MatrixView<T>{};
-  run_interruptibly([&] { mb.fit(Xv, wv, Cv); });
+  with_rows<T>(X, [&](const auto& Xv) { run_interruptibly([&] { mb.fit(Xv, wv, Cv); }); });
   return minibatch_result(mb);
 }
 
 /// state: None (the first call: initialise from X or init_centers) or the dict the last call returned.
 template <class T>
-py::dict minibatch_partial_fit(const Array<T>& X, const std::optional<Array<T>>& sample_weight,
+py::dict minibatch_partial_fit(const py::object& X, const std::optional<Array<T>>& sample_weight,
                                const std::optional<Array<T>>& init_centers, const std::optional<py::dict>& state,
                                const MiniBatchArgs& args) {
   auto mb = make_minibatch<T>(args, init_centers.has_value());
@@ -126,10 +126,9 @@ py::dict minibatch_partial_fit(const Array<T>& X, const std::optional<Array<T>>&
     s.n_since_reassign = (*state)["n_since_reassign"].cast<std::int64_t>();
     mb.set_state(std::move(s));
   }
-  const auto Xv = view(X, "X");
   const auto wv = weights_view(sample_weight);
   const auto Cv = init_centers ? view(*init_centers, "init") : mixtura::MatrixView<T>{};
-  run_interruptibly([&] { mb.partial_fit(Xv, wv, Cv); });
+  with_rows<T>(X, [&](const auto& Xv) { run_interruptibly([&] { mb.partial_fit(Xv, wv, Cv); }); });
   return minibatch_result(mb);
 }
 
@@ -141,7 +140,7 @@ py::dict minibatch_partial_fit(const Array<T>& X, const std::optional<Array<T>>&
 template <class T>
 void bind_minibatch_types(py::module_& m) {
   m.def(typed_name<T>("minibatch_fit").c_str(),
-        [](const Array<T>& X, const std::optional<Array<T>>& w, const std::optional<Array<T>>& init, int n_clusters,
+        [](const py::object& X, const std::optional<Array<T>>& w, const std::optional<Array<T>>& init, int n_clusters,
            const std::string& init_name, int max_iter, std::int64_t batch_size, double tol, int max_no_improvement,
            std::int64_t init_size, int n_init, double ratio, std::uint64_t seed, bool compute_labels, int n_threads,
            int verbose) {
@@ -149,10 +148,10 @@ void bind_minibatch_types(py::module_& m) {
                                   {n_clusters, init_name, max_iter, batch_size, tol, max_no_improvement, init_size,
                                    n_init, ratio, seed, compute_labels, n_threads, verbose});
         },
-        py::arg("X").noconvert(), py::arg("sample_weight").noconvert(), py::arg("init_centers").noconvert(),
+        py::arg("X"), py::arg("sample_weight").noconvert(), py::arg("init_centers").noconvert(),
         MIXTURA_MINIBATCH_ARGS);
   m.def(typed_name<T>("minibatch_partial_fit").c_str(),
-        [](const Array<T>& X, const std::optional<Array<T>>& w, const std::optional<Array<T>>& init,
+        [](const py::object& X, const std::optional<Array<T>>& w, const std::optional<Array<T>>& init,
            const std::optional<py::dict>& state, int n_clusters, const std::string& init_name, int max_iter,
            std::int64_t batch_size, double tol, int max_no_improvement, std::int64_t init_size, int n_init,
            double ratio, std::uint64_t seed, bool compute_labels, int n_threads, int verbose) {
@@ -160,7 +159,7 @@ void bind_minibatch_types(py::module_& m) {
                                           {n_clusters, init_name, max_iter, batch_size, tol, max_no_improvement,
                                            init_size, n_init, ratio, seed, compute_labels, n_threads, verbose});
         },
-        py::arg("X").noconvert(), py::arg("sample_weight").noconvert(), py::arg("init_centers").noconvert(),
+        py::arg("X"), py::arg("sample_weight").noconvert(), py::arg("init_centers").noconvert(),
         py::arg("state"), MIXTURA_MINIBATCH_ARGS);
 }
 

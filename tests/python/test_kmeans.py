@@ -19,8 +19,9 @@ from mixtura import _core
 
 # scikit-learn's own KMeans fails this check too (k-means++ draws rows by index, so repeating a row
 # is not the same as doubling its weight); with given centres the equivalence holds (C++ tests).
-XFAIL = {"check_sample_weight_equivalence_on_dense_data":
-         "k-means++ samples by row index: repeated rows are not doubled weights (as in scikit-learn)"}
+XFAIL = {check: "k-means++ samples by row index: repeated rows are not doubled weights (as in scikit-learn)"
+         for check in ("check_sample_weight_equivalence_on_dense_data",
+                       "check_sample_weight_equivalence_on_sparse_data")}
 
 
 @parametrize_with_checks([mixtura.KMeans(n_clusters=3, random_state=0)], expected_failed_checks=lambda est: XFAIL)

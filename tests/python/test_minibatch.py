@@ -14,8 +14,10 @@ import mixtura
 
 # As for KMeans (test_kmeans.py): k-means++ and the batches draw rows by index, so a repeated row is
 # not a doubled weight (scikit-learn's MiniBatchKMeans fails this check too).
-XFAIL = {"check_sample_weight_equivalence_on_dense_data":
-         "batches and k-means++ draw rows by index: repeated rows are not doubled weights (as in scikit-learn)"}
+XFAIL = {check: "batches and k-means++ draw rows by index: repeated rows are not doubled weights (as in "
+                "scikit-learn)"
+         for check in ("check_sample_weight_equivalence_on_dense_data",
+                       "check_sample_weight_equivalence_on_sparse_data")}
 
 
 @parametrize_with_checks([mixtura.MiniBatchKMeans(n_clusters=3, random_state=0, batch_size=64)],

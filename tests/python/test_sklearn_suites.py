@@ -39,13 +39,13 @@ def test_the_allow_list_sorts_failures_and_reports_tests_that_now_pass():
     results = {
         "test_k_means.py::test_kmeans_verbose[0-elkan]": ("failed", "AssertionError: Initialization complete"),
         "test_k_means.py::test_y[float32]": ("failed", "AssertionError"),
-        "test_k_means.py::test_all_init[KMeans-random-csr_array]": ("passed", ""),
+        "test_k_means.py::test_n_init_auto[float64]": ("passed", ""),
         "test_k_means.py::test_w[float64]": ("skipped", ""),
     }
     unexpected, allowed, now_pass, counts = suites.summarize(results)
     assert list(unexpected) == ["test_k_means.py::test_y[float32]"]
     assert allowed == {suites._VERBOSE: ["test_k_means.py::test_kmeans_verbose[0-elkan]"]}
-    assert now_pass == ["test_k_means.py::test_all_init[KMeans-random-csr_array]"]
+    assert now_pass == ["test_k_means.py::test_n_init_auto[float64]"]
     assert counts[("test_k_means.py", "float32")]["failed"] == 1
     assert all(reason.strip() for _, reason in suites.ALLOWED)
 
