@@ -1,5 +1,6 @@
-// Prints fitted K-means and Gaussian mixtures (and their scores) as hex floats: tests/serial_bits.sh
+// Prints fitted K-means (dense and sparse rows) and Gaussian mixtures (and their scores) as hex floats: tests/serial_bits.sh
 // compares the output of an OpenMP build with a serial one, byte for byte.
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <vector>
@@ -50,6 +51,43 @@ void kmeans(const std::vector<T>& x, mixtura::Index n, mixtura::Index d, int n_t
   print_matrix("transform", km.transform(mixtura::MatrixView<T>(x.data(), 16, d)));
 }
 
+/// The same rows as CSR, entries of magnitude below 0.5 left out (about a third), fitted with
+/// Hamerly's bounds: the sparse passes' folds and bounds, serial against OpenMP (and under TSan).
+template <class T>
+void kmeans_sparse(const std::vector<T>& x, mixtura::Index n, mixtura::Index d, int n_threads) {
+  std::vector<T> values;
+  std::vector<std::int32_t> indices;
+  std::vector<std::int64_t> indptr{0};
+  for (mixtura::Index i = 0; i < n; ++i) {
+    for (mixtura::Index j = 0; j < d; ++j)
+      if (std::abs(static_cast<double>(x[static_cast<std::size_t>(i * d + j)])) >= 0.5) {
+        values.push_back(x[static_cast<std::size_t>(i * d + j)]);
+        indices.push_back(static_cast<std::int32_t>(j));
+      }
+    indptr.push_back(static_cast<std::int64_t>(values.size()));
+  }
+  const mixtura::CsrMatrixView<T> X(values.data(), indices.data(), indptr.data(), n, d);
+  mixtura::KMeansParams p;
+  p.n_clusters = 5;
+  p.seed = 3;
+  p.n_threads = n_threads;
+  p.algorithm = mixtura::KMeansAlgorithm::hamerly;
+  mixtura::KMeans<T> km(p);
+  km.fit(X);
+  std::printf("kmeans_sparse<%zu> inertia %a n_iter %d score %a\n", sizeof(T), km.inertia(), km.n_iter(), km.score(X));
+  print_matrix("centers", km.cluster_centers());
+  for (const auto& it : km.trace())
+    std::printf("J %a %a searched %lld\n", it.distortion_assign, it.distortion_update, static_cast<long long>(it.n_searched));
+  std::uint64_t h = 0;
+  for (std::int32_t l : km.labels()) h = h * 1000003u + static_cast<std::uint64_t>(l);
+  std::printf("labels %llx\n", static_cast<unsigned long long>(h));
+  const mixtura::KMeansStats s = mixtura::kmeans_statistics(X, mixtura::VectorView<T>{}, km.cluster_centers(), nullptr,
+                                                            n_threads);
+  std::printf("statistics distortion %a farthest %lld\n", s.distortion,
+              static_cast<long long>(s.farthest.empty() ? -1 : s.farthest[0].row));
+  print_matrix("sums", Eigen::Map<const Eigen::MatrixXd>(s.sums.data(), 1, static_cast<Eigen::Index>(s.sums.size())));
+}
+
 template <class T>
 void gmm(const std::vector<T>& x, mixtura::Index n, mixtura::Index d, mixtura::CovarianceType type, int n_threads) {
   mixtura::GmmParams p;
@@ -81,6 +119,8 @@ int main() {
     std::printf("== n_threads %d\n", threads);
     kmeans(xd, n, d, threads);
     kmeans(xf, n, d, threads);
+    kmeans_sparse(xd, n, d, threads);
+    kmeans_sparse(xf, n, d, threads);
     gmm(xd, n, d, mixtura::CovarianceType::full, threads);
     gmm(xf, n, d, mixtura::CovarianceType::diag, threads);
   }
