@@ -9,7 +9,8 @@ log(1 + count) scaled by an idf and each row scaled to unit length; float32 or f
 Columns: time to converge from the same initial centres (the first K rows of a random permutation,
 tol=1e-4, n_init=1) with each library's iterations (mixtura's default "auto" takes Hamerly's bounds here,
 "lloyd" searches every row; the two give the same bits); the time per iteration (the same start, tol=0,
-max_iter=10); a default fit (k-means++, n_init=1, seed 0) with its inertia. Rounds alternate the
+max_iter=10); MiniBatchKMeans (batch_size=1024, seed 0, defaults otherwise) with its steps and final
+inertia; a default fit (k-means++, n_init=1, seed 0) with its inertia. Rounds alternate the
 libraries; medians of --rounds.
 
     PYTHONPATH=python python3 bench/compare_kmeans_sparse.py [--rounds 3] [--threads 2] [--quick]
@@ -96,6 +97,10 @@ def main():
                 "scikit-learn lloyd": lambda: sklearn.cluster.KMeans(k, init=init, n_init=1, tol=0, max_iter=10,
                                                                      algorithm="lloyd"),
             },
+            "MiniBatchKMeans (batch_size=1024, seed 0)": {
+                "mixtura": lambda: mixtura.MiniBatchKMeans(k, batch_size=1024, random_state=0, n_threads=args.threads),
+                "scikit-learn": lambda: sklearn.cluster.MiniBatchKMeans(k, batch_size=1024, random_state=0),
+            },
             "k-means++": {
                 "mixtura": lambda: mixtura.KMeans(k, n_init=1, random_state=0, n_threads=args.threads),
                 "scikit-learn lloyd": lambda: sklearn.cluster.KMeans(k, n_init=1, random_state=0, algorithm="lloyd"),
@@ -118,8 +123,8 @@ def main():
                 print(f"  {case}:")
                 for name in group:
                     est = last[name]
-                    print(f"    {name:20s} {statistics.median(times[name]):8.3f} s  ({est.n_iter_} it, inertia "
-                          f"{est.inertia_:.6g})")
+                    steps = f"{est.n_steps_} steps" if hasattr(est, "n_steps_") else f"{est.n_iter_} it"
+                    print(f"    {name:20s} {statistics.median(times[name]):8.3f} s  ({steps}, inertia {est.inertia_:.6g})")
                 print(f"    speed-up of mixtura (default, algorithm='auto') against the best of scikit-learn: "
                       f"{best_other / ours:.2f}x")
                 if case == "converge":
