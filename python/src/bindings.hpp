@@ -72,25 +72,25 @@ using IndexArray = py::array_t<std::int32_t, py::array::c_style>;
 /// sizes are checked here, the structure and values by the C++ checks of each call.
 template <class T>
 inline mixtura::CsrMatrixView<T> csr_view(const Array<T>& values, const IndexArray& indices, const py::array& indptr,
-                                   std::int64_t rows, std::int64_t cols) {
+                                   std::int64_t rows, std::int64_t cols, const char* who = "KMeans") {
   if (values.ndim() != 1 || indices.ndim() != 1 || values.size() != indices.size())
-    throw mixtura::InvalidArgument("KMeans: a CSR matrix needs 1-d data and indices of one length, got " +
+    throw mixtura::InvalidArgument(std::string(who) + ": a CSR matrix needs 1-d data and indices of one length, got " +
                                    std::to_string(values.size()) + " and " + std::to_string(indices.size()));
   if (indptr.ndim() != 1 || indptr.size() != rows + 1)
-    throw mixtura::InvalidArgument("KMeans: CSR indptr must hold n_samples + 1 = " + std::to_string(rows + 1) +
+    throw mixtura::InvalidArgument(std::string(who) + ": CSR indptr must hold n_samples + 1 = " + std::to_string(rows + 1) +
                                    " entries, got " + std::to_string(indptr.size()));
   if (!(indptr.flags() & py::array::c_style))
-    throw mixtura::InvalidArgument("KMeans: CSR indptr must be contiguous");
+    throw mixtura::InvalidArgument(std::string(who) + ": CSR indptr must be contiguous");
   mixtura::CsrMatrixView<T> v;
   if (py::isinstance<py::array_t<std::int32_t>>(indptr) && indptr.itemsize() == 4)
     v = {values.data(), indices.data(), static_cast<const std::int32_t*>(indptr.data()), rows, cols};
   else if (py::isinstance<py::array_t<std::int64_t>>(indptr) && indptr.itemsize() == 8)
     v = {values.data(), indices.data(), static_cast<const std::int64_t*>(indptr.data()), rows, cols};
   else
-    throw mixtura::InvalidArgument("KMeans: CSR indptr must be int32 or int64, got " +
+    throw mixtura::InvalidArgument(std::string(who) + ": CSR indptr must be int32 or int64, got " +
                                    py::str(indptr.dtype()).cast<std::string>());
   if (rows > 0 && v.row_begin(rows) != static_cast<mixtura::Index>(values.size()))
-    throw mixtura::InvalidArgument("KMeans: CSR indptr ends at " + std::to_string(v.row_begin(rows)) + " but data holds " +
+    throw mixtura::InvalidArgument(std::string(who) + ": CSR indptr ends at " + std::to_string(v.row_begin(rows)) + " but data holds " +
                                    std::to_string(values.size()) + " values");
   return v;
 }
@@ -99,14 +99,15 @@ inline mixtura::CsrMatrixView<T> csr_view(const Array<T>& values, const IndexArr
 /// (data, indices, indptr, n_samples, n_features) of a SciPy CSR matrix (a CsrMatrixView); the arrays
 /// stay alive while f runs.
 template <class T, class F>
-void with_rows(const py::object& X, F&& f) {
+void with_rows(const py::object& X, const char* who, F&& f) {
   if (py::isinstance<py::tuple>(X)) {
     const auto t = X.cast<py::tuple>();
-    if (t.size() != 5) throw mixtura::InvalidArgument("sparse rows: expected (data, indices, indptr, n_samples, n_features)");
+    if (t.size() != 5) throw mixtura::InvalidArgument(std::string(who) + ": sparse rows must be (data, indices, indptr, n_samples, "
+                                     "n_features), got " + std::to_string(t.size()) + " items");
     const auto values = t[0].cast<Array<T>>();
     const auto indices = t[1].cast<IndexArray>();
     const auto indptr = t[2].cast<py::array>();
-    f(csr_view(values, indices, indptr, t[3].cast<std::int64_t>(), t[4].cast<std::int64_t>()));
+    f(csr_view(values, indices, indptr, t[3].cast<std::int64_t>(), t[4].cast<std::int64_t>(), who));
   } else {
     const auto a = X.cast<Array<T>>();
     f(view(a, "X"));

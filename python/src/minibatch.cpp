@@ -106,7 +106,7 @@ py::dict minibatch_fit(const py::object& X, const std::optional<Array<T>>& sampl
   auto mb = make_minibatch<T>(args, init_centers.has_value());
   const auto wv = weights_view(sample_weight);
   const auto Cv = init_centers ? view(*init_centers, "init") : mixtura::MatrixView<T>{};
-  with_rows<T>(X, [&](const auto& Xv) { run_interruptibly([&] { mb.fit(Xv, wv, Cv); }); });
+  with_rows<T>(X, "MiniBatchKMeans.fit", [&](const auto& Xv) { run_interruptibly([&] { mb.fit(Xv, wv, Cv); }); });
   return minibatch_result(mb);
 }
 
@@ -128,7 +128,8 @@ py::dict minibatch_partial_fit(const py::object& X, const std::optional<Array<T>
   }
   const auto wv = weights_view(sample_weight);
   const auto Cv = init_centers ? view(*init_centers, "init") : mixtura::MatrixView<T>{};
-  with_rows<T>(X, [&](const auto& Xv) { run_interruptibly([&] { mb.partial_fit(Xv, wv, Cv); }); });
+  with_rows<T>(X, "MiniBatchKMeans.partial_fit",
+               [&](const auto& Xv) { run_interruptibly([&] { mb.partial_fit(Xv, wv, Cv); }); });
   return minibatch_result(mb);
 }
 

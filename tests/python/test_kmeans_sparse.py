@@ -174,3 +174,22 @@ def test_sparse_elkan_is_lloyd_bit_for_bit(dtype):
         np.testing.assert_array_equal(km.cluster_centers_, lloyd.cluster_centers_)
         np.testing.assert_array_equal(km.distortion_trace_, lloyd.distortion_trace_)
         assert km.n_iter_ == lloyd.n_iter_ and km.inertia_ == lloyd.inertia_
+
+
+def test_core_refuses_malformed_csr_arrays_naming_the_estimator():
+    """The bindings' own checks of the arrays Python hands them (sizes, indptr's type and end), in the
+    caller's name."""
+    from mixtura import _core
+    X = sparse_blobs(n=50, d=8, seed=3)
+    data, indices, indptr = X.data, X.indices.astype(np.int32), X.indptr.astype(np.int64)
+    centres = X[:2].toarray()
+    predict = _core.typed("kmeans_predict_csr", np.float64)
+    with pytest.raises(ValueError, match=r"KMeans: CSR indptr must hold n_samples \+ 1 = 51 entries, got 50"):
+        predict(data, indices, indptr[:-1], 50, 8, centres, 1)
+    with pytest.raises(ValueError, match="KMeans: CSR indptr must be int32 or int64, got float64"):
+        predict(data, indices, indptr.astype(np.float64), 50, 8, centres, 1)
+    with pytest.raises(ValueError, match=r"KMeans: CSR indptr ends at \d+ but data holds \d+ values"):
+        predict(data[:-1], indices[:-1], indptr, 50, 8, centres, 1)
+    args = mixtura.MiniBatchKMeans._core_args(mixtura.MiniBatchKMeans(2)._check_params(50), 0)
+    with pytest.raises(ValueError, match="MiniBatchKMeans.fit: sparse rows must be .* got 4 items"):
+        _core.typed("minibatch_fit", np.float64)((data, indices, indptr, 50), None, None, *args)

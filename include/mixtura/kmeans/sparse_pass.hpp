@@ -52,7 +52,7 @@ struct SparseCenters {
   std::vector<double> ct;       ///< kSparseAll: C^T in double (exact distances to every row)
   std::vector<double> norms;    ///< ||c_k||^2 in double
   double cmax = 0;              ///< max_k ||c_k||, rounded up
-  bool halvable = true;         ///< -0.5 * minus_two_ct gives C back exactly (no -2c overflowed T)
+  bool halvable = false;        ///< kSparseSearch: -0.5 * minus_two_ct gives C back exactly (no -2c overflowed T)
 
   /// C: K x D row-major.
   SparseCenters(const T* C, Index k, Index d, unsigned parts)
@@ -61,6 +61,7 @@ struct SparseCenters {
     if (search) {
       minus_two_ct.assign(static_cast<std::size_t>(d * ld), T(0));
       sq_norms.assign(static_cast<std::size_t>(k), T(0));
+      halvable = true;
     }
     if (all) ct.assign(static_cast<std::size_t>(d * ld), 0.0);
     for (Index c = 0; c < K; ++c) {
@@ -181,6 +182,21 @@ inline void sparse_sq_dists_all(const T* v, const std::int32_t* idx, Index nnz, 
   for (Index k = 0; k < sc.K; ++k) out[k] = s1[k] + std::max(0.0, sc.norms[static_cast<std::size_t>(k)] - s2[k]);
 }
 
+/// Working memory of sparse_sq_dists_all for a prepared set: its two sums (ld) and the distances (K).
+struct SparseDistancesScratch {
+  std::vector<double> s1, s2, d;
+  template <class T>
+  explicit SparseDistancesScratch(const SparseCenters<T>& sc)
+      : s1(static_cast<std::size_t>(sc.ld)), s2(static_cast<std::size_t>(sc.ld)), d(static_cast<std::size_t>(sc.K)) {}
+  /// Exact squared distances of sparse row i to every row of sc, in d.
+  template <class T>
+  const double* of_row(const CsrMatrixView<T>& X, Index i, const SparseCenters<T>& sc) {
+    const Index b = X.row_begin(i);
+    sparse_sq_dists_all(X.values + b, X.indices + b, X.row_begin(i + 1) - b, sc, s1.data(), s2.data(), d.data());
+    return d.data();
+  }
+};
+
 /// The bound on |e_k - (||x - c_k||^2 - ||x||^2)| for the search's arithmetic in T over nnz products:
 /// (nnz + 3) u (||x|| + ||c_k||)^2 to first order (Higham, ch. 3), taken four times over.
 template <class T>
@@ -217,10 +233,12 @@ struct SparseRowSearch {
 };
 
 /// The nearest centre of sparse row i (by exact distance, ties to the lowest index), its exact
-/// squared distance and SparseRowSearch's bound terms. centers_d: as in sparse_exact.
+/// squared distance and SparseRowSearch's bound terms (`second` only with want_second: Hamerly's
+/// bounds). centers_d: as in sparse_exact.
 template <class T>
 inline SparseRowSearch nearest_sparse_row(const CsrMatrixView<T>& X, Index i, const SparseCenters<T>& sc,
-                                          const RowMatrix<double>& centers_d, SparseNearestScratch<T>& s) {
+                                          const RowMatrix<double>& centers_d, SparseNearestScratch<T>& s,
+                                          bool want_second = false) {
   const Index b = X.row_begin(i), nnz = X.row_begin(i + 1) - b;
   const T* v = X.values + b;
   const std::int32_t* idx = X.indices + b;
@@ -250,6 +268,7 @@ inline SparseRowSearch nearest_sparse_row(const CsrMatrixView<T>& X, Index i, co
       out.label = static_cast<std::int32_t>(k);
     }
   }
+  if (!want_second) return out;
   bool bounded = std::isfinite(limit);  // an overflowed e_k bounds nothing
   for (Index k = 0; k < K; ++k)
     if (k != out.label) {
@@ -492,7 +511,7 @@ KMeansStats kmeans_assign_bounded(const CpuBackend& be, const CsrMatrixView<T>& 
             return std::make_pair(a, d);
           }
         }
-        const detail::SparseRowSearch r = detail::nearest_sparse_row(X, i, sc, centers_d, scr.nearest);
+        const detail::SparseRowSearch r = detail::nearest_sparse_row(X, i, sc, centers_d, scr.nearest, true);
         up = upper_of(r.dist);
         lo = std::sqrt(std::max(0.0, (r.second + r.xnorm2 * (1 - 2 * rel) - r.error) * (1 - 1e-12)));
         return std::make_pair(r.label, r.dist);
@@ -523,20 +542,17 @@ double kmeans_predict(const CpuBackend& be, const CsrMatrixView<T>& X, VectorVie
       .value;
 }
 
-/// Exact squared distance of every sparse row to its assigned centre.
+/// Exact squared distance of every sparse row to its assigned centre (the assignment pass's bits).
 template <class T>
 std::vector<double> kmeans_distances_to_assigned(const CpuBackend& be, const CsrMatrixView<T>& X, const RowMatrix<T>& C,
                                                  const std::int32_t* labels) {
+  const detail::SparseCenters<T> sc(C.data(), C.rows(), C.cols(), detail::kSparseNorms);
   const RowMatrix<double> centers_d = C.template cast<double>();
-  const Eigen::VectorXd norms = centers_d.rowwise().squaredNorm();
   std::vector<double> out(static_cast<std::size_t>(X.rows));
   detail::for_blocks(X.rows, 4096, be.n_threads, [] { return detail::NoScratch{}; },
                      [&](detail::NoScratch&, Index begin, Index end) {
-                       for (Index i = begin; i < end; ++i) {
-                         const Index b = X.row_begin(i), k = labels[i];
-                         out[static_cast<std::size_t>(i)] = detail::sparse_sq_dist(
-                             X.values + b, X.indices + b, X.row_begin(i + 1) - b, centers_d.row(k).data(), norms[k]);
-                       }
+                       for (Index i = begin; i < end; ++i)
+                         out[static_cast<std::size_t>(i)] = detail::sparse_exact(X, i, sc, centers_d, labels[i]);
                      });
   return out;
 }
@@ -547,21 +563,11 @@ RowMatrix<T> kmeans_transform(const CpuBackend& be, const CsrMatrixView<T>& X, c
   const Index K = C.rows();
   const detail::SparseCenters<T> sc(C.data(), K, C.cols(), detail::kSparseAll);
   RowMatrix<T> out(X.rows, K);
-  struct Scratch {
-    std::vector<double> s1, s2, d;
-  };
-  detail::for_blocks(X.rows, 256, be.n_threads,
-                     [&] {
-                       return Scratch{std::vector<double>(static_cast<std::size_t>(sc.ld)),
-                                      std::vector<double>(static_cast<std::size_t>(sc.ld)),
-                                      std::vector<double>(static_cast<std::size_t>(K))};
-                     },
-                     [&](Scratch& s, Index begin, Index end) {
+  detail::for_blocks(X.rows, 256, be.n_threads, [&] { return detail::SparseDistancesScratch(sc); },
+                     [&](detail::SparseDistancesScratch& s, Index begin, Index end) {
                        for (Index i = begin; i < end; ++i) {
-                         const Index b = X.row_begin(i);
-                         detail::sparse_sq_dists_all(X.values + b, X.indices + b, X.row_begin(i + 1) - b, sc,
-                                                     s.s1.data(), s.s2.data(), s.d.data());
-                         for (Index k = 0; k < K; ++k) out(i, k) = static_cast<T>(std::sqrt(s.d[static_cast<std::size_t>(k)]));
+                         const double* d = s.of_row(X, i, sc);
+                         for (Index k = 0; k < K; ++k) out(i, k) = static_cast<T>(std::sqrt(d[k]));
                        }
                      });
   return out;
@@ -600,23 +606,14 @@ std::vector<double> kmeans_candidate_potentials(const CpuBackend& be, const CsrM
       for (std::size_t j = 0; j < v.size(); ++j) v[j] += o.v[j];
     }
   };
-  struct Scratch {
-    std::vector<double> s1, s2, d;
-  };
   return detail::fold_rows(
              X.rows, 4096, be.n_threads, [&] { return Pots{std::vector<double>(static_cast<std::size_t>(m), 0.0)}; },
-             [&] {
-               return Scratch{std::vector<double>(static_cast<std::size_t>(sc.ld)),
-                              std::vector<double>(static_cast<std::size_t>(sc.ld)),
-                              std::vector<double>(static_cast<std::size_t>(m))};
-             },
-             [&](Pots& s, Scratch& scr, Index begin, Index end) {
+             [&] { return detail::SparseDistancesScratch(sc); },
+             [&](Pots& s, detail::SparseDistancesScratch& scr, Index begin, Index end) {
                for (Index i = begin; i < end; ++i) {
-                 const Index b = X.row_begin(i);
-                 detail::sparse_sq_dists_all(X.values + b, X.indices + b, X.row_begin(i + 1) - b, sc, scr.s1.data(),
-                                             scr.s2.data(), scr.d.data());
+                 const double* d = scr.of_row(X, i, sc);
                  const double wi = detail::row_weight(w, i);
-                 for (Index j = 0; j < m; ++j) s.v[static_cast<std::size_t>(j)] += wi * std::min(closest[i], scr.d[static_cast<std::size_t>(j)]);
+                 for (Index j = 0; j < m; ++j) s.v[static_cast<std::size_t>(j)] += wi * std::min(closest[i], d[j]);
                }
              })
       .v;
