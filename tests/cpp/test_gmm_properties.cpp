@@ -134,6 +134,69 @@ TYPED_TEST(GmmProperties, ScoreSamplesEqualBruteForceDensity) {
   }
 }
 
+// The batched pass reads, per block of columns of y = (x - c) C, only the factor rows that are not all
+// zero there, and accumulates second moments pair by pair in groups of component lanes. Against
+// brute force (per-component solves; posteriors and moments row by row), for upper factors and for
+// the lower Cholesky factors of the same precisions (other rows skipped), at D from one block to
+// four with padding (33, 41), K below, at and above one group of 8 lanes, full and tied, with twins.
+TEST(GmmBatchedPass, LogDensitiesAndMomentsEqualBruteForceForUpperAndLowerFactors) {
+  std::mt19937 gen(5);
+  std::normal_distribution<double> z;
+  std::uniform_real_distribution<double> u(0.5, 1.5);
+  for (const Index d : {5, 8, 16, 33, 41})
+    for (const Index K : {3, 8, 9})
+      for (const CovarianceType t : {CovarianceType::full, CovarianceType::tied})
+        for (const bool lower : {false, true}) {
+          const std::string at = std::string(to_string(t)) + " d " + std::to_string(d) + " K " + std::to_string(K) +
+                                 (lower ? " lower" : " upper");
+          GmmModel m(t, K, d);
+          for (Index k = 0; k < K; ++k) m.weights[k] = u(gen);
+          m.weights /= m.weights.sum();
+          for (Index i = 0; i < m.means.size(); ++i) m.means.data()[i] = 2 * z(gen);
+          for (Eigen::MatrixXd& f : m.factor) {
+            f.setZero();
+            for (Index j = 0; j < d; ++j)
+              for (Index i = 0; i <= j; ++i) f(i, j) = i == j ? u(gen) : 0.3 * z(gen);
+            // The lower Cholesky factor L of the same precision U U^T: other zeros, same density.
+            if (lower) f = Eigen::MatrixXd(Eigen::MatrixXd(f * f.transpose()).llt().matrixL());
+          }
+          if (t == CovarianceType::full) {  // component 2 a twin of component 1
+            m.weights[2] = m.weights[1];
+            m.means.row(2) = m.means.row(1);
+            m.factor[2] = m.factor[1];
+          }
+          RowMatrix<double> x(300, d);
+          for (Index i = 0; i < x.size(); ++i) x.data()[i] = 2 * z(gen);
+          std::vector<double> log_p(300);
+          gmm_score_rows(CpuBackend{}, MatrixView<double>(x), m, log_p.data(), nullptr);
+          const GmmStats st = gmm_e_step(CpuBackend{}, MatrixView<double>(x), VectorView<double>(), m, 0);
+          std::vector<Eigen::MatrixXd> s2(static_cast<std::size_t>(K), Eigen::MatrixXd::Zero(d, d));
+          double log_likelihood = 0;
+          for (Index i = 0; i < x.rows(); ++i) {
+            const Eigen::VectorXd xi = x.row(i).transpose();
+            const double want = brute_log_density(m, xi);
+            ASSERT_NEAR(log_p[static_cast<std::size_t>(i)], want, 1e-11 * std::abs(want)) << at << " row " << i;
+            log_likelihood += want;
+            for (Index k = 0; k < K; ++k) {  // posterior r_ik from brute force, moments around the pass's shift
+              GmmModel one = m;
+              one.n_components = 1;
+              one.weights = Eigen::VectorXd::Ones(1);
+              one.means = m.means.row(k);
+              if (t == CovarianceType::full) one.factor = {m.factor[static_cast<std::size_t>(k)]};
+              const double r = m.weights[k] * std::exp(brute_log_density(one, xi) - want);
+              const Eigen::VectorXd dx = xi - st.shift.row(k).transpose();
+              s2[static_cast<std::size_t>(k)] += r * dx * dx.transpose();
+            }
+          }
+          EXPECT_NEAR(st.log_likelihood, log_likelihood, 1e-11 * std::abs(log_likelihood)) << at;
+          for (Index k = 0; k < K; ++k) {
+            const Eigen::MatrixXd& want = s2[static_cast<std::size_t>(k)];
+            EXPECT_LE((st.second_moment(k) - want).cwiseAbs().maxCoeff(), 1e-11 * want.cwiseAbs().maxCoeff())
+                << at << " component " << k;
+          }
+        }
+}
+
 // A component copied bit for bit (weight, mean, factor) ties with its original on every row, and
 // the tie goes to the first: twins are evaluated once, because a blocked GEMM rounds a column by its
 // position (on AVX-512 the twin of a D = 16 component differed in the last bit on most rows). The

@@ -95,45 +95,75 @@ inline void log_sum_exp_block(const Eigen::Matrix<double, Eigen::Dynamic, Eigen:
 }
 
 /// The log-densities of full and tied covariances in batched form: a block of rows centred once on
-/// the mixture mean c, one GEMM against [C_1 ... C_K] (one C if tied), then per component
-/// y_k = (x - c) C_k - (mu_k - c) C_k and lp_k = log pi_k - D/2 log 2 pi + log|C_k| - |y_k|^2 / 2.
-/// Instead of K GEMMs of D columns (each packing the block again). Centring on c keeps the data's
-/// offset out of the products; in double the remaining cancellation (|mu_k - c| against the
+/// the mixture mean c, y = (x - c) [C_1 ... C_K] by GEMM (one C if tied), then per component
+/// lp_k = log pi_k - D/2 log 2 pi + log|C_k| - |y_k - (mu_k - c) C_k|^2 / 2. Centring on c keeps the
+/// data's offset out of the products; in double the remaining cancellation (|mu_k - c| against the
 /// component's spread) costs nothing that matters.
+///
+/// The factors are triangular (upper from the M-step, upper or lower from a model file): the columns
+/// of y are cut into up to 4 blocks, and each block's GEMM reads only the rows of x whose factor
+/// rows are not all zero there (columns [lo, hi) of an upper factor need rows [0, hi) only), which
+/// skips up to 3/8 of the multiply-adds. Within a block the columns of the G distinct factors are
+/// interleaved (column j of every factor side by side), so that summing the squares over columns is
+/// a sum of G-long vectors.
 struct BatchedLogProb {
   bool shared;
   Eigen::RowVectorXd c;
-  std::vector<Index> source;  ///< K: detail::first_identical_components (twins are evaluated once)
-  std::vector<Index> column;  ///< K: first column of y_k in [y_1 ... y_K] (0 if tied)
-  Eigen::MatrixXd factors;    ///< D x F: [C_1 ... C_K] of the components that are their own source
-  RowMatrix<double> offset;   ///< K x D: (mu_k - c) C_k
-  Eigen::VectorXd constant;   ///< K: log pi_k - D/2 log 2 pi + log|C_k|
+  std::vector<Index> source;       ///< K: detail::first_identical_components (twins are evaluated once)
+  std::vector<Index> group;        ///< K: the distinct factor of component k (0 if tied)
+  Index n_groups = 0, width = 0;   ///< G distinct factors; columns of each factor per block
+  std::vector<Index> from, to;     ///< per block: the factor rows [from, to) that hold a non-zero there
+  Eigen::MatrixXd factors;         ///< D x (blocks width G): column (b width + j) G + g = column b width + j of factor g
+  Eigen::RowVectorXd offset_cols;  ///< full: (mu_k - c) C_k in the columns of y (zero in the padding)
+  RowMatrix<double> offset;        ///< K x D: (mu_k - c) C_k
+  Eigen::VectorXd constant;        ///< K: log pi_k - D/2 log 2 pi + log|C_k|
 
   explicit BatchedLogProb(const GmmModel& m)
       : shared(m.shared_factor()), c(m.weights.transpose() * m.means), source(first_identical_components(m)),
-        column(source.size(), 0), offset(m.n_components, m.n_features), constant(m.n_components) {
+        group(source.size(), 0), offset(m.n_components, m.n_features), constant(m.n_components) {
     const Index K = m.n_components, D = m.n_features;
-    Index distinct = 0;
-    for (Index k = 0; k < K; ++k)
-      if (source[static_cast<std::size_t>(k)] == k) column[static_cast<std::size_t>(k)] = shared ? 0 : D * distinct++;
-    factors.resize(D, shared ? D : distinct * D);
+    std::vector<Index> owner;  // the component whose factor is distinct factor g
+    for (Index k = 0; k < K; ++k) {
+      const auto at = static_cast<std::size_t>(k);
+      if (shared) continue;
+      if (source[at] != k) group[at] = group[static_cast<std::size_t>(source[at])];
+      else group[at] = static_cast<Index>(owner.size()), owner.push_back(k);
+    }
+    if (shared) owner.push_back(0);
+    n_groups = static_cast<Index>(owner.size());
+    const Index blocks = std::clamp<Index>(D / 8, 1, 4);  // blocks of >= 8 columns: GEMMs stay efficient
+    width = (D + blocks - 1) / blocks;
+    factors = Eigen::MatrixXd::Zero(D, blocks * width * n_groups);
+    for (Index b = 0; b < blocks; ++b) {
+      const Index lo = std::min(D, b * width), w = std::min(D, lo + width) - lo;
+      Index first = D, last = 0;
+      for (Index g = 0; g < n_groups; ++g) {
+        const auto f = m.factor_of(owner[static_cast<std::size_t>(g)]).middleCols(lo, w);
+        for (Index i = 0; i < D; ++i)
+          if ((f.row(i).array() != 0).any()) first = std::min(first, i), last = std::max(last, i + 1);
+        for (Index j = 0; j < w; ++j) factors.col((b * width + j) * n_groups + g) = f.col(j);
+      }
+      from.push_back(std::min(first, last));
+      to.push_back(last);
+    }
+    if (!shared) offset_cols = Eigen::RowVectorXd::Zero(factors.cols());
     for (Index k = 0; k < K; ++k) {
       const auto at = static_cast<std::size_t>(k);
       if (source[at] != k) {
-        column[at] = column[static_cast<std::size_t>(source[at])];
         offset.row(k) = offset.row(source[at]);
         constant[k] = constant[source[at]];
         continue;
       }
-      if (!shared || k == 0) factors.middleCols(column[at], D) = m.factor_of(k);
       offset.row(k) = (m.means.row(k) - c) * m.factor_of(k);
       constant[k] = m.log_normaliser(k);
+      if (!shared)
+        for (Index j = 0; j < D; ++j) offset_cols[j * n_groups + group[at]] = offset(k, j);
     }
   }
   Index columns() const { return factors.cols(); }
 
-  /// Rows per GEMM: [y_1 ... y_K] of kChunk rows (kChunk x K D doubles, 128 KiB at K D = 256) stays
-  /// in L2 until it is read back; the chunks of a block are always cut alike, so a row's values still
+  /// Rows per GEMM: y of kChunk rows (kChunk x columns() doubles, 128 KiB at K D = 256) stays in L2
+  /// until it is read back; the chunks of a block are always cut alike, so a row's values still
   /// depend only on its values and its place in the block.
   static constexpr Index kChunk = 64;
 
@@ -141,21 +171,54 @@ struct BatchedLogProb {
   /// min(rows, kChunk) x columns().
   void operator()(Index rows, GmmScratch& s,
                   Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>& yall) const {
-    const Index D = c.size(), K = offset.rows();
+    const Index K = offset.rows(), D = c.size(), blocks = static_cast<Index>(from.size());
+    const Index span = width * n_groups, all = blocks * span;
     for (Index first = 0; first < rows; first += kChunk) {
       const Index n = std::min(kChunk, rows - first);
       auto xc = s.x.middleRows(first, n);
       xc.rowwise() -= c;
-      auto ya = yall.topRows(n);
-      ya.noalias() = xc * factors;
-      for (Index r = 0; r < n; ++r) {  // row by row: y_k of a row is contiguous in ya, and so is its lp
-        const auto yr = ya.row(r);
-        auto lp = s.lp.row(first + r);
-        for (Index k = 0; k < K; ++k)
-          lp[k] = source[static_cast<std::size_t>(k)] != k
-                      ? lp[source[static_cast<std::size_t>(k)]]
-                      : constant[k] - 0.5 * (yr.segment(column[static_cast<std::size_t>(k)], D) - offset.row(k)).squaredNorm();
+      for (Index b = 0; b < blocks; ++b) {
+        const auto at = static_cast<std::size_t>(b);
+        auto y = yall.block(0, b * span, n, span);
+        if (to[at] > from[at])
+          y.noalias() = xc.middleCols(from[at], to[at] - from[at]) * factors.block(from[at], b * span, to[at] - from[at], span);
+        else
+          y.setZero();
       }
+      for (Index r = 0; r < n; ++r) {
+        double* e = yall.row(r).data();
+        auto lp = s.lp.row(first + r);
+        if (shared) {  // one factor: y's columns are in their natural order
+          const Eigen::Map<const Eigen::RowVectorXd> y(e, D);
+          for (Index k = 0; k < K; ++k)
+            lp[k] = source[static_cast<std::size_t>(k)] != k ? lp[source[static_cast<std::size_t>(k)]]
+                                                             : constant[k] - 0.5 * (y - offset.row(k)).squaredNorm();
+          continue;
+        }
+        const double* off = offset_cols.data();
+        for (Index t = 0; t < all; ++t) e[t] = (e[t] - off[t]) * (e[t] - off[t]);
+        sum_strided(e, all, n_groups);
+        for (Index k = 0; k < K; ++k) lp[k] = constant[k] - 0.5 * e[group[static_cast<std::size_t>(k)]];
+      }
+    }
+  }
+
+ private:
+  /// e[g] = sum over t of e[t G + g], for g < G (len a multiple of G); 8 sums at a time in registers
+  /// (summing into e itself would wait on its own stores).
+  static void sum_strided(double* e, Index len, Index G) {
+    Index g0 = 0;
+    for (; g0 + 8 <= G; g0 += 8) {
+      double acc[8];
+      for (int l = 0; l < 8; ++l) acc[l] = e[g0 + l];
+      for (Index t = G; t < len; t += G)
+        for (int l = 0; l < 8; ++l) acc[l] += e[t + g0 + l];
+      for (int l = 0; l < 8; ++l) e[g0 + l] = acc[l];
+    }
+    for (; g0 < G; ++g0) {
+      double acc = e[g0];
+      for (Index t = G; t < len; t += G) acc += e[t + g0];
+      e[g0] = acc;
     }
   }
 };
@@ -180,6 +243,42 @@ inline void load_block(MatrixView<T> X, Index begin, Index end, GmmScratch& s) {
 
 namespace detail {
 
+/// The second moments of a chunk of rows, pair by pair: acc (column-major Kp x P; column p = pair
+/// (i, j), i <= j, in the order of the upper triangles row by row; row k = component k) +=
+/// sum_t xt(i, t) xt(j, t) R(t, :) over the n columns t of xt (D rows, then at least 7 zero rows;
+/// row stride ld). R: n x Kp row-major, w_t r_tk zero-padded to Kp, a multiple of 8.
+/// J pairs at a time, each one accumulator of 8 component lanes held in registers over all n rows:
+/// no matrix of products is built or packed (a GEMM against such a matrix spent more time building
+/// and packing it than multiplying). J fills the vector registers: 8 x 8 doubles in 32 zmm, 4 x 2 ymm
+/// in 16 (J = 8 there spills), 2 x 4 xmm otherwise.
+inline void add_pair_moments(const double* xt, Index ld, Index D, const double* R, Index Kp, Index n, double* acc) {
+#if defined(EIGEN_VECTORIZE_AVX512)
+  constexpr int J = 8;
+#elif defined(EIGEN_VECTORIZE_AVX)
+  constexpr int J = 4;
+#else
+  constexpr int J = 2;
+#endif
+  using Lanes = Eigen::Matrix<double, 8, 1>;
+  Index p = 0;
+  for (Index i = 0; i < D; ++i) {
+    const double* xi = xt + i * ld;
+    for (Index j0 = i; j0 < D; j0 += J) {
+      const double* xj = xt + j0 * ld;  // rows j0 .. j0 + J - 1, the ones past D zero
+      for (Index kb = 0; kb < Kp; kb += 8) {
+        Lanes a[J];
+        for (int l = 0; l < J; ++l) a[l].setZero();
+        for (Index t = 0; t < n; ++t) {
+          const Lanes v = xi[t] * Eigen::Map<const Lanes>(R + t * Kp + kb);
+          for (int l = 0; l < J; ++l) a[l] += xj[l * ld + t] * v;
+        }
+        for (Index l = 0; l < std::min<Index>(J, D - j0); ++l) Eigen::Map<Lanes>(acc + (p + l) * Kp + kb) += a[l];
+      }
+      p += std::min<Index>(J, D - j0);
+    }
+  }
+}
+
 /// Per-row bookkeeping shared by both E-step paths: turns s.lp into w_r r_rk and folds log p, H.
 template <class T>
 inline void fold_row_terms(GmmStats& st, GmmScratch& s, VectorView<T> w, Index begin, Index rows) {
@@ -195,31 +294,36 @@ inline void fold_row_terms(GmmStats& st, GmmScratch& s, VectorView<T> w, Index b
 }
 
 /// Full and tied covariances, batched: the block is centred once on the mixture mean c, the
-/// log-densities of all components come from one GEMM against [C_1 ... C_K], and the moments
-/// around c from two more (R^T Xc and R^T of the products xc_i xc_j), instead of 3 K small ones.
+/// log-densities of all components come from GEMMs against [C_1 ... C_K] (BatchedLogProb), the
+/// first moments around c from one more (R^T Xc) and the second from add_pair_moments, per kChunk
+/// rows; instead of 3 K small GEMMs.
 /// Centring on c keeps the products free of the data's offset; in double the remaining
 /// cancellation (|mu_k - c|^2 against the within-component variance) costs nothing that matters.
 template <class T>
 GmmStats e_step_batched(const CpuBackend& be, MatrixView<T> X, VectorView<T> w, const GmmModel& m,
                         std::size_t n_worst, bool gaps) {
-  const Index K = m.n_components, D = m.n_features, P = D * (D + 1) / 2;
+  const Index K = m.n_components, D = m.n_features, P = D * (D + 1) / 2, Kp = (K + 7) / 8 * 8;
   const BatchedLogProb log_prob(m);
   const Index F = log_prob.columns();
   const std::vector<Eigen::MatrixXd> precision = gaps ? gap_precisions(m) : std::vector<Eigen::MatrixXd>{};
   const RowMatrix<double> shift = log_prob.c.replicate(K, 1);
   struct Scratch {
     GmmScratch base;
-    Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> yall, q;
+    // xt: (D + 7) x kChunk, a chunk's rows transposed (the last 7 rows stay 0); rk: kChunk x Kp
+    Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> yall, xt, rk;
     GapRows gap;
   };
   GmmStats out = fold_rows(
       X.rows, kGmmBlock, be.n_threads,
       [&] {
         GmmStats st(m.type, K, D, n_worst);
-        st.s2_packed = RowMatrix<double>::Zero(K, P);
+        st.s2_packed = Eigen::MatrixXd::Zero(Kp, P);
         return st;
       },
-      [&] { return Scratch{GmmScratch(kGmmBlock, D, K), {BatchedLogProb::kChunk, F}, {kGmmBlock, P}, {}}; },
+      [&] {
+        constexpr Index C = BatchedLogProb::kChunk;
+        return Scratch{GmmScratch(kGmmBlock, D, K), {C, F}, RowMatrix<double>::Zero(D + 7, C), RowMatrix<double>::Zero(C, Kp), {}};
+      },
       [&](GmmStats& st, Scratch& sc, Index begin, Index end) {
         GmmScratch& s = sc.base;
         const Index rows = end - begin;
@@ -233,13 +337,12 @@ GmmStats e_step_batched(const CpuBackend& be, MatrixView<T> X, VectorView<T> w, 
         const auto r = s.lp.topRows(rows);
         st.s1.noalias() += r.transpose() * xc;
         for (Index k = 0; k < K; ++k) st.nk[k] += r.col(k).sum();
-        for (Index row = 0; row < rows; ++row) {  // row by row: both matrices are row-major
-          const double* x = s.x.row(row).data();
-          double* qr = sc.q.row(row).data();
-          for (Index i = 0; i < D; ++i)
-            for (Index j = i; j < D; ++j) *qr++ = x[i] * x[j];
+        for (Index first = 0; first < rows; first += BatchedLogProb::kChunk) {
+          const Index n = std::min(BatchedLogProb::kChunk, rows - first);
+          sc.xt.topLeftCorner(D, n) = xc.middleRows(first, n).transpose();
+          sc.rk.topLeftCorner(n, K) = r.middleRows(first, n);
+          add_pair_moments(sc.xt.data(), sc.xt.cols(), D, sc.rk.data(), Kp, n, st.s2_packed.data());
         }
-        st.s2_packed.noalias() += r.transpose() * sc.q.topRows(rows);
       });
   out.unpack();
   out.shift = shift;

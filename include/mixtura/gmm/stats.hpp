@@ -68,7 +68,7 @@ struct GmmStats {
   RowMatrix<double> s1;                 ///< K x D
   RowMatrix<double> shift;              ///< K x D, the a_k the moments are taken around
   std::vector<Eigen::MatrixXd> s2;      ///< full/tied: K matrices D x D (lower triangle)
-  RowMatrix<double> s2_packed;          ///< batched E-step: K x D(D+1)/2, upper triangles row by row; see unpack()
+  Eigen::MatrixXd s2_packed;            ///< batched E-step: (K rounded up to 8) x D(D+1)/2, pairs i <= j row by row; see unpack()
   RowMatrix<double> s2_diag;            ///< diag/spherical: K x D
   double log_likelihood = 0;            ///< sum_i w_i log p(x_i)
   double entropy = 0;                   ///< sum_i w_i H(q_i) = -sum_i w_i sum_k r_ik log r_ik
