@@ -142,7 +142,9 @@ TYPED_TEST(GmmGaps, CompleteRowsScoreAsWithoutGapsAndRowsScoreAlone) {
     for (Index i = 0; i < x.rows(); i += 13) {
       const RowMatrix<T> one = x.row(i);
       const bool gap = std::find(complete_rows.begin(), complete_rows.end(), i) == complete_rows.end();
-      if (gap || i % detail::kGmmBlock == 0) ASSERT_EQ(gm.score_samples(one)[0], with_gaps[i]) << to_string(t) << " row " << i;
+      if (gap || i % detail::kGmmBlock == 0) {
+        ASSERT_EQ(gm.score_samples(one)[0], with_gaps[i]) << to_string(t) << " row " << i;
+      }
     }
   }
 }
