@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """Time to converge, side by side in one process: mixtura.KMeans (lloyd and elkan, the latter Hamerly's
 bounds; the default "auto" takes elkan from K * D = 2048 on) against scikit-learn's KMeans (lloyd and
-elkan), from the same initial centres.
+elkan) and, when faiss is installed (pip install faiss-cpu), FAISS's Kmeans, from the same initial
+centres.
 
 Data: Gaussian clusters of unequal sizes and scales (bench/compare_minibatch.py's), float32, with as
 many true clusters as centres; the initial centres are the first K rows of a random permutation (the
 same array for all four); tol=1e-4 (each library's own rule: scikit-learn's relative to the data's
-variance, as mixtura's), n_init=1. Rounds alternate the four fits; per shape the median time of each,
-the iterations each took (scikit-learn's elkan and lloyd, and mixtura's two, must agree), and the
-speed-up of mixtura's default (the search "auto" picks) against the best of scikit-learn's two.
+variance, as mixtura's), n_init=1. FAISS has no tolerance: it runs as many iterations as mixtura's
+lloyd took, on every row (max_points_per_centroid above N: no subsample), one redo. Rounds alternate
+the fits; per shape the median time of each, the iterations each took (scikit-learn's elkan and
+lloyd, and mixtura's two, must agree), and the speed-up of mixtura's default (the search "auto"
+picks) against the best of the others.
 
     PYTHONPATH=python python3 bench/compare_kmeans_converge.py [--rounds 3] [--threads 2] [--quick]
     PYTHONPATH=python python3 bench/compare_kmeans_converge.py --grid   # mixtura alone: lloyd / hamerly
@@ -24,6 +27,11 @@ import sklearn.cluster
 from threadpoolctl import threadpool_limits
 
 import mixtura
+
+try:
+    import faiss
+except ImportError:  # the comparison runs without it
+    faiss = None
 
 SHAPES = [  # n_samples, n_features, n_clusters
     (200_000, 32, 64),
@@ -49,6 +57,26 @@ def fit_time(make, X):
     return time.perf_counter() - t, est.n_iter_
 
 
+class FaissKMeans:
+    """FAISS's Kmeans behind fit/n_iter_: n_iter iterations from the given centres, all rows used."""
+
+    def __init__(self, init, n_iter, threads):
+        self.init, self.n_iter_, self.threads = init, n_iter, threads
+
+    def set_params(self, max_iter):
+        self.n_iter_ = max_iter
+        return self
+
+    def fit(self, X):
+        faiss.omp_set_num_threads(self.threads)
+        k, d = self.init.shape
+        km = faiss.Kmeans(d, k, niter=self.n_iter_, nredo=1, min_points_per_centroid=1,
+                          max_points_per_centroid=len(X) + 1, seed=0, verbose=False)
+        km.train(X, init_centroids=self.init)
+        self.cluster_centers_ = km.centroids
+        return self
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
@@ -60,10 +88,11 @@ def main():
     if args.grid:
         return grid(args)
     print(f"scikit-learn {sklearn.__version__}, mixtura {mixtura.__version__} ({mixtura.build_info()['isa']}), "
+          f"FAISS {faiss.__version__ if faiss else 'not installed'}, "
           f"{args.threads} threads, median of {args.rounds} alternating rounds, float32, tol=1e-4")
-    print("| shape | mixtura lloyd | mixtura elkan (Hamerly) | scikit-learn lloyd | scikit-learn elkan | iterations "
-          "(m-l / m-e / s-l / s-e) | auto picks | auto vs best of scikit-learn |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| shape | mixtura lloyd | mixtura elkan (Hamerly) | scikit-learn lloyd | scikit-learn elkan | FAISS "
+          "| iterations (m-l / m-e / s-l / s-e) | auto picks | auto vs best of the others |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for n, d, k in (QUICK if args.quick else SHAPES):
         X = gaussian_clusters(n, d, k, seed=0)
         init = X[np.random.default_rng(1).permutation(n)[:k]].copy()
@@ -73,24 +102,33 @@ def main():
             "sl": lambda: sklearn.cluster.KMeans(k, init=init, n_init=1, tol=1e-4, algorithm="lloyd"),
             "se": lambda: sklearn.cluster.KMeans(k, init=init, n_init=1, tol=1e-4, algorithm="elkan"),
         }
-        times = {key: [] for key in makers}
         iters = {}
+        if faiss is not None:  # as many iterations as mixtura's lloyd takes (known after its first fit)
+            makers["fa"] = lambda: FaissKMeans(init, iters["ml"], args.threads)
+        times = {key: [] for key in makers}
         with threadpool_limits(args.threads):
             with warnings.catch_warnings():  # warm-up: thread pools and first-call costs out of the timings
                 warnings.simplefilter("ignore")
-                for make in makers.values():
-                    make().set_params(max_iter=1).fit(X[:max(2 * k, 1000)])
+                for key, make in makers.items():
+                    if key != "fa":
+                        make().set_params(max_iter=1).fit(X[:max(2 * k, 1000)])
             for _ in range(args.rounds):
                 for key, make in makers.items():
                     t, it = fit_time(make, X)
                     times[key].append(t)
                     iters[key] = it
         med = {key: statistics.median(v) for key, v in times.items()}
-        best_sk = min(med["sl"], med["se"])
+        best_other = min(v for key, v in med.items() if key in ("sl", "se", "fa"))
         auto = "me" if k * d >= 2048 else "ml"  # mixtura::kHamerlyMinWork
+        fa = f"{med['fa']:.3f} s" if "fa" in med else "—"
         print(f"| {n:,} × {d}, K={k} | {med['ml']:.3f} s | {med['me']:.3f} s | {med['sl']:.3f} s | {med['se']:.3f} s "
-              f"| {iters['ml']} / {iters['me']} / {iters['sl']} / {iters['se']} | {'elkan' if auto == 'me' else 'lloyd'} "
-              f"| **{best_sk / med[auto]:.1f}×** |", flush=True)
+              f"| {fa} | {iters['ml']} / {iters['me']} / {iters['sl']} / {iters['se']} "
+              f"| {'elkan' if auto == 'me' else 'lloyd'} | **{best_other / med[auto]:.1f}×** |", flush=True)
+        if faiss is not None:  # the same iterations from the same start: the same centres, up to near-ties
+            ours = makers["ml"]().fit(X).cluster_centers_
+            theirs = makers["fa"]().fit(X).cluster_centers_
+            print(f"  (FAISS's centres against mixtura lloyd's: max |difference| {np.abs(ours - theirs).max():.2e}, "
+                  f"data spread {X.std():.2f})", flush=True)
 
 
 def grid(args):
