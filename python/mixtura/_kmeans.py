@@ -248,7 +248,7 @@ class KMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, ClusterMixin, 
     _event_kinds = ["empty_cluster_reseeded", "empty_cluster_kept"]
     # Sections the C++ fit records and Python keeps only to write them back.
     _extra_sections = ["restart_inertia_", "restart_converged_", "restart_seconds_", "trace_center_shift_",
-                       "trace_n_changed_", "trace_seconds_"]
+                       "trace_n_changed_", "trace_n_searched_", "trace_seconds_"]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

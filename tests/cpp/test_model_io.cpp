@@ -378,8 +378,11 @@ TYPED_TEST(ModelIoTyped, KMeansRoundTripPredictsIdentically) {
   p.n_clusters = 4;
   p.n_init = 3;
   p.seed = 11;
+  p.algorithm = mixtura::KMeansAlgorithm::hamerly;  // iterations that search fewer than all rows
   mixtura::KMeans<T> km(p);
   km.fit(x);
+  const auto& last = km.runs()[static_cast<std::size_t>(km.best_restart())].trace;
+  ASSERT_LT(last.back().n_searched, x.rows());
   const std::string path = temp_path("kmeans_roundtrip.mxt");
   mixtura::save_model(path, km);
   const std::string dtype = std::is_same<T, float>::value ? "float32" : "float64";
@@ -407,6 +410,7 @@ TYPED_TEST(ModelIoTyped, KMeansRoundTripPredictsIdentically) {
       EXPECT_EQ(a.trace[i].distortion_update, b.trace[i].distortion_update);
       EXPECT_EQ(a.trace[i].center_shift, b.trace[i].center_shift);
       EXPECT_EQ(a.trace[i].n_changed, b.trace[i].n_changed);
+      EXPECT_EQ(a.trace[i].n_searched, b.trace[i].n_searched);
     }
   }
   // Saving the loaded model gives the same bytes: nothing was lost on the way.

@@ -433,7 +433,8 @@ inline GmmStreamState read_stream_sections(const SectionReader& r, CovarianceTyp
 inline void check_kmeans_section_names(const ModelFile& mf, const std::string& prefix, const char* where) {
   check_section_names(mf, prefix, "KMeans",
                       {MIXTURA_IO_COMMON_SECTIONS, "cluster_centers_", "labels_", "inertia_", "distortion_traces_",
-                       "events_", "restart_inertia_", "trace_center_shift_", "trace_n_changed_"},
+                       "events_", "restart_inertia_", "trace_center_shift_", "trace_n_changed_",
+                       "trace_n_searched_"},
                       nullptr, where);
 }
 inline void check_gmm_section_names(const ModelFile& mf, const std::string& prefix, const char* where) {
@@ -535,7 +536,7 @@ void add_sections(ModelFile& mf, const KMeans<T>& km, const std::string& prefix 
   mf.add_scalar<std::int32_t>(prefix + "converged_", km.converged() ? 1 : 0);
   mf.add_scalar<std::int64_t>(prefix + "best_restart_", km.best_restart());
   std::vector<double> traces, shift, it_seconds, r_inertia, r_seconds;
-  std::vector<std::int64_t> n_iter, changed;
+  std::vector<std::int64_t> n_iter, changed, searched;
   std::vector<std::int32_t> r_converged;
   for (const KMeansRun& run : km.runs()) {
     n_iter.push_back(static_cast<std::int64_t>(run.trace.size()));
@@ -548,6 +549,7 @@ void add_sections(ModelFile& mf, const KMeans<T>& km, const std::string& prefix 
       traces.push_back(it.distortion_update);
       shift.push_back(it.center_shift);
       changed.push_back(it.n_changed);
+      searched.push_back(it.n_searched);
       it_seconds.push_back(it.seconds);
     }
   }
@@ -565,6 +567,7 @@ void add_sections(ModelFile& mf, const KMeans<T>& km, const std::string& prefix 
   mf.add_array(prefix + "restart_seconds_", r_seconds, {R, 2});
   mf.add_array(prefix + "trace_center_shift_", shift, {Tn});
   mf.add_array(prefix + "trace_n_changed_", changed, {Tn});
+  mf.add_array(prefix + "trace_n_searched_", searched, {Tn});
   mf.add_array(prefix + "trace_seconds_", it_seconds, {Tn});
 }
 
@@ -595,6 +598,10 @@ KMeans<T> kmeans_from_sections(const ModelFile& mf, const std::string& prefix = 
   const auto r_seconds = detail::optional_column<double>(r, "restart_seconds_", {R, 2});
   const auto shift = detail::optional_column<double>(r, "trace_center_shift_", {rows});
   const auto changed = detail::optional_column<std::int64_t>(r, "trace_n_changed_", {rows});
+  const auto searched = detail::optional_column<std::int64_t>(r, "trace_n_searched_", {rows});
+  for (std::size_t t = 0; t < searched.size(); ++t)
+    MIXTURA_EXPECTS(searched[t] >= 0, "%s: section '%s' holds %lld at iteration %zu; rows searched are >= 0", where,
+                    r.name("trace_n_searched_").c_str(), static_cast<long long>(searched[t]), t);
   const auto it_seconds = detail::optional_column<double>(r, "trace_seconds_", {rows});
   for (std::size_t i = 0; i < R; ++i) {
     KMeansRun run;
@@ -612,6 +619,7 @@ KMeans<T> kmeans_from_sections(const ModelFile& mf, const std::string& prefix = 
       it.distortion_update = traces[2 * t + 1];
       if (!shift.empty()) it.center_shift = shift[t];
       if (!changed.empty()) it.n_changed = changed[t];
+      if (!searched.empty()) it.n_searched = searched[t];
       if (!it_seconds.empty()) it.seconds = it_seconds[t];
       run.trace.push_back(it);
     }
