@@ -347,8 +347,15 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         return values if dtype == np.float64 or values.dtype != np.float64 else values.astype(dtype)
 
     def _append_step(self, r, converged):
-        """Stores an update's or a partial_fit step's model, trace record, events and stream state."""
+        """Stores an update's or a partial_fit step's model, trace record, events and stream state. An
+        update whose bound fell within round-off (record None) adds no record: as fit, the fit ends."""
         self._set_model(r)
+        if r["record"] is None:
+            self.converged_ = bool(converged)
+            kept = next((i for i, t in enumerate(getattr(self, "elbo_traces_", [])) if t is self.elbo_trace_), 0)
+            self.events_ = list(getattr(self, "events_", [])) + [dict(e, restart=kept) for e in r["events"]]
+            self.n_steps_, self.stream_statistics_, self._stream_starved = 0, None, None
+            return self
         lower_bound, elbo = r["record"][0], r["record"][1]
         trace = np.vstack([self.elbo_trace_, [[lower_bound, elbo]]]) if hasattr(self, "elbo_trace_") else \
             np.array([[lower_bound, elbo]], dtype=np.float64)
@@ -392,7 +399,9 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
     def update(self, statistics):
         """One M-step from statistics (GaussianMixture.statistics, merged over any chunks), with reg_covar
         and the degenerate-component policy; appends its record to the trace (``converged_`` when the lower
-        bound moved by less than tol). Works unfitted too (the statistics carry the sizes). Returns self."""
+        bound moved by less than tol). As in fit, statistics whose bound fell within round-off of the last
+        record's are not applied: no record, event ``roundoff_decrease``, ``converged_``. Works unfitted
+        too (the statistics carry the sizes). Returns self."""
         p = _params.validate(self)
         if not isinstance(statistics, _core.GaussianMixtureStatistics):
             raise ValueError(f"GaussianMixture.update: statistics must be a GaussianMixtureStatistics, got "

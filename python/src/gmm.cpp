@@ -254,11 +254,16 @@ Stats stats_from_state(const py::tuple& t) {
 /// What an update or a partial_fit step left: the model's arrays, the step's trace record, its events
 /// (iterations counted from iteration_offset) and the online-EM state.
 template <class T>
-py::dict step_result(const mixtura::GaussianMixture<T>& gm, int iteration_offset) {
+py::dict step_result(const mixtura::GaussianMixture<T>& gm, int iteration_offset, bool applied = true) {
   py::dict out;
   put_model(out, gm.model());
-  const mixtura::GmmIteration& rec = gm.trace().back();
-  out["record"] = py::make_tuple(rec.lower_bound, rec.elbo_after_m, rec.entropy, rec.seconds);
+  // None: update dropped the step (its bound fell within round-off), the trace gains no record.
+  if (applied) {
+    const mixtura::GmmIteration& rec = gm.trace().back();
+    out["record"] = py::make_tuple(rec.lower_bound, rec.elbo_after_m, rec.entropy, rec.seconds);
+  } else {
+    out["record"] = py::none();
+  }
   out["converged"] = gm.converged();
   out["events"] = events_list(gm.events(), iteration_offset);
   const mixtura::GmmStreamState& st = gm.stream_state();
@@ -299,6 +304,7 @@ py::dict gmm_update(const Stats& stats, const std::string& type, int n_component
                     const std::optional<DArray>& factors, const std::optional<DArray>& previous_lower_bound,
                     int n_iter) {
   mixtura::GaussianMixture<double> gm(stream_params(type, n_components, reg_covar, tol, 10, 0.7, 0, 1));
+  std::size_t before = 0;  // records the core holds before the step: the previous one, or none
   if (weights && means && factors) {
     mixtura::GmmRun run;  // the previous record, for update's convergence test
     if (previous_lower_bound && previous_lower_bound->size() == 1) {
@@ -306,6 +312,7 @@ py::dict gmm_update(const Stats& stats, const std::string& type, int n_component
       rec.lower_bound = previous_lower_bound->data()[0];
       run.trace.push_back(rec);
       run.n_iter = 1;
+      before = 1;
     }
     gm.set_model(model_from(type, *weights, *means, *factors), {run}, {}, 0);
   }
@@ -313,7 +320,8 @@ py::dict gmm_update(const Stats& stats, const std::string& type, int n_component
     py::gil_scoped_release release;
     gm.update(stats);
   }
-  return step_result(gm, n_iter - static_cast<int>(gm.trace().size()) + 1);
+  // The core numbers the step after the records it holds (before); Python's trace holds n_iter.
+  return step_result(gm, n_iter - static_cast<int>(before), gm.trace().size() > before);
 }
 
 template <class T>

@@ -80,6 +80,28 @@ def test_fit_from_chunk_statistics_is_the_batch_fit(cov, dtype):
                                    atol=1e-12 * np.abs(getattr(batch, name)).max(), err_msg=name)
 
 
+def test_update_drops_a_step_whose_bound_fell_within_round_off_as_fit_does():
+    X = _blobs(2000, seed=5)
+    gm = mixtura.GaussianMixture(3, covariance_type="tied", max_iter=3, random_state=1).fit(X)
+    stats = gm.statistics(X)
+    bound = stats.log_likelihood / stats.weight
+    # The last record's bound a few 1e-15 above the statistics': a fall that only round-off makes.
+    gm.lower_bound_ = bound + 4e-15 * abs(bound)
+    trace, n_iter, means = gm.elbo_trace_.copy(), gm.n_iter_, gm.means_.copy()
+    gm.converged_ = False
+    gm.update(stats)
+    np.testing.assert_array_equal(gm.elbo_trace_, trace)  # no record: the step is not applied
+    np.testing.assert_array_equal(gm.means_, means)
+    assert gm.n_iter_ == n_iter and gm.converged_
+    fall = [e for e in gm.events_ if e["kind"] == "roundoff_decrease"]
+    assert len(fall) == 1 and fall[0]["iteration"] == n_iter  # numbered as fit numbers the dropped step
+    assert fall[0]["value"] == pytest.approx(4e-15 * abs(bound), rel=0.5)
+    # A rise is applied as usual.
+    gm.lower_bound_ = bound - 1e-3
+    gm.update(stats)
+    assert gm.n_iter_ == n_iter + 1 and gm.elbo_trace_[-1, 0] == bound
+
+
 def test_statistics_pickle_and_merge_are_small_and_exact():
     X = _blobs(20000, d=4, seed=3)
     gm = mixtura.GaussianMixture(2, random_state=0).fit(X)
