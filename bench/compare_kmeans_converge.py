@@ -63,10 +63,6 @@ class FaissKMeans:
     def __init__(self, init, n_iter, threads):
         self.init, self.n_iter_, self.threads = init, n_iter, threads
 
-    def set_params(self, max_iter):
-        self.n_iter_ = max_iter
-        return self
-
     def fit(self, X):
         faiss.omp_set_num_threads(self.threads)
         k, d = self.init.shape
@@ -110,7 +106,7 @@ def main():
             with warnings.catch_warnings():  # warm-up: thread pools and first-call costs out of the timings
                 warnings.simplefilter("ignore")
                 for key, make in makers.items():
-                    if key != "fa":
+                    if key != "fa":  # FAISS needs lloyd's iteration count, known after its first fit
                         make().set_params(max_iter=1).fit(X[:max(2 * k, 1000)])
             for _ in range(args.rounds):
                 for key, make in makers.items():

@@ -350,25 +350,20 @@ class GaussianMixture(_io.ModelFileMixin, DensityMixin, BaseEstimator):
         """Stores an update's or a partial_fit step's model, trace record, events and stream state. An
         update whose bound fell within round-off (record None) adds no record: as fit, the fit ends."""
         self._set_model(r)
-        if r["record"] is None:
-            self.converged_ = bool(converged)
-            kept = next((i for i, t in enumerate(getattr(self, "elbo_traces_", [])) if t is self.elbo_trace_), 0)
-            self.events_ = list(getattr(self, "events_", [])) + [dict(e, restart=kept) for e in r["events"]]
-            self.n_steps_, self.stream_statistics_, self._stream_starved = 0, None, None
-            return self
-        lower_bound, elbo = r["record"][0], r["record"][1]
-        trace = np.vstack([self.elbo_trace_, [[lower_bound, elbo]]]) if hasattr(self, "elbo_trace_") else \
-            np.array([[lower_bound, elbo]], dtype=np.float64)
         best = next((i for i, t in enumerate(getattr(self, "elbo_traces_", [])) if t is self.elbo_trace_), None)
-        if best is None:
-            self.elbo_traces_ = [trace]
-        else:
-            self.elbo_traces_ = list(self.elbo_traces_)
-            self.elbo_traces_[best] = trace
-        self.elbo_trace_ = trace
-        self.lower_bounds_ = list(trace[:, 0])
-        self.lower_bound_ = float(lower_bound)
-        self.n_iter_ = int(trace.shape[0])
+        if r["record"] is not None:
+            lower_bound, elbo = r["record"][0], r["record"][1]
+            trace = np.vstack([self.elbo_trace_, [[lower_bound, elbo]]]) if hasattr(self, "elbo_trace_") else \
+                np.array([[lower_bound, elbo]], dtype=np.float64)
+            if best is None:
+                self.elbo_traces_ = [trace]
+            else:
+                self.elbo_traces_ = list(self.elbo_traces_)
+                self.elbo_traces_[best] = trace
+            self.elbo_trace_ = trace
+            self.lower_bounds_ = list(trace[:, 0])
+            self.lower_bound_ = float(lower_bound)
+            self.n_iter_ = int(trace.shape[0])
         self.converged_ = bool(converged)
         kept = 0 if best is None else best  # the step's records belong to the kept restart's trace
         self.events_ = list(getattr(self, "events_", [])) + [dict(e, restart=kept) for e in r["events"]]
