@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Time to converge, side by side in one process: mixtura.KMeans (lloyd and elkan, the latter Hamerly's
-bounds; the default "auto" takes elkan from K * D = 2048 on) against scikit-learn's KMeans (lloyd and
-elkan) and, when faiss is installed (pip install faiss-cpu), FAISS's Kmeans, from the same initial
+"""Time to converge, side by side in one process: mixtura.KMeans (lloyd, elkan = Hamerly's bounds, and
+yinyang = Yinyang's group bounds; the default "auto" takes Hamerly's from K * D = 2048 on and Yinyang's
+from K = 512 and D = 32 on) against scikit-learn's KMeans (lloyd and elkan) and, when faiss is installed (pip install faiss-cpu), FAISS's Kmeans, from the same initial
 centres.
 
 Data: Gaussian clusters of unequal sizes and scales (bench/compare_minibatch.py's), float32, with as
@@ -10,7 +10,7 @@ same array for all four); tol=1e-4 (each library's own rule: scikit-learn's rela
 variance, as mixtura's), n_init=1. FAISS has no tolerance: it runs as many iterations as mixtura's
 lloyd took, on every row (max_points_per_centroid above N: no subsample), one redo. Rounds alternate
 the fits; per shape the median time of each, the iterations each took (scikit-learn's elkan and
-lloyd, and mixtura's two, must agree), and the speed-up of mixtura's default (the search "auto"
+lloyd must agree, and mixtura's three), and the speed-up of mixtura's default (the search "auto"
 picks) against the best of the others.
 
     PYTHONPATH=python python3 bench/compare_kmeans_converge.py [--rounds 3] [--threads 2] [--quick]
@@ -86,15 +86,17 @@ def main():
     print(f"scikit-learn {sklearn.__version__}, mixtura {mixtura.__version__} ({mixtura.build_info()['isa']}), "
           f"FAISS {faiss.__version__ if faiss else 'not installed'}, "
           f"{args.threads} threads, median of {args.rounds} alternating rounds, float32, tol=1e-4")
-    print("| shape | mixtura lloyd | mixtura elkan (Hamerly) | scikit-learn lloyd | scikit-learn elkan | FAISS "
-          "| iterations (m-l / m-e / s-l / s-e) | auto picks | auto vs best of the others |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| shape | mixtura lloyd | mixtura elkan (Hamerly) | mixtura yinyang | scikit-learn lloyd "
+          "| scikit-learn elkan | FAISS | iterations (m-l / m-e / m-y / s-l / s-e) | auto picks "
+          "| auto vs best of the others |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for n, d, k in (QUICK if args.quick else SHAPES):
         X = gaussian_clusters(n, d, k, seed=0)
         init = X[np.random.default_rng(1).permutation(n)[:k]].copy()
         makers = {
             "ml": lambda: mixtura.KMeans(k, init=init, n_init=1, tol=1e-4, algorithm="lloyd", n_threads=args.threads),
             "me": lambda: mixtura.KMeans(k, init=init, n_init=1, tol=1e-4, algorithm="elkan", n_threads=args.threads),
+            "my": lambda: mixtura.KMeans(k, init=init, n_init=1, tol=1e-4, algorithm="yinyang", n_threads=args.threads),
             "sl": lambda: sklearn.cluster.KMeans(k, init=init, n_init=1, tol=1e-4, algorithm="lloyd"),
             "se": lambda: sklearn.cluster.KMeans(k, init=init, n_init=1, tol=1e-4, algorithm="elkan"),
         }
@@ -115,11 +117,12 @@ def main():
                     iters[key] = it
         med = {key: statistics.median(v) for key, v in times.items()}
         best_other = min(v for key, v in med.items() if key in ("sl", "se", "fa"))
-        auto = "me" if k * d >= 2048 else "ml"  # mixtura::kHamerlyMinWork
+        # mixtura::kHamerlyMinWork, kYinyangMinK, kYinyangMinD
+        auto = "ml" if k * d < 2048 else "my" if k >= 512 and d >= 32 else "me"
         fa = f"{med['fa']:.3f} s" if "fa" in med else "—"
-        print(f"| {n:,} × {d}, K={k} | {med['ml']:.3f} s | {med['me']:.3f} s | {med['sl']:.3f} s | {med['se']:.3f} s "
-              f"| {fa} | {iters['ml']} / {iters['me']} / {iters['sl']} / {iters['se']} "
-              f"| {'elkan' if auto == 'me' else 'lloyd'} | **{best_other / med[auto]:.1f}×** |", flush=True)
+        print(f"| {n:,} × {d}, K={k} | {med['ml']:.3f} s | {med['me']:.3f} s | {med['my']:.3f} s | {med['sl']:.3f} s "
+              f"| {med['se']:.3f} s | {fa} | {iters['ml']} / {iters['me']} / {iters['my']} / {iters['sl']} / {iters['se']} "
+              f"| {dict(ml='lloyd', me='elkan', my='yinyang')[auto]} | **{best_other / med[auto]:.1f}×** |", flush=True)
         if faiss is not None:  # the same iterations from the same start: the same centres, up to near-ties
             ours = makers["ml"]().fit(X).cluster_centers_
             theirs = makers["fa"]().fit(X).cluster_centers_

@@ -18,7 +18,8 @@
 namespace {
 
 struct Args {
-  std::string data, centers, dtype = "f32";
+  std::string data, centers, dtype = "f32", algorithm = "auto";
+  double tol = 0;
   long long n = 0, d = 0, k = 0;
   int max_iter = 20, threads = 0, repeat = 1;
 };
@@ -35,6 +36,8 @@ Args parse(int argc, char** argv) {
     else if (key == "--max-iter") a.max_iter = std::stoi(v);
     else if (key == "--threads") a.threads = std::stoi(v);
     else if (key == "--repeat") a.repeat = std::stoi(v);
+    else if (key == "--algorithm") a.algorithm = v;
+    else if (key == "--tol") a.tol = std::stod(v);
     else return false;
     return true;
   });
@@ -50,15 +53,27 @@ void run(const Args& a) {
   mixtura::KMeansParams p;
   p.n_clusters = static_cast<int>(a.k);
   p.max_iter = a.max_iter;
-  p.tol = 0;
+  p.tol = a.tol;
   p.n_threads = a.threads;
+  const mixtura::KMeansAlgorithm algos[] = {mixtura::KMeansAlgorithm::automatic, mixtura::KMeansAlgorithm::lloyd,
+                                            mixtura::KMeansAlgorithm::hamerly, mixtura::KMeansAlgorithm::yinyang};
+  bool known = false;
+  for (const auto algo : algos)
+    if (a.algorithm == mixtura::to_string(algo)) {
+      p.algorithm = algo;
+      known = true;
+    }
+  if (!known) throw std::invalid_argument("--algorithm: auto, lloyd, hamerly or yinyang, got " + a.algorithm);
   for (int r = 0; r < a.repeat; ++r) {
     mixtura::KMeans<T> km(p);
     mixtura::detail::Stopwatch clock;
     km.fit(mixtura::MatrixView<T>(x.data(), a.n, a.d), {}, mixtura::MatrixView<T>(c.data(), a.k, a.d));
     const double total = clock.seconds();
-    std::printf("{\"fit_seconds\": %.6f, \"n_iter\": %d, \"inertia\": %.17g, \"iter_seconds\": [", total,
+    std::printf("{\"fit_seconds\": %.6f, \"n_iter\": %d, \"inertia\": %.17g, \"n_searched\": [", total,
                 km.n_iter(), km.inertia());
+    for (std::size_t i = 0; i < km.trace().size(); ++i)
+      std::printf("%s%lld", i ? ", " : "", static_cast<long long>(km.trace()[i].n_searched));
+    std::printf("], \"iter_seconds\": [");
     for (std::size_t i = 0; i < km.trace().size(); ++i)
       std::printf("%s%.6f", i ? ", " : "", km.trace()[i].seconds);
     std::printf("]}\n");

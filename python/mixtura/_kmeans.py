@@ -93,14 +93,14 @@ class _Init:
 
 
 class _Algorithm:
-    """KMeans' algorithm: "auto", "lloyd", or "elkan" (scikit-learn's name for the search that skips rows
-    by the triangle inequality; mixtura's is Hamerly's, also accepted as "hamerly"). The results are
-    the same bit for bit."""
+    """KMeans' algorithm: "auto", "lloyd", "elkan" (scikit-learn's name for the search that skips rows
+    by the triangle inequality; mixtura's is Hamerly's, also accepted as "hamerly") or "yinyang"
+    (Yinyang's group bounds). The results are the same bit for bit."""
 
     def __call__(self, who, name, value):
-        if isinstance(value, str) and value in ("auto", "lloyd", "elkan", "hamerly"):
+        if isinstance(value, str) and value in ("auto", "lloyd", "elkan", "hamerly", "yinyang"):
             return value
-        raise ValueError(f"{who}: algorithm must be 'auto', 'lloyd', 'elkan' or 'hamerly', got {value!r}")
+        raise ValueError(f"{who}: algorithm must be 'auto', 'lloyd', 'elkan', 'hamerly' or 'yinyang', got {value!r}")
 
 
 def _init_of(est, n_features, dtype, X=None, random_state=None):
@@ -180,14 +180,16 @@ class KMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, ClusterMixin, 
         Seed of the counter-based random numbers (an integer gives reproducible fits).
     copy_x : bool, default=True
         Accepted for scikit-learn compatibility; X is never modified (nor centred), whatever its value.
-    algorithm : {"auto", "lloyd", "elkan", "hamerly"}, default="auto"
+    algorithm : {"auto", "lloyd", "elkan", "hamerly", "yinyang"}, default="auto"
         How each iteration finds every row's nearest centre; the results are the same bit for bit
         (labels, centres, trace, ``n_iter_``, ``inertia_``). "lloyd" searches every row against every
         centre. "elkan" (scikit-learn's name) and "hamerly" both run Hamerly's bounds (2010): a row
         whose bounds show its centre cannot change, with a margin wider than the search's rounding
-        error, is not searched. "auto" takes the bounds where they measured faster, n_clusters *
-        n_features >= 2048, else Lloyd's search. Host data on the CPU, dense or sparse; on a GPU every
-        row is searched.
+        error, is not searched. "yinyang" (Ding et al. 2015) splits the centres into groups of about
+        32 and keeps a bound per group: a row searches only the groups that could hold a nearer
+        centre (dense data; on sparse data it runs Hamerly's bounds). "auto" takes what measured
+        fastest: Lloyd's search below n_clusters * n_features = 2048, Yinyang's from n_clusters = 512
+        and n_features = 32 on, else Hamerly's. Host data on the CPU; on a GPU every row is searched.
     n_threads : int in [0, 1024], default=0
         OpenMP threads of the C++ passes; 0 uses OpenMP's default. Results do not depend on it.
     device : {"cpu", "cuda", "auto"}, default="cpu"

@@ -56,11 +56,13 @@ mixtura::KMeans<T> make_kmeans(bool given, int n_clusters, const std::string& in
                                double tol, std::uint64_t seed, int n_threads, int verbose,
                                const std::string& algorithm = "auto") {
   mixtura::KMeansParams p;
-  if (algorithm != "auto" && algorithm != "lloyd" && algorithm != "hamerly")
-    throw mixtura::InvalidArgument("KMeans: algorithm must be 'auto', 'lloyd' or 'hamerly', got '" + algorithm + "'");
-  p.algorithm = algorithm == "hamerly" ? mixtura::KMeansAlgorithm::hamerly
-                : algorithm == "lloyd" ? mixtura::KMeansAlgorithm::lloyd
-                                       : mixtura::KMeansAlgorithm::automatic;
+  if (algorithm != "auto" && algorithm != "lloyd" && algorithm != "hamerly" && algorithm != "yinyang")
+    throw mixtura::InvalidArgument("KMeans: algorithm must be 'auto', 'lloyd', 'hamerly' or 'yinyang', got '" +
+                                   algorithm + "'");
+  p.algorithm = algorithm == "hamerly"   ? mixtura::KMeansAlgorithm::hamerly
+                : algorithm == "yinyang" ? mixtura::KMeansAlgorithm::yinyang
+                : algorithm == "lloyd"   ? mixtura::KMeansAlgorithm::lloyd
+                                         : mixtura::KMeansAlgorithm::automatic;
   p.n_clusters = n_clusters;
   p.init = given ? mixtura::KMeansInit::given : parse_init(init);
   p.n_init = n_init;

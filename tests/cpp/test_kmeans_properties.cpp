@@ -273,10 +273,11 @@ TEST(KMeansLarge, Float32MillionRowsWithLargeOffset) {
   EXPECT_NEAR(km.inertia() / n, 4.0, 0.1);
 }
 
-// Hamerly's bounds skip rows whose centre provably stays: labels, centres, trace, events and n_iter
-// are Lloyd's bit for bit, on structured and unstructured data, near ties and far from the origin,
-// weighted or not, for one and two threads.
-TYPED_TEST(KMeansProperties, HamerlyGivesLloydsBits) {
+// Hamerly's and Yinyang's bounds skip rows (and groups of centres) that provably keep their centre:
+// labels, centres, trace, events and n_iter are Lloyd's bit for bit, on structured and unstructured
+// data, near ties and far from the origin, weighted or not, with one group of centres or several
+// (K > kYinyangGroupSize), with clusters that empty and are re-seeded, for one and two threads.
+TYPED_TEST(KMeansProperties, BoundsGiveLloydsBits) {
   using T = TypeParam;
   struct Case {
     RowMatrix<T> x;
@@ -290,6 +291,11 @@ TYPED_TEST(KMeansProperties, HamerlyGivesLloydsBits) {
   RowMatrix<T> dup(600, 2);                                      // 5 distinct points, 8 centres
   for (Index i = 0; i < dup.rows(); ++i) dup.row(i) << T(i % 5), T((i % 5) * (i % 3));
   cases.push_back({dup, 8, false});
+  cases.push_back({blobs<T>(3000, 40, 150, 6, 1e3), 150, true});  // 5 groups, far from the origin
+  cases.push_back({uniform<T>(2500, 33, 22), 100, false});        // 4 groups, near ties everywhere
+  RowMatrix<T> few(900, 3);  // 30 distinct points, 70 centres: clusters empty and are re-seeded
+  for (Index i = 0; i < few.rows(); ++i) few.row(i) << T(i % 30), T((i % 30) % 7), T((i % 30) / 7);
+  cases.push_back({few, 70, true});
   for (const Case& c : cases) {
     std::vector<T> w(static_cast<std::size_t>(c.x.rows()));
     for (std::size_t i = 0; i < w.size(); ++i) w[i] = static_cast<T>(0.25 + (i % 5) * 0.5);
@@ -307,9 +313,11 @@ TYPED_TEST(KMeansProperties, HamerlyGivesLloydsBits) {
       return km;
     };
     const auto lloyd = fit(KMeansAlgorithm::lloyd, 2);
-    for (int threads : {1, 2}) {
-      const auto ham = fit(KMeansAlgorithm::hamerly, threads);
-      ASSERT_EQ(ham.n_iter(), lloyd.n_iter()) << c.x.rows() << " rows, threads " << threads;
+    for (const auto& [algorithm, threads] : {std::pair{KMeansAlgorithm::hamerly, 1}, std::pair{KMeansAlgorithm::hamerly, 2},
+                                            std::pair{KMeansAlgorithm::yinyang, 1}, std::pair{KMeansAlgorithm::yinyang, 2}}) {
+      const auto ham = fit(algorithm, threads);
+      ASSERT_EQ(ham.n_iter(), lloyd.n_iter()) << c.x.rows() << " rows, K " << c.k << " " << to_string(algorithm)
+                                               << ", threads " << threads;
       EXPECT_EQ(ham.labels(), lloyd.labels());
       EXPECT_EQ(std::memcmp(ham.cluster_centers().data(), lloyd.cluster_centers().data(),
                             sizeof(T) * lloyd.cluster_centers().size()), 0);
@@ -324,8 +332,42 @@ TYPED_TEST(KMeansProperties, HamerlyGivesLloydsBits) {
         }
       }
       ASSERT_EQ(ham.events().size(), lloyd.events().size());
+      if (c.k == 70) {  // (rows tie exactly between repeated centres there: nothing can be skipped)
+        EXPECT_GT(lloyd.events().size(), 0u) << "no cluster was re-seeded";
+        continue;
+      }
+      // the bounds did skip work (else this test would pass with a plain search)
+      std::int64_t fewest = c.x.rows();
+      for (const auto& rec : ham.runs().back().trace) fewest = std::min(fewest, rec.n_searched);
+      EXPECT_LT(fewest, c.x.rows()) << "K " << c.k << " " << to_string(algorithm);
     }
   }
+}
+
+// Yinyang's groups: every centre in exactly one group, each group's centres in increasing index, and
+// nearby centres together (two far-apart families of centres never share a group).
+TYPED_TEST(KMeansProperties, YinyangGroupsPartitionTheCentres) {
+  using T = TypeParam;
+  RowMatrix<T> C(97, 4);
+  for (Index k = 0; k < C.rows(); ++k) C.row(k) << T(k % 2 ? 1000 : 0) + T(k % 7), T(k % 5), T(k % 3), T(k % 11);
+  const detail::CenterGroups g = detail::group_centers(C, 4);
+  ASSERT_GE(g.n_groups, 2);
+  ASSERT_EQ(g.start.front(), 0);
+  ASSERT_EQ(g.start.back(), 97);
+  std::vector<int> seen(97, 0);
+  for (Index j = 0; j < g.n_groups; ++j) {
+    ASSERT_LT(g.start[j], g.start[j + 1]) << "empty group " << j;
+    for (Index p = g.start[j]; p < g.start[j + 1]; ++p) {
+      const Index k = g.order[p];
+      ++seen[k];
+      EXPECT_EQ(g.group_of[k], j);
+      if (p > g.start[j]) {
+        EXPECT_LT(g.order[p - 1], k);
+      }
+      EXPECT_EQ(k % 2, g.order[g.start[j]] % 2) << "group " << j << " mixes the two families";
+    }
+  }
+  EXPECT_EQ(seen, std::vector<int>(97, 1));
 }
 
 // algorithm automatic takes the bounds from K * D = kHamerlyMinWork on, and the trace says how many
@@ -337,7 +379,8 @@ TYPED_TEST(KMeansProperties, TraceCountsTheRowsSearched) {
   std::normal_distribution<double> z;
   for (Index i = 0; i < x.size(); ++i) x.data()[i] = static_cast<T>(z(gen));
   for (const int k : {64, 16}) {
-    for (const KMeansAlgorithm a : {KMeansAlgorithm::automatic, KMeansAlgorithm::lloyd, KMeansAlgorithm::hamerly}) {
+    for (const KMeansAlgorithm a : {KMeansAlgorithm::automatic, KMeansAlgorithm::lloyd, KMeansAlgorithm::hamerly,
+                                    KMeansAlgorithm::yinyang}) {
       KMeansParams p;
       p.n_clusters = k;
       p.algorithm = a;
@@ -347,7 +390,7 @@ TYPED_TEST(KMeansProperties, TraceCountsTheRowsSearched) {
       km.fit(x, VectorView<T>{}, MatrixView<T>(x.data(), k, 32));
       const auto& trace = km.trace();
       ASSERT_GE(trace.size(), 3u);
-      const bool bounded = a == KMeansAlgorithm::hamerly ||
+      const bool bounded = a == KMeansAlgorithm::hamerly || a == KMeansAlgorithm::yinyang ||
                            (a == KMeansAlgorithm::automatic && k * 32 >= kHamerlyMinWork);
       EXPECT_EQ(trace[0].n_searched, x.rows()) << k;
       std::int64_t fewest = x.rows(), most = 0;
@@ -416,4 +459,23 @@ TYPED_TEST(KMeansProperties, ExpandedDistanceErrorIsWithinItsBound) {
     EXPECT_LE(worst, 1.0) << "offset " << offset;
     EXPECT_GT(worst, 0.0) << "offset " << offset;  // rounding did occur: the check is not vacuous
   }
+}
+
+// algorithm = automatic: Lloyd's search below K * D = kHamerlyMinWork, Yinyang's groups for dense rows
+// from K = kYinyangMinK and D = kYinyangMinD on (where the vector path can search a group), else
+// Hamerly's bounds; yinyang asked for where it cannot run is hamerly.
+TEST(KMeansSearchChoice, AutomaticPicksBySizeAndShape) {
+  using detail::bounded_search;
+  const KMeansAlgorithm grouped = kCanGroupSearch ? KMeansAlgorithm::yinyang : KMeansAlgorithm::hamerly;
+  EXPECT_EQ(bounded_search(KMeansAlgorithm::automatic, 16, 32, true), KMeansAlgorithm::lloyd);
+  EXPECT_EQ(bounded_search(KMeansAlgorithm::automatic, 64, 32, true), KMeansAlgorithm::hamerly);
+  EXPECT_EQ(bounded_search(KMeansAlgorithm::automatic, 256, 64, true), KMeansAlgorithm::hamerly);
+  EXPECT_EQ(bounded_search(KMeansAlgorithm::automatic, 512, 32, true), grouped);
+  EXPECT_EQ(bounded_search(KMeansAlgorithm::automatic, 4096, 64, true), grouped);
+  EXPECT_EQ(bounded_search(KMeansAlgorithm::automatic, 1024, 16, true), KMeansAlgorithm::hamerly);
+  EXPECT_EQ(bounded_search(KMeansAlgorithm::automatic, 1024, 64, false), KMeansAlgorithm::hamerly);  // sparse rows
+  EXPECT_EQ(bounded_search(KMeansAlgorithm::yinyang, 4, 2, true), grouped);
+  EXPECT_EQ(bounded_search(KMeansAlgorithm::yinyang, 1024, 64, false), KMeansAlgorithm::hamerly);
+  EXPECT_EQ(bounded_search(KMeansAlgorithm::lloyd, 4096, 64, true), KMeansAlgorithm::lloyd);
+  EXPECT_STREQ(to_string(KMeansAlgorithm::yinyang), "yinyang");
 }

@@ -149,6 +149,28 @@ def test_auto_takes_the_bounds_from_k_times_d_2048(capsys, algorithm, n_clusters
         assert searched == [3000] * km.n_iter_
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_yinyang_groups_give_lloyds_bits_and_auto_takes_them_from_k_512(capsys, dtype):
+    # K = 600 centres make 19 groups of about 32; the rows search only the groups that could hold a nearer
+    # centre, and the fit is Lloyd's bit for bit. At 32 features "auto" takes the groups from K = 512 on.
+    rng = np.random.default_rng(7)
+    X = (rng.standard_normal((12000, 32)) + 6 * rng.standard_normal((600, 32))[rng.integers(0, 600, 12000)])
+    X = X.astype(dtype)
+    init = X[:600].copy()
+    fits = {a: mixtura.KMeans(600, init=init, n_init=1, max_iter=15, tol=0, algorithm=a, verbose=1).fit(X)
+            for a in ("lloyd", "yinyang", "auto")}
+    searched = searched_per_iteration(capsys.readouterr().out)
+    n = fits["lloyd"].n_iter_
+    assert n == fits["yinyang"].n_iter_ == fits["auto"].n_iter_ > 5
+    for a in ("yinyang", "auto"):
+        np.testing.assert_array_equal(fits[a].labels_, fits["lloyd"].labels_)
+        np.testing.assert_array_equal(fits[a].cluster_centers_, fits["lloyd"].cluster_centers_)
+        np.testing.assert_array_equal(fits[a].distortion_trace_, fits["lloyd"].distortion_trace_)
+    lloyd, yinyang, auto = searched[:n], searched[n:2 * n], searched[2 * n:]
+    assert lloyd == [12000] * n and yinyang[0] == 12000
+    assert min(yinyang[1:]) < 0.5 * 12000 and auto == yinyang
+
+
 def test_ctrl_c_stops_a_long_fit_promptly():
     # About 8 GFLOP an iteration and hundreds of iterations to stable labels: minutes at any level
     # (200,000 x 8, K = 64 converged in 0.34 s on the AVX-512 copy, before the signal came).
@@ -221,12 +243,12 @@ def test_algorithm_auto_is_the_default_and_unknown_names_are_refused(blobs):
     a = mixtura.KMeans(3, random_state=0, algorithm="lloyd").fit(blobs)
     b = mixtura.KMeans(3, random_state=0).fit(blobs)
     np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
-    with pytest.raises(ValueError, match="algorithm must be 'auto', 'lloyd', 'elkan' or 'hamerly', got 'full'"):
+    with pytest.raises(ValueError, match="algorithm must be 'auto', 'lloyd', 'elkan', 'hamerly' or 'yinyang', got 'full'"):
         mixtura.KMeans(3, algorithm="full").fit(blobs)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("algorithm", ["elkan", "hamerly"])
+@pytest.mark.parametrize("algorithm", ["elkan", "hamerly", "yinyang"])
 def test_bounded_search_gives_lloyds_bits(dtype, algorithm):
     rng = np.random.RandomState(3)
     X = (rng.randn(6000, 12) + 4 * rng.randint(0, 30, size=(6000, 1))).astype(dtype)  # 30 overlapping blobs

@@ -39,7 +39,7 @@ BAD = [
     ("KMeans", "n_init", 2.5, "'auto' or an integer >= 1"),
     ("KMeans", "init", "kmeans", "'k-means\\+\\+', 'random', an array of initial centres or a callable"),
     ("KMeans", "copy_x", "yes", "True or False"),
-    ("KMeans", "algorithm", "full", "'auto', 'lloyd', 'elkan' or 'hamerly'"),
+    ("KMeans", "algorithm", "full", "'auto', 'lloyd', 'elkan', 'hamerly' or 'yinyang'"),
     ("GaussianMixture", "n_components", True, "an integer >= 1"),
     ("GaussianMixture", "n_init", 1.5, "an integer"),
     ("GaussianMixture", "warm_start", "yes", "True or False"),

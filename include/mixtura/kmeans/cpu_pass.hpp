@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <numeric>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <unordered_map>
@@ -562,6 +564,17 @@ CenterMoves center_moves(const RowMatrix<T>& C, const RowMatrix<T>& before) {
   return out;
 }
 
+/// The end of a bounded pass: unit weights from the counts, and the bounds' centres and rows searched.
+template <class T, class Bounds>
+KMeansStats finish_bounded_pass(KMeansStats stats, VectorView<T> w, const RowMatrix<T>& C,
+                                const std::vector<std::int64_t>& searched_per_block, Bounds& b) {
+  if (w.empty()) weights_from_counts(stats);
+  b.centers = C;
+  b.n_searched = 0;
+  for (const std::int64_t m : searched_per_block) b.n_searched += m;
+  return stats;
+}
+
 template <class T>
 struct BoundedScratch {
   AssignScratch<T> base;
@@ -658,11 +671,357 @@ KMeansStats kmeans_assign_bounded(const CpuBackend& be, MatrixView<T> X, VectorV
         detail::fold_labelled_block(X, w, sc.arg.data(), centers_d, labels, begin, end, sc.base.block);
         detail::fold_block_into(sc.base.block, s);
       });
-  if (w.empty()) detail::weights_from_counts(stats);
-  b.centers = C;
-  b.n_searched = 0;
-  for (const std::int64_t m : searched_per_block) b.n_searched += m;
-  return stats;
+  return detail::finish_bounded_pass(std::move(stats), w, C, searched_per_block, b);
+}
+
+#if MIXTURA_HAS_VECTOR_EXT && !defined(MIXTURA_DISABLE_SIMD)
+inline constexpr bool kCanGroupSearch = true;
+#else
+inline constexpr bool kCanGroupSearch = false;  // the scalar GEMM rounds a centre by its position
+#endif
+
+namespace detail {
+
+/// A float <= x within 3e-7 of it (x >= 0, finite; branch-free, so loops of it vectorise): lower
+/// bounds kept in float stay lower bounds. float(x) <= x (1 + 2^-24), and the product with
+/// 1 - 2^-22 rounds to below x; values under 1e-30 (subnormal in float) become 0.
+inline float float_below(double x) {
+  const float f = static_cast<float>(x) * (1.0f - 0x1p-22f);
+  return x < 1e-30 ? 0.0f : f;
+}
+
+/// Yinyang's groups (Ding et al. 2015): the centres split into G groups by a few Lloyd iterations on
+/// the centres themselves (in double, from evenly spaced centres; ties to the lowest index), fixed for
+/// a fit. order lists the centres group by group, each group in increasing index.
+struct CenterGroups {
+  Index n_groups = 0;
+  std::vector<Index> order, start, group_of;  ///< order [K]; start [G + 1]; group_of [K]
+};
+
+template <class T>
+CenterGroups group_centers(const RowMatrix<T>& C, Index G) {
+  const Index K = C.rows(), D = C.cols();
+  G = std::max<Index>(1, std::min(G, K));
+  const RowMatrix<double> c = C.template cast<double>();
+  RowMatrix<double> g(G, D);
+  for (Index j = 0; j < G; ++j) g.row(j) = c.row(j * K / G);
+  std::vector<Index> of(static_cast<std::size_t>(K), 0);
+  for (int it = 0; it < 5; ++it) {
+    for (Index k = 0; k < K; ++k) {
+      double best = std::numeric_limits<double>::infinity();
+      for (Index j = 0; j < G; ++j) {
+        const double d = sq_dist(c.row(k).data(), g.row(j).data(), D);
+        if (d < best) {
+          best = d;
+          of[static_cast<std::size_t>(k)] = j;
+        }
+      }
+    }
+    RowMatrix<double> sums = RowMatrix<double>::Zero(G, D);
+    std::vector<Index> n(static_cast<std::size_t>(G), 0);
+    for (Index k = 0; k < K; ++k) {
+      sums.row(of[static_cast<std::size_t>(k)]) += c.row(k);
+      ++n[static_cast<std::size_t>(of[static_cast<std::size_t>(k)])];
+    }
+    for (Index j = 0; j < G; ++j)
+      if (n[static_cast<std::size_t>(j)] > 0) g.row(j) = sums.row(j) / static_cast<double>(n[static_cast<std::size_t>(j)]);
+  }
+  CenterGroups out;  // empty groups are dropped
+  std::vector<Index> renumber(static_cast<std::size_t>(G), -1);
+  for (Index k = 0; k < K; ++k) {
+    Index& r = renumber[static_cast<std::size_t>(of[static_cast<std::size_t>(k)])];
+    if (r < 0) r = out.n_groups++;
+  }
+  out.group_of.resize(static_cast<std::size_t>(K));
+  out.start.assign(static_cast<std::size_t>(out.n_groups + 1), 0);
+  for (Index k = 0; k < K; ++k) {
+    out.group_of[static_cast<std::size_t>(k)] = renumber[static_cast<std::size_t>(of[static_cast<std::size_t>(k)])];
+    ++out.start[static_cast<std::size_t>(out.group_of[static_cast<std::size_t>(k)] + 1)];
+  }
+  for (Index j = 0; j < out.n_groups; ++j) out.start[static_cast<std::size_t>(j + 1)] += out.start[static_cast<std::size_t>(j)];
+  out.order.resize(static_cast<std::size_t>(K));
+  std::vector<Index> fill(out.start.begin(), out.start.end() - 1);
+  for (Index k = 0; k < K; ++k) out.order[static_cast<std::size_t>(fill[static_cast<std::size_t>(out.group_of[static_cast<std::size_t>(k)])]++)] = k;
+  return out;
+}
+
+/// Centres per Yinyang group: G = ceil(K / kYinyangGroupSize); 12 to 64 measured alike at K = 1024.
+inline constexpr Index kYinyangGroupSize = 32;
+
+/// Yinyang's bounds of one fit: per row an upper bound on the distance to its centre (as Hamerly's)
+/// and per row and group a lower bound on the distance to the group's centres other than the row's
+/// own. A row's group bounds hold as of pass stamp[i]; since then group g's centres moved by at most
+/// drift[stamp[i] * G + g] (the sum of its largest moves, rounded up), so they are brought up to date
+/// only when the row is looked at closely; `least` (their minimum then) less drift_max[stamp[i]]
+/// settles most rows without reading them.
+template <class T>
+struct KMeansGroupBounds {
+  std::vector<double> upper, least;  ///< [n]
+  std::vector<float> lower;          ///< [n * G] row-major, rounded down
+  std::vector<std::int32_t> stamp;          ///< [n]
+  std::vector<double> drift, drift_max;     ///< [passes * G], [passes]
+  std::int32_t pass = 0;                    ///< passes made with these bounds
+  RowMatrix<T> centers;
+  CenterGroups groups;
+  std::int64_t n_searched = 0;  ///< rows the last pass searched at least one group for
+  void forget_row(Index i) {
+    if (i < static_cast<Index>(upper.size())) upper[static_cast<std::size_t>(i)] = std::numeric_limits<double>::infinity();
+  }
+};
+
+#if MIXTURA_HAS_VECTOR_EXT && !defined(MIXTURA_DISABLE_SIMD)
+
+/// For `rows` rows transposed in xt (pitch ld, whole tiles) and each centre range [k0, k1) of `ranges`:
+/// the nearest and second nearest centre of the range, written at the range's offset `at` + row. The
+/// same tiles and per-(row, centre) arithmetic as nearest_centers_block; a tile of rows meets every
+/// range before the next tile (it stays in L1).
+struct CenterRange {
+  Index k0, k1, at;
+};
+template <class T>
+void nearest_in_ranges(const T* xt, Index ld, Index rows, Index D, const PreparedCenters<T>& pc,
+                       const std::vector<CenterRange>& ranges, T* best_out, T* second_out, std::int32_t* arg_out) {
+  using S = Simd<T>;
+  constexpr int L = S::kLanes;
+  for (Index r0 = 0; r0 < rows; r0 += NearestScratch<T>::kTileRows)
+    for (const CenterRange& rg : ranges) {
+      typename S::Vec best[kRowVecs], second[kRowVecs];
+      typename S::IVec arg[kRowVecs];
+      for (int v = 0; v < kRowVecs; ++v) {
+        best[v] = second[v] = S::broadcast(std::numeric_limits<T>::infinity());
+        arg[v] = S::ibroadcast(0);
+      }
+      for (Index k = rg.k0; k < rg.k1; k += kCenterTile)
+        nearest_tail<T, true>(static_cast<int>(std::min<Index>(kCenterTile, rg.k1 - k)), xt + r0, ld, D, pc, k, best,
+                              arg, second);
+      for (int v = 0; v < kRowVecs; ++v)
+        for (int l = 0; l < L; ++l) {
+          const Index r = r0 + v * L + l;
+          if (r >= rows) break;
+          best_out[rg.at + r] = best[v][l];
+          second_out[rg.at + r] = second[v][l];
+          arg_out[rg.at + r] = static_cast<std::int32_t>(arg[v][l]);
+        }
+    }
+}
+
+template <class T>
+struct GroupScratch {
+  AssignScratch<T> base;  ///< base.nearest.xt: the block's searched rows, transposed
+  RowMatrix<T> compact;   ///< the block's searched rows, packed
+  std::vector<std::int32_t> label;
+  std::vector<Index> searched;       ///< the block's rows that search some group
+  std::vector<Index> order, sorted;
+  std::vector<char> need, need_sorted;  ///< [searched * G]: the searched row searches the group
+  std::vector<Index> tile_groups;    ///< the groups a tile of searched rows searches
+  std::vector<CenterRange> ranges;   ///< their centre ranges, in group order
+  std::vector<double> other;         ///< [G]: a row's new group bounds
+  std::vector<char> tile_need;       ///< [G]: some row of the tile searches the group
+  std::vector<T> g_best, g_second;   ///< [g * kKMeansBlock + j]: group g's two smallest for searched row j
+  std::vector<std::int32_t> g_arg;   ///< [g * kKMeansBlock + j]: group g's nearest centre (place in group order)
+  GroupScratch(Index K, Index D, Index G)
+      : base(K, D), compact(kKMeansBlock, D), label(static_cast<std::size_t>(kKMeansBlock)),
+        need(static_cast<std::size_t>(kKMeansBlock * G)),
+        other(static_cast<std::size_t>(G)), tile_need(static_cast<std::size_t>(G)),
+        g_best(static_cast<std::size_t>(kKMeansBlock * G)), g_second(g_best.size()), g_arg(g_best.size()) {}
+};
+
+#endif
+
+}  // namespace detail
+
+/// kmeans_assign with Yinyang's bounds (Ding et al. 2015): the same labels and statistics, bit for bit.
+/// A row is settled when its group bounds all leave kmeans_assign_bounded's margin over its upper bound
+/// (tightened to the exact distance if needed). Else it searches the groups whose bound does not, and
+/// its own centre's group, with the full search's kernel (the same per-(row, centre) arithmetic); a
+/// group that half the block's searched rows need is searched for all of them (extra exact distances
+/// change nothing). The groups' winners are merged by (distance, index), as the full search's strict
+/// '<' in index order breaks ties. Vector path only (kCanGroupSearch).
+template <class T>
+KMeansStats kmeans_assign_grouped(const CpuBackend& be, MatrixView<T> X, VectorView<T> w, const RowMatrix<T>& C,
+                                  std::int32_t* labels, detail::KMeansGroupBounds<T>& b) {
+#if MIXTURA_HAS_VECTOR_EXT && !defined(MIXTURA_DISABLE_SIMD)
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  using std::size_t;
+  const Index K = C.rows(), D = C.cols(), n = X.rows;
+  const detail::PreparedCenters<T> pc(C);
+  const bool have = b.centers.rows() == K && b.centers.cols() == D && static_cast<Index>(b.upper.size()) == n &&
+                    static_cast<Index>(b.groups.order.size()) == K && b.pass > 0;
+  if (!have) {
+    b.groups = detail::group_centers(C, (K + detail::kYinyangGroupSize - 1) / detail::kYinyangGroupSize);
+    b.upper.assign(static_cast<size_t>(n), kInf);
+    b.lower.assign(static_cast<size_t>(n * b.groups.n_groups), 0.0f);
+    b.least.assign(static_cast<size_t>(n), 0.0);
+    b.stamp.assign(static_cast<size_t>(n), 0);
+    b.drift.clear();
+    b.drift_max.clear();
+    b.pass = 0;
+  }
+  const detail::CenterGroups& grp = b.groups;
+  const Index G = grp.n_groups;
+  detail::PreparedCenters<T> pg = pc;  // the centres in group order (the same shift and values)
+  for (Index p = 0; p < K; ++p) {
+    const Index k = grp.order[static_cast<size_t>(p)];
+    pg.sq_norms[static_cast<size_t>(p)] = pc.sq_norms[static_cast<size_t>(k)];
+    for (Index d = 0; d < D; ++d) pg.minus_two_ct[static_cast<size_t>(d * K + p)] = pc.minus_two_ct[static_cast<size_t>(d * K + k)];
+  }
+  const RowMatrix<double> centers_d = C.template cast<double>();
+  const detail::CenterMoves mv = have ? detail::center_moves(C, b.centers) : detail::CenterMoves(K);
+  std::vector<double> group_move(static_cast<size_t>(G), 0.0);
+  for (Index k = 0; k < K; ++k) {
+    double& m = group_move[static_cast<size_t>(grp.group_of[static_cast<size_t>(k)])];
+    m = std::max(m, mv.moved[static_cast<size_t>(k)]);
+  }
+  const std::int32_t now = b.pass++;
+  for (std::int32_t t = 0; t < now; ++t) {  // the drift since each earlier pass, rounded up
+    double most = 0;
+    for (Index g = 0; g < G; ++g) {
+      double& dr = b.drift[static_cast<size_t>(t * G + g)];
+      dr = (dr + group_move[static_cast<size_t>(g)]) * (1 + 1e-15);
+      most = std::max(most, dr);
+    }
+    b.drift_max[static_cast<size_t>(t)] = most;
+  }
+  b.drift.resize(static_cast<size_t>((now + 1) * G), 0.0);
+  b.drift_max.push_back(0.0);
+  double cmax = 0;  // max_k ||c_k - s||, as in kmeans_assign_bounded
+  for (Index k = 0; k < K; ++k) cmax = std::max(cmax, std::sqrt(detail::sq_dist(C.row(k).data(), pc.shift.data(), D)));
+  cmax *= 1 + 1e-12;
+  const double err1 = detail::expanded_error<T>(D, 1.0);
+  std::vector<std::int64_t> searched_per_block(static_cast<size_t>((n + detail::kKMeansBlock - 1) / detail::kKMeansBlock));
+  KMeansStats stats = detail::fold_rows(
+      n, detail::kKMeansBlock, be.n_threads, [&] { return KMeansStats(K, D); },
+      [&] { return detail::GroupScratch<T>(K, D, G); },
+      [&](KMeansStats& s, detail::GroupScratch<T>& sc, Index begin, Index end) {
+        const Index rows = end - begin;
+        sc.searched.clear();
+        for (Index r = 0; r < rows; ++r) {  // which rows search which groups
+          const Index i = begin + r;
+          const std::int32_t a = labels[i];
+          double& up = b.upper[static_cast<size_t>(i)];
+          float* lo = b.lower.data() + static_cast<size_t>(i * G);
+          char* need = sc.need.data() + static_cast<size_t>(sc.searched.size() * G);
+          sc.label[static_cast<size_t>(r)] = a;
+          if (!(have && a >= 0 && up < kInf)) {
+            std::fill(need, need + G, char(1));
+            sc.searched.push_back(r);
+            continue;
+          }
+          up += mv.moved[static_cast<size_t>(a)];
+          // l clears the row when l^2 > u^2 + the margin of kmeans_assign_bounded
+          double reach = up * up + 2 * err1 * (up + 2 * cmax) * (up + 2 * cmax);
+          const std::int32_t t = b.stamp[static_cast<size_t>(i)];
+          const double lmin = std::max(0.0, b.least[static_cast<size_t>(i)] - b.drift_max[static_cast<size_t>(t)]);
+          if (lmin * lmin > reach) continue;
+          up = std::sqrt(detail::sq_dist(X.row(i), C.row(a).data(), D)) * (1 + 1e-12);
+          reach = up * up + 2 * err1 * (up + 2 * cmax) * (up + 2 * cmax);
+          if (lmin * lmin > reach) continue;
+          const double* dr = b.drift.data() + static_cast<size_t>(t * G);
+          double least = kInf;
+          char any = 0;
+          for (Index g = 0; g < G; ++g) {
+            const double l = std::max(0.0, static_cast<double>(lo[g]) - dr[g]);
+            lo[g] = detail::float_below(l);
+            least = std::min(least, static_cast<double>(lo[g]));
+            need[g] = static_cast<double>(lo[g]) * static_cast<double>(lo[g]) <= reach;
+            any |= need[g];
+          }
+          b.stamp[static_cast<size_t>(i)] = now;
+          b.least[static_cast<size_t>(i)] = least;
+          if (!any) continue;  // the groups' own bounds settle it
+          need[grp.group_of[static_cast<size_t>(a)]] = 1;
+          sc.searched.push_back(r);
+        }
+        const Index m = static_cast<Index>(sc.searched.size());
+        searched_per_block[static_cast<size_t>(begin / detail::kKMeansBlock)] = m;
+        if (m > 0) {
+          // Searched rows sorted by their centre's group (stable), so that a tile's rows share most of
+          // the groups they search; need[] follows them.
+          sc.order.resize(static_cast<size_t>(m));
+          std::iota(sc.order.begin(), sc.order.end(), Index{0});
+          const auto key = [&](Index j) {
+            const std::int32_t a = sc.label[static_cast<size_t>(sc.searched[static_cast<size_t>(j)])];
+            return a < 0 ? Index{-1} : grp.group_of[static_cast<size_t>(a)];
+          };
+          std::stable_sort(sc.order.begin(), sc.order.end(), [&](Index x, Index y) { return key(x) < key(y); });
+          sc.sorted.resize(static_cast<size_t>(m));
+          sc.need_sorted.resize(sc.need.size());  // (swapped with need: both keep kKMeansBlock * G)
+          for (Index j = 0; j < m; ++j) {
+            const Index from = sc.order[static_cast<size_t>(j)];
+            sc.sorted[static_cast<size_t>(j)] = sc.searched[static_cast<size_t>(from)];
+            std::copy_n(sc.need.data() + static_cast<size_t>(from * G), G, sc.need_sorted.data() + static_cast<size_t>(j * G));
+          }
+          sc.searched.swap(sc.sorted);
+          sc.need.swap(sc.need_sorted);
+          const Index ld = sc.base.nearest.ld;
+          for (Index j = 0; j < m; ++j)
+            sc.compact.row(j) = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(X.row(begin + sc.searched[static_cast<size_t>(j)]), D);
+          detail::transpose_rows(sc.compact.data(), D, m, D, pc.shift.data(), sc.base.nearest.xt.data(), ld);
+          constexpr Index kTile = detail::NearestScratch<T>::kTileRows;
+          constexpr Index B = detail::kKMeansBlock;
+          for (Index j0 = 0; j0 < m; j0 += kTile) {
+            // A tile of searched rows searches every group one of its rows needs: the kernel's cost per
+            // tile does not depend on how many of its rows need a group, and the extra exact distances
+            // change no label but refresh those groups' bounds (measured: fewer rows searched later).
+            const Index j1 = std::min(m, j0 + kTile);
+            std::fill(sc.tile_need.begin(), sc.tile_need.end(), char(0));
+            for (Index j = j0; j < j1; ++j) {
+              const char* need = sc.need.data() + static_cast<size_t>(j * G);
+              for (Index g = 0; g < G; ++g) sc.tile_need[static_cast<size_t>(g)] |= need[g];
+            }
+            sc.tile_groups.clear();
+            sc.ranges.clear();
+            for (Index g = 0; g < G; ++g)
+              if (sc.tile_need[static_cast<size_t>(g)]) {
+                sc.tile_groups.push_back(g);
+                sc.ranges.push_back({grp.start[static_cast<size_t>(g)], grp.start[static_cast<size_t>(g + 1)], g * B});
+              }
+            detail::nearest_in_ranges(sc.base.nearest.xt.data() + j0, ld, j1 - j0, D, pg, sc.ranges,
+                                      sc.g_best.data() + j0, sc.g_second.data() + j0, sc.g_arg.data() + j0);
+            for (Index j = j0; j < j1; ++j) {
+              const Index r = sc.searched[static_cast<size_t>(j)], i = begin + r;
+              // the groups' winners by original index, merged by (distance, index) as the full search's
+              // strict '<' in index order does
+              T best = std::numeric_limits<T>::infinity();
+              std::int32_t arg = -1;
+              for (const Index g : sc.tile_groups) {
+                const size_t q = static_cast<size_t>(g * B + j);
+                const std::int32_t k = static_cast<std::int32_t>(grp.order[static_cast<size_t>(sc.g_arg[q])]);
+                sc.g_arg[q] = k;
+                if (sc.g_best[q] < best || (sc.g_best[q] == best && k < arg)) {
+                  best = sc.g_best[q];
+                  arg = k;
+                }
+              }
+              sc.label[static_cast<size_t>(r)] = arg;
+              const double nx2 = detail::sq_dist(X.row(i), pc.shift.data(), D);  // ||x - s||^2
+              const double err = err1 * (std::sqrt(nx2) + cmax) * (std::sqrt(nx2) + cmax);
+              b.upper[static_cast<size_t>(i)] = std::sqrt(std::max(0.0, static_cast<double>(best) + nx2 + err));
+              const Index mine = grp.group_of[static_cast<size_t>(arg)];
+              float* lo = b.lower.data() + static_cast<size_t>(i * G);
+              const size_t ng = sc.tile_groups.size();
+              for (size_t t = 0; t < ng; ++t) {  // gather, then a loop that vectorises, then scatter
+                const Index g = sc.tile_groups[t];
+                const size_t q = static_cast<size_t>(g * B + j);
+                sc.other[t] = static_cast<double>(g == mine ? sc.g_second[q] : sc.g_best[q]);
+              }
+              for (size_t t = 0; t < ng; ++t) sc.other[t] = std::sqrt(std::max(0.0, sc.other[t] + nx2 - err));
+              for (size_t t = 0; t < ng; ++t) lo[sc.tile_groups[t]] = detail::float_below(sc.other[t]);
+              double least = kInf;
+              for (Index g = 0; g < G; ++g) least = std::min(least, static_cast<double>(lo[g]));
+              b.least[static_cast<size_t>(i)] = least;
+              b.stamp[static_cast<size_t>(i)] = now;
+            }
+          }
+        }
+        detail::fold_labelled_block(X, w, sc.label.data(), centers_d, labels, begin, end, sc.base.block);
+        detail::fold_block_into(sc.base.block, s);
+      });
+  return detail::finish_bounded_pass(std::move(stats), w, C, searched_per_block, b);
+#else
+  (void)be, (void)X, (void)w, (void)C, (void)labels, (void)b;
+  throw std::logic_error("kmeans_assign_grouped: the vector path only (kCanGroupSearch)");
+#endif
 }
 
 /// Labels only (prediction), plus the exact weighted distortion they give.

@@ -81,14 +81,26 @@ std::vector<KMeansFarRow> farthest_candidates(const Backend& be, View<T> X, WVie
   return out;
 }
 
+/// The search a CPU fit on host data runs for `algorithm`: automatic picks by K and D (params.hpp);
+/// yinyang needs dense rows and the vector path (kCanGroupSearch), and is hamerly elsewhere.
+inline KMeansAlgorithm bounded_search(KMeansAlgorithm algorithm, Index K, Index D, bool dense) {
+  const bool can_group = dense && kCanGroupSearch;
+  if (algorithm == KMeansAlgorithm::automatic) {
+    if (static_cast<long long>(K) * static_cast<long long>(D) < kHamerlyMinWork) return KMeansAlgorithm::lloyd;
+    return can_group && K >= kYinyangMinK && D >= kYinyangMinD ? KMeansAlgorithm::yinyang : KMeansAlgorithm::hamerly;
+  }
+  if (algorithm == KMeansAlgorithm::yinyang && !can_group) return KMeansAlgorithm::hamerly;
+  return algorithm;
+}
+
 /// One restart of Lloyd's algorithm from `centers` (updated in place). `labels` (n rows) receives the
 /// final labels. tol_abs is the absolute bound on the squared centre shift. X: MatrixView or
 /// DeviceMatrixView, w: VectorView or DeviceVectorView; the loop reads their values only through the
 /// backend (passes, fetch_rows, host_weights on iterations that re-seed a cluster). The update
 /// half-step and J after it come from the statistics alone (kmeans/update.hpp).
-/// algorithm = hamerly (or automatic at K * D >= kHamerlyMinWork) searches only the rows its bounds
-/// cannot settle (CPU backend, host data, dense or sparse; other backends search every row): the same
-/// bits either way.
+/// algorithm = hamerly or yinyang (or automatic, bounded_search) searches only what its bounds cannot
+/// settle (CPU backend, host data, dense or sparse; other backends search every row): the same bits
+/// either way.
 template <class Backend, template <class> class View, template <class> class WView, class T>
 KMeansRun lloyd(const Backend& be, View<T> X, WView<T> w, RowMatrix<T>& centers,
                 std::vector<std::int32_t>& labels, int max_iter, double tol_abs, int restart,
@@ -101,16 +113,21 @@ KMeansRun lloyd(const Backend& be, View<T> X, WView<T> w, RowMatrix<T>& centers,
   KMeansRun run;
   labels.assign(static_cast<std::size_t>(X.rows), -1);
   KMeansBounds<T> bounds;
-  const bool bounded = kCanBound && (algorithm == KMeansAlgorithm::hamerly ||
-                                     (algorithm == KMeansAlgorithm::automatic &&
-                                      static_cast<long long>(K) * static_cast<long long>(X.cols) >= kHamerlyMinWork));
+  KMeansGroupBounds<T> group_bounds;
+  const KMeansAlgorithm search = kCanBound ? bounded_search(algorithm, K, X.cols, std::is_same_v<View<T>, MatrixView<T>>)
+                                           : KMeansAlgorithm::lloyd;
+  const bool bounded = search != KMeansAlgorithm::lloyd, grouped = search == KMeansAlgorithm::yinyang;
   bool strict = false;
   for (int it = 0; it < max_iter; ++it) {
     Stopwatch clock;
     KMeansStats s;
     if constexpr (kCanBound) {
-      s = bounded ? kmeans_assign_bounded(be, X, w, centers, labels.data(), bounds)
-                  : kmeans_assign(be, X, w, centers, labels.data());
+      if constexpr (std::is_same_v<View<T>, MatrixView<T>> && kCanGroupSearch) {
+        if (grouped) s = kmeans_assign_grouped(be, X, w, centers, labels.data(), group_bounds);
+      }
+      if (!grouped)
+        s = bounded ? kmeans_assign_bounded(be, X, w, centers, labels.data(), bounds)
+                    : kmeans_assign(be, X, w, centers, labels.data());
     } else {
       s = kmeans_assign(be, X, w, centers, labels.data());
     }
@@ -126,10 +143,11 @@ KMeansRun lloyd(const Backend& be, View<T> X, WView<T> w, RowMatrix<T>& centers,
       if (events[e].kind == KMeansEvent::Kind::empty_cluster_reseeded) {
         labels[events[e].row] = static_cast<std::int32_t>(events[e].cluster);
         bounds.forget_row(events[e].row);  // moved by hand: searched next pass
+        group_bounds.forget_row(events[e].row);
       }
     const bool reseeded = events.size() > first_event;
     const double shift = rec.center_shift;
-    rec.n_searched = bounded ? bounds.n_searched : static_cast<std::int64_t>(X.rows);
+    rec.n_searched = grouped ? group_bounds.n_searched : bounded ? bounds.n_searched : static_cast<std::int64_t>(X.rows);
     rec.seconds = clock.seconds();
     run.trace.push_back(rec);
     run.n_iter = it + 1;

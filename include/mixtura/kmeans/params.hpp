@@ -19,17 +19,30 @@ enum class KMeansInit {
 /// How the assignment half-step finds each row's nearest centre. Both give the same labels, centres,
 /// trace and n_iter bit for bit (the skipped rows provably keep the label Lloyd's search would give).
 enum class KMeansAlgorithm {
-  automatic,  ///< hamerly where it measured faster (K * D >= kHamerlyMinWork, CPU), else lloyd
+  automatic,  ///< where each measured fastest (CPU): lloyd below K * D = kHamerlyMinWork, yinyang from
+              ///< K = kYinyangMinK and D = kYinyangMinD on (dense rows), else hamerly
   lloyd,      ///< every row against every centre, every iteration
   hamerly,    ///< Hamerly's bounds (2010): rows whose centre provably stays are not searched (CPU only)
+  yinyang,    ///< Yinyang's group bounds (Ding et al. 2015): rows search only the groups of centres
+              ///< that could hold a nearer one (CPU, dense rows; hamerly elsewhere)
 };
 
 /// K * D from which automatic picks hamerly: below it the bounds' per-row bookkeeping costs more than
 /// the vectorised search it saves (bench/RESULTS.md, "Hamerly's bounds").
 inline constexpr long long kHamerlyMinWork = 2048;
 
+/// K and D from which automatic picks yinyang for dense rows: below them its per-group bookkeeping
+/// costs more than the searches it saves over hamerly (bench/RESULTS.md, "Yinyang's group bounds").
+inline constexpr long long kYinyangMinK = 512;
+inline constexpr long long kYinyangMinD = 32;
+
 inline const char* to_string(KMeansAlgorithm a) {
-  return a == KMeansAlgorithm::hamerly ? "hamerly" : a == KMeansAlgorithm::lloyd ? "lloyd" : "auto";
+  switch (a) {
+    case KMeansAlgorithm::hamerly: return "hamerly";
+    case KMeansAlgorithm::yinyang: return "yinyang";
+    case KMeansAlgorithm::lloyd: return "lloyd";
+    default: return "auto";
+  }
 }
 
 /// Parameters of KMeans; names and meanings follow scikit-learn.
@@ -51,8 +64,9 @@ struct KMeansIteration {
   double distortion_update = 0;  ///< J after the update half-step (same labels, new centres)
   double center_shift = 0;       ///< sum_k ||mu_k^new - mu_k^old||^2 (compared with the tolerance)
   std::int64_t n_changed = 0;    ///< rows whose label changed in the assignment half-step
-  /// fit: rows whose nearest centre the assignment half-step searched for (all rows, unless Hamerly's
-  /// bounds settled some); 0 in a record made from statistics (update), which saw no search.
+  /// fit: rows whose nearest centre the assignment half-step searched for, in at least one group of
+  /// centres with yinyang (all rows, unless the bounds settled some); 0 in a record made from
+  /// statistics (update), which saw no search.
   std::int64_t n_searched = 0;
   double seconds = 0;            ///< wall time of the iteration
 };
