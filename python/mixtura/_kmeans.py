@@ -186,7 +186,7 @@ class KMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, ClusterMixin, 
         centre. "elkan" (scikit-learn's name) and "hamerly" both run Hamerly's bounds (2010): a row
         whose bounds show its centre cannot change, with a margin wider than the search's rounding
         error, is not searched. "yinyang" (Ding et al. 2015) splits the centres into groups of about
-        32 and keeps a bound per group: a row searches only the groups that could hold a nearer
+        32 (at most n_features groups) and keeps a bound per group: a row searches only the groups that could hold a nearer
         centre (dense data; on sparse data it runs Hamerly's bounds). "auto" takes what measured
         fastest: Lloyd's search below n_clusters * n_features = 2048, Yinyang's from n_clusters = 512
         and n_features = 32 on, else Hamerly's. Host data on the CPU; on a GPU every row is searched.

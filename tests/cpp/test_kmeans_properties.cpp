@@ -478,4 +478,10 @@ TEST(KMeansSearchChoice, AutomaticPicksBySizeAndShape) {
   EXPECT_EQ(bounded_search(KMeansAlgorithm::yinyang, 1024, 64, false), KMeansAlgorithm::hamerly);
   EXPECT_EQ(bounded_search(KMeansAlgorithm::lloyd, 4096, 64, true), KMeansAlgorithm::lloyd);
   EXPECT_STREQ(to_string(KMeansAlgorithm::yinyang), "yinyang");
+  // groups of about 32 centres, at most D of them (the bounds take no more memory than the data)
+  EXPECT_EQ(detail::yinyang_groups(1024, 64), 32);
+  EXPECT_EQ(detail::yinyang_groups(1000, 64), 32);
+  EXPECT_EQ(detail::yinyang_groups(4096, 64), 64);
+  EXPECT_EQ(detail::yinyang_groups(4096, 8), 8);
+  EXPECT_EQ(detail::yinyang_groups(10, 3), 1);
 }

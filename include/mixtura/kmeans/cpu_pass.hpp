@@ -745,8 +745,14 @@ CenterGroups group_centers(const RowMatrix<T>& C, Index G) {
   return out;
 }
 
-/// Centres per Yinyang group: G = ceil(K / kYinyangGroupSize); 12 to 64 measured alike at K = 1024.
+/// Centres per Yinyang group; 12 to 64 measured alike at K = 1024.
 inline constexpr Index kYinyangGroupSize = 32;
+
+/// Groups for K centres of D features: ceil(K / kYinyangGroupSize), at most D, so that the group
+/// bounds (N x G floats) take no more memory than the data (N x D values).
+inline Index yinyang_groups(Index K, Index D) {
+  return std::max<Index>(1, std::min((K + kYinyangGroupSize - 1) / kYinyangGroupSize, D));
+}
 
 /// Yinyang's bounds of one fit: per row an upper bound on the distance to its centre (as Hamerly's)
 /// and per row and group a lower bound on the distance to the group's centres other than the row's
@@ -848,7 +854,7 @@ KMeansStats kmeans_assign_grouped(const CpuBackend& be, MatrixView<T> X, VectorV
   const bool have = b.centers.rows() == K && b.centers.cols() == D && static_cast<Index>(b.upper.size()) == n &&
                     static_cast<Index>(b.groups.order.size()) == K && b.pass > 0;
   if (!have) {
-    b.groups = detail::group_centers(C, (K + detail::kYinyangGroupSize - 1) / detail::kYinyangGroupSize);
+    b.groups = detail::group_centers(C, detail::yinyang_groups(K, D));
     b.upper.assign(static_cast<size_t>(n), kInf);
     b.lower.assign(static_cast<size_t>(n * b.groups.n_groups), 0.0f);
     b.least.assign(static_cast<size_t>(n), 0.0);
