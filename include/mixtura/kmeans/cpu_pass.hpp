@@ -575,6 +575,22 @@ KMeansStats finish_bounded_pass(KMeansStats stats, VectorView<T> w, const RowMat
   return stats;
 }
 
+/// Half the distance from each centre to its nearest other centre, rounded down (Hamerly's s(c)): a
+/// row within u of centre a is nearer to a than to any other centre once 2 s(a) - u clears u, since
+/// ||x - c_k|| >= ||c_a - c_k|| - ||x - c_a||. K^2 D work: the caller decides when it pays.
+template <class T>
+std::vector<double> half_gaps(const RowMatrix<T>& C) {
+  const Index K = C.rows(), D = C.cols();
+  std::vector<double> s(static_cast<std::size_t>(K), std::numeric_limits<double>::infinity());
+  for (Index k = 0; k < K; ++k)
+    for (Index j = k + 1; j < K; ++j) {
+      const double d = 0.5 * std::sqrt(sq_dist(C.row(k).data(), C.row(j).data(), D)) * (1 - 1e-12);
+      s[static_cast<std::size_t>(k)] = std::min(s[static_cast<std::size_t>(k)], d);
+      s[static_cast<std::size_t>(j)] = std::min(s[static_cast<std::size_t>(j)], d);
+    }
+  return s;
+}
+
 template <class T>
 struct BoundedScratch {
   AssignScratch<T> base;
@@ -607,6 +623,8 @@ KMeansStats kmeans_assign_bounded(const CpuBackend& be, MatrixView<T> X, VectorV
   }
   const detail::CenterMoves mv = have ? detail::center_moves(C, b.centers) : detail::CenterMoves(K);
   const std::vector<double>& moved = mv.moved;
+  // The centres' own gaps where their K^2 D cost is small beside the pass's N D.
+  const std::vector<double> gaps = have && K * K <= n ? detail::half_gaps(C) : std::vector<double>{};
   const double max1 = mv.max1, max2 = mv.max2;
   const Index arg1 = mv.arg1;
   double cmax = 0;  // max_k ||c_k - s||: ||x - s|| <= ||x - c_a|| + cmax
@@ -629,7 +647,11 @@ KMeansStats kmeans_assign_bounded(const CpuBackend& be, MatrixView<T> X, VectorV
           if (have && a >= 0 && up < kInf) {
             up += moved[static_cast<std::size_t>(a)];
             lo = std::max(0.0, lo - (a == arg1 ? max2 : max1));
-            const auto settled = [&] { return lo * lo - up * up > 2 * err1 * (up + 2 * cmax) * (up + 2 * cmax); };
+            const double gap = gaps.empty() ? 0.0 : 2 * gaps[static_cast<std::size_t>(a)];
+            const auto settled = [&] {
+              const double l = std::max(lo, gap - up);
+              return l * l - up * up > 2 * err1 * (up + 2 * cmax) * (up + 2 * cmax);
+            };
             keep = settled();
             if (!keep) {  // tighten the upper bound to the exact distance, test again
               up = std::sqrt(detail::sq_dist(X.row(i), C.row(a).data(), D)) * (1 + 1e-12);
