@@ -9,7 +9,7 @@ def check_sample_weight(sample_weight, X, who, *, allow_all_zero=False, check_va
     result is a new or the given C-contiguous 1-d array of X's dtype (X: a NumPy array or a parsed
     device array, anything with ``shape`` and ``dtype``). All-zero weights are a ValueError unless
     ``allow_all_zero`` (a chunk that weighs nothing). Entries that are not finite or are negative are
-    left to the C++ core, which names the first of them (``KMeans::fit: sample_weight[4] = -1 is
+    left to the C++ core, which names the first of them (``KMeans.fit: sample_weight[4] = -1 is
     negative``), so that each condition is checked once; ``check_values`` makes that check (and the
     finite sum's) here, in the core's words, for the passes that do not (the host scores)."""
     if sample_weight is None:

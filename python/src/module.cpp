@@ -4,7 +4,10 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cctype>
 #include <cstdint>
+#include <exception>
+#include <string>
 
 #include "bindings.hpp"
 #include "mixtura/core/build_info.hpp"
@@ -16,6 +19,31 @@ namespace py = pybind11;
 #ifndef MIXTURA_PYTHON_MODULE
 #define MIXTURA_PYTHON_MODULE _core_baseline
 #endif
+
+namespace {
+
+/// "Class::method" (a capitalised name, then a lower-case one) becomes "Class.method"; nothing else
+/// changes ("std::uint64_t" and "mixtura::detail" keep their colons).
+std::string python_method_names(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text.compare(i, 2, "::") == 0 && i + 2 < text.size() &&
+        (std::islower(static_cast<unsigned char>(text[i + 2])) || text[i + 2] == '_')) {
+      std::size_t j = i;  // the start of the word before the colons
+      while (j > 0 && (std::isalnum(static_cast<unsigned char>(text[j - 1])) || text[j - 1] == '_')) --j;
+      if (j < i && std::isupper(static_cast<unsigned char>(text[j]))) {
+        out += '.';
+        ++i;
+        continue;
+      }
+    }
+    out += text[i];
+  }
+  return out;
+}
+
+}  // namespace
 
 PYBIND11_MODULE(MIXTURA_PYTHON_MODULE, m) {
   m.doc() = "mixtura's C++ core (use the estimators in the mixtura package)";
@@ -46,6 +74,14 @@ PYBIND11_MODULE(MIXTURA_PYTHON_MODULE, m) {
   m.def("cuda_device_count", [] { return 0; }, "Number of usable CUDA devices: 0, this build has no CUDA backend.");
 #endif
   py::register_exception<mixtura::NotFittedError>(m, "CoreNotFittedError", PyExc_RuntimeError);
+  // The core's messages name C++ methods ("KMeans::fit: ..."): Python users read "KMeans.fit: ...".
+  py::register_local_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const mixtura::InvalidArgument& e) {
+      PyErr_SetString(PyExc_ValueError, python_method_names(e.what()).c_str());
+    }
+  });
   mixtura_py::bind_kmeans(m);
   mixtura_py::bind_minibatch(m);
   mixtura_py::bind_gmm(m);

@@ -422,7 +422,7 @@ def test_gaussian_mixture_with_device_weights_on_the_gpu_is_the_host_weights_fit
         assert dev_w.lower_bound_ == host_w.lower_bound_
     bad = w.copy()
     bad[1234] = -1
-    with pytest.raises(ValueError, match=r"GaussianMixture::fit: sample_weight\[1234\] = -1 is negative"):
+    with pytest.raises(ValueError, match=r"GaussianMixture\.fit: sample_weight\[1234\] = -1 is negative"):
         mixtura.GaussianMixture(3, device="cuda").fit(Xd, sample_weight=to_device(bad))
 
 
@@ -451,5 +451,5 @@ def test_gaussian_mixture_scores_device_data_with_device_weights_on_the_gpu(dtyp
     np.testing.assert_array_equal(gm.predict(Xd), gm.predict(X))
     bad = w.copy()
     bad[77] = np.nan
-    with pytest.raises(ValueError, match=r"GaussianMixture::score: sample_weight\[77\] = -?nan is not finite"):
+    with pytest.raises(ValueError, match=r"GaussianMixture\.score: sample_weight\[77\] = -?nan is not finite"):
         gm.score(Xd, sample_weight=to_device(bad))

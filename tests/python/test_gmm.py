@@ -94,7 +94,7 @@ def test_on_degenerate_raise_is_scikit_learns_error_where_recover_goes_on():
         assert recovered.events_
         strict = mixtura.GaussianMixture(10, covariance_type=cov_type, reg_covar=0, on_degenerate="raise",
                                          random_state=0)
-        with pytest.raises(ValueError, match=r"^GaussianMixture::fit: Fitting the mixture model failed because some "
+        with pytest.raises(ValueError, match=r"^GaussianMixture\.fit: Fitting the mixture model failed because some "
                                              r"components have ill-defined empirical covariance .*on_degenerate = raise"):
             strict.fit(X)
         assert not hasattr(strict, "means_")
@@ -114,7 +114,7 @@ def test_max_iter_zero_gives_the_start_without_a_warning(blobs):
     again = pickle.loads(pickle.dumps(gm))
     assert again.lower_bound_ == -np.inf
     np.testing.assert_array_equal(again.score_samples(blobs), gm.score_samples(blobs))
-    with pytest.raises(ValueError, match=r"GaussianMixture::fit: max_iter must be >= 0, got -1"):
+    with pytest.raises(ValueError, match=r"GaussianMixture\.fit: max_iter must be >= 0, got -1"):
         mixtura.GaussianMixture(2, max_iter=-1).fit(blobs)
 
 
@@ -211,7 +211,7 @@ def test_starting_parameters_of_another_shape_are_refused_in_scikit_learns_words
 
 
 def test_bad_input_raises_value_error_with_the_cpp_message(blobs):
-    with pytest.raises(ValueError, match=r"GaussianMixture::fit: reg_covar must be finite and >= 0, got -1"):
+    with pytest.raises(ValueError, match=r"GaussianMixture\.fit: reg_covar must be finite and >= 0, got -1"):
         mixtura.GaussianMixture(2, reg_covar=-1.0).fit(blobs)
     with pytest.raises(ValueError, match="covariance_type must be 'full', 'tied', 'diag' or 'spherical'"):
         mixtura.GaussianMixture(2, covariance_type="banana").fit(blobs)

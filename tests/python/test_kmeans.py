@@ -96,9 +96,9 @@ def test_integer_input_is_converted_to_float64(blobs):
 
 
 def test_bad_input_raises_value_error_with_the_cpp_message(blobs):
-    with pytest.raises(ValueError, match=r"KMeans::fit: tol must be finite and >= 0, got -1"):
+    with pytest.raises(ValueError, match=r"KMeans\.fit: tol must be finite and >= 0, got -1"):
         mixtura.KMeans(3, tol=-1.0).fit(blobs)
-    with pytest.raises(ValueError, match=r"KMeans::fit: max_iter must be >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"KMeans\.fit: max_iter must be >= 1, got 0"):
         mixtura.KMeans(3, max_iter=0).fit(blobs)
     with pytest.raises(ValueError, match=r"sample_weight\[4\] = -1 is negative"):
         w = np.ones(len(blobs))

@@ -175,13 +175,13 @@ def test_bad_parameters_name_the_estimator_and_value(blobs):
         mixtura.MiniBatchKMeans(3, max_no_improvement=-1).fit(blobs)
     with pytest.raises(ValueError, match=r"reassignment_ratio must be a number in \[0, inf\), got -0.5"):
         mixtura.MiniBatchKMeans(3, reassignment_ratio=-0.5).fit(blobs)
-    with pytest.raises(ValueError, match="MiniBatchKMeans::fit: max_iter must be >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"MiniBatchKMeans\.fit: max_iter must be >= 1, got 0"):
         mixtura.MiniBatchKMeans(3, max_iter=0).fit(blobs)
-    with pytest.raises(ValueError, match="MiniBatchKMeans::fit: tol must be finite and >= 0, got -1"):
+    with pytest.raises(ValueError, match=r"MiniBatchKMeans\.fit: tol must be finite and >= 0, got -1"):
         mixtura.MiniBatchKMeans(3, tol=-1.0).fit(blobs)
     with pytest.raises(ValueError, match="n_samples=2 should be >= n_clusters=3"):
         mixtura.MiniBatchKMeans(3).partial_fit(blobs[:2])
-    with pytest.raises(ValueError, match=r"MiniBatchKMeans::fit: sample_weight\[4\] = -1 is negative"):
+    with pytest.raises(ValueError, match=r"MiniBatchKMeans\.fit: sample_weight\[4\] = -1 is negative"):
         w = np.ones(len(blobs))
         w[4] = -1
         mixtura.MiniBatchKMeans(3).fit(blobs, sample_weight=w)

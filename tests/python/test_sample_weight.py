@@ -76,10 +76,10 @@ def test_the_estimators_name_themselves_and_leave_bad_entries_to_the_core(blobs,
         estimator.fit(blobs, sample_weight=0 * w)
     # Entries: the C++ check names the first bad one (checked once, there).
     w[7] = np.nan
-    with pytest.raises(ValueError, match=rf"{who}::fit: sample_weight\[7\] = nan is not finite"):
+    with pytest.raises(ValueError, match=rf"{who}\.fit: sample_weight\[7\] = nan is not finite"):
         estimator.fit(blobs, sample_weight=w)
     w[7] = -2
-    with pytest.raises(ValueError, match=rf"{who}::fit: sample_weight\[7\] = -2 is negative"):
+    with pytest.raises(ValueError, match=rf"{who}\.fit: sample_weight\[7\] = -2 is negative"):
         estimator.fit(blobs, sample_weight=w)
 
 
