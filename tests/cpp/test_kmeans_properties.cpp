@@ -313,8 +313,9 @@ TYPED_TEST(KMeansProperties, BoundsGiveLloydsBits) {
       return km;
     };
     const auto lloyd = fit(KMeansAlgorithm::lloyd, 2);
-    for (const auto& [algorithm, threads] : {std::pair{KMeansAlgorithm::hamerly, 1}, std::pair{KMeansAlgorithm::hamerly, 2},
-                                            std::pair{KMeansAlgorithm::yinyang, 1}, std::pair{KMeansAlgorithm::yinyang, 2}}) {
+    for (const auto& [algorithm, threads] :
+         {std::pair{KMeansAlgorithm::hamerly, 1}, std::pair{KMeansAlgorithm::hamerly, 2},
+          std::pair{KMeansAlgorithm::yinyang, 1}, std::pair{KMeansAlgorithm::yinyang, 2}}) {
       const auto ham = fit(algorithm, threads);
       ASSERT_EQ(ham.n_iter(), lloyd.n_iter()) << c.x.rows() << " rows, K " << c.k << " " << to_string(algorithm)
                                                << ", threads " << threads;

@@ -722,12 +722,13 @@ struct CenterGroups {
 
 template <class T>
 CenterGroups group_centers(const RowMatrix<T>& C, Index G) {
+  using std::size_t;
   const Index K = C.rows(), D = C.cols();
   G = std::max<Index>(1, std::min(G, K));
   const RowMatrix<double> c = C.template cast<double>();
   RowMatrix<double> g(G, D);
   for (Index j = 0; j < G; ++j) g.row(j) = c.row(j * K / G);
-  std::vector<Index> of(static_cast<std::size_t>(K), 0);
+  std::vector<Index> of(static_cast<size_t>(K), 0);
   for (int it = 0; it < 5; ++it) {
     for (Index k = 0; k < K; ++k) {
       double best = std::numeric_limits<double>::infinity();
@@ -735,35 +736,39 @@ CenterGroups group_centers(const RowMatrix<T>& C, Index G) {
         const double d = sq_dist(c.row(k).data(), g.row(j).data(), D);
         if (d < best) {
           best = d;
-          of[static_cast<std::size_t>(k)] = j;
+          of[static_cast<size_t>(k)] = j;
         }
       }
     }
     RowMatrix<double> sums = RowMatrix<double>::Zero(G, D);
-    std::vector<Index> n(static_cast<std::size_t>(G), 0);
+    std::vector<Index> n(static_cast<size_t>(G), 0);
     for (Index k = 0; k < K; ++k) {
-      sums.row(of[static_cast<std::size_t>(k)]) += c.row(k);
-      ++n[static_cast<std::size_t>(of[static_cast<std::size_t>(k)])];
+      const Index j = of[static_cast<size_t>(k)];
+      sums.row(j) += c.row(k);
+      ++n[static_cast<size_t>(j)];
     }
-    for (Index j = 0; j < G; ++j)
-      if (n[static_cast<std::size_t>(j)] > 0) g.row(j) = sums.row(j) / static_cast<double>(n[static_cast<std::size_t>(j)]);
+    for (Index j = 0; j < G; ++j) {
+      const Index nj = n[static_cast<size_t>(j)];
+      if (nj > 0) g.row(j) = sums.row(j) / static_cast<double>(nj);
+    }
   }
   CenterGroups out;  // empty groups are dropped
-  std::vector<Index> renumber(static_cast<std::size_t>(G), -1);
+  std::vector<Index> renumber(static_cast<size_t>(G), -1);
+  out.group_of.resize(static_cast<size_t>(K));
   for (Index k = 0; k < K; ++k) {
-    Index& r = renumber[static_cast<std::size_t>(of[static_cast<std::size_t>(k)])];
+    Index& r = renumber[static_cast<size_t>(of[static_cast<size_t>(k)])];
     if (r < 0) r = out.n_groups++;
+    out.group_of[static_cast<size_t>(k)] = r;
   }
-  out.group_of.resize(static_cast<std::size_t>(K));
-  out.start.assign(static_cast<std::size_t>(out.n_groups + 1), 0);
-  for (Index k = 0; k < K; ++k) {
-    out.group_of[static_cast<std::size_t>(k)] = renumber[static_cast<std::size_t>(of[static_cast<std::size_t>(k)])];
-    ++out.start[static_cast<std::size_t>(out.group_of[static_cast<std::size_t>(k)] + 1)];
-  }
-  for (Index j = 0; j < out.n_groups; ++j) out.start[static_cast<std::size_t>(j + 1)] += out.start[static_cast<std::size_t>(j)];
-  out.order.resize(static_cast<std::size_t>(K));
+  out.start.assign(static_cast<size_t>(out.n_groups + 1), 0);
+  for (const Index j : out.group_of) ++out.start[static_cast<size_t>(j + 1)];
+  for (size_t j = 1; j < out.start.size(); ++j) out.start[j] += out.start[j - 1];
+  out.order.resize(static_cast<size_t>(K));
   std::vector<Index> fill(out.start.begin(), out.start.end() - 1);
-  for (Index k = 0; k < K; ++k) out.order[static_cast<std::size_t>(fill[static_cast<std::size_t>(out.group_of[static_cast<std::size_t>(k)])]++)] = k;
+  for (Index k = 0; k < K; ++k) {
+    Index& at = fill[static_cast<size_t>(out.group_of[static_cast<size_t>(k)])];
+    out.order[static_cast<size_t>(at++)] = k;
+  }
   return out;
 }
 
@@ -793,7 +798,8 @@ struct KMeansGroupBounds {
   CenterGroups groups;
   std::int64_t n_searched = 0;  ///< rows the last pass searched at least one group for
   void forget_row(Index i) {
-    if (i < static_cast<Index>(upper.size())) upper[static_cast<std::size_t>(i)] = std::numeric_limits<double>::infinity();
+    if (i < static_cast<Index>(upper.size()))
+      upper[static_cast<std::size_t>(i)] = std::numeric_limits<double>::infinity();
   }
 };
 
@@ -891,7 +897,8 @@ KMeansStats kmeans_assign_grouped(const CpuBackend& be, MatrixView<T> X, VectorV
   for (Index p = 0; p < K; ++p) {
     const Index k = grp.order[static_cast<size_t>(p)];
     pg.sq_norms[static_cast<size_t>(p)] = pc.sq_norms[static_cast<size_t>(k)];
-    for (Index d = 0; d < D; ++d) pg.minus_two_ct[static_cast<size_t>(d * K + p)] = pc.minus_two_ct[static_cast<size_t>(d * K + k)];
+    for (Index d = 0; d < D; ++d)
+      pg.minus_two_ct[static_cast<size_t>(d * K + p)] = pc.minus_two_ct[static_cast<size_t>(d * K + k)];
   }
   const RowMatrix<double> centers_d = C.template cast<double>();
   const detail::CenterMoves mv = have ? detail::center_moves(C, b.centers) : detail::CenterMoves(K);
@@ -916,7 +923,8 @@ KMeansStats kmeans_assign_grouped(const CpuBackend& be, MatrixView<T> X, VectorV
   for (Index k = 0; k < K; ++k) cmax = std::max(cmax, std::sqrt(detail::sq_dist(C.row(k).data(), pc.shift.data(), D)));
   cmax *= 1 + 1e-12;
   const double err1 = detail::expanded_error<T>(D, 1.0);
-  std::vector<std::int64_t> searched_per_block(static_cast<size_t>((n + detail::kKMeansBlock - 1) / detail::kKMeansBlock));
+  std::vector<std::int64_t> searched_per_block(
+      static_cast<size_t>((n + detail::kKMeansBlock - 1) / detail::kKMeansBlock));
   KMeansStats stats = detail::fold_rows(
       n, detail::kKMeansBlock, be.n_threads, [&] { return KMeansStats(K, D); },
       [&] { return detail::GroupScratch<T>(K, D, G); },
@@ -977,13 +985,15 @@ KMeansStats kmeans_assign_grouped(const CpuBackend& be, MatrixView<T> X, VectorV
           for (Index j = 0; j < m; ++j) {
             const Index from = sc.order[static_cast<size_t>(j)];
             sc.sorted[static_cast<size_t>(j)] = sc.searched[static_cast<size_t>(from)];
-            std::copy_n(sc.need.data() + static_cast<size_t>(from * G), G, sc.need_sorted.data() + static_cast<size_t>(j * G));
+            std::copy_n(sc.need.data() + static_cast<size_t>(from * G), G,
+                        sc.need_sorted.data() + static_cast<size_t>(j * G));
           }
           sc.searched.swap(sc.sorted);
           sc.need.swap(sc.need_sorted);
           const Index ld = sc.base.nearest.ld;
           for (Index j = 0; j < m; ++j)
-            sc.compact.row(j) = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(X.row(begin + sc.searched[static_cast<size_t>(j)]), D);
+            sc.compact.row(j) = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(
+                X.row(begin + sc.searched[static_cast<size_t>(j)]), D);
           detail::transpose_rows(sc.compact.data(), D, m, D, pc.shift.data(), sc.base.nearest.xt.data(), ld);
           constexpr Index kTile = detail::NearestScratch<T>::kTileRows;
           constexpr Index B = detail::kKMeansBlock;

@@ -114,15 +114,15 @@ KMeansRun lloyd(const Backend& be, View<T> X, WView<T> w, RowMatrix<T>& centers,
   labels.assign(static_cast<std::size_t>(X.rows), -1);
   KMeansBounds<T> bounds;
   KMeansGroupBounds<T> group_bounds;
-  const KMeansAlgorithm search = kCanBound ? bounded_search(algorithm, K, X.cols, std::is_same_v<View<T>, MatrixView<T>>)
-                                           : KMeansAlgorithm::lloyd;
+  constexpr bool kDense = std::is_same_v<View<T>, MatrixView<T>>;
+  const KMeansAlgorithm search = kCanBound ? bounded_search(algorithm, K, X.cols, kDense) : KMeansAlgorithm::lloyd;
   const bool bounded = search != KMeansAlgorithm::lloyd, grouped = search == KMeansAlgorithm::yinyang;
   bool strict = false;
   for (int it = 0; it < max_iter; ++it) {
     Stopwatch clock;
     KMeansStats s;
     if constexpr (kCanBound) {
-      if constexpr (std::is_same_v<View<T>, MatrixView<T>> && kCanGroupSearch) {
+      if constexpr (kDense && kCanGroupSearch) {
         if (grouped) s = kmeans_assign_grouped(be, X, w, centers, labels.data(), group_bounds);
       }
       if (!grouped)
@@ -147,7 +147,9 @@ KMeansRun lloyd(const Backend& be, View<T> X, WView<T> w, RowMatrix<T>& centers,
       }
     const bool reseeded = events.size() > first_event;
     const double shift = rec.center_shift;
-    rec.n_searched = grouped ? group_bounds.n_searched : bounded ? bounds.n_searched : static_cast<std::int64_t>(X.rows);
+    rec.n_searched = grouped   ? group_bounds.n_searched
+                     : bounded ? bounds.n_searched
+                               : static_cast<std::int64_t>(X.rows);
     rec.seconds = clock.seconds();
     run.trace.push_back(rec);
     run.n_iter = it + 1;
