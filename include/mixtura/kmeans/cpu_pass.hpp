@@ -868,9 +868,10 @@ struct GroupScratch {
 /// A row is settled when its group bounds all leave kmeans_assign_bounded's margin over its upper bound
 /// (tightened to the exact distance if needed). Else it searches the groups whose bound does not, and
 /// its own centre's group, with the full search's kernel (the same per-(row, centre) arithmetic); a
-/// group that half the block's searched rows need is searched for all of them (extra exact distances
-/// change nothing). The groups' winners are merged by (distance, index), as the full search's strict
-/// '<' in index order breaks ties. Vector path only (kCanGroupSearch).
+/// tile of searched rows searches the union of its rows' groups (extra exact distances change no
+/// label). The groups' winners are merged by (distance, index), as the full search's strict '<' in
+/// index order breaks ties (and, as it does, centre 0 when no distance is finite: float data whose
+/// squares overflow). Vector path only (kCanGroupSearch).
 template <class T>
 KMeansStats kmeans_assign_grouped(const CpuBackend& be, MatrixView<T> X, VectorView<T> w, const RowMatrix<T>& C,
                                   std::int32_t* labels, detail::KMeansGroupBounds<T>& b) {
@@ -1021,7 +1022,7 @@ KMeansStats kmeans_assign_grouped(const CpuBackend& be, MatrixView<T> X, VectorV
               // the groups' winners by original index, merged by (distance, index) as the full search's
               // strict '<' in index order does
               T best = std::numeric_limits<T>::infinity();
-              std::int32_t arg = -1;
+              std::int32_t arg = 0;  // as the full search: centre 0 unless a distance is finite
               for (const Index g : sc.tile_groups) {
                 const size_t q = static_cast<size_t>(g * B + j);
                 const std::int32_t k = static_cast<std::int32_t>(grp.order[static_cast<size_t>(sc.g_arg[q])]);
