@@ -781,6 +781,9 @@ inline Index yinyang_groups(Index K, Index D) {
   return std::max<Index>(1, std::min((K + kYinyangGroupSize - 1) / kYinyangGroupSize, D));
 }
 
+/// Passes between two refreshes of every row's Yinyang bounds (kmeans_assign_grouped).
+inline constexpr std::int32_t kYinyangRefresh = 32;
+
 /// Yinyang's bounds of one fit: per row an upper bound on the distance to its centre (as Hamerly's)
 /// and per row and group a lower bound on the distance to the group's centres other than the row's
 /// own. A row's group bounds hold as of pass stamp[i]; since then group g's centres moved by at most
@@ -920,6 +923,10 @@ KMeansStats kmeans_assign_grouped(const CpuBackend& be, MatrixView<T> X, VectorV
   }
   b.drift.resize(static_cast<size_t>((now + 1) * G), 0.0);
   b.drift_max.push_back(0.0);
+  // Every kYinyangRefresh passes every row's bounds are brought up to date and the drift history
+  // starts again (stamps 0), so that it stays short: O(kYinyangRefresh G) per pass, however long the fit.
+  const bool refresh = have && now >= detail::kYinyangRefresh;
+  const std::int32_t stamp_now = refresh ? 0 : now;
   double cmax = 0;  // max_k ||c_k - s||, as in kmeans_assign_bounded
   for (Index k = 0; k < K; ++k) cmax = std::max(cmax, std::sqrt(detail::sq_dist(C.row(k).data(), pc.shift.data(), D)));
   cmax *= 1 + 1e-12;
@@ -948,23 +955,33 @@ KMeansStats kmeans_assign_grouped(const CpuBackend& be, MatrixView<T> X, VectorV
           // l clears the row when l^2 > u^2 + the margin of kmeans_assign_bounded
           double reach = up * up + 2 * err1 * (up + 2 * cmax) * (up + 2 * cmax);
           const std::int32_t t = b.stamp[static_cast<size_t>(i)];
-          const double lmin = std::max(0.0, b.least[static_cast<size_t>(i)] - b.drift_max[static_cast<size_t>(t)]);
-          if (lmin * lmin > reach) continue;
-          up = std::sqrt(detail::sq_dist(X.row(i), C.row(a).data(), D)) * (1 + 1e-12);
-          reach = up * up + 2 * err1 * (up + 2 * cmax) * (up + 2 * cmax);
-          if (lmin * lmin > reach) continue;
           const double* dr = b.drift.data() + static_cast<size_t>(t * G);
-          double least = kInf;
+          const auto up_to_date = [&] {  // the group bounds as of this pass; their minimum
+            double least = kInf;
+            for (Index g = 0; g < G; ++g) {
+              lo[g] = detail::float_below(std::max(0.0, static_cast<double>(lo[g]) - dr[g]));
+              least = std::min(least, static_cast<double>(lo[g]));
+            }
+            b.stamp[static_cast<size_t>(i)] = stamp_now;
+            b.least[static_cast<size_t>(i)] = least;
+          };
+          const double lmin = std::max(0.0, b.least[static_cast<size_t>(i)] - b.drift_max[static_cast<size_t>(t)]);
+          bool settled = lmin * lmin > reach;
+          if (!settled) {
+            up = std::sqrt(detail::sq_dist(X.row(i), C.row(a).data(), D)) * (1 + 1e-12);
+            reach = up * up + 2 * err1 * (up + 2 * cmax) * (up + 2 * cmax);
+            settled = lmin * lmin > reach;
+          }
+          if (settled) {
+            if (refresh) up_to_date();
+            continue;
+          }
+          up_to_date();
           char any = 0;
           for (Index g = 0; g < G; ++g) {
-            const double l = std::max(0.0, static_cast<double>(lo[g]) - dr[g]);
-            lo[g] = detail::float_below(l);
-            least = std::min(least, static_cast<double>(lo[g]));
             need[g] = static_cast<double>(lo[g]) * static_cast<double>(lo[g]) <= reach;
             any |= need[g];
           }
-          b.stamp[static_cast<size_t>(i)] = now;
-          b.least[static_cast<size_t>(i)] = least;
           if (!any) continue;  // the groups' own bounds settle it
           need[grp.group_of[static_cast<size_t>(a)]] = 1;
           sc.searched.push_back(r);
@@ -1049,13 +1066,18 @@ KMeansStats kmeans_assign_grouped(const CpuBackend& be, MatrixView<T> X, VectorV
               double least = kInf;
               for (Index g = 0; g < G; ++g) least = std::min(least, static_cast<double>(lo[g]));
               b.least[static_cast<size_t>(i)] = least;
-              b.stamp[static_cast<size_t>(i)] = now;
+              b.stamp[static_cast<size_t>(i)] = stamp_now;
             }
           }
         }
         detail::fold_labelled_block(X, w, sc.label.data(), centers_d, labels, begin, end, sc.base.block);
         detail::fold_block_into(sc.base.block, s);
       });
+  if (refresh) {
+    b.pass = 1;
+    b.drift.assign(static_cast<size_t>(G), 0.0);
+    b.drift_max.assign(1, 0.0);
+  }
   return detail::finish_bounded_pass(std::move(stats), w, C, searched_per_block, b);
 #else
   (void)be, (void)X, (void)w, (void)C, (void)labels, (void)b;
