@@ -540,6 +540,30 @@ inline double expanded_error(Index D, double r) {
   return 4.0 * (static_cast<double>(D) + 16.0) * u * r * r;
 }
 
+/// The rounding margins of the bounded searches (kmeans_assign_bounded, kmeans_assign_grouped): the
+/// search's error on a row is at most err1 R^2 with R = ||x - s|| + cmax (expanded_error), and
+/// ||x - s|| <= u + cmax for a row within u of its centre.
+template <class T>
+struct ExpandedMargin {
+  double cmax = 0;  ///< max_k ||c_k - s||, rounded up
+  double err1;
+  ExpandedMargin(const RowMatrix<T>& C, const std::vector<T>& shift) : err1(expanded_error<T>(C.cols(), 1.0)) {
+    for (Index k = 0; k < C.rows(); ++k)
+      cmax = std::max(cmax, std::sqrt(sq_dist(C.row(k).data(), shift.data(), C.cols())));
+    cmax *= 1 + 1e-12;
+  }
+  /// The error bound of a row at ||x - s||^2 = nx2.
+  double at(double nx2) const {
+    const double r = std::sqrt(nx2) + cmax;
+    return err1 * r * r;
+  }
+  /// Twice the error bound of a row within up of its centre: the gap a lower bound must leave over up.
+  double gap(double up) const {
+    const double r = up + 2 * cmax;
+    return 2 * err1 * r * r;
+  }
+};
+
 /// How far each centre moved since the bounds were set (rounded up), and the two largest moves.
 struct CenterMoves {
   std::vector<double> moved;
@@ -627,10 +651,7 @@ KMeansStats kmeans_assign_bounded(const CpuBackend& be, MatrixView<T> X, VectorV
   const std::vector<double> gaps = have && K * K <= n ? detail::half_gaps(C) : std::vector<double>{};
   const double max1 = mv.max1, max2 = mv.max2;
   const Index arg1 = mv.arg1;
-  double cmax = 0;  // max_k ||c_k - s||: ||x - s|| <= ||x - c_a|| + cmax
-  for (Index k = 0; k < K; ++k) cmax = std::max(cmax, std::sqrt(detail::sq_dist(C.row(k).data(), pc.shift.data(), D)));
-  cmax *= 1 + 1e-12;
-  const double err1 = detail::expanded_error<T>(D, 1.0);  // the bound is err1 * R^2
+  const detail::ExpandedMargin<T> margin(C, pc.shift);
   std::vector<std::int64_t> searched_per_block(static_cast<std::size_t>((n + detail::kKMeansBlock - 1) / detail::kKMeansBlock));
   KMeansStats stats = detail::fold_rows(
       n, detail::kKMeansBlock, be.n_threads, [&] { return KMeansStats(K, D); },
@@ -650,7 +671,7 @@ KMeansStats kmeans_assign_bounded(const CpuBackend& be, MatrixView<T> X, VectorV
             const double gap = gaps.empty() ? 0.0 : 2 * gaps[static_cast<std::size_t>(a)];
             const auto settled = [&] {
               const double l = std::max(lo, gap - up);
-              return l * l - up * up > 2 * err1 * (up + 2 * cmax) * (up + 2 * cmax);
+              return l * l - up * up > margin.gap(up);
             };
             keep = settled();
             if (!keep) {  // tighten the upper bound to the exact distance, test again
@@ -684,7 +705,7 @@ KMeansStats kmeans_assign_bounded(const CpuBackend& be, MatrixView<T> X, VectorV
             const std::size_t q = static_cast<std::size_t>(packed ? j : r);  // where the search wrote row r
             sc.arg[static_cast<std::size_t>(r)] = ns.arg[q];
             const double nx2 = detail::sq_dist(X.row(i), pc.shift.data(), D);  // ||x - s||^2
-            const double err = err1 * (std::sqrt(nx2) + cmax) * (std::sqrt(nx2) + cmax);
+            const double err = margin.at(nx2);
             b.upper[static_cast<std::size_t>(i)] = std::sqrt(std::max(0.0, static_cast<double>(ns.best[q]) + nx2 + err));
             b.lower[static_cast<std::size_t>(i)] = std::sqrt(std::max(0.0, static_cast<double>(ns.second[q]) + nx2 - err));
           }
@@ -848,8 +869,7 @@ struct GroupScratch {
   RowMatrix<T> compact;   ///< the block's searched rows, packed
   std::vector<std::int32_t> label;
   std::vector<Index> searched;       ///< the block's rows that search some group
-  std::vector<Index> order, sorted;
-  std::vector<char> need, need_sorted;  ///< [searched * G]: the searched row searches the group
+  std::vector<char> need;            ///< [rows * G]: the row searches the group (rows in searched)
   std::vector<Index> tile_groups;    ///< the groups a tile of searched rows searches
   std::vector<CenterRange> ranges;   ///< their centre ranges, in group order
   std::vector<double> other;         ///< [G]: a row's new group bounds
@@ -927,10 +947,7 @@ KMeansStats kmeans_assign_grouped(const CpuBackend& be, MatrixView<T> X, VectorV
   // starts again (stamps 0), so that it stays short: O(kYinyangRefresh G) per pass, however long the fit.
   const bool refresh = have && now >= detail::kYinyangRefresh;
   const std::int32_t stamp_now = refresh ? 0 : now;
-  double cmax = 0;  // max_k ||c_k - s||, as in kmeans_assign_bounded
-  for (Index k = 0; k < K; ++k) cmax = std::max(cmax, std::sqrt(detail::sq_dist(C.row(k).data(), pc.shift.data(), D)));
-  cmax *= 1 + 1e-12;
-  const double err1 = detail::expanded_error<T>(D, 1.0);
+  const detail::ExpandedMargin<T> margin(C, pc.shift);
   std::vector<std::int64_t> searched_per_block(
       static_cast<size_t>((n + detail::kKMeansBlock - 1) / detail::kKMeansBlock));
   KMeansStats stats = detail::fold_rows(
@@ -944,7 +961,7 @@ KMeansStats kmeans_assign_grouped(const CpuBackend& be, MatrixView<T> X, VectorV
           const std::int32_t a = labels[i];
           double& up = b.upper[static_cast<size_t>(i)];
           float* lo = b.lower.data() + static_cast<size_t>(i * G);
-          char* need = sc.need.data() + static_cast<size_t>(sc.searched.size() * G);
+          char* need = sc.need.data() + static_cast<size_t>(r * G);
           sc.label[static_cast<size_t>(r)] = a;
           if (!(have && a >= 0 && up < kInf)) {
             std::fill(need, need + G, char(1));
@@ -953,7 +970,7 @@ KMeansStats kmeans_assign_grouped(const CpuBackend& be, MatrixView<T> X, VectorV
           }
           up += mv.moved[static_cast<size_t>(a)];
           // l clears the row when l^2 > u^2 + the margin of kmeans_assign_bounded
-          double reach = up * up + 2 * err1 * (up + 2 * cmax) * (up + 2 * cmax);
+          double reach = up * up + margin.gap(up);
           const std::int32_t t = b.stamp[static_cast<size_t>(i)];
           const double* dr = b.drift.data() + static_cast<size_t>(t * G);
           const auto up_to_date = [&] {  // the group bounds as of this pass; their minimum
@@ -969,7 +986,7 @@ KMeansStats kmeans_assign_grouped(const CpuBackend& be, MatrixView<T> X, VectorV
           bool settled = lmin * lmin > reach;
           if (!settled) {
             up = std::sqrt(detail::sq_dist(X.row(i), C.row(a).data(), D)) * (1 + 1e-12);
-            reach = up * up + 2 * err1 * (up + 2 * cmax) * (up + 2 * cmax);
+            reach = up * up + margin.gap(up);
             settled = lmin * lmin > reach;
           }
           if (settled) {
@@ -989,25 +1006,13 @@ KMeansStats kmeans_assign_grouped(const CpuBackend& be, MatrixView<T> X, VectorV
         const Index m = static_cast<Index>(sc.searched.size());
         searched_per_block[static_cast<size_t>(begin / detail::kKMeansBlock)] = m;
         if (m > 0) {
-          // Searched rows sorted by their centre's group (stable), so that a tile's rows share most of
-          // the groups they search; need[] follows them.
-          sc.order.resize(static_cast<size_t>(m));
-          std::iota(sc.order.begin(), sc.order.end(), Index{0});
-          const auto key = [&](Index j) {
-            const std::int32_t a = sc.label[static_cast<size_t>(sc.searched[static_cast<size_t>(j)])];
-            return a < 0 ? Index{-1} : grp.group_of[static_cast<size_t>(a)];
+          // Searched rows sorted by their centre's group (then by row), so that a tile's rows share
+          // most of the groups they search.
+          const auto key = [&](Index r) {
+            const std::int32_t a = sc.label[static_cast<size_t>(r)];
+            return std::pair<Index, Index>(a < 0 ? Index{-1} : grp.group_of[static_cast<size_t>(a)], r);
           };
-          std::stable_sort(sc.order.begin(), sc.order.end(), [&](Index x, Index y) { return key(x) < key(y); });
-          sc.sorted.resize(static_cast<size_t>(m));
-          sc.need_sorted.resize(sc.need.size());  // (swapped with need: both keep kKMeansBlock * G)
-          for (Index j = 0; j < m; ++j) {
-            const Index from = sc.order[static_cast<size_t>(j)];
-            sc.sorted[static_cast<size_t>(j)] = sc.searched[static_cast<size_t>(from)];
-            std::copy_n(sc.need.data() + static_cast<size_t>(from * G), G,
-                        sc.need_sorted.data() + static_cast<size_t>(j * G));
-          }
-          sc.searched.swap(sc.sorted);
-          sc.need.swap(sc.need_sorted);
+          std::sort(sc.searched.begin(), sc.searched.end(), [&](Index x, Index y) { return key(x) < key(y); });
           const Index ld = sc.base.nearest.ld;
           for (Index j = 0; j < m; ++j)
             sc.compact.row(j) = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(
@@ -1022,7 +1027,7 @@ KMeansStats kmeans_assign_grouped(const CpuBackend& be, MatrixView<T> X, VectorV
             const Index j1 = std::min(m, j0 + kTile);
             std::fill(sc.tile_need.begin(), sc.tile_need.end(), char(0));
             for (Index j = j0; j < j1; ++j) {
-              const char* need = sc.need.data() + static_cast<size_t>(j * G);
+              const char* need = sc.need.data() + static_cast<size_t>(sc.searched[static_cast<size_t>(j)] * G);
               for (Index g = 0; g < G; ++g) sc.tile_need[static_cast<size_t>(g)] |= need[g];
             }
             sc.tile_groups.clear();
@@ -1051,7 +1056,7 @@ KMeansStats kmeans_assign_grouped(const CpuBackend& be, MatrixView<T> X, VectorV
               }
               sc.label[static_cast<size_t>(r)] = arg;
               const double nx2 = detail::sq_dist(X.row(i), pc.shift.data(), D);  // ||x - s||^2
-              const double err = err1 * (std::sqrt(nx2) + cmax) * (std::sqrt(nx2) + cmax);
+              const double err = margin.at(nx2);
               b.upper[static_cast<size_t>(i)] = std::sqrt(std::max(0.0, static_cast<double>(best) + nx2 + err));
               const Index mine = grp.group_of[static_cast<size_t>(arg)];
               float* lo = b.lower.data() + static_cast<size_t>(i * G);
