@@ -833,8 +833,9 @@ class GaussianMixture(_DaskMixin, _GaussianMixture):
         self._check_n_samples(X.shape[0], p)
         blocks = _Blocks(X, w)
         moments = blocks.moments(who, p["split_every"])
-        init = [None if a is None else np.asarray(a, dtype=np.float64)
-                for a in (p["weights_init"], p["means_init"], p["precisions_init"])]
+        # float32 weights_init within their own rounding of 1 are taken as the one-machine fit takes them.
+        init = [_GaussianMixture._weights_f64(p["weights_init"])] + [
+            None if a is None else np.asarray(a, dtype=np.float64) for a in (p["means_init"], p["precisions_init"])]
         seed = _params.seed(p["random_state"])
         runs = []
         for restart in range(p["n_init"]):

@@ -123,6 +123,20 @@ def test_gmm_on_the_pass_blocks_is_the_one_machine_fit(cov, dtype):
     assert dg.score(Xd) == pytest.approx(one.score(X), rel=1e-12)
 
 
+def test_gmm_takes_float32_weights_init_as_the_one_machine_fit_does():
+    # 0.3 + 0.3 + 0.4 in float32 sums to 1 + 3e-8: within float32's rounding, as scikit-learn accepts.
+    X = _blobs(2000, seed=4)
+    w32 = np.array([0.3, 0.3, 0.4], dtype=np.float32)
+    kw = dict(n_components=3, covariance_type="diag", weights_init=w32, means_init=X[:3], precisions_init=np.ones((3, 4)),
+              max_iter=5, tol=0)
+    one = mixtura.GaussianMixture(**kw).fit(X)
+    dg = md.GaussianMixture(**kw).fit(da.from_array(X, chunks=(BLOCK, -1)))
+    np.testing.assert_array_equal(dg.means_, one.means_)
+    with pytest.raises(ValueError, match="weights"):
+        md.GaussianMixture(**{**kw, "weights_init": np.array([0.3, 0.3, 0.40001], dtype=np.float32)}).fit(
+            da.from_array(X, chunks=(BLOCK, -1)))
+
+
 def _fits(X, w):
     """A k-means|| K-means and a default-initialised (k-means|| -> K-means -> EM) mixture on X."""
     with warnings.catch_warnings():  # few iterations: each is a round trip to the scheduler
