@@ -6,6 +6,7 @@
 #include "context.cuh"
 #include "mixtura/core/errors.hpp"
 #include "mixtura/core/limits.hpp"
+#include "mixtura/core/row_hash.hpp"
 #include "mixtura/cuda/device_data.hpp"
 
 namespace mixtura {
@@ -53,6 +54,17 @@ __global__ void __launch_bounds__(kReduceThreads)
     __syncthreads();
   }
   if (tid == 0) partials[blockIdx.x] = red[0];
+}
+
+// out[2i], out[2i + 1] = row i's coarse and exact hashes (dense_row_hash), one thread a row.
+template <class T>
+__global__ void row_hash_kernel(const T* __restrict__ x, std::int64_t rows, std::int64_t cols, std::int64_t stride,
+                                std::uint64_t* __restrict__ out) {
+  const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= rows) return;
+  const ::mixtura::detail::RowHash h = ::mixtura::detail::dense_row_hash(x + i * stride, cols);
+  out[2 * i] = h.coarse;
+  out[2 * i + 1] = h.exact;
 }
 
 template <class T>
@@ -143,6 +155,22 @@ void copy_rows_to_host(const CudaBackend& be, HostMatrix<T> X, const std::int64_
   ctx.synchronize();
 }
 
+template <class T>
+void row_hashes(const CudaBackend& be, HostMatrix<T> X, std::uint64_t* out) {
+  const char* where = "row_hashes (CUDA)";
+  PassGuard guard(be, where);
+  Context& ctx = guard.ctx();
+  ctx.expect_device_data(expect_on_device(X, where).data);
+  if (X.rows <= 0) return;
+  const cudaStream_t st = ctx.stream();
+  DeviceBuffer<std::uint64_t> h(2 * static_cast<std::size_t>(X.rows));
+  row_hash_kernel<T><<<static_cast<unsigned>((X.rows + 255) / 256), 256, 0, st>>>(X.data, X.rows, X.cols, X.stride,
+                                                                                   h.data());
+  MIXTURA_CUDA_CHECK_LAUNCH("row_hash_kernel");
+  copy_to_host(out, h.data(), 2 * X.rows, st);
+  ctx.synchronize();
+}
+
 template void find_non_finite<float>(const CudaBackend&, HostMatrix<float>, std::int64_t*, std::int64_t*, double*);
 template void find_non_finite<double>(const CudaBackend&, HostMatrix<double>, std::int64_t*, std::int64_t*, double*);
 template void find_bad_weight<float>(const CudaBackend&, const float*, std::int64_t, std::int64_t*, double*, double*);
@@ -151,6 +179,9 @@ template void find_bad_weight<double>(const CudaBackend&, const double*, std::in
 template void copy_rows_to_host<float>(const CudaBackend&, HostMatrix<float>, const std::int64_t*, std::int64_t, float*);
 template void copy_rows_to_host<double>(const CudaBackend&, HostMatrix<double>, const std::int64_t*, std::int64_t,
                                         double*);
+
+template void row_hashes<float>(const CudaBackend&, HostMatrix<float>, std::uint64_t*);
+template void row_hashes<double>(const CudaBackend&, HostMatrix<double>, std::uint64_t*);
 
 }  // namespace cuda
 }  // namespace mixtura

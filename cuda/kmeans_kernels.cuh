@@ -12,8 +12,6 @@
 //   segment's rows t, t + 256, ... (predict_row_fold), then tree_sum's order.
 // - row_reduce_kernel, moments_kernel: per-segment partials in a fixed order, then
 //   accumulate_partials (context.cuh) adds them to the running totals in segment order.
-// - mass_block_sums_kernel: k-means++'s block sums in the CPU's order (kmeans/draw.hpp), one thread
-//   a block of rows.
 // No floating-point atomics anywhere.
 #include <cuda_runtime.h>
 
@@ -21,7 +19,6 @@
 
 #include "mixtura/cuda/kmeans_reduce.hpp"
 #include "mixtura/cuda/plan.hpp"
-#include "mixtura/kmeans/draw.hpp"
 
 namespace mixtura {
 namespace cuda {
@@ -307,21 +304,6 @@ struct CandidatePotential {
     return w * (d < closest[r] ? d : closest[r]);
   }
 };
-
-// ---- k-means++'s draws ------------------------------------------------------------------------------------
-
-/// sums[b] = the masses of rows [b kDrawBlock, (b + 1) kDrawBlock) of the chunk added in row order
-/// (mass_block_sum: w_r closest_r, one fused multiply-add a row), one thread a block. w: the chunk's
-/// weights or nullptr (unit); closest: its distances or nullptr (the masses are the weights).
-template <class T>
-__global__ void mass_block_sums_kernel(const T* __restrict__ w, const double* __restrict__ closest, std::int64_t rows,
-                                       double* __restrict__ sums) {
-  const std::int64_t b = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  const std::int64_t begin = b * ::mixtura::detail::kDrawBlock;
-  if (begin >= rows) return;
-  const std::int64_t end = rows - begin < ::mixtura::detail::kDrawBlock ? rows : begin + ::mixtura::detail::kDrawBlock;
-  sums[b] = ::mixtura::detail::mass_block_sum(w, closest, begin, end);
-}
 
 // ---- feature moments -----------------------------------------------------------------------------------
 

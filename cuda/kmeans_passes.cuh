@@ -12,7 +12,6 @@
 #include "mixtura/core/errors.hpp"
 #include "mixtura/cuda/kmeans_pass.hpp"
 #include "mixtura/cuda/kmeans_reduce.hpp"
-#include "mixtura/kmeans/draw.hpp"
 
 namespace mixtura {
 namespace cuda {
@@ -23,7 +22,7 @@ namespace detail {
 template <class T>
 struct KMeansWorkspace {
   DeviceBuffer<T> shift, minus_two_ct, sq_norms, centers, rows_in;  // rows_in: candidates or one centre or a shift
-  DeviceBuffer<double> centers_d, partials, totals, row_values, group_sums, carry, block_sums;
+  DeviceBuffer<double> centers_d, partials, totals, row_values, group_sums, carry;
   DeviceBuffer<std::int32_t> labels;
   DeviceBuffer<T> out;
   DeviceBuffer<unsigned long long> counter;
@@ -377,57 +376,21 @@ void kmeans_candidate_potentials(const CudaBackend& be, HostMatrix<T> X, RowWeig
 }
 
 template <class T>
-void kmeans_mass_block_sums(const CudaBackend& be, RowWeights<T> w, std::int64_t n, const double* closest,
-                            double* block_sums) {
-  static_assert(kSegmentRows % ::mixtura::detail::kDrawBlock == 0, "streamed chunks are whole draw blocks");
-  constexpr std::int64_t kBlock = ::mixtura::detail::kDrawBlock;
-  detail::KMeansPass<T> pass(be, "kmeans_mass_block_sums (CUDA)", 1, 1);
+void kmeans_fetch_masses(const CudaBackend& be, RowWeights<T> w, std::int64_t n, const double* closest, T* w_out,
+                         double* closest_out) {
+  detail::KMeansPass<T> pass(be, "kmeans_fetch_masses (CUDA)", 1, 1);
   Context& ctx = pass.ctx;
-  auto& ws = pass.ws;
   const cudaStream_t st = pass.st;
   if (n <= 0) return;
-  const std::int64_t n_blocks = (n + kBlock - 1) / kBlock;
-  bool held = false;
-  const double* dclosest =
-      closest ? detail::device_distances(ctx, ws.row_values, closest, n, false, false, &held) : nullptr;
-  double* dsums = ws.block_sums.reserve(static_cast<std::size_t>(n_blocks));
-  auto launch = [&](const T* dw, std::int64_t first, std::int64_t rows) {
-    const std::int64_t blocks = (rows + kBlock - 1) / kBlock;
-    kernels::mass_block_sums_kernel<T><<<grid_for(blocks, 128), 128, 0, st>>>(
-        dw, dclosest ? dclosest + first : nullptr, rows, dsums + first / kBlock);
-    MIXTURA_CUDA_CHECK_LAUNCH("mass_block_sums_kernel");
-  };
-  if (w.data) {
-    // The weights as an n x 1 matrix: the fit's resident copy (the key of the weights beside X), read in
-    // place when they are device memory, else uploaded (or streamed in whole segments).
-    ctx.for_each_chunk(HostMatrix<T>{w.data, n, 1, 1, w.on_device}, static_cast<const T*>(nullptr),
-                       [&](const DeviceChunk<T>& c) { launch(c.x, c.first, c.rows); });
-  } else {
-    launch(nullptr, 0, n);
-  }
-  copy_to_host(block_sums, dsums, n_blocks, st);
-  ctx.synchronize();
-}
-
-template <class T>
-void kmeans_fetch_mass_block(const CudaBackend& be, RowWeights<T> w, std::int64_t n, const double* closest,
-                             std::int64_t block, T* w_out, double* closest_out) {
-  detail::KMeansPass<T> pass(be, "kmeans_fetch_mass_block (CUDA)", 1, 1);
-  Context& ctx = pass.ctx;
-  const cudaStream_t st = pass.st;
-  const std::int64_t first = block * ::mixtura::detail::kDrawBlock;
-  MIXTURA_EXPECTS(block >= 0 && first < n, "kmeans_fetch_mass_block (CUDA): block %lld of %lld rows",
-                  static_cast<long long>(block), static_cast<long long>(n));
-  const std::int64_t rows = ::mixtura::detail::draw_block_rows(n, block);
   if (closest) {
     if (DeviceBuffer<double>* h = ctx.held_distances().find(closest, n, ctx.scopes()))
-      copy_to_host(closest_out, h->data() + first, rows, st);
+      copy_to_host(closest_out, h->data(), n, st);
     else
-      std::copy_n(closest + first, rows, closest_out);  // not held: the host array is the distances
+      std::copy_n(closest, n, closest_out);  // not held: the host array is the distances
   }
   if (w.data && w.on_device) {
     ctx.expect_device_data(w.data, "DeviceVectorView: sample_weight");
-    copy_to_host(w_out, w.data + first, rows, st);
+    copy_to_host(w_out, w.data, n, st);
   }
   ctx.synchronize();
 }
@@ -483,9 +446,8 @@ double mean_feature_variance(const CudaBackend& be, HostMatrix<T> X) {
                                            bool);                                                                     \
   template void kmeans_candidate_potentials<T>(const CudaBackend&, HostMatrix<T>, RowWeights<T>, const double*,     \
                                                const T*, std::int64_t, double*);                                      \
-  template void kmeans_mass_block_sums<T>(const CudaBackend&, RowWeights<T>, std::int64_t, const double*, double*);  \
-  template void kmeans_fetch_mass_block<T>(const CudaBackend&, RowWeights<T>, std::int64_t, const double*,          \
-                                           std::int64_t, T*, double*);                                                \
+  template void kmeans_fetch_masses<T>(const CudaBackend&, RowWeights<T>, std::int64_t, const double*, T*,         \
+                                       double*);                                                                      \
   template double mean_feature_variance<T>(const CudaBackend&, HostMatrix<T>);                                        \
   }                                                                                                                   \
   }

@@ -388,9 +388,9 @@ MIXTURA_REPLAY_ON_CPU(mean_feature_variance)
 #undef MIXTURA_REPLAY_ON_CPU
 /// k-means++'s draws by device weights: the CPU's, on their host view (host weights: init.hpp's).
 template <class T>
-bool kmeans_draw_rows(const ReplayBackend& be, DeviceVectorView<T> w, Index n, const double* closest,
-                      const std::vector<double>& us, std::vector<Index>& out) {
-  return kmeans_draw_rows(CpuBackend{be.n_threads}, host_view(be, w), n, closest, us, out);
+bool kmeans_draw_rows(const ReplayBackend& be, const detail::DrawOrder& order, DeviceVectorView<T> w,
+                      const double* closest, const std::vector<double>& us, std::vector<Index>& out) {
+  return kmeans_draw_rows(CpuBackend{be.n_threads}, order, host_view(be, w), closest, us, out);
 }
 inline void kmeans_labels_to_host(const ReplayBackend& be, std::int32_t* labels, Index rows) {
   kmeans_labels_to_host(CpuBackend{be.n_threads}, labels, rows);
@@ -404,6 +404,10 @@ detail::NonFinite first_non_finite(const ReplayBackend& be, DeviceMatrixView<T> 
 template <class T>
 RowMatrix<T> fetch_rows(const ReplayBackend& be, DeviceMatrixView<T> X, const std::vector<Index>& rows) {
   return fetch_rows(be.device, X, rows);
+}
+template <class T>
+std::vector<detail::RowHash> row_hashes(const ReplayBackend& be, DeviceMatrixView<T> X) {
+  return row_hashes(be.device, X);
 }
 template <class T>
 detail::WeightCheck first_bad_weight(const ReplayBackend& be, DeviceVectorView<T> w) {

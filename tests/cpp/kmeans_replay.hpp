@@ -177,10 +177,10 @@ struct KMeansReplayBackend {
     cuda::HeldLabels<HostLabelsBuffer> held;
     cuda::HeldDistances<HostBuffer<double>> held_distances;
     int n_to_host = 0;       ///< kmeans_labels_to_host calls that brought labels back
-    int n_device_reads = 0;  ///< fetch_rows and first_non_finite calls on device views
+    int n_device_reads = 0;  ///< fetch_rows, row_hashes and first_non_finite calls on device views
     std::int64_t n_fetched_values = 0;  ///< values the fetch_rows calls copied to the host
     int n_draws = 0;                   ///< draws made from the "device" distances or weights
-    std::int64_t n_draw_values = 0;    ///< values those draws copied to the host (block sums, blocks)
+    std::int64_t n_draw_values = 0;    ///< values those draws copied to the host (distances, weights)
   };
   int n_threads = 1;
   std::shared_ptr<State> state = std::make_shared<State>();
@@ -385,60 +385,30 @@ std::vector<double> kmeans_candidate_potentials(const KMeansReplayBackend& be, M
   return kmeans_candidate_potentials(CpuBackend{be.n_threads}, X, w, dev, candidates);
 }
 
-/// k-means++'s draws as the CUDA backend makes them (kmeans/cuda_pass.hpp): the block sums from the
-/// "device" distances and weights (mass_block_sum, as mass_block_sums_kernel does, block by block),
-/// then the walk on the host through the blocks the draws fall in, each copied from the "device";
-/// n_draw_values counts what the host receives. w: the weights where the device reads them (nullptr:
-/// unit), w_on_device: whether the host must copy them too (else it reads its own array).
+/// k-means++'s draws as the CUDA backend makes them (kmeans/cuda_pass.hpp): the "device" distances
+/// (and device weights) copied to the host, then the host's walk in the rows' order; n_draw_values
+/// counts what the host receives. w: the weights where the device reads them (nullptr: unit),
+/// w_on_device: whether the host must copy them too (else it reads its own array).
 template <class T>
-bool replay_draw_rows(const KMeansReplayBackend& be, const T* w, bool w_on_device, Index n, const double* closest,
-                      const std::vector<double>& us, std::vector<Index>& out) {
-  using detail::kDrawBlock;
+bool replay_draw_rows(const KMeansReplayBackend& be, const detail::DrawOrder& order, const T* w, bool w_on_device,
+                      const double* closest, const std::vector<double>& us, std::vector<Index>& out) {
   ReplayScope pass(be);
   auto& st = *be.state;
+  const Index n = order.size();
   std::vector<double> scratch;
   const double* dev = closest ? replay_device_distances(be, scratch, closest, n, false, false) : nullptr;
-  const Index n_blocks = (n + kDrawBlock - 1) / kDrawBlock;
-  std::vector<double> sums(static_cast<std::size_t>(n_blocks));
-  for (Index b = 0; b < n_blocks; ++b)
-    sums[static_cast<std::size_t>(b)] = detail::mass_block_sum(w, dev, b * kDrawBlock,
-                                                               std::min(n, (b + 1) * kDrawBlock));
-  st.n_draw_values += n_blocks;
-  double total = 0.0;
-  for (const double s : sums) total += s;
-  out.clear();
-  if (!(total > 0.0)) return false;
-  std::vector<T> wb(static_cast<std::size_t>(kDrawBlock));
-  std::vector<double> cb(static_cast<std::size_t>(kDrawBlock));
-  detail::draw_from_blocks<T>(
-      n, sums, total, us,
-      [&](std::int64_t b) {
-        const Index rows = detail::draw_block_rows(n, b);
-        detail::MassBlock<T> v;
-        if (dev) {
-          std::copy_n(dev + b * kDrawBlock, rows, cb.data());
-          v.closest = cb.data();
-          st.n_draw_values += rows;
-        }
-        if (w && w_on_device) {
-          std::copy_n(w + b * kDrawBlock, rows, wb.data());
-          v.w = wb.data();
-          st.n_draw_values += rows;
-        } else if (w) {
-          v.w = w + b * kDrawBlock;
-        }
-        return v;
-      },
-      out);
+  std::vector<double> c(dev ? dev : nullptr, dev ? dev + n : nullptr);
+  std::vector<T> wc(w && w_on_device ? w : nullptr, w && w_on_device ? w + n : nullptr);
+  st.n_draw_values += static_cast<std::int64_t>(c.size() + wc.size());
   ++st.n_draws;
-  return true;
+  return detail::draw_in_order(order, w_on_device ? (w ? wc.data() : nullptr) : w, dev ? c.data() : nullptr, us, out);
 }
 template <class T>
-bool kmeans_draw_rows(const KMeansReplayBackend& be, VectorView<T> w, Index n, const double* closest,
-                      const std::vector<double>& us, std::vector<Index>& out) {
+bool kmeans_draw_rows(const KMeansReplayBackend& be, const detail::DrawOrder& order, VectorView<T> w,
+                      const double* closest, const std::vector<double>& us, std::vector<Index>& out) {
   const T* wp = w.empty() ? nullptr : w.data;
-  if (!closest) return detail::draw_rows_on_host(n, be.n_threads, wp, closest, us, out);  // as the CUDA backend
-  return replay_draw_rows(be, wp, false, n, closest, us, out);
+  if (!closest) return detail::draw_in_order(order, wp, closest, us, out);  // as the CUDA backend
+  return replay_draw_rows(be, order, wp, false, closest, us, out);
 }
 template <class T>
 double mean_feature_variance(const KMeansReplayBackend& be, MatrixView<T> X) {
@@ -503,12 +473,11 @@ std::vector<double> kmeans_candidate_potentials(const KMeansReplayBackend& be, D
   return kmeans_candidate_potentials(be, on_host(be, X), on_host(be, w), closest, candidates);
 }
 template <class T>
-bool kmeans_draw_rows(const KMeansReplayBackend& be, DeviceVectorView<T> w, Index n, const double* closest,
-                      const std::vector<double>& us, std::vector<Index>& out) {
-  if (!closest && w.empty())
-    return detail::draw_rows_on_host(n, be.n_threads, static_cast<const T*>(nullptr), closest, us, out);
+bool kmeans_draw_rows(const KMeansReplayBackend& be, const detail::DrawOrder& order, DeviceVectorView<T> w,
+                      const double* closest, const std::vector<double>& us, std::vector<Index>& out) {
+  if (!closest && w.empty()) return detail::draw_in_order(order, static_cast<const T*>(nullptr), closest, us, out);
   const VectorView<T> h = on_host(be, w);
-  return replay_draw_rows(be, h.empty() ? nullptr : h.data, true, n, closest, us, out);
+  return replay_draw_rows(be, order, h.empty() ? nullptr : h.data, true, closest, us, out);
 }
 // What the loop asks of device data instead of reading it (core/data_access.hpp).
 template <class T>
@@ -523,6 +492,15 @@ RowMatrix<T> fetch_rows(const KMeansReplayBackend& be, DeviceMatrixView<T> X, co
   ++be.state->n_device_reads;
   be.state->n_fetched_values += static_cast<std::int64_t>(rows.size()) * X.cols;
   return fetch_rows(CpuBackend{}, on_host(be, X), rows);
+}
+/// The rows' hashes by a "device" pass: the kernel's function on each row.
+template <class T>
+std::vector<detail::RowHash> row_hashes(const KMeansReplayBackend& be, DeviceMatrixView<T> X) {
+  ++be.state->n_device_reads;
+  const MatrixView<T> h = on_host(be, X);
+  std::vector<detail::RowHash> out(static_cast<std::size_t>(X.rows));
+  for (Index i = 0; i < X.rows; ++i) out[i] = detail::dense_row_hash(h.row(i), X.cols);
+  return out;
 }
 /// The device pass of the weight checks: the first bad weight, its value, and the sum (in another
 /// order than the CPU's; only its sign and finiteness decide, and all-zero weights sum to 0 in any order).

@@ -589,7 +589,9 @@ TYPED_TEST(AnomalyTyped, GapsScoreTheObservedFeatures) {
     odd(0, 2) = static_cast<T>(static_cast<double>(odd(0, 2)) + 40 * det.scaling().scale[2]);
     const Eigen::RowVectorXd c = det.explain(view(odd)).contributions.row(0);
     EXPECT_TRUE(std::isnan(c[0]));
-    EXPECT_GT(std::abs(c[2]), 5 * std::abs(c[1]));
+    // Most of it: the shifted value also moves the row to broader components, under which the observed
+    // x1 weighs a little more than before.
+    EXPECT_GT(std::abs(c[2]), 0.75 * (std::abs(c[1]) + std::abs(c[2]))) << "type " << static_cast<int>(type) << " c " << c;
     EXPECT_LT(det.decision_function(view(odd))[0], 0);
   }
   DetectorParams p;

@@ -650,19 +650,16 @@ TYPED_TEST(CudaKMeansHost, KMeansPlusPlusDrawsFromDeviceDistancesAreTheCpuRows) 
   using T = TypeParam;
   // k-means++ on the replayed CUDA backend: the distances to the closest centre stay on the "device"
   // for the whole call (their host array holds NaN meanwhile: a draw or pass that read it would pick
-  // other rows), the draws add the block sums there with the kernel's function and walk on the host
-  // only the blocks they fall in. The rows must be the CPU's, bit for bit, weighted or not, with X and
-  // the weights on the host or the "device"; the host receives n / 4096 block sums and one block of
-  // distances (and of device weights) per u, not n distances.
-  using detail::kDrawBlock;
-  const Index n = 20 * kDrawBlock + 123;
+  // other rows), and each round of draws copies them (and device weights) back for the host's walk in
+  // the rows' order. The rows must be the CPU's, bit for bit, weighted or not, with X and the weights on
+  // the host or the "device"; the host receives n distances (and n device weights) a round.
+  const Index n = 20 * 4096 + 123;
   const RowMatrix<T> x = blobs<T>(n, 5, 12, 31);
   Eigen::Matrix<T, Eigen::Dynamic, 1> w(n);
   for (Index i = 0; i < n; ++i) w[i] = static_cast<T>(i % 6 == 0 ? 0.0 : 0.25 + (i % 5));
   const KMeansReplayBackend be;
   const HostUnreadableCopy<T> dev(be, MatrixView<T>(x)), dev_w(be, MatrixView<T>(w.data(), n, 1));
-  const int K = 12, trials = 2 + static_cast<int>(std::log(12.0));
-  const Index n_blocks = (n + kDrawBlock - 1) / kDrawBlock;
+  const int K = 12;
   for (const std::uint64_t seed : {0u, 1u, 99u}) {
     for (const bool weighted : {false, true}) {
       SCOPED_TRACE(::testing::Message() << "seed " << seed << (weighted ? ", weighted" : ""));
@@ -682,9 +679,9 @@ TYPED_TEST(CudaKMeansHost, KMeansPlusPlusDrawsFromDeviceDistancesAreTheCpuRows) 
         const int made = be.state->n_draws - draws;
         // One draw a step from the device's distances, and the first by device weights.
         EXPECT_EQ(made, K - 1 + (weighted && on_device ? 1 : 0));
-        const std::int64_t per_block = kDrawBlock * (weighted && on_device ? 2 : 1);
-        EXPECT_LE(be.state->n_draw_values - values, made * (n_blocks + (trials + 1) * per_block));
-        EXPECT_LT(be.state->n_draw_values - values, made * n / 2) << "fewer values than the distances themselves";
+        const std::int64_t per_round = n * (weighted && on_device ? 2 : 1);
+        EXPECT_EQ(be.state->n_draw_values - values, made * per_round - (weighted && on_device ? n : 0))
+            << "the first draw copies the weights alone";
       }
     }
   }
@@ -1273,10 +1270,10 @@ TYPED_TEST(CudaKMeansDevice, BadDeviceWeightsGiveTheCpuErrors) {
 TYPED_TEST(CudaKMeansDevice, KMeansPlusPlusFromDeviceDistancesDrawsTheCpuRows) {
   SKIP_WITHOUT_DEVICE();
   using T = TypeParam;
-  // The draws add the block sums on the device with the CPU's function and order, from distances that
-  // never leave it: the CPU's rows whenever the distances agree (the same eight-sum order), weighted
-  // too, with the weights on the host or the device, X resident or under a small budget.
-  const Index n = 9 * detail::kDrawBlock + 77;
+  // The draws walk the distances the device computed, copied back, in the CPU's order: the CPU's rows
+  // whenever the distances agree (the same eight-sum order), weighted too, with the weights on the host
+  // or the device, X resident or under a small budget (the rows' hashes by the device pass for device X).
+  const Index n = 9 * 4096 + 77;
   const RowMatrix<T> x = blobs<T>(n, 6, 12, 4);
   RowMatrix<T> w(n, 1);
   for (Index i = 0; i < n; ++i) w(i, 0) = static_cast<T>(i % 6 == 0 ? 0.0 : 0.25 + (i % 5));

@@ -1,7 +1,9 @@
 // Properties every K-means fit must have, whatever the data: the trace never rises, J after the
 // update equals the exact distortion, results do not depend on the number of threads.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <numeric>
 #include <random>
 #include <vector>
 #include <limits>
@@ -121,81 +123,153 @@ TYPED_TEST(KMeansProperties, WeightedKMeansPlusPlusIsTheSameForOneAndTwoThreads)
 }
 
 namespace {
-/// The k-means++ draw as init.hpp made it before the draws were split into block sums and blocks
-/// walked one at a time: block sums of the masses, the block found from them, its rows walked, and at
-/// the very end the last row of positive mass over all rows. The masses are added as draw.hpp adds them.
+/// The k-means++ draw written plainly: all rows sorted by (hash, index), their masses added in that
+/// order from 0, the first row of positive mass past u * total, else the last row of positive mass.
+std::vector<Index> plain_order(const std::vector<detail::RowHash>& hash) {
+  std::vector<Index> order(hash.size());
+  std::iota(order.begin(), order.end(), Index{0});
+  std::stable_sort(order.begin(), order.end(), [&](Index a, Index b) { return hash[a] < hash[b]; });
+  return order;
+}
 template <class T>
-Index draw_of_before(Index n, const T* w, const double* c, double u) {
-  const Index B = detail::kDrawBlock, nb = (n + B - 1) / B;
-  std::vector<double> sums(static_cast<std::size_t>(nb));
-  for (Index b = 0; b < nb; ++b) sums[b] = detail::mass_block_sum(w, c, b * B, std::min(n, (b + 1) * B));
+Index plain_draw(const std::vector<Index>& order, const T* w, const double* c, double u) {
+  const Index n = static_cast<Index>(order.size());
   double total = 0.0;
-  for (const double s : sums) total += s;
+  for (const Index i : order) total = detail::add_mass(w, c, i, total);
   if (!(total > 0.0)) return -2;
   const double target = u * total;
   double acc = 0.0;
-  Index b = 0;
-  while (b + 1 < nb && acc + sums[b] <= target) acc += sums[b++];
-  Index pick = -1;
-  for (Index i = b * B; i < std::min(n, (b + 1) * B) && pick < 0; ++i) {
-    const double m = detail::mass_of(w, c, i);
+  for (const Index i : order) {
     acc = detail::add_mass(w, c, i, acc);
-    if (acc > target && m > 0) pick = i;
+    if (acc > target && detail::mass_of(w, c, i) > 0) return i;
   }
-  for (Index i = n - 1; i >= 0 && pick < 0; --i)
-    if (detail::mass_of(w, c, i) > 0) pick = i;
-  return pick;
+  for (Index p = n - 1; p >= 0; --p)
+    if (detail::mass_of(w, c, order[p]) > 0) return order[p];
+  return -1;
 }
 }  // namespace
 
-TEST(KMeansDraws, BlockedDrawIsTheDrawOfBefore) {
-  // The draws walk only the block their target falls in and, for round-off at the very end, the last
-  // block of positive sum: the same rows as the whole-array walk of before, for any thread count.
+TEST(KMeansDraws, DrawIsThePlainWalkInHashOrder) {
+  // The draws add the masses into buckets of the hash order and walk only the bucket the target falls
+  // in: the same rows as the plain walk through all rows in (hash, index) order, for any thread count.
+  // Integer masses: every sum is exact, so no round-off can tell the two orders of addition apart.
   std::mt19937_64 gen(7);
   std::uniform_real_distribution<double> unit(0.0, 1.0);
-  const Index B = detail::kDrawBlock;
-  for (const Index n : {Index{1}, Index{5}, B - 1, B, B + 1, 3 * B + 17}) {
+  for (const Index n : {Index{1}, Index{5}, Index{300}, Index{5000}, Index{70000}}) {
     for (int kind = 0; kind < 3; ++kind) {  // unit weights x distances, weights alone, weights x distances
-      for (int rep = 0; rep < 4; ++rep) {
+      for (int rep = 0; rep < 3; ++rep) {
+        std::vector<detail::RowHash> hash(static_cast<std::size_t>(n));
         std::vector<double> c(static_cast<std::size_t>(n)), w(static_cast<std::size_t>(n));
         for (Index i = 0; i < n; ++i) {
-          c[i] = unit(gen) < 0.3 || i >= n - 100 ? 0.0 : unit(gen) * 1e3;  // zeros, and a zero tail
-          w[i] = unit(gen) < 0.2 ? 0.0 : unit(gen);
+          hash[i] = {gen(), gen()};
+          if (unit(gen) < 0.2 && i > 0) hash[i] = hash[gen() % i];                   // repeated rows
+          if (unit(gen) < 0.1 && i > 0) hash[i].coarse = hash[gen() % i].coarse;     // equal to float precision
+          if (rep == 2) hash[i].coarse &= 0x00ff0000ffffffffULL;                     // crowded buckets
+          c[i] = unit(gen) < 0.3 || i >= n - 100 ? 0.0 : std::floor(unit(gen) * 1e3);  // zeros, and a zero tail
+          w[i] = unit(gen) < 0.2 ? 0.0 : std::floor(unit(gen) * 5);
         }
         c[0] = w[0] = 1.0;  // some mass whatever the draws above
         const double* cp = kind == 1 ? nullptr : c.data();
         const double* wp = kind == 0 ? nullptr : w.data();
         std::vector<double> us = {0.0, 1e-300, 0.5, 1.0 - 0x1.0p-53, 1.0 - 0x1.0p-52};
-        for (int j = 0; j < 10; ++j) us.push_back(unit(gen));
+        for (int j = 0; j < 20; ++j) us.push_back(unit(gen));
         std::vector<Index> one, two;
-        ASSERT_TRUE(detail::draw_rows_on_host(n, 1, wp, cp, us, one));
-        ASSERT_TRUE(detail::draw_rows_on_host(n, 2, wp, cp, us, two));
+        ASSERT_TRUE(detail::draw_in_order(detail::DrawOrder(hash, 1), wp, cp, us, one));
+        ASSERT_TRUE(detail::draw_in_order(detail::DrawOrder(hash, 2), wp, cp, us, two));
         EXPECT_EQ(one, two);
+        const std::vector<Index> order = plain_order(hash);
         for (std::size_t j = 0; j < us.size(); ++j)
-          ASSERT_EQ(one[j], draw_of_before(n, wp, cp, us[j])) << "n " << n << ", kind " << kind << ", u " << us[j];
+          ASSERT_EQ(one[j], plain_draw(order, wp, cp, us[j])) << "n " << n << ", kind " << kind << ", u " << us[j];
       }
     }
   }
   // No mass at all: no draw.
+  const std::vector<detail::RowHash> hash(100, detail::RowHash{1, 2});
   std::vector<double> zeros(100, 0.0);
   std::vector<Index> out = {7};
-  EXPECT_FALSE(detail::draw_rows_on_host(100, 1, static_cast<const double*>(nullptr), zeros.data(), {0.5}, out));
+  EXPECT_FALSE(detail::draw_in_order(detail::DrawOrder(hash, 1), static_cast<const double*>(nullptr), zeros.data(),
+                                     {0.5}, out));
   EXPECT_TRUE(out.empty());
-  // A walk that cannot cross its target (block sums above the rows' masses, as round-off can make them
-  // at the very end) takes the last row of positive mass, here in block 1 before an all-zero block 2.
-  std::vector<double> c(static_cast<std::size_t>(3 * B), 0.0);
-  c[10] = c[B + 7] = c[B + 200] = 1.0;
-  const std::vector<double> sums = {1.0, 4.0, 0.0};
-  std::vector<Index> picked;
-  detail::draw_from_blocks<double>(
-      3 * B, sums, 5.0, {0.99},
-      [&](std::int64_t b) {
-        detail::MassBlock<double> v;
-        v.closest = c.data() + b * B;
-        return v;
-      },
-      picked);
-  EXPECT_EQ(picked, std::vector<Index>{B + 200});
+}
+
+TEST(KMeansDraws, RowHashesDependOnTheValuesAlone) {
+  // Dense and CSR rows, float and double, columns stored in any order, explicit zeros: the same hashes
+  // for the same values; another value or another column, other hashes. A double that float cannot
+  // hold keeps the coarse hash of its float rounding and has an exact hash of its own.
+  const std::vector<double> a = {0.0, 1.5, 0.0, -2.25};
+  const std::vector<float> af(a.begin(), a.end());
+  const detail::RowHash h = detail::dense_row_hash(a.data(), 4);
+  EXPECT_EQ(detail::dense_row_hash(af.data(), 4), h);
+  std::vector<std::uint64_t> keys(4);
+  for (int j = 0; j < 4; ++j) keys[j] = detail::column_key(j);
+  EXPECT_EQ(detail::dense_row_hash(a.data(), keys.data(), 4), h);
+  const std::vector<double> v = {-2.25, 0.0, 1.5};
+  const std::vector<std::int32_t> col = {3, 0, 1};
+  EXPECT_EQ(detail::sparse_row_hash(v.data(), col.data(), 3), h);
+  const std::vector<double> negzero = {-0.0, 1.5, 0.0, -2.25};
+  EXPECT_EQ(detail::dense_row_hash(negzero.data(), 4), h);
+  const std::vector<double> other = {0.0, 1.5, -2.25, 0.0}, near = {0.0, 1.5, 0.0, std::nextafter(-2.25f, 0.0f)};
+  EXPECT_NE(detail::dense_row_hash(other.data(), 4).coarse, h.coarse);
+  EXPECT_NE(detail::dense_row_hash(near.data(), 4).coarse, h.coarse);
+  const std::vector<double> finer = {0.0, 1.5, 0.0, std::nextafter(-2.25, 0.0)};
+  EXPECT_EQ(detail::dense_row_hash(finer.data(), 4).coarse, h.coarse);
+  EXPECT_NE(detail::dense_row_hash(finer.data(), 4).exact, h.exact);
+}
+
+TYPED_TEST(KMeansProperties, KMeansPlusPlusIgnoresRowOrderAndDrawsIntegerWeightsAsRepeatedRows) {
+  // scikit-learn's sample-weight equivalence for the start: the rows shuffled, or each row repeated
+  // as many times as its integer weight (none for weight 0), give k-means++ the same centres, in the
+  // same order; and so a fit from there gives the same centres, up to round-off in the means.
+  using T = TypeParam;
+  const Index n = 3000, d = 5;
+  const int K = 20;
+  const RowMatrix<T> x = uniform<T>(n, d, 11);
+  std::mt19937_64 gen(12);
+  std::vector<int> wi(static_cast<std::size_t>(n));
+  for (auto& v : wi) v = static_cast<int>(gen() % 5);
+  Eigen::Matrix<T, Eigen::Dynamic, 1> w(n);
+  for (Index i = 0; i < n; ++i) w[i] = static_cast<T>(wi[i]);
+  std::vector<Index> perm(static_cast<std::size_t>(n));
+  std::iota(perm.begin(), perm.end(), Index{0});
+  std::shuffle(perm.begin(), perm.end(), gen);
+  RowMatrix<T> xs(n, d);
+  Eigen::Matrix<T, Eigen::Dynamic, 1> ws(n);
+  for (Index i = 0; i < n; ++i) {
+    xs.row(i) = x.row(perm[i]);
+    ws[i] = w[perm[i]];
+  }
+  std::vector<Index> rep;
+  for (Index i = 0; i < n; ++i)
+    for (int k = 0; k < wi[i]; ++k) rep.push_back(i);
+  std::shuffle(rep.begin(), rep.end(), gen);
+  RowMatrix<T> xr(static_cast<Index>(rep.size()), d);
+  for (std::size_t i = 0; i < rep.size(); ++i) xr.row(static_cast<Index>(i)) = x.row(rep[i]);
+  for (const std::uint64_t seed : {0u, 1u, 2u}) {
+    SCOPED_TRACE(::testing::Message() << "seed " << seed);
+    auto centres = [&](const RowMatrix<T>& m, VectorView<T> wv) {
+      const auto rows = kmeans_plusplus_rows(CpuBackend{2}, MatrixView<T>(m), wv, K, 0, CounterRng(seed));
+      return fetch_rows(CpuBackend{}, MatrixView<T>(m), rows);
+    };
+    const RowMatrix<T> c = centres(x, VectorView<T>(w));
+    EXPECT_EQ(centres(xs, VectorView<T>(ws)), c) << "shuffled rows";
+    // The other precision: the same rows (the masses differ in the last bits only).
+    using U = std::conditional_t<std::is_same<T, float>::value, double, float>;
+    const RowMatrix<U> xu = x.template cast<U>();
+    const Eigen::Matrix<U, Eigen::Dynamic, 1> wu = w.template cast<U>();
+    EXPECT_EQ(kmeans_plusplus_rows(CpuBackend{2}, MatrixView<U>(xu), VectorView<U>(wu), K, 0, CounterRng(seed)),
+              kmeans_plusplus_rows(CpuBackend{2}, MatrixView<T>(x), VectorView<T>(w), K, 0, CounterRng(seed)))
+        << "float and double";
+    EXPECT_EQ(centres(xr, VectorView<T>{}), c) << "repeated rows";
+    KMeansParams p;
+    p.n_clusters = K;
+    p.seed = seed;
+    KMeans<T> weighted(p), repeated(p);
+    weighted.fit(MatrixView<T>(x), VectorView<T>(w));
+    repeated.fit(MatrixView<T>(xr));
+    EXPECT_EQ(weighted.n_iter(), repeated.n_iter());
+    EXPECT_TRUE(weighted.cluster_centers().isApprox(repeated.cluster_centers(), std::is_same<T, float>::value ? 1e-5 : 1e-12));
+    EXPECT_NEAR(weighted.inertia(), repeated.inertia(), 1e-9 * repeated.inertia());
+  }
 }
 
 TYPED_TEST(KMeansProperties, SameSeedSameFitOtherSeedOtherStart) {

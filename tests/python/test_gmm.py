@@ -13,12 +13,9 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 import mixtura
 from mixtura import _core
 
-XFAIL = {"check_sample_weight_equivalence_on_dense_data":
-         "the K-means start draws rows by index: repeated rows are not doubled weights"}
-
-
-@parametrize_with_checks([mixtura.GaussianMixture(n_components=2, random_state=0)],
-                         expected_failed_checks=lambda est: XFAIL)
+# Every check passes, the sample-weight equivalence included: the K-means start draws rows in an
+# order of their values (integer weights as repeated rows).
+@parametrize_with_checks([mixtura.GaussianMixture(n_components=2, random_state=0)])
 def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
 

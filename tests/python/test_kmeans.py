@@ -17,16 +17,41 @@ from interrupt_util import assert_ctrl_c_stops
 from mixtura import _core
 
 
-# scikit-learn's own KMeans fails this check too (k-means++ draws rows by index, so repeating a row
-# is not the same as doubling its weight); with given centres the equivalence holds (C++ tests).
-XFAIL = {check: "k-means++ samples by row index: repeated rows are not doubled weights (as in scikit-learn)"
-         for check in ("check_sample_weight_equivalence_on_dense_data",
-                       "check_sample_weight_equivalence_on_sparse_data")}
-
-
-@parametrize_with_checks([mixtura.KMeans(n_clusters=3, random_state=0)], expected_failed_checks=lambda est: XFAIL)
+# Every check passes, the sample-weight equivalence ones included (which scikit-learn's own KMeans
+# fails): k-means++ walks the rows in an order of their values, so shuffled rows and integer weights
+# drawn as repeated rows give the same start.
+@parametrize_with_checks([mixtura.KMeans(n_clusters=3, random_state=0)])
 def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("Estimator", ["KMeans", "GaussianMixture"])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_integer_weights_fit_as_repeated_rows_in_any_order(Estimator, sparse):
+    # scikit-learn's sample-weight equivalence, harder than its check: many seeds, more clusters than
+    # the check's 3, and rows in another order. scikit-learn's own KMeans fails it (k-means++ draws by index).
+    if sparse and Estimator == "GaussianMixture":
+        pytest.skip("GaussianMixture takes dense data")
+    import scipy.sparse
+    rng = np.random.default_rng(3)
+    X = np.vstack([rng.normal(c, 1.0, size=(60, 4)) for c in (-6, 0, 6, 12)])
+    X[rng.random(X.shape) < 0.3] = 0.0  # zeros: a sparse row skips them
+    w = rng.integers(0, 4, size=len(X))
+    order = rng.permutation(len(X))
+    Xr = np.repeat(X, w, axis=0)[rng.permutation(int(w.sum()))]
+    wrap = scipy.sparse.csr_array if sparse else np.asarray
+    for seed in range(8):
+        make = getattr(mixtura, Estimator)
+        est = (make(n_clusters=6, random_state=seed) if Estimator == "KMeans"
+               else make(n_components=4, random_state=seed))
+        weighted = clone(est).fit(wrap(X[order]), sample_weight=w[order])
+        repeated = clone(est).fit(wrap(Xr))
+        if Estimator == "KMeans":
+            np.testing.assert_allclose(weighted.cluster_centers_, repeated.cluster_centers_, rtol=1e-10, atol=1e-10)
+            np.testing.assert_allclose(weighted.transform(X), repeated.transform(X), rtol=1e-10, atol=1e-10)
+        else:
+            np.testing.assert_allclose(weighted.means_, repeated.means_, rtol=1e-8, atol=1e-8)
+            np.testing.assert_allclose(weighted.predict_proba(X), repeated.predict_proba(X), rtol=1e-7, atol=1e-7)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -254,7 +279,7 @@ def test_bounded_search_gives_lloyds_bits(dtype, algorithm):
     X = (rng.randn(6000, 12) + 4 * rng.randint(0, 30, size=(6000, 1))).astype(dtype)  # 30 overlapping blobs
     w = rng.uniform(0.5, 2, size=len(X)).astype(dtype)
     for sample_weight in (None, w):
-        fits = [mixtura.KMeans(20, n_init=2, tol=0, random_state=1, algorithm=a).fit(X, sample_weight=sample_weight)
+        fits = [mixtura.KMeans(20, n_init=2, tol=0, random_state=3, algorithm=a).fit(X, sample_weight=sample_weight)
                 for a in ("lloyd", algorithm)]  # (K * D = 240: "auto" would search every row)
         lloyd, bounded = fits
         assert bounded.n_iter_ == lloyd.n_iter_ > 5

@@ -8,6 +8,7 @@
 ///   data access (core/data_access.hpp for host views; the backend's own for device views):
 ///     data_scope(be)                                    -> RAII object held for a whole fit
 ///     fetch_rows(be, X, const std::vector<Index>& rows) -> RowMatrix<T>
+///     row_hashes(be, X) -> std::vector<detail::RowHash>   (core/row_hash.hpp: k-means++'s order of rows)
 ///     first_non_finite(be, X), first_bad_weight(be, w)  (device views only)
 ///   K-means passes (kmeans/cpu_pass.hpp, kmeans/cuda_pass.hpp):
 ///     kmeans_assign(be, X, w, centers, int32_t* labels)                   -> KMeansStats
@@ -17,7 +18,7 @@
 ///     kmeans_transform(be, X, centers)                                   -> RowMatrix<T>
 ///     kmeans_update_closest(be, X, w, const T* c, double* closest, bool reset) -> double
 ///     kmeans_candidate_potentials(be, X, w, const double* closest, rows)  -> std::vector<double>
-///     kmeans_draw_rows(be, w, Index n, const double* closest, us, std::vector<Index>& out) -> bool
+///     kmeans_draw_rows(be, const DrawOrder&, w, const double* closest, us, std::vector<Index>& out) -> bool
 ///     mean_feature_variance(be, X)                                       -> double
 ///   Gaussian-mixture passes (gmm/cpu_pass.hpp, gmm/init.hpp, gmm/cuda_pass.hpp):
 ///     gmm_e_step(be, X, w, const GmmModel&, std::size_t n_worst)          -> GmmStats
@@ -51,6 +52,7 @@
 #include "mixtura/gmm/model.hpp"
 #include "mixtura/gmm/params.hpp"
 #include "mixtura/gmm/stats.hpp"
+#include "mixtura/kmeans/draw.hpp"
 #include "mixtura/kmeans/stats.hpp"
 
 namespace mixtura {
@@ -102,6 +104,8 @@ using data_scope_call = decltype(data_scope(be<B>()));
 template <class B, class X>
 using fetch_rows_call = decltype(fetch_rows(be<B>(), val<X>(), val<const std::vector<Index>&>()));
 template <class B, class X>
+using row_hashes_call = decltype(row_hashes(be<B>(), val<X>()));
+template <class B, class X>
 using first_non_finite_call = decltype(first_non_finite(be<B>(), val<X>()));
 template <class B, class W>
 using first_bad_weight_call = decltype(first_bad_weight(be<B>(), val<W>()));
@@ -126,8 +130,9 @@ template <class B, class X, class W>
 using kmeans_candidate_potentials_call = decltype(kmeans_candidate_potentials(
     be<B>(), val<X>(), val<W>(), val<const double*>(), val<const std::vector<Index>&>()));
 template <class B, class W>
-using kmeans_draw_rows_call = decltype(kmeans_draw_rows(be<B>(), val<W>(), val<Index>(), val<const double*>(),
-                                                        val<const std::vector<double>&>(), val<std::vector<Index>&>()));
+using kmeans_draw_rows_call =
+    decltype(kmeans_draw_rows(be<B>(), val<const DrawOrder&>(), val<W>(), val<const double*>(),
+                              val<const std::vector<double>&>(), val<std::vector<Index>&>()));
 template <class B, class X>
 using mean_feature_variance_call = decltype(mean_feature_variance(be<B>(), val<X>()));
 
@@ -188,6 +193,9 @@ constexpr bool satisfies_data_contract() {
   static_assert(contract::provides<RowMatrix<T>, contract::fetch_rows_call, Backend, X>(),
                 "mixtura backend contract (backend/contract.hpp): this backend cannot fetch_rows(be, X, rows) "
                 "of this view (device memory needs a device backend)");
+  static_assert(contract::provides<std::vector<RowHash>, contract::row_hashes_call, Backend, X>(),
+                "mixtura backend contract (backend/contract.hpp): this backend cannot give the row_hashes(be, X) "
+                "of this view (device memory needs a device backend)");
   static_assert(!contract::is_device_view<X>::value || contract::provides<void, contract::first_non_finite_call, Backend, X>(),
                 "mixtura backend contract (backend/contract.hpp): this backend has no first_non_finite(be, X) "
                 "for X in device memory");
@@ -222,8 +230,8 @@ constexpr bool satisfies_kmeans_contract() {
                 "mixtura backend contract (backend/contract.hpp): no kmeans_candidate_potentials(be, X, w, "
                 "closest, rows) -> std::vector<double>");
   static_assert(contract::provides<bool, contract::kmeans_draw_rows_call, Backend, W>(),
-                "mixtura backend contract (backend/contract.hpp): no kmeans_draw_rows(be, w, n, closest, us, "
-                "out) -> bool");
+                "mixtura backend contract (backend/contract.hpp): no kmeans_draw_rows(be, order, w, closest, "
+                "us, out) -> bool");
   static_assert(contract::provides<double, contract::mean_feature_variance_call, Backend, X>(),
                 "mixtura backend contract (backend/contract.hpp): no mean_feature_variance(be, X) -> double");
   return true;

@@ -67,4 +67,14 @@ RowMatrix<T> fetch_rows(const CudaBackend& be, DeviceMatrixView<T> X, const std:
   return out;
 }
 
+/// Each row's hash (core/row_hash.hpp) of device data, by a device pass (the host reads none of X).
+template <class T>
+std::vector<detail::RowHash> row_hashes(const CudaBackend& be, DeviceMatrixView<T> X) {
+  std::vector<std::uint64_t> h(2 * static_cast<std::size_t>(X.rows));
+  cuda::row_hashes(be, detail::host_matrix(X), h.data());
+  std::vector<detail::RowHash> out(static_cast<std::size_t>(X.rows));
+  for (Index i = 0; i < X.rows; ++i) out[i] = {h[2 * i], h[2 * i + 1]};
+  return out;
+}
+
 }  // namespace mixtura

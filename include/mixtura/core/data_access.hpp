@@ -7,16 +7,20 @@
 ///   detail::NonFinite first_non_finite(const Backend&, DeviceMatrixView<T>)   (found by ADL)
 ///   detail::WeightCheck first_bad_weight(const Backend&, DeviceVectorView<T>)
 ///   RowMatrix<T> fetch_rows(const Backend&, DeviceMatrixView<T>, const std::vector<Index>&)
+///   std::vector<detail::RowHash> row_hashes(const Backend&, DeviceMatrixView<T>)
 /// (backend/cuda_data.hpp for CudaBackend), so that no host code dereferences a device pointer.
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <type_traits>
 #include <vector>
 
 #include "mixtura/core/csr_matrix_view.hpp"
 #include "mixtura/core/device_matrix_view.hpp"
 #include "mixtura/core/matrix_view.hpp"
+#include "mixtura/core/parallel.hpp"
+#include "mixtura/core/row_hash.hpp"
 #include "mixtura/core/validate.hpp"
 
 namespace mixtura {
@@ -70,6 +74,30 @@ RowMatrix<T> fetch_rows(const Backend&, MatrixView<T> X, const std::vector<Index
   for (std::size_t j = 0; j < rows.size(); ++j)
     std::copy_n(X.row(rows[j]), X.cols, out.row(static_cast<Index>(j)).data());
   return out;
+}
+
+/// Each row's hash (core/row_hash.hpp), in blocks of 4096 rows on the backend's threads.
+template <class Backend, class T>
+std::vector<detail::RowHash> row_hashes(const Backend& be, MatrixView<T> X) {
+  std::vector<detail::RowHash> h(static_cast<std::size_t>(X.rows));
+  std::vector<std::uint64_t> keys(static_cast<std::size_t>(X.cols));
+  for (Index j = 0; j < X.cols; ++j) keys[j] = detail::column_key(j);
+  detail::parallel_for((X.rows + 4095) / 4096, be.n_threads, [&](Index b) {
+    for (Index i = b * 4096; i < std::min(X.rows, (b + 1) * 4096); ++i)
+      h[i] = detail::dense_row_hash(X.row(i), keys.data(), X.cols);
+  });
+  return h;
+}
+template <class Backend, class T>
+std::vector<detail::RowHash> row_hashes(const Backend& be, const CsrMatrixView<T>& X) {
+  std::vector<detail::RowHash> h(static_cast<std::size_t>(X.rows));
+  detail::parallel_for((X.rows + 4095) / 4096, be.n_threads, [&](Index b) {
+    for (Index i = b * 4096; i < std::min(X.rows, (b + 1) * 4096); ++i) {
+      const Index p = X.row_begin(i);
+      h[i] = detail::sparse_row_hash(X.values + p, X.indices + p, X.row_begin(i + 1) - p);
+    }
+  });
+  return h;
 }
 
 /// detail::check_weights on host weights (n_rows entries, finite, >= 0, a positive finite sum).

@@ -1,7 +1,7 @@
 #pragma once
 /// What the host needs to know of data the caller keeps in device memory (a DeviceMatrixView, passed as
 /// HostMatrix with on_device, and a DeviceVectorView of sample weights), without reading it on the
-/// host: its first non-finite value, the weights' first bad value and sum, and given rows. Compiled in
+/// host: its first non-finite value, the weights' first bad value and sum, given rows and the rows' hashes. Compiled in
 /// mixtura::cuda (cuda/device_data.cu) for float and double.
 
 #include <cstdint>
@@ -30,6 +30,11 @@ void find_bad_weight(const CudaBackend& be, const T* w, std::int64_t n, std::int
 /// one small device-to-host copy per row.
 template <class T>
 void copy_rows_to_host(const CudaBackend& be, HostMatrix<T> X, const std::int64_t* rows, std::int64_t m, T* out);
+
+/// out[2i], out[2i + 1] = the coarse and exact hashes of row i of device data X (core/row_hash.hpp's
+/// dense_row_hash), one thread a row.
+template <class T>
+void row_hashes(const CudaBackend& be, HostMatrix<T> X, std::uint64_t* out);
 
 }  // namespace cuda
 }  // namespace mixtura

@@ -60,20 +60,12 @@ template <class T>
 void kmeans_candidate_potentials(const CudaBackend& be, HostMatrix<T> X, RowWeights<T> w, const double* closest,
                                  const T* candidates, std::int64_t m, double* out);
 
-/// k-means++'s draws (mixtura/kmeans/draw.hpp): block_sums[b] = the masses of rows [b kDrawBlock,
-/// (b + 1) kDrawBlock) added in row order (mass_block_sum), for the ceil(n / kDrawBlock) blocks of n
-/// rows. The masses are w_i closest_i (closest: the copy held on the device for this host array, else
-/// the host array; nullptr: w_i alone). Device weights are read in place, host weights from the fit's
-/// resident copy (else uploaded).
+/// What the host needs for a round of k-means++'s draws (mixtura/kmeans/draw.hpp): the n distances into
+/// closest_out (if closest is given: the copy held on the device for this host array, else the host
+/// array) and, for device weights, the n weights into w_out.
 template <class T>
-void kmeans_mass_block_sums(const CudaBackend& be, RowWeights<T> w, std::int64_t n, const double* closest,
-                            double* block_sums);
-
-/// What the host needs to walk block `block` of the draw: its distances into closest_out (if closest
-/// is given) and, for device weights, its weights into w_out (draw_block_rows(n, block) values each).
-template <class T>
-void kmeans_fetch_mass_block(const CudaBackend& be, RowWeights<T> w, std::int64_t n, const double* closest,
-                             std::int64_t block, T* w_out, double* closest_out);
+void kmeans_fetch_masses(const CudaBackend& be, RowWeights<T> w, std::int64_t n, const double* closest, T* w_out,
+                         double* closest_out);
 
 /// Mean over features of the unweighted population variance (moments around the first row).
 template <class T>

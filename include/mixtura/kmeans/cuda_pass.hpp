@@ -7,8 +7,8 @@
 /// them there and kmeans_distances_to_assigned reads them there; the loop calls kmeans_labels_to_host
 /// before it reads or edits them on the host (lloyd.hpp), so they cross PCIe once per restart each
 /// way and when clusters are re-seeded, not every iteration. So do k-means++'s distances to the
-/// closest centre: kmeans_update_closest keeps them on the device, the candidates' potentials and the
-/// draws read them there, and a draw brings back only its block sums and the blocks it falls in
+/// closest centre: kmeans_update_closest keeps them on the device and the candidates' potentials read
+/// them there; each round of draws copies them back once, for the host's walk in the rows' order
 /// (kmeans_draw_rows, kmeans/draw.hpp).
 ///
 /// X is a MatrixView (host memory: uploaded once per fit) or a DeviceMatrixView (device memory: used
@@ -95,54 +95,34 @@ std::vector<double> kmeans_candidate_potentials(const CudaBackend& be, View<T> X
 }
 
 namespace detail {
-/// k-means++'s draws with the masses on the device (kmeans/draw.hpp): the block sums by a kernel (the
-/// distances held there, the weights in place or resident with X), then the walk on the host through
-/// the blocks the draws fall in, each copied back (kDrawBlock distances, and the weights when they are
-/// device memory): n / kDrawBlock values and a block or two a draw instead of n.
+/// k-means++'s draws with the distances on the device (kmeans/draw.hpp): the distances (and device
+/// weights) copied back, then the host's walk in the rows' order, so the rows are the CPU's.
 template <class T>
-bool draw_rows_on_device(const CudaBackend& be, cuda::RowWeights<T> w, Index n, const double* closest,
-                         const std::vector<double>& us, std::vector<Index>& out) {
-  std::vector<double> sums(static_cast<std::size_t>((n + kDrawBlock - 1) / kDrawBlock));
-  cuda::kmeans_mass_block_sums(be, w, static_cast<std::int64_t>(n), closest, sums.data());
-  double total = 0.0;
-  for (const double s : sums) total += s;
-  out.clear();
-  if (!(total > 0.0)) return false;
-  std::vector<T> wb(static_cast<std::size_t>(kDrawBlock));
-  std::vector<double> cb(static_cast<std::size_t>(kDrawBlock));
-  std::int64_t have = -1;  // the block in wb and cb
-  draw_from_blocks<T>(
-      n, sums, total, us,
-      [&](std::int64_t b) {
-        if (b != have) {
-          cuda::kmeans_fetch_mass_block(be, w, static_cast<std::int64_t>(n), closest, b, wb.data(), cb.data());
-          have = b;
-        }
-        MassBlock<T> v;
-        v.w = !w.data ? nullptr : (w.on_device ? wb.data() : w.data + b * kDrawBlock);
-        v.closest = closest ? cb.data() : nullptr;
-        return v;
-      },
-      out);
-  return true;
+bool draw_rows_on_device(const CudaBackend& be, const DrawOrder& order, cuda::RowWeights<T> w,
+                         const double* closest, const std::vector<double>& us, std::vector<Index>& out) {
+  const Index n = order.size();
+  std::vector<double> c(closest ? static_cast<std::size_t>(n) : 0);
+  std::vector<T> wd(w.data && w.on_device ? static_cast<std::size_t>(n) : 0);
+  cuda::kmeans_fetch_masses(be, w, static_cast<std::int64_t>(n), closest, wd.data(), c.data());
+  const T* wp = !w.data ? nullptr : (w.on_device ? wd.data() : w.data);
+  return draw_in_order(order, wp, closest ? c.data() : nullptr, us, out);
 }
 }  // namespace detail
 
 /// k-means++'s draws (init.hpp) on the GPU: the masses from the distances held on the device. Host
 /// weights alone (the first centre) are drawn on the host, from the host array.
 template <class T>
-bool kmeans_draw_rows(const CudaBackend& be, VectorView<T> w, Index n, const double* closest,
+bool kmeans_draw_rows(const CudaBackend& be, const detail::DrawOrder& order, VectorView<T> w, const double* closest,
                       const std::vector<double>& us, std::vector<Index>& out) {
-  if (!closest) return detail::draw_rows_on_host(n, be.n_threads, detail::weights_or_null(w), closest, us, out);
-  return detail::draw_rows_on_device(be, detail::row_weights(w), n, closest, us, out);
+  if (!closest) return detail::draw_in_order(order, detail::weights_or_null(w), closest, us, out);
+  return detail::draw_rows_on_device(be, order, detail::row_weights(w), closest, us, out);
 }
-/// The same with the weights in device memory (read in place: their block sums and blocks).
+/// The same with the weights in device memory (read there and copied back with the distances).
 template <class T>
-bool kmeans_draw_rows(const CudaBackend& be, DeviceVectorView<T> w, Index n, const double* closest,
-                      const std::vector<double>& us, std::vector<Index>& out) {
-  if (!closest && w.empty())
-    return detail::draw_rows_on_host(n, be.n_threads, static_cast<const T*>(nullptr), closest, us, out);
-  return detail::draw_rows_on_device(be, detail::row_weights(w), n, closest, us, out);
+bool kmeans_draw_rows(const CudaBackend& be, const detail::DrawOrder& order, DeviceVectorView<T> w,
+                      const double* closest, const std::vector<double>& us, std::vector<Index>& out) {
+  if (!closest && w.empty()) return detail::draw_in_order(order, static_cast<const T*>(nullptr), closest, us, out);
+  return detail::draw_rows_on_device(be, order, detail::row_weights(w), closest, us, out);
 }
 
 /// Mean over features of the (unweighted, population) variance: the scale of scikit-learn's tol.

@@ -15,52 +15,22 @@
 #include "mixtura/kmeans/draw.hpp"
 
 namespace mixtura {
-namespace detail {
-
-/// k-means++'s draws (draw.hpp) from host arrays: w (nullptr: unit weights) and closest (nullptr: the
-/// masses are the weights); the block sums on n_threads threads (the same for any number). Returns
-/// false, and leaves `out` empty, if the total mass is zero.
-template <class T>
-bool draw_rows_on_host(Index n, int n_threads, const T* w, const double* closest, const std::vector<double>& us,
-                       std::vector<Index>& out) {
-  const Index n_blocks = (n + kDrawBlock - 1) / kDrawBlock;
-  std::vector<double> block_sum(static_cast<std::size_t>(n_blocks), 0.0);
-  parallel_for(n_blocks, n_threads, [&](Index b) {
-    const Index end = std::min(n, (b + 1) * kDrawBlock);
-    block_sum[static_cast<std::size_t>(b)] = mass_block_sum(w, closest, b * kDrawBlock, end);
-  });
-  double total = 0.0;
-  for (const double s : block_sum) total += s;
-  out.clear();
-  if (!(total > 0.0)) return false;
-  draw_from_blocks<T>(
-      n, block_sum, total, us,
-      [&](std::int64_t b) {
-        MassBlock<T> v;
-        v.w = w ? w + b * kDrawBlock : nullptr;
-        v.closest = closest ? closest + b * kDrawBlock : nullptr;
-        return v;
-      },
-      out);
-  return true;
-}
-
-}  // namespace detail
-
-/// k-means++'s draws: one row per u in us with probability proportional to w_i closest_i (closest ==
-/// nullptr: to w_i), by draw.hpp's blocked inversion. Returns false (out empty) if every mass is zero.
-/// For every backend whose distances are the host array (the CPU's); the CUDA backend overloads it
-/// (kmeans/cuda_pass.hpp) to draw from the distances it keeps on the device.
+/// k-means++'s draws (draw.hpp): one row per u in us with probability proportional to w_i closest_i
+/// (closest == nullptr: to w_i), in the rows' order `order`. Returns false (out empty) if every mass is
+/// zero. For every backend whose distances are the host array (the CPU's); the CUDA backend overloads
+/// it (kmeans/cuda_pass.hpp) to bring the distances it keeps on the device back first.
 template <class Backend, class T>
-bool kmeans_draw_rows(const Backend& be, VectorView<T> w, Index n, const double* closest,
+bool kmeans_draw_rows(const Backend&, const detail::DrawOrder& order, VectorView<T> w, const double* closest,
                       const std::vector<double>& us, std::vector<Index>& out) {
-  return detail::draw_rows_on_host(n, be.n_threads, w.empty() ? nullptr : w.data, closest, us, out);
+  return detail::draw_in_order(order, w.empty() ? nullptr : w.data, closest, us, out);
 }
 
 /// Greedy k-means++ (Arthur & Vassilvitskii, with scikit-learn's local trials): the first centre is a
 /// row drawn by weight; each next one is the best of n_local_trials rows drawn with probability
 /// proportional to w_i D(x_i)^2, "best" meaning the lowest resulting potential.
-/// Random numbers: stream `stream` of the seed, drawn in order. Returns the chosen row indices.
+/// Random numbers: stream `stream` of the seed, drawn in order. The draws walk the rows in an order
+/// of their values (draw.hpp): the centres do not depend on the order of the rows, and integer weights
+/// draw as repeated rows do. Returns the chosen row indices.
 /// X: MatrixView or DeviceMatrixView; a chosen row reaches the passes as a copy (fetch_rows). w:
 /// VectorView or DeviceVectorView. The distances to the closest centre are the host array `closest`
 /// as far as this loop knows: it reads them only through the backend (the passes and
@@ -72,11 +42,12 @@ std::vector<Index> kmeans_plusplus_rows(const Backend& be, View<T> X, WView<T> w
   const Index n = X.rows;
   if (n_local_trials <= 0) n_local_trials = 2 + static_cast<int>(std::log(static_cast<double>(n_clusters)));
   const auto scope = data_scope(be);  // CUDA: X and the distances stay on the device for every step
+  const detail::DrawOrder order(row_hashes(be, X), be.n_threads);
   std::vector<Index> rows;
   rows.reserve(static_cast<std::size_t>(n_clusters));
   std::vector<Index> picked;
 
-  kmeans_draw_rows(be, w, n, nullptr, std::vector<double>{rng.next_uniform()}, picked);
+  kmeans_draw_rows(be, order, w, nullptr, std::vector<double>{rng.next_uniform()}, picked);
   rows.push_back(picked.at(0));
   std::vector<double> closest(static_cast<std::size_t>(n));
   kmeans_update_closest(be, X, w, fetch_rows(be, X, {rows[0]}).data(), closest.data(), /*reset=*/true);
@@ -84,9 +55,9 @@ std::vector<Index> kmeans_plusplus_rows(const Backend& be, View<T> X, WView<T> w
   std::vector<double> us(static_cast<std::size_t>(n_local_trials));
   for (int c = 1; c < n_clusters; ++c) {
     for (auto& u : us) u = rng.next_uniform();
-    if (!kmeans_draw_rows(be, w, n, closest.data(), us, picked)) {
+    if (!kmeans_draw_rows(be, order, w, closest.data(), us, picked)) {
       // Every row sits on a chosen centre (duplicates, k above the distinct rows): draw by weight.
-      kmeans_draw_rows(be, w, n, nullptr, us, picked);
+      kmeans_draw_rows(be, order, w, nullptr, us, picked);
     }
     const auto pots = kmeans_candidate_potentials(be, X, w, closest.data(), picked);
     const std::size_t best = static_cast<std::size_t>(std::min_element(pots.begin(), pots.end()) - pots.begin());
