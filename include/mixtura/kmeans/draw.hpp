@@ -10,8 +10,8 @@
 /// probability 2^-128 a pair; only then does their order (by index) depend on where they are.
 ///
 /// The order is held as 2^kDrawBucketBits buckets (the coarse hash's top bits), each bucket's rows
-/// sorted by (hash, index). A draw adds the masses into their buckets in row order, finds the bucket where
-/// u * total falls from the bucket sums and walks only that bucket's rows, in the order. The same for
+/// sorted by (hash, index). A draw adds the masses into their buckets in row order, finds the bucket
+/// where u * total falls from the bucket sums and walks only that bucket's rows, in the order. The same for
 /// any thread count, and on every backend: the host walks the masses it is given (the CUDA backend
 /// copies its distances back for each round of draws).
 
@@ -47,6 +47,7 @@ inline double mass_of(const T* w, const double* closest, std::int64_t i) {
 /// Bits of the hash that name a row's bucket, and the number of buckets.
 inline constexpr int kDrawBucketBits = 12;
 inline constexpr std::int64_t kDrawBuckets = std::int64_t{1} << kDrawBucketBits;
+static_assert(kDrawBucketBits <= 16, "DrawOrder keeps a row's bucket in 16 bits");
 
 /// The order in which k-means++ walks n rows (see the file comment), built from their hashes.
 struct DrawOrder {
