@@ -17,7 +17,8 @@ class MiniBatchKMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, Clust
     """K-means on random mini-batches (Sculley 2010), with scikit-learn's parameters and semantics.
 
     Each step draws ``batch_size`` rows (with replacement, with probability proportional to the sample
-    weight), assigns them to the nearest centres with the assignment pass of :class:`KMeans`, and
+    weight; when ``batch_size >= n_samples``, fit's steps take every row with its weight instead),
+    assigns them to the nearest centres with the assignment pass of :class:`KMeans`, and
     moves each centre towards the mean of its batch rows with the learning rate
     W_batch / (``counts_`` + W_batch), ``counts_`` being the weight the centre has absorbed. Batches,
     initialisation and reassignments come from a counter-based generator keyed by the seed: results
@@ -33,7 +34,8 @@ class MiniBatchKMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, Clust
     max_iter : int, default=100
         Passes over the data: fit takes at most ``max_iter * n_samples // batch_size`` steps.
     batch_size : int, default=1024
-        Rows per mini-batch (at most n_samples).
+        Rows per mini-batch (at most n_samples); from n_samples on, each step of fit takes all rows
+        with their weights (no draws), and the reassignment check runs every step.
     verbose : int, default=0
         Print each step's batch distortions, centre shift and reassignments.
     compute_labels : bool, default=True
@@ -52,8 +54,9 @@ class MiniBatchKMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, Clust
     n_init : int or "auto", default="auto"
         Initialisations; "auto": 1, or 3 for init="random".
     reassignment_ratio : float, default=0.01
-        Centres whose count falls below this fraction of the largest count are moved to random
-        rows of the batch (checked every 10 * n_clusters rows, and whenever a count is 0).
+        Centres whose count falls below this fraction of the largest count are moved to rows of the
+        batch drawn by weight, never two to the same value (checked every 10 * n_clusters rows, and
+        whenever a count is 0).
     n_threads : int in [0, 1024], default=0
         OpenMP threads of each batch's pass; 0 uses OpenMP's default. Results do not depend on it.
 
@@ -87,8 +90,12 @@ class MiniBatchKMeans(_io.ModelFileMixin, ClassNamePrefixFeaturesOutMixin, Clust
     What differs from scikit-learn's MiniBatchKMeans (docs/streams.md): the random numbers (so the
     batches are other ones, and results match in quality, not bit for bit); centres and the
     update are computed in double whatever X's dtype; a reassignment picks rows with probability
-    proportional to their weight (rows of zero weight never); ``random_state`` is drawn once into a
-    64-bit seed. SciPy sparse input (CSR; other formats are converted) is drawn into CSR batches
+    proportional to their weight (rows of zero weight never), in an order of their values, and never
+    two equal rows; when ``batch_size >= n_samples`` fit steps on all rows with their weights, where
+    scikit-learn draws n_samples rows with replacement, so that integer weights fit as repeated rows
+    do, in any row order (scikit-learn's sample-weight equivalence checks pass; with ``tol > 0`` the
+    tolerance scales the unweighted variance, as scikit-learn's); ``random_state`` is drawn once into
+    a 64-bit seed. SciPy sparse input (CSR; other formats are converted) is drawn into CSR batches
     and stepped by the sparse passes: the same steps as for the rows dense, where the labels agree.
 
     ``save(path)``, ``mixtura.load`` and pickling keep everything ``partial_fit`` resumes from (the

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <numeric>
 #include <random>
 #include <utility>
 #include <vector>
@@ -439,6 +440,76 @@ TYPED_TEST(KMeansStream, MiniBatchFindsTheBlobs) {
   EXPECT_EQ(given.events()[0].step, 0);
   EXPECT_EQ(given.events()[0].cluster, 7);
   EXPECT_GT(given.counts()[7], 0.0);
+}
+
+// batch_size >= n_samples: each step takes every row with its weight, so integer weights fit as
+// repeated rows would, shuffled or not (scikit-learn's sample-weight equivalence): the same starts
+// (k-means++ and the validation of n_init), steps, reassignments (to values drawn by weight, never
+// the same value twice) and centres, up to the order of the sums.
+TYPED_TEST(KMeansStream, MiniBatchOnWholeDataFitsIntegerWeightsAsRepeatedRows) {
+  using T = TypeParam;
+  const Index n = 150, D = 5;
+  const RowMatrix<T> x = blobs<T>(n, D, 4, 21);
+  std::mt19937 gen(5);
+  std::vector<T> w(n);
+  for (Index i = 0; i < n; ++i) w[i] = static_cast<T>(gen() % 5);  // zeros included
+  std::vector<Index> perm(n);
+  std::iota(perm.begin(), perm.end(), Index{0});
+  std::shuffle(perm.begin(), perm.end(), gen);
+  RowMatrix<T> xw(n, D);
+  std::vector<T> ww(n);
+  std::vector<Index> rep_rows;
+  for (Index i = 0; i < n; ++i) {
+    xw.row(i) = x.row(perm[i]);
+    ww[i] = w[perm[i]];
+    for (int c = 0; c < static_cast<int>(w[i]); ++c) rep_rows.push_back(i);
+  }
+  RowMatrix<T> xr(static_cast<Index>(rep_rows.size()), D);
+  for (std::size_t j = 0; j < rep_rows.size(); ++j) xr.row(static_cast<Index>(j)) = x.row(rep_rows[j]);
+  const double tol = std::is_same<T, float>::value ? 1e-5 : 1e-12;
+  for (const bool stray : {false, true}) {
+    MiniBatchKMeansParams p;
+    p.n_clusters = 6;
+    p.batch_size = 1000;
+    p.max_iter = 20;
+    p.n_init = 3;
+    p.reassignment_ratio = 0.5;  // centres reassigned in several steps
+    p.seed = 11;
+    MiniBatchKMeans<T> weighted(p), repeated(p);
+    if (stray) {  // a centre far from every row: moved at the first step
+      RowMatrix<T> init(6, D);
+      for (Index k = 0; k < 6; ++k) init.row(k) = x.row(k * 20);
+      init.row(5).setConstant(static_cast<T>(1e4));
+      weighted.fit(xw, VectorView<T>(ww.data(), n), init);
+      repeated.fit(xr, VectorView<T>{}, init);
+    } else {
+      weighted.fit(xw, VectorView<T>(ww.data(), n));
+      repeated.fit(xr);
+    }
+    SCOPED_TRACE(stray ? "given centres with a stray" : "k-means++");
+    ASSERT_EQ(weighted.n_steps(), repeated.n_steps());
+    EXPECT_EQ(weighted.n_iter(), repeated.n_iter());
+    ASSERT_EQ(weighted.events().size(), repeated.events().size());
+    EXPECT_FALSE(weighted.events().empty());
+    for (std::size_t e = 0; e < weighted.events().size(); ++e) {
+      EXPECT_EQ(weighted.events()[e].step, repeated.events()[e].step);
+      EXPECT_EQ(weighted.events()[e].cluster, repeated.events()[e].cluster);
+      EXPECT_EQ(xw.row(weighted.events()[e].row), x.row(rep_rows[static_cast<std::size_t>(repeated.events()[e].row)]));
+    }
+    const double scale = x.cwiseAbs().maxCoeff();
+    for (Index k = 0; k < 6; ++k) {
+      EXPECT_NEAR(weighted.counts()[k], repeated.counts()[k], tol * repeated.counts()[k]) << k;
+      for (Index d = 0; d < D; ++d)
+        EXPECT_NEAR(weighted.cluster_centers()(k, d), repeated.cluster_centers()(k, d), tol * scale) << k << "," << d;
+    }
+    EXPECT_NEAR(weighted.inertia(), repeated.inertia(), tol * repeated.inertia());
+    // The labels of the rows themselves.
+    for (Index i = 0; i < n; ++i)
+      if (ww[i] > 0) {
+        const auto j = std::find(rep_rows.begin(), rep_rows.end(), perm[i]) - rep_rows.begin();
+        EXPECT_EQ(weighted.labels()[i], repeated.labels()[j]) << i;
+      }
+  }
 }
 
 TYPED_TEST(KMeansStream, MiniBatchErrors) {

@@ -12,16 +12,9 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import mixtura
 
-# scikit-learn's semantics count rows, not weight: a batch holds min(batch_size, n_samples) rows and a
-# fit takes max_iter * n_samples / batch_size steps, so repeating rows changes both (scikit-learn's
-# MiniBatchKMeans fails this check too). KMeans and GaussianMixture pass it.
-XFAIL = {check: "batch size and step count follow n_samples, not the total weight (as in scikit-learn)"
-         for check in ("check_sample_weight_equivalence_on_dense_data",
-                       "check_sample_weight_equivalence_on_sparse_data")}
-
-
-@parametrize_with_checks([mixtura.MiniBatchKMeans(n_clusters=3, random_state=0, batch_size=64)],
-                         expected_failed_checks=lambda est: XFAIL)
+# All of them, the sample-weight equivalence checks included (batch_size >= their 15 rows and the ~30
+# repeated ones: whole-data steps), which scikit-learn's own MiniBatchKMeans fails.
+@parametrize_with_checks([mixtura.MiniBatchKMeans(n_clusters=3, random_state=0, batch_size=64)])
 def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
 

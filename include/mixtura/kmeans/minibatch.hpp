@@ -119,6 +119,66 @@ class WeightedRows {
   std::vector<double> cum_;
 };
 
+/// The distinct values among the rows of positive weight of X, in the order of their hashes
+/// (core/row_hash.hpp): a row of each (the first in that order) and the weight of the rows equal to it.
+/// A row of integer weight w gives what w copies of it of unit weight give, in any row order.
+struct DistinctRows {
+  std::vector<Index> first;
+  std::vector<double> mass;
+  Index size() const { return static_cast<Index>(first.size()); }
+};
+template <class XView, class T>
+DistinctRows distinct_rows(const XView& X, VectorView<T> w) {
+  const std::vector<RowHash> hash = row_hashes(CpuBackend{1}, X);
+  std::vector<Index> order;
+  for (Index i = 0; i < X.rows; ++i)
+    if (row_weight(w, i) > 0) order.push_back(i);
+  std::stable_sort(order.begin(), order.end(), [&](Index a, Index b) { return hash[a] < hash[b]; });
+  DistinctRows v;
+  for (std::size_t p = 0; p < order.size(); ++p) {
+    if (p == 0 || !(hash[order[p]] == hash[order[p - 1]])) {
+      v.first.push_back(order[p]);
+      v.mass.push_back(0.0);
+    }
+    v.mass.back() += row_weight(w, order[p]);
+  }
+  return v;
+}
+
+/// Up to m of the values drawn without replacement, each with probability proportional to its weight
+/// among those left (counters [0, m) of rng), as rows of X: a value drawn is not drawn again. Fewer
+/// than m when fewer values are left.
+inline std::vector<Index> draw_distinct(const DistinctRows& values, Index m, const CounterRng& rng) {
+  const std::vector<double>& mass = values.mass;
+  // A sum tree over the values' masses: a draw descends it in O(log n); a drawn value's leaf is set to 0
+  // and its ancestors are added again from their children (no running subtraction, no drift).
+  const std::size_t nv = mass.size();
+  std::size_t leaves = 1;
+  while (leaves < nv) leaves *= 2;
+  std::vector<double> tree(2 * leaves, 0.0);
+  std::copy(mass.begin(), mass.end(), tree.begin() + static_cast<std::ptrdiff_t>(leaves));
+  for (std::size_t t = leaves - 1; t >= 1; --t) tree[t] = tree[2 * t] + tree[2 * t + 1];
+  std::vector<Index> out;
+  for (Index j = 0; j < m && tree[1] > 0; ++j) {
+    double target = rng.uniform_at(static_cast<std::uint64_t>(j)) * tree[1];
+    std::size_t t = 1;
+    while (t < leaves) {
+      if (target < tree[2 * t]) {
+        t = 2 * t;
+      } else {
+        target -= tree[2 * t];
+        t = 2 * t + 1;
+      }
+    }
+    if (!(tree[t] > 0))  // round-off past the last value of positive mass: that value
+      for (t = 1; t < leaves;) t = tree[2 * t + 1] > 0 ? 2 * t + 1 : 2 * t;
+    out.push_back(values.first[t - leaves]);
+    tree[t] = 0;
+    for (t /= 2; t >= 1; t /= 2) tree[t] = tree[2 * t] + tree[2 * t + 1];
+  }
+  return out;
+}
+
 /// Rows `rows` of X into `out` (rows.size() x X.cols) and their weights into `w_out` (if w is given).
 template <class T>
 void gather_rows(MatrixView<T> X, VectorView<T> w, const std::vector<Index>& rows, RowMatrix<T>& out,
@@ -188,7 +248,9 @@ struct MiniBatchConvergence {
 /// Mini-batch K-means of n_samples rows of n_features values (T = float or double).
 ///
 /// fit() draws batches of batch_size rows (with replacement, with probability proportional to the
-/// sample weight) from the counter-based generator keyed by the seed; each step assigns the batch to
+/// sample weight) from the counter-based generator keyed by the seed; when batch_size >= n_samples,
+/// each step takes all rows with their weights instead, so that integer weights fit as repeated rows
+/// would, in any row order (with tol = 0: tol scales the unweighted variance). Each step assigns the batch to
 /// the nearest centres and moves each centre towards the mean of its batch rows by the step size
 /// W_batch / (count + W_batch) (count: the weight it absorbed so far). partial_fit() takes its X as one
 /// batch. Results are bit-identical for any number of threads. fit() and partial_fit() have the strong
@@ -269,19 +331,29 @@ class MiniBatchKMeans {
 
     const double tol_abs = p.tol > 0 ? p.tol * mean_feature_variance(be, X) : 0.0;
     const std::int64_t n_steps = std::max<std::int64_t>(1, static_cast<std::int64_t>(p.max_iter) * n / batch);
+    // batch_size >= n_samples: every step takes the whole data with its weights (no draws), so that
+    // integer weights fit as repeated rows would, in any row order.
+    const bool whole = p.batch_size >= n;
     const detail::WeightedRows sampler(sample_weight, n);
     const CounterRng batches(p.seed, detail::kStreamBatches);
     detail::MiniBatchConvergence conv;
     std::vector<Index> rows(static_cast<std::size_t>(batch));
+    if (whole) std::iota(rows.begin(), rows.end(), Index{0});
     detail::batch_t<XView> xb;
     std::vector<T> no_weights;
     double last_mean = 0;
     for (std::int64_t i = 0; i < n_steps; ++i) {
-      const std::uint64_t first = static_cast<std::uint64_t>(i) * static_cast<std::uint64_t>(batch);
-      for (Index j = 0; j < batch; ++j) rows[j] = sampler.draw(batches.uniform_at(first + static_cast<std::uint64_t>(j)));
-      detail::gather_rows(X, VectorView<T>{}, rows, xb, no_weights);  // drawn by weight: unit weights in the step
-      const MiniBatchStep rec = step(be, next, detail::view_of(xb), VectorView<T>{}, rows);
-      last_mean = rec.distortion_assign / static_cast<double>(batch);
+      MiniBatchStep rec;
+      if (whole) {
+        rec = step(be, next, X, sample_weight, rows, true);
+      } else {
+        const std::uint64_t first = static_cast<std::uint64_t>(i) * static_cast<std::uint64_t>(batch);
+        for (Index j = 0; j < batch; ++j) rows[j] = sampler.draw(batches.uniform_at(first + static_cast<std::uint64_t>(j)));
+        detail::gather_rows(X, VectorView<T>{}, rows, xb, no_weights);  // drawn by weight: unit weights in the step
+        rec = step(be, next, detail::view_of(xb), VectorView<T>{}, rows, false);
+      }
+      // The batch's distortion per unit of weight (drawn batches: per row).
+      last_mean = rec.distortion_assign / (whole ? total_weight : static_cast<double>(batch));
       if (conv.stop(i, last_mean, rec.center_shift, batch, n, tol_abs, p.max_no_improvement)) break;
     }
     next.n_iter = static_cast<int>((next.state.n_steps * batch + n - 1) / n);
@@ -321,7 +393,7 @@ class MiniBatchKMeans {
     detail::check_chunk_weights(where, sample_weight, X.rows);
     std::vector<Index> rows(static_cast<std::size_t>(X.rows));
     std::iota(rows.begin(), rows.end(), Index{0});
-    step(be, next, X, sample_weight, rows);
+    step(be, next, X, sample_weight, rows, false);
     next.labels.clear();
     if (p.compute_labels) {
       next.labels.resize(static_cast<std::size_t>(X.rows));
@@ -510,20 +582,26 @@ class MiniBatchKMeans {
     return fetch_rows(be, Xs, picked);
   }
 
-  /// n_init initialisations; the one of lowest distortion on init_size rows drawn uniformly wins.
+  /// n_init initialisations; the one of lowest distortion on init_size rows drawn uniformly (all rows
+  /// with their weights when init_size >= n) wins.
   template <class XView>
   RowMatrix<T> best_initialisation(const CpuBackend& be, const XView& X, VectorView<T> w, Index batch) const {
     const Index init_size = resolved_init_size(batch, X.rows);
-    const auto valid = detail::uniform_rows(CounterRng(params_.seed, detail::kStreamValidationRows), 0, init_size, X.rows);
     detail::batch_t<XView> xv;
     std::vector<T> wv;
-    detail::gather_rows(X, w, valid, xv, wv);
-    const VectorView<T> wvv = w.empty() ? VectorView<T>{} : VectorView<T>(wv.data(), static_cast<Index>(wv.size()));
+    XView Xv = X;
+    VectorView<T> wvv = w;
+    if (params_.n_init > 1 && init_size < X.rows) {
+      const auto valid = detail::uniform_rows(CounterRng(params_.seed, detail::kStreamValidationRows), 0, init_size, X.rows);
+      detail::gather_rows(X, w, valid, xv, wv);
+      Xv = detail::view_of(xv);
+      wvv = w.empty() ? VectorView<T>{} : VectorView<T>(wv.data(), static_cast<Index>(wv.size()));
+    }
     RowMatrix<T> best;
     double best_j = 0;
     for (int r = 0; r < params_.n_init; ++r) {
       RowMatrix<T> c = initialisation(be, X, w, init_size, r);
-      const double j = params_.n_init == 1 ? 0.0 : kmeans_predict(be, detail::view_of(xv), wvv, c, nullptr);
+      const double j = params_.n_init == 1 ? 0.0 : kmeans_predict(be, Xv, wvv, c, nullptr);
       if (r == 0 || j < best_j) {
         best = std::move(c);
         best_j = j;
@@ -544,13 +622,16 @@ class MiniBatchKMeans {
   }
 
   /// One step on batch X (data_rows[i]: the row of the caller's data that X's row i is, for events).
+  /// whole: X is all of fit's data, and the reassignment check runs every step (each step has seen
+  /// every row, whatever their number).
   template <class XView>
   MiniBatchStep step(const CpuBackend& be, Fitted& f, const XView& X, VectorView<T> w,
-                     const std::vector<Index>& data_rows) const {
+                     const std::vector<Index>& data_rows, bool whole) const {
     detail::Stopwatch clock;
     MiniBatchKMeansState<T>& st = f.state;
     const Index K = st.centers.rows(), D = st.centers.cols();
-    const bool reassign = reassign_due(st, std::min(params_.batch_size, X.rows));
+    if (whole) st.n_since_reassign = 0;
+    const bool reassign = whole || reassign_due(st, std::min(params_.batch_size, X.rows));
     std::vector<std::int32_t> labels(static_cast<std::size_t>(X.rows), -1);
     // A thread per 2^22 multiply-adds of the batch at most: a batch of 1024 rows, K = 32, D = 8 takes
     // ~50 us on one thread, and a parallel region per step cost ~12 ms a step on a loaded 2-core
@@ -597,9 +678,10 @@ class MiniBatchKMeans {
     return rec;
   }
 
-  /// Moves centres whose count is below reassignment_ratio times the largest to random rows of the
-  /// batch (at most half the batch's rows, the lowest counts first), then raises their counts to the
-  /// lowest count kept, as scikit-learn does. moved(k, new_centre) is called before each move.
+  /// Moves centres whose count is below reassignment_ratio times the largest to rows of the batch
+  /// drawn by weight, never two to the same value (at most half the batch's distinct values, the
+  /// lowest counts first), then raises their counts to the lowest count kept, as scikit-learn does.
+  /// moved(k, new_centre) is called before each move.
   template <class XView, class Moved>
   int reassign_starved(Fitted& f, const XView& X, VectorView<T> w, const std::vector<Index>& data_rows,
                        Moved&& moved) const {
@@ -612,15 +694,15 @@ class MiniBatchKMeans {
     std::vector<char> flagged(static_cast<std::size_t>(K), 0);
     Index n_flagged = 0;
     for (Index k = 0; k < K; ++k) n_flagged += flagged[k] = st.counts[k] < limit;
-    if (static_cast<double>(n_flagged) > 0.5 * static_cast<double>(X.rows)) {
-      for (std::size_t e = static_cast<std::size_t>(X.rows / 2); e < order.size(); ++e) flagged[order[e]] = 0;
+    if (n_flagged == 0) return 0;
+    const detail::DistinctRows values = detail::distinct_rows(X, w);
+    if (static_cast<double>(n_flagged) > 0.5 * static_cast<double>(values.size())) {
+      for (std::size_t e = static_cast<std::size_t>(values.size() / 2); e < order.size(); ++e) flagged[order[e]] = 0;
       n_flagged = std::count(flagged.begin(), flagged.end(), 1);
     }
-    if (n_flagged == 0) return 0;
-    const Index n_pick = std::min(n_flagged, detail::count_positive(w, X.rows));
-    const auto picked = random_rows(X, w, static_cast<int>(n_pick),
-                                    CounterRng(params_.seed, detail::kStreamReassign + static_cast<std::uint64_t>(st.n_steps)),
-                                    1);
+    const auto picked = detail::draw_distinct(
+        values, n_flagged, CounterRng(params_.seed, detail::kStreamReassign + static_cast<std::uint64_t>(st.n_steps)));
+    const Index n_pick = static_cast<Index>(picked.size());
     double kept_min = std::numeric_limits<double>::infinity();
     for (Index k = 0; k < K; ++k)
       if (!flagged[k]) kept_min = std::min(kept_min, st.counts[k]);
