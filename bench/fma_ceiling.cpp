@@ -8,7 +8,7 @@
 // Prints one JSON object: the vector width, vector FMAs per second on one thread and on T threads
 // (independent chains of a*x + b, as many as the registers hold), and per shape the Lloyd iteration
 // (median over iterations 2..I of R fits from the same centres) against the ideal N*K*D lane FMAs at
-// the T-thread ceiling.
+// the T-thread ceiling, and the time to read X once on T threads (the pass's floor from memory).
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -89,6 +89,36 @@ double fma_rate(int threads) {
   return best;
 }
 
+/// Seconds to read n floats once on `threads` threads (each its share, summed in kChains vector
+/// accumulators so that the adds never wait): best of 5, after one untimed read. The pass reads X once
+/// an iteration, so at large N*D this is its floor whatever the arithmetic.
+double read_seconds(const std::vector<float>& x, int threads) {
+  const long long n = static_cast<long long>(x.size()) / (kLanes * kChains) * (kLanes * kChains);
+  double best = 1e30;
+  volatile float sink = 0;
+  for (int rep = 0; rep < 6; ++rep) {
+    const mixtura::detail::Stopwatch clock;
+    float s = 0;
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(threads) schedule(static) reduction(+ : s)
+#endif
+    for (long long i = 0; i < n; i += kLanes * kChains) {
+      Vec acc[kChains];
+      for (int j = 0; j < kChains; ++j) acc[j] = splat(0.0f);
+      for (int j = 0; j < kChains; ++j) {
+        Vec v;
+        std::memcpy(&v, x.data() + i + j * kLanes, sizeof v);
+        acc[j] = fma(splat(1.0f), v, acc[j]);
+      }
+      for (int j = 0; j < kChains; ++j) s += lane_sum(acc[j]);
+    }
+    const double t = clock.seconds();
+    sink = sink + s;
+    if (rep > 0) best = std::min(best, t);
+  }
+  return best;
+}
+
 struct Shape {
   long long n, d, k;
 };
@@ -147,9 +177,11 @@ int main(int argc, char** argv) {
       }
       const double measured = mixtura::detail::median(per_iter);
       const double ideal = static_cast<double>(s.n) * s.d * s.k / kLanes / all;  // distance FMAs only
+      const double read = read_seconds(x, threads);
       std::printf("%s{\"n\": %lld, \"d\": %lld, \"k\": %lld, \"iteration_ms\": %.3f, \"ideal_ms\": %.3f, "
-                  "\"ratio\": %.2f}",
-                  first ? "" : ", ", s.n, s.d, s.k, 1e3 * measured, 1e3 * ideal, measured / ideal);
+                  "\"ratio\": %.2f, \"read_x_ms\": %.3f, \"read_gb_per_s\": %.1f}",
+                  first ? "" : ", ", s.n, s.d, s.k, 1e3 * measured, 1e3 * ideal, measured / ideal, 1e3 * read,
+                  static_cast<double>(x.size()) * sizeof(float) / read * 1e-9);
       first = false;
       std::fflush(stdout);
     }
