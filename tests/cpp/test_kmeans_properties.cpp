@@ -47,6 +47,49 @@ TYPED_TEST(KMeansProperties, TraceNeverRises) {
   }
 }
 
+// k-means++'s passes and transform compute several exact distances at once (sq_dist_pairs:
+// independent chains) where the feature count is a multiple of 8; each must have sq_dist's bits, in
+// every group size, since the CUDA backend and the replays compute the same distances one at a time.
+// Other feature counts go through sq_dist itself (its scalar tail is the vectoriser's to fuse or not).
+TYPED_TEST(KMeansProperties, DistancesInPairsHaveTheSingleDistancesBits) {
+  using T = TypeParam;
+  EXPECT_FALSE(detail::pairs_fit(9));
+  EXPECT_FALSE(detail::pairs_fit(70));
+  std::mt19937_64 gen(3);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  for (const Index d : {8, 16, 24, 64, 72, 128}) {
+    for (const Index count : {1, 2, 5, 7, 8, 9, 13, 17}) {
+      std::vector<std::vector<T>> x(static_cast<std::size_t>(count)), c(static_cast<std::size_t>(count));
+      std::vector<std::vector<double>> cd(static_cast<std::size_t>(count));
+      for (Index p = 0; p < count; ++p) {
+        for (Index j = 0; j < d; ++j) {
+          x[p].push_back(static_cast<T>(1e3 * normal(gen)));
+          c[p].push_back(static_cast<T>(1e3 + normal(gen)));
+        }
+        cd[p].assign(c[p].begin(), c[p].end());
+      }
+      std::vector<double> got(static_cast<std::size_t>(count), -1.0);
+      Index calls = 0;
+      detail::for_pair_groups(count, [&](auto M, Index first) {
+        const T* xs[M];
+        const double* cs[M];
+        for (int m = 0; m < M; ++m) {
+          xs[m] = x[first + m].data();
+          cs[m] = cd[first + m].data();
+        }
+        detail::sq_dist_pairs<M>(xs, cs, d, got.data() + first);
+        calls += M;
+      });
+      ASSERT_EQ(calls, count);
+      for (Index p = 0; p < count; ++p) {
+        const double want = detail::sq_dist(x[p].data(), c[p].data(), d);
+        EXPECT_EQ(std::memcmp(&want, &got[p], sizeof want), 0) << "d " << d << " count " << count << " pair " << p
+                                                                << ": " << want << " vs " << got[p];
+      }
+    }
+  }
+}
+
 // The J recorded after the update comes from the statistics alone (no pass over the data); it must
 // equal the distortion recomputed directly. Fit A stops after t iterations: its final labels are
 // c_t (assigned by the centres mu_t). Fit B runs t + 1: its last iteration assigns the same c_t and

@@ -93,6 +93,29 @@ inline DV load_widened(const T* p) {
 }
 #endif
 
+#if MIXTURA_HAS_VECTOR_EXT
+/// out[i][r] = in[r][i] for eight vectors of eight lanes (GCC/Clang vector extensions): three rounds
+/// of two-vector shuffles, no arithmetic.
+template <class V>
+inline void transpose8(const V* in, V* out) {
+  V t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = __builtin_shufflevector(in[i], in[i + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+    t[i + 1] = __builtin_shufflevector(in[i], in[i + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = __builtin_shufflevector(t[i], t[i + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+    u[i + 1] = __builtin_shufflevector(t[i], t[i + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+    u[i + 2] = __builtin_shufflevector(t[i + 1], t[i + 3], 0, 1, 8, 9, 4, 5, 12, 13);
+    u[i + 3] = __builtin_shufflevector(t[i + 1], t[i + 3], 2, 3, 10, 11, 6, 7, 14, 15);
+  }
+  for (int i = 0; i < 4; ++i) {
+    out[i] = __builtin_shufflevector(u[i], u[i + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+    out[i + 4] = __builtin_shufflevector(u[i], u[i + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+  }
+}
+#endif
+
 /// xt[d * ld + r] = x[r * stride + d] - shift[d] for r < rows, d < cols: a block of rows moved by
 /// -shift and transposed, 8 x 8 (float) or 4 x 4 (double) tiles at a time in registers, the ragged
 /// edges element by element (the same rounded differences on every path).
@@ -115,21 +138,7 @@ inline void transpose_rows(const T* x, Index stride, Index rows, Index cols, con
 #pragma GCC unroll 8
       for (int i = 0; i < kTile; ++i) in[i] -= sv;
       if constexpr (kTile == 8) {
-        V t[8], u[8];
-        for (int i = 0; i < 8; i += 2) {
-          t[i] = __builtin_shufflevector(in[i], in[i + 1], 0, 8, 1, 9, 4, 12, 5, 13);
-          t[i + 1] = __builtin_shufflevector(in[i], in[i + 1], 2, 10, 3, 11, 6, 14, 7, 15);
-        }
-        for (int i = 0; i < 8; i += 4) {
-          u[i] = __builtin_shufflevector(t[i], t[i + 2], 0, 1, 8, 9, 4, 5, 12, 13);
-          u[i + 1] = __builtin_shufflevector(t[i], t[i + 2], 2, 3, 10, 11, 6, 7, 14, 15);
-          u[i + 2] = __builtin_shufflevector(t[i + 1], t[i + 3], 0, 1, 8, 9, 4, 5, 12, 13);
-          u[i + 3] = __builtin_shufflevector(t[i + 1], t[i + 3], 2, 3, 10, 11, 6, 7, 14, 15);
-        }
-        for (int i = 0; i < 4; ++i) {
-          out[i] = __builtin_shufflevector(u[i], u[i + 4], 0, 1, 2, 3, 8, 9, 10, 11);
-          out[i + 4] = __builtin_shufflevector(u[i], u[i + 4], 4, 5, 6, 7, 12, 13, 14, 15);
-        }
+        transpose8(in, out);
       } else {
         const V t0 = __builtin_shufflevector(in[0], in[1], 0, 4, 2, 6);
         const V t1 = __builtin_shufflevector(in[0], in[1], 1, 5, 3, 7);

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <stdexcept>
@@ -43,6 +44,103 @@ inline double sq_dist(const T* x, const T* c, Index d) {
     acc[l] += t * t;
   }
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+/// sq_dist(x[m], c[m], d) for M pairs at once, each with sq_dist's arithmetic in sq_dist's order (the
+/// same bits): M independent chains of additions instead of one, so that the pipes do not wait on
+/// one chain's latency (k-means++'s passes call it per row; one sq_dist at a time ran at a tenth of the
+/// machine's multiply-add rate). c: doubles (a centre or candidate converted once: the same values).
+/// d must be a multiple of 8 (pairs_fit): sq_dist's scalar tail is fused into multiply-adds or not
+/// as the compiler's vectoriser decides per level, which a vector tail cannot follow bit for bit.
+template <int M, bool kSameX = false, class T>
+inline void sq_dist_pairs(const T* const* x, const double* const* c, Index d, double* out) {
+#if MIXTURA_HAS_VECTOR_EXT && !defined(MIXTURA_DISABLE_SIMD)
+  // sq_dist's eight lanes as one vector per pair, kept in registers. kSameX: every x[m] is x[0]
+  // (one row against several centres), converted once.
+  typedef double V __attribute__((vector_size(64)));
+  typedef T VT __attribute__((vector_size(8 * sizeof(T))));
+  // 8 values of T at p, in double (a lambda returning V would be a call with a 64-byte vector
+  // argument ABI below AVX-512: GCC warns, -Wpsabi).
+  VT raw;
+#define MIXTURA_LOAD8(out, p)        \
+  std::memcpy(&raw, (p), sizeof raw); \
+  const V out = __builtin_convertvector(raw, V)
+  V acc[M];
+#pragma GCC unroll 8
+  for (int m = 0; m < M; ++m) acc[m] = V{};
+  Index j = 0;
+  for (; j + 8 <= d; j += 8) {
+    MIXTURA_LOAD8(x0, x[0] + j);
+#pragma GCC unroll 8
+    for (int m = 0; m < M; ++m) {
+      V cv;
+      std::memcpy(&cv, c[m] + j, sizeof cv);
+      V t;
+      if (kSameX || m == 0) {
+        t = x0 - cv;
+      } else {
+        MIXTURA_LOAD8(xm, x[m] + j);
+        t = xm - cv;
+      }
+      acc[m] += t * t;
+    }
+  }
+  // sq_dist's sum of the lanes, ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)), for all pairs at
+  // once: the 8 x 8 block of lanes transposed (pairs past M are zeros), so that b[l][m] = acc[m][l],
+  // then the same additions vector by vector.
+  V a[8], b[8];
+#pragma GCC unroll 8
+  for (int m = 0; m < 8; ++m) a[m] = m < M ? acc[m] : V{};
+  transpose8(a, b);
+  const V sum = ((b[0] + b[1]) + (b[2] + b[3])) + ((b[4] + b[5]) + (b[6] + b[7]));
+#pragma GCC unroll 8
+  for (int m = 0; m < M; ++m) out[m] = sum[m];
+#undef MIXTURA_LOAD8
+#else
+  for (int m = 0; m < M; ++m) {
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    Index j = 0;
+    for (; j + 8 <= d; j += 8)
+      for (int l = 0; l < 8; ++l) {
+        const double t = static_cast<double>(x[m][j + l]) - c[m][j + l];
+        acc[l] += t * t;
+      }
+    for (int l = 0; j < d; ++j, ++l) {
+      const double t = static_cast<double>(x[m][j]) - c[m][j];
+      acc[l] += t * t;
+    }
+    out[m] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  }
+#endif
+}
+
+/// Whether sq_dist_pairs takes rows of d features (else the callers run sq_dist pair by pair).
+inline constexpr bool pairs_fit(Index d) {
+#if MIXTURA_HAS_VECTOR_EXT && !defined(MIXTURA_DISABLE_SIMD)
+  return d % 8 == 0;
+#else
+  return d < 0;  // the scalar path: sq_dist itself
+#endif
+}
+
+/// Pairs per sq_dist_pairs call: chains enough to cover the multiply-add latency, few enough that the
+/// accumulators (M x 8 doubles) stay in registers.
+inline constexpr int kDistPairs = MIXTURA_SIMD_BYTES >= 64 ? 8 : 4;
+
+/// Calls f(M) with a compile-time M = kDistPairs for each full group of the `count` pairs and with the
+/// remainder (1 .. kDistPairs - 1) for the last: f(std::integral_constant<int, M>{}, first).
+template <class F>
+inline void for_pair_groups(Index count, F&& f) {
+  Index p = 0;
+  for (; p + kDistPairs <= count; p += kDistPairs) f(std::integral_constant<int, kDistPairs>{}, p);
+  switch (count - p) {
+#define MIXTURA_PAIRS_CASE(n) \
+  case n: if constexpr (n < kDistPairs) f(std::integral_constant<int, n>{}, p); break;
+    MIXTURA_PAIRS_CASE(1) MIXTURA_PAIRS_CASE(2) MIXTURA_PAIRS_CASE(3) MIXTURA_PAIRS_CASE(4)
+    MIXTURA_PAIRS_CASE(5) MIXTURA_PAIRS_CASE(6) MIXTURA_PAIRS_CASE(7)
+#undef MIXTURA_PAIRS_CASE
+    default: break;
+  }
 }
 
 /// Calls f(std::integral_constant<int, D>{}) for 1 <= d <= 16 and f(std::integral_constant<int, 0>{})
@@ -1128,11 +1226,27 @@ std::vector<double> kmeans_distances_to_assigned(const CpuBackend& be, MatrixVie
 template <class T>
 RowMatrix<T> kmeans_transform(const CpuBackend& be, MatrixView<T> X, const RowMatrix<T>& C) {
   RowMatrix<T> out(X.rows, C.rows());
+  const RowMatrix<double> cd = C.template cast<double>();  // the same values, converted once
   detail::for_blocks(X.rows, 1024, be.n_threads, [] { return detail::NoScratch{}; },
                      [&](detail::NoScratch&, Index begin, Index end) {
-                       for (Index i = begin; i < end; ++i)
-                         for (Index k = 0; k < C.rows(); ++k)
-                           out(i, k) = static_cast<T>(std::sqrt(detail::sq_dist(X.row(i), C.row(k).data(), X.cols)));
+                       for (Index i = begin; i < end; ++i) {
+                         if (!detail::pairs_fit(X.cols)) {
+                           for (Index k = 0; k < C.rows(); ++k)
+                             out(i, k) = static_cast<T>(std::sqrt(detail::sq_dist(X.row(i), C.row(k).data(), X.cols)));
+                           continue;
+                         }
+                         detail::for_pair_groups(C.rows(), [&](auto M, Index k0) {  // sq_dist's bits
+                           const T* xs[M];
+                           const double* cs[M];
+                           double d[M];
+                           for (int m = 0; m < M; ++m) {
+                             xs[m] = X.row(i);
+                             cs[m] = cd.row(k0 + m).data();
+                           }
+                           detail::sq_dist_pairs<M, true>(xs, cs, X.cols, d);
+                           for (int m = 0; m < M; ++m) out(i, k0 + m) = static_cast<T>(std::sqrt(d[m]));
+                         });
+                       }
                      });
   return out;
 }
@@ -1141,14 +1255,34 @@ RowMatrix<T> kmeans_transform(const CpuBackend& be, MatrixView<T> X, const RowMa
 template <class T>
 double kmeans_update_closest(const CpuBackend& be, MatrixView<T> X, VectorView<T> w, const T* c, double* closest,
                              bool reset) {
+  const std::vector<double> cd(c, c + X.cols);
   return detail::fold_rows(
              X.rows, 4096, be.n_threads, [] { return detail::SumStat{}; }, [] { return detail::NoScratch{}; },
              [&](detail::SumStat& s, detail::NoScratch&, Index begin, Index end) {
-               for (Index i = begin; i < end; ++i) {
-                 const double d = detail::sq_dist(X.row(i), c, X.cols);
-                 closest[i] = reset ? d : std::min(closest[i], d);
-                 s.value += detail::row_weight(w, i) * closest[i];
+               if (!detail::pairs_fit(X.cols)) {
+                 for (Index i = begin; i < end; ++i) {
+                   const double d = detail::sq_dist(X.row(i), c, X.cols);
+                   closest[i] = reset ? d : std::min(closest[i], d);
+                   s.value += detail::row_weight(w, i) * closest[i];
+                 }
+                 return;
                }
+               // kDistPairs rows at a time against c (sq_dist_pairs: sq_dist's bits); rows in order.
+               detail::for_pair_groups(end - begin, [&](auto M, Index p) {
+                 const T* xs[M];
+                 const double* cs[M];
+                 double d[M];
+                 for (int m = 0; m < M; ++m) {
+                   xs[m] = X.row(begin + p + m);
+                   cs[m] = cd.data();
+                 }
+                 detail::sq_dist_pairs<M>(xs, cs, X.cols, d);
+                 for (int m = 0; m < M; ++m) {
+                   const Index i = begin + p + m;
+                   closest[i] = reset ? d[m] : std::min(closest[i], d[m]);
+                   s.value += detail::row_weight(w, i) * closest[i];
+                 }
+               });
              })
       .value;
 }
@@ -1164,14 +1298,31 @@ std::vector<double> kmeans_candidate_potentials(const CpuBackend& be, MatrixView
     }
   };
   const std::size_t m = candidates.size();
+  std::vector<std::vector<double>> cand(m);  // the candidates in double, converted once
+  for (std::size_t j = 0; j < m; ++j) cand[j].assign(X.row(candidates[j]), X.row(candidates[j]) + X.cols);
   return detail::fold_rows(
              X.rows, 4096, be.n_threads, [&] { return Pots{std::vector<double>(m, 0.0)}; },
              [] { return detail::NoScratch{}; },
              [&](Pots& s, detail::NoScratch&, Index begin, Index end) {
                for (Index i = begin; i < end; ++i) {
                  const double wi = detail::row_weight(w, i);
-                 for (std::size_t j = 0; j < m; ++j)
-                   s.v[j] += wi * std::min(closest[i], detail::sq_dist(X.row(i), X.row(candidates[j]), X.cols));
+                 if (!detail::pairs_fit(X.cols)) {
+                   for (std::size_t j = 0; j < m; ++j)
+                     s.v[j] += wi * std::min(closest[i], detail::sq_dist(X.row(i), X.row(candidates[j]), X.cols));
+                   continue;
+                 }
+                 // kDistPairs candidates at a time (sq_dist_pairs: sq_dist's bits).
+                 detail::for_pair_groups(static_cast<Index>(m), [&](auto M, Index p) {
+                   const T* xs[M];
+                   const double* cs[M];
+                   double d[M];
+                   for (int q = 0; q < M; ++q) {
+                     xs[q] = X.row(i);
+                     cs[q] = cand[static_cast<std::size_t>(p + q)].data();
+                   }
+                   detail::sq_dist_pairs<M, true>(xs, cs, X.cols, d);
+                   for (int q = 0; q < M; ++q) s.v[static_cast<std::size_t>(p + q)] += wi * std::min(closest[i], d[q]);
+                 });
                }
              })
       .v;
