@@ -2,6 +2,7 @@
 /// K-means data passes on the CPU: the only code here that touches all N rows.
 
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -55,6 +56,7 @@ inline double sq_dist(const T* x, const T* c, Index d) {
 template <int M, bool kSameX = false, class T>
 inline void sq_dist_pairs(const T* const* x, const double* const* c, Index d, double* out) {
 #if MIXTURA_HAS_VECTOR_EXT && !defined(MIXTURA_DISABLE_SIMD)
+  assert(d % 8 == 0 && "sq_dist_pairs: d must be a multiple of 8 (pairs_fit)");
   // sq_dist's eight lanes as one vector per pair, kept in registers. kSameX: every x[m] is x[0]
   // (one row against several centres), converted once.
   typedef double V __attribute__((vector_size(64)));
