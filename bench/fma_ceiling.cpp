@@ -70,23 +70,34 @@ float fma_chains(long long rounds) {
   return s;
 }
 
+/// The shortest of `reps` timed calls of run() (after `warm` untimed ones); run returns a sum that is
+/// kept, so that the work is not dropped.
+template <class Run>
+double best_seconds(int warm, int reps, Run&& run) {
+  double best = 1e30;
+  volatile float sink = 0;
+  for (int rep = 0; rep < warm + reps; ++rep) {
+    const mixtura::detail::Stopwatch clock;
+    const float s = run();
+    const double t = clock.seconds();
+    sink = sink + s;
+    if (rep >= warm) best = std::min(best, t);
+  }
+  return best;
+}
+
 /// Vector FMAs per second on `threads` threads at once: best of 5 runs of ~0.2 s each.
 double fma_rate(int threads) {
   const long long rounds = 30'000'000;
-  double best = 0;
-  volatile float sink = 0;
-  for (int rep = 0; rep < 5; ++rep) {
-    const mixtura::detail::Stopwatch clock;
+  const double t = best_seconds(0, 5, [&] {
     float s = 0;
 #if defined(_OPENMP)
 #pragma omp parallel num_threads(threads) reduction(+ : s)
 #endif
     s += fma_chains(rounds);
-    const double t = clock.seconds();
-    sink = sink + s;
-    best = std::max(best, static_cast<double>(threads) * static_cast<double>(rounds) * kChains / t);
-  }
-  return best;
+    return s;
+  });
+  return static_cast<double>(threads) * static_cast<double>(rounds) * kChains / t;
 }
 
 /// Seconds to read n floats once on `threads` threads (each its share, summed in kChains vector
@@ -94,10 +105,7 @@ double fma_rate(int threads) {
 /// an iteration, so at large N*D this is its floor whatever the arithmetic.
 double read_seconds(const std::vector<float>& x, int threads) {
   const long long n = static_cast<long long>(x.size()) / (kLanes * kChains) * (kLanes * kChains);
-  double best = 1e30;
-  volatile float sink = 0;
-  for (int rep = 0; rep < 6; ++rep) {
-    const mixtura::detail::Stopwatch clock;
+  return best_seconds(1, 5, [&] {
     float s = 0;
 #if defined(_OPENMP)
 #pragma omp parallel for num_threads(threads) schedule(static) reduction(+ : s)
@@ -112,11 +120,8 @@ double read_seconds(const std::vector<float>& x, int threads) {
       }
       for (int j = 0; j < kChains; ++j) s += lane_sum(acc[j]);
     }
-    const double t = clock.seconds();
-    sink = sink + s;
-    if (rep > 0) best = std::min(best, t);
-  }
-  return best;
+    return s;
+  });
 }
 
 struct Shape {

@@ -1231,12 +1231,13 @@ RowMatrix<T> kmeans_transform(const CpuBackend& be, MatrixView<T> X, const RowMa
   const RowMatrix<double> cd = C.template cast<double>();  // the same values, converted once
   detail::for_blocks(X.rows, 1024, be.n_threads, [] { return detail::NoScratch{}; },
                      [&](detail::NoScratch&, Index begin, Index end) {
-                       for (Index i = begin; i < end; ++i) {
-                         if (!detail::pairs_fit(X.cols)) {
+                       if (!detail::pairs_fit(X.cols)) {
+                         for (Index i = begin; i < end; ++i)
                            for (Index k = 0; k < C.rows(); ++k)
                              out(i, k) = static_cast<T>(std::sqrt(detail::sq_dist(X.row(i), C.row(k).data(), X.cols)));
-                           continue;
-                         }
+                         return;
+                       }
+                       for (Index i = begin; i < end; ++i) {
                          detail::for_pair_groups(C.rows(), [&](auto M, Index k0) {  // sq_dist's bits
                            const T* xs[M];
                            const double* cs[M];
@@ -1306,13 +1307,16 @@ std::vector<double> kmeans_candidate_potentials(const CpuBackend& be, MatrixView
              X.rows, 4096, be.n_threads, [&] { return Pots{std::vector<double>(m, 0.0)}; },
              [] { return detail::NoScratch{}; },
              [&](Pots& s, detail::NoScratch&, Index begin, Index end) {
-               for (Index i = begin; i < end; ++i) {
-                 const double wi = detail::row_weight(w, i);
-                 if (!detail::pairs_fit(X.cols)) {
+               if (!detail::pairs_fit(X.cols)) {
+                 for (Index i = begin; i < end; ++i) {
+                   const double wi = detail::row_weight(w, i);
                    for (std::size_t j = 0; j < m; ++j)
                      s.v[j] += wi * std::min(closest[i], detail::sq_dist(X.row(i), X.row(candidates[j]), X.cols));
-                   continue;
                  }
+                 return;
+               }
+               for (Index i = begin; i < end; ++i) {
+                 const double wi = detail::row_weight(w, i);
                  // kDistPairs candidates at a time (sq_dist_pairs: sq_dist's bits).
                  detail::for_pair_groups(static_cast<Index>(m), [&](auto M, Index p) {
                    const T* xs[M];

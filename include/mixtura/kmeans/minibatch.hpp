@@ -334,7 +334,7 @@ class MiniBatchKMeans {
     // batch_size >= n_samples: every step takes the whole data with its weights (no draws), so that
     // integer weights fit as repeated rows would, in any row order.
     const bool whole = p.batch_size >= n;
-    const detail::WeightedRows sampler(sample_weight, n);
+    const detail::WeightedRows sampler(whole ? VectorView<T>{} : sample_weight, n);  // whole: never drawn from
     const CounterRng batches(p.seed, detail::kStreamBatches);
     detail::MiniBatchConvergence conv;
     std::vector<Index> rows(static_cast<std::size_t>(batch));
