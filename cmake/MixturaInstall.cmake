@@ -1,4 +1,5 @@
-# cmake --install exports mixtura::mixtura (and mixtura::cuda when built) for find_package(mixtura).
+# cmake --install exports mixtura::mixtura (and mixtura::cuda, mixtura::dispatched when built) for
+# find_package(mixtura).
 include(CMakePackageConfigHelpers)
 
 set(MIXTURA_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/mixtura)
@@ -6,6 +7,9 @@ install(DIRECTORY include/mixtura DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 set(_mx_targets mixtura)
 if(MIXTURA_WITH_CUDA)
   list(APPEND _mx_targets mixtura_cuda)
+endif()
+if(MIXTURA_BUILD_DISPATCHED)
+  list(APPEND _mx_targets ${MIXTURA_DISPATCHED_TARGETS})
 endif()
 if(MIXTURA_EIGEN_FETCHED)  # the fetched Eigen's headers (and its licence) go with mixtura's
   list(APPEND _mx_targets mixtura_eigen)

@@ -5,10 +5,13 @@
 # native run of that level: bit for bit on Nehalem; within tests/isa_smoke.py's tolerances on Haswell,
 # where qemu's AVX2/FMA emulation rounds a few results of the same avx2 binary differently from this
 # CPU (scores 3e-14 apart, while the baseline copy under the same emulation matches bit for bit).
-#   bash tests/isa_qemu.sh PYTHON      (the python of a virtual environment where mixtura is installed)
+# With the C++ test program of the dispatched passes (tests/cpp/test_dispatched), the same two CPUs run
+# its level choice and a subset of its fits against the header's CPU passes (bit for bit at baseline).
+#   bash tests/isa_qemu.sh PYTHON [TEST_DISPATCHED]   (PYTHON: of a virtual environment where mixtura is installed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-py=${1:?usage: tests/isa_qemu.sh PYTHON}
+py=${1:?usage: tests/isa_qemu.sh PYTHON [TEST_DISPATCHED]}
+cpp_test=${2:-}
 if [ "$(uname -m)" != x86_64 ]; then
   echo "isa_qemu: not an x86-64 machine; nothing to do"
   exit 0
@@ -34,4 +37,15 @@ for run in "${runs[@]}"; do
   OPENBLAS_CORETYPE=$cpu OMP_NUM_THREADS=2 timeout 900 qemu-x86_64 -cpu "$cpu" "$py" "$smoke" \
     --expect-isa "$level" --compare "$ref" $exact
 done
+if [ -n "$cpp_test" ]; then
+  # The level it must choose (MIXTURA_EXPECT_ISA, checked by the test), float K-means at every level
+  # the emulated CPU runs, double Gaussian mixtures with gaps, and the refusals.
+  filter='Dispatched.*:Dispatched/0.KMeansFollowsTheHeaderCpuBackend:Dispatched/1.GaussianMixtureTakesRowsWithGaps'
+  for run in "${runs[@]}"; do
+    read -r cpu level _ <<<"$run"
+    echo "== C++ dispatched passes under qemu-x86_64 -cpu $cpu (expects $level)"
+    MIXTURA_EXPECT_ISA=$level OMP_NUM_THREADS=2 timeout 900 qemu-x86_64 -cpu "$cpu" "$cpp_test" \
+      --gtest_filter="$filter" --gtest_brief=1
+  done
+fi
 echo "ISA smoke: native and qemu runs agree"

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds everything (CUDA too when nvcc is found: compiled and linked,
 # its tests skip without a GPU) and runs every test: a separate CMake project built against the
-# installed package (find_package(mixtura)), the GoogleTest suite through ctest (the hot suites again
+# installed package (find_package(mixtura); its dispatched passes at the CPU's level and capped by
+# MIXTURA_ISA), the GoogleTest suite through ctest (the hot suites again
 # at each x86-64 level), the model-file and core tests under ASan+UBSan beside a minute of fuzzing
 # the model-file reader and then the OpenMP folds under ThreadSanitizer with Archer, a serial
 # build's bits, then the Python package, installed with `pip install .` into a fresh virtual
 # environment (beside the C++ build), through pytest at this CPU's highest level, the documentation
 # site (docs/build.sh: sphinx -W, the notebooks run) and, without the tests marked top_level_only, at
-# each lower level it runs, under qemu-x86_64 as older CPUs, and the C++ subset cross-built for
-# aarch64 under qemu-aarch64 (beside the Python steps).
+# each lower level it runs, under qemu-x86_64 as older CPUs (the C++ dispatched passes too), and the
+# C++ subset cross-built for aarch64 under qemu-aarch64 (beside the Python steps).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -68,6 +69,11 @@ cmake --install "$MIXTURA_BUILD_DIR" --prefix "$prefix" >/dev/null
 cmake -S examples/consumer -B "$MIXTURA_BUILD_DIR/consumer" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$MIXTURA_BUILD_DIR/consumer" -j "$MIXTURA_JOBS" >/dev/null
 "$MIXTURA_BUILD_DIR/consumer/consumer"
+# The dispatched passes from the installed package: the CPU's highest level, then capped by MIXTURA_ISA.
+"$MIXTURA_BUILD_DIR/consumer/consumer_dispatched"
+capped=$(MIXTURA_ISA=baseline "$MIXTURA_BUILD_DIR/consumer/consumer_dispatched")
+echo "$capped"
+[[ $capped == *"level baseline:"* ]] || { echo "consumer_dispatched: MIXTURA_ISA=baseline was not honoured" >&2; exit 1; }
 
 step "C++ tests"
 (cd "$MIXTURA_BUILD_DIR" && ctest --output-on-failure -j "$MIXTURA_JOBS")
@@ -135,7 +141,7 @@ step "Documentation (sphinx -W) beside the package on other CPUs (qemu-x86_64 as
 # Each is mostly one process (Sphinx and its notebook kernel; one emulated interpreter at a time):
 # side by side on the two cores.
 qemu_log="$MIXTURA_BUILD_DIR/isa_qemu.log"
-bash tests/isa_qemu.sh "$venv/bin/python" >"$qemu_log" 2>&1 &
+bash tests/isa_qemu.sh "$venv/bin/python" "$MIXTURA_BUILD_DIR/tests/cpp/test_dispatched" >"$qemu_log" 2>&1 &
 qemu_pid=$!
 # "mixtura[docs]", not ".[docs]": the extra's packages beside the installed mixtura, without a rebuild.
 if ! { "$venv/bin/python" -m pip install -q "mixtura[docs]" && PYTHON="$venv/bin/python" bash docs/build.sh; }; then

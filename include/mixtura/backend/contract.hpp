@@ -1,9 +1,10 @@
 #pragma once
 /// The backend contract: every function a backend provides for the fit loops, which are written once
 /// over the backend type (kmeans/lloyd.hpp, kmeans/init.hpp, gmm/gaussian_mixture.hpp). A backend is
-/// a tag type (CpuBackend, CudaBackend) plus free functions overloaded on it and found by argument
-/// lookup; X is a MatrixView<T> or DeviceMatrixView<T> (the CPU's K-means passes also take a
-/// CsrMatrixView<T>, kmeans/sparse_pass.hpp), w a VectorView<T> or DeviceVectorView<T>.
+/// a tag type (CpuBackend, CudaBackend, DispatchedCpuBackend in backend/dispatched.hpp) plus free
+/// functions overloaded on it and found by argument lookup; X is a MatrixView<T> or DeviceMatrixView<T>
+/// (the CPU's K-means passes also take a CsrMatrixView<T>, kmeans/sparse_pass.hpp), w a VectorView<T>
+/// or DeviceVectorView<T>.
 ///
 ///   data access (core/data_access.hpp for host views; the backend's own for device views):
 ///     data_scope(be)                                    -> RAII object held for a whole fit
