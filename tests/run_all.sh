@@ -153,6 +153,12 @@ wait "$qemu_pid" || qemu_rc=$?
 cat "$qemu_log"
 [ "$qemu_rc" -eq 0 ] || { echo "tests/isa_qemu.sh failed (exit $qemu_rc): its log is above" >&2; exit 1; }
 
+# Waited for before the lower levels' pytest: beside the emulated tests (even at SCHED_IDLE) the
+# baseline run took 202 s instead of 33 (bench/RESULTS.md, CI wall time).
+step "aarch64: cross-built with Debian's g++-aarch64-linux-gnu, a subset of the C++ tests under qemu-aarch64 (begun beside pytest)"
+wait_bg "$aarch64_pid" "$aarch64_log" "tests/cross_aarch64.sh --subset"
+grep -E '^(==|[0-9]+% tests passed)' "$aarch64_log"
+
 # The other copies of the core that this CPU can run check the arithmetic, whose bits depend on the
 # vector width: every test but those marked top_level_only (Python plumbing, argument errors, the CSV
 # reader and command line, DLPack descriptors, notebooks, scikit-learn's own suites, fresh interpreters,
@@ -163,7 +169,3 @@ for level in $cpu_levels; do
   step "pytest, all tests but those marked top_level_only, at MIXTURA_ISA=$level"
   MIXTURA_ISA=$level "$venv/bin/python" -m pytest -q -m "not top_level_only" tests/python
 done
-
-step "aarch64: cross-built with Debian's g++-aarch64-linux-gnu, a subset of the C++ tests under qemu-aarch64 (begun beside pytest)"
-wait_bg "$aarch64_pid" "$aarch64_log" "tests/cross_aarch64.sh --subset"
-grep -E '^(==|[0-9]+% tests passed)' "$aarch64_log"
