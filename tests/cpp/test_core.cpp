@@ -137,6 +137,9 @@ TEST(BuildInfo, ReportsTheCompiledLevelAmongTheCpusLevels) {
   ASSERT_LE(b.cpu_levels.size(), all.size());
   for (std::size_t i = 0; i < b.cpu_levels.size(); ++i) EXPECT_EQ(b.cpu_levels[i], all[i]);
   EXPECT_NE(std::find(b.cpu_levels.begin(), b.cpu_levels.end(), b.isa), b.cpu_levels.end()) << b.isa;
+  EXPECT_EQ(b.isa_compiled, std::vector<std::string>{b.isa});  // header-only: this unit's own level
+  const char* cap = std::getenv("MIXTURA_ISA");
+  EXPECT_EQ(b.isa_cap, cap ? cap : "");
   EXPECT_EQ(b.version, std::string(MIXTURA_VERSION_STRING));
   EXPECT_FALSE(b.compiler.empty());
   EXPECT_EQ(b.openmp, built_with_openmp());

@@ -208,6 +208,8 @@ TEST(Dispatched, ProcessLevelIsTheHighestTheCpuRunsAtMostMixturaIsa) {
     EXPECT_EQ(b.isa, must);
   }
   EXPECT_EQ(b.cpu_levels, cpu_isa_levels());
+  EXPECT_EQ(b.isa_compiled, dispatched_levels());
+  EXPECT_EQ(b.isa_cap, cap);
   EXPECT_EQ(build_info(dispatched_backend()).isa, expected);
   std::printf("dispatched level %s (CPU: %zu levels; MIXTURA_ISA=%s)\n", b.isa.c_str(), b.cpu_levels.size(),
               cap.empty() ? "unset" : cap.c_str());

@@ -140,17 +140,6 @@ inline DispatchedCpuBackend dispatched_backend(int n_threads = 0, const char* le
   return be;
 }
 
-/// What the dispatched library runs here: `isa` is the level its passes run at (the backend's, or the
-/// process's), `compiler` and `openmp` the library's; the rest as build_info().
-inline BuildInfo build_info(const DispatchedCpuBackend& be) {
-  const detail::DispatchedTable& t = detail::table_of(be);
-  BuildInfo b = build_info();
-  b.isa = t.level;
-  b.compiler = t.compiler;
-  b.openmp = t.openmp;
-  return b;
-}
-
 /// The levels compiled into libmixtura_dispatched, lowest first.
 inline std::vector<std::string> dispatched_levels() {
   std::vector<std::string> out;
@@ -165,6 +154,19 @@ inline std::vector<std::string> dispatched_levels() {
   }
   if (!cur.empty()) out.push_back(cur);
   return out;
+}
+
+/// What the dispatched library runs here: `isa` is the level its passes run at (the backend's, or the
+/// process's), `isa_compiled` the levels the library holds, `compiler` and `openmp` the library's; the
+/// rest as build_info().
+inline BuildInfo build_info(const DispatchedCpuBackend& be) {
+  const detail::DispatchedTable& t = detail::table_of(be);
+  BuildInfo b = build_info();
+  b.isa = t.level;
+  b.isa_compiled = dispatched_levels();
+  b.compiler = t.compiler;
+  b.openmp = t.openmp;
+  return b;
 }
 
 inline NoDataScope data_scope(const DispatchedCpuBackend&) { return {}; }

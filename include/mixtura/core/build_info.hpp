@@ -4,6 +4,7 @@
 /// own flags, so `isa` is that translation unit's level; the Python package picks one of several
 /// compiled copies at import (mixtura.build_info() there says which).
 
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -72,6 +73,10 @@ inline std::string compiler_name() {
 struct BuildInfo {
   std::string version;                  ///< mixtura's version
   std::string isa;                      ///< level the code runs at (see isa_levels())
+  std::vector<std::string> isa_compiled;  ///< levels to choose from: the calling unit's own, or the
+                                          ///< dispatched library's (build_info(DispatchedCpuBackend))
+  std::string isa_cap;                  ///< MIXTURA_ISA as set ("" unset): it caps the dispatched level;
+                                        ///< header-only code runs at the level it was compiled for
   std::vector<std::string> cpu_levels;  ///< levels this CPU supports (cpu_isa_levels())
   std::string compiler;                 ///< compiler and version
   bool openmp = false;                  ///< data passes run in parallel
@@ -84,6 +89,9 @@ inline BuildInfo build_info() {
   BuildInfo b;
   b.version = version();
   b.isa = compiled_isa();
+  b.isa_compiled = {b.isa};
+  const char* cap = std::getenv("MIXTURA_ISA");
+  b.isa_cap = cap ? cap : "";
   b.cpu_levels = cpu_isa_levels();
   b.compiler = compiler_name();
   b.openmp = built_with_openmp();
