@@ -1,6 +1,7 @@
 // The dispatched CPU passes from an installed mixtura (link mixtura::dispatched): this program is
 // compiled with the compiler's default flags, and its fits still run the distance, E-step and scoring
 // passes at the highest x86-64 level the CPU has (at most MIXTURA_ISA), chosen at the first fit.
+#include <cstdint>
 #include <cstdio>
 #include <vector>
 

@@ -72,7 +72,8 @@ struct DispatchedPasses {
 /// is refused instead of called.
 inline constexpr std::uint32_t kDispatchedAbi = 1;
 
-/// What one level's library provides.
+/// What one level's library provides. `abi` and `size` stay the first two fields, so that headers of
+/// any version can read them and refuse a table they do not match.
 struct DispatchedTable {
   std::uint32_t abi;             ///< kDispatchedAbi of the headers it was built from
   std::uint32_t size;            ///< sizeof(DispatchedTable) there
@@ -100,8 +101,8 @@ const char* mixtura_dispatched_levels();
 namespace mixtura {
 
 /// Data passes on the CPU, compiled per x86-64 level into libmixtura_dispatched (see the file comment).
-/// `level` = nullptr: the level chosen for this process (MIXTURA_ISA, the CPU); otherwise one named
-/// level, for tests and for comparing levels in one process (dispatched_backend).
+/// `table` = nullptr: the level chosen for this process (MIXTURA_ISA, the CPU); otherwise one level's
+/// table, for tests and for comparing levels in one process (dispatched_backend(n_threads, level)).
 struct DispatchedCpuBackend {
   int n_threads = 0;  ///< threads for data passes; 0 = OpenMP's default
   const detail::DispatchedTable* table = nullptr;
