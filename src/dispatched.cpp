@@ -1,5 +1,6 @@
 // libmixtura_dispatched: chooses one level's passes (src/dispatched_passes.cpp) for this process, at
 // the first call, from the CPU's levels and MIXTURA_ISA; compiled for the baseline level.
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -41,9 +42,7 @@ std::string joined(const std::vector<std::string>& v) {
 }
 
 bool contains(const std::vector<std::string>& v, const std::string& s) {
-  for (const std::string& x : v)
-    if (x == s) return true;
-  return false;
+  return std::find(v.begin(), v.end(), s) != v.end();
 }
 
 // The highest compiled level the CPU supports, at most `cap` ("" = no cap); the messages say which of
@@ -87,10 +86,11 @@ MIXTURA_API const mixtura::detail::DispatchedTable* mixtura_dispatched_table_at(
   const std::string name = level ? level : "";
   for (const Level& l : compiled())
     if (name == l.name) {
-      if (!contains(mixtura::cpu_isa_levels(), name))
+      const std::vector<std::string> cpu = mixtura::cpu_isa_levels();
+      if (!contains(cpu, name))
         throw mixtura::InvalidArgument(mixtura::detail::format(
             "mixtura::dispatched_backend: this CPU cannot run level '%s' (its levels: %s)", name.c_str(),
-            joined(mixtura::cpu_isa_levels()).c_str()));
+            joined(cpu).c_str()));
       return l.entry();
     }
   throw mixtura::InvalidArgument(mixtura::detail::format(

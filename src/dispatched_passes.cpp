@@ -3,6 +3,7 @@
 // below (passes.map): the header code inlined here stays local, so no level's copy can stand in for
 // another's at load time.
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "mixtura/backend/dispatched.hpp"
@@ -80,16 +81,11 @@ detail::DispatchedPasses<T> passes() {
 extern "C" __attribute__((visibility("default"))) const mixtura::detail::DispatchedTable*
 MIXTURA_CAT(mixtura_dispatched_passes_, MIXTURA_DISPATCH_LEVEL)() {
   // Built at the first call, never at load: a level this CPU lacks is loaded but none of its code runs.
+  static const std::string compiler = mixtura::compiler_name();
   static const mixtura::detail::DispatchedTable table{mixtura::detail::kDispatchedAbi,
                                                       sizeof(mixtura::detail::DispatchedTable),
                                                       MIXTURA_STR(MIXTURA_DISPATCH_LEVEL),
-#if defined(__clang__)
-                                                      "Clang " __clang_version__,
-#elif defined(__GNUC__)
-                                                      "GCC " __VERSION__,
-#else
-                                                      "unknown",
-#endif
+                                                      compiler.c_str(),
                                                       mixtura::built_with_openmp(),
                                                       passes<float>(),
                                                       passes<double>()};

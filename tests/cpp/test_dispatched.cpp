@@ -209,6 +209,7 @@ TEST(Dispatched, ProcessLevelIsTheHighestTheCpuRunsAtMostMixturaIsa) {
   }
   EXPECT_EQ(b.cpu_levels, cpu_isa_levels());
   EXPECT_EQ(b.isa_compiled, dispatched_levels());
+  EXPECT_EQ(b.compiler, compiler_name());  // the library's, built by the same compiler here
   EXPECT_EQ(b.isa_cap, cap);
   EXPECT_EQ(build_info(dispatched_backend()).isa, expected);
   std::printf("dispatched level %s (CPU: %zu levels; MIXTURA_ISA=%s)\n", b.isa.c_str(), b.cpu_levels.size(),
