@@ -129,6 +129,43 @@ TYPED_TEST(Dispatched, SparseRowsTakeTheHeadersPassesBitForBit) {
     }
 }
 
+TYPED_TEST(Dispatched, ChunkStatisticsTakeTheFusedPass) {
+  using T = TypeParam;
+  // kmeans_statistics_on takes the fused pass here too: the farthest rows' distances are the pass's own
+  // (exactly the header's at the baseline), not recomputed in a second pass. Centres off the blobs,
+  // so that many rows sit far from their centre.
+  const RowMatrix<T> x = blobs<T>(3000, 19, 12, 21);
+  const RowMatrix<T> c = blobs<T>(12, 19, 12, 22);
+  Eigen::Matrix<T, Eigen::Dynamic, 1> w(x.rows());
+  for (Index i = 0; i < x.rows(); ++i) w[i] = static_cast<T>(0.5 + i % 4);
+  const KMeansStats want = kmeans_statistics(MatrixView<T>(x), VectorView<T>(w), c);
+  ASSERT_EQ(want.farthest.size(), 11u);
+  const double rel = trace_tolerance<T>();
+  for (const std::string& level : levels_here()) {
+    const DispatchedCpuBackend be = dispatched_backend(0, level.c_str());
+    const KMeansStats got = kmeans_statistics_on(be, MatrixView<T>(x), c, VectorView<T>(w));
+    const bool exact = level == "baseline";
+    EXPECT_EQ(got.count, want.count) << level;
+    EXPECT_EQ(got.n_changed, want.n_changed) << level;
+    ASSERT_EQ(got.farthest.size(), want.farthest.size()) << level;
+    for (std::size_t f = 0; f < want.farthest.size(); ++f) {
+      EXPECT_EQ(got.farthest[f].row, want.farthest[f].row) << level << " candidate " << f;
+      EXPECT_EQ(got.farthest[f].values, want.farthest[f].values) << level << " candidate " << f;
+      if (exact)
+        EXPECT_TRUE(same_bits(got.farthest[f].distance, want.farthest[f].distance)) << level << " candidate " << f;
+      else
+        EXPECT_NEAR(got.farthest[f].distance, want.farthest[f].distance, rel * want.farthest[f].distance) << level;
+    }
+    if (exact) {
+      EXPECT_EQ(got.weight, want.weight);
+      EXPECT_EQ(got.sums, want.sums);
+      EXPECT_TRUE(same_bits(got.distortion, want.distortion));
+    } else {
+      EXPECT_NEAR(got.distortion, want.distortion, rel * want.distortion) << level;
+    }
+  }
+}
+
 TYPED_TEST(Dispatched, GaussianMixtureFollowsTheHeaderCpuBackend) {
   using T = TypeParam;
   const RowMatrix<T> x = gmm_blobs<T>(2500, 5, 21, 0.0, 6.0);

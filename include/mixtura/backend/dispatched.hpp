@@ -126,9 +126,9 @@ const DispatchedPasses<T>& passes_of(const DispatchedCpuBackend& be) {
   else return table_of(be).f64;
 }
 
-/// The bounded searches (Hamerly, Yinyang) run on this backend too (kmeans/lloyd.hpp).
+/// The bounded searches (Hamerly, Yinyang) and the fused re-seeding candidates run on this backend too.
 template <>
-struct searches_with_bounds<DispatchedCpuBackend> : std::true_type {};
+struct is_host_cpu_backend<DispatchedCpuBackend> : std::true_type {};
 
 }  // namespace detail
 

@@ -34,11 +34,6 @@ inline void kmeans_labels_to_host(const CpuBackend&, std::int32_t*, Index) {}
 
 namespace detail {
 
-/// Whether a backend has the bounded searches (kmeans_assign_bounded, kmeans_assign_grouped) on host
-/// views: the CPU's, and the dispatched CPU backend's (backend/dispatched.hpp).
-template <class Backend>
-struct searches_with_bounds : std::is_same<Backend, CpuBackend> {};
-
 /// Called after every iteration; returning false stops the fit (mixtura::Interrupted is thrown).
 using KMeansCallback = std::function<bool(int restart, int iteration, const KMeansIteration&)>;
 
@@ -111,7 +106,7 @@ KMeansRun lloyd(const Backend& be, View<T> X, WView<T> w, RowMatrix<T>& centers,
                 std::vector<std::int32_t>& labels, int max_iter, double tol_abs, int restart,
                 std::vector<KMeansEvent>& events, const KMeansCallback& callback,
                 KMeansAlgorithm algorithm = KMeansAlgorithm::automatic) {
-  constexpr bool kCanBound = searches_with_bounds<Backend>::value &&
+  constexpr bool kCanBound = is_host_cpu_backend<Backend>::value &&
                              (std::is_same_v<View<T>, MatrixView<T>> || std::is_same_v<View<T>, CsrMatrixView<T>>) &&
                              std::is_same_v<WView<T>, VectorView<T>>;
   const Index K = centers.rows();

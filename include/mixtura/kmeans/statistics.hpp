@@ -43,20 +43,21 @@ void check_chunk_weights(const char* where, VectorView<T> w, Index n_rows) {
                     static_cast<long long>(i), static_cast<double>(w[i]));
 }
 
-/// kmeans_statistics for host rows, dense (MatrixView) or sparse (CsrMatrixView).
-template <class T, class XView>
-KMeansStats host_statistics(const XView& X, VectorView<T> sample_weight, const RowMatrix<T>& centers,
-                            std::int32_t* labels, int n_threads, Index keep_farthest) {
+/// kmeans_statistics for host rows, dense (MatrixView) or sparse (CsrMatrixView), on a host CPU
+/// backend (is_host_cpu_backend): one fused pass, the re-seeding candidates tracked in it.
+template <class T, class Backend, class XView>
+KMeansStats host_statistics(const Backend& be, const XView& X, VectorView<T> sample_weight,
+                            const RowMatrix<T>& centers, std::int32_t* labels, Index keep_farthest) {
   const char* where = "kmeans_statistics";
-  MIXTURA_EXPECTS(n_threads >= 0 && n_threads <= kMaxThreads, "%s: n_threads must be in [0, %d], got %d", where,
-                  kMaxThreads, n_threads);
+  MIXTURA_EXPECTS(be.n_threads >= 0 && be.n_threads <= kMaxThreads, "%s: n_threads must be in [0, %d], got %d",
+                  where, kMaxThreads, be.n_threads);
   MIXTURA_EXPECTS(centers.rows() >= 1 && centers.cols() >= 1, "%s: centers are empty (%lld x %lld)", where,
                   static_cast<long long>(centers.rows()), static_cast<long long>(centers.cols()));
   MIXTURA_EXPECTS(centers.allFinite(), "%s: the centres contain a non-finite value", where);
   MIXTURA_EXPECTS(keep_farthest >= -1 && keep_farthest < centers.rows(),
                   "%s: keep_farthest must be in [-1, n_clusters - 1 = %lld], got %lld", where,
                   static_cast<long long>(centers.rows() - 1), static_cast<long long>(keep_farthest));
-  check_data_on(CpuBackend{n_threads}, where, X);
+  check_data_on(be, where, X);
   detail::check_features(where, X.cols, centers.cols());
   detail::check_chunk_weights(where, sample_weight, X.rows);
   std::vector<std::int32_t> fresh;
@@ -64,8 +65,7 @@ KMeansStats host_statistics(const XView& X, VectorView<T> sample_weight, const R
     fresh.assign(static_cast<std::size_t>(X.rows), -1);
     labels = fresh.data();
   }
-  return kmeans_assign(CpuBackend{n_threads}, X, sample_weight, centers, labels,
-                       keep_farthest < 0 ? centers.rows() - 1 : keep_farthest);
+  return kmeans_assign(be, X, sample_weight, centers, labels, keep_farthest < 0 ? centers.rows() - 1 : keep_farthest);
 }
 
 }  // namespace detail
@@ -84,7 +84,7 @@ KMeansStats host_statistics(const XView& X, VectorView<T> sample_weight, const R
 template <class T>
 KMeansStats kmeans_statistics(MatrixView<T> X, VectorView<T> sample_weight, const RowMatrix<T>& centers,
                               std::int32_t* labels = nullptr, int n_threads = 0, Index keep_farthest = -1) {
-  return detail::host_statistics(X, sample_weight, centers, labels, n_threads, keep_farthest);
+  return detail::host_statistics(CpuBackend{n_threads}, X, sample_weight, centers, labels, keep_farthest);
 }
 
 /// kmeans_statistics of sparse rows (kmeans/sparse_pass.hpp): the statistics of the same rows dense,
@@ -92,23 +92,24 @@ KMeansStats kmeans_statistics(MatrixView<T> X, VectorView<T> sample_weight, cons
 template <class T>
 KMeansStats kmeans_statistics(const CsrMatrixView<T>& X, VectorView<T> sample_weight, const RowMatrix<T>& centers,
                               std::int32_t* labels = nullptr, int n_threads = 0, Index keep_farthest = -1) {
-  return detail::host_statistics(X, sample_weight, centers, labels, n_threads, keep_farthest);
+  return detail::host_statistics(CpuBackend{n_threads}, X, sample_weight, centers, labels, keep_farthest);
 }
 
 /// kmeans_statistics on a given backend, e.g. make_cuda_backend() (mixtura/cuda.hpp) with X in host
 /// memory (MatrixView, RowMatrix) or device memory (DeviceMatrixView) and weights to match (empty:
 /// unit weights; given, they must have a positive sum): the backend's assignment pass (on the device,
 /// where KMeans::fit_on runs it), then the re-seeding candidates from its distances to the assigned
-/// centres (one more pass) and the rows they name (fetch_rows). The CPU backend takes the fused pass
-/// of kmeans_statistics. labels: as there.
+/// centres (one more pass) and the rows they name (fetch_rows). The CPU backends (the header's, the
+/// dispatched one) take kmeans_statistics' fused pass instead. labels: as there.
 template <class T, class Backend, class XView, class WView = VectorView<T>>
 KMeansStats kmeans_statistics_on(const Backend& be, const XView& X_in, const RowMatrix<T>& centers,
                                  const WView& sample_weight = {}, std::int32_t* labels = nullptr) {
   const auto X = detail::data_view_t<T, XView>(X_in);
   const auto w = detail::weights_view_t<T, WView>(sample_weight);
-  if constexpr (std::is_same<Backend, CpuBackend>::value && (std::is_same<decltype(X), const MatrixView<T>>::value ||
-                                                              std::is_same<decltype(X), const CsrMatrixView<T>>::value)) {
-    return kmeans_statistics(X, w, centers, labels, be.n_threads);
+  if constexpr (detail::is_host_cpu_backend<Backend>::value &&
+                (std::is_same<decltype(X), const MatrixView<T>>::value ||
+                 std::is_same<decltype(X), const CsrMatrixView<T>>::value)) {
+    return detail::host_statistics(be, X, w, centers, labels, -1);
   } else {
     static_assert(detail::satisfies_kmeans_contract<Backend, T, std::decay_t<decltype(X)>, std::decay_t<decltype(w)>>(), "");
     const char* where = "kmeans_statistics";
