@@ -166,6 +166,62 @@ TYPED_TEST(Dispatched, ChunkStatisticsTakeTheFusedPass) {
   }
 }
 
+TYPED_TEST(Dispatched, MiniBatchKMeansFollowsTheHeaderCpuBackend) {
+  using T = TypeParam;
+  // fit (drawn batches, k-means++ on init_size rows), partial_fit chunk by chunk, and the scores: the
+  // passes through the dispatched backend, bit for bit at the baseline. A fixed number of steps (no
+  // early stop), so that the levels take the same steps.
+  const RowMatrix<T> x = blobs<T>(4000, 12, 8, 31);
+  Eigen::Matrix<T, Eigen::Dynamic, 1> w(x.rows());
+  for (Index i = 0; i < x.rows(); ++i) w[i] = static_cast<T>(1 + i % 2);
+  MiniBatchKMeansParams p;
+  p.n_clusters = 8;
+  p.batch_size = 256;
+  p.max_iter = 3;
+  p.max_no_improvement = -1;
+  p.n_init = 2;
+  p.seed = 4;
+  const double rel = trace_tolerance<T>();
+  const RowMatrix<T> q = blobs<T>(300, 12, 8, 32);
+  for (const std::string& level : levels_here()) {
+    const DispatchedCpuBackend be = dispatched_backend(0, level.c_str());
+    const bool exact = level == "baseline";
+    MiniBatchKMeans<T> cpu(p), dis(p), cpu_stream(p), dis_stream(p);
+    cpu.fit(MatrixView<T>(x), VectorView<T>(w));
+    dis.fit_on(be, MatrixView<T>(x), VectorView<T>(w));
+    for (Index b = 0; b < x.rows(); b += 1000) {
+      const MatrixView<T> chunk(x.row(b).data(), 1000, x.cols());
+      cpu_stream.partial_fit(chunk);
+      dis_stream.partial_fit_on(be, chunk);
+    }
+    EXPECT_EQ(dis.labels(), cpu.labels()) << level;
+    EXPECT_EQ(dis.n_steps(), cpu.n_steps()) << level;
+    EXPECT_EQ(dis.predict_on(be, MatrixView<T>(q)), cpu.predict(MatrixView<T>(q))) << level;
+    const RowMatrix<T> ta = cpu.transform(MatrixView<T>(q)), tb = dis.transform_on(be, MatrixView<T>(q));
+    const double sa = cpu.score(MatrixView<T>(q)), sb = dis.score_on(be, MatrixView<T>(q));
+    if (exact) {
+      EXPECT_TRUE(dis.cluster_centers() == cpu.cluster_centers());
+      EXPECT_TRUE(dis_stream.cluster_centers() == cpu_stream.cluster_centers());
+      EXPECT_TRUE(same_bits(dis.inertia(), cpu.inertia()));
+      ASSERT_EQ(dis.trace().size(), cpu.trace().size());
+      for (std::size_t i = 0; i < cpu.trace().size(); ++i)
+        EXPECT_TRUE(same_bits(dis.trace()[i].distortion_assign, cpu.trace()[i].distortion_assign)) << "step " << i;
+      EXPECT_TRUE(ta == tb);
+      EXPECT_TRUE(same_bits(sa, sb));
+    } else {
+      const double scale = cpu.cluster_centers().cwiseAbs().maxCoeff();
+      EXPECT_LE((dis.cluster_centers() - cpu.cluster_centers()).cwiseAbs().maxCoeff(), rel * scale) << level;
+      EXPECT_LE((dis_stream.cluster_centers() - cpu_stream.cluster_centers()).cwiseAbs().maxCoeff(), rel * scale)
+          << level;
+      EXPECT_NEAR(dis.inertia(), cpu.inertia(), rel * cpu.inertia()) << level;
+      EXPECT_LE((ta - tb).template cast<double>().cwiseAbs().maxCoeff(),
+                rel * static_cast<double>(ta.cwiseAbs().maxCoeff()))
+          << level;
+      EXPECT_NEAR(sb, sa, rel * std::abs(sa)) << level;
+    }
+  }
+}
+
 TYPED_TEST(Dispatched, GaussianMixtureFollowsTheHeaderCpuBackend) {
   using T = TypeParam;
   const RowMatrix<T> x = gmm_blobs<T>(2500, 5, 21, 0.0, 6.0);

@@ -276,50 +276,105 @@ class MiniBatchKMeans {
   /// Fits on X (n_samples x n_features) with optional sample weights (n_samples, >= 0) from a fresh
   /// start; initial_centers (n_clusters x n_features) implies init = given.
   MiniBatchKMeans& fit(MatrixView<T> X, VectorView<T> sample_weight = {}, MatrixView<T> initial_centers = {}) {
-    return fit_rows(X, sample_weight, initial_centers);
+    return fit_rows(CpuBackend{params_.n_threads}, X, sample_weight, initial_centers);
   }
   /// fit on sparse rows (CSR, host memory): batches are CSR too, stepped by the sparse passes
   /// (kmeans/sparse_pass.hpp); the same centres as the rows dense, where the labels are the same.
   MiniBatchKMeans& fit(const CsrMatrixView<T>& X, VectorView<T> sample_weight = {}, MatrixView<T> initial_centers = {}) {
-    return fit_rows(X, sample_weight, initial_centers);
+    return fit_rows(CpuBackend{params_.n_threads}, X, sample_weight, initial_centers);
+  }
+  /// fit with the passes of a CPU backend: CpuBackend, or DispatchedCpuBackend (backend/dispatched.hpp)
+  /// for the passes compiled for this CPU; its n_threads in place of params().n_threads. The batches
+  /// are drawn on the host, so there is no device form. The same for partial_fit_on, predict_on, ...
+  template <class Backend>
+  MiniBatchKMeans& fit_on(const Backend& be, MatrixView<T> X, VectorView<T> sample_weight = {},
+                          MatrixView<T> initial_centers = {}) {
+    return fit_rows(be, X, sample_weight, initial_centers);
+  }
+  template <class Backend>
+  MiniBatchKMeans& fit_on(const Backend& be, const CsrMatrixView<T>& X, VectorView<T> sample_weight = {},
+                          MatrixView<T> initial_centers = {}) {
+    return fit_rows(be, X, sample_weight, initial_centers);
   }
 
   /// One step on X as one batch (n_samples x n_features, sample weights optional). The first call
   /// (on an unfitted model) initialises the centres from X (or from initial_centers); later calls go
   /// on from the state of the last fit or partial_fit.
   MiniBatchKMeans& partial_fit(MatrixView<T> X, VectorView<T> sample_weight = {}, MatrixView<T> initial_centers = {}) {
-    return partial_fit_rows(X, sample_weight, initial_centers);
+    return partial_fit_rows(CpuBackend{params_.n_threads}, X, sample_weight, initial_centers);
   }
   MiniBatchKMeans& partial_fit(const CsrMatrixView<T>& X, VectorView<T> sample_weight = {},
                                MatrixView<T> initial_centers = {}) {
-    return partial_fit_rows(X, sample_weight, initial_centers);
+    return partial_fit_rows(CpuBackend{params_.n_threads}, X, sample_weight, initial_centers);
+  }
+  template <class Backend>
+  MiniBatchKMeans& partial_fit_on(const Backend& be, MatrixView<T> X, VectorView<T> sample_weight = {},
+                                  MatrixView<T> initial_centers = {}) {
+    return partial_fit_rows(be, X, sample_weight, initial_centers);
+  }
+  template <class Backend>
+  MiniBatchKMeans& partial_fit_on(const Backend& be, const CsrMatrixView<T>& X, VectorView<T> sample_weight = {},
+                                  MatrixView<T> initial_centers = {}) {
+    return partial_fit_rows(be, X, sample_weight, initial_centers);
   }
 
   /// Nearest centre of each row of X.
-  std::vector<std::int32_t> predict(MatrixView<T> X) const { return predict_rows(X); }
-  std::vector<std::int32_t> predict(const CsrMatrixView<T>& X) const { return predict_rows(X); }
+  std::vector<std::int32_t> predict(MatrixView<T> X) const { return predict_rows(CpuBackend{params_.n_threads}, X); }
+  std::vector<std::int32_t> predict(const CsrMatrixView<T>& X) const {
+    return predict_rows(CpuBackend{params_.n_threads}, X);
+  }
+  template <class Backend>
+  std::vector<std::int32_t> predict_on(const Backend& be, MatrixView<T> X) const { return predict_rows(be, X); }
+  template <class Backend>
+  std::vector<std::int32_t> predict_on(const Backend& be, const CsrMatrixView<T>& X) const {
+    return predict_rows(be, X);
+  }
   /// Euclidean distance of each row to each centre, n_samples x n_clusters.
-  RowMatrix<T> transform(MatrixView<T> X) const { return transform_rows(X); }
-  RowMatrix<T> transform(const CsrMatrixView<T>& X) const { return transform_rows(X); }
+  RowMatrix<T> transform(MatrixView<T> X) const { return transform_rows(CpuBackend{params_.n_threads}, X); }
+  RowMatrix<T> transform(const CsrMatrixView<T>& X) const { return transform_rows(CpuBackend{params_.n_threads}, X); }
+  template <class Backend>
+  RowMatrix<T> transform_on(const Backend& be, MatrixView<T> X) const { return transform_rows(be, X); }
+  template <class Backend>
+  RowMatrix<T> transform_on(const Backend& be, const CsrMatrixView<T>& X) const { return transform_rows(be, X); }
   /// Minus the (weighted) distortion of X under the centres (higher is better).
-  double score(MatrixView<T> X, VectorView<T> sample_weight = {}) const { return score_rows(X, sample_weight); }
+  double score(MatrixView<T> X, VectorView<T> sample_weight = {}) const {
+    return score_rows(CpuBackend{params_.n_threads}, X, sample_weight);
+  }
   double score(const CsrMatrixView<T>& X, VectorView<T> sample_weight = {}) const {
-    return score_rows(X, sample_weight);
+    return score_rows(CpuBackend{params_.n_threads}, X, sample_weight);
+  }
+  template <class Backend>
+  double score_on(const Backend& be, MatrixView<T> X, VectorView<T> sample_weight = {}) const {
+    return score_rows(be, X, sample_weight);
+  }
+  template <class Backend>
+  double score_on(const Backend& be, const CsrMatrixView<T>& X, VectorView<T> sample_weight = {}) const {
+    return score_rows(be, X, sample_weight);
   }
 
  private:
-  template <class XView>
-  MiniBatchKMeans& fit_rows(const XView& X, VectorView<T> sample_weight, MatrixView<T> initial_centers) {
+  /// The host CPU backends only: the batches are drawn and gathered on the host.
+  template <class Backend>
+  static constexpr bool on_host_cpu() {
+    static_assert(detail::is_host_cpu_backend<Backend>::value,
+                  "mixtura::MiniBatchKMeans runs on a CPU backend (CpuBackend, DispatchedCpuBackend): it draws "
+                  "its batches from host memory");
+    return true;
+  }
+
+  template <class Backend, class XView>
+  MiniBatchKMeans& fit_rows(const Backend& be, const XView& X, VectorView<T> sample_weight,
+                            MatrixView<T> initial_centers) {
+    static_assert(on_host_cpu<Backend>(), "");
     const char* where = "MiniBatchKMeans::fit";
     const MiniBatchKMeansParams& p = params_;
     check_params(where);
     MIXTURA_EXPECTS(p.max_iter >= 1, "%s: max_iter must be >= 1, got %d", where, p.max_iter);
     MIXTURA_EXPECTS(std::isfinite(p.tol) && p.tol >= 0, "%s: tol must be finite and >= 0, got %g", where, p.tol);
-    check_data_on(CpuBackend{p.n_threads}, where, X);
+    check_data_on(be, where, X);
     MIXTURA_EXPECTS(X.rows >= p.n_clusters, "%s: n_samples (%lld) < n_clusters (%d)", where,
                     static_cast<long long>(X.rows), p.n_clusters);
     const double total_weight = detail::check_weights(where, sample_weight, X.rows);
-    const CpuBackend be{p.n_threads};
     const Index n = X.rows, batch = std::min(p.batch_size, n);
 
     Fitted next;
@@ -368,13 +423,14 @@ class MiniBatchKMeans {
     return *this;
   }
 
-  template <class XView>
-  MiniBatchKMeans& partial_fit_rows(const XView& X, VectorView<T> sample_weight, MatrixView<T> initial_centers) {
+  template <class Backend, class XView>
+  MiniBatchKMeans& partial_fit_rows(const Backend& be, const XView& X, VectorView<T> sample_weight,
+                                    MatrixView<T> initial_centers) {
+    static_assert(on_host_cpu<Backend>(), "");
     const char* where = "MiniBatchKMeans::partial_fit";
     const MiniBatchKMeansParams& p = params_;
     check_params(where);
-    check_data_on(CpuBackend{p.n_threads}, where, X);
-    const CpuBackend be{p.n_threads};
+    check_data_on(be, where, X);
     Fitted next;
     if (is_fitted_) {
       detail::check_features(where, X.cols, fitted_.n_features);
@@ -404,23 +460,26 @@ class MiniBatchKMeans {
     return *this;
   }
 
-  template <class XView>
-  std::vector<std::int32_t> predict_rows(const XView& X) const {
-    check_input("MiniBatchKMeans::predict", X);
+  template <class Backend, class XView>
+  std::vector<std::int32_t> predict_rows(const Backend& be, const XView& X) const {
+    static_assert(on_host_cpu<Backend>(), "");
+    check_input(be, "MiniBatchKMeans::predict", X);
     std::vector<std::int32_t> labels(static_cast<std::size_t>(X.rows));
-    kmeans_predict(CpuBackend{params_.n_threads}, X, VectorView<T>{}, fitted_.state.centers, labels.data());
+    kmeans_predict(be, X, VectorView<T>{}, fitted_.state.centers, labels.data());
     return labels;
   }
-  template <class XView>
-  RowMatrix<T> transform_rows(const XView& X) const {
-    check_input("MiniBatchKMeans::transform", X);
-    return kmeans_transform(CpuBackend{params_.n_threads}, X, fitted_.state.centers);
+  template <class Backend, class XView>
+  RowMatrix<T> transform_rows(const Backend& be, const XView& X) const {
+    static_assert(on_host_cpu<Backend>(), "");
+    check_input(be, "MiniBatchKMeans::transform", X);
+    return kmeans_transform(be, X, fitted_.state.centers);
   }
-  template <class XView>
-  double score_rows(const XView& X, VectorView<T> sample_weight) const {
-    check_input("MiniBatchKMeans::score", X);
+  template <class Backend, class XView>
+  double score_rows(const Backend& be, const XView& X, VectorView<T> sample_weight) const {
+    static_assert(on_host_cpu<Backend>(), "");
+    check_input(be, "MiniBatchKMeans::score", X);
     detail::check_weights("MiniBatchKMeans::score", sample_weight, X.rows);
-    return -kmeans_predict(CpuBackend{params_.n_threads}, X, sample_weight, fitted_.state.centers, nullptr);
+    return -kmeans_predict(be, X, sample_weight, fitted_.state.centers, nullptr);
   }
 
  public:
@@ -553,8 +612,8 @@ class MiniBatchKMeans {
 
   /// Restart r's centres: k-means++ or weighted random rows on init_size rows drawn uniformly (all
   /// rows when init_size >= n), as scikit-learn's _init_centroids.
-  template <class XView>
-  RowMatrix<T> initialisation(const CpuBackend& be, const XView& X, VectorView<T> w, Index init_size, int r) const {
+  template <class Backend, class XView>
+  RowMatrix<T> initialisation(const Backend& be, const XView& X, VectorView<T> w, Index init_size, int r) const {
     const char* where = "MiniBatchKMeans: initialisation";
     const MiniBatchKMeansParams& p = params_;
     detail::batch_t<XView> xs;
@@ -575,7 +634,8 @@ class MiniBatchKMeans {
                     static_cast<long long>(Xs.rows), static_cast<long long>(positive));
     const CounterRng rng(p.seed, static_cast<std::uint64_t>(r));
     // k-means++'s passes fold 4096-row blocks: a thread per block at most (as for the batches).
-    const CpuBackend init_be{static_cast<int>(std::min<Index>(detail::resolve_threads(be.n_threads), (Xs.rows + 4095) / 4096))};
+    Backend init_be = be;
+    init_be.n_threads = static_cast<int>(std::min<Index>(detail::resolve_threads(be.n_threads), (Xs.rows + 4095) / 4096));
     const auto picked = p.init == KMeansInit::random
                             ? random_rows(Xs, wsv, p.n_clusters, rng, init_be.n_threads)
                             : kmeans_plusplus_rows(init_be, Xs, wsv, p.n_clusters, p.n_local_trials, rng);
@@ -584,8 +644,8 @@ class MiniBatchKMeans {
 
   /// n_init initialisations; the one of lowest distortion on init_size rows drawn uniformly (all rows
   /// with their weights when init_size >= n) wins.
-  template <class XView>
-  RowMatrix<T> best_initialisation(const CpuBackend& be, const XView& X, VectorView<T> w, Index batch) const {
+  template <class Backend, class XView>
+  RowMatrix<T> best_initialisation(const Backend& be, const XView& X, VectorView<T> w, Index batch) const {
     const Index init_size = resolved_init_size(batch, X.rows);
     detail::batch_t<XView> xv;
     std::vector<T> wv;
@@ -624,8 +684,8 @@ class MiniBatchKMeans {
   /// One step on batch X (data_rows[i]: the row of the caller's data that X's row i is, for events).
   /// whole: X is all of fit's data, and the reassignment check runs every step (each step has seen
   /// every row, whatever their number).
-  template <class XView>
-  MiniBatchStep step(const CpuBackend& be, Fitted& f, const XView& X, VectorView<T> w,
+  template <class Backend, class XView>
+  MiniBatchStep step(const Backend& be, Fitted& f, const XView& X, VectorView<T> w,
                      const std::vector<Index>& data_rows, bool whole) const {
     detail::Stopwatch clock;
     MiniBatchKMeansState<T>& st = f.state;
@@ -637,8 +697,9 @@ class MiniBatchKMeans {
     // ~50 us on one thread, and a parallel region per step cost ~12 ms a step on a loaded 2-core
     // machine (bench/RESULTS.md). The result does not depend on it.
     const Index work = X.rows * K * D;
-    const CpuBackend batch_be{static_cast<int>(
-        std::max<Index>(1, std::min<Index>(detail::resolve_threads(be.n_threads), work >> 22)))};
+    Backend batch_be = be;
+    batch_be.n_threads =
+        static_cast<int>(std::max<Index>(1, std::min<Index>(detail::resolve_threads(be.n_threads), work >> 22)));
     const KMeansStats s = kmeans_assign(batch_be, X, w, st.centers, labels.data());
     MiniBatchStep rec;
     rec.distortion_assign = s.distortion;
@@ -727,11 +788,11 @@ class MiniBatchKMeans {
           detail::format("MiniBatchKMeans::%s: this MiniBatchKMeans instance is not fitted yet; call fit() or partial_fit() first", what));
     return fitted_;
   }
-  template <class XView>
-  void check_input(const char* where, const XView& X) const {
+  template <class Backend, class XView>
+  void check_input(const Backend& be, const char* where, const XView& X) const {
     if (!is_fitted_)
       throw NotFittedError(detail::format("%s: this MiniBatchKMeans instance is not fitted yet; call fit() first", where));
-    check_data_on(CpuBackend{params_.n_threads}, where, X);
+    check_data_on(be, where, X);
     detail::check_features(where, X.cols, fitted_.n_features);
   }
 
