@@ -8,7 +8,9 @@
 // - the process's level is the highest the CPU runs, at most MIXTURA_ISA; unknown names are refused.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -273,6 +275,31 @@ TYPED_TEST(Dispatched, DetectorFollowsTheHeaderCpuBackend) {
     expect_detector_follows_the_cpu<TypeParam>(be);
     expect_detector_stream_follows_the_cpu<TypeParam>(be);
     expect_detector_is_the_backends_passes<TypeParam>(be);
+  }
+}
+
+TYPED_TEST(Dispatched, DetectorExplainsWithTheLevelsLabels) {
+  using T = TypeParam;
+  // explain_on labels the rows with the level's pass; the contributions are host code: the header's
+  // explain bit for bit at the baseline, the same components and contributions to rounding elsewhere.
+  // A row with a gap is explained under its observed marginal (NaN where missing).
+  RowMatrix<T> x = detector_data<T>(2000, 41);
+  DensityAnomalyDetector<T> det;
+  det.fit(MatrixView<T>(x));
+  RowMatrix<T> q = detector_data<T>(300, 42);
+  q(7, 1) = std::numeric_limits<T>::quiet_NaN();
+  const AnomalyExplanation want = det.explain(MatrixView<T>(q));
+  const double rel = trace_tolerance<T>();
+  for (const std::string& level : levels_here()) {
+    const AnomalyExplanation got = det.explain_on(dispatched_backend(0, level.c_str()), MatrixView<T>(q));
+    EXPECT_EQ(got.component, want.component) << level;
+    EXPECT_TRUE(std::isnan(got.contributions(7, 1))) << level;
+    const Eigen::ArrayXXd a = want.contributions.array().isNaN().select(0.0, want.contributions.array());
+    const Eigen::ArrayXXd b = got.contributions.array().isNaN().select(0.0, got.contributions.array());
+    if (level == "baseline")
+      EXPECT_TRUE((a == b).all() && (got.contributions.array().isNaN() == want.contributions.array().isNaN()).all());
+    else
+      EXPECT_LE((a - b).abs().maxCoeff(), rel * (1 + a.abs().maxCoeff())) << level;
   }
 }
 

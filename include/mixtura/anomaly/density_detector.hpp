@@ -215,14 +215,20 @@ class DensityAnomalyDetector {
   }
 
   /// Per-row, per-feature contributions under the responsible component (see AnomalyExplanation).
-  /// On the CPU only (there is no explain_on): beside its labelling pass each row takes a D x D
-  /// product under its component, host work, and explanations are asked of the few flagged rows.
   /// A row with gaps is explained under its observed features' marginal: a missing feature's
   /// contribution is NaN, an observed one's is that of the marginal (the same formula with the
   /// precision of the observed block, Sigma_oo^-1).
-  AnomalyExplanation explain(MatrixView<T> X) const {
+  AnomalyExplanation explain(MatrixView<T> X) const { return explain_on(CpuBackend{params_.n_threads}, X); }
+  /// explain with its labelling pass on a CPU backend (CpuBackend, DispatchedCpuBackend). There is no
+  /// device form: beside that pass each row takes a D x D product under its component, host work,
+  /// and explanations are asked of the few flagged rows.
+  template <class Backend>
+  AnomalyExplanation explain_on(const Backend& be, MatrixView<T> X) const {
+    static_assert(detail::is_host_cpu_backend<Backend>::value,
+                  "mixtura::DensityAnomalyDetector::explain_on runs on a CPU backend (CpuBackend, "
+                  "DispatchedCpuBackend): its per-row products are host work");
     const State& s = fitted("explain");
-    check_input<CpuBackend>("DensityAnomalyDetector::explain", X);
+    check_input<Backend>("DensityAnomalyDetector::explain", X);
     const GmmModel& m = s.density.model();
     const Index K = m.n_components, D = m.n_features;
     std::vector<Eigen::MatrixXd> precision(static_cast<std::size_t>(K));
@@ -236,8 +242,8 @@ class DensityAnomalyDetector {
     out.contributions.resize(X.rows, D);
     out.component.resize(static_cast<std::size_t>(X.rows));
     for_scaled_blocks(s, X, [&](Index begin, MatrixView<T> Z) {
-      const std::vector<std::int32_t> comp = s.density.predict(Z);
-      detail::for_blocks(Z.rows, 256, params_.n_threads, [] { return Eigen::VectorXd(); },
+      const std::vector<std::int32_t> comp = s.density.predict_on(be, Z);
+      detail::for_blocks(Z.rows, 256, be.n_threads, [] { return Eigen::VectorXd(); },
                          [&](Eigen::VectorXd& d, Index b, Index e) {
                            for (Index r = b; r < e; ++r) {
                              const Index k = comp[static_cast<std::size_t>(r)];
