@@ -191,12 +191,17 @@ void run_interruptibly(F&& f) {
   }
 }
 
+/// The backend of every pass on host arrays, named once: the header's CpuBackend, compiled into each
+/// _core_<level> copy (so the level is the copy's; mixtura/_core.py picks the copy).
+using HostBackend = mixtura::CpuBackend;
+inline HostBackend host_backend(int n_threads) { return HostBackend{n_threads}; }
+
 /// Calls f(backend) with the backend `device` names: "cpu", or "cuda" (device 0) in a build with the
 /// CUDA backend. Python resolves "auto" and checks for a device first (mixtura/_device.py); this is
 /// the last word.
 template <class F>
 void on_device(const std::string& device, int n_threads, F&& f) {
-  if (device == "cpu") return f(mixtura::CpuBackend{n_threads});
+  if (device == "cpu") return f(host_backend(n_threads));
 #if MIXTURA_HAS_CUDA
   if (device == "cuda") return f(mixtura::make_cuda_backend(0, n_threads));
   throw mixtura::InvalidArgument("device must be 'cpu' or 'cuda', got '" + device + "'");

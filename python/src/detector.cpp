@@ -108,7 +108,7 @@ py::object detector_eval(const Array<T>& X, const std::string& method, const DAr
   mixtura::AnomalyExplanation e;
   {
     py::gil_scoped_release release;
-    e = det.explain(Xv);
+    e = det.explain_on(host_backend(n_threads), Xv);
   }
   return py::make_tuple(matrix_array(e.contributions), labels_array<std::int32_t>(e.component));
 }

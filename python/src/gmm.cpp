@@ -295,7 +295,7 @@ Stats gmm_statistics(const Array<T>& X, const std::optional<Array<T>>& sample_we
   const auto Xv = view(X, "X");
   const auto wv = weights_view(sample_weight);
   py::gil_scoped_release release;
-  return gm.statistics(Xv, wv, static_cast<mixtura::Index>(first_row));
+  return gm.statistics_on(host_backend(n_threads), Xv, wv, static_cast<mixtura::Index>(first_row));
 }
 
 /// update() of a mixture holding the given model (or none: the statistics alone make it).
@@ -342,7 +342,7 @@ py::dict gmm_partial_fit(const Array<T>& X, const std::optional<Array<T>>& sampl
   }
   const auto Xv = view(X, "X");
   const auto wv = weights_view(sample_weight);
-  run_interruptibly([&] { gm.partial_fit(Xv, wv); });
+  run_interruptibly([&] { gm.partial_fit_on(host_backend(n_threads), Xv, wv); });
   return step_result(gm, n_iter);
 }
 
@@ -478,7 +478,7 @@ template <class T>
 py::array gmm_eval(const Array<T>& X, const std::string& type, const DArray& weights, const DArray& means,
                    const DArray& factors, const std::string& what, int n_threads) {
   const auto gm = gmm_with_model<T>(type, weights, means, factors, n_threads);
-  return gmm_eval_on(gm, mixtura::CpuBackend{n_threads}, view(X, "X"), what);
+  return gmm_eval_on(gm, host_backend(n_threads), view(X, "X"), what);
 }
 
 py::tuple gmm_sample(const std::string& type, const DArray& weights, const DArray& means, const DArray& factors,

@@ -107,7 +107,7 @@ py::array_t<std::int32_t> kmeans_predict(const Array<T>& X, const Array<T>& cent
   std::int32_t* out = labels.mutable_data();
   {
     py::gil_scoped_release release;
-    mixtura::kmeans_predict(mixtura::CpuBackend{n_threads}, Xv, mixtura::VectorView<T>{}, c, out);
+    mixtura::kmeans_predict(host_backend(n_threads), Xv, mixtura::VectorView<T>{}, c, out);
   }
   return labels;
 }
@@ -119,7 +119,7 @@ py::array_t<T> kmeans_transform(const Array<T>& X, const Array<T>& centers, int 
   mixtura::RowMatrix<T> d;
   {
     py::gil_scoped_release release;
-    d = mixtura::kmeans_transform(mixtura::CpuBackend{n_threads}, Xv, c);
+    d = mixtura::kmeans_transform(host_backend(n_threads), Xv, c);
   }
   return matrix_array(d);
 }
@@ -132,7 +132,7 @@ double kmeans_score(const Array<T>& X, const std::optional<Array<T>>& sample_wei
   const mixtura::RowMatrix<T> c = view(centers, "centers").map();
   py::gil_scoped_release release;
   // KMeans::score's value without its input checks (Python made them): one pass over X.
-  return -mixtura::kmeans_predict(mixtura::CpuBackend{n_threads}, Xv, wv, c, nullptr);
+  return -mixtura::kmeans_predict(host_backend(n_threads), Xv, wv, c, nullptr);
 }
 
 // ---- statistics of chunks ------------------------------------------------------------------------
@@ -222,7 +222,9 @@ py::dict statistics_dict_of(const XView& Xv, const std::optional<Array<T>>& samp
   mixtura::KMeansStats s;
   {
     py::gil_scoped_release release;
-    s = mixtura::kmeans_statistics(Xv, wv, c, nullptr, n_threads, static_cast<mixtura::Index>(keep_farthest));
+    // kmeans_statistics' pass (with its keep_farthest) on the bindings' backend.
+    s = mixtura::detail::host_statistics(host_backend(n_threads), Xv, wv, c, nullptr,
+                                         static_cast<mixtura::Index>(keep_farthest));
   }
   return stats_dict(s);
 }
@@ -269,7 +271,7 @@ py::dict kmeans_fit_csr(const Array<T>& values, const IndexArray& indices, const
   const auto Xv = csr_view(values, indices, indptr, rows, cols);
   const auto wv = weights_view(sample_weight);
   const auto Cv = init_centers ? view(*init_centers, "init") : mixtura::MatrixView<T>{};
-  run_interruptibly([&] { km.fit(Xv, wv, Cv); });
+  run_interruptibly([&] { km.fit_on(host_backend(n_threads), Xv, wv, Cv); });
   return kmeans_result(km);
 }
 
@@ -292,7 +294,7 @@ py::array_t<std::int32_t> kmeans_predict_csr(const Array<T>& values, const Index
   std::vector<std::int32_t> labels;
   {
     py::gil_scoped_release release;
-    labels = km.predict(Xv);
+    labels = km.predict_on(host_backend(n_threads), Xv);
   }
   return labels_array<std::int32_t>(labels);
 }
@@ -305,7 +307,7 @@ py::array_t<T> kmeans_transform_csr(const Array<T>& values, const IndexArray& in
   mixtura::RowMatrix<T> d;
   {
     py::gil_scoped_release release;
-    d = km.transform(Xv);
+    d = km.transform_on(host_backend(n_threads), Xv);
   }
   return matrix_array(d);
 }
@@ -318,7 +320,7 @@ double kmeans_score_csr(const Array<T>& values, const IndexArray& indices, const
   const auto Xv = csr_view(values, indices, indptr, rows, cols);
   const auto wv = weights_view(sample_weight);
   py::gil_scoped_release release;
-  return km.score(Xv, wv);
+  return km.score_on(host_backend(n_threads), Xv, wv);
 }
 
 template <class T>

@@ -106,7 +106,8 @@ py::dict minibatch_fit(const py::object& X, const std::optional<Array<T>>& sampl
   auto mb = make_minibatch<T>(args, init_centers.has_value());
   const auto wv = weights_view(sample_weight);
   const auto Cv = init_centers ? view(*init_centers, "init") : mixtura::MatrixView<T>{};
-  with_rows<T>(X, "MiniBatchKMeans.fit", [&](const auto& Xv) { run_interruptibly([&] { mb.fit(Xv, wv, Cv); }); });
+  const auto be = host_backend(mb.params().n_threads);
+  with_rows<T>(X, "MiniBatchKMeans.fit", [&](const auto& Xv) { run_interruptibly([&] { mb.fit_on(be, Xv, wv, Cv); }); });
   return minibatch_result(mb);
 }
 
@@ -128,8 +129,9 @@ py::dict minibatch_partial_fit(const py::object& X, const std::optional<Array<T>
   }
   const auto wv = weights_view(sample_weight);
   const auto Cv = init_centers ? view(*init_centers, "init") : mixtura::MatrixView<T>{};
+  const auto be = host_backend(mb.params().n_threads);
   with_rows<T>(X, "MiniBatchKMeans.partial_fit",
-               [&](const auto& Xv) { run_interruptibly([&] { mb.partial_fit(Xv, wv, Cv); }); });
+               [&](const auto& Xv) { run_interruptibly([&] { mb.partial_fit_on(be, Xv, wv, Cv); }); });
   return minibatch_result(mb);
 }
 
